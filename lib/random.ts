@@ -49,7 +49,9 @@ export class Rng {
 
   /** Restores a generator from {@linkcode Rng.state}. */
   static fromState(state: RngState): Rng {
-    if (!Array.isArray(state) || state.length !== 4 || state.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff)) {
+    if (
+      !Array.isArray(state) || state.length !== 4 || state.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff)
+    ) {
       throw new TypeError(`Rng state must be four unsigned 32-bit integers, got ${JSON.stringify(state)}`);
     }
     const rng = new Rng(0);
