@@ -13,3 +13,5 @@
  * @module
  */
 export { Rng, type RngState } from "./lib/random.ts";
+export * from "./lib/tensor/mod.ts";
+export { ProgressBar, type ProgressBarOptions } from "./lib/progress.ts";

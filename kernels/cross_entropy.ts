@@ -1,0 +1,69 @@
+/**
+ * Fused softmax cross-entropy over logits (rows, vocab) and integer targets: the forward writes each row's loss
+ * and log-sum-exp; the backward writes `(softmax - onehot) * dLoss / rows` without materialising the softmax.
+ *
+ * @module
+ */
+import { f32Literal, flatGrid, type KernelSource, workgroupReduce } from "./common.ts";
+
+const WG = 256;
+
+/** Bindings: logits, targets (i32), loss (write, per row), lse (write, per row). */
+export function crossEntropyForwardKernel(rows: number, vocab: number): KernelSource {
+  const grid = flatGrid(rows);
+  return {
+    name: "cross_entropy_forward",
+    workgroups: grid.workgroups,
+    source: `@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<i32>;
+@group(0) @binding(2) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = ${grid.index};
+  if (row >= ${rows}u) { return; }
+  let base = row * ${vocab}u;
+  var mx = ${f32Literal(-Infinity)};
+  for (var j = lid.x; j < ${vocab}u; j += ${WG}u) { mx = max(mx, logits[base + j]); }
+${workgroupReduce("max", "mx", "m", WG)}
+  var acc = 0.0;
+  for (var j = lid.x; j < ${vocab}u; j += ${WG}u) { acc += exp(logits[base + j] - m); }
+${workgroupReduce("sum", "acc", "total", WG)}
+  if (lid.x == 0u) {
+    let l = m + log(total);
+    let t = targets[row];
+    lse[row] = l;
+    // An out-of-range target gives NaN, so that bad data cannot train silently.
+    loss[row] = select(bitcast<f32>(0x7fc00000u), l - logits[base + u32(max(t, 0))], t >= 0 && t < ${vocab});
+  }
+}
+`,
+  };
+}
+
+/** Bindings: logits, targets, lse, dLoss (1 element, the gradient of the mean loss), dlogits (write). */
+export function crossEntropyBackwardKernel(rows: number, vocab: number): KernelSource {
+  const n = rows * vocab;
+  const grid = flatGrid(Math.ceil(n / WG));
+  return {
+    name: "cross_entropy_backward",
+    workgroups: grid.workgroups,
+    source: `@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<i32>;
+@group(0) @binding(2) var<storage, read> lse: array<f32>;
+@group(0) @binding(3) var<storage, read> dloss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = ${grid.index} * ${WG}u + lid.x;
+  if (i >= ${n}u) { return; }
+  let row = i / ${vocab}u;
+  let j = i % ${vocab}u;
+  let p = exp(logits[i] - lse[row]);
+  let onehot = select(0.0, 1.0, i32(j) == targets[row]);
+  dlogits[i] = (p - onehot) * dloss[0] * ${f32Literal(1 / rows)};
+}
+`,
+  };
+}
