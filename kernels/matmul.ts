@@ -53,6 +53,13 @@ export interface MatmulSpec {
   batchStrideB: number;
   /** Tile to use; chosen by {@linkcode chooseTile} when absent. */
   tile?: MatmulTile;
+  /**
+   * Split K into this many chunks, one per workgroup layer, each writing its partial product to
+   * `C[split]` (C then has shape (splitK, M, N) and the caller sums the layers). Needs batch 1.
+   */
+  splitK?: number;
+  /** Workgroup-memory layout: vec4 arrays (vector reads, component writes) or f32 arrays. */
+  shared?: "vec4" | "f32";
 }
 
 /** Picks the largest tile that still gives the GPU enough workgroups to fill it. */
@@ -71,6 +78,13 @@ export function matmulKernel(spec: MatmulSpec): KernelSource {
   const tx = BN / TN, ty = BM / TM, T = tx * ty;
   if (TM % 4 || TN % 4 || BM % TM || BN % TN) throw new Error(`Bad matmul tile ${JSON.stringify(tile)}`);
   const checkM = M % BM !== 0, checkN = N % BN !== 0, checkK = K % BK !== 0;
+  const splits = spec.splitK ?? 1;
+  if (splits > 1 && batch !== 1) throw new Error("Split-K matmul needs batch 1");
+  // Chunks are whole BK slices, so a tile never straddles two chunks.
+  const chunk = Math.ceil(K / splits / BK) * BK;
+  const f32Shared = (spec.shared ?? "f32") === "f32";
+  const sharedStore = (arr: string, idx: string, v: string) =>
+    f32Shared ? `${arr}[${idx}] = ${v};` : `{ let q = ${idx}; ${arr}[q >> 2u][q & 3u] = ${v}; }`;
 
   // Global loads: vector width 4 where the operand's contiguous dimension allows it.
   const wA = (transA ? M : K) % 4 === 0 ? 4 : 1;
@@ -104,10 +118,8 @@ export function matmulKernel(spec: MatmulSpec): KernelSource {
         const zero = w === 4 ? "vec4f(0.0)" : "0.0";
         emit(`    let v = ${inb ? `select(${zero}, ${load}, ${inb})` : load};`);
         if (w === 4) {
-          for (let c = 0; c < 4; c++) {
-            emit(`    { let idx = (kk + ${c}u) * ${outer}u + r; ${shared}[idx >> 2u][idx & 3u] = v[${c}]; }`);
-          }
-        } else emit(`    { let idx = kk * ${outer}u + r; ${shared}[idx >> 2u][idx & 3u] = v; }`);
+          for (let c = 0; c < 4; c++) emit(`    ${sharedStore(shared, `(kk + ${c}u) * ${outer}u + r`, `v[${c}]`)}`);
+        } else emit(`    ${sharedStore(shared, `kk * ${outer}u + r`, "v")}`);
         emit("  }");
       } else {
         const per = outer / w; // vectors per K-row of the tile
@@ -117,8 +129,12 @@ export function matmulKernel(spec: MatmulSpec): KernelSource {
         const load = w === 4 ? `${src}[(${base} + kg * ${stride}u + o) / 4u]` : `${src}[${base} + kg * ${stride}u + o]`;
         const zero = w === 4 ? "vec4f(0.0)" : "0.0";
         emit(`    let v = ${inb ? `select(${zero}, ${load}, ${inb})` : load};`);
-        if (w === 4) emit(`    ${shared}[(kk * ${outer}u + oo) >> 2u] = v;`);
-        else emit(`    { let idx = kk * ${outer}u + oo; ${shared}[idx >> 2u][idx & 3u] = v; }`);
+        if (w === 4 && !f32Shared) emit(`    ${shared}[(kk * ${outer}u + oo) >> 2u] = v;`);
+        else if (w === 4) {
+          emit(`    { let q = kk * ${outer}u + oo;`);
+          for (let c = 0; c < 4; c++) emit(`      ${shared}[q + ${c}u] = v[${c}];`);
+          emit("    }");
+        } else emit(`    ${sharedStore(shared, `kk * ${outer}u + oo`, "v")}`);
         emit("  }");
       }
     }
@@ -129,23 +145,34 @@ export function matmulKernel(spec: MatmulSpec): KernelSource {
   emit(`@group(0) @binding(0) var<storage, read> a: array<${wA === 4 ? "vec4f" : "f32"}>;`);
   emit(`@group(0) @binding(1) var<storage, read> b: array<${wB === 4 ? "vec4f" : "f32"}>;`);
   emit(`@group(0) @binding(2) var<storage, read_write> c: array<${N % 4 === 0 ? "vec4f" : "f32"}>;`);
-  emit(`var<workgroup> As: array<vec4f, ${(BK * BM) / 4}>;`);
-  emit(`var<workgroup> Bs: array<vec4f, ${(BK * BN) / 4}>;`);
+  if (f32Shared) {
+    emit(`var<workgroup> As: array<f32, ${BK * BM}>;`);
+    emit(`var<workgroup> Bs: array<f32, ${BK * BN}>;`);
+  } else {
+    emit(`var<workgroup> As: array<vec4f, ${(BK * BM) / 4}>;`);
+    emit(`var<workgroup> Bs: array<vec4f, ${(BK * BN) / 4}>;`);
+  }
   emit(`@compute @workgroup_size(${tx}, ${ty})`);
   emit(
     "fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, " +
       "@builtin(local_invocation_index) lid: u32) {",
   );
-  emit(`  let n0 = wid.x * ${BN}u; let m0 = wid.y * ${BM}u; let batch = wid.z;`);
+  emit(`  let n0 = wid.x * ${BN}u; let m0 = wid.y * ${BM}u; let batch = ${splits > 1 ? "0u" : "wid.z"};`);
   emit(`  let baseA = batch * ${spec.batchStrideA}u; let baseB = batch * ${spec.batchStrideB}u;`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < gn; j++) emit(`  var acc${i}_${j} = vec4f(0.0);`);
-  emit(`  for (var k0 = 0u; k0 < ${K}u; k0 += ${BK}u) {`);
+  if (splits > 1) emit(`  let kBegin = wid.z * ${chunk}u; let kEnd = min(kBegin + ${chunk}u, ${K}u);`);
+  else emit(`  let kBegin = 0u; let kEnd = ${K}u;`);
+  emit(`  for (var k0 = kBegin; k0 < kEnd; k0 += ${BK}u) {`);
   loadTile("A", wA, !transA, BM, M, transA ? M : K, "baseA", "m0", checkM);
   loadTile("B", wB, transB, BN, N, transB ? K : N, "baseB", "n0", checkN);
   emit("  workgroupBarrier();");
   for (let kk = 0; kk < BK; kk++) {
-    for (let g = 0; g < gm; g++) emit(`  let a${kk}_${g} = As[${(kk * BM) / 4 + (g * rowSpacing) / 4}u + l.y];`);
-    for (let g = 0; g < gn; g++) emit(`  let b${kk}_${g} = Bs[${(kk * BN) / 4 + (g * colSpacing) / 4}u + l.x];`);
+    const read = (arr: string, base: number, lane: string) =>
+      f32Shared
+        ? `vec4f(${[0, 1, 2, 3].map((c) => `${arr}[${base + c}u + ${lane} * 4u]`).join(", ")})`
+        : `${arr}[${base / 4}u + ${lane}]`;
+    for (let g = 0; g < gm; g++) emit(`  let a${kk}_${g} = ${read("As", kk * BM + g * rowSpacing, "l.y")};`);
+    for (let g = 0; g < gn; g++) emit(`  let b${kk}_${g} = ${read("Bs", kk * BN + g * colSpacing, "l.x")};`);
     for (let i = 0; i < TM; i++) {
       const av = `a${kk}_${Math.floor(i / 4)}[${i % 4}]`;
       for (let j = 0; j < gn; j++) emit(`  acc${i}_${j} = fma(vec4f(${av}), b${kk}_${j}, acc${i}_${j});`);
@@ -154,7 +181,7 @@ export function matmulKernel(spec: MatmulSpec): KernelSource {
   emit("  workgroupBarrier();");
   emit("  }");
   // Epilogue: thread rows are m0 + g*rowSpacing + l.y*4 + r, columns n0 + g*colSpacing + l.x*4 + (0..3).
-  emit(`  let baseC = batch * ${M * N}u;`);
+  emit(`  let baseC = ${splits > 1 ? "wid.z" : "batch"} * ${M * N}u;`);
   for (let i = 0; i < TM; i++) {
     const g = Math.floor(i / 4), r = i % 4;
     emit(`  { let row = m0 + ${g * rowSpacing + r}u + l.y * 4u;`);
@@ -179,8 +206,8 @@ export function matmulKernel(spec: MatmulSpec): KernelSource {
   }
   emit("}");
   return {
-    name: `matmul_${BM}x${BN}${transA ? "_tA" : ""}${transB ? "_tB" : ""}`,
+    name: `matmul_${BM}x${BN}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${splits > 1 ? "_splitK" : ""}`,
     source: lines.join("\n") + "\n",
-    workgroups: [Math.ceil(N / BN), Math.ceil(M / BM), batch],
+    workgroups: [Math.ceil(N / BN), Math.ceil(M / BM), splits > 1 ? Math.ceil(K / chunk) : batch],
   };
 }

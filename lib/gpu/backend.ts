@@ -65,7 +65,8 @@ export interface KernelTiming {
 }
 
 const MAX_DISPATCHES_PER_SUBMIT = 512;
-const MAX_PROFILED_DISPATCHES = 4096;
+// WebGPU caps a query set at 4096 queries: two timestamps per dispatch.
+const MAX_PROFILED_DISPATCHES = 2048;
 
 /** Rounds a byte size up to its pool size class: powers of two up to 1 MiB, then eighths of a power of two. */
 export function sizeClass(bytes: number): number {

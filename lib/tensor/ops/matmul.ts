@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { matmulKernel, type MatmulTile } from "../../../kernels/matmul.ts";
+import { chooseTile, matmulKernel, type MatmulTile } from "../../../kernels/matmul.ts";
+import { reduceKernel } from "../../../kernels/reduce.ts";
 import { gpu } from "../../gpu/backend.ts";
 import { record } from "../autograd.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
@@ -18,6 +19,19 @@ export interface MatmulOptions {
   transB?: boolean;
   /** Force a tile configuration (tests and benchmarks). */
   tile?: MatmulTile;
+  /** Force a split-K factor (tests and benchmarks); chosen automatically when absent. */
+  splitK?: number;
+  /** Workgroup-memory layout of the kernel (benchmarks). */
+  shared?: "vec4" | "f32";
+}
+
+/** Enough workgroups to fill a large GPU (132 SMs on an H100, a few workgroups each). */
+const TARGET_WORKGROUPS = 264;
+
+function chooseSplitK(spec: { batch: number; m: number; n: number; k: number }, tile: MatmulTile): number {
+  const groups = spec.batch * Math.ceil(spec.m / tile.bm) * Math.ceil(spec.n / tile.bn);
+  if (spec.batch !== 1 || groups >= TARGET_WORKGROUPS / 2 || spec.k < 1024) return 1;
+  return Math.max(1, Math.min(Math.floor(spec.k / 256), Math.ceil(TARGET_WORKGROUPS / groups), 32));
 }
 
 /**
@@ -56,22 +70,29 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   const out = empty([...batchShape, M, N]);
   if (out.size > 0) {
-    const k = matmulKernel({
-      batch,
-      m,
-      n: N,
-      k: K,
-      transA,
-      transB,
-      batchStrideA: strideA,
-      batchStrideB: strideB,
-      tile: opts.tile,
-    });
+    const spec = { batch, m, n: N, k: K, transA, transB, batchStrideA: strideA, batchStrideB: strideB };
+    const tile = opts.tile ?? chooseTile(spec);
+    const splits = opts.splitK ?? chooseSplitK(spec, tile);
     const backend = gpu();
-    backend.dispatch(backend.prepare(k.name, k.source), {
-      buffers: [a.buffer, b.buffer, out.buffer],
-      workgroups: k.workgroups,
-    });
+    if (splits > 1) {
+      // Few output tiles but a long K (weight gradients): split K across workgroups, then sum the layers.
+      const k = matmulKernel({ ...spec, tile, splitK: splits, shared: opts.shared });
+      const layers = k.workgroups[2];
+      const partial = gpu().alloc(layers * m * N * 4);
+      backend.dispatch(backend.prepare(k.name, k.source), {
+        buffers: [a.buffer, b.buffer, partial],
+        workgroups: k.workgroups,
+      });
+      const r = reduceKernel("sum", { outer: 1, reduced: layers, inner: m * N });
+      backend.dispatch(backend.prepare(r.name, r.source), { buffers: [partial, out.buffer], workgroups: r.workgroups });
+      backend.free(partial);
+    } else {
+      const k = matmulKernel({ ...spec, tile, shared: opts.shared });
+      backend.dispatch(backend.prepare(k.name, k.source), {
+        buffers: [a.buffer, b.buffer, out.buffer],
+        workgroups: k.workgroups,
+      });
+    }
   }
   return record(out, "matmul", [a, b], (dc) => {
     // C = op(a) op(b): dA = dC op(b)^T, dB = op(a)^T dC, written back in each operand's storage layout.
