@@ -15,3 +15,73 @@
 export { Rng, type RngState } from "./lib/random.ts";
 export * from "./lib/tensor/mod.ts";
 export { ProgressBar, type ProgressBarOptions } from "./lib/progress.ts";
+export {
+  type Config,
+  ConfigError,
+  type ConfigInput,
+  type ConfigIssue,
+  type FeedForwardKind,
+  type ModelConfig,
+  type ModelConfigInput,
+  type NormPlacement,
+  parseConfig,
+  parseModelConfig,
+  parseTrainConfig,
+  type PositionEncoding,
+  type TrainConfig,
+  type TrainConfigInput,
+} from "./lib/config.ts";
+export { cosineLr, type CosineScheduleOptions } from "./lib/schedule.ts";
+export {
+  bf16ToFloat32,
+  decodeSafetensors,
+  dtypeSize,
+  encodeSafetensors,
+  float32ToBf16,
+  readSafetensors,
+  readSafetensorsHeader,
+  type SafetensorsContents,
+  type SafetensorsDtype,
+  type SafetensorsHeader,
+  type SafetensorsReadOptions,
+  type SafetensorsWriteOptions,
+  type TensorData,
+  type TensorEntry,
+  type TensorInfo,
+  type TensorMap,
+  writeSafetensors,
+} from "./lib/safetensors.ts";
+export {
+  type ArrayMap,
+  type CheckpointState,
+  type NamedArray,
+  type OptimizerState,
+  readCheckpointFile,
+  writeCheckpointFile,
+  writeWeightsFile,
+} from "./lib/checkpoint_io.ts";
+export {
+  RandomBatchSampler,
+  type RandomBatchSamplerOptions,
+  type SamplerState,
+  type TokenBatch,
+  TokenDataset,
+  type TokenDatasetOptions,
+  type TokenDtype,
+  tokenDtypeForPath,
+  writeTokenFile,
+} from "./lib/data.ts";
+export {
+  type ForwardFlops,
+  forwardFlops,
+  type MemoryUsage,
+  memoryUsage,
+  modelFlopsUtilization,
+  type ModelShape,
+  type ParameterCounts,
+  parameterCounts,
+  type TrainingFlops,
+  trainingFlops,
+  trainingFlopsPerToken,
+  type WorkloadOptions,
+} from "./lib/accounting.ts";

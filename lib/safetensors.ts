@@ -132,7 +132,15 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error("safetensors.ts needs a little-endian platform");
 }
 
-/** The size in bytes of one element of `dtype`. */
+/**
+ * The size in bytes of one element of `dtype`.
+ *
+ * @example
+ * ```ts
+ * import { dtypeSize } from "./safetensors.ts";
+ * console.assert(dtypeSize("BF16") === 2 && dtypeSize("I64") === 8);
+ * ```
+ */
 export function dtypeSize(dtype: SafetensorsDtype): number {
   const info = DTYPES[dtype];
   if (!info) throw new TypeError(`Unknown safetensors dtype ${JSON.stringify(dtype)}`);
