@@ -12,6 +12,7 @@
  */
 import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import type { GradNode } from "./autograd.ts";
+import { factsBundle, JUPYTER_DISPLAY, type MimeBundle, previewValues } from "../display.ts";
 
 /** Element types. `i32` holds token ids and targets; `f32` everything else. */
 export type DType = "f32" | "i32";
@@ -152,6 +153,23 @@ export class Tensor {
   backward(): void {
     if (!backwardHook) throw new Error("Autograd is not loaded");
     backwardHook(this);
+  }
+
+  /** Rich display in Jupyter: shape, dtype, device, gradient state and a preview of the values. */
+  async [JUPYTER_DISPLAY](): Promise<MimeBundle> {
+    const facts: [string, string][] = [
+      ["shape", `(${this.shape.join(", ")})`],
+      ["dtype", this.dtype],
+      ["device", gpu().info.description],
+      ["requires grad", String(this.requiresGrad)],
+    ];
+    if (this.disposed) return factsBundle(`Tensor ${this.name} (disposed)`, facts);
+    if (this.grad) facts.push(["grad", `(${this.grad.shape.join(", ")})`]);
+    return factsBundle(
+      `Tensor${this.name ? " " + this.name : ""}`,
+      facts,
+      previewValues(await this.data(), this.shape),
+    );
   }
 
   /** Shape and dtype, e.g. `Tensor(2, 3) f32`. */
