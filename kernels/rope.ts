@@ -10,10 +10,11 @@ const WG = 256;
 
 /**
  * Bindings: x (rows, dim), positions (i32, one per row or one per `seq` rows cycling), cos and sin tables
- * (maxPos, dim/2), out (write). `inverse` rotates by the negative angle (the backward).
+ * (tableRows, dim/2), out (write). `inverse` rotates by the negative angle (the backward). Positions outside
+ * [0, tableRows) give NaN.
  */
 export function ropeKernel(
-  spec: { rows: number; dim: number; posPerRow: boolean; seq: number; inverse: boolean },
+  spec: { rows: number; dim: number; posPerRow: boolean; seq: number; tableRows: number; inverse: boolean },
 ): KernelSource {
   const half = spec.dim / 2;
   const n = spec.rows * half;
@@ -34,10 +35,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   if (i >= ${n}u) { return; }
   let row = i / ${half}u;
   let k = i % ${half}u;
-  let t = u32(${pos}) * ${half}u + k;
+  let p = ${pos};
+  let v = x[i];
+  // A position outside the table gives NaN rather than a silent rotation by whatever lies past its end.
+  if (p < 0 || p >= ${spec.tableRows}) { out[i] = vec2f(bitcast<f32>(0x7fc00000u)); return; }
+  let t = u32(p) * ${half}u + k;
   let c = cosTable[t];
   let s = ${sign}sinTable[t];
-  let v = x[i];
   out[i] = vec2f(v.x * c - v.y * s, v.x * s + v.y * c);
 }
 `,

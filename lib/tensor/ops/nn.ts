@@ -127,11 +127,11 @@ export function rmsNorm(x: Tensor, weight: Tensor, opts: { eps?: number } = {}):
 
 // ---- Rotary position embedding ----------------------------------------------------------------------------------
 
-const ropeTables = new Map<string, { cos: Tensor; sin: Tensor }>();
+const ropeTables = new Map<string, { cos: Tensor; sin: Tensor; size: number }>();
 
-function ropeTable(theta: number, dim: number, maxPos: number): { cos: Tensor; sin: Tensor } {
-  // Grow in powers of two so that a longer sequence rarely forces a new upload.
-  const size = 2 ** Math.ceil(Math.log2(Math.max(maxPos, 64)));
+function ropeTable(theta: number, dim: number, maxPos: number): { cos: Tensor; sin: Tensor; size: number } {
+  // Rows 0..maxPos inclusive; grow in powers of two so that a longer sequence rarely forces a new upload.
+  const size = 2 ** Math.ceil(Math.log2(Math.max(maxPos + 1, 64)));
   const key = `${theta}/${dim}/${size}`;
   let t = ropeTables.get(key);
   if (!t) {
@@ -143,7 +143,7 @@ function ropeTable(theta: number, dim: number, maxPos: number): { cos: Tensor; s
         s[p * half + k] = Math.sin(angle);
       }
     }
-    t = { cos: keep(tensor(c, { shape: [size, half] })), sin: keep(tensor(s, { shape: [size, half] })) };
+    t = { cos: keep(tensor(c, { shape: [size, half] })), sin: keep(tensor(s, { shape: [size, half] })), size };
     ropeTables.set(key, t);
   }
   return t;
@@ -153,7 +153,10 @@ function ropeTable(theta: number, dim: number, maxPos: number): { cos: Tensor; s
 export interface RopeOptions {
   /** Base of the frequencies (CS336: 10000). */
   theta?: number;
-  /** The largest position that can occur (sizes the cos/sin table); defaults to the sequence length. */
+  /**
+   * The largest position that can occur (sizes the cos/sin table); defaults to the sequence length. Positions
+   * outside the table (negative, or larger than this rounded up to a power of two) give NaN.
+   */
   maxPosition?: number;
 }
 
@@ -181,7 +184,7 @@ export function rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tens
     );
   }
   const table = ropeTable(opts.theta ?? 10000, dim, opts.maxPosition ?? seq);
-  const spec = { rows: prod(rowsShape), dim, posPerRow, seq };
+  const spec = { rows: prod(rowsShape), dim, posPerRow, seq, tableRows: table.size };
   const y = empty(x.shape);
   if (y.size > 0) run(ropeKernel({ ...spec, inverse: false }), [x, positions, table.cos, table.sin, y]);
   return record(y, "rope", [x], (dy) => {
