@@ -65,6 +65,7 @@ export { broadcastTo, concat, permute, reshape, slice, transpose } from "./ops/m
 export { matmul, type MatmulOptions } from "./ops/matmul.ts";
 export {
   attention,
+  type AttentionOptions,
   crossEntropy,
   embedding,
   logSoftmax,

@@ -11,13 +11,20 @@ import { rmsNormBackwardKernel, rmsNormForwardKernel } from "../../../kernels/rm
 import { ropeKernel } from "../../../kernels/rope.ts";
 import { softmaxBackwardKernel, softmaxForwardKernel, type SoftmaxSpec } from "../../../kernels/softmax.ts";
 import type { KernelSource } from "../../../kernels/common.ts";
+import {
+  attentionBackwardDkvKernel,
+  attentionBackwardDqKernel,
+  attentionForwardKernel,
+  type AttentionSpec,
+  fusedAttentionSupports,
+} from "../../../kernels/attention.ts";
 import { gpu } from "../../gpu/backend.ts";
 import { record } from "../autograd.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, keep, type Tensor } from "../tensor.ts";
 import { fill, mapElements } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
-import { mean, sumTo } from "./reduce.ts";
+import { mean, sum, sumTo } from "./reduce.ts";
 import { reshape } from "./movement.ts";
 import { tensor } from "../create.ts";
 
@@ -250,21 +257,58 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
 
 // ---- Attention ------------------------------------------------------------------------------------------------
 
+/** Options of {@linkcode attention}. */
+export interface AttentionOptions {
+  /** Causal mask (default true): query i sees key j when j <= i + (keys - queries). */
+  causal?: boolean;
+  /** Score scale (default 1/sqrt(d)). */
+  scale?: number;
+  /** Use the fused kernels when the head dim allows (default true); false forces the composite. */
+  fused?: boolean;
+}
+
 /**
- * Scaled dot-product attention `softmax(q k^T / sqrt(d)) v` over (..., T, d) tensors, causal by default. The
- * mask and scale are fused into the softmax kernel; the gradient comes from matmul's and softmax's.
+ * Scaled dot-product attention `softmax(q k^T * scale) v` over (..., T, d) tensors, causal by default.
+ *
+ * For head dims that are a multiple of 4 up to 64 it runs fused FlashAttention-style kernels (no T x T matrix in
+ * memory); otherwise it is a composite of matmul and the fused masked softmax, whose gradients it inherits.
  *
  * @example
  * ```ts ignore
  * const out = attention(q, k, v); // (B, H, T, hd)
  * ```
  */
-export function attention(q: Tensor, k: Tensor, v: Tensor, opts: { causal?: boolean; scale?: number } = {}): Tensor {
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const d = q.shape[q.ndim - 1];
-  if (k.shape[k.ndim - 1] !== d || k.shape[k.ndim - 2] !== v.shape[v.ndim - 2]) {
+  const tq = q.shape[q.ndim - 2], tk = k.shape[k.ndim - 2];
+  const lead = q.shape.slice(0, -2);
+  if (
+    q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim || k.shape[k.ndim - 1] !== d ||
+    v.shape[v.ndim - 2] !== tk || !sameShape(k.shape.slice(0, -2), lead) || !sameShape(v.shape.slice(0, -2), lead)
+  ) {
     throw new Error(`attention: q ${q.describe()}, k ${k.describe()}, v ${v.describe()} do not fit together`);
   }
+  const causal = opts.causal ?? true, scale = opts.scale ?? 1 / Math.sqrt(d);
+  if (causal && tq > tk) throw new Error(`attention: causal attention needs queries (${tq}) <= keys (${tk})`);
+  const dv = v.shape[v.ndim - 1];
+  if ((opts.fused ?? true) && dv === d && fusedAttentionSupports(d) && tq > 0 && tk > 0) {
+    return fusedAttention(q, k, v, { bh: prod(lead), tq, tk, d, scale, causal });
+  }
   const scores = matmul(q, k, { transB: true }); // (..., Tq, Tk)
-  const p = softmax(scores, { scale: opts.scale ?? 1 / Math.sqrt(d), causal: opts.causal ?? true });
+  const p = softmax(scores, { scale, causal });
   return matmul(p, v); // (..., Tq, dv)
+}
+
+function fusedAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec): Tensor {
+  const out = empty(q.shape), lse = empty([spec.bh, spec.tq]);
+  run(attentionForwardKernel(spec), [q, k, v, out, lse]);
+  return record(out, "attention", [q, k, v], (dout) => {
+    // delta_i = rowsum(dO_i * O_i), the softmax backward's correction term.
+    const delta = sum(mapElements("attention_delta", [dout, out], "v0 * v1"), { axis: -1 });
+    const dq = empty(q.shape), dk = empty(k.shape), dv = empty(v.shape);
+    run(attentionBackwardDqKernel(spec), [q, k, v, dout, lse, delta, dq]);
+    run(attentionBackwardDkvKernel(spec), [q, k, v, dout, lse, delta, dk, dv]);
+    delta.dispose();
+    return [dq, dk, dv];
+  });
 }
