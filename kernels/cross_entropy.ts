@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, workgroupReduce } from "./common.ts";
+import { f32Literal, flatGrid, type KernelSource } from "./common.ts";
 
 const WG = 256;
 
@@ -19,17 +19,36 @@ export function crossEntropyForwardKernel(rows: number, vocab: number): KernelSo
 @group(0) @binding(2) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
 var<workgroup> red: array<f32, ${WG}>;
+var<workgroup> redMax: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let row = ${grid.index};
   if (row >= ${rows}u) { return; }
   let base = row * ${vocab}u;
+  // One pass with an online max: each thread keeps (max, sum of exp relative to it), then the pairs are merged.
   var mx = ${f32Literal(-Infinity)};
-  for (var j = lid.x; j < ${vocab}u; j += ${WG}u) { mx = max(mx, logits[base + j]); }
-${workgroupReduce("max", "mx", "m", WG)}
   var acc = 0.0;
-  for (var j = lid.x; j < ${vocab}u; j += ${WG}u) { acc += exp(logits[base + j] - m); }
-${workgroupReduce("sum", "acc", "total", WG)}
+  for (var j = lid.x; j < ${vocab}u; j += ${WG}u) {
+    let x = logits[base + j];
+    if (x > mx) { acc = acc * exp(mx - x) + 1.0; mx = x; } else { acc += exp(x - mx); }
+  }
+  redMax[lid.x] = mx;
+  red[lid.x] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid.x < s) {
+      let m1 = redMax[lid.x]; let m2 = redMax[lid.x + s];
+      let m = max(m1, m2);
+      // Guard -inf - -inf for threads that saw no element.
+      let a1 = select(red[lid.x] * exp(m1 - m), 0.0, m1 == ${f32Literal(-Infinity)});
+      let a2 = select(red[lid.x + s] * exp(m2 - m), 0.0, m2 == ${f32Literal(-Infinity)});
+      redMax[lid.x] = m;
+      red[lid.x] = a1 + a2;
+    }
+    workgroupBarrier();
+  }
+  let m = redMax[0];
+  let total = red[0];
   if (lid.x == 0u) {
     let l = m + log(total);
     let t = targets[row];
