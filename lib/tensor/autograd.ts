@@ -115,6 +115,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
   if (!grad && loss.size !== 1) {
     throw new Error(`backward() without a gradient needs a one-element loss, got ${loss.describe()}`);
   }
+  checkUsable(loss);
   // Topological order by iterative DFS (models are deep enough to overflow recursion).
   const order: Tensor[] = [];
   const seen = new Set<number>();
@@ -133,7 +134,10 @@ export function backward(loss: Tensor, grad?: Tensor): void {
     if (i < inputs.length) {
       top[1]++;
       const child = inputs[i];
-      if (child.requiresGrad && !seen.has(child.id)) stack.push([child, 0]);
+      if (child.requiresGrad && !seen.has(child.id)) {
+        checkUsable(child);
+        stack.push([child, 0]);
+      }
     } else {
       stack.pop();
       order.push(t);
@@ -184,7 +188,29 @@ export function backward(loss: Tensor, grad?: Tensor): void {
     })
   );
   // Release the graph so that saved tensors can be freed.
-  for (const t of order) t.node = null;
+  for (const t of order) {
+    if (t.node) released.add(t);
+    t.node = null;
+  }
+}
+
+/** Results of ops whose graph a backward() has released: they cannot be differentiated through again. */
+const released = new WeakSet<Tensor>();
+
+/**
+ * A disposed or released tensor in the graph would otherwise look like a leaf (its node is gone), and the
+ * gradient to everything before it would be dropped without a word.
+ */
+function checkUsable(t: Tensor): void {
+  if (t.disposed) {
+    throw new Error(`backward(): ${t.describe()} in the graph was disposed before backward() reached it`);
+  }
+  if (released.has(t)) {
+    throw new Error(
+      `backward(): ${t.describe()} comes from a graph that an earlier backward() released; ` +
+        "recompute the forward to differentiate again",
+    );
+  }
 }
 
 setBackwardHook((t) => backward(t));
