@@ -156,3 +156,38 @@ Deno.test("matmul: gradients of odd-sized products equal the analytic reference"
     }
   }
 });
+
+Deno.test("matmul: split-K, forced and automatic, K not a multiple of the chunk, both shared layouts", async () => {
+  const rng = rngFor("matmul-splitk");
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  const cases: [number, number, number, number, boolean, boolean, "vec4" | "f32" | undefined][] = [
+    [7, 13, 50, 3, false, false, undefined],
+    [7, 13, 50, 4, true, false, undefined],
+    [9, 8, 20, 8, false, true, undefined],
+    [33, 5, 70, 2, true, true, "vec4"],
+    [12, 16, 64, 4, false, false, "vec4"],
+  ];
+  for (const [m, n, k, splitK, transA, transB, shared] of cases) {
+    const a = randNd(rng, stored([], m, k, transA)), b = randNd(rng, stored([], k, n, transB));
+    outs.push(matmul(upload(a), upload(b), { transA, transB, splitK, shared, tile: matmulTiles.small }));
+    expected.push(ref.matmul(a, b, { transA, transB }));
+  }
+  // A long K with a single output tile is split automatically.
+  const a = randNd(rng, [5, 1030]), b = randNd(rng, [1030, 7]);
+  outs.push(matmul(upload(a), upload(b)));
+  expected.push(ref.matmul(a, b));
+  await expectClose(outs, expected, tolFor(1030));
+});
+
+Deno.test("matmul: the weight gradient over a long batch (split-K in the backward) matches the reference", async () => {
+  const rng = rngFor("matmul-splitk-grad");
+  const x = randNd(rng, [2, 515, 6]), w = randNd(rng, [6, 5]), r = randNd(rng, [2, 515, 5]);
+  const pw = param(upload(w));
+  const [gw] = await tidy(async () => {
+    sum(mul(matmul(upload(x), pw), upload(r))).backward();
+    return await readAll([pw.grad!]);
+  });
+  pw.dispose();
+  const expected = ref.matmul(ref.nd([1030, 6], x.data), ref.nd([1030, 5], r.data), { transA: true });
+  assertClose(gw, expected.data, { ...tolFor(1030), msg: "dW" });
+});
