@@ -29,10 +29,17 @@ function reduceAxis(kind: ReduceKind, x: Tensor, axis: number, scale: number): T
     const chunk = 4096;
     const rows = Math.ceil(R / chunk);
     if (rows * chunk === R) {
-      const partial = reduceAxis(kind, reshape(x, [rows, chunk]), 1, 1);
-      const total = reduceAxis(kind, reshape(partial, [rows]), 0, scale);
+      // The views hold references to their storage: dispose each once the kernel that reads it is recorded.
+      const rowsView = reshape(x, [rows, chunk]);
+      const partial = reduceAxis(kind, rowsView, 1, 1);
+      rowsView.dispose();
+      const partialView = reshape(partial, [rows]);
       partial.dispose();
-      return reshape(total, outShape);
+      const total = reduceAxis(kind, partialView, 0, scale);
+      partialView.dispose();
+      const out = reshape(total, outShape);
+      total.dispose();
+      return out;
     }
   }
   const out = empty(outShape, "f32");
@@ -133,6 +140,12 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
   }
   const axes = x.shape.map((_, i) => i).filter((i) => i < pad || (shape[i - pad] === 1 && x.shape[i] !== 1));
   if (axes.length === 0) return reshape(x, shape);
-  const s = sum(x, { axis: axes, keepDims: true });
-  return reshape(s, shape);
+  // One recorded op, so that the intermediate sum can be freed (its reshape view keeps the storage).
+  const y = noGrad(() => {
+    const s = sum(x, { axis: axes, keepDims: true });
+    const shaped = reshape(s, shape);
+    s.dispose();
+    return shaped;
+  });
+  return record(y, "sumTo", [x], (dy) => [broadcastTo(dy, x.shape)]);
 }
