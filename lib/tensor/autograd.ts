@@ -19,6 +19,8 @@ export interface GradNode {
   inputs: Tensor[];
   /** Maps the gradient of the output to the gradients of the inputs (null where none flows). */
   backward: (dy: Tensor) => (Tensor | null)[];
+  /** Tensors only `backward` reads (e.g. saved row statistics): freed when the node is released. */
+  saved?: Tensor[];
 }
 
 let gradEnabled = true;
@@ -49,17 +51,21 @@ export function noGrad<T>(fn: () => T): T {
 
 /**
  * Records `out` as produced by an op from `inputs` when any input requires gradients. Ops call this right after
- * computing their forward. Returns `out`.
+ * computing their forward. `saved` are tensors that only the backward reads: they are freed with the node (after
+ * `backward()`, or when `out` is disposed), or right away when nothing is recorded. Returns `out`.
  */
 export function record(
   out: Tensor,
   op: string,
   inputs: Tensor[],
   backward: (dy: Tensor) => (Tensor | null)[],
+  saved?: Tensor[],
 ): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward };
+    out.node = { op, inputs, backward, saved };
+  } else if (saved) {
+    for (const t of saved) t.dispose();
   }
   return out;
 }
@@ -190,6 +196,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
   // Release the graph so that saved tensors can be freed.
   for (const t of order) {
     if (t.node) released.add(t);
+    for (const x of t.node?.saved ?? []) x.dispose();
     t.node = null;
   }
 }

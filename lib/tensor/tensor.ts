@@ -121,6 +121,7 @@ export class Tensor {
     if (!this.#storage) return;
     this.#storage.release();
     this.#storage = null;
+    for (const t of this.node?.saved ?? []) t.dispose();
     this.node = null;
     this.grad?.dispose();
     this.grad = null;

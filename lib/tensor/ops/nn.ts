@@ -19,7 +19,7 @@ import {
   fusedAttentionSupports,
 } from "../../../kernels/attention.ts";
 import { gpu } from "../../gpu/backend.ts";
-import { record } from "../autograd.ts";
+import { noGrad, record } from "../autograd.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, keep, type Tensor } from "../tensor.ts";
 import { fill, mapElements } from "./elementwise.ts";
@@ -129,7 +129,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, opts: { eps?: number } = {}):
       dw = sumTo(mapElements("rmsnorm_weight_backward", [x2, dy2, r2], "v0 * v1 * v2"), [dim]);
     }
     return [dx, dw];
-  });
+  }, [rstd]);
 }
 
 // ---- Rotary position embedding ----------------------------------------------------------------------------------
@@ -252,7 +252,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
     const dl = empty(logits.shape);
     run(crossEntropyBackwardKernel(rows, vocab), [logits, targets, lse, dy, dl]);
     return [dl];
-  });
+  }, [lse]);
 }
 
 // ---- Attention ------------------------------------------------------------------------------------------------
@@ -294,9 +294,34 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if ((opts.fused ?? true) && dv === d && fusedAttentionSupports(d) && tq > 0 && tk > 0) {
     return fusedAttention(q, k, v, { bh: prod(lead), tq, tk, d, scale, causal });
   }
-  const scores = matmul(q, k, { transB: true }); // (..., Tq, Tk)
-  const p = softmax(scores, { scale, causal });
-  return matmul(p, v); // (..., Tq, dv)
+  return compositeAttention(q, k, v, { tq, tk, scale, causal });
+}
+
+/**
+ * Attention as matmul + fused masked softmax + matmul, recorded as one op: the scores are freed as soon as the
+ * softmax has read them, and the probabilities live only as long as the backward needs them.
+ */
+function compositeAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  spec: { tq: number; tk: number; scale: number; causal: boolean },
+): Tensor {
+  const { tq, tk, scale, causal } = spec;
+  const [p, out] = noGrad(() => {
+    const scores = matmul(q, k, { transB: true }); // (..., Tq, Tk)
+    const p = softmax(scores, { scale, causal });
+    scores.dispose();
+    return [p, matmul(p, v)]; // (..., Tq, dv)
+  });
+  return record(out, "attention", [q, k, v], (dout) => {
+    const dv = matmul(p, dout, { transA: true });
+    const dp = matmul(dout, v, { transB: true });
+    const ds = empty(dp.shape);
+    const softmaxSpec = { rows: ds.size / Math.max(tk, 1), cols: tk, scale, causalQueries: causal ? tq : undefined };
+    if (ds.size > 0) run(softmaxBackwardKernel({ ...softmaxSpec, log: false }), [p, dp, ds]);
+    return [matmul(ds, k), matmul(ds, q, { transA: true }), dv];
+  }, [p]);
 }
 
 function fusedAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec): Tensor {
@@ -310,5 +335,5 @@ function fusedAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec): T
     run(attentionBackwardDkvKernel(spec), [q, k, v, dout, lse, delta, dk, dv]);
     delta.dispose();
     return [dq, dk, dv];
-  });
+  }, [lse]);
 }
