@@ -231,8 +231,14 @@ Deno.test("crossEntropy: the backward scales with the incoming gradient", async 
 
 Deno.test("attention: causal and full, fewer queries than keys, custom scale; gradients for q, k, v", async () => {
   const rng = rngFor("attention");
-  const cases: { q: number[]; kv: number[]; dv: number; causal?: boolean; scale?: number }[] = [
+  const cases: { q: number[]; kv: number[]; dv: number; causal?: boolean; scale?: number; fused?: boolean }[] = [
+    // Head dims that are multiples of 4 up to 64 with dv = d run the fused kernels, unless fused is false.
     { q: [2, 2, 5, 4], kv: [2, 2, 5, 4], dv: 4 },
+    { q: [2, 2, 5, 4], kv: [2, 2, 5, 4], dv: 4, fused: false },
+    { q: [1, 2, 3, 8], kv: [1, 2, 7, 8], dv: 8 },
+    { q: [1, 37, 8], kv: [1, 37, 8], dv: 8, scale: 0.3 },
+    { q: [2, 3, 16], kv: [2, 6, 16], dv: 16, causal: false },
+    { q: [1, 3, 16], kv: [1, 6, 16], dv: 16, causal: false, fused: false },
     { q: [1, 2, 3, 4], kv: [1, 2, 6, 4], dv: 5 },
     { q: [2, 5, 3], kv: [2, 5, 3], dv: 3, causal: false },
     { q: [1, 4, 6], kv: [1, 4, 6], dv: 2, scale: 0.9 },
@@ -240,7 +246,7 @@ Deno.test("attention: causal and full, fewer queries than keys, custom scale; gr
   ];
   for (const c of cases) {
     const vShape = [...c.kv.slice(0, -1), c.dv];
-    const opts = { causal: c.causal, scale: c.scale };
+    const opts = { causal: c.causal, scale: c.scale, fused: c.fused };
     await checkGrad({
       name: `attention q ${JSON.stringify(c.q)} kv ${JSON.stringify(c.kv)} dv ${c.dv} ${JSON.stringify(opts)}`,
       inputs: [randNd(rng, c.q), randNd(rng, c.kv), randNd(rng, vShape)],
