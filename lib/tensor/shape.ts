@@ -28,11 +28,12 @@ export function broadcastShapes(op: string, ...shapes: (readonly number[])[]): n
   return out;
 }
 
-/** Resolves a possibly negative axis against `ndim`; throws naming the op when out of range. */
-export function normAxis(op: string, axis: number, ndim: number): number {
+/** Resolves a possibly negative axis against `shape`; throws naming the op and the shape when out of range. */
+export function normAxis(op: string, axis: number, shape: readonly number[]): number {
+  const ndim = shape.length;
   const a = axis < 0 ? axis + ndim : axis;
   if (!Number.isInteger(axis) || a < 0 || a >= ndim) {
-    throw new RangeError(`${op}: axis ${axis} is out of range for a tensor of ${ndim} dimensions`);
+    throw new RangeError(`${op}: axis ${axis} is out of range for shape ${fmt(shape)} (${ndim} dimensions)`);
   }
   return a;
 }

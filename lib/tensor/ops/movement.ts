@@ -71,7 +71,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
  */
 export function permute(x: Tensor, axes: readonly number[]): Tensor {
   const nd = x.ndim;
-  const ax = axes.map((a) => normAxis("permute", a, nd));
+  const ax = axes.map((a) => normAxis("permute", a, x.shape));
   if (ax.length !== nd || new Set(ax).size !== nd) {
     throw new Error(`permute: axes [${axes}] are not a permutation of ${nd} dims of ${x.describe()}`);
   }
@@ -94,7 +94,7 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
  */
 export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
   const axes = [...x.shape.keys()];
-  const a = normAxis("transpose", dim0, x.ndim), b = normAxis("transpose", dim1, x.ndim);
+  const a = normAxis("transpose", dim0, x.shape), b = normAxis("transpose", dim1, x.shape);
   [axes[a], axes[b]] = [axes[b], axes[a]];
   return permute(x, axes);
 }
@@ -108,7 +108,7 @@ export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
  * ```
  */
 export function slice(x: Tensor, { axis, start, end }: { axis: number; start: number; end?: number }): Tensor {
-  const a = normAxis("slice", axis, x.ndim);
+  const a = normAxis("slice", axis, x.shape);
   const size = x.shape[a];
   const s = start < 0 ? start + size : start;
   const e = end === undefined ? size : end < 0 ? end + size : end;
@@ -146,7 +146,7 @@ function padInto(part: Tensor, shape: readonly number[], axis: number, start: nu
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new Error("concat: needs at least one tensor");
   const first = xs[0];
-  const a = normAxis("concat", axis, first.ndim);
+  const a = normAxis("concat", axis, first.shape);
   for (const x of xs) {
     if (x.ndim !== first.ndim || x.dtype !== first.dtype || x.shape.some((d, i) => i !== a && d !== first.shape[i])) {
       throw new Error(`concat: shapes ${xs.map((t) => t.describe()).join(", ")} do not match outside axis ${axis}`);

@@ -55,7 +55,7 @@ function reduce(kind: ReduceKind, x: Tensor, opts: ReduceOptions, mean: boolean)
   if (x.dtype !== "f32") throw new TypeError(`${op} needs an f32 tensor, got ${x.describe()}`);
   const axes = opts.axis === undefined
     ? [...x.shape.keys()]
-    : [...new Set((Array.isArray(opts.axis) ? opts.axis : [opts.axis]).map((a) => normAxis(op, a, x.ndim)))];
+    : [...new Set((Array.isArray(opts.axis) ? opts.axis : [opts.axis]).map((a) => normAxis(op, a, x.shape)))];
   const count = axes.reduce((n, a) => n * x.shape[a], 1);
   if (count === 0 && kind === "max") throw new Error(`max: cannot reduce an empty axis of ${x.describe()}`);
   const keptShape = x.shape.map((d, i) => axes.includes(i) ? 1 : d);
