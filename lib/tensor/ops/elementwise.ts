@@ -181,7 +181,9 @@ function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
     const grads: Tensor[] = [];
     [a, b].forEach((x, side) => {
       if (typeof x === "number") return;
-      grads.push(mapElements(`${op}_backward${side}`, all, def.backward[side](ra, rb, vy, vdy)));
+      const expr = def.backward[side](ra, rb, vy, vdy);
+      // A gradient that is dy itself (add, sub's left side) needs no kernel: autograd gives each owner a view.
+      grads.push(expr === vdy ? dy : mapElements(`${op}_backward${side}`, all, expr));
     });
     return grads;
   });
