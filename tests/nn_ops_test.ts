@@ -265,3 +265,16 @@ Deno.test("attention: the first query of a causal attention sees only the first 
   const [y] = await readAll([out]);
   assertClose(y.slice(0, 2), v.data.slice(0, 2), { atol: 1e-7, rtol: 1e-6 });
 });
+
+Deno.test("row kernels with more than 65,535 rows use the 2-D launch grid correctly", async () => {
+  const rng = rngFor("grid");
+  const rows = 65537;
+  const x = randNd(rng, [rows, 2], { low: -2, high: 2 });
+  const targets = randInts(rng, rows, 2);
+  const t = upload(x);
+  await expectClose(
+    [softmax(t), sum(t, { axis: -1 }), crossEntropy(t, uploadInts(targets, [rows]))],
+    [ref.softmax(x), ref.reduce(x, "sum", -1), ref.crossEntropy(x, targets)],
+    { atol: 1e-6, rtol: 1e-5 },
+  );
+});
