@@ -121,6 +121,9 @@ export function backward(loss: Tensor, grad?: Tensor): void {
   if (!grad && loss.size !== 1) {
     throw new Error(`backward() without a gradient needs a one-element loss, got ${loss.describe()}`);
   }
+  if (grad && grad.shape.join() !== loss.shape.join()) {
+    throw new Error(`backward(): gradient ${grad.describe()} does not match the shape of ${loss.describe()}`);
+  }
   checkUsable(loss);
   // Topological order by iterative DFS (models are deep enough to overflow recursion).
   const order: Tensor[] = [];
