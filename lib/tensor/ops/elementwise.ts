@@ -138,7 +138,7 @@ const binaryOps: Record<BinaryOp, {
     // pow() in WGSL is undefined for negative bases; use exp(b*log|a|) with the sign fixed for integer b.
     forward: (a, b) =>
       `select(select(1.0, -1.0, ${a} < 0.0 && fract(${b} * 0.5) != 0.0) * exp(${b} * log(abs(${a}))), ` +
-      `select(0.0, 1.0, ${b} == 0.0), ${a} == 0.0)`,
+      `select(select(0.0, ${f32Literal(Infinity)}, ${b} < 0.0), 1.0, ${b} == 0.0), ${a} == 0.0)`,
     backward: [
       (a, b, y, dy) => `select(${dy} * ${b} * ${y} / ${a}, select(0.0, ${dy}, ${b} == 1.0), ${a} == 0.0)`,
       (a, _b, y, dy) => `select(0.0, ${dy} * ${y} * log(${a}), ${a} > 0.0)`,
