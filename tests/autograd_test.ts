@@ -143,6 +143,9 @@ Deno.test("backward with an explicit output gradient, and its errors", async () 
   backward(y, tensor([1, 0, -1]));
   assertEquals(Array.from(await x.grad!.data()), [2, 0, -6]);
   assertThrows(() => backward(tensor([1])), "does not require grad");
+  // A gradient of another shape is an error naming both, not a broadcast.
+  assertThrows(() => backward(mul(x, x), tensor([1, 2])), "(2) f32");
+  assertThrows(() => backward(mul(x, x), tensor([5])), "(3) f32");
   x.dispose();
 });
 
