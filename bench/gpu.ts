@@ -22,7 +22,7 @@ import {
   type Tensor,
   tensor,
   tidy,
-} from "../mod.ts";
+} from "../lib/tensor/mod.ts"; // not mod.ts: the GPU machine has no network for npm packages
 import { type MatmulTile, matmulTiles } from "../kernels/matmul.ts";
 import { param } from "../lib/tensor/create.ts";
 

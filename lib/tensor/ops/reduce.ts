@@ -42,6 +42,23 @@ function reduceAxis(kind: ReduceKind, x: Tensor, axis: number, scale: number): T
       return out;
     }
   }
+  // A long reduced axis over few columns (weight gradients: sum over B*T rows of a (rows, d) tensor) gives one
+  // thread per column and a long serial loop: split the axis into groups reduced in parallel, then reduce those.
+  if (inner > 1 && R >= 512 && outer * inner < 1 << 16) {
+    const groups = [64, 32, 16, 8, 4, 2].find((g) => R % g === 0 && R / g >= 8);
+    if (groups) {
+      const split = reshape(x, [outer, groups, R / groups, inner]);
+      const partial = reduceAxis(kind, split, 2, 1); // (outer, groups, 1, inner)
+      split.dispose();
+      const partialView = reshape(partial, [outer, groups, inner]);
+      partial.dispose();
+      const total = reduceAxis(kind, partialView, 1, scale); // (outer, 1, inner)
+      partialView.dispose();
+      const result = reshape(total, outShape);
+      total.dispose();
+      return result;
+    }
+  }
   const out = empty(outShape, "f32");
   if (out.size === 0) return out;
   const k = reduceKernel(kind, { outer, reduced: R, inner }, scale);
