@@ -29,8 +29,9 @@ await initGpu();
 
 Deno.test("softmax/logSoftmax: rows of odd lengths, longer than a workgroup, with scales", async () => {
   const rng = rngFor("softmax");
-  for (const shape of [[1, 1], [3, 7], [2, 5, 129], [4, 300], [6]]) {
-    for (const scale of [1, 0.37, -2]) {
+  const shapes = [[1, 1], [3, 7], [2, 5, 129], [4, 300], [6]];
+  for (const [i, shape] of shapes.entries()) {
+    for (const scale of [1, [0.37, -2][i % 2]]) {
       const x = randNd(rng, shape, { low: -3, high: 3 });
       const t = upload(x);
       const [p, lp] = await readAll([softmax(t, { scale }), logSoftmax(t, { scale })]);
