@@ -12,9 +12,14 @@ exact function of the stored f32 weights and differences in the test are ours al
 every weight, `input_ids` and `targets` (I32), `logits`, `loss` (mean cross-entropy, shape ()), and `grad.<name>`
 for every parameter (F32), with the model config as JSON in the `__metadata__` entry "config".
 
+The other direction, `--check FILE`: FILE holds weights written by nanolm (the model config as JSON in the
+metadata entry "config"), `input_ids` and nanolm's `logits`; the weights are loaded into the PyTorch module with
+`load_state_dict(strict=True)` and its logits must match (relative error below 1e-4). Exit status 0 when they do.
+
 Run with Debian's torch (apt-get install -y python3-torch python3-numpy):
 
     /usr/bin/python3 scripts/torch_golden.py            # writes tests/golden/*.safetensors
+    /usr/bin/python3 scripts/torch_golden.py --check weights.safetensors
 """
 
 import json
@@ -178,9 +183,43 @@ def write_safetensors(path, tensors, metadata):
             f.write(raw)
 
 
+def read_safetensors(path):
+    """The tensors (as numpy arrays) and the metadata of a safetensors file."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    metadata = header.pop("__metadata__", {})
+    dtypes = {"F32": "<f4", "I32": "<i4", "F64": "<f8", "I64": "<i8"}
+    tensors = {}
+    for name, info in header.items():
+        begin, end = info["data_offsets"]
+        data = np.frombuffer(raw[8 + n + begin:8 + n + end], dtype=dtypes[info["dtype"]])
+        tensors[name] = data.reshape(info["shape"])
+    return tensors, metadata
+
+
+def with_defaults(config):
+    return {"normEps": 1e-5, "norm": "pre", "position": "rope", "ffn": "swiglu", "parallelLayers": False,
+            "tieEmbeddings": False, **config}
+
+
+def check(path):
+    tensors, metadata = read_safetensors(path)
+    c = with_defaults(json.loads(metadata["config"]))
+    model = TransformerLM(c)
+    ids = torch.from_numpy(tensors.pop("input_ids").astype(np.int64))
+    expected = tensors.pop("logits").astype(np.float64)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()}, strict=True)
+    with torch.no_grad():
+        logits = model.double()(ids).numpy()
+    err = np.abs(logits - expected).max() / np.abs(expected).max()
+    print(f"{path}: {len(tensors)} weights loaded strictly, logits {logits.shape}, max error / max |logit| {err:.2e}")
+    return 0 if err < 1e-4 else 1
+
+
 def golden(path, config, batch, seq, seed):
-    c = {"normEps": 1e-5, "norm": "pre", "position": "rope", "ffn": "swiglu", "parallelLayers": False,
-         "tieEmbeddings": False, **config}
+    c = with_defaults(config)
     torch.manual_seed(seed)
     model = TransformerLM(c)
     with torch.no_grad():
@@ -228,4 +267,8 @@ def main():
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--check":
+        sys.exit(check(sys.argv[2]))
+    if len(sys.argv) != 1:
+        sys.exit(f"usage: {sys.argv[0]} [--check FILE]")
     sys.exit(main())

@@ -4,17 +4,26 @@
  * parameter, for the default architecture and for each ablation variant. Also: parameter counts, state-dict names,
  * loadStateDict checks, config validation, RoPE positions, initialisation statistics and GPU memory.
  */
-import { assert, assertClose, assertEquals, assertThrows } from "./assert.ts";
+import { assert, assertClose, assertEquals, assertMatch, assertThrows } from "./assert.ts";
 import { maxAbs } from "./harness.ts";
 import { crossEntropy, gpu, initGpu, noGrad, readAll, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
 import { TransformerLM } from "../lib/model/mod.ts";
 import { ConfigError, type ModelConfig, type ModelConfigInput, parseModelConfig } from "../lib/config.ts";
-import { readSafetensors, type TensorEntry } from "../lib/safetensors.ts";
+import { encodeSafetensors, readSafetensors, type TensorEntry, type TensorMap } from "../lib/safetensors.ts";
 import { parameterCounts } from "../lib/accounting.ts";
 
 await initGpu();
 
 const GOLDEN = new URL("./golden/", import.meta.url);
+
+/** Several ablations at once, for the round trip through PyTorch. */
+const variantMix: Partial<ModelConfigInput> = {
+  norm: "post",
+  ffn: "silu",
+  dFf: 128,
+  tieEmbeddings: true,
+  parallelLayers: true,
+};
 
 interface Golden {
   config: ModelConfigInput;
@@ -100,6 +109,53 @@ Deno.test("TransformerLM matches PyTorch: logits, loss and every parameter gradi
 for (const variant of ["post_silu_tied_nope", "parallel_pre", "norm_none", "parallel_post_tied"]) {
   Deno.test(`TransformerLM matches PyTorch: variant ${variant}`, async () => {
     await checkAgainstTorch(`lm_${variant}.safetensors`);
+  });
+}
+
+// The other direction: our weights, written to safetensors, load strictly into the PyTorch module and give our
+// logits. Needs Debian's torch on /usr/bin/python3 (CI images without it skip this test and say so).
+const PYTHON = "/usr/bin/python3";
+const hasTorch = (() => {
+  try {
+    return new Deno.Command(PYTHON, { args: ["-c", "import torch"], stdout: "null", stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+})();
+
+for (const [name, v] of [["default", {}], ["post_silu_tied_parallel", variantMix]] as const) {
+  Deno.test({
+    name: `our weights load into the PyTorch module with load_state_dict(strict) and give our logits (${name})`,
+    ignore: !hasTorch,
+    fn: async () => {
+      const model = new TransformerLM({ ...small, ...v }, { seed: 21 });
+      const B = 2, T = 10;
+      const x = tensor(Int32Array.from({ length: B * T }, (_, i) => (i * 17 + 1) % small.vocabSize), { shape: [B, T] });
+      const dir = await Deno.makeTempDir();
+      try {
+        const dict = [...model.stateDict()];
+        const [logits, ...weights] = await tidy(() =>
+          noGrad(() => readAll([model.forward(x), ...dict.map(([, t]) => t)]))
+        );
+        const tensors: TensorMap = new Map(
+          dict.map(([key, t], i) => [key, { dtype: "F32", shape: [...t.shape], data: weights[i] }]),
+        );
+        tensors.set("input_ids", { dtype: "I32", shape: [B, T], data: await x.data() });
+        tensors.set("logits", { dtype: "F32", shape: [B, T, small.vocabSize], data: logits });
+        const path = `${dir}/weights.safetensors`;
+        await Deno.writeFile(path, encodeSafetensors(tensors, { metadata: { config: JSON.stringify(model.config) } }));
+        const script = new URL("../scripts/torch_golden.py", import.meta.url).pathname;
+        const out = await new Deno.Command(PYTHON, { args: [script, "--check", path] }).output();
+        const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+        assert(out.success, `PyTorch check failed:\n${text}`);
+        assertMatch(text, /weights loaded strictly/);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+        x.dispose();
+        model.dispose();
+      }
+    },
   });
 }
 
@@ -222,7 +278,7 @@ Deno.test("loadStateDict: missing, unexpected, mis-shaped and mis-sized entries 
     const loaded = await readAll([...a.stateDict().values()]);
     loaded.forEach((x, i) => assertEquals(x, [...host.values()][i].data));
     const c = new TransformerLM(small, { seed: 3 });
-    c.loadStateDict(a.stateDict());
+    c.loadStateDict(Object.fromEntries(a.stateDict()));
     const x = tensor(Int32Array.from({ length: 2 * 16 }, (_, i) => (i * 7) % 50), { shape: [2, 16] });
     const [la, lc] = await tidy(() => noGrad(() => readAll([a.forward(x), c.forward(x)])));
     assertEquals(lc, la);

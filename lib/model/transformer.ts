@@ -179,9 +179,10 @@ export class TransformerLM {
   /**
    * Overwrites every parameter in place (an optimizer that holds them keeps working) from tensors or host arrays
    * with the same names and shapes. Checks everything first, so a bad map changes nothing: a missing or unexpected
-   * name, or a shape mismatch, throws naming the key.
+   * name, or a shape mismatch, throws naming the key. A plain object of the same entries works too.
    */
-  loadStateDict(map: Map<string, Tensor | WeightArray>): void {
+  loadStateDict(entries: Map<string, Tensor | WeightArray> | Record<string, Tensor | WeightArray>): void {
+    const map = entries instanceof Map ? entries : new Map(Object.entries(entries));
     const missing = [...this.#params.keys()].filter((k) => !map.has(k));
     const unexpected = [...map.keys()].filter((k) => !this.#params.has(k));
     if (missing.length || unexpected.length) {
