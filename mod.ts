@@ -85,3 +85,17 @@ export {
   trainingFlopsPerToken,
   type WorkloadOptions,
 } from "./lib/accounting.ts";
+export { AdamW, type AdamWOptions, type StepOptions } from "./lib/optim/adamw.ts";
+export * from "./lib/model/mod.ts";
+export {
+  CHECKPOINT_NAME,
+  type CheckpointEvent,
+  type EvalMetrics,
+  type FitResult,
+  type StepMetrics,
+  Trainer,
+  type TrainerOptions,
+  type TrainEvent,
+} from "./lib/train/trainer.ts";
+export { generate, type GenerateOptions } from "./lib/sample/generate.ts";
+export { candidateSet, sampleToken, type SamplingOptions } from "./lib/sample/sampling.ts";
