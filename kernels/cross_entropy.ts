@@ -11,6 +11,7 @@ const WG = 256;
 /** Bindings: logits, targets (i32), loss (write, per row), lse (write, per row). */
 export function crossEntropyForwardKernel(rows: number, vocab: number): KernelSource {
   const grid = flatGrid(rows);
+  const negInf = f32Literal(-Infinity);
   return {
     name: "cross_entropy_forward",
     workgroups: grid.workgroups,
@@ -30,7 +31,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   var acc = 0.0;
   for (var j = lid.x; j < ${vocab}u; j += ${WG}u) {
     let x = logits[base + j];
-    if (x > mx) { acc = acc * exp(mx - x) + 1.0; mx = x; } else { acc += exp(x - mx); }
+    // A -inf logit (masked entry) adds nothing; exp(x - mx) would be NaN while mx is still -inf.
+    if (x > mx) { acc = acc * exp(mx - x) + 1.0; mx = x; } else if (x > ${negInf}) { acc += exp(x - mx); }
   }
   redMax[lid.x] = mx;
   red[lid.x] = acc;
