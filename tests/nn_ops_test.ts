@@ -217,6 +217,25 @@ Deno.test("crossEntropy: stable for large logits; out-of-range targets give NaN"
   assert(Number.isNaN(bad[0]), `out-of-range target gave ${bad[0]}`);
 });
 
+Deno.test("crossEntropy: -inf logits (masked entries) contribute nothing, in rows longer than a workgroup", async () => {
+  const rng = rngFor("cross-entropy-masked");
+  for (const vocab of [5, 300]) {
+    const x = randNd(rng, [3, vocab], { low: -2, high: 2 });
+    // Masked entries early in each row, before finite ones that the same thread reads later.
+    for (const [r, j] of [[0, 0], [1, 1], [1, 2], [2, vocab - 1]]) x.data[r * vocab + j] = -Infinity;
+    const targets = [3, 0, 2];
+    const logits = param(upload(x));
+    const loss = crossEntropy(logits, uploadInts(targets, [3]));
+    loss.backward();
+    const [l, g] = await readAll([loss, logits.grad!]);
+    const finite = ref.nd([3, vocab], x.data.map((v) => (v === -Infinity ? -1e30 : v)));
+    assertClose(l, ref.crossEntropy(finite, targets).data, { atol: 1e-6, rtol: 1e-5, msg: `vocab ${vocab}` });
+    assert(Array.from(g).every(Number.isFinite), `vocab ${vocab}: gradient ${g}`);
+    for (const [r, j] of [[0, 0], [1, 1], [2, vocab - 1]]) assertEquals(g[r * vocab + j], 0);
+    logits.dispose();
+  }
+});
+
 Deno.test("crossEntropy: the backward scales with the incoming gradient", async () => {
   const rng = rngFor("cross-entropy-scaled");
   const targets = [2, 0, 4];
