@@ -251,8 +251,20 @@ Deno.test("crossEntropy: the backward scales with the incoming gradient", async 
 
 Deno.test("attention: causal and full, fewer queries than keys, custom scale; gradients for q, k, v", async () => {
   const rng = rngFor("attention");
-  const cases: { q: number[]; kv: number[]; dv: number; causal?: boolean; scale?: number; fused?: boolean }[] = [
+  const cases: {
+    q: number[];
+    kv: number[];
+    dv: number;
+    causal?: boolean;
+    scale?: number;
+    fused?: boolean;
+    sample?: number;
+  }[] = [
     // Head dims that are multiples of 4 up to 64 with dv = d run the fused kernels, unless fused is false.
+    // Long sequences cross the fused kernels' query and key blocks; their gradients are sampled.
+    { q: [1, 70, 64], kv: [1, 70, 64], dv: 64, sample: 24 },
+    { q: [2, 33, 32], kv: [2, 97, 32], dv: 32, sample: 24 },
+    { q: [1, 65, 4], kv: [1, 65, 4], dv: 4, causal: false, sample: 24 },
     { q: [2, 2, 5, 4], kv: [2, 2, 5, 4], dv: 4 },
     { q: [2, 2, 5, 4], kv: [2, 2, 5, 4], dv: 4, fused: false },
     { q: [1, 2, 3, 8], kv: [1, 2, 7, 8], dv: 8 },
@@ -273,6 +285,7 @@ Deno.test("attention: causal and full, fewer queries than keys, custom scale; gr
       gpu: ([q, k, v]) => attention(q, k, v, opts),
       ref: ([q, k, v]) => ref.attention(q, k, v, opts),
       forward: { atol: 1e-6, rtol: 1e-5 },
+      sample: c.sample,
     });
   }
 });

@@ -352,18 +352,19 @@ export function dot(y: Nd, r: Nd): number {
  * perturbed in place and restored). The step is `h * max(1, |x_i|)`.
  */
 export function numericGrad(f: () => number, x: Float64Array, h = 1e-6): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const orig = x[i];
-    const step = h * Math.max(1, Math.abs(orig));
-    x[i] = orig + step;
-    const up = f();
-    x[i] = orig - step;
-    const down = f();
-    x[i] = orig;
-    g[i] = (up - down) / (2 * step);
-  }
-  return g;
+  return Float64Array.from(x, (_, i) => numericGradAt(f, x, i, h));
+}
+
+/** {@linkcode numericGrad} at element `i` only. */
+export function numericGradAt(f: () => number, x: Float64Array, i: number, h = 1e-6): number {
+  const orig = x[i];
+  const step = h * Math.max(1, Math.abs(orig));
+  x[i] = orig + step;
+  const up = f();
+  x[i] = orig - step;
+  const down = f();
+  x[i] = orig;
+  return (up - down) / (2 * step);
 }
 
 /** A seeded generator for a test, from a string (so that every test draws its own reproducible stream). */
