@@ -2,7 +2,7 @@
  * GPU memory stays flat: 1,000 training iterations of a tiny MLP inside `tidy`, and every op frees everything it
  * allocated once its inputs and outputs are disposed (with and without autograd, without any `tidy`).
  */
-import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { assert, assertClose, assertEquals, assertThrows } from "./assert.ts";
 import { randInts, randNd, rngFor } from "./reference.ts";
 import { upload, uploadInts } from "./harness.ts";
 import {
@@ -12,6 +12,7 @@ import {
   crossEntropy,
   embedding,
   exp,
+  full,
   gpu,
   initGpu,
   keep,
@@ -235,4 +236,21 @@ Deno.test("tidy disposes what it created except results and kept tensors; nested
     }), "boom");
   assertEquals(scopeDepth(), 0);
   assertEquals(gpu().memory().inUseBytes, start);
+});
+
+Deno.test("a buffer freed and reused at once: earlier recorded work still sees the old contents", async () => {
+  const before = gpu().memory();
+  const x = tensor([1, 2, 3, 4]);
+  const y = exp(x); // recorded, not yet run
+  x.dispose(); // x's buffer goes back to the pool
+  const z = tensor([10, 20, 30, 40]); // an upload that can reuse it
+  const w = mul(z, 2);
+  const u = full([4], 7); // a kernel write into a reused buffer
+  z.dispose();
+  const [yv, wv, uv] = await readAll([y, w, u]);
+  assertClose(yv, [1, 2, 3, 4].map(Math.exp), { atol: 0, rtol: 1e-6 });
+  assertEquals(Array.from(wv), [20, 40, 60, 80]);
+  assertEquals(Array.from(uv), [7, 7, 7, 7]);
+  for (const t of [y, w, u]) t.dispose();
+  assertEquals(gpu().memory().inUseBytes, before.inUseBytes);
 });

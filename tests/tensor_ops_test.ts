@@ -434,6 +434,7 @@ Deno.test("concat: along each axis, with size-1 pieces, forward and backward", a
       [1, [[2, 1, 5], [2, 6, 5], [2, 2, 5]]],
       [-1, [[3, 2, 1], [3, 2, 7]]],
       [0, [[5]]],
+      [1, [[2, 0], [2, 3], [2, 0]]],
     ] as [number, number[][]][]
   ) {
     await checkGrad({
