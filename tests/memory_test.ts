@@ -254,3 +254,29 @@ Deno.test("a buffer freed and reused at once: earlier recorded work still sees t
   for (const t of [y, w, u]) t.dispose();
   assertEquals(gpu().memory().inUseBytes, before.inUseBytes);
 });
+
+Deno.test("ops never submit or wait: a whole forward + backward is recorded with no submission until a read", async () => {
+  const rng = rngFor("no-sync");
+  const x = upload(randNd(rng, [2, 4, 8])), g = param(upload(randNd(rng, [8])));
+  const w = param(upload(randNd(rng, [8, 8]))), emb = param(upload(randNd(rng, [10, 8])));
+  const ids = uploadInts(randInts(rng, 8, 10), [2, 4]), targets = uploadInts(randInts(rng, 8, 10), [2, 4]);
+  const pos = uploadInts([0, 1, 2, 3], [4]);
+  const step = () =>
+    tidy(() => {
+      const h = rmsNorm(add(embedding(emb, ids), x), g);
+      const q = rope(matmul(h, w), pos);
+      const l = crossEntropy(matmul(silu(attention(q, q, q)), emb, { transB: true }), targets);
+      l.backward();
+      return l;
+    });
+  const first = step(); // first use compiles kernels and uploads the RoPE table
+  await readAll([first]);
+  first.dispose();
+  const before = gpu().submits;
+  const loss = step();
+  assertEquals(gpu().submits, before, "submissions while recording");
+  const [l] = await readAll([loss]);
+  assert(Number.isFinite(l[0]));
+  assert(gpu().submits > before, "the read submits the recorded work");
+  for (const t of [x, g, w, emb, ids, targets, pos, loss]) t.dispose();
+});
