@@ -13,3 +13,19 @@
  * @module
  */
 export { Rng, type RngState } from "./lib/random.ts";
+export {
+  type BpeModel,
+  BYTE_TO_CHAR,
+  bytesToPrintable,
+  GPT2_PATTERN,
+  learnMerges,
+  type Merge,
+  pretokenize,
+  pretokenizeRegex,
+  printableToBytes,
+  type TiktokenOptions,
+  Tokenizer,
+  type TokenizerOptions,
+  trainBpe,
+  type TrainBpeOptions,
+} from "./lib/tokenizer/mod.ts";
