@@ -7,7 +7,7 @@
  */
 
 import { ProgressBar, type ProgressBarOptions } from "../progress.ts";
-import { countPretokensOfFile, findSafeCut } from "./pretoken_counts.ts";
+import { countPretokensOfFile, findSafeCut, PretokenCounter } from "./pretoken_counts.ts";
 
 /** A byte range of a file. */
 export interface FileRange {
@@ -111,10 +111,10 @@ export function countPretokens(
     : null;
   let counts: Map<string, number>;
   if (workers <= 1 || ranges.length <= 1) {
-    counts = new Map();
+    const counter = new PretokenCounter();
     let before = 0;
     for (const range of ranges) {
-      countPretokensOfFile(range.path, counts, {
+      countPretokensOfFile(range.path, counter, {
         specialTokens,
         start: range.start,
         end: range.end,
@@ -122,6 +122,7 @@ export function countPretokens(
       });
       before += range.end - range.start;
     }
+    counts = counter.toMap();
   } else {
     counts = countInWorkers(ranges, workers, specialTokens, bar);
   }

@@ -31,18 +31,103 @@ export function specialTokenPattern(specialTokens: readonly string[]): RegExp | 
 }
 
 /**
+ * Pre-token counts in an open-addressing table probed with the piece's characters in place, so that counting a
+ * piece seen before allocates nothing (no substring, no rehash of a fresh string): only new pieces are sliced.
+ *
+ * @example
+ * ```ts
+ * import { PretokenCounter } from "./pretoken_counts.ts";
+ * const counter = new PretokenCounter();
+ * counter.add("a cat, a cat", 1, 5); // " cat"
+ * counter.add("a cat, a cat", 8, 12);
+ * console.assert(counter.toMap().get(" cat") === 2);
+ * ```
+ */
+export class PretokenCounter {
+  #keys: (string | undefined)[] = new Array(1 << 12);
+  #hashes: Int32Array = new Int32Array(1 << 12);
+  #counts: Float64Array = new Float64Array(1 << 12);
+  #size = 0;
+
+  /** Number of distinct pieces. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Counts `text[start, end)` `times` times. */
+  add(text: string, start: number, end: number, times = 1): void {
+    let hash = 0x811c9dc5 ^ (end - start);
+    for (let i = start; i < end; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+    const keys = this.#keys;
+    const mask = keys.length - 1;
+    let slot = (hash ^ (hash >>> 15)) & mask;
+    for (;;) {
+      const key = keys[slot];
+      if (key === undefined) break;
+      if (this.#hashes[slot] === hash && key.length === end - start && sameChars(key, text, start)) {
+        this.#counts[slot] += times;
+        return;
+      }
+      slot = (slot + 1) & mask;
+    }
+    keys[slot] = text.slice(start, end);
+    this.#hashes[slot] = hash;
+    this.#counts[slot] = times;
+    if (++this.#size * 2 > keys.length) this.#grow();
+  }
+
+  /** Adds every count of `other`. */
+  addAll(other: ReadonlyMap<string, number>): void {
+    for (const [word, count] of other) this.add(word, 0, word.length, count);
+  }
+
+  /** The counts as a Map (piece -> count). */
+  toMap(): Map<string, number> {
+    const map = new Map<string, number>();
+    const keys = this.#keys;
+    for (let slot = 0; slot < keys.length; slot++) {
+      const key = keys[slot];
+      if (key !== undefined) map.set(key, this.#counts[slot]);
+    }
+    return map;
+  }
+
+  #grow(): void {
+    const keys = this.#keys, hashes = this.#hashes, counts = this.#counts;
+    const capacity = keys.length * 2, mask = capacity - 1;
+    this.#keys = new Array(capacity);
+    this.#hashes = new Int32Array(capacity);
+    this.#counts = new Float64Array(capacity);
+    for (let old = 0; old < keys.length; old++) {
+      const key = keys[old];
+      if (key === undefined) continue;
+      let slot = (hashes[old] ^ (hashes[old] >>> 15)) & mask;
+      while (this.#keys[slot] !== undefined) slot = (slot + 1) & mask;
+      this.#keys[slot] = key;
+      this.#hashes[slot] = hashes[old];
+      this.#counts[slot] = counts[old];
+    }
+  }
+}
+
+function sameChars(key: string, text: string, start: number): boolean {
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) !== text.charCodeAt(start + i)) return false;
+  return true;
+}
+
+/**
  * Adds the pre-tokens of `text` to `counts`, skipping special tokens (which also cut the text: no pre-token
  * spans one).
  *
  * @example
  * ```ts
- * import { countPretokensOfText, specialTokenPattern } from "./pretoken_counts.ts";
- * const counts = new Map<string, number>();
+ * import { countPretokensOfText, PretokenCounter, specialTokenPattern } from "./pretoken_counts.ts";
+ * const counts = new PretokenCounter();
  * countPretokensOfText("a cat<|endoftext|>a cat", counts, specialTokenPattern(["<|endoftext|>"]));
- * console.assert(counts.get(" cat") === 2 && counts.get("a") === 2);
+ * console.assert(counts.toMap().get(" cat") === 2 && counts.toMap().get("a") === 2);
  * ```
  */
-export function countPretokensOfText(text: string, counts: Map<string, number>, specials: RegExp | null): void {
+export function countPretokensOfText(text: string, counts: PretokenCounter, specials: RegExp | null): void {
   const ends: number[] = [];
   let pos = 0;
   if (specials !== null) {
@@ -56,16 +141,14 @@ export function countPretokensOfText(text: string, counts: Map<string, number>, 
   countPlain(text, pos, text.length, counts, ends);
 }
 
-function countPlain(text: string, start: number, end: number, counts: Map<string, number>, ends: number[]): void {
+function countPlain(text: string, start: number, end: number, counts: PretokenCounter, ends: number[]): void {
   if (start >= end) return;
   ends.length = 0;
   pretokenEnds(text, start, end, ends);
   let prev = start;
   for (let t = 0; t < ends.length; t++) {
-    const e = ends[t];
-    const piece = text.slice(prev, e);
-    counts.set(piece, (counts.get(piece) ?? 0) + 1);
-    prev = e;
+    counts.add(text, prev, ends[t]);
+    prev = ends[t];
   }
 }
 
@@ -144,14 +227,14 @@ export interface CountOptions {
  * @example
  * ```ts ignore
  * import { countPretokensOfFile } from "./pretoken_counts.ts";
- * const counts = countPretokensOfFile("corpus.txt", new Map(), { specialTokens: ["<|endoftext|>"] });
+ * const counts = countPretokensOfFile("corpus.txt", new PretokenCounter(), { specialTokens: ["<|endoftext|>"] });
  * ```
  */
 export function countPretokensOfFile(
   path: string | URL,
-  counts: Map<string, number>,
+  counts: PretokenCounter,
   options: CountOptions = {},
-): Map<string, number> {
+): PretokenCounter {
   const specials = options.specialTokens ?? [];
   const pattern = specialTokenPattern(specials);
   const specialBytes = specials.map((s) => new TextEncoder().encode(s));

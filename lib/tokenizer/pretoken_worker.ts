@@ -5,7 +5,7 @@
  * @module
  */
 
-import { countPretokensOfFile } from "./pretoken_counts.ts";
+import { countPretokensOfFile, PretokenCounter } from "./pretoken_counts.ts";
 import {
   CONTROL_DONE_HIGH,
   CONTROL_DONE_LOW,
@@ -34,7 +34,7 @@ self.addEventListener("message", (message: Event) => {
   let output: Uint8Array;
   let state = STATE_FINISHED;
   try {
-    const counts = new Map<string, number>();
+    const counts = new PretokenCounter();
     let before = 0;
     for (const range of ranges) {
       countPretokensOfFile(range.path, counts, {
@@ -49,7 +49,7 @@ self.addEventListener("message", (message: Event) => {
       });
       before += range.end - range.start;
     }
-    output = serializeCounts(counts);
+    output = serializeCounts(counts.toMap());
   } catch (e) {
     output = new TextEncoder().encode(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
     state = STATE_FAILED;
