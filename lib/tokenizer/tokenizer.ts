@@ -31,6 +31,25 @@ export interface TiktokenOptions {
 const MAX_CACHED_PIECE = 64;
 /** Entries of the pre-token cache before it is cleared (bounds memory while streaming). */
 const CACHE_CAPACITY = 1 << 15;
+const CACHE_MASK = 2 * CACHE_CAPACITY - 1;
+
+/** Open-addressing cache from piece text to its ids, probed by the piece's characters in place. */
+class PieceCache {
+  keys: (string | undefined)[] = new Array(2 * CACHE_CAPACITY);
+  hashes: Int32Array = new Int32Array(2 * CACHE_CAPACITY);
+  values: (number | Int32Array)[] = new Array(2 * CACHE_CAPACITY).fill(0);
+  size = 0;
+
+  clear(): void {
+    this.keys.fill(undefined);
+    this.size = 0;
+  }
+}
+
+function sameChars(key: string, text: string, start: number): boolean {
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) !== text.charCodeAt(start + i)) return false;
+  return true;
+}
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
@@ -84,7 +103,7 @@ export class Tokenizer {
   readonly #specialNames: Map<number, string>;
   readonly #specialPattern: RegExp | null;
   readonly #maxSpecialLength: number;
-  #cache: Map<string, number | Int32Array> = new Map();
+  #cache: PieceCache = new PieceCache();
   #ends: number[] = [];
   #bytes: Uint8Array = new Uint8Array(256);
   #ids: Int32Array = new Int32Array(256);
@@ -486,18 +505,37 @@ export class Tokenizer {
       const e = ends[t];
       if (e - prev > MAX_CACHED_PIECE) {
         this.#encodePiece(text, prev, e, out);
-      } else {
-        const piece = text.slice(prev, e);
-        let ids = cache.get(piece);
-        if (ids === undefined) {
-          const n = this.#mergeBytes(text, prev, e);
-          ids = n === 1 ? this.#ids[0] : this.#ids.slice(0, n);
-          if (cache.size >= CACHE_CAPACITY) cache.clear();
-          cache.set(piece, ids);
-        }
-        if (typeof ids === "number") out.push(ids);
-        else for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+        prev = e;
+        continue;
       }
+      // Look the piece up by its characters in place: no substring unless it is new.
+      let hash = 0x811c9dc5 ^ (e - prev);
+      for (let i = prev; i < e; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+      let slot = (hash ^ (hash >>> 15)) & CACHE_MASK;
+      let ids: number | Int32Array | undefined;
+      for (;;) {
+        const key = cache.keys[slot];
+        if (key === undefined) break;
+        if (cache.hashes[slot] === hash && key.length === e - prev && sameChars(key, text, prev)) {
+          ids = cache.values[slot];
+          break;
+        }
+        slot = (slot + 1) & CACHE_MASK;
+      }
+      if (ids === undefined) {
+        const n = this.#mergeBytes(text, prev, e);
+        ids = n === 1 ? this.#ids[0] : this.#ids.slice(0, n);
+        if (cache.size >= CACHE_CAPACITY) {
+          cache.clear();
+          slot = (hash ^ (hash >>> 15)) & CACHE_MASK;
+        }
+        cache.keys[slot] = text.slice(prev, e);
+        cache.hashes[slot] = hash;
+        cache.values[slot] = ids;
+        cache.size++;
+      }
+      if (typeof ids === "number") out.push(ids);
+      else for (let i = 0; i < ids.length; i++) out.push(ids[i]);
       prev = e;
     }
   }
