@@ -329,8 +329,8 @@ export class Tokenizer {
   }
 
   /**
-   * Encodes a stream of text lazily: an iterable of strings gives a generator of ids; an async iterable (or a
-   * `ReadableStream`) of strings or UTF-8 bytes gives an async generator. Memory stays bounded by the chunk size
+   * Encodes a stream of text lazily: an iterable of strings (or UTF-8 byte chunks) gives a generator of ids; an
+   * async iterable, a `ReadableStream` or a `Deno.FsFile` gives an async generator. Memory stays bounded by the chunk size
    * and the longest pre-token, and the ids equal `encode` of the whole text.
    *
    * @example
@@ -340,26 +340,42 @@ export class Tokenizer {
    * for await (const id of tokenizer.encodeIterable(file.readable)) total++;
    * ```
    */
-  encodeIterable(chunks: Iterable<string>): Generator<number, void, undefined>;
+  encodeIterable(chunks: string | Iterable<string | Uint8Array>): Generator<number, void, undefined>;
   encodeIterable(
-    chunks: AsyncIterable<string | Uint8Array> | ReadableStream<string | Uint8Array>,
+    chunks:
+      | AsyncIterable<string | Uint8Array>
+      | ReadableStream<string | Uint8Array>
+      | { readonly readable: ReadableStream<Uint8Array> },
   ): AsyncGenerator<number, void, undefined>;
   encodeIterable(
-    chunks: Iterable<string> | AsyncIterable<string | Uint8Array> | ReadableStream<string | Uint8Array>,
+    chunks:
+      | string
+      | Iterable<string | Uint8Array>
+      | AsyncIterable<string | Uint8Array>
+      | ReadableStream<string | Uint8Array>
+      | { readonly readable: ReadableStream<Uint8Array> },
   ): Generator<number, void, undefined> | AsyncGenerator<number, void, undefined> {
-    if (typeof (chunks as Iterable<string>)[Symbol.iterator] === "function" && typeof chunks !== "string") {
-      return this.#encodeSyncChunks(chunks as Iterable<string>);
-    }
     if (typeof chunks === "string") return this.#encodeSyncChunks([chunks]);
-    return this.#encodeAsyncChunks(chunks as AsyncIterable<string | Uint8Array>);
+    if (chunks !== null && typeof chunks === "object") {
+      if (typeof (chunks as Iterable<string>)[Symbol.iterator] === "function") {
+        return this.#encodeSyncChunks(chunks as Iterable<string | Uint8Array>);
+      }
+      if (typeof (chunks as AsyncIterable<string>)[Symbol.asyncIterator] === "function") {
+        return this.#encodeAsyncChunks(chunks as AsyncIterable<string | Uint8Array>);
+      }
+      const readable = (chunks as { readable?: unknown }).readable;
+      if (readable instanceof ReadableStream) return this.#encodeAsyncChunks(readable); // e.g. a Deno.FsFile
+    }
+    throw new TypeError(
+      `encodeIterable needs an iterable, async iterable or stream of strings or bytes, got ${describe(chunks)}`,
+    );
   }
 
-  *#encodeSyncChunks(chunks: Iterable<string>): Generator<number, void, undefined> {
+  *#encodeSyncChunks(chunks: Iterable<string | Uint8Array>): Generator<number, void, undefined> {
     const stream = new StreamingEncoder(this);
-    for (const chunk of chunks) {
-      if (typeof chunk !== "string") throw new TypeError(`encodeIterable expects strings, got ${describe(chunk)}`);
-      yield* stream.push(chunk);
-    }
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+    for (const chunk of chunks) yield* stream.push(chunkText(chunk, decoder));
+    yield* stream.push(decoder.decode());
     yield* stream.finish();
   }
 
@@ -369,8 +385,7 @@ export class Tokenizer {
     const stream = new StreamingEncoder(this);
     const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
     for await (const chunk of chunks as AsyncIterable<string | Uint8Array>) {
-      const text = typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-      yield* stream.push(text);
+      yield* stream.push(chunkText(chunk, decoder));
     }
     yield* stream.push(decoder.decode());
     yield* stream.finish();
@@ -602,6 +617,13 @@ export class Tokenizer {
   #specialName(id: number): string | undefined {
     return this.#specialNames.get(id);
   }
+}
+
+/** Text of one stream chunk: strings as they are, bytes through a streaming UTF-8 decoder. */
+function chunkText(chunk: unknown, decoder: TextDecoder): string {
+  if (typeof chunk === "string") return chunk;
+  if (chunk instanceof Uint8Array) return decoder.decode(chunk, { stream: true });
+  throw new TypeError(`encodeIterable chunks must be strings or Uint8Arrays, got ${describe(chunk)}`);
 }
 
 /** Incremental encoding of a text stream on top of {@linkcode Tokenizer.encodePrefix}. */

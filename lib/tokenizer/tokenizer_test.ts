@@ -164,6 +164,19 @@ Deno.test("streaming equals one-shot encoding for any chunking", async () => {
     const streamed: number[] = [];
     for await (const id of t.encodeIterable(stream)) streamed.push(id);
     assertSameIds(streamed, whole, "byte stream");
+    const byteChunks = [];
+    for (let i = 0; i < bytes.length; i += 3) byteChunks.push(bytes.subarray(i, i + 3));
+    assertSameIds([...t.encodeIterable(byteChunks)], whole, "sync byte chunks");
+    const path = Deno.makeTempFileSync();
+    try {
+      Deno.writeFileSync(path, bytes);
+      using file = Deno.openSync(path);
+      const fromFile: number[] = [];
+      for await (const id of t.encodeIterable(file)) fromFile.push(id);
+      assertSameIds(fromFile, whole, "Deno.FsFile");
+    } finally {
+      Deno.removeSync(path);
+    }
   }
 });
 
@@ -266,7 +279,8 @@ Deno.test("malformed files and bad arguments give clear errors naming the file a
     assertThrows(() => new Tokenizer(new Map([[0, new Uint8Array([0])]]), []), "byte 1 has no token");
     await assertRejects(async () => {
       for await (const _ of good.encodeIterable([1 as unknown as string])) { /* drain */ }
-    }, "strings");
+    }, "strings or Uint8Arrays, got 1");
+    assertThrows(() => good.encodeIterable(5 as unknown as string[]), "got 5");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
