@@ -822,9 +822,11 @@ function buildRanksCore(
   const wholeTokens = new Map(built.ids);
   const pairs = new PairTable(entries.length * 4);
   for (const [id, bytes] of entries) {
-    for (let cut = 1; cut < bytes.length; cut++) {
-      const a = built.ids.get(bytesKey(bytes.subarray(0, cut)));
-      const b = a === undefined ? undefined : built.ids.get(bytesKey(bytes.subarray(cut)));
+    if (bytes.length < 2) continue;
+    const key = bytesKey(bytes);
+    for (let cut = 1; cut < key.length; cut++) {
+      const a = built.ids.get(key.slice(0, cut));
+      const b = a === undefined ? undefined : built.ids.get(key.slice(cut));
       if (a !== undefined && b !== undefined) pairs.set(a, b, id, id);
     }
   }
