@@ -117,7 +117,7 @@ Deno.test("Workers and several input files give the same merges as one thread on
     Deno.writeTextFileSync(`${dir}/all.txt`, parts.join(""));
     const options = { vocabSize: 400, specialTokens: ["<|endoftext|>"] };
     const one = trainBpe(`${dir}/all.txt`, { ...options, workers: 1 });
-    const many = trainBpe([`${dir}/p0.txt`, `${dir}/p1.txt`], { ...options, workers: 2 });
+    const many = trainBpe([new URL(`file://${dir}/p0.txt`), `${dir}/p1.txt`], { ...options, workers: 2 });
     const key = (m: Array<[Uint8Array, Uint8Array]>) => m.map(([a, b]) => `${hex(a)} ${hex(b)}`);
     assertEquals(key(many.merges), key(one.merges));
   } finally {

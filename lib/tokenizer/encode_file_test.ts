@@ -13,7 +13,8 @@ Deno.test("encodeFile writes raw little-endian uint16 / uint32 ids equal to enco
     await Deno.writeTextFile(`${dir}/in.txt`, text);
     const expected = tok.encode(text);
     for (const workers of [1, 2]) {
-      const result = await encodeFile(`${dir}/in.txt`, `${dir}/out${workers}.bin`, tok, { workers });
+      const input = workers === 2 ? new URL(`file://${dir}/in.txt`) : `${dir}/in.txt`;
+      const result = await encodeFile(input, `${dir}/out${workers}.bin`, tok, { workers });
       assertEquals(result.dtype, "uint16");
       assertEquals(result.tokens, expected.length);
       assertEquals(Array.from(new Uint16Array((await Deno.readFile(`${dir}/out${workers}.bin`)).buffer)), expected);

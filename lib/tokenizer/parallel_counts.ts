@@ -11,7 +11,7 @@ import { countPretokensOfFile, findSafeCut, PretokenCounter } from "./pretoken_c
 
 /** A byte range of a file. */
 export interface FileRange {
-  /** File path (or file URL string). */
+  /** File path. */
   path: string;
   /** First byte. */
   start: number;
@@ -55,7 +55,7 @@ export function splitFiles(
   const ranges: FileRange[] = [];
   const window = 1 << 20;
   for (const p of paths) {
-    const path = p instanceof URL ? p.href : p;
+    const path = p instanceof URL ? fileUrlToPath(p) : p;
     const size = Deno.statSync(p).size;
     const cuts = [0];
     const file = Deno.openSync(p, { read: true });
@@ -84,6 +84,13 @@ export function splitFiles(
     }
   }
   return ranges;
+}
+
+/** The path of a `file:` URL (ranges are sent to Workers, which cannot receive URL objects). */
+function fileUrlToPath(url: URL): string {
+  if (url.protocol !== "file:") throw new TypeError(`Input must be a file path or file: URL, got ${url.href}`);
+  const path = decodeURIComponent(url.pathname);
+  return /^\/[A-Za-z]:\//.test(path) ? path.slice(1) : path;
 }
 
 /**
