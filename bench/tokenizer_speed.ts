@@ -37,6 +37,16 @@ function report(line: string): void {
   console.log(line);
 }
 
+/** 1-minute load average: this 2-core box is shared, so other jobs can slow a run (reported with it). */
+function load(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ")[0];
+  } catch {
+    return "?";
+  }
+}
+const loadAtStart = load();
+
 const text = englishCorpus();
 const megabytes = new TextEncoder().encode(text).length / 1e6;
 report(`English corpus: ${megabytes.toFixed(2)} MB`);
@@ -109,6 +119,7 @@ if (!args.quick) {
   }
 }
 
-console.log(
-  `\nmachine: ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ${new Date().toISOString()}`,
+report(
+  `machine: ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ${new Date().toISOString()}, ` +
+    `load average ${loadAtStart} at start, ${load()} at end`,
 );
