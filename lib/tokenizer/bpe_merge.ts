@@ -27,6 +27,7 @@ export class PairTable {
   #ranks: Int32Array;
   #merged: Int32Array;
   #size = 0;
+  #maxRank = 0;
 
   /** Creates a table sized for about `expected` pairs. */
   constructor(expected: number) {
@@ -42,6 +43,11 @@ export class PairTable {
   /** Number of pairs stored. */
   get size(): number {
     return this.#size;
+  }
+
+  /** The largest rank stored. */
+  get maxRank(): number {
+    return this.#maxRank;
   }
 
   /** Slot of the pair `(a, b)`, or -1 if it has no merge. */
@@ -68,6 +74,8 @@ export class PairTable {
 
   /** Adds the merge `(a, b) -> merged` with `rank`, keeping an existing entry of lower rank. */
   set(a: number, b: number, rank: number, merged: number): void {
+    if (!Number.isInteger(rank) || rank < 0 || rank >= NO_RANK) throw new RangeError(`Invalid merge rank ${rank}`);
+    if (rank > this.#maxRank) this.#maxRank = rank;
     if (this.#size * 2 >= this.#mask) this.#grow();
     let slot = (Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x632be5ab, 0x85ebca77)) & this.#mask;
     for (;;) {
@@ -160,62 +168,61 @@ function rankOf(table: PairTable, a: number, b: number, maxRank: number): number
   return rank < maxRank ? rank : NO_RANK;
 }
 
-/** O(n log n) merging: a doubly linked list of tokens and a binary heap of (rank, position) with lazy deletion. */
+/**
+ * O(n log n) merging: a doubly linked list of tokens and a binary min-heap of candidate merges with lazy deletion.
+ * A candidate is packed into one float, `rank * n + position`, so the heap compares plain numbers and the order is
+ * rank first, leftmost on ties.
+ */
 function mergeLongPiece(ids: Int32Array, n: number, table: PairTable, maxRank: number): number {
+  if ((table.maxRank + 1) * n > Number.MAX_SAFE_INTEGER) {
+    throw new RangeError(`Piece of ${n} tokens is too long to merge with ${table.maxRank + 1} ranks`);
+  }
   const next = new Int32Array(n), prev = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     next[i] = i + 1;
     prev[i] = i - 1;
   }
-  const heapRank = new Int32Array(2 * n + 16), heapPos = new Int32Array(2 * n + 16);
-  let heapSize = 0;
-  let heapRankArr = heapRank, heapPosArr = heapPos;
-  const less = (r1: number, p1: number, r2: number, p2: number) => r1 < r2 || (r1 === r2 && p1 < p2);
-  const push = (rank: number, pos: number) => {
-    if (heapSize === heapRankArr.length) {
-      const r = new Int32Array(heapSize * 2), p = new Int32Array(heapSize * 2);
-      r.set(heapRankArr);
-      p.set(heapPosArr);
-      heapRankArr = r;
-      heapPosArr = p;
+  let heap = new Float64Array(n + 16);
+  let size = 0;
+  const push = (key: number) => {
+    if (size === heap.length) {
+      const bigger = new Float64Array(size * 2);
+      bigger.set(heap);
+      heap = bigger;
     }
-    let i = heapSize++;
+    let i = size++;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!less(rank, pos, heapRankArr[parent], heapPosArr[parent])) break;
-      heapRankArr[i] = heapRankArr[parent];
-      heapPosArr[i] = heapPosArr[parent];
+      if (heap[parent] <= key) break;
+      heap[i] = heap[parent];
       i = parent;
     }
-    heapRankArr[i] = rank;
-    heapPosArr[i] = pos;
+    heap[i] = key;
   };
-  const popInto = () => {
-    const lastRank = heapRankArr[--heapSize], lastPos = heapPosArr[heapSize];
+  const pop = (): number => {
+    const top = heap[0], last = heap[--size];
     let i = 0;
     for (;;) {
       let child = 2 * i + 1;
-      if (child >= heapSize) break;
-      if (
-        child + 1 < heapSize &&
-        less(heapRankArr[child + 1], heapPosArr[child + 1], heapRankArr[child], heapPosArr[child])
-      ) child++;
-      if (!less(heapRankArr[child], heapPosArr[child], lastRank, lastPos)) break;
-      heapRankArr[i] = heapRankArr[child];
-      heapPosArr[i] = heapPosArr[child];
+      if (child >= size) break;
+      if (child + 1 < size && heap[child + 1] < heap[child]) child++;
+      if (heap[child] >= last) break;
+      heap[i] = heap[child];
       i = child;
     }
-    heapRankArr[i] = lastRank;
-    heapPosArr[i] = lastPos;
+    heap[i] = last;
+    return top;
   };
   for (let i = 0; i + 1 < n; i++) {
     const rank = rankOf(table, ids[i], ids[i + 1], maxRank);
-    if (rank !== NO_RANK) push(rank, i);
+    if (rank !== NO_RANK) push(rank * n + i);
   }
   const alive = new Uint8Array(n).fill(1);
-  while (heapSize > 0) {
-    const rank = heapRankArr[0], i = heapPosArr[0];
-    popInto();
+  while (size > 0) {
+    const key = pop();
+    let rank = Math.floor(key / n);
+    if (rank * n > key) rank--; // the division can round up when key is near 2^53
+    const i = key - rank * n;
     if (!alive[i]) continue;
     const j = next[i];
     if (j >= n) continue;
@@ -228,12 +235,12 @@ function mergeLongPiece(ids: Int32Array, n: number, table: PairTable, maxRank: n
     if (k < n) {
       prev[k] = i;
       const r = rankOf(table, ids[i], ids[k], maxRank);
-      if (r !== NO_RANK) push(r, i);
+      if (r !== NO_RANK) push(r * n + i);
     }
     const p = prev[i];
     if (p >= 0) {
       const r = rankOf(table, ids[p], ids[i], maxRank);
-      if (r !== NO_RANK) push(r, p);
+      if (r !== NO_RANK) push(r * n + p);
     }
   }
   let out = 0;
