@@ -1,5 +1,6 @@
 /**
- * Tokenizer speed, with the `tiktoken` npm package (WASM of OpenAI's Rust) measured in the same run:
+ * Tokenizer speed, with the `tiktoken` npm package (WASM of OpenAI's Rust) measured in the same run (and
+ * `js-tiktoken`, pure JavaScript, for encoding):
  *
  * - encode ~12 MB of English (US State of the Union addresses + Moby-Dick) with GPT-2's ranks, one thread;
  * - encode 1 MB of one repeated character (tiktoken is quadratic there, so it gets 100 KB);
@@ -13,6 +14,8 @@
  */
 import { parseArgs } from "node:util";
 import { get_encoding } from "tiktoken";
+import { Tiktoken as JsTiktoken } from "js-tiktoken/lite";
+import jsGpt2Ranks from "js-tiktoken/ranks/gpt2";
 import { encodeFile, trainBpe } from "../mod.ts";
 import { gpt2Tokenizer } from "../tests/gpt2_oracle.ts";
 import { englishCorpus, writeEnglishCorpus } from "./english_corpus.ts";
@@ -66,6 +69,12 @@ report(
     `${ourIds.length} tokens, ids identical: ${same}`,
 );
 if (!same) throw new Error("Our ids differ from tiktoken's");
+const jsTiktoken = new JsTiktoken(jsGpt2Ranks);
+const [jsIds, jsSeconds] = time(() => jsTiktoken.encode(text, ["<|endoftext|>"]));
+report(
+  `encode GPT-2, same text: js-tiktoken (pure JS) ${(megabytes / jsSeconds).toFixed(1)} MB/s, one run; ` +
+    `ids identical: ${jsIds.length === ourIds.length && jsIds.every((id, i) => id === ourIds[i])}`,
+);
 
 const repeated = "a".repeat(1 << 20);
 const [, oneMb] = time(() => ours.encode(repeated));
