@@ -6,7 +6,7 @@
  * @module
  */
 
-import { pretokenEnds } from "./pretokenize.ts";
+import { detachedSlice, pretokenEnds } from "./pretokenize.ts";
 
 /** Escapes text for use inside a RegExp. */
 function escapeRegExp(text: string): string {
@@ -70,7 +70,7 @@ export class PretokenCounter {
       }
       slot = (slot + 1) & mask;
     }
-    keys[slot] = text.slice(start, end);
+    keys[slot] = detachedSlice(text, start, end);
     this.#hashes[slot] = hash;
     this.#counts[slot] = times;
     if (++this.#size * 2 > keys.length) this.#grow();

@@ -178,3 +178,26 @@ export function pretokenize(text: string): string[] {
   for (let t = 0; t < ends.length; t++) pieces[t] = text.slice(prev, prev = ends[t]);
   return pieces;
 }
+
+/**
+ * `text.slice(start, end)` as a string of its own. V8 represents slices of 13 or more characters as views into the
+ * parent string, so a slice kept in a cache or count table would keep a whole multi-megabyte chunk alive; keys
+ * that outlive their chunk are copied with this instead.
+ *
+ * @example
+ * ```ts
+ * import { detachedSlice } from "./pretokenize.ts";
+ * console.assert(detachedSlice("a long piece of text here", 2, 20) === "long piece of text");
+ * ```
+ */
+export function detachedSlice(text: string, start: number, end: number): string {
+  const n = end - start;
+  if (n < 13) return text.slice(start, end);
+  const codes = new Uint16Array(n);
+  for (let i = 0; i < n; i++) codes[i] = text.charCodeAt(start + i);
+  let out = "";
+  for (let i = 0; i < n; i += 4096) {
+    out += String.fromCharCode.apply(null, codes.subarray(i, i + 4096) as unknown as number[]);
+  }
+  return out;
+}

@@ -7,7 +7,7 @@
 
 import { bytesToPrintable, printableToBytes } from "./bytes_unicode.ts";
 import { mergePiece, PairTable } from "./bpe_merge.ts";
-import { pretokenEnds } from "./pretokenize.ts";
+import { detachedSlice, pretokenEnds } from "./pretokenize.ts";
 
 /** A merge: the two byte strings that are joined, in order. */
 export type Merge = [Uint8Array, Uint8Array];
@@ -30,7 +30,7 @@ export interface TiktokenOptions {
 /** Pieces longer than this many UTF-16 units are not cached: they are rare and would crowd the cache. */
 const MAX_CACHED_PIECE = 64;
 /** Entries of the pre-token cache before it is cleared (bounds memory while streaming). */
-const CACHE_CAPACITY = 1 << 15;
+const CACHE_CAPACITY = 1 << 17;
 const CACHE_MASK = 2 * CACHE_CAPACITY - 1;
 
 /** Open-addressing cache from piece text to its ids, probed by the piece's characters in place. */
@@ -544,7 +544,7 @@ export class Tokenizer {
           cache.clear();
           slot = (hash ^ (hash >>> 15)) & CACHE_MASK;
         }
-        cache.keys[slot] = text.slice(prev, e);
+        cache.keys[slot] = detachedSlice(text, prev, e);
         cache.hashes[slot] = hash;
         cache.values[slot] = ids;
         cache.size++;
