@@ -135,6 +135,41 @@ export function lossCurveFigure(runs: LossCurveRun[], options: FigureOptions & {
   return { data, layout };
 }
 
+/** A named series for {@linkcode lineFigure}. */
+export interface NamedSeries {
+  /** Legend name. */
+  name: string;
+  /** The points. */
+  series: Series;
+}
+
+/**
+ * Any metric against step, one line per named series (learning rate, tokens/s, gradient norm...).
+ *
+ * @example
+ * ```ts
+ * import { lineFigure } from "./plot.ts";
+ * const fig = lineFigure([{ name: "run", series: { steps: [0, 1], values: [0.5, 0.7] } }], { yTitle: "grad norm" });
+ * console.assert(fig.data.length === 1);
+ * ```
+ */
+export function lineFigure(
+  lines: NamedSeries[],
+  options: FigureOptions & { xTitle?: string; yTitle?: string; logY?: boolean } = {},
+): PlotlyFigure {
+  const data: PlotlyTrace[] = lines.map((l, i) => ({
+    type: "scatter",
+    mode: "lines",
+    name: l.name,
+    x: [...l.series.steps],
+    y: [...l.series.values],
+    line: { color: PALETTE[i % PALETTE.length], width: 1.5 },
+  }));
+  const layout = baseLayout(options, options.xTitle ?? "step", options.yTitle ?? "");
+  if (options.logY) (layout.yaxis as Record<string, unknown>).type = "log";
+  return { data, layout };
+}
+
 /**
  * The learning-rate schedule over `steps` steps (default 10% past the cosine cycle), optionally with the rates a
  * run actually recorded.

@@ -7,6 +7,7 @@ import {
   inJupyter,
   JUPYTER_DISPLAY,
   learningRateFigure,
+  lineFigure,
   LivePlot,
   loadPlotlyJs,
   lossCurveFigure,
@@ -31,6 +32,15 @@ Deno.test("lossCurveFigure overlays runs with shared colours per run", () => {
   assertEquals((fig.layout.title as { text: string }).text, "sweep");
   // A single run is labelled just train/val.
   assertEquals(lossCurveFigure([{ name: "only", train: { steps: [0], values: [1] } }]).data[0].name, "train");
+});
+
+Deno.test("lineFigure draws one line per series", () => {
+  const fig = lineFigure([
+    { name: "a", series: { steps: [0, 1], values: [1, 2] } },
+    { name: "b", series: { steps: [0], values: [3] } },
+  ], { yTitle: "lr", logY: true });
+  assertEquals(fig.data.map((t) => [t.name, t.x, t.y]), [["a", [0, 1], [1, 2]], ["b", [0], [3]]]);
+  assertEquals((fig.layout.yaxis as { type: string; title: { text: string } }).title.text, "lr");
 });
 
 Deno.test("runFromMetrics picks loss and valLoss", () => {
