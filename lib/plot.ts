@@ -395,7 +395,7 @@ export type MimeBundle = Record<string, unknown>;
  * ```ts
  * import { JUPYTER_DISPLAY } from "./plot.ts";
  * const hello = { [JUPYTER_DISPLAY]: () => ({ "text/html": "<b>hello</b>" }) };
- * console.assert(JUPYTER_DISPLAY === Symbol.for("Jupyter.display") && hello[JUPYTER_DISPLAY]()["text/html"]);
+ * console.assert(JUPYTER_DISPLAY === Symbol.for("Jupyter.display") && hello[JUPYTER_DISPLAY]()["text/html"] !== undefined);
  * ```
  */
 export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display");
