@@ -70,6 +70,8 @@ export {
   writeTokenFile,
 } from "./lib/data.ts";
 export {
+  type AccountingRow,
+  accountingTable,
   type ForwardFlops,
   forwardFlops,
   type MemoryUsage,
@@ -93,22 +95,20 @@ export {
   readMetrics,
   type Series,
 } from "./lib/metrics.ts";
+export { display, inJupyter, JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./lib/jupyter.ts";
+export { formatCell, htmlTable, tableDisplay, type TableOptions, type TableRow, textTable } from "./lib/table.ts";
 export {
   attentionMapFigure,
   displayable,
   type FigureOptions,
   heatmapFigure,
   histogramFigure,
-  inJupyter,
-  JUPYTER_DISPLAY,
-  type JupyterDisplayable,
   learningRateFigure,
   lineFigure,
   LivePlot,
   loadPlotlyJs,
   lossCurveFigure,
   type LossCurveRun,
-  type MimeBundle,
   type NamedSeries,
   plotlyBundle,
   type PlotlyFigure,

@@ -11,6 +11,7 @@
  * @module
  */
 import { createRequire } from "node:module";
+import { display, inJupyter, JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./jupyter.ts";
 import { type MetricRecord, metricSeries, type Series } from "./metrics.ts";
 import { cosineLr, type CosineScheduleOptions } from "./schedule.ts";
 
@@ -384,28 +385,6 @@ export function plotlyHtml(figure: PlotlyFigure, options: PlotlyHtmlOptions): st
     `})();</script>`;
 }
 
-/** A Jupyter mime bundle: media type to content. */
-export type MimeBundle = Record<string, unknown>;
-
-/**
- * `Symbol.for("Jupyter.display")`: the Deno kernel shows an object through the mime bundle its method of this key
- * returns (awaited).
- *
- * @example
- * ```ts
- * import { JUPYTER_DISPLAY } from "./plot.ts";
- * const hello = { [JUPYTER_DISPLAY]: () => ({ "text/html": "<b>hello</b>" }) };
- * console.assert(JUPYTER_DISPLAY === Symbol.for("Jupyter.display") && hello[JUPYTER_DISPLAY]()["text/html"] !== undefined);
- * ```
- */
-export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display");
-
-/** An object the Deno Jupyter kernel displays through {@linkcode JUPYTER_DISPLAY}. */
-export interface JupyterDisplayable {
-  /** Returns the mime bundle to show. */
-  [JUPYTER_DISPLAY](): Promise<MimeBundle>;
-}
-
 /**
  * The mime bundle of a figure: `application/vnd.plotly.v1+json`, `text/html` with plotly.js inlined, and a
  * `text/plain` summary.
@@ -431,7 +410,8 @@ export async function plotlyBundle(figure: PlotlyFigure): Promise<MimeBundle> {
  *
  * @example
  * ```ts
- * import { displayable, JUPYTER_DISPLAY, lossCurveFigure } from "./plot.ts";
+ * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+ * import { displayable, lossCurveFigure } from "./plot.ts";
  * const chart = displayable(lossCurveFigure([{ name: "run", train: { steps: [0, 1], values: [4, 3] } }]));
  * const bundle = await chart[JUPYTER_DISPLAY]();
  * console.assert(typeof bundle["text/html"] === "string");
@@ -442,23 +422,6 @@ export function displayable(figure: PlotlyFigure): JupyterDisplayable & { figure
     figure,
     [JUPYTER_DISPLAY]: () => plotlyBundle(figure),
   };
-}
-
-/**
- * Whether code runs inside the Deno Jupyter kernel (where `Deno.jupyter` exists; elsewhere reading it throws).
- *
- * @example
- * ```ts
- * import { inJupyter } from "./plot.ts";
- * console.assert(inJupyter() === false); // under deno run / deno test
- * ```
- */
-export function inJupyter(): boolean {
-  try {
-    return typeof Deno.jupyter?.display === "function";
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -489,8 +452,7 @@ export class LivePlot {
   /** Shows or replaces the chart; returns whether anything was displayed. */
   async update(figure: PlotlyFigure): Promise<boolean> {
     if (!inJupyter()) return false;
-    const bundle = await plotlyBundle(figure);
-    await Deno.jupyter.display(bundle, { raw: true, update: this.#shown, display_id: this.displayId });
+    await display(await plotlyBundle(figure), { raw: true, update: this.#shown, displayId: this.displayId });
     this.#shown = true;
     return true;
   }

@@ -4,8 +4,6 @@ import {
   displayable,
   heatmapFigure,
   histogramFigure,
-  inJupyter,
-  JUPYTER_DISPLAY,
   learningRateFigure,
   lineFigure,
   LivePlot,
@@ -16,6 +14,7 @@ import {
   runFromMetrics,
 } from "./plot.ts";
 import { cosineLr } from "./schedule.ts";
+import { inJupyter, JUPYTER_DISPLAY } from "./jupyter.ts";
 
 Deno.test("lossCurveFigure overlays runs with shared colours per run", () => {
   const fig = lossCurveFigure([
