@@ -100,6 +100,7 @@ export { formatCell, htmlTable, tableDisplay, type TableOptions, type TableRow, 
 export {
   attentionMapFigure,
   displayable,
+  ensurePlotlyInNotebook,
   type FigureOptions,
   heatmapFigure,
   histogramFigure,
@@ -114,6 +115,7 @@ export {
   type PlotlyFigure,
   plotlyHtml,
   type PlotlyHtmlOptions,
+  plotlyLoaderHtml,
   type PlotlyTrace,
   runFromMetrics,
 } from "./lib/plot.ts";

@@ -4,7 +4,9 @@
  *
  * A figure is offered to Jupyter both as `application/vnd.plotly.v1+json` (rendered natively where the Plotly
  * extension is installed) and as `text/html` with plotly.js from `npm:plotly.js-dist` inlined, so it renders
- * offline and in exported HTML. plotly.js (about 11 MB) is read from the npm package lazily, once per process.
+ * offline and in exported HTML. plotly.js (about 11 MB) is read from the npm package lazily, once per process. In the
+ * kernel it is sent to the notebook once per session, in pieces, because the Deno kernel loses messages of several
+ * megabytes; standalone HTML (reports, bundles built outside Jupyter) inlines it whole.
  *
  * Nothing here touches `Deno.jupyter` at import time: it exists only inside the kernel and throws elsewhere.
  *
@@ -346,7 +348,7 @@ async function locatePlotly(): Promise<string> {
 
 /** Options of {@linkcode plotlyHtml}. */
 export interface PlotlyHtmlOptions {
-  /** The plotly.js source to inline before the plot, or `null` when the page already loads it once. */
+  /** The plotly.js source to inline before the plot, or `null` when the page already loads it (or will). */
   plotlyJs: string | null;
   /** The id of the plot's `<div>` (default: a fresh unique id). */
   divId?: string;
@@ -358,8 +360,9 @@ function scriptSafe(js: string): string {
 }
 
 /**
- * An HTML fragment (a `<div>` and a `<script>`) that draws the figure; with `plotlyJs` it defines Plotly first
- * unless the page already has it, so the fragment works standalone and offline.
+ * An HTML fragment (a `<div>` and a `<script>`) that draws the figure. With `plotlyJs` it defines Plotly first
+ * unless the page already has it, so the fragment works standalone and offline; without, it draws as soon as
+ * Plotly is defined (by the page, or by the loader fragments of {@linkcode plotlyLoaderHtml}).
  *
  * @example
  * ```ts
@@ -381,13 +384,77 @@ export function plotlyHtml(figure: PlotlyFigure, options: PlotlyHtmlOptions): st
   return `${define}<div id="${id}" class="nanolm-plot" style="width:100%;height:${height}px;"></div>\n` +
     `<script type="text/javascript">(function () {\n` +
     `  var fig = ${json};\n` +
-    `  window.Plotly.newPlot(${JSON.stringify(id)}, fig.data, fig.layout, { responsive: true });\n` +
+    `  function draw() { window.Plotly.newPlot(${
+      JSON.stringify(id)
+    }, fig.data, fig.layout, { responsive: true }); }\n` +
+    `  if (window.Plotly) draw(); else (window.__nanolmPlotlyWaiters = window.__nanolmPlotlyWaiters || []).push(draw);\n` +
     `})();</script>`;
 }
 
 /**
- * The mime bundle of a figure: `application/vnd.plotly.v1+json`, `text/html` with plotly.js inlined, and a
- * `text/plain` summary.
+ * plotly.js split into HTML fragments of at most `chunkChars` source characters. Shown in order (one notebook output
+ * each), they define `window.Plotly` when the last one runs, then draw the charts that were waiting for it. The Deno
+ * kernel drops or corrupts single messages of several megabytes, so the 11 MB library cannot travel inside one
+ * chart's output; in pieces it reaches the notebook, and stays in its saved and exported HTML.
+ *
+ * @example
+ * ```ts
+ * import { plotlyLoaderHtml } from "./plot.ts";
+ * const parts = plotlyLoaderHtml("window.Plotly = {};", { chunkChars: 8 });
+ * console.assert(parts.length === 3 && parts[2].includes("__nanolmPlotlyWaiters"));
+ * ```
+ */
+export function plotlyLoaderHtml(plotlyJs: string, options: { chunkChars?: number } = {}): string[] {
+  const size = options.chunkChars ?? 1_000_000;
+  const count = Math.max(1, Math.ceil(plotlyJs.length / size));
+  const parts: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const chunk = JSON.stringify(plotlyJs.slice(i * size, (i + 1) * size)).replace(/</g, "\\u003c");
+    let js = `(window.__nanolmPlotlyParts = window.__nanolmPlotlyParts || [])[${i}] = ${chunk};`;
+    if (i === count - 1) {
+      js += `\n(function () {\n` +
+        `  var parts = window.__nanolmPlotlyParts; window.__nanolmPlotlyParts = undefined;\n` +
+        `  if (!window.Plotly) { var s = document.createElement("script"); s.text = parts.join(""); ` +
+        `document.head.appendChild(s); }\n` +
+        `  var waiting = window.__nanolmPlotlyWaiters || []; window.__nanolmPlotlyWaiters = [];\n` +
+        `  waiting.forEach(function (draw) { draw(); });\n` +
+        `})();`;
+    }
+    parts.push(`<script type="text/javascript">${js}</script>`);
+  }
+  return parts;
+}
+
+let plotlySentToKernel = false;
+const PLOTLY_CHUNK_PAUSE_MS = 100;
+
+/**
+ * In the Jupyter kernel, sends plotly.js to the notebook once per kernel session (as a few outputs of the current
+ * cell, see {@linkcode plotlyLoaderHtml}) and returns true; later calls, and calls outside Jupyter, do nothing and
+ * return false.
+ *
+ * @example
+ * ```ts
+ * import { ensurePlotlyInNotebook } from "./plot.ts";
+ * console.assert((await ensurePlotlyInNotebook()) === false); // not in a kernel here
+ * ```
+ */
+export async function ensurePlotlyInNotebook(): Promise<boolean> {
+  if (plotlySentToKernel || !inJupyter()) return false;
+  const parts = plotlyLoaderHtml(await loadPlotlyJs());
+  for (const [i, html] of parts.entries()) {
+    await display({ "text/html": html, "text/plain": `(plotly.js ${i + 1}/${parts.length})` }, { raw: true });
+    // The kernel's output socket drops messages that arrive faster than the client drains them.
+    await new Promise((resolve) => setTimeout(resolve, PLOTLY_CHUNK_PAUSE_MS));
+  }
+  plotlySentToKernel = true;
+  return true;
+}
+
+/**
+ * The mime bundle of a figure: `application/vnd.plotly.v1+json`, `text/html`, and a `text/plain` summary. The HTML
+ * inlines plotly.js (self-contained) unless `plotlyJs: "page"`, where it relies on the page (or notebook) defining
+ * Plotly, as {@linkcode displayable} arranges in Jupyter.
  *
  * @example
  * ```ts
@@ -396,17 +463,28 @@ export function plotlyHtml(figure: PlotlyFigure, options: PlotlyHtmlOptions): st
  * console.assert("application/vnd.plotly.v1+json" in bundle && "text/html" in bundle);
  * ```
  */
-export async function plotlyBundle(figure: PlotlyFigure): Promise<MimeBundle> {
+export async function plotlyBundle(
+  figure: PlotlyFigure,
+  options: { plotlyJs?: "inline" | "page" } = {},
+): Promise<MimeBundle> {
   const title = (figure.layout.title as { text?: string } | undefined)?.text;
+  const plotlyJs = options.plotlyJs === "page" ? null : await loadPlotlyJs();
   return {
     "application/vnd.plotly.v1+json": { data: figure.data, layout: figure.layout },
-    "text/html": plotlyHtml(figure, { plotlyJs: await loadPlotlyJs() }),
+    "text/html": plotlyHtml(figure, { plotlyJs }),
     "text/plain": `Plotly figure${title ? ` "${title}"` : ""} (${figure.data.length} traces)`,
   };
 }
 
+async function notebookBundle(figure: PlotlyFigure): Promise<MimeBundle> {
+  if (!inJupyter()) return plotlyBundle(figure);
+  await ensurePlotlyInNotebook();
+  return plotlyBundle(figure, { plotlyJs: "page" });
+}
+
 /**
- * Wraps a figure so that a notebook cell returning it shows the chart.
+ * Wraps a figure so that a notebook cell returning it shows the chart. In the kernel, plotly.js is sent to the
+ * notebook with the first chart of the session and charts reference it; elsewhere the bundle is self-contained.
  *
  * @example
  * ```ts
@@ -420,7 +498,7 @@ export async function plotlyBundle(figure: PlotlyFigure): Promise<MimeBundle> {
 export function displayable(figure: PlotlyFigure): JupyterDisplayable & { figure: PlotlyFigure } {
   return {
     figure,
-    [JUPYTER_DISPLAY]: () => plotlyBundle(figure),
+    [JUPYTER_DISPLAY]: () => notebookBundle(figure),
   };
 }
 
@@ -452,7 +530,7 @@ export class LivePlot {
   /** Shows or replaces the chart; returns whether anything was displayed. */
   async update(figure: PlotlyFigure): Promise<boolean> {
     if (!inJupyter()) return false;
-    await display(await plotlyBundle(figure), { raw: true, update: this.#shown, displayId: this.displayId });
+    await display(await notebookBundle(figure), { raw: true, update: this.#shown, displayId: this.displayId });
     this.#shown = true;
     return true;
   }

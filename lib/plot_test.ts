@@ -2,6 +2,7 @@ import { assert, assertEquals, assertMatch, assertThrows } from "../tests/assert
 import {
   attentionMapFigure,
   displayable,
+  ensurePlotlyInNotebook,
   heatmapFigure,
   histogramFigure,
   learningRateFigure,
@@ -11,6 +12,7 @@ import {
   lossCurveFigure,
   plotlyBundle,
   plotlyHtml,
+  plotlyLoaderHtml,
   runFromMetrics,
 } from "./plot.ts";
 import { cosineLr } from "./schedule.ts";
@@ -119,4 +121,49 @@ Deno.test("outside the kernel, Jupyter helpers are inert", async () => {
   const live = new LivePlot();
   assertMatch(live.displayId, /^nanolm-live-/);
   assertEquals(await live.update(lossCurveFigure([])), false);
+});
+
+/** Runs the inline scripts of HTML fragments against a fake window/document, as a browser would, in order. */
+function runScripts(fragments: string[], win: Record<string, unknown>, appended: string[]): void {
+  const doc = {
+    createElement: () => ({ text: "" }),
+    head: {
+      appendChild: (el: { text: string }) => {
+        appended.push(el.text);
+        new Function("window", el.text)(win); // the appended script runs at once
+      },
+    },
+  };
+  for (const html of fragments) {
+    for (const m of html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)) {
+      new Function("window", "document", m[1])(win, doc);
+    }
+  }
+}
+
+Deno.test("plotly.js sent in pieces is reassembled and draws the waiting charts", () => {
+  const drawn: string[] = [];
+  const fakePlotly =
+    '/* fake plotly </script> \\ " \u2028 */ window.Plotly = { newPlot: function (id) { window.drawn.push(id); } };';
+  const win: Record<string, unknown> = { drawn };
+  const appended: string[] = [];
+  // A chart shown before Plotly exists waits for it.
+  const chart = plotlyHtml({ data: [{ type: "scatter", y: [1] }], layout: {} }, { plotlyJs: null, divId: "early" });
+  runScripts([chart], win, appended);
+  assertEquals(drawn, []);
+  const parts = plotlyLoaderHtml(fakePlotly, { chunkChars: 10 });
+  assertEquals(parts.length, Math.ceil(fakePlotly.length / 10));
+  runScripts(parts.slice(0, -1), win, appended);
+  assertEquals(appended, []); // nothing runs before the last piece
+  runScripts(parts.slice(-1), win, appended);
+  assertEquals(appended, [fakePlotly]);
+  assertEquals(drawn, ["early"]);
+  // Later charts draw at once.
+  runScripts([plotlyHtml({ data: [], layout: {} }, { plotlyJs: null, divId: "late" })], win, appended);
+  assertEquals(drawn, ["early", "late"]);
+  assert(parts.every((p) => !p.slice(8, -9).includes("</script>")), "no piece closes its script early");
+});
+
+Deno.test("ensurePlotlyInNotebook does nothing outside the kernel", async () => {
+  assertEquals(await ensurePlotlyInNotebook(), false);
 });
