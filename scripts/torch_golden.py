@@ -28,6 +28,12 @@ than a copy of one float32 rounding order. The model code is the reference archi
 Run with Debian's torch (`apt-get install python3-torch python3-numpy`):
 
   /usr/bin/python3 scripts/torch_golden.py
+
+and, to check that weights written by nanolm load into PyTorch with load_state_dict and give the same logits
+(the file holds the weights under their CS336 names, `input_ids` as I32 (batch, seq), the `logits` nanolm computed,
+and the model config as JSON in the metadata key `config`):
+
+  /usr/bin/python3 scripts/torch_golden.py --check model_and_logits.safetensors [atol]
 """
 
 import json
@@ -326,7 +332,36 @@ def adamw_golden(path):
           f"{os.path.getsize(path)} bytes")
 
 
+def check_weights(path, atol):
+    """Loads a safetensors file written by nanolm (weights under CS336 names, `input_ids` I32 (B, T), `logits`,
+    and the model config as JSON in metadata `config`) into the PyTorch model with load_state_dict, and compares
+    logits. Returns the process exit status."""
+    stored, meta = read_safetensors(path)
+    config = json.loads(meta["config"])
+    config = config.get("model", config)
+    unsupported = {k: config.get(k) for k in ("norm", "position", "ffn", "parallelLayers", "tieEmbeddings")
+                   if config.get(k) not in (None, "pre", "rope", "swiglu", False)}
+    if unsupported:
+        print(f"{path}: the reference model here is the CS336 default architecture; unsupported variants {unsupported}")
+        return 2
+    model = TransformerLM(config, torch.Generator().manual_seed(0))
+    names = [n for n, _ in model.named_parameters()]
+    missing = [n for n in names if n not in stored]
+    if missing:
+        print(f"{path}: missing weights {missing}")
+        return 1
+    model.load_state_dict({n: torch.from_numpy(stored[n].astype(np.float64)) for n in names})
+    with torch.no_grad():
+        logits = model(torch.from_numpy(stored["input_ids"].astype(np.int64)))
+    err = (logits - torch.from_numpy(stored["logits"].astype(np.float64))).abs().max().item()
+    ok = err <= atol
+    print(f"{path}: max |logits(PyTorch) - logits(file)| = {err:.3e} ({'ok' if ok else 'FAIL'}, atol {atol})")
+    return 0 if ok else 1
+
+
 def main():
+    if len(sys.argv) >= 3 and sys.argv[1] == "--check":
+        return check_weights(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 1e-4)
     torch.manual_seed(0)
     os.makedirs(OUT_DIR, exist_ok=True)
     lm_golden(os.path.normpath(os.path.join(OUT_DIR, "lm_small.safetensors")))
