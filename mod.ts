@@ -127,3 +127,5 @@ export {
   type ReportSample,
   writeReport,
 } from "./lib/report.ts";
+export { ThroughputMeter, type ThroughputMeterOptions } from "./lib/meter.ts";
+export { InterruptGuard } from "./lib/interrupt.ts";
