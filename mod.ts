@@ -13,6 +13,8 @@
  * @module
  */
 export { Rng, type RngState } from "./lib/random.ts";
+export * from "./lib/tensor/mod.ts";
+export { ProgressBar, type ProgressBarOptions } from "./lib/progress.ts";
 export {
   type Config,
   ConfigError,
@@ -85,6 +87,20 @@ export {
   trainingFlopsPerToken,
   type WorkloadOptions,
 } from "./lib/accounting.ts";
+export { AdamW, type AdamWOptions, type StepOptions } from "./lib/optim/adamw.ts";
+export * from "./lib/model/mod.ts";
+export {
+  CHECKPOINT_NAME,
+  type CheckpointEvent,
+  type EvalMetrics,
+  type FitResult,
+  type StepMetrics,
+  Trainer,
+  type TrainerOptions,
+  type TrainEvent,
+} from "./lib/train/trainer.ts";
+export { generate, type GenerateOptions } from "./lib/sample/generate.ts";
+export { candidateSet, sampleToken, type SamplingOptions } from "./lib/sample/sampling.ts";
 export {
   type MetricRecord,
   metricSeries,
@@ -94,6 +110,7 @@ export {
   parseMetrics,
   readMetrics,
   type Series,
+  type Stepped,
 } from "./lib/metrics.ts";
 export { display, inJupyter, JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./lib/jupyter.ts";
 export { formatCell, htmlTable, tableDisplay, type TableOptions, type TableRow, textTable } from "./lib/table.ts";
@@ -119,13 +136,6 @@ export {
   type PlotlyTrace,
   runFromMetrics,
 } from "./lib/plot.ts";
-export {
-  escapeHtml,
-  renderReport,
-  type ReportContent,
-  type ReportRun,
-  type ReportSample,
-  writeReport,
-} from "./lib/report.ts";
+export { renderReport, type ReportContent, type ReportRun, type ReportSample, writeReport } from "./lib/report.ts";
 export { ThroughputMeter, type ThroughputMeterOptions } from "./lib/meter.ts";
 export { InterruptGuard } from "./lib/interrupt.ts";

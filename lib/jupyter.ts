@@ -1,6 +1,6 @@
 /**
  * The display protocol of the Deno Jupyter kernel, shared by every object that shows itself in a notebook (plots,
- * tables, and later tensors, tokenizers and models).
+ * tables, tensors, and later tokenizers and models).
  *
  * A notebook cell whose value has a method under `Symbol.for("Jupyter.display")` shows the mime bundle that method
  * returns (the kernel awaits it). `Deno.jupyter` exists only inside the kernel (reading it elsewhere throws), so it
@@ -9,21 +9,11 @@
  * @module
  */
 
-/** A Jupyter mime bundle: media type to content. */
-export type MimeBundle = Record<string, unknown>;
+import { JUPYTER_DISPLAY, type MimeBundle } from "./display.ts";
 
-/**
- * `Symbol.for("Jupyter.display")`: the Deno kernel shows an object through the mime bundle its method of this key
- * returns (awaited).
- *
- * @example
- * ```ts
- * import { JUPYTER_DISPLAY } from "./jupyter.ts";
- * const hello = { [JUPYTER_DISPLAY]: () => ({ "text/html": "<b>hello</b>" }) };
- * console.assert(JUPYTER_DISPLAY === Symbol.for("Jupyter.display") && hello[JUPYTER_DISPLAY]()["text/html"] !== undefined);
- * ```
- */
-export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display");
+// The symbol and bundle type live in display.ts with the tensor display; re-exported so that plots and tables
+// need one import.
+export { JUPYTER_DISPLAY, type MimeBundle };
 
 /** An object the Deno Jupyter kernel displays through {@linkcode JUPYTER_DISPLAY}. */
 export interface JupyterDisplayable {

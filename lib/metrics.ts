@@ -3,7 +3,8 @@
  * after a crash (a torn last line is skipped).
  *
  * Conventions used by the trainer and the plots: every record has an integer `step`; training records carry `loss`
- * and `lr` (and whatever else, e.g. `tokensPerSecond`, `gradNorm`, `mfu`), evaluation records carry `valLoss`.
+ * and `lr` (and whatever else, e.g. `tokensPerSec`, `gradNorm`, `mfu`), evaluation records carry `valLoss` — the
+ * trainer's events can be logged as they are.
  * JSON has no NaN or infinities, so non-finite numbers are written as the strings `"NaN"`, `"Infinity"` and
  * `"-Infinity"` and read back as numbers.
  *
@@ -19,6 +20,15 @@ export interface MetricRecord {
   step: number;
   /** Any other named values (`undefined` ones are not written). */
   [key: string]: MetricValue | undefined;
+}
+
+/**
+ * Anything with an integer `step` that can be logged or plotted: a {@linkcode MetricRecord}, or a trainer event
+ * (`{ type: "step", step, loss, lr, gradNorm, tokensPerSec, ... }`), whose other fields are read by name.
+ */
+export interface Stepped {
+  /** The optimizer step. */
+  readonly step: number;
 }
 
 /** A metric as two parallel arrays, ready to plot. */
@@ -41,7 +51,7 @@ export interface MetricsLoggerOptions {
 
 const NON_FINITE: Record<string, number> = { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity };
 
-function encodeRecord(record: MetricRecord): string {
+function encodeRecord(record: MetricRecord | Stepped): string {
   if (!Number.isSafeInteger(record.step)) {
     throw new TypeError(`Metric record step must be an integer, got ${record.step}`);
   }
@@ -107,7 +117,7 @@ export class MetricsLogger {
   }
 
   /** Appends one record. */
-  log(record: MetricRecord): void {
+  log(record: MetricRecord | Stepped): void {
     this.#write(encodeRecord(record) + "\n");
   }
 
@@ -193,10 +203,10 @@ export async function readMetrics(path: string): Promise<MetricRecord[]> {
  * console.assert(s.steps.join() === "0,1" && s.values.join() === "3,2");
  * ```
  */
-export function metricSeries(records: MetricRecord[], key: string): Series {
+export function metricSeries(records: readonly (MetricRecord | Stepped)[], key: string): Series {
   const steps: number[] = [], values: number[] = [];
   for (const r of records) {
-    const v = r[key];
+    const v = (r as unknown as Record<string, unknown>)[key];
     if (typeof v === "number") {
       steps.push(r.step);
       values.push(v);

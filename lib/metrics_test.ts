@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "../tests/assert.ts";
-import { metricSeries, MetricsLogger, parseMetrics, readMetrics } from "./metrics.ts";
+import { type MetricRecord, metricSeries, MetricsLogger, parseMetrics, readMetrics } from "./metrics.ts";
 
 Deno.test("MetricsLogger writes one JSON object per line, readable while open", async () => {
   const dir = await Deno.makeTempDir();
@@ -65,6 +65,28 @@ Deno.test("readMetrics names a missing file", async () => {
     () => readMetrics("/nonexistent/metrics.jsonl"),
     "Metrics file /nonexistent/metrics.jsonl does not exist",
   );
+});
+
+Deno.test("trainer events (interfaces without an index signature) log and plot as they are", async () => {
+  interface StepEvent {
+    type: "step";
+    step: number;
+    loss: number;
+    tokensPerSec: number;
+  }
+  const events: StepEvent[] = [{ type: "step", step: 1, loss: 3, tokensPerSec: 10 }, {
+    type: "step",
+    step: 2,
+    loss: 2,
+    tokensPerSec: 20,
+  }];
+  const path = await Deno.makeTempFile();
+  const log = await MetricsLogger.open(path);
+  for (const e of events) log.log(e);
+  await log.close();
+  assertEquals(await readMetrics(path), events as unknown as MetricRecord[]);
+  assertEquals(metricSeries(events, "tokensPerSec"), { steps: [1, 2], values: [10, 20] });
+  await Deno.remove(path);
 });
 
 Deno.test("metricSeries extracts one numeric metric", () => {

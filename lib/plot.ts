@@ -14,7 +14,7 @@
  */
 import { createRequire } from "node:module";
 import { display, inJupyter, JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./jupyter.ts";
-import { type MetricRecord, metricSeries, type Series } from "./metrics.ts";
+import { type MetricRecord, metricSeries, type Series, type Stepped } from "./metrics.ts";
 import { cosineLr, type CosineScheduleOptions } from "./schedule.ts";
 
 /** One Plotly trace (`{ type: "scatter", x, y, ... }`), as JSON. */
@@ -83,7 +83,7 @@ function baseLayout(options: FigureOptions, xTitle: string, yTitle: string): Rec
  */
 export function runFromMetrics(
   name: string,
-  records: MetricRecord[],
+  records: readonly (MetricRecord | Stepped)[],
   options: { trainKey?: string; valKey?: string } = {},
 ): LossCurveRun {
   const train = metricSeries(records, options.trainKey ?? "loss");

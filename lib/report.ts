@@ -5,15 +5,16 @@
  *
  * @module
  */
-import { type MetricRecord, metricSeries } from "./metrics.ts";
+import { escapeHtml } from "./display.ts";
+import { type MetricRecord, metricSeries, type Stepped } from "./metrics.ts";
 import { lineFigure, loadPlotlyJs, lossCurveFigure, type PlotlyFigure, plotlyHtml, runFromMetrics } from "./plot.ts";
 
 /** One run of a report: a name and its metric records. */
 export interface ReportRun {
   /** Legend name. */
   name: string;
-  /** The metric records (`loss`, `valLoss`, `lr`, `tokensPerSecond`... against `step`). */
-  records: MetricRecord[];
+  /** The metric records or trainer events (`loss`, `valLoss`, `lr`, `tokensPerSec`... against `step`). */
+  records: readonly (MetricRecord | Stepped)[];
 }
 
 /** A generated sample. */
@@ -45,23 +46,10 @@ export interface ReportContent {
 /** Metrics drawn as their own chart when a run recorded them: key, then y-axis title. */
 const EXTRA_METRICS: [string, string, boolean][] = [
   ["lr", "learning rate", false],
-  ["tokensPerSecond", "tokens/s", false],
+  ["tokensPerSec", "tokens/s", false],
   ["gradNorm", "gradient norm", true],
   ["mfu", "MFU", false],
 ];
-
-/**
- * Escapes text for HTML element content and attribute values.
- *
- * @example
- * ```ts
- * import { escapeHtml } from "./report.ts";
- * console.assert(escapeHtml('<a href="x">&</a>') === "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;");
- * ```
- */
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
-}
 
 function flatten(value: unknown, prefix: string, out: [string, string][]): void {
   if (value !== null && typeof value === "object" && !Array.isArray(value)) {
@@ -81,7 +69,7 @@ function formatNumber(x: number | undefined): string {
 function summaryRow(run: ReportRun): string {
   const train = metricSeries(run.records, "loss");
   const val = metricSeries(run.records, "valLoss");
-  const speed = metricSeries(run.records, "tokensPerSecond").values;
+  const speed = metricSeries(run.records, "tokensPerSec").values;
   const lastStep = run.records.reduce((m, r) => Math.max(m, r.step), -Infinity);
   let best: number | undefined, bestStep: number | undefined;
   val.values.forEach((v, i) => {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { escapeHtml } from "./display.ts";
 import { JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./jupyter.ts";
 
 /** A row: column name to value. */
@@ -45,10 +46,6 @@ function columnsOf(rows: TableRow[], options: TableOptions): string[] {
   const seen = new Set<string>();
   for (const r of rows) for (const k of Object.keys(r)) seen.add(k);
   return [...seen];
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 }
 
 /**
