@@ -72,6 +72,8 @@ export {
   writeTokenFile,
 } from "./lib/data.ts";
 export {
+  type AccountingRow,
+  accountingTable,
   type ForwardFlops,
   forwardFlops,
   type MemoryUsage,
@@ -118,3 +120,41 @@ export {
   trainBpe,
   type TrainBpeOptions,
 } from "./lib/tokenizer/mod.ts";
+export {
+  type MetricRecord,
+  metricSeries,
+  MetricsLogger,
+  type MetricsLoggerOptions,
+  type MetricValue,
+  parseMetrics,
+  readMetrics,
+  type Series,
+  type Stepped,
+} from "./lib/metrics.ts";
+export { display, inJupyter, JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./lib/jupyter.ts";
+export { formatCell, htmlTable, tableDisplay, type TableOptions, type TableRow, textTable } from "./lib/table.ts";
+export {
+  attentionMapFigure,
+  displayable,
+  ensurePlotlyInNotebook,
+  type FigureOptions,
+  heatmapFigure,
+  histogramFigure,
+  learningRateFigure,
+  lineFigure,
+  LivePlot,
+  loadPlotlyJs,
+  lossCurveFigure,
+  type LossCurveRun,
+  type NamedSeries,
+  plotlyBundle,
+  type PlotlyFigure,
+  plotlyHtml,
+  type PlotlyHtmlOptions,
+  plotlyLoaderHtml,
+  type PlotlyTrace,
+  runFromMetrics,
+} from "./lib/plot.ts";
+export { renderReport, type ReportContent, type ReportRun, type ReportSample, writeReport } from "./lib/report.ts";
+export { ThroughputMeter, type ThroughputMeterOptions } from "./lib/meter.ts";
+export { InterruptGuard } from "./lib/interrupt.ts";

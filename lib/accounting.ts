@@ -304,3 +304,48 @@ export function trainingFlopsPerToken(shape: ModelShape, options: { seqLen?: num
   const T = options.seqLen ?? shape.contextLength;
   return trainingFlops(shape, { batchSize: 1, seqLen: T }).total / T;
 }
+
+/** One row of {@linkcode accountingTable}. */
+export interface AccountingRow {
+  /** Component name. */
+  component: string;
+  /** Parameters of the component (whole model). */
+  parameters: number;
+  /** Forward FLOPs of the component for the workload. */
+  forwardFlops: number;
+  /** Share of the forward FLOPs (matmuls plus the non-matmul estimate). */
+  flopShare: number;
+}
+
+/**
+ * Parameters and forward FLOPs by component, one row each, plus a total row: the table of the CS336 accounting
+ * questions, ready for `textTable`/`tableDisplay`.
+ *
+ * @example
+ * ```ts
+ * import { accountingTable } from "./accounting.ts";
+ * const shape = { vocabSize: 50257, contextLength: 1024, dModel: 768, numLayers: 12, numHeads: 12, dFf: 3072 };
+ * const rows = accountingTable(shape);
+ * console.assert(rows.at(-1)!.component === "total" && rows.at(-1)!.flopShare === 1);
+ * ```
+ */
+export function accountingTable(shape: ModelShape, options: WorkloadOptions = {}): AccountingRow[] {
+  const p = parameterCounts(shape), f = forwardFlops(shape, options);
+  const rows: [string, number, number][] = [
+    ["token embedding", p.embedding, 0],
+    ["attention Q/K/V projections", (p.attention * 3) / 4, f.qkvProjections],
+    ["attention scores QKᵀ", 0, f.attentionScores],
+    ["attention weighted values AV", 0, f.attentionValues],
+    ["attention output projection", p.attention / 4, f.outputProjection],
+    ["feed-forward", p.feedForward, f.feedForward],
+    ["RMSNorm gains", p.norms, 0],
+    ["LM head", p.lmHead, f.lmHead],
+    ["non-matmul (norms, RoPE, softmax, activations, residuals, loss)", 0, f.nonMatmul],
+  ];
+  return [...rows, ["total", p.total, f.total] as [string, number, number]].map(([component, parameters, flops]) => ({
+    component,
+    parameters,
+    forwardFlops: flops,
+    flopShare: flops / f.total,
+  }));
+}

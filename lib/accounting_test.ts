@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
 import {
+  accountingTable,
   forwardFlops,
   memoryUsage,
   modelFlopsUtilization,
@@ -147,4 +148,16 @@ Deno.test("accounting rejects bad shapes", () => {
   assertThrows(() => parameterCounts({ ...GPT2.small, numHeads: 7 }), "numHeads (7) to divide dModel (768)");
   assertThrows(() => forwardFlops(GPT2.small, { batchSize: 0 }), "batchSize to be a positive integer, got 0");
   assertThrows(() => parameterCounts({ ...GPT2.small, dFf: 1.5 }), "dFf");
+});
+
+Deno.test("accountingTable rows add up to the totals", () => {
+  const rows = accountingTable(GPT2.medium, { batchSize: 2 });
+  const total = rows.at(-1)!;
+  const parts = rows.slice(0, -1);
+  assertEquals(total.parameters, parameterCounts(GPT2.medium).total);
+  assertEquals(total.forwardFlops, forwardFlops(GPT2.medium, { batchSize: 2 }).total);
+  assertEquals(parts.reduce((s, r) => s + r.parameters, 0), total.parameters);
+  assert(Math.abs(parts.reduce((s, r) => s + r.forwardFlops, 0) / total.forwardFlops - 1) < 1e-12);
+  assert(Math.abs(parts.reduce((s, r) => s + r.flopShare, 0) - 1) < 1e-12);
+  assertEquals(rows.find((r) => r.component === "LM head")!.forwardFlops, 2 * 2 * 1024 * 1024 * 50257);
 });

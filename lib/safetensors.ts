@@ -357,6 +357,10 @@ export function decodeSafetensors(bytes: Uint8Array, options: SafetensorsReadOpt
  */
 export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
   using file = await openForRead(path);
+  return await readHeaderFrom(file, path);
+}
+
+async function readHeaderFrom(file: Deno.FsFile, path: string): Promise<SafetensorsHeader> {
   const size = (await file.stat()).size;
   const lenBytes = await readExactly(file, Math.min(8, size));
   if (size < 8) return parseHeader(lenBytes, size, path);
@@ -370,7 +374,8 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsHe
 
 /**
  * Reads a whole safetensors file. Errors name the file and the problem (missing, truncated, bad header length,
- * offsets out of range...).
+ * offsets out of range...). The header is checked against the file size before any tensor is read, and each tensor
+ * is read straight into its own buffer, so a checkpoint takes its own size in memory, not twice that.
  *
  * @example
  * ```ts
@@ -383,13 +388,20 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsHe
  * ```
  */
 export async function readSafetensors(path: string): Promise<SafetensorsContents> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw fileError(path, e);
+  using file = await openForRead(path);
+  const header = await readHeaderFrom(file, path);
+  const tensors: TensorMap = new Map();
+  for (const [name, info] of header.tensors) {
+    const [begin, end] = info.dataOffsets;
+    await file.seek(header.dataStart + begin, Deno.SeekMode.Start);
+    const bytes = await readExactly(file, end - begin);
+    if (bytes.length !== end - begin) {
+      throw new Error(`Safetensors file ${path} ended while reading tensor "${name}" (changed on disk?)`);
+    }
+    const { array, size } = DTYPES[info.dtype];
+    tensors.set(name, { dtype: info.dtype, shape: info.shape, data: new array(bytes.buffer, 0, bytes.length / size) });
   }
-  return materialise(parseHeader(bytes, bytes.length, path), bytes);
+  return { tensors, metadata: header.metadata };
 }
 
 /**
@@ -467,7 +479,7 @@ async function openForRead(path: string): Promise<Deno.FsFile> {
   }
 }
 
-async function readExactly(file: Deno.FsFile, n: number): Promise<Uint8Array> {
+async function readExactly(file: Deno.FsFile, n: number): Promise<Uint8Array<ArrayBuffer>> {
   const out = new Uint8Array(n);
   let done = 0;
   while (done < n) {
