@@ -18,6 +18,9 @@ export interface KernelSource {
   workgroups: [number, number, number];
 }
 
+/** The largest finite f32. */
+const F32_MAX = 3.4028234663852886e38;
+
 /** WebGPU guarantees at least this many workgroups per grid dimension. */
 export const MAX_GROUPS_PER_DIM = 65535;
 
@@ -32,9 +35,13 @@ export function flatGrid(groups: number): { workgroups: [number, number, number]
   return { workgroups: [x, y, 1], index: `(wid.x + wid.y * ${x}u)` };
 }
 
-/** Formats a number as a WGSL f32 literal. */
+/**
+ * Formats a number as a WGSL f32 literal. Values beyond the f32 range become the value float32 rounding gives
+ * (the largest float or an infinity), as on upload: WGSL rejects literals that f32 cannot represent.
+ */
 export function f32Literal(x: number): string {
   if (Number.isNaN(x)) throw new RangeError("NaN cannot be a WGSL literal");
+  if (Math.abs(x) > F32_MAX) x = Math.fround(x);
   if (x === Infinity) return "bitcast<f32>(0x7f800000u)";
   if (x === -Infinity) return "bitcast<f32>(0xff800000u)";
   const s = String(x);
