@@ -110,6 +110,9 @@ export const tanh = (x: Tensor): Tensor => unary("tanh", x);
 
 // ---- Binary ops -----------------------------------------------------------------------------------------------
 
+/** The smallest normal f32, as a WGSL literal. */
+const TINY = "f32(1.1754943508222875e-38)";
+
 /** Names of the binary ops. */
 export type BinaryOp = "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum";
 
@@ -135,13 +138,15 @@ const binaryOps: Record<BinaryOp, {
     backward: [(_a, b, _y, dy) => `${dy} / ${b}`, (_a, b, y, dy) => `-${dy} * ${y} / ${b}`],
   },
   pow: {
-    // pow() in WGSL is undefined for negative bases; use exp(b*log|a|) with the sign fixed for integer b.
+    // pow() in WGSL is undefined for negative bases; use exp(b*log|a|) with the sign fixed for integer b. The
+    // logs' arguments are clamped to the smallest normal float, which only matters in the branches the selects
+    // discard, and keeps a number operand of 0 or less from constant-folding to an invalid log.
     forward: (a, b) =>
-      `select(select(1.0, -1.0, ${a} < 0.0 && fract(${b} * 0.5) != 0.0) * exp(${b} * log(abs(${a}))), ` +
+      `select(select(1.0, -1.0, ${a} < 0.0 && fract(${b} * 0.5) != 0.0) * exp(${b} * log(max(abs(${a}), ${TINY}))), ` +
       `select(select(0.0, ${f32Literal(Infinity)}, ${b} < 0.0), 1.0, ${b} == 0.0), ${a} == 0.0)`,
     backward: [
       (a, b, y, dy) => `select(${dy} * ${b} * ${y} / ${a}, select(0.0, ${dy}, ${b} == 1.0), ${a} == 0.0)`,
-      (a, _b, y, dy) => `select(0.0, ${dy} * ${y} * log(${a}), ${a} > 0.0)`,
+      (a, _b, y, dy) => `select(0.0, ${dy} * ${y} * log(max(${a}, ${TINY})), ${a} > 0.0)`,
     ],
   },
   maximum: {
