@@ -6,7 +6,32 @@
  */
 import { assertClose } from "./assert.ts";
 import { dot, type Nd, nd, numericGrad, numericGradAt, randNd, rngFor } from "./reference.ts";
-import { compare, mul, param, readAll, sum, type Tensor, tensor, tidy, where } from "../lib/tensor/mod.ts";
+import {
+  compare,
+  gpu,
+  initGpu,
+  mul,
+  param,
+  readAll,
+  sum,
+  type Tensor,
+  tensor,
+  tidy,
+  where,
+} from "../lib/tensor/mod.ts";
+
+await initGpu();
+// A kernel that fails to compile or bind only reports an uncaptured error and leaves its output unwritten: collect
+// them so that the comparisons fail loudly instead of comparing stale memory.
+const gpuErrors: string[] = [];
+gpu().device.addEventListener("uncapturederror", (e) => {
+  gpuErrors.push((e as GPUUncapturedErrorEvent).error.message);
+});
+
+/** Fails if the GPU reported any error since the last check. */
+export function assertNoGpuErrors(): void {
+  if (gpuErrors.length) throw new Error(`WebGPU reported errors:\n${gpuErrors.splice(0).join("\n")}`);
+}
 
 /** Uploads a reference array as an f32 tensor. */
 export function upload(x: Nd): Tensor {
@@ -32,8 +57,8 @@ export function maxAbs(x: ArrayLike<number>): number {
 }
 
 /**
- * {@linkcode assertClose} where infinities of the expected values must be matched exactly (log-softmax's masked
- * entries are -inf).
+ * {@linkcode assertClose} where infinities and NaNs of the expected values must be matched exactly (log-softmax's
+ * masked entries are -inf).
  */
 export function assertCloseInf(
   actual: ArrayLike<number>,
@@ -42,8 +67,8 @@ export function assertCloseInf(
 ): void {
   const a = Array.from(actual), e = Array.from(expected);
   for (let i = 0; i < e.length; i++) {
-    if (!Number.isFinite(e[i]) && !Number.isNaN(e[i])) {
-      if (a[i] !== e[i]) throw new Error(`${tol.msg ?? ""}: element ${i} is ${a[i]}, expected ${e[i]}`);
+    if (!Number.isFinite(e[i])) {
+      if (!Object.is(a[i], e[i])) throw new Error(`${tol.msg ?? ""}: element ${i} is ${a[i]}, expected ${e[i]}`);
       a[i] = e[i] = 0;
     }
   }
@@ -53,6 +78,7 @@ export function assertCloseInf(
 /** Reads `actual` (one round trip) and compares each with the matching reference, shapes included. */
 export async function expectClose(actual: Tensor[], expected: Nd[], tol: Tol & { msg?: string } = {}): Promise<void> {
   const values = await readAll(actual);
+  assertNoGpuErrors();
   values.forEach((v, i) => {
     const msg = `${tol.msg ?? ""}[${i}]`;
     if (actual[i].shape.join() !== expected[i].shape.join()) {
@@ -111,6 +137,7 @@ export async function checkGrad(c: GradCheck): Promise<void> {
   } finally {
     for (const x of xs) x.dispose();
   }
+  assertNoGpuErrors();
   const ftol = c.forward ?? {};
   assertCloseInf(y, expectedY.data, { atol: ftol.atol ?? 1e-6, rtol: ftol.rtol ?? 1e-5, msg: `${c.name} forward` });
   wrt.forEach((i, j) => {

@@ -517,3 +517,18 @@ Deno.test("broadcasting across five dims with interleaved size-1 dims, forward a
   const axes = [5, 3, 0, 4, 1, 2];
   await expectClose([permute(upload(x), axes)], [ref.permute(x, axes)], { atol: 0, rtol: 0 });
 });
+
+Deno.test("number operands that constant-fold to invalid WGSL still compile: pow(0, x), pow(-2, x), huge literals", async () => {
+  const x = param(tensor([1, 2, 3, 0]));
+  const outs = [pow(0, x), pow(-2, x), mul(x, 1e39), add(x, -1e39)];
+  sum(add(pow(-2, x), pow(2, x))).backward();
+  await expectClose([...outs, x.grad!], [
+    ref.nd([4], [0, 0, 0, 1]),
+    ref.nd([4], [-2, 4, -8, 1]),
+    ref.nd([4], [Infinity, Infinity, Infinity, NaN]), // 0 * inf
+    ref.nd([4], [-Infinity, -Infinity, -Infinity, -Infinity]),
+    // d/dx (-2)^x has no real value (0 by convention); d/dx 2^x = 2^x ln 2.
+    ref.nd([4], [2, 4, 8, 1].map((v) => v * Math.log(2))),
+  ], { atol: 1e-6, rtol: 1e-6 });
+  x.dispose();
+});
