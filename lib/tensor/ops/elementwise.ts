@@ -284,6 +284,9 @@ export function fullLike(x: Tensor, value: number): Tensor {
 
 /** A tensor of `shape` filled with `value` (one kernel, no upload). */
 export function fill(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
+  if (dtype === "i32" && !(value >= -(2 ** 31) && value < 2 ** 31)) {
+    throw new RangeError(`fill: ${value} is not an i32 value (for shape (${shape.join(", ")}))`);
+  }
   const out = empty(shape, dtype);
   if (out.size === 0) return out;
   const k = elementwiseKernel({
