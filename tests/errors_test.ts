@@ -12,6 +12,7 @@ import {
   div,
   embedding,
   exp,
+  full,
   initGpu,
   logSoftmax,
   matmul,
@@ -120,6 +121,8 @@ Deno.test("creation errors: ragged arrays, sizes, dtypes, shapes", async () => {
   assertErrorNames(() => tensor([1, 2, 3], { shape: [2, 2] }), "tensor", "(2, 2)");
   assertErrorNames(() => tensor([1.5], { dtype: "i32" }), "tensor", "1.5");
   assertErrorNames(() => zeros([2, -1]), "(2, -1)");
+  assertErrorNames(() => full([2], 3e9, "i32"), "3000000000", "i32");
+  assertErrorNames(() => full([2], NaN, "i32"), "NaN", "i32");
   assertErrorNames(() => param(i32(2)), "param", "(2) i32");
   const err = await assertRejects(() => tensor([1, 2]).item(), "item");
   if (!err.message.includes("(2)")) throw new Error(`item() error ${JSON.stringify(err.message)} lacks the shape`);
