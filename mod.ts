@@ -158,3 +158,6 @@ export {
 export { renderReport, type ReportContent, type ReportRun, type ReportSample, writeReport } from "./lib/report.ts";
 export { ThroughputMeter, type ThroughputMeterOptions } from "./lib/meter.ts";
 export { InterruptGuard } from "./lib/interrupt.ts";
+export { defaultCorpus, END_OF_TEXT, type PreparedData, prepareDefaultData } from "./lib/train/default_data.ts";
+export { formatCount, formatDuration } from "./lib/progress.ts";
+export { type ConfigDefaults, parseTrainCli, type TrainCliResult, trainHelpText } from "./lib/cli.ts";

@@ -53,11 +53,15 @@ export async function* generate(
   const maxNew = opts.maxNewTokens ?? 64;
   for (let n = 0; n < maxNew; n++) {
     const context = ids.slice(-contextLength);
+    // Causal attention ignores what follows a position, so the context is padded to a power of two: kernels are
+    // generated per shape, and this bounds the distinct shapes (compilations) to log2(contextLength).
+    const padded = Math.min(contextLength, 2 ** Math.ceil(Math.log2(context.length)));
+    const input = new Int32Array(padded);
+    input.set(context);
     const last = tidy(() =>
       noGrad(() => {
-        const input = tensor(Int32Array.from(context), { shape: [1, context.length], dtype: "i32" });
-        const logits = model.forward(input); // (1, T, V)
-        return reshape(slice(logits, { axis: 1, start: context.length - 1 }), [vocabSize]); // (V)
+        const logits = model.forward(tensor(input, { shape: [1, padded], dtype: "i32" })); // (1, T, V)
+        return reshape(slice(logits, { axis: 1, start: context.length - 1, end: context.length }), [vocabSize]); // (V)
       })
     );
     const row = await last.data();
