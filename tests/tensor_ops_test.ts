@@ -532,3 +532,19 @@ Deno.test("number operands that constant-fold to invalid WGSL still compile: pow
   ], { atol: 1e-6, rtol: 1e-6 });
   x.dispose();
 });
+
+Deno.test("broadcasting property test: random shapes of 1 to 5 dims, three inputs", async () => {
+  const rng = rngFor("broadcast-property");
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  for (let trial = 0; trial < 25; trial++) {
+    const shape = randShape(rng, 1 + rng.int(5), 3000);
+    const [sa, sb, sc] = [0, 1, 2].map(() => ref.broadcastableShape(rng, shape));
+    sa.unshift(...shape.slice(0, shape.length - sa.length)); // one input spans the full rank
+    const m = ref.map(randNd(rng, sc), (v) => (v > 0 ? 1 : 0));
+    const a = randNd(rng, sa), b = randNd(rng, sb);
+    outs.push(where(upload(m), upload(a), upload(b)), sub(upload(a), upload(b)));
+    expected.push(ref.zip([m, a, b], (c, x, y) => (c ? x : y)), ref.zip([a, b], (x, y) => x - y));
+  }
+  // The difference is rounded to f32 once.
+  await expectClose(outs, expected, { atol: 1e-7, rtol: 1e-7 });
+});
