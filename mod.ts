@@ -102,6 +102,25 @@ export {
 export { generate, type GenerateOptions } from "./lib/sample/generate.ts";
 export { candidateSet, sampleToken, type SamplingOptions } from "./lib/sample/sampling.ts";
 export {
+  type BpeModel,
+  BYTE_TO_CHAR,
+  bytesToPrintable,
+  encodeFile,
+  type EncodeFileOptions,
+  type EncodeFileResult,
+  GPT2_PATTERN,
+  learnMerges,
+  type Merge,
+  pretokenize,
+  pretokenizeRegex,
+  printableToBytes,
+  type TiktokenOptions,
+  Tokenizer,
+  type TokenizerOptions,
+  trainBpe,
+  type TrainBpeOptions,
+} from "./lib/tokenizer/mod.ts";
+export {
   type MetricRecord,
   metricSeries,
   MetricsLogger,

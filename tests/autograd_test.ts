@@ -8,6 +8,7 @@ import * as ref from "./reference.ts";
 import { randInts, randNd, rngFor } from "./reference.ts";
 import {
   add,
+  attention,
   backward,
   crossEntropy,
   detach,
@@ -228,4 +229,34 @@ Deno.test("a non-parameter input never receives a gradient", async () => {
   assertEquals(x.grad, null);
   assertEquals(Array.from(await w.grad!.data()), [1, 2]);
   w.dispose();
+});
+
+Deno.test("gradients when only some inputs are parameters (matmul, rmsNorm, attention, where)", async () => {
+  const rng = rngFor("partial");
+  const a = randNd(rng, [2, 3, 4]), b = randNd(rng, [4, 5]);
+  for (const wrt of [[0], [1]]) {
+    await checkGrad({
+      name: `matmul wrt ${wrt}`,
+      inputs: [a, b],
+      wrt,
+      gpu: ([x, y]) => matmul(x, y),
+      ref: ([x, y]) => ref.matmul(x, y),
+    });
+    await checkGrad({
+      name: `rmsNorm wrt ${wrt}`,
+      inputs: [randNd(rng, [3, 6]), randNd(rng, [6], { low: 0.5, high: 1.5 })],
+      wrt,
+      gpu: ([x, w]) => rmsNorm(x, w),
+      ref: ([x, w]) => ref.rmsNorm(x, w),
+    });
+  }
+  for (const fused of [true, false]) {
+    await checkGrad({
+      name: `attention wrt v, fused ${fused}`,
+      inputs: [randNd(rng, [2, 5, 4]), randNd(rng, [2, 5, 4]), randNd(rng, [2, 5, 4])],
+      wrt: [2],
+      gpu: ([q, k, v]) => attention(q, k, v, { fused }),
+      ref: ([q, k, v]) => ref.attention(q, k, v),
+    });
+  }
 });

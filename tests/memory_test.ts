@@ -2,7 +2,7 @@
  * GPU memory stays flat: 1,000 training iterations of a tiny MLP inside `tidy`, and every op frees everything it
  * allocated once its inputs and outputs are disposed (with and without autograd, without any `tidy`).
  */
-import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { assert, assertClose, assertEquals, assertThrows } from "./assert.ts";
 import { randInts, randNd, rngFor } from "./reference.ts";
 import { upload, uploadInts } from "./harness.ts";
 import {
@@ -12,6 +12,7 @@ import {
   crossEntropy,
   embedding,
   exp,
+  full,
   gpu,
   initGpu,
   keep,
@@ -235,4 +236,47 @@ Deno.test("tidy disposes what it created except results and kept tensors; nested
     }), "boom");
   assertEquals(scopeDepth(), 0);
   assertEquals(gpu().memory().inUseBytes, start);
+});
+
+Deno.test("a buffer freed and reused at once: earlier recorded work still sees the old contents", async () => {
+  const before = gpu().memory();
+  const x = tensor([1, 2, 3, 4]);
+  const y = exp(x); // recorded, not yet run
+  x.dispose(); // x's buffer goes back to the pool
+  const z = tensor([10, 20, 30, 40]); // an upload that can reuse it
+  const w = mul(z, 2);
+  const u = full([4], 7); // a kernel write into a reused buffer
+  z.dispose();
+  const [yv, wv, uv] = await readAll([y, w, u]);
+  assertClose(yv, [1, 2, 3, 4].map(Math.exp), { atol: 0, rtol: 1e-6 });
+  assertEquals(Array.from(wv), [20, 40, 60, 80]);
+  assertEquals(Array.from(uv), [7, 7, 7, 7]);
+  for (const t of [y, w, u]) t.dispose();
+  assertEquals(gpu().memory().inUseBytes, before.inUseBytes);
+});
+
+Deno.test("ops never submit or wait: a whole forward + backward is recorded with no submission until a read", async () => {
+  const rng = rngFor("no-sync");
+  const x = upload(randNd(rng, [2, 4, 8])), g = param(upload(randNd(rng, [8])));
+  const w = param(upload(randNd(rng, [8, 8]))), emb = param(upload(randNd(rng, [10, 8])));
+  const ids = uploadInts(randInts(rng, 8, 10), [2, 4]), targets = uploadInts(randInts(rng, 8, 10), [2, 4]);
+  const pos = uploadInts([0, 1, 2, 3], [4]);
+  const step = () =>
+    tidy(() => {
+      const h = rmsNorm(add(embedding(emb, ids), x), g);
+      const q = rope(matmul(h, w), pos);
+      const l = crossEntropy(matmul(silu(attention(q, q, q)), emb, { transB: true }), targets);
+      l.backward();
+      return l;
+    });
+  const first = step(); // first use compiles kernels and uploads the RoPE table
+  await readAll([first]);
+  first.dispose();
+  const before = gpu().submits;
+  const loss = step();
+  assertEquals(gpu().submits, before, "submissions while recording");
+  const [l] = await readAll([loss]);
+  assert(Number.isFinite(l[0]));
+  assert(gpu().submits > before, "the read submits the recorded work");
+  for (const t of [x, g, w, emb, ids, targets, pos, loss]) t.dispose();
 });

@@ -434,6 +434,7 @@ Deno.test("concat: along each axis, with size-1 pieces, forward and backward", a
       [1, [[2, 1, 5], [2, 6, 5], [2, 2, 5]]],
       [-1, [[3, 2, 1], [3, 2, 7]]],
       [0, [[5]]],
+      [1, [[2, 0], [2, 3], [2, 0]]],
     ] as [number, number[][]][]
   ) {
     await checkGrad({
@@ -501,4 +502,18 @@ Deno.test("movement ops keep i32 values exact (token ids)", async () => {
     [1, 4, 2, 5, 3, 1 << 30],
     [1, 2, 3, 4, 5, 1 << 30, 1, 2, 3, 4, 5, 1 << 30],
   ]);
+});
+
+Deno.test("broadcasting across five dims with interleaved size-1 dims, forward and backward", async () => {
+  const rng = rngFor("broadcast-5d");
+  const [sa, sb, sc] = [[2, 1, 3, 1, 5], [4, 1, 5, 1], [3, 1, 1]];
+  await checkGrad({
+    name: "a * b + c in 5-D",
+    inputs: [randNd(rng, sa), randNd(rng, sb), randNd(rng, sc)],
+    gpu: ([a, b, c]) => add(mul(a, b), c),
+    ref: ([a, b, c]) => ref.zip([a, b, c], (x, y, z) => x * y + z),
+  });
+  const x = randNd(rng, [2, 3, 1, 4, 1, 2]);
+  const axes = [5, 3, 0, 4, 1, 2];
+  await expectClose([permute(upload(x), axes)], [ref.permute(x, axes)], { atol: 0, rtol: 0 });
 });

@@ -1,0 +1,938 @@
+/**
+ * The byte-level BPE {@linkcode Tokenizer}: encode text to token ids and back, stream-encode, and load or save
+ * GPT-2 / Hugging Face (`vocab.json` + `merges.txt`), tiktoken (`.tiktoken`) and nanolm's own JSON format.
+ *
+ * @module
+ */
+
+import { bytesToPrintable, printableToBytes } from "./bytes_unicode.ts";
+import { mergePiece, PairTable } from "./bpe_merge.ts";
+import { detachedSlice, pretokenEnds } from "./pretokenize.ts";
+
+/** A merge: the two byte strings that are joined, in order. */
+export type Merge = [Uint8Array, Uint8Array];
+
+/** Options of the {@linkcode Tokenizer} constructor. */
+export interface TokenizerOptions {
+  /** Special tokens: split out of text before pre-tokenization (longest match wins) and never merged. */
+  specialTokens?: readonly string[];
+}
+
+/** Options of {@linkcode Tokenizer.fromTiktoken}. */
+export interface TiktokenOptions {
+  /**
+   * Special tokens and their ids (tiktoken files hold none): an array appends them after the ranks in order;
+   * an object gives each its id, e.g. `{ "<|endoftext|>": 50256 }`.
+   */
+  specialTokens?: readonly string[] | Readonly<Record<string, number>>;
+}
+
+/** Pieces longer than this many UTF-16 units are not cached: they are rare and would crowd the cache. */
+const MAX_CACHED_PIECE = 64;
+/** Entries of the pre-token cache before it is cleared (bounds memory while streaming). */
+const CACHE_CAPACITY = 1 << 17;
+const CACHE_MASK = 2 * CACHE_CAPACITY - 1;
+
+/** Open-addressing cache from piece text to its ids, probed by the piece's characters in place. */
+class PieceCache {
+  keys: (string | undefined)[] = new Array(2 * CACHE_CAPACITY);
+  hashes: Int32Array = new Int32Array(2 * CACHE_CAPACITY);
+  values: (number | Int32Array)[] = new Array(2 * CACHE_CAPACITY).fill(0);
+  size = 0;
+
+  clear(): void {
+    this.keys.fill(undefined);
+    this.size = 0;
+  }
+}
+
+function sameChars(key: string, text: string, start: number): boolean {
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) !== text.charCodeAt(start + i)) return false;
+  return true;
+}
+
+const utf8Decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+const utf8Encoder = new TextEncoder();
+
+/** The on-disk shape of nanolm's single-file tokenizer format. */
+interface NanolmTokenizerFile {
+  format: "nanolm-bpe";
+  version: 1;
+  /** "merges": BPE with an ordered merge list; "ranks": tiktoken-style, any pair whose join is a token merges. */
+  mode: "merges" | "ranks";
+  /** [id, base64 bytes] for every ordinary token. */
+  vocab: Array<[number, string]>;
+  /** [first id, second id] per merge, in order (mode "merges" only). */
+  merges: Array<[number, number]>;
+  /** Special token text -> id. */
+  specialTokens: Record<string, number>;
+}
+
+/**
+ * A byte-level BPE tokenizer with GPT-2 pre-tokenization.
+ *
+ * Two merge rules are supported, both with GPT-2's pre-tokenizer: "merges" (CS336 / Hugging Face: only the listed
+ * merges apply, lowest index first) and "ranks" (tiktoken: any two adjacent tokens whose joined bytes are a token
+ * merge, lowest rank first, and a piece that is itself a token is emitted directly).
+ *
+ * @example
+ * ```ts
+ * import { Tokenizer } from "./tokenizer.ts";
+ * const bytes = (s: string) => new TextEncoder().encode(s);
+ * const vocab = new Map<number, Uint8Array>();
+ * for (let b = 0; b < 256; b++) vocab.set(b, new Uint8Array([b]));
+ * vocab.set(256, bytes("th"));
+ * vocab.set(257, bytes("the"));
+ * const tok = new Tokenizer(vocab, [[bytes("t"), bytes("h")], [bytes("th"), bytes("e")]], ["<|endoftext|>"]);
+ * const ids = tok.encode("the<|endoftext|>");
+ * console.assert(ids.join(",") === "257,258");
+ * console.assert(tok.decode(ids) === "the<|endoftext|>");
+ * ```
+ */
+export class Tokenizer {
+  /** Token id -> bytes (specials included). */
+  readonly #tokens: (Uint8Array | undefined)[];
+  /** Byte value -> id of its single-byte token. */
+  readonly #byteIds: Int32Array;
+  readonly #pairs: PairTable;
+  readonly #mode: "merges" | "ranks";
+  /** Ranks mode: a piece whose bytes are a token maps straight to it (binary string of the bytes -> id). */
+  readonly #wholeTokens: Map<string, number> | null;
+  readonly #mergeList: Array<[number, number]>;
+  readonly #specialIds: Map<string, number>;
+  readonly #specialNames: Map<number, string>;
+  readonly #specialPattern: RegExp | null;
+  readonly #maxSpecialLength: number;
+  #cache: PieceCache = new PieceCache();
+  #ends: number[] = [];
+  #bytes: Uint8Array = new Uint8Array(256);
+  #ids: Int32Array = new Int32Array(256);
+  #scratch: Int32Array = new Int32Array(256);
+
+  /**
+   * Builds a tokenizer from a vocabulary (id -> bytes, all 256 single bytes included) and an ordered merge list
+   * (each merge's joined bytes must be in the vocabulary). Special tokens that are not in the vocabulary get new
+   * ids after the largest one.
+   */
+  constructor(
+    vocab: ReadonlyMap<number, Uint8Array> | Readonly<Record<number, Uint8Array>>,
+    merges: ReadonlyArray<readonly [Uint8Array, Uint8Array]>,
+    specialTokens?: readonly string[] | TokenizerOptions,
+  ) {
+    // The static readers build the core themselves and hand it over here (see `fromCore`).
+    const core = pendingCore ?? buildMergesCore(vocab, merges, specialTokens);
+    pendingCore = undefined;
+    this.#tokens = core.tokens;
+    this.#byteIds = core.byteIds;
+    this.#pairs = core.pairs;
+    this.#mode = core.mode;
+    this.#wholeTokens = core.wholeTokens;
+    this.#mergeList = core.mergeList;
+    this.#specialIds = core.specialIds;
+    this.#specialNames = new Map([...core.specialIds].map(([text, id]) => [id, text]));
+    const specials = [...core.specialIds.keys()].sort((a, b) => b.length - a.length);
+    this.#specialPattern = specials.length
+      ? new RegExp(specials.map((s) => s.replace(/[.*+?^${}()|[\]\\\/-]/g, "\\$&")).join("|"), "g")
+      : null;
+    this.#maxSpecialLength = specials.length ? specials[0].length : 0;
+  }
+
+  /**
+   * Reads a GPT-2 / Hugging Face tokenizer: `vocab.json` (printable token -> id) and `merges.txt` (one merge per
+   * line, an optional `#version` line first). Errors name the file and line of a malformed entry.
+   *
+   * @example
+   * ```ts ignore
+   * import { Tokenizer } from "./tokenizer.ts";
+   * const tok = Tokenizer.fromFiles("gpt2_vocab.json", "gpt2_merges.txt", ["<|endoftext|>"]);
+   * console.log(tok.encode("Hello world"));
+   * ```
+   */
+  static fromFiles(
+    vocabPath: string | URL,
+    mergesPath: string | URL,
+    specialTokens?: readonly string[] | TokenizerOptions,
+  ): Tokenizer {
+    const vocab = readGpt2Vocab(vocabPath);
+    const merges = readGpt2Merges(mergesPath);
+    return fromCore(buildMergesCore(new Map(vocab), merges.pairs, specialTokens, merges.where));
+  }
+
+  /**
+   * Reads a tiktoken rank file (`.tiktoken`: one `base64-token rank` per line). The ranks are the ids; special
+   * tokens are added as given.
+   *
+   * @example
+   * ```ts ignore
+   * import { Tokenizer } from "./tokenizer.ts";
+   * const tok = Tokenizer.fromTiktoken("r50k_base.tiktoken", { specialTokens: { "<|endoftext|>": 50256 } });
+   * ```
+   */
+  static fromTiktoken(path: string | URL, options: TiktokenOptions = {}): Tokenizer {
+    return Tokenizer.fromTiktokenText(readText(path), { ...options, fileName: String(path) });
+  }
+
+  /**
+   * Builds a tokenizer from the text of a tiktoken rank file (`base64-token rank` per line).
+   *
+   * @example
+   * ```ts
+   * import { Tokenizer } from "./tokenizer.ts";
+   * const lines = [];
+   * for (let b = 0; b < 256; b++) lines.push(`${btoa(String.fromCharCode(b))} ${b}`);
+   * lines.push(`${btoa("hi")} 256`);
+   * const tok = Tokenizer.fromTiktokenText(lines.join("\n"));
+   * console.assert(tok.encode("hi!").join(",") === "256,33");
+   * ```
+   */
+  static fromTiktokenText(text: string, options: TiktokenOptions & { fileName?: string } = {}): Tokenizer {
+    const name = options.fileName ?? "tiktoken text";
+    const entries: Array<[number, Uint8Array]> = [];
+    const lines = text.split("\n");
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i].trim();
+      if (line === "") continue;
+      const parts = line.split(" ");
+      const rank = Number(parts[1]);
+      const bytes = parts.length === 2 ? fromBase64(parts[0]) : undefined;
+      if (!bytes || parts[1] === "" || !Number.isInteger(rank) || rank < 0) {
+        throw new SyntaxError(`${name}:${i + 1}: expected "<base64 token> <rank>", got ${JSON.stringify(line)}`);
+      }
+      entries.push([rank, bytes]);
+    }
+    return fromCore(buildRanksCore(entries, options.specialTokens ?? [], name));
+  }
+
+  /**
+   * Loads nanolm's single-file JSON format written by {@linkcode Tokenizer.save}.
+   *
+   * @example
+   * ```ts ignore
+   * import { Tokenizer } from "./tokenizer.ts";
+   * const tok = Tokenizer.load("tokenizer.json");
+   * ```
+   */
+  static load(path: string | URL): Tokenizer {
+    const name = String(path);
+    let file: NanolmTokenizerFile;
+    try {
+      file = JSON.parse(readText(path));
+    } catch (e) {
+      throw e instanceof SyntaxError ? new SyntaxError(`${name}: ${e.message}`) : e;
+    }
+    if (file?.format !== "nanolm-bpe" || file.version !== 1) {
+      throw new SyntaxError(`${name}: not a nanolm tokenizer file (format ${JSON.stringify(file?.format)})`);
+    }
+    const entries: Array<[number, Uint8Array]> = file.vocab.map(([id, b64], index) => {
+      const bytes = fromBase64(b64);
+      if (!bytes) throw new SyntaxError(`${name}: vocab entry ${index} has invalid base64 ${JSON.stringify(b64)}`);
+      return [id, bytes];
+    });
+    if (file.mode === "ranks") return fromCore(buildRanksCore(entries, file.specialTokens, name));
+    const byId = new Map(entries);
+    const merges = file.merges.map(([a, b], i): Merge => {
+      const x = byId.get(a), y = byId.get(b);
+      if (!x || !y) throw new SyntaxError(`${name}: merge ${i} names unknown token id ${x ? b : a}`);
+      return [x, y];
+    });
+    for (const [text, id] of Object.entries(file.specialTokens)) byId.set(id, utf8Encoder.encode(text));
+    return fromCore(buildMergesCore(byId, merges, Object.keys(file.specialTokens)));
+  }
+
+  /** Number of ids (one more than the largest id). */
+  get vocabSize(): number {
+    return this.#tokens.length;
+  }
+
+  /** The special tokens and their ids. */
+  get specialTokens(): ReadonlyMap<string, number> {
+    return this.#specialIds;
+  }
+
+  /** Bytes of token `id` (throws for an unknown id). */
+  tokenBytes(id: number): Uint8Array {
+    const bytes = this.#tokens[id];
+    if (bytes === undefined) throw new RangeError(`Unknown token id ${id}`);
+    return bytes;
+  }
+
+  /** The vocabulary as CS336 returns it: id -> bytes, specials included. */
+  vocab(): Map<number, Uint8Array> {
+    const out = new Map<number, Uint8Array>();
+    this.#tokens.forEach((bytes, id) => bytes && out.set(id, bytes));
+    return out;
+  }
+
+  /** The merges as byte-string pairs in order (in ranks mode, recovered from the ranks). */
+  merges(): Merge[] {
+    return this.#mergeList.map(([a, b]) => [this.#tokens[a]!, this.#tokens[b]!]);
+  }
+
+  /**
+   * Encodes text to token ids.
+   *
+   * @example
+   * ```ts ignore
+   * const ids = tokenizer.encode("Hello world<|endoftext|>");
+   * ```
+   */
+  encode(text: string): number[] {
+    const out: number[] = [];
+    this.#encodeSegments(text, 0, text.length, out);
+    return out;
+  }
+
+  /**
+   * Encodes the longest prefix of `text` whose tokens cannot change when more text is appended, pushing the ids
+   * onto `out`; returns the number of UTF-16 units consumed. With `final`, encodes everything. This is the
+   * building block of streaming: keep `text.slice(consumed)` and prepend it to the next chunk.
+   *
+   * @example
+   * ```ts ignore
+   * const out: number[] = [];
+   * const used = tokenizer.encodePrefix("Hello wor", out); // "Hello" is final, " wor" may grow
+   * ```
+   */
+  encodePrefix(text: string, out: number[], options: { final?: boolean } = {}): number {
+    if (options.final) {
+      this.#encodeSegments(text, 0, text.length, out);
+      return text.length;
+    }
+    const len = text.length;
+    let pos = 0;
+    let plainEnd = len;
+    const pattern = this.#specialPattern;
+    if (pattern) {
+      const maxLen = this.#maxSpecialLength;
+      pattern.lastIndex = 0;
+      let m: RegExpExecArray | null;
+      while ((m = pattern.exec(text)) !== null) {
+        // A special that starts here might still grow into a longer one: wait for more text.
+        if (m.index + maxLen > len) break;
+        this.#encodeOrdinary(text, pos, m.index, out);
+        out.push(this.#specialIds.get(m[0])!);
+        pos = pattern.lastIndex;
+      }
+      plainEnd = Math.max(pos, len - maxLen + 1);
+    }
+    // A piece is final once the scanner's look-ahead (at most one unit past its end, two for a surrogate pair)
+    // stays inside the text known to be plain.
+    const ends = this.#ends;
+    ends.length = 0;
+    pretokenEnds(text, pos, plainEnd, ends);
+    let count = ends.length;
+    while (count > 0 && ends[count - 1] + 3 > plainEnd) count--;
+    if (count === 0) return pos;
+    // Encode these pieces as cut here: re-scanning just [pos, last) could cut its tail differently.
+    this.#encodePieces(text, pos, count, out);
+    return ends[count - 1];
+  }
+
+  /**
+   * Encodes a stream of text lazily: an iterable of strings (or UTF-8 byte chunks) gives a generator of ids; an
+   * async iterable, a `ReadableStream` or a `Deno.FsFile` gives an async generator. Memory stays bounded by the chunk size
+   * and the longest pre-token, and the ids equal `encode` of the whole text.
+   *
+   * @example
+   * ```ts ignore
+   * for (const id of tokenizer.encodeIterable(["Hello ", "world"])) console.log(id);
+   * const file = await Deno.open("big.txt");
+   * for await (const id of tokenizer.encodeIterable(file.readable)) total++;
+   * ```
+   */
+  encodeIterable(chunks: string | Iterable<string | Uint8Array>): Generator<number, void, undefined>;
+  encodeIterable(
+    chunks:
+      | AsyncIterable<string | Uint8Array>
+      | ReadableStream<string | Uint8Array>
+      | { readonly readable: ReadableStream<Uint8Array> },
+  ): AsyncGenerator<number, void, undefined>;
+  encodeIterable(
+    chunks:
+      | string
+      | Iterable<string | Uint8Array>
+      | AsyncIterable<string | Uint8Array>
+      | ReadableStream<string | Uint8Array>
+      | { readonly readable: ReadableStream<Uint8Array> },
+  ): Generator<number, void, undefined> | AsyncGenerator<number, void, undefined> {
+    if (typeof chunks === "string") return this.#encodeSyncChunks([chunks]);
+    if (chunks !== null && typeof chunks === "object") {
+      if (typeof (chunks as Iterable<string>)[Symbol.iterator] === "function") {
+        return this.#encodeSyncChunks(chunks as Iterable<string | Uint8Array>);
+      }
+      if (typeof (chunks as AsyncIterable<string>)[Symbol.asyncIterator] === "function") {
+        return this.#encodeAsyncChunks(chunks as AsyncIterable<string | Uint8Array>);
+      }
+      const readable = (chunks as { readable?: unknown }).readable;
+      if (readable instanceof ReadableStream) return this.#encodeAsyncChunks(readable); // e.g. a Deno.FsFile
+    }
+    throw new TypeError(
+      `encodeIterable needs an iterable, async iterable or stream of strings or bytes, got ${describe(chunks)}`,
+    );
+  }
+
+  *#encodeSyncChunks(chunks: Iterable<string | Uint8Array>): Generator<number, void, undefined> {
+    const stream = new StreamingEncoder(this);
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+    for (const chunk of chunks) yield* stream.push(chunkText(chunk, decoder));
+    yield* stream.push(decoder.decode());
+    yield* stream.finish();
+  }
+
+  async *#encodeAsyncChunks(
+    chunks: AsyncIterable<string | Uint8Array> | ReadableStream<string | Uint8Array>,
+  ): AsyncGenerator<number, void, undefined> {
+    const stream = new StreamingEncoder(this);
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+    for await (const chunk of chunks as AsyncIterable<string | Uint8Array>) {
+      yield* stream.push(chunkText(chunk, decoder));
+    }
+    yield* stream.push(decoder.decode());
+    yield* stream.finish();
+  }
+
+  /**
+   * Decodes ids to text; byte sequences that are not valid UTF-8 become U+FFFD.
+   *
+   * @example
+   * ```ts ignore
+   * console.assert(tokenizer.decode(tokenizer.encode("héllo")) === "héllo");
+   * ```
+   */
+  decode(ids: Iterable<number>): string {
+    return utf8Decoder.decode(this.decodeBytes(ids));
+  }
+
+  /** Concatenated bytes of the tokens `ids`. */
+  decodeBytes(ids: Iterable<number>): Uint8Array {
+    const list = Array.isArray(ids) ? ids as number[] : [...ids];
+    let total = 0;
+    for (const id of list) {
+      const bytes = this.#tokens[id];
+      if (bytes === undefined) throw new RangeError(`Unknown token id ${id}`);
+      total += bytes.length;
+    }
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const id of list) {
+      const bytes = this.#tokens[id]!;
+      out.set(bytes, at);
+      at += bytes.length;
+    }
+    return out;
+  }
+
+  /**
+   * Writes `vocab.json` and `merges.txt` in GPT-2 / Hugging Face format (specials go into the vocab).
+   *
+   * @example
+   * ```ts ignore
+   * tokenizer.saveGpt2("vocab.json", "merges.txt");
+   * ```
+   */
+  saveGpt2(vocabPath: string | URL, mergesPath: string | URL): void {
+    const vocab: Record<string, number> = {};
+    this.#tokens.forEach((bytes, id) => {
+      if (!bytes) return;
+      const special = this.#specialName(id);
+      vocab[special ?? bytesToPrintable(bytes)] = id;
+    });
+    Deno.writeTextFileSync(vocabPath, JSON.stringify(vocab, null, 2) + "\n");
+    const lines = ["#version: 0.2"];
+    for (const [a, b] of this.#mergeList) {
+      lines.push(`${bytesToPrintable(this.#tokens[a]!)} ${bytesToPrintable(this.#tokens[b]!)}`);
+    }
+    Deno.writeTextFileSync(mergesPath, lines.join("\n") + "\n");
+  }
+
+  /**
+   * Writes a tiktoken rank file (ordinary tokens only; ids are the ranks). Only meaningful for vocabularies whose
+   * ids follow merge order, as ours and tiktoken's do.
+   *
+   * @example
+   * ```ts ignore
+   * tokenizer.saveTiktoken("mine.tiktoken");
+   * ```
+   */
+  saveTiktoken(path: string | URL): void {
+    const lines: string[] = [];
+    this.#tokens.forEach((bytes, id) => {
+      if (bytes && this.#specialName(id) === undefined) lines.push(`${toBase64(bytes)} ${id}`);
+    });
+    Deno.writeTextFileSync(path, lines.join("\n") + "\n");
+  }
+
+  /**
+   * Writes nanolm's single-file JSON format (read back by {@linkcode Tokenizer.load}).
+   *
+   * @example
+   * ```ts ignore
+   * tokenizer.save("tokenizer.json");
+   * ```
+   */
+  save(path: string | URL): void {
+    const file: NanolmTokenizerFile = {
+      format: "nanolm-bpe",
+      version: 1,
+      mode: this.#mode,
+      vocab: [],
+      merges: this.#mode === "merges" ? this.#mergeList : [],
+      specialTokens: Object.fromEntries(this.#specialIds),
+    };
+    this.#tokens.forEach((bytes, id) => {
+      if (bytes && this.#specialName(id) === undefined) file.vocab.push([id, toBase64(bytes)]);
+    });
+    Deno.writeTextFileSync(path, JSON.stringify(file) + "\n");
+  }
+
+  #encodeSegments(text: string, start: number, end: number, out: number[]): void {
+    const pattern = this.#specialPattern;
+    if (pattern === null) {
+      this.#encodeOrdinary(text, start, end, out);
+      return;
+    }
+    let pos = start;
+    pattern.lastIndex = start;
+    let m: RegExpExecArray | null;
+    while ((m = pattern.exec(text)) !== null && m.index < end) {
+      if (m.index + m[0].length > end) break;
+      this.#encodeOrdinary(text, pos, m.index, out);
+      out.push(this.#specialIds.get(m[0])!);
+      pos = pattern.lastIndex;
+    }
+    this.#encodeOrdinary(text, pos, end, out);
+  }
+
+  /** Encodes text that holds no special tokens: pre-tokenize, then look each piece up in the cache or merge it. */
+  #encodeOrdinary(text: string, start: number, end: number, out: number[]): void {
+    if (start >= end) return;
+    this.#ends.length = 0;
+    const count = pretokenEnds(text, start, end, this.#ends);
+    this.#encodePieces(text, start, count, out);
+  }
+
+  /** Encodes the first `count` pieces of #ends, the first starting at `start`. */
+  #encodePieces(text: string, start: number, count: number, out: number[]): void {
+    const ends = this.#ends;
+    const cache = this.#cache;
+    let prev = start;
+    for (let t = 0; t < count; t++) {
+      const e = ends[t];
+      if (e - prev > MAX_CACHED_PIECE) {
+        this.#encodePiece(text, prev, e, out);
+        prev = e;
+        continue;
+      }
+      // Look the piece up by its characters in place: no substring unless it is new.
+      let hash = 0x811c9dc5 ^ (e - prev);
+      for (let i = prev; i < e; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+      let slot = (hash ^ (hash >>> 15)) & CACHE_MASK;
+      let ids: number | Int32Array | undefined;
+      for (;;) {
+        const key = cache.keys[slot];
+        if (key === undefined) break;
+        if (cache.hashes[slot] === hash && key.length === e - prev && sameChars(key, text, prev)) {
+          ids = cache.values[slot];
+          break;
+        }
+        slot = (slot + 1) & CACHE_MASK;
+      }
+      if (ids === undefined) {
+        const n = this.#mergeBytes(text, prev, e);
+        ids = n === 1 ? this.#ids[0] : this.#ids.slice(0, n);
+        if (cache.size >= CACHE_CAPACITY) {
+          cache.clear();
+          slot = (hash ^ (hash >>> 15)) & CACHE_MASK;
+        }
+        cache.keys[slot] = detachedSlice(text, prev, e);
+        cache.hashes[slot] = hash;
+        cache.values[slot] = ids;
+        cache.size++;
+      }
+      if (typeof ids === "number") out.push(ids);
+      else for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+      prev = e;
+    }
+  }
+
+  #encodePiece(text: string, start: number, end: number, out: number[]): void {
+    const n = this.#mergeBytes(text, start, end);
+    const ids = this.#ids;
+    for (let i = 0; i < n; i++) out.push(ids[i]);
+  }
+
+  /** UTF-8 encodes `text[start, end)` into the byte buffer, maps bytes to ids and merges; the result is in #ids. */
+  #mergeBytes(text: string, start: number, end: number): number {
+    const maxBytes = (end - start) * 3;
+    if (this.#bytes.length < maxBytes) {
+      this.#bytes = new Uint8Array(maxBytes * 2);
+      this.#ids = new Int32Array(maxBytes * 2);
+      this.#scratch = new Int32Array(maxBytes * 2);
+    }
+    const bytes = this.#bytes;
+    let n = 0;
+    for (let i = start; i < end; i++) {
+      let c = text.charCodeAt(i);
+      if (c < 0x80) {
+        bytes[n++] = c;
+        continue;
+      }
+      if (c < 0x800) {
+        bytes[n++] = 0xc0 | (c >> 6);
+        bytes[n++] = 0x80 | (c & 63);
+        continue;
+      }
+      if (c >= 0xd800 && c <= 0xdfff) {
+        const d = i + 1 < end ? text.charCodeAt(i + 1) : 0;
+        if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+          c = ((c - 0xd800) << 10) + (d - 0xdc00) + 0x10000;
+          i++;
+          bytes[n++] = 0xf0 | (c >> 18);
+          bytes[n++] = 0x80 | ((c >> 12) & 63);
+          bytes[n++] = 0x80 | ((c >> 6) & 63);
+          bytes[n++] = 0x80 | (c & 63);
+          continue;
+        }
+        c = 0xfffd; // a lone surrogate is encoded as U+FFFD, as TextEncoder and tiktoken do
+      }
+      bytes[n++] = 0xe0 | (c >> 12);
+      bytes[n++] = 0x80 | ((c >> 6) & 63);
+      bytes[n++] = 0x80 | (c & 63);
+    }
+    const ids = this.#ids;
+    if (this.#wholeTokens !== null) {
+      let key = "";
+      for (let i = 0; i < n; i++) key += String.fromCharCode(bytes[i]);
+      const whole = this.#wholeTokens.get(key);
+      if (whole !== undefined) {
+        ids[0] = whole;
+        return 1;
+      }
+    }
+    const byteIds = this.#byteIds;
+    for (let i = 0; i < n; i++) ids[i] = byteIds[bytes[i]];
+    return mergePiece(ids, n, this.#pairs, this.#scratch);
+  }
+
+  #specialName(id: number): string | undefined {
+    return this.#specialNames.get(id);
+  }
+}
+
+/** Text of one stream chunk: strings as they are, bytes through a streaming UTF-8 decoder. */
+function chunkText(chunk: unknown, decoder: TextDecoder): string {
+  if (typeof chunk === "string") return chunk;
+  if (chunk instanceof Uint8Array) return decoder.decode(chunk, { stream: true });
+  throw new TypeError(`encodeIterable chunks must be strings or Uint8Arrays, got ${describe(chunk)}`);
+}
+
+/** Incremental encoding of a text stream on top of {@linkcode Tokenizer.encodePrefix}. */
+class StreamingEncoder {
+  #tokenizer: Tokenizer;
+  #pending = "";
+  /** Length the pending text must reach before trying again after a call that consumed nothing (keeps it linear). */
+  #retryAt = 0;
+
+  constructor(tokenizer: Tokenizer) {
+    this.#tokenizer = tokenizer;
+  }
+
+  push(text: string): number[] {
+    this.#pending += text;
+    if (this.#pending.length < this.#retryAt) return [];
+    const out: number[] = [];
+    const used = this.#tokenizer.encodePrefix(this.#pending, out);
+    this.#pending = this.#pending.slice(used);
+    this.#retryAt = used === 0 ? this.#pending.length * 2 : 0;
+    return out;
+  }
+
+  finish(): number[] {
+    const out: number[] = [];
+    this.#tokenizer.encodePrefix(this.#pending, out, { final: true });
+    this.#pending = "";
+    return out;
+  }
+}
+
+/** Everything a {@linkcode Tokenizer} is built from. */
+interface TokenizerCore {
+  tokens: (Uint8Array | undefined)[];
+  byteIds: Int32Array;
+  pairs: PairTable;
+  mode: "merges" | "ranks";
+  wholeTokens: Map<string, number> | null;
+  mergeList: Array<[number, number]>;
+  specialIds: Map<string, number>;
+}
+
+/**
+ * The constructor's signature is the public (vocab, merges, specials) one; the static readers build a core
+ * themselves (with file names and lines in their errors) and pass it through this slot.
+ */
+let pendingCore: TokenizerCore | undefined;
+
+function fromCore(core: TokenizerCore): Tokenizer {
+  pendingCore = core;
+  try {
+    return new Tokenizer(new Map(), []);
+  } finally {
+    pendingCore = undefined;
+  }
+}
+
+/** Binary string (one char per byte) of `bytes`: a cheap exact map key. */
+function bytesKey(bytes: Uint8Array): string {
+  let key = "";
+  for (let i = 0; i < bytes.length; i++) key += String.fromCharCode(bytes[i]);
+  return key;
+}
+
+interface BuiltVocab {
+  tokens: (Uint8Array | undefined)[];
+  /** Binary string of the bytes -> lowest id with those bytes. */
+  ids: Map<string, number>;
+  byteIds: Int32Array;
+}
+
+function buildVocab(entries: Iterable<[number, Uint8Array]>, name: string): BuiltVocab {
+  const tokens: (Uint8Array | undefined)[] = [];
+  const ids = new Map<string, number>();
+  for (const [id, bytes] of entries) {
+    if (!Number.isInteger(id) || id < 0 || id > 0x7ffffffe) {
+      throw new RangeError(`${name}: token id must be a non-negative integer, got ${describe(id)}`);
+    }
+    if (!(bytes instanceof Uint8Array)) {
+      throw new TypeError(`${name}: token ${id} must be a Uint8Array, got ${describe(bytes)}`);
+    }
+    if (tokens[id] !== undefined) throw new RangeError(`${name}: token id ${id} appears twice`);
+    tokens[id] = bytes;
+    const key = bytesKey(bytes);
+    const seen = ids.get(key);
+    if (seen === undefined || id < seen) ids.set(key, id);
+  }
+  const byteIds = new Int32Array(256);
+  for (let b = 0; b < 256; b++) {
+    const id = ids.get(String.fromCharCode(b));
+    if (id === undefined) {
+      throw new RangeError(`${name}: byte-level BPE needs all 256 single bytes, but byte ${b} has no token`);
+    }
+    byteIds[b] = id;
+  }
+  return { tokens, ids, byteIds };
+}
+
+function addSpecials(
+  built: BuiltVocab,
+  specialTokens: readonly string[] | Readonly<Record<string, number>>,
+): Map<string, number> {
+  const specialIds = new Map<string, number>();
+  const list: Array<[string, number | undefined]> = Array.isArray(specialTokens)
+    ? specialTokens.map((s) => [s, undefined])
+    : Object.entries(specialTokens as Record<string, number>);
+  for (const [text, wanted] of list) {
+    if (typeof text !== "string") throw new TypeError(`Special tokens must be strings, got ${describe(text)}`);
+    if (text === "") throw new RangeError("Special tokens must not be empty strings");
+    const bytes = utf8Encoder.encode(text);
+    const key = bytesKey(bytes);
+    let id = wanted ?? built.ids.get(key);
+    if (wanted !== undefined) {
+      if (!Number.isInteger(wanted) || wanted < 0) {
+        throw new RangeError(`Special token ${JSON.stringify(text)} has invalid id ${describe(wanted)}`);
+      }
+      const there = built.tokens[wanted];
+      if (there !== undefined && bytesKey(there) !== key) {
+        throw new RangeError(`Special token ${JSON.stringify(text)} id ${wanted} is already another token's`);
+      }
+    }
+    if (id === undefined) id = built.tokens.length;
+    built.tokens[id] = bytes;
+    if (!built.ids.has(key)) built.ids.set(key, id);
+    specialIds.set(text, id);
+  }
+  return specialIds;
+}
+
+function normalizeSpecials(specialTokens: readonly string[] | TokenizerOptions | undefined): readonly string[] {
+  if (specialTokens === undefined) return [];
+  if (Array.isArray(specialTokens)) return specialTokens;
+  const list = (specialTokens as TokenizerOptions).specialTokens ?? [];
+  if (!Array.isArray(list)) throw new TypeError(`Special tokens must be an array of strings, got ${describe(list)}`);
+  return list;
+}
+
+function buildMergesCore(
+  vocab: ReadonlyMap<number, Uint8Array> | Readonly<Record<number, Uint8Array>>,
+  merges: ReadonlyArray<readonly [Uint8Array, Uint8Array]>,
+  specialTokens?: readonly string[] | TokenizerOptions,
+  where: (index: number) => string = (index) => `merge ${index}`,
+): TokenizerCore {
+  const entries: Array<[number, Uint8Array]> = vocab instanceof Map
+    ? [...vocab]
+    : Object.entries(vocab).map(([k, v]) => [Number(k), v as Uint8Array]);
+  const built = buildVocab(entries, "vocabulary");
+  if (!Array.isArray(merges)) {
+    throw new TypeError(`Merges must be an array of byte-string pairs, got ${describe(merges)}`);
+  }
+  const pairs = new PairTable(merges.length);
+  const mergeList: Array<[number, number]> = [];
+  merges.forEach((merge, index) => {
+    if (!Array.isArray(merge) || merge.length !== 2 || !merge.every((m) => m instanceof Uint8Array)) {
+      throw new TypeError(`${where(index)}: a merge must be a pair of Uint8Arrays, got ${describe(merge)}`);
+    }
+    const [x, y] = merge;
+    const a = built.ids.get(bytesKey(x)), b = built.ids.get(bytesKey(y));
+    const joined = new Uint8Array(x.length + y.length);
+    joined.set(x);
+    joined.set(y, x.length);
+    const merged = built.ids.get(bytesKey(joined));
+    if (a === undefined || b === undefined || merged === undefined) {
+      const missing = a === undefined ? x : b === undefined ? y : joined;
+      throw new RangeError(
+        `${where(index)}: token ${JSON.stringify(bytesToPrintable(missing))} of merge ` +
+          `${JSON.stringify(`${bytesToPrintable(x)} ${bytesToPrintable(y)}`)} is not in the vocabulary`,
+      );
+    }
+    pairs.set(a, b, index, merged);
+    mergeList.push([a, b]);
+  });
+  const specialIds = addSpecials(built, normalizeSpecials(specialTokens));
+  return {
+    tokens: built.tokens,
+    byteIds: built.byteIds,
+    pairs,
+    mode: "merges",
+    wholeTokens: null,
+    mergeList,
+    specialIds,
+  };
+}
+
+/**
+ * tiktoken's rule: any adjacent pair whose joined bytes are a token merges, at that token's rank. The pair table
+ * therefore holds every split of every token into two tokens; the merge list (for saving as merges.txt) is the
+ * split that BPE itself reaches with the lower ranks.
+ */
+function buildRanksCore(
+  entries: Array<[number, Uint8Array]>,
+  specialTokens: readonly string[] | Readonly<Record<string, number>>,
+  name: string,
+): TokenizerCore {
+  const built = buildVocab(entries, name);
+  const wholeTokens = new Map(built.ids);
+  const pairs = new PairTable(entries.length * 4);
+  for (const [id, bytes] of entries) {
+    if (bytes.length < 2) continue;
+    const key = bytesKey(bytes);
+    for (let cut = 1; cut < key.length; cut++) {
+      const a = built.ids.get(key.slice(0, cut));
+      const b = a === undefined ? undefined : built.ids.get(key.slice(cut));
+      if (a !== undefined && b !== undefined) pairs.set(a, b, id, id);
+    }
+  }
+  const mergeList: Array<[number, number]> = [];
+  const order = entries.filter(([, bytes]) => bytes.length > 1).sort((p, q) => p[0] - q[0]);
+  const ids = new Int32Array(64), scratch = new Int32Array(64);
+  for (const [id, bytes] of order) {
+    const work = bytes.length <= 64 ? ids : new Int32Array(bytes.length);
+    for (let i = 0; i < bytes.length; i++) work[i] = built.byteIds[bytes[i]];
+    const n = mergePiece(work, bytes.length, pairs, bytes.length <= 64 ? scratch : new Int32Array(bytes.length), id);
+    if (n === 2) mergeList.push([work[0], work[1]]);
+  }
+  const specialIds = addSpecials(built, specialTokens);
+  return { tokens: built.tokens, byteIds: built.byteIds, pairs, mode: "ranks", wholeTokens, mergeList, specialIds };
+}
+
+function readText(path: string | URL): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Deno.errors.NotFound(`File not found: ${String(path)}`);
+    throw e;
+  }
+}
+
+/** Reads a GPT-2 `vocab.json` into (id, bytes) entries; errors name the file and line. */
+function readGpt2Vocab(path: string | URL): Array<[number, Uint8Array]> {
+  const name = String(path);
+  const text = readText(path);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    const at = /position (\d+)/.exec(String((e as Error).message));
+    const line = at ? text.slice(0, Number(at[1])).split("\n").length : 1;
+    throw new SyntaxError(`${name}:${line}: invalid JSON (${(e as Error).message})`);
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    throw new SyntaxError(`${name}:1: expected a JSON object of token -> id`);
+  }
+  const lineOf = (token: string) => {
+    const at = text.indexOf(JSON.stringify(token));
+    return at < 0 ? 1 : text.slice(0, at).split("\n").length;
+  };
+  const entries: Array<[number, Uint8Array]> = [];
+  const seen = new Map<number, string>();
+  for (const [token, id] of Object.entries(json as Record<string, unknown>)) {
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0) {
+      throw new SyntaxError(`${name}:${lineOf(token)}: token ${JSON.stringify(token)} has invalid id ${describe(id)}`);
+    }
+    if (seen.has(id)) {
+      throw new SyntaxError(
+        `${name}:${lineOf(token)}: id ${id} of ${JSON.stringify(token)} is also ${JSON.stringify(seen.get(id))}'s`,
+      );
+    }
+    seen.set(id, token);
+    // Printable GPT-2 text; tokens outside the printable alphabet (added specials) are taken as UTF-8.
+    entries.push([id, printableToBytes(token) ?? utf8Encoder.encode(token)]);
+  }
+  return entries;
+}
+
+/** Reads a GPT-2 `merges.txt`; errors name the file and line. */
+function readGpt2Merges(path: string | URL): { pairs: Merge[]; where: (index: number) => string } {
+  const name = String(path);
+  const lines = readText(path).split("\n");
+  const pairs: Merge[] = [];
+  const lineNumbers: number[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].replace(/\r$/, "");
+    if (line === "" || (i === 0 && line.startsWith("#version"))) continue;
+    const parts = line.split(" ");
+    const a = parts.length === 2 ? printableToBytes(parts[0]) : undefined;
+    const b = parts.length === 2 ? printableToBytes(parts[1]) : undefined;
+    if (!a || !b || a.length === 0 || b.length === 0) {
+      throw new SyntaxError(
+        `${name}:${i + 1}: expected two space-separated GPT-2 printable tokens, got ${JSON.stringify(line)}`,
+      );
+    }
+    pairs.push([a, b]);
+    lineNumbers.push(i + 1);
+  }
+  return { pairs, where: (index) => `${name}:${lineNumbers[index]}` };
+}
+
+function fromBase64(text: string): Uint8Array | undefined {
+  try {
+    const binary = atob(text);
+    const out = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+function toBase64(bytes: Uint8Array): string {
+  return btoa(bytesKey(bytes));
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value instanceof Uint8Array) return `Uint8Array[${value.join(",")}]`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

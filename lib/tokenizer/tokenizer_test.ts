@@ -1,0 +1,302 @@
+import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
+import {
+  GPT2_EOT,
+  gpt2TiktokenText,
+  gpt2Tokenizer,
+  tiktokenEncode,
+  tiktokenEncodeOrdinary,
+} from "../../tests/gpt2_oracle.ts";
+import { Rng } from "../random.ts";
+import { Tokenizer } from "./tokenizer.ts";
+
+/** Like assertEquals on id arrays, but reports the first difference instead of both whole arrays. */
+function assertSameIds(actual: number[], expected: number[], what: string): void {
+  let i = 0;
+  while (i < actual.length && i < expected.length && actual[i] === expected[i]) i++;
+  if (i < actual.length || i < expected.length) {
+    throw new Error(
+      `${what}: ids differ at index ${i} of ${actual.length} (expected ${expected.length}): ` +
+        `${JSON.stringify(actual.slice(Math.max(0, i - 3), i + 4))} vs ${
+          JSON.stringify(expected.slice(Math.max(0, i - 3), i + 4))
+        }`,
+    );
+  }
+}
+
+const SAMPLES = [
+  "",
+  "s",
+  "🙃",
+  "Hello, world! It's a test: don't, won't, I'll, we've, they're, I'm, he'd.",
+  "HE'S SHOUTING'LL 'tis 's 'S",
+  "Numbers: 0 1 12 123 1234 12345 3.14159 1,000,000 -42 +7 1e10 0x1F ٣٤٥ ½ Ⅻ",
+  "Whitespace:  two   three    four\t\ttabs\n\nnewlines\r\n\r\ncrlf \n \n  trailing   ",
+  "   leading spaces and a lone \u00a0 nbsp, \u3000 ideographic, \u2028 line sep, \x85 nel, \ufeff bom, \x0b vt",
+  "Deutsch: Größenänderung, Übermäßig, straße. Français: déjà vu, où, naïveté. Español: ¿Qué tal? ¡Olé!",
+  "Русский текст с пунктуацией, и цифрами 2024. Ελληνικά: Καλημέρα κόσμε. עברית: שלום עולם. العربية: مرحبا بالعالم",
+  "中文文本，没有空格。日本語のテキスト、カタカナとひらがな。한국어 텍스트입니다.",
+  "हिन्दी पाठ। தமிழ் உரை. ไทยไม่มีช่องว่าง. ქართული. Հայերեն. አማርኛ",
+  "Emoji: 😀😃😄 👍🏽 👨‍👩‍👧‍👦 🏳️‍🌈 ❤️ 🇺🇸🇫🇷 a😀b 1😀2 😀 😀",
+  "Math: ∑∫∂ √2 ≤ ≥ ≠ ∞ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟙𝟚𝟛 x² y₁",
+  "code: if (x == 1) { return y->z[0]; } // comment\n\tprint(f'{a!r}')  # done",
+  "Special <|endoftext|> tokens<|endoftext|><|endoftext|>in text <|endoftext|>",
+  "<|endoftext|>",
+  "<|endoftext", // an unfinished special is ordinary text
+  "a".repeat(300) + " " + "!".repeat(200) + " " + "9".repeat(150),
+  "lone surrogates: \ud800 x \udfff y \ud83d",
+  "\x00\x01\x1c\x1f control chars \x7f",
+];
+
+Deno.test("GPT-2 ids equal tiktoken's on many scripts, emoji, whitespace, digits and specials", () => {
+  const tok = gpt2Tokenizer();
+  for (const text of SAMPLES) assertSameIds(tok.encode(text), tiktokenEncode(text), JSON.stringify(text.slice(0, 50)));
+});
+
+Deno.test("GPT-2 ids equal tiktoken's around every BMP code point and a sample of astral ones", () => {
+  const tok = gpt2Tokenizer();
+  const pieces: string[] = [];
+  for (let c = 0; c < 0x10000; c++) {
+    if (c >= 0xd800 && c <= 0xdfff) continue;
+    const ch = String.fromCharCode(c);
+    pieces.push(` ${ch}a${ch}${ch}1 ${ch}\n`);
+  }
+  for (let c = 0x10000; c < 0x110000; c += 97) {
+    const ch = String.fromCodePoint(c);
+    pieces.push(` ${ch}a${ch}1 ${ch}\n`);
+  }
+  // Encode in blocks so that a mismatch is reported near where it happens.
+  for (let i = 0; i < pieces.length; i += 4096) {
+    const text = pieces.slice(i, i + 4096).join("");
+    const ours = tok.encode(text), theirs = tiktokenEncode(text);
+    if (ours.join() !== theirs.join()) {
+      for (const piece of pieces.slice(i, i + 4096)) {
+        assertEquals(tok.encode(piece), tiktokenEncode(piece), JSON.stringify(piece));
+      }
+    }
+  }
+});
+
+Deno.test("GPT-2 ids equal tiktoken's on random mixtures", () => {
+  const tok = gpt2Tokenizer();
+  const parts = [
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    "the",
+    " cat",
+    "'s",
+    "'ll",
+    "'",
+    "1",
+    "23",
+    "!",
+    "?!",
+    "é",
+    "中",
+    "🙃",
+    "\u00a0",
+    "\x85",
+    "\ufeff",
+    "<|endoftext|>",
+    "<|",
+  ];
+  const rng = new Rng(5);
+  for (let t = 0; t < 3000; t++) {
+    let text = "";
+    const n = rng.int(16);
+    for (let i = 0; i < n; i++) text += parts[rng.int(parts.length)];
+    assertEquals(tok.encode(text), tiktokenEncode(text), JSON.stringify(text));
+  }
+});
+
+Deno.test("decode inverts encode; invalid UTF-8 becomes U+FFFD", () => {
+  const tok = gpt2Tokenizer();
+  for (const text of SAMPLES) {
+    if (/[\ud800-\udfff]/.test(text.replace(/[\ud800-\udbff][\udc00-\udfff]/g, ""))) continue; // lone surrogates
+    assertEquals(tok.decode(tok.encode(text)), text);
+  }
+  const emoji = tok.encode("🙃");
+  assert(emoji.length > 1, "the emoji needs several byte tokens");
+  assertEquals(tok.decode(emoji.slice(0, 1)), "\ufffd");
+  assertEquals(tok.decode([GPT2_EOT]), "<|endoftext|>");
+  assertThrows(() => tok.decode([1e9]), "1000000000");
+});
+
+Deno.test("a megabyte of one repeated character encodes in linear time, like tiktoken", () => {
+  const tok = gpt2Tokenizer();
+  for (const ch of ["a", " ", "!", "1"]) {
+    const text = ch.repeat(1 << 20);
+    const started = performance.now();
+    const ids = tok.encode(text);
+    const ms = performance.now() - started;
+    assert(ms < 2500, `1 MB of ${JSON.stringify(ch)} took ${ms.toFixed(0)} ms`);
+    assertEquals(tok.decode(ids), text);
+  }
+  const text = "a".repeat(10_000); // tiktoken itself is quadratic here
+  assertEquals(tok.encode(text), tiktokenEncode(text));
+});
+
+function randomChunks(text: string, rng: Rng, maxChunk: number): string[] {
+  const chunks: string[] = [];
+  for (let i = 0; i < text.length;) {
+    const n = 1 + rng.int(maxChunk);
+    chunks.push(text.slice(i, i + n));
+    i += n;
+  }
+  return chunks;
+}
+
+Deno.test("streaming equals one-shot encoding for any chunking", async () => {
+  const tok = gpt2Tokenizer();
+  const overlapping = new Tokenizer(tok.vocab(), tok.merges(), ["<|endoftext|>", "<|endoftext|><|endoftext|>"]);
+  const rng = new Rng(9);
+  const text = SAMPLES.join("\n   \n") + "<|endoftext|><|endoftext|>" + SAMPLES.join("<|endoftext|>");
+  for (const t of [tok, overlapping]) {
+    const whole = t.encode(text);
+    for (const maxChunk of [1, 2, 3, 7, 50, 1000]) {
+      assertSameIds([...t.encodeIterable(randomChunks(text, rng, maxChunk))], whole, `chunks up to ${maxChunk}`);
+    }
+    const bytes = new TextEncoder().encode(text);
+    const stream = ReadableStream.from((function* () {
+      for (let i = 0; i < bytes.length; i += 5) yield bytes.subarray(i, i + 5); // cuts inside UTF-8 sequences
+    })());
+    const streamed: number[] = [];
+    for await (const id of t.encodeIterable(stream)) streamed.push(id);
+    assertSameIds(streamed, whole, "byte stream");
+    const byteChunks = [];
+    for (let i = 0; i < bytes.length; i += 3) byteChunks.push(bytes.subarray(i, i + 3));
+    assertSameIds([...t.encodeIterable(byteChunks)], whole, "sync byte chunks");
+    const path = Deno.makeTempFileSync();
+    try {
+      Deno.writeFileSync(path, bytes);
+      using file = Deno.openSync(path);
+      const fromFile: number[] = [];
+      for await (const id of t.encodeIterable(file)) fromFile.push(id);
+      assertSameIds(fromFile, whole, "Deno.FsFile");
+    } finally {
+      Deno.removeSync(path);
+    }
+  }
+});
+
+Deno.test("streaming a large generated file keeps memory bounded", async () => {
+  const tok = gpt2Tokenizer();
+  const dir = await Deno.makeTempDir();
+  try {
+    const paragraph = SAMPLES.slice(3, 14).join("\n") + "<|endoftext|>\n";
+    const unit = paragraph.repeat(Math.ceil((1 << 20) / paragraph.length)); // about 1 MB
+    Deno.writeTextFileSync(`${dir}/unit.txt`, unit);
+    const file = await Deno.open(`${dir}/big.txt`, { write: true, create: true });
+    const bytes = new TextEncoder().encode(unit);
+    const copies = 12;
+    for (let i = 0; i < copies; i++) await file.write(bytes);
+    file.close();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--v8-flags=--expose-gc",
+        new URL("../../tests/stream_memory.ts", import.meta.url).pathname,
+        `${dir}/big.txt`,
+        `${dir}/unit.txt`,
+      ],
+      stderr: "inherit",
+    }).outputSync();
+    assert(child.success, "the streaming child process failed");
+    const { count, peak } = JSON.parse(new TextDecoder().decode(child.stdout));
+    // Units end in "\n" and start with a letter, so the whole file encodes as the units one by one.
+    assertEquals(count, tok.encode(unit).length * copies);
+    // The ids alone would take ~25 MB and the text ~24 MB; the stream may only hold chunks and the cache.
+    assert(peak < 6 * 2 ** 20, `heap grew by ${(peak / 2 ** 20).toFixed(1)} MB while streaming 12 MB`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("special tokens: longest match wins, unknown ones are appended, plain text never produces them", () => {
+  const base = gpt2Tokenizer();
+  const plain = new Tokenizer(base.vocab(), base.merges());
+  assertEquals(plain.encode("a<|endoftext|>b"), tiktokenEncodeOrdinary("a<|endoftext|>b"));
+  assert(!plain.encode("a<|endoftext|>b").includes(GPT2_EOT), "no specials: <|endoftext|> is plain text");
+  const tok = new Tokenizer(base.vocab(), base.merges(), ["<|endoftext|>", "<|endoftext|><|endoftext|>", "<sep>"]);
+  const ids = tok.encode("x<|endoftext|><|endoftext|><|endoftext|><sep>y");
+  const sep = tok.specialTokens.get("<sep>")!;
+  const double = tok.specialTokens.get("<|endoftext|><|endoftext|>")!;
+  assertEquals(sep, base.vocabSize + 1);
+  assertEquals(double, base.vocabSize);
+  assertEquals(tok.specialTokens.get("<|endoftext|>"), GPT2_EOT);
+  assertEquals(ids, [...tok.encode("x"), double, GPT2_EOT, sep, ...tok.encode("y")]);
+  assertThrows(() => new Tokenizer(base.vocab(), base.merges(), [42 as unknown as string]), "42");
+  assertThrows(() => new Tokenizer(base.vocab(), base.merges(), [""]), "empty");
+});
+
+Deno.test("GPT-2 / HF, tiktoken and nanolm formats save and load to the same tokenizer", () => {
+  const tok = gpt2Tokenizer();
+  const dir = Deno.makeTempDirSync();
+  try {
+    const text = SAMPLES.join("\n");
+    tok.saveGpt2(`${dir}/vocab.json`, `${dir}/merges.txt`);
+    const hf = Tokenizer.fromFiles(`${dir}/vocab.json`, `${dir}/merges.txt`, ["<|endoftext|>"]);
+    assertEquals(hf.encode(text), tok.encode(text));
+    tok.saveTiktoken(`${dir}/gpt2.tiktoken`);
+    assertEquals(Deno.readTextFileSync(`${dir}/gpt2.tiktoken`).trim(), gpt2TiktokenText().trim());
+    const tt = Tokenizer.fromTiktoken(`${dir}/gpt2.tiktoken`, { specialTokens: { "<|endoftext|>": GPT2_EOT } });
+    assertEquals(tt.encode(text), tok.encode(text));
+    tok.save(`${dir}/tok.json`);
+    assertEquals(Tokenizer.load(`${dir}/tok.json`).encode(text), tok.encode(text));
+    hf.save(`${dir}/hf.json`);
+    const again = Tokenizer.load(`${dir}/hf.json`);
+    assertEquals(again.encode(text), tok.encode(text));
+    assertEquals(again.specialTokens.get("<|endoftext|>"), GPT2_EOT);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("malformed files and bad arguments give clear errors naming the file and line", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const vocab: Record<string, number> = {};
+    for (let b = 0; b < 256; b++) vocab[String.fromCharCode(b < 33 ? 256 + b : b)] = b;
+    const good = Tokenizer.fromTiktokenText(gpt2TiktokenText());
+    good.saveGpt2(`${dir}/vocab.json`, `${dir}/merges.txt`);
+    const merges = Deno.readTextFileSync(`${dir}/merges.txt`).split("\n");
+    Deno.writeTextFileSync(`${dir}/bad_merges.txt`, [...merges.slice(0, 5), "Ġt", ...merges.slice(5)].join("\n"));
+    assertThrows(() => Tokenizer.fromFiles(`${dir}/vocab.json`, `${dir}/bad_merges.txt`), "bad_merges.txt:6");
+    Deno.writeTextFileSync(`${dir}/unknown_merges.txt`, [...merges.slice(0, 3), "zzq qqz"].join("\n"));
+    assertThrows(() => Tokenizer.fromFiles(`${dir}/vocab.json`, `${dir}/unknown_merges.txt`), "unknown_merges.txt:4");
+    const lines = Deno.readTextFileSync(`${dir}/vocab.json`).split("\n");
+    lines[7] = lines[7].replace(/: \d+/, ": -3");
+    Deno.writeTextFileSync(`${dir}/bad_vocab.json`, lines.join("\n"));
+    assertThrows(() => Tokenizer.fromFiles(`${dir}/bad_vocab.json`, `${dir}/merges.txt`), "bad_vocab.json:8");
+    Deno.writeTextFileSync(`${dir}/broken.json`, '{\n  "a": 1,\n  "b": \n}');
+    assertThrows(() => Tokenizer.fromFiles(`${dir}/broken.json`, `${dir}/merges.txt`), "broken.json:");
+    assertThrows(() => Tokenizer.fromFiles(`${dir}/missing.json`, `${dir}/merges.txt`), "missing.json");
+    Deno.writeTextFileSync(`${dir}/bad.tiktoken`, "IQ== 0\nIg== 1\nnot-base64!! x\n");
+    assertThrows(() => Tokenizer.fromTiktoken(`${dir}/bad.tiktoken`), "bad.tiktoken:3");
+    assertThrows(() => Tokenizer.fromTiktoken(`${dir}/nope.tiktoken`), "nope.tiktoken");
+    assertThrows(() => new Tokenizer(new Map([[0, new Uint8Array([0])]]), []), "byte 1 has no token");
+    await assertRejects(async () => {
+      for await (const _ of good.encodeIterable([1 as unknown as string])) { /* drain */ }
+    }, "strings or Uint8Arrays, got 1");
+    assertThrows(() => good.encodeIterable(5 as unknown as string[]), "got 5");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a CS336-style vocab (bytes, specials, merges) encodes with its merges", () => {
+  const enc = (s: string) => new TextEncoder().encode(s);
+  const vocab = new Map<number, Uint8Array>();
+  for (let b = 0; b < 256; b++) vocab.set(b, new Uint8Array([b]));
+  vocab.set(256, enc("<|endoftext|>"));
+  const merges: Array<[Uint8Array, Uint8Array]> = [[enc(" "), enc("c")], [enc(" c"), enc("a")], [enc("t"), enc("h")]];
+  [" c", " ca", "th"].forEach((s, i) => vocab.set(257 + i, enc(s)));
+  const tok = new Tokenizer(vocab, merges, ["<|endoftext|>"]);
+  assertEquals(tok.encode("the cat<|endoftext|>"), [259, 101, 258, 116, 256]);
+  assertEquals(tok.decode([259, 101, 258, 116, 256]), "the cat<|endoftext|>");
+  // Merges apply in list order, not by what is in the vocabulary: without merge 0, " ca" is unreachable.
+  const partial = new Tokenizer(vocab, merges.slice(1), ["<|endoftext|>"]);
+  assertEquals(partial.encode(" ca"), [32, 99, 97]);
+});
