@@ -169,29 +169,53 @@ async function encodeInWorkers(
     const tokenizerPath = `${dir}/tokenizer.json`;
     tokenizer.save(tokenizerPath);
     const done = new Array<number>(ranges.length).fill(0);
-    const counts = await Promise.all(ranges.map((range, i) =>
-      new Promise<number>((resolve, reject) => {
-        const worker = new Worker(new URL("./encode_worker.ts", import.meta.url), { type: "module" });
-        worker.onmessage = (event: MessageEvent) => {
-          const message = event.data as { progress?: number; tokens?: number; error?: string };
-          if (message.progress !== undefined) {
-            done[i] = message.progress;
-            bar?.update(done.reduce((a, b) => a + b, 0) / 1e6);
-          } else {
+    const showProgress = () => bar?.update(done.reduce((a, b) => a + b, 0) / 1e6);
+    const workers: Worker[] = [];
+    // Workers take ranges 1..n into part files; this thread encodes range 0 straight into the output meanwhile.
+    const others = Promise.all(
+      ranges.slice(1).map((range, k) =>
+        new Promise<number>((resolve, reject) => {
+          const i = k + 1;
+          const worker = new Worker(new URL("./encode_worker.ts", import.meta.url), { type: "module" });
+          workers.push(worker);
+          worker.onmessage = (event: MessageEvent) => {
+            const message = event.data as { progress?: number; tokens?: number; error?: string };
+            if (message.progress !== undefined) {
+              done[i] = message.progress;
+              showProgress();
+            } else {
+              worker.terminate();
+              if (message.error !== undefined) reject(new Error(`Encoding worker failed: ${message.error}`));
+              else resolve(message.tokens!);
+            }
+          };
+          worker.onerror = (event) => {
+            event.preventDefault();
             worker.terminate();
-            if (message.error !== undefined) reject(new Error(`Encoding worker failed: ${message.error}`));
-            else resolve(message.tokens!);
-          }
-        };
-        worker.onerror = (event) => {
-          event.preventDefault();
-          worker.terminate();
-          reject(new Error(`Encoding worker failed: ${event.message}`));
-        };
-        worker.postMessage({ tokenizerPath, range, partPath: `${dir}/part${i}`, dtype, blockBytes });
-      })
-    ));
-    for (let i = 0; i < ranges.length; i++) {
+            reject(new Error(`Encoding worker failed: ${event.message}`));
+          };
+          worker.postMessage({ tokenizerPath, range, partPath: `${dir}/part${i}`, dtype, blockBytes });
+        })
+      ),
+    );
+    others.catch(() => {}); // awaited below; this only keeps an early rejection from being reported as unhandled
+    let counts: number[];
+    try {
+      const own = await encodeRange(ranges[0].path, output, tokenizer, {
+        start: ranges[0].start,
+        end: ranges[0].end,
+        dtype,
+        blockBytes,
+        onProgress: (progress) => {
+          done[0] = progress;
+          showProgress();
+        },
+      });
+      counts = [own, ...await others];
+    } finally {
+      for (const worker of workers) worker.terminate();
+    }
+    for (let i = 1; i < ranges.length; i++) {
       const part = await Deno.open(`${dir}/part${i}`, { read: true });
       await part.readable.pipeTo(output.writable, { preventClose: true });
     }

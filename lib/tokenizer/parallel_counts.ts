@@ -152,7 +152,9 @@ function countInWorkers(
   // Balance by bytes: ranges are already about equal, so deal them round-robin.
   const jobs: FileRange[][] = Array.from({ length: Math.min(workers, ranges.length) }, () => []);
   ranges.forEach((range, i) => jobs[i % jobs.length].push(range));
-  const slots: WorkerSlot[] = jobs.map((job) => {
+  // The calling thread takes the first share itself (it would only wait otherwise); Workers take the rest.
+  const [own, ...others] = jobs;
+  const slots: WorkerSlot[] = others.map((job) => {
     const worker = new Worker(new URL("./pretoken_worker.ts", import.meta.url), { type: "module" });
     const control = new Int32Array(new SharedArrayBuffer(16));
     const result = new SharedArrayBuffer(0, { maxByteLength: 2 ** 31 });
@@ -160,6 +162,25 @@ function countInWorkers(
     return { worker, control, result };
   });
   try {
+    const workersDone = () => {
+      let done = 0;
+      for (const s of slots) {
+        done += Atomics.load(s.control, CONTROL_DONE_HIGH) * 2 ** 32 +
+          (Atomics.load(s.control, CONTROL_DONE_LOW) >>> 0);
+      }
+      return done;
+    };
+    const ownCounts = new PretokenCounter();
+    let before = 0;
+    for (const range of own) {
+      countPretokensOfFile(range.path, ownCounts, {
+        specialTokens,
+        start: range.start,
+        end: range.end,
+        onProgress: (done) => bar?.update((before + done + workersDone()) / 1e6),
+      });
+      before += range.end - range.start;
+    }
     const started = performance.now();
     for (const slot of slots) {
       for (;;) {
@@ -169,17 +190,10 @@ function countInWorkers(
           throw new Error("Pre-tokenization worker did not start within 120 s");
         }
         Atomics.wait(slot.control, CONTROL_STATE, state, 200);
-        if (bar) {
-          let done = 0;
-          for (const s of slots) {
-            done += Atomics.load(s.control, CONTROL_DONE_HIGH) * 2 ** 32 +
-              (Atomics.load(s.control, CONTROL_DONE_LOW) >>> 0);
-          }
-          bar.update(done / 1e6);
-        }
+        bar?.update((before + workersDone()) / 1e6);
       }
     }
-    const counts = new Map<string, number>();
+    const counts = ownCounts.toMap();
     for (const slot of slots) {
       const length = Atomics.load(slot.control, CONTROL_LENGTH);
       const bytes = new Uint8Array(slot.result, 0, length).slice();
