@@ -7,8 +7,30 @@
  */
 import type { FeedForwardKind } from "../config.ts";
 import type { Rng } from "../random.ts";
-import { mul, silu, type Tensor } from "../tensor/mod.ts";
+import { record } from "../tensor/autograd.ts";
+import { mapElements, silu, type Tensor } from "../tensor/mod.ts";
 import { Linear } from "./layers.ts";
+
+const SIGMOID = "(1.0 / (1.0 + exp(-v0)))";
+
+/**
+ * `silu(a) * b` in one kernel, and its gradients in one kernel per input. Compared with `mul(silu(a), b)` this
+ * runs three kernels instead of five per step and never stores `silu(a)`, a (batch, seq, dFf) activation per layer
+ * (44 MB at the CS336 TinyStories shape with batch 32).
+ */
+function siluGate(a: Tensor, b: Tensor): Tensor {
+  if (a.shape.join() !== b.shape.join() || a.dtype !== "f32" || b.dtype !== "f32") {
+    throw new Error(`siluGate: needs two f32 tensors of one shape, got ${a.describe()} and ${b.describe()}`);
+  }
+  const y = mapElements("silu_gate", [a, b], `v0 * ${SIGMOID} * v1`);
+  return record(y, "siluGate", [a, b], (dy) => [
+    // d silu(a) / da = s (1 + a (1 - s)) with s = sigmoid(a).
+    a.requiresGrad
+      ? mapElements("silu_gate_backward_a", [a, b, dy], `v2 * v1 * ${SIGMOID} * (1.0 + v0 * (1.0 - ${SIGMOID}))`)
+      : null,
+    b.requiresGrad ? mapElements("silu_gate_backward_b", [a, dy], `v1 * v0 * ${SIGMOID}`) : null,
+  ]);
+}
 
 /** Options of {@linkcode FeedForward}. */
 export interface FeedForwardOptions {
@@ -52,8 +74,8 @@ export class FeedForward {
 
   /** Maps (..., dModel) to (..., dModel). */
   forward(x: Tensor): Tensor {
-    const a = silu(this.w1.forward(x)); // (..., dFf)
-    const hidden = this.w3 ? mul(a, this.w3.forward(x)) : a; // (..., dFf)
+    const h1 = this.w1.forward(x); // (..., dFf)
+    const hidden = this.w3 ? siluGate(h1, this.w3.forward(x)) : silu(h1); // (..., dFf)
     return this.w2.forward(hidden); // (..., dModel)
   }
 
