@@ -92,6 +92,7 @@ export * from "./lib/model/mod.ts";
 export {
   CHECKPOINT_NAME,
   type CheckpointEvent,
+  DivergedError,
   type EvalMetrics,
   type FitResult,
   type StepMetrics,

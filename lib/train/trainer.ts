@@ -73,6 +73,11 @@ export interface FitResult {
   checkpoint?: string;
 }
 
+/** Thrown by {@linkcode Trainer.saveCheckpoint} when the state to save holds NaN or Inf. */
+export class DivergedError extends Error {
+  override name = "DivergedError";
+}
+
 /** The file a trainer writes its latest checkpoint to inside `outDir`. */
 export const CHECKPOINT_NAME = "checkpoint.safetensors";
 
@@ -292,12 +297,30 @@ export class Trainer {
           reason = "diverged";
           break;
         }
-        checkpoint = await this.saveCheckpoint();
+        const saved = await this.#checkpointUnlessDiverged();
+        if (!saved) {
+          reason = "diverged";
+          break;
+        }
+        checkpoint = saved;
       }
     }
     if (reason !== "diverged" && !(await flushMetrics())) reason = "diverged";
-    if (reason !== "diverged") checkpoint = await this.saveCheckpoint();
+    if (reason !== "diverged") {
+      const saved = await this.#checkpointUnlessDiverged();
+      if (saved) checkpoint = saved;
+      else reason = "diverged";
+    }
     return { step: this.step, reason, lastLoss, checkpoint };
+  }
+
+  async #checkpointUnlessDiverged(): Promise<string | null> {
+    try {
+      return await this.saveCheckpoint();
+    } catch (e) {
+      if (e instanceof DivergedError) return null;
+      throw e;
+    }
   }
 
   /** Writes model, optimizer, RNG and data position atomically to `path` (default `outDir/checkpoint.safetensors`). */
@@ -306,6 +329,13 @@ export class Trainer {
     const params = [...this.model.stateDict()];
     const moments = [...this.optimizer.stateTensors()];
     const host = await readAll([...params.map(([, t]) => t), ...moments.map(([, t]) => t)]);
+    // Never replace a good checkpoint with a diverged state.
+    host.forEach((values, i) => {
+      if (!values.every(Number.isFinite)) {
+        const name = i < params.length ? params[i][0] : moments[i - params.length][0];
+        throw new DivergedError(`Not writing checkpoint ${path}: ${name} holds non-finite values`);
+      }
+    });
     const model: ArrayMap = new Map(), m: ArrayMap = new Map(), v: ArrayMap = new Map();
     params.forEach(([name, t], i) => model.set(name, { shape: [...t.shape], data: host[i] as Float32Array }));
     moments.forEach(([key, t], i) => {

@@ -101,3 +101,39 @@ Deno.test("bad inputs fail with errors that name the file or field", async () =>
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a stop request (SIGINT in the CLI) ends the run with a checkpoint that resumes", async () => {
+  const dir = await Deno.makeTempDir();
+  const train = await tokenFile(dir, "train.bin", 4000, 1), val = await tokenFile(dir, "val.bin", 1000, 2);
+  let trainer: Trainer | null = null;
+  trainer = await Trainer.create(configFor(dir, train, val, 16), {
+    onEvent: (e) => void (e.type === "step" && e.step === 4 && trainer!.requestStop()),
+  });
+  const result = await trainer.fit();
+  trainer.dispose();
+  assertEquals([result.reason, result.step], ["interrupted", 4]);
+  const resumed = await Trainer.create(configFor(dir, train, val, 16), { resume: result.checkpoint });
+  assertEquals(resumed.step, 4);
+  resumed.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a diverging loss stops the run and keeps the last good checkpoint", async () => {
+  const dir = await Deno.makeTempDir();
+  const train = await tokenFile(dir, "train.bin", 4000, 1), val = await tokenFile(dir, "val.bin", 1000, 2);
+  const good = await Trainer.create(configFor(dir, train, val, 4));
+  const first = await good.fit();
+  good.dispose();
+  const before = await Deno.readFile(first.checkpoint!);
+  // Resume with an absurd learning rate and no clipping: weights, then the loss, go to Inf/NaN.
+  const config = configFor(dir, train, val, 12);
+  Object.assign(config.train, { lrMax: 1e12, lrMin: 1e12, warmupSteps: 0, gradClip: 0, checkpointInterval: 2 });
+  const bad = await Trainer.create(config, { resume: first.checkpoint });
+  const result = await bad.fit();
+  bad.dispose();
+  assertEquals(result.reason, "diverged");
+  assertEquals(result.checkpoint, undefined);
+  // Nothing non-finite was written over the good checkpoint.
+  assertEquals(await Deno.readFile(first.checkpoint!), before);
+  await Deno.remove(dir, { recursive: true });
+});
