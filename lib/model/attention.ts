@@ -25,7 +25,7 @@ export interface CausalSelfAttentionOptions {
  * Causal multi-head self-attention over (batch, seq, dModel).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { initGpu, randn, tensor } from "../tensor/mod.ts";
  * import { CausalSelfAttention } from "./attention.ts";
  * await initGpu();

@@ -39,7 +39,7 @@ export interface TransformerBlockOptions {
  * A residual block of attention and feed-forward over (batch, seq, dModel).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { initGpu, randn } from "../tensor/mod.ts";
  * import { TransformerBlock } from "./block.ts";
  * await initGpu();

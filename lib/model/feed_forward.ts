@@ -44,7 +44,7 @@ export interface FeedForwardOptions {
  * SwiGLU or SiLU feed-forward network over (..., dModel).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { initGpu, randn } from "../tensor/mod.ts";
  * import { FeedForward } from "./feed_forward.ts";
  * await initGpu();

@@ -19,7 +19,7 @@ export interface LayerInitOptions {
  * between the two unchanged; it starts from N(0, 2 / (in + out)) truncated at ±3 standard deviations.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { initGpu, randn } from "../tensor/mod.ts";
  * import { Linear } from "./layers.ts";
  * await initGpu();
@@ -63,7 +63,7 @@ export class Linear {
  * Token embedding lookup: a (vocab, dModel) table, initialised N(0, 1) truncated at ±3.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { initGpu, tensor } from "../tensor/mod.ts";
  * import { Embedding } from "./layers.ts";
  * await initGpu();
@@ -108,7 +108,7 @@ export interface RMSNormOptions {
  * `x / sqrt(mean(x^2) + eps) * weight`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { initGpu, randn } from "../tensor/mod.ts";
  * import { RMSNorm } from "./layers.ts";
  * await initGpu();

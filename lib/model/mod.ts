@@ -3,7 +3,7 @@
  * SwiGLU (or SiLU) feed-forward, causal multi-head self-attention with RoPE, residual blocks and the LM.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { initGpu, tensor } from "../tensor/mod.ts";
  * import { TransformerLM } from "./mod.ts";
  * await initGpu();

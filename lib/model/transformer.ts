@@ -57,7 +57,7 @@ export interface WeightArray {
  * A decoder-only transformer language model on WebGPU.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { crossEntropy, initGpu, tensor, tidy } from "../tensor/mod.ts";
  * import { TransformerLM } from "./transformer.ts";
  * await initGpu();
