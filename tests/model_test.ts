@@ -106,7 +106,7 @@ Deno.test("TransformerLM matches PyTorch: logits, loss and every parameter gradi
   await checkAgainstTorch("lm_small.safetensors");
 });
 
-for (const variant of ["post_silu_tied_nope", "parallel_pre", "norm_none", "parallel_post_tied"]) {
+for (const variant of ["post_silu_tied_nope", "parallel_pre", "norm_none", "parallel_post_tied", "head_dim_6"]) {
   Deno.test(`TransformerLM matches PyTorch: variant ${variant}`, async () => {
     await checkAgainstTorch(`lm_${variant}.safetensors`);
   });
