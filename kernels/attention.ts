@@ -181,17 +181,24 @@ ${vecs(D4, (i) => `    dq[r * ${D4}u + ${i}u] = dq${i} * ${f32Literal(spec.scale
 }
 
 /**
+ * Key rows (threads) per workgroup and query rows per staged tile of the dK/dV kernel: 64 threads share 8 KB of
+ * staged queries and output gradients (at d = 32), where 32 threads sharing 16 KB left the H100 mostly idle
+ * (few resident warps per SM).
+ */
+const KEYS = 64, QUERIES = 32;
+
+/**
  * dV = sum_i P_ij dO_i and dK = scale * sum_i dS_ij q_i, one thread per key row.
- * Bindings: q, k, v, dout, lse, delta, dk (write), dv (write). Grid: (ceil(Tk/BC), BH).
+ * Bindings: q, k, v, dout, lse, delta, dk (write), dv (write). Grid: (ceil(Tk/64), BH).
  */
 export function attentionBackwardDkvKernel(spec: AttentionSpec): KernelSource {
   const D4 = spec.d / 4, off = spec.tk - spec.tq;
-  const queryBlocks = Math.ceil(spec.tq / BR);
+  const queryBlocks = Math.ceil(spec.tq / QUERIES);
   // Causal: the first query that sees key kb*BC is kb*BC - off.
-  const qb0 = spec.causal ? `select(0u, (kb * ${BC}u - ${off}u) / ${BR}u, kb * ${BC}u > ${off}u)` : "0u";
+  const qb0 = spec.causal ? `select(0u, (kb * ${KEYS}u - ${off}u) / ${QUERIES}u, kb * ${KEYS}u > ${off}u)` : "0u";
   return {
     name: "attention_backward_dkv",
-    workgroups: [Math.ceil(spec.tk / BC), spec.bh, 1],
+    workgroups: [Math.ceil(spec.tk / KEYS), spec.bh, 1],
     source: `@group(0) @binding(0) var<storage, read> q: array<vec4f>;
 @group(0) @binding(1) var<storage, read> k: array<vec4f>;
 @group(0) @binding(2) var<storage, read> v: array<vec4f>;
@@ -200,34 +207,34 @@ export function attentionBackwardDkvKernel(spec: AttentionSpec): KernelSource {
 @group(0) @binding(5) var<storage, read> delta: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dk: array<vec4f>;
 @group(0) @binding(7) var<storage, read_write> dv: array<vec4f>;
-var<workgroup> Qs: array<vec4f, ${BR * D4}>;
-var<workgroup> Gs: array<vec4f, ${BR * D4}>;
-var<workgroup> Ls: array<f32, ${BR}>;
-var<workgroup> Ds: array<f32, ${BR}>;
-@compute @workgroup_size(${BC})
+var<workgroup> Qs: array<vec4f, ${QUERIES * D4}>;
+var<workgroup> Gs: array<vec4f, ${QUERIES * D4}>;
+var<workgroup> Ls: array<f32, ${QUERIES}>;
+var<workgroup> Ds: array<f32, ${QUERIES}>;
+@compute @workgroup_size(${KEYS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let kb = wid.x; let bh = wid.y;
-  let kj = kb * ${BC}u + lid.x;
+  let kj = kb * ${KEYS}u + lid.x;
   let r = bh * ${spec.tk}u + min(kj, ${spec.tk - 1}u);
 ${vecs(D4, (i) => `  let k${i} = k[r * ${D4}u + ${i}u] * ${f32Literal(spec.scale)};`)}
 ${vecs(D4, (i) => `  let v${i} = v[r * ${D4}u + ${i}u];`)}
 ${vecs(D4, (i) => `  var dk${i} = vec4f(0.0);`)}
 ${vecs(D4, (i) => `  var dv${i} = vec4f(0.0);`)}
   for (var qb = ${qb0}; qb < ${queryBlocks}u; qb++) {
-    for (var e = lid.x; e < ${BR * D4}u; e += ${BC}u) {
-      let row = qb * ${BR}u + e / ${D4}u;
+    for (var e = lid.x; e < ${QUERIES * D4}u; e += ${KEYS}u) {
+      let row = qb * ${QUERIES}u + e / ${D4}u;
       let src = (bh * ${spec.tq}u + min(row, ${spec.tq - 1}u)) * ${D4}u + e % ${D4}u;
       Qs[e] = q[src];
       Gs[e] = dout[src];
     }
-    for (var e = lid.x; e < ${BR}u; e += ${BC}u) {
-      let row = bh * ${spec.tq}u + min(qb * ${BR}u + e, ${spec.tq - 1}u);
+    for (var e = lid.x; e < ${QUERIES}u; e += ${KEYS}u) {
+      let row = bh * ${spec.tq}u + min(qb * ${QUERIES}u + e, ${spec.tq - 1}u);
       Ls[e] = lse[row];
       Ds[e] = delta[row];
     }
     workgroupBarrier();
-    for (var i = 0u; i < ${BR}u; i++) {
-      let qi = qb * ${BR}u + i;
+    for (var i = 0u; i < ${QUERIES}u; i++) {
+      let qi = qb * ${QUERIES}u + i;
       let s = ${vecs(D4, (c) => `dot(Qs[i * ${D4}u + ${c}u], k${c})`, " + ")};
       let p = select(0.0, exp(s - Ls[i]), ${visible(spec, "kj", "qi")});
       let dp = ${vecs(D4, (c) => `dot(Gs[i * ${D4}u + ${c}u], v${c})`, " + ")};
