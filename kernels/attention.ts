@@ -56,6 +56,21 @@ function visible(spec: AttentionSpec, key: string, query: string): string {
   return spec.causal ? `${inRange} && ${key} <= ${query} + ${off}u` : inRange;
 }
 
+/**
+ * WGSL that stages key/value block `kb` (BC rows) of head `bh` into workgroup memory `Ks`/`Vs` with all BR threads,
+ * then waits for the whole workgroup. Rows past the end repeat the last row; the masks ignore them.
+ */
+function stageKeyBlock(spec: AttentionSpec): string {
+  const D4 = spec.d / 4;
+  return `    for (var e = lid.x; e < ${BC * D4}u; e += ${BR}u) {
+      let row = kb * ${BC}u + e / ${D4}u;
+      let src = (bh * ${spec.tk}u + min(row, ${spec.tk - 1}u)) * ${D4}u + e % ${D4}u;
+      Ks[e] = k[src];
+      Vs[e] = v[src];
+    }
+    workgroupBarrier();`;
+}
+
 /** Bindings: q, k, v, out (write), lse (write, (BH, Tq)). Grid: (ceil(Tq/BR), BH). */
 export function attentionForwardKernel(spec: AttentionSpec): KernelSource {
   const D4 = spec.d / 4, off = spec.tk - spec.tq;
@@ -84,13 +99,7 @@ ${vecs(D4, (i) => `  var o${i} = vec4f(0.0);`)}
   var l = 0.0;
   let nkb = ${nkb};
   for (var kb = 0u; kb < nkb; kb++) {
-    for (var e = lid.x; e < ${BC * D4}u; e += ${BR}u) {
-      let row = kb * ${BC}u + e / ${D4}u;
-      let src = (bh * ${spec.tk}u + min(row, ${spec.tk - 1}u)) * ${D4}u + e % ${D4}u;
-      Ks[e] = k[src];
-      Vs[e] = v[src];
-    }
-    workgroupBarrier();
+${stageKeyBlock(spec)}
     var mb = m;
     for (var j = 0u; j < ${BC}u; j++) {
       let kj = kb * ${BC}u + j;
@@ -155,13 +164,7 @@ ${vecs(D4, (i) => `  var dq${i} = vec4f(0.0);`)}
   let rowDelta = delta[r];
   let nkb = ${nkb};
   for (var kb = 0u; kb < nkb; kb++) {
-    for (var e = lid.x; e < ${BC * D4}u; e += ${BR}u) {
-      let row = kb * ${BC}u + e / ${D4}u;
-      let src = (bh * ${spec.tk}u + min(row, ${spec.tk - 1}u)) * ${D4}u + e % ${D4}u;
-      Ks[e] = k[src];
-      Vs[e] = v[src];
-    }
-    workgroupBarrier();
+${stageKeyBlock(spec)}
     for (var j = 0u; j < ${BC}u; j++) {
       let kj = kb * ${BC}u + j;
       let s = ${vecs(D4, (i) => `dot(q${i}, Ks[j * ${D4}u + ${i}u])`, " + ")};

@@ -14,33 +14,15 @@
  *
  * @module
  */
-import type { FeedForwardKind, NormPlacement, PositionEncoding } from "./config.ts";
+import type { ModelConfig } from "./config.ts";
 
-/** The architecture fields accounting needs; a {@linkcode ModelConfig} fits. */
-export interface ModelShape {
-  /** Vocabulary size V. */
-  vocabSize: number;
-  /** Context length, the default sequence length T. */
-  contextLength: number;
-  /** Residual width d. */
-  dModel: number;
-  /** Number of blocks L. */
-  numLayers: number;
-  /** Attention heads h. */
-  numHeads: number;
-  /** Feed-forward width d_ff. */
-  dFf: number;
-  /** Feed-forward kind (default `"swiglu"`). */
-  ffn?: FeedForwardKind;
-  /** Norm placement (default `"pre"`). */
-  norm?: NormPlacement;
-  /** Position encoding (default `"rope"`): RoPE has no parameters but costs elementwise FLOPs. */
-  position?: PositionEncoding;
-  /** Parallel attention and feed-forward (one shared norm per block). */
-  parallelLayers?: boolean;
-  /** Tied embeddings (no separate LM head weights). */
-  tieEmbeddings?: boolean;
-}
+/**
+ * The architecture fields accounting needs: the shape fields of a {@linkcode ModelConfig}, with the variants
+ * optional (defaults: SwiGLU, pre-norm, RoPE, sequential, untied). A `ModelConfig` fits.
+ */
+export type ModelShape =
+  & Pick<ModelConfig, "vocabSize" | "contextLength" | "dModel" | "numLayers" | "numHeads" | "dFf">
+  & Partial<Pick<ModelConfig, "ffn" | "norm" | "position" | "parallelLayers" | "tieEmbeddings">>;
 
 /** Parameter counts by component (whole model unless noted). */
 export interface ParameterCounts {
