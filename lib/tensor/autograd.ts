@@ -207,6 +207,13 @@ export function backward(loss: Tensor, grad?: Tensor): void {
 /** Results of ops whose graph a backward() has released: they cannot be differentiated through again. */
 const released = new WeakSet<Tensor>();
 
+/** Cuts `t` from the graph that produced it, making it a leaf (`param` uses this). */
+export function makeLeaf(t: Tensor): void {
+  for (const x of t.node?.saved ?? []) x.dispose();
+  t.node = null;
+  released.delete(t);
+}
+
 /**
  * A disposed or released tensor in the graph would otherwise look like a leaf (its node is gone), and the
  * gradient to everything before it would be dropped without a word.

@@ -11,6 +11,7 @@ import { Rng } from "../random.ts";
 import { fmt, prod } from "./shape.ts";
 import { type DType, empty, keep, type NestedArray, type Tensor } from "./tensor.ts";
 import { fill } from "./ops/elementwise.ts";
+import { makeLeaf } from "./autograd.ts";
 
 function flatten(
   data: NestedArray,
@@ -170,7 +171,7 @@ export function truncNormal(
 export function param(t: Tensor, name = ""): Tensor {
   if (t.dtype !== "f32") throw new TypeError(`param: parameters must be f32, got ${t.describe()}`);
   t.requiresGrad = true;
-  t.node = null;
+  makeLeaf(t);
   if (name) t.name = name;
   return keep(t);
 }
