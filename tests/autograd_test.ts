@@ -164,6 +164,17 @@ Deno.test("backward releases the graph: a second backward through it is an error
   x.dispose();
 });
 
+Deno.test("a result of a released graph can become a parameter of a new one", async () => {
+  const x = param(tensor([1, 2]));
+  const h = mul(x, 3);
+  sum(h).backward();
+  const p = param(h);
+  sum(mul(p, p)).backward();
+  assertEquals(Array.from(await p.grad!.data()), [6, 12]);
+  x.dispose();
+  p.dispose();
+});
+
 Deno.test("backward through a disposed intermediate is an error, not a silently missing gradient", () => {
   const x = param(tensor([1, 2]));
   const h = exp(x);
