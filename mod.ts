@@ -156,6 +156,18 @@ export {
   type PlotlyTrace,
   runFromMetrics,
 } from "./lib/plot.ts";
+export {
+  modelBundle,
+  runBundle,
+  type RunStatus,
+  TOKEN_SPLIT_SAMPLE,
+  tokenizerBundle,
+  type TokenizerView,
+  tokenSplit,
+  tokenSplitBundle,
+  tokenText,
+} from "./lib/views.ts";
+export { type MonitorEvent, TrainingMonitor, type TrainingMonitorOptions } from "./lib/monitor.ts";
 export { renderReport, type ReportContent, type ReportRun, type ReportSample, writeReport } from "./lib/report.ts";
 export { ThroughputMeter, type ThroughputMeterOptions } from "./lib/meter.ts";
 export { InterruptGuard } from "./lib/interrupt.ts";

@@ -26,6 +26,8 @@ import { Rng } from "../random.ts";
 import { broadcastTo, keep, matmul, reshape, type Tensor, tensor } from "../tensor/mod.ts";
 import { TransformerBlock } from "./block.ts";
 import { Embedding, Linear, RMSNorm } from "./layers.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
+import { modelBundle } from "../views.ts";
 
 /** Options of the {@linkcode TransformerLM} constructor. */
 export interface TransformerLMOptions {
@@ -221,6 +223,11 @@ export class TransformerLM {
     let n = 0;
     for (const p of this.#params.values()) n += p.size;
     return n;
+  }
+
+  /** Rich display in Jupyter: the architecture and a table of parameters and FLOPs by component. */
+  [JUPYTER_DISPLAY](): Promise<MimeBundle> {
+    return Promise.resolve(modelBundle(this.config));
   }
 
   /** Frees the parameters (and their gradients) and cached position tensors. The model is unusable afterwards. */

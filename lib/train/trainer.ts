@@ -17,6 +17,8 @@ import { AdamW } from "../optim/adamw.ts";
 import { initGpu } from "../gpu/backend.ts";
 import { add, crossEntropy, keep, mul, noGrad, readAll, type Tensor, tensor, tidy } from "../tensor/mod.ts";
 import { TransformerLM } from "../model/transformer.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
+import { runBundle } from "../views.ts";
 
 /** One logged training step. */
 export interface StepMetrics {
@@ -108,6 +110,8 @@ export class Trainer {
   #rng: Rng;
   #onEvent: (event: TrainEvent) => void | Promise<void>;
   #stopRequested = false;
+  #lastStep: StepMetrics | null = null;
+  #lastEval: EvalMetrics | null = null;
 
   private constructor(
     config: Config,
@@ -126,7 +130,12 @@ export class Trainer {
     this.#val = parts.val;
     this.#rng = parts.rng;
     this.#sampler = parts.sampler;
-    this.#onEvent = onEvent;
+    // The latest metrics are kept for the notebook view of the run.
+    this.#onEvent = (event) => {
+      if (event.type === "step") this.#lastStep = event;
+      else if (event.type === "eval") this.#lastEval = event;
+      return onEvent(event);
+    };
     const t = config.train;
     this.optimizer = new AdamW(this.model.parameters(), {
       lr: t.lrMax,
@@ -353,6 +362,23 @@ export class Trainer {
     });
     await this.#onEvent({ type: "checkpoint", step: this.step, path });
     return path;
+  }
+
+  /** Rich display in Jupyter: progress, latest losses, learning rate and tokens/s. */
+  [JUPYTER_DISPLAY](): Promise<MimeBundle> {
+    const s = this.#lastStep, e = this.#lastEval;
+    return Promise.resolve(runBundle({
+      step: this.step,
+      steps: this.config.train.steps,
+      loss: s?.loss,
+      valLoss: e?.valLoss,
+      valStep: e?.step,
+      lr: s?.lr,
+      tokensPerSec: s?.tokensPerSec,
+      elapsed: s?.elapsed,
+      parameters: this.model.numParameters(),
+      outDir: this.config.train.outDir,
+    }));
   }
 
   /** Frees GPU memory and closes the data files. */
