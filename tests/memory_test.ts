@@ -280,3 +280,19 @@ Deno.test("ops never submit or wait: a whole forward + backward is recorded with
   assert(gpu().submits > before, "the read submits the recorded work");
   for (const t of [x, g, w, emb, ids, targets, pos, loss]) t.dispose();
 });
+
+Deno.test("releasePool destroys only pooled buffers; recorded work and live tensors are unaffected", async () => {
+  const a = tensor([1, 2, 3]);
+  const tmp = add(a, 1);
+  const b = mul(tmp, 2); // recorded, reads tmp
+  tmp.dispose(); // tmp's buffer is now pooled
+  gpu().releasePool();
+  const m = gpu().memory();
+  assertEquals(m.pooledBytes, 0);
+  assertEquals(m.totalBytes, m.inUseBytes);
+  const [bv, cv] = await readAll([b, exp(a)]);
+  assertEquals(Array.from(bv), [4, 6, 8]);
+  assertClose(cv, [1, 2, 3].map(Math.exp), { atol: 0, rtol: 1e-6 });
+  a.dispose();
+  b.dispose();
+});
