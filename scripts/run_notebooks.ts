@@ -30,7 +30,8 @@ interface Cell {
   execution_count?: number | null;
 }
 
-const install = await sh(["deno", "jupyter", "--install"]);
+// --force: re-installing over an existing kernelspec (a second run, a developer machine) must not fail.
+const install = await sh(["deno", "jupyter", "--install", "--force"]);
 if (install.code !== 0) throw new Error(`deno jupyter --install failed:\n${install.out}`);
 
 const names = [...Deno.readDirSync(`${root}notebooks`)].map((e) => e.name).filter((n) => n.endsWith(".ipynb"))
