@@ -9,6 +9,12 @@ import type { Rng } from "../random.ts";
 import { attention, permute, reshape, rope, type Tensor, tensor } from "../tensor/mod.ts";
 import { Linear } from "./layers.ts";
 
+/**
+ * Receives a layer's keys and values (B, H, T, hd), after RoPE, during a forward pass: a KV-cached decoder fills
+ * its cache from the prompt's forward this way (the tensors are the forward's own, valid until its scope ends).
+ */
+export type KvSink = (k: Tensor, v: Tensor) => void;
+
 /** Options of {@linkcode CausalSelfAttention}. */
 export interface CausalSelfAttentionOptions {
   /** Number of heads; must divide `dModel`. */
@@ -77,9 +83,9 @@ export class CausalSelfAttention {
   /**
    * Attends over `x` (B, T, dModel). `positions` (i32) are the token positions for RoPE: (T) shared by the batch,
    * or (B, H, T) per head row (the model broadcasts per-sequence positions to that); 0..T-1 when absent, unused
-   * without RoPE.
+   * without RoPE. `kvSink`, when given, receives the keys and values.
    */
-  forward(x: Tensor, positions?: Tensor): Tensor {
+  forward(x: Tensor, positions?: Tensor, kvSink?: KvSink): Tensor {
     const [B, T] = x.shape;
     const H = this.numHeads, hd = this.headDim;
     const heads = (t: Tensor) => permute(reshape(t, [B, T, H, hd]), [0, 2, 1, 3]); // (B, T, d) -> (B, H, T, hd)
@@ -92,6 +98,7 @@ export class CausalSelfAttention {
       q = rope(q, pos, opts); // (B, H, T, hd)
       k = rope(k, pos, opts); // (B, H, T, hd)
     }
+    kvSink?.(k, v);
     const o = attention(q, k, v, { causal: true }); // (B, H, T, hd)
     const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, this.dModel]); // (B, T, H, hd) -> (B, T, d)
     return this.outputProj.forward(merged); // (B, T, d)

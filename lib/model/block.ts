@@ -9,7 +9,7 @@
 import type { FeedForwardKind, NormPlacement } from "../config.ts";
 import type { Rng } from "../random.ts";
 import { add, type Tensor } from "../tensor/mod.ts";
-import { CausalSelfAttention } from "./attention.ts";
+import { CausalSelfAttention, type KvSink } from "./attention.ts";
 import { FeedForward } from "./feed_forward.ts";
 import { RMSNorm } from "./layers.ts";
 
@@ -78,23 +78,23 @@ export class TransformerBlock {
     this.ln2 = hasNorm && !this.parallel ? new RMSNorm(dModel, { eps }) : null;
   }
 
-  /** Maps the residual stream (B, T, dModel) to (B, T, dModel); `positions` as in the attention. */
-  forward(x: Tensor, positions?: Tensor): Tensor {
+  /** Maps the residual stream (B, T, dModel) to (B, T, dModel); `positions` and `kvSink` as in the attention. */
+  forward(x: Tensor, positions?: Tensor, kvSink?: KvSink): Tensor {
     const ln1 = (t: Tensor) => this.ln1 ? this.ln1.forward(t) : t;
     const ln2 = (t: Tensor) => this.ln2 ? this.ln2.forward(t) : t;
     if (this.parallel) {
       if (this.norm === "post") {
-        return ln1(add(add(x, this.attn.forward(x, positions)), this.ffn.forward(x))); // (B, T, d)
+        return ln1(add(add(x, this.attn.forward(x, positions, kvSink)), this.ffn.forward(x))); // (B, T, d)
       }
       // Pre-norm (or none): both sub-layers read the one normalised input, computed once.
       const h = ln1(x); // (B, T, d)
-      return add(add(x, this.attn.forward(h, positions)), this.ffn.forward(h)); // (B, T, d)
+      return add(add(x, this.attn.forward(h, positions, kvSink)), this.ffn.forward(h)); // (B, T, d)
     }
     if (this.norm === "post") {
-      const h = ln1(add(x, this.attn.forward(x, positions))); // (B, T, d)
+      const h = ln1(add(x, this.attn.forward(x, positions, kvSink))); // (B, T, d)
       return ln2(add(h, this.ffn.forward(h))); // (B, T, d)
     }
-    const h = add(x, this.attn.forward(ln1(x), positions)); // (B, T, d)
+    const h = add(x, this.attn.forward(ln1(x), positions, kvSink)); // (B, T, d)
     return add(h, this.ffn.forward(ln2(h))); // (B, T, d)
   }
 

@@ -24,6 +24,7 @@ import { type ModelConfig, type ModelConfigInput, parseModelConfig } from "../co
 import { gpu } from "../gpu/backend.ts";
 import { Rng } from "../random.ts";
 import { broadcastTo, keep, matmul, reshape, type Tensor, tensor } from "../tensor/mod.ts";
+import type { KvSink } from "./attention.ts";
 import { TransformerBlock } from "./block.ts";
 import { Embedding, Linear, RMSNorm } from "./layers.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
@@ -45,6 +46,8 @@ export interface ForwardOptions {
    * [0, contextLength); outside it RoPE gives NaN.
    */
   positions?: Tensor;
+  /** One callback per layer that receives its keys and values after RoPE (a KV cache's prefill). */
+  kvSinks?: readonly KvSink[];
 }
 
 /** Host data of one weight, as read from a checkpoint: a shape and row-major f32 values. */
@@ -135,7 +138,12 @@ export class TransformerLM {
     }
     const positions = this.#positions(B, T, numHeads, options.positions); // (T) or (B, H, T)
     let x = this.tokenEmbeddings.forward(ids); // (B, T, d)
-    for (const layer of this.layers) x = layer.forward(x, positions); // (B, T, d)
+    if (options.kvSinks && options.kvSinks.length !== this.layers.length) {
+      throw new Error(
+        `TransformerLM.forward: kvSinks has ${options.kvSinks.length} entries for ${this.layers.length} layers`,
+      );
+    }
+    this.layers.forEach((layer, i) => x = layer.forward(x, positions, options.kvSinks?.[i])); // (B, T, d)
     if (this.lnFinal) x = this.lnFinal.forward(x); // (B, T, d)
     if (this.lmHead) return this.lmHead.forward(x); // (B, T, V)
     // Tied: the embedding table (V, d) is the head's (out, in) weight.
