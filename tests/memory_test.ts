@@ -296,3 +296,15 @@ Deno.test("releasePool destroys only pooled buffers; recorded work and live tens
   a.dispose();
   b.dispose();
 });
+
+Deno.test("`using` disposes a tensor at the end of its block", () => {
+  const before = gpu().memory().inUseBytes;
+  let escaped: Tensor;
+  {
+    using t = tensor([1, 2, 3]);
+    escaped = t;
+    assert(!t.disposed);
+  }
+  assert(escaped.disposed);
+  assertEquals(gpu().memory().inUseBytes, before);
+});
