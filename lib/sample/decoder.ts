@@ -127,6 +127,7 @@ export class KvCacheDecoder {
   readonly #ops: Op[] = [];
   #draws = 0;
   #positions: number[];
+  #retired: boolean[];
   #disposed = false;
 
   /** Allocates the cache and scratch buffers and builds the decode step for `model` at `options.batch` rows. */
@@ -143,6 +144,7 @@ export class KvCacheDecoder {
     const c = model.config;
     this.maxLen = c.contextLength;
     this.#positions = new Array(B).fill(0);
+    this.#retired = new Array(B).fill(false);
     const d = c.dModel, H = c.numHeads, hd = d / H, V = c.vocabSize, L = c.contextLength;
     const alloc = (bytes: number) => {
       const b = this.#backend.alloc(bytes);
@@ -249,6 +251,18 @@ export class KvCacheDecoder {
     return this.#positions;
   }
 
+  /**
+   * Marks a sequence as finished: its row keeps being computed (the batch steps together) but its position no
+   * longer limits {@linkcode KvCacheDecoder.step}. Past the context length its cache writes are skipped and its
+   * attention is clamped to the cache, so it only produces ids nobody reads.
+   */
+  retire(row: number): void {
+    if (!Number.isInteger(row) || row < 0 || row >= this.batch) {
+      throw new RangeError(`retire: row ${row} is outside [0, ${this.batch})`);
+    }
+    this.#retired[row] = true;
+  }
+
   /** Dispatches of one decode step. */
   get dispatchesPerStep(): number {
     return this.#ops.length;
@@ -319,7 +333,8 @@ export class KvCacheDecoder {
 
   /**
    * Records `count` decode steps and submits them: each feeds every sequence's last sampled id at its position
-   * and samples the next. Nothing waits on the GPU. Every sequence's position must stay below the context length.
+   * and samples the next. Nothing waits on the GPU. The position of every sequence not retired must stay below
+   * the context length.
    */
   step(count = 1): void {
     this.#check();
@@ -327,7 +342,7 @@ export class KvCacheDecoder {
       throw new RangeError(`step: count must be an integer >= 0, got ${count}`);
     }
     if (count === 0) return;
-    const worst = Math.max(...this.#positions) + count - 1;
+    const worst = Math.max(-1, ...this.#positions.filter((_, b) => !this.#retired[b])) + count - 1;
     if (worst >= this.maxLen) {
       throw new RangeError(
         `step: ${count} steps would feed position ${worst}, beyond the context length ${this.maxLen}; re-prefill a window`,
