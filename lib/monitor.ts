@@ -135,7 +135,7 @@ export class TrainingMonitor {
       const parts = [`${s.name ? `${s.name} ` : ""}step ${s.step}/${s.steps}`];
       if (s.loss !== undefined) parts.push(`loss ${s.loss.toFixed(4)}`);
       if (s.valLoss !== undefined) parts.push(`val ${s.valLoss.toFixed(4)}`);
-      if (s.tokensPerSec !== undefined) parts.push(`${formatCount(s.tokensPerSec)} tok/s`);
+      if (s.tokensPerSec !== undefined) parts.push(`${formatCount(Math.round(s.tokensPerSec))} tok/s`);
       this.#print(parts.join("  "));
     }
     if (!inJupyter()) return;

@@ -225,7 +225,7 @@ export function runBundle(status: RunStatus): MimeBundle {
     facts.push(["validation loss", `${status.valLoss.toFixed(4)} (step ${status.valStep ?? "?"})`]);
   }
   if (status.lr !== undefined) facts.push(["learning rate", status.lr.toExponential(2)]);
-  if (status.tokensPerSec !== undefined) facts.push(["tokens/s", formatCount(status.tokensPerSec)]);
+  if (status.tokensPerSec !== undefined) facts.push(["tokens/s", formatCount(Math.round(status.tokensPerSec))]);
   if (status.elapsed !== undefined) facts.push(["elapsed", formatDuration(status.elapsed)]);
   if (status.parameters !== undefined) facts.push(["parameters", status.parameters.toLocaleString("en-US")]);
   if (status.outDir !== undefined) facts.push(["output", status.outDir]);
