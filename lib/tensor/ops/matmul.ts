@@ -3,7 +3,14 @@
  *
  * @module
  */
-import { chooseTile, matmulKernel, type MatmulTile } from "../../../kernels/matmul.ts";
+import {
+  chooseTile,
+  largeTileDeepK,
+  matmulKernel,
+  type MatmulTile,
+  matmulTiles,
+  type MatmulVariant,
+} from "../../../kernels/matmul.ts";
 import { reduceKernel } from "../../../kernels/reduce.ts";
 import { gpu } from "../../gpu/backend.ts";
 import { record } from "../autograd.ts";
@@ -21,17 +28,57 @@ export interface MatmulOptions {
   tile?: MatmulTile;
   /** Force a split-K factor (tests and benchmarks); chosen automatically when absent. */
   splitK?: number;
-  /** Workgroup-memory layout of the kernel (benchmarks). */
+  /** Ignored: kept for old callers (workgroup memory is always vec4 rows now). */
   shared?: "vec4" | "f32";
+  /** Code-generation variant of the kernel (benchmarks). */
+  variant?: Partial<MatmulVariant>;
 }
 
-/** Enough workgroups to fill a large GPU (132 SMs on an H100, a few workgroups each). */
-const TARGET_WORKGROUPS = 264;
+/**
+ * Workgroups of the large tile resident at once on an H100: 132 SMs x 2 (256 threads with 64 accumulators each
+ * leave room for two per SM). A launch runs in waves of this many; a last, partial wave costs as much as a full one.
+ */
+const SLOTS = 264;
+/** Seconds per BK step of one full wave of large tiles (measured 36 TFLOP/s), and bytes/s of the split-K sum. */
+const WAVE_FLOPS = 36e12, BANDWIDTH = 2.8e12;
 
-function chooseSplitK(spec: { batch: number; m: number; n: number; k: number }, tile: MatmulTile): number {
-  const groups = spec.batch * Math.ceil(spec.m / tile.bm) * Math.ceil(spec.n / tile.bn);
-  if (spec.batch !== 1 || groups >= TARGET_WORKGROUPS / 2 || spec.k < 1024) return 1;
-  return Math.max(1, Math.min(Math.floor(spec.k / 256), Math.ceil(TARGET_WORKGROUPS / groups), 32));
+/**
+ * Split-K factor by a wave model: time = waves x steps per chunk, plus the traffic of writing and summing the
+ * partial products. Few output tiles with a long K (weight gradients) split until they fill the GPU. On the H100,
+ * 512x512x8192 ran at 31.9 TFLOP/s with 16 chunks of the large tile (one wave of 256 workgroups), against 12.4
+ * with the previous rule (medium tile, 5 chunks) and 2.3 unsplit; 10000x512x8192 (316 tiles: 1.2 waves unsplit)
+ * at 40.5 with 5 chunks (6 full waves) against 32.0 unsplit. The split layers' dynamic K bounds cost nothing
+ * measurable: the old split-K slowness was the medium tile and too few workgroups.
+ */
+export function chooseSplitK(spec: { batch: number; m: number; n: number; k: number }, tile: MatmulTile): number {
+  if (spec.batch !== 1 || spec.k < 1024) return 1;
+  const groups = Math.ceil(spec.m / tile.bm) * Math.ceil(spec.n / tile.bn);
+  const stepSeconds = (2 * tile.bm * tile.bn * tile.bk * SLOTS) / WAVE_FLOPS;
+  const cost = (s: number) => {
+    const chunk = Math.ceil(spec.k / s / tile.bk) * tile.bk;
+    const layers = Math.ceil(spec.k / chunk);
+    const waves = Math.ceil((groups * layers) / SLOTS);
+    const reduce = layers > 1 ? ((2 * layers + 1) * spec.m * spec.n * 4) / BANDWIDTH / stepSeconds : 0;
+    return waves * (chunk / tile.bk) + reduce;
+  };
+  let best = 1;
+  for (let s = 2; s <= Math.min(32, Math.floor(spec.k / 256)); s++) if (cost(s) < cost(best) * 0.98) best = s;
+  return best;
+}
+
+/**
+ * Tile and split-K for a problem. A long K over a small output prefers the large tile split along K to a smaller
+ * tile: 512x512x8192 ran at 31.9 TFLOP/s (large, 16 chunks) against 24.2 (medium, 5 chunks).
+ */
+export function planMatmul(
+  spec: { batch: number; m: number; n: number; k: number; transA?: boolean },
+  opts: { tile?: MatmulTile; splitK?: number } = {},
+): { tile: MatmulTile; splitK: number } {
+  let tile = opts.tile ?? chooseTile(spec);
+  if (!opts.tile && spec.batch === 1 && spec.k >= 1024 && Math.min(spec.m, spec.n) >= 256) tile = matmulTiles.large;
+  // BK 32 wins wherever A is not transposed (see largeTileDeepK).
+  if (!opts.tile && tile === matmulTiles.large && !spec.transA) tile = largeTileDeepK;
+  return { tile, splitK: opts.splitK ?? chooseSplitK(spec, tile) };
 }
 
 /**
@@ -71,12 +118,11 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const out = empty([...batchShape, M, N]);
   if (out.size > 0) {
     const spec = { batch, m, n: N, k: K, transA, transB, batchStrideA: strideA, batchStrideB: strideB };
-    const tile = opts.tile ?? chooseTile(spec);
-    const splits = opts.splitK ?? chooseSplitK(spec, tile);
+    const { tile, splitK: splits } = planMatmul(spec, opts);
     const backend = gpu();
     if (splits > 1) {
       // Few output tiles but a long K (weight gradients): split K across workgroups, then sum the layers.
-      const k = matmulKernel({ ...spec, tile, splitK: splits, shared: opts.shared });
+      const k = matmulKernel({ ...spec, tile, splitK: splits, variant: opts.variant });
       const layers = k.workgroups[2];
       const partial = gpu().alloc(layers * m * N * 4);
       backend.dispatch(backend.prepare(k.name, k.source), {
@@ -87,7 +133,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       backend.dispatch(backend.prepare(r.name, r.source), { buffers: [partial, out.buffer], workgroups: r.workgroups });
       backend.free(partial);
     } else {
-      const k = matmulKernel({ ...spec, tile, shared: opts.shared });
+      const k = matmulKernel({ ...spec, tile, variant: opts.variant });
       backend.dispatch(backend.prepare(k.name, k.source), {
         buffers: [a.buffer, b.buffer, out.buffer],
         workgroups: k.workgroups,
