@@ -101,6 +101,22 @@ export {
   type TrainEvent,
 } from "./lib/train/trainer.ts";
 export { generate, type GenerateOptions } from "./lib/sample/generate.ts";
+export {
+  type FinishReason,
+  generateStream,
+  type GenerateStreamOptions,
+  generateText,
+  type GenerationEvent,
+  type Prompt,
+} from "./lib/sample/stream.ts";
+export {
+  type GpuSampleResult,
+  type GpuSamplingOptions,
+  KvCacheDecoder,
+  type KvCacheDecoderOptions,
+  sampleOnGpu,
+  samplingParams,
+} from "./lib/sample/decoder.ts";
 export { candidateSet, sampleToken, type SamplingOptions } from "./lib/sample/sampling.ts";
 export {
   type BpeModel,

@@ -33,7 +33,7 @@ import {
 import { embeddingForwardKernel } from "../../kernels/embedding.ts";
 import { rmsNormForwardKernel } from "../../kernels/rmsnorm.ts";
 import { sampleKernel } from "../../kernels/sample.ts";
-import { type Backend, gpu, type GpuBuffer } from "../gpu/backend.ts";
+import { type Backend, gpu, type GpuBuffer, type KernelTiming } from "../gpu/backend.ts";
 import type { KvSink } from "../model/attention.ts";
 import type { TransformerLM } from "../model/transformer.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/mod.ts";
@@ -59,6 +59,7 @@ export interface KvCacheDecoderOptions {
 }
 
 interface Op {
+  name: string;
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
   workgroups: [number, number, number];
@@ -375,6 +376,54 @@ export class KvCacheDecoder {
   }
 
   /**
+   * Runs one decode step with a GPU timestamp around each dispatch and returns the time per kernel name, in
+   * dispatch order of first appearance (empty without the adapter's `timestamp-query` feature). Each dispatch
+   * gets its own pass, so the sum exceeds a normal step's time by the pass overhead; the split is what it is for.
+   */
+  async profileStep(): Promise<KernelTiming[]> {
+    this.#check();
+    if (!this.#backend.info.timestamps) return [];
+    const worst = Math.max(-1, ...this.#positions.filter((_, b) => !this.#retired[b]));
+    if (worst >= this.maxLen) throw new RangeError(`profileStep: position ${worst} is at the context length`);
+    this.#backend.flush();
+    const device = this.#backend.device, n = this.#ops.length;
+    const querySet = device.createQuerySet({ type: "timestamp", count: 2 * n });
+    const resolve = device.createBuffer({
+      size: 16 * n,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const staging = device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const encoder = device.createCommandEncoder();
+    this.#ops.forEach((op, i) => {
+      const pass = encoder.beginComputePass({
+        timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+      });
+      pass.setPipeline(op.pipeline);
+      pass.setBindGroup(0, op.bindGroup);
+      pass.dispatchWorkgroups(...op.workgroups);
+      pass.end();
+    });
+    encoder.resolveQuerySet(querySet, 0, 2 * n, resolve, 0);
+    encoder.copyBufferToBuffer(resolve, 0, staging, 0, 16 * n);
+    device.queue.submit([encoder.finish()]);
+    this.#draws++;
+    this.#positions = this.#positions.map((p) => p + 1);
+    await staging.mapAsync(GPUMapMode.READ);
+    const stamps = new BigUint64Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    for (const b of [staging, resolve]) b.destroy();
+    querySet.destroy();
+    const timings = new Map<string, KernelTiming>();
+    this.#ops.forEach((op, i) => {
+      const t = timings.get(op.name) ?? { name: op.name, count: 0, ms: 0 };
+      t.count++;
+      t.ms += Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6;
+      timings.set(op.name, t);
+    });
+    return [...timings.values()];
+  }
+
+  /**
    * Reads the ring of sampled ids back (one round trip; work recorded later does not change what it returns):
    * the id of draw `d` of sequence `b` is at `(d % ringSteps) * batch + b`, valid for the last `ringSteps` draws.
    */
@@ -411,7 +460,7 @@ export class KvCacheDecoder {
       layout: kernel.pipeline.getBindGroupLayout(0),
       entries: buffers.map((b, i) => ({ binding: i, resource: { buffer: b.buffer } })),
     });
-    return { pipeline: kernel.pipeline, bindGroup, workgroups: k.workgroups };
+    return { name: k.name, pipeline: kernel.pipeline, bindGroup, workgroups: k.workgroups };
   }
 
   #dispatch(k: KernelSource, buffers: GpuBuffer[]): void {
