@@ -64,12 +64,13 @@ async function run(batch: number, opts: GenerateStreamOptions, tokens: number): 
 const variants: [string, GenerateStreamOptions][] = [
   ["top-p 0.9, temperature 0.8", { temperature: 0.8, topP: 0.9 }],
   ["greedy", { temperature: 0 }],
-  ["top-p 0.9, temperature 0.8, readEvery 32, readAhead 128", {
+  ["top-p 0.9, temperature 0.8, fixed readEvery 16, readAhead 64", {
     temperature: 0.8,
     topP: 0.9,
-    readEvery: 32,
-    readAhead: 128,
+    readEvery: 16,
+    readAhead: 64,
   }],
+  ["top-k 50, top-p 0.9, temperature 0.8", { temperature: 0.8, topK: 50, topP: 0.9 }],
 ];
 
 for (const batch of batches) {

@@ -27,7 +27,13 @@
 import { STATE_WORDS } from "./decode.ts";
 import type { KernelSource } from "./common.ts";
 
-const WG = 256;
+// 512 threads: each pass over a row is latency-bound (one workgroup per row), so more threads mean fewer dependent
+// loads each (at 256 the sampler was the largest kernel of a batch-1 step on the H100). The search sums and ids take
+// 32 KiB of workgroup memory: beyond WebGPU's 16 KiB default, within the adapter limits nanolm requests (32 KiB on
+// lavapipe, 48 KiB on NVIDIA); `sampleKernel` falls back to 256 threads below that.
+const WG = 512;
+/** Workgroup memory the 512-thread sampler needs; below it, 256 threads. */
+export const SAMPLE_WORKGROUP_BYTES = (15 + 1) * WG * 4;
 const T = 15; // candidate thresholds per search round
 
 /** Shape of a {@linkcode sampleKernel}. */
@@ -40,6 +46,8 @@ export interface SampleSpec {
   ringSteps: number;
   /** Also advance each row's position (a decode step fed the previous token); false after a prefill. */
   advance: boolean;
+  /** Threads per row: 512 (default; needs {@linkcode SAMPLE_WORKGROUP_BYTES} of workgroup memory) or 256. */
+  workgroupSize?: 256 | 512;
 }
 
 /** Order-preserving map of f32 bits to u32, and the PCG hash. */
@@ -61,22 +69,27 @@ function slots(f: (t: number) => string, sep = "\n"): string {
  * WGSL for one round of the 16-ary search: per-thread accumulation of `T` sums (`contribution(t)` per element),
  * a workgroup tree over them, and `lo += step * (largest t whose total passes)`.
  */
-function searchRound(perElement: string, contribution: (t: number) => string, passes: (sum: string) => string): string {
+function searchRound(
+  wg: number,
+  perElement: string,
+  contribution: (t: number) => string,
+  passes: (sum: string) => string,
+): string {
   return `    var s1 = 0.0;${slots((t) => t === 1 ? "" : ` var s${t} = 0.0;`, "")}
-    for (var j = lid.x; j < VOCAB; j += ${WG}u) {
+    for (var j = lid.x; j < VOCAB; j += ${wg}u) {
 ${perElement}
 ${slots((t) => `      s${t} += ${contribution(t)};`)}
     }
-${slots((t) => `    red[${(t - 1) * WG}u + lid.x] = s${t};`)}
+${slots((t) => `    red[${(t - 1) * wg}u + lid.x] = s${t};`)}
     workgroupBarrier();
-    for (var half = ${WG / 2}u; half > 0u; half >>= 1u) {
+    for (var half = ${wg / 2}u; half > 0u; half >>= 1u) {
       if (lid.x < half) {
-${slots((t) => `        red[${(t - 1) * WG}u + lid.x] += red[${(t - 1) * WG}u + lid.x + half];`)}
+${slots((t) => `        red[${(t - 1) * wg}u + lid.x] += red[${(t - 1) * wg}u + lid.x + half];`)}
       }
       workgroupBarrier();
     }
     var best = 0u;
-${slots((t) => `    if (${passes(`red[${(t - 1) * WG}u]`)}) { best = ${t}u; }`)}
+${slots((t) => `    if (${passes(`red[${(t - 1) * wg}u]`)}) { best = ${t}u; }`)}
     workgroupBarrier();
     lo += best * stepv;`;
 }
@@ -93,6 +106,8 @@ ${slots((t) => `    if (${passes(`red[${(t - 1) * WG}u]`)}) { best = ${t}u; }`)}
  */
 export function sampleKernel(spec: SampleSpec): KernelSource {
   const { rows, vocab, ringSteps } = spec;
+  const wg = spec.workgroupSize ?? WG;
+  if (wg !== 256 && wg !== 512) throw new RangeError(`sampleKernel: workgroupSize must be 256 or 512, got ${wg}`);
   for (const [k, v] of Object.entries({ rows, vocab, ringSteps })) {
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`sampleKernel: ${k} must be an integer >= 1, got ${v}`);
   }
@@ -110,15 +125,15 @@ export function sampleKernel(spec: SampleSpec): KernelSource {
 @group(0) @binding(4) var<storage, read_write> ring: array<i32>;
 @group(0) @binding(5) var<storage, read_write> info: array<u32>;
 const VOCAB = ${vocab}u;
-var<workgroup> red: array<f32, ${T * WG}>;
-var<workgroup> redi: array<u32, ${WG}>;
+var<workgroup> red: array<f32, ${T * wg}>;
+var<workgroup> redi: array<u32, ${wg}>;
 ${helpers}
 // Argmax over the workgroup of (value, id) pairs, ties to the lower id; called in uniform control flow.
 fn argmaxReduce(lid: u32, v: f32, i: u32) -> u32 {
   red[lid] = v;
   redi[lid] = i;
   workgroupBarrier();
-  for (var half = ${WG / 2}u; half > 0u; half >>= 1u) {
+  for (var half = ${wg / 2}u; half > 0u; half >>= 1u) {
     if (lid < half) {
       let ov = red[lid + half];
       let oi = redi[lid + half];
@@ -133,7 +148,7 @@ fn argmaxReduce(lid: u32, v: f32, i: u32) -> u32 {
   workgroupBarrier();
   return select(r, 0u, r == 0xffffffffu);
 }
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let row = wid.x;
   let base = row * VOCAB;
@@ -143,7 +158,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let draw = state[row * ${STATE_WORDS}u + 1u];
   var bv = ${NEG_INF};
   var bi = 0xffffffffu;
-  for (var j = lid.x; j < VOCAB; j += ${WG}u) {
+  for (var j = lid.x; j < VOCAB; j += ${wg}u) {
     let v = logits[base + j];
     if (v > bv) { bv = v; bi = j; }
   }
@@ -162,6 +177,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
         let stepv = 1u << shift;
 ${
       searchRound(
+        wg,
         `${keyOf}
       let dj = select(0u, min((kj - lo) >> shift, 15u), kj >= lo);`,
         (t) => `select(0.0, 1.0, kj >= lo && dj >= ${t}u)`,
@@ -174,13 +190,13 @@ ${
     // Top-p: the largest key tp whose kept mass strictly above it reaches p * total; kept ids have key > tp.
     if (topP < 1.0) {
       var tot = 0.0;
-      for (var j = lid.x; j < VOCAB; j += ${WG}u) {
+      for (var j = lid.x; j < VOCAB; j += ${wg}u) {
 ${withWeight}
         tot += wj;
       }
       red[lid.x] = tot;
       workgroupBarrier();
-      for (var half = ${WG / 2}u; half > 0u; half >>= 1u) {
+      for (var half = ${wg / 2}u; half > 0u; half >>= 1u) {
         if (lid.x < half) { red[lid.x] += red[lid.x + half]; }
         workgroupBarrier();
       }
@@ -192,6 +208,7 @@ ${withWeight}
         let stepv = 1u << shift;
 ${
       searchRound(
+        wg,
         `${withWeight}
       let dj = select(0u, min((kj - lo - 1u) >> shift, 15u), kj > lo);`,
         (t) => `select(0.0, wj, kj > lo && dj >= ${t}u)`,
@@ -207,7 +224,7 @@ ${
     let h0 = pcg(seed ^ pcg(draw ^ pcg(row + 0x9e3779b9u)));
     var gv = ${NEG_INF};
     var gi = 0xffffffffu;
-    for (var j = lid.x; j < VOCAB; j += ${WG}u) {
+    for (var j = lid.x; j < VOCAB; j += ${wg}u) {
       let l = logits[base + j];
       let kj = key(l);
       if (kj >= tk && (pAll == 1u || kj > tp)) {

@@ -32,7 +32,7 @@ import {
 } from "../../kernels/decode.ts";
 import { embeddingForwardKernel } from "../../kernels/embedding.ts";
 import { rmsNormForwardKernel } from "../../kernels/rmsnorm.ts";
-import { sampleKernel } from "../../kernels/sample.ts";
+import { SAMPLE_WORKGROUP_BYTES, sampleKernel } from "../../kernels/sample.ts";
 import { type Backend, gpu, type GpuBuffer, type KernelTiming } from "../gpu/backend.ts";
 import type { KvSink } from "../model/attention.ts";
 import type { TransformerLM } from "../model/transformer.ts";
@@ -239,7 +239,10 @@ export class KvCacheDecoder {
       decodeLinearKernel({ rows: B, k: d, n: V, norm: model.lnFinal ? eps : null, epilogue: "store" }),
       [x, ...(model.lnFinal ? [model.lnFinal.weight.buffer] : []), head.buffer, this.#logits],
     );
-    op(sampleKernel({ rows: B, vocab: V, ringSteps: R, advance: true }), this.#samplerBuffers());
+    op(
+      sampleKernel({ rows: B, vocab: V, ringSteps: R, advance: true, workgroupSize: samplerThreads(this.#backend) }),
+      this.#samplerBuffers(),
+    );
   }
 
   /** Number of ids sampled per sequence so far (prefills included). */
@@ -322,7 +325,13 @@ export class KvCacheDecoder {
         const logits = this.#model.forward(tensor(ids, { shape: [B, P], dtype: "i32" }), { kvSinks: sinks });
         this.#dispatch(lastRowsKernel(B, P, V), [logits.buffer, this.#state, this.#logits]);
         this.#dispatch(
-          sampleKernel({ rows: B, vocab: V, ringSteps: this.ringSteps, advance: false }),
+          sampleKernel({
+            rows: B,
+            vocab: V,
+            ringSteps: this.ringSteps,
+            advance: false,
+            workgroupSize: samplerThreads(this.#backend),
+          }),
           this.#samplerBuffers(),
         );
       })
@@ -472,6 +481,15 @@ export class KvCacheDecoder {
   }
 }
 
+/** 512 sampler threads where the adapter allows them (see `SAMPLE_WORKGROUP_BYTES`), else 256. */
+function samplerThreads(backend: Backend): 256 | 512 {
+  const l = backend.device.limits;
+  const fits = l.maxComputeWorkgroupStorageSize >= SAMPLE_WORKGROUP_BYTES &&
+    l.maxComputeInvocationsPerWorkgroup >= 512 &&
+    l.maxComputeWorkgroupSizeX >= 512;
+  return fits ? 512 : 256;
+}
+
 /** Interleaved (cos, sin) per (position, pair), computed in float64 exactly as the RoPE op's table. */
 function ropeTable(theta: number, dim: number, rows: number): Float32Array {
   const half = dim / 2, out = new Float32Array(rows * half * 2);
@@ -496,7 +514,8 @@ export interface GpuSampleResult {
 /**
  * Runs the GPU sampling kernel once on fixed logits (rows, vocab): every row is an independent draw (its row
  * index enters the hash), so sampling the same logits in many rows draws many samples at once. For tests and for
- * callers that hold logits of their own.
+ * callers that hold logits of their own. `draw` is the counter mixed into the hash (default 0), `workgroupSize`
+ * forces the kernel's thread count (default: 512 where the adapter allows).
  *
  * @example
  * ```ts ignore
@@ -506,7 +525,7 @@ export interface GpuSampleResult {
  */
 export async function sampleOnGpu(
   logits: Tensor,
-  opts: GpuSamplingOptions & { draw?: number } = {},
+  opts: GpuSamplingOptions & { draw?: number; workgroupSize?: 256 | 512 } = {},
 ): Promise<GpuSampleResult> {
   if (logits.ndim !== 2 || logits.dtype !== "f32") {
     throw new TypeError(`sampleOnGpu: logits must be an f32 tensor (rows, vocab), got ${logits.describe()}`);
@@ -520,7 +539,13 @@ export async function sampleOnGpu(
     const s = new Uint32Array(rows * STATE_WORDS);
     for (let r = 0; r < rows; r++) s[r * STATE_WORDS + 1] = opts.draw ?? 0;
     backend.write(state, s);
-    const k = sampleKernel({ rows, vocab, ringSteps: 1, advance: false });
+    const k = sampleKernel({
+      rows,
+      vocab,
+      ringSteps: 1,
+      advance: false,
+      workgroupSize: opts.workgroupSize ?? samplerThreads(backend),
+    });
     backend.dispatch(backend.prepare(k.name, k.source), {
       buffers: [logits.buffer, params, state, tokens, ring, info],
       workgroups: k.workgroups,

@@ -95,6 +95,9 @@ Deno.test("GPU top-k / top-p keep exactly the CPU reference candidate sets, and 
     for (let i = 0; i < host.length; i++) host[i] = rng.normal() * 2;
     const logits = tensor(host, { shape: [rows, vocab] });
     const { ids, info } = await sampleOnGpu(logits, { temperature, topK, topP, seed: 1 });
+    // The 256-thread fallback sums in another order but must keep the same sets.
+    const small = await sampleOnGpu(logits, { temperature, topK, topP, seed: 1, workgroupSize: 256 });
+    assertEquals(small.info, info);
     logits.dispose();
     for (let r = 0; r < rows; r++) {
       const row = host.subarray(r * vocab, (r + 1) * vocab);
@@ -113,7 +116,7 @@ Deno.test("GPU top-k / top-p keep exactly the CPU reference candidate sets, and 
 
 Deno.test("GPU sampling follows the renormalised distribution; seeds reproduce; greedy is the argmax", async () => {
   const base = [1, 2, 0.5, 3, -1, 2.5];
-  const rows = 1500;
+  const rows = 800;
   const logits = tensor(new Float32Array(rows * base.length).map((_, i) => base[i % base.length]), {
     shape: [rows, base.length],
   });
@@ -124,7 +127,7 @@ Deno.test("GPU sampling follows the renormalised distribution; seeds reproduce; 
   assertEquals([...counts.keys()].sort(), [...ids].sort(), "support");
   ids.forEach((id, j) => {
     const f = counts.get(id)! / rows;
-    assert(Math.abs(f - probs[j]) < 0.05, `token ${id}: frequency ${f}, probability ${probs[j]}`);
+    assert(Math.abs(f - probs[j]) < 0.06, `token ${id}: frequency ${f}, probability ${probs[j]}`);
   });
   const greedy = await sampleOnGpu(logits, { temperature: 0 });
   assert(greedy.ids.every((id) => id === 3));

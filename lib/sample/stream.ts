@@ -4,8 +4,8 @@
  *
  * The host never waits on the GPU inside the loop: it records decode steps in chunks (1, 2, 4, ... up to
  * `readEvery` steps, so that the first tokens arrive at once), and after each chunk starts reading the ids that
- * chunk sampled; it awaits the oldest read only when the GPU is `readAhead` steps ahead or there is nothing left
- * to record. Stops (tokens, strings, length) are found on the host, so the GPU may compute a few steps past a
+ * chunk sampled; it awaits the oldest read only when the GPU is `readAhead` steps ahead (by default enough for
+ * ~40 ms, measured as it goes) or there is nothing left to record. Stops (tokens, strings, length) are found on the host, so the GPU may compute a few steps past a
  * stop; those are discarded.
  *
  * Context overflow: with `overflow: "slide"` (the default) a sequence whose next position would reach the context
@@ -25,6 +25,10 @@ import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { KvCacheDecoder } from "./decoder.ts";
 import type { GpuSamplingOptions } from "./decoder.ts";
 
+/** Decoding the adaptive readAhead keeps queued on the GPU, in ms: 3x the ~12 ms of a readback round trip. */
+const AHEAD_MS = 40;
+const MIN_AHEAD = 16, MAX_AHEAD = 1024;
+
 /** A prompt: text (needs a tokenizer) or token ids. */
 export type Prompt = string | readonly number[] | Int32Array;
 
@@ -43,9 +47,13 @@ export interface GenerateStreamOptions extends GpuSamplingOptions {
   stopStrings?: readonly string[];
   /** Context overflow policy (default "slide"); see the module doc. */
   overflow?: "slide" | "error";
-  /** Most decode steps recorded per readback (default 16). */
+  /** Most decode steps recorded per readback (default 32). */
   readEvery?: number;
-  /** Most steps the GPU may run ahead of the ids the host has read (default 64). */
+  /**
+   * Most steps the GPU may run ahead of the ids the host has read. Default: adaptive, about 40 ms of decoding by
+   * the measured rate (3x a readback's round trip, so the GPU never waits for the host), between 16 and 1024 steps.
+   * It is also the most steps computed after a stop and thrown away.
+   */
   readAhead?: number;
 }
 
@@ -142,7 +150,12 @@ export async function* generateStream(
   if (!Number.isInteger(maxNew) || maxNew < 0) {
     throw new RangeError(`generateStream: maxNewTokens must be an integer >= 0, got ${maxNew}`);
   }
-  const readEvery = options.readEvery ?? 16, readAhead = Math.max(options.readAhead ?? 64, 1);
+  const readEvery = options.readEvery ?? 32;
+  const adaptive = options.readAhead === undefined;
+  let readAhead = options.readAhead ?? MIN_AHEAD;
+  if (!Number.isInteger(readAhead) || readAhead < 1) {
+    throw new RangeError(`generateStream: readAhead must be an integer >= 1, got ${readAhead}`);
+  }
   if (!Number.isInteger(readEvery) || readEvery < 1) {
     throw new RangeError(`generateStream: readEvery must be an integer >= 1, got ${readEvery}`);
   }
@@ -192,6 +205,7 @@ export async function* generateStream(
     const reads: { from: number; to: number; ring: Promise<Int32Array> }[] = [];
     reads.push({ from: 0, to: 1, ring: dec.readRing() });
     let issued = 1, chunk = 1;
+    let firstRead: { time: number; draws: number } | null = null;
     while (true) {
       const read = reads.length ? reads[0].from : issued;
       // Record more steps while allowed: below the draw limit, not too far ahead, and within the context.
@@ -217,6 +231,14 @@ export async function* generateStream(
       }
       const { from, to, ring } = reads.shift()!;
       const ids = await ring;
+      const now = performance.now();
+      if (!firstRead) firstRead = { time: now, draws: to };
+      else if (adaptive && to > firstRead.draws) {
+        // Draws resolved per ms since the first read: the GPU's rate when it is kept busy, and a rate limited by
+        // the round trip (which raises readAhead) when it is not.
+        const msPerStep = Math.max((now - firstRead.time) / (to - firstRead.draws), 1e-3);
+        readAhead = Math.min(MAX_AHEAD, Math.max(MIN_AHEAD, Math.ceil(AHEAD_MS / msPerStep)));
+      }
       for (let draw = from; draw < to; draw++) {
         for (let b = 0; b < B; b++) {
           if (done[b]) continue;
