@@ -1,0 +1,63 @@
+/**
+ * Every code-generation variant of the matmul kernel (pipelining, padding, transposing loads, swizzled launch
+ * order, tile layout) against the float64 reference on shapes that are not multiples of any tile.
+ */
+import { expectClose, upload } from "./harness.ts";
+import * as ref from "./reference.ts";
+import { type Nd, randNd, rngFor } from "./reference.ts";
+import { initGpu, matmul, type Tensor } from "../lib/tensor/mod.ts";
+import { largeTileDeepK, type MatmulTile, matmulTiles, type MatmulVariant } from "../kernels/matmul.ts";
+
+await initGpu();
+
+const variants: Partial<MatmulVariant>[] = [
+  { pipeline: "none" },
+  { pipeline: "prefetch" },
+  { pipeline: "double" },
+  { pad: 4, layout: "flat" },
+  { transpose: "block" },
+  { swizzle: 2 },
+  { swizzle: 3, layout: "flat", pipeline: "double" },
+  { layout: "flat", pipeline: "none", transpose: "block", pad: 0 },
+];
+
+for (const variant of variants) {
+  Deno.test(`matmul variant ${JSON.stringify(variant)}: odd shapes, transposes, tiles, batches`, async () => {
+    const rng = rngFor(`matmul-variant/${JSON.stringify(variant)}`);
+    const outs: Tensor[] = [], expected: Nd[] = [];
+    const cases: [number[], number, number, number, boolean, boolean, MatmulTile][] = [
+      [[], 33, 65, 17, false, false, matmulTiles.small],
+      [[], 36, 20, 40, true, true, matmulTiles.small],
+      [[2], 70, 9, 12, false, true, matmulTiles.medium],
+      [[3], 100, 40, 12, true, false, matmulTiles.small], // 4 x 2 tiles: enough tile rows to swizzle
+    ];
+    for (const [batch, m, n, k, transA, transB, tile] of cases) {
+      const a = randNd(rng, [...batch, ...(transA ? [k, m] : [m, k])]);
+      const b = randNd(rng, [...batch, ...(transB ? [n, k] : [k, n])]);
+      outs.push(matmul(upload(a), upload(b), { transA, transB, tile, variant }));
+      expected.push(ref.matmul(a, b, { transA, transB }));
+    }
+    // Split-K with the variant.
+    const a = randNd(rng, [97, 300]), b = randNd(rng, [300, 10]);
+    outs.push(matmul(upload(a), upload(b), { tile: matmulTiles.small, splitK: 3, variant }));
+    expected.push(ref.matmul(a, b));
+    await expectClose(outs, expected, { atol: 6e-4, rtol: 1e-5 });
+  });
+}
+
+Deno.test("matmul large tiles (BK 16 and 32): odd shapes, transposes, with the default and other variants", async () => {
+  const rng = rngFor("matmul-large-tiles");
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  const cases: [number, number, number, boolean, boolean, MatmulTile, Partial<MatmulVariant> | undefined][] = [
+    // Large tiles compile slowly on software adapters: few cases, each crossing tile boundaries in M, N and K.
+    [129, 127, 31, false, false, largeTileDeepK, undefined],
+    [130, 36, 70, true, true, largeTileDeepK, { layout: "flat", pad: 4, transpose: "block", pipeline: "double" }],
+    [129, 40, 36, false, true, matmulTiles.large, { transpose: "block", pipeline: "prefetch" }],
+  ];
+  for (const [m, n, k, transA, transB, tile, variant] of cases) {
+    const a = randNd(rng, transA ? [k, m] : [m, k]), b = randNd(rng, transB ? [n, k] : [k, n]);
+    outs.push(matmul(upload(a), upload(b), { transA, transB, tile, variant }));
+    expected.push(ref.matmul(a, b, { transA, transB }));
+  }
+  await expectClose(outs, expected, { atol: 2e-4, rtol: 1e-5 });
+});
