@@ -148,7 +148,15 @@ export {
   type Series,
   type Stepped,
 } from "./lib/metrics.ts";
-export { display, inJupyter, JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./lib/jupyter.ts";
+export {
+  bundleOf,
+  cellResult,
+  display,
+  inJupyter,
+  JUPYTER_DISPLAY,
+  type JupyterDisplayable,
+  type MimeBundle,
+} from "./lib/jupyter.ts";
 export { formatCell, htmlTable, tableDisplay, type TableOptions, type TableRow, textTable } from "./lib/table.ts";
 export {
   attentionMapFigure,

@@ -38,6 +38,55 @@ export function inJupyter(): boolean {
   }
 }
 
+let bundleOnly = 0;
+
+/**
+ * What a `[Symbol.for("Jupyter.display")]` method returns for `bundle`, working around the Deno kernel's (2.9)
+ * ordering of a cell's messages: it sends the cell's result from the JavaScript thread and the cell's "idle"
+ * status from another thread, and the result sometimes arrives after "idle", when Jupyter clients (nbclient,
+ * JupyterLab) have stopped listening to that cell, so the output silently goes missing (in our runs, 10-30% of
+ * cells). A display sent from inside the cell is awaited before the cell ends and arrives in time. So inside the
+ * kernel this shows `bundle` at once and returns an empty bundle for the result; elsewhere, and when
+ * {@linkcode bundleOf} asks for the bundle itself, it returns `bundle`.
+ *
+ * @example
+ * ```ts
+ * import { cellResult } from "./jupyter.ts";
+ * const bundle = await cellResult({ "text/plain": "hello" });
+ * console.assert(bundle["text/plain"] === "hello"); // outside the kernel: the bundle itself
+ * ```
+ */
+export async function cellResult(bundle: MimeBundle): Promise<MimeBundle> {
+  if (bundleOnly > 0 || !inJupyter()) return bundle;
+  await Deno.jupyter.display(bundle, { raw: true });
+  return {};
+}
+
+/**
+ * The MIME bundle of a displayable object (what its `[Symbol.for("Jupyter.display")]` method gives), without
+ * showing it, also inside the kernel (see {@linkcode cellResult}).
+ *
+ * @example
+ * ```ts
+ * import { bundleOf, JUPYTER_DISPLAY } from "./jupyter.ts";
+ * const value = { [JUPYTER_DISPLAY]: () => Promise.resolve({ "text/plain": "x" }) };
+ * console.assert((await bundleOf(value))["text/plain"] === "x");
+ * ```
+ */
+export async function bundleOf(value: JupyterDisplayable): Promise<MimeBundle> {
+  bundleOnly++;
+  try {
+    return await value[JUPYTER_DISPLAY]();
+  } finally {
+    bundleOnly--;
+  }
+}
+
+function isDisplayable(value: unknown): value is JupyterDisplayable {
+  return typeof value === "object" && value !== null &&
+    typeof (value as JupyterDisplayable)[JUPYTER_DISPLAY] === "function";
+}
+
 /**
  * Shows a value in the notebook now (not only as the cell's result), optionally under a display id so that a later
  * call with `update: true` replaces it. Outside Jupyter it does nothing and returns false.
@@ -54,8 +103,10 @@ export async function display(
   options: { raw?: boolean; update?: boolean; displayId?: string } = {},
 ): Promise<boolean> {
   if (!inJupyter()) return false;
-  await Deno.jupyter.display(value, {
-    raw: options.raw ?? false,
+  // A displayable's bundle is fetched here so that its method does not show it a second time (see cellResult).
+  const raw = options.raw || isDisplayable(value);
+  await Deno.jupyter.display(isDisplayable(value) ? await bundleOf(value) : value, {
+    raw,
     update: options.update ?? false,
     display_id: options.displayId,
   });

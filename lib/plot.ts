@@ -13,7 +13,14 @@
  * @module
  */
 import { createRequire } from "node:module";
-import { display, inJupyter, JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./jupyter.ts";
+import {
+  cellResult,
+  display,
+  inJupyter,
+  JUPYTER_DISPLAY,
+  type JupyterDisplayable,
+  type MimeBundle,
+} from "./jupyter.ts";
 import { type MetricRecord, metricSeries, type Series, type Stepped } from "./metrics.ts";
 import { cosineLr, type CosineScheduleOptions } from "./schedule.ts";
 
@@ -426,7 +433,8 @@ export function plotlyLoaderHtml(plotlyJs: string, options: { chunkChars?: numbe
 }
 
 let plotlySentToKernel = false;
-const PLOTLY_CHUNK_PAUSE_MS = 100;
+const PLOTLY_CHUNK_PAUSE_MS = 150;
+const PLOTLY_DRAIN_MS = 1000;
 
 /**
  * In the Jupyter kernel, sends plotly.js to the notebook once per kernel session (as a few outputs of the current
@@ -444,8 +452,10 @@ export async function ensurePlotlyInNotebook(): Promise<boolean> {
   const parts = plotlyLoaderHtml(await loadPlotlyJs());
   for (const [i, html] of parts.entries()) {
     await display({ "text/html": html, "text/plain": `(plotly.js ${i + 1}/${parts.length})` }, { raw: true });
-    // The kernel's output socket drops messages that arrive faster than the client drains them.
-    await new Promise((resolve) => setTimeout(resolve, PLOTLY_CHUNK_PAUSE_MS));
+    // The kernel's output socket drops messages that arrive while the client is still reading earlier ones; after
+    // the last piece, wait longer: the chart that follows would be the message dropped.
+    const last = i === parts.length - 1;
+    await new Promise((resolve) => setTimeout(resolve, last ? PLOTLY_DRAIN_MS : PLOTLY_CHUNK_PAUSE_MS));
   }
   plotlySentToKernel = true;
   return true;
@@ -498,7 +508,7 @@ async function notebookBundle(figure: PlotlyFigure): Promise<MimeBundle> {
 export function displayable(figure: PlotlyFigure): JupyterDisplayable & { figure: PlotlyFigure } {
   return {
     figure,
-    [JUPYTER_DISPLAY]: () => notebookBundle(figure),
+    [JUPYTER_DISPLAY]: async () => cellResult(await notebookBundle(figure)),
   };
 }
 

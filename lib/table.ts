@@ -5,7 +5,7 @@
  * @module
  */
 import { escapeHtml } from "./display.ts";
-import { JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./jupyter.ts";
+import { cellResult, JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./jupyter.ts";
 
 /** A row: column name to value. */
 export type TableRow = Record<string, unknown>;
@@ -108,6 +108,6 @@ export function tableDisplay(
   return {
     rows,
     [JUPYTER_DISPLAY]: (): Promise<MimeBundle> =>
-      Promise.resolve({ "text/html": htmlTable(rows, options), "text/plain": textTable(rows, options) }),
+      cellResult({ "text/html": htmlTable(rows, options), "text/plain": textTable(rows, options) }),
   };
 }

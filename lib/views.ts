@@ -11,7 +11,7 @@
  */
 import { accountingTable, type ModelShape, parameterCounts } from "./accounting.ts";
 import { escapeHtml, factsBundle, JUPYTER_DISPLAY, type MimeBundle } from "./display.ts";
-import type { JupyterDisplayable } from "./jupyter.ts";
+import { cellResult, type JupyterDisplayable } from "./jupyter.ts";
 import { formatCount, formatDuration } from "./progress.ts";
 import { htmlTable, type TableRow, textTable } from "./table.ts";
 
@@ -101,7 +101,7 @@ export function tokenSplitBundle(tokenizer: TokenizerView, text: string): MimeBu
  * ```
  */
 export function tokenSplit(tokenizer: TokenizerView, text: string): JupyterDisplayable {
-  return { [JUPYTER_DISPLAY]: () => Promise.resolve(tokenSplitBundle(tokenizer, text)) };
+  return { [JUPYTER_DISPLAY]: () => cellResult(tokenSplitBundle(tokenizer, text)) };
 }
 
 /**

@@ -28,6 +28,7 @@ import type { KvSink } from "./attention.ts";
 import { TransformerBlock } from "./block.ts";
 import { Embedding, Linear, RMSNorm } from "./layers.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
+import { cellResult } from "../jupyter.ts";
 import { modelBundle } from "../views.ts";
 
 /** Options of the {@linkcode TransformerLM} constructor. */
@@ -235,7 +236,7 @@ export class TransformerLM {
 
   /** Rich display in Jupyter: the architecture and a table of parameters and FLOPs by component. */
   [JUPYTER_DISPLAY](): Promise<MimeBundle> {
-    return Promise.resolve(modelBundle(this.config));
+    return cellResult(modelBundle(this.config));
   }
 
   /** Frees the parameters (and their gradients) and cached position tensors. The model is unusable afterwards. */

@@ -13,6 +13,7 @@
 import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import type { GradNode } from "./autograd.ts";
 import { factsBundle, JUPYTER_DISPLAY, type MimeBundle, previewValues } from "../display.ts";
+import { cellResult } from "../jupyter.ts";
 
 /** Element types. `i32` holds token ids and targets; `f32` everything else. */
 export type DType = "f32" | "i32";
@@ -164,13 +165,14 @@ export class Tensor {
       ["device", gpu().info.description],
       ["requires grad", String(this.requiresGrad)],
     ];
-    if (this.disposed) return factsBundle(`Tensor ${this.name} (disposed)`, facts);
+    // cellResult: the Deno kernel can deliver a cell's result too late to be shown (see jupyter.ts).
+    if (this.disposed) return cellResult(factsBundle(`Tensor ${this.name} (disposed)`, facts));
     if (this.grad) facts.push(["grad", `(${this.grad.shape.join(", ")})`]);
-    return factsBundle(
+    return cellResult(factsBundle(
       `Tensor${this.name ? " " + this.name : ""}`,
       facts,
       previewValues(await this.data(), this.shape),
-    );
+    ));
   }
 
   /** Shape and dtype, e.g. `Tensor(2, 3) f32`. */

@@ -9,6 +9,7 @@ import { bytesToPrintable, printableToBytes } from "./bytes_unicode.ts";
 import { mergePiece, PairTable } from "./bpe_merge.ts";
 import { detachedSlice, pretokenEnds } from "./pretokenize.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
+import { cellResult } from "../jupyter.ts";
 import { tokenizerBundle } from "../views.ts";
 
 /** A merge: the two byte strings that are joined, in order. */
@@ -272,7 +273,7 @@ export class Tokenizer {
 
   /** Rich display in Jupyter: vocabulary size, specials, sample merges and a coloured split of a sample sentence. */
   [JUPYTER_DISPLAY](): Promise<MimeBundle> {
-    return Promise.resolve(tokenizerBundle(this));
+    return cellResult(tokenizerBundle(this));
   }
 
   /**

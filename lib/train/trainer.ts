@@ -18,6 +18,7 @@ import { initGpu } from "../gpu/backend.ts";
 import { add, crossEntropy, keep, mul, noGrad, readAll, type Tensor, tensor, tidy } from "../tensor/mod.ts";
 import { TransformerLM } from "../model/transformer.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
+import { cellResult } from "../jupyter.ts";
 import { runBundle } from "../views.ts";
 
 /** One logged training step. */
@@ -367,7 +368,7 @@ export class Trainer {
   /** Rich display in Jupyter: progress, latest losses, learning rate and tokens/s. */
   [JUPYTER_DISPLAY](): Promise<MimeBundle> {
     const s = this.#lastStep, e = this.#lastEval;
-    return Promise.resolve(runBundle({
+    return cellResult(runBundle({
       step: this.step,
       steps: this.config.train.steps,
       loss: s?.loss,
