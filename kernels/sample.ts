@@ -33,7 +33,7 @@ import type { KernelSource } from "./common.ts";
 // lavapipe, 48 KiB on NVIDIA); `sampleKernel` falls back to 256 threads below that.
 const WG = 512;
 /** Workgroup memory the 512-thread sampler needs; below it, 256 threads. */
-export const SAMPLE_WORKGROUP_BYTES = (15 + 1) * WG * 4;
+export const SAMPLE_WORKGROUP_BYTES: number = (15 + 1) * WG * 4;
 const T = 15; // candidate thresholds per search round
 
 /** Shape of a {@linkcode sampleKernel}. */

@@ -71,6 +71,7 @@ Deno.test("every model variant decodes with the cache exactly as its full forwar
     { parallelLayers: true },
     { parallelLayers: true, norm: "post" as const, ffn: "silu" as const },
     { tieEmbeddings: true, ffn: "silu" as const },
+    { dModel: 18, numHeads: 3, dFf: 22 }, // widths that are not multiples of 4: scalar loads
   ];
   for (const v of variants) {
     const m = new TransformerLM(

@@ -152,7 +152,8 @@ export async function* generateStream(
   }
   const readEvery = options.readEvery ?? 32;
   const adaptive = options.readAhead === undefined;
-  let readAhead = options.readAhead ?? MIN_AHEAD;
+  // Until the first rate is measured: enough for a fast GPU to stay busy through one round trip.
+  let readAhead = options.readAhead ?? 64;
   if (!Number.isInteger(readAhead) || readAhead < 1) {
     throw new RangeError(`generateStream: readAhead must be an integer >= 1, got ${readAhead}`);
   }
