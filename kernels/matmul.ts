@@ -87,7 +87,9 @@ export interface MatmulVariant {
  * shapes). Why each part:
  * - pipeline "none": register prefetch ("prefetch", "double") was slower everywhere (4096^3: 30.7-33.2 TFLOP/s
  *   against 36.1): 16-32 more live registers per thread on top of 64 accumulators cost the second resident
- *   workgroup per SM, which hid global latency better than prefetching does.
+ *   workgroup per SM, which hid global latency better than prefetching does. Open lead: with BK 32 and block
+ *   transposes, "prefetch" ran 4096^3 at 40.9 against 37.2 (one run, not yet timed on the LM shapes:
+ *   `bench/matmul_tune.ts --plan next`).
  * - layout "lanes" (4096^3 36.1 vs 35.5 flat; 8192x512x512 34.1 vs 32.6), but "flat" unpadded tiles when A is
  *   transposed (10000x512x8192: 31.7 vs 23.6 unsplit, 40.8 vs 38.3 split 5).
  * - transpose "block" with BK 32 (one 4x4 block per thread, vec4 stores: 37.2 vs 36.1 at 4096^3), "scalar" with
