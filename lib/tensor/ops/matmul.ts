@@ -146,10 +146,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       ? (transA ? matmul(b, dc, { transA: transB, transB: true }) : matmul(dc, b, { transB: !transB }))
       : null;
     const gb = b.requiresGrad
-      ? (transB
+      ? (b.ndim === 2 && a.ndim > 2 && !transA
+        ? sharedWeightGrad(a, dc, transB)
+        : transB
         ? matmul(dc, a, { transA: true, transB: transA })
-        : b.ndim === 2
-        ? sharedWeightGrad(a, dc, transA)
         : matmul(a, dc, { transA: !transA }))
       : null;
     return [ga, gb];
@@ -157,13 +157,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 }
 
 /**
- * `op(a)^T @ dc` for the gradient of a shared (2-D) B: the batch dims of `a` and `dc` are folded into K so that
- * the result is 2-D, with no per-batch copies to sum afterwards.
+ * The gradient of a 2-D B shared across the batch of a row-major `a` (a linear layer's weight): the batch dims of
+ * `a` (..., M, K) and `dc` (..., M, N) fold into the rows, so one 2-D matmul over all B*M rows gives the gradient
+ * directly, with no per-batch copies to sum afterwards. Stored as (K, N), or (N, K) when B is used transposed.
  */
-function sharedWeightGrad(a: Tensor, dc: Tensor, transA: boolean): Tensor {
-  if (!transA && a.ndim > 2) {
-    const K = a.shape[a.ndim - 1], N = dc.shape[dc.ndim - 1];
-    return matmul(reshape(a, [-1, K]), reshape(dc, [-1, N]), { transA: true });
-  }
-  return matmul(a, dc, { transA: !transA });
+function sharedWeightGrad(a: Tensor, dc: Tensor, transB: boolean): Tensor {
+  const a2 = reshape(a, [-1, a.shape[a.ndim - 1]]); // (B*M, K)
+  const dc2 = reshape(dc, [-1, dc.shape[dc.ndim - 1]]); // (B*M, N)
+  return transB ? matmul(dc2, a2, { transA: true }) : matmul(a2, dc2, { transA: true });
 }
