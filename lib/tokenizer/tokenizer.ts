@@ -37,7 +37,7 @@ const CACHE_MASK = 2 * CACHE_CAPACITY - 1;
 class PieceCache {
   keys: (string | undefined)[] = new Array(2 * CACHE_CAPACITY);
   hashes: Int32Array = new Int32Array(2 * CACHE_CAPACITY);
-  values: (number | Int32Array)[] = new Array(2 * CACHE_CAPACITY).fill(0);
+  values: (number | number[])[] = new Array(2 * CACHE_CAPACITY).fill(0);
   size = 0;
 
   clear(): void {
@@ -527,7 +527,7 @@ export class Tokenizer {
       let hash = 0x811c9dc5 ^ (e - prev);
       for (let i = prev; i < e; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
       let slot = (hash ^ (hash >>> 15)) & CACHE_MASK;
-      let ids: number | Int32Array | undefined;
+      let ids: number | number[] | undefined;
       for (;;) {
         const key = cache.keys[slot];
         if (key === undefined) break;
@@ -539,7 +539,11 @@ export class Tokenizer {
       }
       if (ids === undefined) {
         const n = this.#mergeBytes(text, prev, e);
-        ids = n === 1 ? this.#ids[0] : this.#ids.slice(0, n);
+        if (n === 1) ids = this.#ids[0];
+        else {
+          ids = new Array<number>(n); // a small plain array is cheaper to make than a typed one
+          for (let i = 0; i < n; i++) ids[i] = this.#ids[i];
+        }
         if (cache.size >= CACHE_CAPACITY) {
           cache.clear();
           slot = (hash ^ (hash >>> 15)) & CACHE_MASK;
