@@ -13,6 +13,111 @@
  * @module
  */
 export { Rng, type RngState } from "./lib/random.ts";
+export * from "./lib/tensor/mod.ts";
+export { ProgressBar, type ProgressBarOptions } from "./lib/progress.ts";
+export {
+  type Config,
+  ConfigError,
+  type ConfigInput,
+  type ConfigIssue,
+  type FeedForwardKind,
+  type ModelConfig,
+  type ModelConfigInput,
+  type NormPlacement,
+  parseConfig,
+  parseModelConfig,
+  parseTrainConfig,
+  type PositionEncoding,
+  type TrainConfig,
+  type TrainConfigInput,
+} from "./lib/config.ts";
+export { cosineLr, type CosineScheduleOptions } from "./lib/schedule.ts";
+export {
+  bf16ToFloat32,
+  decodeSafetensors,
+  dtypeSize,
+  encodeSafetensors,
+  float32ToBf16,
+  readSafetensors,
+  readSafetensorsHeader,
+  type SafetensorsContents,
+  type SafetensorsDtype,
+  type SafetensorsHeader,
+  type SafetensorsReadOptions,
+  type SafetensorsWriteOptions,
+  type TensorData,
+  type TensorEntry,
+  type TensorInfo,
+  type TensorMap,
+  writeSafetensors,
+} from "./lib/safetensors.ts";
+export {
+  type ArrayMap,
+  type CheckpointState,
+  type NamedArray,
+  type OptimizerState,
+  readCheckpointFile,
+  writeCheckpointFile,
+  writeWeightsFile,
+} from "./lib/checkpoint_io.ts";
+export {
+  RandomBatchSampler,
+  type RandomBatchSamplerOptions,
+  type SamplerState,
+  type TokenBatch,
+  TokenDataset,
+  type TokenDatasetOptions,
+  type TokenDtype,
+  tokenDtypeForPath,
+  writeTokenFile,
+} from "./lib/data.ts";
+export {
+  type AccountingRow,
+  accountingTable,
+  type ForwardFlops,
+  forwardFlops,
+  type MemoryUsage,
+  memoryUsage,
+  modelFlopsUtilization,
+  type ModelShape,
+  type ParameterCounts,
+  parameterCounts,
+  type TrainingFlops,
+  trainingFlops,
+  trainingFlopsPerToken,
+  type WorkloadOptions,
+} from "./lib/accounting.ts";
+export { AdamW, type AdamWOptions, type StepOptions } from "./lib/optim/adamw.ts";
+export * from "./lib/model/mod.ts";
+export {
+  CHECKPOINT_NAME,
+  type CheckpointEvent,
+  DivergedError,
+  type EvalMetrics,
+  type FitResult,
+  type StepMetrics,
+  Trainer,
+  type TrainerOptions,
+  type TrainEvent,
+} from "./lib/train/trainer.ts";
+export { generate, type GenerateOptions } from "./lib/sample/generate.ts";
+export {
+  type FinishReason,
+  generateStream,
+  type GenerateStreamOptions,
+  generateText,
+  type GenerationEvent,
+  type Prompt,
+} from "./lib/sample/stream.ts";
+export {
+  type GpuSampleResult,
+  type GpuSamplingOptions,
+  KvCacheDecoder,
+  type KvCacheDecoderOptions,
+  sampleOnGpu,
+  samplingParams,
+} from "./lib/sample/decoder.ts";
+export { candidateSet, sampleToken, type SamplingOptions } from "./lib/sample/sampling.ts";
 export {
   type BpeModel,
   BYTE_TO_CHAR,
@@ -27,10 +132,62 @@ export {
   pretokenizeRegex,
   printableToBytes,
   type TiktokenOptions,
-  type TokenDtype,
-  tokenFileDtype,
   Tokenizer,
   type TokenizerOptions,
   trainBpe,
   type TrainBpeOptions,
 } from "./lib/tokenizer/mod.ts";
+export {
+  type MetricRecord,
+  metricSeries,
+  MetricsLogger,
+  type MetricsLoggerOptions,
+  type MetricValue,
+  parseMetrics,
+  readMetrics,
+  type Series,
+  type Stepped,
+} from "./lib/metrics.ts";
+export { display, inJupyter, JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./lib/jupyter.ts";
+export { formatCell, htmlTable, tableDisplay, type TableOptions, type TableRow, textTable } from "./lib/table.ts";
+export {
+  attentionMapFigure,
+  displayable,
+  ensurePlotlyInNotebook,
+  type FigureOptions,
+  heatmapFigure,
+  histogramFigure,
+  learningRateFigure,
+  lineFigure,
+  LivePlot,
+  loadPlotlyJs,
+  lossCurveFigure,
+  type LossCurveRun,
+  type NamedSeries,
+  plotlyBundle,
+  type PlotlyFigure,
+  plotlyHtml,
+  type PlotlyHtmlOptions,
+  plotlyLoaderHtml,
+  type PlotlyTrace,
+  runFromMetrics,
+} from "./lib/plot.ts";
+export {
+  modelBundle,
+  runBundle,
+  type RunStatus,
+  TOKEN_SPLIT_SAMPLE,
+  tokenizerBundle,
+  type TokenizerView,
+  tokenSplit,
+  tokenSplitBundle,
+  tokenText,
+} from "./lib/views.ts";
+export { type MonitorEvent, TrainingMonitor, type TrainingMonitorOptions } from "./lib/monitor.ts";
+export { renderReport, type ReportContent, type ReportRun, type ReportSample, writeReport } from "./lib/report.ts";
+export { ThroughputMeter, type ThroughputMeterOptions } from "./lib/meter.ts";
+export { InterruptGuard } from "./lib/interrupt.ts";
+export { defaultCorpus, END_OF_TEXT, type PreparedData, prepareDefaultData } from "./lib/train/default_data.ts";
+export { formatCount, formatDuration } from "./lib/progress.ts";
+export { type ConfigDefaults, parseTrainCli, type TrainCliResult, trainHelpText } from "./lib/cli.ts";
+export { type PreparedTextData, type PrepareOptions, prepareTextData, TINYSTORIES_URLS } from "./lib/train/prepare.ts";

@@ -6,12 +6,12 @@
  * @module
  */
 
+import { type TokenDtype, tokenDtypeForPath } from "../data.ts";
 import { ProgressBar, type ProgressBarOptions } from "../progress.ts";
 import { splitFiles } from "./parallel_counts.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
 /** Element type of a token file. */
-export type TokenDtype = "uint16" | "uint32";
 
 /** Options of {@linkcode encodeFile}. */
 export interface EncodeFileOptions {
@@ -33,19 +33,6 @@ export interface EncodeFileResult {
   dtype: TokenDtype;
   /** Wall-clock seconds. */
   seconds: number;
-}
-
-/**
- * The dtype of a token file from its name: `.u32` means uint32, anything else uint16.
- *
- * @example
- * ```ts
- * import { tokenFileDtype } from "./encode_file.ts";
- * console.assert(tokenFileDtype("train.u32") === "uint32" && tokenFileDtype("train.bin") === "uint16");
- * ```
- */
-export function tokenFileDtype(path: string | URL): TokenDtype {
-  return String(path).endsWith(".u32") ? "uint32" : "uint16";
 }
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
@@ -128,7 +115,7 @@ export async function encodeFile(
   options: EncodeFileOptions = {},
 ): Promise<EncodeFileResult> {
   const started = performance.now();
-  const dtype = tokenFileDtype(outputPath);
+  const dtype = tokenDtypeForPath(String(outputPath));
   if (dtype === "uint16" && tokenizer.vocabSize > 65536) {
     throw new RangeError(
       `Vocab size ${tokenizer.vocabSize} does not fit uint16 token file ${String(outputPath)}; ` +

@@ -1,6 +1,7 @@
 import { assertEquals, assertRejects } from "../../tests/assert.ts";
 import { gpt2Tokenizer } from "../../tests/gpt2_oracle.ts";
-import { encodeFile, tokenFileDtype } from "./encode_file.ts";
+import { encodeFile } from "./encode_file.ts";
+import { tokenDtypeForPath } from "../data.ts";
 import { Tokenizer } from "./tokenizer.ts";
 
 const TEXT = "Once upon a time, there was a cat.\n\nIt's 42°C — très chaud! 🙃<|endoftext|>The end.  \n";
@@ -30,8 +31,8 @@ Deno.test("encodeFile writes raw little-endian uint16 / uint32 ids equal to enco
 });
 
 Deno.test("encodeFile picks the dtype by name and refuses ids that do not fit", async () => {
-  assertEquals(tokenFileDtype("train.u32"), "uint32");
-  assertEquals(tokenFileDtype("train.bin"), "uint16");
+  assertEquals(tokenDtypeForPath("train.u32"), "uint32");
+  assertEquals(tokenDtypeForPath("train.bin"), "uint16");
   const vocab = new Map<number, Uint8Array>();
   for (let b = 0; b < 256; b++) vocab.set(b, new Uint8Array([b]));
   vocab.set(70000, new TextEncoder().encode("<big>"));

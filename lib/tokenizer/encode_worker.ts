@@ -5,7 +5,8 @@
  * @module
  */
 
-import { encodeRange, type TokenDtype } from "./encode_file.ts";
+import { encodeRange } from "./encode_file.ts";
+import type { TokenDtype } from "../data.ts";
 import { Tokenizer } from "./tokenizer.ts";
 
 interface Job {

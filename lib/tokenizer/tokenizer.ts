@@ -8,6 +8,8 @@
 import { bytesToPrintable, printableToBytes } from "./bytes_unicode.ts";
 import { mergePiece, PairTable } from "./bpe_merge.ts";
 import { detachedSlice, pretokenEnds } from "./pretokenize.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
+import { tokenizerBundle } from "../views.ts";
 
 /** A merge: the two byte strings that are joined, in order. */
 export type Merge = [Uint8Array, Uint8Array];
@@ -266,6 +268,11 @@ export class Tokenizer {
   /** The merges as byte-string pairs in order (in ranks mode, recovered from the ranks). */
   merges(): Merge[] {
     return this.#mergeList.map(([a, b]) => [this.#tokens[a]!, this.#tokens[b]!]);
+  }
+
+  /** Rich display in Jupyter: vocabulary size, specials, sample merges and a coloured split of a sample sentence. */
+  [JUPYTER_DISPLAY](): Promise<MimeBundle> {
+    return Promise.resolve(tokenizerBundle(this));
   }
 
   /**

@@ -1,0 +1,210 @@
+/**
+ * GPU kernel benchmark: matmul (square and the LM's shapes, forward and backward layouts, several tiles),
+ * softmax, RMSNorm, attention, cross-entropy. Times come from GPU timestamps when the adapter has them (per
+ * kernel), else from wall-clock around a synced batch. Prints a table and one JSON line per case.
+ *
+ * Run on the GPU machine with `deno task bench:gpu` (see bench/README.md), beside `python3 .device/torch_matmul.py`.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  attention,
+  crossEntropy,
+  type DType,
+  gpu,
+  initGpu,
+  matmul,
+  randn,
+  rmsNorm,
+  softmax,
+  sum,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../lib/tensor/mod.ts"; // not mod.ts: the GPU machine has no network for npm packages
+import { type MatmulTile, matmulTiles } from "../kernels/matmul.ts";
+import { param } from "../lib/tensor/create.ts";
+
+const args = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    reps: { type: "string" },
+  },
+});
+
+const backend = await initGpu();
+const quick = args.values.quick || backend.info.isSoftware;
+const reps = Number(args.values.reps ?? (quick ? 2 : 20));
+console.log(`# device: ${backend.info.description}; timestamps: ${backend.info.timestamps}; reps ${reps}`);
+
+interface Result {
+  name: string;
+  ms: number;
+  tflops?: number;
+  gbps?: number;
+  kernels?: string;
+}
+const results: Result[] = [];
+
+/** Times `fn` (which records GPU work) over `reps` runs; returns GPU ms per run. */
+async function time(fn: () => void): Promise<{ ms: number; kernels: string }> {
+  for (let i = 0; i < 2; i++) tidy(fn);
+  await backend.sync();
+  let kernels = "";
+  if (backend.info.timestamps) {
+    const timings = await backend.profile(() => {
+      for (let i = 0; i < reps; i++) tidy(fn);
+    });
+    const total = timings.reduce((s, t) => s + t.ms, 0);
+    kernels = timings.slice(0, 4).map((t) => `${t.name}:${(t.ms / reps).toFixed(3)}`).join(" ");
+    // Software adapters report zero timestamps: fall back to wall-clock below.
+    if (total > 0) return { ms: total / reps, kernels };
+  }
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) tidy(fn);
+  await backend.sync();
+  return { ms: (performance.now() - t0) / reps, kernels };
+}
+
+function want(name: string): boolean {
+  return !args.values.only || name.includes(args.values.only);
+}
+
+async function benchMatmul(
+  name: string,
+  dims: { batch?: number; m: number; n: number; k: number; transA?: boolean; transB?: boolean },
+  tile?: MatmulTile,
+  extra: { splitK?: number; shared?: "vec4" | "f32" } = {},
+): Promise<void> {
+  if (!want(name)) return;
+  const { batch = 1, m, n, k, transA = false, transB = false } = dims;
+  const lead = batch > 1 ? [batch] : [];
+  const a = randn([...lead, ...(transA ? [k, m] : [m, k])], { seed: 1 });
+  const b = randn([...lead, ...(transB ? [n, k] : [k, n])], { seed: 2 });
+  const { ms, kernels } = await time(() => {
+    matmul(a, b, { transA, transB, tile, ...extra });
+  });
+  const tflops = (2 * batch * m * n * k) / (ms / 1000) / 1e12;
+  results.push({ name, ms, tflops, kernels });
+  a.dispose();
+  b.dispose();
+}
+
+async function benchBandwidth(name: string, bytes: number, make: () => Tensor[], fn: (ts: Tensor[]) => void) {
+  if (!want(name)) return;
+  const ts = make();
+  const { ms, kernels } = await time(() => fn(ts));
+  results.push({ name, ms, gbps: bytes / (ms / 1000) / 1e9, kernels });
+  for (const t of ts) t.dispose();
+}
+
+function ids(n: number, vocab: number, dtype: DType = "i32"): Tensor {
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (i * 7919) % vocab;
+  return tensor(a, { dtype });
+}
+
+const s = quick ? 256 : 1;
+// Square matmuls, tile variants at 4096.
+for (const size of quick ? [256] : [1024, 2048, 4096]) {
+  await benchMatmul(`matmul ${size}^3`, { m: size, n: size, k: size });
+}
+if (!quick) {
+  for (const [tname, tile] of Object.entries(matmulTiles)) {
+    await benchMatmul(`matmul 4096^3 tile=${tname}`, { m: 4096, n: 4096, k: 4096 }, tile);
+  }
+  await benchMatmul(`matmul 4096^3 tile=large shared=vec4`, { m: 4096, n: 4096, k: 4096 }, matmulTiles.large, {
+    shared: "vec4",
+  });
+  await benchMatmul(`matmul 4096^3 bk=8`, { m: 4096, n: 4096, k: 4096 }, { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 });
+  await benchMatmul(`matmul 4096^3 bk=32`, { m: 4096, n: 4096, k: 4096 }, { bm: 128, bn: 128, bk: 32, tm: 8, tn: 8 });
+  await benchMatmul(`matmul 4096^3 64x128 (128 thr)`, { m: 4096, n: 4096, k: 4096 }, {
+    bm: 64,
+    bn: 128,
+    bk: 16,
+    tm: 8,
+    tn: 8,
+  });
+  await benchMatmul(`lm dW no split-K`, { m: 512, n: 512, k: 8192, transA: true }, undefined, { splitK: 1 });
+}
+// The CS336 TinyStories LM at batch 32 x ctx 256: rows = 8192, d_model 512, d_ff 1344, vocab 10000.
+const rows = 8192 / s, D = 512, FF = 1344, V = 10000;
+const lm: [string, number, number][] = [["qkvo", D, D], ["w1/w3", FF, D], ["w2", D, FF], ["lm_head", V, D]];
+for (const [label, out, inp] of lm) {
+  await benchMatmul(`lm ${label} fwd x@W^T (${rows}x${inp} @ ${inp}x${out})`, {
+    m: rows,
+    n: out,
+    k: inp,
+    transB: true,
+  });
+  await benchMatmul(`lm ${label} dX dY@W (${rows}x${out} @ ${out}x${inp})`, { m: rows, n: inp, k: out });
+  await benchMatmul(`lm ${label} dW dY^T@X (${out}x${rows} @ ${rows}x${inp})`, {
+    m: out,
+    n: inp,
+    k: rows,
+    transA: true,
+  });
+}
+// Attention matmuls: (B*H, T, hd) = (512, 256, 32).
+const BH = 512 / s, T = 256, hd = 32;
+await benchMatmul(`attn q@k^T (${BH}x ${T}x${hd} @ ${hd}x${T})`, { batch: BH, m: T, n: T, k: hd, transB: true });
+await benchMatmul(`attn p@v (${BH}x ${T}x${T} @ ${T}x${hd})`, { batch: BH, m: T, n: hd, k: T });
+
+await benchBandwidth(
+  `softmax causal (${BH}x${T}x${T})`,
+  BH * T * T * 8,
+  () => [randn([BH, T, T], { seed: 3 })],
+  ([x]) => softmax(x, { causal: true, scale: 0.17 }),
+);
+await benchBandwidth(
+  `rmsnorm fwd (${rows}x${D})`,
+  rows * D * 8,
+  () => [randn([rows, D], { seed: 4 }), randn([D], { seed: 5 })],
+  ([x, w]) => rmsNorm(x, w),
+);
+await benchBandwidth(
+  `cross-entropy fwd (${rows}x${V})`,
+  rows * V * 4,
+  () => [randn([rows, V], { seed: 6 }), ids(rows, V)],
+  ([x, t]) => crossEntropy(x, t),
+);
+await benchBandwidth(
+  `cross-entropy fwd+bwd (${rows}x${V})`,
+  rows * V * 12,
+  () => [param(randn([rows, V], { seed: 7 })), ids(rows, V)],
+  ([x, t]) => {
+    crossEntropy(x, t).backward();
+    x.grad?.dispose();
+    x.grad = null;
+  },
+);
+await benchBandwidth(
+  `attention fwd (B*H=${BH}, T=${T}, hd=${hd})`,
+  BH * T * hd * 16,
+  () => [randn([BH, T, hd], { seed: 8 }), randn([BH, T, hd], { seed: 9 }), randn([BH, T, hd], { seed: 10 })],
+  ([q, k, v]) => attention(q, k, v),
+);
+await benchBandwidth(
+  `attention fwd+bwd (B*H=${BH}, T=${T}, hd=${hd})`,
+  BH * T * hd * 16,
+  () => [param(randn([BH, T, hd], { seed: 8 })), randn([BH, T, hd], { seed: 9 }), randn([BH, T, hd], { seed: 10 })],
+  ([q, k, v]) => {
+    sum(attention(q, k, v)).backward();
+    q.grad?.dispose();
+    q.grad = null;
+  },
+);
+
+console.log("| case | GPU ms | TFLOP/s | GB/s | top kernels (ms) |");
+console.log("| --- | ---: | ---: | ---: | --- |");
+for (const r of results) {
+  console.log(
+    `| ${r.name} | ${r.ms.toFixed(3)} | ${r.tflops?.toFixed(2) ?? ""} | ${r.gbps?.toFixed(0) ?? ""} | ${
+      r.kernels ?? ""
+    } |`,
+  );
+}
+for (const r of results) console.log(JSON.stringify({ ...r, device: backend.info.description }));
+console.log(`# kernels compiled: ${backend.kernelCount}; memory: ${JSON.stringify(gpu().memory())}`);

@@ -1,0 +1,381 @@
+/**
+ * Matmul tuning on the GPU: times code-generation variants and tiles of the generated kernel by GPU timestamps on
+ * the LM's shapes and 4096^3, interleaving variants over several rounds (so clock drift hits all alike), and checks
+ * each timed kernel's output at sampled entries against float64 dot products.
+ *
+ * `deno run -A bench/matmul_tune.ts --plan explore [--reps 10] [--rounds 3] [--only substring]`
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { empty, gpu, initGpu, matmul, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
+import { type MatmulTile, matmulTiles, type MatmulVariant } from "../kernels/matmul.ts";
+import { reduceKernel } from "../kernels/reduce.ts";
+// Optional: the previous generator, copied beside this file for before/after runs.
+type LegacyGen = (spec: Record<string, unknown>) => { name: string; source: string; workgroups: number[] };
+let legacyKernel: LegacyGen | null = null;
+try {
+  legacyKernel = (await import("./" + "matmul_legacy.ts")).matmulKernel as LegacyGen;
+} catch { /* not present */ }
+
+const args = parseArgs({
+  options: {
+    plan: { type: "string", default: "explore" },
+    reps: { type: "string", default: "10" },
+    rounds: { type: "string", default: "3" },
+    only: { type: "string" },
+  },
+});
+const backend = await initGpu();
+const reps = Number(args.values.reps), rounds = Number(args.values.rounds);
+console.log(`# ${backend.info.description}; timestamps ${backend.info.timestamps}; reps ${reps} x rounds ${rounds}`);
+
+interface Shape {
+  name: string;
+  m: number;
+  n: number;
+  k: number;
+  transA?: boolean;
+  transB?: boolean;
+}
+interface Case {
+  label: string;
+  legacy?: boolean;
+  tile?: MatmulTile;
+  splitK?: number;
+  variant?: Partial<MatmulVariant>;
+}
+
+const sq = (s: number): Shape => ({ name: `${s}^3`, m: s, n: s, k: s });
+const R = 8192, D = 512, FF = 1344, V = 10000;
+const lmShapes: Shape[] = [
+  { name: "qkvo fwd", m: R, n: D, k: D, transB: true },
+  { name: "w1 fwd", m: R, n: FF, k: D, transB: true },
+  { name: "w2 fwd", m: R, n: D, k: FF, transB: true },
+  { name: "lm_head fwd", m: R, n: V, k: D, transB: true },
+  { name: "qkvo dX", m: R, n: D, k: D },
+  { name: "w1 dX", m: R, n: D, k: FF },
+  { name: "w2 dX", m: R, n: FF, k: D },
+  { name: "lm_head dX", m: R, n: D, k: V },
+  { name: "qkvo dW", m: D, n: D, k: R, transA: true },
+  { name: "w1 dW", m: FF, n: D, k: R, transA: true },
+  { name: "w2 dW", m: D, n: FF, k: R, transA: true },
+  { name: "lm_head dW", m: V, n: D, k: R, transA: true },
+];
+const t = (bm: number, bn: number, bk: number, tm = 8, tn = 8): MatmulTile => ({ bm, bn, bk, tm, tn });
+const vr = (s: string): Partial<MatmulVariant> => {
+  const [pipeline, pad, transpose, swizzle, layout] = s.split(":");
+  return {
+    pipeline: pipeline as MatmulVariant["pipeline"],
+    pad: Number(pad ?? 4),
+    transpose: (transpose ?? "scalar") as MatmulVariant["transpose"],
+    swizzle: Number(swizzle ?? 0),
+    layout: (layout ?? "lanes") as MatmulVariant["layout"],
+  };
+};
+
+const plans: Record<string, () => [Shape, Case[]][]> = {
+  // Before/after: the previous generator and tile choice against the current automatic choice, on every shape.
+  final: () =>
+    [sq(1024), sq(2048), sq(4096), ...lmShapes].map((
+      sh,
+    ) => [sh, [{ label: "legacy", legacy: true }, { label: "auto (lib)" }]]),
+  explore5: () => {
+    const deep = t(128, 128, 32);
+    return [[sq(4096), [
+      { label: "auto (lib)" },
+      { label: "bk32 block prefetch", tile: deep, variant: vr("prefetch:0:block:0:lanes") },
+      { label: "bk32 block swizzle8", tile: deep, variant: vr("none:0:block:8:lanes") },
+      { label: "64x128 8x4 bk32 block", tile: t(64, 128, 32, 8, 4), variant: vr("none:0:block:0:lanes") },
+      { label: "bk32 scalar lanes", tile: deep, variant: vr("none:0:scalar:0:lanes") },
+    ]]];
+  },
+  r4: () => {
+    const cands = (sh: Shape): Case[] => [
+      { label: "legacy", legacy: true },
+      { label: "auto (lib)" },
+      { label: "lanes bk32 block", tile: t(128, 128, 32), variant: vr("none:0:block:0:lanes") },
+      { label: "flat bk32 pad0", tile: t(128, 128, 32), variant: vr("none:0:scalar:0:flat") },
+      ...(sh.transB
+        ? [{ label: "lanes bk16 block", tile: matmulTiles.large, variant: vr("none:0:block:0:lanes") }]
+        : []),
+      ...(sh.transA
+        ? [{ label: "lanes bk16 (was default)", tile: matmulTiles.large, variant: vr("none:0:scalar:0:lanes") }]
+        : []),
+    ];
+    return [sq(4096), sq(2048), sq(1024), ...lmShapes].map((sh) => [sh, cands(sh)]);
+  },
+  r3: () => {
+    const none = vr("none:4:scalar:0:lanes"),
+      dbl = vr("double:4:scalar:0:lanes"),
+      pre = vr("prefetch:4:scalar:0:lanes");
+    const L = matmulTiles.large;
+    const big: Case[] = [
+      { label: "lanes none", tile: L, variant: none },
+      { label: "lanes double bk8", tile: t(128, 128, 8), variant: dbl },
+      { label: "lanes prefetch bk8", tile: t(128, 128, 8), variant: pre },
+      { label: "128x64 4x8 none", tile: t(128, 64, 16, 4, 8), variant: none },
+      { label: "128x64 4x8 double", tile: t(128, 64, 16, 4, 8), variant: dbl },
+      { label: "128x64 4x8 prefetch", tile: t(128, 64, 16, 4, 8), variant: pre },
+      { label: "64x128 8x4 none", tile: t(64, 128, 16, 8, 4), variant: none },
+      { label: "64x128 8x4 double", tile: t(64, 128, 16, 8, 4), variant: dbl },
+      { label: "medium none", tile: matmulTiles.medium, variant: none },
+      { label: "medium double", tile: matmulTiles.medium, variant: dbl },
+      { label: "lanes none bk32 block", tile: t(128, 128, 32), variant: vr("none:4:block:0:lanes") },
+    ];
+    const lm: Case[] = [
+      { label: "lanes none", tile: L, variant: none },
+      { label: "lanes double bk8", tile: t(128, 128, 8), variant: dbl },
+      { label: "128x64 4x8 double", tile: t(128, 64, 16, 4, 8), variant: dbl },
+      { label: "128x64 4x8 none", tile: t(128, 64, 16, 4, 8), variant: none },
+    ];
+    const dW: Case[] = [
+      { label: "lanes none split1", tile: L, splitK: 1, variant: none },
+      { label: "lanes none split2", tile: L, splitK: 2, variant: none },
+      { label: "lanes none split5", tile: L, splitK: 5, variant: none },
+      { label: "flat none split1", tile: L, splitK: 1, variant: vr("none:0:scalar:0:flat") },
+      { label: "flat none split5", tile: L, splitK: 5, variant: vr("none:0:scalar:0:flat") },
+      { label: "lanes none block split5", tile: L, splitK: 5, variant: vr("none:4:block:0:lanes") },
+    ];
+    return [[sq(4096), big], [lmShapes[0], lm], [lmShapes[1], lm], [lmShapes[11], dW]];
+  },
+  r2: () => {
+    const common: Case[] = [
+      { label: "legacy", legacy: true },
+      { label: "flat none pad0", tile: matmulTiles.large, variant: vr("none:0:scalar:0:flat") },
+      { label: "lanes none", tile: matmulTiles.large, variant: vr("none:4:scalar:0:lanes") },
+      { label: "lanes none block", tile: matmulTiles.large, variant: vr("none:4:block:0:lanes") },
+      { label: "lanes double", tile: matmulTiles.large, variant: vr("double:4:scalar:0:lanes") },
+      { label: "lanes double block", tile: matmulTiles.large, variant: vr("double:4:block:0:lanes") },
+    ];
+    const big: Case[] = [
+      ...common,
+      { label: "lanes prefetch", tile: matmulTiles.large, variant: vr("prefetch:4:scalar:0:lanes") },
+      { label: "lanes none bk32", tile: t(128, 128, 32), variant: vr("none:4:scalar:0:lanes") },
+      { label: "flat none bk32", tile: t(128, 128, 32), variant: vr("none:0:scalar:0:flat") },
+      { label: "lanes none 128x64", tile: t(128, 64, 16), variant: vr("none:4:scalar:0:lanes") },
+      { label: "lanes none 64x128", tile: t(64, 128, 16), variant: vr("none:4:scalar:0:lanes") },
+      { label: "lanes none swz8", tile: matmulTiles.large, variant: vr("none:4:scalar:8:lanes") },
+    ];
+    const n1344: Case[] = [
+      ...common,
+      { label: "lanes none 128x64", tile: t(128, 64, 16), variant: vr("none:4:scalar:0:lanes") },
+      { label: "lanes double 128x64", tile: t(128, 64, 16), variant: vr("double:4:scalar:0:lanes") },
+    ];
+    const dW = (splits: number[], tiles: [string, MatmulTile][]): Case[] => [
+      { label: "legacy", legacy: true },
+      { label: "auto (lib)" },
+      ...tiles.flatMap(([tn, tile]) =>
+        splits.flatMap((splitK) => [
+          { label: `${tn} split${splitK} none`, tile, splitK, variant: vr("none:4:scalar:0:lanes") },
+          { label: `${tn} split${splitK} double`, tile, splitK, variant: vr("double:4:scalar:0:lanes") },
+        ])
+      ),
+    ];
+    const L = matmulTiles.large, m128x64 = t(128, 64, 16);
+    return [
+      [sq(4096), big],
+      [sq(2048), common],
+      [lmShapes[0], common],
+      [lmShapes[1], n1344],
+      [lmShapes[2], common],
+      [lmShapes[3], common],
+      [lmShapes[4], common],
+      [lmShapes[5], common],
+      [lmShapes[6], n1344],
+      [lmShapes[7], common.slice(0, 5)],
+      [lmShapes[8], dW([8, 16], [["large", L], ["128x64", m128x64]])],
+      [lmShapes[9], dW([3, 6], [["large", L], ["128x64", m128x64]])],
+      [lmShapes[10], dW([3, 6], [["large", L]])],
+      [lmShapes[11], [...common.slice(0, 5), { label: "auto (lib)" }]],
+    ];
+  },
+  smoke: () => [
+    [{ name: "small", m: 256, n: 192, k: 1040, transA: true }, [
+      { label: "legacy", legacy: true },
+      { label: "double", tile: matmulTiles.large, splitK: 3 },
+      { label: "prefetch block", tile: t(128, 64, 16), variant: vr("prefetch:4:block:2") },
+    ]],
+  ],
+  explore: () => {
+    const big: Case[] = [
+      { label: "legacy", legacy: true },
+      { label: "none:0:scalar", variant: vr("none:0:scalar") },
+      { label: "none:4:scalar", variant: vr("none:4:scalar") },
+      { label: "prefetch:4:scalar", variant: vr("prefetch:4:scalar") },
+      { label: "prefetch:4:block", variant: vr("prefetch:4:block") },
+      { label: "double:0:scalar", variant: vr("double:0:scalar") },
+      { label: "double:4:scalar", variant: vr("double:4:scalar") },
+      { label: "double:4:block", variant: vr("double:4:block") },
+      { label: "double:4:scalar:8", variant: vr("double:4:scalar:8") },
+      { label: "double 128x64", tile: t(128, 64, 16), variant: vr("double:4:scalar") },
+      { label: "double 64x128", tile: t(64, 128, 16), variant: vr("double:4:scalar") },
+      { label: "double bk8", tile: t(128, 128, 8), variant: vr("double:4:scalar") },
+      { label: "prefetch bk32", tile: t(128, 128, 32), variant: vr("prefetch:4:scalar") },
+    ];
+    const lm: Case[] = [
+      { label: "legacy", legacy: true },
+      { label: "none:4:scalar", tile: matmulTiles.large, variant: vr("none:4:scalar") },
+      { label: "prefetch:4:scalar", tile: matmulTiles.large, variant: vr("prefetch:4:scalar") },
+      { label: "double:4:scalar", tile: matmulTiles.large, variant: vr("double:4:scalar") },
+      { label: "double:4:block", tile: matmulTiles.large, variant: vr("double:4:block") },
+      { label: "double 128x64", tile: t(128, 64, 16), variant: vr("double:4:scalar") },
+      { label: "double 64x128", tile: t(64, 128, 16), variant: vr("double:4:scalar") },
+    ];
+    const dW: Case[] = [
+      { label: "legacy", legacy: true },
+      { label: "legacy split1", legacy: true, splitK: 1 },
+      { label: "large split1", tile: matmulTiles.large, splitK: 1 },
+      { label: "large split8", tile: matmulTiles.large, splitK: 8 },
+      { label: "large split16", tile: matmulTiles.large, splitK: 16 },
+      { label: "128x64 split8", tile: t(128, 64, 16), splitK: 8 },
+      { label: "medium split4", tile: matmulTiles.medium, splitK: 4 },
+      { label: "medium split8", tile: matmulTiles.medium, splitK: 8 },
+    ];
+    return [
+      [sq(4096), big],
+      [lmShapes[0], lm],
+      [lmShapes[1], lm],
+      [lmShapes[2], lm],
+      [lmShapes[3], lm.slice(0, 5)],
+      [lmShapes[4], lm],
+      [lmShapes[8], dW],
+    ];
+  },
+};
+
+let seed = 1;
+function randomArray(n: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    a[i] = (seed >>> 8) / 2 ** 23 - 1;
+  }
+  return a;
+}
+
+/** The previous generator's dispatch with its own tile and split-K choice (copied from the old lib code). */
+function legacyDispatch(sh: Shape, a: Tensor, b: Tensor, out: Tensor, splitOverride?: number): void {
+  const spec = {
+    batch: 1,
+    m: sh.m,
+    n: sh.n,
+    k: sh.k,
+    transA: !!sh.transA,
+    transB: !!sh.transB,
+    batchStrideA: 0,
+    batchStrideB: 0,
+  };
+  const tiles = matmulTiles; // unchanged names and sizes
+  const groups = (tl: MatmulTile) => Math.ceil(sh.m / tl.bm) * Math.ceil(sh.n / tl.bn);
+  const tile = groups(tiles.large) >= 132 ? tiles.large : tiles.medium;
+  const g = groups(tile);
+  const splits = splitOverride ??
+    (g >= 132 || sh.k < 1024 ? 1 : Math.max(1, Math.min(Math.floor(sh.k / 256), Math.ceil(264 / g), 32)));
+  const k = legacyKernel!({ ...spec, tile, splitK: splits });
+  const be = gpu();
+  if (splits > 1) {
+    const layers = k.workgroups[2];
+    const partial = be.alloc(layers * sh.m * sh.n * 4);
+    be.dispatch(be.prepare(k.name + "_legacy", k.source), {
+      buffers: [a.buffer, b.buffer, partial],
+      workgroups: k.workgroups as [number, number, number],
+    });
+    const r = reduceKernel("sum", { outer: 1, reduced: layers, inner: sh.m * sh.n });
+    be.dispatch(be.prepare(r.name, r.source), { buffers: [partial, out.buffer], workgroups: r.workgroups });
+    be.free(partial);
+  } else {
+    be.dispatch(be.prepare(k.name + "_legacy", k.source), {
+      buffers: [a.buffer, b.buffer, out.buffer],
+      workgroups: k.workgroups as [number, number, number],
+    });
+  }
+}
+
+interface Row {
+  shape: string;
+  label: string;
+  ms: number[];
+  err: number;
+  compileMs: number;
+}
+const rows: Row[] = [];
+// Whole-process warm-up: bring the clocks up before the first timing.
+{
+  const wa = tensor(randomArray(2048 * 2048), { shape: [2048, 2048] });
+  for (let i = 0; i < 150; i++) tidy(() => void matmul(wa, wa));
+  await backend.sync();
+  wa.dispose();
+}
+for (const [sh, cases] of plans[args.values.plan!]()) {
+  if (args.values.only && !sh.name.includes(args.values.only)) continue;
+  const { m, n, k } = sh;
+  const ha = randomArray(m * k), hb = randomArray(k * n);
+  const a = tensor(ha, { shape: sh.transA ? [k, m] : [m, k] }), b = tensor(hb, { shape: sh.transB ? [n, k] : [k, n] });
+  const run = (c: Case): Tensor => {
+    if (c.legacy) {
+      const out = empty([m, n]);
+      legacyDispatch(sh, a, b, out, c.splitK);
+      return out;
+    }
+    return matmul(a, b, { transA: sh.transA, transB: sh.transB, tile: c.tile, splitK: c.splitK, variant: c.variant });
+  };
+  const live: { c: Case; row: Row }[] = [];
+  for (const c of cases) {
+    if (c.legacy && !legacyKernel) continue;
+    const t0 = performance.now();
+    let out: Tensor;
+    try {
+      out = run(c);
+      const got = (await out.data()) as Float32Array;
+      // Sampled entries against float64 dot products.
+      let err = 0;
+      for (let s = 0; s < 48; s++) {
+        const i = (s * 7919 + 13) % m, j = (s * 104729 + 7) % n;
+        let ref = 0;
+        for (let p = 0; p < k; p++) {
+          ref += (sh.transA ? ha[p * m + i] : ha[i * k + p]) * (sh.transB ? hb[j * k + p] : hb[p * n + j]);
+        }
+        err = Math.max(err, Math.abs(got[i * n + j] - ref) / Math.sqrt(k));
+      }
+      out.dispose();
+      const row = { shape: sh.name, label: c.label, ms: [] as number[], err, compileMs: performance.now() - t0 };
+      rows.push(row);
+      live.push({ c, row });
+    } catch (e) {
+      console.log(`${sh.name} ${c.label}: FAILED ${e}`);
+    }
+  }
+  // The GPU drops its clocks within milliseconds of idling (345 MHz at rest): short kernels timed after a sync
+  // ran at a third of their speed. So each timing follows ~80 ms of the same work submitted without a wait, and
+  // repeats until it covers ~30 ms.
+  const est = new Map<Case, number>();
+  for (const { c } of live) {
+    const timings = await backend.profile(() => void tidy(() => void run(c)));
+    est.set(c, Math.max(0.005, timings.reduce((s, x) => s + x.ms, 0)));
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const { c, row } of live) {
+      const e = est.get(c)!;
+      const warm = Math.min(400, Math.ceil(150 / e)), n = Math.min(400, Math.max(reps, Math.ceil(30 / e)));
+      for (let i = 0; i < warm; i++) tidy(() => void run(c));
+      const timings = await backend.profile(() => {
+        for (let i = 0; i < n; i++) tidy(() => void run(c));
+      });
+      row.ms.push(timings.reduce((s, x) => s + x.ms, 0) / n);
+      est.set(c, Math.min(...row.ms));
+    }
+  }
+  const flops = 2 * m * n * k;
+  for (const { row } of live) {
+    const best = Math.min(...row.ms), tf = (ms: number) => (flops / (ms / 1e3) / 1e12).toFixed(1);
+    console.log(
+      `| ${sh.name} ${m}x${n}x${k}${sh.transA ? " tA" : ""}${sh.transB ? " tB" : ""} | ${row.label} | ${tf(best)} | ${
+        row.ms.map(tf).join(" ")
+      } | ${best.toFixed(3)} | err ${row.err.toExponential(1)} | compile+check ${row.compileMs.toFixed(0)} ms |`,
+    );
+  }
+  a.dispose();
+  b.dispose();
+}
+console.log(JSON.stringify(rows));

@@ -1,0 +1,122 @@
+/**
+ * Training-step benchmark at CS336's TinyStories shape (vocab 10000, context 256, d_model 512, 4 layers, 16 heads,
+ * d_ff 1344), batch 32: forward, cross-entropy, backward, global-norm clipping and AdamW, with one GPU round trip
+ * per `--log` steps as in the trainer. Prints tokens/s and a per-kernel GPU-time breakdown of one step.
+ *
+ * Run on the GPU machine beside `python3 .device/torch_train_step.py` (same shapes) and report the ratio.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  AdamW,
+  crossEntropy,
+  gpu,
+  initGpu,
+  keep,
+  noGrad,
+  readAll,
+  type Tensor,
+  tensor,
+  tidy,
+  TransformerLM,
+} from "../mod.ts";
+import { Rng } from "../lib/random.ts";
+
+const { values } = parseArgs({
+  options: {
+    vocab: { type: "string", default: "10000" },
+    ctx: { type: "string", default: "256" },
+    "d-model": { type: "string", default: "512" },
+    layers: { type: "string", default: "4" },
+    heads: { type: "string", default: "16" },
+    "d-ff": { type: "string", default: "1344" },
+    batch: { type: "string", default: "32" },
+    steps: { type: "string", default: "30" },
+    log: { type: "string", default: "10" },
+  },
+});
+const V = Number(values.vocab), T = Number(values.ctx), D = Number(values["d-model"]);
+const L = Number(values.layers), H = Number(values.heads), FF = Number(values["d-ff"]), B = Number(values.batch);
+const steps = Number(values.steps), logEvery = Number(values.log);
+
+const backend = await initGpu();
+const model = new TransformerLM({
+  vocabSize: V,
+  contextLength: T,
+  dModel: D,
+  numLayers: L,
+  numHeads: H,
+  dFf: FF,
+  ropeTheta: 10000,
+}, { seed: 0 });
+const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.1, betas: [0.9, 0.95] });
+const rng = new Rng(0);
+// Batches are drawn on the host up front, as the data loader would hand them over.
+const batches = Array.from({ length: 4 }, () => {
+  const ids = Int32Array.from({ length: B * (T + 1) }, () => rng.int(V));
+  const inputs = new Int32Array(B * T), targets = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    inputs.set(ids.subarray(b * (T + 1), b * (T + 1) + T), b * T);
+    targets.set(ids.subarray(b * (T + 1) + 1, b * (T + 1) + T + 1), b * T);
+  }
+  return { inputs, targets };
+});
+
+function step(i: number): [Tensor, Tensor] {
+  const { inputs, targets } = batches[i % batches.length];
+  const loss = tidy(() => {
+    const x = tensor(inputs, { shape: [B, T], dtype: "i32" }), y = tensor(targets, { shape: [B, T], dtype: "i32" });
+    const l = crossEntropy(model.forward(x), y);
+    l.backward();
+    return keep(noGrad(() => l));
+  });
+  const norm = opt.step({ lr: 1e-3, maxGradNorm: 1.0 });
+  opt.zeroGrad();
+  return [loss, norm];
+}
+
+// Warm-up compiles every kernel.
+for (let i = 0; i < 3; i++) for (const t of step(i)) t.dispose();
+await backend.sync();
+
+const t0 = performance.now();
+let pending: Tensor[] = [];
+let lastLoss = NaN;
+for (let i = 0; i < steps; i++) {
+  pending.push(...step(i));
+  if ((i + 1) % logEvery === 0 || i === steps - 1) {
+    const vals = await readAll(pending);
+    lastLoss = vals[vals.length - 2][0];
+    for (const t of pending) t.dispose();
+    pending = [];
+  }
+}
+const seconds = (performance.now() - t0) / 1000;
+const msPerStep = (seconds * 1000) / steps;
+const tokensPerSec = (steps * B * T) / seconds;
+
+const timings = await backend.profile(() => {
+  for (const t of step(0)) t.dispose();
+});
+const gpuMs = timings.reduce((s, t) => s + t.ms, 0);
+console.log(`# ${backend.info.description}: ${model.numParameters().toLocaleString()} parameters, batch ${B} x ${T}`);
+console.log("| kernel | dispatches | GPU ms per step | share |");
+console.log("| --- | ---: | ---: | ---: |");
+for (const t of timings.slice(0, 16)) {
+  console.log(`| ${t.name} | ${t.count} | ${t.ms.toFixed(3)} | ${(100 * t.ms / gpuMs).toFixed(1)}% |`);
+}
+console.log(
+  `| all kernels (profiled, one pass per dispatch) | ${timings.reduce((s, t) => s + t.count, 0)} | ${
+    gpuMs.toFixed(2)
+  } | |`,
+);
+console.log(
+  JSON.stringify({
+    name: "nanolm webgpu f32",
+    tokens_per_s: Math.round(tokensPerSec),
+    ms_per_step: Number(msPerStep.toFixed(2)),
+    last_loss: lastLoss,
+    memory: gpu().memory(),
+  }),
+);

@@ -1,0 +1,74 @@
+/**
+ * Fused AdamW step, in place on parameter and moments, as CS336's Algorithm 1:
+ *
+ *   g <- g * clip                      (global gradient-norm clipping factor, computed on the GPU)
+ *   m <- b1 m + (1 - b1) g
+ *   v <- b2 v + (1 - b2) g^2
+ *   p <- p - lr_t m / (sqrt(v) + eps)  with lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)
+ *   p <- p - lr wd p
+ *
+ * One kernel reads p, g, m, v once and writes p, m, v once: the update is bandwidth-bound, so fusing the six
+ * elementwise steps is the whole optimisation. Per-step scalars come through a uniform block so the kernel
+ * compiles once per parameter size.
+ *
+ * @module
+ */
+import { flatGrid, type KernelSource, workgroupReduce } from "./common.ts";
+
+const WG = 256;
+
+/** Bindings: p (rw), g, m (rw), v (rw), clip (1 f32), uniforms {lr, lrT, b1, b2, eps, wd}. */
+export function adamwKernel(n: number): KernelSource {
+  const grid = flatGrid(Math.ceil(n / WG));
+  return {
+    name: "adamw_step",
+    workgroups: grid.workgroups,
+    source: `struct Step { lr: f32, lrT: f32, b1: f32, b2: f32, eps: f32, wd: f32 }
+@group(0) @binding(0) var<storage, read_write> p: array<f32>;
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> m: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(4) var<storage, read> clip: array<f32>;
+@group(0) @binding(5) var<uniform> s: Step;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = ${grid.index} * ${WG}u + lid.x;
+  if (i >= ${n}u) { return; }
+  let gi = g[i] * clip[0];
+  let mi = s.b1 * m[i] + (1.0 - s.b1) * gi;
+  let vi = s.b2 * v[i] + (1.0 - s.b2) * gi * gi;
+  m[i] = mi;
+  v[i] = vi;
+  let pi = p[i] - s.lrT * mi / (sqrt(vi) + s.eps);
+  p[i] = pi - s.lr * s.wd * pi;
+}
+`,
+  };
+}
+
+/**
+ * Partial sums of squares of `n` elements: workgroup `w` of `groups` writes its share to `out[offset + w]`.
+ * Bindings: x, out (rw). Summing all partials of all gradients gives the squared global norm.
+ */
+export function sumSquaresKernel(n: number, offset: number, groups: number): KernelSource {
+  return {
+    name: "sum_squares",
+    workgroups: [groups, 1, 1],
+    source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  var acc = 0.0;
+  for (var i = wid.x * ${WG}u + lid.x; i < ${n}u; i += ${groups * WG}u) { let v = x[i]; acc += v * v; }
+${workgroupReduce("sum", "acc", "total", WG)}
+  if (lid.x == 0u) { out[${offset}u + wid.x] = total; }
+}
+`,
+  };
+}
+
+/** Workgroups {@linkcode sumSquaresKernel} uses for `n` elements: about 16K elements each, at most 128. */
+export function sumSquaresGroups(n: number): number {
+  return Math.max(1, Math.min(128, Math.ceil(n / 16384)));
+}

@@ -1,0 +1,67 @@
+/**
+ * Pieces shared by the kernel generators: launch grids and WGSL snippets.
+ *
+ * Every generator in this folder is a pure function from a shape-specialised description to WGSL source plus
+ * its launch grid; sizes are baked in as constants so that the compiler can unroll and fold index math, and the
+ * backend caches pipelines by source.
+ *
+ * @module
+ */
+
+/** A generated kernel: WGSL source, a name for profiles, and its launch grid. */
+export interface KernelSource {
+  /** Name shown in profiles. */
+  name: string;
+  /** WGSL source with entry point `main`. */
+  source: string;
+  /** Workgroups to dispatch. */
+  workgroups: [number, number, number];
+}
+
+/** The largest finite f32. */
+const F32_MAX = 3.4028234663852886e38;
+
+/** WebGPU guarantees at least this many workgroups per grid dimension. */
+export const MAX_GROUPS_PER_DIM = 65535;
+
+/**
+ * A 2-D grid of `groups` workgroups (folding into y past 65535), with the WGSL expression of the flat workgroup
+ * index. Kernels must ignore workgroups whose flat index is >= `groups`.
+ */
+export function flatGrid(groups: number): { workgroups: [number, number, number]; index: string } {
+  if (groups <= MAX_GROUPS_PER_DIM) return { workgroups: [Math.max(groups, 1), 1, 1], index: "wid.x" };
+  const y = Math.ceil(groups / MAX_GROUPS_PER_DIM);
+  const x = Math.ceil(groups / y);
+  return { workgroups: [x, y, 1], index: `(wid.x + wid.y * ${x}u)` };
+}
+
+/**
+ * Formats a number as a WGSL f32 literal. Values beyond the f32 range become the value float32 rounding gives
+ * (the largest float or an infinity), as on upload: WGSL rejects literals that f32 cannot represent.
+ */
+export function f32Literal(x: number): string {
+  if (Number.isNaN(x)) throw new RangeError("NaN cannot be a WGSL literal");
+  if (Math.abs(x) > F32_MAX) x = Math.fround(x);
+  if (x === Infinity) return "bitcast<f32>(0x7f800000u)";
+  if (x === -Infinity) return "bitcast<f32>(0xff800000u)";
+  const s = String(x);
+  return /[.e]/.test(s) ? `f32(${s})` : `${s}.0`;
+}
+
+/**
+ * WGSL that reduces `value` (an f32 expression per thread) across a workgroup of `size` threads with `op`
+ * ("sum" or "max") through workgroup memory `scratch` (declared by the caller as `array<f32, size>`), leaving the
+ * result in `let <out>` for every thread.
+ */
+export function workgroupReduce(op: "sum" | "max", value: string, out: string, size: number, scratch = "red"): string {
+  const combine = op === "sum" ? (a: string, b: string) => `${a} + ${b}` : (a: string, b: string) => `max(${a}, ${b})`;
+  const lines = [`  ${scratch}[lid.x] = ${value};`, "  workgroupBarrier();"];
+  for (let s = size / 2; s >= 1; s /= 2) {
+    lines.push(
+      `  if (lid.x < ${s}u) { ${scratch}[lid.x] = ${combine(`${scratch}[lid.x]`, `${scratch}[lid.x + ${s}u]`)}; }`,
+      "  workgroupBarrier();",
+    );
+  }
+  lines.push(`  let ${out} = ${scratch}[0];`, "  workgroupBarrier();");
+  return lines.join("\n");
+}

@@ -1,0 +1,90 @@
+/**
+ * Fused softmax cross-entropy over logits (rows, vocab) and integer targets: the forward writes each row's loss
+ * and log-sum-exp; the backward writes `(softmax - onehot) * dLoss / rows` without materialising the softmax.
+ *
+ * @module
+ */
+import { f32Literal, flatGrid, type KernelSource } from "./common.ts";
+
+const WG = 256;
+
+/** Bindings: logits, targets (i32), loss (write, per row), lse (write, per row). */
+export function crossEntropyForwardKernel(rows: number, vocab: number): KernelSource {
+  const grid = flatGrid(rows);
+  const negInf = f32Literal(-Infinity);
+  return {
+    name: "cross_entropy_forward",
+    workgroups: grid.workgroups,
+    source: `@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<i32>;
+@group(0) @binding(2) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+var<workgroup> red: array<f32, ${WG}>;
+var<workgroup> redMax: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = ${grid.index};
+  if (row >= ${rows}u) { return; }
+  let base = row * ${vocab}u;
+  // One pass with an online max: each thread keeps (max, sum of exp relative to it), then the pairs are merged.
+  var mx = ${f32Literal(-Infinity)};
+  var acc = 0.0;
+  for (var j = lid.x; j < ${vocab}u; j += ${WG}u) {
+    let x = logits[base + j];
+    // A -inf logit (masked entry) adds nothing; exp(x - mx) would be NaN while mx is still -inf.
+    if (x > mx) { acc = acc * exp(mx - x) + 1.0; mx = x; } else if (x > ${negInf}) { acc += exp(x - mx); }
+  }
+  redMax[lid.x] = mx;
+  red[lid.x] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid.x < s) {
+      let m1 = redMax[lid.x]; let m2 = redMax[lid.x + s];
+      let m = max(m1, m2);
+      // Guard -inf - -inf for threads that saw no element.
+      let a1 = select(red[lid.x] * exp(m1 - m), 0.0, m1 == ${f32Literal(-Infinity)});
+      let a2 = select(red[lid.x + s] * exp(m2 - m), 0.0, m2 == ${f32Literal(-Infinity)});
+      redMax[lid.x] = m;
+      red[lid.x] = a1 + a2;
+    }
+    workgroupBarrier();
+  }
+  let m = redMax[0];
+  let total = red[0];
+  if (lid.x == 0u) {
+    let l = m + log(total);
+    let t = targets[row];
+    lse[row] = l;
+    // An out-of-range target gives NaN, so that bad data cannot train silently.
+    loss[row] = select(bitcast<f32>(0x7fc00000u), l - logits[base + u32(max(t, 0))], t >= 0 && t < ${vocab});
+  }
+}
+`,
+  };
+}
+
+/** Bindings: logits, targets, lse, dLoss (1 element, the gradient of the mean loss), dlogits (write). */
+export function crossEntropyBackwardKernel(rows: number, vocab: number): KernelSource {
+  const n = rows * vocab;
+  const grid = flatGrid(Math.ceil(n / WG));
+  return {
+    name: "cross_entropy_backward",
+    workgroups: grid.workgroups,
+    source: `@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<i32>;
+@group(0) @binding(2) var<storage, read> lse: array<f32>;
+@group(0) @binding(3) var<storage, read> dloss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = ${grid.index} * ${WG}u + lid.x;
+  if (i >= ${n}u) { return; }
+  let row = i / ${vocab}u;
+  let j = i % ${vocab}u;
+  let p = exp(logits[i] - lse[row]);
+  let onehot = select(0.0, 1.0, i32(j) == targets[row]);
+  dlogits[i] = (p - onehot) * dloss[0] * ${f32Literal(1 / rows)};
+}
+`,
+  };
+}

@@ -1,0 +1,457 @@
+/**
+ * Kernels of the KV-cached decode step: one new token per sequence, so every matmul is a matrix-vector product
+ * over at most a few rows, and every dispatch is latency-bound rather than compute-bound.
+ *
+ * Why dedicated kernels rather than the tensor ops: a decode step at the CS336 TinyStories shape is ~90 MB of
+ * weight reads and a few MFLOP, so its cost is the number of dispatches (about 3 us each on the H100 even when
+ * tiny) plus one pass over the weights. These kernels fuse what the tensor ops do in separate dispatches:
+ *
+ * - {@linkcode decodeLinearKernel}: RMSNorm (prologue) + `x W^T` + residual add, SiLU or SwiGLU (epilogue);
+ * - {@linkcode decodeQkvKernel}: RMSNorm + q, k, v projections + RoPE + append of k, v to the cache at the
+ *   sequence's position;
+ * - {@linkcode decodeAttentionKernel}: one query against the first `pos + 1` cached rows.
+ *
+ * Per-sequence positions live in a small `state` buffer (u32 words, {@linkcode STATE_WORDS} per row: position,
+ * draw counter) that the sampling kernel advances on the GPU, so that the sources never depend on the step: each
+ * kernel compiles once per model and batch size, and a step needs no upload and no readback.
+ *
+ * @module
+ */
+import { f32Literal, flatGrid, type KernelSource, workgroupReduce } from "./common.ts";
+
+/** u32 words per sequence in the decode `state` buffer: [position of the next token to feed, draw counter, 0, 0]. */
+export const STATE_WORDS = 4;
+
+/** Threads of the matrix-vector kernels. */
+const LINEAR_WG = 128;
+/** Output columns per workgroup; LINEAR_WG / COLS threads split each column's dot products. */
+const COLS = 4;
+/** Rows (sequences) handled by one workgroup; more rows use more workgroups along y. */
+const MAX_ROWS = 8;
+
+/** Epilogue of {@linkcode decodeLinearKernel}. */
+export type DecodeEpilogue = "store" | "add" | "silu" | "swiglu";
+
+/** A decode matrix-vector product: `out (rows, n) = f(norm(x) (rows, k) @ W (n, k)^T)`. */
+export interface DecodeLinearSpec {
+  /** Sequences in the batch. */
+  rows: number;
+  /** Input features. */
+  k: number;
+  /** Output features. */
+  n: number;
+  /** Fuse an RMSNorm of each input row (with a gain vector bound after `x`) when given. */
+  norm?: { eps: number } | null;
+  /**
+   * `store`: out = y; `add`: out += y (residual update in place; `out` must not be `x`); `silu`: out = silu(y);
+   * `swiglu`: out = silu(x W1^T) * (x W3^T), with W3 bound after W1.
+   */
+  epilogue: DecodeEpilogue;
+}
+
+/** Vector width used for K: vec4 loads when K allows them. */
+function lanes(k: number): { t: string; w: number; dot: (a: string, b: string) => string } {
+  return k % 4 === 0
+    ? { t: "vec4f", w: 4, dot: (a, b) => `dot(${a}, ${b})` }
+    : { t: "f32", w: 1, dot: (a, b) => `(${a} * ${b})` };
+}
+
+/**
+ * The shared body of the matrix-vector kernels: each column group of G threads walks K for one output column and
+ * `rb` rows, then a tree over the G lanes leaves slot s of row r in `red[(s * rb + r) * WG + c * G]`. Slot
+ * `weights.length` holds the row's sum of squares when `norm` is set (every column group covers all of K).
+ */
+function gemvBody(spec: {
+  k: number;
+  rows: number;
+  rb: number;
+  weights: string[];
+  loadWeight?: (name: string, index: string) => string;
+  norm: boolean;
+}): { decls: string; body: string; slots: number } {
+  const { k, rows, rb, weights, norm } = spec;
+  const L = lanes(k);
+  const kv = k / L.w;
+  const G = LINEAR_WG / COLS;
+  const slots = weights.length + (norm ? 1 : 0);
+  const load = spec.loadWeight ?? ((name, index) => `${name}[${index}]`);
+  const lines: string[] = [];
+  for (let r = 0; r < rb; r++) {
+    lines.push(`  let xrow${r} = min(b0 + ${r}u, ${rows - 1}u) * ${kv}u;`);
+    for (let s = 0; s < slots; s++) lines.push(`  var acc${s}_${r} = 0.0;`);
+  }
+  lines.push(`  for (var i = g; i < ${kv}u; i += ${G}u) {`);
+  weights.forEach((w, s) => lines.push(`    let w${s} = ${load(w, `wrow + i`)};`));
+  if (norm) lines.push(`    let gain = lnw[i];`);
+  for (let r = 0; r < rb; r++) {
+    lines.push(`    let xv${r} = x[xrow${r} + i];`);
+    const xin = norm ? `(xv${r} * gain)` : `xv${r}`;
+    weights.forEach((_, s) => lines.push(`    acc${s}_${r} += ${L.dot(`w${s}`, xin)};`));
+    if (norm) lines.push(`    acc${weights.length}_${r} += ${L.dot(`xv${r}`, `xv${r}`)};`);
+  }
+  lines.push("  }");
+  for (let s = 0; s < slots; s++) {
+    for (let r = 0; r < rb; r++) lines.push(`  red[${(s * rb + r) * LINEAR_WG}u + t] = acc${s}_${r};`);
+  }
+  lines.push("  workgroupBarrier();");
+  for (let step = G / 2; step >= 1; step /= 2) {
+    lines.push(`  if (g < ${step}u) {`);
+    for (let s = 0; s < slots; s++) {
+      for (let r = 0; r < rb; r++) {
+        const at = `${(s * rb + r) * LINEAR_WG}u + t`;
+        lines.push(`    red[${at}] += red[${at} + ${step}u];`);
+      }
+    }
+    lines.push("  }", "  workgroupBarrier();");
+  }
+  return {
+    decls: `var<workgroup> red: array<f32, ${slots * rb * LINEAR_WG}>;`,
+    body: lines.join("\n"),
+    slots,
+  };
+}
+
+function rowBlock(rows: number): { rb: number; blocks: number } {
+  const rb = Math.min(rows, MAX_ROWS);
+  return { rb, blocks: Math.ceil(rows / rb) };
+}
+
+function checkPositive(name: string, fields: Record<string, number>): void {
+  for (const [key, v] of Object.entries(fields)) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name}: ${key} must be an integer >= 1, got ${v}`);
+  }
+}
+
+/**
+ * Matrix-vector product for decoding, see {@linkcode DecodeLinearSpec}. Bindings: x (rows, k), [gain (k) if
+ * norm], W (n, k), [W3 (n, k) if swiglu], out (rows, n). Grid: (ceil(n / 4), ceil(rows / 8)).
+ *
+ * @example
+ * ```ts
+ * import { decodeLinearKernel } from "./decode.ts";
+ * const k = decodeLinearKernel({ rows: 1, k: 512, n: 1344, norm: { eps: 1e-5 }, epilogue: "swiglu" });
+ * console.assert(k.workgroups[0] === 336);
+ * ```
+ */
+export function decodeLinearKernel(spec: DecodeLinearSpec): KernelSource {
+  const { rows, k, n, epilogue } = spec;
+  checkPositive("decodeLinearKernel", { rows, k, n });
+  const norm = spec.norm ?? null;
+  const { rb, blocks } = rowBlock(rows);
+  const L = lanes(k);
+  const weights = epilogue === "swiglu" ? ["w", "w3"] : ["w"];
+  const gemv = gemvBody({ k, rows, rb, weights, norm: norm !== null });
+  const G = LINEAR_WG / COLS;
+  let b = 0;
+  const bind = (decl: string) => `@group(0) @binding(${b++}) ${decl}`;
+  const decls = [
+    bind(`var<storage, read> x: array<${L.t}>;`),
+    norm ? bind(`var<storage, read> lnw: array<${L.t}>;`) : "",
+    bind(`var<storage, read> w: array<${L.t}>;`),
+    epilogue === "swiglu" ? bind(`var<storage, read> w3: array<${L.t}>;`) : "",
+    bind(`var<storage, read_write> out: array<f32>;`),
+  ].filter(Boolean).join("\n");
+  const at = (s: number) => `red[${s} * ${rb * LINEAR_WG}u + r * ${LINEAR_WG}u + c * ${G}u]`;
+  const scale = norm ? `inverseSqrt(${at(gemv.slots - 1)} / ${f32Literal(k)} + ${f32Literal(norm.eps)})` : "1.0";
+  const value = epilogue === "swiglu"
+    ? `silu(${at(0)} * rs) * (${at(1)} * rs)`
+    : epilogue === "silu"
+    ? `silu(${at(0)} * rs)`
+    : `${at(0)} * rs`;
+  const write = epilogue === "add" ? "out[o] = out[o] + y;" : "out[o] = y;";
+  return {
+    name: `decode_linear_${epilogue}`,
+    workgroups: [Math.ceil(n / COLS), blocks, 1],
+    source: `${decls}
+${gemv.decls}
+fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
+@compute @workgroup_size(${LINEAR_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let t = lid.x;
+  let c = t / ${G}u;
+  let g = t % ${G}u;
+  let col = wid.x * ${COLS}u + c;
+  let b0 = wid.y * ${rb}u;
+  let wrow = min(col, ${n - 1}u) * ${k / L.w}u;
+${gemv.body}
+  // Lane r of each column group writes row r of its column.
+  let r = g;
+  if (r < ${rb}u && b0 + r < ${rows}u && col < ${n}u) {
+    let rs = ${scale};
+    let y = ${value};
+    let o = (b0 + r) * ${n}u + col;
+    ${write}
+  }
+}
+`,
+  };
+}
+
+/** The fused q/k/v projection of a decode step. */
+export interface DecodeQkvSpec {
+  /** Sequences in the batch. */
+  rows: number;
+  /** Model width (= heads * head dim). */
+  dModel: number;
+  /** Attention heads. */
+  heads: number;
+  /** Rows of the KV cache per (sequence, head): the context length. */
+  maxLen: number;
+  /** Fuse the block's RMSNorm (gain bound after `x`) when given. */
+  norm?: { eps: number } | null;
+  /** Apply RoPE to q and k from an interleaved (maxLen, headDim / 2) table of (cos, sin) pairs. */
+  rope: boolean;
+}
+
+/**
+ * `q, k, v = norm(x) Wq^T, Wk^T, Wv^T`, RoPE on q and k at each sequence's position `state[b].pos`, q written to
+ * `q` (rows, dModel) and k, v appended to the caches (rows, heads, maxLen, headDim) at row `pos` (skipped when
+ * `pos >= maxLen`). Bindings: x, [gain], wq, wk, wv, [rope table], state, q, kCache, vCache.
+ * Grid: (3 * dModel / 4, ceil(rows / 8)).
+ *
+ * @example
+ * ```ts
+ * import { decodeQkvKernel } from "./decode.ts";
+ * const k = decodeQkvKernel({ rows: 2, dModel: 64, heads: 4, maxLen: 32, norm: { eps: 1e-5 }, rope: true });
+ * console.assert(k.workgroups[0] === 48);
+ * ```
+ */
+export function decodeQkvKernel(spec: DecodeQkvSpec): KernelSource {
+  const { rows, dModel: d, heads, maxLen } = spec;
+  checkPositive("decodeQkvKernel", { rows, dModel: d, heads, maxLen });
+  const hd = d / heads;
+  if (!Number.isInteger(hd) || (spec.rope && hd % 2 !== 0)) {
+    throw new RangeError(`decodeQkvKernel: heads (${heads}) must divide dModel (${d}) into an even head dim`);
+  }
+  const norm = spec.norm ?? null;
+  const { rb, blocks } = rowBlock(rows);
+  const L = lanes(d);
+  const gemv = gemvBody({
+    k: d,
+    rows,
+    rb,
+    weights: ["w"],
+    // Columns [0, d) come from wq, [d, 2d) from wk, [2d, 3d) from wv; the branch is uniform per column group.
+    loadWeight: (_name, index) => `loadW(which, ${index})`,
+    norm: norm !== null,
+  });
+  const G = LINEAR_WG / COLS;
+  let b = 0;
+  const bind = (decl: string) => `@group(0) @binding(${b++}) ${decl}`;
+  const decls = [
+    bind(`var<storage, read> x: array<${L.t}>;`),
+    norm ? bind(`var<storage, read> lnw: array<${L.t}>;`) : "",
+    bind(`var<storage, read> wq: array<${L.t}>;`),
+    bind(`var<storage, read> wk: array<${L.t}>;`),
+    bind(`var<storage, read> wv: array<${L.t}>;`),
+    spec.rope ? bind(`var<storage, read> ropeTable: array<vec2f>;`) : "",
+    bind(`var<storage, read> state: array<u32>;`),
+    bind(`var<storage, read_write> q: array<f32>;`),
+    bind(`var<storage, read_write> kCache: array<f32>;`),
+    bind(`var<storage, read_write> vCache: array<f32>;`),
+  ].filter(Boolean).join("\n");
+  const at = (s: string, cc: string) => `red[${s} * ${rb * LINEAR_WG}u + r * ${LINEAR_WG}u + ${cc} * ${G}u]`;
+  const scale = norm
+    ? `inverseSqrt(${at(String(gemv.slots - 1), "c")} / ${f32Literal(d)} + ${f32Literal(norm.eps)})`
+    : "1.0";
+  // Pairs (2i, 2i+1) of a head are neighbouring columns of one workgroup (COLS is even, d is even).
+  const rope = spec.rope
+    ? `if (which < 2u) {
+      let partner = ${at("0u", "(c ^ 1u)")} * rs;
+      let cs = ropeTable[min(p, ${maxLen - 1}u) * ${hd / 2}u + (i / 2u)];
+      y = select(partner * cs.y + y * cs.x, y * cs.x - partner * cs.y, (i & 1u) == 0u);
+    }`
+    : "";
+  return {
+    name: "decode_qkv",
+    workgroups: [Math.ceil((3 * d) / COLS), blocks, 1],
+    source: `${decls}
+${gemv.decls}
+fn loadW(which: u32, index: u32) -> ${L.t} {
+  if (which == 0u) { return wq[index]; }
+  if (which == 1u) { return wk[index]; }
+  return wv[index];
+}
+@compute @workgroup_size(${LINEAR_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let t = lid.x;
+  let c = t / ${G}u;
+  let g = t % ${G}u;
+  let n = min(wid.x * ${COLS}u + c, ${3 * d - 1}u);
+  let which = n / ${d}u;
+  let col = n % ${d}u;
+  let b0 = wid.y * ${rb}u;
+  let wrow = col * ${d / L.w}u;
+${gemv.body}
+  let r = g;
+  let row = b0 + r;
+  if (r < ${rb}u && row < ${rows}u && wid.x * ${COLS}u + c < ${3 * d}u) {
+    let rs = ${scale};
+    let p = state[row * ${STATE_WORDS}u];
+    let h = col / ${hd}u;
+    let i = col % ${hd}u;
+    var y = ${at("0u", "c")} * rs;
+    ${rope}
+    if (which == 0u) {
+      q[row * ${d}u + col] = y;
+    } else if (p < ${maxLen}u) {
+      let dst = ((row * ${heads}u + h) * ${maxLen}u + p) * ${hd}u + i;
+      if (which == 1u) { kCache[dst] = y; } else { vCache[dst] = y; }
+    }
+  }
+}
+`,
+  };
+}
+
+/** Threads of the decode attention kernel. */
+const ATTN_WG = 256;
+/** The longest context the decode attention kernel holds scores for in workgroup memory (16 KiB). */
+export const MAX_DECODE_CONTEXT = 4096;
+
+/**
+ * Attention of one query per (sequence, head) against the first `min(pos + 1, maxLen)` rows of the caches, with
+ * `pos` read from `state`: the length is dynamic, so the kernel compiles once. Scores are scaled by
+ * 1/sqrt(headDim) as in the training attention. Bindings: q (rows, dModel), kCache, vCache (rows, heads, maxLen,
+ * headDim), state, out (rows, dModel) with heads merged. Grid: (heads, rows).
+ *
+ * @example
+ * ```ts
+ * import { decodeAttentionKernel } from "./decode.ts";
+ * const k = decodeAttentionKernel({ rows: 1, heads: 16, headDim: 32, maxLen: 256 });
+ * console.assert(k.workgroups[0] === 16);
+ * ```
+ */
+export function decodeAttentionKernel(
+  spec: { rows: number; heads: number; headDim: number; maxLen: number },
+): KernelSource {
+  const { rows, heads, headDim: hd, maxLen } = spec;
+  checkPositive("decodeAttentionKernel", { rows, heads, headDim: hd, maxLen });
+  if (maxLen > MAX_DECODE_CONTEXT) {
+    throw new RangeError(
+      `decodeAttentionKernel: maxLen ${maxLen} exceeds ${MAX_DECODE_CONTEXT}, the most scores a workgroup holds`,
+    );
+  }
+  if (hd > ATTN_WG) throw new RangeError(`decodeAttentionKernel: headDim ${hd} exceeds ${ATTN_WG}`);
+  const d = heads * hd;
+  const groups = Math.floor(ATTN_WG / hd); // phase 2: `groups` threads per output dim split the keys
+  const L = lanes(hd);
+  const hv = hd / L.w;
+  const dots = Array.from({ length: hv }, (_, i) => L.dot(`qs[${i}]`, `kCache[kb + ${i}u]`)).join(" + ");
+  return {
+    name: "decode_attention",
+    workgroups: [heads, rows, 1],
+    source: `@group(0) @binding(0) var<storage, read> q: array<${L.t}>;
+@group(0) @binding(1) var<storage, read> kCache: array<${L.t}>;
+@group(0) @binding(2) var<storage, read> vCache: array<f32>;
+@group(0) @binding(3) var<storage, read> state: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+var<workgroup> qs: array<${L.t}, ${hv}>;
+var<workgroup> sc: array<f32, ${maxLen}>;
+var<workgroup> red: array<f32, ${ATTN_WG}>;
+@compute @workgroup_size(${ATTN_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let h = wid.x;
+  let b = wid.y;
+  let len = min(state[b * ${STATE_WORDS}u] + 1u, ${maxLen}u);
+  let base = (b * ${heads}u + h) * ${maxLen}u;
+  if (lid.x < ${hv}u) { qs[lid.x] = q[(b * ${d}u + h * ${hd}u) / ${L.w}u + lid.x] * ${f32Literal(1 / Math.sqrt(hd))}; }
+  workgroupBarrier();
+  var mloc = bitcast<f32>(0xff800000u);
+  for (var j = lid.x; j < len; j += ${ATTN_WG}u) {
+    let kb = (base + j) * ${hv}u;
+    let s = ${dots};
+    sc[j] = s;
+    mloc = max(mloc, s);
+  }
+${workgroupReduce("max", "mloc", "m", ATTN_WG)}
+  var lloc = 0.0;
+  for (var j = lid.x; j < len; j += ${ATTN_WG}u) {
+    let e = exp(sc[j] - m);
+    sc[j] = e;
+    lloc += e;
+  }
+${workgroupReduce("sum", "lloc", "l", ATTN_WG)}
+  // Phase 2: thread (grp, i) sums p_j v_j[i] over keys j = grp, grp + ${groups}, ...
+  let i = lid.x % ${hd}u;
+  let grp = lid.x / ${hd}u;
+  var acc = 0.0;
+  if (grp < ${groups}u) {
+    for (var j = grp; j < len; j += ${groups}u) { acc += sc[j] * vCache[(base + j) * ${hd}u + i]; }
+  }
+  red[lid.x] = acc;
+  workgroupBarrier();
+  if (lid.x < ${hd}u) {
+    var total = 0.0;
+    for (var s = 0u; s < ${groups}u; s++) { total += red[s * ${hd}u + lid.x]; }
+    out[b * ${d}u + h * ${hd}u + lid.x] = total / l;
+  }
+}
+`,
+  };
+}
+
+/**
+ * RMSNorm of each row of `x` (rows, dim) in place (post-norm blocks normalise the residual stream after the
+ * add). Bindings: x (read_write), gain (dim). Grid: (rows).
+ *
+ * @example
+ * ```ts
+ * import { decodeRmsNormInPlaceKernel } from "./decode.ts";
+ * console.assert(decodeRmsNormInPlaceKernel(2, 64, 1e-5).workgroups[0] === 2);
+ * ```
+ */
+export function decodeRmsNormInPlaceKernel(rows: number, dim: number, eps: number): KernelSource {
+  checkPositive("decodeRmsNormInPlaceKernel", { rows, dim });
+  const WG = 128;
+  return {
+    name: "decode_rmsnorm_inplace",
+    workgroups: [rows, 1, 1],
+    source: `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let base = wid.x * ${dim}u;
+  var acc = 0.0;
+  for (var j = lid.x; j < ${dim}u; j += ${WG}u) { let v = x[base + j]; acc += v * v; }
+${workgroupReduce("sum", "acc", "ss", WG)}
+  let r = inverseSqrt(ss / ${f32Literal(dim)} + ${f32Literal(eps)});
+  // Each thread rewrites only the elements it read, after every read of the row (the barrier above).
+  for (var j = lid.x; j < ${dim}u; j += ${WG}u) { x[base + j] = x[base + j] * r * w[j]; }
+}
+`,
+  };
+}
+
+/**
+ * Picks each sequence's last prompt row out of prefill logits: `out[b] = logits[b, state[b].pos - 1]`.
+ * Bindings: logits (rows, seq, vocab), state, out (rows, vocab).
+ *
+ * @example
+ * ```ts
+ * import { lastRowsKernel } from "./decode.ts";
+ * console.assert(lastRowsKernel(2, 8, 100).name === "decode_last_rows");
+ * ```
+ */
+export function lastRowsKernel(rows: number, seq: number, vocab: number): KernelSource {
+  checkPositive("lastRowsKernel", { rows, seq, vocab });
+  const n = rows * vocab;
+  const grid = flatGrid(Math.ceil(n / 256));
+  return {
+    name: "decode_last_rows",
+    workgroups: grid.workgroups,
+    source: `@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> state: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = ${grid.index} * 256u + lid.x;
+  if (i >= ${n}u) { return; }
+  let b = i / ${vocab}u;
+  let t = clamp(state[b * ${STATE_WORDS}u], 1u, ${seq}u) - 1u;
+  out[i] = logits[(b * ${seq}u + t) * ${vocab}u + i % ${vocab}u];
+}
+`,
+  };
+}

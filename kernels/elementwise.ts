@@ -1,0 +1,75 @@
+/**
+ * One generated kernel for every elementwise op: any number of inputs broadcast to the output shape, combined
+ * by a WGSL expression. Broadcasting is resolved at generation time (strides of broadcast dims are zero and
+ * folded away), so a same-shape op compiles to a straight `out[i] = f(a[i], b[i])`.
+ *
+ * @module
+ */
+import { flatGrid, type KernelSource } from "./common.ts";
+
+/** WGSL element type of each dtype. */
+export const wgslType = { f32: "f32", i32: "i32" } as const;
+
+/** An elementwise kernel's description. */
+export interface ElementwiseSpec {
+  /** Name for profiles. */
+  name: string;
+  /** Output shape. */
+  outShape: readonly number[];
+  /** Output dtype. */
+  outDtype: "f32" | "i32";
+  /** Inputs: their shapes (broadcastable to outShape, aligned right) and dtypes. */
+  inputs: { shape: readonly number[]; dtype: "f32" | "i32" }[];
+  /** The output value as a WGSL expression of the input values `v0, v1, ...`. */
+  expr: string;
+}
+
+const WG = 256;
+
+/** Generates the kernel for an elementwise op (see {@linkcode ElementwiseSpec}). */
+export function elementwiseKernel(spec: ElementwiseSpec): KernelSource {
+  const n = spec.outShape.reduce((a, b) => a * b, 1);
+  const grid = flatGrid(Math.ceil(n / WG));
+  const decls: string[] = [];
+  const loads: string[] = [];
+  spec.inputs.forEach((inp, k) => {
+    decls.push(`@group(0) @binding(${k}) var<storage, read> in${k}: array<${wgslType[inp.dtype]}>;`);
+    loads.push(`  let v${k} = in${k}[${broadcastIndex(inp.shape, spec.outShape)}];`);
+  });
+  decls.push(
+    `@group(0) @binding(${spec.inputs.length}) var<storage, read_write> out: array<${wgslType[spec.outDtype]}>;`,
+  );
+  const source = `${decls.join("\n")}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = ${grid.index} * ${WG}u + lid.x;
+  if (i >= ${n}u) { return; }
+${loads.join("\n")}
+  out[i] = ${spec.expr};
+}
+`;
+  return { name: spec.name, source, workgroups: grid.workgroups };
+}
+
+/**
+ * WGSL expression for the flat index into an input of shape `inShape` broadcast to `outShape`, given the flat
+ * output index `i`.
+ */
+export function broadcastIndex(inShape: readonly number[], outShape: readonly number[]): string {
+  const inSize = inShape.reduce((a, b) => a * b, 1);
+  if (inSize === 1) return "0u";
+  const pad = outShape.length - inShape.length;
+  const full = [...Array(pad).fill(1), ...inShape];
+  if (full.every((d, j) => d === outShape[j])) return "i";
+  const terms: string[] = [];
+  let outStride = 1, inStride = 1;
+  for (let d = outShape.length - 1; d >= 0; d--) {
+    if (full[d] !== 1) {
+      const coord = outStride === 1 ? `(i % ${outShape[d]}u)` : `((i / ${outStride}u) % ${outShape[d]}u)`;
+      terms.push(inStride === 1 ? coord : `${coord} * ${inStride}u`);
+      inStride *= full[d];
+    }
+    outStride *= outShape[d];
+  }
+  return terms.join(" + ");
+}

@@ -1,0 +1,406 @@
+/**
+ * Generated, register-blocked batched matmul: `C[b] = A[b] @ B[b]` with either operand optionally transposed in
+ * storage, for any M, N, K.
+ *
+ * Why generated: WGSL compilers keep small arrays in registers only when every index is a constant. A kernel
+ * whose inner loop indexes local arrays dynamically ran at 0.4-0.9 TFLOP/s on an H100; the same tiling with the
+ * inner loops unrolled by this generator (constant indices, vec4 accumulators) reached 38 TFLOP/s
+ * (../shared/device/README.md). So the generator writes out every FMA of a BK step explicitly.
+ *
+ * Layout: a workgroup computes a BM x BN tile of C with (BM/TM) x (BN/TN) threads; each thread owns TM x TN
+ * outputs, spread as groups of 4 rows/columns spaced BM/(TM/4) apart so that neighbouring threads read
+ * neighbouring vec4s of workgroup memory (no bank conflicts) and write neighbouring vec4s of C (coalesced).
+ * Tiles of A and B for each BK slice of K are staged in workgroup memory as [k][m] and [k][n] rows of vec4s, so
+ * that every read of the inner loop is one 16-byte load. Global loads are vec4 where the contiguous dimension is
+ * a multiple of 4, scalar otherwise; bounds checks are generated only for the dimensions that are not multiples
+ * of the tile. See {@linkcode MatmulVariant} for the pipelining choices and {@linkcode chooseVariant} for why the
+ * defaults are what they are.
+ *
+ * H100 (GPU timestamps, bench/matmul_tune.ts), previous generator -> this one: 4096^3 22.2 -> 37.2 TFLOP/s; the
+ * LM's 8192-row products 18-22 -> 29-37; weight gradients (K = 8192, split-K) 9.5-18 -> 34-40. The step from 22 to
+ * 36 came with the first variant of this rewrite (run 1: vec4 workgroup tiles, so every inner-loop read is one
+ * 16-byte load where f32 tiles were read as four scalars; loads mapped so the transposing stores do not conflict;
+ * a constant trip count); lanes tiles, BK 32 with block transposes and split-K by waves did the rest. Note for measuring: the H100 idles at 345 MHz and drops
+ * its clocks within milliseconds of idling, so a sub-millisecond kernel timed right after a sync ran at a third of
+ * its speed (the "slow" LM shapes of earlier reports); time after ~100 ms of back-to-back work.
+ *
+ * @module
+ */
+import type { KernelSource } from "./common.ts";
+
+/** Tile configuration of the matmul kernel. */
+export interface MatmulTile {
+  /** Rows of C per workgroup. */
+  bm: number;
+  /** Columns of C per workgroup. */
+  bn: number;
+  /** Slice of K staged per step. */
+  bk: number;
+  /** Rows per thread (multiple of 4). */
+  tm: number;
+  /** Columns per thread (multiple of 4). */
+  tn: number;
+}
+
+/** Tile configurations by name, largest first. */
+export const matmulTiles: Record<"large" | "medium" | "small", MatmulTile> = {
+  large: { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 },
+  medium: { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 },
+  small: { bm: 32, bn: 32, bk: 16, tm: 4, tn: 4 },
+};
+
+/**
+ * The large tile with BK = 32, which the automatic choice uses when A is not transposed: half the barriers per
+ * FMA, and the 128 x 32 K-contiguous tiles split into exactly one 4x4 block per thread for the "block" transpose.
+ * H100: 4096^3 37.2 TFLOP/s (36.1 with BK 16), lm_head 8192x10000x512 (B transposed) 35.1 (30.9). Not for
+ * transposed A: 10000x512x8192 ran at 35.5 against 40.5 with BK 16.
+ */
+export const largeTileDeepK: MatmulTile = { bm: 128, bn: 128, bk: 32, tm: 8, tn: 8 };
+
+/** Code-generation choices that do not change the tiling (benchmarks pick among them; defaults are the fastest). */
+export interface MatmulVariant {
+  /**
+   * How global loads overlap the FMAs. "none": load, barrier, compute, barrier. "prefetch": the next slice is
+   * loaded into registers before computing the current one (two barriers a step). "double": as "prefetch" with
+   * two workgroup buffers, so a step needs one barrier.
+   */
+  pipeline: "none" | "prefetch" | "double";
+  /** "flat" layout only: floats of padding per k-row of a tile (multiple of 4); 4 makes transposing stores conflict-free. */
+  pad: number;
+  /**
+   * How a K-contiguous operand (A, or B transposed) is transposed into its [k][m] tile: "scalar" stores four
+   * floats per loaded vec4; "block" loads 4 rows x 4 k per thread and stores four vec4s.
+   */
+  transpose: "scalar" | "block";
+  /** Launch tiles in groups of this many tile-rows (L2 reuse); 0 keeps the plain row-major grid. */
+  swizzle: number;
+  /**
+   * Workgroup tile layout. "flat": [k][m] rows of vec4s, read at `As[const + l.y]`. "lanes": `As[l.y][const]`,
+   * one row of vec4s per thread row (padded to an odd length), so that the per-thread part of every inner-loop
+   * address is computed once (WGSL bounds clamps wrap each dynamic index: a flat index needs its own clamp per read).
+   */
+  layout: "flat" | "lanes";
+}
+
+/**
+ * The fastest {@linkcode MatmulVariant} measured for a problem (H100, GPU timestamps, bench/matmul_tune.ts, 15
+ * shapes). Why each part:
+ * - pipeline "none": register prefetch ("prefetch", "double") was slower everywhere (4096^3: 30.7-33.2 TFLOP/s
+ *   against 36.1): 16-32 more live registers per thread on top of 64 accumulators cost the second resident
+ *   workgroup per SM, which hid global latency better than prefetching does.
+ * - layout "lanes" (4096^3 36.1 vs 35.5 flat; 8192x512x512 34.1 vs 32.6), but "flat" unpadded tiles when A is
+ *   transposed (10000x512x8192: 31.7 vs 23.6 unsplit, 40.8 vs 38.3 split 5).
+ * - transpose "block" with BK 32 (one 4x4 block per thread, vec4 stores: 37.2 vs 36.1 at 4096^3), "scalar" with
+ *   BK 16 (where a block would idle half the threads: 34.7 vs 36.1).
+ * - swizzle 0: grouping tile rows for L2 changed nothing at 4096^3 (36.1 both): the K-slabs in flight fit in L2.
+ */
+export function chooseVariant(spec: { transA: boolean }, tile: MatmulTile): MatmulVariant {
+  if (spec.transA) return { pipeline: "none", pad: 0, transpose: "scalar", swizzle: 0, layout: "flat" };
+  return { pipeline: "none", pad: 0, transpose: tile.bk >= 32 ? "block" : "scalar", swizzle: 0, layout: "lanes" };
+}
+
+/** A matmul problem. Strides are in elements; a batch stride of 0 broadcasts that operand. */
+export interface MatmulSpec {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  /** A is stored (K, M) instead of (M, K). */
+  transA: boolean;
+  /** B is stored (N, K) instead of (K, N). */
+  transB: boolean;
+  batchStrideA: number;
+  batchStrideB: number;
+  /** Tile to use; chosen by {@linkcode chooseTile} when absent. */
+  tile?: MatmulTile;
+  /**
+   * Split K into this many chunks, one per workgroup layer, each writing its partial product to
+   * `C[split]` (C then has shape (splitK, M, N) and the caller sums the layers). Needs batch 1.
+   */
+  splitK?: number;
+  /** Kept for old callers: workgroup memory is always vec4 rows now (f32 arrays defeated 16-byte loads). */
+  shared?: "vec4" | "f32";
+  /** Code-generation choices; {@linkcode chooseVariant}'s where absent. */
+  variant?: Partial<MatmulVariant>;
+}
+
+/** Picks the largest tile that still gives the GPU enough workgroups to fill it. */
+export function chooseTile(spec: { batch: number; m: number; n: number }): MatmulTile {
+  const groups = (t: MatmulTile) => spec.batch * Math.ceil(spec.m / t.bm) * Math.ceil(spec.n / t.bn);
+  if (groups(matmulTiles.large) >= 132) return matmulTiles.large;
+  if (groups(matmulTiles.medium) >= 64) return matmulTiles.medium;
+  return spec.m * spec.n >= 64 * 64 ? matmulTiles.medium : matmulTiles.small;
+}
+
+/** One operand's part of the kernel: register declarations, global loads into them, stores into its tile. */
+interface OperandCode {
+  decls: string[];
+  load: (k0: string) => string[];
+  store: (buf: string) => string[];
+}
+
+/** Generates the kernel; bindings: A, B (read), C (write). */
+export function matmulKernel(spec: MatmulSpec): KernelSource {
+  const { batch, m: M, n: N, k: K, transA, transB } = spec;
+  const tile = spec.tile ?? chooseTile(spec);
+  const v: MatmulVariant = { ...chooseVariant(spec, tile), ...spec.variant };
+  const { bm: BM, bn: BN, bk: BK, tm: TM, tn: TN } = tile;
+  const tx = BN / TN, ty = BM / TM, T = tx * ty;
+  if (TM % 4 || TN % 4 || BM % TM || BN % TN || BK % 4 || v.pad % 4) {
+    throw new Error(`Bad matmul tile ${JSON.stringify(tile)} / variant ${JSON.stringify(v)}`);
+  }
+  const checkM = M % BM !== 0, checkN = N % BN !== 0, checkK = K % BK !== 0;
+  const splits = spec.splitK ?? 1;
+  if (splits > 1 && batch !== 1) throw new Error("Split-K matmul needs batch 1");
+  // Chunks are whole BK slices, so a tile never straddles two chunks.
+  const chunk = Math.ceil(K / splits / BK) * BK;
+  const layers = splits > 1 ? Math.ceil(K / chunk) : 1;
+  const gm = TM / 4, gn = TN / 4; // vec4 groups per thread along M and N
+  const rowSpacing = BM / gm, colSpacing = BN / gn;
+  const double = v.pipeline === "double";
+  /**
+   * A workgroup tile of one operand: `outer` (BM or BN) by BK, as vec4s of 4 consecutive rows/columns. `lanes`
+   * threads along that dimension each own `groups` vec4s spaced `spacing` apart. `buf` is the buffer index
+   * expression when double-buffered ("" otherwise).
+   */
+  const sharedTile = (name: string, outer: number, lanes: number, groups: number, spacing: number) => {
+    if (v.layout === "flat") {
+      const S = outer + v.pad, size = (BK * S) / 4;
+      const off = (buf: string) => buf ? `(${buf}) * ${size}u + ` : "";
+      return {
+        decl: `var<workgroup> ${name}: array<vec4f, ${size * (double ? 2 : 1)}>;`,
+        at: (buf: string, k: string, o: string) => `${name}[${off(buf)}${k} * ${S / 4}u + (${o} >> 2u)]`,
+        read: (buf: string, kk: number, g: number, lane: string) =>
+          `${name}[${off(buf)}${(kk * S + g * spacing) / 4}u + ${lane}]`,
+      };
+    }
+    const I = BK * groups + ((BK * groups) % 2 ? 0 : 1);
+    const row = `array<array<vec4f, ${I}>, ${lanes}>`;
+    const pre = (buf: string) => buf ? `[${buf}]` : "";
+    return {
+      decl: `var<workgroup> ${name}: ${double ? `array<${row}, 2>` : row};`,
+      at: (buf: string, k: string, o: string) =>
+        `${name}${pre(buf)}[(${o} % ${spacing}u) >> 2u][${k} * ${groups}u + ${o} / ${spacing}u]`,
+      read: (buf: string, kk: number, g: number, lane: string) => `${name}${pre(buf)}[${lane}][${kk * groups + g}]`,
+    };
+  };
+  const tileA = sharedTile("As", BM, ty, gm, rowSpacing), tileB = sharedTile("Bs", BN, tx, gn, colSpacing);
+
+  // Global loads: vector width 4 where the operand's contiguous dimension allows it.
+  const wA = (transA ? M : K) % 4 === 0 ? 4 : 1;
+  const wB = (transB ? K : N) % 4 === 0 ? 4 : 1;
+  const lines: string[] = [];
+  const emit = (...s: string[]) => lines.push(...s);
+
+  /**
+   * Loads of one operand. Work is cut into jobs (a vec4, a scalar, or a 4x4 block); job j of round r is done by
+   * thread `lid - first + r*T`. When an operand has fewer jobs than threads, A's run on the first threads and
+   * B's on the last, so that the two overlap as little as possible.
+   */
+  const operand = (
+    which: "A" | "B",
+    w: number,
+    contiguousIsK: boolean, // A not transposed, or B transposed: the stored rows run along K.
+    outer: number, // BM or BN: tile extent of the non-K dimension.
+    tileX: ReturnType<typeof sharedTile>,
+    limit: number, // M or N.
+    stride: number, // row length of the stored matrix (K when contiguousIsK, else M or N).
+    base: string, // flat start of this batch's matrix.
+    o0: string, // m0 or n0.
+    check: boolean,
+  ): OperandCode => {
+    const src = which === "A" ? "a" : "b";
+    const block = contiguousIsK && w === 4 && v.transpose === "block";
+    const jobs = block ? (outer * BK) / 16 : (outer * BK) / w;
+    if (jobs % T && T % jobs) throw new Error(`Matmul tile ${JSON.stringify(tile)} does not divide the ${which} loads`);
+    const rounds = Math.max(1, jobs / T);
+    const first = jobs >= T ? 0 : which === "A" ? 0 : T - jobs;
+    const guard = jobs < T ? (first ? `lid >= ${first}u` : `lid < ${jobs}u`) : "";
+    const job = (r: number) => `(lid${first ? ` - ${first}u` : ""}${r ? ` + ${r * T}u` : ""})`;
+    const regs = block ? 4 : 1;
+    const zero = w === 4 ? "vec4f(0.0)" : "0.0";
+    const ty = w === 4 ? "vec4f" : "f32";
+    const decls: string[] = [];
+    for (let r = 0; r < rounds; r++) for (let i = 0; i < regs; i++) decls.push(`  var r${which}${r}_${i}: ${ty};`);
+    // Index math per job: (o, kk) of the element (or vec4 start) it loads.
+    const coords = (j: string): { o: string; kk: string } => {
+      if (block) {
+        // Pairs of k-vec4s fastest, then 4-row blocks: a warp reads 32 contiguous bytes of 16 rows (full sectors)
+        // and its vec4 stores hit 8 distinct 16-byte bank groups per quarter-warp when S % 8 == 4.
+        const per = BK / 4, nb = outer / 4;
+        if (per % 2 === 0) {
+          return {
+            o: `((${j} >> 1u) % ${nb}u) * 4u`,
+            kk: `((${j} / ${2 * nb}u) * 2u + (${j} & 1u)) * 4u`,
+          };
+        }
+        return { o: `(${j} / ${per}u) * 4u`, kk: `(${j} % ${per}u) * 4u` };
+      }
+      if (contiguousIsK && w === 4) {
+        const per = BK / 4;
+        if (outer % 16 === 0 && per % 2 === 0) {
+          // 16 rows fastest, then k-vec4s: a warp reads 32 contiguous bytes of 16 rows, and its four scalar
+          // stores per vec4 land in 32 distinct banks when S % 8 == 4 (the two k-vec4s are 16 banks apart).
+          return { o: `((${j} & 15u) + (${j} / ${16 * per}u) * 16u)`, kk: `((${j} >> 4u) % ${per}u) * 4u` };
+        }
+        return { o: `(${j} / ${per}u)`, kk: `(${j} % ${per}u) * 4u` };
+      }
+      if (contiguousIsK) return { o: `(${j} % ${outer}u)`, kk: `(${j} / ${outer}u)` };
+      const per = outer / w;
+      return { o: `(${j} % ${per}u) * ${w}u`, kk: `(${j} / ${per}u)` };
+    };
+    const wrap = (body: string[]) => guard ? [`  if (${guard}) {`, ...body, "  }"] : body;
+    const load = (k0: string): string[] => {
+      const out: string[] = [];
+      for (let r = 0; r < rounds; r++) {
+        const { o, kk } = coords(job(r));
+        out.push(`  { let o = ${o0} + ${o}; let kg = ${k0} + ${kk};`);
+        for (let i = 0; i < regs; i++) {
+          const oi = i ? `(o + ${i}u)` : "o";
+          const inb = [check ? `${oi} < ${limit}u` : "", checkK ? `kg < ${K}u` : ""].filter(Boolean).join(" && ");
+          const idx = contiguousIsK ? `${base} + ${oi} * ${stride}u + kg` : `${base} + kg * ${stride}u + ${oi}`;
+          const ld = w === 4 ? `${src}[(${idx}) / 4u]` : `${src}[${idx}]`;
+          out.push(`    r${which}${r}_${i} = ${inb ? `select(${zero}, ${ld}, ${inb})` : ld};`);
+        }
+        out.push("  }");
+      }
+      return wrap(out);
+    };
+    const store = (buf: string): string[] => {
+      const out: string[] = [];
+      const at = (k: string) => tileX.at(buf, k, "o");
+      for (let r = 0; r < rounds; r++) {
+        const { o, kk } = coords(job(r));
+        out.push(`  { let o = ${o}; let kk = ${kk};`);
+        const reg = (i: number) => `r${which}${r}_${i}`;
+        if (block) {
+          // 4x4 transpose in registers: row c of the tile gets element c of each of the 4 loaded rows.
+          for (let c = 0; c < 4; c++) {
+            const vals = [0, 1, 2, 3].map((i) => `${reg(i)}[${c}]`).join(", ");
+            out.push(`    ${at(`(kk + ${c}u)`)} = vec4f(${vals});`);
+          }
+        } else if (contiguousIsK && w === 4) {
+          for (let c = 0; c < 4; c++) {
+            out.push(`    ${at(`(kk + ${c}u)`)}[o & 3u] = ${reg(0)}[${c}];`);
+          }
+        } else if (w === 4) {
+          out.push(`    ${at("kk")} = ${reg(0)};`);
+        } else {
+          out.push(`    ${at("kk")}[o & 3u] = ${reg(0)};`);
+        }
+        out.push("  }");
+      }
+      return wrap(out);
+    };
+    return { decls, load, store };
+  };
+
+  const tilesN = Math.ceil(N / BN), tilesM = Math.ceil(M / BM);
+  const swizzle = v.swizzle > 0 && tilesM * tilesN <= 65535 && tilesM > v.swizzle;
+  emit(`@group(0) @binding(0) var<storage, read> a: array<${wA === 4 ? "vec4f" : "f32"}>;`);
+  emit(`@group(0) @binding(1) var<storage, read> b: array<${wB === 4 ? "vec4f" : "f32"}>;`);
+  emit(`@group(0) @binding(2) var<storage, read_write> c: array<${N % 4 === 0 ? "vec4f" : "f32"}>;`);
+  emit(tileA.decl, tileB.decl);
+  emit(`@compute @workgroup_size(${tx}, ${ty})`);
+  emit(
+    "fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, " +
+      "@builtin(local_invocation_index) lid: u32) {",
+  );
+  if (swizzle) {
+    // Groups of G tile-rows run column by column, so concurrent workgroups share A rows and B columns in L2.
+    const G = v.swizzle, width = G * tilesN;
+    emit(`  let grp = wid.x / ${width}u; let first = grp * ${G}u; let gs = min(${tilesM}u - first, ${G}u);`);
+    emit(`  let inG = wid.x % ${width}u;`);
+    emit(`  let n0 = (inG / gs) * ${BN}u; let m0 = (first + inG % gs) * ${BM}u;`);
+  } else emit(`  let n0 = wid.x * ${BN}u; let m0 = wid.y * ${BM}u;`);
+  emit(`  let batch = ${splits > 1 ? "0u" : "wid.z"};`);
+  emit(`  let baseA = batch * ${spec.batchStrideA}u; let baseB = batch * ${spec.batchStrideB}u;`);
+  const opA = operand("A", wA, !transA, BM, tileA, M, transA ? M : K, "baseA", "m0", checkM);
+  const opB = operand("B", wB, transB, BN, tileB, N, transB ? K : N, "baseB", "n0", checkN);
+  for (let i = 0; i < TM; i++) for (let j = 0; j < gn; j++) emit(`  var acc${i}_${j} = vec4f(0.0);`);
+  emit(...opA.decls, ...opB.decls);
+  const steps = Math.ceil(chunk / BK);
+  if (splits > 1) {
+    emit(`  let kBegin = wid.z * ${chunk}u;`);
+    emit(`  let nSteps = min(${steps}u, (${K}u - kBegin + ${BK - 1}u) / ${BK}u);`);
+  } else emit(`  let kBegin = 0u; let nSteps = ${steps}u;`);
+
+  const compute = (buf: string) => {
+    for (let kk = 0; kk < BK; kk++) {
+      for (let g = 0; g < gm; g++) emit(`  let a${kk}_${g} = ${tileA.read(buf, kk, g, "l.y")};`);
+      for (let g = 0; g < gn; g++) emit(`  let b${kk}_${g} = ${tileB.read(buf, kk, g, "l.x")};`);
+      for (let i = 0; i < TM; i++) {
+        const av = `a${kk}_${Math.floor(i / 4)}[${i % 4}]`;
+        for (let j = 0; j < gn; j++) emit(`  acc${i}_${j} = fma(vec4f(${av}), b${kk}_${j}, acc${i}_${j});`);
+      }
+    }
+  };
+  const load = (k0: string) => emit(...opA.load(k0), ...opB.load(k0));
+  const store = (buf: string) => emit(...opA.store(buf), ...opB.store(buf));
+  if (v.pipeline === "none") {
+    emit("  for (var s = 0u; s < nSteps; s++) {");
+    emit(`  let k0 = kBegin + s * ${BK}u;`);
+    load("k0");
+    store("");
+    emit("  workgroupBarrier();", "  {");
+    compute("");
+    emit("  }", "  workgroupBarrier();", "  }");
+  } else if (v.pipeline === "prefetch") {
+    load("kBegin");
+    emit("  for (var s = 0u; s < nSteps; s++) {");
+    store("");
+    emit("  workgroupBarrier();");
+    emit(`  if (s + 1u < nSteps) {`);
+    load(`kBegin + (s + 1u) * ${BK}u`);
+    emit("  }", "  {");
+    compute("");
+    emit("  }", "  workgroupBarrier();", "  }");
+  } else {
+    // Step s computes from buffer s & 1 while the loads for step s + 1 are in flight, then stores them into the
+    // other buffer, which nobody reads until after the barrier that ends step s.
+    load("kBegin");
+    store("0u");
+    emit("  workgroupBarrier();");
+    emit("  for (var s = 0u; s < nSteps; s++) {");
+    emit("  let cur = s & 1u;");
+    emit(`  let more = s + 1u < nSteps;`);
+    emit("  if (more) {");
+    load(`kBegin + (s + 1u) * ${BK}u`);
+    emit("  }", "  {");
+    compute("cur");
+    emit("  }", "  if (more) {");
+    store("1u - cur");
+    emit("  }", "  workgroupBarrier();", "  }");
+  }
+  // Epilogue: thread rows are m0 + g*rowSpacing + l.y*4 + r, columns n0 + g*colSpacing + l.x*4 + (0..3).
+  emit(`  let baseC = ${splits > 1 ? "wid.z" : "batch"} * ${M * N}u;`);
+  for (let i = 0; i < TM; i++) {
+    const g = Math.floor(i / 4), r = i % 4;
+    emit(`  { let row = m0 + ${g * rowSpacing + r}u + l.y * 4u;`);
+    if (checkM) emit(`  if (row < ${M}u) {`);
+    for (let j = 0; j < gn; j++) {
+      emit(`    { let col = n0 + ${j * colSpacing}u + l.x * 4u;`);
+      if (N % 4 === 0) {
+        emit(
+          `      ${checkN ? `if (col < ${N}u) { ` : ""}c[(baseC + row * ${N}u + col) / 4u] = acc${i}_${j};${
+            checkN ? " }" : ""
+          }`,
+        );
+      } else {
+        for (let q = 0; q < 4; q++) {
+          emit(`      if (col + ${q}u < ${N}u) { c[baseC + row * ${N}u + col + ${q}u] = acc${i}_${j}[${q}]; }`);
+        }
+      }
+      emit("    }");
+    }
+    if (checkM) emit("  }");
+    emit("  }");
+  }
+  emit("}");
+  const z = splits > 1 ? layers : batch;
+  return {
+    name: `matmul_${BM}x${BN}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${splits > 1 ? "_splitK" : ""}`,
+    source: lines.join("\n") + "\n",
+    workgroups: swizzle ? [tilesM * tilesN, 1, z] : [tilesN, tilesM, z],
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * Rotary position embedding on interleaved pairs (2k, 2k+1), reading cos/sin from a table computed on the host
+ * in float64 (GPU sin/cos of large angles lose accuracy). The backward is the rotation by the opposite angle.
+ *
+ * @module
+ */
+import { flatGrid, type KernelSource } from "./common.ts";
+
+const WG = 256;
+
+/**
+ * Bindings: x (rows, dim), positions (i32, one per row or one per `seq` rows cycling), cos and sin tables
+ * (tableRows, dim/2), out (write). `inverse` rotates by the negative angle (the backward). Positions outside
+ * [0, tableRows) give NaN.
+ */
+export function ropeKernel(
+  spec: { rows: number; dim: number; posPerRow: boolean; seq: number; tableRows: number; inverse: boolean },
+): KernelSource {
+  const half = spec.dim / 2;
+  const n = spec.rows * half;
+  const grid = flatGrid(Math.ceil(n / WG));
+  const pos = spec.posPerRow ? "positions[row]" : `positions[row % ${spec.seq}u]`;
+  const sign = spec.inverse ? "-" : "";
+  return {
+    name: spec.inverse ? "rope_backward" : "rope_forward",
+    workgroups: grid.workgroups,
+    source: `@group(0) @binding(0) var<storage, read> x: array<vec2f>;
+@group(0) @binding(1) var<storage, read> positions: array<i32>;
+@group(0) @binding(2) var<storage, read> cosTable: array<f32>;
+@group(0) @binding(3) var<storage, read> sinTable: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<vec2f>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = ${grid.index} * ${WG}u + lid.x;
+  if (i >= ${n}u) { return; }
+  let row = i / ${half}u;
+  let k = i % ${half}u;
+  let p = ${pos};
+  let v = x[i];
+  // A position outside the table gives NaN rather than a silent rotation by whatever lies past its end.
+  if (p < 0 || p >= ${spec.tableRows}) { out[i] = vec2f(bitcast<f32>(0x7fc00000u)); return; }
+  let t = u32(p) * ${half}u + k;
+  let c = cosTable[t];
+  let s = ${sign}sinTable[t];
+  out[i] = vec2f(v.x * c - v.y * s, v.x * s + v.y * c);
+}
+`,
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * Next-token sampling on the GPU, so that a decode step needs no GPU -> CPU round trip: the kernel reads a row of
+ * logits and writes the chosen id straight into the i32 buffer that the next step's embedding reads.
+ *
+ * One workgroup per sequence. Greedy (temperature <= 0) is an argmax with ties to the lower id, as on the CPU.
+ * Otherwise, with `w_i = exp((l_i - max) / T)`:
+ *
+ * - top-k keeps the ids whose logit is at least the k-th largest. The threshold is found exactly by a 16-ary
+ *   search over the order-preserving u32 keys of the f32 logits: 8 rounds of 4 bits, each counting the elements
+ *   above 15 candidate thresholds in one pass, so the threshold is always an actual logit (no bisection error);
+ * - top-p then keeps id i when the mass of the kept ids strictly above it is below `p * total`: the prefix of the
+ *   descending order whose cumulative probability first reaches p, boundary element included, exactly the set of
+ *   the CPU reference `candidateSet` on logits without ties (up to f32 summation order at the boundary). The
+ *   threshold is found by the same search on masses;
+ * - the id is then drawn from the renormalised kept weights with the Gumbel-max trick, `argmax (l_i - max) / T +
+ *   g_i` with `g_i = -log(-log(u_i))`: exact sampling with one pass and no sort or prefix sum. `u_i` comes from a
+ *   counter-based hash (PCG) of (seed, draw counter, row, id), so a seed reproduces on any GPU and needs no RNG
+ *   state beyond the per-row draw counter.
+ *
+ * Bindings: logits (rows, vocab), params (u32: seed, temperature f32 bits, top-k, top-p f32 bits), state (u32,
+ * {@linkcode STATE_WORDS} per row: position, draws), tokens (i32, rows; write), ring (i32, ringSteps * rows; the id
+ * of draw d of row b at `(d % ringSteps) * rows + b`), info (u32, 4 per row; write: top-k key threshold, top-p key
+ * threshold, 1 when top-p keeps everything at or above the top-k threshold, id).
+ *
+ * @module
+ */
+import { STATE_WORDS } from "./decode.ts";
+import type { KernelSource } from "./common.ts";
+
+const WG = 256;
+const T = 15; // candidate thresholds per search round
+
+/** Shape of a {@linkcode sampleKernel}. */
+export interface SampleSpec {
+  /** Sequences (one workgroup each). */
+  rows: number;
+  /** Logits per row. */
+  vocab: number;
+  /** Slots of the ring of sampled ids that the host reads back. */
+  ringSteps: number;
+  /** Also advance each row's position (a decode step fed the previous token); false after a prefill. */
+  advance: boolean;
+}
+
+/** Order-preserving map of f32 bits to u32, and the PCG hash. */
+const helpers = `fn key(v: f32) -> u32 {
+  let b = bitcast<u32>(v);
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+fn pcg(v: u32) -> u32 {
+  let s = v * 747796405u + 2891336453u;
+  let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
+  return (w >> 22u) ^ w;
+}`;
+
+function slots(f: (t: number) => string, sep = "\n"): string {
+  return Array.from({ length: T }, (_, i) => f(i + 1)).join(sep);
+}
+
+/**
+ * WGSL for one round of the 16-ary search: per-thread accumulation of `T` sums (`contribution(t)` per element),
+ * a workgroup tree over them, and `lo += step * (largest t whose total passes)`.
+ */
+function searchRound(perElement: string, contribution: (t: number) => string, passes: (sum: string) => string): string {
+  return `    var s1 = 0.0;${slots((t) => t === 1 ? "" : ` var s${t} = 0.0;`, "")}
+    for (var j = lid.x; j < VOCAB; j += ${WG}u) {
+${perElement}
+${slots((t) => `      s${t} += ${contribution(t)};`)}
+    }
+${slots((t) => `    red[${(t - 1) * WG}u + lid.x] = s${t};`)}
+    workgroupBarrier();
+    for (var half = ${WG / 2}u; half > 0u; half >>= 1u) {
+      if (lid.x < half) {
+${slots((t) => `        red[${(t - 1) * WG}u + lid.x] += red[${(t - 1) * WG}u + lid.x + half];`)}
+      }
+      workgroupBarrier();
+    }
+    var best = 0u;
+${slots((t) => `    if (${passes(`red[${(t - 1) * WG}u]`)}) { best = ${t}u; }`)}
+    workgroupBarrier();
+    lo += best * stepv;`;
+}
+
+/**
+ * Generates the sampling kernel (see the module doc for the method and bindings). Grid: (rows).
+ *
+ * @example
+ * ```ts
+ * import { sampleKernel } from "./sample.ts";
+ * const k = sampleKernel({ rows: 8, vocab: 10000, ringSteps: 16, advance: true });
+ * console.assert(k.workgroups[0] === 8);
+ * ```
+ */
+export function sampleKernel(spec: SampleSpec): KernelSource {
+  const { rows, vocab, ringSteps } = spec;
+  for (const [k, v] of Object.entries({ rows, vocab, ringSteps })) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`sampleKernel: ${k} must be an integer >= 1, got ${v}`);
+  }
+  const NEG_INF = "bitcast<f32>(0xff800000u)";
+  const keyOf = `      let kj = key(logits[base + j]);`;
+  const withWeight = `${keyOf}
+      let wj = select(0.0, exp((logits[base + j] - m) / temp), kj >= tk);`;
+  return {
+    name: spec.advance ? "sample_step" : "sample_prefill",
+    workgroups: [rows, 1, 1],
+    source: `@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> params: array<u32>;
+@group(0) @binding(2) var<storage, read_write> state: array<u32>;
+@group(0) @binding(3) var<storage, read_write> tokens: array<i32>;
+@group(0) @binding(4) var<storage, read_write> ring: array<i32>;
+@group(0) @binding(5) var<storage, read_write> info: array<u32>;
+const VOCAB = ${vocab}u;
+var<workgroup> red: array<f32, ${T * WG}>;
+var<workgroup> redi: array<u32, ${WG}>;
+${helpers}
+// Argmax over the workgroup of (value, id) pairs, ties to the lower id; called in uniform control flow.
+fn argmaxReduce(lid: u32, v: f32, i: u32) -> u32 {
+  red[lid] = v;
+  redi[lid] = i;
+  workgroupBarrier();
+  for (var half = ${WG / 2}u; half > 0u; half >>= 1u) {
+    if (lid < half) {
+      let ov = red[lid + half];
+      let oi = redi[lid + half];
+      if (ov > red[lid] || (ov == red[lid] && oi < redi[lid])) {
+        red[lid] = ov;
+        redi[lid] = oi;
+      }
+    }
+    workgroupBarrier();
+  }
+  let r = redi[0];
+  workgroupBarrier();
+  return select(r, 0u, r == 0xffffffffu);
+}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = wid.x;
+  let base = row * VOCAB;
+  let temp = bitcast<f32>(params[1]);
+  let topK = params[2];
+  let topP = bitcast<f32>(params[3]);
+  let draw = state[row * ${STATE_WORDS}u + 1u];
+  var bv = ${NEG_INF};
+  var bi = 0xffffffffu;
+  for (var j = lid.x; j < VOCAB; j += ${WG}u) {
+    let v = logits[base + j];
+    if (v > bv) { bv = v; bi = j; }
+  }
+  let top = argmaxReduce(lid.x, bv, bi);
+  var tok = top;
+  var tk = 0u;
+  var tp = 0u;
+  var pAll = 1u;
+  if (temp > 0.0) {
+    let m = logits[base + top];
+    // Top-k: the largest key tk with count(key >= tk) >= k (the k-th largest logit).
+    if (topK > 0u && topK < VOCAB) {
+      var lo = 0u;
+      for (var round = 0u; round < 8u; round++) {
+        let shift = 28u - 4u * round;
+        let stepv = 1u << shift;
+${
+      searchRound(
+        `${keyOf}
+      let dj = select(0u, min((kj - lo) >> shift, 15u), kj >= lo);`,
+        (t) => `select(0.0, 1.0, kj >= lo && dj >= ${t}u)`,
+        (sum) => `${sum} >= f32(topK)`,
+      ).replace(/^/gm, "    ")
+    }
+      }
+      tk = lo;
+    }
+    // Top-p: the largest key tp whose kept mass strictly above it reaches p * total; kept ids have key > tp.
+    if (topP < 1.0) {
+      var tot = 0.0;
+      for (var j = lid.x; j < VOCAB; j += ${WG}u) {
+${withWeight}
+        tot += wj;
+      }
+      red[lid.x] = tot;
+      workgroupBarrier();
+      for (var half = ${WG / 2}u; half > 0u; half >>= 1u) {
+        if (lid.x < half) { red[lid.x] += red[lid.x + half]; }
+        workgroupBarrier();
+      }
+      let goal = topP * red[0];
+      workgroupBarrier();
+      var lo = 0u;
+      for (var round = 0u; round < 8u; round++) {
+        let shift = 28u - 4u * round;
+        let stepv = 1u << shift;
+${
+      searchRound(
+        `${withWeight}
+      let dj = select(0u, min((kj - lo - 1u) >> shift, 15u), kj > lo);`,
+        (t) => `select(0.0, wj, kj > lo && dj >= ${t}u)`,
+        (sum) => `${sum} >= goal`,
+      ).replace(/^/gm, "    ")
+    }
+      }
+      tp = lo;
+      pAll = 0u;
+    }
+    // Gumbel-max over the kept ids.
+    let seed = params[0];
+    let h0 = pcg(seed ^ pcg(draw ^ pcg(row + 0x9e3779b9u)));
+    var gv = ${NEG_INF};
+    var gi = 0xffffffffu;
+    for (var j = lid.x; j < VOCAB; j += ${WG}u) {
+      let l = logits[base + j];
+      let kj = key(l);
+      if (kj >= tk && (pAll == 1u || kj > tp)) {
+        let u = (f32(pcg(h0 ^ pcg(j)) >> 8u) + 0.5) * ${1 / 2 ** 24};
+        let s = (l - m) / temp - log(-log(u));
+        if (s > gv) { gv = s; gi = j; }
+      }
+    }
+    tok = argmaxReduce(lid.x, gv, gi);
+  }
+  if (lid.x == 0u) {
+    tokens[row] = i32(tok);
+    ring[(draw % ${ringSteps}u) * ${rows}u + row] = i32(tok);
+    info[row * 4u] = tk;
+    info[row * 4u + 1u] = tp;
+    info[row * 4u + 2u] = pAll;
+    info[row * 4u + 3u] = tok;
+    state[row * ${STATE_WORDS}u + 1u] = draw + 1u;
+    ${spec.advance ? `state[row * ${STATE_WORDS}u] = state[row * ${STATE_WORDS}u] + 1u;` : ""}
+  }
+}
+`,
+  };
+}
+
+/**
+ * The order-preserving u32 key of an f32 that the sampling kernel compares (host mirror, for tests and for
+ * reading its `info` thresholds): id i is kept when `key(l_i) >= topK threshold` and, unless top-p keeps all,
+ * `key(l_i) > topP threshold`.
+ *
+ * @example
+ * ```ts
+ * import { logitKey } from "./sample.ts";
+ * console.assert(logitKey(-1) < logitKey(0) && logitKey(0) < logitKey(2));
+ * ```
+ */
+export function logitKey(v: number): number {
+  const b = new Uint32Array(new Float32Array([v]).buffer)[0];
+  return (b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
+}

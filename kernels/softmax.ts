@@ -1,0 +1,107 @@
+/**
+ * Row softmax and log-softmax over the last axis, forward and backward, with an optional scale and causal mask
+ * folded in (attention scores never need a separate scale or mask pass).
+ *
+ * One workgroup per row: a strided pass finds the maximum, a second sums exponentials, a third writes; each
+ * reduction goes through workgroup memory. The causal mask hides key `j` from query `q` when
+ * `j > q + (keys - queries)`, which also covers decoding with a KV cache (queries are the last positions).
+ *
+ * @module
+ */
+import { f32Literal, flatGrid, type KernelSource, workgroupReduce } from "./common.ts";
+
+const WG = 128;
+
+/** Shape and options of a softmax. */
+export interface SoftmaxSpec {
+  /** Number of rows. */
+  rows: number;
+  /** Row length. */
+  cols: number;
+  /** Multiplies the input first (attention's 1/sqrt(d)). */
+  scale: number;
+  /** Causal masking with this many queries per (batch, head); rows are (..., queries) in order. */
+  causalQueries?: number;
+  /** Log-softmax instead of softmax. */
+  log: boolean;
+}
+
+function maskExpr(spec: SoftmaxSpec): string {
+  if (!spec.causalQueries) return "";
+  return `let limit = (row % ${spec.causalQueries}u) + ${spec.cols - spec.causalQueries}u;`;
+}
+
+function visible(spec: SoftmaxSpec, j: string): string {
+  return spec.causalQueries ? `${j} <= limit` : "true";
+}
+
+/** Forward: `out = softmax(x * scale)` (or log-softmax) per row; masked entries become 0 (or -inf). */
+export function softmaxForwardKernel(spec: SoftmaxSpec): KernelSource {
+  const grid = flatGrid(spec.rows);
+  const s = spec.scale === 1 ? "" : ` * ${f32Literal(spec.scale)}`;
+  const neg = f32Literal(-Infinity);
+  const write = spec.log
+    ? `select(${neg}, x[base + j]${s} - m - log(total), ${visible(spec, "j")})`
+    : `select(0.0, exp(x[base + j]${s} - m) / total, ${visible(spec, "j")})`;
+  return {
+    name: spec.log ? "log_softmax_forward" : "softmax_forward",
+    workgroups: grid.workgroups,
+    source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = ${grid.index};
+  if (row >= ${spec.rows}u) { return; }
+  let base = row * ${spec.cols}u;
+  ${maskExpr(spec)}
+  var mx = ${neg};
+  for (var j = lid.x; j < ${spec.cols}u; j += ${WG}u) {
+    if (${visible(spec, "j")}) { mx = max(mx, x[base + j]${s}); }
+  }
+${workgroupReduce("max", "mx", "m", WG)}
+  var acc = 0.0;
+  for (var j = lid.x; j < ${spec.cols}u; j += ${WG}u) {
+    if (${visible(spec, "j")}) { acc += exp(x[base + j]${s} - m); }
+  }
+${workgroupReduce("sum", "acc", "total", WG)}
+  for (var j = lid.x; j < ${spec.cols}u; j += ${WG}u) { out[base + j] = ${write}; }
+}
+`,
+  };
+}
+
+/**
+ * Backward from the forward's output `y`: softmax `dx = scale * y * (dy - sum(dy * y))`; log-softmax
+ * `dx = scale * (dy - exp(y) * sum(dy))`. Masked entries get 0.
+ */
+export function softmaxBackwardKernel(spec: SoftmaxSpec): KernelSource {
+  const grid = flatGrid(spec.rows);
+  const s = f32Literal(spec.scale);
+  const dot = spec.log ? "dy[base + j]" : "dy[base + j] * y[base + j]";
+  const grad = spec.log ? `(dy[base + j] - exp(y[base + j]) * total)` : `y[base + j] * (dy[base + j] - total)`;
+  return {
+    name: spec.log ? "log_softmax_backward" : "softmax_backward",
+    workgroups: grid.workgroups,
+    source: `@group(0) @binding(0) var<storage, read> y: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = ${grid.index};
+  if (row >= ${spec.rows}u) { return; }
+  let base = row * ${spec.cols}u;
+  ${maskExpr(spec)}
+  var acc = 0.0;
+  for (var j = lid.x; j < ${spec.cols}u; j += ${WG}u) {
+    if (${visible(spec, "j")}) { acc += ${dot}; }
+  }
+${workgroupReduce("sum", "acc", "total", WG)}
+  for (var j = lid.x; j < ${spec.cols}u; j += ${WG}u) {
+    dx[base + j] = select(0.0, ${s} * ${grad}, ${visible(spec, "j")});
+  }
+}
+`,
+  };
+}

@@ -1,0 +1,435 @@
+/**
+ * The narrow interface between tensors and the GPU: alloc, free, write, read, prepare, dispatch.
+ *
+ * Everything above this module is GPU-agnostic bookkeeping; everything WebGPU-specific lives here.
+ *
+ * - Buffers come from a pool of size classes and go back to it on free. Reuse is safe without waiting because
+ *   all work goes through one queue in order: a buffer freed after its last recorded use is only overwritten by
+ *   work recorded later.
+ * - Dispatches are recorded into one open compute pass and submitted in batches; nothing here waits on the GPU
+ *   except {@linkcode Backend.read}, which is explicit and async. A round trip costs >= 10 ms in Deno.
+ * - `queue.writeBuffer` runs before any command buffer submitted after it, so before writing into a pooled
+ *   buffer the pending commands are submitted first (they may still read the buffer's previous contents).
+ * - Pipelines are cached by their WGSL source: kernels are generated per shape, and the same source compiles once.
+ *
+ * @module
+ */
+import { type GpuContext, type GpuInfo, requestGpu } from "./device.ts";
+
+/** A pooled storage buffer with its rounded size. */
+export interface GpuBuffer {
+  /** The WebGPU buffer. */
+  readonly buffer: GPUBuffer;
+  /** Size in bytes as allocated (a size class, at least the requested size). */
+  readonly size: number;
+}
+
+/** A compiled kernel: pipeline plus its name for profiles. */
+export interface Kernel {
+  /** The compute pipeline. */
+  readonly pipeline: GPUComputePipeline;
+  /** Name used in profiles, e.g. `"matmul_128x128"`. */
+  readonly name: string;
+}
+
+/** One dispatch's bindings: storage buffers in binding order, then an optional uniform block. */
+export interface DispatchArgs {
+  /** Storage buffers bound at @binding(0..n-1) of group 0, in order. */
+  buffers: GpuBuffer[];
+  /** Workgroup counts. */
+  workgroups: [number, number?, number?];
+  /** Values for a uniform block bound at @binding(n), as 32-bit words (f32 or u32 written by the caller). */
+  uniforms?: ArrayBuffer;
+}
+
+/** Memory use reported by {@linkcode Backend.memory}. */
+export interface MemoryStats {
+  /** Bytes in buffers that tensors hold. */
+  inUseBytes: number;
+  /** Number of buffers that tensors hold. */
+  inUseBuffers: number;
+  /** Bytes cached in the pool for reuse. */
+  pooledBytes: number;
+  /** Bytes of all buffers the pool created and has not destroyed. */
+  totalBytes: number;
+}
+
+/** Per-kernel GPU time gathered by {@linkcode Backend.profile}. */
+export interface KernelTiming {
+  /** Kernel name. */
+  name: string;
+  /** Number of dispatches. */
+  count: number;
+  /** Total GPU time in milliseconds. */
+  ms: number;
+}
+
+const MAX_DISPATCHES_PER_SUBMIT = 512;
+// WebGPU caps a query set at 4096 queries: two timestamps per dispatch.
+const MAX_PROFILED_DISPATCHES = 2048;
+
+/** Rounds a byte size up to its pool size class: powers of two up to 1 MiB, then eighths of a power of two. */
+export function sizeClass(bytes: number): number {
+  const b = Math.max(16, Math.ceil(bytes / 16) * 16);
+  if (b <= 1 << 20) return 2 ** Math.ceil(Math.log2(b));
+  const step = 2 ** Math.floor(Math.log2(b)) / 8;
+  return Math.ceil(b / step) * step;
+}
+
+/**
+ * The WebGPU backend. One exists per process; get it with {@linkcode initGpu} / {@linkcode gpu}.
+ *
+ * @example
+ * ```ts ignore
+ * import { initGpu } from "./backend.ts";
+ * const backend = await initGpu();
+ * const buf = backend.alloc(16);
+ * backend.write(buf, new Float32Array([1, 2, 3, 4]));
+ * console.log(new Float32Array(await backend.read(buf, 16)));
+ * backend.free(buf);
+ * ```
+ */
+export class Backend {
+  /** The WebGPU device. */
+  readonly device: GPUDevice;
+  /** Adapter facts. */
+  readonly info: GpuInfo;
+  #pool = new Map<number, GPUBuffer[]>();
+  #pooledBytes = 0;
+  #totalBytes = 0;
+  #inUseBytes = 0;
+  #inUseBuffers = 0;
+  #kernels = new Map<string, Kernel>();
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #pending = 0;
+  #transient: GPUBuffer[] = [];
+  #profile: {
+    querySet: GPUQuerySet;
+    resolve: GPUBuffer;
+    names: string[];
+    timings: Map<string, KernelTiming>;
+    reads: Promise<void>[];
+  } | null = null;
+  #submits = 0;
+
+  constructor(ctx: GpuContext) {
+    this.device = ctx.device;
+    this.info = ctx.info;
+    this.device.addEventListener?.("uncapturederror", (e) => {
+      console.error(`WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
+    });
+  }
+
+  /** Takes a storage buffer of at least `bytes` bytes from the pool (its contents are undefined). */
+  alloc(bytes: number): GpuBuffer {
+    if (!(bytes >= 0) || !Number.isFinite(bytes)) throw new RangeError(`Buffer size must be >= 0, got ${bytes}`);
+    const size = sizeClass(bytes);
+    if (size > this.device.limits.maxBufferSize) {
+      throw new RangeError(
+        `Buffer of ${bytes} bytes exceeds this GPU's maxBufferSize of ${this.device.limits.maxBufferSize} bytes`,
+      );
+    }
+    let buffer = this.#pool.get(size)?.pop();
+    if (buffer) {
+      this.#pooledBytes -= size;
+    } else {
+      buffer = this.device.createBuffer({
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      this.#totalBytes += size;
+    }
+    this.#inUseBytes += size;
+    this.#inUseBuffers++;
+    return { buffer, size };
+  }
+
+  /** Returns a buffer to the pool. Work already recorded that reads it still sees its contents. */
+  free(buf: GpuBuffer): void {
+    this.#inUseBytes -= buf.size;
+    this.#inUseBuffers--;
+    let list = this.#pool.get(buf.size);
+    if (!list) this.#pool.set(buf.size, list = []);
+    list.push(buf.buffer);
+    this.#pooledBytes += buf.size;
+  }
+
+  /** Destroys every pooled buffer (memory held by tensors stays). */
+  releasePool(): void {
+    this.flush();
+    for (const [size, list] of this.#pool) {
+      for (const b of list) b.destroy();
+      this.#totalBytes -= size * list.length;
+    }
+    this.#pool.clear();
+    this.#pooledBytes = 0;
+  }
+
+  /** Current GPU memory accounting. */
+  memory(): MemoryStats {
+    return {
+      inUseBytes: this.#inUseBytes,
+      inUseBuffers: this.#inUseBuffers,
+      pooledBytes: this.#pooledBytes,
+      totalBytes: this.#totalBytes,
+    };
+  }
+
+  /** Number of queue submissions so far (for tests that check batching). */
+  get submits(): number {
+    return this.#submits;
+  }
+
+  /** Copies host data into a buffer, ordered after all work recorded so far. */
+  write(buf: GpuBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    if (data.byteLength + byteOffset > buf.size) {
+      throw new RangeError(`Write of ${data.byteLength} bytes at ${byteOffset} overflows a ${buf.size}-byte buffer`);
+    }
+    if (this.#pending > 0) this.flush();
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    // writeBuffer needs a multiple of 4 bytes.
+    const padded = bytes.byteLength % 4 === 0 ? bytes : (() => {
+      const p = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+      p.set(bytes);
+      return p;
+    })();
+    this.device.queue.writeBuffer(buf.buffer, byteOffset, padded as Uint8Array<ArrayBuffer>);
+  }
+
+  /** Reads `bytes` bytes of each buffer back to the host, with one GPU round trip for all of them. */
+  async readMany(items: { buf: GpuBuffer; bytes: number }[]): Promise<ArrayBuffer[]> {
+    const offsets: number[] = [];
+    let total = 0;
+    for (const { bytes } of items) {
+      offsets.push(total);
+      total += Math.ceil(bytes / 4) * 4;
+    }
+    if (total === 0) return items.map(() => new ArrayBuffer(0));
+    this.flush();
+    const encoder = this.device.createCommandEncoder();
+    const staging = this.device.createBuffer({ size: total, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    items.forEach(({ buf, bytes }, i) => {
+      if (bytes > 0) encoder.copyBufferToBuffer(buf.buffer, 0, staging, offsets[i], Math.ceil(bytes / 4) * 4);
+    });
+    this.#submit(encoder);
+    await staging.mapAsync(GPUMapMode.READ);
+    const all = staging.getMappedRange();
+    const out = items.map(({ bytes }, i) => all.slice(offsets[i], offsets[i] + bytes));
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  /** Reads one buffer back (see {@linkcode Backend.readMany}). */
+  async read(buf: GpuBuffer, bytes: number): Promise<ArrayBuffer> {
+    return (await this.readMany([{ buf, bytes }]))[0];
+  }
+
+  /** Compiles a WGSL compute shader once per distinct source (entry point `main`). */
+  prepare(name: string, source: string): Kernel {
+    let kernel = this.#kernels.get(source);
+    if (!kernel) {
+      const module = this.device.createShaderModule({ code: source, label: name });
+      const pipeline = this.device.createComputePipeline({
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+        label: name,
+      });
+      kernel = { pipeline, name };
+      this.#kernels.set(source, kernel);
+    }
+    return kernel;
+  }
+
+  /** Number of distinct compiled kernels. */
+  get kernelCount(): number {
+    return this.#kernels.size;
+  }
+
+  /** Records one dispatch. It runs after everything recorded before it; nothing waits. */
+  dispatch(kernel: Kernel, args: DispatchArgs): void {
+    const [x, y = 1, z = 1] = args.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > max || y > max || z > max) {
+      throw new RangeError(
+        `Kernel ${kernel.name} needs ${x}x${y}x${z} workgroups; this GPU allows ${max} per dimension`,
+      );
+    }
+    const entries: GPUBindGroupEntry[] = args.buffers.map((b, i) => ({ binding: i, resource: { buffer: b.buffer } }));
+    if (args.uniforms) {
+      const ub = this.device.createBuffer({
+        size: Math.max(16, Math.ceil(args.uniforms.byteLength / 16) * 16),
+        usage: GPUBufferUsage.UNIFORM,
+        mappedAtCreation: true,
+      });
+      new Uint8Array(ub.getMappedRange()).set(new Uint8Array(args.uniforms));
+      ub.unmap();
+      this.#transient.push(ub);
+      entries.push({ binding: args.buffers.length, resource: { buffer: ub } });
+    }
+    const bindGroup = this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
+    const profile = this.#profile;
+    if (profile) {
+      // A pass per dispatch so that each gets its own begin/end timestamps.
+      if (profile.names.length >= MAX_PROFILED_DISPATCHES) this.flush();
+      this.#endPass();
+      this.#encoder ??= this.device.createCommandEncoder();
+      const q = profile.names.length * 2;
+      const pass = this.#encoder.beginComputePass({
+        timestampWrites: { querySet: profile.querySet, beginningOfPassWriteIndex: q, endOfPassWriteIndex: q + 1 },
+      });
+      profile.names.push(kernel.name);
+      pass.setPipeline(kernel.pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(x, y, z);
+      pass.end();
+    } else {
+      const pass = this.#beginPass();
+      pass.setPipeline(kernel.pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(x, y, z);
+    }
+    if (++this.#pending >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /** Submits recorded work to the GPU without waiting for it. */
+  flush(): void {
+    this.#endPass();
+    if (!this.#encoder) return;
+    const encoder = this.#encoder;
+    this.#encoder = null;
+    const startProfileRead = this.#resolveProfile(encoder);
+    this.#submit(encoder);
+    startProfileRead?.();
+  }
+
+  /** Waits until the GPU has finished all submitted work (one round trip). */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+  }
+
+  /**
+   * Runs `fn` with per-dispatch GPU timestamps and returns the time per kernel name (needs the adapter's
+   * `timestamp-query` feature; without it, returns an empty list). Profiling adds a pass per dispatch, so total
+   * time rises a little; the per-kernel split is what it is for.
+   */
+  async profile(fn: () => void | Promise<void>): Promise<KernelTiming[]> {
+    if (!this.info.timestamps) {
+      await fn();
+      return [];
+    }
+    this.flush();
+    const querySet = this.device.createQuerySet({ type: "timestamp", count: MAX_PROFILED_DISPATCHES * 2 });
+    const resolve = this.device.createBuffer({
+      size: MAX_PROFILED_DISPATCHES * 16,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const timings = new Map<string, KernelTiming>();
+    const profile = { querySet, resolve, names: [], timings, reads: [] as Promise<void>[] };
+    this.#profile = profile;
+    try {
+      await fn();
+      this.flush();
+    } finally {
+      this.#profile = null;
+    }
+    await Promise.all(profile.reads);
+    querySet.destroy();
+    resolve.destroy();
+    return [...timings.values()].sort((a, b) => b.ms - a.ms);
+  }
+
+  /** Adds the resolve of this batch's timestamps to `encoder`; returns what starts their readback. */
+  #resolveProfile(encoder: GPUCommandEncoder): (() => void) | null {
+    const p = this.#profile;
+    if (!p || p.names.length === 0) return null;
+    const n = p.names.length;
+    encoder.resolveQuerySet(p.querySet, 0, n * 2, p.resolve, 0);
+    const staging = this.device.createBuffer({
+      size: n * 16,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    encoder.copyBufferToBuffer(p.resolve, 0, staging, 0, n * 16);
+    const names = p.names.splice(0);
+    const timings = p.timings;
+    return () => {
+      p.reads.push(
+        staging.mapAsync(GPUMapMode.READ).then(() => {
+          const stamps = new BigUint64Array(staging.getMappedRange());
+          names.forEach((name, i) => {
+            const t = timings.get(name) ?? { name, count: 0, ms: 0 };
+            t.count++;
+            t.ms += Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6;
+            timings.set(name, t);
+          });
+          staging.unmap();
+          staging.destroy();
+        }),
+      );
+    };
+  }
+
+  #beginPass(): GPUComputePassEncoder {
+    if (!this.#pass) {
+      this.#encoder ??= this.device.createCommandEncoder();
+      this.#pass = this.#encoder.beginComputePass();
+    }
+    return this.#pass;
+  }
+
+  #endPass(): void {
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+  }
+
+  #submit(encoder: GPUCommandEncoder): void {
+    this.device.queue.submit([encoder.finish()]);
+    this.#submits++;
+    this.#pending = 0;
+    // Uniform buffers of submitted work can be destroyed now: WebGPU keeps them alive until the work finishes.
+    for (const b of this.#transient.splice(0)) b.destroy();
+  }
+}
+
+let backendPromise: Promise<Backend> | null = null;
+let backendInstance: Backend | null = null;
+
+/**
+ * Acquires the GPU once per process and returns the backend (later calls return the same one).
+ *
+ * @example
+ * ```ts ignore
+ * import { initGpu } from "./backend.ts";
+ * const backend = await initGpu();
+ * console.log(backend.info.description);
+ * ```
+ */
+export function initGpu(): Promise<Backend> {
+  backendPromise ??= requestGpu().then((ctx) => backendInstance = new Backend(ctx)).catch((e) => {
+    backendPromise = null;
+    throw e;
+  });
+  return backendPromise;
+}
+
+/**
+ * The backend, for synchronous code after {@linkcode initGpu} has resolved.
+ *
+ * @example
+ * ```ts ignore
+ * import { gpu, initGpu } from "./backend.ts";
+ * await initGpu();
+ * console.log(gpu().memory());
+ * ```
+ */
+export function gpu(): Backend {
+  if (!backendInstance) {
+    throw new Error("The GPU is not initialised: call `await initGpu()` once before creating tensors");
+  }
+  return backendInstance;
+}

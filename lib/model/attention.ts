@@ -1,0 +1,116 @@
+/**
+ * Causal multi-head self-attention with optional rotary position embeddings, as in CS336 assignment 1: separate
+ * bias-free q, k, v and output projections, RoPE applied to queries and keys (never values), scaled dot-product
+ * attention under a causal mask.
+ *
+ * @module
+ */
+import type { Rng } from "../random.ts";
+import { attention, permute, reshape, rope, type Tensor, tensor } from "../tensor/mod.ts";
+import { Linear } from "./layers.ts";
+
+/**
+ * Receives a layer's keys and values (B, H, T, hd), after RoPE, during a forward pass: a KV-cached decoder fills
+ * its cache from the prompt's forward this way (the tensors are the forward's own, valid until its scope ends).
+ */
+export type KvSink = (k: Tensor, v: Tensor) => void;
+
+/** Options of {@linkcode CausalSelfAttention}. */
+export interface CausalSelfAttentionOptions {
+  /** Number of heads; must divide `dModel`. */
+  numHeads: number;
+  /** RoPE base Θ; `null` disables position encoding (NoPE: the causal mask is the only order signal). */
+  ropeTheta: number | null;
+  /** The largest position RoPE must handle (sizes its cos/sin table). */
+  maxPosition: number;
+  /** Generator for the projection weights. */
+  rng?: Rng;
+}
+
+/**
+ * Causal multi-head self-attention over (batch, seq, dModel).
+ *
+ * @example
+ * ```ts
+ * import { initGpu, randn, tensor } from "../tensor/mod.ts";
+ * import { CausalSelfAttention } from "./attention.ts";
+ * await initGpu();
+ * const attn = new CausalSelfAttention(32, { numHeads: 4, ropeTheta: 10000, maxPosition: 15 });
+ * const positions = tensor(new Int32Array([0, 1, 2, 3, 4]));
+ * const y = attn.forward(randn([2, 5, 32]), positions); // (2, 5, 32)
+ * ```
+ */
+export class CausalSelfAttention {
+  /** Width of the residual stream. */
+  readonly dModel: number;
+  /** Number of heads. */
+  readonly numHeads: number;
+  /** Width of each head. */
+  readonly headDim: number;
+  /** RoPE base, or null for no position encoding. */
+  readonly ropeTheta: number | null;
+  /** The largest position RoPE handles. */
+  readonly maxPosition: number;
+  /** Query projection. */
+  readonly qProj: Linear;
+  /** Key projection. */
+  readonly kProj: Linear;
+  /** Value projection. */
+  readonly vProj: Linear;
+  /** Output projection back to the residual stream. */
+  readonly outputProj: Linear;
+
+  /** Creates the four projections. */
+  constructor(dModel: number, options: CausalSelfAttentionOptions) {
+    if (dModel % options.numHeads !== 0) {
+      throw new RangeError(`numHeads (${options.numHeads}) must divide dModel (${dModel})`);
+    }
+    this.dModel = dModel;
+    this.numHeads = options.numHeads;
+    this.headDim = dModel / options.numHeads;
+    if (options.ropeTheta !== null && this.headDim % 2 !== 0) {
+      throw new RangeError(`RoPE needs an even head dim, got dModel / numHeads = ${this.headDim}`);
+    }
+    this.ropeTheta = options.ropeTheta;
+    this.maxPosition = options.maxPosition;
+    const rng = options.rng;
+    this.qProj = new Linear(dModel, dModel, { rng });
+    this.kProj = new Linear(dModel, dModel, { rng });
+    this.vProj = new Linear(dModel, dModel, { rng });
+    this.outputProj = new Linear(dModel, dModel, { rng });
+  }
+
+  /**
+   * Attends over `x` (B, T, dModel). `positions` (i32) are the token positions for RoPE: (T) shared by the batch,
+   * or (B, H, T) per head row (the model broadcasts per-sequence positions to that); 0..T-1 when absent, unused
+   * without RoPE. `kvSink`, when given, receives the keys and values.
+   */
+  forward(x: Tensor, positions?: Tensor, kvSink?: KvSink): Tensor {
+    const [B, T] = x.shape;
+    const H = this.numHeads, hd = this.headDim;
+    const heads = (t: Tensor) => permute(reshape(t, [B, T, H, hd]), [0, 2, 1, 3]); // (B, T, d) -> (B, H, T, hd)
+    let q = heads(this.qProj.forward(x)); // (B, H, T, hd)
+    let k = heads(this.kProj.forward(x)); // (B, H, T, hd)
+    const v = heads(this.vProj.forward(x)); // (B, H, T, hd)
+    if (this.ropeTheta !== null) {
+      const opts = { theta: this.ropeTheta, maxPosition: this.maxPosition };
+      const pos = positions ?? tensor(Int32Array.from({ length: T }, (_, i) => i)); // (T)
+      q = rope(q, pos, opts); // (B, H, T, hd)
+      k = rope(k, pos, opts); // (B, H, T, hd)
+    }
+    kvSink?.(k, v);
+    const o = attention(q, k, v, { causal: true }); // (B, H, T, hd)
+    const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, this.dModel]); // (B, T, H, hd) -> (B, T, d)
+    return this.outputProj.forward(merged); // (B, T, d)
+  }
+
+  /** The parameters under their CS336 names (`q_proj.weight`, ...), prefixed with `prefix`. */
+  namedParameters(prefix: string): [string, Tensor][] {
+    return [
+      ...this.qProj.namedParameters(`${prefix}q_proj.`),
+      ...this.kProj.namedParameters(`${prefix}k_proj.`),
+      ...this.vProj.namedParameters(`${prefix}v_proj.`),
+      ...this.outputProj.namedParameters(`${prefix}output_proj.`),
+    ];
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * The transformer language model and its layers, CS336 style: bias-free linear maps, token embeddings, RMSNorm,
+ * SwiGLU (or SiLU) feed-forward, causal multi-head self-attention with RoPE, residual blocks and the LM.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../tensor/mod.ts";
+ * import { TransformerLM } from "./mod.ts";
+ * await initGpu();
+ * const model = new TransformerLM({
+ *   vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 2, numHeads: 4, dFf: 96, ropeTheta: 10000,
+ * });
+ * const logits = model.forward(tensor(new Int32Array([1, 2, 3]), { shape: [1, 3] })); // (1, 3, 256)
+ * ```
+ *
+ * @module
+ */
+export { Embedding, type LayerInitOptions, Linear, RMSNorm, type RMSNormOptions } from "./layers.ts";
+export { CausalSelfAttention, type CausalSelfAttentionOptions, type KvSink } from "./attention.ts";
+export { FeedForward, type FeedForwardOptions } from "./feed_forward.ts";
+export { TransformerBlock, type TransformerBlockOptions } from "./block.ts";
+export { type ForwardOptions, TransformerLM, type TransformerLMOptions, type WeightArray } from "./transformer.ts";

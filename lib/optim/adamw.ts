@@ -1,0 +1,178 @@
+/**
+ * AdamW (CS336 Algorithm 1: decoupled weight decay, bias correction) with global gradient-norm clipping, both
+ * on the GPU with no host round trip: the clipping factor is computed into a one-element tensor that the fused
+ * update kernel reads.
+ *
+ * @module
+ */
+import { adamwKernel, sumSquaresGroups, sumSquaresKernel } from "../../kernels/adamw.ts";
+import { reduceKernel } from "../../kernels/reduce.ts";
+import { f32Literal } from "../../kernels/common.ts";
+import { gpu } from "../gpu/backend.ts";
+import { noGrad } from "../tensor/autograd.ts";
+import { fill, mapElements } from "../tensor/ops/elementwise.ts";
+import { empty, keep, type Tensor, tidy } from "../tensor/tensor.ts";
+
+/** Hyperparameters of {@linkcode AdamW}. */
+export interface AdamWOptions {
+  /** Learning rate (can be changed per step). */
+  lr?: number;
+  /** Moment decay rates. */
+  betas?: [number, number];
+  /** Denominator epsilon. */
+  eps?: number;
+  /** Decoupled weight decay. */
+  weightDecay?: number;
+}
+
+/** Per-step options of {@linkcode AdamW.step}. */
+export interface StepOptions {
+  /** Learning rate for this step (e.g. from a schedule). */
+  lr?: number;
+  /** Clip the global gradient L2 norm to this value (eps 1e-6, as CS336); no clipping when absent. */
+  maxGradNorm?: number;
+}
+
+/**
+ * The AdamW optimizer over named parameters.
+ *
+ * @example
+ * ```ts ignore
+ * const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.1 });
+ * loss.backward();
+ * const gradNorm = opt.step({ lr: schedule(step), maxGradNorm: 1.0 }); // a GPU tensor; read it when logging
+ * opt.zeroGrad();
+ * ```
+ */
+export class AdamW {
+  /** Parameters by name. */
+  readonly params: Map<string, Tensor>;
+  /** Hyperparameters. */
+  readonly options: Required<AdamWOptions>;
+  /** Steps taken (the t of bias correction). */
+  t = 0;
+  #m = new Map<string, Tensor>();
+  #v = new Map<string, Tensor>();
+
+  constructor(params: Map<string, Tensor> | Tensor[], options: AdamWOptions = {}) {
+    this.params = params instanceof Map ? new Map(params) : new Map(params.map((p, i) => [p.name || `param${i}`, p]));
+    const o = { lr: 1e-3, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 0.01, ...options };
+    if (!(o.lr >= 0)) throw new RangeError(`AdamW lr must be >= 0, got ${o.lr}`);
+    if (o.betas.some((b) => !(b >= 0 && b < 1))) throw new RangeError(`AdamW betas must be in [0, 1), got ${o.betas}`);
+    if (!(o.eps > 0)) throw new RangeError(`AdamW eps must be > 0, got ${o.eps}`);
+    if (!(o.weightDecay >= 0)) throw new RangeError(`AdamW weightDecay must be >= 0, got ${o.weightDecay}`);
+    this.options = o;
+    for (const [name, p] of this.params) {
+      if (!p.requiresGrad) throw new Error(`AdamW: parameter ${name} ${p.describe()} does not require grad`);
+      this.#m.set(name, keep(fill(p.shape, 0)));
+      this.#v.set(name, keep(fill(p.shape, 0)));
+    }
+  }
+
+  /**
+   * The global L2 norm of all gradients as a one-element GPU tensor (caller disposes). Parameters without a
+   * gradient count as zero.
+   */
+  gradNorm(): Tensor {
+    const grads = [...this.params.values()].map((p) => p.grad).filter((g): g is Tensor => g !== null);
+    const groups = grads.map((g) => sumSquaresGroups(g.size));
+    const total = groups.reduce((a, b) => a + b, 0);
+    const backend = gpu();
+    const partials = empty([Math.max(total, 1)]);
+    if (total === 0) return tidy(() => keep(fill([1], 0)));
+    let offset = 0;
+    grads.forEach((g, i) => {
+      const k = sumSquaresKernel(g.size, offset, groups[i]);
+      backend.dispatch(backend.prepare(k.name, k.source), {
+        buffers: [g.buffer, partials.buffer],
+        workgroups: k.workgroups,
+      });
+      offset += groups[i];
+    });
+    const ss = empty([1]);
+    const r = reduceKernel("sum", { outer: 1, reduced: total, inner: 1 });
+    backend.dispatch(backend.prepare(r.name, r.source), {
+      buffers: [partials.buffer, ss.buffer],
+      workgroups: r.workgroups,
+    });
+    partials.dispose();
+    const norm = mapElements("sqrt", [ss], "sqrt(v0)");
+    ss.dispose();
+    return norm;
+  }
+
+  /**
+   * Applies one update to every parameter that has a gradient. Returns the pre-clipping global gradient norm as
+   * a one-element GPU tensor (caller disposes; read it in a batch with the loss, never every step).
+   */
+  step(opts: StepOptions = {}): Tensor {
+    const lr = opts.lr ?? this.options.lr;
+    if (!(lr >= 0)) throw new RangeError(`AdamW step lr must be >= 0, got ${lr}`);
+    this.t++;
+    const [b1, b2] = this.options.betas;
+    const lrT = lr * Math.sqrt(1 - b2 ** this.t) / (1 - b1 ** this.t);
+    const uniforms = new Float32Array([lr, lrT, b1, b2, this.options.eps, this.options.weightDecay]);
+    return noGrad(() => {
+      const norm = this.gradNorm();
+      const clip = opts.maxGradNorm === undefined ? fill([1], 1) : mapElements(
+        "clip_factor",
+        [norm],
+        `select(1.0, ${f32Literal(opts.maxGradNorm)} / (v0 + 1e-6), v0 > ${f32Literal(opts.maxGradNorm)})`,
+      );
+      const backend = gpu();
+      for (const [name, p] of this.params) {
+        if (!p.grad) continue;
+        const k = adamwKernel(p.size);
+        backend.dispatch(backend.prepare(k.name, k.source), {
+          buffers: [p.buffer, p.grad.buffer, this.#m.get(name)!.buffer, this.#v.get(name)!.buffer, clip.buffer],
+          workgroups: k.workgroups,
+          uniforms: uniforms.buffer,
+        });
+      }
+      clip.dispose();
+      return norm;
+    });
+  }
+
+  /** Drops all gradients (frees their memory). */
+  zeroGrad(): void {
+    for (const p of this.params.values()) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  /** Optimizer state for checkpoints: `m.<name>`, `v.<name>` tensors (owned by the optimizer). */
+  stateTensors(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [name, t] of this.#m) out.set(`m.${name}`, t);
+    for (const [name, t] of this.#v) out.set(`v.${name}`, t);
+    return out;
+  }
+
+  /**
+   * Restores moments saved by {@linkcode AdamW.stateTensors} (as host arrays keyed `m.<name>` / `v.<name>`) and
+   * the step count. Every parameter's moments must be present with the right size.
+   */
+  loadState(state: Map<string, Float32Array>, t: number): void {
+    if (!Number.isInteger(t) || t < 0) throw new RangeError(`AdamW step count must be an integer >= 0, got ${t}`);
+    for (const [key, tensor] of this.stateTensors()) {
+      const data = state.get(key);
+      if (!data) throw new Error(`AdamW state is missing ${key}`);
+      if (data.length !== tensor.size) {
+        throw new Error(
+          `AdamW state ${key} has ${data.length} values, expected ${tensor.size} for ${tensor.describe()}`,
+        );
+      }
+      gpu().write(tensor.buffer, data);
+    }
+    this.t = t;
+  }
+
+  /** Frees the moment buffers. */
+  dispose(): void {
+    for (const t of [...this.#m.values(), ...this.#v.values()]) t.dispose();
+    this.#m.clear();
+    this.#v.clear();
+  }
+}

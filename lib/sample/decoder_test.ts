@@ -1,0 +1,183 @@
+import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
+import { logitKey } from "../../kernels/sample.ts";
+import { gpu, initGpu, noGrad, readAll, slice, tensor, tidy } from "../tensor/mod.ts";
+import { TransformerLM } from "../model/transformer.ts";
+import { Rng } from "../random.ts";
+import { KvCacheDecoder, sampleOnGpu, samplingParams } from "./decoder.ts";
+import { candidateSet } from "./sampling.ts";
+import { generateStream } from "./stream.ts";
+
+await initGpu();
+const model = new TransformerLM({
+  vocabSize: 40,
+  contextLength: 16,
+  dModel: 32,
+  numLayers: 2,
+  numHeads: 4,
+  dFf: 48,
+}, { seed: 7 });
+
+/** Argmax of the last row of an unpadded full forward pass over `ids`. */
+async function argmaxNext(m: TransformerLM, ids: readonly number[]): Promise<number> {
+  const row = tidy(() =>
+    noGrad(() =>
+      slice(m.forward(tensor(Int32Array.from(ids), { shape: [1, ids.length], dtype: "i32" })), {
+        axis: 1,
+        start: ids.length - 1,
+      })
+    )
+  );
+  const [values] = await readAll([row]);
+  row.dispose();
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+async function collect(
+  m: TransformerLM,
+  prompts: number[][],
+  opts: Parameters<typeof generateStream>[2],
+): Promise<number[][]> {
+  const out: number[][] = prompts.map(() => []);
+  for await (const e of generateStream(m, prompts, opts)) {
+    assertEquals(e.index, out[e.row].length);
+    out[e.row].push(e.token);
+  }
+  return out;
+}
+
+Deno.test("greedy cached decoding of a ragged batch equals the argmax of a full forward pass at every step, across a slide", async () => {
+  const prompts = [[3, 14, 15], [1, 2, 3, 4, 5, 6]];
+  // 16 new tokens: both rows pass the context length (16) once, row 1 first, so row 0 is re-prefilled whole
+  // while row 1 slides.
+  const got = await collect(model, prompts, { temperature: 0, maxNewTokens: 16, readEvery: 4 });
+  const keep = 8; // ceil(contextLength / 2)
+  for (let b = 0; b < prompts.length; b++) {
+    assertEquals(got[b].length, 16);
+    let window = [...prompts[b]];
+    for (let i = 0; i < got[b].length; i++) {
+      assertEquals(got[b][i], await argmaxNext(model, window), `row ${b}, token ${i}, window ${window}`);
+      window.push(got[b][i]);
+      if (window.length > 16) window = window.slice(-keep);
+    }
+  }
+});
+
+Deno.test("every model variant decodes with the cache exactly as its full forward pass", async () => {
+  const variants = [
+    { norm: "post" as const },
+    { norm: "none" as const, position: "none" as const },
+    { parallelLayers: true },
+    { parallelLayers: true, norm: "post" as const, ffn: "silu" as const },
+    { tieEmbeddings: true, ffn: "silu" as const },
+  ];
+  for (const v of variants) {
+    const m = new TransformerLM(
+      { vocabSize: 30, contextLength: 12, dModel: 16, numLayers: 2, numHeads: 2, dFf: 24, ...v },
+      { seed: 3 },
+    );
+    const [got] = await collect(m, [[5, 6, 7]], { temperature: 0, maxNewTokens: 5 });
+    const window = [5, 6, 7];
+    for (const id of got) {
+      assertEquals(id, await argmaxNext(m, window), `variant ${JSON.stringify(v)} after ${window}`);
+      window.push(id);
+    }
+    m.dispose();
+  }
+});
+
+Deno.test("GPU top-k / top-p keep exactly the CPU reference candidate sets, and sample only from them", async () => {
+  const rng = new Rng(11);
+  const rows = 24, vocab = 64;
+  for (const [temperature, topK, topP] of [[1, 5, 1], [0.7, 0, 0.5], [1.3, 10, 0.9], [1, 0, 0.95], [0.5, 3, 0.2]]) {
+    const host = new Float32Array(rows * vocab);
+    for (let i = 0; i < host.length; i++) host[i] = rng.normal() * 2;
+    const logits = tensor(host, { shape: [rows, vocab] });
+    const { ids, info } = await sampleOnGpu(logits, { temperature, topK, topP, seed: 1 });
+    logits.dispose();
+    for (let r = 0; r < rows; r++) {
+      const row = host.subarray(r * vocab, (r + 1) * vocab);
+      const [tk, tp, all] = info.subarray(r * 4, r * 4 + 3);
+      const kept: number[] = [];
+      for (let i = 0; i < vocab; i++) {
+        const key = logitKey(row[i]);
+        if (key >= tk && (all === 1 || key > tp)) kept.push(i);
+      }
+      const want = candidateSet(row, { temperature, topK, topP }).ids.sort((a, b) => a - b);
+      assertEquals(kept, want, `row ${r}, T=${temperature} k=${topK} p=${topP}`);
+      assert(want.includes(ids[r]), `sampled ${ids[r]} outside the candidates ${want}`);
+    }
+  }
+});
+
+Deno.test("GPU sampling follows the renormalised distribution; seeds reproduce; greedy is the argmax", async () => {
+  const base = [1, 2, 0.5, 3, -1, 2.5];
+  const rows = 1500;
+  const logits = tensor(new Float32Array(rows * base.length).map((_, i) => base[i % base.length]), {
+    shape: [rows, base.length],
+  });
+  const { ids, probs } = candidateSet(base, { topK: 4, topP: 0.9 });
+  const a = await sampleOnGpu(logits, { topK: 4, topP: 0.9, seed: 5 });
+  const counts = new Map<number, number>();
+  for (const id of a.ids) counts.set(id, (counts.get(id) ?? 0) + 1);
+  assertEquals([...counts.keys()].sort(), [...ids].sort(), "support");
+  ids.forEach((id, j) => {
+    const f = counts.get(id)! / rows;
+    assert(Math.abs(f - probs[j]) < 0.05, `token ${id}: frequency ${f}, probability ${probs[j]}`);
+  });
+  const greedy = await sampleOnGpu(logits, { temperature: 0 });
+  assert(greedy.ids.every((id) => id === 3));
+  logits.dispose();
+  const few = tensor(new Float32Array(64 * base.length).map((_, i) => base[i % base.length]), {
+    shape: [64, base.length],
+  });
+  const first = await sampleOnGpu(few, { topK: 4, topP: 0.9, seed: 5 });
+  assertEquals((await sampleOnGpu(few, { topK: 4, topP: 0.9, seed: 5 })).ids, first.ids);
+  const other = await sampleOnGpu(few, { topK: 4, topP: 0.9, seed: 6 });
+  assert(other.ids.some((id, i) => id !== first.ids[i]), "another seed draws differently");
+  const later = await sampleOnGpu(few, { topK: 4, topP: 0.9, seed: 5, draw: 1 });
+  assert(later.ids.some((id, i) => id !== first.ids[i]), "another draw counter draws differently");
+  few.dispose();
+  const ties = tensor(new Float32Array([0, 4, 1, 4]), { shape: [1, 4] });
+  assertEquals([...(await sampleOnGpu(ties, { temperature: 0 })).ids], [1]);
+  ties.dispose();
+  assertThrows(() => samplingParams({ topP: 0 }), "topP must be in (0, 1], got 0");
+  assertThrows(() => samplingParams({ temperature: -1 }), "temperature must be a finite number >= 0, got -1");
+  assertThrows(() => samplingParams({ topK: 1.5 }), "topK must be an integer >= 0, got 1.5");
+});
+
+Deno.test("a seed reproduces a sampled batch; another seed changes it", async () => {
+  const opts = { temperature: 1, topP: 0.9, maxNewTokens: 10 };
+  const a = await collect(model, [[1, 2], [7]], { ...opts, seed: 5 });
+  const b = await collect(model, [[1, 2], [7]], { ...opts, seed: 5 });
+  const c = await collect(model, [[1, 2], [7]], { ...opts, seed: 6 });
+  assertEquals(a, b);
+  assert(JSON.stringify(a) !== JSON.stringify(c), "seed 6 gave the same tokens as seed 5");
+});
+
+Deno.test("the decode loop allocates nothing: GPU memory is flat over a generation", async () => {
+  const inUse: number[] = [], total: number[] = [];
+  for await (const e of generateStream(model, [[1, 2, 3]], { temperature: 1, maxNewTokens: 12, readEvery: 2 })) {
+    if (e.index === 0) continue;
+    inUse.push(gpu().memory().inUseBytes);
+    total.push(gpu().memory().totalBytes);
+  }
+  assertEquals(inUse.length, 11);
+  assertEquals(new Set(inUse).size, 1, `bytes in use changed: ${inUse}`);
+  assertEquals(new Set(total).size, 1, `pool grew: ${total}`);
+});
+
+Deno.test("the decoder checks its inputs", async () => {
+  const dec = new KvCacheDecoder(model, { batch: 1 });
+  assertThrows(() => dec.prefill([[1], [2]]), "expected 1 prompts, got 2");
+  assertThrows(() => dec.prefill([[40]]), "token 40, outside the vocabulary [0, 40)");
+  assertThrows(() => dec.prefill([new Array(17).fill(1)]), "prompt 0 has 17 tokens; it needs 1 to 16");
+  dec.prefill([new Array(14).fill(1)]);
+  assertThrows(() => dec.step(3), "would feed position 16, beyond the context length 16");
+  dec.dispose();
+  assertThrows(() => dec.step(), "used after dispose()");
+  await assertRejects(async () => {
+    for await (const _ of generateStream(model, [[1, 2, 3]], { maxNewTokens: 15, overflow: "error" })) break;
+  }, "needs 17 positions; the context length is 16");
+});

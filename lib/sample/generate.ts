@@ -1,0 +1,74 @@
+/**
+ * Autoregressive decoding from a {@linkcode TransformerLM}: prompt ids in, new ids out as an async iterator.
+ *
+ * This decoder re-runs the model over the (cropped) context for each new token and reads the last position's
+ * logits back, one GPU round trip per token. It is the reference the cached, GPU-sampled decoder is tested
+ * against, and fast enough for the samples a training run prints.
+ *
+ * @module
+ */
+import type { TransformerLM } from "../model/transformer.ts";
+import { Rng } from "../random.ts";
+import { noGrad, reshape, slice, tensor, tidy } from "../tensor/mod.ts";
+import { sampleToken, type SamplingOptions } from "./sampling.ts";
+
+/** Options of {@linkcode generate}. */
+export interface GenerateOptions extends SamplingOptions {
+  /** Tokens to produce at most. */
+  maxNewTokens?: number;
+  /** Stop after producing any of these ids (the stop id is yielded). */
+  stopTokens?: number[];
+  /** Seed of the sampling generator (ignored when `rng` is given). */
+  seed?: number;
+  /** A generator to draw from. */
+  rng?: Rng;
+}
+
+/**
+ * Yields new token ids one at a time. Contexts longer than the model's context length slide: only the last
+ * `contextLength` tokens are fed.
+ *
+ * @example
+ * ```ts ignore
+ * for await (const id of generate(model, tokenizer.encode("Once upon"), { maxNewTokens: 50, topP: 0.9 })) {
+ *   console.log(id);
+ * }
+ * ```
+ */
+export async function* generate(
+  model: TransformerLM,
+  prompt: readonly number[],
+  opts: GenerateOptions = {},
+): AsyncGenerator<number> {
+  if (prompt.length === 0) throw new Error("generate: the prompt needs at least one token");
+  const { vocabSize, contextLength } = model.config;
+  for (const id of prompt) {
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+      throw new RangeError(`generate: prompt token ${id} is outside the vocabulary [0, ${vocabSize})`);
+    }
+  }
+  const rng = opts.rng ?? new Rng(opts.seed ?? 0);
+  const stop = new Set(opts.stopTokens ?? []);
+  const ids = [...prompt];
+  const maxNew = opts.maxNewTokens ?? 64;
+  for (let n = 0; n < maxNew; n++) {
+    const context = ids.slice(-contextLength);
+    // Causal attention ignores what follows a position, so the context is padded to a power of two: kernels are
+    // generated per shape, and this bounds the distinct shapes (compilations) to log2(contextLength).
+    const padded = Math.min(contextLength, 2 ** Math.ceil(Math.log2(context.length)));
+    const input = new Int32Array(padded);
+    input.set(context);
+    const last = tidy(() =>
+      noGrad(() => {
+        const logits = model.forward(tensor(input, { shape: [1, padded], dtype: "i32" })); // (1, T, V)
+        return reshape(slice(logits, { axis: 1, start: context.length - 1, end: context.length }), [vocabSize]); // (V)
+      })
+    );
+    const row = await last.data();
+    last.dispose();
+    const id = sampleToken(row, rng, opts);
+    ids.push(id);
+    yield id;
+    if (stop.has(id)) return;
+  }
+}

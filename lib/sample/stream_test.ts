@@ -1,0 +1,94 @@
+import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { initGpu, readAll } from "../tensor/mod.ts";
+import { TransformerLM } from "../model/transformer.ts";
+import { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { generateStream, generateText, type GenerationEvent } from "./stream.ts";
+
+await initGpu();
+
+// A byte-level tokenizer: id i is byte i, plus <|endoftext|> at 256.
+const tokenizer = new Tokenizer(
+  new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])),
+  [],
+  ["<|endoftext|>"],
+);
+const EOT = tokenizer.specialTokens.get("<|endoftext|>")!;
+
+/**
+ * A model that deterministically continues a chain of bytes: every block's output projections are zero (the
+ * residual stream stays the current token's embedding), chain token j embeds as the unit vector e_j, and the LM
+ * head maps e_j to the next chain token. So greedy decoding after the chain's first byte spells out the rest.
+ */
+async function chainModel(chain: number[]): Promise<TransformerLM> {
+  const m = new TransformerLM(
+    { vocabSize: 257, contextLength: 32, dModel: 32, numLayers: 1, numHeads: 2, dFf: 32 },
+    { seed: 1 },
+  );
+  const state = m.stateDict();
+  const names = [...state.keys()];
+  const host = await readAll([...state.values()]);
+  const weights = new Map(names.map((n, i) => [n, { shape: state.get(n)!.shape, data: host[i] as Float32Array }]));
+  for (const n of names) {
+    if (/output_proj|w2|token_embeddings|lm_head/.test(n)) weights.get(n)!.data.fill(0);
+  }
+  const emb = weights.get("token_embeddings.weight")!.data, head = weights.get("lm_head.weight")!.data;
+  chain.forEach((id, j) => {
+    emb[id * 32 + j] = 1;
+    const next = chain[Math.min(j + 1, chain.length - 1)];
+    head[next * 32 + j] = 1;
+  });
+  m.loadStateDict(weights);
+  return m;
+}
+
+const text = "aé🙂bXYcd"; // 'é' is 2 bytes, '🙂' 4: split across tokens; all bytes distinct
+const bytes = [...new TextEncoder().encode(text)];
+const model = await chainModel([...bytes, EOT]);
+
+async function events(prompt: string, opts: Parameters<typeof generateStream>[2]): Promise<GenerationEvent[]> {
+  const out: GenerationEvent[] = [];
+  for await (const e of generateStream(model, prompt, { tokenizer, temperature: 0, ...opts })) out.push(e);
+  return out;
+}
+
+Deno.test("streamed text never splits a multi-byte character; the stop token ends the stream", async () => {
+  const ev = await events("a", { maxNewTokens: 30, stopTokens: [EOT] });
+  assertEquals(ev.map((e) => e.token), [...bytes.slice(1), EOT]);
+  // 'é' = C3 A9: the first byte's event has no text, the second the whole character.
+  assertEquals(ev[0].text, "");
+  assertEquals(ev[1].text, "é");
+  assertEquals(ev.slice(2, 6).map((e) => e.text), ["", "", "", "🙂"]);
+  for (const e of ev) assert(!e.text.includes("\ufffd"), `broken character in ${JSON.stringify(e.text)}`);
+  assertEquals(ev.map((e) => e.text).join(""), text.slice(1));
+  assertEquals(ev[ev.length - 1].finishReason, "stop_token");
+  assert(ev.slice(0, -1).every((e) => e.finishReason === undefined));
+});
+
+Deno.test("stop strings end the text right before them; a partial match is held back, then released", async () => {
+  const ev = await events("a", { maxNewTokens: 30, stopStrings: ["XY"] });
+  assertEquals(ev.map((e) => e.text).join(""), "é🙂b");
+  assertEquals(ev[ev.length - 1].finishReason, "stop_string");
+  assertEquals(ev[ev.length - 1].token, "Y".charCodeAt(0));
+  const held = await events("a", { maxNewTokens: 30, stopStrings: ["Xc", "🙂z"], stopTokens: [EOT] });
+  const xAt = held.findIndex((e) => e.token === "X".charCodeAt(0));
+  assertEquals(held[xAt].text, ""); // "X" could start "Xc"
+  assertEquals(held[xAt + 1].text, "XY"); // released once "XY" cannot
+  assertEquals(held.map((e) => e.text).join(""), text.slice(1));
+  assertEquals(held[held.length - 1].finishReason, "stop_token");
+});
+
+Deno.test("maxNewTokens ends each sequence with finishReason length; text prompts need a tokenizer", async () => {
+  const ev = await events("a", { maxNewTokens: 3 });
+  assertEquals(ev.length, 3);
+  assertEquals(ev[2].finishReason, "length");
+  const opts = { tokenizer, temperature: 0, maxNewTokens: 6, stopTokens: [EOT] };
+  const [story, other] = await generateText(model, ["a", "b"], opts);
+  assertEquals(story, "é🙂");
+  assertEquals(other, "XYcd");
+  // Cut inside '🙂' by the length limit: the incomplete bytes end the text as one U+FFFD.
+  const [cut] = await generateText(model, ["a"], { ...opts, maxNewTokens: 4 });
+  assertEquals(cut, "é\ufffd");
+  await assertRejects(async () => {
+    for await (const _ of generateStream(model, "a")) break;
+  }, "prompt 0 is text; pass a tokenizer to encode it");
+});

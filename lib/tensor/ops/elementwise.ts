@@ -1,0 +1,302 @@
+/**
+ * Elementwise ops with broadcasting. Each op is one row of a table: its WGSL expression and, next to it, the WGSL
+ * expressions of its gradients. Forward and backward both run through the one generic elementwise kernel
+ * generator; un-broadcasting of gradients happens once, in autograd.
+ *
+ * @module
+ */
+import { elementwiseKernel } from "../../../kernels/elementwise.ts";
+import { f32Literal } from "../../../kernels/common.ts";
+import { gpu } from "../../gpu/backend.ts";
+import { record } from "../autograd.ts";
+import { broadcastShapes } from "../shape.ts";
+import { type DType, empty, type Tensor } from "../tensor.ts";
+
+/**
+ * Runs a generic elementwise kernel: `expr` is WGSL over `v0, v1, ...` (the inputs, broadcast to a common shape).
+ * No autograd; the ops below add it.
+ */
+export function mapElements(name: string, inputs: Tensor[], expr: string, outDtype: DType = "f32"): Tensor {
+  const shape = broadcastShapes(name, ...inputs.map((t) => t.shape));
+  const out = empty(shape, outDtype);
+  if (out.size === 0) return out;
+  const k = elementwiseKernel({
+    name,
+    outShape: shape,
+    outDtype,
+    inputs: inputs.map((t) => ({ shape: t.shape, dtype: t.dtype })),
+    expr,
+  });
+  const backend = gpu();
+  backend.dispatch(backend.prepare(k.name, k.source), {
+    buffers: [...inputs.map((t) => t.buffer), out.buffer],
+    workgroups: k.workgroups,
+  });
+  return out;
+}
+
+function requireFloat(op: string, ...ts: Tensor[]): void {
+  for (const t of ts) {
+    if (t.dtype !== "f32") throw new TypeError(`${op} needs f32 tensors, got ${t.describe()}`);
+  }
+}
+
+// ---- Unary ops ------------------------------------------------------------------------------------------------
+
+/** Names of the unary ops. */
+export type UnaryOp =
+  | "neg"
+  | "exp"
+  | "log"
+  | "sqrt"
+  | "rsqrt"
+  | "square"
+  | "abs"
+  | "relu"
+  | "sigmoid"
+  | "silu"
+  | "tanh";
+
+/** Each unary op: forward `y = f(x)` and `dx` as a function of `x`, `y`, `dy` (WGSL expressions). */
+const unaryOps: Record<
+  UnaryOp,
+  { forward: (x: string) => string; backward: (x: string, y: string, dy: string) => string }
+> = {
+  neg: { forward: (x) => `-${x}`, backward: (_x, _y, dy) => `-${dy}` },
+  exp: { forward: (x) => `exp(${x})`, backward: (_x, y, dy) => `${dy} * ${y}` },
+  log: { forward: (x) => `log(${x})`, backward: (x, _y, dy) => `${dy} / ${x}` },
+  sqrt: { forward: (x) => `sqrt(${x})`, backward: (_x, y, dy) => `${dy} * 0.5 / ${y}` },
+  rsqrt: { forward: (x) => `inverseSqrt(${x})`, backward: (_x, y, dy) => `${dy} * -0.5 * ${y} * ${y} * ${y}` },
+  square: { forward: (x) => `${x} * ${x}`, backward: (x, _y, dy) => `${dy} * 2.0 * ${x}` },
+  abs: { forward: (x) => `abs(${x})`, backward: (x, _y, dy) => `${dy} * sign(${x})` },
+  relu: { forward: (x) => `max(${x}, 0.0)`, backward: (x, _y, dy) => `select(0.0, ${dy}, ${x} > 0.0)` },
+  sigmoid: { forward: (x) => `1.0 / (1.0 + exp(-${x}))`, backward: (_x, y, dy) => `${dy} * ${y} * (1.0 - ${y})` },
+  silu: {
+    forward: (x) => `${x} / (1.0 + exp(-${x}))`,
+    backward: (x, _y, dy) => `${dy} * (1.0 / (1.0 + exp(-${x}))) * (1.0 + ${x} * (1.0 - 1.0 / (1.0 + exp(-${x}))))`,
+  },
+  tanh: { forward: (x) => `tanh(${x})`, backward: (_x, y, dy) => `${dy} * (1.0 - ${y} * ${y})` },
+};
+
+function unary(op: UnaryOp, x: Tensor): Tensor {
+  requireFloat(op, x);
+  const def = unaryOps[op];
+  const y = mapElements(op, [x], def.forward("v0"));
+  return record(y, op, [x], (dy) => [mapElements(`${op}_backward`, [x, y, dy], def.backward("v0", "v1", "v2"))]);
+}
+
+/** `-x`. @example `neg(tensor([1, -2]))` gives `[-1, 2]`. */
+export const neg = (x: Tensor): Tensor => unary("neg", x);
+/** `e^x`. @example `exp(tensor([0]))` gives `[1]`. */
+export const exp = (x: Tensor): Tensor => unary("exp", x);
+/** Natural logarithm. @example `log(tensor([1]))` gives `[0]`. */
+export const log = (x: Tensor): Tensor => unary("log", x);
+/** Square root. @example `sqrt(tensor([4]))` gives `[2]`. */
+export const sqrt = (x: Tensor): Tensor => unary("sqrt", x);
+/** `1 / sqrt(x)`. @example `rsqrt(tensor([4]))` gives `[0.5]`. */
+export const rsqrt = (x: Tensor): Tensor => unary("rsqrt", x);
+/** `x * x`. @example `square(tensor([3]))` gives `[9]`. */
+export const square = (x: Tensor): Tensor => unary("square", x);
+/** `|x|`. @example `abs(tensor([-3]))` gives `[3]`. */
+export const abs = (x: Tensor): Tensor => unary("abs", x);
+/** `max(x, 0)`. @example `relu(tensor([-1, 2]))` gives `[0, 2]`. */
+export const relu = (x: Tensor): Tensor => unary("relu", x);
+/** `1 / (1 + e^-x)`. @example `sigmoid(tensor([0]))` gives `[0.5]`. */
+export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
+/** `x * sigmoid(x)` (SiLU / swish). @example `silu(tensor([0]))` gives `[0]`. */
+export const silu = (x: Tensor): Tensor => unary("silu", x);
+/** Hyperbolic tangent. @example `tanh(tensor([0]))` gives `[0]`. */
+export const tanh = (x: Tensor): Tensor => unary("tanh", x);
+
+// ---- Binary ops -----------------------------------------------------------------------------------------------
+
+/** The smallest normal f32, as a WGSL literal. */
+const TINY = "f32(1.1754943508222875e-38)";
+
+/** Names of the binary ops. */
+export type BinaryOp = "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum";
+
+/**
+ * Each binary op: forward `y = f(a, b)` and the gradients for `a` and `b` as functions of `a`, `b`, `y`, `dy`
+ * (WGSL expressions, evaluated at the broadcast shape; autograd sums them back to each input's shape).
+ */
+const binaryOps: Record<BinaryOp, {
+  forward: (a: string, b: string) => string;
+  backward: [
+    (a: string, b: string, y: string, dy: string) => string,
+    (a: string, b: string, y: string, dy: string) => string,
+  ];
+}> = {
+  add: { forward: (a, b) => `${a} + ${b}`, backward: [(_a, _b, _y, dy) => dy, (_a, _b, _y, dy) => dy] },
+  sub: { forward: (a, b) => `${a} - ${b}`, backward: [(_a, _b, _y, dy) => dy, (_a, _b, _y, dy) => `-${dy}`] },
+  mul: {
+    forward: (a, b) => `${a} * ${b}`,
+    backward: [(_a, b, _y, dy) => `${dy} * ${b}`, (a, _b, _y, dy) => `${dy} * ${a}`],
+  },
+  div: {
+    forward: (a, b) => `${a} / ${b}`,
+    backward: [(_a, b, _y, dy) => `${dy} / ${b}`, (_a, b, y, dy) => `-${dy} * ${y} / ${b}`],
+  },
+  pow: {
+    // pow() in WGSL is undefined for negative bases; use exp(b*log|a|) with the sign fixed for integer b. The
+    // logs' arguments are clamped to the smallest normal float, which only matters in the branches the selects
+    // discard, and keeps a number operand of 0 or less from constant-folding to an invalid log.
+    forward: (a, b) =>
+      `select(select(1.0, -1.0, ${a} < 0.0 && fract(${b} * 0.5) != 0.0) * exp(${b} * log(max(abs(${a}), ${TINY}))), ` +
+      `select(select(0.0, ${f32Literal(Infinity)}, ${b} < 0.0), 1.0, ${b} == 0.0), ${a} == 0.0)`,
+    backward: [
+      (a, b, y, dy) => `select(${dy} * ${b} * ${y} / ${a}, select(0.0, ${dy}, ${b} == 1.0), ${a} == 0.0)`,
+      (a, _b, y, dy) => `select(0.0, ${dy} * ${y} * log(max(${a}, ${TINY})), ${a} > 0.0)`,
+    ],
+  },
+  maximum: {
+    forward: (a, b) => `max(${a}, ${b})`,
+    backward: [
+      (a, b, _y, dy) => `select(0.0, ${dy}, ${a} >= ${b})`,
+      (a, b, _y, dy) => `select(0.0, ${dy}, ${b} > ${a})`,
+    ],
+  },
+  minimum: {
+    forward: (a, b) => `min(${a}, ${b})`,
+    backward: [
+      (a, b, _y, dy) => `select(0.0, ${dy}, ${a} <= ${b})`,
+      (a, b, _y, dy) => `select(0.0, ${dy}, ${b} < ${a})`,
+    ],
+  },
+};
+
+function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
+  const def = binaryOps[op];
+  if (typeof a === "number" && typeof b === "number") {
+    throw new TypeError(`${op} needs at least one tensor, got two numbers`);
+  }
+  // A number operand is baked into the kernel as a literal (no upload, no GPU round trip).
+  const inputs: Tensor[] = [];
+  const ref = (x: Tensor | number): string => {
+    if (typeof x === "number") return f32Literal(x);
+    inputs.push(x);
+    return `v${inputs.length - 1}`;
+  };
+  const ra = ref(a), rb = ref(b);
+  requireFloat(op, ...inputs);
+  const y = mapElements(op, inputs, def.forward(ra, rb));
+  return record(y, op, inputs, (dy) => {
+    const all = [...inputs, y, dy];
+    const vy = `v${inputs.length}`, vdy = `v${inputs.length + 1}`;
+    const grads: Tensor[] = [];
+    [a, b].forEach((x, side) => {
+      if (typeof x === "number") return;
+      const expr = def.backward[side](ra, rb, vy, vdy);
+      // A gradient that is dy itself (add, sub's left side) needs no kernel: autograd gives each owner a view.
+      grads.push(expr === vdy ? dy : mapElements(`${op}_backward${side}`, all, expr));
+    });
+    return grads;
+  });
+}
+
+/** `a + b` with broadcasting; either may be a number. @example `add(x, 1)` */
+export const add = (a: Tensor | number, b: Tensor | number): Tensor => binary("add", a, b);
+/** `a - b` with broadcasting. @example `sub(x, y)` */
+export const sub = (a: Tensor | number, b: Tensor | number): Tensor => binary("sub", a, b);
+/** `a * b` with broadcasting. @example `mul(x, 0.5)` */
+export const mul = (a: Tensor | number, b: Tensor | number): Tensor => binary("mul", a, b);
+/** `a / b` with broadcasting. @example `div(x, y)` */
+export const div = (a: Tensor | number, b: Tensor | number): Tensor => binary("div", a, b);
+/** `a ** b` with broadcasting (negative bases allowed for integer exponents). @example `pow(x, 3)` */
+export const pow = (a: Tensor | number, b: Tensor | number): Tensor => binary("pow", a, b);
+/** Elementwise maximum. @example `maximum(x, 0)` */
+export const maximum = (a: Tensor | number, b: Tensor | number): Tensor => binary("maximum", a, b);
+/** Elementwise minimum. @example `minimum(x, 1)` */
+export const minimum = (a: Tensor | number, b: Tensor | number): Tensor => binary("minimum", a, b);
+
+// ---- Comparisons and selection --------------------------------------------------------------------------------
+
+/** Names of the comparisons; each gives 1.0 where true and 0.0 elsewhere (no gradient). */
+export type CompareOp = "eq" | "ne" | "lt" | "le" | "gt" | "ge";
+
+const compareOps: Record<CompareOp, string> = { eq: "==", ne: "!=", lt: "<", le: "<=", gt: ">", ge: ">=" };
+
+/**
+ * Compares elementwise with broadcasting; returns an f32 mask of 0/1.
+ *
+ * @example
+ * ```ts ignore
+ * compare("gt", tensor([1, 5]), 2); // [0, 1]
+ * ```
+ */
+export function compare(op: CompareOp, a: Tensor | number, b: Tensor | number): Tensor {
+  const inputs: Tensor[] = [];
+  const ref = (x: Tensor | number): string => {
+    if (typeof x === "number") return f32Literal(x);
+    inputs.push(x);
+    return x.dtype === "i32" ? `f32(v${inputs.length - 1})` : `v${inputs.length - 1}`;
+  };
+  if (typeof a === "number" && typeof b === "number") throw new TypeError(`${op} needs at least one tensor`);
+  const expr = `select(0.0, 1.0, ${ref(a)} ${compareOps[op]} ${ref(b)})`;
+  return mapElements(op, inputs, expr);
+}
+
+/**
+ * `cond ? a : b` elementwise, with broadcasting; `cond` is a mask (nonzero = true). Gradients flow to `a` and
+ * `b`, not to the mask.
+ *
+ * @example
+ * ```ts ignore
+ * where(compare("gt", x, 0), x, 0); // relu
+ * ```
+ */
+export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
+  const inputs: Tensor[] = [cond];
+  const ref = (x: Tensor | number): string => {
+    if (typeof x === "number") return f32Literal(x);
+    inputs.push(x);
+    return `v${inputs.length - 1}`;
+  };
+  const c = cond.dtype === "i32" ? "v0 != 0" : "v0 != 0.0";
+  const ra = ref(a), rb = ref(b);
+  requireFloat("where", ...inputs.slice(1));
+  const y = mapElements("where", inputs, `select(${rb}, ${ra}, ${c})`);
+  return record(y, "where", inputs, (dy) => {
+    const all = [...inputs, dy];
+    const vdy = `v${inputs.length}`;
+    const grads: (Tensor | null)[] = [null];
+    if (typeof a !== "number") grads.push(mapElements("where_backward0", all, `select(0.0, ${vdy}, ${c})`));
+    if (typeof b !== "number") grads.push(mapElements("where_backward1", all, `select(${vdy}, 0.0, ${c})`));
+    return grads;
+  });
+}
+
+/** A new tensor with the same values (and a gradient path). @example `copy(x)` */
+export function copy(x: Tensor): Tensor {
+  const y = mapElements("copy", [x], "v0", x.dtype);
+  return record(y, "copy", [x], (dy) => [dy]);
+}
+
+/** Converts between f32 and i32 (truncating toward zero). No gradient. @example `cast(ids, "f32")` */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  return mapElements("cast", [x], `${dtype}(v0)`, dtype);
+}
+
+/** A tensor of `value` with `x`'s shape and dtype. @example `fullLike(x, 0)` */
+export function fullLike(x: Tensor, value: number): Tensor {
+  return fill(x.shape, value, x.dtype);
+}
+
+/** A tensor of `shape` filled with `value` (one kernel, no upload). */
+export function fill(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
+  if (dtype === "i32" && !(value >= -(2 ** 31) && value < 2 ** 31)) {
+    throw new RangeError(`fill: ${value} is not an i32 value (for shape (${shape.join(", ")}))`);
+  }
+  const out = empty(shape, dtype);
+  if (out.size === 0) return out;
+  const k = elementwiseKernel({
+    name: "fill",
+    outShape: shape,
+    outDtype: dtype,
+    inputs: [],
+    expr: dtype === "i32" ? `${Math.trunc(value)}` : f32Literal(value),
+  });
+  const backend = gpu();
+  backend.dispatch(backend.prepare(k.name, k.source), { buffers: [out.buffer], workgroups: k.workgroups });
+  return out;
+}

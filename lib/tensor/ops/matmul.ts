@@ -1,0 +1,169 @@
+/**
+ * Matrix multiplication, batched, with either operand transposed in storage, on the generated tiled kernel.
+ *
+ * @module
+ */
+import {
+  chooseTile,
+  largeTileDeepK,
+  matmulKernel,
+  type MatmulTile,
+  matmulTiles,
+  type MatmulVariant,
+} from "../../../kernels/matmul.ts";
+import { reduceKernel } from "../../../kernels/reduce.ts";
+import { gpu } from "../../gpu/backend.ts";
+import { record } from "../autograd.ts";
+import { fmt, prod, sameShape } from "../shape.ts";
+import { empty, type Tensor } from "../tensor.ts";
+import { reshape } from "./movement.ts";
+
+/** Options of {@linkcode matmul}. */
+export interface MatmulOptions {
+  /** Treat `a`'s last two dims as transposed: `a` is (..., K, M). */
+  transA?: boolean;
+  /** Treat `b`'s last two dims as transposed: `b` is (..., N, K) (e.g. PyTorch linear weights). */
+  transB?: boolean;
+  /** Force a tile configuration (tests and benchmarks). */
+  tile?: MatmulTile;
+  /** Force a split-K factor (tests and benchmarks); chosen automatically when absent. */
+  splitK?: number;
+  /** Ignored: kept for old callers (workgroup memory is always vec4 rows now). */
+  shared?: "vec4" | "f32";
+  /** Code-generation variant of the kernel (benchmarks). */
+  variant?: Partial<MatmulVariant>;
+}
+
+/**
+ * Workgroups of the large tile resident at once on an H100: 132 SMs x 2 (256 threads with 64 accumulators each
+ * leave room for two per SM). A launch runs in waves of this many; a last, partial wave costs as much as a full one.
+ */
+const SLOTS = 264;
+/** Seconds per BK step of one full wave of large tiles (measured 36 TFLOP/s), and bytes/s of the split-K sum. */
+const WAVE_FLOPS = 36e12, BANDWIDTH = 2.8e12;
+
+/**
+ * Split-K factor by a wave model: time = waves x steps per chunk, plus the traffic of writing and summing the
+ * partial products. Few output tiles with a long K (weight gradients) split until they fill the GPU. On the H100,
+ * 512x512x8192 ran at 31.9 TFLOP/s with 16 chunks of the large tile (one wave of 256 workgroups), against 12.4
+ * with the previous rule (medium tile, 5 chunks) and 2.3 unsplit; 10000x512x8192 (316 tiles: 1.2 waves unsplit)
+ * at 40.5 with 5 chunks (6 full waves) against 32.0 unsplit. The split layers' dynamic K bounds cost nothing
+ * measurable: the old split-K slowness was the medium tile and too few workgroups.
+ */
+export function chooseSplitK(spec: { batch: number; m: number; n: number; k: number }, tile: MatmulTile): number {
+  if (spec.batch !== 1 || spec.k < 1024) return 1;
+  const groups = Math.ceil(spec.m / tile.bm) * Math.ceil(spec.n / tile.bn);
+  const stepSeconds = (2 * tile.bm * tile.bn * tile.bk * SLOTS) / WAVE_FLOPS;
+  const cost = (s: number) => {
+    const chunk = Math.ceil(spec.k / s / tile.bk) * tile.bk;
+    const layers = Math.ceil(spec.k / chunk);
+    const waves = Math.ceil((groups * layers) / SLOTS);
+    const reduce = layers > 1 ? ((2 * layers + 1) * spec.m * spec.n * 4) / BANDWIDTH / stepSeconds : 0;
+    return waves * (chunk / tile.bk) + reduce;
+  };
+  let best = 1;
+  for (let s = 2; s <= Math.min(32, Math.floor(spec.k / 256)); s++) if (cost(s) < cost(best) * 0.98) best = s;
+  return best;
+}
+
+/**
+ * Tile and split-K for a problem. A long K over a small output prefers the large tile split along K to a smaller
+ * tile: 512x512x8192 ran at 31.9 TFLOP/s (large, 16 chunks) against 24.2 (medium, 5 chunks).
+ */
+export function planMatmul(
+  spec: { batch: number; m: number; n: number; k: number; transA?: boolean },
+  opts: { tile?: MatmulTile; splitK?: number } = {},
+): { tile: MatmulTile; splitK: number } {
+  let tile = opts.tile ?? chooseTile(spec);
+  if (!opts.tile && spec.batch === 1 && spec.k >= 1024 && Math.min(spec.m, spec.n) >= 256) tile = matmulTiles.large;
+  // BK 32 wins wherever A is not transposed (see largeTileDeepK).
+  if (!opts.tile && tile === matmulTiles.large && !spec.transA) tile = largeTileDeepK;
+  return { tile, splitK: opts.splitK ?? chooseSplitK(spec, tile) };
+}
+
+/**
+ * `a @ b` over the last two dims. Leading (batch) dims must match, or one operand may be 2-D and is shared
+ * across the batch.
+ *
+ * @example
+ * ```ts ignore
+ * const y = matmul(x, w, { transB: true }); // x (B, T, in) @ w (out, in)^T -> (B, T, out)
+ * ```
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  const shapes = `${a.describe()} and ${b.describe()}${transA ? " (a transposed)" : ""}${
+    transB ? " (b transposed)" : ""
+  }`;
+  if (a.ndim < 2 || b.ndim < 2) throw new Error(`matmul: needs tensors of at least 2 dims, got ${shapes}`);
+  if (a.dtype !== "f32" || b.dtype !== "f32") throw new TypeError(`matmul: needs f32 tensors, got ${shapes}`);
+  const [ar, ac] = a.shape.slice(-2), [br, bc] = b.shape.slice(-2);
+  const M = transA ? ac : ar, K = transA ? ar : ac;
+  const Kb = transB ? bc : br, N = transB ? br : bc;
+  if (K !== Kb) throw new Error(`matmul: inner dims differ (${K} vs ${Kb}) for ${shapes}`);
+  const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
+  if (batchA.length && batchB.length && !sameShape(batchA, batchB)) {
+    throw new Error(`matmul: batch dims ${fmt(batchA)} and ${fmt(batchB)} differ for ${shapes}`);
+  }
+  const batchShape = batchA.length ? batchA : batchB;
+  let batch = prod(batchShape), m = M;
+  let strideA = batchA.length ? M * K : 0;
+  const strideB = batchB.length ? K * N : 0;
+  // A batch of row-major A against a shared B is one big matmul: fold the batch into M.
+  if (!transA && batchA.length && !batchB.length) {
+    m = batch * M;
+    batch = 1;
+    strideA = 0;
+  }
+  const out = empty([...batchShape, M, N]);
+  if (out.size > 0) {
+    const spec = { batch, m, n: N, k: K, transA, transB, batchStrideA: strideA, batchStrideB: strideB };
+    const { tile, splitK: splits } = planMatmul(spec, opts);
+    const backend = gpu();
+    if (splits > 1) {
+      // Few output tiles but a long K (weight gradients): split K across workgroups, then sum the layers.
+      const k = matmulKernel({ ...spec, tile, splitK: splits, variant: opts.variant });
+      const layers = k.workgroups[2];
+      const partial = gpu().alloc(layers * m * N * 4);
+      backend.dispatch(backend.prepare(k.name, k.source), {
+        buffers: [a.buffer, b.buffer, partial],
+        workgroups: k.workgroups,
+      });
+      const r = reduceKernel("sum", { outer: 1, reduced: layers, inner: m * N });
+      backend.dispatch(backend.prepare(r.name, r.source), { buffers: [partial, out.buffer], workgroups: r.workgroups });
+      backend.free(partial);
+    } else {
+      const k = matmulKernel({ ...spec, tile, variant: opts.variant });
+      backend.dispatch(backend.prepare(k.name, k.source), {
+        buffers: [a.buffer, b.buffer, out.buffer],
+        workgroups: k.workgroups,
+      });
+    }
+  }
+  return record(out, "matmul", [a, b], (dc) => {
+    // C = op(a) op(b): dA = dC op(b)^T, dB = op(a)^T dC, written back in each operand's storage layout.
+    const ga = a.requiresGrad
+      ? (transA ? matmul(b, dc, { transA: transB, transB: true }) : matmul(dc, b, { transB: !transB }))
+      : null;
+    const gb = b.requiresGrad
+      ? (transB
+        ? matmul(dc, a, { transA: true, transB: transA })
+        : b.ndim === 2
+        ? sharedWeightGrad(a, dc, transA)
+        : matmul(a, dc, { transA: !transA }))
+      : null;
+    return [ga, gb];
+  });
+}
+
+/**
+ * `op(a)^T @ dc` for the gradient of a shared (2-D) B: the batch dims of `a` and `dc` are folded into K so that
+ * the result is 2-D, with no per-batch copies to sum afterwards.
+ */
+function sharedWeightGrad(a: Tensor, dc: Tensor, transA: boolean): Tensor {
+  if (!transA && a.ndim > 2) {
+    const K = a.shape[a.ndim - 1], N = dc.shape[dc.ndim - 1];
+    return matmul(reshape(a, [-1, K]), reshape(dc, [-1, N]), { transA: true });
+  }
+  return matmul(a, dc, { transA: !transA });
+}

@@ -1,0 +1,197 @@
+/**
+ * Movement ops: reshape (a view), and permute, slice, concat and broadcast (strided copies through one gather
+ * kernel). Each backward sits under its forward.
+ *
+ * @module
+ */
+import { gatherKernel } from "../../../kernels/copy.ts";
+import { gpu } from "../../gpu/backend.ts";
+import { record } from "../autograd.ts";
+import { fmt, normAxis, prod, sameShape } from "../shape.ts";
+import { empty, type Tensor, view } from "../tensor.ts";
+import { fill } from "./elementwise.ts";
+
+function contiguousStrides(shape: readonly number[]): number[] {
+  const s = new Array(shape.length);
+  let acc = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    s[d] = acc;
+    acc *= shape[d];
+  }
+  return s;
+}
+
+function runGather(
+  x: Tensor,
+  out: Tensor,
+  spec: {
+    outShape: readonly number[];
+    inStrides: number[];
+    inOffset?: number;
+    outStrides?: number[];
+    outOffset?: number;
+  },
+): void {
+  if (prod(spec.outShape) === 0) return;
+  const k = gatherKernel({ ...spec, dtype: x.dtype });
+  const backend = gpu();
+  backend.dispatch(backend.prepare(k.name, k.source), { buffers: [x.buffer, out.buffer], workgroups: k.workgroups });
+}
+
+/**
+ * The same values with another shape (no copy). One dim may be -1 and is inferred.
+ *
+ * @example
+ * ```ts ignore
+ * reshape(x, [2, -1]); // (2, 3) from (6,)
+ * ```
+ */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const known = shape.filter((d) => d !== -1);
+  const infer = shape.length - known.length;
+  if (infer > 1 || known.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw new Error(`reshape: invalid target shape ${fmt(shape)} for ${x.describe()}`);
+  }
+  const knownSize = prod(known);
+  const resolved = shape.map((d) => d === -1 ? (knownSize === 0 ? 0 : x.size / knownSize) : d);
+  if (prod(resolved) !== x.size || resolved.some((d) => !Number.isInteger(d))) {
+    throw new Error(`reshape: cannot reshape ${x.describe()} (${x.size} elements) to ${fmt(shape)}`);
+  }
+  const y = view(x, resolved);
+  return record(y, "reshape", [x], (dy) => [reshape(dy, x.shape)]);
+}
+
+/**
+ * Reorders dimensions: output dim `i` is input dim `axes[i]`.
+ *
+ * @example
+ * ```ts ignore
+ * permute(x, [0, 2, 1, 3]); // (B, T, H, hd) -> (B, H, T, hd)
+ * ```
+ */
+export function permute(x: Tensor, axes: readonly number[]): Tensor {
+  const nd = x.ndim;
+  const ax = axes.map((a) => normAxis("permute", a, x.shape));
+  if (ax.length !== nd || new Set(ax).size !== nd) {
+    throw new Error(`permute: axes [${axes}] are not a permutation of ${nd} dims of ${x.describe()}`);
+  }
+  const inStrides = contiguousStrides(x.shape);
+  const outShape = ax.map((a) => x.shape[a]);
+  const out = empty(outShape, x.dtype);
+  runGather(x, out, { outShape, inStrides: ax.map((a) => inStrides[a]) });
+  const inverse = new Array(nd);
+  ax.forEach((a, i) => inverse[a] = i);
+  return record(out, "permute", [x], (dy) => [permute(dy, inverse)]);
+}
+
+/**
+ * Swaps two dimensions.
+ *
+ * @example
+ * ```ts ignore
+ * transpose(w, 0, 1); // (out, in) -> (in, out)
+ * ```
+ */
+export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
+  const axes = [...x.shape.keys()];
+  const a = normAxis("transpose", dim0, x.shape), b = normAxis("transpose", dim1, x.shape);
+  [axes[a], axes[b]] = [axes[b], axes[a]];
+  return permute(x, axes);
+}
+
+/**
+ * Elements `start <= i < end` along `axis` (a copy).
+ *
+ * @example
+ * ```ts ignore
+ * slice(x, { axis: -1, start: 0, end: 64 });
+ * ```
+ */
+export function slice(x: Tensor, { axis, start, end }: { axis: number; start: number; end?: number }): Tensor {
+  const a = normAxis("slice", axis, x.shape);
+  const size = x.shape[a];
+  const s = start < 0 ? start + size : start;
+  const e = end === undefined ? size : end < 0 ? end + size : end;
+  if (!Number.isInteger(s) || !Number.isInteger(e) || s < 0 || e > size || s > e) {
+    throw new RangeError(`slice: range [${start}, ${end}) is out of bounds for axis ${axis} of ${x.describe()}`);
+  }
+  const outShape = x.shape.map((d, i) => i === a ? e - s : d);
+  const inStrides = contiguousStrides(x.shape);
+  const out = empty(outShape, x.dtype);
+  runGather(x, out, { outShape, inStrides, inOffset: s * inStrides[a] });
+  return record(out, "slice", [x], (dy) => [padInto(dy, x.shape, a, s)]);
+}
+
+/** A zero tensor of `shape` with `part` written at offset `start` along `axis` (the backward of slice). */
+function padInto(part: Tensor, shape: readonly number[], axis: number, start: number): Tensor {
+  const out = fill(shape, 0, part.dtype);
+  const outStrides = contiguousStrides(shape);
+  runGather(part, out, {
+    outShape: part.shape,
+    inStrides: contiguousStrides(part.shape),
+    outStrides,
+    outOffset: start * outStrides[axis],
+  });
+  return out;
+}
+
+/**
+ * Joins tensors along `axis`; all other dims must match.
+ *
+ * @example
+ * ```ts ignore
+ * concat([a, b], -1);
+ * ```
+ */
+export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new Error("concat: needs at least one tensor");
+  const first = xs[0];
+  const a = normAxis("concat", axis, first.shape);
+  for (const x of xs) {
+    if (x.ndim !== first.ndim || x.dtype !== first.dtype || x.shape.some((d, i) => i !== a && d !== first.shape[i])) {
+      throw new Error(`concat: shapes ${xs.map((t) => t.describe()).join(", ")} do not match outside axis ${axis}`);
+    }
+  }
+  const outShape = first.shape.map((d, i) => i === a ? xs.reduce((s, x) => s + x.shape[a], 0) : d);
+  const out = empty(outShape, first.dtype);
+  const outStrides = contiguousStrides(outShape);
+  let offset = 0;
+  const starts: number[] = [];
+  for (const x of xs) {
+    starts.push(offset);
+    runGather(x, out, {
+      outShape: x.shape,
+      inStrides: contiguousStrides(x.shape),
+      outStrides,
+      outOffset: offset * outStrides[a],
+    });
+    offset += x.shape[a];
+  }
+  return record(
+    out,
+    "concat",
+    [...xs],
+    (dy) => xs.map((x, i) => slice(dy, { axis: a, start: starts[i], end: starts[i] + x.shape[a] })),
+  );
+}
+
+/**
+ * Repeats `x` along broadcast dims to `shape` (NumPy rules). The backward sums back (done by autograd).
+ *
+ * @example
+ * ```ts ignore
+ * broadcastTo(bias, [B, T, D]);
+ * ```
+ */
+export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
+  const pad = shape.length - x.ndim;
+  if (pad < 0 || x.shape.some((d, i) => d !== 1 && d !== shape[pad + i])) {
+    throw new Error(`broadcastTo: cannot broadcast ${x.describe()} to ${fmt(shape)}`);
+  }
+  if (sameShape(x.shape, shape)) return reshape(x, shape);
+  const strides = contiguousStrides(x.shape);
+  const inStrides = shape.map((_, i) => i < pad || x.shape[i - pad] === 1 ? 0 : strides[i - pad]);
+  const out = empty(shape, x.dtype);
+  runGather(x, out, { outShape: shape, inStrides });
+  return record(out, "broadcastTo", [x], (dy) => [dy]);
+}

@@ -1,0 +1,321 @@
+/**
+ * The tensor: a shape, a dtype and a reference to GPU storage. Nothing else.
+ *
+ * Op logic lives in `ops/`, gradients in `autograd.ts`, GPU calls in `../gpu/backend.ts`. Tensors are always
+ * contiguous, row-major; a reshape shares its input's storage, every other op writes a new buffer.
+ *
+ * JavaScript has no destructors for GPU memory, so lifetimes are explicit: `tidy(fn)` disposes every tensor
+ * created inside `fn` except the ones it returns or `keep`s; `dispose()` / `using` free one tensor now. Storage is
+ * reference-counted so that views keep their buffer alive.
+ *
+ * @module
+ */
+import { gpu, type GpuBuffer } from "../gpu/backend.ts";
+import type { GradNode } from "./autograd.ts";
+import { factsBundle, JUPYTER_DISPLAY, type MimeBundle, previewValues } from "../display.ts";
+
+/** Element types. `i32` holds token ids and targets; `f32` everything else. */
+export type DType = "f32" | "i32";
+
+/** Bytes per element of each dtype. */
+export const dtypeBytes: Record<DType, number> = { f32: 4, i32: 4 };
+
+/** Host array type of each dtype. */
+export type HostArray<D extends DType = DType> = D extends "i32" ? Int32Array : Float32Array;
+
+/** A nested array of numbers, as in `tensor([[1, 2], [3, 4]])`. */
+export type NestedArray = number | NestedArray[];
+
+/** GPU storage shared by a tensor and its views. */
+export class Storage {
+  /** The pooled buffer. */
+  readonly buf: GpuBuffer;
+  /** Number of live tensors that use this storage. */
+  refs = 1;
+
+  constructor(buf: GpuBuffer) {
+    this.buf = buf;
+  }
+
+  /** Drops one reference; returns the buffer to the pool at zero. */
+  release(): void {
+    if (--this.refs === 0) gpu().free(this.buf);
+  }
+}
+
+let nextId = 1;
+
+/**
+ * An n-dimensional array on the GPU.
+ *
+ * Create tensors with the functions in `create.ts` (`tensor`, `zeros`, `randn`, ...) and combine them with the
+ * ops; read values with `await t.data()` (one GPU round trip; batch reads with `readAll`).
+ *
+ * @example
+ * ```ts ignore
+ * import { initGpu, tensor, add } from "../../mod.ts";
+ * await initGpu();
+ * const x = tensor([[1, 2], [3, 4]]);
+ * console.log(await add(x, x).data()); // Float32Array [2, 4, 6, 8]
+ * ```
+ */
+export class Tensor {
+  /** Unique id, for debugging and graph bookkeeping. */
+  readonly id: number = nextId++;
+  /** Dimensions, outermost first. */
+  readonly shape: readonly number[];
+  /** Element type. */
+  readonly dtype: DType;
+  /** Whether gradients flow to this tensor: set for parameters, propagated to results of ops on them. */
+  requiresGrad = false;
+  /** Accumulated gradient after `backward()`, for tensors with `requiresGrad` that are leaves (parameters). */
+  grad: Tensor | null = null;
+  /** The op that produced this tensor, when it was recorded for autograd. */
+  node: GradNode | null = null;
+  /** Optional name, shown in errors and displays (parameter names). */
+  name = "";
+  #storage: Storage | null;
+
+  constructor(storage: Storage, shape: readonly number[], dtype: DType) {
+    this.#storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    trackInScope(this);
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+
+  /** Number of dimensions. */
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** Whether `dispose()` has been called. */
+  get disposed(): boolean {
+    return this.#storage === null;
+  }
+
+  /** The storage; throws if the tensor was disposed. Used by ops. */
+  get storage(): Storage {
+    if (!this.#storage) {
+      throw new Error(`Tensor ${this.describe()} was used after it was disposed`);
+    }
+    return this.#storage;
+  }
+
+  /** The GPU buffer; throws if the tensor was disposed. Used by kernels. */
+  get buffer(): GpuBuffer {
+    return this.storage.buf;
+  }
+
+  /** A short description: name, shape and dtype, e.g. `"lm_head.weight (10000, 512) f32"`. */
+  describe(): string {
+    return `${this.name ? this.name + " " : ""}(${this.shape.join(", ")}) ${this.dtype}`;
+  }
+
+  /** Frees the tensor's GPU memory now (its gradient too). Safe to call twice. */
+  dispose(): void {
+    if (!this.#storage) return;
+    this.#storage.release();
+    this.#storage = null;
+    for (const t of this.node?.saved ?? []) t.dispose();
+    this.node = null;
+    this.grad?.dispose();
+    this.grad = null;
+  }
+
+  /** `using t = ...` support. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** Copies the values to the host (one GPU round trip). */
+  async data(): Promise<HostArray> {
+    const bytes = this.size * dtypeBytes[this.dtype];
+    const raw = await gpu().read(this.buffer, bytes);
+    return this.dtype === "i32" ? new Int32Array(raw) : new Float32Array(raw);
+  }
+
+  /** The values as nested arrays of the tensor's shape. */
+  async toArray(): Promise<NestedArray> {
+    return nest(Array.from(await this.data()), this.shape);
+  }
+
+  /** The single value of a one-element tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`item() needs a one-element tensor, got shape (${this.shape.join(", ")})`);
+    return (await this.data())[0];
+  }
+
+  /** Runs reverse-mode autograd from this scalar (see `backward` in autograd.ts). */
+  backward(): void {
+    if (!backwardHook) throw new Error("Autograd is not loaded");
+    backwardHook(this);
+  }
+
+  /** Rich display in Jupyter: shape, dtype, device, gradient state and a preview of the values. */
+  async [JUPYTER_DISPLAY](): Promise<MimeBundle> {
+    const facts: [string, string][] = [
+      ["shape", `(${this.shape.join(", ")})`],
+      ["dtype", this.dtype],
+      ["device", gpu().info.description],
+      ["requires grad", String(this.requiresGrad)],
+    ];
+    if (this.disposed) return factsBundle(`Tensor ${this.name} (disposed)`, facts);
+    if (this.grad) facts.push(["grad", `(${this.grad.shape.join(", ")})`]);
+    return factsBundle(
+      `Tensor${this.name ? " " + this.name : ""}`,
+      facts,
+      previewValues(await this.data(), this.shape),
+    );
+  }
+
+  /** Shape and dtype, e.g. `Tensor(2, 3) f32`. */
+  toString(): string {
+    return `Tensor${this.describe()}`;
+  }
+}
+
+let backwardHook: ((t: Tensor) => void) | null = null;
+
+/** Installs the implementation of `Tensor.backward` (autograd.ts does, to keep this module free of graph logic). */
+export function setBackwardHook(fn: (t: Tensor) => void): void {
+  backwardHook = fn;
+}
+
+/** Product of the dimensions. */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function nest(flat: number[], shape: readonly number[]): NestedArray {
+  if (shape.length === 0) return flat[0];
+  const [first, ...rest] = shape;
+  const step = sizeOf(rest);
+  return Array.from({ length: first }, (_, i) => nest(flat.slice(i * step, (i + 1) * step), rest));
+}
+
+/** Reads several tensors with one GPU round trip. */
+export async function readAll(tensors: readonly Tensor[]): Promise<HostArray[]> {
+  const raws = await gpu().readMany(tensors.map((t) => ({ buf: t.buffer, bytes: t.size * dtypeBytes[t.dtype] })));
+  return raws.map((raw, i) => tensors[i].dtype === "i32" ? new Int32Array(raw) : new Float32Array(raw));
+}
+
+/** Allocates an uninitialised tensor (kernels fill it). */
+export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) {
+      throw new RangeError(`Invalid shape (${shape.join(", ")}): dims must be integers >= 0`);
+    }
+  }
+  const buf = gpu().alloc(sizeOf(shape) * dtypeBytes[dtype]);
+  return new Tensor(new Storage(buf), shape, dtype);
+}
+
+/** A tensor sharing `t`'s storage with another shape of the same size (a view). */
+export function view(t: Tensor, shape: readonly number[]): Tensor {
+  const storage = t.storage;
+  storage.refs++;
+  return new Tensor(storage, shape, t.dtype);
+}
+
+// ---- Scopes -------------------------------------------------------------------------------------------------
+
+const scopes: Set<Tensor>[] = [];
+
+function trackInScope(t: Tensor): void {
+  scopes[scopes.length - 1]?.add(t);
+}
+
+/** Anything a tidy function may return: tensors, arrays or plain objects of them, or other values. */
+export type TensorContainer = unknown;
+
+function collect(value: unknown, out: Set<Tensor>, depth = 0): void {
+  if (depth > 8 || value === null || typeof value !== "object") return;
+  if (value instanceof Tensor) {
+    out.add(value);
+    if (value.grad) out.add(value.grad);
+    return;
+  }
+  if (Array.isArray(value)) { for (const v of value) collect(v, out, depth + 1); }
+  else if (value instanceof Map) { for (const v of value.values()) collect(v, out, depth + 1); }
+  else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collect(v, out, depth + 1);
+  }
+}
+
+/**
+ * Runs `fn` and disposes every tensor created inside it except those it returns (in arrays, maps or plain objects)
+ * and those passed to {@linkcode keep}. Works with async functions too.
+ *
+ * @example
+ * ```ts ignore
+ * import { initGpu, tidy, tensor, mul, sum } from "../../mod.ts";
+ * await initGpu();
+ * const x = tensor([1, 2, 3]);
+ * const s = tidy(() => sum(mul(x, x))); // the product is freed, the sum kept
+ * console.log(await s.item()); // 14
+ * ```
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let popped = false;
+  const finish = (result: unknown) => {
+    if (popped) return;
+    popped = true;
+    const i = scopes.lastIndexOf(scope);
+    if (i >= 0) scopes.splice(i, 1);
+    const kept = new Set<Tensor>();
+    collect(result, kept);
+    const parent = scopes[scopes.length - 1];
+    for (const t of scope) {
+      if (kept.has(t)) parent?.add(t);
+      else if (!t.disposed) t.dispose();
+    }
+  };
+  try {
+    const result = fn();
+    if (result instanceof Promise) {
+      return result.then((r) => {
+        finish(r);
+        return r;
+      }, (e) => {
+        finish(undefined);
+        throw e;
+      }) as T;
+    }
+    finish(result);
+    return result;
+  } catch (e) {
+    finish(undefined);
+    throw e;
+  }
+}
+
+/**
+ * Exempts tensors from disposal by the enclosing {@linkcode tidy} scopes (parameters, optimizer state, caches).
+ * Returns its argument.
+ *
+ * @example
+ * ```ts ignore
+ * import { initGpu, tidy, keep, randn } from "../../mod.ts";
+ * await initGpu();
+ * const w = tidy(() => keep(randn([4, 4])));
+ * console.log(w.disposed); // false
+ * ```
+ */
+export function keep<T extends Tensor>(t: T): T {
+  for (const scope of scopes) scope.delete(t);
+  return t;
+}
+
+/** Number of open tidy scopes (for tests). */
+export function scopeDepth(): number {
+  return scopes.length;
+}

@@ -1,0 +1,102 @@
+/**
+ * Executes every notebook in `notebooks/` through the real Jupyter client with the Deno kernel, as a user would,
+ * and fails on any error output. Also checks that the committed notebooks carry no outputs, and exports one
+ * executed notebook to HTML to check that its Plotly chart (data and the inlined plotly.js) is inside.
+ *
+ * Needs `jupyter nbconvert` and `ipykernel` (Debian: jupyter-nbconvert python3-ipykernel). Usage:
+ * `deno task notebooks [name-filter]`.
+ *
+ * @module
+ */
+const root = new URL("../", import.meta.url).pathname;
+const filter = Deno.args[0] ?? "";
+
+async function sh(cmd: string[], opts: { cwd?: string } = {}): Promise<{ code: number; out: string }> {
+  const p = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    cwd: opts.cwd ?? root,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const r = await p.output();
+  const dec = new TextDecoder();
+  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+}
+
+interface Cell {
+  cell_type: string;
+  outputs?: { output_type: string; ename?: string; evalue?: string; name?: string; text?: string | string[] }[];
+  execution_count?: number | null;
+}
+
+// --force: re-installing over an existing kernelspec (a second run, a developer machine) must not fail.
+const install = await sh(["deno", "jupyter", "--install", "--force"]);
+if (install.code !== 0) throw new Error(`deno jupyter --install failed:\n${install.out}`);
+
+const names = [...Deno.readDirSync(`${root}notebooks`)].map((e) => e.name).filter((n) => n.endsWith(".ipynb"))
+  .filter((n) => n.includes(filter)).sort();
+if (names.length === 0) throw new Error(`No notebooks match "${filter}" in notebooks/`);
+const outDir = await Deno.makeTempDir({ prefix: "nanolm-notebooks-" });
+let failed = 0, passed = 0;
+for (const name of names) {
+  const source = JSON.parse(await Deno.readTextFile(`${root}notebooks/${name}`)) as { cells: Cell[] };
+  const dirty = source.cells.some((c) => (c.outputs?.length ?? 0) > 0 || (c.execution_count ?? null) !== null);
+  const t0 = performance.now();
+  const r = await sh([
+    "jupyter",
+    "nbconvert",
+    "--to",
+    "notebook",
+    "--execute",
+    "--ExecutePreprocessor.kernel_name=deno",
+    "--ExecutePreprocessor.timeout=1200",
+    "--output-dir",
+    outDir,
+    `notebooks/${name}`,
+  ]);
+  const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+  const problems: string[] = [];
+  if (dirty) problems.push("committed with outputs (strip them before committing)");
+  if (r.code !== 0) problems.push(`nbconvert exited ${r.code}:\n${r.out.slice(-3000)}`);
+  else {
+    const executed = JSON.parse(await Deno.readTextFile(`${outDir}/${name}`)) as { cells: Cell[] };
+    executed.cells.forEach((c, i) => {
+      for (const o of c.outputs ?? []) {
+        if (o.output_type === "error") problems.push(`cell ${i}: ${o.ename}: ${o.evalue}`);
+        const text = Array.isArray(o.text) ? o.text.join("") : o.text ?? "";
+        if (o.output_type === "stream" && o.name === "stderr" && /\berror\b/i.test(text)) {
+          problems.push(`cell ${i} wrote an error to stderr: ${text.slice(0, 500)}`);
+        }
+      }
+    });
+  }
+  if (problems.length) {
+    failed++;
+    console.log(`FAIL ${name} (${seconds}s)\n  ${problems.join("\n  ")}`);
+  } else {
+    passed++;
+    console.log(`ok   ${name} (${seconds}s)`);
+  }
+}
+
+// A plot must survive export to HTML: its data and plotly.js itself (offline) are inside the page.
+const withPlot = names.find((n) => n.includes("train")) ?? names[0];
+if (await Deno.stat(`${outDir}/${withPlot}`).then(() => true, () => false)) {
+  const html = await sh(["jupyter", "nbconvert", "--to", "html", `${outDir}/${withPlot}`, "--output-dir", outDir]);
+  const page = html.code === 0 ? await Deno.readTextFile(`${outDir}/${withPlot.replace(/\.ipynb$/, ".html")}`) : "";
+  const hasData = page.includes('"type":"scatter"') || page.includes("&quot;type&quot;:&quot;scatter&quot;") ||
+    page.includes('"type": "scatter"');
+  const hasPlotly = /plotly\.js v\d|Plotly\.newPlot|window\.Plotly/.test(page);
+  if (html.code !== 0 || !hasData || !hasPlotly) {
+    failed++;
+    console.log(
+      `FAIL HTML export of ${withPlot}: exported ${html.code === 0}, plot data ${hasData}, plotly.js ${hasPlotly}`,
+    );
+  } else {
+    passed++;
+    console.log(`ok   HTML export of ${withPlot} holds the chart data and plotly.js`);
+  }
+}
+console.log(`notebooks: ${passed} passed, ${failed} failed`);
+if (failed > 0) Deno.exit(1);

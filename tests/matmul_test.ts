@@ -1,0 +1,193 @@
+/**
+ * Matmul against the float64 reference: shapes that are not multiples of any tile, every tile configuration, both
+ * transposes, batched and shared-operand forms; gradients against finite differences and the analytic reference.
+ */
+import { assertClose, assertEquals } from "./assert.ts";
+import { checkGrad, expectClose, upload } from "./harness.ts";
+import * as ref from "./reference.ts";
+import { type Nd, randNd, rngFor } from "./reference.ts";
+import { initGpu, matmul, mul, param, readAll, sum, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
+import { chooseTile, matmulTiles } from "../kernels/matmul.ts";
+
+await initGpu();
+
+/** Stored shape of an operand: (rows, cols) of op(x), swapped when transposed, with batch dims in front. */
+function stored(batch: number[], rows: number, cols: number, trans: boolean): number[] {
+  return [...batch, ...(trans ? [cols, rows] : [rows, cols])];
+}
+
+/** f32 dot products of K terms in [-1, 1]: the error grows with K. */
+const tolFor = (k: number) => ({ atol: 2e-6 * Math.max(k, 1), rtol: 1e-5 });
+
+const oddShapes: [number, number, number][] = [
+  [1, 1, 1],
+  [7, 13, 5],
+  [33, 65, 17],
+  [129, 127, 31],
+  [3, 4, 8], // K a multiple of 4 but not 16: vector loads with a partial K tile
+  [20, 12, 36],
+  [64, 64, 64], // exact multiples of the medium/small tiles
+];
+
+for (const [tileName, tile] of Object.entries(matmulTiles)) {
+  Deno.test(`matmul ${tileName} tile: M x N x K not multiples of the tile`, async () => {
+    const rng = rngFor(`matmul/${tileName}`);
+    const outs: Tensor[] = [], expected: Nd[] = [];
+    // The large tile compiles slowly on software adapters: give it the shapes that cross its boundaries.
+    const shapes = tileName === "large" ? [oddShapes[0], oddShapes[1], oddShapes[3], oddShapes[4]] : oddShapes;
+    for (const [m, n, k] of shapes) {
+      const a = randNd(rng, [m, k]), b = randNd(rng, [k, n]);
+      outs.push(matmul(upload(a), upload(b), { tile }));
+      expected.push(ref.matmul(a, b));
+    }
+    await expectClose(outs, expected, { ...tolFor(36), msg: tileName });
+  });
+
+  Deno.test(`matmul ${tileName} tile: transposed operands`, async () => {
+    const rng = rngFor(`matmul-trans/${tileName}`);
+    const shapes: [number, number, number][] = tileName === "large" ? [[33, 65, 17]] : [[7, 13, 5], [36, 8, 20]];
+    for (const [m, n, k] of shapes) {
+      const outs: Tensor[] = [], expected: Nd[] = [];
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          if (!transA && !transB) continue; // covered above
+          const a = randNd(rng, stored([], m, k, transA)), b = randNd(rng, stored([], k, n, transB));
+          outs.push(matmul(upload(a), upload(b), { transA, transB, tile }));
+          expected.push(ref.matmul(a, b, { transA, transB }));
+        }
+      }
+      await expectClose(outs, expected, { ...tolFor(k), msg: `${tileName} ${m}x${n}x${k}` });
+    }
+  });
+}
+
+Deno.test("matmul: batched, shared 2-D operands on either side, transposes, several batch dims", async () => {
+  const rng = rngFor("matmul-batched");
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  const [m, n, k] = [5, 7, 9];
+  const layouts = [[[3], [3]], [[2, 3], [2, 3]], [[4], []], [[], [4]], [[2, 2], []], [[1], [1]]];
+  layouts.forEach(([batchA, batchB], i) => {
+    // Each layout untransposed and with one of the three transposed combinations.
+    for (const [transA, transB] of [[false, false], [[true, false], [false, true], [true, true]][i % 3]]) {
+      const a = randNd(rng, stored(batchA, m, k, transA)), b = randNd(rng, stored(batchB, k, n, transB));
+      outs.push(matmul(upload(a), upload(b), { transA, transB }));
+      expected.push(ref.matmul(a, b, { transA, transB }));
+    }
+  });
+  await expectClose(outs, expected, tolFor(k));
+});
+
+Deno.test("matmul: the default tile choice on small and wide problems", async () => {
+  const rng = rngFor("matmul-default");
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  // 132 batches pick the large tile, 70 x 70 the medium one, 10 x 10 the small one.
+  for (const [batch, m, n, k] of [[132, 5, 3, 7], [1, 70, 70, 6], [1, 10, 10, 3], [40, 9, 17, 4]]) {
+    const a = randNd(rng, [batch, m, k]), b = randNd(rng, [batch, k, n]);
+    outs.push(matmul(upload(a), upload(b)));
+    expected.push(ref.matmul(a, b));
+  }
+  assertEquals(chooseTile({ batch: 132, m: 5, n: 3 }), matmulTiles.large);
+  assertEquals(chooseTile({ batch: 1, m: 70, n: 70 }), matmulTiles.medium);
+  assertEquals(chooseTile({ batch: 1, m: 10, n: 10 }), matmulTiles.small);
+  await expectClose(outs, expected, tolFor(7));
+});
+
+Deno.test("matmul: K = 0 gives zeros, M = 0 gives an empty result", async () => {
+  const c = matmul(tensor(new Float32Array(0), { shape: [3, 0] }), tensor(new Float32Array(0), { shape: [0, 5] }));
+  const e = matmul(tensor(new Float32Array(0), { shape: [0, 4] }), tensor(new Float32Array(20), { shape: [4, 5] }));
+  const [cv] = await readAll([c]);
+  assertEquals(c.shape, [3, 5]);
+  assertEquals(Array.from(cv), new Array(15).fill(0));
+  assertEquals(e.shape, [0, 5]);
+});
+
+Deno.test("matmul: backward matches finite differences for every layout", async () => {
+  const rng = rngFor("matmul-grad");
+  const [m, n, k] = [5, 7, 9];
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[], [], false, false],
+    [[], [], true, true],
+    [[2], [2], true, false],
+    [[2, 3], [], false, false], // batch folded into M, weight gradient folded into K
+    [[2, 3], [], true, false],
+    [[2, 3], [], false, true],
+    [[], [3], false, true],
+    [[2, 2], [2, 2], false, false],
+  ];
+  for (const [batchA, batchB, transA, transB] of cases) {
+    await checkGrad({
+      name: `matmul (${batchA}) x (${batchB}) transA ${transA} transB ${transB}`,
+      inputs: [randNd(rng, stored(batchA, m, k, transA)), randNd(rng, stored(batchB, k, n, transB))],
+      gpu: ([a, b]) => matmul(a, b, { transA, transB }),
+      ref: ([a, b]) => ref.matmul(a, b, { transA, transB }),
+      forward: tolFor(k),
+    });
+  }
+});
+
+Deno.test("matmul: gradients of odd-sized products equal the analytic reference", async () => {
+  const rng = rngFor("matmul-grad-analytic");
+  for (
+    const [m, n, k, transA, transB] of [[33, 65, 17, false, false], [33, 65, 17, true, true], [
+      129,
+      31,
+      7,
+      false,
+      true,
+    ]] as [number, number, number, boolean, boolean][]
+  ) {
+    {
+      const a = randNd(rng, stored([], m, k, transA)), b = randNd(rng, stored([], k, n, transB));
+      const r = randNd(rng, [m, n]);
+      const pa = param(upload(a)), pb = param(upload(b));
+      const [ga, gb] = await tidy(async () => {
+        const loss = sum(mul(matmul(pa, pb, { transA, transB }), upload(r)));
+        loss.backward();
+        return await readAll([pa.grad!, pb.grad!]);
+      });
+      pa.dispose();
+      pb.dispose();
+      // d/d op(a) = r op(b)^T and d/d op(b) = op(a)^T r, stored back in each operand's layout.
+      const opA = transA ? ref.transpose(a) : a, opB = transB ? ref.transpose(b) : b;
+      const dOpA = ref.matmul(r, opB, { transB: true }), dOpB = ref.matmul(opA, r, { transA: true });
+      const expA = transA ? ref.transpose(dOpA) : dOpA, expB = transB ? ref.transpose(dOpB) : dOpB;
+      assertClose(ga, expA.data, { ...tolFor(Math.max(n, m)), msg: `dA ${m}x${n}x${k} ${transA} ${transB}` });
+      assertClose(gb, expB.data, { ...tolFor(Math.max(n, m)), msg: `dB ${m}x${n}x${k} ${transA} ${transB}` });
+    }
+  }
+});
+
+Deno.test("matmul: split-K, forced and automatic, K not a multiple of the chunk, both shared layouts", async () => {
+  const rng = rngFor("matmul-splitk");
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  const cases: [number, number, number, number, boolean, boolean, "vec4" | "f32" | undefined][] = [
+    [7, 13, 50, 3, false, false, undefined],
+    [7, 13, 50, 4, true, false, undefined],
+    [9, 8, 20, 8, false, true, undefined],
+    [33, 5, 70, 2, true, true, "vec4"],
+    [12, 16, 64, 4, false, false, "vec4"],
+  ];
+  for (const [m, n, k, splitK, transA, transB, shared] of cases) {
+    const a = randNd(rng, stored([], m, k, transA)), b = randNd(rng, stored([], k, n, transB));
+    outs.push(matmul(upload(a), upload(b), { transA, transB, splitK, shared, tile: matmulTiles.small }));
+    expected.push(ref.matmul(a, b, { transA, transB }));
+  }
+  // A long K with a single output tile is split automatically.
+  const a = randNd(rng, [5, 1030]), b = randNd(rng, [1030, 7]);
+  outs.push(matmul(upload(a), upload(b)));
+  expected.push(ref.matmul(a, b));
+  await expectClose(outs, expected, tolFor(1030));
+});
+
+Deno.test("matmul: the weight gradient over a long batch (split-K in the backward) matches the reference", async () => {
+  const rng = rngFor("matmul-splitk-grad");
+  const x = randNd(rng, [2, 515, 6]), w = randNd(rng, [6, 5]), r = randNd(rng, [2, 515, 5]);
+  const pw = param(upload(w));
+  const [gw] = await tidy(async () => {
+    sum(mul(matmul(upload(x), pw), upload(r))).backward();
+    return await readAll([pw.grad!]);
+  });
+  pw.dispose();
+  const expected = ref.matmul(ref.nd([1030, 6], x.data), ref.nd([1030, 5], r.data), { transA: true });
+  assertClose(gw, expected.data, { ...tolFor(1030), msg: "dW" });
+});

@@ -1,0 +1,313 @@
+/**
+ * The fused neural-network ops (softmax, log-softmax, RMSNorm, RoPE, embedding, cross-entropy, attention) against
+ * the float64 reference, with gradients against finite differences.
+ */
+import { assert, assertClose, assertEquals } from "./assert.ts";
+import { assertCloseInf, checkGrad, expectClose, upload, uploadInts } from "./harness.ts";
+import * as ref from "./reference.ts";
+import { randInts, randNd, rngFor } from "./reference.ts";
+import {
+  add,
+  attention,
+  crossEntropy,
+  embedding,
+  initGpu,
+  logSoftmax,
+  param,
+  readAll,
+  rmsNorm,
+  rope,
+  softmax,
+  sum,
+  type Tensor,
+  tensor,
+} from "../lib/tensor/mod.ts";
+
+await initGpu();
+
+// ---- Softmax ------------------------------------------------------------------------------------------------------
+
+Deno.test("softmax/logSoftmax: rows of odd lengths, longer than a workgroup, with scales", async () => {
+  const rng = rngFor("softmax");
+  const shapes = [[1, 1], [3, 7], [2, 5, 129], [4, 300], [6]];
+  for (const [i, shape] of shapes.entries()) {
+    for (const scale of [1, [0.37, -2][i % 2]]) {
+      const x = randNd(rng, shape, { low: -3, high: 3 });
+      const t = upload(x);
+      const [p, lp] = await readAll([softmax(t, { scale }), logSoftmax(t, { scale })]);
+      const msg = `${JSON.stringify(shape)} scale ${scale}`;
+      assertClose(p, ref.softmax(x, { scale }).data, { atol: 1e-7, rtol: 1e-5, msg });
+      assertCloseInf(lp, ref.softmax(x, { scale, log: true }).data, { atol: 1e-5, rtol: 1e-5, msg });
+    }
+  }
+});
+
+Deno.test("softmax/logSoftmax: causal mask with queries <= keys", async () => {
+  const rng = rngFor("softmax-causal");
+  for (const shape of [[2, 5, 5], [3, 4, 9], [1, 1, 6], [2, 2, 3, 140]]) {
+    const x = randNd(rng, shape, { low: -3, high: 3 });
+    const t = upload(x);
+    const scale = 0.5;
+    const [p, lp] = await readAll([softmax(t, { scale, causal: true }), logSoftmax(t, { scale, causal: true })]);
+    const msg = `causal ${JSON.stringify(shape)}`;
+    assertClose(p, ref.softmax(x, { scale, causal: true }).data, { atol: 1e-7, rtol: 1e-5, msg });
+    assertCloseInf(lp, ref.softmax(x, { scale, causal: true, log: true }).data, { atol: 1e-5, rtol: 1e-5, msg });
+  }
+});
+
+Deno.test("softmax/logSoftmax: numerically stable for large logits", async () => {
+  const x = [1000, 1001, 999, -1000];
+  const t = tensor(x);
+  const [p, lp] = await readAll([softmax(t), logSoftmax(t)]);
+  const expected = ref.softmax(ref.nd([4], x));
+  assertClose(p, expected.data, { atol: 1e-7, rtol: 1e-5 });
+  assertCloseInf(lp, ref.softmax(ref.nd([4], x), { log: true }).data, { atol: 1e-5, rtol: 1e-5 });
+});
+
+Deno.test("softmax/logSoftmax: backward matches finite differences (plain, scaled, causal)", async () => {
+  const rng = rngFor("softmax-grad");
+  for (const log of [false, true]) {
+    for (
+      const [shape, scale, causal] of [
+        [[3, 7], 1, false],
+        [[2, 130], 0.6, false],
+        [[2, 4, 6], 0.5, true],
+        [[3, 3], -1.5, true],
+      ] as [number[], number, boolean][]
+    ) {
+      const cols = shape[shape.length - 1], tq = shape[shape.length - 2];
+      await checkGrad({
+        name: `${log ? "logSoftmax" : "softmax"} ${JSON.stringify(shape)} scale ${scale} causal ${causal}`,
+        inputs: [randNd(rng, shape, { low: -2, high: 2 })],
+        gpu: ([t]) => (log ? logSoftmax : softmax)(t, { scale, causal }),
+        ref: ([x]) => ref.softmax(x, { scale, causal, log }),
+        lossMask: causal ? (i) => ref.causalVisible(Math.floor(i / cols) % tq, i % cols, tq, cols) : undefined,
+        forward: { atol: 1e-6, rtol: 1e-5 },
+      });
+    }
+  }
+});
+
+// ---- RMSNorm ------------------------------------------------------------------------------------------------------
+
+Deno.test("rmsNorm: forward and backward (x and weight) on odd and long rows", async () => {
+  const rng = rngFor("rmsnorm");
+  for (
+    const [shape, eps] of [[[4, 7], 1e-5], [[2, 3, 130], 1e-5], [[5], 1e-2], [[3, 1], 1e-5]] as [number[], number][]
+  ) {
+    const dim = shape[shape.length - 1];
+    await checkGrad({
+      name: `rmsNorm ${JSON.stringify(shape)} eps ${eps}`,
+      inputs: [randNd(rng, shape, { low: -2, high: 2 }), randNd(rng, [dim], { low: 0.5, high: 1.5 })],
+      gpu: ([x, w]) => rmsNorm(x, w, { eps }),
+      ref: ([x, w]) => ref.rmsNorm(x, w, eps),
+      forward: { atol: 1e-6, rtol: 1e-5 },
+    });
+  }
+});
+
+Deno.test("rmsNorm: default eps is 1e-5 and a zero row stays zero", async () => {
+  const x = ref.nd([2, 3], [0, 0, 0, 1e-3, -2e-3, 3e-3]), w = ref.nd([3], [1, 2, 3]);
+  const [y] = await readAll([rmsNorm(upload(x), upload(w))]);
+  assertClose(y, ref.rmsNorm(x, w, 1e-5).data, { atol: 1e-7, rtol: 1e-5 });
+});
+
+// ---- RoPE ---------------------------------------------------------------------------------------------------------
+
+Deno.test("rope: shared and per-row positions, offsets, thetas; backward is the inverse rotation", async () => {
+  const rng = rngFor("rope");
+  const cases: { shape: number[]; positions: number[]; posShape: number[]; theta: number; maxPosition?: number }[] = [
+    { shape: [2, 3, 6, 8], positions: [0, 1, 2, 3, 4, 5], posShape: [6], theta: 10000 },
+    { shape: [5, 2], positions: [0, 1, 2, 3, 4], posShape: [5], theta: 10000 },
+    { shape: [2, 4, 6], positions: [7, 8, 9, 10], posShape: [4], theta: 100, maxPosition: 11 },
+    {
+      shape: [2, 3, 4],
+      positions: [3, 1, 0, 9, 2, 2],
+      posShape: [2, 3],
+      theta: 10000,
+      maxPosition: 16,
+    },
+    { shape: [1, 1, 10], positions: [200], posShape: [1], theta: 500, maxPosition: 256 },
+  ];
+  for (const c of cases) {
+    const x = randNd(rng, c.shape);
+    await checkGrad({
+      name: `rope ${JSON.stringify(c.shape)} positions ${c.positions} theta ${c.theta}`,
+      inputs: [x],
+      gpu: ([t]) => rope(t, uploadInts(c.positions, c.posShape), { theta: c.theta, maxPosition: c.maxPosition }),
+      ref: ([v]) => ref.rope(v, c.positions, c.theta),
+      forward: { atol: 1e-6, rtol: 1e-5 },
+      gradTol: 2e-5,
+    });
+  }
+});
+
+Deno.test("rope: positions up to maxPosition inclusive are exact; positions past the table give NaN", async () => {
+  const rng = rngFor("rope-offset");
+  const x = randNd(rng, [2, 1, 8]);
+  const t = upload(x);
+  const at = (p: number, maxPosition?: number) => rope(t, uploadInts([p], [1]), { maxPosition });
+  // Decoding with a cache: one query at a late position. The table holds rows 0..maxPosition.
+  const [y64, y100, y128, bad, neg] = await readAll([at(64, 64), at(100, 128), at(128, 128), at(100), at(-1, 8)]);
+  assertClose(y64, ref.rope(x, [64]).data, { atol: 1e-6, rtol: 1e-5, msg: "position 64, maxPosition 64" });
+  assertClose(y100, ref.rope(x, [100]).data, { atol: 1e-6, rtol: 1e-5, msg: "position 100, maxPosition 128" });
+  assertClose(y128, ref.rope(x, [128]).data, { atol: 1e-6, rtol: 1e-5, msg: "position 128, maxPosition 128" });
+  // Without maxPosition the table covers the sequence (here 1 row, rounded up to 64): 100 is outside it.
+  assert(Array.from(bad).every(Number.isNaN), `position 100 past the table gave ${bad}`);
+  assert(Array.from(neg).every(Number.isNaN), `position -1 gave ${neg}`);
+});
+
+// ---- Embedding ----------------------------------------------------------------------------------------------------
+
+Deno.test("embedding: gather with repeated ids; backward scatter-adds (collisions) to the table", async () => {
+  const rng = rngFor("embedding");
+  for (
+    const [vocab, dim, idsShape] of [[11, 6, [2, 7]], [5, 3, [40]], [300, 1, [3, 1, 2]]] as [
+      number,
+      number,
+      number[],
+    ][]
+  ) {
+    const ids = randInts(rng, ref.numel(idsShape), Math.min(vocab, 4)); // few distinct ids: many collisions
+    ids[0] = vocab - 1;
+    await checkGrad({
+      name: `embedding vocab ${vocab} dim ${dim} ids ${JSON.stringify(idsShape)}`,
+      inputs: [randNd(rng, [vocab, dim])],
+      gpu: ([table]) => embedding(table, uploadInts(ids, idsShape)),
+      ref: ([table]) => ref.embedding(table, ids, idsShape),
+    });
+  }
+});
+
+Deno.test("embedding: ids outside the table give zero rows and no gradient", async () => {
+  const table = param(tensor([[1, 2], [3, 4], [5, 6]]));
+  const ids = tensor(new Int32Array([2, -1, 3, 0, 2]));
+  const y = embedding(table, ids);
+  sum(y).backward();
+  const [yv, g] = await readAll([y, table.grad!]);
+  assertEquals(Array.from(yv), [5, 6, 0, 0, 0, 0, 1, 2, 5, 6]);
+  assertEquals(Array.from(g), [1, 1, 0, 0, 2, 2]);
+  table.dispose();
+});
+
+// ---- Cross-entropy ------------------------------------------------------------------------------------------------
+
+Deno.test("crossEntropy: forward and backward on small and long vocabularies", async () => {
+  const rng = rngFor("cross-entropy");
+  for (const shape of [[5, 11], [2, 3, 300], [1, 2], [7]]) {
+    const vocab = shape[shape.length - 1];
+    const targets = randInts(rng, ref.numel(shape) / vocab, vocab);
+    await checkGrad({
+      name: `crossEntropy ${JSON.stringify(shape)}`,
+      inputs: [randNd(rng, shape, { low: -3, high: 3 })],
+      gpu: ([logits]) => crossEntropy(logits, uploadInts(targets, shape.slice(0, -1))),
+      ref: ([logits]) => ref.crossEntropy(logits, targets),
+      forward: { atol: 1e-6, rtol: 1e-5 },
+    });
+  }
+});
+
+Deno.test("crossEntropy: stable for large logits; out-of-range targets give NaN", async () => {
+  const logits = ref.nd([2, 3], [1000, 0, -1000, 500, 501, 502]);
+  const [good, bad] = await readAll([
+    crossEntropy(upload(logits), uploadInts([0, 1], [2])),
+    crossEntropy(upload(logits), uploadInts([0, 3], [2])),
+  ]);
+  assertClose(good, ref.crossEntropy(logits, [0, 1]).data, { atol: 1e-5, rtol: 1e-5 });
+  assert(Number.isNaN(bad[0]), `out-of-range target gave ${bad[0]}`);
+});
+
+Deno.test("crossEntropy: -inf logits (masked entries) contribute nothing, in rows longer than a workgroup", async () => {
+  const rng = rngFor("cross-entropy-masked");
+  for (const vocab of [5, 300]) {
+    const x = randNd(rng, [3, vocab], { low: -2, high: 2 });
+    // Masked entries early in each row, before finite ones that the same thread reads later.
+    for (const [r, j] of [[0, 0], [1, 1], [1, 2], [2, vocab - 1]]) x.data[r * vocab + j] = -Infinity;
+    const targets = [3, 0, 2];
+    const logits = param(upload(x));
+    const loss = crossEntropy(logits, uploadInts(targets, [3]));
+    loss.backward();
+    const [l, g] = await readAll([loss, logits.grad!]);
+    const finite = ref.nd([3, vocab], x.data.map((v) => (v === -Infinity ? -1e30 : v)));
+    assertClose(l, ref.crossEntropy(finite, targets).data, { atol: 1e-6, rtol: 1e-5, msg: `vocab ${vocab}` });
+    assert(Array.from(g).every(Number.isFinite), `vocab ${vocab}: gradient ${g}`);
+    for (const [r, j] of [[0, 0], [1, 1], [2, vocab - 1]]) assertEquals(g[r * vocab + j], 0);
+    logits.dispose();
+  }
+});
+
+Deno.test("crossEntropy: the backward scales with the incoming gradient", async () => {
+  const rng = rngFor("cross-entropy-scaled");
+  const targets = [2, 0, 4];
+  await checkGrad({
+    name: "3 * crossEntropy + 1",
+    inputs: [randNd(rng, [3, 5])],
+    gpu: ([logits]) => add(sum(crossEntropy(logits, uploadInts(targets, [3])), {}), 1),
+    ref: ([logits]) => ref.map(ref.crossEntropy(logits, targets), (v) => v + 1),
+  });
+});
+
+// ---- Attention ----------------------------------------------------------------------------------------------------
+
+Deno.test("attention: causal and full, fewer queries than keys, custom scale; gradients for q, k, v", async () => {
+  const rng = rngFor("attention");
+  const cases: {
+    q: number[];
+    kv: number[];
+    dv: number;
+    causal?: boolean;
+    scale?: number;
+    fused?: boolean;
+    sample?: number;
+  }[] = [
+    // Head dims that are multiples of 4 up to 64 with dv = d run the fused kernels, unless fused is false.
+    // Long sequences cross the fused kernels' query and key blocks; their gradients are sampled.
+    { q: [1, 70, 64], kv: [1, 70, 64], dv: 64, sample: 24 },
+    { q: [2, 33, 32], kv: [2, 97, 32], dv: 32, sample: 24 },
+    { q: [1, 65, 4], kv: [1, 65, 4], dv: 4, causal: false, sample: 24 },
+    { q: [2, 2, 5, 4], kv: [2, 2, 5, 4], dv: 4 },
+    { q: [2, 2, 5, 4], kv: [2, 2, 5, 4], dv: 4, fused: false },
+    { q: [1, 2, 3, 8], kv: [1, 2, 7, 8], dv: 8 },
+    { q: [1, 37, 8], kv: [1, 37, 8], dv: 8, scale: 0.3 },
+    { q: [2, 3, 16], kv: [2, 6, 16], dv: 16, causal: false },
+    { q: [1, 3, 16], kv: [1, 6, 16], dv: 16, causal: false, fused: false },
+    { q: [1, 2, 3, 4], kv: [1, 2, 6, 4], dv: 5 },
+    { q: [2, 5, 3], kv: [2, 5, 3], dv: 3, causal: false },
+    { q: [1, 4, 6], kv: [1, 4, 6], dv: 2, scale: 0.9 },
+    { q: [1, 1, 1, 3], kv: [1, 1, 1, 3], dv: 3 },
+  ];
+  for (const c of cases) {
+    const vShape = [...c.kv.slice(0, -1), c.dv];
+    const opts = { causal: c.causal, scale: c.scale, fused: c.fused };
+    await checkGrad({
+      name: `attention q ${JSON.stringify(c.q)} kv ${JSON.stringify(c.kv)} dv ${c.dv} ${JSON.stringify(opts)}`,
+      inputs: [randNd(rng, c.q), randNd(rng, c.kv), randNd(rng, vShape)],
+      gpu: ([q, k, v]) => attention(q, k, v, opts),
+      ref: ([q, k, v]) => ref.attention(q, k, v, opts),
+      forward: { atol: 1e-6, rtol: 1e-5 },
+      sample: c.sample,
+    });
+  }
+});
+
+Deno.test("attention: the first query of a causal attention sees only the first key", async () => {
+  const rng = rngFor("attention-first");
+  const q = randNd(rng, [1, 4, 3]), k = randNd(rng, [1, 4, 3]), v = randNd(rng, [1, 4, 2]);
+  const out: Tensor = attention(upload(q), upload(k), upload(v));
+  await expectClose([out], [ref.attention(q, k, v)]);
+  const [y] = await readAll([out]);
+  assertClose(y.slice(0, 2), v.data.slice(0, 2), { atol: 1e-7, rtol: 1e-6 });
+});
+
+Deno.test("row kernels with more than 65,535 rows use the 2-D launch grid correctly", async () => {
+  const rng = rngFor("grid");
+  const rows = 65537;
+  const x = randNd(rng, [rows, 2], { low: -2, high: 2 });
+  const targets = randInts(rng, rows, 2);
+  const t = upload(x);
+  await expectClose(
+    [softmax(t), sum(t, { axis: -1 }), crossEntropy(t, uploadInts(targets, [rows]))],
+    [ref.softmax(x), ref.reduce(x, "sum", -1), ref.crossEntropy(x, targets)],
+    { atol: 1e-6, rtol: 1e-5 },
+  );
+});
