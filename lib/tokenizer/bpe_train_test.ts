@@ -154,3 +154,17 @@ Deno.test("bad training input gives clear errors", () => {
     Deno.removeSync(path);
   }
 });
+
+Deno.test("progress bars report pre-tokenization MB/s and merges/s", () => {
+  const path = Deno.makeTempFileSync();
+  try {
+    Deno.writeTextFileSync(path, randomCorpus(new Rng(4), 50_000));
+    const lines: string[] = [];
+    trainBpe(path, { vocabSize: 300, specialTokens: ["<|endoftext|>"], progress: { write: (t) => lines.push(t) } });
+    const text = lines.join("");
+    assertEquals(/pre-tokenize .*100\.0% .* MB\/s/.test(text), true, text);
+    assertEquals(/bpe merges .*100\.0% 43\/43 .* merges\/s/.test(text), true, text);
+  } finally {
+    Deno.removeSync(path);
+  }
+});
