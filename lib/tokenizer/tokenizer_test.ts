@@ -254,6 +254,18 @@ Deno.test("GPT-2 / HF, tiktoken and nanolm formats save and load to the same tok
   }
 });
 
+Deno.test("a structured-cloned snapshot rebuilds the same tokenizer (both merge rules)", () => {
+  const ranks = gpt2Tokenizer();
+  const merges = new Tokenizer(ranks.vocab(), ranks.merges(), ["<|endoftext|>"]);
+  const text = SAMPLES.join("\n");
+  for (const tok of [ranks, merges]) {
+    const copy = Tokenizer.fromSnapshot(structuredClone(tok.snapshot()));
+    assertSameIds(copy.encode(text), tok.encode(text), "snapshot copy");
+    assertEquals(copy.vocabSize, tok.vocabSize);
+  }
+  assertThrows(() => Tokenizer.fromSnapshot({} as never), "Not a tokenizer snapshot");
+});
+
 Deno.test("malformed files and bad arguments give clear errors naming the file and line", async () => {
   const dir = Deno.makeTempDirSync();
   try {
