@@ -140,6 +140,24 @@ Deno.test("a trained model round-trips text through Tokenizer, specials kept who
   }
 });
 
+Deno.test("several special tokens, with regex metacharacters, are split out and never merged", () => {
+  const path = Deno.makeTempFileSync();
+  try {
+    const specials = ["[SEP]", "<|endoftext|>", "a|b"];
+    const text = "the cat[SEP]the cat<|endoftext|>a|b a|b the[SEP][SEP]".repeat(50);
+    Deno.writeTextFileSync(path, text);
+    const { vocab, merges } = trainBpe(path, { vocabSize: 290, specialTokens: specials });
+    assertEquals(specials.map((_, i) => new TextDecoder().decode(vocab.get(256 + i))), specials);
+    assertEquals(merges.map(([a, b]) => `${hex(a)} ${hex(b)}`), naiveTrain(text, 290, specials));
+    for (const [a, b] of merges) {
+      const joined = new TextDecoder().decode(new Uint8Array([...a, ...b]));
+      for (const s of specials) assertEquals(joined.includes(s), false, `merge ${joined} contains ${s}`);
+    }
+  } finally {
+    Deno.removeSync(path);
+  }
+});
+
 Deno.test("bad training input gives clear errors", () => {
   const path = Deno.makeTempFileSync();
   try {

@@ -231,6 +231,24 @@ Deno.test("special tokens: longest match wins, unknown ones are appended, plain 
   assertThrows(() => new Tokenizer(base.vocab(), base.merges(), [""]), "empty");
 });
 
+Deno.test("special tokens with regex metacharacters are matched literally", () => {
+  const base = gpt2Tokenizer();
+  const specials = ["[SEP]", "a|b", "(.*)", "\\d+", "^$"];
+  const tok = new Tokenizer(base.vocab(), base.merges(), specials);
+  const text = "x[SEP]y a|b (.*) \\d+ ^$ [SEP [SEP]] ab a.b";
+  const ids = tok.encode(text);
+  assertEquals(tok.decode(ids), text);
+  const specialIds = new Set(tok.specialTokens.values());
+  assertEquals(ids.filter((id) => specialIds.has(id)).map((id) => tok.decode([id])), [
+    "[SEP]",
+    "a|b",
+    "(.*)",
+    "\\d+",
+    "^$",
+    "[SEP]",
+  ]);
+});
+
 Deno.test("GPT-2 / HF, tiktoken and nanolm formats save and load to the same tokenizer", () => {
   const tok = gpt2Tokenizer();
   const dir = Deno.makeTempDirSync();
