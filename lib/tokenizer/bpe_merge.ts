@@ -8,6 +8,22 @@
 
 const EMPTY = -1;
 
+/** The arrays of a {@linkcode PairTable}, as {@linkcode PairTable.toData} gives them. */
+export interface PairTableData {
+  /** First id of the pair in each slot (-1 for empty; the length is the capacity, a power of two). */
+  first: Int32Array;
+  /** Second id of the pair in each slot. */
+  second: Int32Array;
+  /** Rank of each slot's merge. */
+  ranks: Int32Array;
+  /** Id each slot's merge produces. */
+  merged: Int32Array;
+  /** Number of pairs stored. */
+  size: number;
+  /** Largest rank stored. */
+  maxRank: number;
+}
+
 /**
  * Open-addressing hash table from a pair of token ids to the rank of their merge and the id it produces.
  *
@@ -95,6 +111,31 @@ export class PairTable {
     this.#ranks[slot] = rank;
     this.#merged[slot] = merged;
     this.#size++;
+  }
+
+  /** The table's arrays, structured-cloneable (to hand the table to a Worker). */
+  toData(): PairTableData {
+    return {
+      first: this.#first,
+      second: this.#second,
+      ranks: this.#ranks,
+      merged: this.#merged,
+      size: this.#size,
+      maxRank: this.#maxRank,
+    };
+  }
+
+  /** Rebuilds a table from {@linkcode PairTable.toData} (the arrays are taken over, not copied). */
+  static fromData(data: PairTableData): PairTable {
+    const table = new PairTable(0);
+    table.#mask = data.first.length - 1;
+    table.#first = data.first;
+    table.#second = data.second;
+    table.#ranks = data.ranks;
+    table.#merged = data.merged;
+    table.#size = data.size;
+    table.#maxRank = data.maxRank;
+    return table;
   }
 
   #grow(): void {

@@ -140,6 +140,24 @@ Deno.test("a trained model round-trips text through Tokenizer, specials kept who
   }
 });
 
+Deno.test("several special tokens, with regex metacharacters, are split out and never merged", () => {
+  const path = Deno.makeTempFileSync();
+  try {
+    const specials = ["[SEP]", "<|endoftext|>", "a|b"];
+    const text = "the cat[SEP]the cat<|endoftext|>a|b a|b the[SEP][SEP]".repeat(50);
+    Deno.writeTextFileSync(path, text);
+    const { vocab, merges } = trainBpe(path, { vocabSize: 290, specialTokens: specials });
+    assertEquals(specials.map((_, i) => new TextDecoder().decode(vocab.get(256 + i))), specials);
+    assertEquals(merges.map(([a, b]) => `${hex(a)} ${hex(b)}`), naiveTrain(text, 290, specials));
+    for (const [a, b] of merges) {
+      const joined = new TextDecoder().decode(new Uint8Array([...a, ...b]));
+      for (const s of specials) assertEquals(joined.includes(s), false, `merge ${joined} contains ${s}`);
+    }
+  } finally {
+    Deno.removeSync(path);
+  }
+});
+
 Deno.test("bad training input gives clear errors", () => {
   const path = Deno.makeTempFileSync();
   try {
@@ -150,6 +168,20 @@ Deno.test("bad training input gives clear errors", () => {
     assertThrows(() => trainBpe(`${path}.missing`, { vocabSize: 300 }), ".missing");
     Deno.writeTextFileSync(path, "");
     assertThrows(() => trainBpe(path, { vocabSize: 300 }), "empty");
+  } finally {
+    Deno.removeSync(path);
+  }
+});
+
+Deno.test("progress bars report pre-tokenization MB/s and merges/s", () => {
+  const path = Deno.makeTempFileSync();
+  try {
+    Deno.writeTextFileSync(path, randomCorpus(new Rng(4), 50_000));
+    const lines: string[] = [];
+    trainBpe(path, { vocabSize: 300, specialTokens: ["<|endoftext|>"], progress: { write: (t) => lines.push(t) } });
+    const text = lines.join("");
+    assertEquals(/pre-tokenize .*100\.0% .* MB\/s/.test(text), true, text);
+    assertEquals(/bpe merges .*100\.0% 43\/43 .* merges\/s/.test(text), true, text);
   } finally {
     Deno.removeSync(path);
   }

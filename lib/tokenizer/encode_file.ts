@@ -166,8 +166,7 @@ async function encodeInWorkers(
 ): Promise<number> {
   const dir = await Deno.makeTempDir({ prefix: "nanolm-encode-" });
   try {
-    const tokenizerPath = `${dir}/tokenizer.json`;
-    tokenizer.save(tokenizerPath);
+    const snapshot = tokenizer.snapshot();
     const done = new Array<number>(ranges.length).fill(0);
     const showProgress = () => bar?.update(done.reduce((a, b) => a + b, 0) / 1e6);
     const workers: Worker[] = [];
@@ -194,7 +193,7 @@ async function encodeInWorkers(
             worker.terminate();
             reject(new Error(`Encoding worker failed: ${event.message}`));
           };
-          worker.postMessage({ tokenizerPath, range, partPath: `${dir}/part${i}`, dtype, blockBytes });
+          worker.postMessage({ snapshot, range, partPath: `${dir}/part${i}`, dtype, blockBytes });
         })
       ),
     );

@@ -7,10 +7,10 @@
 
 import { encodeRange } from "./encode_file.ts";
 import type { TokenDtype } from "../data.ts";
-import { Tokenizer } from "./tokenizer.ts";
+import { Tokenizer, type TokenizerSnapshot } from "./tokenizer.ts";
 
 interface Job {
-  tokenizerPath: string;
+  snapshot: TokenizerSnapshot;
   range: { path: string; start: number; end: number };
   partPath: string;
   dtype: TokenDtype;
@@ -23,7 +23,7 @@ const post = (message: unknown) => (self as unknown as { postMessage(message: un
 self.addEventListener("message", async (message: Event) => {
   const job = (message as MessageEvent).data as Job;
   try {
-    const tokenizer = Tokenizer.load(job.tokenizerPath);
+    const tokenizer = Tokenizer.fromSnapshot(job.snapshot);
     const output = await Deno.open(job.partPath, { write: true, create: true, truncate: true });
     try {
       const tokens = await encodeRange(job.range.path, output, tokenizer, {

@@ -23,7 +23,14 @@
  * @module
  */
 export { type BpeModel, learnMerges, trainBpe, type TrainBpeOptions } from "./bpe_train.ts";
-export { type Merge, type TiktokenOptions, Tokenizer, type TokenizerOptions } from "./tokenizer.ts";
+export {
+  type Merge,
+  type TiktokenOptions,
+  Tokenizer,
+  type TokenizerOptions,
+  type TokenizerSnapshot,
+} from "./tokenizer.ts";
+export type { PairTableData } from "./bpe_merge.ts";
 export { encodeFile, type EncodeFileOptions, type EncodeFileResult } from "./encode_file.ts";
 export { GPT2_PATTERN, pretokenize, pretokenizeRegex } from "./pretokenize.ts";
 export { BYTE_TO_CHAR, bytesToPrintable, printableToBytes } from "./bytes_unicode.ts";

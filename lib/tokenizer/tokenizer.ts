@@ -6,7 +6,7 @@
  */
 
 import { bytesToPrintable, printableToBytes } from "./bytes_unicode.ts";
-import { mergePiece, PairTable } from "./bpe_merge.ts";
+import { mergePiece, PairTable, type PairTableData } from "./bpe_merge.ts";
 import { detachedSlice, pretokenEnds } from "./pretokenize.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
 import { cellResult } from "../jupyter.ts";
@@ -40,7 +40,7 @@ const CACHE_MASK = 2 * CACHE_CAPACITY - 1;
 class PieceCache {
   keys: (string | undefined)[] = new Array(2 * CACHE_CAPACITY);
   hashes: Int32Array = new Int32Array(2 * CACHE_CAPACITY);
-  values: (number | Int32Array)[] = new Array(2 * CACHE_CAPACITY).fill(0);
+  values: (number | number[])[] = new Array(2 * CACHE_CAPACITY).fill(0);
   size = 0;
 
   clear(): void {
@@ -535,7 +535,7 @@ export class Tokenizer {
       let hash = 0x811c9dc5 ^ (e - prev);
       for (let i = prev; i < e; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
       let slot = (hash ^ (hash >>> 15)) & CACHE_MASK;
-      let ids: number | Int32Array | undefined;
+      let ids: number | number[] | undefined;
       for (;;) {
         const key = cache.keys[slot];
         if (key === undefined) break;
@@ -547,7 +547,11 @@ export class Tokenizer {
       }
       if (ids === undefined) {
         const n = this.#mergeBytes(text, prev, e);
-        ids = n === 1 ? this.#ids[0] : this.#ids.slice(0, n);
+        if (n === 1) ids = this.#ids[0];
+        else {
+          ids = new Array<number>(n); // a small plain array is cheaper to make than a typed one
+          for (let i = 0; i < n; i++) ids[i] = this.#ids[i];
+        }
         if (cache.size >= CACHE_CAPACITY) {
           cache.clear();
           slot = (hash ^ (hash >>> 15)) & CACHE_MASK;
@@ -622,6 +626,45 @@ export class Tokenizer {
     return mergePiece(ids, n, this.#pairs, this.#scratch);
   }
 
+  /**
+   * The tokenizer as plain, structured-cloneable data, for handing it to a Worker with `postMessage` (much faster
+   * than saving and re-reading it). Rebuild it with {@linkcode Tokenizer.fromSnapshot}.
+   *
+   * @example
+   * ```ts ignore
+   * worker.postMessage({ tokenizer: tokenizer.snapshot() });
+   * // in the worker:
+   * const tokenizer = Tokenizer.fromSnapshot(event.data.tokenizer);
+   * ```
+   */
+  snapshot(): TokenizerSnapshot {
+    return {
+      format: "nanolm-bpe-snapshot",
+      tokens: this.#tokens,
+      byteIds: this.#byteIds,
+      pairs: this.#pairs.toData(),
+      mode: this.#mode,
+      wholeTokens: this.#wholeTokens,
+      mergeList: this.#mergeList,
+      specialIds: this.#specialIds,
+    };
+  }
+
+  /**
+   * Rebuilds a tokenizer from {@linkcode Tokenizer.snapshot} (typically received by a Worker).
+   *
+   * @example
+   * ```ts ignore
+   * const copy = Tokenizer.fromSnapshot(structuredClone(tokenizer.snapshot()));
+   * ```
+   */
+  static fromSnapshot(snapshot: TokenizerSnapshot): Tokenizer {
+    if (snapshot?.format !== "nanolm-bpe-snapshot") {
+      throw new TypeError(`Not a tokenizer snapshot: ${describe(snapshot?.format)}`);
+    }
+    return fromCore({ ...snapshot, pairs: PairTable.fromData(snapshot.pairs) });
+  }
+
   #specialName(id: number): string | undefined {
     return this.#specialNames.get(id);
   }
@@ -661,6 +704,26 @@ class StreamingEncoder {
     this.#pending = "";
     return out;
   }
+}
+
+/** A {@linkcode Tokenizer} as structured-cloneable data ({@linkcode Tokenizer.snapshot}). */
+export interface TokenizerSnapshot {
+  /** Marks the object as a snapshot. */
+  format: "nanolm-bpe-snapshot";
+  /** Token id -> bytes (specials included). */
+  tokens: (Uint8Array | undefined)[];
+  /** Byte value -> id of its single-byte token. */
+  byteIds: Int32Array;
+  /** The merge table. */
+  pairs: PairTableData;
+  /** Merge rule: listed merges, or tiktoken ranks. */
+  mode: "merges" | "ranks";
+  /** Ranks mode: binary string of a token's bytes -> id. */
+  wholeTokens: Map<string, number> | null;
+  /** Merges as id pairs, in order. */
+  mergeList: Array<[number, number]>;
+  /** Special token text -> id. */
+  specialIds: Map<string, number>;
 }
 
 /** Everything a {@linkcode Tokenizer} is built from. */

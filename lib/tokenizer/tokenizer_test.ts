@@ -231,6 +231,24 @@ Deno.test("special tokens: longest match wins, unknown ones are appended, plain 
   assertThrows(() => new Tokenizer(base.vocab(), base.merges(), [""]), "empty");
 });
 
+Deno.test("special tokens with regex metacharacters are matched literally", () => {
+  const base = gpt2Tokenizer();
+  const specials = ["[SEP]", "a|b", "(.*)", "\\d+", "^$"];
+  const tok = new Tokenizer(base.vocab(), base.merges(), specials);
+  const text = "x[SEP]y a|b (.*) \\d+ ^$ [SEP [SEP]] ab a.b";
+  const ids = tok.encode(text);
+  assertEquals(tok.decode(ids), text);
+  const specialIds = new Set(tok.specialTokens.values());
+  assertEquals(ids.filter((id) => specialIds.has(id)).map((id) => tok.decode([id])), [
+    "[SEP]",
+    "a|b",
+    "(.*)",
+    "\\d+",
+    "^$",
+    "[SEP]",
+  ]);
+});
+
 Deno.test("GPT-2 / HF, tiktoken and nanolm formats save and load to the same tokenizer", () => {
   const tok = gpt2Tokenizer();
   const dir = Deno.makeTempDirSync();
@@ -252,6 +270,18 @@ Deno.test("GPT-2 / HF, tiktoken and nanolm formats save and load to the same tok
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("a structured-cloned snapshot rebuilds the same tokenizer (both merge rules)", () => {
+  const ranks = gpt2Tokenizer();
+  const merges = new Tokenizer(ranks.vocab(), ranks.merges(), ["<|endoftext|>"]);
+  const text = SAMPLES.join("\n");
+  for (const tok of [ranks, merges]) {
+    const copy = Tokenizer.fromSnapshot(structuredClone(tok.snapshot()));
+    assertSameIds(copy.encode(text), tok.encode(text), "snapshot copy");
+    assertEquals(copy.vocabSize, tok.vocabSize);
+  }
+  assertThrows(() => Tokenizer.fromSnapshot({} as never), "Not a tokenizer snapshot");
 });
 
 Deno.test("malformed files and bad arguments give clear errors naming the file and line", async () => {
