@@ -31,6 +31,7 @@ import {
   readAll,
   relu,
   reshape,
+  rmsNorm,
   rsqrt,
   sigmoid,
   silu,
@@ -554,4 +555,30 @@ Deno.test("broadcasting property test: random shapes of 1 to 5 dims, three input
   }
   // The difference is rounded to f32 once.
   await expectClose(outs, expected, { atol: 1e-7, rtol: 1e-7 });
+});
+
+Deno.test("sum/mean/max down long columns (the grouped two-pass path) and the RMSNorm weight gradient over many rows", async () => {
+  const rng = rngFor("reduce-columns");
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  for (
+    const [shape, axis] of [[[1024, 5], 0], [[2, 600, 3], 1], [[3, 513, 2], 1], [[520, 1, 7], [0, 1]]] as [
+      number[],
+      number | number[],
+    ][]
+  ) {
+    const x = randNd(rng, shape);
+    const t = upload(x);
+    for (const [kind, fn] of Object.entries(reducers) as [ref.RefReduce, typeof sum][]) {
+      outs.push(fn(t, { axis, keepDims: true }));
+      expected.push(ref.reduce(x, kind, axis, true));
+    }
+  }
+  await expectClose(outs, expected, { atol: 2e-5, rtol: 1e-5 });
+  await checkGrad({
+    name: "rmsNorm weight gradient over 1024 rows",
+    inputs: [randNd(rng, [2, 512, 4]), randNd(rng, [4], { low: 0.5, high: 1.5 })],
+    wrt: [1],
+    gpu: ([x, w]) => rmsNorm(x, w),
+    ref: ([x, w]) => ref.rmsNorm(x, w),
+  });
 });
