@@ -8,19 +8,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import {
-  AdamW,
-  crossEntropy,
-  gpu,
-  initGpu,
-  keep,
-  noGrad,
-  readAll,
-  type Tensor,
-  tensor,
-  tidy,
-  TransformerLM,
-} from "../mod.ts";
+// Modules, not mod.ts: the GPU machine has no network, and mod.ts pulls npm packages (plotly, corpora) in.
+import { crossEntropy, gpu, initGpu, keep, noGrad, readAll, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
+import { AdamW } from "../lib/optim/adamw.ts";
+import { TransformerLM } from "../lib/model/transformer.ts";
 import { Rng } from "../lib/random.ts";
 
 const { values } = parseArgs({
