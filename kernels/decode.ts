@@ -306,14 +306,16 @@ ${gemv.body}
 
 /** Threads of the decode attention kernel. */
 const ATTN_WG = 256;
-/** The longest context the decode attention kernel holds scores for in workgroup memory (16 KiB). */
-export const MAX_DECODE_CONTEXT = 4096;
+/** Keys whose scores a workgroup holds at once (8 KiB); longer caches are walked in tiles with an online softmax. */
+export const DECODE_ATTENTION_TILE = 2048;
 
 /**
  * Attention of one query per (sequence, head) against the first `min(pos + 1, maxLen)` rows of the caches, with
  * `pos` read from `state`: the length is dynamic, so the kernel compiles once. Scores are scaled by
- * 1/sqrt(headDim) as in the training attention. Bindings: q (rows, dModel), kCache, vCache (rows, heads, maxLen,
- * headDim), state, out (rows, dModel) with heads merged. Grid: (heads, rows).
+ * 1/sqrt(headDim) as in the training attention. Keys are taken in tiles of `tile` (default
+ * {@linkcode DECODE_ATTENTION_TILE}) with a running maximum and sum, so any context length works. Bindings: q
+ * (rows, dModel), kCache, vCache (rows, heads, maxLen, headDim), state, out (rows, dModel) with heads merged.
+ * Grid: (heads, rows).
  *
  * @example
  * ```ts
@@ -323,15 +325,11 @@ export const MAX_DECODE_CONTEXT = 4096;
  * ```
  */
 export function decodeAttentionKernel(
-  spec: { rows: number; heads: number; headDim: number; maxLen: number },
+  spec: { rows: number; heads: number; headDim: number; maxLen: number; tile?: number },
 ): KernelSource {
   const { rows, heads, headDim: hd, maxLen } = spec;
-  checkPositive("decodeAttentionKernel", { rows, heads, headDim: hd, maxLen });
-  if (maxLen > MAX_DECODE_CONTEXT) {
-    throw new RangeError(
-      `decodeAttentionKernel: maxLen ${maxLen} exceeds ${MAX_DECODE_CONTEXT}, the most scores a workgroup holds`,
-    );
-  }
+  const tile = Math.min(spec.tile ?? DECODE_ATTENTION_TILE, maxLen);
+  checkPositive("decodeAttentionKernel", { rows, heads, headDim: hd, maxLen, tile });
   if (hd > ATTN_WG) throw new RangeError(`decodeAttentionKernel: headDim ${hd} exceeds ${ATTN_WG}`);
   const d = heads * hd;
   const groups = Math.floor(ATTN_WG / hd); // phase 2: `groups` threads per output dim split the keys
@@ -347,7 +345,7 @@ export function decodeAttentionKernel(
 @group(0) @binding(3) var<storage, read> state: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 var<workgroup> qs: array<${L.t}, ${hv}>;
-var<workgroup> sc: array<f32, ${maxLen}>;
+var<workgroup> sc: array<f32, ${tile}>;
 var<workgroup> red: array<f32, ${ATTN_WG}>;
 @compute @workgroup_size(${ATTN_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -357,34 +355,46 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let base = (b * ${heads}u + h) * ${maxLen}u;
   if (lid.x < ${hv}u) { qs[lid.x] = q[(b * ${d}u + h * ${hd}u) / ${L.w}u + lid.x] * ${f32Literal(1 / Math.sqrt(hd))}; }
   workgroupBarrier();
-  var mloc = bitcast<f32>(0xff800000u);
-  for (var j = lid.x; j < len; j += ${ATTN_WG}u) {
-    let kb = (base + j) * ${hv}u;
-    let s = ${dots};
-    sc[j] = s;
-    mloc = max(mloc, s);
-  }
-${workgroupReduce("max", "mloc", "m", ATTN_WG)}
-  var lloc = 0.0;
-  for (var j = lid.x; j < len; j += ${ATTN_WG}u) {
-    let e = exp(sc[j] - m);
-    sc[j] = e;
-    lloc += e;
-  }
-${workgroupReduce("sum", "lloc", "l", ATTN_WG)}
-  // Phase 2: thread (grp, i) sums p_j v_j[i] over keys j = grp, grp + ${groups}, ...
+  // Phase 2 layout: thread (grp, i) sums p_j v_j[i] over keys j = grp, grp + ${groups}, ... of each tile.
   let i = lid.x % ${hd}u;
   let grp = lid.x / ${hd}u;
   var acc = 0.0;
-  if (grp < ${groups}u) {
-    for (var j = grp; j < len; j += ${groups}u) { acc += sc[j] * vCache[(base + j) * ${hd}u + i]; }
+  var mRun = bitcast<f32>(0xff800000u);
+  var lRun = 0.0;
+  for (var t0 = 0u; t0 < len; t0 += ${tile}u) {
+    let tn = min(len - t0, ${tile}u);
+    var mloc = bitcast<f32>(0xff800000u);
+    for (var j = lid.x; j < tn; j += ${ATTN_WG}u) {
+      let kb = (base + t0 + j) * ${hv}u;
+      let s = ${dots};
+      sc[j] = s;
+      mloc = max(mloc, s);
+    }
+${workgroupReduce("max", "mloc", "mt", ATTN_WG).replace(/^/gm, "  ")}
+    // Rescale what earlier tiles accumulated to the new maximum (exp(-inf) = 0 before the first tile).
+    let mNew = max(mRun, mt);
+    let corr = exp(mRun - mNew);
+    var lloc = 0.0;
+    for (var j = lid.x; j < tn; j += ${ATTN_WG}u) {
+      let e = exp(sc[j] - mNew);
+      sc[j] = e;
+      lloc += e;
+    }
+${workgroupReduce("sum", "lloc", "lt", ATTN_WG).replace(/^/gm, "  ")}
+    lRun = lRun * corr + lt;
+    acc *= corr;
+    if (grp < ${groups}u) {
+      for (var j = grp; j < tn; j += ${groups}u) { acc += sc[j] * vCache[(base + t0 + j) * ${hd}u + i]; }
+    }
+    mRun = mNew;
+    workgroupBarrier();
   }
   red[lid.x] = acc;
   workgroupBarrier();
   if (lid.x < ${hd}u) {
     var total = 0.0;
     for (var s = 0u; s < ${groups}u; s++) { total += red[s * ${hd}u + lid.x]; }
-    out[b * ${d}u + h * ${hd}u + lid.x] = total / l;
+    out[b * ${d}u + h * ${hd}u + lid.x] = total / lRun;
   }
 }
 `,

@@ -56,6 +56,8 @@ export interface KvCacheDecoderOptions {
   batch: number;
   /** Slots of the ring of sampled ids: the most steps recorded between two reads of {@linkcode KvCacheDecoder.readRing} (default 16). */
   ringSteps?: number;
+  /** Keys the decode attention scores per tile (default `DECODE_ATTENTION_TILE`, 2048); small values test tiling. */
+  attentionTile?: number;
 }
 
 interface Op {
@@ -200,7 +202,7 @@ export class KvCacheDecoder {
           this.#vCache[i],
         ],
       );
-      op(decodeAttentionKernel({ rows: B, heads: H, headDim: hd, maxLen: L }), [
+      op(decodeAttentionKernel({ rows: B, heads: H, headDim: hd, maxLen: L, tile: options.attentionTile }), [
         q,
         this.#kCache[i],
         this.#vCache[i],

@@ -64,6 +64,24 @@ Deno.test("greedy cached decoding of a ragged batch equals the argmax of a full 
   }
 });
 
+Deno.test("decode attention walks long caches in tiles with an online softmax", async () => {
+  const dec = new KvCacheDecoder(model, { batch: 2, attentionTile: 3 });
+  dec.setSampling({ temperature: 0 });
+  const prompts = [[9, 8, 7, 6, 5], [4, 3]];
+  dec.prefill(prompts);
+  dec.step(7);
+  const ring = await dec.readRing();
+  dec.dispose();
+  for (let b = 0; b < 2; b++) {
+    const window = [...prompts[b]];
+    for (let d = 0; d < 8; d++) {
+      const id = ring[(d % dec.ringSteps) * 2 + b];
+      assertEquals(id, await argmaxNext(model, window), `row ${b}, draw ${d}`);
+      window.push(id);
+    }
+  }
+});
+
 Deno.test("every model variant decodes with the cache exactly as its full forward pass", async () => {
   const variants = [
     { norm: "post" as const },
