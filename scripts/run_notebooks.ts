@@ -38,6 +38,7 @@ const names = [...Deno.readDirSync(`${root}notebooks`)].map((e) => e.name).filte
   .filter((n) => n.includes(filter)).sort();
 if (names.length === 0) throw new Error(`No notebooks match "${filter}" in notebooks/`);
 const outDir = await Deno.makeTempDir({ prefix: "nanolm-notebooks-" });
+const started = performance.now();
 let failed = 0, passed = 0;
 for (const name of names) {
   const source = JSON.parse(await Deno.readTextFile(`${root}notebooks/${name}`)) as { cells: Cell[] };
@@ -87,16 +88,21 @@ if (await Deno.stat(`${outDir}/${withPlot}`).then(() => true, () => false)) {
   const page = html.code === 0 ? await Deno.readTextFile(`${outDir}/${withPlot.replace(/\.ipynb$/, ".html")}`) : "";
   const hasData = page.includes('"type":"scatter"') || page.includes("&quot;type&quot;:&quot;scatter&quot;") ||
     page.includes('"type": "scatter"');
-  const hasPlotly = /plotly\.js v\d|Plotly\.newPlot|window\.Plotly/.test(page);
+  // plotly.js reaches a notebook in pieces (lib/plot.ts, plotlyLoaderHtml); all of them and the loader that joins
+  // them must be in the page, else the charts do not draw offline.
+  const pieces = new Set([...page.matchAll(/__nanolmPlotlyParts \|\| \[\]\)\[(\d+)\]/g)].map((m) => Number(m[1])));
+  const allPieces = pieces.size > 0 && [...pieces].every((i) => i < pieces.size);
+  const hasPlotly = allPieces && page.includes('parts.join("")') && page.includes("Plotly.newPlot");
   if (html.code !== 0 || !hasData || !hasPlotly) {
     failed++;
     console.log(
-      `FAIL HTML export of ${withPlot}: exported ${html.code === 0}, plot data ${hasData}, plotly.js ${hasPlotly}`,
+      `FAIL HTML export of ${withPlot}: exported ${html.code === 0}, plot data ${hasData}, plotly.js ${hasPlotly} ` +
+        `(pieces ${[...pieces].sort((a, b) => a - b).join(",") || "none"})`,
     );
   } else {
     passed++;
-    console.log(`ok   HTML export of ${withPlot} holds the chart data and plotly.js`);
+    console.log(`ok   HTML export of ${withPlot} holds the chart data and plotly.js (${pieces.size} pieces)`);
   }
 }
-console.log(`notebooks: ${passed} passed, ${failed} failed`);
+console.log(`notebooks: ${passed} passed, ${failed} failed in ${((performance.now() - started) / 1000).toFixed(1)}s`);
 if (failed > 0) Deno.exit(1);
