@@ -48,14 +48,15 @@ async function collect(
 }
 
 Deno.test("greedy cached decoding of a ragged batch equals the argmax of a full forward pass at every step, across a slide", async () => {
-  const prompts = [[3, 14, 15], [1, 2, 3, 4, 5, 6]];
-  // 16 new tokens: both rows pass the context length (16) once, row 1 first, so row 0 is re-prefilled whole
-  // while row 1 slides.
+  const long = Array.from({ length: 20 }, (_, i) => (i * 7) % 40);
+  const prompts = [[3, 14, 15], [1, 2, 3, 4, 5, 6], long];
+  // 16 new tokens: rows 0 and 1 pass the context length (16) once, row 1 first, so row 0 is re-prefilled whole
+  // while row 1 slides; row 2's prompt is longer than the context: it keeps its last 16 tokens and slides at once.
   const got = await collect(model, prompts, { temperature: 0, maxNewTokens: 16, readEvery: 4 });
   const keep = 8; // ceil(contextLength / 2)
   for (let b = 0; b < prompts.length; b++) {
     assertEquals(got[b].length, 16);
-    let window = [...prompts[b]];
+    let window = prompts[b].slice(-16);
     for (let i = 0; i < got[b].length; i++) {
       assertEquals(got[b][i], await argmaxNext(model, window), `row ${b}, token ${i}, window ${window}`);
       window.push(got[b][i]);
