@@ -13,12 +13,12 @@
  *
  * @module
  */
-import { flatGrid, type KernelSource, workgroupReduce } from "./common.ts";
+import { flatGrid, type KernelSource, memoized, workgroupReduce } from "./common.ts";
 
 const WG = 256;
 
 /** Bindings: p (rw), g, m (rw), v (rw), clip (1 f32), uniforms {lr, lrT, b1, b2, eps, wd}. */
-export function adamwKernel(n: number): KernelSource {
+function generateAdamwKernel(n: number): KernelSource {
   const grid = flatGrid(Math.ceil(n / WG));
   return {
     name: "adamw_step",
@@ -50,7 +50,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  * Partial sums of squares of `n` elements: workgroup `w` of `groups` writes its share to `out[offset + w]`.
  * Bindings: x, out (rw). Summing all partials of all gradients gives the squared global norm.
  */
-export function sumSquaresKernel(n: number, offset: number, groups: number): KernelSource {
+function generateSumSquaresKernel(n: number, offset: number, groups: number): KernelSource {
   return {
     name: "sum_squares",
     workgroups: [groups, 1, 1],
@@ -72,3 +72,11 @@ ${workgroupReduce("sum", "acc", "total", WG)}
 export function sumSquaresGroups(n: number): number {
   return Math.max(1, Math.min(128, Math.ceil(n / 16384)));
 }
+
+/** {@linkcode generateAdamwKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const adamwKernel: (n: number) => KernelSource = memoized(generateAdamwKernel);
+
+/** {@linkcode generateSumSquaresKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const sumSquaresKernel: (n: number, offset: number, groups: number) => KernelSource = memoized(
+  generateSumSquaresKernel,
+);

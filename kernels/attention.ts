@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { f32Literal, type KernelSource } from "./common.ts";
+import { f32Literal, type KernelSource, memoized } from "./common.ts";
 
 /** Query rows per workgroup. */
 export const BR = 64;
@@ -72,7 +72,7 @@ function stageKeyBlock(spec: AttentionSpec): string {
 }
 
 /** Bindings: q, k, v, out (write), lse (write, (BH, Tq)). Grid: (ceil(Tq/BR), BH). */
-export function attentionForwardKernel(spec: AttentionSpec): KernelSource {
+function generateAttentionForwardKernel(spec: AttentionSpec): KernelSource {
   const D4 = spec.d / 4, off = spec.tk - spec.tq;
   const keyBlocks = Math.ceil(spec.tk / BC);
   // Causal: the block's last query sees keys up to (qb*BR + BR - 1) + off.
@@ -136,7 +136,7 @@ ${vecs(D4, (i) => `    o[orow + ${i}u] = o${i} * inv;`)}
  * dQ = scale * sum_j dS_ij k_j with dS = P (dP - D), dP = dO v^T, P recomputed from the log-sum-exp.
  * Bindings: q, k, v, dout, lse, delta (rowsum(dO * O)), dq (write). Grid: (ceil(Tq/BR), BH).
  */
-export function attentionBackwardDqKernel(spec: AttentionSpec): KernelSource {
+function generateAttentionBackwardDqKernel(spec: AttentionSpec): KernelSource {
   const D4 = spec.d / 4, off = spec.tk - spec.tq;
   const keyBlocks = Math.ceil(spec.tk / BC);
   const nkb = spec.causal ? `min(${keyBlocks}u, (qb * ${BR}u + ${BR - 1 + off}u) / ${BC}u + 1u)` : `${keyBlocks}u`;
@@ -194,7 +194,7 @@ const KEYS = 64, QUERIES = 32;
  * dV = sum_i P_ij dO_i and dK = scale * sum_i dS_ij q_i, one thread per key row.
  * Bindings: q, k, v, dout, lse, delta, dk (write), dv (write). Grid: (ceil(Tk/64), BH).
  */
-export function attentionBackwardDkvKernel(spec: AttentionSpec): KernelSource {
+function generateAttentionBackwardDkvKernel(spec: AttentionSpec): KernelSource {
   const D4 = spec.d / 4, off = spec.tk - spec.tq;
   const queryBlocks = Math.ceil(spec.tq / QUERIES);
   // Causal: the first query that sees key kb*BC is kb*BC - off.
@@ -255,3 +255,16 @@ ${vecs(D4, (c) => `    dv[r * ${D4}u + ${c}u] = dv${c};`)}
 `,
   };
 }
+
+/** {@linkcode generateAttentionForwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const attentionForwardKernel: (spec: AttentionSpec) => KernelSource = memoized(generateAttentionForwardKernel);
+
+/** {@linkcode generateAttentionBackwardDqKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const attentionBackwardDqKernel: (spec: AttentionSpec) => KernelSource = memoized(
+  generateAttentionBackwardDqKernel,
+);
+
+/** {@linkcode generateAttentionBackwardDkvKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const attentionBackwardDkvKernel: (spec: AttentionSpec) => KernelSource = memoized(
+  generateAttentionBackwardDkvKernel,
+);

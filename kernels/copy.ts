@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { flatGrid, type KernelSource } from "./common.ts";
+import { flatGrid, type KernelSource, memoized } from "./common.ts";
 
 const WG = 256;
 
@@ -13,7 +13,7 @@ const WG = 256;
  * contiguously to an output of `outShape` starting at element `outOffset` with `outStrides` (defaults to
  * contiguous).
  */
-export function gatherKernel(spec: {
+function generateGatherKernel(spec: {
   outShape: readonly number[];
   inStrides: readonly number[];
   inOffset?: number;
@@ -48,3 +48,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 `,
   };
 }
+
+/** {@linkcode generateGatherKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const gatherKernel: (spec: {
+  outShape: readonly number[];
+  inStrides: readonly number[];
+  inOffset?: number;
+  outStrides?: readonly number[];
+  outOffset?: number;
+  dtype: "f32" | "i32";
+}) => KernelSource = memoized(generateGatherKernel);

@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource } from "./common.ts";
+import { f32Literal, flatGrid, type KernelSource, memoized } from "./common.ts";
 
 const WG = 256;
 
 /** Bindings: logits, targets (i32), loss (write, per row), lse (write, per row). */
-export function crossEntropyForwardKernel(rows: number, vocab: number): KernelSource {
+function generateCrossEntropyForwardKernel(rows: number, vocab: number): KernelSource {
   const grid = flatGrid(rows);
   const negInf = f32Literal(-Infinity);
   return {
@@ -64,7 +64,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 }
 
 /** Bindings: logits, targets, lse, dLoss (1 element, the gradient of the mean loss), dlogits (write). */
-export function crossEntropyBackwardKernel(rows: number, vocab: number): KernelSource {
+function generateCrossEntropyBackwardKernel(rows: number, vocab: number): KernelSource {
   const n = rows * vocab;
   const grid = flatGrid(Math.ceil(n / WG));
   return {
@@ -88,3 +88,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 `,
   };
 }
+
+/** {@linkcode generateCrossEntropyForwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const crossEntropyForwardKernel: (rows: number, vocab: number) => KernelSource = memoized(
+  generateCrossEntropyForwardKernel,
+);
+
+/** {@linkcode generateCrossEntropyBackwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const crossEntropyBackwardKernel: (rows: number, vocab: number) => KernelSource = memoized(
+  generateCrossEntropyBackwardKernel,
+);

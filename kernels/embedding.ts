@@ -6,12 +6,12 @@
  *
  * @module
  */
-import { flatGrid, type KernelSource } from "./common.ts";
+import { flatGrid, type KernelSource, memoized } from "./common.ts";
 
 const WG = 256;
 
 /** out[n, d] = table[ids[n], d]; ids outside [0, vocab) give zeros. Bindings: table, ids, out. */
-export function embeddingForwardKernel(tokens: number, dim: number, vocab: number): KernelSource {
+function generateEmbeddingForwardKernel(tokens: number, dim: number, vocab: number): KernelSource {
   const n = tokens * dim;
   const grid = flatGrid(Math.ceil(n / WG));
   return {
@@ -33,7 +33,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 }
 
 /** grad[ids[n], d] += dy[n, d] (grad must be zeroed first). Bindings: dy, ids, grad (atomic u32 view). */
-export function embeddingBackwardKernel(tokens: number, dim: number, vocab: number): KernelSource {
+function generateEmbeddingBackwardKernel(tokens: number, dim: number, vocab: number): KernelSource {
   const n = tokens * dim;
   const grid = flatGrid(Math.ceil(n / WG));
   return {
@@ -60,3 +60,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 `,
   };
 }
+
+/** {@linkcode generateEmbeddingForwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const embeddingForwardKernel: (tokens: number, dim: number, vocab: number) => KernelSource = memoized(
+  generateEmbeddingForwardKernel,
+);
+
+/** {@linkcode generateEmbeddingBackwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const embeddingBackwardKernel: (tokens: number, dim: number, vocab: number) => KernelSource = memoized(
+  generateEmbeddingBackwardKernel,
+);

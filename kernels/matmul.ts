@@ -26,7 +26,7 @@
  *
  * @module
  */
-import type { KernelSource } from "./common.ts";
+import { type KernelSource, memoized } from "./common.ts";
 
 /** Tile configuration of the matmul kernel. */
 export interface MatmulTile {
@@ -142,7 +142,7 @@ interface OperandCode {
 }
 
 /** Generates the kernel; bindings: A, B (read), C (write). */
-export function matmulKernel(spec: MatmulSpec): KernelSource {
+function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   const { batch, m: M, n: N, k: K, transA, transB } = spec;
   const tile = spec.tile ?? chooseTile(spec);
   const v: MatmulVariant = { ...chooseVariant(spec, tile), ...spec.variant };
@@ -406,3 +406,6 @@ export function matmulKernel(spec: MatmulSpec): KernelSource {
     workgroups: swizzle ? [tilesM * tilesN, 1, z] : [tilesN, tilesM, z],
   };
 }
+
+/** {@linkcode generateMatmulKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const matmulKernel: (spec: MatmulSpec) => KernelSource = memoized(generateMatmulKernel);

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, workgroupReduce } from "./common.ts";
+import { f32Literal, flatGrid, type KernelSource, memoized, workgroupReduce } from "./common.ts";
 
 /** Reduction kinds. */
 export type ReduceKind = "sum" | "max";
@@ -16,7 +16,7 @@ const ROW_WG = 256;
 const COL_WG = 256;
 
 /** Generates `out[o, i] = reduce_r in[o, r, i] * scale`. */
-export function reduceKernel(
+function generateReduceKernel(
   kind: ReduceKind,
   dims: { outer: number; reduced: number; inner: number },
   scale = 1,
@@ -68,3 +68,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 `,
   };
 }
+
+/** {@linkcode generateReduceKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const reduceKernel: (
+  kind: ReduceKind,
+  dims: { outer: number; reduced: number; inner: number },
+  scale?: number,
+) => KernelSource = memoized(generateReduceKernel);

@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, workgroupReduce } from "./common.ts";
+import { f32Literal, flatGrid, type KernelSource, memoized, workgroupReduce } from "./common.ts";
 
 const WG = 128;
 
 /** Forward; bindings: x, w, y (write), rstd (write). */
-export function rmsNormForwardKernel(rows: number, dim: number, eps: number): KernelSource {
+function generateRmsNormForwardKernel(rows: number, dim: number, eps: number): KernelSource {
   const grid = flatGrid(rows);
   return {
     name: "rmsnorm_forward",
@@ -39,7 +39,7 @@ ${workgroupReduce("sum", "acc", "ss", WG)}
  * Backward for x: `dx = rstd * (g - x * rstd^2 * mean(g * x))` with `g = dy * w`; bindings: x, w, rstd, dy,
  * dx (write). The weight gradient `sum_rows(dy * x * rstd)` is a column reduction done by the caller.
  */
-export function rmsNormBackwardKernel(rows: number, dim: number): KernelSource {
+function generateRmsNormBackwardKernel(rows: number, dim: number): KernelSource {
   const grid = flatGrid(rows);
   return {
     name: "rmsnorm_backward",
@@ -67,3 +67,13 @@ ${workgroupReduce("sum", "acc", "dot", WG)}
 `,
   };
 }
+
+/** {@linkcode generateRmsNormForwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const rmsNormForwardKernel: (rows: number, dim: number, eps: number) => KernelSource = memoized(
+  generateRmsNormForwardKernel,
+);
+
+/** {@linkcode generateRmsNormBackwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const rmsNormBackwardKernel: (rows: number, dim: number) => KernelSource = memoized(
+  generateRmsNormBackwardKernel,
+);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { flatGrid, type KernelSource } from "./common.ts";
+import { flatGrid, type KernelSource, memoized } from "./common.ts";
 
 const WG = 256;
 
@@ -13,7 +13,7 @@ const WG = 256;
  * (tableRows, dim/2), out (write). `inverse` rotates by the negative angle (the backward). Positions outside
  * [0, tableRows) give NaN.
  */
-export function ropeKernel(
+function generateRopeKernel(
   spec: { rows: number; dim: number; posPerRow: boolean; seq: number; tableRows: number; inverse: boolean },
 ): KernelSource {
   const half = spec.dim / 2;
@@ -47,3 +47,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 `,
   };
 }
+
+/** {@linkcode generateRopeKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const ropeKernel: (
+  spec: { rows: number; dim: number; posPerRow: boolean; seq: number; tableRows: number; inverse: boolean },
+) => KernelSource = memoized(generateRopeKernel);

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, workgroupReduce } from "./common.ts";
+import { f32Literal, flatGrid, type KernelSource, memoized, workgroupReduce } from "./common.ts";
 
 const WG = 128;
 
@@ -36,7 +36,7 @@ function visible(spec: SoftmaxSpec, j: string): string {
 }
 
 /** Forward: `out = softmax(x * scale)` (or log-softmax) per row; masked entries become 0 (or -inf). */
-export function softmaxForwardKernel(spec: SoftmaxSpec): KernelSource {
+function generateSoftmaxForwardKernel(spec: SoftmaxSpec): KernelSource {
   const grid = flatGrid(spec.rows);
   const s = spec.scale === 1 ? "" : ` * ${f32Literal(spec.scale)}`;
   const neg = f32Literal(-Infinity);
@@ -75,7 +75,7 @@ ${workgroupReduce("sum", "acc", "total", WG)}
  * Backward from the forward's output `y`: softmax `dx = scale * y * (dy - sum(dy * y))`; log-softmax
  * `dx = scale * (dy - exp(y) * sum(dy))`. Masked entries get 0.
  */
-export function softmaxBackwardKernel(spec: SoftmaxSpec): KernelSource {
+function generateSoftmaxBackwardKernel(spec: SoftmaxSpec): KernelSource {
   const grid = flatGrid(spec.rows);
   const s = f32Literal(spec.scale);
   const dot = spec.log ? "dy[base + j]" : "dy[base + j] * y[base + j]";
@@ -105,3 +105,9 @@ ${workgroupReduce("sum", "acc", "total", WG)}
 `,
   };
 }
+
+/** {@linkcode generateSoftmaxForwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const softmaxForwardKernel: (spec: SoftmaxSpec) => KernelSource = memoized(generateSoftmaxForwardKernel);
+
+/** {@linkcode generateSoftmaxBackwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const softmaxBackwardKernel: (spec: SoftmaxSpec) => KernelSource = memoized(generateSoftmaxBackwardKernel);
