@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { f32Literal, type KernelSource, memoized } from "./common.ts";
+import { f32Literal, flatGrid, type KernelSource, memoized } from "./common.ts";
 
 /** Query rows per workgroup. */
 export const BR = 64;
@@ -268,3 +268,31 @@ export const attentionBackwardDqKernel: (spec: AttentionSpec) => KernelSource = 
 export const attentionBackwardDkvKernel: (spec: AttentionSpec) => KernelSource = memoized(
   generateAttentionBackwardDkvKernel,
 );
+
+/**
+ * `delta[r] = dot(dO[r], O[r])` for every row of (rows, d): the softmax backward's correction term, one thread per
+ * row. A generic row reduction put a 256-thread workgroup on each 32-element row (0.15 ms a layer on the H100).
+ * Bindings: dout, out, delta (write).
+ */
+function generateAttentionDeltaKernel(rows: number, d: number): KernelSource {
+  const D4 = d / 4, WG = 256;
+  const grid = flatGrid(Math.ceil(rows / WG));
+  return {
+    name: "attention_delta",
+    workgroups: grid.workgroups,
+    source: `@group(0) @binding(0) var<storage, read> dout: array<vec4f>;
+@group(0) @binding(1) var<storage, read> o: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> delta: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let r = ${grid.index} * ${WG}u + lid.x;
+  if (r >= ${rows}u) { return; }
+  let base = r * ${D4}u;
+  delta[r] = ${vecs(D4, (i) => `dot(dout[base + ${i}u], o[base + ${i}u])`, " + ")};
+}
+`,
+  };
+}
+
+/** {@linkcode generateAttentionDeltaKernel}, memoized by its arguments. */
+export const attentionDeltaKernel: (rows: number, d: number) => KernelSource = memoized(generateAttentionDeltaKernel);

@@ -14,6 +14,7 @@ import type { KernelSource } from "../../../kernels/common.ts";
 import {
   attentionBackwardDkvKernel,
   attentionBackwardDqKernel,
+  attentionDeltaKernel,
   attentionForwardKernel,
   type AttentionSpec,
   fusedAttentionSupports,
@@ -24,7 +25,7 @@ import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, keep, type Tensor } from "../tensor.ts";
 import { fill, mapElements } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
-import { mean, sum, sumTo } from "./reduce.ts";
+import { mean, sumTo } from "./reduce.ts";
 import { reshape } from "./movement.ts";
 import { tensor } from "../create.ts";
 
@@ -329,7 +330,8 @@ function fusedAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec): T
   run(attentionForwardKernel(spec), [q, k, v, out, lse]);
   return record(out, "attention", [q, k, v], (dout) => {
     // delta_i = rowsum(dO_i * O_i), the softmax backward's correction term.
-    const delta = sum(mapElements("attention_delta", [dout, out], "v0 * v1"), { axis: -1 });
+    const delta = empty([spec.bh, spec.tq]);
+    run(attentionDeltaKernel(spec.bh * spec.tq, spec.d), [dout, out, delta]);
     const dq = empty(q.shape), dk = empty(k.shape), dv = empty(v.shape);
     run(attentionBackwardDqKernel(spec), [q, k, v, dout, lse, delta, dq]);
     run(attentionBackwardDkvKernel(spec), [q, k, v, dout, lse, delta, dk, dv]);
