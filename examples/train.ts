@@ -12,7 +12,7 @@ import {
   type Config,
   END_OF_TEXT,
   formatDuration,
-  generate,
+  generateText,
   initGpu,
   InterruptGuard,
   MetricsLogger,
@@ -168,23 +168,21 @@ async function main(): Promise<void> {
   const count = outputNumber("samples", 3)!;
   if (tokenizer && count > 0) {
     const stop = tokenizer.specialTokens.get(END_OF_TEXT);
-    const prompts = ["The whale", "Call me", "It was", "The sea", "Ahab"];
-    for (let i = 0; i < count; i++) {
-      const prompt = prompts[i % prompts.length];
-      const ids: number[] = [];
-      const options = { temperature: 0.8, topP: 0.95 };
-      for await (
-        const id of generate(trainer.model, tokenizer.encode(prompt), {
-          ...options,
-          maxNewTokens: outputNumber("sample-tokens", 80),
-          seed: i,
-          stopTokens: stop === undefined ? [] : [stop],
-        })
-      ) ids.push(id);
-      const text = tokenizer.decode(ids);
-      samples.push({ prompt, text, label: `temperature ${options.temperature}, top-p ${options.topP}` });
-      console.log(`--- sample ${i + 1} ---\n${prompt}${text}\n`);
-    }
+    const starts = ["The whale", "Call me", "It was", "The sea", "Ahab"];
+    const prompts = Array.from({ length: count }, (_, i) => starts[i % starts.length]);
+    const options = { temperature: 0.8, topP: 0.95 };
+    // One batch, KV-cached and sampled on the GPU.
+    const texts = await generateText(trainer.model, prompts, {
+      ...options,
+      tokenizer,
+      maxNewTokens: outputNumber("sample-tokens", 80),
+      seed: 0,
+      stopTokens: stop === undefined ? [] : [stop],
+    });
+    texts.forEach((text, i) => {
+      samples.push({ prompt: prompts[i], text, label: `temperature ${options.temperature}, top-p ${options.topP}` });
+      console.log(`--- sample ${i + 1} ---\n${prompts[i]}${text}\n`);
+    });
   }
   if (!output["no-report"]) {
     const path = `${outDir}/report.html`;
