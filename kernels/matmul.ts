@@ -85,11 +85,11 @@ export interface MatmulVariant {
 /**
  * The fastest {@linkcode MatmulVariant} measured for a problem (H100, GPU timestamps, bench/matmul_tune.ts, 15
  * shapes). Why each part:
- * - pipeline "none": register prefetch ("prefetch", "double") was slower everywhere (4096^3: 30.7-33.2 TFLOP/s
+ * - pipeline: at BK 16 register prefetch ("prefetch", "double") was slower everywhere (4096^3: 30.7-33.2 TFLOP/s
  *   against 36.1): 16-32 more live registers per thread on top of 64 accumulators cost the second resident
- *   workgroup per SM, which hid global latency better than prefetching does. Open lead: with BK 32 and block
- *   transposes, "prefetch" ran 4096^3 at 40.9 against 37.2 (one run, not yet timed on the LM shapes:
- *   `bench/matmul_tune.ts --plan next`).
+ *   workgroup per SM, which hid global latency better than prefetching does. With BK 32 and block transposes,
+ *   "prefetch" wins (4096^3 40.9 vs 37.1; LM shapes +1.5% to +13%, `bench/matmul_tune.ts --plan next`); for
+ *   transposed A (flat layout, BK 16) it lost on 3 of 4 weight-gradient shapes, so "none" stays there.
  * - layout "lanes" (4096^3 36.1 vs 35.5 flat; 8192x512x512 34.1 vs 32.6), but "flat" unpadded tiles when A is
  *   transposed (10000x512x8192: 31.7 vs 23.6 unsplit, 40.8 vs 38.3 split 5).
  * - transpose "block" with BK 32 (one 4x4 block per thread, vec4 stores: 37.2 vs 36.1 at 4096^3), "scalar" with
@@ -98,7 +98,16 @@ export interface MatmulVariant {
  */
 export function chooseVariant(spec: { transA: boolean }, tile: MatmulTile): MatmulVariant {
   if (spec.transA) return { pipeline: "none", pad: 0, transpose: "scalar", swizzle: 0, layout: "flat" };
-  return { pipeline: "none", pad: 0, transpose: tile.bk >= 32 ? "block" : "scalar", swizzle: 0, layout: "lanes" };
+  // BK 32 block transposes with register prefetch: 4096^3 40.9 vs 37.1, and 1.5-13% faster on every LM shape but
+  // lm_head dX (35.8 vs 36.5), H100, bench/matmul_tune.ts --plan next, 22:37 UTC.
+  const deep = tile.bk >= 32;
+  return {
+    pipeline: deep ? "prefetch" : "none",
+    pad: 0,
+    transpose: deep ? "block" : "scalar",
+    swizzle: 0,
+    layout: "lanes",
+  };
 }
 
 /** A matmul problem. Strides are in elements; a batch stride of 0 broadcasts that operand. */
