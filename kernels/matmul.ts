@@ -99,7 +99,7 @@ export interface MatmulVariant {
 export function chooseVariant(spec: { transA: boolean }, tile: MatmulTile): MatmulVariant {
   if (spec.transA) return { pipeline: "none", pad: 0, transpose: "scalar", swizzle: 0, layout: "flat" };
   // BK 32 block transposes with register prefetch: 4096^3 40.9 vs 37.1, and 1.5-13% faster on every LM shape but
-  // lm_head dX (35.8 vs 36.5), H100, bench/matmul_tune.ts --plan next, 22:37 UTC.
+  // lm_head dX (35.8 vs 36.5), H100, bench/matmul_tune.ts --plan next, 22:34 UTC.
   const deep = tile.bk >= 32;
   return {
     pipeline: deep ? "prefetch" : "none",
