@@ -1,6 +1,7 @@
+import { argmaxNext } from "../../tests/next_token.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { logitKey } from "../../kernels/sample.ts";
-import { gpu, initGpu, noGrad, readAll, slice, tensor, tidy } from "../tensor/mod.ts";
+import { gpu, initGpu, tensor } from "../tensor/mod.ts";
 import { TransformerLM } from "../model/transformer.ts";
 import { Rng } from "../random.ts";
 import { KvCacheDecoder, sampleOnGpu, samplingParams } from "./decoder.ts";
@@ -16,23 +17,6 @@ const model = new TransformerLM({
   numHeads: 4,
   dFf: 48,
 }, { seed: 7 });
-
-/** Argmax of the last row of an unpadded full forward pass over `ids`. */
-async function argmaxNext(m: TransformerLM, ids: readonly number[]): Promise<number> {
-  const row = tidy(() =>
-    noGrad(() =>
-      slice(m.forward(tensor(Int32Array.from(ids), { shape: [1, ids.length], dtype: "i32" })), {
-        axis: 1,
-        start: ids.length - 1,
-      })
-    )
-  );
-  const [values] = await readAll([row]);
-  row.dispose();
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
-  return best;
-}
 
 async function collect(
   m: TransformerLM,

@@ -1,5 +1,6 @@
+import { argmaxNext } from "../../tests/next_token.ts";
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
-import { initGpu, noGrad, readAll, slice, tensor, tidy } from "../tensor/mod.ts";
+import { initGpu } from "../tensor/mod.ts";
 import { TransformerLM } from "../model/transformer.ts";
 import { generate } from "./generate.ts";
 
@@ -21,19 +22,7 @@ Deno.test("greedy decoding picks the argmax of a full unpadded forward pass at e
   // Independent check: run the exact (unpadded, slid) context and take the argmax of its last row.
   const ids = [...prompt];
   for (const produced of out) {
-    const context = ids.slice(-16);
-    const row = tidy(() =>
-      noGrad(() =>
-        slice(model.forward(tensor(Int32Array.from(context), { shape: [1, context.length], dtype: "i32" })), {
-          axis: 1,
-          start: context.length - 1,
-        })
-      )
-    );
-    const [values] = await readAll([row]);
-    row.dispose();
-    let best = 0;
-    for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+    const best = await argmaxNext(model, ids.slice(-16));
     assertEquals(produced, best);
     ids.push(produced);
   }
