@@ -71,12 +71,30 @@ function stageKeyBlock(spec: AttentionSpec): string {
     workgroupBarrier();`;
 }
 
-/** Bindings: q, k, v, out (write), lse (write, (BH, Tq)). Grid: (ceil(Tq/BR), BH). */
-function generateAttentionForwardKernel(spec: AttentionSpec): KernelSource {
+/**
+ * The part both query-block kernels (forward and dQ) share: the K/V staging arrays, the query row of this thread
+ * (`qi`, flat row `r`), its scaled query in registers `q0..`, and `nkb`, the number of key blocks it needs (causal:
+ * the block's last query sees keys up to qb*BR + BR - 1 + (Tk - Tq)).
+ */
+function queryBlockPrologue(spec: AttentionSpec): { shared: string; setup: string } {
   const D4 = spec.d / 4, off = spec.tk - spec.tq;
   const keyBlocks = Math.ceil(spec.tk / BC);
-  // Causal: the block's last query sees keys up to (qb*BR + BR - 1) + off.
   const nkb = spec.causal ? `min(${keyBlocks}u, (qb * ${BR}u + ${BR - 1 + off}u) / ${BC}u + 1u)` : `${keyBlocks}u`;
+  return {
+    shared: `var<workgroup> Ks: array<vec4f, ${BC * D4}>;
+var<workgroup> Vs: array<vec4f, ${BC * D4}>;`,
+    setup: `  let qb = wid.x; let bh = wid.y;
+  let qi = qb * ${BR}u + lid.x;
+  let r = bh * ${spec.tq}u + min(qi, ${spec.tq - 1}u);
+${vecs(D4, (i) => `  let q${i} = q[r * ${D4}u + ${i}u] * ${f32Literal(spec.scale)};`)}
+  let nkb = ${nkb};`,
+  };
+}
+
+/** Bindings: q, k, v, out (write), lse (write, (BH, Tq)). Grid: (ceil(Tq/BR), BH). */
+function generateAttentionForwardKernel(spec: AttentionSpec): KernelSource {
+  const D4 = spec.d / 4;
+  const pro = queryBlockPrologue(spec);
   return {
     name: "attention_forward",
     workgroups: [Math.ceil(spec.tq / BR), spec.bh, 1],
@@ -85,19 +103,14 @@ function generateAttentionForwardKernel(spec: AttentionSpec): KernelSource {
 @group(0) @binding(2) var<storage, read> v: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> o: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
-var<workgroup> Ks: array<vec4f, ${BC * D4}>;
-var<workgroup> Vs: array<vec4f, ${BC * D4}>;
+${pro.shared}
 var<workgroup> S: array<f32, ${BC * BR}>;
 @compute @workgroup_size(${BR})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let qb = wid.x; let bh = wid.y;
-  let qi = qb * ${BR}u + lid.x;
-  let qrow = (bh * ${spec.tq}u + min(qi, ${spec.tq - 1}u)) * ${D4}u;
-${vecs(D4, (i) => `  let q${i} = q[qrow + ${i}u] * ${f32Literal(spec.scale)};`)}
+${pro.setup}
 ${vecs(D4, (i) => `  var o${i} = vec4f(0.0);`)}
   var m = ${NEG_INF};
   var l = 0.0;
-  let nkb = ${nkb};
   for (var kb = 0u; kb < nkb; kb++) {
 ${stageKeyBlock(spec)}
     var mb = m;
@@ -137,9 +150,8 @@ ${vecs(D4, (i) => `    o[orow + ${i}u] = o${i} * inv;`)}
  * Bindings: q, k, v, dout, lse, delta (rowsum(dO * O)), dq (write). Grid: (ceil(Tq/BR), BH).
  */
 function generateAttentionBackwardDqKernel(spec: AttentionSpec): KernelSource {
-  const D4 = spec.d / 4, off = spec.tk - spec.tq;
-  const keyBlocks = Math.ceil(spec.tk / BC);
-  const nkb = spec.causal ? `min(${keyBlocks}u, (qb * ${BR}u + ${BR - 1 + off}u) / ${BC}u + 1u)` : `${keyBlocks}u`;
+  const D4 = spec.d / 4;
+  const pro = queryBlockPrologue(spec);
   return {
     name: "attention_backward_dq",
     workgroups: [Math.ceil(spec.tq / BR), spec.bh, 1],
@@ -150,19 +162,14 @@ function generateAttentionBackwardDqKernel(spec: AttentionSpec): KernelSource {
 @group(0) @binding(4) var<storage, read> lse: array<f32>;
 @group(0) @binding(5) var<storage, read> delta: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dq: array<vec4f>;
-var<workgroup> Ks: array<vec4f, ${BC * D4}>;
-var<workgroup> Vs: array<vec4f, ${BC * D4}>;
+${pro.shared}
 @compute @workgroup_size(${BR})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let qb = wid.x; let bh = wid.y;
-  let qi = qb * ${BR}u + lid.x;
-  let r = bh * ${spec.tq}u + min(qi, ${spec.tq - 1}u);
-${vecs(D4, (i) => `  let q${i} = q[r * ${D4}u + ${i}u] * ${f32Literal(spec.scale)};`)}
+${pro.setup}
 ${vecs(D4, (i) => `  let g${i} = dout[r * ${D4}u + ${i}u];`)}
 ${vecs(D4, (i) => `  var dq${i} = vec4f(0.0);`)}
   let rowLse = lse[r];
   let rowDelta = delta[r];
-  let nkb = ${nkb};
   for (var kb = 0u; kb < nkb; kb++) {
 ${stageKeyBlock(spec)}
     for (var j = 0u; j < ${BC}u; j++) {
