@@ -1,13 +1,16 @@
 /**
  * Executes every notebook in `notebooks/` through the real Jupyter client with the Deno kernel, as a user would,
- * and fails on any error output. Also checks that the committed notebooks carry no outputs, and exports one
- * executed notebook to HTML to check that its Plotly chart (data and the inlined plotly.js) is inside.
+ * and fails on any error output. Also checks that the committed notebooks carry no outputs, and exports the
+ * executed training notebook to HTML: its chart data and every piece of plotly.js must be inside, and running the
+ * page's scripts against a stub DOM must rebuild plotly.js byte for byte and draw the charts (so they draw offline).
  *
  * Needs `jupyter nbconvert` and `ipykernel` (Debian: jupyter-nbconvert python3-ipykernel). Usage:
  * `deno task notebooks [name-filter]`.
  *
  * @module
  */
+import { loadPlotlyJs } from "../lib/plot.ts";
+
 const root = new URL("../", import.meta.url).pathname;
 const filter = Deno.args[0] ?? "";
 
@@ -28,6 +31,29 @@ interface Cell {
   cell_type: string;
   outputs?: { output_type: string; ename?: string; evalue?: string; name?: string; text?: string | string[] }[];
   execution_count?: number | null;
+}
+
+/**
+ * Runs nanolm's inline scripts of an exported page in order against a stub DOM, as a browser would: returns the
+ * library the plotly.js pieces inject and the trace counts of the charts drawn with it.
+ */
+function runPageScripts(page: string): { library: string; charts: number[] } {
+  const win: Record<string, unknown> = {};
+  let library = "";
+  const charts: number[] = [];
+  const document = {
+    createElement: () => ({ text: "" }),
+    head: {
+      appendChild: (script: { text: string }) => {
+        library = script.text;
+        win.Plotly = { newPlot: (_id: string, data: unknown[]) => charts.push(data.length) };
+      },
+    },
+  };
+  for (const m of page.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)) {
+    if (m[1].includes("__nanolm")) new Function("window", "document", m[1])(win, document);
+  }
+  return { library, charts };
 }
 
 // --force: re-installing over an existing kernelspec (a second run, a developer machine) must not fail.
@@ -93,15 +119,21 @@ if (await Deno.stat(`${outDir}/${withPlot}`).then(() => true, () => false)) {
   const pieces = new Set([...page.matchAll(/__nanolmPlotlyParts \|\| \[\]\)\[(\d+)\]/g)].map((m) => Number(m[1])));
   const allPieces = pieces.size > 0 && [...pieces].every((i) => i < pieces.size);
   const hasPlotly = allPieces && page.includes('parts.join("")') && page.includes("Plotly.newPlot");
-  if (html.code !== 0 || !hasData || !hasPlotly) {
+  const drawn = hasPlotly ? runPageScripts(page) : { library: "", charts: [] };
+  const sameLibrary = drawn.library === await loadPlotlyJs();
+  if (html.code !== 0 || !hasData || !hasPlotly || !sameLibrary || drawn.charts.length === 0) {
     failed++;
     console.log(
       `FAIL HTML export of ${withPlot}: exported ${html.code === 0}, plot data ${hasData}, plotly.js ${hasPlotly} ` +
-        `(pieces ${[...pieces].sort((a, b) => a - b).join(",") || "none"})`,
+        `(pieces ${[...pieces].sort((a, b) => a - b).join(",") || "none"}), pieces rejoin to plotly.js ` +
+        `${sameLibrary}, charts drawn ${drawn.charts.length}`,
     );
   } else {
     passed++;
-    console.log(`ok   HTML export of ${withPlot} holds the chart data and plotly.js (${pieces.size} pieces)`);
+    console.log(
+      `ok   HTML export of ${withPlot} holds plotly.js (${pieces.size} pieces, rejoined byte for byte) and draws ` +
+        `${drawn.charts.length} charts (${drawn.charts.join(", ")} traces)`,
+    );
   }
 }
 console.log(`notebooks: ${passed} passed, ${failed} failed in ${((performance.now() - started) / 1000).toFixed(1)}s`);
