@@ -92,3 +92,20 @@ export function memoized<A extends unknown[]>(generate: (...args: A) => KernelSo
     return kernel;
   };
 }
+
+/**
+ * The entry point of a kernel that gives each row one workgroup of `size` threads: the `red` scratch array that
+ * {@linkcode workgroupReduce} uses, `main` with `wid`/`lid`, and `row`, returning at once past the last row (uniform
+ * per workgroup, so later barriers stay in uniform control flow). The caller closes the function.
+ */
+export function rowKernelEntry(rows: number, size: number): { workgroups: [number, number, number]; head: string } {
+  const grid = flatGrid(rows);
+  return {
+    workgroups: grid.workgroups,
+    head: `var<workgroup> red: array<f32, ${size}>;
+@compute @workgroup_size(${size})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = ${grid.index};
+  if (row >= ${rows}u) { return; }`,
+  };
+}

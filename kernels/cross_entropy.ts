@@ -4,27 +4,23 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, memoized } from "./common.ts";
+import { f32Literal, flatGrid, type KernelSource, memoized, rowKernelEntry } from "./common.ts";
 
 const WG = 256;
 
 /** Bindings: logits, targets (i32), loss (write, per row), lse (write, per row). */
 function generateCrossEntropyForwardKernel(rows: number, vocab: number): KernelSource {
-  const grid = flatGrid(rows);
+  const entry = rowKernelEntry(rows, WG);
   const negInf = f32Literal(-Infinity);
   return {
     name: "cross_entropy_forward",
-    workgroups: grid.workgroups,
+    workgroups: entry.workgroups,
     source: `@group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> targets: array<i32>;
 @group(0) @binding(2) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
-var<workgroup> red: array<f32, ${WG}>;
 var<workgroup> redMax: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let row = ${grid.index};
-  if (row >= ${rows}u) { return; }
+${entry.head}
   let base = row * ${vocab}u;
   // One pass with an online max: each thread keeps (max, sum of exp relative to it), then the pairs are merged.
   var mx = ${f32Literal(-Infinity)};

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, memoized, workgroupReduce } from "./common.ts";
+import { f32Literal, flatGrid, type KernelSource, memoized, rowKernelEntry, workgroupReduce } from "./common.ts";
 
 /** Reduction kinds. */
 export type ReduceKind = "sum" | "max";
@@ -28,16 +28,12 @@ function generateReduceKernel(
   const head = `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;`;
   if (inner === 1) {
-    const grid = flatGrid(outer);
+    const entry = rowKernelEntry(outer, ROW_WG);
     return {
       name: `reduce_${kind}_rows`,
-      workgroups: grid.workgroups,
+      workgroups: entry.workgroups,
       source: `${head}
-var<workgroup> red: array<f32, ${ROW_WG}>;
-@compute @workgroup_size(${ROW_WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let row = ${grid.index};
-  if (row >= ${outer}u) { return; }
+${entry.head}
   let base = row * ${R}u;
   var acc = ${init};
   for (var j = lid.x; j < ${R}u; j += ${ROW_WG}u) { acc = ${combine("acc", "x[base + j]")}; }

@@ -4,25 +4,21 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, memoized, workgroupReduce } from "./common.ts";
+import { f32Literal, type KernelSource, memoized, rowKernelEntry, workgroupReduce } from "./common.ts";
 
 const WG = 128;
 
 /** Forward; bindings: x, w, y (write), rstd (write). */
 function generateRmsNormForwardKernel(rows: number, dim: number, eps: number): KernelSource {
-  const grid = flatGrid(rows);
+  const entry = rowKernelEntry(rows, WG);
   return {
     name: "rmsnorm_forward",
-    workgroups: grid.workgroups,
+    workgroups: entry.workgroups,
     source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
-var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let row = ${grid.index};
-  if (row >= ${rows}u) { return; }
+${entry.head}
   let base = row * ${dim}u;
   var acc = 0.0;
   for (var j = lid.x; j < ${dim}u; j += ${WG}u) { let v = x[base + j]; acc += v * v; }
@@ -40,20 +36,16 @@ ${workgroupReduce("sum", "acc", "ss", WG)}
  * dx (write). The weight gradient `sum_rows(dy * x * rstd)` is a column reduction done by the caller.
  */
 function generateRmsNormBackwardKernel(rows: number, dim: number): KernelSource {
-  const grid = flatGrid(rows);
+  const entry = rowKernelEntry(rows, WG);
   return {
     name: "rmsnorm_backward",
-    workgroups: grid.workgroups,
+    workgroups: entry.workgroups,
     source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read> rstd: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let row = ${grid.index};
-  if (row >= ${rows}u) { return; }
+${entry.head}
   let base = row * ${dim}u;
   let r = rstd[row];
   var acc = 0.0;

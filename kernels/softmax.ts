@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, memoized, workgroupReduce } from "./common.ts";
+import { f32Literal, type KernelSource, memoized, rowKernelEntry, workgroupReduce } from "./common.ts";
 
 const WG = 128;
 
@@ -37,7 +37,7 @@ function visible(spec: SoftmaxSpec, j: string): string {
 
 /** Forward: `out = softmax(x * scale)` (or log-softmax) per row; masked entries become 0 (or -inf). */
 function generateSoftmaxForwardKernel(spec: SoftmaxSpec): KernelSource {
-  const grid = flatGrid(spec.rows);
+  const entry = rowKernelEntry(spec.rows, WG);
   const s = spec.scale === 1 ? "" : ` * ${f32Literal(spec.scale)}`;
   const neg = f32Literal(-Infinity);
   const write = spec.log
@@ -45,14 +45,10 @@ function generateSoftmaxForwardKernel(spec: SoftmaxSpec): KernelSource {
     : `select(0.0, exp(x[base + j]${s} - m) / total, ${visible(spec, "j")})`;
   return {
     name: spec.log ? "log_softmax_forward" : "softmax_forward",
-    workgroups: grid.workgroups,
+    workgroups: entry.workgroups,
     source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let row = ${grid.index};
-  if (row >= ${spec.rows}u) { return; }
+${entry.head}
   let base = row * ${spec.cols}u;
   ${maskExpr(spec)}
   var mx = ${neg};
@@ -76,21 +72,17 @@ ${workgroupReduce("sum", "acc", "total", WG)}
  * `dx = scale * (dy - exp(y) * sum(dy))`. Masked entries get 0.
  */
 function generateSoftmaxBackwardKernel(spec: SoftmaxSpec): KernelSource {
-  const grid = flatGrid(spec.rows);
+  const entry = rowKernelEntry(spec.rows, WG);
   const s = f32Literal(spec.scale);
   const dot = spec.log ? "dy[base + j]" : "dy[base + j] * y[base + j]";
   const grad = spec.log ? `(dy[base + j] - exp(y[base + j]) * total)` : `y[base + j] * (dy[base + j] - total)`;
   return {
     name: spec.log ? "log_softmax_backward" : "softmax_backward",
-    workgroups: grid.workgroups,
+    workgroups: entry.workgroups,
     source: `@group(0) @binding(0) var<storage, read> y: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let row = ${grid.index};
-  if (row >= ${spec.rows}u) { return; }
+${entry.head}
   let base = row * ${spec.cols}u;
   ${maskExpr(spec)}
   var acc = 0.0;
