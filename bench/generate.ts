@@ -13,18 +13,14 @@
 import { parseArgs } from "node:util";
 import { initGpu } from "../lib/tensor/mod.ts";
 import { TransformerLM } from "../lib/model/transformer.ts";
+import { lmShapeConfig, lmShapeOptions } from "./lm_shape.ts";
 import { Rng } from "../lib/random.ts";
 import { KvCacheDecoder } from "../lib/sample/decoder.ts";
 import { generateStream, type GenerateStreamOptions } from "../lib/sample/stream.ts";
 
 const { values } = parseArgs({
   options: {
-    vocab: { type: "string", default: "10000" },
-    ctx: { type: "string", default: "256" },
-    "d-model": { type: "string", default: "512" },
-    layers: { type: "string", default: "4" },
-    heads: { type: "string", default: "16" },
-    "d-ff": { type: "string", default: "1344" },
+    ...lmShapeOptions,
     "new-tokens": { type: "string", default: "200" },
     "prompt-tokens": { type: "string", default: "16" },
     batches: { type: "string", default: "1,8" },
@@ -32,14 +28,7 @@ const { values } = parseArgs({
   },
 });
 const num = (k: keyof typeof values) => Number(values[k]);
-const config = {
-  vocabSize: num("vocab"),
-  contextLength: num("ctx"),
-  dModel: num("d-model"),
-  numLayers: num("layers"),
-  numHeads: num("heads"),
-  dFf: num("d-ff"),
-};
+const config = lmShapeConfig(values);
 const newTokens = num("new-tokens"), promptTokens = num("prompt-tokens"), repeats = num("repeats");
 const batches = values.batches!.split(",").map(Number);
 

@@ -12,35 +12,23 @@ import { parseArgs } from "node:util";
 import { crossEntropy, gpu, initGpu, keep, noGrad, readAll, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
 import { AdamW } from "../lib/optim/adamw.ts";
 import { TransformerLM } from "../lib/model/transformer.ts";
+import { lmShapeConfig, lmShapeOptions } from "./lm_shape.ts";
 import { Rng } from "../lib/random.ts";
 
 const { values } = parseArgs({
   options: {
-    vocab: { type: "string", default: "10000" },
-    ctx: { type: "string", default: "256" },
-    "d-model": { type: "string", default: "512" },
-    layers: { type: "string", default: "4" },
-    heads: { type: "string", default: "16" },
-    "d-ff": { type: "string", default: "1344" },
+    ...lmShapeOptions,
     batch: { type: "string", default: "32" },
     steps: { type: "string", default: "30" },
     log: { type: "string", default: "10" },
   },
 });
-const V = Number(values.vocab), T = Number(values.ctx), D = Number(values["d-model"]);
-const L = Number(values.layers), H = Number(values.heads), FF = Number(values["d-ff"]), B = Number(values.batch);
+const config = lmShapeConfig(values);
+const V = config.vocabSize, T = config.contextLength, B = Number(values.batch);
 const steps = Number(values.steps), logEvery = Number(values.log);
 
 const backend = await initGpu();
-const model = new TransformerLM({
-  vocabSize: V,
-  contextLength: T,
-  dModel: D,
-  numLayers: L,
-  numHeads: H,
-  dFf: FF,
-  ropeTheta: 10000,
-}, { seed: 0 });
+const model = new TransformerLM(config, { seed: 0 });
 const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.1, betas: [0.9, 0.95] });
 const rng = new Rng(0);
 // Batches are drawn on the host up front, as the data loader would hand them over.
