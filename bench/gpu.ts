@@ -49,29 +49,39 @@ interface Result {
 const results: Result[] = [];
 
 /** Times `fn` (which records GPU work) over `reps` runs; returns GPU ms per run. */
-async function time(fn: () => void): Promise<{ ms: number; kernels: string }> {
-  // Warm up for ~0.3 s of back-to-back work: the H100 idles at 345 MHz and drops its clocks within milliseconds
-  // of idling, so a kernel timed right after a sync runs at about a third of its speed.
-  const warm = performance.now();
-  while (performance.now() - warm < 300) {
-    for (let i = 0; i < 4; i++) tidy(fn);
-    await backend.sync();
-  }
+async function time(fn: () => unknown): Promise<{ ms: number; kernels: string }> {
+  // Discard what fn returns: tidy keeps returned tensors alive.
+  const run = () =>
+    tidy(() => {
+      fn();
+    });
+  // The H100 idles at 345 MHz and drops its clocks within milliseconds of idling, so a kernel timed right after a
+  // sync runs at about a third of its speed. So: estimate the cost of one call, queue ~0.3 s of calls, and queue
+  // the timed calls behind them without waiting in between, so the GPU never idles before or during the timing.
+  for (let i = 0; i < 2; i++) run();
+  await backend.sync();
+  const t0 = performance.now();
+  for (let i = 0; i < 3; i++) run();
+  await backend.sync();
+  const perCall = Math.max((performance.now() - t0) / 3, 0.01);
+  const warmCalls = Math.min(2000, Math.ceil(300 / perCall));
+  for (let i = 0; i < warmCalls; i++) run();
+  backend.flush();
   let kernels = "";
   if (backend.info.timestamps) {
     const timings = await backend.profile(() => {
-      // Keep the clocks up: profile dispatches (one pass each) run back to back with unprofiled ones.
-      for (let i = 0; i < reps; i++) tidy(fn);
+      for (let i = 0; i < reps; i++) run();
     });
     const total = timings.reduce((s, t) => s + t.ms, 0);
     kernels = timings.slice(0, 4).map((t) => `${t.name}:${(t.ms / reps).toFixed(3)}`).join(" ");
     // Software adapters report zero timestamps: fall back to wall-clock below.
     if (total > 0) return { ms: total / reps, kernels };
   }
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) tidy(fn);
   await backend.sync();
-  return { ms: (performance.now() - t0) / reps, kernels };
+  const t1 = performance.now();
+  for (let i = 0; i < reps; i++) run();
+  await backend.sync();
+  return { ms: (performance.now() - t1) / reps, kernels };
 }
 
 function want(name: string): boolean {
