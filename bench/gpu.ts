@@ -60,10 +60,13 @@ async function time(fn: () => unknown): Promise<{ ms: number; kernels: string }>
   // the timed calls behind them without waiting in between, so the GPU never idles before or during the timing.
   for (let i = 0; i < 2; i++) run();
   await backend.sync();
+  // The cost of one call by GPU timestamps (wall-clock would count the ~11 ms round trip of the sync).
   const t0 = performance.now();
-  for (let i = 0; i < 3; i++) run();
-  await backend.sync();
-  const perCall = Math.max((performance.now() - t0) / 3, 0.01);
+  const probe = await backend.profile(() => {
+    for (let i = 0; i < 3; i++) run();
+  });
+  const probeMs = probe.reduce((s, t) => s + t.ms, 0) / 3;
+  const perCall = Math.max(probeMs > 0 ? probeMs : (performance.now() - t0) / 3, 0.005);
   const warmCalls = Math.min(2000, Math.ceil(300 / perCall));
   for (let i = 0; i < warmCalls; i++) run();
   backend.flush();
