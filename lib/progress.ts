@@ -37,6 +37,7 @@ export interface ProgressBarOptions {
  * ```
  */
 export class ProgressBar {
+  /** The amount of work that means done. */
   readonly total: number;
   #opts: Required<Omit<ProgressBarOptions, "write" | "interactive">>;
   #write: (text: string) => void;

@@ -113,6 +113,7 @@ export class Backend {
   } | null = null;
   #submits = 0;
 
+  /** Wraps an acquired device; use {@linkcode initGpu} rather than constructing one. */
   constructor(ctx: GpuContext) {
     this.device = ctx.device;
     this.info = ctx.info;

@@ -54,6 +54,7 @@ export class AdamW {
   #m = new Map<string, Tensor>();
   #v = new Map<string, Tensor>();
 
+  /** Creates the optimizer with zeroed moments for every parameter (each must require grad). */
   constructor(params: Map<string, Tensor> | Tensor[], options: AdamWOptions = {}) {
     this.params = params instanceof Map ? new Map(params) : new Map(params.map((p, i) => [p.name || `param${i}`, p]));
     const o = { lr: 1e-3, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 0.01, ...options };

@@ -28,11 +28,42 @@ setAutogradOps({
   sumTo,
 });
 
-export { type Backend, gpu, initGpu, type KernelTiming, type MemoryStats } from "../gpu/backend.ts";
+export {
+  type Backend,
+  type DispatchArgs,
+  gpu,
+  type GpuBuffer,
+  initGpu,
+  type Kernel,
+  type KernelTiming,
+  type MemoryStats,
+} from "../gpu/backend.ts";
 export { type GpuInfo } from "../gpu/device.ts";
-export { type DType, empty, keep, type NestedArray, readAll, scopeDepth, Tensor, tidy } from "./tensor.ts";
-export { backward, detach, isGradEnabled, noGrad, valueAndGrad } from "./autograd.ts";
-export { full, ones, param, rand, randn, tensor, type TensorOptions, truncNormal, zeros } from "./create.ts";
+export {
+  type DType,
+  empty,
+  type HostArray,
+  keep,
+  type NestedArray,
+  readAll,
+  scopeDepth,
+  Storage,
+  Tensor,
+  tidy,
+} from "./tensor.ts";
+export { backward, detach, type GradNode, isGradEnabled, noGrad, valueAndGrad } from "./autograd.ts";
+export {
+  full,
+  ones,
+  param,
+  rand,
+  randn,
+  type RandomOptions,
+  tensor,
+  type TensorOptions,
+  truncNormal,
+  zeros,
+} from "./create.ts";
 export {
   abs,
   add,
@@ -63,6 +94,7 @@ export {
 export { max, mean, type ReduceOptions, sum, sumTo } from "./ops/reduce.ts";
 export { broadcastTo, concat, permute, reshape, slice, transpose } from "./ops/movement.ts";
 export { matmul, type MatmulOptions } from "./ops/matmul.ts";
+export type { MatmulTile, MatmulVariant } from "../../kernels/matmul.ts";
 export {
   attention,
   type AttentionOptions,

@@ -34,6 +34,7 @@ export class Storage {
   /** Number of live tensors that use this storage. */
   refs = 1;
 
+  /** Takes ownership of a pooled buffer, with one reference. */
   constructor(buf: GpuBuffer) {
     this.buf = buf;
   }
@@ -77,6 +78,7 @@ export class Tensor {
   name = "";
   #storage: Storage | null;
 
+  /** Wraps storage as a tensor of `shape` (ops and creation functions do this; users call `tensor`, `zeros`...). */
   constructor(storage: Storage, shape: readonly number[], dtype: DType) {
     this.#storage = storage;
     this.shape = Object.freeze([...shape]);

@@ -349,6 +349,7 @@ export class Tokenizer {
    * ```
    */
   encodeIterable(chunks: string | Iterable<string | Uint8Array>): Generator<number, void, undefined>;
+  /** Async form: chunks from an async iterable, a stream or a file; yields ids lazily. */
   encodeIterable(
     chunks:
       | AsyncIterable<string | Uint8Array>

@@ -23,6 +23,7 @@ import { runBundle } from "../views.ts";
 
 /** One logged training step. */
 export interface StepMetrics {
+  /** Event kind. */
   type: "step";
   /** Optimizer step (1-based: the number of updates applied). */
   step: number;
@@ -40,7 +41,9 @@ export interface StepMetrics {
 
 /** An evaluation on the validation split. */
 export interface EvalMetrics {
+  /** Event kind. */
   type: "eval";
+  /** Optimizer steps completed when it ran. */
   step: number;
   /** Mean validation loss over `evalIters` batches. */
   valLoss: number;
@@ -48,8 +51,11 @@ export interface EvalMetrics {
 
 /** A checkpoint was written. */
 export interface CheckpointEvent {
+  /** Event kind. */
   type: "checkpoint";
+  /** Optimizer steps completed at the checkpoint. */
   step: number;
+  /** The file written. */
   path: string;
 }
 
@@ -78,6 +84,7 @@ export interface FitResult {
 
 /** Thrown by {@linkcode Trainer.saveCheckpoint} when the state to save holds NaN or Inf. */
 export class DivergedError extends Error {
+  /** The error's name. */
   override name = "DivergedError";
 }
 
