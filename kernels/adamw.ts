@@ -47,22 +47,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 }
 
 /**
- * Partial sums of squares of `n` elements: workgroup `w` of `groups` writes its share to `out[offset + w]`.
- * Bindings: x, out (rw). Summing all partials of all gradients gives the squared global norm.
+ * Partial sums of squares of several tensors of `sizes` in one dispatch: tensor `t` gets
+ * `sumSquaresGroups(sizes[t])` workgroups, and workgroup `w` writes its share to `out[offset + w]`. Summing all
+ * partials gives the squared global norm. One dispatch per few gradients instead of one per gradient: a step of
+ * the TinyStories model has 39 of them, and each small dispatch costs more than its work.
+ * Bindings: x0..x{n-1}, out (rw).
  */
-function generateSumSquaresKernel(n: number, offset: number, groups: number): KernelSource {
+function generateSumSquaresKernel(sizes: readonly number[], offset: number): KernelSource {
+  const groups = sizes.map(sumSquaresGroups);
+  const branches: string[] = [];
+  let first = 0;
+  sizes.forEach((n, t) => {
+    const g = groups[t];
+    branches.push(`if (w >= ${first}u && w < ${first + g}u) {
+    for (var i = (w - ${first}u) * ${WG}u + lid.x; i < ${n}u; i += ${g * WG}u) { let v = x${t}[i]; acc += v * v; }
+  }`);
+    first += g;
+  });
+  const decls = sizes.map((_, t) => `@group(0) @binding(${t}) var<storage, read> x${t}: array<f32>;`).join("\n");
   return {
     name: "sum_squares",
-    workgroups: [groups, 1, 1],
-    source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+    workgroups: [first, 1, 1],
+    source: `${decls}
+@group(0) @binding(${sizes.length}) var<storage, read_write> out: array<f32>;
 var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let w = wid.x;
   var acc = 0.0;
-  for (var i = wid.x * ${WG}u + lid.x; i < ${n}u; i += ${groups * WG}u) { let v = x[i]; acc += v * v; }
+  ${branches.join(" else ")}
 ${workgroupReduce("sum", "acc", "total", WG)}
-  if (lid.x == 0u) { out[${offset}u + wid.x] = total; }
+  if (lid.x == 0u) { out[${offset}u + w] = total; }
 }
 `,
   };
@@ -77,6 +92,6 @@ export function sumSquaresGroups(n: number): number {
 export const adamwKernel: (n: number) => KernelSource = memoized(generateAdamwKernel);
 
 /** {@linkcode generateSumSquaresKernel}, memoized by its arguments (see `memoized` in common.ts). */
-export const sumSquaresKernel: (n: number, offset: number, groups: number) => KernelSource = memoized(
+export const sumSquaresKernel: (sizes: readonly number[], offset: number) => KernelSource = memoized(
   generateSumSquaresKernel,
 );

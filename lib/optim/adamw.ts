@@ -76,20 +76,22 @@ export class AdamW {
    */
   gradNorm(): Tensor {
     const grads = [...this.params.values()].map((p) => p.grad).filter((g): g is Tensor => g !== null);
-    const groups = grads.map((g) => sumSquaresGroups(g.size));
-    const total = groups.reduce((a, b) => a + b, 0);
+    const total = grads.reduce((sum, g) => sum + sumSquaresGroups(g.size), 0);
+    if (grads.length === 0) return tidy(() => keep(fill([1], 0)));
     const backend = gpu();
-    const partials = empty([Math.max(total, 1)]);
-    if (total === 0) return tidy(() => keep(fill([1], 0)));
+    const partials = empty([total]);
+    // As many gradients per dispatch as the device binds storage buffers (one binding is the output).
+    const perDispatch = Math.max(1, Math.min(15, backend.device.limits.maxStorageBuffersPerShaderStage - 1));
     let offset = 0;
-    grads.forEach((g, i) => {
-      const k = sumSquaresKernel(g.size, offset, groups[i]);
+    for (let i = 0; i < grads.length; i += perDispatch) {
+      const chunk = grads.slice(i, i + perDispatch);
+      const k = sumSquaresKernel(chunk.map((g) => g.size), offset);
       backend.dispatch(backend.prepare(k.name, k.source), {
-        buffers: [g.buffer, partials.buffer],
+        buffers: [...chunk.map((g) => g.buffer), partials.buffer],
         workgroups: k.workgroups,
       });
-      offset += groups[i];
-    });
+      offset += k.workgroups[0];
+    }
     const ss = empty([1]);
     const r = reduceKernel("sum", { outer: 1, reduced: total, inner: 1 });
     backend.dispatch(backend.prepare(r.name, r.source), {

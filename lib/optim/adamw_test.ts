@@ -74,3 +74,22 @@ Deno.test("AdamW rejects bad hyperparameters and non-parameters", () => {
   assertThrows(() => new AdamW([tensor([1])]), "does not require grad");
   p.dispose();
 });
+
+Deno.test("the global gradient norm over many gradients of assorted sizes equals a float64 sum", async () => {
+  // More gradients than one dispatch binds, and sizes that take several workgroups each.
+  const rng = new Rng(3);
+  const sizes = [1, 7, 512, 40000, 3, 16384, 16385, 100, ...Array.from({ length: 14 }, (_, i) => 10 + i * 37)];
+  const ps = sizes.map((n, i) => param(tensor(new Float32Array(n), { shape: [n] }), `p${i}`));
+  let expected = 0;
+  ps.forEach((p, i) => {
+    const g = Float32Array.from({ length: sizes[i] }, () => rng.normal());
+    for (const v of g) expected += v * v;
+    p.grad = tensor(g, { shape: p.shape });
+  });
+  const opt = new AdamW(ps);
+  const norm = opt.gradNorm();
+  assertClose([(await norm.data())[0]], [Math.sqrt(expected)], { rtol: 1e-5 });
+  norm.dispose();
+  opt.dispose();
+  for (const p of ps) p.dispose();
+});
