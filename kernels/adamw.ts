@@ -17,30 +17,55 @@ import { flatGrid, type KernelSource, memoized, workgroupReduce } from "./common
 
 const WG = 256;
 
-/** Bindings: p (rw), g, m (rw), v (rw), clip (1 f32), uniforms {lr, lrT, b1, b2, eps, wd}. */
-function generateAdamwKernel(n: number): KernelSource {
-  const grid = flatGrid(Math.ceil(n / WG));
+/**
+ * One AdamW step for several parameters of `sizes` in one dispatch: parameter `t` gets ceil(size/256) workgroups,
+ * chosen by workgroup index (uniform per workgroup). A training step of the TinyStories model updates 39
+ * parameters, and one dispatch each cost more than their bandwidth.
+ * Bindings: for each parameter t, p_t (rw), g_t, m_t (rw), v_t (rw) at 4t..4t+3; then clip (1 f32) and the
+ * uniforms {lr, lrT, b1, b2, eps, wd}.
+ */
+function generateAdamwKernel(sizes: readonly number[]): KernelSource {
+  const decls: string[] = [];
+  const branches: string[] = [];
+  let first = 0;
+  sizes.forEach((n, t) => {
+    const b = 4 * t;
+    decls.push(
+      `@group(0) @binding(${b}) var<storage, read_write> p${t}: array<f32>;`,
+      `@group(0) @binding(${b + 1}) var<storage, read> g${t}: array<f32>;`,
+      `@group(0) @binding(${b + 2}) var<storage, read_write> m${t}: array<f32>;`,
+      `@group(0) @binding(${b + 3}) var<storage, read_write> v${t}: array<f32>;`,
+    );
+    const groups = Math.ceil(n / WG);
+    branches.push(`if (w >= ${first}u && w < ${first + groups}u) {
+    let i = (w - ${first}u) * ${WG}u + lid.x;
+    if (i < ${n}u) {
+      let r = update(p${t}[i], g${t}[i], m${t}[i], v${t}[i]);
+      p${t}[i] = r.x; m${t}[i] = r.y; v${t}[i] = r.z;
+    }
+  }`);
+    first += groups;
+  });
+  const grid = flatGrid(first);
   return {
     name: "adamw_step",
     workgroups: grid.workgroups,
     source: `struct Step { lr: f32, lrT: f32, b1: f32, b2: f32, eps: f32, wd: f32 }
-@group(0) @binding(0) var<storage, read_write> p: array<f32>;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> m: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
-@group(0) @binding(4) var<storage, read> clip: array<f32>;
-@group(0) @binding(5) var<uniform> s: Step;
+${decls.join("\n")}
+@group(0) @binding(${4 * sizes.length}) var<storage, read> clip: array<f32>;
+@group(0) @binding(${4 * sizes.length + 1}) var<uniform> s: Step;
+// (new p, new m, new v) from (p, g, m, v).
+fn update(p: f32, g: f32, m: f32, v: f32) -> vec3f {
+  let gi = g * clip[0];
+  let mi = s.b1 * m + (1.0 - s.b1) * gi;
+  let vi = s.b2 * v + (1.0 - s.b2) * gi * gi;
+  let pi = p - s.lrT * mi / (sqrt(vi) + s.eps);
+  return vec3f(pi - s.lr * s.wd * pi, mi, vi);
+}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let i = ${grid.index} * ${WG}u + lid.x;
-  if (i >= ${n}u) { return; }
-  let gi = g[i] * clip[0];
-  let mi = s.b1 * m[i] + (1.0 - s.b1) * gi;
-  let vi = s.b2 * v[i] + (1.0 - s.b2) * gi * gi;
-  m[i] = mi;
-  v[i] = vi;
-  let pi = p[i] - s.lrT * mi / (sqrt(vi) + s.eps);
-  p[i] = pi - s.lr * s.wd * pi;
+  let w = ${grid.index};
+  ${branches.join(" else ")}
 }
 `,
   };
@@ -89,7 +114,7 @@ export function sumSquaresGroups(n: number): number {
 }
 
 /** {@linkcode generateAdamwKernel}, memoized by its arguments (see `memoized` in common.ts). */
-export const adamwKernel: (n: number) => KernelSource = memoized(generateAdamwKernel);
+export const adamwKernel: (sizes: readonly number[]) => KernelSource = memoized(generateAdamwKernel);
 
 /** {@linkcode generateSumSquaresKernel}, memoized by its arguments (see `memoized` in common.ts). */
 export const sumSquaresKernel: (sizes: readonly number[], offset: number) => KernelSource = memoized(

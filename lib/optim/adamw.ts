@@ -123,11 +123,22 @@ export class AdamW {
         `select(1.0, ${f32Literal(opts.maxGradNorm)} / (v0 + 1e-6), v0 > ${f32Literal(opts.maxGradNorm)})`,
       );
       const backend = gpu();
-      for (const [name, p] of this.params) {
-        if (!p.grad) continue;
-        const k = adamwKernel(p.size);
+      // Several parameters per dispatch: 4 buffers each, plus the clip factor (the uniform block is separate).
+      const perDispatch = Math.max(
+        1,
+        Math.min(7, Math.floor((backend.device.limits.maxStorageBuffersPerShaderStage - 1) / 4)),
+      );
+      const live = [...this.params].filter(([, p]) => p.grad);
+      for (let i = 0; i < live.length; i += perDispatch) {
+        const chunk = live.slice(i, i + perDispatch);
+        const k = adamwKernel(chunk.map(([, p]) => p.size));
         backend.dispatch(backend.prepare(k.name, k.source), {
-          buffers: [p.buffer, p.grad.buffer, this.#m.get(name)!.buffer, this.#v.get(name)!.buffer, clip.buffer],
+          buffers: [
+            ...chunk.flatMap((
+              [name, p],
+            ) => [p.buffer, p.grad!.buffer, this.#m.get(name)!.buffer, this.#v.get(name)!.buffer]),
+            clip.buffer,
+          ],
           workgroups: k.workgroups,
           uniforms: uniforms.buffer,
         });

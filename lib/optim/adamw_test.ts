@@ -35,7 +35,8 @@ function referenceAdamW(
 for (const maxNorm of [undefined, 0.5]) {
   Deno.test(`AdamW matches CS336 Algorithm 1 over 3 steps (clip ${maxNorm ?? "off"})`, async () => {
     const rng = new Rng(11);
-    const shapes = [[3, 5], [7], [1, 1]];
+    // More parameters than one update dispatch takes (7), of sizes that span several workgroups.
+    const shapes = [[3, 5], [7], [1, 1], [300], [2, 2], [9, 31], [1], [5], [600], [4, 4]];
     const init = shapes.map((s) => Float32Array.from({ length: s.reduce((a, b) => a * b) }, () => rng.normal()));
     const ps = init.map((d, i) => param(tensor(d, { shape: shapes[i] }), `p${i}`));
     const opt = new AdamW(ps, { lr: 0.1, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.1 });
