@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { f32Literal, type KernelSource, memoized, rowKernelEntry, workgroupReduce } from "./common.ts";
+import { f32Literal, flatGrid, type KernelSource, memoized, rowKernelEntry, workgroupReduce } from "./common.ts";
 
 const WG = 128;
 
@@ -68,4 +68,46 @@ export const rmsNormForwardKernel: (rows: number, dim: number, eps: number) => K
 /** {@linkcode generateRmsNormBackwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
 export const rmsNormBackwardKernel: (rows: number, dim: number) => KernelSource = memoized(
   generateRmsNormBackwardKernel,
+);
+
+/** Row chunks of {@linkcode rmsNormWeightGradKernel}: enough threads for a large GPU, few partials to sum. */
+export function rmsNormWeightGradChunks(rows: number): number {
+  return Math.max(1, Math.min(64, Math.floor(rows / 32)));
+}
+
+/**
+ * Partial weight gradients `partial[c, j] = sum over rows r of chunk c of dy[r, j] * x[r, j] * rstd[r]`, one
+ * thread per (chunk, column), so neighbouring threads read neighbouring columns. Summing over chunks (a column
+ * reduction) gives dW; the product is never stored. Bindings: x, dy, rstd, partial (write, (chunks, dim)).
+ */
+function generateRmsNormWeightGradKernel(rows: number, dim: number): KernelSource {
+  const chunks = rmsNormWeightGradChunks(rows);
+  const per = Math.ceil(rows / chunks);
+  const n = chunks * dim, WG = 256;
+  const grid = flatGrid(Math.ceil(n / WG));
+  return {
+    name: "rmsnorm_weight_backward",
+    workgroups: grid.workgroups,
+    source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> rstd: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partial: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let t = ${grid.index} * ${WG}u + lid.x;
+  if (t >= ${n}u) { return; }
+  let c = t / ${dim}u;
+  let j = t % ${dim}u;
+  let end = min((c + 1u) * ${per}u, ${rows}u);
+  var acc = 0.0;
+  for (var r = c * ${per}u; r < end; r++) { acc += dy[r * ${dim}u + j] * x[r * ${dim}u + j] * rstd[r]; }
+  partial[t] = acc;
+}
+`,
+  };
+}
+
+/** {@linkcode generateRmsNormWeightGradKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const rmsNormWeightGradKernel: (rows: number, dim: number) => KernelSource = memoized(
+  generateRmsNormWeightGradKernel,
 );

@@ -7,7 +7,12 @@
  */
 import { crossEntropyBackwardKernel, crossEntropyForwardKernel } from "../../../kernels/cross_entropy.ts";
 import { embeddingBackwardKernel, embeddingForwardKernel } from "../../../kernels/embedding.ts";
-import { rmsNormBackwardKernel, rmsNormForwardKernel } from "../../../kernels/rmsnorm.ts";
+import {
+  rmsNormBackwardKernel,
+  rmsNormForwardKernel,
+  rmsNormWeightGradChunks,
+  rmsNormWeightGradKernel,
+} from "../../../kernels/rmsnorm.ts";
 import { ropeKernel } from "../../../kernels/rope.ts";
 import { softmaxBackwardKernel, softmaxForwardKernel, type SoftmaxSpec } from "../../../kernels/softmax.ts";
 import type { KernelSource } from "../../../kernels/common.ts";
@@ -23,10 +28,9 @@ import { gpu } from "../../gpu/backend.ts";
 import { noGrad, record } from "../autograd.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, keep, type Tensor } from "../tensor.ts";
-import { fill, mapElements } from "./elementwise.ts";
+import { fill } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
 import { mean, sumTo } from "./reduce.ts";
-import { reshape } from "./movement.ts";
 import { tensor } from "../create.ts";
 
 function run(k: KernelSource, buffers: Tensor[]): void {
@@ -126,8 +130,12 @@ export function rmsNorm(x: Tensor, weight: Tensor, opts: { eps?: number } = {}):
       if (dx.size > 0) run(rmsNormBackwardKernel(rows, dim), [x, weight, rstd, dy, dx]);
     }
     if (weight.requiresGrad) {
-      const x2 = reshape(x, [rows, dim]), dy2 = reshape(dy, [rows, dim]), r2 = reshape(rstd, [rows, 1]);
-      dw = sumTo(mapElements("rmsnorm_weight_backward", [x2, dy2, r2], "v0 * v1 * v2"), [dim]);
+      // Per-chunk column sums of dy * x * rstd, then a sum over the chunks.
+      const chunks = rmsNormWeightGradChunks(rows);
+      const partial = empty([chunks, dim]);
+      run(rmsNormWeightGradKernel(rows, dim), [x, dy, rstd, partial]);
+      dw = sumTo(partial, [dim]);
+      partial.dispose();
     }
     return [dx, dw];
   }, [rstd]);
