@@ -72,7 +72,7 @@ export const rmsNormBackwardKernel: (rows: number, dim: number) => KernelSource 
 
 /** Row chunks of {@linkcode rmsNormWeightGradKernel}: enough threads for a large GPU, few partials to sum. */
 export function rmsNormWeightGradChunks(rows: number): number {
-  return Math.max(1, Math.min(64, Math.floor(rows / 32)));
+  return Math.max(1, Math.min(256, Math.floor(rows / 32)));
 }
 
 /**
