@@ -14,6 +14,7 @@
  *
  * @module
  */
+import type { KernelSource } from "../../kernels/common.ts";
 import { type GpuContext, type GpuInfo, requestGpu } from "./device.ts";
 
 /** A pooled storage buffer with its rounded size. */
@@ -293,6 +294,14 @@ export class Backend {
       pass.dispatchWorkgroups(x, y, z);
     }
     if (++this.#pending >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /**
+   * Compiles (once) and records a generated kernel: the usual pair of {@linkcode Backend.prepare} and
+   * {@linkcode Backend.dispatch} with the kernel's own grid.
+   */
+  run(kernel: KernelSource, buffers: GpuBuffer[], uniforms?: ArrayBuffer): void {
+    this.dispatch(this.prepare(kernel.name, kernel.source), { buffers, workgroups: kernel.workgroups, uniforms });
   }
 
   /** Submits recorded work to the GPU without waiting for it. */

@@ -255,6 +255,5 @@ function isTensor(v: Tensor | WeightArray): v is Tensor {
 function copyInto(dst: Tensor, src: Tensor): void {
   if (dst === src || dst.buffer === src.buffer || dst.size === 0) return;
   const k = gatherKernel({ outShape: [dst.size], inStrides: [1], dtype: "f32" });
-  const backend = gpu();
-  backend.dispatch(backend.prepare(k.name, k.source), { buffers: [src.buffer, dst.buffer], workgroups: k.workgroups });
+  gpu().run(k, [src.buffer, dst.buffer]);
 }

@@ -86,18 +86,11 @@ export class AdamW {
     for (let i = 0; i < grads.length; i += perDispatch) {
       const chunk = grads.slice(i, i + perDispatch);
       const k = sumSquaresKernel(chunk.map((g) => g.size), offset);
-      backend.dispatch(backend.prepare(k.name, k.source), {
-        buffers: [...chunk.map((g) => g.buffer), partials.buffer],
-        workgroups: k.workgroups,
-      });
+      backend.run(k, [...chunk.map((g) => g.buffer), partials.buffer]);
       offset += k.workgroups[0];
     }
     const ss = empty([1]);
-    const r = reduceKernel("sum", { outer: 1, reduced: total, inner: 1 });
-    backend.dispatch(backend.prepare(r.name, r.source), {
-      buffers: [partials.buffer, ss.buffer],
-      workgroups: r.workgroups,
-    });
+    backend.run(reduceKernel("sum", { outer: 1, reduced: total, inner: 1 }), [partials.buffer, ss.buffer]);
     partials.dispose();
     const norm = mapElements("sqrt", [ss], "sqrt(v0)");
     ss.dispose();
@@ -132,16 +125,13 @@ export class AdamW {
       for (let i = 0; i < live.length; i += perDispatch) {
         const chunk = live.slice(i, i + perDispatch);
         const k = adamwKernel(chunk.map(([, p]) => p.size));
-        backend.dispatch(backend.prepare(k.name, k.source), {
-          buffers: [
-            ...chunk.flatMap((
-              [name, p],
-            ) => [p.buffer, p.grad!.buffer, this.#m.get(name)!.buffer, this.#v.get(name)!.buffer]),
-            clip.buffer,
-          ],
-          workgroups: k.workgroups,
-          uniforms: uniforms.buffer,
-        });
+        const buffers = chunk.flatMap(([name, p]) => [
+          p.buffer,
+          p.grad!.buffer,
+          this.#m.get(name)!.buffer,
+          this.#v.get(name)!.buffer,
+        ]);
+        backend.run(k, [...buffers, clip.buffer], uniforms.buffer);
       }
       clip.dispose();
       return norm;

@@ -475,7 +475,7 @@ export class KvCacheDecoder {
   }
 
   #dispatch(k: KernelSource, buffers: GpuBuffer[]): void {
-    this.#backend.dispatch(this.#backend.prepare(k.name, k.source), { buffers, workgroups: k.workgroups });
+    this.#backend.run(k, buffers);
   }
 
   #check(): void {
@@ -548,10 +548,7 @@ export async function sampleOnGpu(
       advance: false,
       workgroupSize: opts.workgroupSize ?? samplerThreads(backend),
     });
-    backend.dispatch(backend.prepare(k.name, k.source), {
-      buffers: [logits.buffer, params, state, tokens, ring, info],
-      workgroups: k.workgroups,
-    });
+    backend.run(k, [logits.buffer, params, state, tokens, ring, info]);
     const [ids, inf] = await backend.readMany([{ buf: tokens, bytes: rows * 4 }, { buf: info, bytes: rows * 16 }]);
     return { ids: new Int32Array(ids), info: new Uint32Array(inf) };
   } finally {

@@ -27,11 +27,7 @@ export function mapElements(name: string, inputs: Tensor[], expr: string, outDty
     inputs: inputs.map((t) => ({ shape: t.shape, dtype: t.dtype })),
     expr,
   });
-  const backend = gpu();
-  backend.dispatch(backend.prepare(k.name, k.source), {
-    buffers: [...inputs.map((t) => t.buffer), out.buffer],
-    workgroups: k.workgroups,
-  });
+  gpu().run(k, [...inputs.map((t) => t.buffer), out.buffer]);
   return out;
 }
 
@@ -296,7 +292,6 @@ export function fill(shape: readonly number[], value: number, dtype: DType = "f3
     inputs: [],
     expr: dtype === "i32" ? `${Math.trunc(value)}` : f32Literal(value),
   });
-  const backend = gpu();
-  backend.dispatch(backend.prepare(k.name, k.source), { buffers: [out.buffer], workgroups: k.workgroups });
+  gpu().run(k, [out.buffer]);
   return out;
 }

@@ -124,20 +124,13 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       // Few output tiles but a long K (weight gradients): split K across workgroups, then sum the layers.
       const k = matmulKernel({ ...spec, tile, splitK: splits, variant: opts.variant });
       const layers = k.workgroups[2];
-      const partial = gpu().alloc(layers * m * N * 4);
-      backend.dispatch(backend.prepare(k.name, k.source), {
-        buffers: [a.buffer, b.buffer, partial],
-        workgroups: k.workgroups,
-      });
-      const r = reduceKernel("sum", { outer: 1, reduced: layers, inner: m * N });
-      backend.dispatch(backend.prepare(r.name, r.source), { buffers: [partial, out.buffer], workgroups: r.workgroups });
+      const partial = backend.alloc(layers * m * N * 4);
+      backend.run(k, [a.buffer, b.buffer, partial]);
+      backend.run(reduceKernel("sum", { outer: 1, reduced: layers, inner: m * N }), [partial, out.buffer]);
       backend.free(partial);
     } else {
       const k = matmulKernel({ ...spec, tile, variant: opts.variant });
-      backend.dispatch(backend.prepare(k.name, k.source), {
-        buffers: [a.buffer, b.buffer, out.buffer],
-        workgroups: k.workgroups,
-      });
+      backend.run(k, [a.buffer, b.buffer, out.buffer]);
     }
   }
   return record(out, "matmul", [a, b], (dc) => {

@@ -34,8 +34,7 @@ function runGather(
 ): void {
   if (prod(spec.outShape) === 0) return;
   const k = gatherKernel({ ...spec, dtype: x.dtype });
-  const backend = gpu();
-  backend.dispatch(backend.prepare(k.name, k.source), { buffers: [x.buffer, out.buffer], workgroups: k.workgroups });
+  gpu().run(k, [x.buffer, out.buffer]);
 }
 
 /**

@@ -33,12 +33,8 @@ import { matmul } from "./matmul.ts";
 import { mean, sumTo } from "./reduce.ts";
 import { tensor } from "../create.ts";
 
-function run(k: KernelSource, buffers: Tensor[]): void {
-  const backend = gpu();
-  backend.dispatch(backend.prepare(k.name, k.source), {
-    buffers: buffers.map((t) => t.buffer),
-    workgroups: k.workgroups,
-  });
+function run(k: KernelSource, tensors: Tensor[]): void {
+  gpu().run(k, tensors.map((t) => t.buffer));
 }
 
 function requireF32(op: string, t: Tensor): void {

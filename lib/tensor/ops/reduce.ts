@@ -62,8 +62,7 @@ function reduceAxis(kind: ReduceKind, x: Tensor, axis: number, scale: number): T
   const out = empty(outShape, "f32");
   if (out.size === 0) return out;
   const k = reduceKernel(kind, { outer, reduced: R, inner }, scale);
-  const backend = gpu();
-  backend.dispatch(backend.prepare(k.name, k.source), { buffers: [x.buffer, out.buffer], workgroups: k.workgroups });
+  gpu().run(k, [x.buffer, out.buffer]);
   return out;
 }
 
