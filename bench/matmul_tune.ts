@@ -30,6 +30,9 @@ const args = parseArgs({
     reps: { type: "string", default: "10" },
     rounds: { type: "string", default: "3" },
     only: { type: "string" },
+    // Check every case of the plan for correctness on a small odd shape with the same transposes (no timing):
+    // runs on software adapters, before spending GPU time.
+    small: { type: "boolean", default: false },
   },
 });
 const backend = await initGpu();
@@ -70,13 +73,14 @@ const lmShapes: Shape[] = [
 ];
 const t = (bm: number, bn: number, bk: number, tm = 8, tn = 8): MatmulTile => ({ bm, bn, bk, tm, tn });
 const vr = (s: string): Partial<MatmulVariant> => {
-  const [pipeline, pad, transpose, swizzle, layout] = s.split(":");
+  const [pipeline, pad, transpose, swizzle, layout, warpRows] = s.split(":");
   return {
     pipeline: pipeline as MatmulVariant["pipeline"],
     pad: Number(pad ?? 4),
     transpose: (transpose ?? "scalar") as MatmulVariant["transpose"],
     swizzle: Number(swizzle ?? 0),
     layout: (layout ?? "lanes") as MatmulVariant["layout"],
+    warpRows: Number(warpRows ?? 0),
   };
 };
 
@@ -96,6 +100,169 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
         variant: vr(`prefetch:0:block:0:${sh.transA ? "flat" : "lanes"}`),
       },
     ]]);
+  },
+  // Session 3: warp-shaped thread mappings, 128-thread and 128x256 tiles, BK 32 for transposed A.
+  // Session 3, third round: padding, block transposes and warp shapes around the two winners (128x256 BK 16 rows,
+  // 128x128 BK 32 rows), and 192-wide tiles where N or M is 1344.
+  explore8: () => {
+    const wide = t(128, 256, 16, 8, 16), deep = t(128, 128, 32);
+    const plain = (sh: Shape): Case[] => [
+      { label: "auto (lib)" },
+      { label: "bk32 prefetch rows pad4", tile: deep, variant: vr("prefetch:4:block:0:rows") },
+      { label: "128x256 bk16 prefetch rows", tile: wide, variant: vr("prefetch:0:scalar:0:rows") },
+      { label: "128x256 bk16 prefetch rows pad4", tile: wide, variant: vr("prefetch:4:scalar:0:rows") },
+      { label: "128x256 bk16 prefetch rows pad4 block", tile: wide, variant: vr("prefetch:4:block:0:rows") },
+      { label: "128x256 bk16 prefetch rows pad4 warp4", tile: wide, variant: vr("prefetch:4:scalar:0:rows:4") },
+      { label: "128x256 bk16 prefetch rows pad8", tile: wide, variant: vr("prefetch:8:scalar:0:rows") },
+      ...(sh.n % 192 === 0
+        ? [
+          {
+            label: "128x192 bk16 prefetch rows pad4",
+            tile: t(128, 192, 16, 8, 12),
+            variant: vr("prefetch:4:scalar:0:rows"),
+          },
+          {
+            label: "128x192 bk16 prefetch lanes",
+            tile: t(128, 192, 16, 8, 12),
+            variant: vr("prefetch:0:scalar:0:lanes"),
+          },
+        ]
+        : []),
+    ];
+    const tA = (sh: Shape): Case[] => [
+      { label: "auto (lib)" },
+      { label: "bk32 rows prefetch", tile: deep, variant: vr("prefetch:0:scalar:0:rows") },
+      { label: "bk32 rows prefetch pad4", tile: deep, variant: vr("prefetch:4:scalar:0:rows") },
+      {
+        label: "128x256 bk32 rows prefetch pad4",
+        tile: t(128, 256, 32, 8, 16),
+        variant: vr("prefetch:4:scalar:0:rows"),
+      },
+      { label: "128x256 bk16 rows prefetch", tile: wide, variant: vr("prefetch:0:scalar:0:rows") },
+      ...(sh.n % 192 === 0
+        ? [{
+          label: "128x192 bk32 rows prefetch",
+          tile: t(128, 192, 32, 8, 12),
+          variant: vr("prefetch:0:scalar:0:rows"),
+        }]
+        : []),
+      ...(sh.m % 192 === 0
+        ? [{
+          label: "192x128 bk32 rows prefetch",
+          tile: t(192, 128, 32, 12, 8),
+          variant: vr("prefetch:0:scalar:0:rows"),
+        }]
+        : []),
+    ];
+    return [sq(4096), ...lmShapes].map((sh): [Shape, Case[]] => [sh, sh.transA ? tA(sh) : plain(sh)]);
+  },
+  // Session 3, second round: the "rows" layout unlocks 128x256 at BK 32 and double buffering; 128x192 for N 1344.
+  explore7: () => {
+    const deep = t(128, 128, 32), wide = t(128, 256, 16, 8, 16), wide32 = t(128, 256, 32, 8, 16);
+    const plain = (sh: Shape): Case[] => [
+      { label: "auto (lib)" },
+      { label: "bk32 prefetch rows", tile: deep, variant: vr("prefetch:0:block:0:rows") },
+      { label: "bk32 prefetch rows pad4", tile: deep, variant: vr("prefetch:4:block:0:rows") },
+      { label: "128x256 bk16 prefetch lanes", tile: wide, variant: vr("prefetch:0:scalar:0:lanes") },
+      { label: "128x256 bk16 prefetch rows", tile: wide, variant: vr("prefetch:0:scalar:0:rows") },
+      { label: "128x256 bk16 double rows", tile: wide, variant: vr("double:0:scalar:0:rows") },
+      { label: "128x256 bk32 prefetch rows block", tile: wide32, variant: vr("prefetch:0:block:0:rows") },
+      { label: "128x256 bk32 prefetch rows scalar", tile: wide32, variant: vr("prefetch:0:scalar:0:rows") },
+      { label: "128x256 bk32 none rows block", tile: wide32, variant: vr("none:0:block:0:rows") },
+      { label: "128x256 bk8 double rows", tile: t(128, 256, 8, 8, 16), variant: vr("double:0:scalar:0:rows") },
+      ...(sh.n % 192 === 0
+        ? [
+          {
+            label: "128x192 bk16 prefetch lanes",
+            tile: t(128, 192, 16, 8, 12),
+            variant: vr("prefetch:0:scalar:0:lanes"),
+          },
+          {
+            label: "128x192 bk32 prefetch rows",
+            tile: t(128, 192, 32, 8, 12),
+            variant: vr("prefetch:0:scalar:0:rows"),
+          },
+        ]
+        : []),
+    ];
+    const tA = (sh: Shape): Case[] => [
+      { label: "auto (lib)" },
+      { label: "bk32 lanes prefetch", tile: deep, variant: vr("prefetch:0:scalar:0:lanes") },
+      { label: "bk32 rows prefetch", tile: deep, variant: vr("prefetch:0:scalar:0:rows") },
+      { label: "bk16 rows none", tile: matmulTiles.large, variant: vr("none:0:scalar:0:rows") },
+      { label: "128x256 bk32 rows prefetch", tile: wide32, variant: vr("prefetch:0:scalar:0:rows") },
+      { label: "128x256 bk16 rows double", tile: wide, variant: vr("double:0:scalar:0:rows") },
+      ...(sh.n % 192 === 0
+        ? [{
+          label: "128x192 bk32 rows prefetch",
+          tile: t(128, 192, 32, 8, 12),
+          variant: vr("prefetch:0:scalar:0:rows"),
+        }]
+        : []),
+    ];
+    return [sq(4096), sq(2048), ...lmShapes].map((sh): [Shape, Case[]] => [sh, sh.transA ? tA(sh) : plain(sh)]);
+  },
+  explore6: () => {
+    const deep = t(128, 128, 32);
+    const plain: Case[] = [
+      { label: "auto (lib)" },
+      { label: "bk32 prefetch warp4", tile: deep, variant: vr("prefetch:0:block:0:lanes:4") },
+      { label: "bk32 prefetch warp8", tile: deep, variant: vr("prefetch:0:block:0:lanes:8") },
+      { label: "bk32 none warp4", tile: deep, variant: vr("none:0:block:0:lanes:4") },
+      {
+        label: "128x128 8x16 bk32 prefetch (128 thr)",
+        tile: t(128, 128, 32, 8, 16),
+        variant: vr("prefetch:0:block:0:lanes"),
+      },
+      { label: "128x128 8x16 bk32 none (128 thr)", tile: t(128, 128, 32, 8, 16), variant: vr("none:0:block:0:lanes") },
+      {
+        label: "128x128 16x8 bk32 prefetch (128 thr)",
+        tile: t(128, 128, 32, 16, 8),
+        variant: vr("prefetch:0:block:0:lanes"),
+      },
+      {
+        label: "128x128 8x16 bk16 prefetch (128 thr)",
+        tile: t(128, 128, 16, 8, 16),
+        variant: vr("prefetch:0:scalar:0:lanes"),
+      },
+      { label: "128x256 8x16 bk16 prefetch", tile: t(128, 256, 16, 8, 16), variant: vr("prefetch:0:scalar:0:lanes") },
+      { label: "128x256 8x16 bk16 none", tile: t(128, 256, 16, 8, 16), variant: vr("none:0:scalar:0:lanes") },
+      {
+        label: "128x256 8x16 bk16 prefetch warp4",
+        tile: t(128, 256, 16, 8, 16),
+        variant: vr("prefetch:0:scalar:0:lanes:4"),
+      },
+      { label: "256x128 16x8 bk16 prefetch", tile: t(256, 128, 16, 16, 8), variant: vr("prefetch:0:scalar:0:lanes") },
+      {
+        label: "256x128 16x8 bk32 flat prefetch",
+        tile: t(256, 128, 32, 16, 8),
+        variant: vr("prefetch:0:block:0:flat"),
+      },
+      {
+        label: "64x128 8x8 bk32 prefetch (128 thr)",
+        tile: t(64, 128, 32, 8, 8),
+        variant: vr("prefetch:0:block:0:lanes"),
+      },
+    ];
+    const tA: Case[] = [
+      { label: "auto (lib)" },
+      { label: "bk16 flat none warp4", tile: matmulTiles.large, variant: vr("none:0:scalar:0:flat:4") },
+      { label: "bk32 flat prefetch", tile: deep, variant: vr("prefetch:0:scalar:0:flat") },
+      { label: "bk32 flat none", tile: deep, variant: vr("none:0:scalar:0:flat") },
+      { label: "bk32 flat prefetch warp4", tile: deep, variant: vr("prefetch:0:scalar:0:flat:4") },
+      { label: "bk32 lanes prefetch", tile: deep, variant: vr("prefetch:0:scalar:0:lanes") },
+      {
+        label: "128x128 8x16 bk32 flat prefetch (128 thr)",
+        tile: t(128, 128, 32, 8, 16),
+        variant: vr("prefetch:0:scalar:0:flat"),
+      },
+      {
+        label: "128x256 8x16 bk16 flat prefetch",
+        tile: t(128, 256, 16, 8, 16),
+        variant: vr("prefetch:0:scalar:0:flat"),
+      },
+    ];
+    return [sq(4096), sq(2048), ...lmShapes].map((sh): [Shape, Case[]] => [sh, sh.transA ? tA : plain]);
   },
   explore5: () => {
     const deep = t(128, 128, 32);
@@ -326,7 +493,7 @@ if (!backend.info.isSoftware) {
 }
 for (const [sh, cases] of plans[args.values.plan!]()) {
   if (args.values.only && !sh.name.includes(args.values.only)) continue;
-  const { m, n, k } = sh;
+  const { m, n, k } = args.values.small ? { m: 260, n: 268, k: 1100 } : sh;
   const ha = randomArray(m * k), hb = randomArray(k * n);
   const a = tensor(ha, { shape: sh.transA ? [k, m] : [m, k] }), b = tensor(hb, { shape: sh.transB ? [n, k] : [k, n] });
   const run = (c: Case): Tensor => {
@@ -366,6 +533,12 @@ for (const [sh, cases] of plans[args.values.plan!]()) {
   // The GPU drops its clocks within milliseconds of idling (345 MHz at rest): short kernels timed after a sync
   // ran at a third of their speed. So each timing follows ~80 ms of the same work submitted without a wait, and
   // repeats until it covers ~30 ms.
+  if (args.values.small) {
+    for (const { row } of live) console.log(`${sh.name} ${row.label}: err ${row.err.toExponential(1)}`);
+    a.dispose();
+    b.dispose();
+    continue;
+  }
   const est = new Map<Case, number>();
   for (const { c } of live) {
     const timings = await backend.profile(() => void tidy(() => void run(c)));

@@ -78,8 +78,16 @@ export interface MatmulVariant {
    * Workgroup tile layout. "flat": [k][m] rows of vec4s, read at `As[const + l.y]`. "lanes": `As[l.y][const]`,
    * one row of vec4s per thread row (padded to an odd length), so that the per-thread part of every inner-loop
    * address is computed once (WGSL bounds clamps wrap each dynamic index: a flat index needs its own clamp per read).
+   * "rows": `As[k][const + l.y]`, the flat order as a 2-D array: conflict-free like "flat", one clamp per thread like
+   * "lanes", and no odd-length padding (so a 128 x 256 tile at BK 32 fits in 48 KB).
    */
-  layout: "flat" | "lanes";
+  layout: "flat" | "lanes" | "rows";
+  /**
+   * Thread rows of the output tile that one 32-thread warp spans (the warp covers warpRows x 32/warpRows threads
+   * of the thread grid). 0 keeps the plain row-major mapping of `@workgroup_size(tx, ty)`, where a warp spans 32/tx
+   * rows. A squarer warp reads fewer distinct A and B vec4s from workgroup memory per inner-loop step.
+   */
+  warpRows?: number;
 }
 
 /**
@@ -183,6 +191,19 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
         at: (buf: string, k: string, o: string) => `${name}[${off(buf)}${k} * ${S / 4}u + (${o} >> 2u)]`,
         read: (buf: string, kk: number, g: number, lane: string) =>
           `${name}[${off(buf)}${(kk * S + g * spacing) / 4}u + ${lane}]`,
+      };
+    }
+    if (v.layout === "rows") {
+      // [k][vec4 of the tile row]: the constant k index needs no bounds clamp, and the per-thread `const + lane`
+      // index is the same expression at every k, so its clamp is computed once; lanes read consecutive vec4s.
+      const S = (outer + v.pad) / 4;
+      const rowT = `array<array<vec4f, ${S}>, ${BK}>`;
+      const pre = (buf: string) => buf ? `[${buf}]` : "";
+      return {
+        decl: `var<workgroup> ${name}: ${double ? `array<${rowT}, 2>` : rowT};`,
+        at: (buf: string, k: string, o: string) => `${name}${pre(buf)}[${k}][${o} >> 2u]`,
+        read: (buf: string, kk: number, g: number, lane: string) =>
+          `${name}${pre(buf)}[${kk}][${(g * spacing) / 4}u + ${lane}]`,
       };
     }
     const I = BK * groups + ((BK * groups) % 2 ? 0 : 1);
@@ -312,11 +333,21 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   emit(`@group(0) @binding(1) var<storage, read> b: array<${wB === 4 ? "vec4f" : "f32"}>;`);
   emit(`@group(0) @binding(2) var<storage, read_write> c: array<${N % 4 === 0 ? "vec4f" : "f32"}>;`);
   emit(tileA.decl, tileB.decl);
+  const warpRows = v.warpRows ?? 0;
+  if (warpRows && (T % 32 || ty % warpRows || tx % (32 / warpRows))) {
+    throw new Error(`Matmul warpRows ${warpRows} does not fit the ${tx} x ${ty} thread grid`);
+  }
   emit(`@compute @workgroup_size(${tx}, ${ty})`);
   emit(
     "fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, " +
       "@builtin(local_invocation_index) lid: u32) {",
   );
+  if (warpRows) {
+    // Warp w covers a warpRows x wc block of the thread grid; blocks run row-major over the grid.
+    const wc = 32 / warpRows, across = tx / wc;
+    emit(`  let w = lid / 32u; let wl = lid % 32u;`);
+    emit(`  let lx = (w % ${across}u) * ${wc}u + wl % ${wc}u; let ly = (w / ${across}u) * ${warpRows}u + wl / ${wc}u;`);
+  } else emit("  let lx = l.x; let ly = l.y;");
   if (swizzle) {
     // Groups of G tile-rows run column by column, so concurrent workgroups share A rows and B columns in L2.
     const G = v.swizzle, width = G * tilesN;
@@ -338,8 +369,8 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
 
   const compute = (buf: string) => {
     for (let kk = 0; kk < BK; kk++) {
-      for (let g = 0; g < gm; g++) emit(`  let a${kk}_${g} = ${tileA.read(buf, kk, g, "l.y")};`);
-      for (let g = 0; g < gn; g++) emit(`  let b${kk}_${g} = ${tileB.read(buf, kk, g, "l.x")};`);
+      for (let g = 0; g < gm; g++) emit(`  let a${kk}_${g} = ${tileA.read(buf, kk, g, "ly")};`);
+      for (let g = 0; g < gn; g++) emit(`  let b${kk}_${g} = ${tileB.read(buf, kk, g, "lx")};`);
       for (let i = 0; i < TM; i++) {
         const av = `a${kk}_${Math.floor(i / 4)}[${i % 4}]`;
         for (let j = 0; j < gn; j++) emit(`  acc${i}_${j} = fma(vec4f(${av}), b${kk}_${j}, acc${i}_${j});`);
@@ -383,14 +414,14 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     store("1u - cur");
     emit("  }", "  workgroupBarrier();", "  }");
   }
-  // Epilogue: thread rows are m0 + g*rowSpacing + l.y*4 + r, columns n0 + g*colSpacing + l.x*4 + (0..3).
+  // Epilogue: thread rows are m0 + g*rowSpacing + ly*4 + r, columns n0 + g*colSpacing + lx*4 + (0..3).
   emit(`  let baseC = ${splits > 1 ? "wid.z" : "batch"} * ${M * N}u;`);
   for (let i = 0; i < TM; i++) {
     const g = Math.floor(i / 4), r = i % 4;
-    emit(`  { let row = m0 + ${g * rowSpacing + r}u + l.y * 4u;`);
+    emit(`  { let row = m0 + ${g * rowSpacing + r}u + ly * 4u;`);
     if (checkM) emit(`  if (row < ${M}u) {`);
     for (let j = 0; j < gn; j++) {
-      emit(`    { let col = n0 + ${j * colSpacing}u + l.x * 4u;`);
+      emit(`    { let col = n0 + ${j * colSpacing}u + lx * 4u;`);
       if (N % 4 === 0) {
         emit(
           `      ${checkN ? `if (col < ${N}u) { ` : ""}c[(baseC + row * ${N}u + col) / 4u] = acc${i}_${j};${
