@@ -10,13 +10,18 @@
 import { parseArgs } from "node:util";
 import {
   attention,
+  type AttentionVariant,
+  backward,
   crossEntropy,
   type DType,
   gpu,
   initGpu,
   matmul,
+  permute,
   randn,
+  reshape,
   rmsNorm,
+  rope,
   softmax,
   sum,
   type Tensor,
@@ -111,12 +116,34 @@ async function benchMatmul(
   b.dispose();
 }
 
-async function benchBandwidth(name: string, bytes: number, make: () => Tensor[], fn: (ts: Tensor[]) => void) {
+/**
+ * Times `fn` over the tensors `make` creates; reports GB/s when the call moves `rate.bytes`, TFLOP/s when it does
+ * `rate.flops` useful floating-point operations, else only the time.
+ */
+async function benchOp(
+  name: string,
+  rate: { bytes?: number; flops?: number },
+  make: () => Tensor[],
+  fn: (ts: Tensor[]) => void,
+): Promise<void> {
   if (!want(name)) return;
   const ts = make();
   const { ms, kernels } = await time(() => fn(ts));
-  results.push({ name, ms, gbps: bytes / (ms / 1000) / 1e9, kernels });
+  const per = (n?: number, unit = 1e9) => (n === undefined ? undefined : n / (ms / 1000) / unit);
+  results.push({ name, ms, gbps: per(rate.bytes), tflops: per(rate.flops, 1e12), kernels });
   for (const t of ts) t.dispose();
+}
+
+function benchBandwidth(name: string, bytes: number, make: () => Tensor[], fn: (ts: Tensor[]) => void) {
+  return benchOp(name, { bytes }, make, fn);
+}
+
+/** Drops the gradients a fwd+bwd case left on its parameters (each call starts from none). */
+function clearGrads(ts: Tensor[]): void {
+  for (const t of ts) {
+    t.grad?.dispose();
+    t.grad = null;
+  }
 }
 
 function ids(n: number, vocab: number, dtype: DType = "i32"): Tensor {
@@ -198,6 +225,81 @@ await benchBandwidth(
     q.grad = null;
   },
 );
+
+// Attention on the projections' (B, T, H, hd) layout, per kernel work split (AttentionVariant), at the TinyStories
+// shape: B*H = 32*16 = 512, T = 256, hd = 32. `--only "attention bthd"` runs just these; `--only "[rows2]"` one
+// variant. TFLOP/s counts the useful (causal, unmasked) FLOPs: 2 T^2 hd a head forward (q k^T and p v over half the
+// square), 5 T^2 hd backward (s recomputed, dP, dV, dQ, dK).
+const attnB = quick ? 1 : 32, attnH = quick ? 2 : 16;
+const attnFlops = attnB * attnH * T * T * hd;
+const attentionVariants: [string, Partial<AttentionVariant>][] = [
+  ["default", {}],
+  ["rows2", { rowsPerThread: 2 }],
+  ["rows2 qb128", { rowsPerThread: 2, queryBlock: 128 }],
+  ["qb128", { queryBlock: 128 }],
+  ["kb64", { keyBlock: 64 }],
+  ["rows2 kb64", { rowsPerThread: 2, keyBlock: 64 }],
+  ["keys2", { keysPerThread: 2 }],
+  ["keys2 kg128", { keysPerThread: 2, keyGroup: 128 }],
+  ["kg128", { keyGroup: 128 }],
+  ["qt64", { queryTile: 64 }],
+  ["keys2 qt64", { keysPerThread: 2, queryTile: 64 }],
+];
+const bthd = (seed: number, grad: boolean) => {
+  const t = randn([attnB, T, attnH, hd], { seed }); // (B, T, H, hd)
+  return grad ? param(t) : t;
+};
+for (const [label, variant] of attentionVariants) {
+  const shape = `B*H=${attnB * attnH}, T=${T}, hd=${hd}`;
+  await benchOp(
+    `attention bthd fwd [${label}] (${shape})`,
+    { flops: 2 * attnFlops },
+    () => [bthd(8, false), bthd(9, false), bthd(10, false)],
+    ([q, k, v]) => attention(q, k, v, { layout: "bthd", variant }),
+  );
+  await benchOp(
+    `attention bthd fwd+bwd [${label}] (${shape})`,
+    { flops: 7 * attnFlops },
+    () => [bthd(8, true), bthd(9, true), bthd(10, true), bthd(11, false)],
+    (ts) => {
+      const [q, k, v, dout] = ts;
+      backward(attention(q, k, v, { layout: "bthd", variant }), dout);
+      clearGrads(ts);
+    },
+  );
+}
+// The attention sub-layer between the projections, forward and backward, as the model ran it before (head permutes
+// to (B, H, T, hd) and back around RoPE and attention) and as it runs now (no permutes).
+const positions = tensor(Int32Array.from({ length: T }, (_, i) => i));
+// Three (B, T, d) projections as parameters, and the gradient of the sub-layer's output.
+const projections = () => [
+  ...[11, 12, 13].map((seed) => param(randn([attnB, T, attnH * hd], { seed }))),
+  randn([attnB, T, attnH * hd], { seed: 14 }),
+];
+await benchOp(
+  `attention layer bhtd: permutes + rope + attention fwd+bwd (B=${attnB}, T=${T}, H=${attnH}, hd=${hd})`,
+  {},
+  projections,
+  (ts) => {
+    const [q, k, v] = ts.slice(0, 3).map((t) => permute(reshape(t, [attnB, T, attnH, hd]), [0, 2, 1, 3])); // (B, H, T, hd)
+    const o = attention(rope(q, positions), rope(k, positions), v); // (B, H, T, hd)
+    backward(reshape(permute(o, [0, 2, 1, 3]), [attnB, T, attnH * hd]), ts[3]); // (B, T, d)
+    clearGrads(ts);
+  },
+);
+await benchOp(
+  `attention layer bthd: rope + attention fwd+bwd (B=${attnB}, T=${T}, H=${attnH}, hd=${hd})`,
+  {},
+  projections,
+  (ts) => {
+    const [q, k, v] = ts.slice(0, 3).map((t) => reshape(t, [attnB, T, attnH, hd])); // (B, T, H, hd)
+    const opts = { layout: "bthd" } as const;
+    const o = attention(rope(q, positions, opts), rope(k, positions, opts), v, opts); // (B, T, H, hd)
+    backward(reshape(o, [attnB, T, attnH * hd]), ts[3]); // (B, T, d)
+    clearGrads(ts);
+  },
+);
+positions.dispose();
 
 console.log("| case | GPU ms | TFLOP/s | GB/s | top kernels (ms) |");
 console.log("| --- | ---: | ---: | ---: | --- |");

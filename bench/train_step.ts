@@ -9,7 +9,19 @@
  */
 import { parseArgs } from "node:util";
 // Modules, not mod.ts: the GPU machine has no network, and mod.ts pulls npm packages (plotly, corpora) in.
-import { crossEntropy, gpu, initGpu, keep, noGrad, readAll, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
+import {
+  type AttentionVariant,
+  crossEntropy,
+  gpu,
+  initGpu,
+  keep,
+  noGrad,
+  readAll,
+  setAttentionVariant,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../lib/tensor/mod.ts";
 import { AdamW } from "../lib/optim/adamw.ts";
 import { TransformerLM } from "../lib/model/transformer.ts";
 import { lmShapeConfig, lmShapeOptions } from "./lm_shape.ts";
@@ -21,8 +33,13 @@ const { values } = parseArgs({
     batch: { type: "string", default: "32" },
     steps: { type: "string", default: "30" },
     log: { type: "string", default: "10" },
+    // The fused attention kernels' work split as JSON, e.g. '{"rowsPerThread":2,"keysPerThread":2}' (see
+    // AttentionVariant in kernels/attention.ts); fields left out keep the default.
+    "attention-variant": { type: "string", default: "{}" },
   },
 });
+const attentionVariant = JSON.parse(values["attention-variant"]) as Partial<AttentionVariant>;
+setAttentionVariant(attentionVariant);
 const config = lmShapeConfig(values);
 const V = config.vocabSize, T = config.contextLength, B = Number(values.batch);
 const steps = Number(values.steps), logEvery = Number(values.log);
@@ -96,6 +113,7 @@ console.log(
     tokens_per_s: Math.round(tokensPerSec),
     ms_per_step: Number(msPerStep.toFixed(2)),
     last_loss: lastLoss,
+    attention_variant: attentionVariant,
     memory: gpu().memory(),
   }),
 );

@@ -5,23 +5,21 @@
  * backward; at CS336's TinyStories shape that is 134 MB per layer and dominated the layer's time (GPU timestamps on
  * the H100, bench/RESULTS.md). These kernels keep scores in workgroup memory and registers:
  *
- * - forward: a workgroup owns `BR` query rows of one (batch, head), one thread per row; it streams key/value blocks
- *   of `BC` rows through workgroup memory, with the online softmax (running max and sum), and writes the output and
- *   the log-sum-exp of each row for the backward.
+ * - forward: a workgroup owns a block of query rows of one (batch, head), one thread per row (or two, see
+ *   {@linkcode AttentionVariant}); it streams key/value blocks through workgroup memory, with the online softmax
+ *   (running max and sum), and writes the output and the log-sum-exp of each row for the backward.
  * - backward dQ: the same layout, recomputing probabilities from the saved log-sum-exp.
- * - backward dK, dV: a workgroup owns `BC` key rows, one thread per key, and streams query blocks.
+ * - backward dK, dV: a workgroup owns a group of key rows, one thread per key (or two), and streams query tiles.
  *
- * All three take `q` (BH, Tq, d), `k`, `v` (BH, Tk, d), contiguous; query i sees key j when
- * `j <= i + (Tk - Tq)` (causal) or always (non-causal).
+ * Layouts: `q` has Tq positions, `k` and `v` Tk, all contiguous, in one of two layouts chosen by `spec.heads`:
+ * (BH, T, d) when it is 1, or the projections' own (B, T, H, d) when it is H, where row (b, h, t) starts at element
+ * `((b*T + t)*H + h)*d` (so the model needs no head permutes). Outputs and gradients come in the layout of their
+ * inputs; the log-sum-exp and delta hold one float per query row in the same order ((BH, Tq) or (B, Tq, H)).
+ * Query i sees key j when `j <= i + (Tk - Tq)` (causal) or always (non-causal).
  *
  * @module
  */
 import { f32Literal, flatGrid, type KernelSource, memoized } from "./common.ts";
-
-/** Query rows per workgroup. */
-export const BR = 64;
-/** Key rows per block. */
-export const BC = 32;
 
 /** Shape of an attention problem. */
 export interface AttentionSpec {
@@ -37,11 +35,68 @@ export interface AttentionSpec {
   scale: number;
   /** Causal masking. */
   causal: boolean;
+  /**
+   * Heads interleaved in each position: 1 for (BH, T, d) tensors, H for (B, T, H, d) ones (`bh` is then B*H, and
+   * head `bh` is batch `bh / H`, head `bh % H`).
+   */
+  heads: number;
 }
+
+/**
+ * How the fused kernels split their work between threads. {@linkcode DEFAULT_ATTENTION_VARIANT} is the measured
+ * one; the others exist to be timed against it on the GPU (bench/gpu.ts, `--only attention`).
+ */
+export interface AttentionVariant {
+  /**
+   * Query rows each thread of the forward and dQ kernels owns. With 2, both rows share every K/V read from
+   * workgroup memory (half the reads per FLOP), for twice the registers (at d = 64 that may spill).
+   */
+  rowsPerThread: 1 | 2;
+  /** Query rows per workgroup of the forward and dQ kernels; threads = queryBlock / rowsPerThread. */
+  queryBlock: 64 | 128;
+  /** Key rows per block that the forward and dQ kernels stage through workgroup memory. */
+  keyBlock: 32 | 64;
+  /** Key rows each thread of the dK/dV kernel owns; with 2, both share every staged query and dO read. */
+  keysPerThread: 1 | 2;
+  /** Key rows per workgroup of the dK/dV kernel; threads = keyGroup / keysPerThread. */
+  keyGroup: 64 | 128;
+  /** Query rows per tile that the dK/dV kernel stages through workgroup memory. */
+  queryTile: 32 | 64;
+}
+
+/**
+ * The variant the ops use unless told otherwise: one row (key) per thread, 64 query rows and 32-key blocks, 64
+ * keys and 32-query tiles. Key blocks of 32 and 64 threads per dK/dV workgroup are what the H100 measured best
+ * (32 threads sharing 16 KB of staged queries left it mostly idle: few resident warps per SM).
+ */
+export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.freeze({
+  rowsPerThread: 1,
+  queryBlock: 64,
+  keyBlock: 32,
+  keysPerThread: 1,
+  keyGroup: 64,
+  queryTile: 32,
+});
 
 /** Whether the fused kernels support this head dim. */
 export function fusedAttentionSupports(d: number): boolean {
   return d % 4 === 0 && d >= 4 && d <= 64;
+}
+
+/**
+ * Bytes of workgroup memory the largest of the three kernels needs at head dim `d` (the forward's score scratch
+ * and K/V blocks, or the dK/dV kernel's query tiles), to check a variant against the device's limit.
+ *
+ * @example
+ * ```ts
+ * import { attentionWorkgroupBytes, DEFAULT_ATTENTION_VARIANT } from "./attention.ts";
+ * console.assert(attentionWorkgroupBytes(32, DEFAULT_ATTENTION_VARIANT) === 16384);
+ * ```
+ */
+export function attentionWorkgroupBytes(d: number, variant: AttentionVariant): number {
+  const forward = 4 * variant.keyBlock * variant.queryBlock + 2 * 4 * variant.keyBlock * d;
+  const dkv = 2 * 4 * variant.queryTile * d + 2 * 4 * variant.queryTile;
+  return Math.max(forward, dkv);
 }
 
 const NEG_INF = f32Literal(-Infinity);
@@ -50,21 +105,64 @@ function vecs(n: number, f: (i: number) => string, sep = "\n"): string {
   return Array.from({ length: n }, (_, i) => f(i)).join(sep);
 }
 
+/**
+ * Name suffix of the values of a thread's row (or key) `u` when it owns `n`: none for one, so that the default
+ * variant's WGSL reads as before, `_0`, `_1` for two.
+ */
+function suffix(n: number): (u: number) => string {
+  return (u) => (n === 1 ? "" : `_${u}`);
+}
+
+/** WGSL of the flat row index of position `t` (an expression) of head `bh` in a tensor of `T` positions. */
+function rowIndex(spec: AttentionSpec, t: string, T: number): string {
+  if (spec.heads === 1) return `bh * ${T}u + ${t}`;
+  return `(bh / ${spec.heads}u * ${T}u + ${t}) * ${spec.heads}u + bh % ${spec.heads}u`;
+}
+
 function visible(spec: AttentionSpec, key: string, query: string): string {
   const off = spec.tk - spec.tq;
   const inRange = `${key} < ${spec.tk}u && ${query} < ${spec.tq}u`;
   return spec.causal ? `${inRange} && ${key} <= ${query} + ${off}u` : inRange;
 }
 
+/** The query-side kernels' (forward and dQ) thread layout. */
+interface QuerySplit {
+  /** Rows per thread. */
+  R: number;
+  /** Rows per workgroup. */
+  BR: number;
+  /** Keys per staged block. */
+  BC: number;
+  /** Threads per workgroup. */
+  threads: number;
+  /** Suffix of row u's values. */
+  sfx: (u: number) => string;
+  /** Row u of this thread, as an offset from the block's first row. */
+  local: (u: number) => string;
+}
+
+function querySplit(variant: AttentionVariant): QuerySplit {
+  const R = variant.rowsPerThread, BR = variant.queryBlock, threads = BR / R;
+  // Rows lid.x and lid.x + threads: a thread's score scratch entries stay contiguous across the workgroup.
+  return {
+    R,
+    BR,
+    BC: variant.keyBlock,
+    threads,
+    sfx: suffix(R),
+    local: (u) => (u === 0 ? "lid.x" : `lid.x + ${u * threads}u`),
+  };
+}
+
 /**
- * WGSL that stages key/value block `kb` (BC rows) of head `bh` into workgroup memory `Ks`/`Vs` with all BR threads,
+ * WGSL that stages key/value block `kb` (BC rows) of head `bh` into workgroup memory `Ks`/`Vs` with all threads,
  * then waits for the whole workgroup. Rows past the end repeat the last row; the masks ignore them.
  */
-function stageKeyBlock(spec: AttentionSpec): string {
+function stageKeyBlock(spec: AttentionSpec, qs: QuerySplit): string {
   const D4 = spec.d / 4;
-  return `    for (var e = lid.x; e < ${BC * D4}u; e += ${BR}u) {
-      let row = kb * ${BC}u + e / ${D4}u;
-      let src = (bh * ${spec.tk}u + min(row, ${spec.tk - 1}u)) * ${D4}u + e % ${D4}u;
+  return `    for (var e = lid.x; e < ${qs.BC * D4}u; e += ${qs.threads}u) {
+      let row = kb * ${qs.BC}u + e / ${D4}u;
+      let src = (${rowIndex(spec, `min(row, ${spec.tk - 1}u)`, spec.tk)}) * ${D4}u + e % ${D4}u;
       Ks[e] = k[src];
       Vs[e] = v[src];
     }
@@ -72,29 +170,52 @@ function stageKeyBlock(spec: AttentionSpec): string {
 }
 
 /**
- * The part both query-block kernels (forward and dQ) share: the K/V staging arrays, the query row of this thread
- * (`qi`, flat row `r`), its scaled query in registers `q0..`, and `nkb`, the number of key blocks it needs (causal:
- * the block's last query sees keys up to qb*BR + BR - 1 + (Tk - Tq)).
+ * Reads of key/value vector `i` of staged key `j`: inline for one row per thread (the default's WGSL), else loaded
+ * once into `ks<i>`/`vs<i>` by `load` and shared by the rows.
  */
-function queryBlockPrologue(spec: AttentionSpec): { shared: string; setup: string } {
-  const D4 = spec.d / 4, off = spec.tk - spec.tq;
+function stagedReads(
+  D4: number,
+  R: number,
+): { load: (names: ("k" | "v")[]) => string; k: (i: number) => string; v: (i: number) => string } {
+  const at = (arr: string, i: number) => `${arr}[j * ${D4}u + ${i}u]`;
+  if (R === 1) return { load: () => "", k: (i) => at("Ks", i), v: (i) => at("Vs", i) };
+  return {
+    load: (names) =>
+      names.map((n) => vecs(D4, (i) => `      let ${n}s${i} = ${at(n === "k" ? "Ks" : "Vs", i)};`)).join("\n") + "\n",
+    k: (i) => `ks${i}`,
+    v: (i) => `vs${i}`,
+  };
+}
+
+/**
+ * The part both query-block kernels (forward and dQ) share: the K/V staging arrays, each of the thread's query rows
+ * `u` (`qi`, flat row `r`, suffixed), its scaled query in registers `q0..`, and `nkb`, the number of key blocks the
+ * workgroup needs (causal: its last query sees keys up to qb*BR + BR - 1 + (Tk - Tq)).
+ */
+function queryBlockPrologue(spec: AttentionSpec, qs: QuerySplit): { shared: string; setup: string } {
+  const D4 = spec.d / 4, off = spec.tk - spec.tq, { BR, BC, sfx } = qs;
   const keyBlocks = Math.ceil(spec.tk / BC);
   const nkb = spec.causal ? `min(${keyBlocks}u, (qb * ${BR}u + ${BR - 1 + off}u) / ${BC}u + 1u)` : `${keyBlocks}u`;
+  const row = (u: number) =>
+    `  let qi${sfx(u)} = qb * ${BR}u + ${qs.local(u)};
+  let r${sfx(u)} = ${rowIndex(spec, `min(qi${sfx(u)}, ${spec.tq - 1}u)`, spec.tq)};
+${vecs(D4, (i) => `  let q${i}${sfx(u)} = q[r${sfx(u)} * ${D4}u + ${i}u] * ${f32Literal(spec.scale)};`)}`;
   return {
     shared: `var<workgroup> Ks: array<vec4f, ${BC * D4}>;
 var<workgroup> Vs: array<vec4f, ${BC * D4}>;`,
     setup: `  let qb = wid.x; let bh = wid.y;
-  let qi = qb * ${BR}u + lid.x;
-  let r = bh * ${spec.tq}u + min(qi, ${spec.tq - 1}u);
-${vecs(D4, (i) => `  let q${i} = q[r * ${D4}u + ${i}u] * ${f32Literal(spec.scale)};`)}
+${vecs(qs.R, row)}
   let nkb = ${nkb};`,
   };
 }
 
-/** Bindings: q, k, v, out (write), lse (write, (BH, Tq)). Grid: (ceil(Tq/BR), BH). */
-function generateAttentionForwardKernel(spec: AttentionSpec): KernelSource {
+/** Bindings: q, k, v, out (write), lse (write, one per query row). Grid: (ceil(Tq/queryBlock), BH). */
+function generateAttentionForwardKernel(spec: AttentionSpec, variant: AttentionVariant): KernelSource {
   const D4 = spec.d / 4;
-  const pro = queryBlockPrologue(spec);
+  const qs = querySplit(variant), { R, BR, BC, sfx } = qs;
+  const pro = queryBlockPrologue(spec, qs);
+  const rows = (f: (s: string, u: number) => string) => vecs(R, (u) => f(sfx(u), u));
+  const kv = stagedReads(D4, R);
   return {
     name: "attention_forward",
     workgroups: [Math.ceil(spec.tq / BR), spec.bh, 1],
@@ -105,41 +226,56 @@ function generateAttentionForwardKernel(spec: AttentionSpec): KernelSource {
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 ${pro.shared}
 var<workgroup> S: array<f32, ${BC * BR}>;
-@compute @workgroup_size(${BR})
+@compute @workgroup_size(${qs.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
 ${pro.setup}
-${vecs(D4, (i) => `  var o${i} = vec4f(0.0);`)}
-  var m = ${NEG_INF};
-  var l = 0.0;
+${rows((s) => vecs(D4, (i) => `  var o${i}${s} = vec4f(0.0);`))}
+${rows((s) => `  var m${s} = ${NEG_INF};\n  var l${s} = 0.0;`)}
   for (var kb = 0u; kb < nkb; kb++) {
-${stageKeyBlock(spec)}
-    var mb = m;
+${stageKeyBlock(spec, qs)}
+${rows((s) => `    var mb${s} = m${s};`)}
     for (var j = 0u; j < ${BC}u; j++) {
       let kj = kb * ${BC}u + j;
-      let s = ${vecs(D4, (i) => `dot(q${i}, Ks[j * ${D4}u + ${i}u])`, " + ")};
-      let sv = select(${NEG_INF}, s, ${visible(spec, "kj", "qi")});
-      S[j * ${BR}u + lid.x] = sv;
-      mb = max(mb, sv);
+${kv.load(["k"])}${
+      rows((s, u) =>
+        `      let s${s} = ${vecs(D4, (i) => `dot(q${i}${s}, ${kv.k(i)})`, " + ")};
+      let sv${s} = select(${NEG_INF}, s${s}, ${visible(spec, "kj", `qi${s}`)});
+      S[j * ${BR}u + ${qs.local(u)}] = sv${s};
+      mb${s} = max(mb${s}, sv${s});`
+      )
+    }
     }
     // Rescale what was accumulated under the old maximum (nothing visible yet: keep the factor at 1).
-    let corr = select(exp(m - mb), 1.0, mb == ${NEG_INF});
-    l *= corr;
-${vecs(D4, (i) => `    o${i} *= corr;`)}
-    for (var j = 0u; j < ${BC}u; j++) {
-      let sv = S[j * ${BR}u + lid.x];
-      let p = select(exp(sv - mb), 0.0, sv == ${NEG_INF});
-      l += p;
-${vecs(D4, (i) => `      o${i} += p * Vs[j * ${D4}u + ${i}u];`)}
+${
+      rows((s) =>
+        `    let corr${s} = select(exp(m${s} - mb${s}), 1.0, mb${s} == ${NEG_INF});
+    l${s} *= corr${s};
+${vecs(D4, (i) => `    o${i}${s} *= corr${s};`)}`
+      )
     }
-    m = mb;
+    for (var j = 0u; j < ${BC}u; j++) {
+${kv.load(["v"])}${
+      rows((s, u) =>
+        `      let sv${s} = S[j * ${BR}u + ${qs.local(u)}];
+      let p${s} = select(exp(sv${s} - mb${s}), 0.0, sv${s} == ${NEG_INF});
+      l${s} += p${s};
+${vecs(D4, (i) => `      o${i}${s} += p${s} * ${kv.v(i)};`)}`
+      )
+    }
+    }
+${rows((s) => `    m${s} = mb${s};`)}
     workgroupBarrier();
   }
-  if (qi < ${spec.tq}u) {
-    let inv = select(1.0 / l, 0.0, l == 0.0);
-    let orow = (bh * ${spec.tq}u + qi) * ${D4}u;
-${vecs(D4, (i) => `    o[orow + ${i}u] = o${i} * inv;`)}
-    lse[bh * ${spec.tq}u + qi] = m + log(l);
-  }
+${
+      rows((s) =>
+        `  if (qi${s} < ${spec.tq}u) {
+    let inv = select(1.0 / l${s}, 0.0, l${s} == 0.0);
+    let orow = (${rowIndex(spec, `qi${s}`, spec.tq)}) * ${D4}u;
+${vecs(D4, (i) => `    o[orow + ${i}u] = o${i}${s} * inv;`)}
+    lse[${rowIndex(spec, `qi${s}`, spec.tq)}] = m${s} + log(l${s});
+  }`
+      )
+    }
 }
 `,
   };
@@ -147,11 +283,14 @@ ${vecs(D4, (i) => `    o[orow + ${i}u] = o${i} * inv;`)}
 
 /**
  * dQ = scale * sum_j dS_ij k_j with dS = P (dP - D), dP = dO v^T, P recomputed from the log-sum-exp.
- * Bindings: q, k, v, dout, lse, delta (rowsum(dO * O)), dq (write). Grid: (ceil(Tq/BR), BH).
+ * Bindings: q, k, v, dout, lse, delta (rowsum(dO * O)), dq (write). Grid: (ceil(Tq/queryBlock), BH).
  */
-function generateAttentionBackwardDqKernel(spec: AttentionSpec): KernelSource {
+function generateAttentionBackwardDqKernel(spec: AttentionSpec, variant: AttentionVariant): KernelSource {
   const D4 = spec.d / 4;
-  const pro = queryBlockPrologue(spec);
+  const qs = querySplit(variant), { R, BR, BC, sfx } = qs;
+  const pro = queryBlockPrologue(spec, qs);
+  const rows = (f: (s: string, u: number) => string) => vecs(R, (u) => f(sfx(u), u));
+  const kv = stagedReads(D4, R);
   return {
     name: "attention_backward_dq",
     workgroups: [Math.ceil(spec.tq / BR), spec.bh, 1],
@@ -163,49 +302,61 @@ function generateAttentionBackwardDqKernel(spec: AttentionSpec): KernelSource {
 @group(0) @binding(5) var<storage, read> delta: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dq: array<vec4f>;
 ${pro.shared}
-@compute @workgroup_size(${BR})
+@compute @workgroup_size(${qs.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
 ${pro.setup}
-${vecs(D4, (i) => `  let g${i} = dout[r * ${D4}u + ${i}u];`)}
-${vecs(D4, (i) => `  var dq${i} = vec4f(0.0);`)}
-  let rowLse = lse[r];
-  let rowDelta = delta[r];
+${rows((s) => vecs(D4, (i) => `  let g${i}${s} = dout[r${s} * ${D4}u + ${i}u];`))}
+${rows((s) => vecs(D4, (i) => `  var dq${i}${s} = vec4f(0.0);`))}
+${rows((s) => `  let rowLse${s} = lse[r${s}];\n  let rowDelta${s} = delta[r${s}];`)}
   for (var kb = 0u; kb < nkb; kb++) {
-${stageKeyBlock(spec)}
+${stageKeyBlock(spec, qs)}
     for (var j = 0u; j < ${BC}u; j++) {
       let kj = kb * ${BC}u + j;
-      let s = ${vecs(D4, (i) => `dot(q${i}, Ks[j * ${D4}u + ${i}u])`, " + ")};
-      let p = select(0.0, exp(s - rowLse), ${visible(spec, "kj", "qi")});
-      let dp = ${vecs(D4, (i) => `dot(g${i}, Vs[j * ${D4}u + ${i}u])`, " + ")};
-      let ds = p * (dp - rowDelta);
-${vecs(D4, (i) => `      dq${i} += ds * Ks[j * ${D4}u + ${i}u];`)}
+${kv.load(["k", "v"])}${
+      rows((s) =>
+        `      let s${s} = ${vecs(D4, (i) => `dot(q${i}${s}, ${kv.k(i)})`, " + ")};
+      let p${s} = select(0.0, exp(s${s} - rowLse${s}), ${visible(spec, "kj", `qi${s}`)});
+      let dp${s} = ${vecs(D4, (i) => `dot(g${i}${s}, ${kv.v(i)})`, " + ")};
+      let ds${s} = p${s} * (dp${s} - rowDelta${s});
+${vecs(D4, (i) => `      dq${i}${s} += ds${s} * ${kv.k(i)};`)}`
+      )
+    }
     }
     workgroupBarrier();
   }
-  if (qi < ${spec.tq}u) {
-${vecs(D4, (i) => `    dq[r * ${D4}u + ${i}u] = dq${i} * ${f32Literal(spec.scale)};`)}
-  }
+${
+      rows((s) =>
+        `  if (qi${s} < ${spec.tq}u) {
+${vecs(D4, (i) => `    dq[r${s} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Literal(spec.scale)};`)}
+  }`
+      )
+    }
 }
 `,
   };
 }
 
 /**
- * Key rows (threads) per workgroup and query rows per staged tile of the dK/dV kernel: 64 threads share 8 KB of
- * staged queries and output gradients (at d = 32), where 32 threads sharing 16 KB left the H100 mostly idle
- * (few resident warps per SM).
+ * dV = sum_i P_ij dO_i and dK = scale * sum_i dS_ij q_i, one thread per key row (or two).
+ * Bindings: q, k, v, dout, lse, delta, dk (write), dv (write). Grid: (ceil(Tk/keyGroup), BH).
  */
-const KEYS = 64, QUERIES = 32;
-
-/**
- * dV = sum_i P_ij dO_i and dK = scale * sum_i dS_ij q_i, one thread per key row.
- * Bindings: q, k, v, dout, lse, delta, dk (write), dv (write). Grid: (ceil(Tk/64), BH).
- */
-function generateAttentionBackwardDkvKernel(spec: AttentionSpec): KernelSource {
+function generateAttentionBackwardDkvKernel(spec: AttentionSpec, variant: AttentionVariant): KernelSource {
   const D4 = spec.d / 4, off = spec.tk - spec.tq;
+  const KPT = variant.keysPerThread, KEYS = variant.keyGroup, QUERIES = variant.queryTile, threads = KEYS / KPT;
+  const sfx = suffix(KPT);
+  const keys = (f: (s: string, u: number) => string) => vecs(KPT, (u) => f(sfx(u), u));
   const queryBlocks = Math.ceil(spec.tq / QUERIES);
-  // Causal: the first query that sees key kb*BC is kb*BC - off.
+  // Causal: the first query that sees key kb*KEYS is kb*KEYS - off.
   const qb0 = spec.causal ? `select(0u, (kb * ${KEYS}u - ${off}u) / ${QUERIES}u, kb * ${KEYS}u > ${off}u)` : "0u";
+  // Staged query (and dO) vector c of tile row i: inline for one key per thread, else loaded once for both keys.
+  const at = (arr: string, c: number) => `${arr}[i * ${D4}u + ${c}u]`;
+  const Q = (c: number) => (KPT === 1 ? at("Qs", c) : `qs${c}`);
+  const G = (c: number) => (KPT === 1 ? at("Gs", c) : `gs${c}`);
+  const load = KPT === 1
+    ? ""
+    : `${vecs(D4, (c) => `      let qs${c} = ${at("Qs", c)};`)}\n${
+      vecs(D4, (c) => `      let gs${c} = ${at("Gs", c)};`)
+    }\n`;
   return {
     name: "attention_backward_dkv",
     workgroups: [Math.ceil(spec.tk / KEYS), spec.bh, 1],
@@ -221,58 +372,72 @@ var<workgroup> Qs: array<vec4f, ${QUERIES * D4}>;
 var<workgroup> Gs: array<vec4f, ${QUERIES * D4}>;
 var<workgroup> Ls: array<f32, ${QUERIES}>;
 var<workgroup> Ds: array<f32, ${QUERIES}>;
-@compute @workgroup_size(${KEYS})
+@compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let kb = wid.x; let bh = wid.y;
-  let kj = kb * ${KEYS}u + lid.x;
-  let r = bh * ${spec.tk}u + min(kj, ${spec.tk - 1}u);
-${vecs(D4, (i) => `  let k${i} = k[r * ${D4}u + ${i}u] * ${f32Literal(spec.scale)};`)}
-${vecs(D4, (i) => `  let v${i} = v[r * ${D4}u + ${i}u];`)}
-${vecs(D4, (i) => `  var dk${i} = vec4f(0.0);`)}
-${vecs(D4, (i) => `  var dv${i} = vec4f(0.0);`)}
+${
+      keys((s, u) =>
+        `  let kj${s} = kb * ${KEYS}u + ${u === 0 ? "lid.x" : `lid.x + ${u * threads}u`};
+  let r${s} = ${rowIndex(spec, `min(kj${s}, ${spec.tk - 1}u)`, spec.tk)};
+${vecs(D4, (i) => `  let k${i}${s} = k[r${s} * ${D4}u + ${i}u] * ${f32Literal(spec.scale)};`)}
+${vecs(D4, (i) => `  let v${i}${s} = v[r${s} * ${D4}u + ${i}u];`)}
+${vecs(D4, (i) => `  var dk${i}${s} = vec4f(0.0);`)}
+${vecs(D4, (i) => `  var dv${i}${s} = vec4f(0.0);`)}`
+      )
+    }
   for (var qb = ${qb0}; qb < ${queryBlocks}u; qb++) {
-    for (var e = lid.x; e < ${QUERIES * D4}u; e += ${KEYS}u) {
+    for (var e = lid.x; e < ${QUERIES * D4}u; e += ${threads}u) {
       let row = qb * ${QUERIES}u + e / ${D4}u;
-      let src = (bh * ${spec.tq}u + min(row, ${spec.tq - 1}u)) * ${D4}u + e % ${D4}u;
+      let src = (${rowIndex(spec, `min(row, ${spec.tq - 1}u)`, spec.tq)}) * ${D4}u + e % ${D4}u;
       Qs[e] = q[src];
       Gs[e] = dout[src];
     }
-    for (var e = lid.x; e < ${QUERIES}u; e += ${KEYS}u) {
-      let row = bh * ${spec.tq}u + min(qb * ${QUERIES}u + e, ${spec.tq - 1}u);
+    for (var e = lid.x; e < ${QUERIES}u; e += ${threads}u) {
+      let row = ${rowIndex(spec, `min(qb * ${QUERIES}u + e, ${spec.tq - 1}u)`, spec.tq)};
       Ls[e] = lse[row];
       Ds[e] = delta[row];
     }
     workgroupBarrier();
     for (var i = 0u; i < ${QUERIES}u; i++) {
       let qi = qb * ${QUERIES}u + i;
-      let s = ${vecs(D4, (c) => `dot(Qs[i * ${D4}u + ${c}u], k${c})`, " + ")};
-      let p = select(0.0, exp(s - Ls[i]), ${visible(spec, "kj", "qi")});
-      let dp = ${vecs(D4, (c) => `dot(Gs[i * ${D4}u + ${c}u], v${c})`, " + ")};
-      let ds = p * (dp - Ds[i]);
-${vecs(D4, (c) => `      dv${c} += p * Gs[i * ${D4}u + ${c}u];`)}
-${vecs(D4, (c) => `      dk${c} += ds * Qs[i * ${D4}u + ${c}u];`)}
+${load}${
+      keys((s) =>
+        `      let s${s} = ${vecs(D4, (c) => `dot(${Q(c)}, k${c}${s})`, " + ")};
+      let p${s} = select(0.0, exp(s${s} - Ls[i]), ${visible(spec, `kj${s}`, "qi")});
+      let dp${s} = ${vecs(D4, (c) => `dot(${G(c)}, v${c}${s})`, " + ")};
+      let ds${s} = p${s} * (dp${s} - Ds[i]);
+${vecs(D4, (c) => `      dv${c}${s} += p${s} * ${G(c)};`)}
+${vecs(D4, (c) => `      dk${c}${s} += ds${s} * ${Q(c)};`)}`
+      )
+    }
     }
     workgroupBarrier();
   }
-  if (kj < ${spec.tk}u) {
-${vecs(D4, (c) => `    dk[r * ${D4}u + ${c}u] = dk${c} * ${f32Literal(spec.scale)};`)}
-${vecs(D4, (c) => `    dv[r * ${D4}u + ${c}u] = dv${c};`)}
-  }
+${
+      keys((s) =>
+        `  if (kj${s} < ${spec.tk}u) {
+${vecs(D4, (c) => `    dk[r${s} * ${D4}u + ${c}u] = dk${c}${s} * ${f32Literal(spec.scale)};`)}
+${vecs(D4, (c) => `    dv[r${s} * ${D4}u + ${c}u] = dv${c}${s};`)}
+  }`
+      )
+    }
 }
 `,
   };
 }
 
 /** {@linkcode generateAttentionForwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
-export const attentionForwardKernel: (spec: AttentionSpec) => KernelSource = memoized(generateAttentionForwardKernel);
+export const attentionForwardKernel: (spec: AttentionSpec, variant: AttentionVariant) => KernelSource = memoized(
+  generateAttentionForwardKernel,
+);
 
 /** {@linkcode generateAttentionBackwardDqKernel}, memoized by its arguments (see `memoized` in common.ts). */
-export const attentionBackwardDqKernel: (spec: AttentionSpec) => KernelSource = memoized(
+export const attentionBackwardDqKernel: (spec: AttentionSpec, variant: AttentionVariant) => KernelSource = memoized(
   generateAttentionBackwardDqKernel,
 );
 
 /** {@linkcode generateAttentionBackwardDkvKernel}, memoized by its arguments (see `memoized` in common.ts). */
-export const attentionBackwardDkvKernel: (spec: AttentionSpec) => KernelSource = memoized(
+export const attentionBackwardDkvKernel: (spec: AttentionSpec, variant: AttentionVariant) => KernelSource = memoized(
   generateAttentionBackwardDkvKernel,
 );
 

@@ -8,18 +8,36 @@ import { flatGrid, type KernelSource, memoized } from "./common.ts";
 
 const WG = 256;
 
+/** Shape of a RoPE problem. */
+export interface RopeSpec {
+  /** Rows of `dim` values. */
+  rows: number;
+  /** Row length (even). */
+  dim: number;
+  /**
+   * Row r reads position `(r / group) % cycle`: `group` consecutive rows share a position (1, or H for the heads of
+   * a (..., T, H, dim) tensor), and with `cycle` > 0 the positions repeat every `cycle` groups (a (T) table shared by
+   * the leading dims); 0 means one position per group.
+   */
+  group: number;
+  /** See `group`. */
+  cycle: number;
+  /** Rows of the cos/sin tables. */
+  tableRows: number;
+  /** Rotate by the negative angle (the backward). */
+  inverse: boolean;
+}
+
 /**
- * Bindings: x (rows, dim), positions (i32, one per row or one per `seq` rows cycling), cos and sin tables
- * (tableRows, dim/2), out (write). `inverse` rotates by the negative angle (the backward). Positions outside
- * [0, tableRows) give NaN.
+ * Bindings: x (rows, dim), positions (i32, indexed as `spec.group`/`spec.cycle` say), cos and sin tables
+ * (tableRows, dim/2), out (write). Positions outside [0, tableRows) give NaN.
  */
-function generateRopeKernel(
-  spec: { rows: number; dim: number; posPerRow: boolean; seq: number; tableRows: number; inverse: boolean },
-): KernelSource {
+function generateRopeKernel(spec: RopeSpec): KernelSource {
   const half = spec.dim / 2;
   const n = spec.rows * half;
   const grid = flatGrid(Math.ceil(n / WG));
-  const pos = spec.posPerRow ? "positions[row]" : `positions[row % ${spec.seq}u]`;
+  const index = spec.group === 1 ? "row" : `(row / ${spec.group}u)`;
+  const pos = spec.cycle > 0 ? `positions[${index} % ${spec.cycle}u]` : `positions[${index}]`;
   const sign = spec.inverse ? "-" : "";
   return {
     name: spec.inverse ? "rope_backward" : "rope_forward",
@@ -49,6 +67,4 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 }
 
 /** {@linkcode generateRopeKernel}, memoized by its arguments (see `memoized` in common.ts). */
-export const ropeKernel: (
-  spec: { rows: number; dim: number; posPerRow: boolean; seq: number; tableRows: number; inverse: boolean },
-) => KernelSource = memoized(generateRopeKernel);
+export const ropeKernel: (spec: RopeSpec) => KernelSource = memoized(generateRopeKernel);

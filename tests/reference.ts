@@ -338,6 +338,27 @@ export function attention(q: Nd, k: Nd, v: Nd, opts: { causal?: boolean; scale?:
   return matmul(p, v);
 }
 
+/**
+ * Gradients of `sum(attention(q, k, v) * dout)` with respect to q, k and v (..., T, d), the softmax backward written
+ * out: dV = P^T dO, dS = P * (dP - rowsum(P * dP)) with dP = dO V^T, dQ = scale dS K, dK = scale dS^T Q.
+ */
+export function attentionGrad(q: Nd, k: Nd, v: Nd, dout: Nd, opts: { causal?: boolean; scale?: number } = {}): Nd[] {
+  const d = q.shape[q.shape.length - 1];
+  const scale = opts.scale ?? 1 / Math.sqrt(d);
+  const p = softmax(matmul(q, k, { transB: true }), { scale, causal: opts.causal ?? true });
+  const dp = matmul(dout, v, { transB: true });
+  const cols = p.shape[p.shape.length - 1];
+  const ds = nd(p.shape);
+  for (let r = 0; r < p.data.length / cols; r++) {
+    let rowsum = 0;
+    for (let j = 0; j < cols; j++) rowsum += p.data[r * cols + j] * dp.data[r * cols + j];
+    for (let j = 0; j < cols; j++) ds.data[r * cols + j] = p.data[r * cols + j] * (dp.data[r * cols + j] - rowsum);
+  }
+  const dq = map(matmul(ds, k), (x) => x * scale);
+  const dk = map(matmul(ds, q, { transA: true }), (x) => x * scale);
+  return [dq, dk, matmul(p, dout, { transA: true })];
+}
+
 /** `sum(y * r)` over all elements (the scalar losses of the gradient checks). */
 export function dot(y: Nd, r: Nd): number {
   let s = 0;

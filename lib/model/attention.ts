@@ -6,11 +6,11 @@
  * @module
  */
 import type { Rng } from "../random.ts";
-import { attention, permute, reshape, rope, type Tensor, tensor } from "../tensor/mod.ts";
+import { attention, reshape, rope, type Tensor, tensor } from "../tensor/mod.ts";
 import { Linear } from "./layers.ts";
 
 /**
- * Receives a layer's keys and values (B, H, T, hd), after RoPE, during a forward pass: a KV-cached decoder fills
+ * Receives a layer's keys and values (B, T, H, hd), after RoPE, during a forward pass: a KV-cached decoder fills
  * its cache from the prompt's forward this way (the tensors are the forward's own, valid until its scope ends).
  */
 export type KvSink = (k: Tensor, v: Tensor) => void;
@@ -82,26 +82,26 @@ export class CausalSelfAttention {
 
   /**
    * Attends over `x` (B, T, dModel). `positions` (i32) are the token positions for RoPE: (T) shared by the batch,
-   * or (B, H, T) per head row (the model broadcasts per-sequence positions to that); 0..T-1 when absent, unused
-   * without RoPE. `kvSink`, when given, receives the keys and values.
+   * or (B, T) per sequence; 0..T-1 when absent, unused without RoPE. `kvSink`, when given, receives the keys and
+   * values.
    */
   forward(x: Tensor, positions?: Tensor, kvSink?: KvSink): Tensor {
     const [B, T] = x.shape;
     const H = this.numHeads, hd = this.headDim;
-    const heads = (t: Tensor) => permute(reshape(t, [B, T, H, hd]), [0, 2, 1, 3]); // (B, T, d) -> (B, H, T, hd)
-    let q = heads(this.qProj.forward(x)); // (B, H, T, hd)
-    let k = heads(this.kProj.forward(x)); // (B, H, T, hd)
-    const v = heads(this.vProj.forward(x)); // (B, H, T, hd)
+    // A projection's (B, T, d) output is already (B, T, H, hd) heads: RoPE and attention work in that layout, so
+    // the heads need no permute in either direction (forward or backward).
+    let q = reshape(this.qProj.forward(x), [B, T, H, hd]); // (B, T, H, hd)
+    let k = reshape(this.kProj.forward(x), [B, T, H, hd]); // (B, T, H, hd)
+    const v = reshape(this.vProj.forward(x), [B, T, H, hd]); // (B, T, H, hd)
     if (this.ropeTheta !== null) {
-      const opts = { theta: this.ropeTheta, maxPosition: this.maxPosition };
+      const opts = { theta: this.ropeTheta, maxPosition: this.maxPosition, layout: "bthd" } as const;
       const pos = positions ?? tensor(Int32Array.from({ length: T }, (_, i) => i)); // (T)
-      q = rope(q, pos, opts); // (B, H, T, hd)
-      k = rope(k, pos, opts); // (B, H, T, hd)
+      q = rope(q, pos, opts); // (B, T, H, hd)
+      k = rope(k, pos, opts); // (B, T, H, hd)
     }
     kvSink?.(k, v);
-    const o = attention(q, k, v, { causal: true }); // (B, H, T, hd)
-    const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, this.dModel]); // (B, T, H, hd) -> (B, T, d)
-    return this.outputProj.forward(merged); // (B, T, d)
+    const o = attention(q, k, v, { causal: true, layout: "bthd" }); // (B, T, H, hd)
+    return this.outputProj.forward(reshape(o, [B, T, this.dModel])); // (B, T, d)
   }
 
   /** The parameters under their CS336 names (`q_proj.weight`, ...), prefixed with `prefix`. */

@@ -23,7 +23,7 @@ import { gatherKernel } from "../../kernels/copy.ts";
 import { type ModelConfig, type ModelConfigInput, parseModelConfig } from "../config.ts";
 import { gpu } from "../gpu/backend.ts";
 import { Rng } from "../random.ts";
-import { broadcastTo, keep, matmul, reshape, type Tensor, tensor } from "../tensor/mod.ts";
+import { keep, matmul, reshape, type Tensor, tensor } from "../tensor/mod.ts";
 import type { KvSink } from "./attention.ts";
 import { TransformerBlock } from "./block.ts";
 import { Embedding, Linear, RMSNorm } from "./layers.ts";
@@ -131,13 +131,13 @@ export class TransformerLM {
       throw new TypeError(`TransformerLM.forward: ids must be an i32 tensor (batch, seq), got ${ids.describe()}`);
     }
     const [B, T] = ids.shape;
-    const { contextLength, numHeads } = this.config;
+    const { contextLength } = this.config;
     if (T < 1 || T > contextLength) {
       throw new RangeError(
         `TransformerLM.forward: sequence length ${T} is outside [1, contextLength = ${contextLength}]`,
       );
     }
-    const positions = this.#positions(B, T, numHeads, options.positions); // (T) or (B, H, T)
+    const positions = this.#positions(B, T, options.positions); // (T) or (B, T)
     let x = this.tokenEmbeddings.forward(ids); // (B, T, d)
     if (options.kvSinks && options.kvSinks.length !== this.layers.length) {
       throw new Error(
@@ -153,7 +153,7 @@ export class TransformerLM {
     return reshape(logits, [B, T, this.config.vocabSize]); // (B, T, V)
   }
 
-  #positions(B: number, T: number, H: number, given: Tensor | undefined): Tensor | undefined {
+  #positions(B: number, T: number, given: Tensor | undefined): Tensor | undefined {
     if (this.config.position === "none") return undefined;
     if (!given) {
       let t = this.#arange.get(T);
@@ -167,10 +167,8 @@ export class TransformerLM {
       throw new TypeError(`TransformerLM.forward: positions must be i32, got ${given.describe()}`);
     }
     if (given.ndim === 1 && given.shape[0] === T) return given; // (T)
-    if (given.ndim === 2 && given.shape[0] === B && given.shape[1] === T) {
-      // RoPE runs on (B, H, T, hd) and takes one position per (b, h, t) row: repeat each sequence's over heads.
-      return broadcastTo(reshape(given, [B, 1, T]), [B, H, T]); // (B, H, T)
-    }
+    // RoPE runs on (B, T, H, hd) and takes per-sequence positions (B, T) as they are.
+    if (given.ndim === 2 && given.shape[0] === B && given.shape[1] === T) return given; // (B, T)
     throw new Error(`TransformerLM.forward: positions ${given.describe()} must be (${T}) or (${B}, ${T})`);
   }
 

@@ -312,9 +312,10 @@ export class KvCacheDecoder {
     });
     this.#backend.write(this.#state, state);
     const c = this.#model.config, H = c.numHeads, hd = c.dModel / H, L = this.maxLen;
+    // The sink gets (B, P, H, hd) keys and values; the cache holds (B, H, L, hd): permute while copying.
     const copy = gatherKernel({
       outShape: [B, H, P, hd],
-      inStrides: [H * P * hd, P * hd, hd, 1],
+      inStrides: [P * H * hd, hd, H * hd, 1],
       outStrides: [H * L * hd, L * hd, hd, 1],
       dtype: "f32",
     });

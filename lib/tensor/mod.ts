@@ -98,13 +98,16 @@ export type { MatmulTile, MatmulVariant } from "../../kernels/matmul.ts";
 export type { KernelSource } from "../../kernels/common.ts";
 export {
   attention,
+  type AttentionLayout,
   type AttentionOptions,
+  type AttentionVariant,
   crossEntropy,
   embedding,
   logSoftmax,
   rmsNorm,
   rope,
   type RopeOptions,
+  setAttentionVariant,
   softmax,
   type SoftmaxOptions,
 } from "./ops/nn.ts";

@@ -22,6 +22,9 @@ import {
   attentionDeltaKernel,
   attentionForwardKernel,
   type AttentionSpec,
+  type AttentionVariant,
+  attentionWorkgroupBytes,
+  DEFAULT_ATTENTION_VARIANT,
   fusedAttentionSupports,
 } from "../../../kernels/attention.ts";
 import { gpu } from "../../gpu/backend.ts";
@@ -30,6 +33,7 @@ import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, keep, type Tensor } from "../tensor.ts";
 import { fill } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
+import { permute } from "./movement.ts";
 import { mean, sumTo } from "./reduce.ts";
 import { tensor } from "../create.ts";
 
@@ -170,16 +174,25 @@ export interface RopeOptions {
    * outside the table (negative, or larger than this rounded up to a power of two) give NaN.
    */
   maxPosition?: number;
+  /**
+   * Where the sequence axis is: `"bhtd"` (default), x (..., T, dim); `"bthd"`, x (..., T, H, dim), the layout of a
+   * linear projection's output split into heads, every head of a position rotated alike.
+   */
+  layout?: AttentionLayout;
 }
 
 /**
- * Rotary position embedding of `x` (..., seq, dim) at integer `positions`: shape (seq) shared by all leading
- * dims, or exactly x's shape without the last dim. Rotates interleaved pairs (2k, 2k+1) by
+ * Rotary position embedding of `x` at integer `positions`. Rotates interleaved pairs (2k, 2k+1) of the last dim by
  * `position * theta^(-2k/dim)`.
+ *
+ * - layout `"bhtd"`: x (..., T, dim); positions (T) shared by all leading dims, or x's shape without the last dim.
+ * - layout `"bthd"`: x (..., T, H, dim); positions (T) shared, (..., T) per sequence (all heads alike), or x's
+ *   shape without the last dim.
  *
  * @example
  * ```ts ignore
  * const q2 = rope(q, positions, { theta: 10000 }); // q (B, H, T, hd), positions (T) i32
+ * const k2 = rope(k, positions, { theta: 10000, layout: "bthd" }); // k (B, T, H, hd), positions (B, T) i32
  * ```
  */
 export function rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tensor {
@@ -187,21 +200,30 @@ export function rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tens
   const dim = x.shape[x.ndim - 1];
   if (dim % 2 !== 0) throw new Error(`rope: the last dim must be even, got ${x.describe()}`);
   if (positions.dtype !== "i32") throw new TypeError(`rope: positions must be i32, got ${positions.describe()}`);
-  const seq = x.ndim >= 2 ? x.shape[x.ndim - 2] : 1;
+  const bthd = opts.layout === "bthd";
+  if (bthd && x.ndim < 3) throw new Error(`rope: layout "bthd" needs x (..., T, H, dim), got ${x.describe()}`);
+  // Rows that share a position (the heads of one), and the sequence axis.
+  const group = bthd ? x.shape[x.ndim - 2] : 1;
+  const seqAxis = x.ndim - (bthd ? 3 : 2);
+  const seq = seqAxis >= 0 ? x.shape[seqAxis] : 1;
   const rowsShape = x.shape.slice(0, -1);
-  const posPerRow = sameShape(positions.shape, rowsShape);
-  if (!posPerRow && !(positions.ndim === 1 && positions.shape[0] === seq)) {
-    throw new Error(
-      `rope: positions ${positions.describe()} must be (${seq}) or ${fmt(rowsShape)} for ${x.describe()}`,
-    );
+  let spec: { group: number; cycle: number };
+  if (sameShape(positions.shape, rowsShape)) spec = { group: 1, cycle: 0 };
+  else if (bthd && sameShape(positions.shape, x.shape.slice(0, -2))) spec = { group, cycle: 0 };
+  else if (positions.ndim === 1 && positions.shape[0] === seq) spec = { group, cycle: seq };
+  else {
+    const forms = bthd
+      ? `(${seq}), ${fmt(x.shape.slice(0, -2))} or ${fmt(rowsShape)}`
+      : `(${seq}) or ${fmt(rowsShape)}`;
+    throw new Error(`rope: positions ${positions.describe()} must be ${forms} for ${x.describe()}`);
   }
   const table = ropeTable(opts.theta ?? 10000, dim, opts.maxPosition ?? seq);
-  const spec = { rows: prod(rowsShape), dim, posPerRow, seq, tableRows: table.size };
+  const kernelSpec = { rows: prod(rowsShape), dim, ...spec, tableRows: table.size };
   const y = empty(x.shape);
-  if (y.size > 0) run(ropeKernel({ ...spec, inverse: false }), [x, positions, table.cos, table.sin, y]);
+  if (y.size > 0) run(ropeKernel({ ...kernelSpec, inverse: false }), [x, positions, table.cos, table.sin, y]);
   return record(y, "rope", [x], (dy) => {
     const dx = empty(x.shape);
-    if (dx.size > 0) run(ropeKernel({ ...spec, inverse: true }), [dy, positions, table.cos, table.sin, dx]);
+    if (dx.size > 0) run(ropeKernel({ ...kernelSpec, inverse: true }), [dy, positions, table.cos, table.sin, dx]);
     return [dx];
   });
 }
@@ -262,6 +284,15 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
 
 // ---- Attention ------------------------------------------------------------------------------------------------
 
+/**
+ * Memory layout of attention's per-head tensors: `"bhtd"`, (..., T, d) with the heads among the leading dims
+ * (typically (B, H, T, d)); `"bthd"`, (..., T, H, d), which is how a linear projection's (B, T, H*d) output splits
+ * into heads by a free reshape.
+ */
+export type AttentionLayout = "bhtd" | "bthd";
+
+export type { AttentionVariant } from "../../../kernels/attention.ts";
+
 /** Options of {@linkcode attention}. */
 export interface AttentionOptions {
   /** Causal mask (default true): query i sees key j when j <= i + (keys - queries). */
@@ -270,38 +301,123 @@ export interface AttentionOptions {
   scale?: number;
   /** Use the fused kernels when the head dim allows (default true); false forces the composite. */
   fused?: boolean;
+  /**
+   * Layout of q, k, v and the output (default `"bhtd"`): `"bhtd"` takes q (..., Tq, d), k (..., Tk, d),
+   * v (..., Tk, dv) and returns (..., Tq, dv); `"bthd"` takes q (..., Tq, H, d), k (..., Tk, H, d),
+   * v (..., Tk, H, dv) and returns (..., Tq, H, dv), with no copies on the fused path.
+   */
+  layout?: AttentionLayout;
+  /**
+   * Work split of the fused kernels, for benchmarks; fields left out come from {@linkcode setAttentionVariant}'s
+   * setting (by default `DEFAULT_ATTENTION_VARIANT`). A variant whose workgroup memory exceeds the device's limit
+   * at this head dim throws.
+   */
+  variant?: Partial<AttentionVariant>;
+}
+
+const variantChoices: { [K in keyof AttentionVariant]: readonly AttentionVariant[K][] } = {
+  rowsPerThread: [1, 2],
+  queryBlock: [64, 128],
+  keyBlock: [32, 64],
+  keysPerThread: [1, 2],
+  keyGroup: [64, 128],
+  queryTile: [32, 64],
+};
+
+/** The variant every attention call without its own uses; see {@linkcode setAttentionVariant}. */
+let currentVariant: AttentionVariant = { ...DEFAULT_ATTENTION_VARIANT };
+
+/** `partial` over `base`, checked, with its keys in the default's order (it is part of the kernel cache key). */
+function resolveVariant(base: AttentionVariant, partial: Partial<AttentionVariant>): AttentionVariant {
+  const out = {} as Record<keyof AttentionVariant, number>;
+  for (const key of Object.keys(variantChoices) as (keyof AttentionVariant)[]) {
+    const value = partial[key] ?? base[key];
+    const choices = variantChoices[key] as readonly number[];
+    if (!choices.includes(value)) {
+      throw new RangeError(`attention: variant ${key} must be ${choices.join(" or ")}, got ${value}`);
+    }
+    out[key] = value;
+  }
+  for (const key of Object.keys(partial)) {
+    if (!(key in variantChoices)) throw new RangeError(`attention: unknown variant field ${JSON.stringify(key)}`);
+  }
+  return out as unknown as AttentionVariant;
 }
 
 /**
- * Scaled dot-product attention `softmax(q k^T * scale) v` over (..., T, d) tensors, causal by default.
+ * Sets the fused attention kernels' work split for every later {@linkcode attention} call that does not pass its
+ * own (a benchmark hook: it lets a whole training step run under a variant). Fields left out take the default's
+ * values, so `setAttentionVariant({})` restores the default. Returns the previous setting.
+ *
+ * @example
+ * ```ts ignore
+ * const before = setAttentionVariant({ rowsPerThread: 2, keysPerThread: 2 });
+ * // ... time a training step ...
+ * setAttentionVariant(before);
+ * ```
+ */
+export function setAttentionVariant(variant: Partial<AttentionVariant>): AttentionVariant {
+  const previous = currentVariant;
+  currentVariant = resolveVariant(DEFAULT_ATTENTION_VARIANT, variant);
+  return previous;
+}
+
+/**
+ * Scaled dot-product attention `softmax(q k^T * scale) v`, causal by default, over per-head tensors in either
+ * layout (see {@linkcode AttentionOptions.layout}).
  *
  * For head dims that are a multiple of 4 up to 64 it runs fused FlashAttention-style kernels (no T x T matrix in
- * memory); otherwise it is a composite of matmul and the fused masked softmax, whose gradients it inherits.
+ * memory) that read and write both layouts in place; otherwise it is a composite of matmul and the fused masked
+ * softmax, whose gradients it inherits (in the `"bthd"` layout with head permutes around it).
  *
  * @example
  * ```ts ignore
  * const out = attention(q, k, v); // (B, H, T, hd)
+ * const o = attention(q2, k2, v2, { layout: "bthd" }); // (B, T, H, hd): reshape to (B, T, H*hd) for free
  * ```
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  const bthd = opts.layout === "bthd";
+  // Axes from the end: the sequence, and in "bthd" the heads between it and the head dim.
+  const seqFromEnd = bthd ? 3 : 2;
   const d = q.shape[q.ndim - 1];
-  const tq = q.shape[q.ndim - 2], tk = k.shape[k.ndim - 2];
-  const lead = q.shape.slice(0, -2);
+  const tq = q.shape[q.ndim - seqFromEnd], tk = k.shape[k.ndim - seqFromEnd];
+  const heads = bthd ? q.shape[q.ndim - 2] : 1;
+  const lead = q.shape.slice(0, -seqFromEnd);
+  // The dims besides the sequence and the head dim (the leading ones, and in "bthd" the heads) must agree.
+  const others = (t: Tensor) => (bthd ? [...t.shape.slice(0, -3), t.shape[t.ndim - 2]] : t.shape.slice(0, -2));
   if (
-    q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim || k.shape[k.ndim - 1] !== d ||
-    v.shape[v.ndim - 2] !== tk || !sameShape(k.shape.slice(0, -2), lead) || !sameShape(v.shape.slice(0, -2), lead)
+    q.ndim < seqFromEnd || k.ndim !== q.ndim || v.ndim !== q.ndim || k.shape[k.ndim - 1] !== d ||
+    v.shape[v.ndim - seqFromEnd] !== tk || !sameShape(others(k), others(q)) || !sameShape(others(v), others(q))
   ) {
-    throw new Error(`attention: q ${q.describe()}, k ${k.describe()}, v ${v.describe()} do not fit together`);
+    const layout = bthd ? ` (layout "bthd": (..., T, H, d))` : "";
+    throw new Error(`attention: q ${q.describe()}, k ${k.describe()}, v ${v.describe()} do not fit together${layout}`);
   }
   const causal = opts.causal ?? true, scale = opts.scale ?? 1 / Math.sqrt(d);
   if (causal && tq > tk) throw new Error(`attention: causal attention needs queries (${tq}) <= keys (${tk})`);
   const dv = v.shape[v.ndim - 1];
   if ((opts.fused ?? true) && dv === d && fusedAttentionSupports(d) && tq > 0 && tk > 0) {
-    return fusedAttention(q, k, v, { bh: prod(lead), tq, tk, d, scale, causal });
+    const variant = resolveVariant(currentVariant, opts.variant ?? {});
+    const bytes = attentionWorkgroupBytes(d, variant), limit = gpu().device.limits.maxComputeWorkgroupStorageSize;
+    if (bytes <= limit) {
+      return fusedAttention(q, k, v, { bh: prod(lead) * heads, tq, tk, d, scale, causal, heads }, variant);
+    }
+    // The default at d = 64 needs 24 KB, more than WebGPU guarantees (16 KB): such devices get the composite. A
+    // variant asked for must not silently become the composite (a benchmark would time the wrong thing).
+    if (JSON.stringify(variant) !== JSON.stringify(DEFAULT_ATTENTION_VARIANT)) {
+      throw new Error(
+        `attention: variant ${JSON.stringify(variant)} needs ${bytes} bytes of workgroup memory at head dim ${d}; ` +
+          `this device allows ${limit}`,
+      );
+    }
   }
-  return compositeAttention(q, k, v, { tq, tk, scale, causal });
+  if (!bthd) return compositeAttention(q, k, v, { tq, tk, scale, causal });
+  // The composite runs per head on (..., H, T, d): swap the sequence and head axes around it.
+  const n = q.ndim, swap = [...Array.from({ length: n - 3 }, (_, i) => i), n - 2, n - 3, n - 1];
+  const [qh, kh, vh] = [q, k, v].map((t) => permute(t, swap)); // (..., H, T, d)
+  const o = compositeAttention(qh, kh, vh, { tq, tk, scale, causal }); // (..., H, Tq, dv)
+  return permute(o, swap); // (..., Tq, H, dv)
 }
-
 /**
  * Attention as matmul + fused masked softmax + matmul, recorded as one op: the scores are freed as soon as the
  * softmax has read them, and the probabilities live only as long as the backward needs them.
@@ -329,16 +445,20 @@ function compositeAttention(
   }, [p]);
 }
 
-function fusedAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec): Tensor {
-  const out = empty(q.shape), lse = empty([spec.bh, spec.tq]);
-  run(attentionForwardKernel(spec), [q, k, v, out, lse]);
+/**
+ * The fused kernels, in either layout (`spec.heads` says which): the output and gradients take their inputs' shapes,
+ * and the log-sum-exp and delta hold one float per query row in q's row order.
+ */
+function fusedAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec, variant: AttentionVariant): Tensor {
+  const out = empty(q.shape), lse = empty([spec.bh * spec.tq]);
+  run(attentionForwardKernel(spec, variant), [q, k, v, out, lse]);
   return record(out, "attention", [q, k, v], (dout) => {
     // delta_i = rowsum(dO_i * O_i), the softmax backward's correction term.
-    const delta = empty([spec.bh, spec.tq]);
+    const delta = empty([spec.bh * spec.tq]);
     run(attentionDeltaKernel(spec.bh * spec.tq, spec.d), [dout, out, delta]);
     const dq = empty(q.shape), dk = empty(k.shape), dv = empty(v.shape);
-    run(attentionBackwardDqKernel(spec), [q, k, v, dout, lse, delta, dq]);
-    run(attentionBackwardDkvKernel(spec), [q, k, v, dout, lse, delta, dk, dv]);
+    run(attentionBackwardDqKernel(spec, variant), [q, k, v, dout, lse, delta, dq]);
+    run(attentionBackwardDkvKernel(spec, variant), [q, k, v, dout, lse, delta, dk, dv]);
     delta.dispose();
     return [dq, dk, dv];
   }, [lse]);
