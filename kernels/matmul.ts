@@ -91,31 +91,88 @@ export interface MatmulVariant {
 }
 
 /**
- * The fastest {@linkcode MatmulVariant} measured for a problem (H100, GPU timestamps, bench/matmul_tune.ts, 15
- * shapes). Why each part:
- * - pipeline: at BK 16 register prefetch ("prefetch", "double") was slower everywhere (4096^3: 30.7-33.2 TFLOP/s
- *   against 36.1): 16-32 more live registers per thread on top of 64 accumulators cost the second resident
- *   workgroup per SM, which hid global latency better than prefetching does. With BK 32 and block transposes,
- *   "prefetch" wins (4096^3 40.9 vs 37.1; LM shapes +1.5% to +13%, `bench/matmul_tune.ts --plan next`); for
- *   transposed A (flat layout, BK 16) it lost on 3 of 4 weight-gradient shapes, so "none" stays there.
- * - layout "lanes" (4096^3 36.1 vs 35.5 flat; 8192x512x512 34.1 vs 32.6), but "flat" unpadded tiles when A is
- *   transposed (10000x512x8192: 31.7 vs 23.6 unsplit, 40.8 vs 38.3 split 5).
+ * Large-tile configurations by operand layout, from the H200 runs of 2026-11-29 (bench/matmul_tune.ts plans
+ * explore6-8, GPU timestamps, TFLOP/s, previous automatic choice in brackets):
+ * - untransposed operands, N a multiple of 256: 128 x 256, BK 16, 8 x 16 outputs a thread, register prefetch,
+ *   "rows" layout. 4096^3 44.4 (40.9), lm_head dX 8192x512x10000 45.9 (35.5), qkvo dX 8192x512x512 39.2 (35.8).
+ *   The same tile with "lanes" tiles reached 42.3 and 43.8: the per-thread clamp is what "rows" saves. It loses
+ *   where B is transposed (fwd x @ W^T: every B element needs a transposing store; 29-34 vs 34-37).
+ * - untransposed, N a multiple of 192 (d_ff 1344): 128 x 192, BK 16, prefetch, "lanes": w2 dX 34.0 (32.4).
+ * - otherwise untransposed A: 128 x 128, BK 32, block transposes, prefetch, "rows" padded by 4 floats: qkvo fwd
+ *   35.4 (34.4), w1 fwd 31.6 (30.6), w2 fwd 37.5 (36.6), lm_head fwd 37.3 (36.0), w1 dX 39.4 (38.8).
+ * - transposed A (weight gradients, split K), N a multiple of 192: 128 x 192, BK 32, prefetch, "rows": w2 dW 40.4
+ *   (34.0). M of 4096 or more (lm_head dW, enough tiles to need no deep K): BK 16, "flat", no prefetch, 40.6 as
+ *   before (128 x 128 BK 32 rows: 38.4). Otherwise 128 x 128, BK 32, prefetch, "rows": qkvo dW 34.8 (32.3), w1 dW
+ *   35.6 (35.1).
+ * What did not help: warp-shaped thread mappings (`warpRows` 4 or 8: within 1%, or slower with 128 x 256),
+ * 128-thread workgroups with 8 x 16 outputs (18-22 TFLOP/s: register spills at BK 32), 256 x 128 (36-37 at 4096^3),
+ * 128 x 256 at BK 32 (37.3: 48 prefetch registers on top of 128 accumulators), double buffering at BK 8 or 16.
+ */
+export const largeTiles: Record<"wide" | "n192" | "n192Deep" | "deep", MatmulTile> = {
+  wide: { bm: 128, bn: 256, bk: 16, tm: 8, tn: 16 },
+  n192: { bm: 128, bn: 192, bk: 16, tm: 8, tn: 12 },
+  n192Deep: { bm: 128, bn: 192, bk: 32, tm: 8, tn: 12 },
+  deep: largeTileDeepK,
+};
+
+/**
+ * The large tile for a problem that fills the GPU with 128 x 128 tiles (see {@linkcode largeTiles} for the
+ * measurements behind each branch). Wider tiles are taken only when they still give at least 120 workgroups.
+ */
+export function chooseLargeTile(
+  spec: { batch: number; m: number; n: number; transA: boolean; transB: boolean },
+): MatmulTile {
+  const groups = (t: MatmulTile) => spec.batch * Math.ceil(spec.m / t.bm) * Math.ceil(spec.n / t.bn);
+  if (spec.transA) {
+    if (spec.n % 192 === 0) return largeTiles.n192Deep;
+    return spec.m >= 4096 ? matmulTiles.large : largeTiles.deep;
+  }
+  if (spec.transB) return largeTiles.deep;
+  if (spec.n % 256 === 0 && groups(largeTiles.wide) >= 120) return largeTiles.wide;
+  if (spec.n % 192 === 0 && groups(largeTiles.n192) >= 120) return largeTiles.n192;
+  return largeTiles.deep;
+}
+
+/**
+ * The fastest {@linkcode MatmulVariant} measured for a tile and operand layout (H100/H200, GPU timestamps,
+ * bench/matmul_tune.ts). Why each part:
+ * - pipeline: with 64 accumulators at BK 16, register prefetch lost (4096^3: 30.7-33.2 TFLOP/s against 36.1): the
+ *   extra live registers cost the second resident workgroup per SM. From BK 32, or with the 96-128 accumulators of
+ *   the 192- and 256-wide tiles (one workgroup per SM either way), "prefetch" wins (4096^3 40.9 vs 37.1 at
+ *   128 x 128 BK 32; 44.4 vs 38.2 at 128 x 256 BK 16).
+ * - layout: "rows" for the 128 x 128 BK 32 and 128 x 256 tiles and BK 32 transposed A (see
+ *   {@linkcode largeTiles}), "lanes" for the 128 x 192 BK 16 and the small tiles (4096^3 36.1 vs 35.5 flat at the
+ *   old default), "flat" unpadded tiles for transposed A at BK 16 (10000x512x8192: 40.8 vs 38.3 lanes).
  * - transpose "block" with BK 32 (one 4x4 block per thread, vec4 stores: 37.2 vs 36.1 at 4096^3), "scalar" with
- *   BK 16 (where a block would idle half the threads: 34.7 vs 36.1).
+ *   BK 16 (where a block would idle half the threads: 34.7 vs 36.1; 39.2 vs 44.4 with 128 x 256).
+ * - pad 4 floats per k-row for "rows" at BK 32 with block transposes (conflict-free vec4 stores: 4096^3 41.7 vs
+ *   41.3); no effect on 128 x 256 (44.4 both).
  * - swizzle 0: grouping tile rows for L2 changed nothing at 4096^3 (36.1 both): the K-slabs in flight fit in L2.
  */
 export function chooseVariant(spec: { transA: boolean }, tile: MatmulTile): MatmulVariant {
-  if (spec.transA) return { pipeline: "none", pad: 0, transpose: "scalar", swizzle: 0, layout: "flat" };
-  // BK 32 block transposes with register prefetch: 4096^3 40.9 vs 37.1, and 1.5-13% faster on every LM shape but
-  // lm_head dX (35.8 vs 36.5), H100, bench/matmul_tune.ts --plan next, 22:34 UTC.
+  const base: MatmulVariant = { pipeline: "none", pad: 0, transpose: "scalar", swizzle: 0, layout: "lanes" };
   const deep = tile.bk >= 32;
-  return {
-    pipeline: deep ? "prefetch" : "none",
-    pad: 0,
-    transpose: deep ? "block" : "scalar",
-    swizzle: 0,
-    layout: "lanes",
+  if (spec.transA) {
+    return deep ? { ...base, pipeline: "prefetch", layout: "rows" } : { ...base, layout: "flat" };
+  }
+  if (deep) return { ...base, pipeline: "prefetch", transpose: "block", layout: "rows", pad: tile.bn === 128 ? 4 : 0 };
+  if (tile.tm * tile.tn > 64) return { ...base, pipeline: "prefetch", layout: tile.bn === 256 ? "rows" : "lanes" };
+  return base;
+}
+
+/**
+ * Bytes of workgroup memory the kernel for this tile and variant declares (a GPU refuses a pipeline over its
+ * `maxComputeWorkgroupStorageSize`: 48 KiB on NVIDIA, 32 KiB on Mesa's lavapipe).
+ */
+export function matmulSharedBytes(tile: MatmulTile, variant: MatmulVariant): number {
+  const { bm, bn, bk, tm, tn } = tile;
+  const copies = variant.pipeline === "double" ? 2 : 1;
+  const one = (outer: number, lanes: number, groups: number) => {
+    if (variant.layout === "flat" || variant.layout === "rows") return bk * (outer + variant.pad) * 4;
+    const row = bk * groups + ((bk * groups) % 2 ? 0 : 1);
+    return lanes * row * 16;
   };
+  return copies * (one(bm, bm / tm, tm / 4) + one(bn, bn / tn, tn / 4));
 }
 
 /** A matmul problem. Strides are in elements; a batch stride of 0 broadcasts that operand. */

@@ -289,7 +289,17 @@ const reducers = { sum, mean, max };
 Deno.test("sum/mean/max: random shapes, single and multiple axes, negative axes, keepDims", async () => {
   const rng = rngFor("reduce");
   const outs: Tensor[] = [], expected: Nd[] = [];
-  const shapes = [[7], [1, 5], [3, 1, 17], [2, 33, 5], randShape(rng, 3, 3000), randShape(rng, 4, 3000)];
+  // [5, 4] and [3, 6, 8] reduce over non-innermost axes with inner sizes that are multiples of 4 (the vec4 kernel).
+  const shapes = [
+    [7],
+    [1, 5],
+    [5, 4],
+    [3, 1, 17],
+    [2, 33, 5],
+    [3, 6, 8],
+    randShape(rng, 3, 3000),
+    randShape(rng, 4, 3000),
+  ];
   for (const shape of shapes) {
     const x = randNd(rng, shape, { low: -2, high: 2 });
     const t = upload(x);

@@ -4,9 +4,11 @@
  * @module
  */
 import {
+  chooseLargeTile,
   chooseTile,
-  largeTileDeepK,
+  chooseVariant,
   matmulKernel,
+  matmulSharedBytes,
   type MatmulTile,
   matmulTiles,
   type MatmulVariant,
@@ -68,16 +70,21 @@ export function chooseSplitK(spec: { batch: number; m: number; n: number; k: num
 
 /**
  * Tile and split-K for a problem. A long K over a small output prefers the large tile split along K to a smaller
- * tile: 512x512x8192 ran at 31.9 TFLOP/s (large, 16 chunks) against 24.2 (medium, 5 chunks).
+ * tile: 512x512x8192 ran at 31.9 TFLOP/s (large, 16 chunks) against 24.2 (medium, 5 chunks). Problems that fill
+ * the GPU with large tiles get the layout-specific large tile of {@linkcode chooseLargeTile}, unless its workgroup
+ * memory exceeds what the device allows (`maxSharedBytes`), in which case the BK-16 large tile stays.
  */
 export function planMatmul(
-  spec: { batch: number; m: number; n: number; k: number; transA?: boolean },
-  opts: { tile?: MatmulTile; splitK?: number } = {},
+  spec: { batch: number; m: number; n: number; k: number; transA?: boolean; transB?: boolean },
+  opts: { tile?: MatmulTile; splitK?: number; maxSharedBytes?: number } = {},
 ): { tile: MatmulTile; splitK: number } {
   let tile = opts.tile ?? chooseTile(spec);
   if (!opts.tile && spec.batch === 1 && spec.k >= 1024 && Math.min(spec.m, spec.n) >= 256) tile = matmulTiles.large;
-  // BK 32 wins wherever A is not transposed (see largeTileDeepK).
-  if (!opts.tile && tile === matmulTiles.large && !spec.transA) tile = largeTileDeepK;
+  if (!opts.tile && tile === matmulTiles.large) {
+    const layout = { ...spec, transA: spec.transA ?? false, transB: spec.transB ?? false };
+    const fast = chooseLargeTile(layout);
+    if (matmulSharedBytes(fast, chooseVariant(layout, fast)) <= (opts.maxSharedBytes ?? Infinity)) tile = fast;
+  }
   return { tile, splitK: opts.splitK ?? chooseSplitK(spec, tile) };
 }
 
@@ -118,8 +125,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const out = empty([...batchShape, M, N]);
   if (out.size > 0) {
     const spec = { batch, m, n: N, k: K, transA, transB, batchStrideA: strideA, batchStrideB: strideB };
-    const { tile, splitK: splits } = planMatmul(spec, opts);
     const backend = gpu();
+    const maxSharedBytes = backend.device.limits.maxComputeWorkgroupStorageSize;
+    const { tile, splitK: splits } = planMatmul(spec, { ...opts, maxSharedBytes });
     if (splits > 1) {
       // Few output tiles but a long K (weight gradients): split K across workgroups, then sum the layers.
       const k = matmulKernel({ ...spec, tile, splitK: splits, variant: opts.variant });
