@@ -15,7 +15,11 @@ function generateCrossEntropyForwardKernel(rows: number, vocab: number): KernelS
   return {
     name: "cross_entropy_forward",
     workgroups: entry.workgroups,
-    source: `@group(0) @binding(0) var<storage, read> logits: array<f32>;
+    source: `${
+      vocab % 4 === 0
+        ? "@group(0) @binding(0) var<storage, read> logits4: array<vec4f>;"
+        : "@group(0) @binding(0) var<storage, read> logits: array<f32>;"
+    }
 @group(0) @binding(1) var<storage, read> targets: array<i32>;
 @group(0) @binding(2) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
@@ -25,11 +29,22 @@ ${entry.head}
   // One pass with an online max: each thread keeps (max, sum of exp relative to it), then the pairs are merged.
   var mx = ${f32Literal(-Infinity)};
   var acc = 0.0;
-  for (var j = lid.x; j < ${vocab}u; j += ${WG}u) {
+${
+      vocab % 4 === 0
+        ? `  // Rows of a multiple of 4: 16-byte loads (the logits are the largest tensor of a step), four online updates each.
+  for (var j = lid.x; j < ${vocab / 4}u; j += ${WG}u) {
+    let v = logits4[base / 4u + j];
+    for (var c = 0u; c < 4u; c++) {
+      let x = v[c];
+      if (x > mx) { acc = acc * exp(mx - x) + 1.0; mx = x; } else if (x > ${negInf}) { acc += exp(x - mx); }
+    }
+  }`
+        : `  for (var j = lid.x; j < ${vocab}u; j += ${WG}u) {
     let x = logits[base + j];
     // A -inf logit (masked entry) adds nothing; exp(x - mx) would be NaN while mx is still -inf.
     if (x > mx) { acc = acc * exp(mx - x) + 1.0; mx = x; } else if (x > ${negInf}) { acc += exp(x - mx); }
-  }
+  }`
+    }
   redMax[lid.x] = mx;
   red[lid.x] = acc;
   workgroupBarrier();
@@ -52,7 +67,9 @@ ${entry.head}
     let t = targets[row];
     lse[row] = l;
     // An out-of-range target gives NaN, so that bad data cannot train silently.
-    loss[row] = select(bitcast<f32>(0x7fc00000u), l - logits[base + u32(max(t, 0))], t >= 0 && t < ${vocab});
+    let ti = base + u32(clamp(t, 0, ${vocab - 1}));
+    let xt = ${vocab % 4 === 0 ? "logits4[ti / 4u][ti % 4u]" : "logits[ti]"};
+    loss[row] = select(bitcast<f32>(0x7fc00000u), l - xt, t >= 0 && t < ${vocab});
   }
 }
 `,
@@ -61,6 +78,7 @@ ${entry.head}
 
 /** Bindings: logits, targets, lse, dLoss (1 element, the gradient of the mean loss), dlogits (write). */
 function generateCrossEntropyBackwardKernel(rows: number, vocab: number): KernelSource {
+  if (vocab % 4 === 0) return crossEntropyBackwardVec4(rows, vocab);
   const n = rows * vocab;
   const grid = flatGrid(Math.ceil(n / WG));
   return {
@@ -94,3 +112,33 @@ export const crossEntropyForwardKernel: (rows: number, vocab: number) => KernelS
 export const crossEntropyBackwardKernel: (rows: number, vocab: number) => KernelSource = memoized(
   generateCrossEntropyBackwardKernel,
 );
+
+/**
+ * The backward for rows of a multiple of 4 elements: four logits a thread through 16-byte loads and stores (H200:
+ * the scalar kernel moved 2.1 TB/s over the 8192 x 10000 logits of a TinyStories step).
+ */
+function crossEntropyBackwardVec4(rows: number, vocab: number): KernelSource {
+  const n4 = (rows * vocab) / 4, v4 = vocab / 4;
+  const grid = flatGrid(Math.ceil(n4 / WG));
+  return {
+    name: "cross_entropy_backward",
+    workgroups: grid.workgroups,
+    source: `@group(0) @binding(0) var<storage, read> logits: array<vec4f>;
+@group(0) @binding(1) var<storage, read> targets: array<i32>;
+@group(0) @binding(2) var<storage, read> lse: array<f32>;
+@group(0) @binding(3) var<storage, read> dloss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dlogits: array<vec4f>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = ${grid.index} * ${WG}u + lid.x;
+  if (i >= ${n4}u) { return; }
+  let row = i / ${v4}u;
+  let j = i32((i % ${v4}u) * 4u);
+  let p = exp(logits[i] - vec4f(lse[row]));
+  let t = targets[row] - j;
+  let onehot = select(vec4f(0.0), vec4f(1.0), vec4i(0, 1, 2, 3) == vec4i(t));
+  dlogits[i] = (p - onehot) * (dloss[0] * ${f32Literal(1 / rows)});
+}
+`,
+  };
+}

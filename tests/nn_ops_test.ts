@@ -194,7 +194,8 @@ Deno.test("embedding: ids outside the table give zero rows and no gradient", asy
 
 Deno.test("crossEntropy: forward and backward on small and long vocabularies", async () => {
   const rng = rngFor("cross-entropy");
-  for (const shape of [[5, 11], [2, 3, 300], [1, 2], [7]]) {
+  // 300 and 1028 take the vec4 kernels (1028 / 4 = 257 vec4s: longer than a 256-thread workgroup).
+  for (const shape of [[5, 11], [2, 3, 300], [3, 1028], [1, 2], [7]]) {
     const vocab = shape[shape.length - 1];
     const targets = randInts(rng, ref.numel(shape) / vocab, vocab);
     await checkGrad({
@@ -215,11 +216,20 @@ Deno.test("crossEntropy: stable for large logits; out-of-range targets give NaN"
   ]);
   assertClose(good, ref.crossEntropy(logits, [0, 1]).data, { atol: 1e-5, rtol: 1e-5 });
   assert(Number.isNaN(bad[0]), `out-of-range target gave ${bad[0]}`);
+  // The same with rows of a multiple of 4 (vec4 kernels): targets past either end give NaN.
+  const wide = ref.nd([2, 4], [1, 2, 3, 4, 5, 6, 7, 8]);
+  const [low, high, fine] = await readAll([
+    crossEntropy(upload(wide), uploadInts([-1, 0], [2])),
+    crossEntropy(upload(wide), uploadInts([3, 4], [2])),
+    crossEntropy(upload(wide), uploadInts([3, 2], [2])),
+  ]);
+  assert(Number.isNaN(low[0]) && Number.isNaN(high[0]), `out-of-range targets gave ${low[0]}, ${high[0]}`);
+  assertClose(fine, ref.crossEntropy(wide, [3, 2]).data, { atol: 1e-6, rtol: 1e-6 });
 });
 
 Deno.test("crossEntropy: -inf logits (masked entries) contribute nothing, in rows longer than a workgroup", async () => {
   const rng = rngFor("cross-entropy-masked");
-  for (const vocab of [5, 300]) {
+  for (const vocab of [5, 300, 1028]) {
     const x = randNd(rng, [3, vocab], { low: -2, high: 2 });
     // Masked entries early in each row, before finite ones that the same thread reads later.
     for (const [r, j] of [[0, 0], [1, 1], [1, 2], [2, vocab - 1]]) x.data[r * vocab + j] = -Infinity;
