@@ -13,7 +13,6 @@ import {
   matmulTiles,
   type MatmulVariant,
 } from "../../../kernels/matmul.ts";
-import { gatherKernel } from "../../../kernels/copy.ts";
 import { reduceKernel } from "../../../kernels/reduce.ts";
 import { gpu } from "../../gpu/backend.ts";
 import { record } from "../autograd.ts";
@@ -90,23 +89,6 @@ export function planMatmul(
 }
 
 /**
- * Whether `a @ b^T` with a shared 2-D `b` runs faster as a transposed copy of b and the untransposed kernel: when
- * the untransposed problem gets one of the wide tiles (N a multiple of 256 or 192), which lose to the 128-wide tile
- * when B must be transposed tile by tile, and the copy is small against the product (K*N at most M*N/8).
- */
-function preTransposeB(
-  spec: { batch: number; m: number; n: number; k: number; transA: boolean; transB: boolean; batchStrideB: number },
-  tile: MatmulTile,
-  opts: MatmulOptions,
-): boolean {
-  if (!spec.transB || spec.transA || spec.batch !== 1 || spec.batchStrideB !== 0) return false;
-  if (opts.tile || opts.variant || opts.splitK || tile.bm !== 128 || tile.bn !== 128) return false;
-  if (spec.k * spec.n * 8 > spec.m * spec.n) return false;
-  const plain = chooseLargeTile({ ...spec, transB: false });
-  return plain.bn > 128 && plain.bk === 16;
-}
-
-/**
  * `a @ b` over the last two dims. Leading (batch) dims must match, or one operand may be 2-D and is shared
  * across the batch.
  *
@@ -154,16 +136,6 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       backend.run(k, [a.buffer, b.buffer, partial]);
       backend.run(reduceKernel("sum", { outer: 1, reduced: layers, inner: m * N }), [partial, out.buffer]);
       backend.free(partial);
-    } else if (preTransposeB(spec, tile, opts)) {
-      // x @ W^T where the untransposed problem gets a wider tile: copying W (N, K) to (K, N) costs a few
-      // microseconds and saves every transposing store of B tiles (H200: 8192x512x512 0.109 ms against 0.121,
-      // 8192x1344x512 0.331 against 0.357; see largeTiles in kernels/matmul.ts).
-      const plain = { ...spec, transB: false, batchStrideB: 0 };
-      const wide = planMatmul(plain, { maxSharedBytes });
-      const bt = backend.alloc(K * N * 4);
-      backend.run(gatherKernel({ outShape: [K, N], inStrides: [1, K], dtype: "f32" }), [b.buffer, bt]); // (K, N)
-      backend.run(matmulKernel({ ...plain, tile: wide.tile }), [a.buffer, bt, out.buffer]);
-      backend.free(bt);
     } else {
       const k = matmulKernel({ ...spec, tile, variant: opts.variant });
       backend.run(k, [a.buffer, b.buffer, out.buffer]);
