@@ -102,6 +102,18 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
     ]]);
   },
   // Session 3: warp-shaped thread mappings, 128-thread and 128x256 tiles, BK 32 for transposed A.
+  // Session 3, last round: launch order (L2 grouping) and warp shape for the 128 x 256 tile at 4096^3.
+  explore9: () => {
+    const wide = t(128, 256, 16, 8, 16);
+    return [[sq(4096), [
+      { label: "auto (lib)" },
+      { label: "128x256 rows swizzle 4", tile: wide, variant: vr("prefetch:0:scalar:4:rows") },
+      { label: "128x256 rows swizzle 8", tile: wide, variant: vr("prefetch:0:scalar:8:rows") },
+      { label: "128x256 rows swizzle 16", tile: wide, variant: vr("prefetch:0:scalar:16:rows") },
+      { label: "128x256 rows warp8", tile: wide, variant: vr("prefetch:0:scalar:0:rows:8") },
+      { label: "128x256 rows block", tile: wide, variant: vr("prefetch:0:block:0:rows") },
+    ]]];
+  },
   // Session 3, third round: padding, block transposes and warp shapes around the two winners (128x256 BK 16 rows,
   // 128x128 BK 32 rows), and 192-wide tiles where N or M is 1344.
   explore8: () => {

@@ -7,7 +7,8 @@ import { checkGrad, expectClose, upload } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randNd, rngFor } from "./reference.ts";
 import { initGpu, matmul, mul, param, readAll, sum, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
-import { chooseTile, matmulTiles } from "../kernels/matmul.ts";
+import { chooseTile, largeTiles, matmulTiles } from "../kernels/matmul.ts";
+import { planMatmul } from "../lib/tensor/ops/matmul.ts";
 
 await initGpu();
 
@@ -190,4 +191,34 @@ Deno.test("matmul: the weight gradient over a long batch (split-K in the backwar
   pw.dispose();
   const expected = ref.matmul(ref.nd([1030, 6], x.data), ref.nd([1030, 5], r.data), { transA: true });
   assertClose(gw, expected.data, { ...tolFor(1030), msg: "dW" });
+});
+
+Deno.test("matmul: the automatic large-tile plans (128 x 256 and 128 x 192 tiles, x @ W^T) match the reference", async () => {
+  // Shapes big enough for planMatmul's large-tile choices: 8192 x 512 outputs take the 128 x 256 tile when B is
+  // untransposed, N = 384 the 128 x 192 tile; x @ W^T keeps the 128-wide tile.
+  const rng = rngFor("matmul-large-plans");
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  const cases: [number, number, number, boolean, boolean][] = [
+    [8192, 512, 36, false, false],
+    [8192, 384, 20, false, false],
+    [8192, 384, 20, false, true],
+  ];
+  for (const [m, n, k, transA, transB] of cases) {
+    const a = randNd(rng, stored([], m, k, transA)), b = randNd(rng, stored([], k, n, transB));
+    outs.push(matmul(upload(a), upload(b), { transA, transB }));
+    expected.push(ref.matmul(a, b, { transA, transB }));
+  }
+  await expectClose(outs, expected, tolFor(36));
+});
+
+Deno.test("matmul: planMatmul picks the layout-specific large tiles and falls back when workgroup memory is short", () => {
+  const fwd = { batch: 1, m: 8192, n: 512, k: 512, transA: false, transB: true };
+  assertEquals(planMatmul(fwd).tile, largeTiles.deep);
+  assertEquals(planMatmul({ ...fwd, transB: false }).tile, largeTiles.wide);
+  assertEquals(planMatmul({ ...fwd, n: 1344, transB: false }).tile, largeTiles.n192);
+  assertEquals(planMatmul({ batch: 1, m: 512, n: 1344, k: 8192, transA: true }).tile, largeTiles.n192Deep);
+  assertEquals(planMatmul({ batch: 1, m: 10000, n: 512, k: 8192, transA: true }).tile, matmulTiles.large);
+  // 32 KiB of workgroup memory (Mesa's lavapipe) cannot hold the BK-32 tiles: the BK-16 large tile stays.
+  assertEquals(planMatmul(fwd, { maxSharedBytes: 32768 }).tile, matmulTiles.large);
+  assertEquals(planMatmul({ ...fwd, transB: false }, { maxSharedBytes: 32768 }).tile, largeTiles.wide);
 });

@@ -37,10 +37,11 @@ export interface MatmulOptions {
 }
 
 /**
- * Workgroups of the large tile resident at once on an H100: 132 SMs x 2 (256 threads with 64 accumulators each
- * leave room for two per SM). A launch runs in waves of this many; a last, partial wave costs as much as a full one.
+ * Workgroups of a tile resident at once on an H100/H200: 132 SMs x 2 for 64 accumulators a thread (256 threads
+ * leave room for two per SM), 132 for the 96-128 of the 192- and 256-wide tiles. A launch runs in waves of this
+ * many; a last, partial wave costs as much as a full one.
  */
-const SLOTS = 264;
+const slots = (tile: MatmulTile) => (tile.tm * tile.tn > 64 ? 132 : 264);
 /** Seconds per BK step of one full wave of large tiles (measured 36 TFLOP/s), and bytes/s of the split-K sum. */
 const WAVE_FLOPS = 36e12, BANDWIDTH = 2.8e12;
 
@@ -55,6 +56,7 @@ const WAVE_FLOPS = 36e12, BANDWIDTH = 2.8e12;
 export function chooseSplitK(spec: { batch: number; m: number; n: number; k: number }, tile: MatmulTile): number {
   if (spec.batch !== 1 || spec.k < 1024) return 1;
   const groups = Math.ceil(spec.m / tile.bm) * Math.ceil(spec.n / tile.bn);
+  const SLOTS = slots(tile);
   const stepSeconds = (2 * tile.bm * tile.bn * tile.bk * SLOTS) / WAVE_FLOPS;
   const cost = (s: number) => {
     const chunk = Math.ceil(spec.k / s / tile.bk) * tile.bk;
