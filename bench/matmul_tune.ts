@@ -102,6 +102,26 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
     ]]);
   },
   // Session 3: warp-shaped thread mappings, 128-thread and 128x256 tiles, BK 32 for transposed A.
+  // Session 3: the "dot" inner loop for x @ W^T (K-contiguous tiles, no transposing stores).
+  explore10: () => {
+    const dv = (s: string): Partial<MatmulVariant> => ({ ...vr(s), compute: "dot" });
+    const cases = (sh: Shape): Case[] => [
+      { label: "auto (lib)" },
+      { label: "dot 128x128 bk32 prefetch", tile: t(128, 128, 32), variant: dv("prefetch:0:scalar:0:rows") },
+      { label: "dot 128x128 bk32 none", tile: t(128, 128, 32), variant: dv("none:0:scalar:0:rows") },
+      { label: "dot 128x128 bk16 prefetch", tile: t(128, 128, 16), variant: dv("prefetch:0:scalar:0:rows") },
+      { label: "dot 128x128 bk16 none", tile: t(128, 128, 16), variant: dv("none:0:scalar:0:rows") },
+      { label: "dot 128x256 bk16 prefetch", tile: t(128, 256, 16, 8, 16), variant: dv("prefetch:0:scalar:0:rows") },
+      ...(sh.n % 192 === 0
+        ? [{
+          label: "dot 128x192 bk16 prefetch",
+          tile: t(128, 192, 16, 8, 12),
+          variant: dv("prefetch:0:scalar:0:rows"),
+        }]
+        : []),
+    ];
+    return lmShapes.filter((sh) => sh.transB).map((sh): [Shape, Case[]] => [sh, cases(sh)]);
+  },
   // Session 3, last round: launch order (L2 grouping) and warp shape for the 128 x 256 tile at 4096^3.
   explore9: () => {
     const wide = t(128, 256, 16, 8, 16);

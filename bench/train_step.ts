@@ -24,6 +24,7 @@ import {
 } from "../lib/tensor/mod.ts";
 import { AdamW } from "../lib/optim/adamw.ts";
 import { TransformerLM } from "../lib/model/transformer.ts";
+import { type MatmulSettings, setMatmulSettings } from "../lib/tensor/ops/matmul.ts";
 import { lmShapeConfig, lmShapeOptions } from "./lm_shape.ts";
 import { Rng } from "../lib/random.ts";
 
@@ -36,8 +37,11 @@ const { values } = parseArgs({
     // The fused attention kernels' work split as JSON, e.g. '{"rowsPerThread":2,"keysPerThread":2}' (see
     // AttentionVariant in kernels/attention.ts); fields left out keep the default.
     "attention-variant": { type: "string", default: "{}" },
+    // Inner loop of the x @ W^T matmuls: "outer" or "dot" (see MatmulSettings in lib/tensor/ops/matmul.ts).
+    "transposed-b": { type: "string", default: "outer" },
   },
 });
+setMatmulSettings({ transposedBCompute: values["transposed-b"] as MatmulSettings["transposedBCompute"] });
 const attentionVariant = JSON.parse(values["attention-variant"]) as Partial<AttentionVariant>;
 setAttentionVariant(attentionVariant);
 const config = lmShapeConfig(values);
@@ -114,6 +118,7 @@ console.log(
     ms_per_step: Number(msPerStep.toFixed(2)),
     last_loss: lastLoss,
     attention_variant: attentionVariant,
+    transposed_b: values["transposed-b"],
     memory: gpu().memory(),
   }),
 );

@@ -88,6 +88,12 @@ export interface MatmulVariant {
    * rows. A squarer warp reads fewer distinct A and B vec4s from workgroup memory per inner-loop step.
    */
   warpRows?: number;
+  /**
+   * Inner loop. "outer" (default): tiles stored k-major, each k adds an outer product of TM A values and TN B
+   * values. "dot" (only for A untransposed and B transposed, K a multiple of 4: x @ W^T): both tiles stored as their
+   * K-contiguous rows, exactly as loaded (no transposing stores), each k-vec4 adds TM x TN dot products.
+   */
+  compute?: "outer" | "dot";
 }
 
 /**
@@ -167,6 +173,7 @@ export function chooseVariant(spec: { transA: boolean }, tile: MatmulTile): Matm
 export function matmulSharedBytes(tile: MatmulTile, variant: MatmulVariant): number {
   const { bm, bn, bk, tm, tn } = tile;
   const copies = variant.pipeline === "double" ? 2 : 1;
+  if (variant.compute === "dot") return copies * (bm + bn) * (bk / 4 + 1) * 16;
   const one = (outer: number, lanes: number, groups: number) => {
     if (variant.layout === "flat" || variant.layout === "rows") return bk * (outer + variant.pad) * 4;
     const row = bk * groups + ((bk * groups) % 2 ? 0 : 1);
@@ -274,6 +281,21 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     };
   };
   const tileA = sharedTile("As", BM, ty, gm, rowSpacing), tileB = sharedTile("Bs", BN, tx, gn, colSpacing);
+  const dot = v.compute === "dot";
+  if (dot && (transA || !transB || K % 4 !== 0)) {
+    throw new Error(
+      `Matmul "dot" compute needs A untransposed, B transposed and K % 4 == 0, got ${JSON.stringify(spec)}`,
+    );
+  }
+  // "dot" tiles: row o of the tile at physical row (o % 4) * (outer / 4) + o / 4, so that the 4 rows of a thread's
+  // vec4 group lie outer/4 apart and neighbouring threads read neighbouring rows; rows of BK/4 + 1 vec4s (an odd
+  // number of 16-byte bank groups) keep the 8 rows a quarter-warp reads in distinct banks.
+  const dotRow = BK / 4 + 1;
+  const dotDecl = (name: string, outer: number) => {
+    const t = `array<array<vec4f, ${dotRow}>, ${outer}>`;
+    return `var<workgroup> ${name}: ${double ? `array<${t}, 2>` : t};`;
+  };
+  const dotAt = (name: string, buf: string) => `${name}${buf ? `[${buf}]` : ""}`;
 
   // Global loads: vector width 4 where the operand's contiguous dimension allows it.
   const wA = (transA ? M : K) % 4 === 0 ? 4 : 1;
@@ -389,7 +411,7 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   emit(`@group(0) @binding(0) var<storage, read> a: array<${wA === 4 ? "vec4f" : "f32"}>;`);
   emit(`@group(0) @binding(1) var<storage, read> b: array<${wB === 4 ? "vec4f" : "f32"}>;`);
   emit(`@group(0) @binding(2) var<storage, read_write> c: array<${N % 4 === 0 ? "vec4f" : "f32"}>;`);
-  emit(tileA.decl, tileB.decl);
+  emit(...(dot ? [dotDecl("As", BM), dotDecl("Bs", BN)] : [tileA.decl, tileB.decl]));
   const warpRows = v.warpRows ?? 0;
   if (warpRows && (T % 32 || ty % warpRows || tx % (32 / warpRows))) {
     throw new Error(`Matmul warpRows ${warpRows} does not fit the ${tx} x ${ty} thread grid`);
@@ -414,8 +436,35 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   } else emit(`  let n0 = wid.x * ${BN}u; let m0 = wid.y * ${BM}u;`);
   emit(`  let batch = ${splits > 1 ? "0u" : "wid.z"};`);
   emit(`  let baseA = batch * ${spec.batchStrideA}u; let baseB = batch * ${spec.batchStrideB}u;`);
-  const opA = operand("A", wA, !transA, BM, tileA, M, transA ? M : K, "baseA", "m0", checkM);
-  const opB = operand("B", wB, transB, BN, tileB, N, transB ? K : N, "baseB", "n0", checkN);
+  /** A "dot" operand: vec4 loads along K, k-vec4s fastest (a warp reads whole 128-byte row segments), stored as is. */
+  const dotOperand = (which: "A" | "B", outer: number, limit: number, base: string, o0: string, check: boolean) => {
+    const src = which === "A" ? "a" : "b", per = BK / 4, jobs = outer * per;
+    if (jobs % T) throw new Error(`Matmul tile ${JSON.stringify(tile)} does not divide the ${which} loads`);
+    const rounds = jobs / T;
+    const decls = Array.from({ length: rounds }, (_, r) => `  var r${which}${r}: vec4f;`);
+    const coords = (r: number) => `let j = lid${r ? ` + ${r * T}u` : ""}; let o = j / ${per}u; let kv = j % ${per}u;`;
+    const load = (k0: string) =>
+      Array.from({ length: rounds }, (_, r) => {
+        const inb = [check ? `${o0} + o < ${limit}u` : "", checkK ? `${k0} + kv * 4u < ${K}u` : ""].filter(Boolean);
+        const ld = `${src}[(${base} + (${o0} + o) * ${K}u + ${k0} + kv * 4u) / 4u]`;
+        return `  { ${coords(r)} r${which}${r} = ${
+          inb.length ? `select(vec4f(0.0), ${ld}, ${inb.join(" && ")})` : ld
+        }; }`;
+      });
+    const store = (buf: string) =>
+      Array.from(
+        { length: rounds },
+        (_, r) =>
+          `  { ${coords(r)} ${dotAt(`${which}s`, buf)}[(o & 3u) * ${outer / 4}u + (o >> 2u)][kv] = r${which}${r}; }`,
+      );
+    return { decls, load, store };
+  };
+  const opA = dot
+    ? dotOperand("A", BM, M, "baseA", "m0", checkM)
+    : operand("A", wA, !transA, BM, tileA, M, transA ? M : K, "baseA", "m0", checkM);
+  const opB = dot
+    ? dotOperand("B", BN, N, "baseB", "n0", checkN)
+    : operand("B", wB, transB, BN, tileB, N, transB ? K : N, "baseB", "n0", checkN);
   for (let i = 0; i < TM; i++) for (let j = 0; j < gn; j++) emit(`  var acc${i}_${j} = vec4f(0.0);`);
   emit(...opA.decls, ...opB.decls);
   const steps = Math.ceil(chunk / BK);
@@ -425,6 +474,26 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   } else emit(`  let kBegin = 0u; let nSteps = ${steps}u;`);
 
   const compute = (buf: string) => {
+    if (dot) {
+      // Thread row i = g*rowSpacing + ly*4 + r sits at physical row r*BM/4 + g*rowSpacing/4 + ly (columns alike).
+      const xyzw = "xyzw";
+      for (let kv = 0; kv < BK / 4; kv++) {
+        for (let i = 0; i < TM; i++) {
+          const row = (i % 4) * (BM / 4) + (Math.floor(i / 4) * rowSpacing) / 4;
+          emit(`  let a${kv}_${i} = ${dotAt("As", buf)}[${row}u + ly][${kv}];`);
+        }
+        for (let j = 0; j < TN; j++) {
+          const row = (j % 4) * (BN / 4) + (Math.floor(j / 4) * colSpacing) / 4;
+          emit(`  let b${kv}_${j} = ${dotAt("Bs", buf)}[${row}u + lx][${kv}];`);
+        }
+        for (let i = 0; i < TM; i++) {
+          for (let j = 0; j < TN; j++) {
+            emit(`  acc${i}_${Math.floor(j / 4)}.${xyzw[j % 4]} += dot(a${kv}_${i}, b${kv}_${j});`);
+          }
+        }
+      }
+      return;
+    }
     for (let kk = 0; kk < BK; kk++) {
       for (let g = 0; g < gm; g++) emit(`  let a${kk}_${g} = ${tileA.read(buf, kk, g, "ly")};`);
       for (let g = 0; g < gn; g++) emit(`  let b${kk}_${g} = ${tileB.read(buf, kk, g, "lx")};`);

@@ -8,7 +8,7 @@ import * as ref from "./reference.ts";
 import { type Nd, randNd, rngFor } from "./reference.ts";
 import { initGpu, matmul, mul, param, readAll, sum, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
 import { chooseTile, largeTiles, matmulTiles } from "../kernels/matmul.ts";
-import { planMatmul } from "../lib/tensor/ops/matmul.ts";
+import { planMatmul, setMatmulSettings } from "../lib/tensor/ops/matmul.ts";
 
 await initGpu();
 
@@ -207,6 +207,15 @@ Deno.test("matmul: the automatic large-tile plans (128 x 256 and 128 x 192 tiles
     const a = randNd(rng, stored([], m, k, transA)), b = randNd(rng, stored([], k, n, transB));
     outs.push(matmul(upload(a), upload(b), { transA, transB }));
     expected.push(ref.matmul(a, b, { transA, transB }));
+  }
+  // The same x @ W^T with the "dot" inner loop switched on process-wide.
+  const before = setMatmulSettings({ transposedBCompute: "dot" });
+  try {
+    const a = randNd(rng, [8192, 20]), b = randNd(rng, [384, 20]);
+    outs.push(matmul(upload(a), upload(b), { transB: true }));
+    expected.push(ref.matmul(a, b, { transB: true }));
+  } finally {
+    setMatmulSettings(before);
   }
   await expectClose(outs, expected, tolFor(36));
 });

@@ -61,3 +61,22 @@ Deno.test("matmul large tiles (BK 16 and 32): odd shapes, transposes, with the d
   }
   await expectClose(outs, expected, { atol: 2e-4, rtol: 1e-5 });
 });
+
+Deno.test("matmul \"dot\" compute (x @ W^T with K-contiguous tiles): odd shapes, tiles, pipelines, split-K", async () => {
+  const rng = rngFor("matmul-dot");
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  const cases: [number, number, number, MatmulTile, Partial<MatmulVariant>, number?][] = [
+    [33, 65, 20, matmulTiles.small, { compute: "dot" }],
+    [70, 9, 12, matmulTiles.medium, { compute: "dot", pipeline: "prefetch" }],
+    [129, 127, 36, matmulTiles.large, { compute: "dot", pipeline: "prefetch" }],
+    [130, 40, 68, largeTileDeepK, { compute: "dot", pipeline: "prefetch" }],
+    [131, 260, 24, { bm: 128, bn: 256, bk: 16, tm: 8, tn: 16 }, { compute: "dot", pipeline: "none" }],
+    [40, 36, 1100, matmulTiles.small, { compute: "dot", pipeline: "double" }, 3],
+  ];
+  for (const [m, n, k, tile, variant, splitK] of cases) {
+    const a = randNd(rng, [m, k]), b = randNd(rng, [n, k]);
+    outs.push(matmul(upload(a), upload(b), { transB: true, tile, variant, splitK }));
+    expected.push(ref.matmul(a, b, { transB: true }));
+  }
+  await expectClose(outs, expected, { atol: 6e-4, rtol: 1e-5 });
+});

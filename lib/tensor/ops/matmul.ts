@@ -70,6 +70,33 @@ export function chooseSplitK(spec: { batch: number; m: number; n: number; k: num
   return best;
 }
 
+/** Process-wide matmul settings (like PyTorch's backend flags): benchmarks flip them to compare kernels. */
+export interface MatmulSettings {
+  /**
+   * Inner loop for `x @ W^T` problems on the large tiles: "outer" (transposing stores into k-major tiles) or
+   * "dot" (K-contiguous tiles, dot products; see {@linkcode MatmulVariant}).
+   */
+  transposedBCompute: "outer" | "dot";
+}
+
+const settings: MatmulSettings = { transposedBCompute: "outer" };
+
+/**
+ * Changes process-wide matmul settings and returns the previous ones.
+ *
+ * @example
+ * ```ts
+ * import { setMatmulSettings } from "./matmul.ts";
+ * const before = setMatmulSettings({ transposedBCompute: "dot" });
+ * setMatmulSettings(before);
+ * ```
+ */
+export function setMatmulSettings(change: Partial<MatmulSettings>): MatmulSettings {
+  const before = { ...settings };
+  Object.assign(settings, change);
+  return before;
+}
+
 /**
  * Tile and split-K for a problem. A long K over a small output prefers the large tile split along K to a smaller
  * tile: 512x512x8192 ran at 31.9 TFLOP/s (large, 16 chunks) against 24.2 (medium, 5 chunks). Problems that fill
@@ -127,19 +154,23 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const out = empty([...batchShape, M, N]);
   if (out.size > 0) {
     const spec = { batch, m, n: N, k: K, transA, transB, batchStrideA: strideA, batchStrideB: strideB };
+    // x @ W^T on a large tile: the inner loop the settings ask for (explicit variants, as from benchmarks, win).
+    const dot = settings.transposedBCompute === "dot" && transB && !transA && K % 4 === 0 && !opts.tile;
     const backend = gpu();
     const maxSharedBytes = backend.device.limits.maxComputeWorkgroupStorageSize;
     const { tile, splitK: splits } = planMatmul(spec, { ...opts, maxSharedBytes });
     if (splits > 1) {
       // Few output tiles but a long K (weight gradients): split K across workgroups, then sum the layers.
-      const k = matmulKernel({ ...spec, tile, splitK: splits, variant: opts.variant });
+      const variant = opts.variant ?? (dot && tile.bm === 128 ? { compute: "dot" as const } : undefined);
+      const k = matmulKernel({ ...spec, tile, splitK: splits, variant });
       const layers = k.workgroups[2];
       const partial = backend.alloc(layers * m * N * 4);
       backend.run(k, [a.buffer, b.buffer, partial]);
       backend.run(reduceKernel("sum", { outer: 1, reduced: layers, inner: m * N }), [partial, out.buffer]);
       backend.free(partial);
     } else {
-      const k = matmulKernel({ ...spec, tile, variant: opts.variant });
+      const variant = opts.variant ?? (dot && tile.bm === 128 ? { compute: "dot" as const } : undefined);
+      const k = matmulKernel({ ...spec, tile, variant });
       backend.run(k, [a.buffer, b.buffer, out.buffer]);
     }
   }
