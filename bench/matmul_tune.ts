@@ -102,6 +102,30 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
     ]]);
   },
   // Session 3: warp-shaped thread mappings, 128-thread and 128x256 tiles, BK 32 for transposed A.
+  // Session 3, final call: one barrier a step with constant buffer indices ("double2"), and the "dot" inner loop for
+  // x @ W^T, against the automatic choice, on 4096^3 first (issue 2's target) and then the LM's shapes.
+  explore11: () => {
+    const dv = (s: string): Partial<MatmulVariant> => ({ ...vr(s), compute: "dot" });
+    const wide = t(128, 256, 16, 8, 16), n192 = t(128, 192, 16, 8, 12), L = matmulTiles.large;
+    const plain: Case[] = [
+      { label: "auto (lib)" },
+      { label: "128x256 bk16 double2 rows", tile: wide, variant: vr("double2:0:scalar:0:rows") },
+      { label: "128x128 bk16 double2 rows", tile: L, variant: vr("double2:0:scalar:0:rows") },
+    ];
+    const tB: Case[] = [
+      { label: "auto (lib)" },
+      { label: "dot 128x128 bk32 prefetch", tile: t(128, 128, 32), variant: dv("prefetch:0:scalar:0:rows") },
+      { label: "dot 128x128 bk16 prefetch", tile: L, variant: dv("prefetch:0:scalar:0:rows") },
+      { label: "dot 128x128 bk16 double2", tile: L, variant: dv("double2:0:scalar:0:rows") },
+      { label: "dot 128x256 bk16 prefetch", tile: wide, variant: dv("prefetch:0:scalar:0:rows") },
+    ];
+    const tA: Case[] = [
+      { label: "auto (lib)" },
+      { label: "128x128 bk16 double2 rows", tile: L, variant: vr("double2:0:scalar:0:rows") },
+      { label: "128x192 bk16 double2 rows", tile: n192, variant: vr("double2:0:scalar:0:rows") },
+    ];
+    return [sq(4096), ...lmShapes].map((sh): [Shape, Case[]] => [sh, sh.transA ? tA : sh.transB ? tB : plain]);
+  },
   // Session 3: the "dot" inner loop for x @ W^T (K-contiguous tiles, no transposing stores).
   explore10: () => {
     const dv = (s: string): Partial<MatmulVariant> => ({ ...vr(s), compute: "dot" });

@@ -62,9 +62,10 @@ export interface MatmulVariant {
   /**
    * How global loads overlap the FMAs. "none": load, barrier, compute, barrier. "prefetch": the next slice is
    * loaded into registers before computing the current one (two barriers a step). "double": as "prefetch" with
-   * two workgroup buffers, so a step needs one barrier.
+   * two workgroup buffers, so a step needs one barrier. "double2": as "double" with the step loop unrolled by two,
+   * so that every buffer index is a constant (no per-read address arithmetic for the buffer choice).
    */
-  pipeline: "none" | "prefetch" | "double";
+  pipeline: "none" | "prefetch" | "double" | "double2";
   /** "flat" layout only: floats of padding per k-row of a tile (multiple of 4); 4 makes transposing stores conflict-free. */
   pad: number;
   /**
@@ -172,7 +173,7 @@ export function chooseVariant(spec: { transA: boolean }, tile: MatmulTile): Matm
  */
 export function matmulSharedBytes(tile: MatmulTile, variant: MatmulVariant): number {
   const { bm, bn, bk, tm, tn } = tile;
-  const copies = variant.pipeline === "double" ? 2 : 1;
+  const copies = variant.pipeline === "double" || variant.pipeline === "double2" ? 2 : 1;
   if (variant.compute === "dot") return copies * (bm + bn) * (bk / 4 + 1) * 16;
   const one = (outer: number, lanes: number, groups: number) => {
     if (variant.layout === "flat" || variant.layout === "rows") return bk * (outer + variant.pad) * 4;
@@ -240,7 +241,7 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   const layers = splits > 1 ? Math.ceil(K / chunk) : 1;
   const gm = TM / 4, gn = TN / 4; // vec4 groups per thread along M and N
   const rowSpacing = BM / gm, colSpacing = BN / gn;
-  const double = v.pipeline === "double";
+  const double = v.pipeline === "double" || v.pipeline === "double2";
   /**
    * A workgroup tile of one operand: `outer` (BM or BN) by BK, as vec4s of 4 consecutive rows/columns. `lanes`
    * threads along that dimension each own `groups` vec4s spaced `spacing` apart. `buf` is the buffer index
@@ -522,6 +523,31 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     load(`kBegin + (s + 1u) * ${BK}u`);
     emit("  }", "  {");
     compute("");
+    emit("  }", "  workgroupBarrier();", "  }");
+  } else if (v.pipeline === "double2") {
+    // Two steps per iteration: step s computes from buffer 0 while step s + 1 is loaded and stored into buffer 1,
+    // then step s + 1 computes from buffer 1 while step s + 2 goes into buffer 0. Each store targets the buffer
+    // whose readers finished before the last barrier, so one barrier per step suffices.
+    load("kBegin");
+    store("0u");
+    emit("  workgroupBarrier();");
+    emit("  for (var s = 0u; s < nSteps; s += 2u) {");
+    emit("  let more1 = s + 1u < nSteps;");
+    emit("  if (more1) {");
+    load(`kBegin + (s + 1u) * ${BK}u`);
+    emit("  }", "  {");
+    compute("0u");
+    emit("  }", "  if (more1) {");
+    store("1u");
+    emit("  }", "  workgroupBarrier();");
+    emit("  if (!more1) { break; }");
+    emit("  let more2 = s + 2u < nSteps;");
+    emit("  if (more2) {");
+    load(`kBegin + (s + 2u) * ${BK}u`);
+    emit("  }", "  {");
+    compute("1u");
+    emit("  }", "  if (more2) {");
+    store("0u");
     emit("  }", "  workgroupBarrier();", "  }");
   } else {
     // Step s computes from buffer s & 1 while the loads for step s + 1 are in flight, then stores them into the

@@ -19,6 +19,9 @@ const variants: Partial<MatmulVariant>[] = [
   { swizzle: 2 },
   { swizzle: 3, layout: "flat", pipeline: "double" },
   { layout: "flat", pipeline: "none", transpose: "block", pad: 0 },
+  { pipeline: "double2" },
+  { pipeline: "double2", layout: "rows", transpose: "block" },
+  { pipeline: "prefetch", layout: "rows", pad: 4 },
 ];
 
 for (const variant of variants) {
@@ -72,6 +75,7 @@ Deno.test("matmul \"dot\" compute (x @ W^T with K-contiguous tiles): odd shapes,
     [130, 40, 68, largeTileDeepK, { compute: "dot", pipeline: "prefetch" }],
     [131, 260, 24, { bm: 128, bn: 256, bk: 16, tm: 8, tn: 16 }, { compute: "dot", pipeline: "none" }],
     [40, 36, 1100, matmulTiles.small, { compute: "dot", pipeline: "double" }, 3],
+    [70, 44, 1100, matmulTiles.medium, { compute: "dot", pipeline: "double2" }, 2],
   ];
   for (const [m, n, k, tile, variant, splitK] of cases) {
     const a = randNd(rng, [m, k]), b = randNd(rng, [n, k]);
