@@ -206,6 +206,11 @@ export interface MatmulSpec {
   shared?: "vec4" | "f32";
   /** Code-generation choices; {@linkcode chooseVariant}'s where absent. */
   variant?: Partial<MatmulVariant>;
+  /**
+   * Add a fourth binding `r`, shaped like C, to the result in the epilogue (`C = A @ B + R`: a residual connection
+   * without a separate add pass over C). Not with split-K.
+   */
+  addend?: boolean;
 }
 
 /** Picks the largest tile that still gives the GPU enough workgroups to fill it. */
@@ -412,6 +417,11 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   emit(`@group(0) @binding(0) var<storage, read> a: array<${wA === 4 ? "vec4f" : "f32"}>;`);
   emit(`@group(0) @binding(1) var<storage, read> b: array<${wB === 4 ? "vec4f" : "f32"}>;`);
   emit(`@group(0) @binding(2) var<storage, read_write> c: array<${N % 4 === 0 ? "vec4f" : "f32"}>;`);
+  if (spec.addend) {
+    if (splits > 1) throw new Error("A matmul with an addend cannot split K");
+    emit(`@group(0) @binding(3) var<storage, read> r: array<${N % 4 === 0 ? "vec4f" : "f32"}>;`);
+  }
+  const plusR = (idx: string) => spec.addend ? ` + r[${idx}]` : "";
   emit(...(dot ? [dotDecl("As", BM), dotDecl("Bs", BN)] : [tileA.decl, tileB.decl]));
   const warpRows = v.warpRows ?? 0;
   if (warpRows && (T % 32 || ty % warpRows || tx % (32 / warpRows))) {
@@ -576,13 +586,14 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
       emit(`    { let col = n0 + ${j * colSpacing}u + lx * 4u;`);
       if (N % 4 === 0) {
         emit(
-          `      ${checkN ? `if (col < ${N}u) { ` : ""}c[(baseC + row * ${N}u + col) / 4u] = acc${i}_${j};${
-            checkN ? " }" : ""
-          }`,
+          `      ${checkN ? `if (col < ${N}u) { ` : ""}c[(baseC + row * ${N}u + col) / 4u] = acc${i}_${j}${
+            plusR(`(baseC + row * ${N}u + col) / 4u`)
+          };${checkN ? " }" : ""}`,
         );
       } else {
         for (let q = 0; q < 4; q++) {
-          emit(`      if (col + ${q}u < ${N}u) { c[baseC + row * ${N}u + col + ${q}u] = acc${i}_${j}[${q}]; }`);
+          const idx = `baseC + row * ${N}u + col + ${q}u`;
+          emit(`      if (col + ${q}u < ${N}u) { c[${idx}] = acc${i}_${j}[${q}]${plusR(idx)}; }`);
         }
       }
       emit("    }");
@@ -593,7 +604,9 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   emit("}");
   const z = splits > 1 ? layers : batch;
   return {
-    name: `matmul_${BM}x${BN}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${splits > 1 ? "_splitK" : ""}`,
+    name: `matmul_${BM}x${BN}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${splits > 1 ? "_splitK" : ""}${
+      spec.addend ? "_add" : ""
+    }`,
     source: lines.join("\n") + "\n",
     workgroups: swizzle ? [tilesM * tilesN, 1, z] : [tilesN, tilesM, z],
   };

@@ -2,7 +2,7 @@
  * Matmul against the float64 reference: shapes that are not multiples of any tile, every tile configuration, both
  * transposes, batched and shared-operand forms; gradients against finite differences and the analytic reference.
  */
-import { assertClose, assertEquals } from "./assert.ts";
+import { assertClose, assertEquals, assertThrows } from "./assert.ts";
 import { checkGrad, expectClose, upload } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randNd, rngFor } from "./reference.ts";
@@ -230,4 +230,23 @@ Deno.test("matmul: planMatmul picks the layout-specific large tiles and falls ba
   // 32 KiB of workgroup memory (Mesa's lavapipe) cannot hold the BK-32 tiles: the BK-16 large tile stays.
   assertEquals(planMatmul(fwd, { maxSharedBytes: 32768 }).tile, matmulTiles.large);
   assertEquals(planMatmul({ ...fwd, transB: false }, { maxSharedBytes: 32768 }).tile, largeTiles.wide);
+});
+
+Deno.test("matmul with an addend: forward and the gradients of all three inputs, vec4 and scalar epilogues", async () => {
+  const rng = rngFor("matmul-addend");
+  const cases: [number[], number, number, number, boolean][] = [
+    [[], 33, 20, 17, true], // N % 4 == 0: vec4 epilogue
+    [[2], 9, 7, 12, false], // N % 4 != 0: scalar epilogue; batch folded into M
+    [[], 5, 8, 1100, false], // a K that would split: runs unsplit with the addend
+  ];
+  for (const [batch, m, n, k, transB] of cases) {
+    await checkGrad({
+      name: `matmul addend (${batch}) ${m}x${n}x${k} transB ${transB}`,
+      inputs: [randNd(rng, [...batch, m, k]), randNd(rng, transB ? [n, k] : [k, n]), randNd(rng, [...batch, m, n])],
+      gpu: ([a, b, r]) => matmul(a, b, { transB, addend: r }),
+      ref: ([a, b, r]) => ref.zip([ref.matmul(a, b, { transB }), r], (x, y) => x + y),
+      forward: tolFor(k),
+    });
+  }
+  assertThrows(() => matmul(tensor([[1, 2]]), tensor([[3], [4]]), { addend: tensor([1, 2]) }), "addend");
 });

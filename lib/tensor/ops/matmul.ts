@@ -34,6 +34,12 @@ export interface MatmulOptions {
   shared?: "vec4" | "f32";
   /** Code-generation variant of the kernel (benchmarks). */
   variant?: Partial<MatmulVariant>;
+  /**
+   * A tensor shaped like the result, added to it in the kernel's epilogue: `matmul(h, w, { transB: true, addend:
+   * x })` is `x + h @ w^T` (a residual connection) in one pass over the output instead of two. Its gradient is the
+   * result's gradient. Problems that would split K run unsplit with an addend.
+   */
+  addend?: Tensor;
 }
 
 /**
@@ -152,13 +158,18 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     strideA = 0;
   }
   const out = empty([...batchShape, M, N]);
+  const addend = opts.addend;
+  if (addend && (addend.dtype !== "f32" || !sameShape(addend.shape, out.shape))) {
+    throw new Error(`matmul: addend ${addend.describe()} must be f32 of the result's shape ${fmt(out.shape)}`);
+  }
   if (out.size > 0) {
     const spec = { batch, m, n: N, k: K, transA, transB, batchStrideA: strideA, batchStrideB: strideB };
     // x @ W^T on a large tile: the inner loop the settings ask for (explicit variants, as from benchmarks, win).
     const dot = settings.transposedBCompute === "dot" && transB && !transA && K % 4 === 0 && !opts.tile;
     const backend = gpu();
     const maxSharedBytes = backend.device.limits.maxComputeWorkgroupStorageSize;
-    const { tile, splitK: splits } = planMatmul(spec, { ...opts, maxSharedBytes });
+    const plan = planMatmul(spec, { ...opts, maxSharedBytes });
+    const tile = plan.tile, splits = addend ? 1 : plan.splitK;
     if (splits > 1) {
       // Few output tiles but a long K (weight gradients): split K across workgroups, then sum the layers.
       const variant = opts.variant ?? (dot && tile.bm === 128 ? { compute: "dot" as const } : undefined);
@@ -170,11 +181,11 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       backend.free(partial);
     } else {
       const variant = opts.variant ?? (dot && tile.bm === 128 ? { compute: "dot" as const } : undefined);
-      const k = matmulKernel({ ...spec, tile, variant });
-      backend.run(k, [a.buffer, b.buffer, out.buffer]);
+      const k = matmulKernel({ ...spec, tile, variant, addend: !!addend });
+      backend.run(k, addend ? [a.buffer, b.buffer, out.buffer, addend.buffer] : [a.buffer, b.buffer, out.buffer]);
     }
   }
-  return record(out, "matmul", [a, b], (dc) => {
+  return record(out, "matmul", addend ? [a, b, addend] : [a, b], (dc) => {
     // C = op(a) op(b): dA = dC op(b)^T, dB = op(a)^T dC, written back in each operand's storage layout.
     const ga = a.requiresGrad
       ? (transA ? matmul(b, dc, { transA: transB, transB: true }) : matmul(dc, b, { transB: !transB }))
@@ -186,7 +197,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         ? matmul(dc, a, { transA: true, transB: transA })
         : matmul(a, dc, { transA: !transA }))
       : null;
-    return [ga, gb];
+    return addend ? [ga, gb, dc] : [ga, gb];
   });
 }
 
