@@ -32,11 +32,14 @@ ${workgroupReduce("sum", "acc", "ss", WG)}
 }
 
 /**
- * Backward for x: `dx = rstd * (g - x * rstd^2 * mean(g * x))` with `g = dy * w`; bindings: x, w, rstd, dy,
- * dx (write). The weight gradient `sum_rows(dy * x * rstd)` is a column reduction done by the caller.
+ * Backward for x: `dx = rstd * (g - x * rstd^2 * mean(g * x))` with `g = dy * w` (plus `prior` when
+ * accumulating); bindings: x, w, rstd, dy, dx (write)[, prior]. The weight gradient `sum_rows(dy * x * rstd)` is a column reduction done by the caller.
  */
-function generateRmsNormBackwardKernel(rows: number, dim: number): KernelSource {
+function generateRmsNormBackwardKernel(rows: number, dim: number, accumulate = false): KernelSource {
   const entry = rowKernelEntry(rows, WG);
+  // With `accumulate`, a sixth binding holds the gradient x already received from its other uses (the residual
+  // stream), added here instead of in a separate pass.
+  const plus = accumulate ? " + prior[base + j]" : "";
   return {
     name: "rmsnorm_backward",
     workgroups: entry.workgroups,
@@ -45,6 +48,7 @@ function generateRmsNormBackwardKernel(rows: number, dim: number): KernelSource 
 @group(0) @binding(2) var<storage, read> rstd: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+${accumulate ? "@group(0) @binding(5) var<storage, read> prior: array<f32>;" : ""}
 ${entry.head}
   let base = row * ${dim}u;
   let r = rstd[row];
@@ -53,7 +57,7 @@ ${entry.head}
 ${workgroupReduce("sum", "acc", "dot", WG)}
   let c = r * r * dot / ${f32Literal(dim)};
   for (var j = lid.x; j < ${dim}u; j += ${WG}u) {
-    dx[base + j] = r * (dy[base + j] * w[j] - x[base + j] * c);
+    dx[base + j] = r * (dy[base + j] * w[j] - x[base + j] * c)${plus};
   }
 }
 `,
@@ -66,7 +70,7 @@ export const rmsNormForwardKernel: (rows: number, dim: number, eps: number) => K
 );
 
 /** {@linkcode generateRmsNormBackwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
-export const rmsNormBackwardKernel: (rows: number, dim: number) => KernelSource = memoized(
+export const rmsNormBackwardKernel: (rows: number, dim: number, accumulate?: boolean) => KernelSource = memoized(
   generateRmsNormBackwardKernel,
 );
 

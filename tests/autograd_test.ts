@@ -83,6 +83,36 @@ Deno.test("diamonds: an input used twice gets the sum of both paths", async () =
   });
 });
 
+Deno.test("accumulating backwards (RMSNorm, matmul) fold a tensor's other gradients into their kernels", async () => {
+  // x reaches the loss through a residual path, an RMSNorm and three projections of the normalised x, in both
+  // orders of use, so that each accumulating backward runs with and without a prior gradient.
+  const rng = rngFor("accumulate");
+  const [B, T, d] = [2, 3, 8];
+  const inputs = [randNd(rng, [B, T, d]), randNd(rng, [d]), randNd(rng, [d, d]), randNd(rng, [d, d])];
+  const refNorm = (x: ref.Nd, w: ref.Nd) => ref.rmsNorm(x, w);
+  await checkGrad({
+    name: "x + h @ Wa^T + h @ Wb^T + (h @ Wa^T) @ Wb with h = rmsNorm(x)",
+    inputs,
+    gpu: ([x, w, wa, wb]) => {
+      const h = rmsNorm(x, w);
+      const a = matmul(h, wa, { transB: true });
+      return add(add(add(x, a), matmul(h, wb, { transB: true })), matmul(a, wb));
+    },
+    ref: ([x, w, wa, wb]) => {
+      const h = refNorm(x, w);
+      const a = ref.matmul(h, wa, { transB: true });
+      const sum3 = ref.zip([x, a, ref.matmul(h, wb, { transB: true })], (p, q, r) => p + q + r);
+      return ref.zip([sum3, ref.matmul(a, wb)], (p, q) => p + q);
+    },
+  });
+  await checkGrad({
+    name: "rmsNorm(x) used before the residual: rmsNorm(x) @ Wa + x",
+    inputs: inputs.slice(0, 3),
+    gpu: ([x, w, wa]) => add(matmul(rmsNorm(x, w), wa), x),
+    ref: ([x, w, wa]) => ref.zip([ref.matmul(refNorm(x, w), wa), x], (p, q) => p + q),
+  });
+});
+
 Deno.test("noGrad records nothing and restores the previous mode, even on throw", async () => {
   const w = param(tensor([1, 2]));
   const y = noGrad(() => {

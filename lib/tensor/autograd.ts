@@ -17,8 +17,18 @@ export interface GradNode {
   op: string;
   /** The op's tensor inputs (gradients flow to those with `requiresGrad`). */
   inputs: Tensor[];
-  /** Maps the gradient of the output to the gradients of the inputs (null where none flows). */
-  backward: (dy: Tensor) => (Tensor | null)[];
+  /**
+   * Maps the gradient of the output to the gradients of the inputs (null where none flows). For inputs marked in
+   * `accumulates`, `prior[j]` is the gradient that input has already received from its other uses (if any), and
+   * the returned gradient must include it.
+   */
+  backward: (dy: Tensor, prior: readonly (Tensor | undefined)[]) => (Tensor | null)[];
+  /**
+   * Inputs whose already accumulated gradient the backward adds into its own result (in the same kernel), instead
+   * of the engine adding the two in a separate pass: a residual stream's gradient joins a norm's or a
+   * projection's input gradient this way.
+   */
+  accumulates?: readonly boolean[];
   /** Tensors only `backward` reads (e.g. saved row statistics): freed when the node is released. */
   saved?: Tensor[];
 }
@@ -61,9 +71,40 @@ export function record(
   backward: (dy: Tensor) => (Tensor | null)[],
   saved?: Tensor[],
 ): Tensor {
+  return recordAccumulating(out, op, inputs, backward, { saved });
+}
+
+/** Options of {@linkcode recordAccumulating}. */
+export interface RecordOptions {
+  /** Tensors only the backward reads, freed with the node (as `saved` of {@linkcode record}). */
+  saved?: Tensor[];
+  /** Per input: whether the backward adds the input's prior gradient into its result (see {@linkcode GradNode}). */
+  accumulates?: readonly boolean[];
+}
+
+/**
+ * {@linkcode record} for an op whose backward can fold the prior gradient of some inputs into its own kernel
+ * (see `GradNode.accumulates`).
+ *
+ * @example
+ * ```ts ignore
+ * return recordAccumulating(y, "rmsNorm", [x, w], (dy, prior) => [dxPlus(prior[0]), dw], {
+ *   saved: [rstd],
+ *   accumulates: [true, false],
+ * });
+ * ```
+ */
+export function recordAccumulating(
+  out: Tensor,
+  op: string,
+  inputs: Tensor[],
+  backward: (dy: Tensor, prior: readonly (Tensor | undefined)[]) => (Tensor | null)[],
+  options: RecordOptions = {},
+): Tensor {
+  const { saved, accumulates } = options;
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward, saved };
+    out.node = { op, inputs, backward, saved, accumulates };
   } else if (saved) {
     for (const t of saved) t.dispose();
   }
@@ -174,11 +215,31 @@ export function backward(loss: Tensor, grad?: Tensor): void {
           }
           continue;
         }
-        const inGrads = t.node.backward(g);
+        const node = t.node;
+        // Prior gradients for the inputs whose backward sums them in itself (each input once).
+        const prior = node.inputs.map((input, j) =>
+          node.accumulates?.[j] && input.requiresGrad && node.inputs.indexOf(input) === j
+            ? grads.get(input.id)
+            : undefined
+        );
+        const inGrads = node.backward(g, prior);
         const used = new Set<Tensor>([g]);
-        t.node.inputs.forEach((input, j) => {
+        node.inputs.forEach((input, j) => {
           let gi = inGrads[j];
           if (!gi || !input.requiresGrad) return;
+          const p = prior[j];
+          if (p && gi !== p) {
+            if (gi.shape.join() !== input.shape.join()) {
+              throw new Error(
+                `${node.op} backward: accumulated gradient ${gi.describe()} does not match ${input.describe()}`,
+              );
+            }
+            grads.set(input.id, gi);
+            used.add(gi);
+            p.dispose();
+            return;
+          }
+          if (p) return; // The backward handed the prior gradient back unchanged: it stays.
           if (gi.shape.join() !== input.shape.join()) gi = ops.sumTo(gi, input.shape);
           // The same tensor may come back for several inputs (add) or be dy itself: give each owner a view.
           if (used.has(gi)) gi = ops.view(gi);

@@ -15,7 +15,7 @@ import {
 } from "../../../kernels/matmul.ts";
 import { reduceKernel } from "../../../kernels/reduce.ts";
 import { gpu } from "../../gpu/backend.ts";
-import { record } from "../autograd.ts";
+import { recordAccumulating } from "../autograd.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { reshape } from "./movement.ts";
@@ -185,10 +185,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       backend.run(k, addend ? [a.buffer, b.buffer, out.buffer, addend.buffer] : [a.buffer, b.buffer, out.buffer]);
     }
   }
-  return record(out, "matmul", addend ? [a, b, addend] : [a, b], (dc) => {
-    // C = op(a) op(b): dA = dC op(b)^T, dB = op(a)^T dC, written back in each operand's storage layout.
+  return recordAccumulating(out, "matmul", addend ? [a, b, addend] : [a, b], (dc, prior) => {
+    // C = op(a) op(b): dA = dC op(b)^T, dB = op(a)^T dC, written back in each operand's storage layout. When a
+    // already has a gradient from another use (x feeding q, k and v projections), dC op(b)^T adds it in its
+    // epilogue.
     const ga = a.requiresGrad
-      ? (transA ? matmul(b, dc, { transA: transB, transB: true }) : matmul(dc, b, { transB: !transB }))
+      ? (transA
+        ? matmul(b, dc, { transA: transB, transB: true })
+        : matmul(dc, b, { transB: !transB, addend: prior[0] }))
       : null;
     const gb = b.requiresGrad
       ? (b.ndim === 2 && a.ndim > 2 && !transA
@@ -198,7 +202,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         : matmul(a, dc, { transA: !transA }))
       : null;
     return addend ? [ga, gb, dc] : [ga, gb];
-  });
+  }, { accumulates: [!transA && (batchA.length > 0 || batchB.length === 0), false] });
 }
 
 /**

@@ -28,7 +28,7 @@ import {
   fusedAttentionSupports,
 } from "../../../kernels/attention.ts";
 import { gpu } from "../../gpu/backend.ts";
-import { noGrad, record } from "../autograd.ts";
+import { noGrad, record, recordAccumulating } from "../autograd.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, keep, type Tensor } from "../tensor.ts";
 import { fill } from "./elementwise.ts";
@@ -123,11 +123,15 @@ export function rmsNorm(x: Tensor, weight: Tensor, opts: { eps?: number } = {}):
   const rows = x.size / dim;
   const y = empty(x.shape), rstd = empty([rows]);
   if (y.size > 0) run(rmsNormForwardKernel(rows, dim, eps), [x, weight, y, rstd]);
-  return record(y, "rmsNorm", [x, weight], (dy) => {
+  return recordAccumulating(y, "rmsNorm", [x, weight], (dy, prior) => {
     let dx: Tensor | null = null, dw: Tensor | null = null;
     if (x.requiresGrad) {
+      // x is usually also the residual stream: its gradient from there (prior[0]) is added in the same kernel.
       dx = empty(x.shape);
-      if (dx.size > 0) run(rmsNormBackwardKernel(rows, dim), [x, weight, rstd, dy, dx]);
+      const p = prior[0];
+      if (dx.size > 0) {
+        run(rmsNormBackwardKernel(rows, dim, !!p), p ? [x, weight, rstd, dy, dx, p] : [x, weight, rstd, dy, dx]);
+      }
     }
     if (weight.requiresGrad) {
       // Per-chunk column sums of dy * x * rstd, then a sum over the chunks.
@@ -138,7 +142,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, opts: { eps?: number } = {}):
       partial.dispose();
     }
     return [dx, dw];
-  }, [rstd]);
+  }, { saved: [rstd], accumulates: [true, false] });
 }
 
 // ---- Rotary position embedding ----------------------------------------------------------------------------------
