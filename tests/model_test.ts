@@ -6,7 +6,23 @@
  */
 import { assert, assertClose, assertEquals, assertMatch, assertThrows } from "./assert.ts";
 import { maxAbs } from "./harness.ts";
-import { crossEntropy, gpu, initGpu, noGrad, readAll, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
+import {
+  add,
+  crossEntropy,
+  gpu,
+  initGpu,
+  mul,
+  noGrad,
+  param,
+  randn,
+  readAll,
+  sum,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../lib/tensor/mod.ts";
+import { Linear } from "../lib/model/layers.ts";
+import { Rng } from "../lib/random.ts";
 import { TransformerLM } from "../lib/model/mod.ts";
 import { ConfigError, type ModelConfig, type ModelConfigInput, parseModelConfig } from "../lib/config.ts";
 import { encodeSafetensors, readSafetensors, type TensorEntry, type TensorMap } from "../lib/safetensors.ts";
@@ -474,4 +490,30 @@ Deno.test("a training step inside tidy leaves only the gradients; dispose frees 
   model.dispose();
   assertEquals(gpu().memory().inUseBuffers, afterFirst - 2 * numParams - 1);
   x.dispose();
+});
+
+Deno.test("Linear with a residual: residual + x W^T in one matmul, same values and gradients; mismatches throw", async () => {
+  const proj = new Linear(6, 4, { rng: new Rng(3) });
+  const x = param(randn([2, 3, 6], { seed: 1 })), r = param(randn([2, 3, 4], { seed: 2 }));
+  const [fusedY, fusedGx, fusedGr, fusedGw] = await tidy(async () => {
+    const y = proj.forward(x, { residual: r });
+    sum(mul(y, y)).backward();
+    const out = await readAll([y, x.grad!, r.grad!, proj.weight.grad!]);
+    for (const t of [x, r, proj.weight]) {
+      t.grad?.dispose();
+      t.grad = null;
+    }
+    return out;
+  });
+  const [plainY, plainGx, plainGr, plainGw] = await tidy(async () => {
+    const y = add(r, proj.forward(x));
+    sum(mul(y, y)).backward();
+    return await readAll([y, x.grad!, r.grad!, proj.weight.grad!]);
+  });
+  assertClose(fusedY, plainY, { atol: 1e-6, rtol: 1e-6, msg: "y" });
+  assertClose(fusedGx, plainGx, { atol: 1e-5, rtol: 1e-5, msg: "dx" });
+  assertClose(fusedGr, plainGr, { atol: 1e-5, rtol: 1e-5, msg: "dresidual" });
+  assertClose(fusedGw, plainGw, { atol: 1e-5, rtol: 1e-5, msg: "dW" });
+  assertThrows(() => proj.forward(x, { residual: randn([2, 3, 5]) }), "residual");
+  for (const t of [x, r, proj.weight]) t.dispose();
 });

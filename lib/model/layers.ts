@@ -43,13 +43,21 @@ export class Linear {
     this.weight = param(truncNormal([outFeatures, inFeatures], { std, a: -3, b: 3, rng: options.rng }));
   }
 
-  /** Maps (..., in) to (..., out). */
-  forward(x: Tensor): Tensor {
+  /**
+   * Maps (..., in) to (..., out). With `residual` (shaped like the result), returns `residual + x W^T`, the sum
+   * formed in the matmul's epilogue rather than by a separate add over the output.
+   */
+  forward(x: Tensor, options: { residual?: Tensor } = {}): Tensor {
     const lead = x.shape.slice(0, -1);
     // One 2-D matmul over all rows: its weight gradient is then a single (out, in) product, not a batch of them
     // that autograd would have to sum afterwards.
     const rows = reshape(x, [-1, this.inFeatures]); // (N, in)
-    const y = matmul(rows, this.weight, { transB: true }); // (N, out)
+    const r = options.residual;
+    if (r && (r.ndim !== lead.length + 1 || r.shape[r.ndim - 1] !== this.outFeatures)) {
+      throw new Error(`Linear.forward: residual ${r.describe()} does not match the output (..., ${this.outFeatures})`);
+    }
+    const addend = r ? reshape(r, [-1, this.outFeatures]) : undefined; // (N, out)
+    const y = matmul(rows, this.weight, { transB: true, addend }); // (N, out)
     return reshape(y, [...lead, this.outFeatures]); // (..., out)
   }
 
