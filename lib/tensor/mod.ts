@@ -104,6 +104,8 @@ export {
   crossEntropy,
   embedding,
   logSoftmax,
+  packedAttention,
+  type PackedAttentionOptions,
   rmsNorm,
   rope,
   type RopeOptions,
