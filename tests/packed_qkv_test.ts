@@ -2,10 +2,10 @@
  * The fused q/k/v path: attention and RoPE over one packed (B, T, 3, H, d) projection output, read in place and
  * with one packed gradient, against the float64 reference (attention of the rotated parts; the gradients of the
  * rotated q and k rotated back), on odd lengths, a single position, causal and not, head dims 4 to 64 and the
- * work-split variants.
+ * work-split variants; and the SwiGLU gate over a fused w1/w3 output.
  */
 import { assertClose, assertThrows } from "./assert.ts";
-import { assertNoGpuErrors, maxAbs, upload, uploadInts } from "./harness.ts";
+import { assertNoGpuErrors, checkGrad, maxAbs, upload, uploadInts } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randNd, rngFor } from "./reference.ts";
 import {
@@ -14,6 +14,7 @@ import {
   initGpu,
   mul,
   packedAttention,
+  packedSiluGate,
   param,
   readAll,
   rope,
@@ -123,4 +124,34 @@ Deno.test("packed attention and RoPE: shape errors name the op and the shapes", 
   const pos = uploadInts([0, 1, 2], [3]);
   assertThrows(() => rope(f(2, 4, 2, 8), pos, { packed: true }), "packed q/k/v needs x (..., T, 3, H, dim)");
   assertThrows(() => rope(f(2, 4, 3, 2, 8), pos, { packed: true }), "must be (4) or (2, 4)");
+});
+
+// ---- SwiGLU gate ------------------------------------------------------------------------------------------------
+
+/** `silu(a) * b` of the two halves of the last axis, in float64. */
+function refSiluGate(h: Nd): Nd {
+  const w2 = h.shape[h.shape.length - 1], w = w2 / 2, rows = h.data.length / w2;
+  const y = ref.nd([...h.shape.slice(0, -1), w]);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < w; j++) {
+      const a = h.data[r * w2 + j], b = h.data[r * w2 + w + j];
+      y.data[r * w + j] = (a / (1 + Math.exp(-a))) * b;
+    }
+  }
+  return y;
+}
+
+Deno.test("packedSiluGate: forward and the packed gradient (vec4 and scalar rows) against the reference", async () => {
+  const rng = rngFor("packedSiluGate");
+  for (const shape of [[3, 16], [2, 3, 6], [5, 2], [1, 2, 40], [4, 2688]]) {
+    await checkGrad({
+      name: `packedSiluGate ${JSON.stringify(shape)}`,
+      inputs: [randNd(rng, shape, { low: -4, high: 4 })],
+      gpu: ([h]) => packedSiluGate(h),
+      ref: ([h]) => refSiluGate(h),
+      sample: 64,
+      gradTol: 2e-4,
+    });
+  }
+  assertThrows(() => packedSiluGate(upload(ref.nd([2, 5]))), "packedSiluGate: needs h (..., 2F) with an even last dim");
 });

@@ -106,6 +106,7 @@ export {
   logSoftmax,
   packedAttention,
   type PackedAttentionOptions,
+  packedSiluGate,
   rmsNorm,
   rope,
   type RopeOptions,

@@ -14,6 +14,7 @@ import {
   rmsNormWeightGradKernel,
 } from "../../../kernels/rmsnorm.ts";
 import { ropeKernel } from "../../../kernels/rope.ts";
+import { siluGateKernel } from "../../../kernels/silu_gate.ts";
 import { softmaxBackwardKernel, softmaxForwardKernel, type SoftmaxSpec } from "../../../kernels/softmax.ts";
 import type { KernelSource } from "../../../kernels/common.ts";
 import {
@@ -242,6 +243,34 @@ export function rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tens
     const dx = empty(x.shape);
     if (dx.size > 0) run(ropeKernel({ ...kernelSpec, inverse: true }), [dy, positions, table.cos, table.sin, dx]);
     return [dx];
+  });
+}
+
+// ---- SwiGLU gate ----------------------------------------------------------------------------------------------
+
+/**
+ * The SwiGLU gate over a fused w1/w3 projection's output `h` (..., 2F): `silu(a) * b` (..., F) with a the first
+ * half of the last axis and b the second, read in place. The backward writes both halves of dh in one dispatch.
+ *
+ * @example
+ * ```ts ignore
+ * const h = matmul(x2, concat([w1, w3], 0), { transB: true }); // (N, 2 dFf)
+ * const hidden = packedSiluGate(h); // (N, dFf)
+ * ```
+ */
+export function packedSiluGate(h: Tensor): Tensor {
+  requireF32("packedSiluGate", h);
+  const width2 = h.ndim > 0 ? h.shape[h.ndim - 1] : 0;
+  if (h.ndim < 1 || width2 % 2 !== 0) {
+    throw new Error(`packedSiluGate: needs h (..., 2F) with an even last dim, got ${h.describe()}`);
+  }
+  const width = width2 / 2, rows = h.size / Math.max(width2, 1);
+  const y = empty([...h.shape.slice(0, -1), width]);
+  if (y.size > 0) run(siluGateKernel({ rows, width, backward: false }), [h, y]);
+  return record(y, "packedSiluGate", [h], (dy) => {
+    const dh = empty(h.shape);
+    if (dh.size > 0) run(siluGateKernel({ rows, width, backward: true }), [h, dy, dh]);
+    return [dh];
   });
 }
 
