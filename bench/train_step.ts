@@ -36,11 +36,13 @@ const { values } = parseArgs({
     // The fused attention kernels' work split as JSON, e.g. '{"rowsPerThread":2,"keysPerThread":2}' (see
     // AttentionVariant in kernels/attention.ts); fields left out keep the default.
     "attention-variant": { type: "string", default: "{}" },
+    // Separate q/k/v and w1/w3 matmuls (fusedProjections: false), to time against the default fused ones.
+    unfused: { type: "boolean", default: false },
   },
 });
 const attentionVariant = JSON.parse(values["attention-variant"]) as Partial<AttentionVariant>;
 setAttentionVariant(attentionVariant);
-const config = lmShapeConfig(values);
+const config = { ...lmShapeConfig(values), fusedProjections: !values.unfused };
 const V = config.vocabSize, T = config.contextLength, B = Number(values.batch);
 const steps = Number(values.steps), logEvery = Number(values.log);
 
@@ -96,7 +98,10 @@ const timings = await backend.profile(() => {
   for (const t of step(0)) t.dispose();
 });
 const gpuMs = timings.reduce((s, t) => s + t.ms, 0);
-console.log(`# ${backend.info.description}: ${model.numParameters().toLocaleString()} parameters, batch ${B} x ${T}`);
+console.log(
+  `# ${backend.info.description}: ${model.numParameters().toLocaleString()} parameters, batch ${B} x ${T}, ` +
+    `${config.fusedProjections ? "fused" : "unfused"} projections`,
+);
 console.log("| kernel | dispatches | GPU ms per step | share |");
 console.log("| --- | ---: | ---: | ---: |");
 for (const t of timings.slice(0, 16)) {
@@ -114,6 +119,7 @@ console.log(
     ms_per_step: Number(msPerStep.toFixed(2)),
     last_loss: lastLoss,
     attention_variant: attentionVariant,
+    fused_projections: config.fusedProjections,
     memory: gpu().memory(),
   }),
 );
