@@ -39,12 +39,14 @@ const { values } = parseArgs({
     "attention-variant": { type: "string", default: "{}" },
     // Inner loop of the x @ W^T matmuls: "outer" or "dot" (see MatmulSettings in lib/tensor/ops/matmul.ts).
     "transposed-b": { type: "string", default: "outer" },
+    // Separate q/k/v and w1/w3 matmuls (fusedProjections: false), to time against the default fused ones.
+    unfused: { type: "boolean", default: false },
   },
 });
 setMatmulSettings({ transposedBCompute: values["transposed-b"] as MatmulSettings["transposedBCompute"] });
 const attentionVariant = JSON.parse(values["attention-variant"]) as Partial<AttentionVariant>;
 setAttentionVariant(attentionVariant);
-const config = lmShapeConfig(values);
+const config = { ...lmShapeConfig(values), fusedProjections: !values.unfused };
 const V = config.vocabSize, T = config.contextLength, B = Number(values.batch);
 const steps = Number(values.steps), logEvery = Number(values.log);
 
@@ -100,7 +102,10 @@ const timings = await backend.profile(() => {
   for (const t of step(0)) t.dispose();
 });
 const gpuMs = timings.reduce((s, t) => s + t.ms, 0);
-console.log(`# ${backend.info.description}: ${model.numParameters().toLocaleString()} parameters, batch ${B} x ${T}`);
+console.log(
+  `# ${backend.info.description}: ${model.numParameters().toLocaleString()} parameters, batch ${B} x ${T}, ` +
+    `${config.fusedProjections ? "fused" : "unfused"} projections`,
+);
 console.log("| kernel | dispatches | GPU ms per step | share |");
 console.log("| --- | ---: | ---: | ---: |");
 for (const t of timings.slice(0, 16)) {
@@ -119,6 +124,7 @@ console.log(
     last_loss: lastLoss,
     attention_variant: attentionVariant,
     transposed_b: values["transposed-b"],
+    fused_projections: config.fusedProjections,
     memory: gpu().memory(),
   }),
 );

@@ -14,7 +14,9 @@
  * Layouts: `q` has Tq positions, `k` and `v` Tk, all contiguous, in one of two layouts chosen by `spec.heads`:
  * (BH, T, d) when it is 1, or the projections' own (B, T, H, d) when it is H, where row (b, h, t) starts at element
  * `((b*T + t)*H + h)*d` (so the model needs no head permutes). Outputs and gradients come in the layout of their
- * inputs; the log-sum-exp and delta hold one float per query row in the same order ((BH, Tq) or (B, Tq, H)).
+ * inputs; the log-sum-exp and delta hold one float per query row in the same order ((BH, Tq) or (B, Tq, H)). With
+ * `spec.packed`, q, k and v are the three parts of one (B, T, 3, H, d) tensor (a fused q/k/v projection), read in
+ * place through one binding, and the backward writes their gradients into the parts of one tensor of that shape.
  * Query i sees key j when `j <= i + (Tk - Tq)` (causal) or always (non-causal).
  *
  * @module
@@ -40,6 +42,13 @@ export interface AttentionSpec {
    * head `bh` is batch `bh / H`, head `bh % H`).
    */
   heads: number;
+  /**
+   * q, k, v are the three parts of one (B, T, 3, H, d) tensor (a fused q/k/v projection's output), bound once:
+   * row (b, h, t) of part p (0 q, 1 k, 2 v) starts at element `(((b*T + t)*3 + p)*H + h)*d`. Needs `heads` = H and
+   * Tq = Tk. The output, log-sum-exp and delta keep the unpacked (B, T, H) row order; the backward kernels write
+   * dq (part 0) and dk, dv (parts 1, 2) into one gradient of the packed shape, bound once.
+   */
+  packed?: boolean;
 }
 
 /**
@@ -119,6 +128,36 @@ function rowIndex(spec: AttentionSpec, t: string, T: number): string {
   return `(bh / ${spec.heads}u * ${T}u + ${t}) * ${spec.heads}u + bh % ${spec.heads}u`;
 }
 
+/**
+ * WGSL of the flat row index of position `t` of head `bh` in q, k or v (`part` 0, 1, 2): {@linkcode rowIndex} for
+ * separate tensors, or the part's row in the packed one.
+ */
+function partRow(spec: AttentionSpec, part: 0 | 1 | 2, t: string, T: number): string {
+  if (!spec.packed) return rowIndex(spec, t, T);
+  const H = spec.heads, partOffset = part === 0 ? "" : ` + ${part * H}u`;
+  return `(bh / ${H}u * ${T}u + ${t}) * ${3 * H}u${partOffset} + bh % ${H}u`;
+}
+
+/**
+ * The arrays q, k and v are read from (all `qkv` when packed), and the element offset of a v row from the k row of
+ * the same position and head (packed: the next part, H rows on; else the same index into `v`).
+ */
+function qkvArrays(spec: AttentionSpec): { q: string; k: string; v: string; vShift: string } {
+  if (!spec.packed) return { q: "q", k: "k", v: "v", vShift: "" };
+  return { q: "qkv", k: "qkv", v: "qkv", vShift: ` + ${(spec.heads * spec.d) / 4}u` };
+}
+
+/** WGSL declarations of the q, k, v bindings from binding 0 (one, `qkv`, when packed), and the next free binding. */
+function qkvBindings(spec: AttentionSpec): { decls: string; next: number } {
+  if (spec.packed) return { decls: "@group(0) @binding(0) var<storage, read> qkv: array<vec4f>;", next: 1 };
+  return {
+    decls: `@group(0) @binding(0) var<storage, read> q: array<vec4f>;
+@group(0) @binding(1) var<storage, read> k: array<vec4f>;
+@group(0) @binding(2) var<storage, read> v: array<vec4f>;`,
+    next: 3,
+  };
+}
+
 function visible(spec: AttentionSpec, key: string, query: string): string {
   const off = spec.tk - spec.tq;
   const inRange = `${key} < ${spec.tk}u && ${query} < ${spec.tq}u`;
@@ -159,12 +198,12 @@ function querySplit(variant: AttentionVariant): QuerySplit {
  * then waits for the whole workgroup. Rows past the end repeat the last row; the masks ignore them.
  */
 function stageKeyBlock(spec: AttentionSpec, qs: QuerySplit): string {
-  const D4 = spec.d / 4;
+  const D4 = spec.d / 4, arr = qkvArrays(spec);
   return `    for (var e = lid.x; e < ${qs.BC * D4}u; e += ${qs.threads}u) {
       let row = kb * ${qs.BC}u + e / ${D4}u;
-      let src = (${rowIndex(spec, `min(row, ${spec.tk - 1}u)`, spec.tk)}) * ${D4}u + e % ${D4}u;
-      Ks[e] = k[src];
-      Vs[e] = v[src];
+      let src = (${partRow(spec, 1, `min(row, ${spec.tk - 1}u)`, spec.tk)}) * ${D4}u + e % ${D4}u;
+      Ks[e] = ${arr.k}[src];
+      Vs[e] = ${arr.v}[src${arr.vShift}];
     }
     workgroupBarrier();`;
 }
@@ -188,18 +227,29 @@ function stagedReads(
 }
 
 /**
+ * Name of the flat row of q of a thread's query row with suffix `s`: `r` (the output's row order, which q shares
+ * unless packed) or `rq` (its row in the packed tensor).
+ */
+function queryRow(spec: AttentionSpec): (s: string) => string {
+  return (s) => (spec.packed ? `rq${s}` : `r${s}`);
+}
+
+/**
  * The part both query-block kernels (forward and dQ) share: the K/V staging arrays, each of the thread's query rows
  * `u` (`qi`, flat row `r`, suffixed), its scaled query in registers `q0..`, and `nkb`, the number of key blocks the
  * workgroup needs (causal: its last query sees keys up to qb*BR + BR - 1 + (Tk - Tq)).
  */
 function queryBlockPrologue(spec: AttentionSpec, qs: QuerySplit): { shared: string; setup: string } {
-  const D4 = spec.d / 4, off = spec.tk - spec.tq, { BR, BC, sfx } = qs;
+  const D4 = spec.d / 4, off = spec.tk - spec.tq, { BR, BC, sfx } = qs, arr = qkvArrays(spec);
+  const qRow = queryRow(spec);
   const keyBlocks = Math.ceil(spec.tk / BC);
   const nkb = spec.causal ? `min(${keyBlocks}u, (qb * ${BR}u + ${BR - 1 + off}u) / ${BC}u + 1u)` : `${keyBlocks}u`;
   const row = (u: number) =>
     `  let qi${sfx(u)} = qb * ${BR}u + ${qs.local(u)};
-  let r${sfx(u)} = ${rowIndex(spec, `min(qi${sfx(u)}, ${spec.tq - 1}u)`, spec.tq)};
-${vecs(D4, (i) => `  let q${i}${sfx(u)} = q[r${sfx(u)} * ${D4}u + ${i}u] * ${f32Literal(spec.scale)};`)}`;
+  let r${sfx(u)} = ${rowIndex(spec, `min(qi${sfx(u)}, ${spec.tq - 1}u)`, spec.tq)};${
+      spec.packed ? `\n  let rq${sfx(u)} = ${partRow(spec, 0, `min(qi${sfx(u)}, ${spec.tq - 1}u)`, spec.tq)};` : ""
+    }
+${vecs(D4, (i) => `  let q${i}${sfx(u)} = ${arr.q}[${qRow(sfx(u))} * ${D4}u + ${i}u] * ${f32Literal(spec.scale)};`)}`;
   return {
     shared: `var<workgroup> Ks: array<vec4f, ${BC * D4}>;
 var<workgroup> Vs: array<vec4f, ${BC * D4}>;`,
@@ -209,9 +259,12 @@ ${vecs(qs.R, row)}
   };
 }
 
-/** Bindings: q, k, v, out (write), lse (write, one per query row). Grid: (ceil(Tq/queryBlock), BH). */
+/**
+ * Bindings: q, k, v (or qkv when packed), out (write), lse (write, one per query row). Grid: (ceil(Tq/queryBlock),
+ * BH).
+ */
 function generateAttentionForwardKernel(spec: AttentionSpec, variant: AttentionVariant): KernelSource {
-  const D4 = spec.d / 4;
+  const D4 = spec.d / 4, bind = qkvBindings(spec);
   const qs = querySplit(variant), { R, BR, BC, sfx } = qs;
   const pro = queryBlockPrologue(spec, qs);
   const rows = (f: (s: string, u: number) => string) => vecs(R, (u) => f(sfx(u), u));
@@ -219,11 +272,9 @@ function generateAttentionForwardKernel(spec: AttentionSpec, variant: AttentionV
   return {
     name: "attention_forward",
     workgroups: [Math.ceil(spec.tq / BR), spec.bh, 1],
-    source: `@group(0) @binding(0) var<storage, read> q: array<vec4f>;
-@group(0) @binding(1) var<storage, read> k: array<vec4f>;
-@group(0) @binding(2) var<storage, read> v: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> o: array<vec4f>;
-@group(0) @binding(4) var<storage, read_write> lse: array<f32>;
+    source: `${bind.decls}
+@group(0) @binding(${bind.next}) var<storage, read_write> o: array<vec4f>;
+@group(0) @binding(${bind.next + 1}) var<storage, read_write> lse: array<f32>;
 ${pro.shared}
 var<workgroup> S: array<f32, ${BC * BR}>;
 @compute @workgroup_size(${qs.threads})
@@ -283,10 +334,11 @@ ${vecs(D4, (i) => `    o[orow + ${i}u] = o${i}${s} * inv;`)}
 
 /**
  * dQ = scale * sum_j dS_ij k_j with dS = P (dP - D), dP = dO v^T, P recomputed from the log-sum-exp.
- * Bindings: q, k, v, dout, lse, delta (rowsum(dO * O)), dq (write). Grid: (ceil(Tq/queryBlock), BH).
+ * Bindings: q, k, v (or qkv), dout, lse, delta (rowsum(dO * O)), dq (write; packed: the packed gradient, of which
+ * it writes part 0). Grid: (ceil(Tq/queryBlock), BH).
  */
 function generateAttentionBackwardDqKernel(spec: AttentionSpec, variant: AttentionVariant): KernelSource {
-  const D4 = spec.d / 4;
+  const D4 = spec.d / 4, bind = qkvBindings(spec), b = bind.next, qRow = queryRow(spec);
   const qs = querySplit(variant), { R, BR, BC, sfx } = qs;
   const pro = queryBlockPrologue(spec, qs);
   const rows = (f: (s: string, u: number) => string) => vecs(R, (u) => f(sfx(u), u));
@@ -294,13 +346,11 @@ function generateAttentionBackwardDqKernel(spec: AttentionSpec, variant: Attenti
   return {
     name: "attention_backward_dq",
     workgroups: [Math.ceil(spec.tq / BR), spec.bh, 1],
-    source: `@group(0) @binding(0) var<storage, read> q: array<vec4f>;
-@group(0) @binding(1) var<storage, read> k: array<vec4f>;
-@group(0) @binding(2) var<storage, read> v: array<vec4f>;
-@group(0) @binding(3) var<storage, read> dout: array<vec4f>;
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
-@group(0) @binding(5) var<storage, read> delta: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dq: array<vec4f>;
+    source: `${bind.decls}
+@group(0) @binding(${b}) var<storage, read> dout: array<vec4f>;
+@group(0) @binding(${b + 1}) var<storage, read> lse: array<f32>;
+@group(0) @binding(${b + 2}) var<storage, read> delta: array<f32>;
+@group(0) @binding(${b + 3}) var<storage, read_write> dq: array<vec4f>;
 ${pro.shared}
 @compute @workgroup_size(${qs.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -327,7 +377,7 @@ ${vecs(D4, (i) => `      dq${i}${s} += ds${s} * ${kv.k(i)};`)}`
 ${
       rows((s) =>
         `  if (qi${s} < ${spec.tq}u) {
-${vecs(D4, (i) => `    dq[r${s} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Literal(spec.scale)};`)}
+${vecs(D4, (i) => `    dq[${qRow(s)} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Literal(spec.scale)};`)}
   }`
       )
     }
@@ -338,10 +388,17 @@ ${vecs(D4, (i) => `    dq[r${s} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Literal(sp
 
 /**
  * dV = sum_i P_ij dO_i and dK = scale * sum_i dS_ij q_i, one thread per key row (or two).
- * Bindings: q, k, v, dout, lse, delta, dk (write), dv (write). Grid: (ceil(Tk/keyGroup), BH).
+ * Bindings: q, k, v, dout, lse, delta, dk (write), dv (write); packed: qkv, dout, lse, delta, and the packed gradient
+ * (write), of which it writes parts 1 and 2. Grid: (ceil(Tk/keyGroup), BH).
  */
 function generateAttentionBackwardDkvKernel(spec: AttentionSpec, variant: AttentionVariant): KernelSource {
-  const D4 = spec.d / 4, off = spec.tk - spec.tq;
+  const D4 = spec.d / 4, off = spec.tk - spec.tq, bind = qkvBindings(spec), b = bind.next, arr = qkvArrays(spec);
+  // Packed, dk and dv are parts of one buffer: one binding (two writable bindings of a buffer may not alias).
+  const dkName = spec.packed ? "dqkv" : "dk", dvName = spec.packed ? "dqkv" : "dv";
+  const outputs = spec.packed
+    ? `@group(0) @binding(${b + 3}) var<storage, read_write> dqkv: array<vec4f>;`
+    : `@group(0) @binding(${b + 3}) var<storage, read_write> dk: array<vec4f>;
+@group(0) @binding(${b + 4}) var<storage, read_write> dv: array<vec4f>;`;
   const KPT = variant.keysPerThread, KEYS = variant.keyGroup, QUERIES = variant.queryTile, threads = KEYS / KPT;
   const sfx = suffix(KPT);
   const keys = (f: (s: string, u: number) => string) => vecs(KPT, (u) => f(sfx(u), u));
@@ -360,14 +417,11 @@ function generateAttentionBackwardDkvKernel(spec: AttentionSpec, variant: Attent
   return {
     name: "attention_backward_dkv",
     workgroups: [Math.ceil(spec.tk / KEYS), spec.bh, 1],
-    source: `@group(0) @binding(0) var<storage, read> q: array<vec4f>;
-@group(0) @binding(1) var<storage, read> k: array<vec4f>;
-@group(0) @binding(2) var<storage, read> v: array<vec4f>;
-@group(0) @binding(3) var<storage, read> dout: array<vec4f>;
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
-@group(0) @binding(5) var<storage, read> delta: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dk: array<vec4f>;
-@group(0) @binding(7) var<storage, read_write> dv: array<vec4f>;
+    source: `${bind.decls}
+@group(0) @binding(${b}) var<storage, read> dout: array<vec4f>;
+@group(0) @binding(${b + 1}) var<storage, read> lse: array<f32>;
+@group(0) @binding(${b + 2}) var<storage, read> delta: array<f32>;
+${outputs}
 var<workgroup> Qs: array<vec4f, ${QUERIES * D4}>;
 var<workgroup> Gs: array<vec4f, ${QUERIES * D4}>;
 var<workgroup> Ls: array<f32, ${QUERIES}>;
@@ -378,9 +432,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 ${
       keys((s, u) =>
         `  let kj${s} = kb * ${KEYS}u + ${u === 0 ? "lid.x" : `lid.x + ${u * threads}u`};
-  let r${s} = ${rowIndex(spec, `min(kj${s}, ${spec.tk - 1}u)`, spec.tk)};
-${vecs(D4, (i) => `  let k${i}${s} = k[r${s} * ${D4}u + ${i}u] * ${f32Literal(spec.scale)};`)}
-${vecs(D4, (i) => `  let v${i}${s} = v[r${s} * ${D4}u + ${i}u];`)}
+  let r${s} = ${partRow(spec, 1, `min(kj${s}, ${spec.tk - 1}u)`, spec.tk)};
+${vecs(D4, (i) => `  let k${i}${s} = ${arr.k}[r${s} * ${D4}u + ${i}u] * ${f32Literal(spec.scale)};`)}
+${vecs(D4, (i) => `  let v${i}${s} = ${arr.v}[r${s} * ${D4}u + ${i}u${arr.vShift}];`)}
 ${vecs(D4, (i) => `  var dk${i}${s} = vec4f(0.0);`)}
 ${vecs(D4, (i) => `  var dv${i}${s} = vec4f(0.0);`)}`
       )
@@ -388,8 +442,13 @@ ${vecs(D4, (i) => `  var dv${i}${s} = vec4f(0.0);`)}`
   for (var qb = ${qb0}; qb < ${queryBlocks}u; qb++) {
     for (var e = lid.x; e < ${QUERIES * D4}u; e += ${threads}u) {
       let row = qb * ${QUERIES}u + e / ${D4}u;
-      let src = (${rowIndex(spec, `min(row, ${spec.tq - 1}u)`, spec.tq)}) * ${D4}u + e % ${D4}u;
-      Qs[e] = q[src];
+      let src = (${rowIndex(spec, `min(row, ${spec.tq - 1}u)`, spec.tq)}) * ${D4}u + e % ${D4}u;${
+      spec.packed
+        ? `
+      Qs[e] = qkv[(${partRow(spec, 0, `min(row, ${spec.tq - 1}u)`, spec.tq)}) * ${D4}u + e % ${D4}u];`
+        : `
+      Qs[e] = q[src];`
+    }
       Gs[e] = dout[src];
     }
     for (var e = lid.x; e < ${QUERIES}u; e += ${threads}u) {
@@ -416,8 +475,8 @@ ${vecs(D4, (c) => `      dk${c}${s} += ds${s} * ${Q(c)};`)}`
 ${
       keys((s) =>
         `  if (kj${s} < ${spec.tk}u) {
-${vecs(D4, (c) => `    dk[r${s} * ${D4}u + ${c}u] = dk${c}${s} * ${f32Literal(spec.scale)};`)}
-${vecs(D4, (c) => `    dv[r${s} * ${D4}u + ${c}u] = dv${c}${s};`)}
+${vecs(D4, (c) => `    ${dkName}[r${s} * ${D4}u + ${c}u] = dk${c}${s} * ${f32Literal(spec.scale)};`)}
+${vecs(D4, (c) => `    ${dvName}[r${s} * ${D4}u + ${c}u${arr.vShift}] = dv${c}${s};`)}
   }`
       )
     }

@@ -58,3 +58,80 @@ export const gatherKernel: (spec: {
   outOffset?: number;
   dtype: "f32" | "i32";
 }) => KernelSource = memoized(generateGatherKernel);
+
+/**
+ * Most pieces the one-dispatch concatenation and split take: with the output (or input) that is 8 storage
+ * bindings, the minimum every WebGPU device allows per shader stage.
+ */
+export const MAX_CONCAT_PIECES = 7;
+
+/** WGSL that picks piece `p` of flat element `i` by the pieces' start offsets, and the offset `j` within it. */
+function pieceSelect(sizes: readonly number[], body: (p: number, j: string) => string): string {
+  let start = 0;
+  const branches = sizes.map((size, p) => {
+    const j = start === 0 ? "i" : `i - ${start}u`;
+    const cond = p === sizes.length - 1 ? "" : `if (i < ${start + size}u) `;
+    start += size;
+    return `${cond}{ ${body(p, j)} }`;
+  });
+  return "  " + branches.join(" else ");
+}
+
+/**
+ * Concatenation of contiguous pieces laid end to end (axis 0, or any axis with only ones before it) in one
+ * dispatch: a thread per output element copies it from whichever piece holds it. Bindings: the pieces (up to
+ * {@linkcode MAX_CONCAT_PIECES}, of `sizes` elements), out (write).
+ */
+function generateConcatKernel(spec: { sizes: readonly number[]; dtype: "f32" | "i32" }): KernelSource {
+  const n = spec.sizes.reduce((a, b) => a + b, 0);
+  const grid = flatGrid(Math.ceil(n / WG));
+  const decls = spec.sizes.map((_, p) => `@group(0) @binding(${p}) var<storage, read> x${p}: array<${spec.dtype}>;`);
+  return {
+    name: "concat_copy",
+    workgroups: grid.workgroups,
+    source: `${decls.join("\n")}
+@group(0) @binding(${spec.sizes.length}) var<storage, read_write> out: array<${spec.dtype}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = ${grid.index} * ${WG}u + lid.x;
+  if (i >= ${n}u) { return; }
+${pieceSelect(spec.sizes, (p, j) => `out[i] = x${p}[${j}];`)}
+}
+`,
+  };
+}
+
+/** {@linkcode generateConcatKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const concatKernel: (spec: { sizes: readonly number[]; dtype: "f32" | "i32" }) => KernelSource = memoized(
+  generateConcatKernel,
+);
+
+/**
+ * The inverse of {@linkcode concatKernel} (the backward of a concatenation): one dispatch splits a contiguous
+ * input into consecutive pieces of `sizes` elements. Bindings: x, then the pieces (write).
+ */
+function generateSplitKernel(spec: { sizes: readonly number[]; dtype: "f32" | "i32" }): KernelSource {
+  const n = spec.sizes.reduce((a, b) => a + b, 0);
+  const grid = flatGrid(Math.ceil(n / WG));
+  const decls = spec.sizes.map((_, p) =>
+    `@group(0) @binding(${p + 1}) var<storage, read_write> y${p}: array<${spec.dtype}>;`
+  );
+  return {
+    name: "split_copy",
+    workgroups: grid.workgroups,
+    source: `@group(0) @binding(0) var<storage, read> x: array<${spec.dtype}>;
+${decls.join("\n")}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = ${grid.index} * ${WG}u + lid.x;
+  if (i >= ${n}u) { return; }
+${pieceSelect(spec.sizes, (p, j) => `y${p}[${j}] = x[i];`)}
+}
+`,
+  };
+}
+
+/** {@linkcode generateSplitKernel}, memoized by its arguments (see `memoized` in common.ts). */
+export const splitKernel: (spec: { sizes: readonly number[]; dtype: "f32" | "i32" }) => KernelSource = memoized(
+  generateSplitKernel,
+);

@@ -26,6 +26,11 @@ export interface RopeSpec {
   tableRows: number;
   /** Rotate by the negative angle (the backward). */
   inverse: boolean;
+  /**
+   * Only the first `rotated` rows of each group are rotated, the rest copied (a packed (..., T, 3, H, dim) q/k/v
+   * tensor: group 3H, rotated 2H, so the values pass through); all of them when absent.
+   */
+  rotated?: number;
 }
 
 /**
@@ -55,7 +60,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let k = i % ${half}u;
   let p = ${pos};
   let v = x[i];
-  // A position outside the table gives NaN rather than a silent rotation by whatever lies past its end.
+${
+      spec.rotated !== undefined && spec.rotated < spec.group
+        ? `  if (row % ${spec.group}u >= ${spec.rotated}u) { out[i] = v; return; }
+`
+        : ""
+    }  // A position outside the table gives NaN rather than a silent rotation by whatever lies past its end.
   if (p < 0 || p >= ${spec.tableRows}) { out[i] = vec2f(bitcast<f32>(0x7fc00000u)); return; }
   let t = u32(p) * ${half}u + k;
   let c = cosTable[t];

@@ -32,6 +32,13 @@ const FLAGS: FlagSpec[] = [
   { flag: "ffn", section: "model", key: "ffn", kind: { enum: ["swiglu", "silu"] }, help: "feed-forward kind" },
   { flag: "parallel-layers", section: "model", key: "parallelLayers", kind: "bool", help: "parallel attn + FFN" },
   { flag: "tie-embeddings", section: "model", key: "tieEmbeddings", kind: "bool", help: "LM head = embedding" },
+  {
+    flag: "fused-projections",
+    section: "model",
+    key: "fusedProjections",
+    kind: "bool",
+    help: "one matmul for q/k/v (and w1/w3)",
+  },
   { flag: "batch-size", section: "train", key: "batchSize", kind: "int", help: "sequences per micro-batch" },
   {
     flag: "grad-accumulation",

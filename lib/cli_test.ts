@@ -17,7 +17,7 @@ Deno.test("every config field has a flag, and flags set them", async () => {
   const c = await config([
     ...["--vocab-size", "1000", "--context-length", "128", "--d-model", "96", "--num-layers", "3"],
     ...["--num-heads", "6", "--d-ff", "256", "--rope-theta", "5e5", "--norm-eps", "1e-6", "--norm", "post"],
-    ...["--position", "none", "--ffn", "silu", "--parallel-layers", "--tie-embeddings"],
+    ...["--position", "none", "--ffn", "silu", "--parallel-layers", "--tie-embeddings", "--no-fused-projections"],
     ...["--batch-size", "8", "--grad-accumulation", "2", "--steps", "50", "--lr-max", "3e-3", "--lr-min", "0"],
     ...["--warmup-steps", "5", "--cosine-cycle-steps", "40", "--weight-decay", "0.01", "--betas", "0.8,0.99"],
     ...["--eps", "1e-9", "--grad-clip", "0.5", "--eval-interval", "10", "--eval-iters", "3"],
@@ -39,6 +39,7 @@ Deno.test("every config field has a flag, and flags set them", async () => {
       ffn: "silu",
       parallelLayers: true,
       tieEmbeddings: true,
+      fusedProjections: false,
     },
     train: {
       batchSize: 8,

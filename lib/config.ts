@@ -44,6 +44,12 @@ export interface ModelConfig {
   parallelLayers: boolean;
   /** The LM head reuses the token embedding matrix (then there is no separate `lm_head.weight`). */
   tieEmbeddings: boolean;
+  /**
+   * Each step multiplies by the row-concatenated q/k/v weights (and SwiGLU's w1/w3) in one matmul instead of one per
+   * weight: fewer, larger dispatches and no sums of input gradients. The parameters stay separate (same state dict);
+   * only the speed differs. False keeps the separate matmuls, for comparison.
+   */
+  fusedProjections: boolean;
 }
 
 /**
@@ -78,6 +84,8 @@ export interface ModelConfigInput {
   parallelLayers?: boolean;
   /** Tied input/output embeddings (default false). */
   tieEmbeddings?: boolean;
+  /** One matmul against the concatenated q/k/v (and w1/w3) weights (default true). */
+  fusedProjections?: boolean;
 }
 
 /** Hyper-parameters and file locations of a training run, with every default filled in. */
@@ -196,6 +204,7 @@ const modelSchema = z.strictObject({
   ffn: z.enum(["swiglu", "silu"]).default("swiglu"),
   parallelLayers: z.boolean().default(false),
   tieEmbeddings: z.boolean().default(false),
+  fusedProjections: z.boolean().default(true),
 }).superRefine((c, ctx) => {
   if (c.dModel % c.numHeads !== 0) {
     ctx.addIssue({

@@ -13,6 +13,7 @@ Deno.test("parseModelConfig fills the CS336 defaults", () => {
     ffn: "swiglu",
     parallelLayers: false,
     tieEmbeddings: false,
+    fusedProjections: true,
   });
 });
 

@@ -85,9 +85,10 @@ function relError(actual: ArrayLike<number>, expected: ArrayLike<number>): numbe
   return worst / Math.max(maxAbs(expected), 1e-30);
 }
 
-async function checkAgainstTorch(file: string): Promise<void> {
+/** `unfused`: the separate q/k/v and w1/w3 matmuls instead of the default fused projections (same values). */
+async function checkAgainstTorch(file: string, unfused = false): Promise<void> {
   const g = await loadGolden(file);
-  const model = new TransformerLM(g.config, { seed: 0 });
+  const model = new TransformerLM(unfused ? { ...g.config, fusedProjections: false } : g.config, { seed: 0 });
   try {
     assertEquals([...model.stateDict().keys()], [...g.weights.keys()], "parameter names and order");
     model.loadStateDict(g.weights);
@@ -127,6 +128,14 @@ for (const variant of ["post_silu_tied_nope", "parallel_pre", "norm_none", "para
     await checkAgainstTorch(`lm_${variant}.safetensors`);
   });
 }
+
+Deno.test("TransformerLM matches PyTorch with unfused projections (fusedProjections: false), every variant", async () => {
+  for (
+    const variant of ["small", "post_silu_tied_nope", "parallel_pre", "norm_none", "parallel_post_tied", "head_dim_6"]
+  ) {
+    await checkAgainstTorch(`lm_${variant}.safetensors`, true);
+  }
+});
 
 // The other direction: our weights, written to safetensors, load strictly into the PyTorch module and give our
 // logits. Needs Debian's torch on /usr/bin/python3 (CI images without it skip this test and say so).
@@ -317,6 +326,7 @@ Deno.test("config validation names the field; defaults are filled in", () => {
   fails({ ...small, vocabSize: 2.5 }, "vocabSize", "vocabSize");
   fails({ ...small, ropeTheta: -1 }, "ropeTheta", "ropeTheta");
   fails({ ...small, norm: "middle" as "pre" }, "norm", "norm");
+  fails({ ...small, fusedProjections: "yes" as unknown as boolean }, "fusedProjections", "fusedProjections");
   // Without RoPE an odd head dim is fine.
   new TransformerLM({ ...small, numHeads: 32, position: "none" }).dispose();
   const model = new TransformerLM({ vocabSize: 10, contextLength: 8, dModel: 32, numLayers: 1, numHeads: 4 });
@@ -334,6 +344,7 @@ Deno.test("config validation names the field; defaults are filled in", () => {
     ffn: "swiglu",
     parallelLayers: false,
     tieEmbeddings: false,
+    fusedProjections: true,
   });
   model.dispose();
 });

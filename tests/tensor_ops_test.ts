@@ -456,6 +456,35 @@ Deno.test("concat: along each axis, with size-1 pieces, forward and backward", a
   }
 });
 
+Deno.test("concat: pieces end to end (one dispatch each way), up to the binding limit and past it", async () => {
+  const rng = rngFor("concat end to end");
+  for (
+    const [axis, shapes] of [
+      [0, [[6, 4], [6, 4], [6, 4]]], // a fused q/k/v weight
+      [0, [[5, 3], [7, 3]]],
+      [1, [[1, 2, 3], [1, 5, 3], [1, 1, 3]]], // only ones before the axis: still end to end
+      [0, Array.from({ length: 7 }, (_, i) => [i + 1, 2])], // the most one dispatch takes
+      [0, Array.from({ length: 8 }, () => [2, 3])], // one more: the per-piece gather
+      [0, [[3, 2, 2]]],
+    ] as [number, number[][]][]
+  ) {
+    await checkGrad({
+      name: `concat end to end axis ${axis} ${JSON.stringify(shapes)}`,
+      inputs: shapes.map((s) => randNd(rng, s)),
+      gpu: (ts) => concat(ts, axis),
+      ref: (xs) => ref.concat(xs, axis),
+    });
+  }
+  // A piece without gradients (a frozen weight) gets none; the others still get theirs.
+  const a = param(tensor([[1, 2], [3, 4]])), b = tensor([[5, 6]]), c = param(tensor([[7, 8]]));
+  const y = concat([a, b, c], 0);
+  assertEquals(Array.from(await y.data()), [1, 2, 3, 4, 5, 6, 7, 8]);
+  sum(mul(y, tensor([[1, 2], [3, 4], [5, 6], [7, 8]]))).backward();
+  assertEquals(Array.from(await a.grad!.data()), [1, 2, 3, 4]);
+  assertEquals(b.grad, null);
+  assertEquals(Array.from(await c.grad!.data()), [7, 8]);
+});
+
 Deno.test("broadcastTo: forward and backward (gradients sum over broadcast dims)", async () => {
   const rng = rngFor("broadcastTo");
   for (

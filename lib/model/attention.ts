@@ -6,7 +6,17 @@
  * @module
  */
 import type { Rng } from "../random.ts";
-import { attention, reshape, rope, type Tensor, tensor } from "../tensor/mod.ts";
+import {
+  attention,
+  concat,
+  matmul,
+  packedAttention,
+  reshape,
+  rope,
+  slice,
+  type Tensor,
+  tensor,
+} from "../tensor/mod.ts";
 import { Linear } from "./layers.ts";
 
 /**
@@ -23,6 +33,11 @@ export interface CausalSelfAttentionOptions {
   ropeTheta: number | null;
   /** The largest position RoPE must handle (sizes its cos/sin table). */
   maxPosition: number;
+  /**
+   * One matmul against the row-concatenated q/k/v weights, and attention reading its packed output in place
+   * (default true); false runs the three projections separately (for comparison; the same values).
+   */
+  fused?: boolean;
   /** Generator for the projection weights. */
   rng?: Rng;
 }
@@ -59,6 +74,8 @@ export class CausalSelfAttention {
   readonly vProj: Linear;
   /** Output projection back to the residual stream. */
   readonly outputProj: Linear;
+  /** Whether q, k and v come from one matmul against the concatenated weights. */
+  readonly fused: boolean;
 
   /** Creates the four projections. */
   constructor(dModel: number, options: CausalSelfAttentionOptions) {
@@ -73,6 +90,7 @@ export class CausalSelfAttention {
     }
     this.ropeTheta = options.ropeTheta;
     this.maxPosition = options.maxPosition;
+    this.fused = options.fused ?? true;
     const rng = options.rng;
     this.qProj = new Linear(dModel, dModel, { rng });
     this.kProj = new Linear(dModel, dModel, { rng });
@@ -86,6 +104,7 @@ export class CausalSelfAttention {
    * values.
    */
   forward(x: Tensor, positions?: Tensor, kvSink?: KvSink): Tensor {
+    if (this.fused) return this.fusedForward(x, positions, kvSink);
     const [B, T] = x.shape;
     const H = this.numHeads, hd = this.headDim;
     // A projection's (B, T, d) output is already (B, T, H, hd) heads: RoPE and attention work in that layout, so
@@ -102,6 +121,30 @@ export class CausalSelfAttention {
     kvSink?.(k, v);
     const o = attention(q, k, v, { causal: true, layout: "bthd" }); // (B, T, H, hd)
     return this.outputProj.forward(reshape(o, [B, T, this.dModel])); // (B, T, d)
+  }
+
+  /**
+   * {@linkcode forward} with one projection: `x @ [Wq; Wk; Wv]^T` is (B, T, 3d) = (B, T, 3, H, hd), which RoPE
+   * and the attention kernels read in place. Its backward is one dX matmul (K = 3d, so no sum of three input
+   * gradients) and one weight-gradient matmul, split back into the three parameters' gradients by the concat.
+   */
+  private fusedForward(x: Tensor, positions?: Tensor, kvSink?: KvSink): Tensor {
+    const [B, T] = x.shape;
+    const H = this.numHeads, hd = this.headDim, d = this.dModel;
+    const w = concat([this.qProj.weight, this.kProj.weight, this.vProj.weight], 0); // (3d, d)
+    const rows = reshape(x, [B * T, d]); // (B*T, d)
+    let qkv = reshape(matmul(rows, w, { transB: true }), [B, T, 3, H, hd]); // (B, T, 3, H, hd)
+    if (this.ropeTheta !== null) {
+      const pos = positions ?? tensor(Int32Array.from({ length: T }, (_, i) => i)); // (T)
+      qkv = rope(qkv, pos, { theta: this.ropeTheta, maxPosition: this.maxPosition, packed: true }); // (B, T, 3, H, hd)
+    }
+    if (kvSink) {
+      // The sink's contract is separate (B, T, H, hd) keys and values: copies, made only when one is given.
+      const part = (p: number) => reshape(slice(qkv, { axis: 2, start: p, end: p + 1 }), [B, T, H, hd]);
+      kvSink(part(1), part(2));
+    }
+    const o = packedAttention(qkv, { causal: true }); // (B, T, H, hd)
+    return this.outputProj.forward(reshape(o, [B, T, d])); // (B, T, d)
   }
 
   /** The parameters under their CS336 names (`q_proj.weight`, ...), prefixed with `prefix`. */

@@ -31,6 +31,8 @@ export interface TransformerBlockOptions {
   ffn?: FeedForwardKind;
   /** Attention and feed-forward in parallel on the same input (default false). */
   parallel?: boolean;
+  /** One matmul against the concatenated q/k/v (and w1/w3) weights (default true). */
+  fusedProjections?: boolean;
   /** Generator for the weights. */
   rng?: Rng;
 }
@@ -70,9 +72,10 @@ export class TransformerBlock {
       numHeads: options.numHeads,
       ropeTheta: options.ropeTheta,
       maxPosition: options.maxPosition,
+      fused: options.fusedProjections,
       rng,
     });
-    this.ffn = new FeedForward(dModel, options.dFf, { kind: options.ffn, rng });
+    this.ffn = new FeedForward(dModel, options.dFf, { kind: options.ffn, fused: options.fusedProjections, rng });
     const hasNorm = this.norm !== "none";
     this.ln1 = hasNorm ? new RMSNorm(dModel, { eps }) : null;
     this.ln2 = hasNorm && !this.parallel ? new RMSNorm(dModel, { eps }) : null;

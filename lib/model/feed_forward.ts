@@ -8,7 +8,7 @@
 import type { FeedForwardKind } from "../config.ts";
 import type { Rng } from "../random.ts";
 import { record } from "../tensor/autograd.ts";
-import { mapElements, silu, type Tensor } from "../tensor/mod.ts";
+import { concat, mapElements, matmul, packedSiluGate, reshape, silu, type Tensor } from "../tensor/mod.ts";
 import { Linear } from "./layers.ts";
 
 const SIGMOID = "(1.0 / (1.0 + exp(-v0)))";
@@ -36,6 +36,11 @@ function siluGate(a: Tensor, b: Tensor): Tensor {
 export interface FeedForwardOptions {
   /** Variant (default `"swiglu"`). */
   kind?: FeedForwardKind;
+  /**
+   * SwiGLU only: one matmul against the row-concatenated w1/w3 weights, gated in place (default true); false runs
+   * the two projections separately (for comparison; the same values).
+   */
+  fused?: boolean;
   /** Generator for the weights. */
   rng?: Rng;
 }
@@ -61,10 +66,13 @@ export class FeedForward {
   readonly w2: Linear;
   /** Gate projection (SwiGLU only), (dFf, dModel). */
   readonly w3: Linear | null;
+  /** Whether SwiGLU's w1 and w3 projections run as one matmul against their concatenated weights. */
+  readonly fused: boolean;
 
   /** Creates the projections. */
   constructor(dModel: number, dFf: number, options: FeedForwardOptions = {}) {
     this.kind = options.kind ?? "swiglu";
+    this.fused = options.fused ?? true;
     const rng = options.rng;
     // Creation order w1, w2, w3 matches the CS336 module so that seeded initialisations line up.
     this.w1 = new Linear(dModel, dFf, { rng });
@@ -74,6 +82,14 @@ export class FeedForward {
 
   /** Maps (..., dModel) to (..., dModel). */
   forward(x: Tensor): Tensor {
+    if (this.w3 && this.fused) {
+      // x @ [W1; W3]^T: one matmul forward, one per operand backward (K = 2 dFf: no sum of two dX).
+      const lead = x.shape.slice(0, -1), dFf = this.w1.outFeatures;
+      const w = concat([this.w1.weight, this.w3.weight], 0); // (2 dFf, dModel)
+      const rows = reshape(x, [-1, this.w1.inFeatures]); // (N, dModel)
+      const hidden = packedSiluGate(matmul(rows, w, { transB: true })); // (N, dFf)
+      return this.w2.forward(reshape(hidden, [...lead, dFf])); // (..., dModel)
+    }
     const h1 = this.w1.forward(x); // (..., dFf)
     const hidden = this.w3 ? siluGate(h1, this.w3.forward(x)) : silu(h1); // (..., dFf)
     return this.w2.forward(hidden); // (..., dModel)

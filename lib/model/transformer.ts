@@ -109,6 +109,7 @@ export class TransformerLM {
         normEps: c.normEps,
         ffn: c.ffn,
         parallel: c.parallelLayers,
+        fusedProjections: c.fusedProjections,
         rng,
       }));
     this.lnFinal = c.norm === "none" ? null : new RMSNorm(c.dModel, { eps: c.normEps });

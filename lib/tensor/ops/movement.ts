@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { gatherKernel } from "../../../kernels/copy.ts";
+import { concatKernel, gatherKernel, MAX_CONCAT_PIECES, splitKernel } from "../../../kernels/copy.ts";
 import { gpu } from "../../gpu/backend.ts";
 import { record } from "../autograd.ts";
 import { fmt, normAxis, prod, sameShape } from "../shape.ts";
@@ -135,7 +135,9 @@ function padInto(part: Tensor, shape: readonly number[], axis: number, start: nu
 }
 
 /**
- * Joins tensors along `axis`; all other dims must match.
+ * Joins tensors along `axis`; all other dims must match. Along the first axis (or one with only ones before it)
+ * the pieces lie end to end in the output: up to 7 of them are then copied by one dispatch, and the backward
+ * splits the gradient back into pieces by one dispatch (e.g. a fused q/k/v weight from its three parameters).
  *
  * @example
  * ```ts ignore
@@ -153,6 +155,9 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   }
   const outShape = first.shape.map((d, i) => i === a ? xs.reduce((s, x) => s + x.shape[a], 0) : d);
   const out = empty(outShape, first.dtype);
+  if (prod(first.shape.slice(0, a)) === 1 && xs.length <= MAX_CONCAT_PIECES && xs.every((x) => x.size > 0)) {
+    return concatEndToEnd(xs, out);
+  }
   const outStrides = contiguousStrides(outShape);
   let offset = 0;
   const starts: number[] = [];
@@ -172,6 +177,22 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
     [...xs],
     (dy) => xs.map((x, i) => slice(dy, { axis: a, start: starts[i], end: starts[i] + x.shape[a] })),
   );
+}
+
+/** {@linkcode concat} of pieces that lie end to end in `out`: one dispatch forward, one backward. */
+function concatEndToEnd(xs: readonly Tensor[], out: Tensor): Tensor {
+  const spec = { sizes: xs.map((x) => x.size), dtype: out.dtype };
+  gpu().run(concatKernel(spec), [...xs.map((x) => x.buffer), out.buffer]);
+  return record(out, "concat", [...xs], (dy) => {
+    // The kernel writes every piece; those whose input needs no gradient are dropped right away.
+    const parts = xs.map((x) => empty(x.shape, x.dtype));
+    gpu().run(splitKernel(spec), [dy.buffer, ...parts.map((t) => t.buffer)]);
+    return parts.map((t, i) => {
+      if (xs[i].requiresGrad) return t;
+      t.dispose();
+      return null;
+    });
+  });
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   rmsNormWeightGradKernel,
 } from "../../../kernels/rmsnorm.ts";
 import { ropeKernel } from "../../../kernels/rope.ts";
+import { siluGateKernel } from "../../../kernels/silu_gate.ts";
 import { softmaxBackwardKernel, softmaxForwardKernel, type SoftmaxSpec } from "../../../kernels/softmax.ts";
 import type { KernelSource } from "../../../kernels/common.ts";
 import {
@@ -33,7 +34,7 @@ import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, keep, type Tensor } from "../tensor.ts";
 import { fill } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
-import { permute } from "./movement.ts";
+import { permute, reshape, slice } from "./movement.ts";
 import { mean, sumTo } from "./reduce.ts";
 import { tensor } from "../create.ts";
 
@@ -183,6 +184,12 @@ export interface RopeOptions {
    * linear projection's output split into heads, every head of a position rotated alike.
    */
   layout?: AttentionLayout;
+  /**
+   * x is a fused q/k/v projection's output (..., T, 3, H, dim) (see {@linkcode packedAttention}): the q and k parts
+   * are rotated and the v part copied, in one dispatch each way. Positions as for `"bthd"`: (T) shared or (..., T)
+   * per sequence. Overrides `layout`.
+   */
+  packed?: boolean;
 }
 
 /**
@@ -192,11 +199,14 @@ export interface RopeOptions {
  * - layout `"bhtd"`: x (..., T, dim); positions (T) shared by all leading dims, or x's shape without the last dim.
  * - layout `"bthd"`: x (..., T, H, dim); positions (T) shared, (..., T) per sequence (all heads alike), or x's
  *   shape without the last dim.
+ * - `packed`: x (..., T, 3, H, dim), q, k and v of a fused projection; q and k rotated, v copied; positions (T) or
+ *   (..., T).
  *
  * @example
  * ```ts ignore
  * const q2 = rope(q, positions, { theta: 10000 }); // q (B, H, T, hd), positions (T) i32
  * const k2 = rope(k, positions, { theta: 10000, layout: "bthd" }); // k (B, T, H, hd), positions (B, T) i32
+ * const qkv2 = rope(qkv, positions, { theta: 10000, packed: true }); // qkv (B, T, 3, H, hd)
  * ```
  */
 export function rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tensor {
@@ -204,31 +214,67 @@ export function rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tens
   const dim = x.shape[x.ndim - 1];
   if (dim % 2 !== 0) throw new Error(`rope: the last dim must be even, got ${x.describe()}`);
   if (positions.dtype !== "i32") throw new TypeError(`rope: positions must be i32, got ${positions.describe()}`);
-  const bthd = opts.layout === "bthd";
+  const packed = opts.packed ?? false;
+  const bthd = opts.layout === "bthd" || packed;
+  if (packed && (x.ndim < 4 || x.shape[x.ndim - 3] !== 3)) {
+    throw new Error(`rope: packed q/k/v needs x (..., T, 3, H, dim), got ${x.describe()}`);
+  }
   if (bthd && x.ndim < 3) throw new Error(`rope: layout "bthd" needs x (..., T, H, dim), got ${x.describe()}`);
-  // Rows that share a position (the heads of one), and the sequence axis.
-  const group = bthd ? x.shape[x.ndim - 2] : 1;
-  const seqAxis = x.ndim - (bthd ? 3 : 2);
+  // Rows that share a position (the heads of one, packed: of all three parts), and the sequence axis.
+  const group = packed ? 3 * x.shape[x.ndim - 2] : bthd ? x.shape[x.ndim - 2] : 1;
+  const seqAxis = x.ndim - (packed ? 4 : bthd ? 3 : 2);
   const seq = seqAxis >= 0 ? x.shape[seqAxis] : 1;
   const rowsShape = x.shape.slice(0, -1);
   let spec: { group: number; cycle: number };
-  if (sameShape(positions.shape, rowsShape)) spec = { group: 1, cycle: 0 };
-  else if (bthd && sameShape(positions.shape, x.shape.slice(0, -2))) spec = { group, cycle: 0 };
+  if (!packed && sameShape(positions.shape, rowsShape)) spec = { group: 1, cycle: 0 };
+  else if (bthd && sameShape(positions.shape, x.shape.slice(0, seqAxis + 1))) spec = { group, cycle: 0 };
   else if (positions.ndim === 1 && positions.shape[0] === seq) spec = { group, cycle: seq };
   else {
-    const forms = bthd
+    const forms = packed
+      ? `(${seq}) or ${fmt(x.shape.slice(0, seqAxis + 1))}`
+      : bthd
       ? `(${seq}), ${fmt(x.shape.slice(0, -2))} or ${fmt(rowsShape)}`
       : `(${seq}) or ${fmt(rowsShape)}`;
     throw new Error(`rope: positions ${positions.describe()} must be ${forms} for ${x.describe()}`);
   }
   const table = ropeTable(opts.theta ?? 10000, dim, opts.maxPosition ?? seq);
-  const kernelSpec = { rows: prod(rowsShape), dim, ...spec, tableRows: table.size };
+  // Packed: of each position's 3H rows, the first 2H (q and k) rotate and the H value rows are copied.
+  const rotated = packed ? { rotated: (2 * group) / 3 } : {};
+  const kernelSpec = { rows: prod(rowsShape), dim, ...spec, tableRows: table.size, ...rotated };
   const y = empty(x.shape);
   if (y.size > 0) run(ropeKernel({ ...kernelSpec, inverse: false }), [x, positions, table.cos, table.sin, y]);
   return record(y, "rope", [x], (dy) => {
     const dx = empty(x.shape);
     if (dx.size > 0) run(ropeKernel({ ...kernelSpec, inverse: true }), [dy, positions, table.cos, table.sin, dx]);
     return [dx];
+  });
+}
+
+// ---- SwiGLU gate ----------------------------------------------------------------------------------------------
+
+/**
+ * The SwiGLU gate over a fused w1/w3 projection's output `h` (..., 2F): `silu(a) * b` (..., F) with a the first
+ * half of the last axis and b the second, read in place. The backward writes both halves of dh in one dispatch.
+ *
+ * @example
+ * ```ts ignore
+ * const h = matmul(x2, concat([w1, w3], 0), { transB: true }); // (N, 2 dFf)
+ * const hidden = packedSiluGate(h); // (N, dFf)
+ * ```
+ */
+export function packedSiluGate(h: Tensor): Tensor {
+  requireF32("packedSiluGate", h);
+  const width2 = h.ndim > 0 ? h.shape[h.ndim - 1] : 0;
+  if (h.ndim < 1 || width2 % 2 !== 0) {
+    throw new Error(`packedSiluGate: needs h (..., 2F) with an even last dim, got ${h.describe()}`);
+  }
+  const width = width2 / 2, rows = h.size / Math.max(width2, 1);
+  const y = empty([...h.shape.slice(0, -1), width]);
+  if (y.size > 0) run(siluGateKernel({ rows, width, backward: false }), [h, y]);
+  return record(y, "packedSiluGate", [h], (dy) => {
+    const dh = empty(h.shape);
+    if (dh.size > 0) run(siluGateKernel({ rows, width, backward: true }), [h, dy, dh]);
+    return [dh];
   });
 }
 
@@ -400,21 +446,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const causal = opts.causal ?? true, scale = opts.scale ?? 1 / Math.sqrt(d);
   if (causal && tq > tk) throw new Error(`attention: causal attention needs queries (${tq}) <= keys (${tk})`);
   const dv = v.shape[v.ndim - 1];
-  if ((opts.fused ?? true) && dv === d && fusedAttentionSupports(d) && tq > 0 && tk > 0) {
-    const variant = resolveVariant(currentVariant, opts.variant ?? {});
-    const bytes = attentionWorkgroupBytes(d, variant), limit = gpu().device.limits.maxComputeWorkgroupStorageSize;
-    if (bytes <= limit) {
-      return fusedAttention(q, k, v, { bh: prod(lead) * heads, tq, tk, d, scale, causal, heads }, variant);
-    }
-    // The default at d = 64 needs 24 KB, more than WebGPU guarantees (16 KB): such devices get the composite. A
-    // variant asked for must not silently become the composite (a benchmark would time the wrong thing).
-    if (JSON.stringify(variant) !== JSON.stringify(DEFAULT_ATTENTION_VARIANT)) {
-      throw new Error(
-        `attention: variant ${JSON.stringify(variant)} needs ${bytes} bytes of workgroup memory at head dim ${d}; ` +
-          `this device allows ${limit}`,
-      );
-    }
-  }
+  const variant = (opts.fused ?? true) && dv === d && tq > 0 && tk > 0 ? fusedVariant(d, opts) : null;
+  if (variant) return fusedAttention(q, k, v, { bh: prod(lead) * heads, tq, tk, d, scale, causal, heads }, variant);
   if (!bthd) return compositeAttention(q, k, v, { tq, tk, scale, causal });
   // The composite runs per head on (..., H, T, d): swap the sequence and head axes around it.
   const n = q.ndim, swap = [...Array.from({ length: n - 3 }, (_, i) => i), n - 2, n - 3, n - 1];
@@ -422,6 +455,70 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const o = compositeAttention(qh, kh, vh, { tq, tk, scale, causal }); // (..., H, Tq, dv)
   return permute(o, swap); // (..., Tq, H, dv)
 }
+/**
+ * The variant the fused kernels run at head dim `d` under `opts`, or null when they cannot (the head dim, or the
+ * default variant needing more workgroup memory than the device has: the caller then takes the composite).
+ */
+function fusedVariant(d: number, opts: { variant?: Partial<AttentionVariant> }): AttentionVariant | null {
+  if (!fusedAttentionSupports(d)) return null;
+  const variant = resolveVariant(currentVariant, opts.variant ?? {});
+  const bytes = attentionWorkgroupBytes(d, variant), limit = gpu().device.limits.maxComputeWorkgroupStorageSize;
+  if (bytes <= limit) return variant;
+  // The default at d = 64 needs 24 KB, more than WebGPU guarantees (16 KB): such devices get the composite. A
+  // variant asked for must not silently become the composite (a benchmark would time the wrong thing).
+  if (JSON.stringify(variant) !== JSON.stringify(DEFAULT_ATTENTION_VARIANT)) {
+    throw new Error(
+      `attention: variant ${JSON.stringify(variant)} needs ${bytes} bytes of workgroup memory at head dim ${d}; ` +
+        `this device allows ${limit}`,
+    );
+  }
+  return null;
+}
+
+/** Options of {@linkcode packedAttention}: those of {@linkcode attention} except the layout, which is fixed. */
+export type PackedAttentionOptions = Omit<AttentionOptions, "layout">;
+
+/**
+ * Causal self-attention over the output of a fused q/k/v projection, `qkv` (..., T, 3, H, d): part 0 the queries,
+ * 1 the keys, 2 the values, each (..., T, H, d) in the `"bthd"` layout of {@linkcode attention}. Returns
+ * (..., T, H, d). The fused kernels read the three parts in place (no copies), and the gradient of `qkv` is one
+ * tensor whose parts the dQ and dK/dV kernels write, so that `x @ Wqkv^T`'s backward is one matmul per operand.
+ * Where the fused kernels do not apply (head dim, `fused: false`) the parts are sliced out for the composite.
+ *
+ * @example
+ * ```ts ignore
+ * const qkv = reshape(matmul(x2, wqkv, { transB: true }), [B, T, 3, H, hd]); // wqkv = concat([wq, wk, wv], 0)
+ * const o = packedAttention(rope(qkv, positions, { packed: true })); // (B, T, H, hd)
+ * ```
+ */
+export function packedAttention(qkv: Tensor, opts: PackedAttentionOptions = {}): Tensor {
+  if (qkv.ndim < 4 || qkv.shape[qkv.ndim - 3] !== 3) {
+    throw new Error(`packedAttention: qkv must be (..., T, 3, H, d), got ${qkv.describe()}`);
+  }
+  const n = qkv.ndim, d = qkv.shape[n - 1], heads = qkv.shape[n - 2], t = qkv.shape[n - 4];
+  const lead = qkv.shape.slice(0, -4);
+  const causal = opts.causal ?? true, scale = opts.scale ?? 1 / Math.sqrt(d);
+  const variant = (opts.fused ?? true) && t > 0 ? fusedVariant(d, opts) : null;
+  if (!variant) {
+    const part = (p: number) => reshape(slice(qkv, { axis: -3, start: p, end: p + 1 }), [...lead, t, heads, d]);
+    return attention(part(0), part(1), part(2), { ...opts, layout: "bthd" }); // (..., T, H, d)
+  }
+  const spec: AttentionSpec = { bh: prod(lead) * heads, tq: t, tk: t, d, scale, causal, heads, packed: true };
+  const out = empty([...lead, t, heads, d]), lse = empty([spec.bh * t]);
+  run(attentionForwardKernel(spec, variant), [qkv, out, lse]);
+  return record(out, "packedAttention", [qkv], (dout) => {
+    // delta_i = rowsum(dO_i * O_i), the softmax backward's correction term.
+    const delta = empty([spec.bh * t]);
+    run(attentionDeltaKernel(spec.bh * t, d), [dout, out, delta]);
+    // Every element is written: part 0 by the dQ kernel, parts 1 and 2 by the dK/dV kernel.
+    const dqkv = empty(qkv.shape);
+    run(attentionBackwardDqKernel(spec, variant), [qkv, dout, lse, delta, dqkv]);
+    run(attentionBackwardDkvKernel(spec, variant), [qkv, dout, lse, delta, dqkv]);
+    delta.dispose();
+    return [dqkv];
+  }, [lse]);
+}
+
 /**
  * Attention as matmul + fused masked softmax + matmul, recorded as one op: the scores are freed as soon as the
  * softmax has read them, and the probabilities live only as long as the backward needs them.
