@@ -65,7 +65,7 @@ Deno.test("matmul large tiles (BK 16 and 32): odd shapes, transposes, with the d
   await expectClose(outs, expected, { atol: 2e-4, rtol: 1e-5 });
 });
 
-Deno.test("matmul \"dot\" compute (x @ W^T with K-contiguous tiles): odd shapes, tiles, pipelines, split-K", async () => {
+Deno.test('matmul "dot" compute (x @ W^T with K-contiguous tiles): odd shapes, tiles, pipelines, split-K', async () => {
   const rng = rngFor("matmul-dot");
   const outs: Tensor[] = [], expected: Nd[] = [];
   const cases: [number, number, number, MatmulTile, Partial<MatmulVariant>, number?][] = [

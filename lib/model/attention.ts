@@ -42,6 +42,22 @@ export interface CausalSelfAttentionOptions {
   rng?: Rng;
 }
 
+/** Options of {@linkcode CausalSelfAttention.forward}. */
+export interface AttentionForwardOptions {
+  /**
+   * Token positions for RoPE (i32): (T) shared by the batch, or (B, T) per sequence; 0..T-1 when absent, unused
+   * without RoPE.
+   */
+  positions?: Tensor;
+  /** Receives the keys and values (after RoPE), as the KV-cached decoder's prefill needs them. */
+  kvSink?: KvSink;
+  /**
+   * The residual stream (B, T, dModel): when given, the result is `residual + attention(x)`, summed in the output
+   * projection's matmul epilogue.
+   */
+  residual?: Tensor;
+}
+
 /**
  * Causal multi-head self-attention over (batch, seq, dModel).
  *
@@ -52,7 +68,7 @@ export interface CausalSelfAttentionOptions {
  * await initGpu();
  * const attn = new CausalSelfAttention(32, { numHeads: 4, ropeTheta: 10000, maxPosition: 15 });
  * const positions = tensor(new Int32Array([0, 1, 2, 3, 4]));
- * const y = attn.forward(randn([2, 5, 32]), positions); // (2, 5, 32)
+ * const y = attn.forward(randn([2, 5, 32]), { positions }); // (2, 5, 32)
  * ```
  */
 export class CausalSelfAttention {
@@ -98,13 +114,10 @@ export class CausalSelfAttention {
     this.outputProj = new Linear(dModel, dModel, { rng });
   }
 
-  /**
-   * Attends over `x` (B, T, dModel). `positions` (i32) are the token positions for RoPE: (T) shared by the batch,
-   * or (B, T) per sequence; 0..T-1 when absent, unused without RoPE. `kvSink`, when given, receives the keys and
-   * values.
-   */
-  forward(x: Tensor, positions?: Tensor, kvSink?: KvSink): Tensor {
-    if (this.fused) return this.fusedForward(x, positions, kvSink);
+  /** Attends over `x` (B, T, dModel); see {@linkcode AttentionForwardOptions}. */
+  forward(x: Tensor, options: AttentionForwardOptions = {}): Tensor {
+    const { positions, kvSink, residual } = options;
+    if (this.fused) return this.fusedForward(x, positions, kvSink, residual);
     const [B, T] = x.shape;
     const H = this.numHeads, hd = this.headDim;
     // A projection's (B, T, d) output is already (B, T, H, hd) heads: RoPE and attention work in that layout, so
@@ -120,7 +133,7 @@ export class CausalSelfAttention {
     }
     kvSink?.(k, v);
     const o = attention(q, k, v, { causal: true, layout: "bthd" }); // (B, T, H, hd)
-    return this.outputProj.forward(reshape(o, [B, T, this.dModel])); // (B, T, d)
+    return this.outputProj.forward(reshape(o, [B, T, this.dModel]), { residual }); // (B, T, d)
   }
 
   /**
@@ -128,7 +141,7 @@ export class CausalSelfAttention {
    * and the attention kernels read in place. Its backward is one dX matmul (K = 3d, so no sum of three input
    * gradients) and one weight-gradient matmul, split back into the three parameters' gradients by the concat.
    */
-  private fusedForward(x: Tensor, positions?: Tensor, kvSink?: KvSink): Tensor {
+  private fusedForward(x: Tensor, positions?: Tensor, kvSink?: KvSink, residual?: Tensor): Tensor {
     const [B, T] = x.shape;
     const H = this.numHeads, hd = this.headDim, d = this.dModel;
     const w = concat([this.qProj.weight, this.kProj.weight, this.vProj.weight], 0); // (3d, d)
@@ -144,7 +157,7 @@ export class CausalSelfAttention {
       kvSink(part(1), part(2));
     }
     const o = packedAttention(qkv, { causal: true }); // (B, T, H, hd)
-    return this.outputProj.forward(reshape(o, [B, T, d])); // (B, T, d)
+    return this.outputProj.forward(reshape(o, [B, T, d]), { residual }); // (B, T, d)
   }
 
   /** The parameters under their CS336 names (`q_proj.weight`, ...), prefixed with `prefix`. */

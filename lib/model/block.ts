@@ -87,18 +87,19 @@ export class TransformerBlock {
     const ln2 = (t: Tensor) => this.ln2 ? this.ln2.forward(t) : t;
     if (this.parallel) {
       if (this.norm === "post") {
-        return ln1(add(add(x, this.attn.forward(x, positions, kvSink)), this.ffn.forward(x))); // (B, T, d)
+        return ln1(add(add(x, this.attn.forward(x, { positions, kvSink })), this.ffn.forward(x))); // (B, T, d)
       }
       // Pre-norm (or none): both sub-layers read the one normalised input, computed once.
       const h = ln1(x); // (B, T, d)
-      return add(add(x, this.attn.forward(h, positions, kvSink)), this.ffn.forward(h)); // (B, T, d)
+      return add(add(x, this.attn.forward(h, { positions, kvSink })), this.ffn.forward(h)); // (B, T, d)
     }
     if (this.norm === "post") {
-      const h = ln1(add(x, this.attn.forward(x, positions, kvSink))); // (B, T, d)
+      const h = ln1(add(x, this.attn.forward(x, { positions, kvSink }))); // (B, T, d)
       return ln2(add(h, this.ffn.forward(h))); // (B, T, d)
     }
-    const h = add(x, this.attn.forward(ln1(x), positions, kvSink)); // (B, T, d)
-    return add(h, this.ffn.forward(ln2(h))); // (B, T, d)
+    // Pre-norm (or none): the residual sums happen in the output projections' matmul epilogues.
+    const h = this.attn.forward(ln1(x), { positions, kvSink, residual: x }); // x + attn(ln1(x)), (B, T, d)
+    return this.ffn.forward(ln2(h), { residual: h }); // h + ffn(ln2(h)), (B, T, d)
   }
 
   /** The parameters under their CS336 names (`attn.q_proj.weight`, `ln1.weight`, ...), prefixed with `prefix`. */

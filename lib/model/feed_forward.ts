@@ -80,19 +80,23 @@ export class FeedForward {
     this.w3 = this.kind === "swiglu" ? new Linear(dModel, dFf, { rng }) : null;
   }
 
-  /** Maps (..., dModel) to (..., dModel). */
-  forward(x: Tensor): Tensor {
+  /**
+   * Maps (..., dModel) to (..., dModel). With `residual` (shaped like the result), returns `residual + ffn(x)`,
+   * summed in the last projection's matmul epilogue.
+   */
+  forward(x: Tensor, options: { residual?: Tensor } = {}): Tensor {
+    const residual = options.residual;
     if (this.w3 && this.fused) {
       // x @ [W1; W3]^T: one matmul forward, one per operand backward (K = 2 dFf: no sum of two dX).
       const lead = x.shape.slice(0, -1), dFf = this.w1.outFeatures;
       const w = concat([this.w1.weight, this.w3.weight], 0); // (2 dFf, dModel)
       const rows = reshape(x, [-1, this.w1.inFeatures]); // (N, dModel)
       const hidden = packedSiluGate(matmul(rows, w, { transB: true })); // (N, dFf)
-      return this.w2.forward(reshape(hidden, [...lead, dFf])); // (..., dModel)
+      return this.w2.forward(reshape(hidden, [...lead, dFf]), { residual }); // (..., dModel)
     }
     const h1 = this.w1.forward(x); // (..., dFf)
     const hidden = this.w3 ? siluGate(h1, this.w3.forward(x)) : silu(h1); // (..., dFf)
-    return this.w2.forward(hidden); // (..., dModel)
+    return this.w2.forward(hidden, { residual }); // (..., dModel)
   }
 
   /** The parameters under their CS336 names (`w1.weight`, ...), prefixed with `prefix`. */

@@ -16,7 +16,12 @@
  * @module
  */
 export { Embedding, type LayerInitOptions, Linear, RMSNorm, type RMSNormOptions } from "./layers.ts";
-export { CausalSelfAttention, type CausalSelfAttentionOptions, type KvSink } from "./attention.ts";
+export {
+  type AttentionForwardOptions,
+  CausalSelfAttention,
+  type CausalSelfAttentionOptions,
+  type KvSink,
+} from "./attention.ts";
 export { FeedForward, type FeedForwardOptions } from "./feed_forward.ts";
 export { TransformerBlock, type TransformerBlockOptions } from "./block.ts";
 export { type ForwardOptions, TransformerLM, type TransformerLMOptions, type WeightArray } from "./transformer.ts";
