@@ -71,6 +71,12 @@ export interface AttentionVariant {
   keyGroup: 64 | 128;
   /** Query rows per tile that the dK/dV kernel stages through workgroup memory. */
   queryTile: 32 | 64;
+  /**
+   * Unroll the loops over a staged block's keys (forward, dQ) and queries (dK/dV) in the generated code: every
+   * workgroup-memory index becomes a constant (no bounds clamp or index arithmetic per read, the lesson of the
+   * matmul kernels), and the forward keeps a block's scores in registers instead of workgroup memory.
+   */
+  unroll: boolean;
 }
 
 /**
@@ -85,6 +91,7 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
   keysPerThread: 1,
   keyGroup: 64,
   queryTile: 32,
+  unroll: false,
 });
 
 /** Whether the fused kernels support this head dim. */
@@ -103,7 +110,8 @@ export function fusedAttentionSupports(d: number): boolean {
  * ```
  */
 export function attentionWorkgroupBytes(d: number, variant: AttentionVariant): number {
-  const forward = 4 * variant.keyBlock * variant.queryBlock + 2 * 4 * variant.keyBlock * d;
+  // Unrolled, the forward keeps its scores in registers: no score scratch.
+  const forward = (variant.unroll ? 0 : 4 * variant.keyBlock * variant.queryBlock) + 2 * 4 * variant.keyBlock * d;
   const dkv = 2 * 4 * variant.queryTile * d + 2 * 4 * variant.queryTile;
   return Math.max(forward, dkv);
 }
@@ -227,6 +235,22 @@ function stagedReads(
 }
 
 /**
+ * `for (var <name> = 0u; <name> < count; <name>++) { body }`, or with `unroll` the body `count` times, each copy in
+ * its own block with `<name>` a constant (so that indices built from it are constant expressions).
+ */
+function loop(name: string, count: number, body: string, unroll: boolean): string {
+  if (!unroll) {
+    return `    for (var ${name} = 0u; ${name} < ${count}u; ${name}++) {
+${body}
+    }`;
+  }
+  return Array.from({ length: count }, (_, c) =>
+    `    { const ${name} = ${c}u;
+${body}
+    }`).join("\n");
+}
+
+/**
  * Name of the flat row of q of a thread's query row with suffix `s`: `r` (the output's row order, which q shares
  * unless packed) or `rq` (its row in the packed tensor).
  */
@@ -269,6 +293,9 @@ function generateAttentionForwardKernel(spec: AttentionSpec, variant: AttentionV
   const pro = queryBlockPrologue(spec, qs);
   const rows = (f: (s: string, u: number) => string) => vecs(R, (u) => f(sfx(u), u));
   const kv = stagedReads(D4, R);
+  const unroll = variant.unroll;
+  // A block's scores: workgroup memory indexed by thread, or (unrolled, constant index) a private array in registers.
+  const score = (s: string, u: number) => (unroll ? `sreg${s}[j]` : `S[j * ${BR}u + ${qs.local(u)}]`);
   return {
     name: "attention_forward",
     workgroups: [Math.ceil(spec.tq / BR), spec.bh, 1],
@@ -276,25 +303,31 @@ function generateAttentionForwardKernel(spec: AttentionSpec, variant: AttentionV
 @group(0) @binding(${bind.next}) var<storage, read_write> o: array<vec4f>;
 @group(0) @binding(${bind.next + 1}) var<storage, read_write> lse: array<f32>;
 ${pro.shared}
-var<workgroup> S: array<f32, ${BC * BR}>;
+${unroll ? "" : `var<workgroup> S: array<f32, ${BC * BR}>;`}
 @compute @workgroup_size(${qs.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
 ${pro.setup}
 ${rows((s) => vecs(D4, (i) => `  var o${i}${s} = vec4f(0.0);`))}
 ${rows((s) => `  var m${s} = ${NEG_INF};\n  var l${s} = 0.0;`)}
+${unroll ? rows((s) => `  var sreg${s}: array<f32, ${BC}>;`) : ""}
   for (var kb = 0u; kb < nkb; kb++) {
 ${stageKeyBlock(spec, qs)}
 ${rows((s) => `    var mb${s} = m${s};`)}
-    for (var j = 0u; j < ${BC}u; j++) {
-      let kj = kb * ${BC}u + j;
+${
+      loop(
+        "j",
+        BC,
+        `      let kj = kb * ${BC}u + j;
 ${kv.load(["k"])}${
-      rows((s, u) =>
-        `      let s${s} = ${vecs(D4, (i) => `dot(q${i}${s}, ${kv.k(i)})`, " + ")};
+          rows((s, u) =>
+            `      let s${s} = ${vecs(D4, (i) => `dot(q${i}${s}, ${kv.k(i)})`, " + ")};
       let sv${s} = select(${NEG_INF}, s${s}, ${visible(spec, "kj", `qi${s}`)});
-      S[j * ${BR}u + ${qs.local(u)}] = sv${s};
+      ${score(s, u)} = sv${s};
       mb${s} = max(mb${s}, sv${s});`
+          )
+        }`,
+        unroll,
       )
-    }
     }
     // Rescale what was accumulated under the old maximum (nothing visible yet: keep the factor at 1).
 ${
@@ -304,15 +337,20 @@ ${
 ${vecs(D4, (i) => `    o${i}${s} *= corr${s};`)}`
       )
     }
-    for (var j = 0u; j < ${BC}u; j++) {
-${kv.load(["v"])}${
-      rows((s, u) =>
-        `      let sv${s} = S[j * ${BR}u + ${qs.local(u)}];
+${
+      loop(
+        "j",
+        BC,
+        `${kv.load(["v"])}${
+          rows((s, u) =>
+            `      let sv${s} = ${score(s, u)};
       let p${s} = select(exp(sv${s} - mb${s}), 0.0, sv${s} == ${NEG_INF});
       l${s} += p${s};
 ${vecs(D4, (i) => `      o${i}${s} += p${s} * ${kv.v(i)};`)}`
+          )
+        }`,
+        unroll,
       )
-    }
     }
 ${rows((s) => `    m${s} = mb${s};`)}
     workgroupBarrier();
@@ -360,17 +398,22 @@ ${rows((s) => vecs(D4, (i) => `  var dq${i}${s} = vec4f(0.0);`))}
 ${rows((s) => `  let rowLse${s} = lse[r${s}];\n  let rowDelta${s} = delta[r${s}];`)}
   for (var kb = 0u; kb < nkb; kb++) {
 ${stageKeyBlock(spec, qs)}
-    for (var j = 0u; j < ${BC}u; j++) {
-      let kj = kb * ${BC}u + j;
+${
+      loop(
+        "j",
+        BC,
+        `      let kj = kb * ${BC}u + j;
 ${kv.load(["k", "v"])}${
-      rows((s) =>
-        `      let s${s} = ${vecs(D4, (i) => `dot(q${i}${s}, ${kv.k(i)})`, " + ")};
+          rows((s) =>
+            `      let s${s} = ${vecs(D4, (i) => `dot(q${i}${s}, ${kv.k(i)})`, " + ")};
       let p${s} = select(0.0, exp(s${s} - rowLse${s}), ${visible(spec, "kj", `qi${s}`)});
       let dp${s} = ${vecs(D4, (i) => `dot(g${i}${s}, ${kv.v(i)})`, " + ")};
       let ds${s} = p${s} * (dp${s} - rowDelta${s});
 ${vecs(D4, (i) => `      dq${i}${s} += ds${s} * ${kv.k(i)};`)}`
+          )
+        }`,
+        variant.unroll,
       )
-    }
     }
     workgroupBarrier();
   }
@@ -457,18 +500,23 @@ ${vecs(D4, (i) => `  var dv${i}${s} = vec4f(0.0);`)}`
       Ds[e] = delta[row];
     }
     workgroupBarrier();
-    for (var i = 0u; i < ${QUERIES}u; i++) {
-      let qi = qb * ${QUERIES}u + i;
+${
+      loop(
+        "i",
+        QUERIES,
+        `      let qi = qb * ${QUERIES}u + i;
 ${load}${
-      keys((s) =>
-        `      let s${s} = ${vecs(D4, (c) => `dot(${Q(c)}, k${c}${s})`, " + ")};
+          keys((s) =>
+            `      let s${s} = ${vecs(D4, (c) => `dot(${Q(c)}, k${c}${s})`, " + ")};
       let p${s} = select(0.0, exp(s${s} - Ls[i]), ${visible(spec, `kj${s}`, "qi")});
       let dp${s} = ${vecs(D4, (c) => `dot(${G(c)}, v${c}${s})`, " + ")};
       let ds${s} = p${s} * (dp${s} - Ds[i]);
 ${vecs(D4, (c) => `      dv${c}${s} += p${s} * ${G(c)};`)}
 ${vecs(D4, (c) => `      dk${c}${s} += ds${s} * ${Q(c)};`)}`
+          )
+        }`,
+        variant.unroll,
       )
-    }
     }
     workgroupBarrier();
   }

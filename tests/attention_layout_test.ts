@@ -126,6 +126,21 @@ const variants: Partial<AttentionVariant>[] = [
   { keysPerThread: 2, queryTile: 64 },
 ];
 
+// Unrolled kernels take seconds to compile on a software adapter at d = 32 (minutes at 64): small head dims only,
+// which run the same generated structure (one copy of the loop body per key or query of a block).
+for (
+  const variant of [
+    { unroll: true },
+    { unroll: true, rowsPerThread: 2, keysPerThread: 2 },
+  ] as Partial<AttentionVariant>[]
+) {
+  Deno.test(`fused attention variant ${JSON.stringify(variant)} (small head dims) against the float64 reference`, async () => {
+    const small: Case[] = [cases[1], cases[2], cases[4], { B: 1, H: 2, tq: 33, tk: 65, d: 4, causal: false }];
+    for (const c of small) await checkAttention(c, { layout: "bthd", variant });
+    await checkAttention(cases[2], { layout: "bhtd", variant });
+  });
+}
+
 for (const variant of variants) {
   Deno.test(`fused attention variant ${JSON.stringify(variant)} against the float64 reference`, async () => {
     const full = { ...DEFAULT_ATTENTION_VARIANT, ...variant };

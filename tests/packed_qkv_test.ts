@@ -108,9 +108,12 @@ Deno.test("packed attention: work-split variants", async () => {
     const variant of [
       { rowsPerThread: 2, keysPerThread: 2 },
       { queryBlock: 128, keyBlock: 64, keyGroup: 128, queryTile: 64 },
+      { unroll: true },
     ] as Partial<AttentionVariant>[]
   ) {
-    for (const c of [cases[0], cases[1], cases[4], cases[6]]) {
+    // Unrolled kernels compile slowly on a software adapter: small head dims only for them.
+    const pick = variant.unroll ? [cases[1], cases[2], cases[3]] : [cases[0], cases[1], cases[4], cases[6]];
+    for (const c of pick) {
       if (attentionWorkgroupBytes(c.d, { ...DEFAULT_ATTENTION_VARIANT, ...variant }) > limit) continue;
       await checkPacked(c, { variant });
     }
