@@ -237,11 +237,11 @@ const attnFlops = attnB * attnH * T * T * hd;
 const attentionVariants: [string, Partial<AttentionVariant>][] = [
   ["default", {}],
   ["qb128", { queryBlock: 128 }],
-  ["unroll", { unroll: true }],
-  ["unroll rows2", { unroll: true, rowsPerThread: 2 }],
-  ["unroll keys2", { unroll: true, keysPerThread: 2 }],
-  ["unroll rows2 keys2", { unroll: true, rowsPerThread: 2, keysPerThread: 2 }],
-  ["unroll qb128", { unroll: true, queryBlock: 128 }],
+  ["unroll", { unroll: "all" }],
+  ["unroll rows2", { unroll: "all", rowsPerThread: 2 }],
+  ["unroll keys2", { unroll: "all", keysPerThread: 2 }],
+  ["unroll rows2 keys2", { unroll: "all", rowsPerThread: 2, keysPerThread: 2 }],
+  ["unroll qb128", { unroll: "all", queryBlock: 128 }],
 ];
 const bthd = (seed: number, grad: boolean) => {
   const t = randn([attnB, T, attnH, hd], { seed }); // (B, T, H, hd)

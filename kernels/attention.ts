@@ -74,9 +74,11 @@ export interface AttentionVariant {
   /**
    * Unroll the loops over a staged block's keys (forward, dQ) and queries (dK/dV) in the generated code: every
    * workgroup-memory index becomes a constant (no bounds clamp or index arithmetic per read, the lesson of the
-   * matmul kernels), and the forward keeps a block's scores in registers instead of workgroup memory.
+   * matmul kernels), and the forward keeps a block's scores in registers instead of workgroup memory. "forward"
+   * unrolls only the forward kernel: on the H200 the unrolled forward ran in 0.185 ms against 0.296, the unrolled
+   * backward kernels 2-4x slower (bench/RESULTS.md, 2026-11-29).
    */
-  unroll: boolean;
+  unroll: "none" | "forward" | "all";
 }
 
 /**
@@ -91,7 +93,7 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
   keysPerThread: 1,
   keyGroup: 64,
   queryTile: 32,
-  unroll: false,
+  unroll: "none",
 });
 
 /** Whether the fused kernels support this head dim. */
@@ -111,7 +113,8 @@ export function fusedAttentionSupports(d: number): boolean {
  */
 export function attentionWorkgroupBytes(d: number, variant: AttentionVariant): number {
   // Unrolled, the forward keeps its scores in registers: no score scratch.
-  const forward = (variant.unroll ? 0 : 4 * variant.keyBlock * variant.queryBlock) + 2 * 4 * variant.keyBlock * d;
+  const scores = variant.unroll === "none" ? 4 * variant.keyBlock * variant.queryBlock : 0;
+  const forward = scores + 2 * 4 * variant.keyBlock * d;
   const dkv = 2 * 4 * variant.queryTile * d + 2 * 4 * variant.queryTile;
   return Math.max(forward, dkv);
 }
@@ -293,7 +296,7 @@ function generateAttentionForwardKernel(spec: AttentionSpec, variant: AttentionV
   const pro = queryBlockPrologue(spec, qs);
   const rows = (f: (s: string, u: number) => string) => vecs(R, (u) => f(sfx(u), u));
   const kv = stagedReads(D4, R);
-  const unroll = variant.unroll;
+  const unroll = variant.unroll !== "none";
   // A block's scores: workgroup memory indexed by thread, or (unrolled, constant index) a private array in registers.
   const score = (s: string, u: number) => (unroll ? `sreg${s}[j]` : `S[j * ${BR}u + ${qs.local(u)}]`);
   return {
@@ -412,7 +415,7 @@ ${kv.load(["k", "v"])}${
 ${vecs(D4, (i) => `      dq${i}${s} += ds${s} * ${kv.k(i)};`)}`
           )
         }`,
-        variant.unroll,
+        variant.unroll === "all",
       )
     }
     workgroupBarrier();
@@ -515,7 +518,7 @@ ${vecs(D4, (c) => `      dv${c}${s} += p${s} * ${G(c)};`)}
 ${vecs(D4, (c) => `      dk${c}${s} += ds${s} * ${Q(c)};`)}`
           )
         }`,
-        variant.unroll,
+        variant.unroll === "all",
       )
     }
     workgroupBarrier();

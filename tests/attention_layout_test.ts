@@ -130,8 +130,9 @@ const variants: Partial<AttentionVariant>[] = [
 // which run the same generated structure (one copy of the loop body per key or query of a block).
 for (
   const variant of [
-    { unroll: true },
-    { unroll: true, rowsPerThread: 2, keysPerThread: 2 },
+    { unroll: "all" },
+    { unroll: "forward", rowsPerThread: 2 },
+    { unroll: "all", rowsPerThread: 2, keysPerThread: 2 },
   ] as Partial<AttentionVariant>[]
 ) {
   Deno.test(`fused attention variant ${JSON.stringify(variant)} (small head dims) against the float64 reference`, async () => {

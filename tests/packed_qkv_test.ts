@@ -108,7 +108,7 @@ Deno.test("packed attention: work-split variants", async () => {
     const variant of [
       { rowsPerThread: 2, keysPerThread: 2 },
       { queryBlock: 128, keyBlock: 64, keyGroup: 128, queryTile: 64 },
-      { unroll: true },
+      { unroll: "all" },
     ] as Partial<AttentionVariant>[]
   ) {
     // Unrolled kernels compile slowly on a software adapter: small head dims only for them.

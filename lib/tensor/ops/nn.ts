@@ -372,7 +372,7 @@ const variantChoices: { [K in keyof AttentionVariant]: readonly AttentionVariant
   keysPerThread: [1, 2],
   keyGroup: [64, 128],
   queryTile: [32, 64],
-  unroll: [false, true],
+  unroll: ["none", "forward", "all"],
 };
 
 /** The variant every attention call without its own uses; see {@linkcode setAttentionVariant}. */
@@ -380,10 +380,10 @@ let currentVariant: AttentionVariant = { ...DEFAULT_ATTENTION_VARIANT };
 
 /** `partial` over `base`, checked, with its keys in the default's order (it is part of the kernel cache key). */
 function resolveVariant(base: AttentionVariant, partial: Partial<AttentionVariant>): AttentionVariant {
-  const out = {} as Record<keyof AttentionVariant, number | boolean>;
+  const out = {} as Record<keyof AttentionVariant, number | string>;
   for (const key of Object.keys(variantChoices) as (keyof AttentionVariant)[]) {
     const value = partial[key] ?? base[key];
-    const choices = variantChoices[key] as readonly (number | boolean)[];
+    const choices = variantChoices[key] as readonly (number | string)[];
     if (!choices.includes(value)) {
       throw new RangeError(`attention: variant ${key} must be ${choices.join(" or ")}, got ${value}`);
     }
