@@ -3,13 +3,18 @@
  * the LM's shapes and 4096^3, interleaving variants over several rounds (so clock drift hits all alike), and checks
  * each timed kernel's output at sampled entries against float64 dot products.
  *
- * `deno run -A bench/matmul_tune.ts --plan final [--reps 10] [--rounds 2] [--only substring]`
+ * `deno run -A bench/matmul_tune.ts --plan final [--reps 10] [--rounds 2] [--only substring] [--small]`
+ *
+ * `--small` runs every case of the plan once on a small odd shape with the same transposes and prints its error
+ * against float64 instead of timing it: a check that runs on a software adapter before GPU time is spent.
  *
  * Cases labelled "legacy" need the previous generator beside this file (they are skipped otherwise):
  * `git show 4228d2d:kernels/matmul.ts | sed 's#"./common.ts"#"../kernels/common.ts"#' > bench/matmul_legacy.ts`.
  * Plans: "final" (legacy vs the automatic choice on every shape), "next" (the open lead: BK 32 block transposes
  * with register prefetch, 40.9 TFLOP/s at 4096^3 against 37.2 for the default, not yet timed on the LM shapes),
- * and the exploration rounds r2-r4 / explore5 whose results the comments in kernels/matmul.ts quote.
+ * and the exploration rounds r2-r4 / explore5 whose results the comments in kernels/matmul.ts quote. Session 3 (H200,
+ * 2026-11-29): explore6-explore9 (warp maps, 128-thread and 192/256-wide tiles, the "rows" layout, swizzles) chose
+ * `largeTiles`; explore10-11 time the "dot" inner loop for x @ W^T and the "double2" pipeline (neither won).
  *
  * @module
  */
