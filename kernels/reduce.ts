@@ -43,47 +43,26 @@ ${workgroupReduce(kind, "acc", "r", ROW_WG)}
 `,
     };
   }
-  if (inner % 4 === 0) {
-    // Four neighbouring outputs a thread, read as vec4: a quarter of the load instructions, and 16-byte loads keep
-    // more bytes in flight per thread (the split-K sums of the weight gradients are pure bandwidth).
-    const n4 = (outer * inner) / 4, inner4 = inner / 4;
-    const grid = flatGrid(Math.ceil(n4 / COL_WG));
-    const init4 = kind === "sum" ? "vec4f(0.0)" : `vec4f(${init})`;
-    return {
-      name: `reduce_${kind}_cols`,
-      workgroups: grid.workgroups,
-      source: `@group(0) @binding(0) var<storage, read> x: array<vec4f>;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4f>;
-@compute @workgroup_size(${COL_WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let t = ${grid.index} * ${COL_WG}u + lid.x;
-  if (t >= ${n4}u) { return; }
-  let o = t / ${inner4}u;
-  let i = t % ${inner4}u;
-  var p = o * ${R * inner4}u + i;
-  var acc = ${init4};
-  for (var j = 0u; j < ${R}u; j++) { acc = ${combine("acc", "x[p]")}; p += ${inner4}u; }
-  let r = acc;
-  out[t] = ${scaled};
-}
-`,
-    };
-  }
-  const n = outer * inner;
+  // Inner sizes of a multiple of 4: four neighbouring outputs a thread, read as vec4 (a quarter of the load
+  // instructions, and 16-byte loads keep more bytes in flight: the split-K sums of weight gradients are pure
+  // bandwidth). Otherwise one output a thread.
+  const w = inner % 4 === 0 ? 4 : 1, type = w === 4 ? "vec4f" : "f32";
+  const n = (outer * inner) / w, innerW = inner / w;
   const grid = flatGrid(Math.ceil(n / COL_WG));
   return {
     name: `reduce_${kind}_cols`,
     workgroups: grid.workgroups,
-    source: `${head}
+    source: `@group(0) @binding(0) var<storage, read> x: array<${type}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${type}>;
 @compute @workgroup_size(${COL_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let t = ${grid.index} * ${COL_WG}u + lid.x;
   if (t >= ${n}u) { return; }
-  let o = t / ${inner}u;
-  let i = t % ${inner}u;
-  var p = o * ${R * inner}u + i;
-  var acc = ${init};
-  for (var j = 0u; j < ${R}u; j++) { acc = ${combine("acc", "x[p]")}; p += ${inner}u; }
+  let o = t / ${innerW}u;
+  let i = t % ${innerW}u;
+  var p = o * ${R * innerW}u + i;
+  var acc = ${type}(${init});
+  for (var j = 0u; j < ${R}u; j++) { acc = ${combine("acc", "x[p]")}; p += ${innerW}u; }
   let r = acc;
   out[t] = ${scaled};
 }
