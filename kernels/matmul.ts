@@ -251,6 +251,8 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   const gm = TM / 4, gn = TN / 4; // vec4 groups per thread along M and N
   const rowSpacing = BM / gm, colSpacing = BN / gn;
   const double = v.pipeline === "double" || v.pipeline === "double2";
+  /** The buffer index of a double-buffered tile (`[buf]`), or nothing when single-buffered (`buf` empty). */
+  const bufIndex = (buf: string) => buf ? `[${buf}]` : "";
   /**
    * A workgroup tile of one operand: `outer` (BM or BN) by BK, as vec4s of 4 consecutive rows/columns. `lanes`
    * threads along that dimension each own `groups` vec4s spaced `spacing` apart. `buf` is the buffer index
@@ -272,22 +274,21 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
       // index is the same expression at every k, so its clamp is computed once; lanes read consecutive vec4s.
       const S = (outer + v.pad) / 4;
       const rowT = `array<array<vec4f, ${S}>, ${BK}>`;
-      const pre = (buf: string) => buf ? `[${buf}]` : "";
       return {
         decl: `var<workgroup> ${name}: ${double ? `array<${rowT}, 2>` : rowT};`,
-        at: (buf: string, k: string, o: string) => `${name}${pre(buf)}[${k}][${o} >> 2u]`,
+        at: (buf: string, k: string, o: string) => `${name}${bufIndex(buf)}[${k}][${o} >> 2u]`,
         read: (buf: string, kk: number, g: number, lane: string) =>
-          `${name}${pre(buf)}[${kk}][${(g * spacing) / 4}u + ${lane}]`,
+          `${name}${bufIndex(buf)}[${kk}][${(g * spacing) / 4}u + ${lane}]`,
       };
     }
     const I = BK * groups + ((BK * groups) % 2 ? 0 : 1);
     const row = `array<array<vec4f, ${I}>, ${lanes}>`;
-    const pre = (buf: string) => buf ? `[${buf}]` : "";
     return {
       decl: `var<workgroup> ${name}: ${double ? `array<${row}, 2>` : row};`,
       at: (buf: string, k: string, o: string) =>
-        `${name}${pre(buf)}[(${o} % ${spacing}u) >> 2u][${k} * ${groups}u + ${o} / ${spacing}u]`,
-      read: (buf: string, kk: number, g: number, lane: string) => `${name}${pre(buf)}[${lane}][${kk * groups + g}]`,
+        `${name}${bufIndex(buf)}[(${o} % ${spacing}u) >> 2u][${k} * ${groups}u + ${o} / ${spacing}u]`,
+      read: (buf: string, kk: number, g: number, lane: string) =>
+        `${name}${bufIndex(buf)}[${lane}][${kk * groups + g}]`,
     };
   };
   const tileA = sharedTile("As", BM, ty, gm, rowSpacing), tileB = sharedTile("Bs", BN, tx, gn, colSpacing);
@@ -305,7 +306,7 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     const t = `array<array<vec4f, ${dotRow}>, ${outer}>`;
     return `var<workgroup> ${name}: ${double ? `array<${t}, 2>` : t};`;
   };
-  const dotAt = (name: string, buf: string) => `${name}${buf ? `[${buf}]` : ""}`;
+  const dotAt = (name: string, buf: string) => `${name}${bufIndex(buf)}`;
 
   // Global loads: vector width 4 where the operand's contiguous dimension allows it.
   const wA = (transA ? M : K) % 4 === 0 ? 4 : 1;
@@ -546,23 +547,19 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     store("0u");
     emit("  workgroupBarrier();");
     emit("  for (var s = 0u; s < nSteps; s += 2u) {");
-    emit("  let more1 = s + 1u < nSteps;");
-    emit("  if (more1) {");
-    load(`kBegin + (s + 1u) * ${BK}u`);
-    emit("  }", "  {");
-    compute("0u");
-    emit("  }", "  if (more1) {");
-    store("1u");
-    emit("  }", "  workgroupBarrier();");
-    emit("  if (!more1) { break; }");
-    emit("  let more2 = s + 2u < nSteps;");
-    emit("  if (more2) {");
-    load(`kBegin + (s + 2u) * ${BK}u`);
-    emit("  }", "  {");
-    compute("1u");
-    emit("  }", "  if (more2) {");
-    store("0u");
-    emit("  }", "  workgroupBarrier();", "  }");
+    for (const half of [1, 2]) {
+      const [cur, next] = half === 1 ? ["0u", "1u"] : ["1u", "0u"];
+      emit(`  let more${half} = s + ${half}u < nSteps;`);
+      emit(`  if (more${half}) {`);
+      load(`kBegin + (s + ${half}u) * ${BK}u`);
+      emit("  }", "  {");
+      compute(cur);
+      emit("  }", `  if (more${half}) {`);
+      store(next);
+      emit("  }", "  workgroupBarrier();");
+      if (half === 1) emit("  if (!more1) { break; }");
+    }
+    emit("  }");
   } else {
     // Step s computes from buffer s & 1 while the loads for step s + 1 are in flight, then stores them into the
     // other buffer, which nobody reads until after the barrier that ends step s.

@@ -170,9 +170,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     const maxSharedBytes = backend.device.limits.maxComputeWorkgroupStorageSize;
     const plan = planMatmul(spec, { ...opts, maxSharedBytes });
     const tile = plan.tile, splits = addend ? 1 : plan.splitK;
+    const variant = opts.variant ?? (dot && tile.bm === 128 ? { compute: "dot" as const } : undefined);
     if (splits > 1) {
       // Few output tiles but a long K (weight gradients): split K across workgroups, then sum the layers.
-      const variant = opts.variant ?? (dot && tile.bm === 128 ? { compute: "dot" as const } : undefined);
       const k = matmulKernel({ ...spec, tile, splitK: splits, variant });
       const layers = k.workgroups[2];
       const partial = backend.alloc(layers * m * N * 4);
@@ -180,7 +180,6 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       backend.run(reduceKernel("sum", { outer: 1, reduced: layers, inner: m * N }), [partial, out.buffer]);
       backend.free(partial);
     } else {
-      const variant = opts.variant ?? (dot && tile.bm === 128 ? { compute: "dot" as const } : undefined);
       const k = matmulKernel({ ...spec, tile, variant, addend: !!addend });
       backend.run(k, addend ? [a.buffer, b.buffer, out.buffer, addend.buffer] : [a.buffer, b.buffer, out.buffer]);
     }
