@@ -116,18 +116,21 @@ export class CausalSelfAttention {
 
   /** Attends over `x` (B, T, dModel); see {@linkcode AttentionForwardOptions}. */
   forward(x: Tensor, options: AttentionForwardOptions = {}): Tensor {
-    const { positions, kvSink, residual } = options;
-    if (this.fused) return this.fusedForward(x, positions, kvSink, residual);
+    const { kvSink, residual } = options;
     const [B, T] = x.shape;
+    // RoPE's positions: 0..T-1 unless given; none without RoPE.
+    const pos = this.ropeTheta === null
+      ? undefined
+      : options.positions ?? tensor(Int32Array.from({ length: T }, (_, i) => i)); // (T) or (B, T)
+    if (this.fused) return this.fusedForward(x, pos, kvSink, residual);
     const H = this.numHeads, hd = this.headDim;
     // A projection's (B, T, d) output is already (B, T, H, hd) heads: RoPE and attention work in that layout, so
     // the heads need no permute in either direction (forward or backward).
     let q = reshape(this.qProj.forward(x), [B, T, H, hd]); // (B, T, H, hd)
     let k = reshape(this.kProj.forward(x), [B, T, H, hd]); // (B, T, H, hd)
     const v = reshape(this.vProj.forward(x), [B, T, H, hd]); // (B, T, H, hd)
-    if (this.ropeTheta !== null) {
+    if (this.ropeTheta !== null && pos) {
       const opts = { theta: this.ropeTheta, maxPosition: this.maxPosition, layout: "bthd" } as const;
-      const pos = positions ?? tensor(Int32Array.from({ length: T }, (_, i) => i)); // (T)
       q = rope(q, pos, opts); // (B, T, H, hd)
       k = rope(k, pos, opts); // (B, T, H, hd)
     }
@@ -141,14 +144,13 @@ export class CausalSelfAttention {
    * and the attention kernels read in place. Its backward is one dX matmul (K = 3d, so no sum of three input
    * gradients) and one weight-gradient matmul, split back into the three parameters' gradients by the concat.
    */
-  private fusedForward(x: Tensor, positions?: Tensor, kvSink?: KvSink, residual?: Tensor): Tensor {
+  private fusedForward(x: Tensor, pos?: Tensor, kvSink?: KvSink, residual?: Tensor): Tensor {
     const [B, T] = x.shape;
     const H = this.numHeads, hd = this.headDim, d = this.dModel;
     const w = concat([this.qProj.weight, this.kProj.weight, this.vProj.weight], 0); // (3d, d)
     const rows = reshape(x, [B * T, d]); // (B*T, d)
     let qkv = reshape(matmul(rows, w, { transB: true }), [B, T, 3, H, hd]); // (B, T, 3, H, hd)
-    if (this.ropeTheta !== null) {
-      const pos = positions ?? tensor(Int32Array.from({ length: T }, (_, i) => i)); // (T)
+    if (this.ropeTheta !== null && pos) {
       qkv = rope(qkv, pos, { theta: this.ropeTheta, maxPosition: this.maxPosition, packed: true }); // (B, T, 3, H, hd)
     }
     if (kvSink) {

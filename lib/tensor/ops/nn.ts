@@ -448,7 +448,9 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (causal && tq > tk) throw new Error(`attention: causal attention needs queries (${tq}) <= keys (${tk})`);
   const dv = v.shape[v.ndim - 1];
   const variant = (opts.fused ?? true) && dv === d && tq > 0 && tk > 0 ? fusedVariant(d, opts) : null;
-  if (variant) return fusedAttention(q, k, v, { bh: prod(lead) * heads, tq, tk, d, scale, causal, heads }, variant);
+  if (variant) {
+    return fusedAttention([q, k, v], q.shape, { bh: prod(lead) * heads, tq, tk, d, scale, causal, heads }, variant);
+  }
   if (!bthd) return compositeAttention(q, k, v, { tq, tk, scale, causal });
   // The composite runs per head on (..., H, T, d): swap the sequence and head axes around it.
   const n = q.ndim, swap = [...Array.from({ length: n - 3 }, (_, i) => i), n - 2, n - 3, n - 1];
@@ -505,19 +507,7 @@ export function packedAttention(qkv: Tensor, opts: PackedAttentionOptions = {}):
     return attention(part(0), part(1), part(2), { ...opts, layout: "bthd" }); // (..., T, H, d)
   }
   const spec: AttentionSpec = { bh: prod(lead) * heads, tq: t, tk: t, d, scale, causal, heads, packed: true };
-  const out = empty([...lead, t, heads, d]), lse = empty([spec.bh * t]);
-  run(attentionForwardKernel(spec, variant), [qkv, out, lse]);
-  return record(out, "packedAttention", [qkv], (dout) => {
-    // delta_i = rowsum(dO_i * O_i), the softmax backward's correction term.
-    const delta = empty([spec.bh * t]);
-    run(attentionDeltaKernel(spec.bh * t, d), [dout, out, delta]);
-    // Every element is written: part 0 by the dQ kernel, parts 1 and 2 by the dK/dV kernel.
-    const dqkv = empty(qkv.shape);
-    run(attentionBackwardDqKernel(spec, variant), [qkv, dout, lse, delta, dqkv]);
-    run(attentionBackwardDkvKernel(spec, variant), [qkv, dout, lse, delta, dqkv]);
-    delta.dispose();
-    return [dqkv];
-  }, [lse]);
+  return fusedAttention([qkv], [...lead, t, heads, d], spec, variant);
 }
 
 /**
@@ -548,20 +538,29 @@ function compositeAttention(
 }
 
 /**
- * The fused kernels, in either layout (`spec.heads` says which): the output and gradients take their inputs' shapes,
- * and the log-sum-exp and delta hold one float per query row in q's row order.
+ * The fused kernels over `inputs`: q, k, v (either layout; `spec.heads` says which), or, with `spec.packed`, the one
+ * packed qkv tensor. The output is `outShape`; the gradients take their inputs' shapes (packed: part 0 written by
+ * the dQ kernel, parts 1 and 2 by the dK/dV kernel). The log-sum-exp and delta hold one float per query row in q's
+ * row order.
  */
-function fusedAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec, variant: AttentionVariant): Tensor {
-  const out = empty(q.shape), lse = empty([spec.bh * spec.tq]);
-  run(attentionForwardKernel(spec, variant), [q, k, v, out, lse]);
-  return record(out, "attention", [q, k, v], (dout) => {
+function fusedAttention(
+  inputs: Tensor[],
+  outShape: readonly number[],
+  spec: AttentionSpec,
+  variant: AttentionVariant,
+): Tensor {
+  const out = empty(outShape), lse = empty([spec.bh * spec.tq]);
+  run(attentionForwardKernel(spec, variant), [...inputs, out, lse]);
+  return record(out, spec.packed ? "packedAttention" : "attention", inputs, (dout) => {
     // delta_i = rowsum(dO_i * O_i), the softmax backward's correction term.
     const delta = empty([spec.bh * spec.tq]);
     run(attentionDeltaKernel(spec.bh * spec.tq, spec.d), [dout, out, delta]);
-    const dq = empty(q.shape), dk = empty(k.shape), dv = empty(v.shape);
-    run(attentionBackwardDqKernel(spec, variant), [q, k, v, dout, lse, delta, dq]);
-    run(attentionBackwardDkvKernel(spec, variant), [q, k, v, dout, lse, delta, dk, dv]);
+    const grads = inputs.map((t) => empty(t.shape));
+    const [dq, dk, dv] = spec.packed ? [grads[0], grads[0], null] : grads;
+    run(attentionBackwardDqKernel(spec, variant), [...inputs, dout, lse, delta, dq]);
+    // Packed, dk and dv are parts of one gradient, bound once.
+    run(attentionBackwardDkvKernel(spec, variant), [...inputs, dout, lse, delta, dk, ...(dv ? [dv] : [])]);
     delta.dispose();
-    return [dq, dk, dv];
+    return grads;
   }, [lse]);
 }
