@@ -57,6 +57,8 @@ interface Case {
   legacy?: boolean;
   tile?: MatmulTile;
   splitK?: number;
+  /** Stream-K units (0: off); automatic when absent. */
+  streamK?: number;
   variant?: Partial<MatmulVariant>;
 }
 
@@ -109,6 +111,27 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
   // Session 3: warp-shaped thread mappings, 128-thread and 128x256 tiles, BK 32 for transposed A.
   // Session 3, final call: one barrier a step with constant buffer indices ("double2"), and the "dot" inner loop for
   // x @ W^T, against the automatic choice, on 4096^3 first (issue 2's target) and then the LM's shapes.
+  // Session 4: stream-K for the last, partial wave, against the same tiles without it.
+  streamk: () => {
+    const off: Case[] = [{ label: "auto (lib)" }, { label: "no stream-K", streamK: 0 }];
+    return [
+      sq(4096),
+      sq(3072),
+      { name: "w13 fwd", m: R, n: 2 * FF, k: D, transB: true },
+      lmShapes[3],
+      { name: "w2 dX", m: R, n: FF, k: D },
+    ].map((sh): [Shape, Case[]] => [sh, off]);
+  },
+  // Session 4: wave quantization of the automatic 128 x 256 tile. 4096^3 is 512 tiles, 3.88 waves of 132; 4224 rows
+  // make 528 (4 full waves), 4608 x 2816 make 396 (3 full waves); 132 and 144 tiles of K = 8192 show the slot count.
+  waves: () =>
+    [
+      sq(4096),
+      { name: "528 tiles", m: 4224, n: 4096, k: 4096 },
+      { name: "396 tiles", m: 4608, n: 2816, k: 4096 },
+      { name: "132 tiles", m: 1536, n: 2816, k: 8192 },
+      { name: "144 tiles", m: 1536, n: 3072, k: 8192 },
+    ].map((sh): [Shape, Case[]] => [sh, [{ label: "auto (lib), unsplit", splitK: 1 }]]),
   explore11: () => {
     const dv = (s: string): Partial<MatmulVariant> => ({ ...vr(s), compute: "dot" });
     const wide = t(128, 256, 16, 8, 16), n192 = t(128, 192, 16, 8, 12), L = matmulTiles.large;
@@ -540,7 +563,10 @@ function legacyDispatch(sh: Shape, a: Tensor, b: Tensor, out: Tensor, splitOverr
 interface Row {
   shape: string;
   label: string;
+  /** Kernel time per run (sum of the dispatches' timestamps), per round. */
   ms: number[];
+  /** First start to last end per run, gaps between dispatches included, per round. */
+  spanMs: number[];
   err: number;
   compileMs: number;
 }
@@ -563,7 +589,14 @@ for (const [sh, cases] of plans[args.values.plan!]()) {
       legacyDispatch(sh, a, b, out, c.splitK);
       return out;
     }
-    return matmul(a, b, { transA: sh.transA, transB: sh.transB, tile: c.tile, splitK: c.splitK, variant: c.variant });
+    return matmul(a, b, {
+      transA: sh.transA,
+      transB: sh.transB,
+      tile: c.tile,
+      splitK: c.splitK,
+      streamK: c.streamK,
+      variant: c.variant,
+    });
   };
   const live: { c: Case; row: Row }[] = [];
   for (const c of cases) {
@@ -584,7 +617,14 @@ for (const [sh, cases] of plans[args.values.plan!]()) {
         err = Math.max(err, Math.abs(got[i * n + j] - ref) / Math.sqrt(k));
       }
       out.dispose();
-      const row = { shape: sh.name, label: c.label, ms: [] as number[], err, compileMs: performance.now() - t0 };
+      const row = {
+        shape: sh.name,
+        label: c.label,
+        ms: [] as number[],
+        spanMs: [] as number[],
+        err,
+        compileMs: performance.now() - t0,
+      };
       rows.push(row);
       live.push({ c, row });
     } catch (e) {
@@ -610,10 +650,11 @@ for (const [sh, cases] of plans[args.values.plan!]()) {
       const e = est.get(c)!;
       const warm = Math.min(400, Math.ceil(150 / e)), n = Math.min(400, Math.max(reps, Math.ceil(30 / e)));
       for (let i = 0; i < warm; i++) tidy(() => void run(c));
-      const timings = await backend.profile(() => {
+      const { kernels, spanMs } = await backend.profileSpan(() => {
         for (let i = 0; i < n; i++) tidy(() => void run(c));
       });
-      row.ms.push(timings.reduce((s, x) => s + x.ms, 0) / n);
+      row.ms.push(kernels.reduce((s, x) => s + x.ms, 0) / n);
+      row.spanMs.push(spanMs / n);
       est.set(c, Math.min(...row.ms));
     }
   }
@@ -623,7 +664,9 @@ for (const [sh, cases] of plans[args.values.plan!]()) {
     console.log(
       `| ${sh.name} ${m}x${n}x${k}${sh.transA ? " tA" : ""}${sh.transB ? " tB" : ""} | ${row.label} | ${tf(best)} | ${
         row.ms.map(tf).join(" ")
-      } | ${best.toFixed(3)} | err ${row.err.toExponential(1)} | compile+check ${row.compileMs.toFixed(0)} ms |`,
+      } | ${best.toFixed(3)} | span ${tf(Math.min(...row.spanMs))} | err ${row.err.toExponential(1)} | compile+check ${
+        row.compileMs.toFixed(0)
+      } ms |`,
     );
   }
   a.dispose();

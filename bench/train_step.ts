@@ -41,9 +41,14 @@ const { values } = parseArgs({
     "transposed-b": { type: "string", default: "outer" },
     // Separate q/k/v and w1/w3 matmuls (fusedProjections: false), to time against the default fused ones.
     unfused: { type: "boolean", default: false },
+    // Launch every matmul one workgroup per tile (no stream-K for partial last waves).
+    "no-stream-k": { type: "boolean", default: false },
   },
 });
-setMatmulSettings({ transposedBCompute: values["transposed-b"] as MatmulSettings["transposedBCompute"] });
+setMatmulSettings({
+  transposedBCompute: values["transposed-b"] as MatmulSettings["transposedBCompute"],
+  streamK: !values["no-stream-k"],
+});
 const attentionVariant = JSON.parse(values["attention-variant"]) as Partial<AttentionVariant>;
 setAttentionVariant(attentionVariant);
 const config = { ...lmShapeConfig(values), fusedProjections: !values.unfused };
@@ -125,6 +130,7 @@ console.log(
     attention_variant: attentionVariant,
     transposed_b: values["transposed-b"],
     fused_projections: config.fusedProjections,
+    stream_k: !values["no-stream-k"],
     memory: gpu().memory(),
   }),
 );

@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { type KernelSource, memoized } from "./common.ts";
+import { flatGrid, type KernelSource, memoized } from "./common.ts";
 
 /** Tile configuration of the matmul kernel. */
 export interface MatmulTile {
@@ -215,6 +215,55 @@ export interface MatmulSpec {
    * without a separate add pass over C). Not with split-K.
    */
   addend?: boolean;
+  /**
+   * Stream-K scheduling for this many resident workgroups (the GPU's wave, see {@linkcode streamKSchedule}): the
+   * tiles that fill whole waves run as usual, and the K-iterations of the last, partial wave's tiles are shared out
+   * evenly among `streamK` workgroups. Those write partial tiles to a fourth binding `w` of
+   * {@linkcode streamKWorkspaceBytes} bytes, which {@linkcode matmulStreamKFixupKernel} then sums into C. Needs
+   * batch 1, no split-K and no addend.
+   */
+  streamK?: number;
+}
+
+/**
+ * How a stream-K matmul divides its work. `tiles` output tiles of `kIters` BK-steps each; the first `dataParallel`
+ * (whole waves of `units`) run one workgroup per tile as usual; the remaining `tail` tiles' `tail * kIters`
+ * K-iterations are cut into `units` contiguous ranges, one per extra workgroup. A range is shorter than a tile's K
+ * (the tail has fewer tiles than `units`), so it touches at most two tiles: each stream-K workgroup writes at most
+ * two partial tiles, to slots `2 * unit` and `2 * unit + 1` of the workspace.
+ *
+ * Why: a launch runs in waves of resident workgroups, and a last, partial wave costs a full one. 4096^3 with
+ * 128 x 256 tiles is 512 tiles on 132 SMs (one workgroup each): 3.88 waves that take as long as 4 (H200: 4224 x
+ * 4096 x 4096, 528 tiles, ran in 3.104 ms, 4096^3 in 3.102).
+ *
+ * @example
+ * ```ts
+ * import { largeTiles, streamKSchedule } from "./matmul.ts";
+ * const s = streamKSchedule({ m: 4096, n: 4096, k: 4096 }, largeTiles.wide, 132);
+ * console.log(s.dataParallel, s.tail); // 396 116
+ * ```
+ */
+export function streamKSchedule(
+  shape: { m: number; n: number; k: number },
+  tile: MatmulTile,
+  units: number,
+): { tilesM: number; tilesN: number; tiles: number; kIters: number; dataParallel: number; tail: number; units: number } {
+  const tilesM = Math.ceil(shape.m / tile.bm), tilesN = Math.ceil(shape.n / tile.bn), tiles = tilesM * tilesN;
+  const kIters = Math.ceil(shape.k / tile.bk), tail = tiles % units;
+  return { tilesM, tilesN, tiles, kIters, dataParallel: tiles - tail, tail, units };
+}
+
+/**
+ * Bytes of the partial-tile workspace of a stream-K matmul (two tiles per stream-K workgroup).
+ *
+ * @example
+ * ```ts
+ * import { largeTiles, streamKWorkspaceBytes } from "./matmul.ts";
+ * console.log(streamKWorkspaceBytes(largeTiles.wide, 132)); // 34603008
+ * ```
+ */
+export function streamKWorkspaceBytes(tile: MatmulTile, units: number): number {
+  return 2 * units * tile.bm * tile.bn * 4;
 }
 
 /** Picks the largest tile that still gives the GPU enough workgroups to fill it. */
@@ -426,6 +475,14 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     if (splits > 1) throw new Error("A matmul with an addend cannot split K");
     emit(`@group(0) @binding(3) var<storage, read> r: array<${N % 4 === 0 ? "vec4f" : "f32"}>;`);
   }
+  const sk = spec.streamK ? streamKSchedule(spec, tile, spec.streamK) : null;
+  if (sk) {
+    if (batch !== 1 || splits > 1 || spec.addend) throw new Error("A stream-K matmul needs batch 1, no split-K, no addend");
+    if (sk.tail === 0 || sk.tail * sk.kIters >= 2 ** 32 / sk.units) {
+      throw new Error(`Stream-K does not apply to ${JSON.stringify(sk)}`);
+    }
+    emit("@group(0) @binding(3) var<storage, read_write> w: array<vec4f>;");
+  }
   const plusR = (idx: string) => spec.addend ? ` + r[${idx}]` : "";
   emit(...(dot ? [dotDecl("As", BM), dotDecl("Bs", BN)] : [tileA.decl, tileB.decl]));
   const warpRows = v.warpRows ?? 0;
@@ -443,7 +500,9 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     emit(`  let w = lid / 32u; let wl = lid % 32u;`);
     emit(`  let lx = (w % ${across}u) * ${wc}u + wl % ${wc}u; let ly = (w / ${across}u) * ${warpRows}u + wl / ${wc}u;`);
   } else emit("  let lx = l.x; let ly = l.y;");
-  if (swizzle) {
+  if (sk) {
+    // Tile coordinates come per segment, in the stream-K loop below.
+  } else if (swizzle) {
     // Groups of G tile-rows run column by column, so concurrent workgroups share A rows and B columns in L2.
     const G = v.swizzle, width = G * tilesN;
     emit(`  let grp = wid.x / ${width}u; let first = grp * ${G}u; let gs = min(${tilesM}u - first, ${G}u);`);
@@ -484,7 +543,20 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   for (let i = 0; i < TM; i++) for (let j = 0; j < gn; j++) emit(`  var acc${i}_${j} = vec4f(0.0);`);
   emit(...opA.decls, ...opB.decls);
   const steps = Math.ceil(chunk / BK);
-  if (splits > 1) {
+  if (sk) {
+    // Iterations [it, itEnd) of the flattened (tile, k-step) space: one whole tile for a data-parallel workgroup,
+    // a 1/units share of the tail's iterations for a stream-K one. Each pass of the loop is one tile's segment.
+    const { kIters, dataParallel: D, tail, units: U } = sk;
+    const L = tail * kIters, D0 = D * kIters;
+    emit("  var it: u32; var itEnd: u32;");
+    emit(`  if (wid.x < ${D}u) { it = wid.x * ${kIters}u; itEnd = it + ${kIters}u; } else {`);
+    emit(`    let u = wid.x - ${D}u; it = ${D0}u + (u * ${L}u) / ${U}u; itEnd = ${D0}u + ((u + 1u) * ${L}u) / ${U}u;`);
+    emit("  }", "  var seg = 0u;", "  loop {", "  if (it >= itEnd) { break; }");
+    emit(`  let tile = it / ${kIters}u; let kBegin = (it % ${kIters}u) * ${BK}u;`);
+    emit(`  let segEnd = min(itEnd, (tile + 1u) * ${kIters}u); let nSteps = segEnd - it;`);
+    emit(`  let m0 = (tile / ${sk.tilesN}u) * ${BM}u; let n0 = (tile % ${sk.tilesN}u) * ${BN}u;`);
+    for (let i = 0; i < TM; i++) for (let j = 0; j < gn; j++) emit(`  acc${i}_${j} = vec4f(0.0);`);
+  } else if (splits > 1) {
     emit(`  let kBegin = wid.z * ${chunk}u;`);
     emit(`  let nSteps = min(${steps}u, (${K}u - kBegin + ${BK - 1}u) / ${BK}u);`);
   } else emit(`  let kBegin = 0u; let nSteps = ${steps}u;`);
@@ -578,6 +650,17 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     emit("  }", "  workgroupBarrier();", "  }");
   }
   // Epilogue: thread rows are m0 + g*rowSpacing + ly*4 + r, columns n0 + g*colSpacing + lx*4 + (0..3).
+  if (sk) {
+    // A stream-K segment writes its whole partial tile (no bounds: the fixup reads only what is inside C) to
+    // its slot, rows of BN/4 vec4s.
+    emit(`  if (wid.x >= ${sk.dataParallel}u) {`);
+    emit(`  let slot = ((wid.x - ${sk.dataParallel}u) * 2u + seg) * ${(BM * BN) / 4}u + ly * ${BN}u + lx;`);
+    for (let i = 0; i < TM; i++) {
+      const row = Math.floor(i / 4) * rowSpacing + (i % 4);
+      for (let j = 0; j < gn; j++) emit(`  w[slot + ${(row * BN + j * colSpacing) / 4}u] = acc${i}_${j};`);
+    }
+    emit("  } else {");
+  }
   emit(`  let baseC = ${splits > 1 ? "wid.z" : "batch"} * ${M * N}u;`);
   for (let i = 0; i < TM; i++) {
     const g = Math.floor(i / 4), r = i % 4;
@@ -602,16 +685,69 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     if (checkM) emit("  }");
     emit("  }");
   }
+  if (sk) emit("  }", "  it = segEnd; seg += 1u;", "  }");
   emit("}");
   const z = splits > 1 ? layers : batch;
   return {
     name: `matmul_${BM}x${BN}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${splits > 1 ? "_splitK" : ""}${
       spec.addend ? "_add" : ""
-    }`,
+    }${sk ? "_streamK" : ""}`,
     source: lines.join("\n") + "\n",
-    workgroups: swizzle ? [tilesM * tilesN, 1, z] : [tilesN, tilesM, z],
+    workgroups: sk ? [sk.dataParallel + sk.units, 1, 1] : swizzle ? [tilesM * tilesN, 1, z] : [tilesN, tilesM, z],
   };
 }
 
 /** {@linkcode generateMatmulKernel}, memoized by its arguments (see `memoized` in common.ts). */
 export const matmulKernel: (spec: MatmulSpec) => KernelSource = memoized(generateMatmulKernel);
+
+/**
+ * The second pass of a stream-K matmul (see {@linkcode streamKSchedule}): sums each tail tile's partial products
+ * from the workspace into C, one thread per vec4 of a tile. The workgroups whose iteration ranges touch tile t are
+ * found arithmetically: workgroup u starts at iteration floor(u L / U), so iteration i belongs to the last u with
+ * floor(u L / U) <= i, which is floor(((i + 1) U - 1) / L). A workgroup's partial of t is in its first slot when
+ * its range starts inside t, else in its second. Bindings: w (read), C (read-write).
+ *
+ * @example
+ * ```ts
+ * import { largeTiles, matmulStreamKFixupKernel } from "./matmul.ts";
+ * const k = matmulStreamKFixupKernel({ m: 4096, n: 4096, k: 4096, tile: largeTiles.wide, units: 132 });
+ * console.log(k.name, k.workgroups);
+ * ```
+ */
+export const matmulStreamKFixupKernel: (
+  spec: { m: number; n: number; k: number; tile: MatmulTile; units: number },
+) => KernelSource = memoized((spec) => {
+  const { m: M, n: N, tile } = spec;
+  const { bm: BM, bn: BN } = tile;
+  const sk = streamKSchedule(spec, tile, spec.units);
+  const { kIters, dataParallel: D, tail, units: U, tilesN } = sk;
+  const L = tail * kIters, perTile = (BM * BN) / 4, threads = tail * perTile;
+  const grid = flatGrid(Math.ceil(threads / 256));
+  const vec = N % 4 === 0;
+  const start = (u: string) => `((${u}) * ${L}u) / ${U}u`;
+  const unitOf = (i: string) => `((${i} + 1u) * ${U}u - 1u) / ${L}u`;
+  const store = vec
+    ? [`  c[(row * ${N}u + col) / 4u] = sum;`]
+    : [0, 1, 2, 3].map((q) => `  if (col + ${q}u < ${N}u) { c[row * ${N}u + col + ${q}u] = sum[${q}]; }`);
+  const source = `@group(0) @binding(0) var<storage, read> w: array<vec4f>;
+@group(0) @binding(1) var<storage, read_write> c: array<${vec ? "vec4f" : "f32"}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let idx = ${grid.index} * 256u + lid;
+  if (idx >= ${threads}u) { return; }
+  let t = idx / ${perTile}u; let e = idx % ${perTile}u;
+  let row = ((${D}u + t) / ${tilesN}u) * ${BM}u + e / ${BN / 4}u;
+  let col = ((${D}u + t) % ${tilesN}u) * ${BN}u + (e % ${BN / 4}u) * 4u;
+  if (row >= ${M}u || col >= ${N}u) { return; }
+  let first = t * ${kIters}u;
+  var sum = vec4f(0.0);
+  for (var u = ${unitOf("first")}; u <= ${unitOf(`first + ${kIters - 1}u`)}; u++) {
+    let s = ${start("u")};
+    if (s == ${start("u + 1u")}) { continue; } // an empty range (fewer tail iterations than workgroups)
+    sum += w[(u * 2u + select(1u, 0u, s >= first)) * ${perTile}u + e];
+  }
+${store.join("\n")}
+}
+`;
+  return { name: `matmul_streamK_fixup_${BM}x${BN}`, source, workgroups: grid.workgroups };
+});

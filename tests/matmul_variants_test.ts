@@ -84,3 +84,23 @@ Deno.test('matmul "dot" compute (x @ W^T with K-contiguous tiles): odd shapes, t
   }
   await expectClose(outs, expected, { atol: 6e-4, rtol: 1e-5 });
 });
+
+Deno.test("matmul stream-K: the partial wave's tiles shared out along K, odd shapes, transposes, empty ranges", async () => {
+  const rng = rngFor("matmul-stream-k");
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  // [m, n, k, transA, transB, tile, units]: 7 x 3 tiles of 32 x 32 leave tails of 1 (units 5) and 5 (units 8);
+  // K = 20 gives the one tail tile 2 iterations for 5 workgroups (empty ranges); N = 70 takes scalar stores.
+  const cases: [number, number, number, boolean, boolean, MatmulTile, number][] = [
+    [200, 70, 300, false, false, matmulTiles.small, 5],
+    [200, 72, 300, true, true, matmulTiles.small, 8],
+    [200, 70, 20, false, true, matmulTiles.small, 5],
+    [193, 96, 77, true, false, matmulTiles.small, 4],
+    [260, 256, 40, false, false, { bm: 128, bn: 256, bk: 16, tm: 8, tn: 16 }, 2],
+  ];
+  for (const [m, n, k, transA, transB, tile, streamK] of cases) {
+    const a = randNd(rng, transA ? [k, m] : [m, k]), b = randNd(rng, transB ? [n, k] : [k, n]);
+    outs.push(matmul(upload(a), upload(b), { transA, transB, tile, streamK }));
+    expected.push(ref.matmul(a, b, { transA, transB }));
+  }
+  await expectClose(outs, expected, { atol: 6e-4, rtol: 1e-5 });
+});

@@ -110,6 +110,8 @@ export class Backend {
     resolve: GPUBuffer;
     names: string[];
     timings: Map<string, KernelTiming>;
+    /** GPU ticks of the first dispatch start and the last dispatch end seen (-1 before any). */
+    span: { first: bigint; last: bigint };
     reads: Promise<void>[];
   } | null = null;
   #submits = 0;
@@ -327,9 +329,25 @@ export class Backend {
    * time rises a little; the per-kernel split is what it is for.
    */
   async profile(fn: () => void | Promise<void>): Promise<KernelTiming[]> {
+    return (await this.profileSpan(fn)).kernels;
+  }
+
+  /**
+   * {@linkcode Backend.profile}, plus `spanMs`: the GPU time from the first profiled dispatch's start to the last
+   * one's end. Unlike the per-kernel sum it includes the gaps between dependent dispatches (pipeline drains,
+   * barriers), so it is the figure to compare with a wall-clock measurement of the same work (0 without
+   * timestamps).
+   *
+   * @example
+   * ```ts ignore
+   * const { spanMs } = await gpu().profileSpan(() => { for (let i = 0; i < 10; i++) tidy(() => void matmul(a, b)); });
+   * console.log(`${spanMs / 10} ms per matmul, gaps included`);
+   * ```
+   */
+  async profileSpan(fn: () => void | Promise<void>): Promise<{ kernels: KernelTiming[]; spanMs: number }> {
     if (!this.info.timestamps) {
       await fn();
-      return [];
+      return { kernels: [], spanMs: 0 };
     }
     this.flush();
     const querySet = this.device.createQuerySet({ type: "timestamp", count: MAX_PROFILED_DISPATCHES * 2 });
@@ -338,7 +356,8 @@ export class Backend {
       usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
     });
     const timings = new Map<string, KernelTiming>();
-    const profile = { querySet, resolve, names: [], timings, reads: [] as Promise<void>[] };
+    const span = { first: -1n, last: -1n };
+    const profile = { querySet, resolve, names: [], timings, span, reads: [] as Promise<void>[] };
     this.#profile = profile;
     try {
       await fn();
@@ -349,7 +368,8 @@ export class Backend {
     await Promise.all(profile.reads);
     querySet.destroy();
     resolve.destroy();
-    return [...timings.values()].sort((a, b) => b.ms - a.ms);
+    const kernels = [...timings.values()].sort((a, b) => b.ms - a.ms);
+    return { kernels, spanMs: span.first < 0n ? 0 : Number(span.last - span.first) / 1e6 };
   }
 
   /** Adds the resolve of this batch's timestamps to `encoder`; returns what starts their readback. */
@@ -369,7 +389,10 @@ export class Backend {
       p.reads.push(
         staging.mapAsync(GPUMapMode.READ).then(() => {
           const stamps = new BigUint64Array(staging.getMappedRange());
+          const span = p.span;
           names.forEach((name, i) => {
+            if (span.first < 0n || stamps[2 * i] < span.first) span.first = stamps[2 * i];
+            if (stamps[2 * i + 1] > span.last) span.last = stamps[2 * i + 1];
             const t = timings.get(name) ?? { name, count: 0, ms: 0 };
             t.count++;
             t.ms += Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6;

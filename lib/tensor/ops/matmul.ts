@@ -9,9 +9,12 @@ import {
   chooseVariant,
   matmulKernel,
   matmulSharedBytes,
+  matmulStreamKFixupKernel,
   type MatmulTile,
   matmulTiles,
   type MatmulVariant,
+  streamKSchedule,
+  streamKWorkspaceBytes,
 } from "../../../kernels/matmul.ts";
 import { reduceKernel } from "../../../kernels/reduce.ts";
 import { gpu } from "../../gpu/backend.ts";
@@ -30,6 +33,11 @@ export interface MatmulOptions {
   tile?: MatmulTile;
   /** Force a split-K factor (tests and benchmarks); chosen automatically when absent. */
   splitK?: number;
+  /**
+   * Force stream-K over this many resident workgroups, or 0 to turn it off (tests and benchmarks; see
+   * {@linkcode chooseStreamK}); chosen automatically when absent.
+   */
+  streamK?: number;
   /** Ignored: kept for old callers (workgroup memory is always vec4 rows now). */
   shared?: "vec4" | "f32";
   /** Code-generation variant of the kernel (benchmarks). */
@@ -76,6 +84,25 @@ export function chooseSplitK(spec: { batch: number; m: number; n: number; k: num
   return best;
 }
 
+/**
+ * Stream-K units for a problem (0: launch one workgroup per tile as usual). When the tiles leave a last, partial
+ * wave, stream-K shares that wave's K-iterations evenly among one wave of workgroups ({@linkcode streamKSchedule}):
+ * the tail then costs `tail / slots` of a wave instead of a whole one, plus writing and summing up to two partial
+ * tiles per workgroup. Taken when the wave model says that saves more than 2% of the launch.
+ */
+export function chooseStreamK(spec: { batch: number; m: number; n: number; k: number }, tile: MatmulTile): number {
+  const units = slots(tile);
+  if (spec.batch !== 1) return 0;
+  const sk = streamKSchedule(spec, tile, units);
+  if (sk.tiles <= units || sk.tail === 0 || sk.tail * sk.kIters >= 2 ** 32 / units) return 0;
+  const stepSeconds = (2 * tile.bm * tile.bn * tile.bk * units) / WAVE_FLOPS;
+  const plain = Math.ceil(sk.tiles / units) * sk.kIters * stepSeconds;
+  const tileBytes = tile.bm * tile.bn * 4;
+  const fixup = 5e-6 + ((2 * (units + sk.tail) + sk.tail) * tileBytes) / BANDWIDTH;
+  const streamed = ((sk.dataParallel / units) * sk.kIters + Math.ceil((sk.tail * sk.kIters) / units)) * stepSeconds;
+  return streamed + fixup < plain * 0.98 ? units : 0;
+}
+
 /** Process-wide matmul settings (like PyTorch's backend flags): benchmarks flip them to compare kernels. */
 export interface MatmulSettings {
   /**
@@ -83,9 +110,11 @@ export interface MatmulSettings {
    * "dot" (K-contiguous tiles, dot products; see {@linkcode MatmulVariant}).
    */
   transposedBCompute: "outer" | "dot";
+  /** Stream-K for launches that end in a partial wave, where {@linkcode chooseStreamK} predicts a gain. */
+  streamK: boolean;
 }
 
-const settings: MatmulSettings = { transposedBCompute: "outer" };
+const settings: MatmulSettings = { transposedBCompute: "outer", streamK: true };
 
 /**
  * Changes process-wide matmul settings and returns the previous ones.
@@ -111,8 +140,8 @@ export function setMatmulSettings(change: Partial<MatmulSettings>): MatmulSettin
  */
 export function planMatmul(
   spec: { batch: number; m: number; n: number; k: number; transA?: boolean; transB?: boolean },
-  opts: { tile?: MatmulTile; splitK?: number; maxSharedBytes?: number } = {},
-): { tile: MatmulTile; splitK: number } {
+  opts: { tile?: MatmulTile; splitK?: number; streamK?: number; maxSharedBytes?: number } = {},
+): { tile: MatmulTile; splitK: number; streamK: number } {
   let tile = opts.tile ?? chooseTile(spec);
   if (!opts.tile && spec.batch === 1 && spec.k >= 1024 && Math.min(spec.m, spec.n) >= 256) tile = matmulTiles.large;
   if (!opts.tile && tile === matmulTiles.large) {
@@ -120,7 +149,9 @@ export function planMatmul(
     const fast = chooseLargeTile(layout);
     if (matmulSharedBytes(fast, chooseVariant(layout, fast)) <= (opts.maxSharedBytes ?? Infinity)) tile = fast;
   }
-  return { tile, splitK: opts.splitK ?? chooseSplitK(spec, tile) };
+  const splitK = opts.splitK ?? chooseSplitK(spec, tile);
+  const streamK = splitK > 1 ? 0 : opts.streamK ?? (settings.streamK ? chooseStreamK(spec, tile) : 0);
+  return { tile, splitK, streamK };
 }
 
 /**
@@ -179,6 +210,13 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       backend.run(k, [a.buffer, b.buffer, partial]);
       backend.run(reduceKernel("sum", { outer: 1, reduced: layers, inner: m * N }), [partial, out.buffer]);
       backend.free(partial);
+    } else if (plan.streamK && !addend) {
+      // The last, partial wave's tiles shared out along K, then their partial products summed.
+      const k = matmulKernel({ ...spec, tile, variant, streamK: plan.streamK });
+      const work = backend.alloc(streamKWorkspaceBytes(tile, plan.streamK));
+      backend.run(k, [a.buffer, b.buffer, out.buffer, work]);
+      backend.run(matmulStreamKFixupKernel({ m, n: N, k: K, tile, units: plan.streamK }), [work, out.buffer]);
+      backend.free(work);
     } else {
       const k = matmulKernel({ ...spec, tile, variant, addend: !!addend });
       backend.run(k, addend ? [a.buffer, b.buffer, out.buffer, addend.buffer] : [a.buffer, b.buffer, out.buffer]);
