@@ -22,6 +22,7 @@ import { parseArgs } from "node:util";
 import { empty, gpu, initGpu, matmul, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
 import { type MatmulTile, matmulTiles, type MatmulVariant } from "../kernels/matmul.ts";
 import { reduceKernel } from "../kernels/reduce.ts";
+import { planMatmul } from "../lib/tensor/ops/matmul.ts";
 // Optional: the previous generator, copied beside this file for before/after runs.
 type LegacyGen = (spec: Record<string, unknown>) => { name: string; source: string; workgroups: number[] };
 let legacyKernel: LegacyGen | null = null;
@@ -121,6 +122,21 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       lmShapes[3],
       { name: "w2 dX", m: R, n: FF, k: D },
     ].map((sh): [Shape, Case[]] => [sh, off]);
+  },
+  // Session 4: every shape (square, the LM's, its fused projections) where the automatic plan takes stream-K,
+  // against the previous plan (one workgroup per tile or split-K).
+  streamk2: () => {
+    const fused: Shape[] = [
+      { name: "qkv fwd", m: R, n: 3 * D, k: D, transB: true },
+      { name: "w13 fwd", m: R, n: 2 * FF, k: D, transB: true },
+      { name: "qkv dX", m: R, n: D, k: 3 * D },
+      { name: "w13 dX", m: R, n: D, k: 2 * FF },
+      { name: "qkv dW", m: 3 * D, n: D, k: R, transA: true },
+      { name: "w13 dW", m: 2 * FF, n: D, k: R, transA: true },
+    ];
+    const shapes = [1536, 2560, 3072, 4096, 6144].map(sq).concat(lmShapes, fused);
+    return shapes.filter((sh) => planMatmul({ batch: 1, ...sh }).streamK > 0)
+      .map((sh): [Shape, Case[]] => [sh, [{ label: "auto (lib)" }, { label: "no stream-K", streamK: 0 }]]);
   },
   // Session 4: wave quantization of the automatic 128 x 256 tile. 4096^3 is 512 tiles, 3.88 waves of 132; 4224 rows
   // make 528 (4 full waves), 4608 x 2816 make 396 (3 full waves); 132 and 144 tiles of K = 8192 show the slot count.

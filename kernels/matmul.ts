@@ -247,7 +247,15 @@ export function streamKSchedule(
   shape: { m: number; n: number; k: number },
   tile: MatmulTile,
   units: number,
-): { tilesM: number; tilesN: number; tiles: number; kIters: number; dataParallel: number; tail: number; units: number } {
+): {
+  tilesM: number;
+  tilesN: number;
+  tiles: number;
+  kIters: number;
+  dataParallel: number;
+  tail: number;
+  units: number;
+} {
   const tilesM = Math.ceil(shape.m / tile.bm), tilesN = Math.ceil(shape.n / tile.bn), tiles = tilesM * tilesN;
   const kIters = Math.ceil(shape.k / tile.bk), tail = tiles % units;
   return { tilesM, tilesN, tiles, kIters, dataParallel: tiles - tail, tail, units };
@@ -477,7 +485,9 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   }
   const sk = spec.streamK ? streamKSchedule(spec, tile, spec.streamK) : null;
   if (sk) {
-    if (batch !== 1 || splits > 1 || spec.addend) throw new Error("A stream-K matmul needs batch 1, no split-K, no addend");
+    if (batch !== 1 || splits > 1 || spec.addend) {
+      throw new Error("A stream-K matmul needs batch 1, no split-K, no addend");
+    }
     if (sk.tail === 0 || sk.tail * sk.kIters >= 2 ** 32 / sk.units) {
       throw new Error(`Stream-K does not apply to ${JSON.stringify(sk)}`);
     }

@@ -7,7 +7,7 @@ import { checkGrad, expectClose, upload } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randNd, rngFor } from "./reference.ts";
 import { initGpu, matmul, mul, param, readAll, sum, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
-import { chooseTile, largeTiles, matmulTiles } from "../kernels/matmul.ts";
+import { chooseTile, largeTiles, matmulTiles, streamKSchedule } from "../kernels/matmul.ts";
 import { planMatmul, setMatmulSettings } from "../lib/tensor/ops/matmul.ts";
 
 await initGpu();
@@ -230,6 +230,28 @@ Deno.test("matmul: planMatmul picks the layout-specific large tiles and falls ba
   // 32 KiB of workgroup memory (Mesa's lavapipe) cannot hold the BK-32 tiles: the BK-16 large tile stays.
   assertEquals(planMatmul(fwd, { maxSharedBytes: 32768 }).tile, matmulTiles.large);
   assertEquals(planMatmul({ ...fwd, transB: false }, { maxSharedBytes: 32768 }).tile, largeTiles.wide);
+});
+
+Deno.test("matmul: planMatmul takes stream-K for a partial last wave of large tiles, not for weight gradients", () => {
+  const sq = { batch: 1, m: 4096, n: 4096, k: 4096 };
+  // 512 tiles of 128 x 256 on 132 resident workgroups: 3 whole waves and a tail of 116 tiles.
+  assertEquals(streamKSchedule(sq, largeTiles.wide, 132).dataParallel, 396);
+  assertEquals(planMatmul(sq), { tile: largeTiles.wide, splitK: 1, streamK: 132 });
+  // 528 tiles are 4 whole waves: nothing to balance.
+  assertEquals(planMatmul({ ...sq, m: 4224 }).streamK, 0);
+  // Transposed A (a weight gradient) keeps split-K; so does a forced split; the setting turns stream-K off.
+  const dW = { batch: 1, m: 10000, n: 512, k: 8192, transA: true };
+  assertEquals(planMatmul(dW).streamK, 0);
+  assertEquals(planMatmul(dW).splitK > 1, true);
+  assertEquals(planMatmul(sq, { splitK: 2 }), { tile: largeTiles.wide, splitK: 2, streamK: 0 });
+  const before = setMatmulSettings({ streamK: false });
+  try {
+    assertEquals(planMatmul(sq).streamK, 0);
+  } finally {
+    setMatmulSettings(before);
+  }
+  assertThrows(() => planMatmul(sq, { splitK: 2, streamK: 132 }), "cannot be combined");
+  assertEquals(planMatmul({ ...sq, m: 4224 }, { streamK: 132 }).streamK, 0);
 });
 
 Deno.test("matmul with an addend: forward and the gradients of all three inputs, vec4 and scalar epilogues", async () => {

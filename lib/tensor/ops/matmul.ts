@@ -60,47 +60,75 @@ const slots = (tile: MatmulTile) => (tile.tm * tile.tn > 64 ? 132 : 264);
 const WAVE_FLOPS = 36e12, BANDWIDTH = 2.8e12;
 
 /**
- * Split-K factor by a wave model: time = waves x steps per chunk, plus the traffic of writing and summing the
- * partial products. Few output tiles with a long K (weight gradients) split until they fill the GPU. On the H100,
- * 512x512x8192 ran at 31.9 TFLOP/s with 16 chunks of the large tile (one wave of 256 workgroups), against 12.4
- * with the previous rule (medium tile, 5 chunks) and 2.3 unsplit; 10000x512x8192 (316 tiles: 1.2 waves unsplit)
- * at 40.5 with 5 chunks (6 full waves) against 32.0 unsplit. The split layers' dynamic K bounds cost nothing
- * measurable: the old split-K slowness was the medium tile and too few workgroups.
+ * Predicted seconds of a launch of `tile`s by a wave model: a launch runs in waves of {@linkcode slots}
+ * workgroups, each wave costs its longest workgroup's BK steps, and split-K and stream-K add the traffic of
+ * writing and summing partial products.
+ */
+function launchSeconds(spec: { m: number; n: number; k: number }, tile: MatmulTile) {
+  const units = slots(tile);
+  const tiles = Math.ceil(spec.m / tile.bm) * Math.ceil(spec.n / tile.bn);
+  const stepSeconds = (2 * tile.bm * tile.bn * tile.bk * units) / WAVE_FLOPS;
+  const tileBytes = tile.bm * tile.bn * 4;
+  return {
+    units,
+    /** K cut into `s` chunks, one workgroup layer each, then a pass that sums the layers. */
+    splitK: (s: number) => {
+      const chunk = Math.ceil(spec.k / s / tile.bk) * tile.bk;
+      const layers = Math.ceil(spec.k / chunk);
+      const waves = Math.ceil((tiles * layers) / units);
+      const reduce = layers > 1 ? ((2 * layers + 1) * spec.m * spec.n * 4) / BANDWIDTH : 0;
+      return waves * (chunk / tile.bk) * stepSeconds + reduce;
+    },
+    /** Whole waves as usual, the tail's iterations shared by one wave ({@linkcode streamKSchedule}); Infinity where it does not apply. */
+    streamK: () => {
+      const sk = streamKSchedule(spec, tile, units);
+      if (sk.tail === 0 || sk.tail * sk.kIters >= 2 ** 32 / units) return Infinity;
+      const steps = (sk.dataParallel / units) * sk.kIters + Math.ceil((sk.tail * sk.kIters) / units);
+      // Up to two partial tiles written per stream-K workgroup, read back, and the tail tiles written.
+      const fixup = 5e-6 + ((2 * (units + sk.tail) + sk.tail) * tileBytes) / BANDWIDTH;
+      return steps * stepSeconds + fixup;
+    },
+  };
+}
+
+/**
+ * Split-K factor by the wave model of {@linkcode launchSeconds}. Few output tiles with a long K (weight gradients)
+ * split until they fill the GPU. On the H100, 512x512x8192 ran at 31.9 TFLOP/s with 16 chunks of the large tile
+ * (one wave of 256 workgroups), against 12.4 with the previous rule (medium tile, 5 chunks) and 2.3 unsplit;
+ * 10000x512x8192 (316 tiles: 1.2 waves unsplit) at 40.5 with 5 chunks (6 full waves) against 32.0 unsplit. The
+ * split layers' dynamic K bounds cost nothing measurable: the old split-K slowness was the medium tile and too few
+ * workgroups.
  */
 export function chooseSplitK(spec: { batch: number; m: number; n: number; k: number }, tile: MatmulTile): number {
   if (spec.batch !== 1 || spec.k < 1024) return 1;
-  const groups = Math.ceil(spec.m / tile.bm) * Math.ceil(spec.n / tile.bn);
-  const SLOTS = slots(tile);
-  const stepSeconds = (2 * tile.bm * tile.bn * tile.bk * SLOTS) / WAVE_FLOPS;
-  const cost = (s: number) => {
-    const chunk = Math.ceil(spec.k / s / tile.bk) * tile.bk;
-    const layers = Math.ceil(spec.k / chunk);
-    const waves = Math.ceil((groups * layers) / SLOTS);
-    const reduce = layers > 1 ? ((2 * layers + 1) * spec.m * spec.n * 4) / BANDWIDTH / stepSeconds : 0;
-    return waves * (chunk / tile.bk) + reduce;
-  };
+  const cost = launchSeconds(spec, tile).splitK;
   let best = 1;
   for (let s = 2; s <= Math.min(32, Math.floor(spec.k / 256)); s++) if (cost(s) < cost(best) * 0.98) best = s;
   return best;
 }
 
 /**
- * Stream-K units for a problem (0: launch one workgroup per tile as usual). When the tiles leave a last, partial
- * wave, stream-K shares that wave's K-iterations evenly among one wave of workgroups ({@linkcode streamKSchedule}):
- * the tail then costs `tail / slots` of a wave instead of a whole one, plus writing and summing up to two partial
- * tiles per workgroup. Taken when the wave model says that saves more than 2% of the launch.
+ * Stream-K units for a problem (0: launch one workgroup per tile, or split K, as {@linkcode chooseSplitK} says).
+ * When the tiles leave a last, partial wave, stream-K shares that wave's K-iterations evenly among one wave of
+ * workgroups ({@linkcode streamKSchedule}): the tail costs `tail / slots` of a wave instead of a whole one, plus
+ * writing and summing up to two partial tiles per workgroup. Taken when the wave model predicts it at least 2%
+ * faster than the best split-K factor (which includes no split).
+ *
+ * H200, GPU timestamps, TFLOP/s with stream-K against the previous plan (bench/matmul_tune.ts `--plan streamk2`):
+ * 1536^3 35.9 vs 30.5, 2560^3 44.9 vs 40.1, 3072^3 45.8 vs 41.8, 4096^3 46.1 vs 44.4, 6144^3 47.0 vs 45.1; the
+ * LM's x @ W^T 33.3-38.1 vs 31.5-37.2 and dX 38.5 vs 34.0. Not for transposed A (weight gradients), where split-K
+ * stays: lm_head dW (10000 x 512 x 8192) ran at 35.5 with stream-K against 41.0 split 5 ways, W2's dW at 37.7
+ * against 41.0 (and the fused q/k/v and w1/w3 dW gained only 2%).
  */
-export function chooseStreamK(spec: { batch: number; m: number; n: number; k: number }, tile: MatmulTile): number {
-  const units = slots(tile);
-  if (spec.batch !== 1) return 0;
-  const sk = streamKSchedule(spec, tile, units);
-  if (sk.tiles <= units || sk.tail === 0 || sk.tail * sk.kIters >= 2 ** 32 / units) return 0;
-  const stepSeconds = (2 * tile.bm * tile.bn * tile.bk * units) / WAVE_FLOPS;
-  const plain = Math.ceil(sk.tiles / units) * sk.kIters * stepSeconds;
-  const tileBytes = tile.bm * tile.bn * 4;
-  const fixup = 5e-6 + ((2 * (units + sk.tail) + sk.tail) * tileBytes) / BANDWIDTH;
-  const streamed = ((sk.dataParallel / units) * sk.kIters + Math.ceil((sk.tail * sk.kIters) / units)) * stepSeconds;
-  return streamed + fixup < plain * 0.98 ? units : 0;
+export function chooseStreamK(
+  spec: { batch: number; m: number; n: number; k: number; transA?: boolean },
+  tile: MatmulTile,
+): number {
+  // The resident-workgroup counts of `slots` were measured for the large tiles only (a medium tile's wave is
+  // larger and its steps cheaper, so the model would overrate stream-K there).
+  if (spec.batch !== 1 || spec.transA || tile.tm * tile.tn < 64) return 0;
+  const model = launchSeconds(spec, tile);
+  return model.streamK() < model.splitK(chooseSplitK(spec, tile)) * 0.98 ? model.units : 0;
 }
 
 /** Process-wide matmul settings (like PyTorch's backend flags): benchmarks flip them to compare kernels. */
@@ -149,9 +177,14 @@ export function planMatmul(
     const fast = chooseLargeTile(layout);
     if (matmulSharedBytes(fast, chooseVariant(layout, fast)) <= (opts.maxSharedBytes ?? Infinity)) tile = fast;
   }
-  const splitK = opts.splitK ?? chooseSplitK(spec, tile);
-  const streamK = splitK > 1 ? 0 : opts.streamK ?? (settings.streamK ? chooseStreamK(spec, tile) : 0);
-  return { tile, splitK, streamK };
+  if (opts.streamK && opts.splitK && opts.splitK > 1) {
+    throw new Error(`matmul: split-K (${opts.splitK}) and stream-K (${opts.streamK}) cannot be combined`);
+  }
+  const auto = opts.splitK === undefined && settings.streamK;
+  let streamK = opts.streamK ?? (auto ? chooseStreamK(spec, tile) : 0);
+  // Whole waves leave no tail to share out: a forced stream-K then launches as usual.
+  if (streamK && streamKSchedule(spec, tile, streamK).tail === 0) streamK = 0;
+  return { tile, splitK: streamK ? 1 : opts.splitK ?? chooseSplitK(spec, tile), streamK };
 }
 
 /**
