@@ -14,7 +14,10 @@
  * with register prefetch, 40.9 TFLOP/s at 4096^3 against 37.2 for the default, not yet timed on the LM shapes),
  * and the exploration rounds r2-r4 / explore5 whose results the comments in kernels/matmul.ts quote. Session 3 (H200,
  * 2026-11-29): explore6-explore9 (warp maps, 128-thread and 192/256-wide tiles, the "rows" layout, swizzles) chose
- * `largeTiles`; explore10-11 time the "dot" inner loop for x @ W^T and the "double2" pipeline (neither won).
+ * `largeTiles`; explore10-11 time the "dot" inner loop for x @ W^T and the "double2" pipeline (neither won). Session
+ * 4 (H200, 2026-11-29): "waves" shows the cost of a partial last wave, "streamk" and "streamk2" time stream-K
+ * against the previous plans. Each row also gives the span (first start to last end, gaps between dispatches
+ * included) as TFLOP/s, the figure to compare with a wall-clock timing of a multi-dispatch plan.
  *
  * @module
  */
@@ -39,8 +42,18 @@ const args = parseArgs({
     // Check every case of the plan for correctness on a small odd shape with the same transposes (no timing):
     // runs on software adapters, before spending GPU time.
     small: { type: "boolean", default: false },
+    // Milliseconds of the same work queued before each timing, and the least each timing covers: longer runs show
+    // whether clocks drop under sustained load (power or heat).
+    "warm-ms": { type: "string", default: "150" },
+    "time-ms": { type: "string", default: "30" },
+    // Operand values: "uniform" in [-1, 1), or "normal" (as torch.randn, which the PyTorch references use).
+    data: { type: "string", default: "uniform" },
   },
 });
+const warmMs = Number(args.values["warm-ms"]), timeMs = Number(args.values["time-ms"]);
+if (args.values.data !== "uniform" && args.values.data !== "normal") {
+  throw new Error(`--data must be "uniform" or "normal", got ${JSON.stringify(args.values.data)}`);
+}
 const backend = await initGpu();
 const reps = Number(args.values.reps), rounds = Number(args.values.rounds);
 console.log(`# ${backend.info.description}; timestamps ${backend.info.timestamps}; reps ${reps} x rounds ${rounds}`);
@@ -531,9 +544,15 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
 let seed = 1;
 function randomArray(n: number): Float32Array {
   const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
+  const uniform = () => {
     seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    a[i] = (seed >>> 8) / 2 ** 23 - 1;
+    return (seed >>> 8) / 2 ** 23 - 1;
+  };
+  for (let i = 0; i < n; i++) {
+    // Box-Muller from two uniforms in (0, 1].
+    a[i] = args.values.data === "normal"
+      ? Math.sqrt(-2 * Math.log((uniform() + 1.0000001) / 2.0000001)) * Math.cos(Math.PI * (uniform() + 1))
+      : uniform();
   }
   return a;
 }
@@ -664,7 +683,7 @@ for (const [sh, cases] of plans[args.values.plan!]()) {
   for (let r = 0; r < rounds; r++) {
     for (const { c, row } of live) {
       const e = est.get(c)!;
-      const warm = Math.min(400, Math.ceil(150 / e)), n = Math.min(400, Math.max(reps, Math.ceil(30 / e)));
+      const warm = Math.min(4000, Math.ceil(warmMs / e)), n = Math.min(4000, Math.max(reps, Math.ceil(timeMs / e)));
       for (let i = 0; i < warm; i++) tidy(() => void run(c));
       const { kernels, spanMs } = await backend.profileSpan(() => {
         for (let i = 0; i < n; i++) tidy(() => void run(c));

@@ -102,6 +102,7 @@ export {
   type AttentionOptions,
   type AttentionVariant,
   crossEntropy,
+  defaultAttentionVariant,
   embedding,
   logSoftmax,
   packedAttention,
