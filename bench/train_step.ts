@@ -1,7 +1,8 @@
 /**
  * Training-step benchmark at CS336's TinyStories shape (vocab 10000, context 256, d_model 512, 4 layers, 16 heads,
  * d_ff 1344), batch 32: forward, cross-entropy, backward, global-norm clipping and AdamW, with one GPU round trip
- * per `--log` steps as in the trainer. Prints tokens/s and a per-kernel GPU-time breakdown of one step.
+ * per `--log` steps, read one interval late as in the trainer. Prints tokens/s and a per-kernel GPU-time breakdown
+ * of one step.
  *
  * Run on the GPU machine beside `python3 .device/torch_train_step.py` (same shapes) and report the ratio.
  *
@@ -41,6 +42,8 @@ const { values } = parseArgs({
     "transposed-b": { type: "string", default: "outer" },
     // Separate q/k/v and w1/w3 matmuls (fusedProjections: false), to time against the default fused ones.
     unfused: { type: "boolean", default: false },
+    // Read each interval's loss as soon as it ends, as the trainer did before it read one interval late.
+    drain: { type: "boolean", default: false },
     // Launch every matmul one workgroup per tile (no stream-K for partial last waves).
     "no-stream-k": { type: "boolean", default: false },
   },
@@ -93,15 +96,28 @@ let lastLoss = NaN;
 // CPU time spent recording steps (building the graph, encoding dispatches): the GPU runs behind it, so a step's
 // wall time is about the larger of this and the GPU time.
 let recordMs = 0;
+// As the trainer: each interval's metrics are read when the next interval ends (--drain: at once, which leaves the
+// GPU idle for the round trip and the next step's recording).
+let inFlight: { tensors: Tensor[]; values: Promise<(Float32Array | Int32Array)[]> } | null = null;
+const settle = async (batch: typeof inFlight) => {
+  if (!batch) return;
+  const vals = await batch.values;
+  lastLoss = vals[vals.length - 2][0];
+  for (const t of batch.tensors) t.dispose();
+};
 for (let i = 0; i < steps; i++) {
   const r0 = performance.now();
   pending.push(...step(i));
   recordMs += performance.now() - r0;
   if ((i + 1) % logEvery === 0 || i === steps - 1) {
-    const vals = await readAll(pending);
-    lastLoss = vals[vals.length - 2][0];
-    for (const t of pending) t.dispose();
+    const previous = inFlight;
+    inFlight = { tensors: pending, values: readAll(pending) };
     pending = [];
+    await settle(previous);
+    if (values.drain || i === steps - 1) {
+      await settle(inFlight);
+      inFlight = null;
+    }
   }
 }
 const seconds = (performance.now() - t0) / 1000;
@@ -137,6 +153,7 @@ console.log(
     transposed_b: values["transposed-b"],
     fused_projections: config.fusedProjections,
     stream_k: !values["no-stream-k"],
+    reads: values.drain ? "drained" : "one interval late",
     memory: gpu().memory(),
   }),
 );

@@ -56,6 +56,26 @@ Deno.test("training lowers the loss, logs in batches, evaluates and checkpoints"
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("step metrics are read one log interval late, so the GPU keeps an interval queued", async () => {
+  const dir = await Deno.makeTempDir();
+  const train = await tokenFile(dir, "train.bin", 4000, 1), val = await tokenFile(dir, "val.bin", 1000, 2);
+  const config = configFor(dir, train, val, 12);
+  Object.assign(config.train, { logInterval: 4, evalInterval: 0 });
+  // The trainer's step counter when each step's metrics arrive.
+  const seenAt: [number, number][] = [];
+  let trainer: Trainer | null = null;
+  trainer = await Trainer.create(config, {
+    onEvent: (e) => void (e.type === "step" && seenAt.push([e.step, trainer!.step])),
+  });
+  const result = await trainer.fit();
+  trainer.dispose();
+  assertEquals(result.reason, "done");
+  // Steps 1-4 are reported once step 8 is queued, 5-8 at the end with 9-12 (the last interval is read at once).
+  const expected = Array.from({ length: 12 }, (_, i): [number, number] => [i + 1, i < 4 ? 8 : 12]);
+  assertEquals(seenAt, expected);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("resuming from a checkpoint continues the run exactly", async () => {
   const dir = await Deno.makeTempDir();
   const train = await tokenFile(dir, "train.bin", 4000, 1), val = await tokenFile(dir, "val.bin", 1000, 2);
