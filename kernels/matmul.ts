@@ -130,6 +130,13 @@ export const largeTiles: Record<"wide" | "n192" | "n192Deep" | "deep", MatmulTil
 /**
  * The large tile for a problem that fills the GPU with 128 x 128 tiles (see {@linkcode largeTiles} for the
  * measurements behind each branch). Wider tiles are taken only when they still give at least 120 workgroups.
+ *
+ * @example
+ * ```ts
+ * import { chooseLargeTile } from "./matmul.ts";
+ * const fwd = chooseLargeTile({ batch: 1, m: 8192, n: 512, transA: false, transB: true }); // x @ W^T
+ * console.log(fwd); // { bm: 128, bn: 128, bk: 32, tm: 8, tn: 8 }
+ * ```
  */
 export function chooseLargeTile(
   spec: { batch: number; m: number; n: number; transA: boolean; transB: boolean },
@@ -160,6 +167,12 @@ export function chooseLargeTile(
  * - pad 4 floats per k-row for "rows" at BK 32 with block transposes (conflict-free vec4 stores: 4096^3 41.7 vs
  *   41.3); no effect on 128 x 256 (44.4 both).
  * - swizzle 0: grouping tile rows for L2 changed nothing at 4096^3 (36.1 both): the K-slabs in flight fit in L2.
+ *
+ * @example
+ * ```ts
+ * import { chooseVariant, largeTiles } from "./matmul.ts";
+ * console.log(chooseVariant({ transA: false }, largeTiles.wide).layout); // "rows"
+ * ```
  */
 export function chooseVariant(spec: { transA: boolean }, tile: MatmulTile): MatmulVariant {
   const base: MatmulVariant = { pipeline: "none", pad: 0, transpose: "scalar", swizzle: 0, layout: "lanes" };
@@ -175,6 +188,13 @@ export function chooseVariant(spec: { transA: boolean }, tile: MatmulTile): Matm
 /**
  * Bytes of workgroup memory the kernel for this tile and variant declares (a GPU refuses a pipeline over its
  * `maxComputeWorkgroupStorageSize`: 48 KiB on NVIDIA, 32 KiB on Mesa's lavapipe).
+ *
+ * @example
+ * ```ts
+ * import { chooseVariant, largeTiles, matmulSharedBytes } from "./matmul.ts";
+ * const tile = largeTiles.wide;
+ * console.log(matmulSharedBytes(tile, chooseVariant({ transA: false }, tile))); // 24576
+ * ```
  */
 export function matmulSharedBytes(tile: MatmulTile, variant: MatmulVariant): number {
   const { bm, bn, bk, tm, tn } = tile;
@@ -275,7 +295,13 @@ export function streamKWorkspaceBytes(tile: MatmulTile, units: number): number {
   return 2 * units * tile.bm * tile.bn * 4;
 }
 
-/** Picks the largest tile that still gives the GPU enough workgroups to fill it. */
+/** Picks the largest tile that still gives the GPU enough workgroups to fill it. *
+ * @example
+ * ```ts
+ * import { chooseTile } from "./matmul.ts";
+ * console.log(chooseTile({ batch: 1, m: 100, n: 100 })); // the medium 64 x 64 tile
+ * ```
+ */
 export function chooseTile(spec: { batch: number; m: number; n: number }): MatmulTile {
   const groups = (t: MatmulTile) => spec.batch * Math.ceil(spec.m / t.bm) * Math.ceil(spec.n / t.bn);
   if (groups(matmulTiles.large) >= 132) return matmulTiles.large;
@@ -708,7 +734,14 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   };
 }
 
-/** {@linkcode generateMatmulKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/** {@linkcode generateMatmulKernel}, memoized by its arguments (see `memoized` in common.ts). *
+ * @example
+ * ```ts
+ * import { matmulKernel } from "./matmul.ts";
+ * const k = matmulKernel({ batch: 1, m: 33, n: 65, k: 17, transA: false, transB: true, batchStrideA: 0, batchStrideB: 0 });
+ * console.log(k.name, k.workgroups); // WGSL in k.source; bindings a, b, c
+ * ```
+ */
 export const matmulKernel: (spec: MatmulSpec) => KernelSource = memoized(generateMatmulKernel);
 
 /**

@@ -98,6 +98,14 @@ function launchSeconds(spec: { m: number; n: number; k: number }, tile: MatmulTi
  * 10000x512x8192 (316 tiles: 1.2 waves unsplit) at 40.5 with 5 chunks (6 full waves) against 32.0 unsplit. The
  * split layers' dynamic K bounds cost nothing measurable: the old split-K slowness was the medium tile and too few
  * workgroups.
+ *
+ * @example
+ * ```ts
+ * import { chooseSplitK } from "./matmul.ts";
+ * import { matmulTiles } from "../../../kernels/matmul.ts";
+ * // A weight gradient: 4 x 4 output tiles over K = 8192 split until they fill the GPU.
+ * console.log(chooseSplitK({ batch: 1, m: 512, n: 512, k: 8192 }, matmulTiles.large)); // 16
+ * ```
  */
 export function chooseSplitK(spec: { batch: number; m: number; n: number; k: number }, tile: MatmulTile): number {
   if (spec.batch !== 1 || spec.k < 1024) return 1;
@@ -119,6 +127,13 @@ export function chooseSplitK(spec: { batch: number; m: number; n: number; k: num
  * LM's x @ W^T 33.3-38.1 vs 31.5-37.2 and dX 38.5 vs 34.0. Not for transposed A (weight gradients), where split-K
  * stays: lm_head dW (10000 x 512 x 8192) ran at 35.5 with stream-K against 41.0 split 5 ways, W2's dW at 37.7
  * against 41.0 (and the fused q/k/v and w1/w3 dW gained only 2%).
+ *
+ * @example
+ * ```ts
+ * import { chooseStreamK } from "./matmul.ts";
+ * import { largeTiles } from "../../../kernels/matmul.ts";
+ * console.log(chooseStreamK({ batch: 1, m: 4096, n: 4096, k: 4096 }, largeTiles.wide)); // 132
+ * ```
  */
 export function chooseStreamK(
   spec: { batch: number; m: number; n: number; k: number; transA?: boolean },
@@ -165,6 +180,13 @@ export function setMatmulSettings(change: Partial<MatmulSettings>): MatmulSettin
  * tile: 512x512x8192 ran at 31.9 TFLOP/s (large, 16 chunks) against 24.2 (medium, 5 chunks). Problems that fill
  * the GPU with large tiles get the layout-specific large tile of {@linkcode chooseLargeTile}, unless its workgroup
  * memory exceeds what the device allows (`maxSharedBytes`), in which case the BK-16 large tile stays.
+ *
+ * @example
+ * ```ts
+ * import { planMatmul } from "./matmul.ts";
+ * const plan = planMatmul({ batch: 1, m: 4096, n: 4096, k: 4096 });
+ * console.log(plan.tile, plan.splitK, plan.streamK); // 128 x 256 tile, no split, stream-K over 132
+ * ```
  */
 export function planMatmul(
   spec: { batch: number; m: number; n: number; k: number; transA?: boolean; transB?: boolean },
