@@ -108,15 +108,41 @@ ${workgroupReduce("sum", "acc", "total", WG)}
   };
 }
 
-/** Workgroups {@linkcode sumSquaresKernel} uses for `n` elements: about 16K elements each, at most 128. */
+/**
+ * Workgroups {@linkcode sumSquaresKernel} uses for `n` elements: about 16K elements each, at most 128.
+ *
+ * @example
+ * ```ts
+ * import { sumSquaresGroups } from "./adamw.ts";
+ * console.log(sumSquaresGroups(100_000)); // 7
+ * ```
+ */
 export function sumSquaresGroups(n: number): number {
   return Math.max(1, Math.min(128, Math.ceil(n / 16384)));
 }
 
-/** {@linkcode generateAdamwKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateAdamwKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { adamwKernel } from "./adamw.ts";
+ * const k = adamwKernel([1024, 300]); // two parameters in one dispatch
+ * console.log(k.name, k.workgroups); // adamw_step [ 6, 1, 1 ]
+ * ```
+ */
 export const adamwKernel: (sizes: readonly number[]) => KernelSource = memoized(generateAdamwKernel);
 
-/** {@linkcode generateSumSquaresKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateSumSquaresKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { sumSquaresKernel } from "./adamw.ts";
+ * const k = sumSquaresKernel([100_000, 64], 0); // partials in out[0..8)
+ * console.log(k.name, k.workgroups); // sum_squares [ 8, 1, 1 ]
+ * ```
+ */
 export const sumSquaresKernel: (sizes: readonly number[], offset: number) => KernelSource = memoized(
   generateSumSquaresKernel,
 );

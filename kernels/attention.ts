@@ -98,7 +98,15 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
   unroll: "none",
 });
 
-/** Whether the fused kernels support this head dim. */
+/**
+ * Whether the fused kernels support this head dim.
+ *
+ * @example
+ * ```ts
+ * import { fusedAttentionSupports } from "./attention.ts";
+ * console.log(fusedAttentionSupports(64), fusedAttentionSupports(96)); // true false
+ * ```
+ */
 export function fusedAttentionSupports(d: number): boolean {
   return d % 4 === 0 && d >= 4 && d <= 64;
 }
@@ -538,17 +546,47 @@ ${vecs(D4, (c) => `    ${dvName}[r${s} * ${D4}u + ${c}u${arr.vShift}] = dv${c}${
   };
 }
 
-/** {@linkcode generateAttentionForwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateAttentionForwardKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { attentionForwardKernel, DEFAULT_ATTENTION_VARIANT } from "./attention.ts";
+ * const spec = { bh: 8, tq: 128, tk: 128, d: 32, scale: 32 ** -0.5, causal: true, heads: 1 };
+ * const k = attentionForwardKernel(spec, DEFAULT_ATTENTION_VARIANT);
+ * console.log(k.name, k.workgroups); // attention_forward [ 2, 8, 1 ]
+ * ```
+ */
 export const attentionForwardKernel: (spec: AttentionSpec, variant: AttentionVariant) => KernelSource = memoized(
   generateAttentionForwardKernel,
 );
 
-/** {@linkcode generateAttentionBackwardDqKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateAttentionBackwardDqKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { attentionBackwardDqKernel, DEFAULT_ATTENTION_VARIANT } from "./attention.ts";
+ * const spec = { bh: 8, tq: 128, tk: 128, d: 32, scale: 32 ** -0.5, causal: true, heads: 1 };
+ * const k = attentionBackwardDqKernel(spec, DEFAULT_ATTENTION_VARIANT);
+ * console.log(k.name, k.workgroups); // attention_backward_dq [ 2, 8, 1 ]
+ * ```
+ */
 export const attentionBackwardDqKernel: (spec: AttentionSpec, variant: AttentionVariant) => KernelSource = memoized(
   generateAttentionBackwardDqKernel,
 );
 
-/** {@linkcode generateAttentionBackwardDkvKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateAttentionBackwardDkvKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { attentionBackwardDkvKernel, DEFAULT_ATTENTION_VARIANT } from "./attention.ts";
+ * const spec = { bh: 8, tq: 128, tk: 128, d: 32, scale: 32 ** -0.5, causal: true, heads: 1 };
+ * const k = attentionBackwardDkvKernel(spec, DEFAULT_ATTENTION_VARIANT);
+ * console.log(k.name, k.workgroups); // attention_backward_dkv [ 2, 8, 1 ]
+ * ```
+ */
 export const attentionBackwardDkvKernel: (spec: AttentionSpec, variant: AttentionVariant) => KernelSource = memoized(
   generateAttentionBackwardDkvKernel,
 );
@@ -578,5 +616,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   };
 }
 
-/** {@linkcode generateAttentionDeltaKernel}, memoized by its arguments. */
+/**
+ * {@linkcode generateAttentionDeltaKernel}, memoized by its arguments.
+ *
+ * @example
+ * ```ts
+ * import { attentionDeltaKernel } from "./attention.ts";
+ * const k = attentionDeltaKernel(1024, 32); // 1024 rows of head dim 32
+ * console.log(k.name, k.workgroups); // attention_delta [ 4, 1, 1 ]
+ * ```
+ */
 export const attentionDeltaKernel: (rows: number, d: number) => KernelSource = memoized(generateAttentionDeltaKernel);

@@ -27,6 +27,12 @@ export const MAX_GROUPS_PER_DIM = 65535;
 /**
  * A 2-D grid of `groups` workgroups (folding into y past 65535), with the WGSL expression of the flat workgroup
  * index. Kernels must ignore workgroups whose flat index is >= `groups`.
+ *
+ * @example
+ * ```ts
+ * import { flatGrid } from "./common.ts";
+ * console.log(flatGrid(100_000)); // { workgroups: [ 50000, 2, 1 ], index: "(wid.x + wid.y * 50000u)" }
+ * ```
  */
 export function flatGrid(groups: number): { workgroups: [number, number, number]; index: string } {
   if (groups <= MAX_GROUPS_PER_DIM) return { workgroups: [Math.max(groups, 1), 1, 1], index: "wid.x" };
@@ -38,6 +44,12 @@ export function flatGrid(groups: number): { workgroups: [number, number, number]
 /**
  * Formats a number as a WGSL f32 literal. Values beyond the f32 range become the value float32 rounding gives
  * (the largest float or an infinity), as on upload: WGSL rejects literals that f32 cannot represent.
+ *
+ * @example
+ * ```ts
+ * import { f32Literal } from "./common.ts";
+ * console.log(f32Literal(1), f32Literal(0.5), f32Literal(-Infinity)); // 1.0 f32(0.5) bitcast<f32>(0xff800000u)
+ * ```
  */
 export function f32Literal(x: number): string {
   if (Number.isNaN(x)) throw new RangeError("NaN cannot be a WGSL literal");
@@ -52,6 +64,13 @@ export function f32Literal(x: number): string {
  * WGSL that reduces `value` (an f32 expression per thread) across a workgroup of `size` threads with `op`
  * ("sum" or "max") through workgroup memory `scratch` (declared by the caller as `array<f32, size>`), leaving the
  * result in `let <out>` for every thread.
+ *
+ * @example
+ * ```ts
+ * import { workgroupReduce } from "./common.ts";
+ * const wgsl = workgroupReduce("sum", "v", "total", 256); // needs `var<workgroup> red: array<f32, 256>;`
+ * console.assert(wgsl.endsWith("let total = red[0];\n  workgroupBarrier();"));
+ * ```
  */
 export function workgroupReduce(op: "sum" | "max", value: string, out: string, size: number, scratch = "red"): string {
   const combine = op === "sum" ? (a: string, b: string) => `${a} + ${b}` : (a: string, b: string) => `max(${a}, ${b})`;
@@ -97,6 +116,13 @@ export function memoized<A extends unknown[]>(generate: (...args: A) => KernelSo
  * The entry point of a kernel that gives each row one workgroup of `size` threads: the `red` scratch array that
  * {@linkcode workgroupReduce} uses, `main` with `wid`/`lid`, and `row`, returning at once past the last row (uniform
  * per workgroup, so later barriers stay in uniform control flow). The caller closes the function.
+ *
+ * @example
+ * ```ts
+ * import { rowKernelEntry } from "./common.ts";
+ * const entry = rowKernelEntry(10, 64); // the caller appends its body and `}` to entry.head
+ * console.log(entry.workgroups); // [ 10, 1, 1 ]
+ * ```
  */
 export function rowKernelEntry(rows: number, size: number): { workgroups: [number, number, number]; head: string } {
   const grid = flatGrid(rows);

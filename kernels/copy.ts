@@ -49,7 +49,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   };
 }
 
-/** {@linkcode generateGatherKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateGatherKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { gatherKernel } from "./copy.ts";
+ * const k = gatherKernel({ outShape: [3, 2], inStrides: [1, 3], dtype: "f32" }); // transposes a (2, 3)
+ * console.log(k.name, k.workgroups); // gather_copy [ 1, 1, 1 ]
+ * ```
+ */
 export const gatherKernel: (spec: {
   outShape: readonly number[];
   inStrides: readonly number[];
@@ -101,7 +110,16 @@ ${pieceSelect(spec.sizes, (p, j) => `out[i] = x${p}[${j}];`)}
   };
 }
 
-/** {@linkcode generateConcatKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateConcatKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { concatKernel } from "./copy.ts";
+ * const k = concatKernel({ sizes: [6, 4], dtype: "f32" }); // 6 + 4 elements
+ * console.log(k.name, k.workgroups); // concat_copy [ 1, 1, 1 ]
+ * ```
+ */
 export const concatKernel: (spec: { sizes: readonly number[]; dtype: "f32" | "i32" }) => KernelSource = memoized(
   generateConcatKernel,
 );
@@ -131,7 +149,16 @@ ${pieceSelect(spec.sizes, (p, j) => `y${p}[${j}] = x[i];`)}
   };
 }
 
-/** {@linkcode generateSplitKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateSplitKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { splitKernel } from "./copy.ts";
+ * const k = splitKernel({ sizes: [6, 4], dtype: "f32" }); // 10 elements into 6 + 4
+ * console.log(k.name, k.workgroups); // split_copy [ 1, 1, 1 ]
+ * ```
+ */
 export const splitKernel: (spec: { sizes: readonly number[]; dtype: "f32" | "i32" }) => KernelSource = memoized(
   generateSplitKernel,
 );

@@ -108,12 +108,30 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   };
 }
 
-/** {@linkcode generateCrossEntropyForwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateCrossEntropyForwardKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { crossEntropyForwardKernel } from "./cross_entropy.ts";
+ * const k = crossEntropyForwardKernel(64, 50257); // a workgroup a row
+ * console.log(k.name, k.workgroups); // cross_entropy_forward [ 64, 1, 1 ]
+ * ```
+ */
 export const crossEntropyForwardKernel: (rows: number, vocab: number) => KernelSource = memoized(
   generateCrossEntropyForwardKernel,
 );
 
-/** {@linkcode generateCrossEntropyBackwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateCrossEntropyBackwardKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { crossEntropyBackwardKernel } from "./cross_entropy.ts";
+ * const k = crossEntropyBackwardKernel(64, 50257);
+ * console.log(k.name, k.workgroups); // cross_entropy_backward [ 12565, 1, 1 ]
+ * ```
+ */
 export const crossEntropyBackwardKernel: (rows: number, vocab: number) => KernelSource = memoized(
   generateCrossEntropyBackwardKernel,
 );

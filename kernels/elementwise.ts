@@ -26,7 +26,17 @@ export interface ElementwiseSpec {
 
 const WG = 256;
 
-/** Generates the kernel for an elementwise op (see {@linkcode ElementwiseSpec}). */
+/**
+ * Generates the kernel for an elementwise op (see {@linkcode ElementwiseSpec}).
+ *
+ * @example
+ * ```ts
+ * import { elementwiseKernel } from "./elementwise.ts";
+ * const inputs = [{ shape: [2, 3], dtype: "f32" as const }, { shape: [3], dtype: "f32" as const }];
+ * const k = elementwiseKernel({ name: "add", outShape: [2, 3], outDtype: "f32", inputs, expr: "v0 + v1" });
+ * console.log(k.name, k.workgroups); // add [ 1, 1, 1 ]
+ * ```
+ */
 export function elementwiseKernel(spec: ElementwiseSpec): KernelSource {
   const n = spec.outShape.reduce((a, b) => a * b, 1);
   const grid = flatGrid(Math.ceil(n / WG));
@@ -54,6 +64,12 @@ ${loads.join("\n")}
 /**
  * WGSL expression for the flat index into an input of shape `inShape` broadcast to `outShape`, given the flat
  * output index `i`.
+ *
+ * @example
+ * ```ts
+ * import { broadcastIndex } from "./elementwise.ts";
+ * console.log(broadcastIndex([3], [2, 3]), broadcastIndex([2, 1], [2, 3])); // (i % 3u) ((i / 3u) % 2u)
+ * ```
  */
 export function broadcastIndex(inShape: readonly number[], outShape: readonly number[]): string {
   const inSize = inShape.reduce((a, b) => a * b, 1);

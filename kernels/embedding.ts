@@ -61,12 +61,30 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   };
 }
 
-/** {@linkcode generateEmbeddingForwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateEmbeddingForwardKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { embeddingForwardKernel } from "./embedding.ts";
+ * const k = embeddingForwardKernel(256, 64, 1000); // 256 tokens, dim 64, vocab 1000
+ * console.log(k.name, k.workgroups); // embedding_forward [ 64, 1, 1 ]
+ * ```
+ */
 export const embeddingForwardKernel: (tokens: number, dim: number, vocab: number) => KernelSource = memoized(
   generateEmbeddingForwardKernel,
 );
 
-/** {@linkcode generateEmbeddingBackwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateEmbeddingBackwardKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { embeddingBackwardKernel } from "./embedding.ts";
+ * const k = embeddingBackwardKernel(256, 64, 1000);
+ * console.log(k.name, k.workgroups); // embedding_backward [ 64, 1, 1 ]
+ * ```
+ */
 export const embeddingBackwardKernel: (tokens: number, dim: number, vocab: number) => KernelSource = memoized(
   generateEmbeddingBackwardKernel,
 );

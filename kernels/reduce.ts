@@ -70,7 +70,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   };
 }
 
-/** {@linkcode generateReduceKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateReduceKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { reduceKernel } from "./reduce.ts";
+ * const k = reduceKernel("sum", { outer: 4, reduced: 8, inner: 1 }); // row sums of a (4, 8)
+ * console.log(k.name, k.workgroups); // reduce_sum_rows [ 4, 1, 1 ]
+ * ```
+ */
 export const reduceKernel: (
   kind: ReduceKind,
   dims: { outer: number; reduced: number; inner: number },

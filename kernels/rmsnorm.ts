@@ -64,17 +64,43 @@ ${workgroupReduce("sum", "acc", "dot", WG)}
   };
 }
 
-/** {@linkcode generateRmsNormForwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateRmsNormForwardKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { rmsNormForwardKernel } from "./rmsnorm.ts";
+ * const k = rmsNormForwardKernel(64, 128, 1e-5);
+ * console.log(k.name, k.workgroups); // rmsnorm_forward [ 64, 1, 1 ]
+ * ```
+ */
 export const rmsNormForwardKernel: (rows: number, dim: number, eps: number) => KernelSource = memoized(
   generateRmsNormForwardKernel,
 );
 
-/** {@linkcode generateRmsNormBackwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateRmsNormBackwardKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { rmsNormBackwardKernel } from "./rmsnorm.ts";
+ * const k = rmsNormBackwardKernel(64, 128);
+ * console.log(k.name, k.workgroups); // rmsnorm_backward [ 64, 1, 1 ]
+ * ```
+ */
 export const rmsNormBackwardKernel: (rows: number, dim: number, accumulate?: boolean) => KernelSource = memoized(
   generateRmsNormBackwardKernel,
 );
 
-/** Row chunks of {@linkcode rmsNormWeightGradKernel}: enough threads for a large GPU, few partials to sum. */
+/**
+ * Row chunks of {@linkcode rmsNormWeightGradKernel}: enough threads for a large GPU, few partials to sum.
+ *
+ * @example
+ * ```ts
+ * import { rmsNormWeightGradChunks } from "./rmsnorm.ts";
+ * console.log(rmsNormWeightGradChunks(4096)); // 128
+ * ```
+ */
 export function rmsNormWeightGradChunks(rows: number): number {
   return Math.max(1, Math.min(256, Math.floor(rows / 32)));
 }
@@ -111,7 +137,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   };
 }
 
-/** {@linkcode generateRmsNormWeightGradKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateRmsNormWeightGradKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { rmsNormWeightGradKernel } from "./rmsnorm.ts";
+ * const k = rmsNormWeightGradKernel(4096, 128); // (128 chunks, 128) partials
+ * console.log(k.name, k.workgroups); // rmsnorm_weight_backward [ 64, 1, 1 ]
+ * ```
+ */
 export const rmsNormWeightGradKernel: (rows: number, dim: number) => KernelSource = memoized(
   generateRmsNormWeightGradKernel,
 );

@@ -76,5 +76,14 @@ ${
   };
 }
 
-/** {@linkcode generateRopeKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateRopeKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { ropeKernel } from "./rope.ts";
+ * const k = ropeKernel({ rows: 64, dim: 32, group: 1, cycle: 0, tableRows: 64, inverse: false });
+ * console.log(k.name, k.workgroups); // rope_forward [ 4, 1, 1 ]
+ * ```
+ */
 export const ropeKernel: (spec: RopeSpec) => KernelSource = memoized(generateRopeKernel);

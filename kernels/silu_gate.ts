@@ -56,7 +56,16 @@ ${head}
   };
 }
 
-/** {@linkcode generateSiluGateKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateSiluGateKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { siluGateKernel } from "./silu_gate.ts";
+ * const k = siluGateKernel({ rows: 64, width: 256, backward: false });
+ * console.log(k.name, k.workgroups); // silu_gate_packed [ 16, 1, 1 ]
+ * ```
+ */
 export const siluGateKernel: (spec: { rows: number; width: number; backward: boolean }) => KernelSource = memoized(
   generateSiluGateKernel,
 );

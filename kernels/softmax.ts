@@ -98,8 +98,26 @@ ${workgroupReduce("sum", "acc", "total", WG)}
   };
 }
 
-/** {@linkcode generateSoftmaxForwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateSoftmaxForwardKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { softmaxForwardKernel } from "./softmax.ts";
+ * const k = softmaxForwardKernel({ rows: 64, cols: 100, scale: 1, log: false });
+ * console.log(k.name, k.workgroups); // softmax_forward [ 64, 1, 1 ]
+ * ```
+ */
 export const softmaxForwardKernel: (spec: SoftmaxSpec) => KernelSource = memoized(generateSoftmaxForwardKernel);
 
-/** {@linkcode generateSoftmaxBackwardKernel}, memoized by its arguments (see `memoized` in common.ts). */
+/**
+ * {@linkcode generateSoftmaxBackwardKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { softmaxBackwardKernel } from "./softmax.ts";
+ * const k = softmaxBackwardKernel({ rows: 64, cols: 100, scale: 1, log: false });
+ * console.log(k.name, k.workgroups); // softmax_backward [ 64, 1, 1 ]
+ * ```
+ */
 export const softmaxBackwardKernel: (spec: SoftmaxSpec) => KernelSource = memoized(generateSoftmaxBackwardKernel);

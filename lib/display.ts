@@ -46,7 +46,16 @@ export function previewValues(values: ArrayLike<number>, shape: readonly number[
   return rec(0, 0, "");
 }
 
-/** A MIME bundle (plain text and an HTML table of facts plus a preview). */
+/**
+ * A MIME bundle (plain text and an HTML table of facts plus a preview).
+ *
+ * @example
+ * ```ts
+ * import { factsBundle } from "./display.ts";
+ * const bundle = factsBundle("Tensor", [["shape", "(2, 3)"]]); // also "text/html": a table
+ * console.assert(bundle["text/plain"] === "Tensor\n  shape: (2, 3)");
+ * ```
+ */
 export function factsBundle(title: string, facts: [string, string][], preview?: string): MimeBundle {
   const plain = `${title}\n${facts.map(([k, v]) => `  ${k}: ${v}`).join("\n")}${preview ? `\n${preview}` : ""}`;
   const rows = facts.map(([k, v]) =>

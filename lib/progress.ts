@@ -115,7 +115,15 @@ export class ProgressBar {
   }
 }
 
-/** Formats a count with k/M/G suffixes: `formatCount(12345) === "12.3k"`. */
+/**
+ * Formats a count with k/M/G suffixes: `formatCount(12345) === "12.3k"`.
+ *
+ * @example
+ * ```ts
+ * import { formatCount } from "./progress.ts";
+ * console.log(formatCount(12345), formatCount(2.5e6), formatCount(999)); // 12.3k 2.5M 999
+ * ```
+ */
 export function formatCount(n: number): string {
   if (!Number.isFinite(n)) return "?";
   const a = Math.abs(n);
@@ -125,7 +133,15 @@ export function formatCount(n: number): string {
   return Number.isInteger(n) ? `${n}` : n.toFixed(1);
 }
 
-/** Formats seconds as `1h02m`, `3m05s` or `4.2s`. */
+/**
+ * Formats seconds as `1h02m`, `3m05s` or `4.2s`.
+ *
+ * @example
+ * ```ts
+ * import { formatDuration } from "./progress.ts";
+ * console.log(formatDuration(3725), formatDuration(185), formatDuration(4.2)); // 1h02m 3m05s 4.2s
+ * ```
+ */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
   if (seconds >= 3600) {

@@ -69,7 +69,15 @@ const MAX_DISPATCHES_PER_SUBMIT = 512;
 // WebGPU caps a query set at 4096 queries: two timestamps per dispatch.
 const MAX_PROFILED_DISPATCHES = 2048;
 
-/** Rounds a byte size up to its pool size class: powers of two up to 1 MiB, then eighths of a power of two. */
+/**
+ * Rounds a byte size up to its pool size class: powers of two up to 1 MiB, then eighths of a power of two.
+ *
+ * @example
+ * ```ts
+ * import { sizeClass } from "./backend.ts";
+ * console.log(sizeClass(100), sizeClass(1_500_000)); // 128 1572864
+ * ```
+ */
 export function sizeClass(bytes: number): number {
   const b = Math.max(16, Math.ceil(bytes / 16) * 16);
   if (b <= 1 << 20) return 2 ** Math.ceil(Math.log2(b));

@@ -35,7 +35,15 @@ export interface GradNode {
 
 let gradEnabled = true;
 
-/** Whether ops currently record for autograd. */
+/**
+ * Whether ops currently record for autograd.
+ *
+ * @example
+ * ```ts
+ * import { isGradEnabled, noGrad } from "./autograd.ts";
+ * console.log(isGradEnabled(), noGrad(() => isGradEnabled())); // true false
+ * ```
+ */
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }
@@ -63,6 +71,14 @@ export function noGrad<T>(fn: () => T): T {
  * Records `out` as produced by an op from `inputs` when any input requires gradients. Ops call this right after
  * computing their forward. `saved` are tensors that only the backward reads: they are freed with the node (after
  * `backward()`, or when `out` is disposed), or right away when nothing is recorded. Returns `out`.
+ *
+ * @example
+ * ```ts ignore
+ * import { record } from "./autograd.ts";
+ * import { mapElements, type Tensor } from "../../mod.ts";
+ * const double = (x: Tensor) =>
+ *   record(mapElements("double", [x], "v0 * 2.0"), "double", [x], (dy) => [mapElements("double", [dy], "v0 * 2.0")]);
+ * ```
  */
 export function record(
   out: Tensor,
@@ -111,7 +127,17 @@ export function recordAccumulating(
   return out;
 }
 
-/** A tensor that shares `t`'s values but is cut from the graph. */
+/**
+ * A tensor that shares `t`'s values but is cut from the graph.
+ *
+ * @example
+ * ```ts ignore
+ * import { detach } from "./autograd.ts";
+ * import { initGpu, mul, param, tensor } from "../../mod.ts";
+ * await initGpu();
+ * console.log(detach(mul(param(tensor([1, 2])), 2)).requiresGrad); // false
+ * ```
+ */
 export function detach(t: Tensor): Tensor {
   return noGrad(() => hooks().view(t));
 }
@@ -132,7 +158,16 @@ export interface AutogradOps {
 
 let autogradOps: AutogradOps | null = null;
 
-/** Installs {@linkcode AutogradOps}. */
+/**
+ * Installs {@linkcode AutogradOps}.
+ *
+ * @example
+ * ```ts ignore
+ * import { type AutogradOps, setAutogradOps } from "./autograd.ts";
+ * declare const ops: AutogradOps; // lib/tensor/mod.ts builds them from the ops modules and installs them on import
+ * setAutogradOps(ops);
+ * ```
+ */
 export function setAutogradOps(ops: AutogradOps): void {
   autogradOps = ops;
 }
@@ -268,7 +303,18 @@ export function backward(loss: Tensor, grad?: Tensor): void {
 /** Results of ops whose graph a backward() has released: they cannot be differentiated through again. */
 const released = new WeakSet<Tensor>();
 
-/** Cuts `t` from the graph that produced it, making it a leaf (`param` uses this). */
+/**
+ * Cuts `t` from the graph that produced it, making it a leaf (`param` uses this).
+ *
+ * @example
+ * ```ts ignore
+ * import { makeLeaf } from "./autograd.ts";
+ * import { initGpu, mul, param, tensor } from "../../mod.ts";
+ * await initGpu();
+ * const y = mul(param(tensor([1, 2])), 3);
+ * makeLeaf(y); // y.node is null now: backward stops at y
+ * ```
+ */
 export function makeLeaf(t: Tensor): void {
   for (const x of t.node?.saved ?? []) x.dispose();
   t.node = null;

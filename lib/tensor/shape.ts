@@ -4,12 +4,28 @@
  * @module
  */
 
-/** Formats a shape as `(2, 3)`. */
+/**
+ * Formats a shape as `(2, 3)`.
+ *
+ * @example
+ * ```ts
+ * import { fmt } from "./shape.ts";
+ * console.log(fmt([2, 3])); // (2, 3)
+ * ```
+ */
 export function fmt(shape: readonly number[]): string {
   return `(${shape.join(", ")})`;
 }
 
-/** The NumPy broadcast of several shapes; throws naming the op and shapes when they do not broadcast. */
+/**
+ * The NumPy broadcast of several shapes; throws naming the op and shapes when they do not broadcast.
+ *
+ * @example
+ * ```ts
+ * import { broadcastShapes } from "./shape.ts";
+ * console.log(broadcastShapes("add", [4, 1, 3], [2, 1])); // [ 4, 2, 3 ]
+ * ```
+ */
 export function broadcastShapes(op: string, ...shapes: (readonly number[])[]): number[] {
   const ndim = Math.max(...shapes.map((s) => s.length));
   const out: number[] = [];
@@ -28,7 +44,15 @@ export function broadcastShapes(op: string, ...shapes: (readonly number[])[]): n
   return out;
 }
 
-/** Resolves a possibly negative axis against `shape`; throws naming the op and the shape when out of range. */
+/**
+ * Resolves a possibly negative axis against `shape`; throws naming the op and the shape when out of range.
+ *
+ * @example
+ * ```ts
+ * import { normAxis } from "./shape.ts";
+ * console.log(normAxis("sum", -1, [2, 3, 4])); // 2
+ * ```
+ */
 export function normAxis(op: string, axis: number, shape: readonly number[]): number {
   const ndim = shape.length;
   const a = axis < 0 ? axis + ndim : axis;
@@ -38,12 +62,28 @@ export function normAxis(op: string, axis: number, shape: readonly number[]): nu
   return a;
 }
 
-/** Whether two shapes are equal. */
+/**
+ * Whether two shapes are equal.
+ *
+ * @example
+ * ```ts
+ * import { sameShape } from "./shape.ts";
+ * console.log(sameShape([2, 3], [2, 3]), sameShape([2, 3], [3, 2])); // true false
+ * ```
+ */
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-/** Product of dims in [from, to). */
+/**
+ * Product of dims in [from, to).
+ *
+ * @example
+ * ```ts
+ * import { prod } from "./shape.ts";
+ * console.log(prod([2, 3, 4]), prod([2, 3, 4], 1)); // 24 12
+ * ```
+ */
 export function prod(shape: readonly number[], from = 0, to = shape.length): number {
   let n = 1;
   for (let i = from; i < to; i++) n *= shape[i];

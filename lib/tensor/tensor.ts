@@ -27,7 +27,17 @@ export type HostArray<D extends DType = DType> = D extends "i32" ? Int32Array : 
 /** A nested array of numbers, as in `tensor([[1, 2], [3, 4]])`. */
 export type NestedArray = number | NestedArray[];
 
-/** GPU storage shared by a tensor and its views. */
+/**
+ * GPU storage shared by a tensor and its views.
+ *
+ * @example
+ * ```ts ignore
+ * import { Storage } from "./tensor.ts";
+ * import { initGpu } from "../gpu/backend.ts";
+ * const storage = new Storage((await initGpu()).alloc(16)); // one reference
+ * storage.release(); // the last one: the buffer goes back to the pool
+ * ```
+ */
 export class Storage {
   /** The pooled buffer. */
   readonly buf: GpuBuffer;
@@ -185,12 +195,29 @@ export class Tensor {
 
 let backwardHook: ((t: Tensor) => void) | null = null;
 
-/** Installs the implementation of `Tensor.backward` (autograd.ts does, to keep this module free of graph logic). */
+/**
+ * Installs the implementation of `Tensor.backward` (autograd.ts does, to keep this module free of graph logic).
+ *
+ * @example
+ * ```ts ignore
+ * import { setBackwardHook } from "./tensor.ts";
+ * import { backward } from "./autograd.ts";
+ * setBackwardHook((t) => backward(t)); // what autograd.ts does on import
+ * ```
+ */
 export function setBackwardHook(fn: (t: Tensor) => void): void {
   backwardHook = fn;
 }
 
-/** Product of the dimensions. */
+/**
+ * Product of the dimensions.
+ *
+ * @example
+ * ```ts
+ * import { sizeOf } from "./tensor.ts";
+ * console.log(sizeOf([2, 3, 4]), sizeOf([])); // 24 1
+ * ```
+ */
 export function sizeOf(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -204,13 +231,33 @@ function nest(flat: number[], shape: readonly number[]): NestedArray {
   return Array.from({ length: first }, (_, i) => nest(flat.slice(i * step, (i + 1) * step), rest));
 }
 
-/** Reads several tensors with one GPU round trip. */
+/**
+ * Reads several tensors with one GPU round trip.
+ *
+ * @example
+ * ```ts ignore
+ * import { readAll } from "./tensor.ts";
+ * import { initGpu, tensor } from "../../mod.ts";
+ * await initGpu();
+ * console.log(await readAll([tensor([1, 2]), tensor([3])])); // [ Float32Array(2) [ 1, 2 ], Float32Array(1) [ 3 ] ]
+ * ```
+ */
 export async function readAll(tensors: readonly Tensor[]): Promise<HostArray[]> {
   const raws = await gpu().readMany(tensors.map((t) => ({ buf: t.buffer, bytes: t.size * dtypeBytes[t.dtype] })));
   return raws.map((raw, i) => tensors[i].dtype === "i32" ? new Int32Array(raw) : new Float32Array(raw));
 }
 
-/** Allocates an uninitialised tensor (kernels fill it). */
+/**
+ * Allocates an uninitialised tensor (kernels fill it).
+ *
+ * @example
+ * ```ts ignore
+ * import { empty } from "./tensor.ts";
+ * import { initGpu } from "../../mod.ts";
+ * await initGpu();
+ * const t = empty([2, 3], "i32"); // contents undefined until a kernel writes them
+ * ```
+ */
 export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) {
@@ -221,7 +268,17 @@ export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
   return new Tensor(new Storage(buf), shape, dtype);
 }
 
-/** A tensor sharing `t`'s storage with another shape of the same size (a view). */
+/**
+ * A tensor sharing `t`'s storage with another shape of the same size (a view).
+ *
+ * @example
+ * ```ts ignore
+ * import { view } from "./tensor.ts";
+ * import { initGpu, tensor } from "../../mod.ts";
+ * await initGpu();
+ * const t = tensor([1, 2, 3, 4, 5, 6]), v = view(t, [2, 3]); // v.storage === t.storage
+ * ```
+ */
 export function view(t: Tensor, shape: readonly number[]): Tensor {
   const storage = t.storage;
   storage.refs++;
@@ -319,7 +376,15 @@ export function keep<T extends Tensor>(t: T): T {
   return t;
 }
 
-/** Number of open tidy scopes (for tests). */
+/**
+ * Number of open tidy scopes (for tests).
+ *
+ * @example
+ * ```ts
+ * import { scopeDepth, tidy } from "./tensor.ts";
+ * console.log(scopeDepth(), tidy(() => scopeDepth())); // 0 1
+ * ```
+ */
 export function scopeDepth(): number {
   return scopes.length;
 }

@@ -236,7 +236,17 @@ export function serializeCounts(counts: ReadonlyMap<string, number>): Uint8Array
   return out;
 }
 
-/** Adds counts serialized by {@linkcode serializeCounts} into `counts`. */
+/**
+ * Adds counts serialized by {@linkcode serializeCounts} into `counts`.
+ *
+ * @example
+ * ```ts
+ * import { mergeSerializedCounts, serializeCounts } from "./parallel_counts.ts";
+ * const counts = new Map([["the", 1]]);
+ * mergeSerializedCounts(serializeCounts(new Map([["the", 2], [" cat", 1]])), counts);
+ * console.log(counts); // Map(2) { "the" => 3, " cat" => 1 }
+ * ```
+ */
 export function mergeSerializedCounts(bytes: Uint8Array, counts: Map<string, number>): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = view.getUint32(0, true);

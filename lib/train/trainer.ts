@@ -82,7 +82,16 @@ export interface FitResult {
   checkpoint?: string;
 }
 
-/** Thrown by {@linkcode Trainer.saveCheckpoint} when the state to save holds NaN or Inf. */
+/**
+ * Thrown by {@linkcode Trainer.saveCheckpoint} when the state to save holds NaN or Inf.
+ *
+ * @example
+ * ```ts
+ * import { DivergedError } from "./trainer.ts";
+ * const e = new DivergedError("the parameters hold NaN");
+ * console.log(String(e)); // DivergedError: the parameters hold NaN
+ * ```
+ */
 export class DivergedError extends Error {
   /** The error's name. */
   override name = "DivergedError";

@@ -15,6 +15,14 @@ import { type DType, empty, type Tensor } from "../tensor.ts";
 /**
  * Runs a generic elementwise kernel: `expr` is WGSL over `v0, v1, ...` (the inputs, broadcast to a common shape).
  * No autograd; the ops below add it.
+ *
+ * @example
+ * ```ts ignore
+ * import { mapElements } from "./elementwise.ts";
+ * import { initGpu, tensor } from "../../../mod.ts";
+ * await initGpu();
+ * console.log(await mapElements("double", [tensor([1, 2, 3])], "v0 * 2.0").data()); // Float32Array(3) [ 2, 4, 6 ]
+ * ```
  */
 export function mapElements(name: string, inputs: Tensor[], expr: string, outDtype: DType = "f32"): Tensor {
   const shape = broadcastShapes(name, ...inputs.map((t) => t.shape));
@@ -278,7 +286,17 @@ export function fullLike(x: Tensor, value: number): Tensor {
   return fill(x.shape, value, x.dtype);
 }
 
-/** A tensor of `shape` filled with `value` (one kernel, no upload). */
+/**
+ * A tensor of `shape` filled with `value` (one kernel, no upload).
+ *
+ * @example
+ * ```ts ignore
+ * import { fill } from "./elementwise.ts";
+ * import { initGpu } from "../../../mod.ts";
+ * await initGpu();
+ * console.log(await fill([2, 2], 7).data()); // Float32Array(4) [ 7, 7, 7, 7 ]
+ * ```
+ */
 export function fill(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
   if (dtype === "i32" && !(value >= -(2 ** 31) && value < 2 ** 31)) {
     throw new RangeError(`fill: ${value} is not an i32 value (for shape (${shape.join(", ")}))`);
