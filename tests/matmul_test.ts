@@ -247,9 +247,13 @@ Deno.test("matmul: planMatmul takes stream-K for a partial last wave of large ti
   const before = setMatmulSettings({ streamK: false });
   try {
     assertEquals(planMatmul(sq).streamK, 0);
+    // An A100's 108 SMs: 4 whole waves of 108 and a tail of 80 tiles, shared by 108 workgroups.
+    setMatmulSettings({ streamK: true, computeUnits: 108 });
+    assertEquals(planMatmul(sq).streamK, 108);
   } finally {
     setMatmulSettings(before);
   }
+  assertThrows(() => setMatmulSettings({ computeUnits: 0 }), "computeUnits must be a positive integer, got 0");
   assertThrows(() => planMatmul(sq, { splitK: 2, streamK: 132 }), "cannot be combined");
   assertEquals(planMatmul({ ...sq, m: 4224 }, { streamK: 132 }).streamK, 0);
 });

@@ -51,11 +51,12 @@ export interface MatmulOptions {
 }
 
 /**
- * Workgroups of a tile resident at once on an H100/H200: 132 SMs x 2 for 64 accumulators a thread (256 threads
- * leave room for two per SM), 132 for the 96-128 of the 192- and 256-wide tiles. A launch runs in waves of this
- * many; a last, partial wave costs as much as a full one.
+ * Workgroups of a tile resident at once: two per compute unit for 64 accumulators a thread (256 threads leave room
+ * for two per SM on an H100/H200), one for the 96-128 of the 192- and 256-wide tiles. A launch runs in waves of
+ * this many; a last, partial wave costs as much as a full one. WebGPU does not report the compute units:
+ * {@linkcode MatmulSettings.computeUnits} holds them.
  */
-const slots = (tile: MatmulTile) => (tile.tm * tile.tn > 64 ? 132 : 264);
+const slots = (tile: MatmulTile) => (tile.tm * tile.tn > 64 ? 1 : 2) * settings.computeUnits;
 /** Seconds per BK step of one full wave of large tiles (measured 36 TFLOP/s), and bytes/s of the split-K sum. */
 const WAVE_FLOPS = 36e12, BANDWIDTH = 2.8e12;
 
@@ -155,9 +156,15 @@ export interface MatmulSettings {
   transposedBCompute: "outer" | "dot";
   /** Stream-K for launches that end in a partial wave, where {@linkcode chooseStreamK} predicts a gain. */
   streamK: boolean;
+  /**
+   * Streaming multiprocessors (compute units) of the GPU, which the split-K and stream-K plans fill in waves.
+   * WebGPU does not expose it; the default is the H100 SXM's and H200's 132 (an A100 has 108, an H100 PCIe 114).
+   * A wrong value costs speed, never correctness.
+   */
+  computeUnits: number;
 }
 
-const settings: MatmulSettings = { transposedBCompute: "outer", streamK: true };
+const settings: MatmulSettings = { transposedBCompute: "outer", streamK: true, computeUnits: 132 };
 
 /**
  * Changes process-wide matmul settings and returns the previous ones.
@@ -170,6 +177,10 @@ const settings: MatmulSettings = { transposedBCompute: "outer", streamK: true };
  * ```
  */
 export function setMatmulSettings(change: Partial<MatmulSettings>): MatmulSettings {
+  const units = change.computeUnits;
+  if (units !== undefined && !(Number.isInteger(units) && units > 0)) {
+    throw new RangeError(`setMatmulSettings: computeUnits must be a positive integer, got ${units}`);
+  }
   const before = { ...settings };
   Object.assign(settings, change);
   return before;
