@@ -93,7 +93,7 @@ export {
 } from "./ops/elementwise.ts";
 export { max, mean, type ReduceOptions, sum, sumTo } from "./ops/reduce.ts";
 export { broadcastTo, concat, permute, reshape, slice, transpose } from "./ops/movement.ts";
-export { matmul, type MatmulOptions } from "./ops/matmul.ts";
+export { matmul, type MatmulOptions, type MatmulSettings, setMatmulSettings } from "./ops/matmul.ts";
 export type { MatmulTile, MatmulVariant } from "../../kernels/matmul.ts";
 export type { KernelSource } from "../../kernels/common.ts";
 export {
