@@ -23,9 +23,10 @@
  * a constant trip count); lanes tiles, BK 32 with block transposes and split-K by waves did the rest (40.9 at
  * 4096^3). On the H200 (2026-11-29) the "rows" layout and layout-specific wide tiles ({@linkcode largeTiles}) took
  * 4096^3 to 44.4 (cuBLAS f32: 51.3) and the LM's products to 34-46, and stream-K scheduling of the last, partial
- * wave ({@linkcode streamKSchedule}) to 46.1 (cuBLAS 51.1 in the same call; 47.0 at 6144^3). Note for measuring: the GPU idles at 345 MHz
- * and drops its clocks within milliseconds of idling, so a sub-millisecond kernel timed right after a sync ran at a
- * third of its speed (the "slow" LM shapes of earlier reports); time after ~100 ms of back-to-back work.
+ * wave ({@linkcode streamKSchedule}) to 46.1 (cuBLAS 51.1 in the same call; 47.0 at 6144^3). Note for measuring:
+ * the GPU idles at 345 MHz and drops its clocks within milliseconds of idling, so a sub-millisecond kernel timed
+ * right after a sync ran at a third of its speed (the "slow" LM shapes of earlier reports); time after ~100 ms of
+ * back-to-back work.
  *
  * @module
  */
