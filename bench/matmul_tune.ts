@@ -105,6 +105,9 @@ const vr = (s: string): Partial<MatmulVariant> => {
   };
 };
 
+/** The cases, where `cond` holds (a tile that only fits some shapes); none otherwise. */
+const when = (cond: boolean | undefined, ...cases: Case[]): Case[] => (cond ? cases : []);
+
 const plans: Record<string, () => [Shape, Case[]][]> = {
   // Before/after: the previous generator and tile choice against the current automatic choice, on every shape.
   final: () =>
@@ -193,13 +196,11 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { label: "dot 128x128 bk16 prefetch", tile: t(128, 128, 16), variant: dv("prefetch:0:scalar:0:rows") },
       { label: "dot 128x128 bk16 none", tile: t(128, 128, 16), variant: dv("none:0:scalar:0:rows") },
       { label: "dot 128x256 bk16 prefetch", tile: t(128, 256, 16, 8, 16), variant: dv("prefetch:0:scalar:0:rows") },
-      ...(sh.n % 192 === 0
-        ? [{
-          label: "dot 128x192 bk16 prefetch",
-          tile: t(128, 192, 16, 8, 12),
-          variant: dv("prefetch:0:scalar:0:rows"),
-        }]
-        : []),
+      ...when(sh.n % 192 === 0, {
+        label: "dot 128x192 bk16 prefetch",
+        tile: t(128, 192, 16, 8, 12),
+        variant: dv("prefetch:0:scalar:0:rows"),
+      }),
     ];
     return lmShapes.filter((sh) => sh.transB).map((sh): [Shape, Case[]] => [sh, cases(sh)]);
   },
@@ -227,20 +228,15 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { label: "128x256 bk16 prefetch rows pad4 block", tile: wide, variant: vr("prefetch:4:block:0:rows") },
       { label: "128x256 bk16 prefetch rows pad4 warp4", tile: wide, variant: vr("prefetch:4:scalar:0:rows:4") },
       { label: "128x256 bk16 prefetch rows pad8", tile: wide, variant: vr("prefetch:8:scalar:0:rows") },
-      ...(sh.n % 192 === 0
-        ? [
-          {
-            label: "128x192 bk16 prefetch rows pad4",
-            tile: t(128, 192, 16, 8, 12),
-            variant: vr("prefetch:4:scalar:0:rows"),
-          },
-          {
-            label: "128x192 bk16 prefetch lanes",
-            tile: t(128, 192, 16, 8, 12),
-            variant: vr("prefetch:0:scalar:0:lanes"),
-          },
-        ]
-        : []),
+      ...when(sh.n % 192 === 0, {
+        label: "128x192 bk16 prefetch rows pad4",
+        tile: t(128, 192, 16, 8, 12),
+        variant: vr("prefetch:4:scalar:0:rows"),
+      }, {
+        label: "128x192 bk16 prefetch lanes",
+        tile: t(128, 192, 16, 8, 12),
+        variant: vr("prefetch:0:scalar:0:lanes"),
+      }),
     ];
     const tA = (sh: Shape): Case[] => [
       { label: "auto (lib)" },
@@ -252,20 +248,16 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
         variant: vr("prefetch:4:scalar:0:rows"),
       },
       { label: "128x256 bk16 rows prefetch", tile: wide, variant: vr("prefetch:0:scalar:0:rows") },
-      ...(sh.n % 192 === 0
-        ? [{
-          label: "128x192 bk32 rows prefetch",
-          tile: t(128, 192, 32, 8, 12),
-          variant: vr("prefetch:0:scalar:0:rows"),
-        }]
-        : []),
-      ...(sh.m % 192 === 0
-        ? [{
-          label: "192x128 bk32 rows prefetch",
-          tile: t(192, 128, 32, 12, 8),
-          variant: vr("prefetch:0:scalar:0:rows"),
-        }]
-        : []),
+      ...when(sh.n % 192 === 0, {
+        label: "128x192 bk32 rows prefetch",
+        tile: t(128, 192, 32, 8, 12),
+        variant: vr("prefetch:0:scalar:0:rows"),
+      }),
+      ...when(sh.m % 192 === 0, {
+        label: "192x128 bk32 rows prefetch",
+        tile: t(192, 128, 32, 12, 8),
+        variant: vr("prefetch:0:scalar:0:rows"),
+      }),
     ];
     return [sq(4096), ...lmShapes].map((sh): [Shape, Case[]] => [sh, sh.transA ? tA(sh) : plain(sh)]);
   },
@@ -283,20 +275,15 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { label: "128x256 bk32 prefetch rows scalar", tile: wide32, variant: vr("prefetch:0:scalar:0:rows") },
       { label: "128x256 bk32 none rows block", tile: wide32, variant: vr("none:0:block:0:rows") },
       { label: "128x256 bk8 double rows", tile: t(128, 256, 8, 8, 16), variant: vr("double:0:scalar:0:rows") },
-      ...(sh.n % 192 === 0
-        ? [
-          {
-            label: "128x192 bk16 prefetch lanes",
-            tile: t(128, 192, 16, 8, 12),
-            variant: vr("prefetch:0:scalar:0:lanes"),
-          },
-          {
-            label: "128x192 bk32 prefetch rows",
-            tile: t(128, 192, 32, 8, 12),
-            variant: vr("prefetch:0:scalar:0:rows"),
-          },
-        ]
-        : []),
+      ...when(sh.n % 192 === 0, {
+        label: "128x192 bk16 prefetch lanes",
+        tile: t(128, 192, 16, 8, 12),
+        variant: vr("prefetch:0:scalar:0:lanes"),
+      }, {
+        label: "128x192 bk32 prefetch rows",
+        tile: t(128, 192, 32, 8, 12),
+        variant: vr("prefetch:0:scalar:0:rows"),
+      }),
     ];
     const tA = (sh: Shape): Case[] => [
       { label: "auto (lib)" },
@@ -305,13 +292,11 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { label: "bk16 rows none", tile: matmulTiles.large, variant: vr("none:0:scalar:0:rows") },
       { label: "128x256 bk32 rows prefetch", tile: wide32, variant: vr("prefetch:0:scalar:0:rows") },
       { label: "128x256 bk16 rows double", tile: wide, variant: vr("double:0:scalar:0:rows") },
-      ...(sh.n % 192 === 0
-        ? [{
-          label: "128x192 bk32 rows prefetch",
-          tile: t(128, 192, 32, 8, 12),
-          variant: vr("prefetch:0:scalar:0:rows"),
-        }]
-        : []),
+      ...when(sh.n % 192 === 0, {
+        label: "128x192 bk32 rows prefetch",
+        tile: t(128, 192, 32, 8, 12),
+        variant: vr("prefetch:0:scalar:0:rows"),
+      }),
     ];
     return [sq(4096), sq(2048), ...lmShapes].map((sh): [Shape, Case[]] => [sh, sh.transA ? tA(sh) : plain(sh)]);
   },
@@ -393,12 +378,12 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { label: "auto (lib)" },
       { label: "lanes bk32 block", tile: t(128, 128, 32), variant: vr("none:0:block:0:lanes") },
       { label: "flat bk32 pad0", tile: t(128, 128, 32), variant: vr("none:0:scalar:0:flat") },
-      ...(sh.transB
-        ? [{ label: "lanes bk16 block", tile: matmulTiles.large, variant: vr("none:0:block:0:lanes") }]
-        : []),
-      ...(sh.transA
-        ? [{ label: "lanes bk16 (was default)", tile: matmulTiles.large, variant: vr("none:0:scalar:0:lanes") }]
-        : []),
+      ...when(sh.transB, { label: "lanes bk16 block", tile: matmulTiles.large, variant: vr("none:0:block:0:lanes") }),
+      ...when(sh.transA, {
+        label: "lanes bk16 (was default)",
+        tile: matmulTiles.large,
+        variant: vr("none:0:scalar:0:lanes"),
+      }),
     ];
     return [sq(4096), sq(2048), sq(1024), ...lmShapes].map((sh) => [sh, cands(sh)]);
   },
