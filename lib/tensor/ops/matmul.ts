@@ -121,7 +121,7 @@ export function chooseSplitK(spec: { batch: number; m: number; n: number; k: num
  * When the tiles leave a last, partial wave, stream-K shares that wave's K-iterations evenly among one wave of
  * workgroups ({@linkcode streamKSchedule}): the tail costs `tail / slots` of a wave instead of a whole one, plus
  * writing and summing up to two partial tiles per workgroup. Taken when the wave model predicts it at least 2%
- * faster than the best split-K factor (which includes no split).
+ * faster than the best split-K factor (which includes no split), or than `splitK` when the caller has it.
  *
  * H200, GPU timestamps, TFLOP/s with stream-K against the previous plan (bench/matmul_tune.ts `--plan streamk2`):
  * 1536^3 35.9 vs 30.5, 2560^3 44.9 vs 40.1, 3072^3 45.8 vs 41.8, 4096^3 46.1 vs 44.4, 6144^3 47.0 vs 45.1; the
@@ -139,12 +139,13 @@ export function chooseSplitK(spec: { batch: number; m: number; n: number; k: num
 export function chooseStreamK(
   spec: { batch: number; m: number; n: number; k: number; transA?: boolean },
   tile: MatmulTile,
+  splitK: number = chooseSplitK(spec, tile),
 ): number {
   // The resident-workgroup counts of `slots` were measured for the large tiles only (a medium tile's wave is
   // larger and its steps cheaper, so the model would overrate stream-K there).
   if (spec.batch !== 1 || spec.transA || tile.tm * tile.tn < 64) return 0;
   const model = launchSeconds(spec, tile);
-  return model.streamK() < model.splitK(chooseSplitK(spec, tile)) * 0.98 ? model.units : 0;
+  return model.streamK() < model.splitK(splitK) * 0.98 ? model.units : 0;
 }
 
 /** Process-wide matmul settings (like PyTorch's backend flags): benchmarks flip them to compare kernels. */
@@ -213,11 +214,12 @@ export function planMatmul(
   if (opts.streamK && opts.splitK && opts.splitK > 1) {
     throw new Error(`matmul: split-K (${opts.splitK}) and stream-K (${opts.streamK}) cannot be combined`);
   }
+  const splitK = opts.splitK ?? chooseSplitK(spec, tile);
   const auto = opts.splitK === undefined && settings.streamK;
-  let streamK = opts.streamK ?? (auto ? chooseStreamK(spec, tile) : 0);
+  let streamK = opts.streamK ?? (auto ? chooseStreamK(spec, tile, splitK) : 0);
   // Whole waves leave no tail to share out: a forced stream-K then launches as usual.
   if (streamK && streamKSchedule(spec, tile, streamK).tail === 0) streamK = 0;
-  return { tile, splitK: streamK ? 1 : opts.splitK ?? chooseSplitK(spec, tile), streamK };
+  return { tile, splitK: streamK ? 1 : splitK, streamK };
 }
 
 /**
