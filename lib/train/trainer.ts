@@ -281,45 +281,54 @@ export class Trainer {
     type Batch = { entries: Pending[]; values: Promise<(Float32Array | Int32Array)[]> };
     let inFlight: Batch | null = null;
     let lastReport = start;
-    const report = async (batch: Batch): Promise<boolean> => {
-      const values = await batch.values;
+    /**
+     * Reports read batches of metrics, tokens/s over the time since the last report. The batches of a final flush
+     * are reported together: timed one by one, the last would count only the GPU's tail after the one before it.
+     */
+    const report = async (batches: Batch[]): Promise<boolean> => {
+      const values = await Promise.all(batches.map((b) => b.values));
       const now = performance.now();
-      const tokensPerSec = (batch.entries.length * tokensPerStep) / Math.max((now - lastReport) / 1000, 1e-9);
+      const steps = batches.reduce((n, b) => n + b.entries.length, 0);
+      const tokensPerSec = (steps * tokensPerStep) / Math.max((now - lastReport) / 1000, 1e-9);
       lastReport = now;
       let finite = true;
-      for (let i = 0; i < batch.entries.length; i++) {
-        const p = batch.entries[i], loss = values[2 * i][0], gradNorm = values[2 * i + 1][0];
-        lastLoss = loss;
-        if (!Number.isFinite(loss)) finite = false;
-        await this.#onEvent({
-          type: "step",
-          step: p.step,
-          loss,
-          lr: p.lr,
-          gradNorm,
-          tokensPerSec,
-          elapsed: (now - start) / 1000,
-        });
-        p.loss.dispose();
-        p.gradNorm.dispose();
+      for (const [j, batch] of batches.entries()) {
+        for (let i = 0; i < batch.entries.length; i++) {
+          const p = batch.entries[i], loss = values[j][2 * i][0], gradNorm = values[j][2 * i + 1][0];
+          lastLoss = loss;
+          if (!Number.isFinite(loss)) finite = false;
+          await this.#onEvent({
+            type: "step",
+            step: p.step,
+            loss,
+            lr: p.lr,
+            gradNorm,
+            tokensPerSec,
+            elapsed: (now - start) / 1000,
+          });
+          p.loss.dispose();
+          p.gradNorm.dispose();
+        }
       }
       return finite;
+    };
+    /** Starts reading the metrics recorded since the last read (null when there are none). */
+    const startRead = (): Batch | null => {
+      const entries = pending;
+      pending = [];
+      return entries.length ? { entries, values: readAll(entries.flatMap((p) => [p.loss, p.gradNorm])) } : null;
     };
     /** Starts reading this interval's metrics; reports the previous interval's (false: its loss was not finite). */
     const endInterval = async (): Promise<boolean> => {
       const previous = inFlight;
-      inFlight = pending.length
-        ? { entries: pending, values: readAll(pending.flatMap((p) => [p.loss, p.gradNorm])) }
-        : null;
-      pending = [];
-      return previous ? await report(previous) : true;
+      inFlight = startRead();
+      return previous ? await report([previous]) : true;
     };
     /** Reads and reports every outstanding metric (false: a loss was not finite). */
     const flushMetrics = async (): Promise<boolean> => {
-      const earlier = await endInterval();
-      const current = inFlight;
+      const batches = [inFlight, startRead()].filter((b): b is Batch => b !== null);
       inFlight = null;
-      return (current ? await report(current) : true) && earlier;
+      return batches.length ? await report(batches) : true;
     };
     let reason: FitResult["reason"] = "done";
     while (this.step < t.steps) {

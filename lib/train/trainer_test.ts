@@ -63,9 +63,14 @@ Deno.test("step metrics are read one log interval late, so the GPU keeps an inte
   Object.assign(config.train, { logInterval: 4, evalInterval: 0 });
   // The trainer's step counter when each step's metrics arrive.
   const seenAt: [number, number][] = [];
+  const rates: number[] = [];
   let trainer: Trainer | null = null;
   trainer = await Trainer.create(config, {
-    onEvent: (e) => void (e.type === "step" && seenAt.push([e.step, trainer!.step])),
+    onEvent: (e) => {
+      if (e.type !== "step") return;
+      seenAt.push([e.step, trainer!.step]);
+      rates.push(e.tokensPerSec);
+    },
   });
   const result = await trainer.fit();
   trainer.dispose();
@@ -73,6 +78,9 @@ Deno.test("step metrics are read one log interval late, so the GPU keeps an inte
   // Steps 1-4 are reported once step 8 is queued, 5-8 at the end with 9-12 (the last interval is read at once).
   const expected = Array.from({ length: 12 }, (_, i): [number, number] => [i + 1, i < 4 ? 8 : 12]);
   assertEquals(seenAt, expected);
+  // The final flush reports steps 5-12 together, with one rate over the time since steps 1-4 were reported.
+  assertEquals(new Set(rates.slice(4)).size, 1);
+  assert(rates.every((r) => Number.isFinite(r) && r > 0));
   await Deno.remove(dir, { recursive: true });
 });
 
