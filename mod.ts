@@ -90,16 +90,30 @@ export {
 export { AdamW, type AdamWOptions, type StepOptions } from "./lib/optim/adamw.ts";
 export * from "./lib/model/mod.ts";
 export {
+  BEST_CHECKPOINT_NAME,
+  type BestCheckpoint,
   CHECKPOINT_NAME,
   type CheckpointEvent,
   DivergedError,
   type EvalMetrics,
   type FitResult,
   type StepMetrics,
+  type StopReason,
   Trainer,
   type TrainerOptions,
   type TrainEvent,
 } from "./lib/train/trainer.ts";
+export {
+  type ConfigOverrides,
+  type Override,
+  recordedConfig,
+  resolveRecordedPath,
+  type ResumeOptions,
+  type ResumePoint,
+  resumePoint,
+} from "./lib/train/resume.ts";
+export { type GpuPeaks, gpuPeaks } from "./lib/gpu/peaks.ts";
+export { GL_FALLBACK_ADVICE, isGlFallback } from "./lib/gpu/device.ts";
 export { generate, type GenerateOptions } from "./lib/sample/generate.ts";
 export {
   type FinishReason,
@@ -195,7 +209,7 @@ export {
 } from "./lib/views.ts";
 export { type MonitorEvent, TrainingMonitor, type TrainingMonitorOptions } from "./lib/monitor.ts";
 export { renderReport, type ReportContent, type ReportRun, type ReportSample, writeReport } from "./lib/report.ts";
-export { ThroughputMeter, type ThroughputMeterOptions } from "./lib/meter.ts";
+export { StepThroughput, ThroughputMeter, type ThroughputMeterOptions } from "./lib/meter.ts";
 export { InterruptGuard } from "./lib/interrupt.ts";
 export { defaultCorpus, END_OF_TEXT, type PreparedData, prepareDefaultData } from "./lib/train/default_data.ts";
 export { formatCount, formatDuration } from "./lib/progress.ts";

@@ -118,6 +118,8 @@ export interface TrainConfig {
   evalIters: number;
   /** Write a checkpoint every this many steps (0: only at the end). */
   checkpointInterval: number;
+  /** Stop early after this many evaluations in a row without a new best validation loss (0: never). */
+  patience: number;
   /** Log training metrics every this many steps. */
   logInterval: number;
   /** Seed of the run's random generator (initialisation and batch sampling). */
@@ -236,6 +238,7 @@ const trainSchema = z.strictObject({
   evalInterval: nonNegInt.default(500),
   evalIters: posInt.default(20),
   checkpointInterval: nonNegInt.default(1000),
+  patience: nonNegInt.default(0),
   logInterval: posInt.default(10),
   seed: z.number().int().refine(Number.isSafeInteger, "must be a safe integer").default(0),
   trainData: z.string().min(1),

@@ -111,6 +111,10 @@ export class TokenDataset {
       if (e instanceof Deno.errors.NotFound) throw new Error(`Token file ${path} does not exist`, { cause: e });
       throw new Error(`Token file ${path} cannot be opened: ${(e as Error).message}`, { cause: e });
     }
+    if (!(await file.stat()).isFile) {
+      file.close();
+      throw new Error(`Token file ${path} is not a file (a directory?): pass the path of a .bin or .u32 token file`);
+    }
     try {
       const size = (await file.stat()).size;
       if (size % width !== 0) {
@@ -194,6 +198,43 @@ export class TokenDataset {
       const first = i * batchSize * T;
       const span = await this.readTokens(first, batchSize * T + 1);
       yield { inputs: span.slice(0, batchSize * T), targets: span.slice(1), batchSize, contextLength };
+    }
+  }
+
+  /**
+   * The largest token id in the file (one pass over it, in chunks for files not held in memory). The trainer checks
+   * it against the model's vocabulary before the first step: the embedding reads no row for an id past its end, so
+   * such ids would otherwise train silently into NaN.
+   */
+  async maxTokenId(): Promise<number> {
+    const chunk = 1 << 22;
+    let max = 0;
+    for (let start = 0; start < this.length; start += chunk) {
+      const ids = this.#cache
+        ? this.#cache.subarray(start, Math.min(start + chunk, this.length))
+        : await this.readTokens(start, Math.min(chunk, this.length - start));
+      // `>>> 0`: uint32 ids above 2^31 come back negative through readTokens' Int32Array.
+      for (let i = 0; i < ids.length; i++) if (ids[i] >>> 0 > max) max = ids[i] >>> 0;
+    }
+    return max;
+  }
+
+  /**
+   * Consecutive non-overlapping rows of `contextLength` tokens from the start of the file, `batchSize` rows a batch
+   * and a last, shorter batch when the rows run out: every file of at least `contextLength + 1` tokens gives at least
+   * one batch (a validation split may be smaller than one full batch). At most `maxBatches` batches.
+   */
+  async *evaluationBatches(
+    batchSize: number,
+    contextLength: number,
+    maxBatches = Infinity,
+  ): AsyncGenerator<TokenBatch> {
+    this.#checkShape(batchSize, contextLength);
+    const T = contextLength, rows = Math.floor((this.length - 1) / T);
+    for (let first = 0, n = 0; first < rows && n < maxBatches; first += batchSize, n++) {
+      const B = Math.min(batchSize, rows - first);
+      const span = await this.readTokens(first * T, B * T + 1);
+      yield { inputs: span.slice(0, B * T), targets: span.slice(1), batchSize: B, contextLength };
     }
   }
 

@@ -72,3 +72,89 @@ export class ThroughputMeter {
       (mfu === undefined ? "" : ` MFU ${(mfu * 100).toFixed(1)}%`);
   }
 }
+
+/**
+ * Tokens per second of training steps whose results are read back from a GPU that runs behind the host.
+ *
+ * The trainer records steps on the host and reads their losses back in batches, one interval late. Neither clock
+ * alone gives the rate of a batch: when the GPU is the bottleneck, the host records the first interval after an
+ * evaluation far faster than the GPU runs it; when the host is, a batch read right after another completes at once.
+ * Over a batch of steps the slower of the two spans is the true one: from the host's recording of the step before
+ * the batch to that of its last step, and from the completion of the previous read to that of this one. Time spent
+ * in evaluations and checkpoints ({@linkcode StepThroughput.pause}) counts in neither.
+ *
+ * @example
+ * ```ts
+ * import { StepThroughput } from "@nanolm/nanolm";
+ * let now = 0;
+ * const clock = new StepThroughput({ tokensPerStep: 1000, startStep: 0, now: () => now });
+ * now = 10; clock.recorded(1);
+ * now = 20; clock.recorded(2); // the host recorded two steps in 20 ms
+ * now = 100; clock.completed(2); // the GPU finished them at 100 ms
+ * console.log(clock.rate(1, 2)); // 20000: two steps of 1000 tokens in 0.1 s
+ * ```
+ */
+export class StepThroughput {
+  readonly #tokensPerStep: number;
+  readonly #now: () => number;
+  #paused = 0;
+  #recordedAt = new Map<number, number>();
+  #completedAt = new Map<number, number>();
+  #lastRecorded: number;
+
+  /** Starts the clock; `startStep` is the step count before the first recorded step. */
+  constructor(options: { tokensPerStep: number; startStep: number; now?: () => number }) {
+    this.#tokensPerStep = options.tokensPerStep;
+    this.#now = options.now ?? (() => performance.now());
+    this.#lastRecorded = options.startStep;
+    const t = this.#active();
+    this.#recordedAt.set(options.startStep, t);
+    this.#completedAt.set(options.startStep, t);
+  }
+
+  /** The clock without the paused time. */
+  #active(): number {
+    return this.#now() - this.#paused;
+  }
+
+  /** The host finished recording `step`. */
+  recorded(step: number): void {
+    this.#recordedAt.set(step, this.#active());
+    this.#lastRecorded = step;
+  }
+
+  /**
+   * The read of the batch ending at `lastStep` completed (the GPU is done with every step up to it). When that is
+   * the last step recorded, the host has been waiting for the GPU (a drain before an evaluation or a checkpoint):
+   * the wait belongs to this batch, so the next one's recording span starts now.
+   */
+  completed(lastStep: number): void {
+    const t = this.#active();
+    this.#completedAt.set(lastStep, t);
+    if (lastStep === this.#lastRecorded) this.#recordedAt.set(lastStep, t);
+  }
+
+  /** Runs `work` (an evaluation, a checkpoint) with the clock stopped. */
+  async pause<T>(work: () => Promise<T>): Promise<T> {
+    const start = this.#now();
+    try {
+      return await work();
+    } finally {
+      this.#paused += this.#now() - start;
+    }
+  }
+
+  /**
+   * Tokens per second of the batch of steps `first..last`, the batch before it having ended at `first - 1`. Call it
+   * once per batch, in order: it forgets the times it used.
+   */
+  rate(first: number, last: number): number {
+    const span = (times: Map<number, number>) => {
+      const from = times.get(first - 1), to = times.get(last);
+      times.delete(first - 1);
+      return from === undefined || to === undefined ? 0 : to - from;
+    };
+    const ms = Math.max(span(this.#recordedAt), span(this.#completedAt));
+    return ms > 0 ? ((last - first + 1) * this.#tokensPerStep * 1000) / ms : 0;
+  }
+}

@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../tests/assert.ts";
-import { ThroughputMeter } from "./meter.ts";
+import { StepThroughput, ThroughputMeter } from "./meter.ts";
 
 Deno.test("ThroughputMeter measures over a sliding window", () => {
   const m = new ThroughputMeter({ tokensPerStep: 1000, window: 2 });
@@ -22,4 +22,28 @@ Deno.test("ThroughputMeter reports MFU", () => {
   assertEquals(m.mfu(), 0.4);
   assertEquals(m.describe(), "200 tok/s MFU 40.0%");
   assertThrows(() => new ThroughputMeter({ tokensPerStep: 0 }), "Tokens per step must be positive, got 0");
+});
+
+Deno.test("StepThroughput: the slower of the host's and the GPU's span, pauses excluded", async () => {
+  let now = 0;
+  const c = new StepThroughput({ tokensPerStep: 100, startStep: 0, now: () => now });
+  // GPU-bound: the host records steps 1-4 in 40 ms, the GPU finishes them at 400 ms.
+  for (let s = 1; s <= 4; s++) c.recorded(s), now += 10;
+  now = 400;
+  c.completed(4);
+  assertEquals(c.rate(1, 4), 4 * 100 * 1000 / 400);
+  // An evaluation of 1 s does not count, in either span.
+  await c.pause(() => Promise.resolve(now += 1000));
+  // Host-bound: steps 5-8 recorded 100 ms apart after the evaluation; their read completes 10 ms after the host's
+  // last record, 410 ms after the previous read.
+  for (let s = 5; s <= 8; s++) now += 100, c.recorded(s);
+  now += 10;
+  c.completed(8);
+  assertEquals(c.rate(5, 8), 4 * 100 * 1000 / 410);
+  // A read completing 1 ms after the host's last record is not a spike: the host took 100 ms a step, and the
+  // GPU's span runs from the previous read's completion (810 ms) to this one's (1011 ms).
+  for (let s = 9; s <= 10; s++) now += 100, c.recorded(s);
+  now += 1;
+  c.completed(10);
+  assertEquals(c.rate(9, 10), 2 * 100 * 1000 / 201);
 });

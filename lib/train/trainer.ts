@@ -8,8 +8,12 @@
  *
  * @module
  */
-import { type Config, type ConfigInput, parseConfig } from "../config.ts";
-import { type ArrayMap, readCheckpointFile, writeCheckpointFile } from "../checkpoint_io.ts";
+import { dirname } from "node:path";
+import { type Config, type ConfigInput, parseConfig, parseModelConfig } from "../config.ts";
+import { type ArrayMap, type CheckpointState, readCheckpointFile, writeCheckpointFile } from "../checkpoint_io.ts";
+import { StepThroughput } from "../meter.ts";
+import { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { recordedConfig, type ResumePoint } from "./resume.ts";
 import { RandomBatchSampler, type SamplerState, TokenDataset } from "../data.ts";
 import { Rng } from "../random.ts";
 import { cosineLr } from "../schedule.ts";
@@ -33,8 +37,15 @@ export interface StepMetrics {
   lr: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
-  /** Training tokens per second over the last log interval (wall clock, GPU work included). */
+  /**
+   * Training tokens per second over the batch of steps read back with this one (evaluations and checkpoints
+   * excluded; see `StepThroughput`).
+   */
   tokensPerSec: number;
+  /** Training tokens seen once this step is done. */
+  tokens: number;
+  /** Passes over the training file those tokens make (`tokens / training tokens`). */
+  epoch: number;
   /** Seconds since the run (or resume) started. */
   elapsed: number;
 }
@@ -45,8 +56,12 @@ export interface EvalMetrics {
   type: "eval";
   /** Optimizer steps completed when it ran. */
   step: number;
-  /** Mean validation loss over `evalIters` batches. */
+  /** Mean validation loss per token. */
   valLoss: number;
+  /** Training tokens seen by then. */
+  tokens: number;
+  /** Whether this is the best validation loss of the run so far (then `best.safetensors` holds these weights). */
+  best: boolean;
 }
 
 /** A checkpoint was written. */
@@ -57,6 +72,8 @@ export interface CheckpointEvent {
   step: number;
   /** The file written. */
   path: string;
+  /** `"latest"`: the run's state, to resume from; `"best"`: the weights of the best validation loss so far. */
+  kind: "latest" | "best";
 }
 
 /** Everything a trainer reports. */
@@ -66,8 +83,24 @@ export type TrainEvent = StepMetrics | EvalMetrics | CheckpointEvent;
 export interface TrainerOptions {
   /** Called for every event (metrics, evals, checkpoints). */
   onEvent?: (event: TrainEvent) => void | Promise<void>;
-  /** Resume from this checkpoint (overrides `config.train.resume`). */
-  resume?: string;
+  /**
+   * Resume from this checkpoint: a path, or a {@linkcode ResumePoint} already read. The model in the config must be
+   * the checkpoint's; see `resumePoint` for building a resumed run's config from the saved one.
+   */
+  resume?: string | ResumePoint;
+}
+
+/** Why {@linkcode Trainer.fit} ended. */
+export type StopReason = "done" | "interrupted" | "diverged" | "early-stopped";
+
+/** The best validation loss of a run and the checkpoint that holds its weights. */
+export interface BestCheckpoint {
+  /** Step of the evaluation. */
+  step: number;
+  /** Its validation loss. */
+  valLoss: number;
+  /** The file holding those weights (`best.safetensors` in the output folder). */
+  path: string;
 }
 
 /** How a {@linkcode Trainer.fit} ended. */
@@ -75,11 +108,13 @@ export interface FitResult {
   /** Steps completed. */
   step: number;
   /** Why the loop ended. */
-  reason: "done" | "interrupted" | "diverged";
+  reason: StopReason;
   /** Last training loss read back. */
   lastLoss: number;
-  /** Path of the last checkpoint written, if any. */
+  /** The run's latest checkpoint, if one was kept (none when the run diverged before its first). */
   checkpoint?: string;
+  /** The best validation loss so far and its checkpoint, when the run has validation data. */
+  best?: BestCheckpoint;
 }
 
 /**
@@ -99,17 +134,24 @@ export class DivergedError extends Error {
 
 /** The file a trainer writes its latest checkpoint to inside `outDir`. */
 export const CHECKPOINT_NAME = "checkpoint.safetensors";
+/** The file a trainer keeps the weights of the best validation loss in, inside `outDir`. */
+export const BEST_CHECKPOINT_NAME = "best.safetensors";
+
+/** Checkpoint metadata of the early-stopping state, so that a resumed run keeps its best and its patience. */
+const BEST_KEYS = { valLoss: "best_val_loss", step: "best_step", staleEvals: "evals_since_best" } as const;
 
 /**
  * A training run.
  *
  * @example
  * ```ts ignore
+ * import { Trainer } from "@nanolm/nanolm";
  * const trainer = await Trainer.create({
  *   model: { vocabSize: 256, contextLength: 64, dModel: 64, numLayers: 2, numHeads: 4 },
- *   train: { trainData: "data/train.bin", steps: 100, outDir: "runs/tiny" },
+ *   train: { trainData: "data/train.bin", valData: "data/val.bin", steps: 100, outDir: "runs/tiny" },
  * }, { onEvent: (e) => console.log(e) });
- * await trainer.fit();
+ * const result = await trainer.fit();
+ * console.log(result.reason, result.best?.valLoss);
  * ```
  */
 export class Trainer {
@@ -121,6 +163,8 @@ export class Trainer {
   readonly optimizer: AdamW;
   /** Steps completed so far. */
   step = 0;
+  /** Tokens in the training file (an epoch). */
+  readonly trainTokens: number;
   #train: TokenDataset;
   #val: TokenDataset | null;
   #sampler: RandomBatchSampler;
@@ -129,6 +173,14 @@ export class Trainer {
   #stopRequested = false;
   #lastStep: StepMetrics | null = null;
   #lastEval: EvalMetrics | null = null;
+  #best: { step: number; valLoss: number } | null = null;
+  #staleEvals = 0;
+  /** A checkpoint written but not yet trusted: it replaces the latest one once the loss of its weights is finite. */
+  #unconfirmed: { step: number; staging: string; path: string } | null = null;
+  /** Step of the checkpoint this trainer last wrote to `checkpoint.safetensors` (-1: none). */
+  #latestStep = -1;
+  /** Step whose weights an evaluation saw give a finite loss (-1: none). */
+  #evaluatedStep = -1;
 
   private constructor(
     config: Config,
@@ -144,6 +196,7 @@ export class Trainer {
     this.config = config;
     this.model = parts.model;
     this.#train = parts.train;
+    this.trainTokens = parts.train.length;
     this.#val = parts.val;
     this.#rng = parts.rng;
     this.#sampler = parts.sampler;
@@ -162,16 +215,21 @@ export class Trainer {
     });
   }
 
-  /** Builds a trainer: validates the config, opens the data, initialises (or restores) model and optimizer. */
+  /**
+   * Builds a trainer: validates the config and every input before anything runs (the data files: length, and that
+   * every id is below the model's vocabulary; the tokenizer: no larger than that vocabulary; a checkpoint to resume:
+   * the config's model), then initialises or restores model and optimizer. Nothing is written.
+   */
   static async create(input: ConfigInput | Config, options: TrainerOptions = {}): Promise<Trainer> {
     await initGpu();
-    const resume = options.resume ?? (input as ConfigInput).train?.resume;
-    const ckpt = resume ? await readCheckpointFile(resume) : null;
-    // A resumed run continues with the architecture it was trained with.
-    const config = parseConfig(ckpt ? mergeResumedConfig(ckpt.config, input) : input);
+    const config = parseConfig(input);
     const t = config.train;
-    const train = await TokenDataset.open(t.trainData);
-    const val = t.valData ? await TokenDataset.open(t.valData) : null;
+    const resume = options.resume ?? t.resume;
+    const point = typeof resume === "string" ? { path: resume, state: await readCheckpointFile(resume) } : resume;
+    if (point) checkSameModel(point.path, point.state, config);
+    const { train, val } = await openData(config);
+    if (t.tokenizer) await checkTokenizer(t.tokenizer, config.model.vocabSize);
+    const ckpt = point?.state;
     const rng = ckpt?.rngState ? Rng.fromState(ckpt.rngState) : new Rng(t.seed);
     const sampler = new RandomBatchSampler(train, {
       batchSize: t.batchSize,
@@ -181,22 +239,39 @@ export class Trainer {
     });
     const model = new TransformerLM(config.model, { seed: t.seed });
     const trainer = new Trainer(config, { model, train, val, rng, sampler }, options.onEvent ?? (() => {}));
-    if (ckpt) {
-      model.loadStateDict(ckpt.model);
-      if (ckpt.optimizer) {
-        const state = new Map<string, Float32Array>();
-        for (const [name, a] of ckpt.optimizer.m) state.set(`m.${name}`, a.data);
-        for (const [name, a] of ckpt.optimizer.v) state.set(`v.${name}`, a.data);
-        trainer.optimizer.loadState(state, ckpt.optimizer.step);
-      }
-      trainer.step = ckpt.step;
-    }
+    if (ckpt) trainer.#restore(ckpt);
     return trainer;
+  }
+
+  #restore(ckpt: CheckpointState): void {
+    this.model.loadStateDict(ckpt.model);
+    if (ckpt.optimizer) {
+      const state = new Map<string, Float32Array>();
+      for (const [name, a] of ckpt.optimizer.m) state.set(`m.${name}`, a.data);
+      for (const [name, a] of ckpt.optimizer.v) state.set(`v.${name}`, a.data);
+      this.optimizer.loadState(state, ckpt.optimizer.step);
+    }
+    this.step = ckpt.step;
+    const extra = ckpt.extra ?? {};
+    const valLoss = Number(extra[BEST_KEYS.valLoss]), step = Number(extra[BEST_KEYS.step]);
+    if (Number.isFinite(valLoss) && Number.isSafeInteger(step)) this.#best = { step, valLoss };
+    this.#staleEvals = Math.max(0, Math.floor(Number(extra[BEST_KEYS.staleEvals]) || 0));
   }
 
   /** Asks a running {@linkcode Trainer.fit} to stop after the current step (it then writes a checkpoint). */
   requestStop(): void {
     this.#stopRequested = true;
+  }
+
+  /** Training tokens per optimizer step. */
+  get tokensPerStep(): number {
+    const t = this.config.train;
+    return t.batchSize * t.gradAccumulation * this.config.model.contextLength;
+  }
+
+  /** The best validation loss so far and its checkpoint, if the run has evaluated. */
+  get best(): BestCheckpoint | undefined {
+    return this.#best ? { ...this.#best, path: this.#outPath(BEST_CHECKPOINT_NAME) } : undefined;
   }
 
   /** The learning rate of step `step` (0-based) under the configured schedule. */
@@ -238,14 +313,16 @@ export class Trainer {
     return { loss, gradNorm, lr };
   }
 
-  /** Mean loss over `evalIters` batches of the validation split (one GPU round trip). */
+  /**
+   * Mean loss per token over the first `evalIters` batches of the validation split (one GPU round trip). A split
+   * shorter than a batch is evaluated on the rows it has.
+   */
   async evaluate(): Promise<number> {
     if (!this.#val) throw new Error("No validation data: set train.valData");
     const t = this.config.train;
-    const T = this.config.model.contextLength;
-    const losses: Tensor[] = [];
-    for await (const batch of this.#val.sequentialBatches(t.batchSize, T)) {
-      if (losses.length >= t.evalIters) break;
+    const losses: Tensor[] = [], rows: number[] = [];
+    for await (const batch of this.#val.evaluationBatches(t.batchSize, this.config.model.contextLength, t.evalIters)) {
+      rows.push(batch.batchSize);
       losses.push(tidy(() => {
         const [inputs, targets] = this.#batchTensors(batch);
         return keep(noGrad(() => crossEntropy(this.model.forward(inputs), targets)));
@@ -253,7 +330,7 @@ export class Trainer {
     }
     const values = await readAll(losses);
     for (const l of losses) l.dispose();
-    return values.reduce((s, v) => s + v[0], 0) / Math.max(values.length, 1);
+    return values.reduce((s, v, i) => s + v[0] * rows[i], 0) / rows.reduce((a, b) => a + b, 0);
   }
 
   #batchTensors(batch: { inputs: Int32Array; targets: Int32Array }): [Tensor, Tensor] {
@@ -262,136 +339,194 @@ export class Trainer {
   }
 
   /**
-   * Runs until `train.steps`, a stop request (SIGINT in the CLI), or a non-finite loss. Metrics are read every
-   * `logInterval` steps; evaluation and checkpoints follow their intervals; a final checkpoint is written unless
-   * the loss diverged (then the last good checkpoint stays).
+   * Runs until `train.steps`, a stop request (SIGINT in the CLI), `patience` evaluations without a new best, or a
+   * non-finite loss. Metrics are read every `logInterval` steps; evaluation and checkpoints follow their intervals;
+   * the weights of each new best validation loss go to `best.safetensors`; a final checkpoint is written unless the
+   * loss diverged. A checkpoint replaces the previous one only once the loss of the weights it holds has been seen
+   * finite, so a diverged run keeps its last good checkpoint.
    */
   async fit(): Promise<FitResult> {
     const t = this.config.train;
-    const tokensPerStep = t.batchSize * t.gradAccumulation * this.config.model.contextLength;
     const start = performance.now();
-    let lastLoss = NaN, checkpoint: string | undefined;
-    // Metrics are read one interval late: the read of interval n starts when it ends and is awaited when interval
-    // n + 1 ends, so the GPU always has a whole interval queued while the host waits. Reading them as each interval
-    // ended drained the GPU every time (it idled for the round trip and the recording of the next step): on the
-    // H200 that cost 1.8 ms a step at a log interval of 10 (28.8 ms a step against 27.0). Checkpoints and
-    // evaluations first read everything outstanding, so they never act on unchecked steps.
-    type Pending = { step: number; loss: Tensor; gradNorm: Tensor; lr: number };
-    let pending: Pending[] = [];
-    type Batch = { entries: Pending[]; values: Promise<(Float32Array | Int32Array)[]> };
-    let inFlight: Batch | null = null;
-    let lastReport = start;
-    /**
-     * Reports read batches of metrics, tokens/s over the time since the last report. The batches of a final flush
-     * are reported together: timed one by one, the last would count only the GPU's tail after the one before it.
-     */
-    const report = async (batches: Batch[]): Promise<boolean> => {
-      const values = await Promise.all(batches.map((b) => b.values));
-      const now = performance.now();
-      const steps = batches.reduce((n, b) => n + b.entries.length, 0);
-      const tokensPerSec = (steps * tokensPerStep) / Math.max((now - lastReport) / 1000, 1e-9);
-      lastReport = now;
-      let finite = true;
-      for (const [j, batch] of batches.entries()) {
-        for (let i = 0; i < batch.entries.length; i++) {
-          const p = batch.entries[i], loss = values[j][2 * i][0], gradNorm = values[j][2 * i + 1][0];
-          lastLoss = loss;
-          if (!Number.isFinite(loss)) finite = false;
-          await this.#onEvent({
-            type: "step",
-            step: p.step,
-            loss,
-            lr: p.lr,
-            gradNorm,
-            tokensPerSec,
-            elapsed: (now - start) / 1000,
-          });
-          p.loss.dispose();
-          p.gradNorm.dispose();
-        }
-      }
-      return finite;
-    };
-    /** Starts reading the metrics recorded since the last read (null when there are none). */
-    const startRead = (): Batch | null => {
-      const entries = pending;
-      pending = [];
-      return entries.length ? { entries, values: readAll(entries.flatMap((p) => [p.loss, p.gradNorm])) } : null;
-    };
-    /** Starts reading this interval's metrics; reports the previous interval's (false: its loss was not finite). */
-    const endInterval = async (): Promise<boolean> => {
-      const previous = inFlight;
-      inFlight = startRead();
-      return previous ? await report([previous]) : true;
-    };
-    /** Reads and reports every outstanding metric (false: a loss was not finite). */
-    const flushMetrics = async (): Promise<boolean> => {
-      const batches = [inFlight, startRead()].filter((b): b is Batch => b !== null);
-      inFlight = null;
-      return batches.length ? await report(batches) : true;
-    };
-    let reason: FitResult["reason"] = "done";
-    while (this.step < t.steps) {
-      if (this.#stopRequested) {
-        reason = "interrupted";
-        break;
-      }
-      const r = await this.trainStep();
-      pending.push({ step: this.step, ...r });
-      const last = this.step === t.steps;
-      if (this.step % t.logInterval === 0 || last) {
-        if (!(await (last ? flushMetrics() : endInterval()))) {
-          reason = "diverged";
-          break;
-        }
-      }
-      if (this.#val && t.evalInterval > 0 && (this.step % t.evalInterval === 0 || last)) {
-        // Evaluation reads from the GPU anyway: report the steps before it first, so events stay in step order.
-        if (!(await flushMetrics())) {
-          reason = "diverged";
-          break;
-        }
-        await this.#onEvent({ type: "eval", step: this.step, valLoss: await this.evaluate() });
-      }
-      if (t.checkpointInterval > 0 && this.step % t.checkpointInterval === 0 && !last) {
-        if (!(await flushMetrics())) {
-          reason = "diverged";
-          break;
-        }
-        const saved = await this.#checkpointUnlessDiverged();
-        if (!saved) {
-          reason = "diverged";
-          break;
-        }
-        checkpoint = saved;
-      }
+    // A checkpoint left unconfirmed by a run that was killed is not a checkpoint.
+    await Deno.remove(`${this.#outPath(CHECKPOINT_NAME)}.unconfirmed`).catch(() => {});
+    const metrics = new MetricsReader(
+      this.step,
+      this.tokensPerStep,
+      (step, loss) => this.#reportStep(step, loss, start),
+    );
+    let reason: StopReason | null = null;
+    while (reason === null) {
+      if (this.#stopRequested) reason = "interrupted";
+      else if (this.step >= t.steps) reason = "done";
+      else reason = await this.#advance(metrics);
     }
     // What is still outstanding is read (and its tensors freed) also after a divergence.
-    if (!(await flushMetrics())) reason = "diverged";
-    if (reason !== "diverged") {
-      const saved = await this.#checkpointUnlessDiverged();
-      if (saved) checkpoint = saved;
-      else reason = "diverged";
-    }
-    return { step: this.step, reason, lastLoss, checkpoint };
+    if (!(await metrics.flush())) reason = "diverged";
+    if (reason !== "diverged") reason = await this.#finalCheckpoint(metrics, reason);
+    else await this.#discardUnconfirmed();
+    const latest = this.#outPath(CHECKPOINT_NAME);
+    const kept = await exists(latest);
+    return {
+      step: this.step,
+      reason,
+      lastLoss: metrics.lastLoss,
+      checkpoint: kept ? latest : undefined,
+      best: this.best,
+    };
   }
 
-  async #checkpointUnlessDiverged(): Promise<string | null> {
+  /** One step and what its interval asks for; returns why the run must stop, or null to go on. */
+  async #advance(metrics: MetricsReader): Promise<StopReason | null> {
+    const t = this.config.train;
+    metrics.push(this.step + 1, await this.trainStep());
+    const last = this.step === t.steps;
+    if (this.step % t.logInterval === 0 || last) {
+      if (!(await (last ? metrics.flush() : metrics.endInterval()))) return "diverged";
+    }
+    if (this.#val && t.evalInterval > 0 && (this.step % t.evalInterval === 0 || last)) {
+      // Evaluation reads from the GPU anyway: report the steps before it first, so events stay in step order.
+      if (!(await metrics.flush())) return "diverged";
+      const valLoss = await metrics.paused(() => this.evaluate());
+      if (!Number.isFinite(valLoss)) return "diverged";
+      if (await metrics.paused(() => this.#recordEval(valLoss))) return "early-stopped";
+    }
+    if (t.checkpointInterval > 0 && this.step % t.checkpointInterval === 0 && !last) {
+      if (!(await metrics.flush())) return "diverged";
+      if (!(await metrics.paused(() => this.#stageCheckpoint()))) return "diverged";
+    }
+    return null;
+  }
+
+  async #reportStep(
+    step: { step: number; lr: number },
+    values: { loss: number; gradNorm: number; rate: number },
+    start: number,
+  ) {
+    const tokens = step.step * this.tokensPerStep;
+    await this.#onEvent({
+      type: "step",
+      step: step.step,
+      loss: values.loss,
+      lr: step.lr,
+      gradNorm: values.gradNorm,
+      tokensPerSec: values.rate,
+      tokens,
+      epoch: tokens / this.trainTokens,
+      elapsed: (performance.now() - start) / 1000,
+    });
+    // The loss of step s + 1 is the loss of the weights a checkpoint at step s holds.
+    if (this.#unconfirmed && step.step === this.#unconfirmed.step + 1) {
+      if (Number.isFinite(values.loss)) await this.#confirm();
+      else await this.#discardUnconfirmed();
+    }
+  }
+
+  /** Reports an evaluation, keeps new best weights; true when patience has run out. */
+  async #recordEval(valLoss: number): Promise<boolean> {
+    const best = this.#best === null || valLoss < this.#best.valLoss;
+    if (best) {
+      this.#best = { step: this.step, valLoss };
+      this.#staleEvals = 0;
+    } else {
+      this.#staleEvals++;
+    }
+    await this.#onEvent({ type: "eval", step: this.step, valLoss, tokens: this.step * this.tokensPerStep, best });
+    // The evaluation saw these weights give a finite loss.
+    this.#evaluatedStep = this.step;
+    if (this.#unconfirmed?.step === this.step) await this.#confirm();
+    if (best) await this.#writeBest();
+    const patience = this.config.train.patience;
+    return patience > 0 && this.#staleEvals >= patience;
+  }
+
+  /** The checkpoint at the end of a run; confirms its weights with one forward pass if nothing has yet. */
+  async #finalCheckpoint(metrics: MetricsReader, reason: StopReason): Promise<StopReason> {
+    if (!(await metrics.paused(() => this.#stageCheckpoint()))) return "diverged";
+    if (this.#unconfirmed?.step !== this.step) return reason;
+    if (Number.isFinite(await this.#probeLoss())) {
+      await this.#confirm();
+      return reason;
+    }
+    await this.#discardUnconfirmed();
+    return "diverged";
+  }
+
+  /** The training loss of the current weights on the next batch, without moving the run's data position. */
+  async #probeLoss(): Promise<number> {
+    const t = this.config.train;
+    const probe = new RandomBatchSampler(this.#train, {
+      batchSize: t.batchSize,
+      contextLength: this.config.model.contextLength,
+      state: this.#sampler.state(),
+    });
+    const batch = await probe.next();
+    const loss = tidy(() => {
+      const [inputs, targets] = this.#batchTensors(batch);
+      return keep(noGrad(() => crossEntropy(this.model.forward(inputs), targets)));
+    });
+    const [value] = await loss.data();
+    loss.dispose();
+    return value;
+  }
+
+  /**
+   * Writes the run's state beside its latest checkpoint, to replace it once the loss of these weights is seen
+   * finite (at once when an evaluation of them already was). False when the weights themselves are not finite.
+   */
+  async #stageCheckpoint(): Promise<boolean> {
+    if (this.#latestStep === this.step || this.#unconfirmed?.step === this.step) return true;
+    const path = this.#outPath(CHECKPOINT_NAME), staging = `${path}.unconfirmed`;
     try {
-      return await this.saveCheckpoint();
+      await this.#write(staging, path, { optimizer: true });
     } catch (e) {
-      if (e instanceof DivergedError) return null;
+      if (e instanceof DivergedError) return false;
       throw e;
     }
+    this.#unconfirmed = { step: this.step, staging, path };
+    if (this.#evaluatedStep === this.step) await this.#confirm();
+    return true;
   }
 
-  /** Writes model, optimizer, RNG and data position atomically to `path` (default `outDir/checkpoint.safetensors`). */
-  async saveCheckpoint(path = `${this.config.train.outDir}/${CHECKPOINT_NAME}`): Promise<string> {
-    await Deno.mkdir(dirOf(path), { recursive: true });
+  /**
+   * Writes model, optimizer, RNG, data position and early-stopping state atomically to `path` (default
+   * `outDir/checkpoint.safetensors`). Throws {@linkcode DivergedError} rather than write non-finite weights.
+   */
+  async saveCheckpoint(path: string = this.#outPath(CHECKPOINT_NAME)): Promise<string> {
+    await this.#write(path, path, { optimizer: true });
+    if (path === this.#outPath(CHECKPOINT_NAME)) this.#latestStep = this.step;
+    await this.#onEvent({ type: "checkpoint", step: this.step, path, kind: "latest" });
+    return path;
+  }
+
+  async #confirm(): Promise<void> {
+    const c = this.#unconfirmed;
+    if (!c) return;
+    this.#unconfirmed = null;
+    await Deno.rename(c.staging, c.path);
+    this.#latestStep = c.step;
+    await this.#onEvent({ type: "checkpoint", step: c.step, path: c.path, kind: "latest" });
+  }
+
+  async #discardUnconfirmed(): Promise<void> {
+    const c = this.#unconfirmed;
+    this.#unconfirmed = null;
+    if (c) await Deno.remove(c.staging).catch(() => {});
+  }
+
+  async #writeBest(): Promise<void> {
+    const path = this.#outPath(BEST_CHECKPOINT_NAME);
+    await this.#write(path, path, { optimizer: false });
+    await this.#onEvent({ type: "checkpoint", step: this.step, path, kind: "best" });
+  }
+
+  /** Writes the state to `file`, recording paths relative to the folder of `path` (where it will live). */
+  async #write(file: string, path: string, what: { optimizer: boolean }): Promise<void> {
+    await Deno.mkdir(dirname(path), { recursive: true });
     const params = [...this.model.stateDict()];
-    const moments = [...this.optimizer.stateTensors()];
+    const moments = what.optimizer ? [...this.optimizer.stateTensors()] : [];
     const host = await readAll([...params.map(([, t]) => t), ...moments.map(([, t]) => t)]);
-    // Never replace a good checkpoint with a diverged state.
+    // Never write a diverged state.
     host.forEach((values, i) => {
       if (!values.every(Number.isFinite)) {
         const name = i < params.length ? params[i][0] : moments[i - params.length][0];
@@ -404,17 +539,26 @@ export class Trainer {
       const target = key.startsWith("m.") ? m : v;
       target.set(key.slice(2), { shape: [...t.shape], data: host[params.length + i] as Float32Array });
     });
-    await writeCheckpointFile(path, {
+    const config = recordedConfig(this.config, dirname(path));
+    const extra: Record<string, string> = { [BEST_KEYS.staleEvals]: `${this.#staleEvals}` };
+    if (this.#best) {
+      extra[BEST_KEYS.valLoss] = `${this.#best.valLoss}`;
+      extra[BEST_KEYS.step] = `${this.#best.step}`;
+    }
+    await writeCheckpointFile(file, {
       step: this.step,
       model,
-      optimizer: { m, v, step: this.optimizer.t },
+      optimizer: what.optimizer ? { m, v, step: this.optimizer.t } : undefined,
       rngState: this.#rng.state(),
       dataPosition: this.#sampler.state(),
-      config: this.config,
-      tokenizer: this.config.train.tokenizer,
+      config,
+      tokenizer: config.train.tokenizer as string | undefined,
+      extra,
     });
-    await this.#onEvent({ type: "checkpoint", step: this.step, path });
-    return path;
+  }
+
+  #outPath(name: string): string {
+    return `${this.config.train.outDir}/${name}`;
   }
 
   /** Rich display in Jupyter: progress, latest losses, learning rate and tokens/s. */
@@ -443,23 +587,163 @@ export class Trainer {
   }
 }
 
+/** A recorded step whose loss and gradient norm are still on the GPU. */
+interface PendingStep {
+  step: number;
+  lr: number;
+  loss: Tensor;
+  gradNorm: Tensor;
+}
+
+/**
+ * Reads step metrics back one log interval late: the read of interval n starts when it ends and is awaited when
+ * interval n + 1 ends, so the GPU always has a whole interval queued while the host waits. Reading each interval as
+ * it ended drained the GPU every time (it idled for the round trip and the recording of the next step): on the H200
+ * that cost 1.8 ms a step at a log interval of 10. Checkpoints and evaluations first read everything outstanding
+ * ({@linkcode MetricsReader.flush}), so they never act on unchecked steps.
+ */
+class MetricsReader {
+  lastLoss = NaN;
+  #pending: PendingStep[] = [];
+  #inFlight: { steps: PendingStep[]; values: Promise<(Float32Array | Int32Array)[]> } | null = null;
+  #clock: StepThroughput;
+  #report: (step: PendingStep, values: { loss: number; gradNorm: number; rate: number }) => Promise<void>;
+
+  constructor(
+    startStep: number,
+    tokensPerStep: number,
+    report: (step: PendingStep, values: { loss: number; gradNorm: number; rate: number }) => Promise<void>,
+  ) {
+    this.#clock = new StepThroughput({ tokensPerStep, startStep });
+    this.#report = report;
+  }
+
+  /** A step has been recorded. */
+  push(step: number, r: { loss: Tensor; gradNorm: Tensor; lr: number }): void {
+    this.#pending.push({ step, ...r });
+    this.#clock.recorded(step);
+  }
+
+  /** Runs `work` with the throughput clock stopped. */
+  paused<T>(work: () => Promise<T>): Promise<T> {
+    return this.#clock.pause(work);
+  }
+
+  /** Starts reading this interval's metrics; reports the previous interval's (false: a loss was not finite). */
+  async endInterval(): Promise<boolean> {
+    const previous = this.#inFlight;
+    this.#inFlight = this.#startRead();
+    return previous ? await this.#reportBatch(previous) : true;
+  }
+
+  /** Reads and reports every outstanding metric (false: a loss was not finite). */
+  async flush(): Promise<boolean> {
+    const batches = [this.#inFlight, this.#startRead()];
+    this.#inFlight = null;
+    let finite = true;
+    for (const b of batches) if (b && !(await this.#reportBatch(b))) finite = false;
+    return finite;
+  }
+
+  #startRead() {
+    const steps = this.#pending;
+    this.#pending = [];
+    if (steps.length === 0) return null;
+    const last = steps[steps.length - 1].step;
+    const values = readAll(steps.flatMap((p) => [p.loss, p.gradNorm]));
+    values.then(() => this.#clock.completed(last), () => {});
+    return { steps, values };
+  }
+
+  async #reportBatch(batch: { steps: PendingStep[]; values: Promise<(Float32Array | Int32Array)[]> }) {
+    const values = await batch.values;
+    const rate = this.#clock.rate(batch.steps[0].step, batch.steps[batch.steps.length - 1].step);
+    let finite = true;
+    for (const [i, p] of batch.steps.entries()) {
+      const loss = values[2 * i][0], gradNorm = values[2 * i + 1][0];
+      this.lastLoss = loss;
+      if (!Number.isFinite(loss)) finite = false;
+      p.loss.dispose();
+      p.gradNorm.dispose();
+      await this.#report(p, { loss, gradNorm, rate });
+    }
+    return finite;
+  }
+}
+
+/** Opens the data files and checks them against the model: long enough, every id below its vocabulary. */
+async function openData(config: Config): Promise<{ train: TokenDataset; val: TokenDataset | null }> {
+  const t = config.train, T = config.model.contextLength;
+  const train = await TokenDataset.open(t.trainData);
+  let val: TokenDataset | null = null;
+  try {
+    val = t.valData ? await TokenDataset.open(t.valData) : null;
+    for (const [what, ds] of [["training", train], ["validation", val]] as const) {
+      if (!ds) continue;
+      if (ds.length < T + 1) {
+        throw new Error(
+          `The ${what} file ${ds.path} has ${ds.length} tokens, fewer than one sequence of context length + 1 = ` +
+            `${T + 1}: use more data or a shorter --context-length`,
+        );
+      }
+      const max = await ds.maxTokenId();
+      if (max >= config.model.vocabSize) {
+        throw new Error(
+          `The ${what} file ${ds.path} holds token id ${max}, but the model's vocabulary has ${config.model.vocabSize} ` +
+            `ids (0-${config.model.vocabSize - 1}): set --vocab-size to the tokenizer's size (at least ${max + 1}), ` +
+            `or re-encode the data with the matching tokenizer`,
+        );
+      }
+    }
+    return { train, val };
+  } catch (e) {
+    train.close();
+    val?.close();
+    throw e;
+  }
+}
+
+/** Refuses a tokenizer whose ids the model cannot embed. */
+async function checkTokenizer(path: string, vocabSize: number): Promise<void> {
+  const tokenizer = await Tokenizer.load(path);
+  if (tokenizer.vocabSize > vocabSize) {
+    throw new Error(
+      `The tokenizer ${path} has ${tokenizer.vocabSize} tokens, more than the model's vocabulary of ${vocabSize}: ` +
+        `set --vocab-size ${tokenizer.vocabSize}`,
+    );
+  }
+}
+
+/** Refuses a config whose model differs from the checkpoint's (its weights fix the architecture). */
+function checkSameModel(path: string, ckpt: CheckpointState, config: Config): void {
+  const saved = (ckpt.config as { model?: unknown } | undefined)?.model;
+  if (saved === undefined) return;
+  let savedModel: Record<string, unknown>;
+  try {
+    savedModel = parseModelConfig(saved) as unknown as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`Checkpoint ${path} holds an invalid model config: ${(e as Error).message}`, { cause: e });
+  }
+  const now = config.model as unknown as Record<string, unknown>;
+  const differ = Object.keys(savedModel).filter((k) => JSON.stringify(savedModel[k]) !== JSON.stringify(now[k]));
+  if (differ.length > 0) {
+    const list = differ.map((k) => `${k} ${JSON.stringify(now[k])} (checkpoint: ${JSON.stringify(savedModel[k])})`);
+    throw new Error(`Cannot resume ${path} with a different model: ${list.join(", ")}`);
+  }
+}
+
 function meanOf(ts: Tensor[]): Tensor {
   let acc = ts[0];
   for (let i = 1; i < ts.length; i++) acc = add(acc, ts[i]);
   return mul(acc, 1 / ts.length);
 }
 
-function dirOf(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i <= 0 ? "." : path.slice(0, i);
-}
-
-function mergeResumedConfig(saved: unknown, input: ConfigInput | Config): unknown {
-  if (!saved || typeof saved !== "object") {
-    throw new Error("Checkpoint has no config in its metadata: cannot resume");
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
   }
-  const s = saved as { model: unknown; train: Record<string, unknown> };
-  const i = input as { train?: Record<string, unknown> };
-  // The saved architecture wins; training settings given now (e.g. more steps) override the saved ones.
-  return { model: s.model, train: { ...s.train, ...(i.train ?? {}) } };
 }

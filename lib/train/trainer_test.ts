@@ -1,5 +1,8 @@
 import { assert, assertClose, assertEquals, assertRejects } from "../../tests/assert.ts";
-import { writeTokenFile } from "../data.ts";
+import { readCheckpointFile } from "../checkpoint_io.ts";
+import { TokenDataset, writeTokenFile } from "../data.ts";
+import { crossEntropy, keep, noGrad, tensor, tidy } from "../tensor/mod.ts";
+import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { Rng } from "../random.ts";
 import { type StepMetrics, Trainer, type TrainEvent } from "./trainer.ts";
 
@@ -78,8 +81,8 @@ Deno.test("step metrics are read one log interval late, so the GPU keeps an inte
   // Steps 1-4 are reported once step 8 is queued, 5-8 at the end with 9-12 (the last interval is read at once).
   const expected = Array.from({ length: 12 }, (_, i): [number, number] => [i + 1, i < 4 ? 8 : 12]);
   assertEquals(seenAt, expected);
-  // The final flush reports steps 5-12 together, with one rate over the time since steps 1-4 were reported.
-  assertEquals(new Set(rates.slice(4)).size, 1);
+  // One rate per batch read back (1-4, 5-8, 9-12), each finite.
+  for (const batch of [rates.slice(0, 4), rates.slice(4, 8), rates.slice(8)]) assertEquals(new Set(batch).size, 1);
   assert(rates.every((r) => Number.isFinite(r) && r > 0));
   await Deno.remove(dir, { recursive: true });
 });
@@ -160,8 +163,152 @@ Deno.test("a diverging loss stops the run and keeps the last good checkpoint", a
   const result = await bad.fit();
   bad.dispose();
   assertEquals(result.reason, "diverged");
-  assertEquals(result.checkpoint, undefined);
-  // Nothing non-finite was written over the good checkpoint.
+  // Nothing non-finite was written over the good checkpoint, which the result names.
+  assertEquals(result.checkpoint, first.checkpoint);
   assertEquals(await Deno.readFile(first.checkpoint!), before);
+  await Deno.remove(dir, { recursive: true });
+});
+
+/** A good 4-step run, then a resume with a learning rate that blows the weights up at its first update. */
+async function divergingResume(dir: string, steps: number, checkpointInterval: number) {
+  const train = await tokenFile(dir, "train.bin", 4000, 1), val = await tokenFile(dir, "val.bin", 1000, 2);
+  const good = await Trainer.create(configFor(dir, train, val, 4));
+  const first = await good.fit();
+  good.dispose();
+  const before = await Deno.readFile(first.checkpoint!);
+  const config = configFor(dir, train, val, steps);
+  // Updates of about 1e30 leave finite weights whose products overflow f32.
+  Object.assign(config.train, {
+    lrMax: 1e30,
+    lrMin: 1e30,
+    warmupSteps: 0,
+    gradClip: 0,
+    checkpointInterval,
+    logInterval: 1,
+    evalInterval: 0,
+  });
+  const losses: number[] = [];
+  const bad = await Trainer.create(config, {
+    resume: first.checkpoint,
+    onEvent: (e) => void (e.type === "step" && losses.push(e.loss)),
+  });
+  const result = await bad.fit();
+  bad.dispose();
+  return { result, losses, before, path: first.checkpoint! };
+}
+
+Deno.test("a checkpoint whose weights give a non-finite loss never replaces the last good one", async () => {
+  const dir = await Deno.makeTempDir();
+  // Step 5 trains from the good weights (finite loss) and leaves finite but huge weights: the checkpoint at step 5
+  // holds them, and the loss of step 6 (their loss) is not finite.
+  const { result, losses, before, path } = await divergingResume(dir, 12, 1);
+  assert(Number.isFinite(losses[0]) && !Number.isFinite(losses[1]), `losses ${losses}`);
+  assertEquals([result.reason, result.checkpoint], ["diverged", path]);
+  assertEquals(await Deno.readFile(path), before);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("the final checkpoint is kept only when the loss of its weights is finite", async () => {
+  const dir = await Deno.makeTempDir();
+  // The run ends at step 5, whose loss is finite; its weights are not good, which only a forward pass can tell.
+  const { result, losses, before, path } = await divergingResume(dir, 5, 0);
+  assert(losses.length === 1 && Number.isFinite(losses[0]), `losses ${losses}`);
+  assertEquals([result.reason, result.checkpoint], ["diverged", path]);
+  assertEquals(await Deno.readFile(path), before);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("data files are checked before the first step: length, and ids against the vocabulary", async () => {
+  const dir = await Deno.makeTempDir();
+  const train = await tokenFile(dir, "train.bin", 4000, 1);
+  // A validation file shorter than one sequence failed only at the first evaluation.
+  const shortVal = await tokenFile(dir, "short_val.bin", 10, 2);
+  await assertRejects(() => Trainer.create(configFor(dir, train, shortVal, 2)), "short_val.bin has 10 tokens");
+  // Ids past the model's vocabulary (32) trained silently into NaN.
+  const ids = Array.from({ length: 1000 }, (_, i) => i % 32);
+  ids[517] = 40;
+  await writeTokenFile(`${dir}/big_ids.bin`, ids);
+  await assertRejects(
+    () => Trainer.create(configFor(dir, `${dir}/big_ids.bin`, train, 2)),
+    "big_ids.bin holds token id 40",
+  );
+  await assertRejects(() => Trainer.create(configFor(dir, train, `${dir}/big_ids.bin`, 2)), "vocabulary has 32 ids");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a tokenizer larger than the model's vocabulary is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  const train = await tokenFile(dir, "train.bin", 4000, 1);
+  // 256 byte tokens plus one merge: 257 ids, for a model of 32.
+  new Tokenizer(new Map(Array.from({ length: 257 }, (_, i) => [i, new Uint8Array(i < 256 ? [i] : [97, 97])])), [[
+    new Uint8Array([97]),
+    new Uint8Array([97]),
+  ]]).save(`${dir}/tok.json`);
+  const config = configFor(dir, train, train, 2);
+  Object.assign(config.train, { tokenizer: `${dir}/tok.json` });
+  await assertRejects(() => Trainer.create(config), "has 257 tokens, more than the model's vocabulary of 32");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a validation file shorter than a batch is evaluated on the rows it has", async () => {
+  const dir = await Deno.makeTempDir();
+  const train = await tokenFile(dir, "train.bin", 4000, 1);
+  // Two rows of 16 (batch size 4): the old evaluation found no full batch and reported a loss of 0.
+  const val = await tokenFile(dir, "val.bin", 2 * 16 + 1, 2);
+  const trainer = await Trainer.create(configFor(dir, train, val, 2));
+  const valLoss = await trainer.evaluate();
+  const tokens = await (await TokenDataset.open(val)).readTokens(0, 33);
+  const direct = tidy(() => {
+    const x = tensor(tokens.slice(0, 32), { shape: [2, 16], dtype: "i32" });
+    const y = tensor(tokens.slice(1, 33), { shape: [2, 16], dtype: "i32" });
+    return keep(noGrad(() => crossEntropy(trainer.model.forward(x), y)));
+  });
+  assertClose([valLoss], [(await direct.data())[0]], { atol: 1e-6 });
+  direct.dispose();
+  trainer.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("the best validation loss is kept in best.safetensors, and patience stops the run", async () => {
+  const dir = await Deno.makeTempDir();
+  const train = await tokenFile(dir, "train.bin", 4000, 1), val = await tokenFile(dir, "val.bin", 1000, 2);
+  const evals: { step: number; valLoss: number; best: boolean }[] = [];
+  const trainer = await Trainer.create(configFor(dir, train, val, 16), {
+    onEvent: (e) => void (e.type === "eval" && evals.push(e)),
+  });
+  const result = await trainer.fit();
+  trainer.dispose();
+  const min = evals.reduce((a, b) => (b.valLoss < a.valLoss ? b : a));
+  assertEquals(result.best, { step: min.step, valLoss: min.valLoss, path: `${dir}/best.safetensors` });
+  // Its weights, loaded into a fresh trainer, evaluate to that loss.
+  const check = await Trainer.create(configFor(`${dir}/check`, train, val, 16));
+  check.model.loadStateDict((await readCheckpointFile(result.best!.path)).model);
+  assertClose([await check.evaluate()], [min.valLoss], { atol: 1e-5 });
+  check.dispose();
+
+  // A learning rate too small to move any weight: no evaluation improves on the first, so patience 2 stops the run
+  // at the third.
+  const still = configFor(`${dir}/still`, train, val, 40);
+  Object.assign(still.train, { lrMax: 1e-30, lrMin: 1e-30, patience: 2 });
+  const stopped = await Trainer.create(still);
+  const r = await stopped.fit();
+  stopped.dispose();
+  assertEquals([r.reason, r.step, r.best?.step], ["early-stopped", 12, 4]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a resumed run keeps its best validation loss", async () => {
+  const dir = await Deno.makeTempDir();
+  const train = await tokenFile(dir, "train.bin", 4000, 1), val = await tokenFile(dir, "val.bin", 1000, 2);
+  const evals: number[] = [];
+  const onEvent = (e: TrainEvent) => void (e.type === "eval" && evals.push(e.valLoss));
+  const a = await Trainer.create(configFor(dir, train, val, 8), { onEvent });
+  const first = await a.fit();
+  a.dispose();
+  const b = await Trainer.create(configFor(dir, train, val, 16), { resume: first.checkpoint, onEvent });
+  const second = await b.fit();
+  b.dispose();
+  assertEquals(evals.length, 4);
+  assertEquals(second.best?.valLoss, Math.min(...evals));
   await Deno.remove(dir, { recursive: true });
 });
