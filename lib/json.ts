@@ -187,3 +187,24 @@ export function kindOf(value: unknown): string {
   if (typeof value === "undefined") return "missing";
   return `a ${typeof value}`;
 }
+
+/**
+ * Quotes a short string read from a file (a tensor name, a recorded path) for an error message: JSON-style, with
+ * control and invisible formatting characters escaped, and cut to `maxLength` characters, so a hostile value can
+ * neither flood the message nor drive the terminal.
+ *
+ * @example
+ * ```ts
+ * import { quoteForMessage } from "./json.ts";
+ * console.assert(quoteForMessage("a\u001b[2Jb") === '"a\\u001b[2Jb"');
+ * console.assert(quoteForMessage("x".repeat(100), 4) === '"xxxx"…');
+ * ```
+ */
+export function quoteForMessage(text: string, maxLength = 80): string {
+  const cut = text.length > maxLength ? text.slice(0, maxLength) : text;
+  const quoted = JSON.stringify(cut).replace(
+    /[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return cut === text ? quoted : `${quoted}…`;
+}

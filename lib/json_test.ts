@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
-import { findJsonError, kindOf, lineAndColumn, parseJson } from "./json.ts";
+import { findJsonError, kindOf, lineAndColumn, parseJson, quoteForMessage } from "./json.ts";
 import { Rng } from "./random.ts";
 
 function parses(text: string): boolean {
@@ -130,4 +130,11 @@ Deno.test("lineAndColumn and kindOf", () => {
     "an object",
     "missing",
   ]);
+});
+
+Deno.test("quoteForMessage escapes terminal controls and cuts long values", () => {
+  assertEquals(quoteForMessage('a"b'), '"a\\"b"');
+  assertEquals(quoteForMessage("\u001b]0;x\u0007\u009b31m\u202egnp.exe"), '"\\u001b]0;x\\u0007\\u009b31m\\u202egnp.exe"');
+  assertEquals(quoteForMessage("é€😀"), '"é€😀"');
+  assertEquals(quoteForMessage("abcdef", 3), '"abc"…');
 });
