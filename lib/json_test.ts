@@ -134,7 +134,10 @@ Deno.test("lineAndColumn and kindOf", () => {
 
 Deno.test("quoteForMessage escapes terminal controls and cuts long values", () => {
   assertEquals(quoteForMessage('a"b'), '"a\\"b"');
-  assertEquals(quoteForMessage("\u001b]0;x\u0007\u009b31m\u202egnp.exe"), '"\\u001b]0;x\\u0007\\u009b31m\\u202egnp.exe"');
+  assertEquals(
+    quoteForMessage("\u001b]0;x\u0007\u009b31m\u202egnp.exe"),
+    '"\\u001b]0;x\\u0007\\u009b31m\\u202egnp.exe"',
+  );
   assertEquals(quoteForMessage("é€😀"), '"é€😀"');
   assertEquals(quoteForMessage("abcdef", 3), '"abc"…');
 });

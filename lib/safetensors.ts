@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { writeFileAtomic } from "./atomic_write.ts";
 import { findJsonError, kindOf, quoteForMessage } from "./json.ts";
 
 /** The element types of safetensors. */
@@ -512,7 +513,8 @@ export async function readSafetensors(path: string): Promise<SafetensorsContents
 /**
  * Writes tensors and metadata to `path` atomically: the bytes go to a temporary file in the same directory, which
  * is flushed to disk and then renamed over `path`, so a crash leaves either the old file or the new one, never a
- * torn one. Tensor data is streamed from the typed arrays (no second copy of a large checkpoint in memory).
+ * torn one; temporary files that killed writes of `path` left behind are removed (see `atomic_write.ts`). Tensor
+ * data is streamed from the typed arrays (no second copy of a large checkpoint in memory).
  *
  * @example
  * ```ts
@@ -531,44 +533,14 @@ export async function writeSafetensors(
   options: SafetensorsWriteOptions = {},
 ): Promise<void> {
   const header = buildHeader(tensors, options.metadata);
-  await writeAtomically(path, async (file) => {
-    await writeAll(file, header);
-    for (const t of tensors.values()) await writeAll(file, bytesOf(t.data));
-  });
-}
-
-/**
- * Runs `write` on a fresh temporary file next to `path`, flushes it, and renames it over `path`; on failure the
- * temporary file is removed and `path` is untouched.
- */
-async function writeAtomically(path: string, write: (file: Deno.FsFile) => Promise<void>): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
-  const base = slash >= 0 ? path.slice(slash + 1) : path;
-  let tmp: string;
   try {
-    tmp = await Deno.makeTempFile({ dir, prefix: `.${base}.`, suffix: ".tmp" });
+    await writeFileAtomic(path, async (file) => {
+      await writeAll(file, header);
+      for (const t of tensors.values()) await writeAll(file, bytesOf(t.data));
+    });
   } catch (e) {
     throw fileError(path, e);
   }
-  try {
-    const file = await Deno.open(tmp, { write: true, truncate: true });
-    try {
-      await write(file);
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw fileError(path, e);
-  }
-  // Persist the rename itself; not every platform lets a directory be opened, which only weakens durability.
-  try {
-    using d = await Deno.open(dir, { read: true });
-    await d.sync();
-  } catch { /* best effort */ }
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {

@@ -249,3 +249,26 @@ Deno.test("malicious headers are refused with one clear line that does not echo 
     assert(!/SECRET|root:x/.test(err.message) && !err.message.includes("\n"), err.message);
   }
 });
+
+Deno.test("writeSafetensors removes temporary files that a killed write of the same file left behind", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/ckpt.safetensors`;
+  const tensors: TensorMap = new Map([["w", { dtype: "F32", shape: [1], data: new Float32Array([1]) }]]);
+  const hourAgo = new Date(Date.now() - 3600_000);
+  const stale = `${dir}/.ckpt.safetensors.0123456789abcdef.tmp`; // a killed write of this target
+  const live = `${dir}/.ckpt.safetensors.fedcba9876543210.tmp`; // a concurrent writer, still writing
+  const other = `${dir}/.ckpt.safetensors.bak.0123456789abcdef.tmp`; // another target's
+  const unrelated = `${dir}/.ckpt.safetensors.notes.tmp`;
+  for (const p of [stale, live, other, unrelated]) await Deno.writeTextFile(p, "torn");
+  for (const p of [stale, other, unrelated]) await Deno.utime(p, hourAgo, hourAgo);
+  await writeSafetensors(path, tensors);
+  const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  assertEquals(names, [
+    ".ckpt.safetensors.bak.0123456789abcdef.tmp",
+    ".ckpt.safetensors.fedcba9876543210.tmp",
+    ".ckpt.safetensors.notes.tmp",
+    "ckpt.safetensors",
+  ]);
+  assertEquals((await readSafetensors(path)).tensors, tensors);
+  await Deno.remove(dir, { recursive: true });
+});
