@@ -15,6 +15,14 @@
 /** Temporary files of a target older than this (by modification time) are left over from a killed write. */
 export const STALE_TEMP_MS = 10 * 60 * 1000;
 
+/** A file path from a path or a `file:` URL. */
+function toPath(path: string | URL): string {
+  if (typeof path === "string") return path;
+  if (path.protocol !== "file:") throw new TypeError(`Only file: URLs can be written, got ${path.protocol} URL`);
+  const decoded = decodeURIComponent(path.pathname);
+  return Deno.build.os === "windows" && /^\/[A-Za-z]:/.test(decoded) ? decoded.slice(1) : decoded;
+}
+
 function splitPath(path: string): { dir: string; base: string } {
   const slash = Math.max(path.lastIndexOf("/"), Deno.build.os === "windows" ? path.lastIndexOf("\\") : -1);
   if (slash < 0) return { dir: ".", base: path };
@@ -52,8 +60,8 @@ function isTempOf(name: string, base: string): boolean {
  * Deno.removeSync(dir);
  * ```
  */
-export function removeStaleTempFiles(path: string, options: { olderThanMs?: number } = {}): string[] {
-  const { dir, base } = splitPath(path);
+export function removeStaleTempFiles(path: string | URL, options: { olderThanMs?: number } = {}): string[] {
+  const { dir, base } = splitPath(toPath(path));
   const cutoff = Date.now() - (options.olderThanMs ?? STALE_TEMP_MS);
   const removed: string[] = [];
   let entries: Deno.DirEntry[];
@@ -84,7 +92,7 @@ function syncDir(path: string): void {
 }
 
 /**
- * Writes `path` atomically: `write` fills a fresh temporary file next to it, which is flushed and renamed over
+ * Writes `path` (a path or a `file:` URL) atomically: `write` fills a fresh temporary file next to it, which is flushed and renamed over
  * `path`. On failure the temporary file is removed, `path` is untouched and the error propagates as it is.
  * Stale temporary files of `path` are removed first (see the module doc).
  *
@@ -99,7 +107,11 @@ function syncDir(path: string): void {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function writeFileAtomic(path: string, write: (file: Deno.FsFile) => Promise<void>): Promise<void> {
+export async function writeFileAtomic(
+  path: string | URL,
+  write: (file: Deno.FsFile) => Promise<void>,
+): Promise<void> {
+  path = toPath(path);
   removeStaleTempFiles(path);
   const temp = tempPath(path);
   const file = await Deno.open(temp, { write: true, createNew: true });
@@ -130,7 +142,8 @@ export async function writeFileAtomic(path: string, write: (file: Deno.FsFile) =
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */
-export function writeFileAtomicSync(path: string, data: Uint8Array | string): void {
+export function writeFileAtomicSync(path: string | URL, data: Uint8Array | string): void {
+  path = toPath(path);
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   removeStaleTempFiles(path);
   const temp = tempPath(path);
