@@ -92,9 +92,9 @@ function syncDir(path: string): void {
 }
 
 /**
- * Writes `path` (a path or a `file:` URL) atomically: `write` fills a fresh temporary file next to it, which is flushed and renamed over
- * `path`. On failure the temporary file is removed, `path` is untouched and the error propagates as it is.
- * Stale temporary files of `path` are removed first (see the module doc).
+ * Writes `path` (a path or a `file:` URL) atomically: `write` fills a fresh temporary file next to it, which is
+ * flushed and renamed over `path`. On failure the temporary file is removed, `path` is untouched and the error
+ * propagates as it is. Stale temporary files of `path` are removed first (see the module doc).
  *
  * @example
  * ```ts
