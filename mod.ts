@@ -61,6 +61,13 @@ export {
   writeWeightsFile,
 } from "./lib/checkpoint_io.ts";
 export {
+  choosePath,
+  type PathChoice,
+  pathToRecord,
+  type RecordedPathOptions,
+  resolveRecordedPath,
+} from "./lib/paths.ts";
+export {
   RandomBatchSampler,
   type RandomBatchSamplerOptions,
   type SamplerState,

@@ -8,12 +8,19 @@
  *
  * `__metadata__` keys (all strings, as safetensors requires): `format` (`nanolm-checkpoint`), `format_version`,
  * `step`, `optim_step`, `rng_state` (JSON of the four RNG words), `data_position` (JSON of the data loader's
- * state), `config` (JSON of the run config), `tokenizer` (a reference to the tokenizer), plus any caller keys.
+ * state), `config` (JSON of the run config), `tokenizer` (the tokenizer file), plus any caller keys.
+ *
+ * Paths in a checkpoint are data, not instructions: the checkpoint may come from anywhere. Writers record the
+ * tokenizer with `pathToRecord` (relative to the checkpoint's folder when the file sits under it, else the path
+ * the user gave); readers resolve it with `choosePath` / `resolveRecordedPath` from `paths.ts`, which follow it
+ * only to a file inside the checkpoint's folder unless the user passes a path. The same holds for the paths in
+ * `config` (output folder, data files): a resumed run never takes its output folder from the checkpoint.
  *
  * This module knows nothing about tensors: it moves `Float32Array`s, so the model can wrap its own tensors around it.
  *
  * @module
  */
+import { findJsonError, lineAndColumn } from "./json.ts";
 import type { RngState } from "./random.ts";
 import { readSafetensors, type TensorMap, writeSafetensors } from "./safetensors.ts";
 
@@ -52,7 +59,10 @@ export interface CheckpointState {
   dataPosition?: unknown;
   /** The run config (any JSON value; parse it with `parseConfig`). */
   config?: unknown;
-  /** A reference to the tokenizer (path or name). */
+  /**
+   * The tokenizer file as recorded (see `pathToRecord` in `paths.ts`): stored and returned verbatim; resolve it
+   * with `choosePath` before reading it.
+   */
   tokenizer?: string;
   /** Extra string metadata. */
   extra?: Record<string, string>;
@@ -157,29 +167,37 @@ export async function writeCheckpointFile(path: string, state: CheckpointState):
  */
 export async function readCheckpointFile(path: string): Promise<CheckpointState> {
   const { tensors, metadata } = await readSafetensors(path);
+  // Metadata values are shown only when they look like a format name or version; anything else is described.
   const bad = (problem: string) => new Error(`Checkpoint ${path} ${problem}`);
   if (metadata.format !== FORMAT) {
     throw bad(
-      `is not a nanolm checkpoint (metadata format is ${JSON.stringify(metadata.format ?? null)}); ` +
+      `is not a nanolm checkpoint (metadata format is ${describeValue(metadata.format)}); ` +
         `plain weight files are read with readSafetensors`,
     );
   }
   if (metadata.format_version !== FORMAT_VERSION) {
-    throw bad(`has format version ${metadata.format_version}, this nanolm reads version ${FORMAT_VERSION}`);
+    const version = /^\d{1,6}$/.test(metadata.format_version ?? "") ? metadata.format_version : undefined;
+    throw bad(
+      `has format version ${version ?? `(${describeValue(metadata.format_version)})`}, ` +
+        `this nanolm reads version ${FORMAT_VERSION}`,
+    );
   }
   const intField = (key: string): number => {
     const n = Number(metadata[key]);
     if (!/^\d+$/.test(metadata[key] ?? "") || !Number.isSafeInteger(n)) {
-      throw bad(`has an invalid ${key} ${JSON.stringify(metadata[key] ?? null)}`);
+      throw bad(`has an invalid ${key} (expected decimal digits)`);
     }
     return n;
   };
   const jsonField = (key: string): unknown => {
-    if (metadata[key] === undefined) return undefined;
+    const text = metadata[key];
+    if (text === undefined) return undefined;
     try {
-      return JSON.parse(metadata[key]);
+      return JSON.parse(text);
     } catch {
-      throw bad(`has metadata ${key} that is not valid JSON`);
+      const found = findJsonError(text) ?? { offset: 0, problem: "not valid JSON" };
+      const [line, column] = lineAndColumn(text, found.offset);
+      throw bad(`has metadata ${key} that is not valid JSON: ${found.problem} at line ${line}, column ${column}`);
     }
   };
   const model: ArrayMap = new Map(), m: ArrayMap = new Map(), v: ArrayMap = new Map();
@@ -208,7 +226,7 @@ export async function readCheckpointFile(path: string): Promise<CheckpointState>
   const rng = jsonField("rng_state");
   if (rng !== undefined) {
     if (!Array.isArray(rng) || rng.length !== 4 || !rng.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32)) {
-      throw bad(`has an invalid rng_state ${metadata.rng_state}`);
+      throw bad("has an invalid rng_state (expected four 32-bit unsigned integers)");
     }
     state.rngState = rng as RngState;
   }
@@ -220,6 +238,12 @@ export async function readCheckpointFile(path: string): Promise<CheckpointState>
   const extra = Object.fromEntries(Object.entries(metadata).filter(([k]) => !RESERVED.has(k)));
   if (Object.keys(extra).length > 0) state.extra = extra;
   return state;
+}
+
+/** A metadata value for an error message: a short name-like string as it is, anything else by its length. */
+function describeValue(value: string | undefined): string {
+  if (value === undefined) return "missing";
+  return /^[\w.-]{1,40}$/.test(value) ? `"${value}"` : `a ${value.length}-character string`;
 }
 
 /**

@@ -6,7 +6,9 @@
  * `{"dtype", "shape", "data_offsets": [begin, end]}` (offsets relative to the byte buffer that follows the header)
  * plus an optional `"__metadata__"` map of strings, then the byte buffer. Like the reference implementation we
  * pad the header with spaces to a multiple of 8 bytes, store tensors contiguously without holes, and reject files
- * whose offsets leave holes, overlap, or run past the end.
+ * whose offsets leave holes, overlap, or run past the end. A header is scanned before it is parsed and refused past
+ * 100,000 tensors (or other bounds on its size), so no file costs more than a linear pass and a bounded parse;
+ * errors name the file and the problem, never quoting the header.
  *
  * In memory a tensor is `{ dtype, shape, data }` with `data` a typed array of the matching kind: `F32` is a
  * `Float32Array`, `F16` a `Float16Array`, `BF16` (which JavaScript has no array for) a `Uint16Array` of raw bits
@@ -14,6 +16,8 @@
  *
  * @module
  */
+import { writeFileAtomic } from "./atomic_write.ts";
+import { findJsonError, kindOf, quoteForMessage } from "./json.ts";
 
 /** The element types of safetensors. */
 export type SafetensorsDtype =
@@ -126,6 +130,22 @@ const DTYPES: Record<SafetensorsDtype, DtypeInfo> = {
 
 /** The reference implementation refuses headers above 100 MB; a larger length means a corrupt file. */
 const MAX_HEADER_BYTES = 100_000_000;
+/**
+ * Tensors one file may hold. GPT-2 XL has under 600 and our checkpoint of it (weights and two moments) under
+ * 1,800; the largest public models keep a few thousand per shard. A 100 MB header could list 1.5 M, costing ~20 s
+ * and 2 GB to parse: with the bounds below, the costliest accepted header takes under a second.
+ */
+const MAX_TENSORS = 100_000;
+/**
+ * Commas and colons outside strings in a header: a tensor of rank r costs 7 + r, so this allows MAX_TENSORS
+ * tensors of rank 5 (or fewer tensors of higher rank) and bounds what `JSON.parse` builds.
+ */
+const MAX_HEADER_ITEMS = 12 * MAX_TENSORS;
+/**
+ * Commas and colons in one entry of the header (a tensor's, or `__metadata__`): 10,000 metadata keys, where
+ * nanolm writes about ten and other writers a handful. One object with a million keys costs seconds to build.
+ */
+const MAX_ENTRY_ITEMS = 20_000;
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   // Tensor bytes are copied straight from typed arrays, which use the platform's byte order.
@@ -226,9 +246,33 @@ export function encodeSafetensors(tensors: TensorMap, options: SafetensorsWriteO
 /**
  * Parses and validates a header from the first bytes of a file. `prefix` must hold at least the 8 length bytes and
  * the header; `fileSize` is the size of the whole file, so truncation is detected without reading the data.
+ *
+ * Like the reference implementation (the Rust `safetensors` crate) it checks the header length, the dtypes, that
+ * shape products do not overflow and match the byte ranges, and that the ranges tile the data buffer exactly. It
+ * also bounds the work: the header is scanned for its size in entries and its nesting before `JSON.parse` builds
+ * anything, so a hostile header costs at most one linear pass over its bytes.
  */
 function parseHeader(prefix: Uint8Array, fileSize: number, source?: string): SafetensorsHeader {
   const what = label(source);
+  const headerLen = readHeaderLength(prefix, fileSize, what);
+  const bytes = prefix.subarray(8, 8 + headerLen);
+  const entries = scanHeader(bytes, what);
+  const parsed = parseHeaderJson(bytes, what);
+  if (Object.keys(parsed).length !== entries) throw new Error(`${what}: a name appears more than once in the header`);
+  const dataStart = 8 + headerLen;
+  const bufferLen = fileSize - dataStart;
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (name === "__metadata__") metadata = checkMetadata(value, what);
+    else tensors.set(name, checkTensorInfo(name, value, bufferLen, what));
+  }
+  if (tensors.size > MAX_TENSORS) throw new Error(`${what} has more than ${MAX_TENSORS} tensors (corrupt?)`);
+  checkTiling(tensors, bufferLen, what);
+  return { tensors, metadata, dataStart };
+}
+
+function readHeaderLength(prefix: Uint8Array, fileSize: number, what: string): number {
   if (fileSize < 8) {
     throw new Error(`${what} is truncated: ${fileSize} bytes, fewer than the 8-byte header length`);
   }
@@ -242,62 +286,125 @@ function parseHeader(prefix: Uint8Array, fileSize: number, source?: string): Saf
       `${what} is truncated or corrupt: header length ${headerLen} runs past the end of the ${fileSize}-byte file`,
     );
   }
+  return headerLen;
+}
+
+/**
+ * One pass over the header bytes, before any parsing: it must be an object, nested at most 3 deep (header ->
+ * tensor entry -> shape), with at most MAX_TENSORS + 1 entries, MAX_ENTRY_ITEMS separators in each and
+ * MAX_HEADER_ITEMS in all. Returns the
+ * number of top-level entries. JSON's structural characters are ASCII and never occur inside a multi-byte UTF-8
+ * sequence, so the bytes need no decoding; malformed JSON is left for the parser to name.
+ */
+function scanHeader(bytes: Uint8Array, what: string): number {
+  let first = 0;
+  while (first < bytes.length && (bytes[first] === 0x20 || bytes[first] === 0x0a || bytes[first] === 0x0d)) first++;
+  if (bytes[first] !== 0x7b) throw new Error(`${what} has a header that does not start with "{": not safetensors?`);
+  let depth = 0, entries = 0, items = 0, entryItems = 0, inString = false;
+  for (let i = first; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > 3) throw new Error(`${what} has a header nested deeper than a safetensors header can be`);
+      if (depth === 2) entryItems = 0;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c || c === 0x3a) {
+      if (c === 0x3a && depth === 1 && ++entries > MAX_TENSORS + 1) {
+        throw new Error(`${what} has more than ${MAX_TENSORS} tensors (corrupt?)`);
+      }
+      if (depth >= 2 && ++entryItems > MAX_ENTRY_ITEMS) {
+        throw new Error(`${what} has a header entry of more than ${MAX_ENTRY_ITEMS} JSON items (corrupt?)`);
+      }
+      if (++items > MAX_HEADER_ITEMS) {
+        throw new Error(`${what} has a header of more than ${MAX_HEADER_ITEMS} JSON items (corrupt?)`);
+      }
+    }
+  }
+  return entries;
+}
+
+function parseHeaderJson(bytes: Uint8Array, what: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new Error(`${what} has a header that is not valid UTF-8`);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(prefix.subarray(8, 8 + headerLen)));
-  } catch (e) {
-    throw new Error(`${what} has a header that is not valid UTF-8 JSON: ${(e as Error).message}`);
+    parsed = JSON.parse(text);
+  } catch {
+    // V8's message quotes the text; name the byte offset and the problem instead.
+    const found = findJsonError(text) ?? { offset: 0, problem: "not valid JSON" };
+    const at = new TextEncoder().encode(text.slice(0, found.offset)).length;
+    throw new Error(`${what} has a header that is invalid JSON: ${found.problem} at byte ${at} of the header`);
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new Error(`${what} has a header that is not a JSON object`);
   }
-  const dataStart = 8 + headerLen;
-  const bufferLen = fileSize - dataStart;
-  const tensors = new Map<string, TensorInfo>();
-  let metadata: Record<string, string> = {};
-  for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
-    if (name === "__metadata__") {
-      if (value === null || typeof value !== "object" || Array.isArray(value)) {
-        throw new Error(`${what} has a __metadata__ that is not an object`);
-      }
-      for (const [k, v] of Object.entries(value)) {
-        if (typeof v !== "string") throw new Error(`${what} has a non-string __metadata__ value for "${k}"`);
-      }
-      metadata = value as Record<string, string>;
-      continue;
-    }
-    const e = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const bad = (problem: string) => new Error(`${what}: tensor "${name}" ${problem}`);
-    if (e === null || typeof e !== "object") throw bad("has a header entry that is not an object");
-    if (typeof e.dtype !== "string" || !(e.dtype in DTYPES)) throw bad(`has unknown dtype ${JSON.stringify(e.dtype)}`);
-    const dtype = e.dtype as SafetensorsDtype;
-    if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-      throw bad(`has an invalid shape ${JSON.stringify(e.shape)}`);
-    }
-    const shape = e.shape as number[];
-    const off = e.data_offsets;
-    if (
-      !Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isSafeInteger(x) && x >= 0) ||
-      off[1] < off[0]
-    ) {
-      throw bad(`has invalid data_offsets ${JSON.stringify(off)}`);
-    }
-    const [begin, end] = off as [number, number];
-    const expected = numel(shape) * DTYPES[dtype].size;
-    if (end - begin !== expected) {
-      throw bad(
-        `has data_offsets [${begin}, ${end}] spanning ${end - begin} bytes, but ${dtype}[${shape}] needs ${expected}`,
-      );
-    }
-    if (end > bufferLen) {
-      throw new Error(
-        `${what} is truncated: tensor "${name}" has data_offsets [${begin}, ${end}] out of range of the ` +
-          `${bufferLen}-byte data buffer`,
-      );
-    }
-    tensors.set(name, { dtype, shape, dataOffsets: [begin, end] });
+  return parsed as Record<string, unknown>;
+}
+
+function checkMetadata(value: unknown, what: string): Record<string, string> {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new Error(`${what} has a __metadata__ that is ${kindOf(value)}, not an object`);
   }
-  // Like the reference implementation: tensors must tile the buffer exactly, with no overlap and no hole.
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== "string") {
+      throw new Error(`${what} has a non-string __metadata__ value for ${quoteForMessage(k)}`);
+    }
+  }
+  return value as Record<string, string>;
+}
+
+function checkTensorInfo(name: string, value: unknown, bufferLen: number, what: string): TensorInfo {
+  const bad = (problem: string) => new Error(`${what}: tensor ${quoteForMessage(name)} ${problem}`);
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw bad(`has a header entry that is ${kindOf(value)}, not an object`);
+  }
+  const e = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (typeof e.dtype !== "string" || !Object.hasOwn(DTYPES, e.dtype)) {
+    // A dtype-like name helps with files from a newer writer; anything else is not shown.
+    const shown = typeof e.dtype === "string" && /^[A-Z0-9_]{1,16}$/.test(e.dtype) ? ` "${e.dtype}"` : "";
+    throw bad(`has unknown dtype${shown}`);
+  }
+  const dtype = e.dtype as SafetensorsDtype;
+  if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw bad("has an invalid shape (expected an array of non-negative integers)");
+  }
+  const shape = e.shape as number[];
+  const off = e.data_offsets;
+  if (
+    !Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isSafeInteger(x) && x >= 0) ||
+    off[1] < off[0]
+  ) {
+    throw bad("has invalid data_offsets (expected [begin, end] with 0 <= begin <= end)");
+  }
+  const [begin, end] = off as [number, number];
+  // Checked products, as the reference does: a product past 2^53 is inexact and cannot fit in any file.
+  let elements = 1;
+  for (const d of shape) elements *= d;
+  const expected = elements * DTYPES[dtype].size;
+  if (!Number.isSafeInteger(expected)) throw bad(`has shape [${shape}] with too many elements for a file`);
+  if (end - begin !== expected) {
+    throw bad(
+      `has data_offsets [${begin}, ${end}] spanning ${end - begin} bytes, but ${dtype}[${shape}] needs ${expected}`,
+    );
+  }
+  if (end > bufferLen) {
+    throw new Error(
+      `${what} is truncated: tensor ${quoteForMessage(name)} has data_offsets [${begin}, ${end}] out of range of ` +
+        `the ${bufferLen}-byte data buffer`,
+    );
+  }
+  return { dtype, shape, dataOffsets: [begin, end] };
+}
+
+/** Like the reference implementation: tensors must tile the buffer exactly, with no overlap and no hole. */
+function checkTiling(tensors: Map<string, TensorInfo>, bufferLen: number, what: string): void {
   const sorted = [...tensors.entries()].sort((a, b) =>
     a[1].dataOffsets[0] - b[1].dataOffsets[0] || a[1].dataOffsets[1] - b[1].dataOffsets[1]
   );
@@ -305,8 +412,8 @@ function parseHeader(prefix: Uint8Array, fileSize: number, source?: string): Saf
   for (const [name, info] of sorted) {
     if (info.dataOffsets[0] !== cursor) {
       throw new Error(
-        `${what}: tensor "${name}" starts at byte ${info.dataOffsets[0]} of the data buffer, expected ${cursor} ` +
-          `(tensors overlap or leave a hole)`,
+        `${what}: tensor ${quoteForMessage(name)} starts at byte ${info.dataOffsets[0]} of the data buffer, ` +
+          `expected ${cursor} (tensors overlap or leave a hole)`,
       );
     }
     cursor = info.dataOffsets[1];
@@ -314,7 +421,6 @@ function parseHeader(prefix: Uint8Array, fileSize: number, source?: string): Saf
   if (cursor !== bufferLen) {
     throw new Error(`${what} has ${bufferLen - cursor} bytes after the last tensor (corrupt or not safetensors)`);
   }
-  return { tensors, metadata, dataStart };
 }
 
 function materialise(header: SafetensorsHeader, bytes: Uint8Array): SafetensorsContents {
@@ -407,7 +513,8 @@ export async function readSafetensors(path: string): Promise<SafetensorsContents
 /**
  * Writes tensors and metadata to `path` atomically: the bytes go to a temporary file in the same directory, which
  * is flushed to disk and then renamed over `path`, so a crash leaves either the old file or the new one, never a
- * torn one. Tensor data is streamed from the typed arrays (no second copy of a large checkpoint in memory).
+ * torn one; temporary files that killed writes of `path` left behind are removed (see `atomic_write.ts`). Tensor
+ * data is streamed from the typed arrays (no second copy of a large checkpoint in memory).
  *
  * @example
  * ```ts
@@ -426,44 +533,14 @@ export async function writeSafetensors(
   options: SafetensorsWriteOptions = {},
 ): Promise<void> {
   const header = buildHeader(tensors, options.metadata);
-  await writeAtomically(path, async (file) => {
-    await writeAll(file, header);
-    for (const t of tensors.values()) await writeAll(file, bytesOf(t.data));
-  });
-}
-
-/**
- * Runs `write` on a fresh temporary file next to `path`, flushes it, and renames it over `path`; on failure the
- * temporary file is removed and `path` is untouched.
- */
-async function writeAtomically(path: string, write: (file: Deno.FsFile) => Promise<void>): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
-  const base = slash >= 0 ? path.slice(slash + 1) : path;
-  let tmp: string;
   try {
-    tmp = await Deno.makeTempFile({ dir, prefix: `.${base}.`, suffix: ".tmp" });
+    await writeFileAtomic(path, async (file) => {
+      await writeAll(file, header);
+      for (const t of tensors.values()) await writeAll(file, bytesOf(t.data));
+    });
   } catch (e) {
     throw fileError(path, e);
   }
-  try {
-    const file = await Deno.open(tmp, { write: true, truncate: true });
-    try {
-      await write(file);
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw fileError(path, e);
-  }
-  // Persist the rename itself; not every platform lets a directory be opened, which only weakens durability.
-  try {
-    using d = await Deno.open(dir, { read: true });
-    await d.sync();
-  } catch { /* best effort */ }
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {

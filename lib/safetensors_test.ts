@@ -124,8 +124,8 @@ Deno.test("decodeSafetensors names the problem in corrupt data", () => {
   const huge = good.slice();
   huge[7] = 0x10;
   assertThrows(() => decodeSafetensors(huge, src), "bad header length");
-  assertThrows(() => decodeSafetensors(handmade("{not json", []), src), "not valid UTF-8 JSON");
-  assertThrows(() => decodeSafetensors(handmade("[1]", []), src), "not a JSON object");
+  assertThrows(() => decodeSafetensors(handmade("{not json", []), src), "invalid JSON");
+  assertThrows(() => decodeSafetensors(handmade("[1]", []), src), 'does not start with "{"');
   assertThrows(
     () => decodeSafetensors(handmade('{"w":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}}', [0, 0, 0, 0])),
     'tensor "w" has unknown dtype "F33"',
@@ -187,5 +187,88 @@ Deno.test("writeSafetensors keeps the old file when writing fails", async () => 
   assertEquals((await readSafetensors(path)).tensors, first);
   await assertRejects(() => writeSafetensors(`${dir}/no/such/dir/x.safetensors`, first), "x.safetensors");
   assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["keep.safetensors"]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+/** A header of `count` empty F32 tensors named t0000000, t0000001..., built straight into bytes (no big string). */
+function manyTensorsHeader(count: number): Uint8Array {
+  const entry = new TextEncoder().encode(`"t0000000":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},`);
+  const out = new Uint8Array(8 + 1 + count * entry.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(out.length - 8), true);
+  out[8] = 0x7b; // {
+  for (let i = 0, at = 9; i < count; i++, at += entry.length) {
+    out.set(entry, at);
+    for (let k = 0, n = i; k < 7; k++, n = Math.floor(n / 10)) out[at + 8 - k] = 0x30 + (n % 10);
+  }
+  out[out.length - 1] = 0x7d; // } over the last comma
+  return out;
+}
+
+Deno.test("a header of 1.5 M tensors under the 100 MB cap is refused quickly", () => {
+  const bytes = manyTensorsHeader(1_500_000);
+  assert(bytes.length < 100_000_000);
+  const start = performance.now();
+  assertThrows(() => decodeSafetensors(bytes, { source: "many.safetensors" }), "more than 100000 tensors");
+  // Parsing it took ~20 s and 2 GB; the count is refused while scanning the first few megabytes.
+  const ms = performance.now() - start;
+  assert(ms < 1000, `refusing took ${ms.toFixed(0)} ms`);
+  // A header at the cap is accepted.
+  assertEquals(decodeSafetensors(manyTensorsHeader(100_000)).tensors.size, 100_000);
+});
+
+Deno.test("malicious headers are refused with one clear line that does not echo the header", () => {
+  const src = { source: "evil.safetensors" };
+  const cases: Array<[string, number[], string]> = [
+    // Shape products beyond what a file can hold (they used to be compared as inexact floats).
+    ['{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}', [0, 0, 0, 0], "too many elements"],
+    ['{"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}', [0, 0, 0, 0], "invalid shape"],
+    ['{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', [0, 0, 0, 0], "invalid shape"],
+    // A duplicate name: JSON.parse keeps the last entry silently.
+    [
+      '{"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}',
+      [],
+      "a name appears more than once",
+    ],
+    ['{"__metadata__":{"x":{"y":1}}}', [], 'non-string __metadata__ value for "x"'],
+    ['{"w":{"dtype":"F32","shape":[[[1]]],"data_offsets":[0,4]}}', [0, 0, 0, 0], "nested deeper"],
+    ['  ["not an object"]', [], "does not start with"],
+    [
+      `{"__metadata__":{${Array.from({ length: 10_001 }, (_, i) => `"k${i}":""`)}}}`,
+      [],
+      "has a header entry of more than 20000 JSON items",
+    ],
+    // V8 quotes the text around a syntax error; ours names only the position.
+    ['{"root:x:0:0:SECRET', [], "invalid JSON: unterminated string at byte 1 of the header"],
+    ['{"w": SECRET}', [], "invalid JSON: unexpected character at byte 6 of the header"],
+    ['{"w":{"dtype":"root:x:0:0","shape":[1],"data_offsets":[0,4]}}', [0, 0, 0, 0], 'tensor "w" has unknown dtype'],
+    ['{"w":{"dtype":"F32","shape":"SECRET","data_offsets":[0,4]}}', [0, 0, 0, 0], 'tensor "w" has an invalid shape'],
+  ];
+  for (const [json, data, message] of cases) {
+    const err = assertThrows(() => decodeSafetensors(handmade(json, data), src), message);
+    assert(err.message.startsWith("Safetensors file evil.safetensors"), err.message);
+    assert(!/SECRET|root:x/.test(err.message) && !err.message.includes("\n"), err.message);
+  }
+});
+
+Deno.test("writeSafetensors removes temporary files that a killed write of the same file left behind", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/ckpt.safetensors`;
+  const tensors: TensorMap = new Map([["w", { dtype: "F32", shape: [1], data: new Float32Array([1]) }]]);
+  const hourAgo = new Date(Date.now() - 3600_000);
+  const stale = `${dir}/.ckpt.safetensors.0123456789abcdef.tmp`; // a killed write of this target
+  const live = `${dir}/.ckpt.safetensors.fedcba9876543210.tmp`; // a concurrent writer, still writing
+  const other = `${dir}/.ckpt.safetensors.bak.0123456789abcdef.tmp`; // another target's
+  const unrelated = `${dir}/.ckpt.safetensors.notes.tmp`;
+  for (const p of [stale, live, other, unrelated]) await Deno.writeTextFile(p, "torn");
+  for (const p of [stale, other, unrelated]) await Deno.utime(p, hourAgo, hourAgo);
+  await writeSafetensors(path, tensors);
+  const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  assertEquals(names, [
+    ".ckpt.safetensors.bak.0123456789abcdef.tmp",
+    ".ckpt.safetensors.fedcba9876543210.tmp",
+    ".ckpt.safetensors.notes.tmp",
+    "ckpt.safetensors",
+  ]);
+  assertEquals((await readSafetensors(path)).tensors, tensors);
   await Deno.remove(dir, { recursive: true });
 });

@@ -8,7 +8,9 @@
 import { bytesToPrintable, printableToBytes } from "./bytes_unicode.ts";
 import { mergePiece, PairTable, type PairTableData } from "./bpe_merge.ts";
 import { detachedSlice, pretokenEnds } from "./pretokenize.ts";
+import { writeFileAtomicSync } from "../atomic_write.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
+import { kindOf, lineAndColumn, parseJson } from "../json.ts";
 import { cellResult } from "../jupyter.ts";
 import { tokenizerBundle } from "../views.ts";
 
@@ -55,7 +57,14 @@ function sameChars(key: string, text: string, start: number): boolean {
 }
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 const utf8Encoder = new TextEncoder();
+
+/**
+ * The largest token id. The biggest public vocabularies have about 2^18 ids; ids index a table here and the
+ * model's embedding rows, so a stray id of 2^31 in a file would otherwise make a vocabulary of two billion.
+ */
+const MAX_TOKEN_ID = 2 ** 24 - 1;
 
 /** The on-disk shape of nanolm's single-file tokenizer format. */
 interface NanolmTokenizerFile {
@@ -123,7 +132,7 @@ export class Tokenizer {
     specialTokens?: readonly string[] | TokenizerOptions,
   ) {
     // The static readers build the core themselves and hand it over here (see `fromCore`).
-    const core = pendingCore ?? buildMergesCore(vocab, merges, specialTokens);
+    const core = pendingCore ?? buildMergesCore(vocab, merges, normalizeSpecials(specialTokens));
     pendingCore = undefined;
     this.#tokens = core.tokens;
     this.#byteIds = core.byteIds;
@@ -158,7 +167,8 @@ export class Tokenizer {
   ): Tokenizer {
     const vocab = readGpt2Vocab(vocabPath);
     const merges = readGpt2Merges(mergesPath);
-    return fromCore(buildMergesCore(new Map(vocab), merges.pairs, specialTokens, merges.where));
+    const specials = normalizeSpecials(specialTokens);
+    return fromCore(buildMergesCore(new Map(vocab), merges.pairs, specials, merges.where, String(vocabPath)));
   }
 
   /**
@@ -198,8 +208,8 @@ export class Tokenizer {
       const parts = line.split(" ");
       const rank = Number(parts[1]);
       const bytes = parts.length === 2 ? fromBase64(parts[0]) : undefined;
-      if (!bytes || parts[1] === "" || !Number.isInteger(rank) || rank < 0) {
-        throw new SyntaxError(`${name}:${i + 1}: expected "<base64 token> <rank>", got ${JSON.stringify(line)}`);
+      if (!bytes || !/^[0-9]+$/.test(parts[1])) {
+        throw new SyntaxError(`${name}:${i + 1}: expected "<base64 token> <rank>"`);
       }
       entries.push([rank, bytes]);
     }
@@ -207,7 +217,8 @@ export class Tokenizer {
   }
 
   /**
-   * Loads nanolm's single-file JSON format written by {@linkcode Tokenizer.save}.
+   * Loads nanolm's single-file JSON format written by {@linkcode Tokenizer.save}. A malformed file gives one line
+   * naming it and what is wrong (never its contents).
    *
    * @example
    * ```ts ignore
@@ -217,18 +228,10 @@ export class Tokenizer {
    */
   static load(path: string | URL): Tokenizer {
     const name = String(path);
-    let file: NanolmTokenizerFile;
-    try {
-      file = JSON.parse(readText(path));
-    } catch (e) {
-      throw e instanceof SyntaxError ? new SyntaxError(`${name}: ${e.message}`) : e;
-    }
-    if (file?.format !== "nanolm-bpe" || file.version !== 1) {
-      throw new SyntaxError(`${name}: not a nanolm tokenizer file (format ${JSON.stringify(file?.format)})`);
-    }
+    const file = checkNanolmFile(parseJson(readText(path), name), name);
     const entries: Array<[number, Uint8Array]> = file.vocab.map(([id, b64], index) => {
       const bytes = fromBase64(b64);
-      if (!bytes) throw new SyntaxError(`${name}: vocab entry ${index} has invalid base64 ${JSON.stringify(b64)}`);
+      if (!bytes) throw new SyntaxError(`${name}: vocab entry ${index} (id ${id}) is not base64`);
       return [id, bytes];
     });
     if (file.mode === "ranks") return fromCore(buildRanksCore(entries, file.specialTokens, name));
@@ -238,8 +241,7 @@ export class Tokenizer {
       if (!x || !y) throw new SyntaxError(`${name}: merge ${i} names unknown token id ${x ? b : a}`);
       return [x, y];
     });
-    for (const [text, id] of Object.entries(file.specialTokens)) byId.set(id, utf8Encoder.encode(text));
-    return fromCore(buildMergesCore(byId, merges, Object.keys(file.specialTokens)));
+    return fromCore(buildMergesCore(byId, merges, file.specialTokens, () => name, name));
   }
 
   /** Number of ids (one more than the largest id). */
@@ -432,7 +434,8 @@ export class Tokenizer {
   }
 
   /**
-   * Writes `vocab.json` and `merges.txt` in GPT-2 / Hugging Face format (specials go into the vocab).
+   * Writes `vocab.json` and `merges.txt` in GPT-2 / Hugging Face format (specials go into the vocab), each
+   * atomically (a temporary file renamed over it).
    *
    * @example
    * ```ts ignore
@@ -446,17 +449,17 @@ export class Tokenizer {
       const special = this.#specialName(id);
       vocab[special ?? bytesToPrintable(bytes)] = id;
     });
-    Deno.writeTextFileSync(vocabPath, JSON.stringify(vocab, null, 2) + "\n");
     const lines = ["#version: 0.2"];
     for (const [a, b] of this.#mergeList) {
       lines.push(`${bytesToPrintable(this.#tokens[a]!)} ${bytesToPrintable(this.#tokens[b]!)}`);
     }
-    Deno.writeTextFileSync(mergesPath, lines.join("\n") + "\n");
+    writeFileAtomicSync(vocabPath, JSON.stringify(vocab, null, 2) + "\n");
+    writeFileAtomicSync(mergesPath, lines.join("\n") + "\n");
   }
 
   /**
-   * Writes a tiktoken rank file (ordinary tokens only; ids are the ranks). Only meaningful for vocabularies whose
-   * ids follow merge order, as ours and tiktoken's do.
+   * Writes a tiktoken rank file (ordinary tokens only; ids are the ranks), atomically. Only meaningful for
+   * vocabularies whose ids follow merge order, as ours and tiktoken's do.
    *
    * @example
    * ```ts ignore
@@ -468,11 +471,12 @@ export class Tokenizer {
     this.#tokens.forEach((bytes, id) => {
       if (bytes && this.#specialName(id) === undefined) lines.push(`${toBase64(bytes)} ${id}`);
     });
-    Deno.writeTextFileSync(path, lines.join("\n") + "\n");
+    writeFileAtomicSync(path, lines.join("\n") + "\n");
   }
 
   /**
-   * Writes nanolm's single-file JSON format (read back by {@linkcode Tokenizer.load}).
+   * Writes nanolm's single-file JSON format (read back by {@linkcode Tokenizer.load}), atomically: a temporary
+   * file renamed over `path`, so readers never see a torn file.
    *
    * @example
    * ```ts ignore
@@ -491,7 +495,7 @@ export class Tokenizer {
     this.#tokens.forEach((bytes, id) => {
       if (bytes && this.#specialName(id) === undefined) file.vocab.push([id, toBase64(bytes)]);
     });
-    Deno.writeTextFileSync(path, JSON.stringify(file) + "\n");
+    writeFileAtomicSync(path, JSON.stringify(file) + "\n");
   }
 
   #encodeSegments(text: string, start: number, end: number, out: number[]): void {
@@ -771,9 +775,10 @@ function buildVocab(entries: Iterable<[number, Uint8Array]>, name: string): Buil
   const tokens: (Uint8Array | undefined)[] = [];
   const ids = new Map<string, number>();
   for (const [id, bytes] of entries) {
-    if (!Number.isInteger(id) || id < 0 || id > 0x7ffffffe) {
+    if (!Number.isInteger(id) || id < 0) {
       throw new RangeError(`${name}: token id must be a non-negative integer, got ${describe(id)}`);
     }
+    if (id > MAX_TOKEN_ID) throw new RangeError(`${name}: token id ${id} is above the largest id ${MAX_TOKEN_ID}`);
     if (!(bytes instanceof Uint8Array)) {
       throw new TypeError(`${name}: token ${id} must be a Uint8Array, got ${describe(bytes)}`);
     }
@@ -809,7 +814,7 @@ function addSpecials(
     const key = bytesKey(bytes);
     let id = wanted ?? built.ids.get(key);
     if (wanted !== undefined) {
-      if (!Number.isInteger(wanted) || wanted < 0) {
+      if (!Number.isInteger(wanted) || wanted < 0 || wanted > MAX_TOKEN_ID) {
         throw new RangeError(`Special token ${JSON.stringify(text)} has invalid id ${describe(wanted)}`);
       }
       const there = built.tokens[wanted];
@@ -833,16 +838,21 @@ function normalizeSpecials(specialTokens: readonly string[] | TokenizerOptions |
   return list;
 }
 
+/**
+ * The core of a merges-mode tokenizer. `where(index)` prefixes errors about merge `index` (a file and line for the
+ * file readers), `name` those about the vocabulary. Errors never show the tokens: they may come from a file.
+ */
 function buildMergesCore(
   vocab: ReadonlyMap<number, Uint8Array> | Readonly<Record<number, Uint8Array>>,
   merges: ReadonlyArray<readonly [Uint8Array, Uint8Array]>,
-  specialTokens?: readonly string[] | TokenizerOptions,
-  where: (index: number) => string = (index) => `merge ${index}`,
+  specialTokens: readonly string[] | Readonly<Record<string, number>>,
+  where: (index: number) => string = () => "Merges",
+  name = "Vocabulary",
 ): TokenizerCore {
   const entries: Array<[number, Uint8Array]> = vocab instanceof Map
     ? [...vocab]
     : Object.entries(vocab).map(([k, v]) => [Number(k), v as Uint8Array]);
-  const built = buildVocab(entries, "vocabulary");
+  const built = buildVocab(entries, name);
   if (!Array.isArray(merges)) {
     throw new TypeError(`Merges must be an array of byte-string pairs, got ${describe(merges)}`);
   }
@@ -859,16 +869,13 @@ function buildMergesCore(
     joined.set(y, x.length);
     const merged = built.ids.get(bytesKey(joined));
     if (a === undefined || b === undefined || merged === undefined) {
-      const missing = a === undefined ? x : b === undefined ? y : joined;
-      throw new RangeError(
-        `${where(index)}: token ${JSON.stringify(bytesToPrintable(missing))} of merge ` +
-          `${JSON.stringify(`${bytesToPrintable(x)} ${bytesToPrintable(y)}`)} is not in the vocabulary`,
-      );
+      const part = a === undefined ? "first" : b === undefined ? "second" : "joined";
+      throw new RangeError(`${where(index)}: the ${part} token of merge ${index} is not in the vocabulary`);
     }
     pairs.set(a, b, index, merged);
     mergeList.push([a, b]);
   });
-  const specialIds = addSpecials(built, normalizeSpecials(specialTokens));
+  const specialIds = addSpecials(built, specialTokens);
   return {
     tokens: built.tokens,
     byteIds: built.byteIds,
@@ -915,44 +922,44 @@ function buildRanksCore(
   return { tokens: built.tokens, byteIds: built.byteIds, pairs, mode: "ranks", wholeTokens, mergeList, specialIds };
 }
 
+/** Reads a text file; a missing, unreadable or non-UTF-8 file is one line naming it. */
 function readText(path: string | URL): string {
+  const name = String(path);
+  let bytes: Uint8Array;
   try {
-    return Deno.readTextFileSync(path);
+    bytes = Deno.readFileSync(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Deno.errors.NotFound(`File not found: ${String(path)}`);
-    throw e;
+    if (e instanceof Deno.errors.NotFound) throw new Deno.errors.NotFound(`${name} does not exist`);
+    throw new Error(`${name} cannot be read: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    return utf8Strict.decode(bytes);
+  } catch {
+    throw new SyntaxError(`${name} is not UTF-8 text`);
   }
 }
 
-/** Reads a GPT-2 `vocab.json` into (id, bytes) entries; errors name the file and line. */
+/** Reads a GPT-2 `vocab.json` into (id, bytes) entries; errors name the file and line, never the tokens. */
 function readGpt2Vocab(path: string | URL): Array<[number, Uint8Array]> {
   const name = String(path);
   const text = readText(path);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    const at = /position (\d+)/.exec(String((e as Error).message));
-    const line = at ? text.slice(0, Number(at[1])).split("\n").length : 1;
-    throw new SyntaxError(`${name}:${line}: invalid JSON (${(e as Error).message})`);
-  }
+  const json = parseJson(text, name);
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    throw new SyntaxError(`${name}:1: expected a JSON object of token -> id`);
+    throw new SyntaxError(`${name}: expected a JSON object of token -> id, got ${kindOf(json)}`);
   }
   const lineOf = (token: string) => {
     const at = text.indexOf(JSON.stringify(token));
-    return at < 0 ? 1 : text.slice(0, at).split("\n").length;
+    return at < 0 ? 1 : lineAndColumn(text, at)[0];
   };
   const entries: Array<[number, Uint8Array]> = [];
   const seen = new Map<number, string>();
   for (const [token, id] of Object.entries(json as Record<string, unknown>)) {
-    if (typeof id !== "number" || !Number.isInteger(id) || id < 0) {
-      throw new SyntaxError(`${name}:${lineOf(token)}: token ${JSON.stringify(token)} has invalid id ${describe(id)}`);
+    if (!isTokenId(id)) {
+      throw new SyntaxError(`${name}:${lineOf(token)}: token id is ${describeId(id)}, not a non-negative integer`);
     }
-    if (seen.has(id)) {
-      throw new SyntaxError(
-        `${name}:${lineOf(token)}: id ${id} of ${JSON.stringify(token)} is also ${JSON.stringify(seen.get(id))}'s`,
-      );
+    const before = seen.get(id);
+    if (before !== undefined) {
+      throw new SyntaxError(`${name}:${lineOf(token)}: id ${id} is also the id of the token on line ${lineOf(before)}`);
     }
     seen.set(id, token);
     // Printable GPT-2 text; tokens outside the printable alphabet (added specials) are taken as UTF-8.
@@ -961,7 +968,7 @@ function readGpt2Vocab(path: string | URL): Array<[number, Uint8Array]> {
   return entries;
 }
 
-/** Reads a GPT-2 `merges.txt`; errors name the file and line. */
+/** Reads a GPT-2 `merges.txt`; errors name the file and line, never the tokens. */
 function readGpt2Merges(path: string | URL): { pairs: Merge[]; where: (index: number) => string } {
   const name = String(path);
   const lines = readText(path).split("\n");
@@ -974,14 +981,72 @@ function readGpt2Merges(path: string | URL): { pairs: Merge[]; where: (index: nu
     const a = parts.length === 2 ? printableToBytes(parts[0]) : undefined;
     const b = parts.length === 2 ? printableToBytes(parts[1]) : undefined;
     if (!a || !b || a.length === 0 || b.length === 0) {
-      throw new SyntaxError(
-        `${name}:${i + 1}: expected two space-separated GPT-2 printable tokens, got ${JSON.stringify(line)}`,
-      );
+      throw new SyntaxError(`${name}:${i + 1}: expected two space-separated GPT-2 printable tokens`);
     }
     pairs.push([a, b]);
     lineNumbers.push(i + 1);
   }
   return { pairs, where: (index) => `${name}:${lineNumbers[index]}` };
+}
+
+function isTokenId(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0;
+}
+
+/** A value read from a file where an id belongs: numbers are shown, anything else only named by kind. */
+function describeId(value: unknown): string {
+  return typeof value === "number" ? String(value) : kindOf(value);
+}
+
+/** Checks the shape of a parsed nanolm tokenizer file; errors name the file and the field, never the values. */
+function checkNanolmFile(json: unknown, name: string): NanolmTokenizerFile {
+  const bad = (problem: string) => new SyntaxError(`${name}: ${problem}`);
+  const file = json as Partial<Record<keyof NanolmTokenizerFile, unknown>>;
+  if (json === null || typeof json !== "object" || Array.isArray(json) || file.format !== "nanolm-bpe") {
+    throw bad(
+      'not a nanolm tokenizer file (no "format": "nanolm-bpe"); GPT-2 vocab.json + merges.txt load with ' +
+        "Tokenizer.fromFiles, .tiktoken files with Tokenizer.fromTiktoken",
+    );
+  }
+  if (file.version !== 1) throw bad(`has version ${describeId(file.version)}; this nanolm reads version 1`);
+  if (file.mode !== "merges" && file.mode !== "ranks") throw bad('mode must be "merges" or "ranks"');
+  if (!Array.isArray(file.vocab)) throw bad(`vocab must be an array of [id, base64 bytes], got ${kindOf(file.vocab)}`);
+  const ids = new Map<number, number>();
+  file.vocab.forEach((entry: unknown, index) => {
+    if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[1] !== "string") {
+      throw bad(`vocab entry ${index} must be [id, base64 bytes]`);
+    }
+    const id = entry[0];
+    if (!isTokenId(id)) {
+      throw bad(`vocab entry ${index} has an id that is ${describeId(id)}, not a non-negative integer`);
+    }
+    if (ids.has(id)) throw bad(`token id ${id} appears twice (vocab entries ${ids.get(id)} and ${index})`);
+    ids.set(id, index);
+  });
+  if (!Array.isArray(file.merges)) throw bad(`merges must be an array of [id, id], got ${kindOf(file.merges)}`);
+  file.merges.forEach((merge: unknown, index) => {
+    if (!Array.isArray(merge) || merge.length !== 2 || !merge.every(isTokenId)) {
+      throw bad(`merge ${index} must be a pair of token ids`);
+    }
+  });
+  const specials = file.specialTokens;
+  if (specials === null || typeof specials !== "object" || Array.isArray(specials)) {
+    throw bad(`specialTokens must be an object of text -> id, got ${kindOf(specials)}`);
+  }
+  const specialIds = new Map<number, number>();
+  Object.entries(specials).forEach(([text, id], index) => {
+    if (text === "") throw bad(`special token ${index} is empty`);
+    if (!isTokenId(id)) {
+      throw bad(`special token ${index} has an id that is ${describeId(id)}, not a non-negative integer`);
+    }
+    if (id > MAX_TOKEN_ID) throw bad(`special token ${index} has id ${id}, above the largest id ${MAX_TOKEN_ID}`);
+    if (ids.has(id)) throw bad(`special token ${index} has id ${id}, an ordinary token's`);
+    if (specialIds.has(id)) {
+      throw bad(`special token ${index} has id ${id}, as does special token ${specialIds.get(id)}`);
+    }
+    specialIds.set(id, index);
+  });
+  return json as NanolmTokenizerFile;
 }
 
 function fromBase64(text: string): Uint8Array | undefined {

@@ -330,3 +330,151 @@ Deno.test("a CS336-style vocab (bytes, specials, merges) encodes with its merges
   const partial = new Tokenizer(vocab, merges.slice(1), ["<|endoftext|>"]);
   assertEquals(partial.encode(" ca"), [32, 99, 97]);
 });
+
+/** A small merges-mode tokenizer: the 256 bytes, "th" (256), "the" (257) and <|endoftext|> (258). */
+function smallTokenizer(): Tokenizer {
+  const bytes = (s: string) => new TextEncoder().encode(s);
+  const vocab = new Map<number, Uint8Array>();
+  for (let b = 0; b < 256; b++) vocab.set(b, new Uint8Array([b]));
+  vocab.set(256, bytes("th"));
+  vocab.set(257, bytes("the"));
+  return new Tokenizer(vocab, [[bytes("t"), bytes("h")], [bytes("th"), bytes("e")]], ["<|endoftext|>"]);
+}
+
+/** Fails unless `fn` throws one line that starts with `file`, includes `includes` and shows no planted secret. */
+function assertFileError(fn: () => unknown, file: string, includes: string): void {
+  const err = assertThrows(fn, includes);
+  const where = `${file}: ${includes}`;
+  if (!err.message.startsWith(file) || err.message.includes("\n") || /SECRET|root:x|hunter2/.test(err.message)) {
+    throw new Error(`${where}: bad message ${JSON.stringify(err.message)}`);
+  }
+}
+
+Deno.test("malformed nanolm tokenizer files give one line naming the file and the problem", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const path = `${dir}/tok.json`;
+    smallTokenizer().save(path);
+    const text = Deno.readTextFileSync(path);
+    const good = JSON.parse(text);
+    const vocab = good.vocab as Array<[number, string]>;
+    const cases: Array<[string, string | Uint8Array, string]> = [
+      ["truncated", text.slice(0, text.length / 2), "invalid JSON: unterminated string at line 1, column"],
+      ["not JSON", "root:x:0:0:SECRET:/root:/bin/bash\n", "invalid JSON: unexpected character at line 1, column 1"],
+      ["a JSON array", "[1, 2]", 'not a nanolm tokenizer file (no "format": "nanolm-bpe")'],
+      ["HF tokenizer.json", '{"model": {"type": "BPE", "vocab": {"SECRET": 0}}}', "not a nanolm tokenizer file"],
+      ["newer version", { ...good, version: 2 }, "has version 2; this nanolm reads version 1"],
+      ["unknown mode", { ...good, mode: "SECRET" }, 'mode must be "merges" or "ranks"'],
+      ["no vocab", { ...good, vocab: undefined }, "vocab must be an array of [id, base64 bytes], got missing"],
+      ["vocab an object", { ...good, vocab: { SECRET: 1 } }, "vocab must be an array"],
+      ["vocab entry not a pair", { ...good, vocab: [[0], ...vocab] }, "vocab entry 0 must be [id, base64 bytes]"],
+      ["string id", { ...good, vocab: [["SECRET", "AA=="], ...vocab] }, "vocab entry 0 has an id that is a string"],
+      ["bad base64", { ...good, vocab: [[300, "SECRET!!"], ...vocab] }, "vocab entry 0 (id 300) is not base64"],
+      ["duplicate id", { ...good, vocab: [...vocab, [5, "SECRET"]] }, "token id 5 appears twice"],
+      ["id out of range", { ...good, vocab: [...vocab, [2 ** 31, "SECRET"]] }, "token id 2147483648 is above"],
+      ["fractional id", { ...good, vocab: [...vocab, [3.5, "SECRET"]] }, "vocab entry 258 has an id that is 3.5"],
+      ["missing byte", { ...good, vocab: vocab.filter(([id]) => id !== 7) }, "byte 7 has no token"],
+      ["no merges", { ...good, merges: undefined }, "merges must be an array of [id, id], got missing"],
+      ["merge not a pair", { ...good, merges: [["t", "h"]] }, "merge 0 must be a pair of token ids"],
+      ["merge of an unknown id", { ...good, merges: [[116, 999]] }, "merge 0 names unknown token id 999"],
+      ["merge result not in vocab", { ...good, merges: [[104, 116]] }, "the joined token of merge 0 is not in the"],
+      ["no specials", { ...good, specialTokens: undefined }, "specialTokens must be an object of text -> id"],
+      ["special id a string", { ...good, specialTokens: { x: "SECRET" } }, "special token 0 has an id that is a s"],
+      ["special on a token id", { ...good, specialTokens: { "<|x|>": 65 } }, "special token 0 has id 65, an ordinary"],
+      ["two specials, one id", { ...good, specialTokens: { a: 300, b: 300 } }, "special token 1 has id 300, as does"],
+      ["empty special", { ...good, specialTokens: { "": 300 } }, "special token 0 is empty"],
+      ["not UTF-8", new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), "not UTF-8 text"],
+    ];
+    for (const [what, content, message] of cases) {
+      const file = `${dir}/${what.replaceAll(" ", "_")}.json`;
+      if (content instanceof Uint8Array) Deno.writeFileSync(file, content);
+      else Deno.writeTextFileSync(file, typeof content === "string" ? content : JSON.stringify(content));
+      assertFileError(() => Tokenizer.load(file), file, message);
+    }
+    // The ranks mode checks the same fields (merges are not used there).
+    const ranks = { ...good, mode: "ranks", merges: [] };
+    Deno.writeTextFileSync(path, JSON.stringify({ ...ranks, vocab: [...vocab, [1, "AA=="]] }));
+    assertFileError(() => Tokenizer.load(path), path, "token id 1 appears twice");
+    Deno.writeTextFileSync(path, JSON.stringify(ranks));
+    assertEquals(Tokenizer.load(path).encode("the"), [257]);
+    assertFileError(() => Tokenizer.load(`${dir}/missing.json`), `${dir}/missing.json`, "does not exist");
+    assertFileError(() => Tokenizer.load(dir), dir, "cannot be read");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("malformed GPT-2 and tiktoken files give one line naming the file and line, never their text", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const tok = smallTokenizer();
+    const vocab = `${dir}/vocab.json`, merges = `${dir}/merges.txt`;
+    tok.saveGpt2(vocab, merges);
+    const write = (name: string, content: string | Uint8Array) => {
+      const file = `${dir}/${name}`;
+      if (typeof content === "string") Deno.writeTextFileSync(file, content);
+      else Deno.writeFileSync(file, content);
+      return file;
+    };
+    const passwd = "root:x:0:0:SECRET:/root:/bin/bash\nSECRET hunter2\n";
+    let file = write("v1.json", '{"user": "root:x", "password": "hunter2"}');
+    assertFileError(
+      () => Tokenizer.fromFiles(file, merges),
+      file,
+      `${file}:1: token id is a string, not a non-negative integer`,
+    );
+    file = write("v2.json", passwd);
+    assertFileError(() => Tokenizer.fromFiles(file, merges), file, "invalid JSON: unexpected character at line 1");
+    file = write("v3.json", new Uint8Array([0x7b, 0xc3, 0x28, 0x7d]));
+    assertFileError(() => Tokenizer.fromFiles(file, merges), file, "not UTF-8 text");
+    file = write("v4.json", '{"a": 0, "b": 1, "c": 1}');
+    assertFileError(
+      () => Tokenizer.fromFiles(file, merges),
+      file,
+      `${file}:1: id 1 is also the id of the token on line 1`,
+    );
+    file = write("m1.txt", passwd);
+    assertFileError(() => Tokenizer.fromFiles(vocab, file), file, `${file}:1: expected two space-separated`);
+    file = write("m2.txt", "#version: 0.2\nt h\nSECRET hunter2\n");
+    assertFileError(() => Tokenizer.fromFiles(vocab, file), file, `${file}:3: the first token of merge 1 is not in`);
+    file = write("m3.txt", "h t\n");
+    assertFileError(() => Tokenizer.fromFiles(vocab, file), file, `${file}:1: the joined token of merge 0 is not in`);
+    file = write("m4.txt", new Uint8Array([0x74, 0x20, 0x68, 0x0a, 0xff, 0x0a]));
+    assertFileError(() => Tokenizer.fromFiles(vocab, file), file, "not UTF-8 text");
+    file = write("t1.tiktoken", passwd);
+    assertFileError(() => Tokenizer.fromTiktoken(file), file, `${file}:1: expected "<base64 token> <rank>"`);
+    file = write("t2.tiktoken", "AA== 0\nAA== SECRET\n");
+    assertFileError(() => Tokenizer.fromTiktoken(file), file, `${file}:2: expected "<base64 token> <rank>"`);
+    file = write("t3.tiktoken", "AA== 0\nAQ== 0\n");
+    assertFileError(() => Tokenizer.fromTiktoken(file), file, "token id 0 appears twice");
+    file = write("t4.tiktoken", "AA== 99999999999\n");
+    assertFileError(() => Tokenizer.fromTiktoken(file), file, "token id 99999999999 is above");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("saving a tokenizer replaces its files atomically", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const tok = smallTokenizer();
+    const paths = [`${dir}/tok.json`, `${dir}/vocab.json`, `${dir}/merges.txt`, `${dir}/tok.tiktoken`];
+    for (const p of paths) Deno.writeTextFileSync(p, "old contents");
+    const readers = paths.map((p) => Deno.openSync(p));
+    tok.save(paths[0]);
+    tok.saveGpt2(paths[1], paths[2]);
+    tok.saveTiktoken(paths[3]);
+    // Readers of the old files still read them whole: the files were replaced, not rewritten in place.
+    for (const reader of readers) {
+      const buf = new Uint8Array(64);
+      assertEquals(new TextDecoder().decode(buf.subarray(0, reader.readSync(buf)!)), "old contents");
+      reader.close();
+    }
+    assertEquals(Tokenizer.load(paths[0]).encode("the"), [257]);
+    assertEquals(Tokenizer.fromFiles(paths[1], paths[2]).encode("the"), [257]);
+    assertEquals(Tokenizer.fromTiktoken(paths[3]).encode("the"), [257]);
+    assertEquals([...Deno.readDirSync(dir)].length, 4);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
