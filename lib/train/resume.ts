@@ -10,9 +10,10 @@
  *
  * @module
  */
-import { dirname, isAbsolute, join, normalize, relative, resolve, sep } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { type CheckpointState, readCheckpointFile } from "../checkpoint_io.ts";
 import { type Config, ConfigError, parseConfig, parseModelConfig } from "../config.ts";
+import { pathToRecord, resolveRecordedPath } from "../paths.ts";
 
 /** Fields a caller gives on resume, as parsed from flags or a config file (camelCase keys). */
 export interface ConfigOverrides {
@@ -55,8 +56,9 @@ export interface ResumeOptions {
 const PATH_FIELDS = ["trainData", "valData", "tokenizer"] as const;
 
 /**
- * The config a checkpoint records: data and tokenizer paths relative to the checkpoint's folder (`checkpointDir`),
- * no output folder and no resume path.
+ * The config a checkpoint at `checkpointPath` records: data and tokenizer paths relative to the checkpoint's folder
+ * when the files sit under it, else absolute (readers then refuse to follow them and ask for the flag); no output
+ * folder and no resume path.
  *
  * @example
  * ```ts
@@ -65,47 +67,23 @@ const PATH_FIELDS = ["trainData", "valData", "tokenizer"] as const;
  *   model: { vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 },
  *   train: { trainData: "runs/a/data/train.bin", outDir: "runs/a" },
  * });
- * console.log(recordedConfig(config, "runs/a").train.trainData); // data/train.bin
+ * console.log(recordedConfig(config, "runs/a/checkpoint.safetensors").train.trainData); // data/train.bin
  * ```
  */
 export function recordedConfig(
   config: Config,
-  checkpointDir: string,
+  checkpointPath: string,
 ): { model: unknown; train: Record<string, unknown> } {
   const { outDir: _outDir, resume: _resume, ...train } = config.train;
   const recorded: Record<string, unknown> = { ...train };
   for (const key of PATH_FIELDS) {
     const path = config.train[key];
-    if (path !== undefined) recorded[key] = toPosix(relative(resolve(checkpointDir), resolve(path)));
+    if (path === undefined) continue;
+    const relative = pathToRecord(path, checkpointPath);
+    const inside = !isAbsolute(relative) && resolve(dirname(checkpointPath), relative) === resolve(path);
+    recorded[key] = inside ? relative : resolve(path);
   }
   return { model: config.model, train: recorded };
-}
-
-/**
- * Resolves a path recorded in a checkpoint against the checkpoint's folder, refusing one that leaves it.
- *
- * @example
- * ```ts
- * import { resolveRecordedPath } from "@nanolm/nanolm";
- * console.log(resolveRecordedPath("runs/a/checkpoint.safetensors", "data/tok.json", "--tokenizer"));
- * // runs/a/data/tok.json
- * try {
- *   resolveRecordedPath("runs/a/checkpoint.safetensors", "../../../etc/passwd", "--tokenizer");
- * } catch (e) {
- *   console.log((e as Error).message.includes("pass --tokenizer")); // true
- * }
- * ```
- */
-export function resolveRecordedPath(checkpointPath: string, recorded: string, flag: string): string {
-  const folder = dirname(checkpointPath);
-  const normal = normalize(recorded);
-  if (isAbsolute(recorded) || normal === ".." || normal.startsWith(`..${sep}`) || normal.startsWith("../")) {
-    throw new Error(
-      `Checkpoint ${checkpointPath} records a path outside its folder (${JSON.stringify(recorded)}); ` +
-        `such paths are not followed: pass ${flag} PATH`,
-    );
-  }
-  return join(folder, normal);
 }
 
 /**
@@ -148,7 +126,7 @@ export async function resumePoint(path: string, options: ResumeOptions = {}): Pr
   for (const key of PATH_FIELDS) {
     const recorded = savedTrain[key];
     if (typeof recorded === "string" && !(key in given.train)) {
-      train[key] = resolveRecordedPath(path, recorded, describe(`train.${key}`));
+      train[key] = resolveRecordedPath(recorded, { checkpoint: path, key, flag: describe(`train.${key}`) });
     }
   }
   const overrides: Override[] = [];
@@ -168,8 +146,4 @@ export async function resumePoint(path: string, options: ResumeOptions = {}): Pr
     throw new ConfigError(`config of the resumed run (${path} and what was given)`, issues);
   }
   return { path, state, config, overrides };
-}
-
-function toPosix(path: string): string {
-  return sep === "/" ? path : path.split(sep).join("/");
 }

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { dirname, isAbsolute } from "node:path";
+import { writeFileAtomicSync } from "../atomic_write.ts";
 import { type Config, type ConfigInput, parseConfig, parseModelConfig } from "../config.ts";
 import { type ArrayMap, type CheckpointState, readCheckpointFile, writeCheckpointFile } from "../checkpoint_io.ts";
 import { StepThroughput } from "../meter.ts";
@@ -181,6 +182,8 @@ export class Trainer {
   #latestStep = -1;
   /** Step whose weights an evaluation saw give a finite loss (-1: none). */
   #evaluatedStep = -1;
+  /** The folder this run's tokenizer was copied into, if it was. */
+  #tokenizerCopiedTo: string | null = null;
 
   private constructor(
     config: Config,
@@ -539,7 +542,10 @@ export class Trainer {
       const target = key.startsWith("m.") ? m : v;
       target.set(key.slice(2), { shape: [...t.shape], data: host[params.length + i] as Float32Array });
     });
-    const config = recordedConfig(this.config, dirname(path));
+    const config = recordedConfig(this.config, path);
+    if (typeof config.train.tokenizer === "string" && isAbsolute(config.train.tokenizer)) {
+      config.train.tokenizer = await this.#copyTokenizer(dirname(path));
+    }
     const extra: Record<string, string> = { [BEST_KEYS.staleEvals]: `${this.#staleEvals}` };
     if (this.#best) {
       extra[BEST_KEYS.valLoss] = `${this.#best.valLoss}`;
@@ -555,6 +561,19 @@ export class Trainer {
       tokenizer: config.train.tokenizer as string | undefined,
       extra,
     });
+  }
+
+  /**
+   * Copies a tokenizer that lives outside the run's folder into it, once, so that the folder holds everything
+   * sampling needs (a checkpoint's recorded paths are followed only inside its folder).
+   */
+  async #copyTokenizer(folder: string): Promise<string> {
+    const name = "tokenizer.json";
+    if (this.#tokenizerCopiedTo !== folder) {
+      writeFileAtomicSync(`${folder}/${name}`, await Deno.readFile(this.config.train.tokenizer!));
+      this.#tokenizerCopiedTo = folder;
+    }
+    return name;
   }
 
   #outPath(name: string): string {

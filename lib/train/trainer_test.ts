@@ -4,6 +4,7 @@ import { TokenDataset, writeTokenFile } from "../data.ts";
 import { crossEntropy, keep, noGrad, tensor, tidy } from "../tensor/mod.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { Rng } from "../random.ts";
+import { resumePoint } from "./resume.ts";
 import { type StepMetrics, Trainer, type TrainEvent } from "./trainer.ts";
 
 // A token stream with structure (a repeating pattern plus noise) so that the loss can go down.
@@ -311,4 +312,29 @@ Deno.test("a resumed run keeps its best validation loss", async () => {
   assertEquals(evals.length, 4);
   assertEquals(second.best?.valLoss, Math.min(...evals));
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a run folder holds its tokenizer and data paths, so the checkpoint alone resumes it", async () => {
+  const dir = await Deno.makeTempDir();
+  const train = await tokenFile(dir, "train.bin", 4000, 1), val = await tokenFile(dir, "val.bin", 1000, 2);
+  const tokenizerDir = await Deno.makeTempDir();
+  new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), []).save(
+    `${tokenizerDir}/tok.json`,
+  );
+  const config = configFor(dir, train, val, 4);
+  Object.assign(config.model, { vocabSize: 256 });
+  Object.assign(config.train, { tokenizer: `${tokenizerDir}/tok.json`, lrMax: 2e-3 });
+  const first = await Trainer.create(config);
+  const result = await first.fit();
+  first.dispose();
+  const ckpt = await readCheckpointFile(result.checkpoint!);
+  assertEquals(ckpt.tokenizer, "tokenizer.json");
+  assertEquals(await Deno.readFile(`${dir}/tokenizer.json`), await Deno.readFile(`${tokenizerDir}/tok.json`));
+  const point = await resumePoint(result.checkpoint!, { given: { train: { steps: 6 } } });
+  assertEquals([point.config.train.trainData, point.config.train.lrMax], [train, 2e-3]);
+  const resumed = await Trainer.create(point.config, { resume: point });
+  assertEquals((await resumed.fit()).step, 6);
+  resumed.dispose();
+  await Deno.remove(dir, { recursive: true });
+  await Deno.remove(tokenizerDir, { recursive: true });
 });
