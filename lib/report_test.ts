@@ -3,11 +3,11 @@ import { histogramFigure } from "./plot.ts";
 import { renderReport, writeReport } from "./report.ts";
 
 const records = [
-  { step: 0, loss: 9.5, lr: 0, tokensPerSec: 1000 },
+  { step: 0, loss: 9.5, lr: 0, tokensPerSec: 1000, tokens: 0, epoch: 0 },
   { step: 0, valLoss: 9.25 },
-  { step: 50, loss: 4.75, lr: 0.001, tokensPerSec: 3000 },
+  { step: 50, loss: 4.75, lr: 0.001, tokensPerSec: 3000, tokens: 3200, epoch: 0.5 },
   { step: 50, valLoss: 4.5 },
-  { step: 100, loss: 3.875, lr: 0.0001, tokensPerSec: 2000 },
+  { step: 100, loss: 3.875, lr: 0.0001, tokensPerSec: 2000, tokens: 6400, epoch: 1 },
   { step: 100, valLoss: 4.625 },
 ];
 
@@ -17,6 +17,7 @@ Deno.test("writeReport writes a standalone page with data, plotly.js, samples an
   await writeReport(path, {
     title: "Tiny <run>",
     notes: "Trained on the embedded corpus.",
+    facts: [["parameters", "1,234"], ["best checkpoint", "best.safetensors <step 50>"]],
     runs: [{ name: "base", records }, { name: "no-norm", records: [{ step: 0, loss: 9.125 }] }],
     samples: [{ prompt: "Once upon", text: " a time <there> was", label: "T=0.8" }, "plain sample"],
     config: { model: { dModel: 64, norm: "pre" }, train: { betas: [0.9, 0.95], valData: null } },
@@ -35,8 +36,12 @@ Deno.test("writeReport writes a standalone page with data, plotly.js, samples an
   assert(html.includes('"text":"tokens/s"'), "throughput chart");
   assert(!html.includes('"text":"gradient norm"'), "no chart for a metric nobody recorded");
   assert(html.includes('"type":"histogram"'), "extra figure");
-  // Summary: last step, last losses, best val loss with its step, mean tokens/s.
-  assert(html.includes("<td>base</td><td>100</td><td>3.875</td><td>4.625</td><td>4.500 (step 50)</td><td>2,000</td>"));
+  // Summary: last step, last losses, best val loss with its step, tokens seen, epochs, median tokens/s.
+  assert(html.includes(
+    "<td>base</td><td>100</td><td>3.875</td><td>4.625</td><td>4.500 (step 50)</td><td>6,400</td><td>1.00</td>" +
+      "<td>2,000</td>",
+  ));
+  assert(html.includes("<tr><th>best checkpoint</th><td>best.safetensors &lt;step 50&gt;</td></tr>"), "facts");
   // Text is escaped; samples and config are there.
   assert(html.includes("<title>Tiny &lt;run&gt;</title>"));
   assert(html.includes('<span class="label">T=0.8</span><b>Once upon</b> a time &lt;there&gt; was'));
