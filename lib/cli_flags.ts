@@ -71,6 +71,8 @@ export interface FlagSpec {
   readonly multiple?: boolean;
   /** One-letter alias (`h` for `-h`). */
   readonly short?: string;
+  /** The flag must be given (unless `--help` is); `--help` shows "(required)" instead of a default. */
+  readonly required?: boolean;
   /** Heading it is listed under in `--help` (flags without one come first). */
   readonly group?: string;
 }
@@ -162,6 +164,9 @@ export function parseFlags<const S extends readonly FlagSpec[]>(
   }
   for (const s of specs) {
     if (values[s.name] === undefined && s.default !== undefined) values[s.name] = s.default;
+    if (values[s.name] === undefined && s.required && !help) {
+      throw new UsageError(`missing --${s.name} <${valueName(s)}> (see --help)`);
+    }
   }
   return { help, values: values as FlagValues<S>, given, positionals };
 }
@@ -328,8 +333,8 @@ export function helpText(usage: string, description: string, specs: readonly Fla
       : `--${s.name} <${valueName(s)}>${s.multiple ? "..." : ""}`;
   const all = [...specs, HELP_FLAG];
   const width = Math.max(...all.map((s) => left(s).length)) + 2;
-  const line = (s: FlagSpec) =>
-    `  ${left(s).padEnd(width)}${s.help}${s === HELP_FLAG ? "" : ` (default: ${defaultText(s)})`}`;
+  const suffix = (s: FlagSpec) => s === HELP_FLAG ? "" : s.required ? " (required)" : ` (default: ${defaultText(s)})`;
+  const line = (s: FlagSpec) => `  ${left(s).padEnd(width)}${s.help}${suffix(s)}`;
   const lines = [`Usage: ${usage}`, "", description, ""];
   const named = [...new Set(specs.map((s) => s.group).filter((g) => g !== undefined))];
   lines.push("Flags:", ...specs.filter((s) => s.group === undefined).map(line), line(HELP_FLAG));

@@ -23,6 +23,7 @@ const specs = [
   { name: "norm", type: { enum: ["pre", "post", "none"] }, help: "norm placement", group: "Output" },
   { name: "betas", type: "pair", min: 0, max: 1, maxExclusive: true, help: "AdamW betas", group: "Output" },
   { name: "special", type: "string", multiple: true, default: ["<|endoftext|>"], help: "special tokens" },
+  { name: "out", type: "string", valueName: "dir", required: true, help: "output directory" },
 ] as const satisfies readonly FlagSpec[];
 
 function usageError(args: string[]): string {
@@ -35,7 +36,7 @@ Deno.test("parseFlags converts every type, applies defaults and lists what was g
   const r = parseFlags(
     [
       ...["--temperature", "0", "--top-k=5", "--seed", "-7", "--prompt", "-3 degrees", "--no-report"],
-      ...["--norm", "post", "--betas", "0.8,0.99", "--special", "<a>", "--special", "<b>"],
+      ...["--norm", "post", "--betas", "0.8,0.99", "--special", "<a>", "--special", "<b>", "--out", "d"],
     ],
     specs,
   );
@@ -51,10 +52,11 @@ Deno.test("parseFlags converts every type, applies defaults and lists what was g
     norm: "post",
     betas: [0.8, 0.99],
     special: ["<a>", "<b>"],
+    out: "d",
   });
-  assertEquals(r.given, ["temperature", "top-k", "seed", "prompt", "report", "norm", "betas", "special"]);
+  assertEquals(r.given, ["temperature", "top-k", "seed", "prompt", "report", "norm", "betas", "special", "out"]);
   assertEquals(r.help, false);
-  assertEquals(parseFlags(["--report"], specs).values.report, true);
+  assertEquals(parseFlags(["--report", "--out", "d"], specs).values.report, true);
   assertEquals(parseFlags(["-h", "--seed", "3"], specs).help, true);
 });
 
@@ -97,10 +99,14 @@ Deno.test("missing values, values of switches and stray arguments are usage erro
     usageError(["--prompt", "--seed", "3"]),
     "--prompt needs a value, got the flag --seed (write --prompt=--seed if that is the value)",
   );
-  assertEquals(parseFlags(["--prompt=--seed"], specs).values.prompt, "--seed");
+  assertEquals(parseFlags(["--prompt=--seed", "--out=d"], specs).values.prompt, "--seed");
+  assertEquals(usageError(["--seed", "1"]), "missing --out <dir> (see --help)");
   assertEquals(usageError(["--report=yes"]), '--report takes no value (got "yes")');
   assertEquals(usageError(["extra"]), 'unexpected argument "extra" (flags start with --; see --help)');
-  assertEquals(parseFlags(["a", "--seed", "1", "b"], specs, { positionals: true }).positionals, ["a", "b"]);
+  assertEquals(parseFlags(["a", "--seed", "1", "b", "--out", "d"], specs, { positionals: true }).positionals, [
+    "a",
+    "b",
+  ]);
   assertEquals(convertValue(specs[2], "7"), 7);
 });
 
@@ -121,7 +127,8 @@ Deno.test("--help lists every flag with its value type and default, in aligned c
   assert(text.includes("--norm <pre|post|none>"));
   assert(text.includes("--betas <float,float>"));
   assert(text.includes("--special <string>..."));
-  assert(flagLines.filter((l) => !l.includes("--help")).every((l) => /\(default: .+\)$/.test(l)));
+  assert(flagLines.filter((l) => !/--help|--out/.test(l)).every((l) => /\(default: .+\)$/.test(l)));
+  assert(text.includes("output directory (required)"));
   assert(text.includes('text to continue (default: "")'));
   assert(text.includes("norm placement (default: none)"));
   assert(text.indexOf("Output:") > text.indexOf("--special"), "grouped flags come after the ungrouped ones");
