@@ -167,3 +167,37 @@ Deno.test("sample --help: aligned, every flag with its type and default", async 
   assertMatch(r.stdout, /--top-k <int> .*\(default: 0\)/);
   assertMatch(r.stdout, /--tokenizer <path> .*\(default: the one recorded in the checkpoint\)/);
 });
+
+Deno.test("prepare-data: flag and input errors are one line; a corpus with stray bytes gets one warning", async () => {
+  const dir = await Deno.makeTempDir();
+  const out = ["--out", `${dir}/out`];
+  assertEquals(
+    oneLine(await run("prepare_data", ["--input", `${dir}/x.txt`, ...out, "--vocab_size", "300"]), 2),
+    "unknown flag --vocab_size; did you mean --vocab-size? (see --help)",
+  );
+  assertEquals(
+    oneLine(await run("prepare_data", ["--input", `${dir}/x.txt`, ...out, "--vocab-size", "257"]), 2),
+    "--vocab-size must be at least 256 bytes + 1 special tokens + 1 = 258, got 257",
+  );
+  assertEquals(
+    oneLine(await run("prepare_data", ["--input", `${dir}/x.txt`, ...out, "--val-fraction", "-0.5"]), 2),
+    "--val-fraction must be in (0, 1), got -0.5",
+  );
+  assertEquals(
+    oneLine(await run("prepare_data", ["--input", `${dir}/x.txt`]), 2),
+    "missing --out <dir> (see --help)",
+  );
+  assertEquals(
+    oneLine(await run("prepare_data", ["--input", `${dir}/x.txt`, ...out]), 1),
+    `input file ${dir}/x.txt does not exist`,
+  );
+  const story = "Once upon a time there was a dog.\n".repeat(40);
+  await Deno.writeFile(`${dir}/x.txt`, new Uint8Array([...new TextEncoder().encode(story), 0xff]));
+  const r = await run("prepare_data", ["--input", `${dir}/x.txt`, ...out, "--vocab-size", "270"]);
+  assertEquals(r.code, 0, r.stderr);
+  const warnings = r.stderr.split("\n").filter((l) => l.startsWith("nanolm: warning: "));
+  assertEquals(warnings.length, 1, r.stderr);
+  assertMatch(warnings[0], /x\.txt: 1 of 1361 bytes \(0\.073%\) are not valid UTF-8 \(the first at byte 1360\)/);
+  assertEquals(JSON.parse(r.stdout).tokens.train > 0, true);
+  await Deno.remove(dir, { recursive: true });
+});
