@@ -272,14 +272,33 @@ export function nearestFlag(name: string, specs: readonly FlagSpec[]): string | 
   const names = specs.flatMap((s) => s.type === "bool" && s !== HELP_FLAG ? [s.name, `no-${s.name}`] : [s.name]);
   // "--no-seed" for a flag that has no negation.
   if (wanted.startsWith("no-") && names.includes(wanted.slice(3))) return `--${wanted.slice(3)}`;
-  const prefixed = names.filter((n) => n.startsWith(wanted));
-  if (wanted.length >= 3 && prefixed.length === 1) return `--${prefixed[0]}`;
+  const near = nearestWord(wanted, names);
+  return near === undefined ? undefined : `--${near}`;
+}
+
+/**
+ * The word of `words` nearest to a mistyped `word`, or undefined when none is close: equal up to case and
+ * `_`/`-`, a unique prefix (of 3 or more characters), or within an edit distance of about a third of the word.
+ *
+ * @example
+ * ```ts
+ * import { nearestWord } from "./cli_flags.ts";
+ * console.assert(nearestWord("lrmax", ["lrMax", "lrMin"]) === "lrMax");
+ * ```
+ */
+export function nearestWord(word: string, words: readonly string[]): string | undefined {
+  const fold = (w: string) => w.toLowerCase().replaceAll("_", "-");
+  const wanted = fold(word);
+  const same = words.filter((w) => fold(w) === wanted || fold(w).replaceAll("-", "") === wanted.replaceAll("-", ""));
+  if (same.length === 1) return same[0];
+  const prefixed = words.filter((w) => fold(w).startsWith(wanted));
+  if (wanted.length >= 3 && prefixed.length === 1) return prefixed[0];
   let best: string | undefined, bestDistance = Infinity;
-  for (const n of names) {
-    const d = editDistance(wanted, n);
-    if (d < bestDistance) [best, bestDistance] = [n, d];
+  for (const w of words) {
+    const d = editDistance(wanted, fold(w));
+    if (d < bestDistance) [best, bestDistance] = [w, d];
   }
-  return best !== undefined && bestDistance <= Math.max(1, Math.floor(wanted.length / 3)) ? `--${best}` : undefined;
+  return best !== undefined && bestDistance <= Math.max(1, Math.floor(wanted.length / 3)) ? best : undefined;
 }
 
 /** Damerau-Levenshtein distance (optimal string alignment): a swap of two neighbours counts as one edit. */
