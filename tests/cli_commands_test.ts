@@ -201,3 +201,11 @@ Deno.test("prepare-data: flag and input errors are one line; a corpus with stray
   assertEquals(JSON.parse(r.stdout).tokens.train > 0, true);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("train: flag errors, output flags included, are one line before the GPU starts", async () => {
+  assertEquals(
+    oneLine(await run("train", ["--lr_max", "3"]), 2),
+    "unknown flag --lr_max; did you mean --lr-max? (see --help)",
+  );
+  assertEquals(oneLine(await run("train", ["--samples", "-1"]), 2), "--samples must be an integer >= 0, got -1");
+});
