@@ -219,5 +219,13 @@ export { StepThroughput, ThroughputMeter, type ThroughputMeterOptions } from "./
 export { InterruptGuard } from "./lib/interrupt.ts";
 export { defaultCorpus, END_OF_TEXT, type PreparedData, prepareDefaultData } from "./lib/train/default_data.ts";
 export { formatCount, formatDuration } from "./lib/progress.ts";
-export { type ConfigDefaults, parseTrainCli, type TrainCliResult, trainHelpText } from "./lib/cli.ts";
+export {
+  buildConfig,
+  type ConfigDefaults,
+  type GivenConfig,
+  parseTrainCli,
+  type TrainCliResult,
+  trainHelpText,
+  type TrainOutputOptions,
+} from "./lib/cli.ts";
 export { type PreparedTextData, type PrepareOptions, prepareTextData, TINYSTORIES_URLS } from "./lib/train/prepare.ts";

@@ -8,55 +8,87 @@
  *   --tokenizer data/tinystories/tokenizer-10000.json --vocab-size 10000 --context-length 256 ...
  * ```
  *
+ * Every flag and input is checked before anything is written; problems with the corpus that do not stop the run
+ * (bytes that are not UTF-8, a tiny or whitespace-only corpus) are `nanolm: warning: ...` lines on stderr.
+ *
  * @module
  */
-import { parseArgs } from "node:util";
 import { prepareTextData, TINYSTORIES_URLS } from "../mod.ts";
+import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "../lib/cli_flags.ts";
 
-const { values } = parseArgs({
-  options: {
-    input: { type: "string" },
-    "val-input": { type: "string" },
-    tinystories: { type: "boolean", default: false },
-    out: { type: "string" },
-    "vocab-size": { type: "string", default: "10000" },
-    "val-fraction": { type: "string", default: "0.01" },
-    special: { type: "string", multiple: true },
-    help: { type: "boolean", short: "h", default: false },
+const FLAGS = [
+  { name: "input", type: "string", valueName: "file|url", help: "training text" },
+  {
+    name: "val-input",
+    type: "string",
+    valueName: "file|url",
+    defaultText: "the last --val-fraction of the input",
+    help: "validation text",
   },
-});
+  { name: "tinystories", type: "bool", default: false, help: "download TinyStories V2 as input and val-input" },
+  { name: "out", type: "string", valueName: "dir", required: true, help: "output directory" },
+  { name: "vocab-size", type: "int", default: 10000, help: "tokenizer vocabulary size, above 256 + special tokens" },
+  {
+    name: "val-fraction",
+    type: "float",
+    min: 0,
+    minExclusive: true,
+    max: 1,
+    maxExclusive: true,
+    default: 0.01,
+    help: "share of the input held out without --val-input",
+  },
+  {
+    name: "special",
+    type: "string",
+    multiple: true,
+    valueName: "text",
+    default: ["<|endoftext|>"],
+    help: "special token (repeat for several)",
+  },
+] as const satisfies readonly FlagSpec[];
 
-const usage = `Usage: deno task prepare-data (--tinystories | --input FILE_OR_URL [--val-input FILE_OR_URL])
-       --out DIR [--vocab-size 10000] [--val-fraction 0.01] [--special "<|endoftext|>"]...
+const USAGE = "deno task prepare-data (--tinystories | --input FILE_OR_URL [--val-input FILE_OR_URL]) --out DIR";
+const DESCRIPTION =
+  `Downloads URLs, trains a BPE tokenizer on the training text and writes DIR/train.bin, DIR/val.bin (uint16
+ids, or .u32 files above 65536 tokens) and DIR/tokenizer-<vocab>.json. Without a validation input, the last
+--val-fraction of the training text is held out (written as DIR/train-split.txt and DIR/val-split.txt).`;
 
-Downloads URLs, trains a BPE tokenizer on the training text and writes DIR/train.bin, DIR/val.bin (uint16 ids, or
-.u32 files above 65536 tokens) and DIR/tokenizer-<vocab>.json. Without a validation input, the last
---val-fraction of the training text is held out.`;
-
-if (values.help) {
-  console.log(usage);
-  Deno.exit(0);
-}
-try {
-  const train = values.tinystories ? TINYSTORIES_URLS.train : values.input;
-  const val = values.tinystories ? TINYSTORIES_URLS.val : values["val-input"];
-  if (!train || !values.out) throw new Error(`--input (or --tinystories) and --out are required\n\n${usage}`);
-  const vocabSize = Number(values["vocab-size"]), valFraction = Number(values["val-fraction"]);
-  if (!Number.isInteger(vocabSize) || vocabSize < 257) {
-    throw new Error(`--vocab-size must be an integer above 256, got ${values["vocab-size"]}`);
+async function main(): Promise<void> {
+  const { help, values: flags, given } = parseFlags(Deno.args, FLAGS);
+  if (help) {
+    console.log(helpText(USAGE, DESCRIPTION, FLAGS));
+    return;
+  }
+  if (flags.tinystories && (flags.input || flags["val-input"])) {
+    throw new UsageError("--tinystories sets both inputs: leave out --input and --val-input");
+  }
+  const train = flags.tinystories ? TINYSTORIES_URLS.train : flags.input;
+  const val = flags.tinystories ? TINYSTORIES_URLS.val : flags["val-input"];
+  if (!train) throw new UsageError("no training text: pass --input <file|url> or --tinystories (see --help)");
+  const specials = flags.special!;
+  const least = 256 + specials.length + 1;
+  if (flags["vocab-size"]! < least) {
+    throw new UsageError(
+      `--vocab-size must be at least 256 bytes + ${specials.length} special tokens + 1 = ${least}, ` +
+        `got ${flags["vocab-size"]}`,
+    );
+  }
+  if (val && given.includes("val-fraction")) {
+    throw new UsageError("--val-fraction applies only without a validation input: leave it out or drop --val-input");
   }
   const data = await prepareTextData({
     train,
     val,
-    outDir: values.out,
-    vocabSize,
-    valFraction,
-    specialTokens: values.special,
+    outDir: flags.out!,
+    vocabSize: flags["vocab-size"]!,
+    valFraction: flags["val-fraction"],
+    specialTokens: specials,
     progress: true,
     log: (line) => console.error(`nanolm: ${line}`),
+    warn: (line) => console.error(`nanolm: warning: ${line}`),
   });
   console.log(JSON.stringify(data, null, 2));
-} catch (e) {
-  console.error(`nanolm: ${e instanceof Error ? e.message : e}`);
-  Deno.exit(1);
 }
+
+await runMain(main);

@@ -2,8 +2,10 @@
  * `deno task sample`: continue a prompt with a trained checkpoint, printing text as it is generated.
  *
  * The checkpoint's metadata holds the model config and the path of its tokenizer (see `Trainer.saveCheckpoint`);
- * `--tokenizer` overrides the latter. Decoding runs on the GPU with a KV cache and GPU sampling
- * (`generateStream`); it stops at `<|endoftext|>` when the tokenizer has it.
+ * that path is only followed inside the checkpoint's folder, and `--tokenizer` overrides it. Decoding runs on the
+ * GPU with a KV cache and GPU sampling (`generateStream`); it stops at `<|endoftext|>` when the tokenizer has it,
+ * and only samples ids the tokenizer can decode. Every flag is checked before anything is loaded; any error is one
+ * `nanolm: ...` line. Ctrl-C stops generation and exits with status 130.
  *
  * ```sh
  * deno task sample --checkpoint runs/default/checkpoint.safetensors --prompt "Call me" --max-tokens 200 --top-p 0.9
@@ -11,125 +13,157 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
+  type CheckpointState,
+  ConfigError,
   END_OF_TEXT,
   generateStream,
   initGpu,
+  InterruptGuard,
+  type ModelConfig,
   parseModelConfig,
   readCheckpointFile,
-  Tokenizer,
+  type Tokenizer,
   TransformerLM,
 } from "../mod.ts";
+import { EXIT_INTERRUPTED, type FlagSpec, helpText, parseFlags, runMain } from "../lib/cli_flags.ts";
+import { checkInputFile, loadTokenizerFile, resolveRecordedPath } from "../lib/cli_paths.ts";
 
-const HELP = `Usage: deno task sample [options]
-
-  --checkpoint <path>    checkpoint (default runs/default/checkpoint.safetensors)
-  --prompt <text>        text to continue (default: start from <|endoftext|>)
-  --tokenizer <path>     tokenizer file (default: the one recorded in the checkpoint)
-  --max-tokens <n>       new tokens at most (default 256)
-  --temperature <t>      softmax temperature, 0 = greedy (default 0.8)
-  --top-k <k>            keep the k most likely tokens (default 0 = all)
-  --top-p <p>            nucleus sampling threshold (default 0.95)
-  --seed <n>             sampling seed (default 0)
-  --stop <text>          also stop at this string
-  --help                 this text
-`;
-
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    checkpoint: { type: "string", default: "runs/default/checkpoint.safetensors" },
-    prompt: { type: "string", default: "" },
-    tokenizer: { type: "string" },
-    "max-tokens": { type: "string", default: "256" },
-    temperature: { type: "string", default: "0.8" },
-    "top-k": { type: "string", default: "0" },
-    "top-p": { type: "string", default: "0.95" },
-    seed: { type: "string", default: "0" },
-    stop: { type: "string" },
-    help: { type: "boolean" },
+const FLAGS = [
+  {
+    name: "checkpoint",
+    type: "string",
+    valueName: "path",
+    default: "runs/default/checkpoint.safetensors",
+    help: "checkpoint to sample from",
   },
-});
-if (values.help) {
-  console.log(HELP);
-  Deno.exit(0);
-}
+  {
+    name: "prompt",
+    type: "string",
+    valueName: "text",
+    default: "",
+    help: "text to continue; empty starts at <|endoftext|>",
+  },
+  {
+    name: "tokenizer",
+    type: "string",
+    valueName: "path",
+    defaultText: "the one recorded in the checkpoint",
+    help: "tokenizer file",
+  },
+  { name: "max-tokens", type: "int", min: 1, default: 256, help: "new tokens at most" },
+  { name: "temperature", type: "float", min: 0, default: 0.8, help: "softmax temperature, 0 = greedy" },
+  { name: "top-k", type: "int", min: 0, default: 0, help: "keep the k most likely tokens, 0 = all" },
+  {
+    name: "top-p",
+    type: "float",
+    min: 0,
+    minExclusive: true,
+    max: 1,
+    default: 0.95,
+    help: "nucleus sampling threshold, 1 = all",
+  },
+  { name: "seed", type: "int", default: 0, help: "sampling seed" },
+  { name: "stop", type: "string", valueName: "text", help: "also stop at this string" },
+] as const satisfies readonly FlagSpec[];
 
-function number(flag: string, raw: string, integer: boolean): number {
-  const v = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
-    console.error(`--${flag}: expected ${integer ? "an integer" : "a number"}, got ${JSON.stringify(raw)}`);
-    Deno.exit(2);
-  }
-  return v;
-}
+const USAGE = "deno task sample [flags]";
+const DESCRIPTION = "Continues a prompt with a trained checkpoint, printing the text as it is generated.";
 
-const path = values.checkpoint!;
-let ckpt;
-try {
-  ckpt = await readCheckpointFile(path);
-} catch (e) {
-  console.error(`Cannot read checkpoint ${path}: ${(e as Error).message}\n(train one with \`deno task train\`)`);
-  Deno.exit(1);
-}
-const config = ckpt.config as { model?: unknown } | undefined;
-if (!config?.model) {
-  console.error(`Checkpoint ${path} has no model config in its metadata`);
-  Deno.exit(1);
-}
-const tokenizerPath = values.tokenizer ?? ckpt.tokenizer;
-if (!tokenizerPath) {
-  console.error(`Checkpoint ${path} names no tokenizer: pass --tokenizer <path>`);
-  Deno.exit(1);
-}
-// A relative path recorded at training time is relative to where training ran; try the checkpoint's folder too.
-const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
-const candidates = [tokenizerPath, `${dir}/${tokenizerPath.split("/").pop()}`];
-const found = candidates.find((p) => {
+/** The model config of a checkpoint, checked against its weights before any GPU memory is spent on it. */
+function checkpointModel(ckpt: CheckpointState, path: string): ModelConfig {
+  const saved = (ckpt.config as { model?: unknown } | undefined)?.model;
+  if (saved === undefined) throw new Error(`checkpoint ${path} has no model config in its metadata`);
+  let config: ModelConfig;
   try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
+    config = parseModelConfig(saved);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const detail = e.issues.map((i) => `${i.path || "(top level)"}: ${i.message}`).join("; ");
+    throw new Error(`checkpoint ${path} has an invalid model config in its metadata (${detail})`);
   }
-});
-if (!found) {
-  console.error(`Tokenizer not found at ${candidates.join(" or ")}: pass --tokenizer <path>`);
-  Deno.exit(1);
-}
-const tokenizer = Tokenizer.load(found);
-
-await initGpu();
-const model = new TransformerLM(parseModelConfig(config.model as Parameters<typeof parseModelConfig>[0]));
-model.loadStateDict(ckpt.model);
-
-const eot = tokenizer.specialTokens.get(END_OF_TEXT);
-const prompt = values.prompt!;
-const ids = prompt ? tokenizer.encode(prompt) : eot !== undefined ? [eot] : [];
-if (ids.length === 0) {
-  console.error("The prompt is empty and the tokenizer has no <|endoftext|> to start from: pass --prompt");
-  Deno.exit(2);
+  const mismatch = (what: string) =>
+    new Error(`checkpoint ${path}: its weights do not match its model config (${what})`);
+  const embedding = ckpt.model.get("token_embeddings.weight");
+  if (!embedding) throw mismatch("no token_embeddings.weight");
+  const expected = [config.vocabSize, config.dModel];
+  if (embedding.shape.join() !== expected.join()) {
+    throw mismatch(`token_embeddings.weight is [${embedding.shape}], vocabSize x dModel is [${expected}]`);
+  }
+  const layers = new Set([...ckpt.model.keys()].flatMap((k) => /^layers\.(\d+)\./.exec(k)?.[1] ?? []));
+  if (layers.size !== config.numLayers) {
+    throw mismatch(`${layers.size} layers of weights, numLayers is ${config.numLayers}`);
+  }
+  return config;
 }
 
-const out = Deno.stdout;
-const encoder = new TextEncoder();
-await out.write(encoder.encode(prompt));
-const start = performance.now();
-let count = 0;
-for await (
-  const e of generateStream(model, ids, {
-    tokenizer,
-    maxNewTokens: number("max-tokens", values["max-tokens"]!, true),
-    temperature: number("temperature", values.temperature!, false),
-    topK: number("top-k", values["top-k"]!, true),
-    topP: number("top-p", values["top-p"]!, false),
-    seed: number("seed", values.seed!, true),
-    stopTokens: eot !== undefined ? [eot] : [],
-    stopStrings: values.stop ? [values.stop] : [],
-  })
-) {
-  count++;
-  if (e.text) await out.write(encoder.encode(e.text));
+async function loadTokenizer(flag: string | undefined, ckpt: CheckpointState, path: string): Promise<Tokenizer> {
+  if (flag !== undefined) return await loadTokenizerFile(flag, "check --tokenizer");
+  if (!ckpt.tokenizer) throw new Error(`checkpoint ${path} records no tokenizer; pass --tokenizer <path>`);
+  const resolved = await resolveRecordedPath(ckpt.tokenizer, path, "tokenizer");
+  return await loadTokenizerFile(resolved, "pass --tokenizer <path>");
 }
-const seconds = (performance.now() - start) / 1000;
-console.error(`\n\n[${count} tokens in ${seconds.toFixed(2)} s, ${(count / seconds).toFixed(0)} tokens/s]`);
+
+async function main(): Promise<number> {
+  const { help, values: flags } = parseFlags(Deno.args, FLAGS);
+  if (help) {
+    console.log(helpText(USAGE, DESCRIPTION, FLAGS));
+    return 0;
+  }
+  const path = flags.checkpoint!;
+  await checkInputFile(path, "checkpoint", "train one with `deno task train`, or pass --checkpoint <path>");
+  const ckpt = await readCheckpointFile(path);
+  const config = checkpointModel(ckpt, path);
+  const tokenizer = await loadTokenizer(flags.tokenizer, ckpt, path);
+  const eot = tokenizer.specialTokens.get(END_OF_TEXT);
+  const prompt = flags.prompt!;
+  const ids = prompt ? tokenizer.encode(prompt) : eot !== undefined ? [eot] : [];
+  if (ids.length === 0) {
+    throw new Error("the prompt is empty and the tokenizer has no <|endoftext|> to start from: pass --prompt <text>");
+  }
+  const outside = ids.find((id) => id >= config.vocabSize);
+  if (outside !== undefined) {
+    throw new Error(
+      `the tokenizer gives id ${outside}, beyond the model's vocabSize ${config.vocabSize}: wrong tokenizer?`,
+    );
+  }
+
+  await initGpu();
+  const model = new TransformerLM(config);
+  try {
+    model.loadStateDict(ckpt.model);
+  } catch (e) {
+    throw new Error(`checkpoint ${path}: its weights do not match its model config (${(e as Error).message})`);
+  }
+
+  const out = Deno.stdout;
+  const encoder = new TextEncoder();
+  // From here on, Ctrl-C ends generation gracefully (the text so far, the stats line) with status 130.
+  const guard = new InterruptGuard();
+  await out.write(encoder.encode(prompt));
+  const start = performance.now();
+  let count = 0;
+  for await (
+    const e of generateStream(model, ids, {
+      tokenizer,
+      vocabLimit: Math.min(config.vocabSize, tokenizer.vocabSize),
+      maxNewTokens: flags["max-tokens"],
+      temperature: flags.temperature,
+      topK: flags["top-k"],
+      topP: flags["top-p"],
+      seed: flags.seed,
+      stopTokens: eot !== undefined ? [eot] : [],
+      stopStrings: flags.stop ? [flags.stop] : [],
+    })
+  ) {
+    count++;
+    if (e.text) await out.write(encoder.encode(e.text));
+    if (guard.requested) break;
+  }
+  guard.dispose();
+  const seconds = (performance.now() - start) / 1000;
+  console.error(`\n\n[${count} tokens in ${seconds.toFixed(2)} s, ${(count / seconds).toFixed(0)} tokens/s]`);
+  return guard.requested ? EXIT_INTERRUPTED : 0;
+}
+
+await runMain(main);

@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
+  buildConfig,
   type Config,
   END_OF_TEXT,
   formatDuration,
@@ -23,50 +23,16 @@ import {
   Tokenizer,
   Trainer,
   type TrainEvent,
+  trainHelpText,
   trainingFlopsPerToken,
   writeReport,
 } from "../mod.ts";
-
-const OUTPUT_HELP = `
-Output:
-  --samples <n>                sample texts printed at the end (default 3)
-  --sample-tokens <n>          tokens per sample (default 80)
-  --peak-tflops <x>            peak FLOP/s of the GPU in TFLOP/s, for MFU (H100: 67 for f32)
-  --no-report                  skip the HTML report
-`;
-
-// Output flags belong to this program, the rest to the config parser.
-const { values: output, tokens } = parseArgs({
-  args: Deno.args,
-  options: {
-    samples: { type: "string" },
-    "sample-tokens": { type: "string" },
-    "peak-tflops": { type: "string" },
-    "no-report": { type: "boolean" },
-  },
-  strict: false,
-  tokens: true,
-});
-const outputFlags = new Set(["samples", "sample-tokens", "peak-tflops", "no-report"]);
-const configArgs: string[] = [];
-for (const t of tokens ?? []) {
-  if (t.kind === "option" && outputFlags.has(t.name)) continue;
-  if (t.kind === "option") configArgs.push(t.rawName, ...(t.value !== undefined && !t.inlineValue ? [t.value] : []));
-  else if (t.kind === "positional") configArgs.push(t.value);
-  if (t.kind === "option" && t.inlineValue) configArgs[configArgs.length - 1] = `${t.rawName}=${t.value}`;
-}
-
-function outputNumber(name: "samples" | "sample-tokens" | "peak-tflops", fallback?: number): number | undefined {
-  const raw = output[name];
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (typeof raw !== "string" || !Number.isFinite(n) || n < 0) {
-    throw new Error(`Flag --${name} expects a non-negative number, got ${JSON.stringify(raw)}`);
-  }
-  return n;
-}
+import { runMain } from "../lib/cli_flags.ts";
 
 async function main(): Promise<void> {
+  // Every flag (output flags included) and the config file are checked before the GPU starts; the defaults,
+  // sized to the adapter, come after.
+  const cli = await parseTrainCli(Deno.args);
   const backend = await initGpu();
   const software = backend.info.isSoftware;
   const outDirDefault = "runs/default";
@@ -91,12 +57,11 @@ async function main(): Promise<void> {
       checkpointInterval: software ? 100 : 500,
     },
   };
-  const cli = await parseTrainCli(configArgs, { defaults });
   if (cli.help) {
-    console.log(cli.text + OUTPUT_HELP);
+    console.log(trainHelpText({ defaults }));
     return;
   }
-  let config: Config = cli.config;
+  let config: Config = buildConfig(defaults, cli.given, { origin: cli.origin });
   const log = (line: string) => console.error(`nanolm: ${line}`);
   log(`${backend.info.description}${software ? " (software adapter: tiny default model)" : ""}`);
 
@@ -118,7 +83,7 @@ async function main(): Promise<void> {
   await Deno.mkdir(outDir, { recursive: true });
   const metrics = await MetricsLogger.open(`${outDir}/metrics.jsonl`);
   const events: TrainEvent[] = [];
-  const peakTflops = outputNumber("peak-tflops", /H100/.test(backend.info.description) ? 67 : undefined);
+  const peakTflops = cli.output.peakTflops ?? (/H100/.test(backend.info.description) ? 67 : undefined);
   let bar: ProgressBar | null = null;
   let meter: ThroughputMeter | null = null;
   const trainer = await Trainer.create(config, {
@@ -165,7 +130,7 @@ async function main(): Promise<void> {
   log(`${result.reason} at step ${result.step}; checkpoint ${result.checkpoint}`);
 
   const samples: { prompt: string; text: string; label: string }[] = [];
-  const count = outputNumber("samples", 3)!;
+  const count = cli.output.samples;
   if (tokenizer && count > 0) {
     const stop = tokenizer.specialTokens.get(END_OF_TEXT);
     const starts = ["The whale", "Call me", "It was", "The sea", "Ahab"];
@@ -175,7 +140,7 @@ async function main(): Promise<void> {
     const texts = await generateText(trainer.model, prompts, {
       ...options,
       tokenizer,
-      maxNewTokens: outputNumber("sample-tokens", 80),
+      maxNewTokens: cli.output.sampleTokens,
       seed: 0,
       stopTokens: stop === undefined ? [] : [stop],
     });
@@ -184,7 +149,7 @@ async function main(): Promise<void> {
       console.log(`--- sample ${i + 1} ---\n${prompts[i]}${text}\n`);
     });
   }
-  if (!output["no-report"]) {
+  if (cli.output.report) {
     const path = `${outDir}/report.html`;
     await writeReport(path, {
       title: `nanolm training run (${backend.info.description})`,
@@ -200,9 +165,4 @@ async function main(): Promise<void> {
   trainer.dispose();
 }
 
-try {
-  await main();
-} catch (e) {
-  console.error(`nanolm: ${e instanceof Error ? e.message : e}`);
-  Deno.exit(1);
-}
+await runMain(main);

@@ -1,84 +1,93 @@
 /**
- * Command-line flags of `deno task train`: every model and training field as a kebab-case flag, plus `--config`
- * for a JSON file. Precedence: built-in defaults < caller defaults < config file < flags. The result is validated
- * by {@linkcode parseConfig}, and its errors name both the field and its flag.
+ * Command-line flags of `deno task train`: every model and training field as a kebab-case flag, `--config` for a
+ * JSON file, and the program's output flags (`--samples`, `--sample-tokens`, `--peak-tflops`, `--[no-]report`).
+ *
+ * Parsing ({@linkcode parseTrainCli}) returns only what the user gave (config file and flags), with the origin
+ * of each field; {@linkcode buildConfig} lays that over a base (the program's defaults, or a resumed checkpoint's
+ * saved config) and validates the result, naming the flag or file of each problem. Precedence: built-in defaults
+ * < base < config file < flags.
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { type Config, ConfigError, parseConfig } from "./config.ts";
+import { type FlagSpec, helpText, nearestWord, parseFlags } from "./cli_flags.ts";
+import { type Config, ConfigError, parseConfig, parseModelConfig, parseTrainConfig } from "./config.ts";
 
-type Kind = "int" | "float" | "string" | "bool" | "pair" | { enum: string[] };
+type Section = "model" | "train";
 
-interface FlagSpec {
-  flag: string;
-  section: "model" | "train";
-  key: string;
-  kind: Kind;
-  help: string;
-}
+/** A flag bound to a config field. */
+type FieldFlag = FlagSpec & { section: Section; key: string };
 
-const FLAGS: FlagSpec[] = [
-  { flag: "vocab-size", section: "model", key: "vocabSize", kind: "int", help: "number of token ids" },
-  { flag: "context-length", section: "model", key: "contextLength", kind: "int", help: "maximum sequence length" },
-  { flag: "d-model", section: "model", key: "dModel", kind: "int", help: "residual stream width" },
-  { flag: "num-layers", section: "model", key: "numLayers", kind: "int", help: "transformer blocks" },
-  { flag: "num-heads", section: "model", key: "numHeads", kind: "int", help: "attention heads" },
-  { flag: "d-ff", section: "model", key: "dFf", kind: "int", help: "feed-forward width" },
-  { flag: "rope-theta", section: "model", key: "ropeTheta", kind: "float", help: "RoPE base" },
-  { flag: "norm-eps", section: "model", key: "normEps", kind: "float", help: "RMSNorm epsilon" },
-  { flag: "norm", section: "model", key: "norm", kind: { enum: ["pre", "post", "none"] }, help: "norm placement" },
-  { flag: "position", section: "model", key: "position", kind: { enum: ["rope", "none"] }, help: "positions" },
-  { flag: "ffn", section: "model", key: "ffn", kind: { enum: ["swiglu", "silu"] }, help: "feed-forward kind" },
-  { flag: "parallel-layers", section: "model", key: "parallelLayers", kind: "bool", help: "parallel attn + FFN" },
-  { flag: "tie-embeddings", section: "model", key: "tieEmbeddings", kind: "bool", help: "LM head = embedding" },
-  {
-    flag: "fused-projections",
-    section: "model",
-    key: "fusedProjections",
-    kind: "bool",
-    help: "one matmul for q/k/v (and w1/w3)",
-  },
-  { flag: "batch-size", section: "train", key: "batchSize", kind: "int", help: "sequences per micro-batch" },
-  {
-    flag: "grad-accumulation",
-    section: "train",
-    key: "gradAccumulation",
-    kind: "int",
-    help: "micro-batches per optimizer step",
-  },
-  { flag: "steps", section: "train", key: "steps", kind: "int", help: "optimizer steps" },
-  { flag: "lr-max", section: "train", key: "lrMax", kind: "float", help: "peak learning rate" },
-  { flag: "lr-min", section: "train", key: "lrMin", kind: "float", help: "final learning rate" },
-  { flag: "warmup-steps", section: "train", key: "warmupSteps", kind: "int", help: "linear warm-up steps" },
-  {
-    flag: "cosine-cycle-steps",
-    section: "train",
-    key: "cosineCycleSteps",
-    kind: "int",
-    help: "step where the cosine reaches lr-min",
-  },
-  { flag: "weight-decay", section: "train", key: "weightDecay", kind: "float", help: "AdamW weight decay" },
-  { flag: "betas", section: "train", key: "betas", kind: "pair", help: "AdamW beta1,beta2" },
-  { flag: "eps", section: "train", key: "eps", kind: "float", help: "AdamW epsilon" },
-  { flag: "grad-clip", section: "train", key: "gradClip", kind: "float", help: "gradient L2-norm clip (0: off)" },
-  { flag: "eval-interval", section: "train", key: "evalInterval", kind: "int", help: "steps between evaluations" },
-  { flag: "eval-iters", section: "train", key: "evalIters", kind: "int", help: "validation batches per evaluation" },
-  {
-    flag: "checkpoint-interval",
-    section: "train",
-    key: "checkpointInterval",
-    kind: "int",
-    help: "steps between checkpoints",
-  },
-  { flag: "log-interval", section: "train", key: "logInterval", kind: "int", help: "steps between metric records" },
-  { flag: "seed", section: "train", key: "seed", kind: "int", help: "random seed" },
-  { flag: "train-data", section: "train", key: "trainData", kind: "string", help: "training token file" },
-  { flag: "val-data", section: "train", key: "valData", kind: "string", help: "validation token file" },
-  { flag: "out-dir", section: "train", key: "outDir", kind: "string", help: "output directory" },
-  { flag: "resume", section: "train", key: "resume", kind: "string", help: "checkpoint to resume from" },
-  { flag: "tokenizer", section: "train", key: "tokenizer", kind: "string", help: "tokenizer reference" },
+const model = (name: string, key: string, type: FlagSpec["type"], help: string, extra: Partial<FlagSpec> = {}) =>
+  ({ name, key, type, help, section: "model", group: "Model", ...extra }) as FieldFlag;
+const train = (name: string, key: string, type: FlagSpec["type"], help: string, extra: Partial<FlagSpec> = {}) =>
+  ({ name, key, type, help, section: "train", group: "Training", ...extra }) as FieldFlag;
+
+const FIELD_FLAGS: FieldFlag[] = [
+  model("vocab-size", "vocabSize", "int", "number of token ids"),
+  model("context-length", "contextLength", "int", "maximum sequence length"),
+  model("d-model", "dModel", "int", "residual stream width"),
+  model("num-layers", "numLayers", "int", "transformer blocks"),
+  model("num-heads", "numHeads", "int", "attention heads"),
+  model("d-ff", "dFf", "int", "feed-forward width", {
+    defaultText: "8/3 d-model rounded up to 64 for swiglu, 4 d-model for silu",
+  }),
+  model("rope-theta", "ropeTheta", "float", "RoPE base"),
+  model("norm-eps", "normEps", "float", "RMSNorm epsilon"),
+  model("norm", "norm", { enum: ["pre", "post", "none"] }, "norm placement"),
+  model("position", "position", { enum: ["rope", "none"] }, "positions"),
+  model("ffn", "ffn", { enum: ["swiglu", "silu"] }, "feed-forward kind"),
+  model("parallel-layers", "parallelLayers", "bool", "parallel attention + feed-forward"),
+  model("tie-embeddings", "tieEmbeddings", "bool", "LM head = embedding"),
+  model("fused-projections", "fusedProjections", "bool", "one matmul for q/k/v (and w1/w3)"),
+  train("batch-size", "batchSize", "int", "sequences per micro-batch"),
+  train("grad-accumulation", "gradAccumulation", "int", "micro-batches per optimizer step"),
+  train("steps", "steps", "int", "optimizer steps"),
+  train("lr-max", "lrMax", "float", "peak learning rate"),
+  train("lr-min", "lrMin", "float", "final learning rate"),
+  train("warmup-steps", "warmupSteps", "int", "linear warm-up steps", {
+    defaultText: "10% of cosine-cycle-steps, at most 100",
+  }),
+  train("cosine-cycle-steps", "cosineCycleSteps", "int", "step where the cosine reaches lr-min", {
+    defaultText: "steps",
+  }),
+  train("weight-decay", "weightDecay", "float", "AdamW weight decay"),
+  train("betas", "betas", "pair", "AdamW beta1,beta2"),
+  train("eps", "eps", "float", "AdamW epsilon"),
+  train("grad-clip", "gradClip", "float", "gradient L2-norm clip, 0 = off"),
+  train("eval-interval", "evalInterval", "int", "steps between evaluations, 0 = never"),
+  train("eval-iters", "evalIters", "int", "validation batches per evaluation"),
+  train("patience", "patience", "int", "evaluations without a better validation loss before stopping, 0 = off"),
+  train("checkpoint-interval", "checkpointInterval", "int", "steps between checkpoints, 0 = only at the end"),
+  train("log-interval", "logInterval", "int", "steps between metric records"),
+  train("seed", "seed", "int", "random seed"),
+  train("train-data", "trainData", "string", "training token file", { valueName: "path" }),
+  train("val-data", "valData", "string", "validation token file", { valueName: "path" }),
+  train("out-dir", "outDir", "string", "output directory", { valueName: "dir" }),
+  train("resume", "resume", "string", "checkpoint to resume from", { valueName: "path" }),
+  train("tokenizer", "tokenizer", "string", "tokenizer file", { valueName: "path" }),
 ];
+
+const OUTPUT_FLAGS = [
+  { name: "samples", type: "int", min: 0, default: 3, help: "sample texts printed at the end", group: "Output" },
+  { name: "sample-tokens", type: "int", min: 1, default: 80, help: "tokens per sample", group: "Output" },
+  {
+    name: "peak-tflops",
+    type: "float",
+    min: 0,
+    minExclusive: true,
+    defaultText: "67 on an H100 for f32, else none",
+    help: "peak TFLOP/s of the GPU, for MFU",
+    group: "Output",
+  },
+  { name: "report", type: "bool", default: true, help: "write the HTML report", group: "Output" },
+] as const satisfies readonly FlagSpec[];
+
+const CONFIG_FLAG = {
+  name: "config",
+  type: "string",
+  valueName: "file",
+  help: 'JSON file {"model": {...}, "train": {...}} with camelCase fields',
+} as const satisfies FlagSpec;
 
 /** Defaults a program supplies below the config file and the flags (e.g. the embedded default run). */
 export interface ConfigDefaults {
@@ -88,154 +97,214 @@ export interface ConfigDefaults {
   train?: Record<string, unknown>;
 }
 
+/** Config fields the user gave, by section (camelCase keys, as in a config file). */
+export interface GivenConfig {
+  /** Model fields. */
+  model: Record<string, unknown>;
+  /** Training fields. */
+  train: Record<string, unknown>;
+}
+
+/** The training program's own output settings (not part of the config). */
+export interface TrainOutputOptions {
+  /** Sample texts printed at the end. */
+  samples: number;
+  /** Tokens per sample. */
+  sampleTokens: number;
+  /** Peak TFLOP/s for MFU, when the user gave it. */
+  peakTflops?: number;
+  /** Write the HTML report. */
+  report: boolean;
+}
+
 /** The outcome of {@linkcode parseTrainCli}. */
 export type TrainCliResult =
   | { help: true; text: string }
-  | { help: false; config: Config; configFile?: string };
+  | {
+    help: false;
+    /** What the user gave: the config file's fields, overridden by typed flags. */
+    given: GivenConfig;
+    /** The output settings, validated. */
+    output: TrainOutputOptions;
+    /** The `--config` file, if any. */
+    configFile?: string;
+    /** Where a field (`"train.lrMax"`) came from: its flag (`"--lr-max"`), the config file, or undefined. */
+    origin(field: string): string | undefined;
+  };
 
-function convert(spec: FlagSpec, raw: string | boolean): unknown {
-  const kind = spec.kind;
-  const fail = (what: string) => new Error(`Flag --${spec.flag} expects ${what}, got ${JSON.stringify(raw)}`);
-  if (kind === "bool") return raw;
-  const text = String(raw);
-  if (kind === "string") return text;
-  if (kind === "int") {
-    if (!/^[+-]?\d+$/.test(text.trim())) throw fail("an integer");
-    return Number(text);
-  }
-  if (kind === "float") {
-    const x = Number(text);
-    if (text.trim() === "" || !Number.isFinite(x)) throw fail("a number");
-    return x;
-  }
-  if (kind === "pair") {
-    const parts = text.split(",").map((s) => Number(s));
-    if (parts.length !== 2 || parts.some((x, i) => !Number.isFinite(x) || text.split(",")[i].trim() === "")) {
-      throw fail("two comma-separated numbers");
-    }
-    return parts;
-  }
-  if (!kind.enum.includes(text)) throw fail(`one of ${kind.enum.join(", ")}`);
-  return text;
+/** The built-in defaults of every field that has a plain one (derived and required fields have none). */
+function schemaDefaults(): Record<Section, Record<string, unknown>> {
+  const m: Record<string, unknown> = {
+    ...parseModelConfig({
+      vocabSize: 1,
+      contextLength: 1,
+      dModel: 2,
+      numLayers: 1,
+      numHeads: 1,
+    }),
+  };
+  const t: Record<string, unknown> = { ...parseTrainConfig({ trainData: "-" }) };
+  for (const k of ["vocabSize", "contextLength", "dModel", "numLayers", "numHeads", "dFf"]) delete m[k];
+  for (const k of ["trainData", "warmupSteps", "cosineCycleSteps"]) delete t[k];
+  return { model: m, train: t };
+}
+
+function helpSpecs(defaults: ConfigDefaults = {}): FlagSpec[] {
+  const builtIn = schemaDefaults();
+  const required = new Set(["vocabSize", "contextLength", "dModel", "numLayers", "numHeads", "trainData"]);
+  const fields = FIELD_FLAGS.map((f): FlagSpec => {
+    const value = defaults[f.section]?.[f.key] ?? builtIn[f.section][f.key];
+    if (value !== undefined) return { ...f, default: value };
+    return required.has(f.key) && f.defaultText === undefined ? { ...f, required: true } : f;
+  });
+  return [CONFIG_FLAG, ...fields, ...OUTPUT_FLAGS];
 }
 
 /**
- * The `--help` text of the training command, listing every flag with its default.
+ * The `--help` text of the training command: every flag with its value type and default (the program's
+ * `defaults` over the built-in ones), in aligned columns.
  *
  * @example
  * ```ts
  * import { trainHelpText } from "./cli.ts";
- * console.assert(trainHelpText().includes("--lr-max"));
+ * console.assert(trainHelpText().includes("--lr-max <float>"));
  * ```
  */
 export function trainHelpText(options: { command?: string; defaults?: ConfigDefaults } = {}): string {
-  const command = options.command ?? "deno task train";
-  const lines = [
-    `Usage: ${command} [--config run.json] [flags]`,
-    "",
+  return helpText(
+    `${options.command ?? "deno task train"} [--config run.json] [flags]`,
     "Trains a transformer LM. Flags override the config file, which overrides the defaults.",
-    "",
-    '  --config <file>              JSON file {"model": {...}, "train": {...}} (camelCase field names)',
-    "  -h, --help                   show this help",
-  ];
-  for (const section of ["model", "train"] as const) {
-    lines.push("", section === "model" ? "Model:" : "Training:");
-    for (const f of FLAGS.filter((s) => s.section === section)) {
-      const value = f.kind === "bool" ? "" : typeof f.kind === "object" ? ` <${f.kind.enum.join("|")}>` : " <value>";
-      const def = options.defaults?.[section]?.[f.key];
-      const suffix = def === undefined ? "" : ` (default ${Array.isArray(def) ? def.join(",") : def})`;
-      const left = `  --${f.flag}${f.kind === "bool" ? ", --no-" + f.flag : value}`;
-      lines.push(`${left.padEnd(31)}${f.help}${suffix}`);
-    }
+    helpSpecs(options.defaults),
+  );
+}
+
+async function readConfigFile(path: string): Promise<GivenConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Error(`config file ${path} does not exist`, { cause: e });
+    if (e instanceof Deno.errors.IsADirectory) throw new Error(`config file ${path} is a directory, not a file`);
+    throw new Error(`config file ${path} cannot be read (${(e as Error).name})`, { cause: e });
   }
-  return lines.join("\n") + "\n";
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error(`config file ${path} is not valid JSON`);
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    throw new Error(`config file ${path} must hold an object {"model": {...}, "train": {...}}`);
+  }
+  const given: GivenConfig = { model: {}, train: {} };
+  for (const [section, fields] of Object.entries(json)) {
+    if (section !== "model" && section !== "train") {
+      throw new Error(`config file ${path} has unknown section "${section}" (expected "model" and "train")`);
+    }
+    if (fields === null || typeof fields !== "object" || Array.isArray(fields)) {
+      throw new Error(`config file ${path} section "${section}" must be an object`);
+    }
+    const known = FIELD_FLAGS.filter((f) => f.section === section).map((f) => f.key);
+    for (const key of Object.keys(fields)) {
+      if (known.includes(key)) continue;
+      const near = nearestWord(key, known);
+      throw new Error(
+        `config file ${path} has unknown field ${section}.${key}${near ? `; did you mean ${near}?` : ""}`,
+      );
+    }
+    Object.assign(given[section], fields);
+  }
+  return given;
 }
 
 /**
- * Parses the training command's arguments into a validated {@linkcode Config}. Unknown flags, bad values, an
- * unreadable config file and invalid settings are errors naming the flag or field.
+ * Parses the training command's arguments: checks every flag (unknown flags with the nearest known one, values by
+ * type, output flags by range) and reads the config file, but does not validate the config: see
+ * {@linkcode buildConfig}. Returns what the user gave, apart from any defaults, and where each field came from.
+ * `defaults` only feed the `--help` text.
  *
  * @example
  * ```ts
- * import { parseTrainCli } from "./cli.ts";
- * const result = await parseTrainCli(["--d-model", "64", "--steps", "200", "--train-data", "data/train.u16"], {
- *   defaults: { model: { vocabSize: 256, contextLength: 64, dModel: 128, numLayers: 2, numHeads: 4 } },
- * });
- * if (!result.help) console.assert(result.config.model.dModel === 64 && result.config.train.steps === 200);
+ * import { buildConfig, parseTrainCli } from "./cli.ts";
+ * const defaults = { model: { vocabSize: 256, contextLength: 64, dModel: 128, numLayers: 2, numHeads: 4 } };
+ * const cli = await parseTrainCli(["--d-model", "64", "--steps", "200", "--train-data", "data/train.u16"], { defaults });
+ * if (!cli.help) {
+ *   console.assert(cli.given.model.dModel === 64 && cli.origin("train.steps") === "--steps");
+ *   const config = buildConfig(defaults, cli.given, { origin: cli.origin });
+ *   console.assert(config.model.dModel === 64 && config.model.numLayers === 2);
+ * }
  * ```
  */
 export async function parseTrainCli(
   args: string[],
   options: { defaults?: ConfigDefaults; command?: string } = {},
 ): Promise<TrainCliResult> {
-  const parseOptions: Record<string, { type: "string" | "boolean"; short?: string }> = {
-    config: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  };
-  for (const f of FLAGS) parseOptions[f.flag] = { type: f.kind === "bool" ? "boolean" : "string" };
-  let values: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args,
-      options: parseOptions,
-      strict: true,
-      allowPositionals: true,
-      allowNegative: true,
-    }) as { values: Record<string, string | boolean | undefined>; positionals: string[] });
-  } catch (e) {
-    // Node's messages run on with advice about positionals; the first sentence is what the user needs.
-    const first = (e as Error).message.split(/\.(\s|$)/)[0];
-    throw new Error(`${first}; see --help`, { cause: e });
-  }
-  if (values.help) return { help: true, text: trainHelpText({ command: options.command, defaults: options.defaults }) };
-  if (positionals.length > 0) throw new Error(`Unexpected argument ${JSON.stringify(positionals[0])}; see --help`);
-
-  const merged: { model: Record<string, unknown>; train: Record<string, unknown> } = {
-    model: { ...options.defaults?.model },
-    train: { ...options.defaults?.train },
-  };
+  const { help, values } = parseFlags(args, [CONFIG_FLAG, ...FIELD_FLAGS, ...OUTPUT_FLAGS]);
+  if (help) return { help: true, text: trainHelpText(options) };
   const configFile = values.config as string | undefined;
-  if (configFile !== undefined) {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(configFile);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) throw new Error(`Config file ${configFile} does not exist`, { cause: e });
-      throw new Error(`Config file ${configFile} cannot be read: ${(e as Error).message}`, { cause: e });
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new Error(`Config file ${configFile} is not valid JSON: ${(e as Error).message}`, { cause: e });
-    }
-    if (json === null || typeof json !== "object" || Array.isArray(json)) {
-      throw new Error(`Config file ${configFile} must hold an object {"model": {...}, "train": {...}}`);
-    }
-    for (const [k, v] of Object.entries(json)) {
-      if (k !== "model" && k !== "train") {
-        throw new Error(`Config file ${configFile} has unknown section "${k}" (expected "model" and "train")`);
-      }
-      if (v === null || typeof v !== "object" || Array.isArray(v)) {
-        throw new Error(`Config file ${configFile} section "${k}" must be an object`);
-      }
-      Object.assign(merged[k], v);
-    }
+  const given = configFile === undefined ? { model: {}, train: {} } : await readConfigFile(configFile);
+  const origins = new Map<string, string>();
+  for (const section of ["model", "train"] as const) {
+    for (const key of Object.keys(given[section])) origins.set(`${section}.${key}`, configFile!);
   }
-  for (const f of FLAGS) {
-    const raw = values[f.flag];
-    if (raw !== undefined) merged[f.section][f.key] = convert(f, raw);
+  const byName = values as Record<string, unknown>;
+  for (const f of FIELD_FLAGS) {
+    if (byName[f.name] === undefined) continue;
+    given[f.section][f.key] = byName[f.name];
+    origins.set(`${f.section}.${f.key}`, `--${f.name}`);
   }
+  const output: TrainOutputOptions = {
+    samples: values.samples!,
+    sampleTokens: values["sample-tokens"]!,
+    report: values.report!,
+    ...(values["peak-tflops"] === undefined ? {} : { peakTflops: values["peak-tflops"] }),
+  };
+  return { help: false, given, output, configFile, origin: (field) => origins.get(field) };
+}
+
+/**
+ * Lays the fields the user gave over a base (the program's defaults, or a resumed checkpoint's saved config) and
+ * validates the result. A `ConfigError` names, for each problem, the field, where its value came from
+ * (`origin`, else `baseName` for base fields) and its flag, so that the user knows what to change.
+ *
+ * @example
+ * ```ts
+ * import { buildConfig } from "./cli.ts";
+ * const base = { model: { vocabSize: 256, contextLength: 64, dModel: 64, numLayers: 2, numHeads: 4 }, train: {} };
+ * const config = buildConfig(base, { model: {}, train: { trainData: "t.bin", steps: 10 } });
+ * console.assert(config.train.steps === 10 && config.train.cosineCycleSteps === 10);
+ * try {
+ *   buildConfig(base, { model: { numHeads: 5 }, train: { trainData: "t.bin" } }, {
+ *     origin: (f) => f === "model.numHeads" ? "--num-heads" : undefined,
+ *   });
+ * } catch (e) {
+ *   console.assert((e as Error).message.includes("model.numHeads (--num-heads)"));
+ * }
+ * ```
+ */
+export function buildConfig(
+  base: { model?: object; train?: object },
+  given: GivenConfig,
+  options: { origin?: (field: string) => string | undefined; baseName?: string } = {},
+): Config {
+  const merged: GivenConfig = { model: { ...base.model, ...given.model }, train: { ...base.train, ...given.train } };
   try {
-    return { help: false, config: parseConfig(merged), configFile };
+    return parseConfig(merged);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    // Point at the flag as well as the field, since the user may have set it either way.
-    const issues = e.issues.map((i) => {
-      const f = FLAGS.find((s) => i.path === `${s.section}.${s.key}` || i.path.startsWith(`${s.section}.${s.key}.`));
-      return f ? { path: `${i.path} (--${f.flag})`, message: i.message } : i;
+    const issues = e.issues.map((issue) => {
+      const field = issue.path.split(".").slice(0, 2).join(".");
+      const flag = FIELD_FLAGS.find((f) => `${f.section}.${f.key}` === field);
+      const source = options.origin?.(field) ?? baseSource(merged, field, options);
+      const where = [...new Set([source, flag && `--${flag.name}`].filter((s) => s !== undefined))];
+      return where.length ? { path: `${issue.path} (${where.join(", ")})`, message: issue.message } : issue;
     });
-    throw new ConfigError(configFile ? `config (${configFile} and flags)` : "config", issues);
+    throw new ConfigError("config", issues);
   }
+}
+
+/** `baseName` for a field that the base supplied (a field nobody set has no source). */
+function baseSource(merged: GivenConfig, field: string, options: { baseName?: string }): string | undefined {
+  const [section, key] = field.split(".") as [Section, string];
+  return merged[section]?.[key] !== undefined ? options.baseName : undefined;
 }

@@ -36,7 +36,7 @@ import { SAMPLE_WORKGROUP_BYTES, sampleKernel } from "../../kernels/sample.ts";
 import { type Backend, gpu, type GpuBuffer, type KernelTiming } from "../gpu/backend.ts";
 import type { KvSink } from "../model/attention.ts";
 import type { TransformerLM } from "../model/transformer.ts";
-import { noGrad, type Tensor, tensor, tidy } from "../tensor/mod.ts";
+import { noGrad, slice, type Tensor, tensor, tidy } from "../tensor/mod.ts";
 
 /** Sampling settings of the GPU sampler. */
 export interface GpuSamplingOptions {
@@ -58,6 +58,11 @@ export interface KvCacheDecoderOptions {
   ringSteps?: number;
   /** Keys the decode attention scores per tile (default `DECODE_ATTENTION_TILE`, 2048); small values test tiling. */
   attentionTile?: number;
+  /**
+   * Only ids below this are ever sampled (default: the model's vocabSize). A model whose vocabulary is larger than
+   * its tokenizer's (e.g. padded to a multiple of 64) would otherwise produce ids the tokenizer cannot decode.
+   */
+  vocabLimit?: number;
 }
 
 interface Op {
@@ -116,6 +121,8 @@ export class KvCacheDecoder {
   readonly maxLen: number;
   /** Slots of the ring of sampled ids. */
   readonly ringSteps: number;
+  /** Ids below this are sampled, the rest never (see {@linkcode KvCacheDecoderOptions.vocabLimit}). */
+  readonly vocabLimit: number;
   readonly #model: TransformerLM;
   readonly #backend: Backend;
   readonly #owned: GpuBuffer[] = [];
@@ -140,11 +147,16 @@ export class KvCacheDecoder {
     if (!Number.isInteger(R) || R < 1) {
       throw new RangeError(`KvCacheDecoder: ringSteps must be an integer >= 1, got ${R}`);
     }
+    const c = model.config;
+    const limit = options.vocabLimit ?? c.vocabSize;
+    if (!Number.isInteger(limit) || limit < 1 || limit > c.vocabSize) {
+      throw new RangeError(`KvCacheDecoder: vocabLimit must be an integer in [1, ${c.vocabSize}], got ${limit}`);
+    }
     this.#model = model;
     this.#backend = gpu();
     this.batch = B;
     this.ringSteps = R;
-    const c = model.config;
+    this.vocabLimit = limit;
     this.maxLen = c.contextLength;
     this.#positions = new Array(B).fill(0);
     this.#retired = new Array(B).fill(false);
@@ -165,7 +177,8 @@ export class KvCacheDecoder {
     this.#tokens = alloc(B * 4);
     this.#ring = alloc(R * B * 4);
     this.#info = alloc(B * 16);
-    this.#logits = alloc(B * V * 4);
+    // Logits of the sampled ids only: the head computes the first vocabLimit rows of its weight, the rest never.
+    this.#logits = alloc(B * limit * 4);
     const x = alloc(B * d * 4), q = alloc(B * d * 4), att = alloc(B * d * 4);
     const ff = alloc(B * c.dFf * 4);
     const h = c.parallelLayers ? alloc(B * d * 4) : null;
@@ -238,11 +251,17 @@ export class KvCacheDecoder {
     });
     const head = model.lmHead ? model.lmHead.weight : model.tokenEmbeddings.weight;
     op(
-      decodeLinearKernel({ rows: B, k: d, n: V, norm: model.lnFinal ? eps : null, epilogue: "store" }),
+      decodeLinearKernel({ rows: B, k: d, n: limit, norm: model.lnFinal ? eps : null, epilogue: "store" }),
       [x, ...(model.lnFinal ? [model.lnFinal.weight.buffer] : []), head.buffer, this.#logits],
     );
     op(
-      sampleKernel({ rows: B, vocab: V, ringSteps: R, advance: true, workgroupSize: samplerThreads(this.#backend) }),
+      sampleKernel({
+        rows: B,
+        vocab: limit,
+        ringSteps: R,
+        advance: true,
+        workgroupSize: samplerThreads(this.#backend),
+      }),
       this.#samplerBuffers(),
     );
   }
@@ -325,12 +344,14 @@ export class KvCacheDecoder {
     });
     tidy(() =>
       noGrad(() => {
-        const logits = this.#model.forward(tensor(ids, { shape: [B, P], dtype: "i32" }), { kvSinks: sinks });
-        this.#dispatch(lastRowsKernel(B, P, V), [logits.buffer, this.#state, this.#logits]);
+        const full = this.#model.forward(tensor(ids, { shape: [B, P], dtype: "i32" }), { kvSinks: sinks });
+        const limit = this.vocabLimit;
+        const logits = limit < V ? slice(full, { axis: 2, start: 0, end: limit }) : full;
+        this.#dispatch(lastRowsKernel(B, P, limit), [logits.buffer, this.#state, this.#logits]);
         this.#dispatch(
           sampleKernel({
             rows: B,
-            vocab: V,
+            vocab: limit,
             ringSteps: this.ringSteps,
             advance: false,
             workgroupSize: samplerThreads(this.#backend),

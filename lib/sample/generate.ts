@@ -22,6 +22,8 @@ export interface GenerateOptions extends SamplingOptions {
   seed?: number;
   /** A generator to draw from. */
   rng?: Rng;
+  /** Only ids below this are sampled (default: the model's vocabSize), e.g. the tokenizer's vocabSize. */
+  vocabLimit?: number;
 }
 
 /**
@@ -47,6 +49,10 @@ export async function* generate(
       throw new RangeError(`generate: prompt token ${id} is outside the vocabulary [0, ${vocabSize})`);
     }
   }
+  const limit = opts.vocabLimit ?? vocabSize;
+  if (!Number.isInteger(limit) || limit < 1 || limit > vocabSize) {
+    throw new RangeError(`generate: vocabLimit must be an integer in [1, ${vocabSize}], got ${limit}`);
+  }
   const rng = opts.rng ?? new Rng(opts.seed ?? 0);
   const stop = new Set(opts.stopTokens ?? []);
   const ids = [...prompt];
@@ -66,7 +72,7 @@ export async function* generate(
     );
     const row = await last.data();
     last.dispose();
-    const id = sampleToken(row, rng, opts);
+    const id = sampleToken(limit < vocabSize ? row.subarray(0, limit) : row, rng, opts);
     ids.push(id);
     yield id;
     if (stop.has(id)) return;

@@ -45,6 +45,11 @@ export interface GenerateStreamOptions extends GpuSamplingOptions {
   stopTokens?: readonly number[];
   /** Strings that end a sequence (needs a tokenizer); the text stops right before the first one. */
   stopStrings?: readonly string[];
+  /**
+   * Only ids below this are sampled. Default: the tokenizer's vocabSize when there is a tokenizer and the model's
+   * vocabulary is larger (the extra ids have no text), else the model's vocabSize.
+   */
+  vocabLimit?: number;
   /** Context overflow policy (default "slide"); see the module doc. */
   overflow?: "slide" | "error";
   /** Most decode steps recorded per readback (default 32). */
@@ -198,7 +203,8 @@ export async function* generateStream(
   const done = new Array(B).fill(false);
   let active = B;
 
-  const dec = new KvCacheDecoder(model, { batch: B, ringSteps: readEvery });
+  const vocabLimit = options.vocabLimit ?? Math.min(vocabSize, tokenizer?.vocabSize ?? vocabSize);
+  const dec = new KvCacheDecoder(model, { batch: B, ringSteps: readEvery, vocabLimit });
   try {
     dec.setSampling(options);
     dec.prefill(seqs);

@@ -1,0 +1,107 @@
+import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { initGpu, noGrad, readAll, slice, tensor, tidy } from "../tensor/mod.ts";
+import { TransformerLM } from "../model/transformer.ts";
+import { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { generate } from "./generate.ts";
+import { generateStream, generateText } from "./stream.ts";
+
+await initGpu();
+
+// A byte-level tokenizer of 257 ids (256 bytes + <|endoftext|>), and a model with 300: ids 257-299 have no text.
+const tokenizer = new Tokenizer(
+  new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])),
+  [],
+  ["<|endoftext|>"],
+);
+const LIMIT = tokenizer.vocabSize, VOCAB = 300, EXTRA = 280, D = 32;
+
+/**
+ * After chain token j the model prefers the extra id EXTRA by far (logit 2 * sqrt(D) after the final RMSNorm) over
+ * the chain's next byte (sqrt(D)); everything else scores 0. EXTRA embeds as the chain's first token, so unmasked
+ * the model says EXTRA again and again; masked, it spells the chain.
+ */
+async function extraIdModel(chain: number[]): Promise<TransformerLM> {
+  const m = new TransformerLM(
+    { vocabSize: VOCAB, contextLength: 32, dModel: D, numLayers: 1, numHeads: 2, dFf: 32 },
+    { seed: 3 },
+  );
+  const state = m.stateDict();
+  const names = [...state.keys()];
+  const host = await readAll([...state.values()]);
+  const weights = new Map(names.map((n, i) => [n, { shape: state.get(n)!.shape, data: host[i] as Float32Array }]));
+  for (const n of names) {
+    if (/output_proj|w2|token_embeddings|lm_head/.test(n)) weights.get(n)!.data.fill(0);
+  }
+  const emb = weights.get("token_embeddings.weight")!.data, head = weights.get("lm_head.weight")!.data;
+  chain.forEach((id, j) => {
+    emb[id * D + j] = 1;
+    head[chain[Math.min(j + 1, chain.length - 1)] * D + j] = 1;
+    head[EXTRA * D + j] = 2;
+  });
+  emb[EXTRA * D] = 1;
+  m.loadStateDict(weights);
+  return m;
+}
+
+const chain = [..."abcdefgh"].map((c) => c.charCodeAt(0));
+const model = await extraIdModel(chain);
+
+/** Reference: the argmax over ids below `limit` of the last row of a full, uncached forward pass. */
+async function argmaxBelow(ids: number[], limit: number): Promise<number> {
+  const row = tidy(() =>
+    noGrad(() =>
+      slice(model.forward(tensor(Int32Array.from(ids), { shape: [1, ids.length], dtype: "i32" })), {
+        axis: 1,
+        start: ids.length - 1,
+      })
+    )
+  );
+  const [values] = await readAll([row]);
+  row.dispose();
+  let best = 0;
+  for (let i = 1; i < limit; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+async function streamIds(prompt: number[], opts: Parameters<typeof generateStream>[2]): Promise<number[]> {
+  const out: number[] = [];
+  for await (const e of generateStream(model, prompt, opts)) out.push(e.token);
+  return out;
+}
+
+Deno.test("vocabLimit: greedy decoding takes the argmax over the ids below the limit, cached and uncached", async () => {
+  const prompt = [chain[0]];
+  // Unmasked, the extra id wins: the test would see it without the limit.
+  assertEquals(await streamIds(prompt, { temperature: 0, maxNewTokens: 1 }), [EXTRA]);
+  const masked = await streamIds(prompt, { temperature: 0, maxNewTokens: 6, vocabLimit: LIMIT });
+  const expected: number[] = [];
+  const ids = [...prompt];
+  for (let n = 0; n < 6; n++) {
+    const next = await argmaxBelow(ids, LIMIT);
+    expected.push(next);
+    ids.push(next);
+  }
+  assertEquals(masked, expected);
+  assertEquals(masked, chain.slice(1, 7));
+  const cpu: number[] = [];
+  for await (const id of generate(model, prompt, { temperature: 0, maxNewTokens: 6, vocabLimit: LIMIT })) cpu.push(id);
+  assertEquals(cpu, expected);
+});
+
+Deno.test("vocabLimit: sampling never draws an id at or above the limit; a tokenizer sets it by default", async () => {
+  const prompts = [[chain[0]], [chain[2]], [chain[4]], [chain[1]]];
+  const opts = { temperature: 1, maxNewTokens: 16, seed: 11 };
+  const unmasked = await streamIds(prompts.flat(), opts); // one prompt of 4 ids
+  assert(unmasked.filter((id) => id >= LIMIT).length > 8, `extra ids are likely unmasked: ${unmasked}`);
+  for (const prompt of prompts) {
+    const ids = await streamIds(prompt, { ...opts, vocabLimit: LIMIT });
+    assertEquals(ids.length, 16);
+    assert(ids.every((id) => id < LIMIT), `${ids}`);
+  }
+  // With a tokenizer and no explicit limit, generateText decodes every id (it threw "Unknown token id 280").
+  const texts = await generateText(model, ["a", "c"], { tokenizer, temperature: 0, maxNewTokens: 4 });
+  assertEquals(texts, ["bcde", "defg"]);
+  for (const bad of [0, VOCAB + 1, 2.5]) {
+    await assertRejects(() => streamIds([chain[0]], { vocabLimit: bad }), `vocabLimit must be an integer in [1, 300]`);
+  }
+});
