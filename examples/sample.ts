@@ -8,7 +8,7 @@
  * `nanolm: ...` line. Ctrl-C stops generation and exits with status 130.
  *
  * ```sh
- * deno task sample --checkpoint runs/default/checkpoint.safetensors --prompt "Call me" --max-tokens 200 --top-p 0.9
+ * deno task sample --checkpoint runs/default/best.safetensors --prompt "Call me" --max-tokens 200 --top-p 0.9
  * ```
  *
  * @module
@@ -23,18 +23,21 @@ import {
   type ModelConfig,
   parseModelConfig,
   readCheckpointFile,
-  type Tokenizer,
+  Tokenizer,
   TransformerLM,
 } from "../mod.ts";
 import { EXIT_INTERRUPTED, type FlagSpec, helpText, parseFlags, runMain } from "../lib/cli_flags.ts";
-import { checkInputFile, loadTokenizerFile, resolveRecordedPath } from "../lib/cli_paths.ts";
+import { checkInputFile } from "../lib/cli_paths.ts";
+import { choosePath } from "../lib/paths.ts";
+
+const DEFAULT_RUN = "runs/default";
 
 const FLAGS = [
   {
     name: "checkpoint",
     type: "string",
     valueName: "path",
-    default: "runs/default/checkpoint.safetensors",
+    defaultText: `${DEFAULT_RUN}/best.safetensors if there, else ${DEFAULT_RUN}/checkpoint.safetensors`,
     help: "checkpoint to sample from",
   },
   {
@@ -97,11 +100,18 @@ function checkpointModel(ckpt: CheckpointState, path: string): ModelConfig {
   return config;
 }
 
+/** The user's --tokenizer as given, else the one the checkpoint records, followed only inside its folder. */
 async function loadTokenizer(flag: string | undefined, ckpt: CheckpointState, path: string): Promise<Tokenizer> {
-  if (flag !== undefined) return await loadTokenizerFile(flag, "check --tokenizer");
-  if (!ckpt.tokenizer) throw new Error(`checkpoint ${path} records no tokenizer; pass --tokenizer <path>`);
-  const resolved = await resolveRecordedPath(ckpt.tokenizer, path, "tokenizer");
-  return await loadTokenizerFile(resolved, "pass --tokenizer <path>");
+  if (flag !== undefined) await checkInputFile(flag, "tokenizer", "check --tokenizer");
+  return await Tokenizer.load(
+    choosePath({ given: flag, recorded: ckpt.tokenizer, checkpoint: path, key: "tokenizer" }),
+  );
+}
+
+/** The default checkpoint: the run's best weights when it kept them, else its latest state. */
+async function defaultCheckpoint(): Promise<string> {
+  const best = `${DEFAULT_RUN}/best.safetensors`;
+  return await Deno.stat(best).then(() => best, () => `${DEFAULT_RUN}/checkpoint.safetensors`);
 }
 
 async function main(): Promise<number> {
@@ -110,7 +120,7 @@ async function main(): Promise<number> {
     console.log(helpText(USAGE, DESCRIPTION, FLAGS));
     return 0;
   }
-  const path = flags.checkpoint!;
+  const path = flags.checkpoint ?? await defaultCheckpoint();
   await checkInputFile(path, "checkpoint", "train one with `deno task train`, or pass --checkpoint <path>");
   const ckpt = await readCheckpointFile(path);
   const config = checkpointModel(ckpt, path);

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { parseJson } from "./json.ts";
 import { type FlagSpec, helpText, nearestWord, parseFlags } from "./cli_flags.ts";
 import { type Config, ConfigError, parseConfig, parseModelConfig, parseTrainConfig } from "./config.ts";
 
@@ -187,12 +188,7 @@ async function readConfigFile(path: string): Promise<GivenConfig> {
     if (e instanceof Deno.errors.IsADirectory) throw new Error(`config file ${path} is a directory, not a file`);
     throw new Error(`config file ${path} cannot be read (${(e as Error).name})`, { cause: e });
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new Error(`config file ${path} is not valid JSON`);
-  }
+  const json = parseJson(text, `config file ${path}`);
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
     throw new Error(`config file ${path} must hold an object {"model": {...}, "train": {...}}`);
   }

@@ -158,10 +158,10 @@ export function parseMetrics(text: string, options: { source?: string } = {}): M
       value = JSON.parse(line, (_k, v) => (typeof v === "string" && v in NON_FINITE ? NON_FINITE[v] : v));
     } catch {
       if (i === lines.length - 1) break; // torn final line
-      throw new Error(`${where} has invalid JSON on line ${i + 1}: ${line.slice(0, 80)}`);
+      throw new Error(`${where} has invalid JSON on line ${i + 1}`);
     }
     if (value === null || typeof value !== "object" || !Number.isSafeInteger((value as MetricRecord).step)) {
-      throw new Error(`${where} line ${i + 1} is not a record with an integer step: ${line.slice(0, 80)}`);
+      throw new Error(`${where} line ${i + 1} is not a record with an integer step`);
     }
     out.push(value as MetricRecord);
   }
