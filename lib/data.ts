@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { writeFileAtomicSync } from "./atomic_write.ts";
+import { writeFileAtomic } from "./atomic_write.ts";
 import { Rng, type RngState } from "./random.ts";
 
 /** Element type of a token file. */
@@ -382,7 +382,10 @@ export async function writeTokenFile(
     }
     out[i] = t;
   }
-  writeFileAtomicSync(path, new Uint8Array(out.buffer));
+  const bytes = new Uint8Array(out.buffer);
+  await writeFileAtomic(path, async (file) => {
+    for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
+  });
 }
 
 async function readAt(file: Deno.FsFile, offset: number, size: number, path: string): Promise<Uint8Array> {
