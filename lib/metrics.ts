@@ -11,6 +11,8 @@
  * @module
  */
 
+import { writeFileAtomicSync } from "./atomic_write.ts";
+
 /** A value of a metric record. */
 export type MetricValue = number | string | boolean | null;
 
@@ -42,11 +44,13 @@ export interface Series {
 /** Options of {@linkcode MetricsLogger.open}. */
 export interface MetricsLoggerOptions {
   /**
-   * When resuming from a checkpoint taken at this step, drop the records with `step >= resumeStep` (they were
-   * logged after the checkpoint and will be logged again), keep the rest, and append. Without it an existing file
-   * is replaced.
+   * When resuming from a checkpoint taken after this step (that many updates applied), keep the records up to and
+   * including it, drop the later ones (they were logged after the checkpoint and will be logged again), and append.
+   * Without it an existing file is replaced.
    */
   resumeStep?: number;
+  /** With `resumeStep`: the metrics file to keep the records from, when resuming into another folder. */
+  from?: string;
 }
 
 const NON_FINITE: Record<string, number> = { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity };
@@ -87,26 +91,27 @@ export class MetricsLogger {
 
   /** Opens (creating or replacing, or trimming for a resume) a metrics file. */
   static async open(path: string, options: MetricsLoggerOptions = {}): Promise<MetricsLogger> {
-    let kept = "";
     if (options.resumeStep !== undefined) {
       const resumeStep = options.resumeStep;
       let old: MetricRecord[] = [];
       try {
-        old = await readMetrics(path);
+        old = await readMetrics(options.from ?? path);
       } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound) && !(e as Error).message.includes("does not exist")) throw e;
+        if (!((e as Error).cause instanceof Deno.errors.NotFound)) throw e;
       }
-      kept = old.filter((r) => r.step < resumeStep).map((r) => encodeRecord(r) + "\n").join("");
+      // The kept records replace the file in one step, so a crash here loses nothing.
+      writeFileAtomicSync(path, old.filter((r) => r.step <= resumeStep).map((r) => encodeRecord(r) + "\n").join(""));
     }
     let file: Deno.FsFile;
     try {
-      file = await Deno.open(path, { write: true, create: true, truncate: true });
+      file = await Deno.open(
+        path,
+        options.resumeStep === undefined ? { write: true, create: true, truncate: true } : { append: true },
+      );
     } catch (e) {
       throw new Error(`Metrics file ${path} cannot be opened: ${(e as Error).message}`, { cause: e });
     }
-    const logger = new MetricsLogger(path, file);
-    if (kept) logger.#write(kept);
-    return logger;
+    return new MetricsLogger(path, file);
   }
 
   #write(text: string): void {

@@ -34,11 +34,23 @@ Deno.test("MetricsLogger replaces a file, or trims it when resuming", async () =
   let log = await MetricsLogger.open(path);
   for (let s = 0; s < 6; s++) log.log({ step: s, loss: 10 - s });
   await log.close();
-  // Resume from a checkpoint at step 4: records of steps 4 and 5 will be logged again.
-  log = await MetricsLogger.open(path, { resumeStep: 4 });
-  log.log({ step: 4, loss: 0.5 });
+  log = await MetricsLogger.open(path);
+  for (let s = 0; s < 6; s++) log.log({ step: s, loss: 10 - s });
+  log.log({ step: 4, valLoss: 6.5 });
   await log.close();
-  assertEquals((await readMetrics(path)).map((r) => [r.step, r.loss]), [[0, 10], [1, 9], [2, 8], [3, 7], [4, 0.5]]);
+  // Resume from a checkpoint taken after step 4 (4 updates applied): its records, the evaluation at step 4
+  // included, stay; step 5 was logged after the checkpoint and will be logged again.
+  log = await MetricsLogger.open(path, { resumeStep: 4 });
+  log.log({ step: 5, loss: 0.5 });
+  await log.close();
+  assertEquals(
+    (await readMetrics(path)).map((r) => [r.step, r.loss ?? r.valLoss]),
+    [[0, 10], [1, 9], [2, 8], [3, 7], [4, 6], [4, 6.5], [5, 0.5]],
+  );
+  // Resuming into another folder starts from the run's records there.
+  log = await MetricsLogger.open(`${dir}/moved.jsonl`, { resumeStep: 2, from: path });
+  await log.close();
+  assertEquals((await readMetrics(`${dir}/moved.jsonl`)).map((r) => r.step), [0, 1, 2]);
   // Resuming with no previous file starts an empty one.
   log = await MetricsLogger.open(`${dir}/new.jsonl`, { resumeStep: 4 });
   await log.close();
