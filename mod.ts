@@ -217,11 +217,21 @@ export { type MonitorEvent, TrainingMonitor, type TrainingMonitorOptions } from 
 export { renderReport, type ReportContent, type ReportRun, type ReportSample, writeReport } from "./lib/report.ts";
 export { StepThroughput, ThroughputMeter, type ThroughputMeterOptions } from "./lib/meter.ts";
 export { InterruptGuard } from "./lib/interrupt.ts";
-export { defaultCorpus, END_OF_TEXT, type PreparedData, prepareDefaultData } from "./lib/train/default_data.ts";
+export {
+  defaultCorpus,
+  defaultDataFolder,
+  type DefaultRunSettings,
+  defaultRunSettings,
+  END_OF_TEXT,
+  type PreparedData,
+  prepareDefaultData,
+} from "./lib/train/default_data.ts";
+export { VERSION } from "./lib/version.ts";
 export { formatCount, formatDuration } from "./lib/progress.ts";
 export {
   buildConfig,
   type ConfigDefaults,
+  flagOf,
   type GivenConfig,
   parseTrainCli,
   type TrainCliResult,

@@ -304,3 +304,17 @@ function baseSource(merged: GivenConfig, field: string, options: { baseName?: st
   const [section, key] = field.split(".") as [Section, string];
   return merged[section]?.[key] !== undefined ? options.baseName : undefined;
 }
+
+/**
+ * The command-line flag of a config field (`"train.lrMax"` -> `"--lr-max"`), or the field itself when it has none.
+ *
+ * @example
+ * ```ts
+ * import { flagOf } from "@nanolm/nanolm";
+ * console.log(flagOf("train.trainData")); // --train-data
+ * ```
+ */
+export function flagOf(field: string): string {
+  const flag = FIELD_FLAGS.find((f) => `${f.section}.${f.key}` === field);
+  return flag ? `--${flag.name}` : field;
+}

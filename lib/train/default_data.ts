@@ -141,3 +141,87 @@ async function exists(path: string): Promise<boolean> {
     throw e;
   }
 }
+
+/** Model and training settings of the embedded default run (every one can be overridden by a flag). */
+export interface DefaultRunSettings {
+  /** The architecture. */
+  model: { vocabSize: number; contextLength: number; dModel: number; numLayers: number; numHeads: number };
+  /** The run. */
+  train: {
+    steps: number;
+    batchSize: number;
+    lrMax: number;
+    lrMin: number;
+    logInterval: number;
+    evalInterval: number;
+    evalIters: number;
+    checkpointInterval: number;
+    patience: number;
+  };
+}
+
+/**
+ * The default run sized to the data it has. Moby-Dick is about half a million tokens: a model of a few million
+ * parameters fits it in a few epochs and then only memorises it (the earlier 13M-parameter default was best after
+ * about 4 epochs and ended, after 30, with a validation loss of 5.45 against its best 3.08). So the model is small,
+ * the run lasts `epochs` passes over the data, evaluations are frequent enough to catch the best weights, and a
+ * run whose validation loss has stopped improving for `patience` evaluations ends early. A software adapter gets a
+ * tiny model and a fixed short run, so that the default finishes in minutes on a laptop CPU.
+ *
+ * @example
+ * ```ts
+ * import { defaultRunSettings } from "@nanolm/nanolm";
+ * const run = defaultRunSettings({ train: 544_180, val: 28_642 }, { vocabSize: 512, software: false });
+ * console.log(run.model.dModel, run.train.steps);
+ * ```
+ */
+export function defaultRunSettings(
+  tokens: { train: number; val: number },
+  options: { vocabSize: number; software: boolean },
+): DefaultRunSettings {
+  const vocabSize = options.vocabSize;
+  if (options.software) {
+    return {
+      model: { vocabSize, contextLength: 64, dModel: 64, numLayers: 2, numHeads: 4 },
+      train: {
+        steps: 300,
+        batchSize: 8,
+        lrMax: 3e-3,
+        lrMin: 3e-4,
+        logInterval: 10,
+        evalInterval: 50,
+        evalIters: 4,
+        checkpointInterval: 100,
+        patience: 0,
+      },
+    };
+  }
+  const model = { vocabSize, ...DEFAULT_GPU_SHAPE };
+  const batchSize = 32, tokensPerStep = batchSize * model.contextLength;
+  const steps = Math.max(100, Math.round((DEFAULT_GPU_EPOCHS * tokens.train) / tokensPerStep));
+  const evalInterval = Math.max(10, Math.round(steps / 40));
+  // The whole validation split in each evaluation, so the best checkpoint is chosen on all of it (up to 20 batches).
+  const evalIters = Math.min(
+    20,
+    Math.max(1, Math.ceil(Math.floor((tokens.val - 1) / model.contextLength) / batchSize)),
+  );
+  return {
+    model,
+    train: {
+      steps,
+      batchSize,
+      lrMax: DEFAULT_GPU_LR,
+      lrMin: DEFAULT_GPU_LR / 10,
+      logInterval: 10,
+      evalInterval,
+      evalIters,
+      checkpointInterval: evalInterval * 5,
+      patience: 8,
+    },
+  };
+}
+
+/** The GPU default's shape and schedule: chosen with `bench/default_size.ts` (see bench/RESULTS.md). */
+const DEFAULT_GPU_SHAPE = { contextLength: 256, dModel: 256, numLayers: 4, numHeads: 4 };
+const DEFAULT_GPU_EPOCHS = 8;
+const DEFAULT_GPU_LR = 2e-3;

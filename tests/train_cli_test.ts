@@ -1,0 +1,103 @@
+/**
+ * `deno task train` as a user runs it (subprocesses, a tiny model on a small token file): a resume keeps the run's
+ * metrics and settings, a mistyped input loses nothing, Ctrl-C exits 130 with a checkpoint that resumes.
+ */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { readCheckpointFile } from "../lib/checkpoint_io.ts";
+import { writeTokenFile } from "../lib/data.ts";
+import { readMetrics } from "../lib/metrics.ts";
+import { Rng } from "../lib/random.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+
+function command(args: string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", `${root}examples/train.ts`, ...args],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+async function train(args: string[]): Promise<{ code: number; stderr: string }> {
+  const { code, stderr } = await command(args).output();
+  return { code, stderr: new TextDecoder().decode(stderr) };
+}
+
+/**
+ * Token files with a learnable pattern inside the run's folder (a checkpoint follows recorded paths only there), and
+ * flags for a model small enough to train in seconds on a CPU.
+ */
+async function tinyRun(dir: string): Promise<string[]> {
+  const rng = new Rng(5);
+  const data = `${dir}/run/data`;
+  await Deno.mkdir(data, { recursive: true });
+  await writeTokenFile(
+    `${data}/train.bin`,
+    Array.from({ length: 3000 }, (_, i) => (rng.uniform() < 0.8 ? (i * 3) % 29 : rng.int(32))),
+  );
+  await writeTokenFile(`${data}/val.bin`, Array.from({ length: 400 }, (_, i) => (i * 3) % 29));
+  return [
+    ...["--train-data", `${data}/train.bin`, "--val-data", `${data}/val.bin`, "--out-dir", `${dir}/run`],
+    ...["--vocab-size", "32", "--context-length", "16", "--d-model", "16", "--num-layers", "1", "--num-heads", "2"],
+    ...["--batch-size", "3", "--lr-max", "0.004", "--warmup-steps", "1", "--log-interval", "2"],
+    ...["--eval-interval", "3", "--eval-iters", "2", "--checkpoint-interval", "3", "--samples", "0", "--no-report"],
+  ];
+}
+
+const steps = async (path: string) => (await readMetrics(path)).filter((r) => r.type === "step").map((r) => r.step);
+
+Deno.test("a resume keeps the run's metrics and its saved settings; mistyped inputs change nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  const metrics = `${dir}/run/metrics.jsonl`, ckpt = `${dir}/run/checkpoint.safetensors`;
+  const first = await train([...await tinyRun(dir), "--steps", "6"]);
+  assertEquals(first.code, 0, first.stderr);
+  assertEquals(await steps(metrics), [1, 2, 3, 4, 5, 6]);
+  const before = await Deno.readFile(metrics);
+
+  // A typo in --resume, a missing --train-data, or a fresh run over the folder: one line, and the file untouched.
+  for (
+    const args of [
+      ["--resume", `${dir}/run/checkpont.safetensors`],
+      ["--resume", ckpt, "--train-data", `${dir}/missing.bin`],
+      ["--train-data", `${dir}/run/data/train.bin`, "--out-dir", `${dir}/run`],
+    ]
+  ) {
+    const r = await train(args);
+    assert(r.code !== 0, r.stderr);
+    assertMatch(r.stderr.trim().split("\n").at(-1)!, /^nanolm: /);
+    assertEquals(await Deno.readFile(metrics), before, `${args.join(" ")} changed the metrics`);
+  }
+
+  // --resume alone: the saved settings (batch 3, lr 0.004), not the defaults; the earlier steps stay in the metrics.
+  const resumed = await train(["--resume", ckpt, "--steps", "9"]);
+  assertEquals(resumed.code, 0, resumed.stderr);
+  assertMatch(resumed.stderr, /resuming with --steps 9 \(the checkpoint had 6\)/);
+  assertEquals(await steps(metrics), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  const saved = (await readCheckpointFile(ckpt)).config as { train: { batchSize: number; lrMax: number } };
+  assertEquals([saved.train.batchSize, saved.train.lrMax], [3, 0.004]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("Ctrl-C writes a checkpoint and exits 130; the run resumes from it", async () => {
+  const dir = await Deno.makeTempDir();
+  const child = command([...await tinyRun(dir), "--steps", "100000", "--checkpoint-interval", "0"]).spawn();
+  // Wait for training to be under way (the first evaluation's line), then interrupt.
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes("validation loss")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += value;
+  }
+  child.kill("SIGINT");
+  while (!(await reader.read()).done) { /* drain */ }
+  const { code } = await child.status;
+  child.stdout.cancel();
+  assertEquals(code, 130, seen);
+  const ckpt = await readCheckpointFile(`${dir}/run/checkpoint.safetensors`);
+  assert(ckpt.step >= 3, `checkpoint at step ${ckpt.step}`);
+  const resumed = await train(["--resume", `${dir}/run/checkpoint.safetensors`, "--steps", `${ckpt.step + 2}`]);
+  assertEquals(resumed.code, 0, resumed.stderr);
+  await Deno.remove(dir, { recursive: true });
+});
