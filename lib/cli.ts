@@ -57,15 +57,24 @@ const FIELD_FLAGS: FieldFlag[] = [
   train("grad-clip", "gradClip", "float", "gradient L2-norm clip, 0 = off"),
   train("eval-interval", "evalInterval", "int", "steps between evaluations, 0 = never"),
   train("eval-iters", "evalIters", "int", "validation batches per evaluation"),
-  train("patience", "patience", "int", "evaluations without a better validation loss before stopping, 0 = off"),
+  train("patience", "patience", "int", "stop after this many evaluations in a row without a new best, 0 = off"),
   train("checkpoint-interval", "checkpointInterval", "int", "steps between checkpoints, 0 = only at the end"),
   train("log-interval", "logInterval", "int", "steps between metric records"),
   train("seed", "seed", "int", "random seed"),
-  train("train-data", "trainData", "string", "training token file", { valueName: "path" }),
-  train("val-data", "valData", "string", "validation token file", { valueName: "path" }),
+  train("train-data", "trainData", "string", "training token file", {
+    valueName: "path",
+    defaultText: "the embedded Moby-Dick data, prepared under --out-dir",
+  }),
+  train("val-data", "valData", "string", "validation token file", {
+    valueName: "path",
+    defaultText: "the embedded data's, else none",
+  }),
   train("out-dir", "outDir", "string", "output directory", { valueName: "dir" }),
   train("resume", "resume", "string", "checkpoint to resume from", { valueName: "path" }),
-  train("tokenizer", "tokenizer", "string", "tokenizer file", { valueName: "path" }),
+  train("tokenizer", "tokenizer", "string", "tokenizer file", {
+    valueName: "path",
+    defaultText: "the embedded data's, else none",
+  }),
 ];
 
 const OUTPUT_FLAGS = [
@@ -76,7 +85,7 @@ const OUTPUT_FLAGS = [
     type: "float",
     min: 0,
     minExclusive: true,
-    defaultText: "67 on an H100 for f32, else none",
+    defaultText: "the f32 peak of a known GPU (H100, H200, A100, ...), else none",
     help: "peak TFLOP/s of the GPU, for MFU",
     group: "Output",
   },

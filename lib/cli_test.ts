@@ -186,7 +186,7 @@ Deno.test("--help lists every flag with its type and default, aligned", async ()
   assertMatch(h.text, /--\[no-\]tie-embeddings +LM head = embedding \(default: false\)\n/);
   assertMatch(h.text, /--betas <float,float> +AdamW beta1,beta2 \(default: 0\.9,0\.95\)\n/);
   assertMatch(h.text, /--cosine-cycle-steps <int> +.*\(default: steps\)\n/);
-  assertMatch(h.text, /--val-data <path> +validation token file \(default: none\)\n/);
+  assertMatch(h.text, /--val-data <path> +validation token file \(default: the embedded data.s, else none\)\n/);
   assertMatch(h.text, /--samples <int> +sample texts printed at the end \(default: 3\)\n/);
   assertMatch(h.text, /--\[no-\]report +write the HTML report \(default: true\)\n/);
   assert(
@@ -194,7 +194,7 @@ Deno.test("--help lists every flag with its type and default, aligned", async ()
   );
   // Without program defaults, the shape fields are required.
   assertMatch(trainHelpText(), /--vocab-size <int> +number of token ids \(required\)\n/);
-  assertMatch(trainHelpText(), /--train-data <path> +training token file \(required\)\n/);
+  assertMatch(trainHelpText(), /--train-data <path> +training token file \(default: the embedded Moby-Dick data, prepared under --out-dir\)\n/);
   assertMatch(trainHelpText(), /--steps <int> +optimizer steps \(default: 5000\)\n/);
 });
 
