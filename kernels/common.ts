@@ -16,6 +16,12 @@ export interface KernelSource {
   source: string;
   /** Workgroups to dispatch. */
   workgroups: [number, number, number];
+  /**
+   * For kernels whose threads loop a number of times that grows with the shape: the most loop iterations one
+   * thread runs (all loops together), and the dims that make it so, e.g. `"rows of (1, 3000000)"`. The backend
+   * refuses such a kernel on adapters that cap loops (Mesa's llvmpipe stops them after 65,535 iterations).
+   */
+  loops?: { iterations: number; of: string };
 }
 
 /** The largest finite f32. */
