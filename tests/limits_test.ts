@@ -3,11 +3,25 @@
  * loop limit, 65,535 workgroups a grid dimension) either work, checked against float64, or throw an error that
  * names the op, the shape and the limit.
  */
-import { assertThrows } from "./assert.ts";
-import { expectClose, upload } from "./harness.ts";
+import { assertClose, assertThrows } from "./assert.ts";
+import { assertNoGpuErrors, expectClose, upload } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { randNd, rngFor } from "./reference.ts";
-import { add, type BackendLimits, gpu, matmul, softmax, sum, tensor, tidy, transpose } from "../lib/tensor/mod.ts";
+import {
+  add,
+  type BackendLimits,
+  gpu,
+  matmul,
+  max,
+  mean,
+  ones,
+  readAll,
+  softmax,
+  sum,
+  tensor,
+  tidy,
+  transpose,
+} from "../lib/tensor/mod.ts";
 
 /** Fails unless `fn` throws an error whose message contains every one of `parts`. */
 function assertErrorNames(fn: () => unknown, ...parts: string[]): Error {
@@ -51,5 +65,90 @@ Deno.test("ops that cannot split a tensor over the binding limit say so: op, sha
       assertErrorNames(() => transpose(wide), "(2, 3000)", "4096 bytes");
       assertErrorNames(() => sum(wide, { axis: 1 }), "sum", "(2, 3000)", "4096 bytes");
       return Promise.resolve();
+    }));
+});
+
+Deno.test("reductions over the binding limit run in parts of rows or of groups along the axis", async () => {
+  const rng = rngFor("limits-reduce-parts");
+  const rowsX = randNd(rng, [700, 10]), longX = randNd(rng, [5000, 8]), flatX = randNd(rng, [9000]);
+  await withLimits({ maxStorageBufferBindingSize: 16384 }, () =>
+    tidy(async () => {
+      const [r, l, f] = [rowsX, longX, flatX].map(upload);
+      await expectClose(
+        [
+          sum(r, { axis: 1 }),
+          mean(r, { axis: -1 }),
+          max(r, { axis: 1, keepDims: true }),
+          sum(l, { axis: 0 }),
+          mean(l, { axis: 0 }),
+          max(l, { axis: 0 }),
+          sum(f),
+          mean(r),
+          max(f),
+        ],
+        [
+          ref.reduce(rowsX, "sum", 1),
+          ref.reduce(rowsX, "mean", -1),
+          ref.reduce(rowsX, "max", 1, true),
+          ref.reduce(longX, "sum", 0),
+          ref.reduce(longX, "mean", 0),
+          ref.reduce(longX, "max", 0),
+          ref.reduce(flatX, "sum"),
+          ref.reduce(rowsX, "mean"),
+          ref.reduce(flatX, "max"),
+        ],
+        { atol: 1e-4, rtol: 1e-5, msg: "reductions in parts" },
+      );
+    }));
+});
+
+// ---- Loops: Mesa's llvmpipe (lavapipe) ends a shader's loops after 65,535 iterations --------------------------------
+
+Deno.test("sum, mean and max over 17,000,000 elements (not a multiple of 4096) match float64", async () => {
+  const n = 17_000_000;
+  const host = new Float32Array(n);
+  for (let i = 0; i < n; i++) host[i] = ((i * 7919) % 1000) / 1000 - 0.25;
+  host[n - 1] = 7; // the maximum is the very last element
+  let total = 0, biggest = -Infinity;
+  for (let i = 0; i < n; i++) {
+    total += host[i];
+    biggest = Math.max(biggest, host[i]);
+  }
+  const [s, m, mx, allOnes] = await tidy(() => {
+    const x = tensor(host);
+    return readAll([sum(x), mean(x), max(x), sum(ones([n]))]);
+  });
+  assertNoGpuErrors();
+  assertClose(allOnes, [n], { atol: 0, rtol: 1e-7, msg: "sum(ones([17_000_000]))" });
+  assertClose(s, [total], { atol: 1, rtol: 1e-5, msg: "sum" });
+  assertClose(m, [total / n], { atol: 1e-7, rtol: 1e-5, msg: "mean" });
+  assertClose(mx, [biggest], { atol: 0, rtol: 0, msg: "max" });
+});
+
+Deno.test("sum, mean and max over 65,537 rows (a prime: no even split) of 3 and 4 columns match float64", async () => {
+  const rng = rngFor("limits-columns");
+  for (const cols of [3, 4]) {
+    const x = randNd(rng, [65_537, cols]);
+    const t = upload(x);
+    await expectClose(
+      [sum(t, { axis: 0 }), mean(t, { axis: 0 }), max(t, { axis: 0 })],
+      [ref.reduce(x, "sum", 0), ref.reduce(x, "mean", 0), ref.reduce(x, "max", 0)],
+      { atol: 1e-3, rtol: 1e-4, msg: `(65537, ${cols})` },
+    );
+    t.dispose();
+  }
+});
+
+Deno.test("reductions stay within a lowered loop limit", async () => {
+  const rng = rngFor("limits-loops");
+  const cols = randNd(rng, [300, 3]), row = randNd(rng, [40_000]), rows = randNd(rng, [3, 20_000]);
+  await withLimits({ loopIterations: 64 }, () =>
+    tidy(async () => {
+      const [c, r, rs] = [cols, row, rows].map(upload);
+      await expectClose(
+        [sum(c, { axis: 0 }), max(c, { axis: 0 }), sum(r), mean(rs, { axis: 1 })],
+        [ref.reduce(cols, "sum", 0), ref.reduce(cols, "max", 0), ref.reduce(row, "sum"), ref.reduce(rows, "mean", 1)],
+        { atol: 1e-3, rtol: 1e-5, msg: "reductions under 64 loop iterations" },
+      );
     }));
 });
