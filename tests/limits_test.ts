@@ -10,10 +10,16 @@ import { randNd, rngFor } from "./reference.ts";
 import {
   add,
   type BackendLimits,
+  cast,
+  compare,
+  copy,
+  exp,
+  full,
   gpu,
   matmul,
   max,
   mean,
+  mul,
   ones,
   readAll,
   softmax,
@@ -21,6 +27,7 @@ import {
   tensor,
   tidy,
   transpose,
+  where,
 } from "../lib/tensor/mod.ts";
 
 /** Fails unless `fn` throws an error whose message contains every one of `parts`. */
@@ -68,6 +75,50 @@ Deno.test("ops that cannot split a tensor over the binding limit say so: op, sha
     }));
 });
 
+Deno.test("elementwise ops, fill, cast and copy over the binding limit run in parts", async () => {
+  const rng = rngFor("limits-elementwise-parts");
+  const x = randNd(rng, [5, 700]), y = randNd(rng, [5, 700]), row = randNd(rng, [700]), col = randNd(rng, [5, 1]);
+  // 4 KiB bindings: the (5, 700) tensors (14,000 bytes) run in parts of 1024 elements; the broadcast row and
+  // column are bound whole.
+  await withLimits({ maxStorageBufferBindingSize: 4096 }, () =>
+    tidy(async () => {
+      const [tx, ty, trow, tcol] = [x, y, row, col].map(upload);
+      const ints = cast(mul(tx, 100), "i32");
+      await expectClose(
+        [
+          add(tx, trow),
+          mul(tcol, tx),
+          exp(tx),
+          where(compare("gt", tx, ty), tx, ty),
+          cast(ints, "f32"),
+          copy(tx),
+          full([5, 700], 2.5),
+          cast(ones([3, 1000], "i32"), "f32"),
+        ],
+        [
+          ref.zip([x, row], (a, b) => a + b),
+          ref.zip([col, x], (a, b) => a * b),
+          ref.map(x, Math.exp),
+          ref.zip([x, y], (a, b) => (a > b ? a : b)),
+          ref.map(x, (v) => Math.trunc(Math.fround(v * 100))),
+          x,
+          ref.nd([5, 700], new Float64Array(3500).fill(2.5)),
+          ref.nd([3, 1000], new Float64Array(3000).fill(1)),
+        ],
+        { atol: 1e-6, rtol: 1e-6, msg: "elementwise in parts" },
+      );
+    }));
+});
+
+Deno.test("a broadcast input over the binding limit is refused with the op, the shape and the limit", async () => {
+  await withLimits({ maxStorageBufferBindingSize: 4096 }, () =>
+    tidy(() => {
+      const big = full([3, 2000], 1), row = full([1, 2000], 2);
+      assertErrorNames(() => add(big, row), "add", "(1, 2000)", "4096 bytes", "maxStorageBufferBindingSize");
+      return Promise.resolve();
+    }));
+});
+
 Deno.test("reductions over the binding limit run in parts of rows or of groups along the axis", async () => {
   const rng = rngFor("limits-reduce-parts");
   const rowsX = randNd(rng, [700, 10]), longX = randNd(rng, [5000, 8]), flatX = randNd(rng, [9000]);
@@ -100,6 +151,15 @@ Deno.test("reductions over the binding limit run in parts of rows or of groups a
         { atol: 1e-4, rtol: 1e-5, msg: "reductions in parts" },
       );
     }));
+});
+
+Deno.test("fill and sum of a tensor just over the adapter's storage binding limit", async () => {
+  const limit = gpu().device.limits.maxStorageBufferBindingSize;
+  if (limit > 256 * 2 ** 20) return; // a hardware GPU: its limit is too large for a quick test
+  const n = limit / 4 + 4096;
+  const [s] = await tidy(() => readAll([sum(full([n], 0.5))]));
+  assertNoGpuErrors();
+  assertClose(s, [n / 2], { atol: 0, rtol: 1e-6, msg: `sum(full([${n}], 0.5))` });
 });
 
 // ---- Loops: Mesa's llvmpipe (lavapipe) ends a shader's loops after 65,535 iterations --------------------------------
