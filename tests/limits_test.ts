@@ -7,8 +7,11 @@ import { assertClose, assertThrows } from "./assert.ts";
 import { assertNoGpuErrors, expectClose, upload } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { randNd, rngFor } from "./reference.ts";
+import { decodeLinearKernel } from "../kernels/decode.ts";
+import { matmulTiles } from "../kernels/matmul.ts";
 import {
   add,
+  attention,
   type BackendLimits,
   cast,
   compare,
@@ -21,7 +24,9 @@ import {
   mean,
   mul,
   ones,
+  param,
   readAll,
+  rmsNorm,
   softmax,
   sum,
   tensor,
@@ -29,6 +34,9 @@ import {
   transpose,
   where,
 } from "../lib/tensor/mod.ts";
+
+/** Mesa's llvmpipe (lavapipe) ends every shader's loops after 65,535 iterations in all. */
+const llvmpipe = /llvmpipe|lavapipe/i.test(gpu().info.description);
 
 /** Fails unless `fn` throws an error whose message contains every one of `parts`. */
 function assertErrorNames(fn: () => unknown, ...parts: string[]): Error {
@@ -211,4 +219,79 @@ Deno.test("reductions stay within a lowered loop limit", async () => {
         { atol: 1e-3, rtol: 1e-5, msg: "reductions under 64 loop iterations" },
       );
     }));
+});
+
+Deno.test("kernels that would loop past a lowered loop limit are refused, naming the op and the dims", async () => {
+  await withLimits({ loopIterations: 64 }, () =>
+    tidy(() => {
+      const rows = full([3, 20_000], 0), long = full([1, 70_000], 1);
+      assertErrorNames(() => softmax(rows), "softmax", "(3, 20000)", "loop");
+      assertErrorNames(() => rmsNorm(rows, full([20_000], 1)), "rmsnorm", "(3, 20000)", "loop");
+      assertErrorNames(() => matmul(long, long, { transB: true, splitK: 1, streamK: 0 }), "matmul", "70000", "loop");
+      return Promise.resolve();
+    }));
+});
+
+Deno.test("softmax over a row of 3,000,000: right on hardware, a clear error where loops are capped", async () => {
+  const cols = 3_000_000;
+  const x = full([1, cols], 0);
+  if (llvmpipe) {
+    assertErrorNames(() => softmax(x), "softmax", "65535", "3000000");
+  } else {
+    const [p] = await readAll([softmax(x)]);
+    assertClose(p, new Float64Array(cols).fill(1 / cols), { atol: 1e-12, rtol: 1e-5 });
+  }
+  x.dispose();
+});
+
+// ---- Grids past 65,535 workgroups in one dimension ------------------------------------------------------------------
+
+Deno.test("matmul over a batch of 70,000 small matrices matches float64, with either operand transposed", async () => {
+  const rng = rngFor("limits-matmul-batch");
+  const a = randNd(rng, [70_000, 2, 3]), b = randNd(rng, [70_000, 3, 2]);
+  // The small tile: the default large one would spend seconds of lavapipe on 128 x 128 tiles of 2 x 2 outputs.
+  const tile = matmulTiles.small;
+  const [ta, tb] = [upload(a), upload(b)];
+  const [ab, atb] = [ref.transpose(a), ref.transpose(b)].map(upload);
+  await expectClose(
+    [matmul(ta, tb, { tile }), matmul(ab, tb, { tile, transA: true }), matmul(ta, atb, { tile, transB: true })],
+    [ref.matmul(a, b), ref.matmul(a, b), ref.matmul(a, b)],
+    { atol: 1e-5, rtol: 1e-5, msg: "batched matmul" },
+  );
+  for (const t of [ta, tb, ab, atb]) t.dispose();
+});
+
+Deno.test("matmul with 2,100,000 output columns (65,625 column tiles) matches float64", async () => {
+  const rng = rngFor("limits-matmul-wide");
+  const a = randNd(rng, [1, 2]), b = randNd(rng, [2, 2_100_000]);
+  const [ta, tb] = [upload(a), upload(b)];
+  const y = matmul(ta, tb, { tile: matmulTiles.small });
+  await expectClose([y], [ref.matmul(a, b)], { atol: 1e-6, rtol: 1e-5, msg: "wide matmul" });
+  for (const t of [ta, tb, y]) t.dispose();
+});
+
+Deno.test("fused attention over 70,000 (batch x heads) matches float64, forward and backward", async () => {
+  const rng = rngFor("limits-attention");
+  const shape = [70_000, 3, 4];
+  const [q, k, v, dout] = [0, 1, 2, 3].map(() => randNd(rng, shape));
+  const ts = [q, k, v].map((x) => param(upload(x)));
+  const values = await tidy(() => {
+    const o = attention(ts[0], ts[1], ts[2]);
+    sum(mul(o, upload(dout))).backward();
+    return readAll([o, ...ts.map((t) => t.grad!)]);
+  });
+  assertNoGpuErrors();
+  const expected = [ref.attention(q, k, v), ...ref.attentionGrad(q, k, v, dout)];
+  values.forEach((x, i) => assertClose(x, expected[i].data, { atol: 1e-5, rtol: 1e-4, msg: `attention [${i}]` }));
+  for (const t of ts) t.dispose();
+});
+
+Deno.test("the decode matrix-vector kernel over a vocabulary of 262,148 (65,537 column groups)", async () => {
+  const rng = rngFor("limits-decode-linear");
+  const n = 262_148, k = 4;
+  const x = randNd(rng, [2, k]), w = randNd(rng, [n, k]);
+  const [tx, tw, out] = [upload(x), upload(w), full([2, n], 0)];
+  gpu().run(decodeLinearKernel({ rows: 2, k, n, epilogue: "store" }), [tx.buffer, tw.buffer, out.buffer]);
+  await expectClose([out], [ref.matmul(x, w, { transB: true })], { atol: 1e-6, rtol: 1e-5, msg: "decode linear" });
+  for (const t of [tx, tw, out]) t.dispose();
 });
