@@ -3,7 +3,7 @@
  * loop limit, 65,535 workgroups a grid dimension) either work, checked against float64, or throw an error that
  * names the op, the shape and the limit.
  */
-import { assertClose, assertThrows } from "./assert.ts";
+import { assertClose, assertEquals, assertThrows } from "./assert.ts";
 import { assertNoGpuErrors, expectClose, upload } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { randNd, rngFor } from "./reference.ts";
@@ -294,4 +294,22 @@ Deno.test("the decode matrix-vector kernel over a vocabulary of 262,148 (65,537 
   gpu().run(decodeLinearKernel({ rows: 2, k, n, epilogue: "store" }), [tx.buffer, tw.buffer, out.buffer]);
   await expectClose([out], [ref.matmul(x, w, { transB: true })], { atol: 1e-6, rtol: 1e-5, msg: "decode linear" });
   for (const t of [tx, tw, out]) t.dispose();
+});
+
+// ---- Integers -------------------------------------------------------------------------------------------------------
+
+Deno.test("i32 tensors: values outside the i32 range or not integers throw, naming the value and its index", () => {
+  assertErrorNames(() => tensor([1, 2 ** 31], { dtype: "i32" }), "2147483648", "index 1");
+  assertErrorNames(() => tensor([[0, -(2 ** 31) - 1]], { dtype: "i32" }), "-2147483649", "index 1");
+  assertErrorNames(() => tensor(new Float32Array([0, 0, 3e9]), { dtype: "i32" }), "3000000000", "index 2");
+  assertErrorNames(() => tensor([0.5], { dtype: "i32" }), "0.5", "index 0");
+  assertErrorNames(() => full([2], 2.5, "i32"), "fill", "2.5");
+  const ok = tensor([-(2 ** 31), 2 ** 31 - 1], { dtype: "i32" });
+  ok.dispose();
+});
+
+Deno.test("cast to i32 saturates outside the i32 range and truncates toward zero inside it", async () => {
+  const [v] = await tidy(() => readAll([cast(tensor([3e9, -3e9, Infinity, -Infinity, 2.7, -2.7, 16777217]), "i32")]));
+  // 16777217 is not an f32: the upload rounds it to 16777216.
+  assertEquals(v, new Int32Array([2 ** 31 - 128, -(2 ** 31), 2 ** 31 - 128, -(2 ** 31), 2, -2, 16777216]));
 });

@@ -306,9 +306,20 @@ export function copy(x: Tensor): Tensor {
   return record(y, "copy", [x], (dy) => [dy]);
 }
 
-/** Converts between f32 and i32 (truncating toward zero). No gradient. @example `cast(ids, "f32")` */
+/**
+ * Converts between f32 and i32, truncating toward zero. No gradient. f32 values outside the i32 range saturate to
+ * -2^31 or 2^31 - 128 (the largest f32 below 2^31), and NaN becomes an unspecified integer; i32 values beyond 2^24
+ * round to the nearest f32.
+ *
+ * @example
+ * ```ts ignore
+ * cast(tensor([2.7, -2.7, 3e9]), "i32"); // [2, -2, 2147483520]
+ * ```
+ */
 export function cast(x: Tensor, dtype: DType): Tensor {
-  return mapElements("cast", [x], `${dtype}(v0)`, dtype);
+  // WGSL's own float-to-int conversion of out-of-range values has changed between drafts: clamp explicitly.
+  const expr = dtype === "i32" && x.dtype === "f32" ? "i32(clamp(v0, -2147483648.0, 2147483520.0))" : `${dtype}(v0)`;
+  return mapElements("cast", [x], expr, dtype);
 }
 
 /** A tensor of `value` with `x`'s shape and dtype. @example `fullLike(x, 0)` */
@@ -328,10 +339,10 @@ export function fullLike(x: Tensor, value: number): Tensor {
  * ```
  */
 export function fill(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
-  if (dtype === "i32" && !(value >= -(2 ** 31) && value < 2 ** 31)) {
-    throw new RangeError(`fill: ${value} is not an i32 value (for shape (${shape.join(", ")}))`);
+  if (dtype === "i32" && !(Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31)) {
+    throw new RangeError(`fill: ${value} is not an i32 value (an integer in [-2^31, 2^31)), for shape ${fmt(shape)}`);
   }
   const out = empty(shape, dtype);
-  if (out.size > 0) runElementwise("fill", [], out, dtype === "i32" ? `${Math.trunc(value)}` : f32Literal(value));
+  if (out.size > 0) runElementwise("fill", [], out, dtype === "i32" ? `${value}` : f32Literal(value));
   return out;
 }
