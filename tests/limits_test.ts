@@ -15,10 +15,14 @@ import {
   type BackendLimits,
   cast,
   compare,
+  concat,
   copy,
+  crossEntropy,
+  embedding,
   exp,
   full,
   gpu,
+  logSoftmax,
   matmul,
   max,
   mean,
@@ -27,6 +31,7 @@ import {
   param,
   readAll,
   rmsNorm,
+  slice,
   softmax,
   sum,
   tensor,
@@ -73,12 +78,21 @@ Deno.test("ops that cannot split a tensor over the binding limit say so: op, sha
   await withLimits({ maxStorageBufferBindingSize: 4096 }, () =>
     tidy(() => {
       // Uploads: no kernel, so nothing to refuse yet.
-      const wide = tensor(new Float32Array(6000), { shape: [2, 3000] });
-      const square = tensor(new Float32Array(1600), { shape: [40, 40] });
-      assertErrorNames(() => softmax(wide), "softmax", "(2, 3000)", "4096 bytes", "maxStorageBufferBindingSize");
-      assertErrorNames(() => matmul(square, square), "matmul", "(40, 40)", "4096 bytes");
-      assertErrorNames(() => transpose(wide), "(2, 3000)", "4096 bytes");
-      assertErrorNames(() => sum(wide, { axis: 1 }), "sum", "(2, 3000)", "4096 bytes");
+      const f32 = (...shape: number[]) => tensor(new Float32Array(shape.reduce((a, b) => a * b)), { shape });
+      const wide = f32(2, 3000), square = f32(40, 40), heads = f32(2, 300, 4), table = f32(1500, 4);
+      const ids = tensor(new Int32Array(2), { shape: [2] }), w = f32(3000);
+      const limit = ["4096 bytes", "maxStorageBufferBindingSize"];
+      assertErrorNames(() => softmax(wide), "softmax", "(2, 3000)", ...limit);
+      assertErrorNames(() => logSoftmax(wide), "softmax", "(2, 3000)", ...limit);
+      assertErrorNames(() => rmsNorm(wide, w), "rmsnorm", "(2, 3000)", ...limit);
+      assertErrorNames(() => crossEntropy(wide, ids), "cross_entropy", "(2, 3000)", ...limit);
+      assertErrorNames(() => embedding(table, ids), "embedding", "(1500, 4)", ...limit);
+      assertErrorNames(() => attention(heads, heads, heads), "attention", "(2, 300, 4)", ...limit);
+      assertErrorNames(() => matmul(square, square), "matmul", "(40, 40)", ...limit);
+      assertErrorNames(() => transpose(wide), "(2, 3000)", ...limit);
+      assertErrorNames(() => slice(wide, { axis: 1, start: 1 }), "(2, 3000)", ...limit);
+      assertErrorNames(() => concat([wide, wide], 1), "(2, 3000)", ...limit);
+      assertErrorNames(() => sum(wide, { axis: 1 }), "sum", "(2, 3000)", ...limit);
       return Promise.resolve();
     }));
 });
