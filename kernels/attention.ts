@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, memoized } from "./common.ts";
+import { f32Literal, flatGrid, foldGrid, type KernelSource, memoized } from "./common.ts";
 
 /** Shape of an attention problem. */
 export interface AttentionSpec {
@@ -230,6 +230,15 @@ function stageKeyBlock(spec: AttentionSpec, qs: QuerySplit): string {
 }
 
 /**
+ * Loop iterations of a thread of a query-block kernel: per key block, the staging loop and `blockLoops` loops over
+ * the block's keys (none when unrolled).
+ */
+function keyLoops(spec: AttentionSpec, qs: QuerySplit, blockLoops: number): { iterations: number; of: string } {
+  const blocks = Math.ceil(spec.tk / qs.BC), staging = Math.ceil((qs.BC * (spec.d / 4)) / qs.threads);
+  return { iterations: blocks * (staging + blockLoops * qs.BC + 1), of: `${spec.tk} keys` };
+}
+
+/**
  * Reads of key/value vector `i` of staged key `j`: inline for one row per thread (the default's WGSL), else loaded
  * once into `ks<i>`/`vs<i>` by `load` and shared by the rows.
  */
@@ -276,8 +285,12 @@ function queryRow(spec: AttentionSpec): (s: string) => string {
  * `u` (`qi`, flat row `r`, suffixed), its scaled query in registers `q0..`, and `nkb`, the number of key blocks the
  * workgroup needs (causal: its last query sees keys up to qb*BR + BR - 1 + (Tk - Tq)).
  */
-function queryBlockPrologue(spec: AttentionSpec, qs: QuerySplit): { shared: string; setup: string } {
+function queryBlockPrologue(
+  spec: AttentionSpec,
+  qs: QuerySplit,
+): { shared: string; setup: string; workgroups: [number, number, number] } {
   const D4 = spec.d / 4, off = spec.tk - spec.tq, { BR, BC, sfx } = qs, arr = qkvArrays(spec);
+  const grid = foldGrid([Math.ceil(spec.tq / BR), spec.bh]);
   const qRow = queryRow(spec);
   const keyBlocks = Math.ceil(spec.tk / BC);
   const nkb = spec.causal ? `min(${keyBlocks}u, (qb * ${BR}u + ${BR - 1 + off}u) / ${BC}u + 1u)` : `${keyBlocks}u`;
@@ -290,9 +303,10 @@ ${vecs(D4, (i) => `  let q${i}${sfx(u)} = ${arr.q}[${qRow(sfx(u))} * ${D4}u + ${
   return {
     shared: `var<workgroup> Ks: array<vec4f, ${BC * D4}>;
 var<workgroup> Vs: array<vec4f, ${BC * D4}>;`,
-    setup: `  let qb = wid.x; let bh = wid.y;
+    setup: `${grid.guard ? `  ${grid.guard}\n` : ""}  let qb = ${grid.index[0]}; let bh = ${grid.index[1]};
 ${vecs(qs.R, row)}
   let nkb = ${nkb};`,
+    workgroups: grid.workgroups,
   };
 }
 
@@ -311,7 +325,8 @@ function generateAttentionForwardKernel(spec: AttentionSpec, variant: AttentionV
   const score = (s: string, u: number) => (unroll ? `sreg${s}[j]` : `S[j * ${BR}u + ${qs.local(u)}]`);
   return {
     name: "attention_forward",
-    workgroups: [Math.ceil(spec.tq / BR), spec.bh, 1],
+    workgroups: pro.workgroups,
+    loops: keyLoops(spec, qs, unroll ? 0 : 2),
     source: `${bind.decls}
 @group(0) @binding(${bind.next}) var<storage, read_write> o: array<vec4f>;
 @group(0) @binding(${bind.next + 1}) var<storage, read_write> lse: array<f32>;
@@ -390,13 +405,14 @@ ${vecs(D4, (i) => `    o[orow + ${i}u] = o${i}${s} * inv;`)}
  */
 function generateAttentionBackwardDqKernel(spec: AttentionSpec, variant: AttentionVariant): KernelSource {
   const D4 = spec.d / 4, bind = qkvBindings(spec), b = bind.next, qRow = queryRow(spec);
-  const qs = querySplit(variant), { R, BR, BC, sfx } = qs;
+  const qs = querySplit(variant), { R, BC, sfx } = qs;
   const pro = queryBlockPrologue(spec, qs);
   const rows = (f: (s: string, u: number) => string) => vecs(R, (u) => f(sfx(u), u));
   const kv = stagedReads(D4, R);
   return {
     name: "attention_backward_dq",
-    workgroups: [Math.ceil(spec.tq / BR), spec.bh, 1],
+    workgroups: pro.workgroups,
+    loops: keyLoops(spec, qs, variant.unroll === "all" ? 0 : 1),
     source: `${bind.decls}
 @group(0) @binding(${b}) var<storage, read> dout: array<vec4f>;
 @group(0) @binding(${b + 1}) var<storage, read> lse: array<f32>;
@@ -470,9 +486,13 @@ function generateAttentionBackwardDkvKernel(spec: AttentionSpec, variant: Attent
     : `${vecs(D4, (c) => `      let qs${c} = ${at("Qs", c)};`)}\n${
       vecs(D4, (c) => `      let gs${c} = ${at("Gs", c)};`)
     }\n`;
+  const grid = foldGrid([Math.ceil(spec.tk / KEYS), spec.bh]);
+  const perTile = Math.ceil((QUERIES * D4) / threads) + Math.ceil(QUERIES / threads) +
+    (variant.unroll === "all" ? 0 : QUERIES);
   return {
     name: "attention_backward_dkv",
-    workgroups: [Math.ceil(spec.tk / KEYS), spec.bh, 1],
+    workgroups: grid.workgroups,
+    loops: { iterations: queryBlocks * (perTile + 1), of: `${spec.tq} queries` },
     source: `${bind.decls}
 @group(0) @binding(${b}) var<storage, read> dout: array<vec4f>;
 @group(0) @binding(${b + 1}) var<storage, read> lse: array<f32>;
@@ -484,7 +504,7 @@ var<workgroup> Ls: array<f32, ${QUERIES}>;
 var<workgroup> Ds: array<f32, ${QUERIES}>;
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let kb = wid.x; let bh = wid.y;
+${grid.guard ? `  ${grid.guard}\n` : ""}  let kb = ${grid.index[0]}; let bh = ${grid.index[1]};
 ${
       keys((s, u) =>
         `  let kj${s} = kb * ${KEYS}u + ${u === 0 ? "lid.x" : `lid.x + ${u * threads}u`};

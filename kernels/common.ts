@@ -16,6 +16,12 @@ export interface KernelSource {
   source: string;
   /** Workgroups to dispatch. */
   workgroups: [number, number, number];
+  /**
+   * For kernels whose threads loop a number of times that grows with the shape: the most loop iterations one
+   * thread runs (all loops together), and the dims that make it so, e.g. `"rows of (1, 3000000)"`. The backend
+   * refuses such a kernel on adapters that cap loops (Mesa's llvmpipe stops them after 65,535 iterations).
+   */
+  loops?: { iterations: number; of: string };
 }
 
 /** The largest finite f32. */
@@ -39,6 +45,40 @@ export function flatGrid(groups: number): { workgroups: [number, number, number]
   const y = Math.ceil(groups / MAX_GROUPS_PER_DIM);
   const x = Math.ceil(groups / y);
   return { workgroups: [x, y, 1], index: `(wid.x + wid.y * ${x}u)` };
+}
+
+/**
+ * A grid of `dims[0] x dims[1] x dims[2]` workgroups (missing dims are 1) with the WGSL expression of each
+ * workgroup's coordinate along every dim. Within the per-dimension limit it is the plain grid (`wid.x`, `wid.y`,
+ * `wid.z`, no guard). Past it, the whole grid is folded into a flat one ({@linkcode flatGrid}) and the coordinates
+ * are divided out of the flat index; `guard` (the first statement of `main`, in uniform control flow) then returns
+ * from the workgroups past the end.
+ *
+ * @example
+ * ```ts
+ * import { foldGrid } from "./common.ts";
+ * console.log(foldGrid([2, 8]).workgroups, foldGrid([2, 70_000]).workgroups); // [ 2, 8, 1 ] [ 46667, 3, 1 ]
+ * ```
+ */
+export function foldGrid(dims: readonly number[]): {
+  workgroups: [number, number, number];
+  index: [string, string, string];
+  guard: string;
+} {
+  const [x, y = 1, z = 1] = dims;
+  if (x <= MAX_GROUPS_PER_DIM && y <= MAX_GROUPS_PER_DIM && z <= MAX_GROUPS_PER_DIM) {
+    return { workgroups: [x, y, z], index: ["wid.x", "wid.y", "wid.z"], guard: "" };
+  }
+  const total = x * y * z;
+  if (total > MAX_GROUPS_PER_DIM ** 2) {
+    throw new RangeError(`A grid of ${x} x ${y} x ${z} workgroups is more than one dispatch can launch`);
+  }
+  const flat = flatGrid(total);
+  return {
+    workgroups: flat.workgroups,
+    index: [`(wgFlat % ${x}u)`, `((wgFlat / ${x}u) % ${y}u)`, `(wgFlat / ${x * y}u)`],
+    guard: `let wgFlat = ${flat.index};\n  if (wgFlat >= ${total}u) { return; }`,
+  };
 }
 
 /**

@@ -12,9 +12,12 @@ const WG = 256;
 function generateCrossEntropyForwardKernel(rows: number, vocab: number): KernelSource {
   const entry = rowKernelEntry(rows, WG);
   const negInf = f32Literal(-Infinity);
+  // Rows of a multiple of 4 loop over vec4s, each with a loop over its 4 lanes.
+  const iterations = vocab % 4 === 0 ? 5 * Math.ceil(vocab / 4 / WG) : Math.ceil(vocab / WG);
   return {
     name: "cross_entropy_forward",
     workgroups: entry.workgroups,
+    loops: { iterations, of: `rows of (${rows}, ${vocab})` },
     source: `${
       vocab % 4 === 0
         ? "@group(0) @binding(0) var<storage, read> logits4: array<vec4f>;"

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, workgroupReduce } from "./common.ts";
+import { f32Literal, flatGrid, foldGrid, type KernelSource, workgroupReduce } from "./common.ts";
 
 /** u32 words per sequence in the decode `state` buffer: [position of the next token to feed, draw counter, 0, 0]. */
 export const STATE_WORDS = 4;
@@ -111,6 +111,11 @@ function gemvBody(spec: {
   };
 }
 
+/** A folded grid's guard as the first line of `main` (nothing for a plain grid). */
+function guard(grid: { guard: string }): string {
+  return grid.guard ? `  ${grid.guard}\n` : "";
+}
+
 function rowBlock(rows: number): { rb: number; blocks: number } {
   const rb = Math.min(rows, MAX_ROWS);
   return { rb, blocks: Math.ceil(rows / rb) };
@@ -159,19 +164,20 @@ export function decodeLinearKernel(spec: DecodeLinearSpec): KernelSource {
     ? `silu(${at(0)} * rs)`
     : `${at(0)} * rs`;
   const write = epilogue === "add" ? "out[o] = out[o] + y;" : "out[o] = y;";
+  const grid = foldGrid([Math.ceil(n / COLS), blocks]);
   return {
     name: `decode_linear_${epilogue}`,
-    workgroups: [Math.ceil(n / COLS), blocks, 1],
+    workgroups: grid.workgroups,
     source: `${decls}
 ${gemv.decls}
 fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
 @compute @workgroup_size(${LINEAR_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let t = lid.x;
+${guard(grid)}  let t = lid.x;
   let c = t / ${G}u;
   let g = t % ${G}u;
-  let col = wid.x * ${COLS}u + c;
-  let b0 = wid.y * ${rb}u;
+  let col = ${grid.index[0]} * ${COLS}u + c;
+  let b0 = ${grid.index[1]} * ${rb}u;
   let wrow = min(col, ${n - 1}u) * ${k / L.w}u;
 ${gemv.body}
   // Lane r of each column group writes row r of its column.
@@ -262,9 +268,10 @@ export function decodeQkvKernel(spec: DecodeQkvSpec): KernelSource {
       y = select(partner * cs.y + y * cs.x, y * cs.x - partner * cs.y, (i & 1u) == 0u);
     }`
     : "";
+  const grid = foldGrid([Math.ceil((3 * d) / COLS), blocks]);
   return {
     name: "decode_qkv",
-    workgroups: [Math.ceil((3 * d) / COLS), blocks, 1],
+    workgroups: grid.workgroups,
     source: `${decls}
 ${gemv.decls}
 fn loadW(which: u32, index: u32) -> ${L.t} {
@@ -274,18 +281,18 @@ fn loadW(which: u32, index: u32) -> ${L.t} {
 }
 @compute @workgroup_size(${LINEAR_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let t = lid.x;
+${guard(grid)}  let t = lid.x;
   let c = t / ${G}u;
   let g = t % ${G}u;
-  let n = min(wid.x * ${COLS}u + c, ${3 * d - 1}u);
+  let n = min(${grid.index[0]} * ${COLS}u + c, ${3 * d - 1}u);
   let which = n / ${d}u;
   let col = n % ${d}u;
-  let b0 = wid.y * ${rb}u;
+  let b0 = ${grid.index[1]} * ${rb}u;
   let wrow = col * ${d / L.w}u;
 ${gemv.body}
   let r = g;
   let row = b0 + r;
-  if (r < ${rb}u && row < ${rows}u && wid.x * ${COLS}u + c < ${3 * d}u) {
+  if (r < ${rb}u && row < ${rows}u && ${grid.index[0]} * ${COLS}u + c < ${3 * d}u) {
     let rs = ${scale};
     let p = state[row * ${STATE_WORDS}u];
     let h = col / ${hd}u;
@@ -336,9 +343,14 @@ export function decodeAttentionKernel(
   const L = lanes(hd);
   const hv = hd / L.w;
   const dots = Array.from({ length: hv }, (_, i) => L.dot(`qs[${i}]`, `kCache[kb + ${i}u]`)).join(" + ");
+  const grid = foldGrid([heads, rows]);
   return {
     name: "decode_attention",
-    workgroups: [heads, rows, 1],
+    workgroups: grid.workgroups,
+    loops: {
+      iterations: Math.ceil(maxLen / tile) * (2 * Math.ceil(tile / ATTN_WG) + Math.ceil(tile / groups) + 1) + groups,
+      of: `a cache of ${maxLen}`,
+    },
     source: `@group(0) @binding(0) var<storage, read> q: array<${L.t}>;
 @group(0) @binding(1) var<storage, read> kCache: array<${L.t}>;
 @group(0) @binding(2) var<storage, read> vCache: array<f32>;
@@ -349,8 +361,8 @@ var<workgroup> sc: array<f32, ${tile}>;
 var<workgroup> red: array<f32, ${ATTN_WG}>;
 @compute @workgroup_size(${ATTN_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let h = wid.x;
-  let b = wid.y;
+${guard(grid)}  let h = ${grid.index[0]};
+  let b = ${grid.index[1]};
   let len = min(state[b * ${STATE_WORDS}u] + 1u, ${maxLen}u);
   let base = (b * ${heads}u + h) * ${maxLen}u;
   if (lid.x < ${hv}u) { qs[lid.x] = q[(b * ${d}u + h * ${hd}u) / ${L.w}u + lid.x] * ${f32Literal(1 / Math.sqrt(hd))}; }
@@ -414,15 +426,17 @@ ${workgroupReduce("sum", "lloc", "lt", ATTN_WG).replace(/^/gm, "  ")}
 export function decodeRmsNormInPlaceKernel(rows: number, dim: number, eps: number): KernelSource {
   checkPositive("decodeRmsNormInPlaceKernel", { rows, dim });
   const WG = 128;
+  const grid = foldGrid([rows]);
   return {
     name: "decode_rmsnorm_inplace",
-    workgroups: [rows, 1, 1],
+    workgroups: grid.workgroups,
+    loops: { iterations: 2 * Math.ceil(dim / WG), of: `rows of ${dim}` },
     source: `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let base = wid.x * ${dim}u;
+${guard(grid)}  let base = ${grid.index[0]} * ${dim}u;
   var acc = 0.0;
   for (var j = lid.x; j < ${dim}u; j += ${WG}u) { let v = x[base + j]; acc += v * v; }
 ${workgroupReduce("sum", "acc", "ss", WG)}

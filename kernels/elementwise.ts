@@ -22,6 +22,12 @@ export interface ElementwiseSpec {
   inputs: { shape: readonly number[]; dtype: "f32" | "i32" }[];
   /** The output value as a WGSL expression of the input values `v0, v1, ...`. */
   expr: string;
+  /**
+   * Run over a part of the output at a time, of at most this many elements: the output, and the inputs of its
+   * size, are bound as the part's ranges; smaller (broadcast) inputs are bound whole. A uniform block after the
+   * buffers holds the part's first element and its length, as two u32.
+   */
+  part?: number;
 }
 
 const WG = 256;
@@ -39,21 +45,30 @@ const WG = 256;
  */
 export function elementwiseKernel(spec: ElementwiseSpec): KernelSource {
   const n = spec.outShape.reduce((a, b) => a * b, 1);
-  const grid = flatGrid(Math.ceil(n / WG));
+  const grid = flatGrid(Math.ceil((spec.part ?? n) / WG));
   const decls: string[] = [];
   const loads: string[] = [];
   spec.inputs.forEach((inp, k) => {
     decls.push(`@group(0) @binding(${k}) var<storage, read> in${k}: array<${wgslType[inp.dtype]}>;`);
-    loads.push(`  let v${k} = in${k}[${broadcastIndex(inp.shape, spec.outShape)}];`);
+    // In parts, an input of the output's size is bound as the part's range (the part's own index i); others
+    // whole, at the flat output index g.
+    const index = broadcastIndex(inp.shape, spec.outShape, spec.part ? "g" : "i");
+    loads.push(`  let v${k} = in${k}[${index === "g" ? "i" : index}];`);
   });
   decls.push(
     `@group(0) @binding(${spec.inputs.length}) var<storage, read_write> out: array<${wgslType[spec.outDtype]}>;`,
   );
+  if (spec.part) {
+    decls.push(
+      "struct Part { first: u32, count: u32 }",
+      `@group(0) @binding(${spec.inputs.length + 1}) var<uniform> part: Part;`,
+    );
+  }
   const source = `${decls.join("\n")}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = ${grid.index} * ${WG}u + lid.x;
-  if (i >= ${n}u) { return; }
+${spec.part ? "  if (i >= part.count) { return; }\n  let g = part.first + i;" : `  if (i >= ${n}u) { return; }`}
 ${loads.join("\n")}
   out[i] = ${spec.expr};
 }
@@ -63,7 +78,7 @@ ${loads.join("\n")}
 
 /**
  * WGSL expression for the flat index into an input of shape `inShape` broadcast to `outShape`, given the flat
- * output index `i`.
+ * output index `i` (or the variable named `index`).
  *
  * @example
  * ```ts
@@ -71,17 +86,17 @@ ${loads.join("\n")}
  * console.log(broadcastIndex([3], [2, 3]), broadcastIndex([2, 1], [2, 3])); // (i % 3u) ((i / 3u) % 2u)
  * ```
  */
-export function broadcastIndex(inShape: readonly number[], outShape: readonly number[]): string {
+export function broadcastIndex(inShape: readonly number[], outShape: readonly number[], index = "i"): string {
   const inSize = inShape.reduce((a, b) => a * b, 1);
   if (inSize === 1) return "0u";
   const pad = outShape.length - inShape.length;
   const full = [...Array(pad).fill(1), ...inShape];
-  if (full.every((d, j) => d === outShape[j])) return "i";
+  if (full.every((d, j) => d === outShape[j])) return index;
   const terms: string[] = [];
   let outStride = 1, inStride = 1;
   for (let d = outShape.length - 1; d >= 0; d--) {
     if (full[d] !== 1) {
-      const coord = outStride === 1 ? `(i % ${outShape[d]}u)` : `((i / ${outStride}u) % ${outShape[d]}u)`;
+      const coord = outStride === 1 ? `(${index} % ${outShape[d]}u)` : `((${index} / ${outStride}u) % ${outShape[d]}u)`;
       terms.push(inStride === 1 ? coord : `${coord} * ${inStride}u`);
       inStride *= full[d];
     }

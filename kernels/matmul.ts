@@ -30,7 +30,7 @@
  *
  * @module
  */
-import { flatGrid, type KernelSource, memoized } from "./common.ts";
+import { flatGrid, foldGrid, type KernelSource, memoized } from "./common.ts";
 
 /** Tile configuration of the matmul kernel. */
 export interface MatmulTile {
@@ -502,8 +502,8 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     return { decls, load, store };
   };
 
-  const tilesN = Math.ceil(N / BN), tilesM = Math.ceil(M / BM);
-  const swizzle = v.swizzle > 0 && tilesM * tilesN <= 65535 && tilesM > v.swizzle;
+  const tilesN = Math.ceil(N / BN), tilesM = Math.ceil(M / BM), z = splits > 1 ? layers : batch;
+  const swizzle = v.swizzle > 0 && tilesM * tilesN <= 65535 && z <= 65535 && tilesM > v.swizzle;
   emit(`@group(0) @binding(0) var<storage, read> a: array<${wA === 4 ? "vec4f" : "f32"}>;`);
   emit(`@group(0) @binding(1) var<storage, read> b: array<${wB === 4 ? "vec4f" : "f32"}>;`);
   emit(`@group(0) @binding(2) var<storage, read_write> c: array<${N % 4 === 0 ? "vec4f" : "f32"}>;`);
@@ -512,6 +512,9 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     emit(`@group(0) @binding(3) var<storage, read> r: array<${N % 4 === 0 ? "vec4f" : "f32"}>;`);
   }
   const sk = spec.streamK ? streamKSchedule(spec, tile, spec.streamK) : null;
+  // The plain grid (a workgroup per tile and batch or K-layer), folded flat where a dimension is past 65,535.
+  const grid = foldGrid([tilesN, tilesM, z]);
+  const [gx, gy, gz] = grid.index;
   if (sk) {
     if (batch !== 1 || splits > 1 || spec.addend) {
       throw new Error("A stream-K matmul needs batch 1, no split-K, no addend");
@@ -532,6 +535,7 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     "fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, " +
       "@builtin(local_invocation_index) lid: u32) {",
   );
+  if (!sk && !swizzle && grid.guard) emit(`  ${grid.guard}`);
   if (warpRows) {
     // Warp w covers a warpRows x wc block of the thread grid; blocks run row-major over the grid.
     const wc = 32 / warpRows, across = tx / wc;
@@ -546,8 +550,8 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     emit(`  let grp = wid.x / ${width}u; let first = grp * ${G}u; let gs = min(${tilesM}u - first, ${G}u);`);
     emit(`  let inG = wid.x % ${width}u;`);
     emit(`  let n0 = (inG / gs) * ${BN}u; let m0 = (first + inG % gs) * ${BM}u;`);
-  } else emit(`  let n0 = wid.x * ${BN}u; let m0 = wid.y * ${BM}u;`);
-  emit(`  let batch = ${splits > 1 ? "0u" : "wid.z"};`);
+  } else emit(`  let n0 = ${gx} * ${BN}u; let m0 = ${gy} * ${BM}u;`);
+  emit(`  let batch = ${splits > 1 ? "0u" : gz};`);
   emit(`  let baseA = batch * ${spec.batchStrideA}u; let baseB = batch * ${spec.batchStrideB}u;`);
   /** A "dot" operand: vec4 loads along K, k-vec4s fastest (a warp reads whole 128-byte row segments), stored as is. */
   const dotOperand = (which: "A" | "B", outer: number, limit: number, base: string, o0: string, check: boolean) => {
@@ -595,7 +599,7 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     emit(`  let m0 = (tile / ${sk.tilesN}u) * ${BM}u; let n0 = (tile % ${sk.tilesN}u) * ${BN}u;`);
     for (let i = 0; i < TM; i++) for (let j = 0; j < gn; j++) emit(`  acc${i}_${j} = vec4f(0.0);`);
   } else if (splits > 1) {
-    emit(`  let kBegin = wid.z * ${chunk}u;`);
+    emit(`  let kBegin = ${gz} * ${chunk}u;`);
     emit(`  let nSteps = min(${steps}u, (${K}u - kBegin + ${BK - 1}u) / ${BK}u);`);
   } else emit(`  let kBegin = 0u; let nSteps = ${steps}u;`);
 
@@ -699,7 +703,7 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     }
     emit("  } else {");
   }
-  emit(`  let baseC = ${splits > 1 ? "wid.z" : "batch"} * ${M * N}u;`);
+  emit(`  let baseC = ${splits > 1 ? gz : "batch"} * ${M * N}u;`);
   for (let i = 0; i < TM; i++) {
     const g = Math.floor(i / 4), r = i % 4;
     emit(`  { let row = m0 + ${g * rowSpacing + r}u + ly * 4u;`);
@@ -725,13 +729,14 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   }
   if (sk) emit("  }", "  it = segEnd; seg += 1u;", "  }");
   emit("}");
-  const z = splits > 1 ? layers : batch;
   return {
     name: `matmul_${BM}x${BN}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${splits > 1 ? "_splitK" : ""}${
       spec.addend ? "_add" : ""
     }${sk ? "_streamK" : ""}`,
     source: lines.join("\n") + "\n",
-    workgroups: sk ? [sk.dataParallel + sk.units, 1, 1] : swizzle ? [tilesM * tilesN, 1, z] : [tilesN, tilesM, z],
+    // The K loop (a stream-K workgroup's range is at most one tile's K, in up to two segments).
+    loops: { iterations: sk ? sk.kIters + 2 : steps, of: `an inner dim of ${K}` },
+    workgroups: sk ? [sk.dataParallel + sk.units, 1, 1] : swizzle ? [tilesM * tilesN, 1, z] : grid.workgroups,
   };
 }
 

@@ -5,6 +5,9 @@
  * tree reduction in workgroup memory); otherwise each thread owns one (outer, inner) output and walks R with a
  * stride of `inner`, which keeps neighbouring threads on neighbouring addresses.
  *
+ * With `group`, R is cut into groups of that many (the last one shorter) reduced separately, to (outer, groups,
+ * inner): the first pass of a long axis, so that no thread loops for long (see {@linkcode reduceGroupSize}).
+ *
  * @module
  */
 import { f32Literal, flatGrid, type KernelSource, memoized, rowKernelEntry, workgroupReduce } from "./common.ts";
@@ -12,16 +15,41 @@ import { f32Literal, flatGrid, type KernelSource, memoized, rowKernelEntry, work
 /** Reduction kinds. */
 export type ReduceKind = "sum" | "max";
 
+/** A contiguous tensor viewed as (outer, reduced, inner), reduced along the middle; see the module doc for `group`. */
+export interface ReduceDims {
+  /** Product of the dims before the reduced one. */
+  outer: number;
+  /** Length of the reduced axis. */
+  reduced: number;
+  /** Product of the dims after it. */
+  inner: number;
+  /** Reduce groups of this many along the axis separately (the last one shorter), to (outer, groups, inner). */
+  group?: number;
+}
+
 const ROW_WG = 256;
 const COL_WG = 256;
 
-/** Generates `out[o, i] = reduce_r in[o, r, i] * scale`. */
-function generateReduceKernel(
-  kind: ReduceKind,
-  dims: { outer: number; reduced: number; inner: number },
-  scale = 1,
-): KernelSource {
+/**
+ * The largest group along the reduced axis that a thread reduces in at most `iterations` loop iterations: a
+ * workgroup of 256 reduces a group together when `inner` is 1, one thread walks it otherwise.
+ *
+ * @example
+ * ```ts
+ * import { reduceGroupSize } from "./reduce.ts";
+ * console.log(reduceGroupSize(1, 16), reduceGroupSize(8, 4096)); // 4096 4096
+ * ```
+ */
+export function reduceGroupSize(inner: number, iterations: number): number {
+  return inner === 1 ? iterations * ROW_WG : iterations;
+}
+
+/** Generates `out[o, i] = reduce_r in[o, r, i] * scale` (over each group of r, with `dims.group`). */
+function generateReduceKernel(kind: ReduceKind, dims: ReduceDims, scale = 1): KernelSource {
   const { outer, reduced: R, inner } = dims;
+  if (dims.group !== undefined && dims.group < R) {
+    return generateGroupedKernel(kind, { ...dims, group: dims.group }, scale);
+  }
   const init = kind === "sum" ? "0.0" : f32Literal(-Infinity);
   const combine = (acc: string, v: string) => kind === "sum" ? `${acc} + ${v}` : `max(${acc}, ${v})`;
   const scaled = scale === 1 ? "r" : `r * ${f32Literal(scale)}`;
@@ -32,6 +60,7 @@ function generateReduceKernel(
     return {
       name: `reduce_${kind}_rows`,
       workgroups: entry.workgroups,
+      loops: { iterations: Math.ceil(R / ROW_WG), of: `rows of ${R}` },
       source: `${head}
 ${entry.head}
   let base = row * ${R}u;
@@ -52,6 +81,7 @@ ${workgroupReduce(kind, "acc", "r", ROW_WG)}
   return {
     name: `reduce_${kind}_cols`,
     workgroups: grid.workgroups,
+    loops: { iterations: R, of: `an axis of ${R}` },
     source: `@group(0) @binding(0) var<storage, read> x: array<${type}>;
 @group(0) @binding(1) var<storage, read_write> out: array<${type}>;
 @compute @workgroup_size(${COL_WG})
@@ -70,6 +100,61 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   };
 }
 
+/** The grouped form: `out[o, g, i] = reduce over r in group g of in[o, r, i] * scale`. */
+function generateGroupedKernel(kind: ReduceKind, dims: Required<ReduceDims>, scale = 1): KernelSource {
+  const { outer, reduced: R, inner, group: S } = dims;
+  const G = Math.ceil(R / S);
+  const init = kind === "sum" ? "0.0" : f32Literal(-Infinity);
+  const combine = (acc: string, v: string) => kind === "sum" ? `${acc} + ${v}` : `max(${acc}, ${v})`;
+  const scaled = scale === 1 ? "r" : `r * ${f32Literal(scale)}`;
+  if (inner === 1) {
+    const entry = rowKernelEntry(outer * G, ROW_WG);
+    return {
+      name: `reduce_${kind}_row_groups`,
+      workgroups: entry.workgroups,
+      loops: { iterations: Math.ceil(S / ROW_WG), of: `groups of ${S}` },
+      source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${entry.head}
+  let g = row % ${G}u;
+  let base = (row / ${G}u) * ${R}u + g * ${S}u;
+  let len = min(${S}u, ${R}u - g * ${S}u);
+  var acc = ${init};
+  for (var j = lid.x; j < len; j += ${ROW_WG}u) { acc = ${combine("acc", "x[base + j]")}; }
+${workgroupReduce(kind, "acc", "r", ROW_WG)}
+  if (lid.x == 0u) { out[row] = ${scaled}; }
+}
+`,
+    };
+  }
+  const w = inner % 4 === 0 ? 4 : 1, type = w === 4 ? "vec4f" : "f32";
+  const innerW = inner / w, n = outer * G * innerW;
+  const grid = flatGrid(Math.ceil(n / COL_WG));
+  return {
+    name: `reduce_${kind}_col_groups`,
+    workgroups: grid.workgroups,
+    loops: { iterations: S, of: `groups of ${S}` },
+    source: `@group(0) @binding(0) var<storage, read> x: array<${type}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${type}>;
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let t = ${grid.index} * ${COL_WG}u + lid.x;
+  if (t >= ${n}u) { return; }
+  let i = t % ${innerW}u;
+  let og = t / ${innerW}u;
+  let g = og % ${G}u;
+  let first = (og / ${G}u) * ${R}u + g * ${S}u;
+  let len = min(${S}u, ${R}u - g * ${S}u);
+  var p = first * ${innerW}u + i;
+  var acc = ${type}(${init});
+  for (var j = 0u; j < len; j++) { acc = ${combine("acc", "x[p]")}; p += ${innerW}u; }
+  let r = acc;
+  out[t] = ${scaled};
+}
+`,
+  };
+}
+
 /**
  * {@linkcode generateReduceKernel}, memoized by its arguments (see `memoized` in common.ts).
  *
@@ -80,8 +165,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  * console.log(k.name, k.workgroups); // reduce_sum_rows [ 4, 1, 1 ]
  * ```
  */
-export const reduceKernel: (
-  kind: ReduceKind,
-  dims: { outer: number; reduced: number; inner: number },
-  scale?: number,
-) => KernelSource = memoized(generateReduceKernel);
+export const reduceKernel: (kind: ReduceKind, dims: ReduceDims, scale?: number) => KernelSource = memoized(
+  generateReduceKernel,
+);

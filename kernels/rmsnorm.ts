@@ -14,6 +14,7 @@ function generateRmsNormForwardKernel(rows: number, dim: number, eps: number): K
   return {
     name: "rmsnorm_forward",
     workgroups: entry.workgroups,
+    loops: { iterations: 2 * Math.ceil(dim / WG), of: `rows of (${rows}, ${dim})` },
     source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -43,6 +44,7 @@ function generateRmsNormBackwardKernel(rows: number, dim: number, accumulate = f
   return {
     name: "rmsnorm_backward",
     workgroups: entry.workgroups,
+    loops: { iterations: 2 * Math.ceil(dim / WG), of: `rows of (${rows}, ${dim})` },
     source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read> rstd: array<f32>;
@@ -93,16 +95,17 @@ export const rmsNormBackwardKernel: (rows: number, dim: number, accumulate?: boo
 );
 
 /**
- * Row chunks of {@linkcode rmsNormWeightGradKernel}: enough threads for a large GPU, few partials to sum.
+ * Row chunks of {@linkcode rmsNormWeightGradKernel}: enough threads for a large GPU, few partials to sum, and no
+ * more than 4096 rows a chunk (a thread loops over its chunk's rows).
  *
  * @example
  * ```ts
  * import { rmsNormWeightGradChunks } from "./rmsnorm.ts";
- * console.log(rmsNormWeightGradChunks(4096)); // 128
+ * console.log(rmsNormWeightGradChunks(4096), rmsNormWeightGradChunks(2_000_000)); // 128 489
  * ```
  */
 export function rmsNormWeightGradChunks(rows: number): number {
-  return Math.max(1, Math.min(256, Math.floor(rows / 32)));
+  return Math.max(1, Math.min(256, Math.floor(rows / 32)), Math.ceil(rows / 4096));
 }
 
 /**
@@ -118,6 +121,7 @@ function generateRmsNormWeightGradKernel(rows: number, dim: number): KernelSourc
   return {
     name: "rmsnorm_weight_backward",
     workgroups: grid.workgroups,
+    loops: { iterations: per, of: `${rows} rows` },
     source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> rstd: array<f32>;

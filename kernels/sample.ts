@@ -25,7 +25,7 @@
  * @module
  */
 import { STATE_WORDS } from "./decode.ts";
-import type { KernelSource } from "./common.ts";
+import { foldGrid, type KernelSource } from "./common.ts";
 
 // 512 threads: each pass over a row is latency-bound (one workgroup per row), so more threads mean fewer dependent
 // loads each (at 256 the sampler was the largest kernel of a batch-1 step on the H100). The search sums and ids take
@@ -115,9 +115,10 @@ export function sampleKernel(spec: SampleSpec): KernelSource {
   const keyOf = `      let kj = key(logits[base + j]);`;
   const withWeight = `${keyOf}
       let wj = select(0.0, exp((logits[base + j] - m) / temp), kj >= tk);`;
+  const grid = foldGrid([rows]);
   return {
     name: spec.advance ? "sample_step" : "sample_prefill",
-    workgroups: [rows, 1, 1],
+    workgroups: grid.workgroups,
     source: `@group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> params: array<u32>;
 @group(0) @binding(2) var<storage, read_write> state: array<u32>;
@@ -150,7 +151,7 @@ fn argmaxReduce(lid: u32, v: f32, i: u32) -> u32 {
 }
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let row = wid.x;
+${grid.guard ? `  ${grid.guard}\n` : ""}  let row = ${grid.index[0]};
   let base = row * VOCAB;
   let temp = bitcast<f32>(params[1]);
   let topK = params[2];

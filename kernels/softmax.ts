@@ -35,6 +35,11 @@ function visible(spec: SoftmaxSpec, j: string): string {
   return spec.causalQueries ? `${j} <= limit` : "true";
 }
 
+/** Loop iterations of a thread that makes `passes` strided passes over a row. */
+function rowLoops(spec: SoftmaxSpec, passes: number): { iterations: number; of: string } {
+  return { iterations: passes * Math.ceil(spec.cols / WG), of: `rows of (${spec.rows}, ${spec.cols})` };
+}
+
 /** Forward: `out = softmax(x * scale)` (or log-softmax) per row; masked entries become 0 (or -inf). */
 function generateSoftmaxForwardKernel(spec: SoftmaxSpec): KernelSource {
   const entry = rowKernelEntry(spec.rows, WG);
@@ -46,6 +51,7 @@ function generateSoftmaxForwardKernel(spec: SoftmaxSpec): KernelSource {
   return {
     name: spec.log ? "log_softmax_forward" : "softmax_forward",
     workgroups: entry.workgroups,
+    loops: rowLoops(spec, 3),
     source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${entry.head}
@@ -79,6 +85,7 @@ function generateSoftmaxBackwardKernel(spec: SoftmaxSpec): KernelSource {
   return {
     name: spec.log ? "log_softmax_backward" : "softmax_backward",
     workgroups: entry.workgroups,
+    loops: rowLoops(spec, 2),
     source: `@group(0) @binding(0) var<storage, read> y: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;

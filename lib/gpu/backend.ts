@@ -17,13 +17,43 @@
 import type { KernelSource } from "../../kernels/common.ts";
 import { type GpuContext, type GpuInfo, requestGpu } from "./device.ts";
 
-/** A pooled storage buffer with its rounded size. */
+/**
+ * A pooled storage buffer, or a byte range of one ({@linkcode Backend.range}). Dispatches bind `bytes` bytes from
+ * `offset`, not the whole pooled buffer, so that a tensor just under the storage binding limit is not refused
+ * because its size class is over it.
+ */
 export interface GpuBuffer {
   /** The WebGPU buffer. */
   readonly buffer: GPUBuffer;
-  /** Size in bytes as allocated (a size class, at least the requested size). */
+  /** Size in bytes of the whole WebGPU buffer (a size class, at least the requested size). */
   readonly size: number;
+  /** Bytes that dispatches bind: the size asked of {@linkcode Backend.alloc}, or the range's length. */
+  readonly bytes: number;
+  /** Byte offset of the bound range (0 for a buffer from {@linkcode Backend.alloc}). */
+  readonly offset: number;
+  /** Shape of the tensor the buffer was allocated for, for errors. */
+  readonly shape?: readonly number[];
+  /** Its dtype, for errors. */
+  readonly dtype?: string;
 }
+
+/**
+ * The limits the backend enforces: the device's, or lower ones set by {@linkcode Backend.setLimits} (tests use
+ * that to reach the code paths of huge tensors with small ones).
+ */
+export interface BackendLimits {
+  /** Most bytes one storage binding may cover (`maxStorageBufferBindingSize`). */
+  maxStorageBufferBindingSize: number;
+  /**
+   * Most loop iterations one shader invocation may run in all. Mesa's llvmpipe (lavapipe) ends every shader's loops
+   * after 65,535 iterations (`LP_MAX_TGSI_LOOP_ITERATIONS`, shared by all loops of a shader) and carries on with
+   * whatever the loops had computed: kernels that would loop longer are refused there instead. Infinity elsewhere.
+   */
+  loopIterations: number;
+}
+
+/** The loop limit of Mesa's llvmpipe, shared by every loop of one shader invocation. */
+const LLVMPIPE_LOOP_ITERATIONS = 65535;
 
 /** A compiled kernel: pipeline plus its name for profiles. */
 export interface Kernel {
@@ -66,8 +96,27 @@ export interface KernelTiming {
 }
 
 const MAX_DISPATCHES_PER_SUBMIT = 512;
+/** Elements past this cannot be indexed by the kernels' u32 arithmetic. */
+const MAX_ELEMENTS = 2 ** 32 - 1;
 // WebGPU caps a query set at 4096 queries: two timestamps per dispatch.
 const MAX_PROFILED_DISPATCHES = 2048;
+
+/**
+ * A byte count for messages: `"3.29 GB"`, `"2.00 GiB"` for exact powers of two of a GiB or MiB.
+ *
+ * @example
+ * ```ts
+ * import { formatBytes } from "./backend.ts";
+ * console.log(formatBytes(3_293_577_216), formatBytes(2 ** 31), formatBytes(2 ** 27)); // 3.29 GB 2.00 GiB 128 MiB
+ * ```
+ */
+export function formatBytes(bytes: number): string {
+  if (bytes >= 2 ** 30 && bytes % 2 ** 30 === 0) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  if (bytes >= 2 ** 20 && bytes % 2 ** 20 === 0) return `${bytes / 2 ** 20} MiB`;
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(2)} MB`;
+  return `${bytes} bytes`;
+}
 
 /**
  * Rounds a byte size up to its pool size class: powers of two up to 1 MiB, then eighths of a power of two.
@@ -123,24 +172,69 @@ export class Backend {
     reads: Promise<void>[];
   } | null = null;
   #submits = 0;
+  #limits: BackendLimits;
 
   /** Wraps an acquired device; use {@linkcode initGpu} rather than constructing one. */
   constructor(ctx: GpuContext) {
     this.device = ctx.device;
     this.info = ctx.info;
+    this.#limits = this.#deviceLimits();
     this.device.addEventListener?.("uncapturederror", (e) => {
       console.error(`WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
     });
   }
 
-  /** Takes a storage buffer of at least `bytes` bytes from the pool (its contents are undefined). */
-  alloc(bytes: number): GpuBuffer {
+  /** The limits this backend enforces (see {@linkcode BackendLimits}). */
+  get limits(): Readonly<BackendLimits> {
+    return this.#limits;
+  }
+
+  /**
+   * Lowers the limits the backend enforces (never above the device's; `{}` restores the device's) and returns the
+   * previous ones. For tests: a binding limit of a few KiB makes ops split or refuse tensors of a few thousand
+   * elements exactly as they would tensors of gigabytes.
+   *
+   * @example
+   * ```ts ignore
+   * const before = gpu().setLimits({ maxStorageBufferBindingSize: 4096 });
+   * try { sum(ones([10_000])); } finally { gpu().setLimits(before); }
+   * ```
+   */
+  setLimits(limits: Partial<BackendLimits>): BackendLimits {
+    const before = this.#limits, device = this.#deviceLimits();
+    const binding = limits.maxStorageBufferBindingSize ?? device.maxStorageBufferBindingSize;
+    const loops = limits.loopIterations ?? device.loopIterations;
+    if (!(binding >= 256 && binding % 4 === 0) || !(loops >= 1)) {
+      throw new RangeError(`setLimits: a binding limit of at least 256 bytes (a multiple of 4) and loops >= 1`);
+    }
+    this.#limits = {
+      maxStorageBufferBindingSize: Math.min(binding, device.maxStorageBufferBindingSize),
+      loopIterations: Math.min(loops, device.loopIterations),
+    };
+    return before;
+  }
+
+  #deviceLimits(): BackendLimits {
+    return {
+      maxStorageBufferBindingSize: this.device.limits.maxStorageBufferBindingSize,
+      loopIterations: /llvmpipe|lavapipe/i.test(this.info.description) ? LLVMPIPE_LOOP_ITERATIONS : Infinity,
+    };
+  }
+
+  /**
+   * Takes a storage buffer of at least `bytes` bytes from the pool (its contents are undefined). `shape` and `dtype`
+   * describe the tensor it is for in errors.
+   */
+  alloc(bytes: number, shape?: readonly number[], dtype?: string): GpuBuffer {
     if (!(bytes >= 0) || !Number.isFinite(bytes)) throw new RangeError(`Buffer size must be >= 0, got ${bytes}`);
-    const size = sizeClass(bytes);
-    if (size > this.device.limits.maxBufferSize) {
-      throw new RangeError(
-        `Buffer of ${bytes} bytes exceeds this GPU's maxBufferSize of ${this.device.limits.maxBufferSize} bytes`,
-      );
+    const max = this.device.limits.maxBufferSize;
+    // A buffer that fits but whose size class does not is allocated at its own size (rounded to 16 bytes).
+    let size = sizeClass(bytes);
+    if (size > max) size = Math.ceil(bytes / 16) * 16;
+    if (size > max || bytes / 4 > MAX_ELEMENTS) {
+      const limit = size > max ? `maxBufferSize of ${formatBytes(max)}` : `${MAX_ELEMENTS} elements a tensor`;
+      const what = shape ? `A tensor of shape ${describe(shape, dtype)}` : "A buffer";
+      throw new RangeError(`${what} needs ${formatBytes(bytes)}; this GPU's ${limit} is less`);
     }
     let buffer = this.#pool.get(size)?.pop();
     if (buffer) {
@@ -154,7 +248,27 @@ export class Backend {
     }
     this.#inUseBytes += size;
     this.#inUseBuffers++;
-    return { buffer, size };
+    return { buffer, size, bytes, offset: 0, shape, dtype };
+  }
+
+  /**
+   * `bytes` bytes of `buf` from byte `offset` (relative to `buf`'s own range), to bind where a kernel works on a
+   * part of a buffer too large for one binding. `offset` must be a multiple of the device's
+   * `minStorageBufferOffsetAlignment`. Never {@linkcode Backend.free} a range.
+   *
+   * @example
+   * ```ts ignore
+   * const half = gpu().range(buf, 0, buf.bytes / 2);
+   * ```
+   */
+  range(buf: GpuBuffer, offset: number, bytes: number): GpuBuffer {
+    const start = buf.offset + offset;
+    if (start % this.device.limits.minStorageBufferOffsetAlignment !== 0 || offset < 0 || offset + bytes > buf.bytes) {
+      throw new RangeError(
+        `range: [${offset}, ${offset + bytes}) is not an aligned range of a ${buf.bytes}-byte buffer`,
+      );
+    }
+    return { buffer: buf.buffer, size: buf.size, bytes, offset: start, shape: buf.shape, dtype: buf.dtype };
   }
 
   /** Returns a buffer to the pool. Work already recorded that reads it still sees its contents. */
@@ -269,7 +383,13 @@ export class Backend {
         `Kernel ${kernel.name} needs ${x}x${y}x${z} workgroups; this GPU allows ${max} per dimension`,
       );
     }
-    const entries: GPUBindGroupEntry[] = args.buffers.map((b, i) => ({ binding: i, resource: { buffer: b.buffer } }));
+    const limit = this.#limits.maxStorageBufferBindingSize;
+    const entries: GPUBindGroupEntry[] = args.buffers.map((b, i) => {
+      if (b.bytes > limit) throw this.#bindingError(kernel.name, i, b);
+      // Whole 16-byte words (vec4 arrays), never past the buffer; at least 16 bytes (no binding may be empty).
+      const size = Math.min(Math.max(16, Math.ceil(b.bytes / 16) * 16), b.size - b.offset, limit);
+      return { binding: i, resource: { buffer: b.buffer, offset: b.offset, size } };
+    });
     if (args.uniforms) {
       const ub = this.device.createBuffer({
         size: Math.max(16, Math.ceil(args.uniforms.byteLength / 16) * 16),
@@ -306,11 +426,29 @@ export class Backend {
     if (++this.#pending >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
   }
 
+  #bindingError(kernel: string, binding: number, b: GpuBuffer): Error {
+    const limit = this.#limits.maxStorageBufferBindingSize;
+    const what = b.shape ? `a tensor of shape ${describe(b.shape, b.dtype)}` : "a buffer";
+    return new RangeError(
+      `${kernel}: binding ${binding} (${what}) is ${formatBytes(b.bytes)}, over this GPU's ` +
+        `${formatBytes(limit)} storage binding limit (maxStorageBufferBindingSize); this op cannot split it: use ` +
+        `smaller tensors (e.g. a smaller batch, or split the work into parts)`,
+    );
+  }
+
   /**
    * Compiles (once) and records a generated kernel: the usual pair of {@linkcode Backend.prepare} and
-   * {@linkcode Backend.dispatch} with the kernel's own grid.
+   * {@linkcode Backend.dispatch} with the kernel's own grid. A kernel whose threads would loop more often than this
+   * adapter runs loops ({@linkcode BackendLimits.loopIterations}) throws instead of giving wrong values.
    */
   run(kernel: KernelSource, buffers: GpuBuffer[], uniforms?: ArrayBuffer): void {
+    if (kernel.loops && kernel.loops.iterations > this.#limits.loopIterations) {
+      throw new RangeError(
+        `${kernel.name}: ${kernel.loops.of} would take ${kernel.loops.iterations} loop iterations in one GPU ` +
+          `thread; this adapter (${this.info.description}) stops a shader's loops after ` +
+          `${this.#limits.loopIterations} and would return wrong values. Use smaller dims or a hardware GPU`,
+      );
+    }
     this.dispatch(this.prepare(kernel.name, kernel.source), { buffers, workgroups: kernel.workgroups, uniforms });
   }
 
@@ -435,6 +573,10 @@ export class Backend {
     // Uniform buffers of submitted work can be destroyed now: WebGPU keeps them alive until the work finishes.
     for (const b of this.#transient.splice(0)) b.destroy();
   }
+}
+
+function describe(shape: readonly number[], dtype?: string): string {
+  return `(${shape.join(", ")})${dtype ? ` ${dtype}` : ""}`;
 }
 
 let backendPromise: Promise<Backend> | null = null;

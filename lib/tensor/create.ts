@@ -33,6 +33,16 @@ function flatten(
   return { flat: out, shape };
 }
 
+/** Throws unless every value is an integer in the i32 range (Int32Array.from would wrap or truncate it silently). */
+function checkInt32(values: ArrayLike<number>): void {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!(Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31)) {
+      throw new RangeError(`tensor: value ${v} at index ${i} is not an i32 (an integer in [-2^31, 2^31))`);
+    }
+  }
+}
+
 /** Options of {@linkcode tensor}. */
 export interface TensorOptions {
   /** Shape (required for flat typed arrays of more than one dimension). */
@@ -64,16 +74,10 @@ export function tensor(data: NestedArray | Float32Array | Int32Array | number[],
     throw new Error(`tensor: ${flat.length} values do not fill shape ${fmt(shape)}`);
   }
   const dtype = opts.dtype ?? (data instanceof Int32Array ? "i32" : "f32");
+  if (dtype === "i32" && !(flat instanceof Int32Array)) checkInt32(flat);
   const host = dtype === "i32"
     ? (flat instanceof Int32Array ? flat : Int32Array.from(flat))
     : (flat instanceof Float32Array ? flat : Float32Array.from(flat));
-  if (dtype === "i32" && !(flat instanceof Int32Array)) {
-    for (let i = 0; i < flat.length; i++) {
-      if (!Number.isInteger(flat[i])) {
-        throw new TypeError(`tensor: i32 value at index ${i} is not an integer: ${flat[i]}`);
-      }
-    }
-  }
   const t = empty(shape, dtype);
   if (host.length > 0) gpu().write(t.buffer, host);
   return t;

@@ -30,6 +30,7 @@ setAutogradOps({
 
 export {
   type Backend,
+  type BackendLimits,
   type DispatchArgs,
   gpu,
   type GpuBuffer,

@@ -264,7 +264,7 @@ export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
       throw new RangeError(`Invalid shape (${shape.join(", ")}): dims must be integers >= 0`);
     }
   }
-  const buf = gpu().alloc(sizeOf(shape) * dtypeBytes[dtype]);
+  const buf = gpu().alloc(sizeOf(shape) * dtypeBytes[dtype], shape, dtype);
   return new Tensor(new Storage(buf), shape, dtype);
 }
 

@@ -7,9 +7,9 @@
  */
 import { elementwiseKernel } from "../../../kernels/elementwise.ts";
 import { f32Literal } from "../../../kernels/common.ts";
-import { gpu } from "../../gpu/backend.ts";
+import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
 import { record } from "../autograd.ts";
-import { broadcastShapes } from "../shape.ts";
+import { broadcastShapes, fmt } from "../shape.ts";
 import { type DType, empty, type Tensor } from "../tensor.ts";
 
 /**
@@ -27,16 +27,46 @@ import { type DType, empty, type Tensor } from "../tensor.ts";
 export function mapElements(name: string, inputs: Tensor[], expr: string, outDtype: DType = "f32"): Tensor {
   const shape = broadcastShapes(name, ...inputs.map((t) => t.shape));
   const out = empty(shape, outDtype);
-  if (out.size === 0) return out;
-  const k = elementwiseKernel({
+  if (out.size > 0) runElementwise(name, inputs, out, expr);
+  return out;
+}
+
+/** Writes `expr` of `inputs` into `out`, a binding-sized part at a time when `out` is over the binding limit. */
+function runElementwise(name: string, inputs: Tensor[], out: Tensor, expr: string): void {
+  const backend = gpu();
+  const spec = {
     name,
-    outShape: shape,
-    outDtype,
+    outShape: out.shape,
+    outDtype: out.dtype,
     inputs: inputs.map((t) => ({ shape: t.shape, dtype: t.dtype })),
     expr,
-  });
-  gpu().run(k, [...inputs.map((t) => t.buffer), out.buffer]);
-  return out;
+  };
+  // Every dtype has 4-byte elements, so no input is larger than the output.
+  const limit = backend.limits.maxStorageBufferBindingSize;
+  if (out.size * 4 <= limit) {
+    backend.run(elementwiseKernel(spec), [...inputs.map((t) => t.buffer), out.buffer]);
+    return;
+  }
+  // Parts of a whole number of aligned bindings; inputs of the output's size are split alike, smaller
+  // (broadcast) ones bound whole, which needs them to fit.
+  const align = backend.device.limits.minStorageBufferOffsetAlignment / 4;
+  const part = Math.floor(limit / 4 / align) * align;
+  for (const t of inputs) {
+    if (t.size !== out.size && t.size * 4 > limit) {
+      throw new RangeError(
+        `${name}: input ${t.describe()} is ${formatBytes(t.size * 4)}, over this GPU's ${formatBytes(limit)} ` +
+          `storage binding limit (maxStorageBufferBindingSize), and broadcast to ${fmt(out.shape)} it cannot be ` +
+          `split into parts; use smaller tensors`,
+      );
+    }
+  }
+  const k = elementwiseKernel({ ...spec, part });
+  for (let first = 0; first < out.size; first += part) {
+    const count = Math.min(part, out.size - first);
+    const range = (b: GpuBuffer) => backend.range(b, first * 4, count * 4);
+    const buffers = inputs.map((t) => t.size === out.size ? range(t.buffer) : t.buffer);
+    backend.run(k, [...buffers, range(out.buffer)], new Uint32Array([first, count]).buffer);
+  }
 }
 
 function requireFloat(op: string, ...ts: Tensor[]): void {
@@ -276,9 +306,20 @@ export function copy(x: Tensor): Tensor {
   return record(y, "copy", [x], (dy) => [dy]);
 }
 
-/** Converts between f32 and i32 (truncating toward zero). No gradient. @example `cast(ids, "f32")` */
+/**
+ * Converts between f32 and i32, truncating toward zero. No gradient. f32 values outside the i32 range saturate to
+ * -2^31 or 2^31 - 128 (the largest f32 below 2^31), and NaN becomes an unspecified integer; i32 values beyond 2^24
+ * round to the nearest f32.
+ *
+ * @example
+ * ```ts ignore
+ * cast(tensor([2.7, -2.7, 3e9]), "i32"); // [2, -2, 2147483520]
+ * ```
+ */
 export function cast(x: Tensor, dtype: DType): Tensor {
-  return mapElements("cast", [x], `${dtype}(v0)`, dtype);
+  // WGSL's own float-to-int conversion of out-of-range values has changed between drafts: clamp explicitly.
+  const expr = dtype === "i32" && x.dtype === "f32" ? "i32(clamp(v0, -2147483648.0, 2147483520.0))" : `${dtype}(v0)`;
+  return mapElements("cast", [x], expr, dtype);
 }
 
 /** A tensor of `value` with `x`'s shape and dtype. @example `fullLike(x, 0)` */
@@ -298,18 +339,10 @@ export function fullLike(x: Tensor, value: number): Tensor {
  * ```
  */
 export function fill(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
-  if (dtype === "i32" && !(value >= -(2 ** 31) && value < 2 ** 31)) {
-    throw new RangeError(`fill: ${value} is not an i32 value (for shape (${shape.join(", ")}))`);
+  if (dtype === "i32" && !(Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31)) {
+    throw new RangeError(`fill: ${value} is not an i32 value (an integer in [-2^31, 2^31)), for shape ${fmt(shape)}`);
   }
   const out = empty(shape, dtype);
-  if (out.size === 0) return out;
-  const k = elementwiseKernel({
-    name: "fill",
-    outShape: shape,
-    outDtype: dtype,
-    inputs: [],
-    expr: dtype === "i32" ? `${Math.trunc(value)}` : f32Literal(value),
-  });
-  gpu().run(k, [out.buffer]);
+  if (out.size > 0) runElementwise("fill", [], out, dtype === "i32" ? `${value}` : f32Literal(value));
   return out;
 }

@@ -5,8 +5,8 @@
  * @module
  */
 import { f32Literal } from "../../../kernels/common.ts";
-import { reduceKernel, type ReduceKind } from "../../../kernels/reduce.ts";
-import { gpu } from "../../gpu/backend.ts";
+import { type ReduceDims, reduceGroupSize, reduceKernel, type ReduceKind } from "../../../kernels/reduce.ts";
+import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
 import { noGrad, record } from "../autograd.ts";
 import { fmt, normAxis, prod } from "../shape.ts";
 import { empty, type Tensor } from "../tensor.ts";
@@ -21,49 +21,126 @@ export interface ReduceOptions {
   keepDims?: boolean;
 }
 
-function reduceAxis(kind: ReduceKind, x: Tensor, axis: number, scale: number): Tensor {
-  const outer = prod(x.shape, 0, axis), R = x.shape[axis], inner = prod(x.shape, axis + 1);
-  const outShape = x.shape.map((d, i) => i === axis ? 1 : d);
-  // A long single row would leave one workgroup doing everything: split it and reduce twice.
+/** Most loop iterations a reduction's thread runs: a longer axis is cut into groups reduced first. */
+const MAX_REDUCE_ITERATIONS = 4096;
+
+function reduceAxis(kind: ReduceKind, x: Tensor, axis: number, scale: number, op: string): Tensor {
+  const dims = { outer: prod(x.shape, 0, axis), reduced: x.shape[axis], inner: prod(x.shape, axis + 1) };
+  const out = empty(x.shape.map((d, i) => i === axis ? 1 : d), "f32");
+  if (out.size > 0) reduceInto(kind, x.buffer, out.buffer, dims, scale, x.shape, op);
+  return out;
+}
+
+/**
+ * Writes `x` (outer, reduced, inner) reduced along the middle, times `scale`, into `out` (outer, inner), in as many
+ * passes as it takes: a long axis is cut into groups reduced first, and a tensor over the storage binding limit is
+ * taken a part at a time. `shape` (the tensor's) and `op` are for errors.
+ */
+function reduceInto(
+  kind: ReduceKind,
+  x: GpuBuffer,
+  out: GpuBuffer,
+  dims: ReduceDims,
+  scale: number,
+  shape: readonly number[],
+  op: string,
+): void {
+  const backend = gpu();
+  if (x.bytes > backend.limits.maxStorageBufferBindingSize) return reduceInParts(kind, x, out, dims, scale, shape, op);
+  const { outer, reduced: R, inner } = dims;
+  const iterations = Math.max(2, Math.min(MAX_REDUCE_ITERATIONS, backend.limits.loopIterations));
+  // A long single row would leave one workgroup doing everything: reduce groups of 4096 first.
   if (outer * inner === 1 && R > 16384) {
-    const chunk = 4096;
-    const rows = Math.ceil(R / chunk);
-    if (rows * chunk === R) {
-      // The views hold references to their storage: dispose each once the kernel that reads it is recorded.
-      const rowsView = reshape(x, [rows, chunk]);
-      const partial = reduceAxis(kind, rowsView, 1, 1);
-      rowsView.dispose();
-      const partialView = reshape(partial, [rows]);
-      partial.dispose();
-      const total = reduceAxis(kind, partialView, 0, scale);
-      partialView.dispose();
-      const out = reshape(total, outShape);
-      total.dispose();
-      return out;
-    }
+    return reduceInGroups(kind, x, out, dims, Math.min(4096, reduceGroupSize(1, iterations)), scale, shape, op);
   }
   // A long reduced axis over few columns (weight gradients: sum over B*T rows of a (rows, d) tensor) gives one
   // thread per column and a long serial loop: split the axis into groups reduced in parallel, then reduce those.
   if (inner > 1 && R >= 512 && outer * inner < 1 << 16) {
     const groups = [64, 32, 16, 8, 4, 2].find((g) => R % g === 0 && R / g >= 8);
     if (groups) {
-      const split = reshape(x, [outer, groups, R / groups, inner]);
-      const partial = reduceAxis(kind, split, 2, 1); // (outer, groups, 1, inner)
-      split.dispose();
-      const partialView = reshape(partial, [outer, groups, inner]);
-      partial.dispose();
-      const total = reduceAxis(kind, partialView, 1, scale); // (outer, 1, inner)
-      partialView.dispose();
-      const result = reshape(total, outShape);
-      total.dispose();
-      return result;
+      const partial = backend.alloc(outer * groups * inner * 4);
+      reduceInto(kind, x, partial, { outer: outer * groups, reduced: R / groups, inner }, 1, shape, op);
+      reduceInto(kind, partial, out, { outer, reduced: groups, inner }, scale, shape, op);
+      backend.free(partial);
+      return;
     }
   }
-  const out = empty(outShape, "f32");
-  if (out.size === 0) return out;
-  const k = reduceKernel(kind, { outer, reduced: R, inner }, scale);
-  gpu().run(k, [x.buffer, out.buffer]);
-  return out;
+  // Lavapipe ends a shader's loops after 65,535 iterations: no thread may loop that long.
+  if ((inner === 1 ? Math.ceil(R / 256) : R) > iterations) {
+    return reduceInGroups(kind, x, out, dims, reduceGroupSize(inner, iterations), scale, shape, op);
+  }
+  backend.run(reduceKernel(kind, dims, scale), [x, out]);
+}
+
+/** Reduces groups of `group` along the axis to a partial (outer, groups, inner), then the partial into `out`. */
+function reduceInGroups(
+  kind: ReduceKind,
+  x: GpuBuffer,
+  out: GpuBuffer,
+  dims: ReduceDims,
+  group: number,
+  scale: number,
+  shape: readonly number[],
+  op: string,
+): void {
+  const backend = gpu(), groups = Math.ceil(dims.reduced / group);
+  const partial = backend.alloc(dims.outer * groups * dims.inner * 4);
+  backend.run(reduceKernel(kind, { ...dims, group }), [x, partial]);
+  reduceInto(kind, partial, out, { outer: dims.outer, reduced: groups, inner: dims.inner }, scale, shape, op);
+  backend.free(partial);
+}
+
+/**
+ * {@linkcode reduceInto} for an `x` over the storage binding limit, a binding-sized part at a time: runs of outer
+ * rows, or, for a single row, runs of groups along the axis into a partial that is reduced after. Each part holds a
+ * multiple of `step` rows or groups, so that its ranges of x and of the output start on aligned offsets.
+ */
+function reduceInParts(
+  kind: ReduceKind,
+  x: GpuBuffer,
+  out: GpuBuffer,
+  dims: ReduceDims,
+  scale: number,
+  shape: readonly number[],
+  op: string,
+): void {
+  const backend = gpu(), limit = backend.limits.maxStorageBufferBindingSize, elements = Math.floor(limit / 4);
+  const align = backend.device.limits.minStorageBufferOffsetAlignment / 4;
+  const { outer, reduced: R, inner } = dims;
+  const step = align / gcd(inner, align);
+  const rows = Math.floor(elements / (R * inner) / step) * step;
+  if (outer > 1 && rows > 0) {
+    for (let o = 0; o < outer; o += rows) {
+      const n = Math.min(rows, outer - o);
+      const part = backend.range(x, o * R * inner * 4, n * R * inner * 4);
+      const outPart = backend.range(out, o * inner * 4, n * inner * 4);
+      reduceInto(kind, part, outPart, { outer: n, reduced: R, inner }, scale, shape, op);
+    }
+    return;
+  }
+  const iterations = Math.max(2, Math.min(MAX_REDUCE_ITERATIONS, backend.limits.loopIterations));
+  const group = Math.min(4096, reduceGroupSize(inner, iterations), Math.floor(elements / (inner * step)));
+  if (outer > 1 || group < 2) {
+    throw new RangeError(
+      `${op}: a tensor of shape ${fmt(shape)} is ${formatBytes(x.bytes)}, over this GPU's ${formatBytes(limit)} ` +
+        `storage binding limit (maxStorageBufferBindingSize), and the reduction over this axis cannot be split into parts ` +
+        `that fit; use smaller tensors`,
+    );
+  }
+  const groups = Math.ceil(R / group), perPart = Math.floor(elements / (group * inner) / step) * step;
+  const partial = backend.alloc(groups * inner * 4);
+  for (let g = 0; g < groups; g += perPart) {
+    const first = g * group, end = Math.min(R, (g + perPart) * group);
+    const part = backend.range(x, first * inner * 4, (end - first) * inner * 4);
+    const outPart = backend.range(partial, g * inner * 4, Math.ceil((end - first) / group) * inner * 4);
+    backend.run(reduceKernel(kind, { outer: 1, reduced: end - first, inner, group }), [part, outPart]);
+  }
+  reduceInto(kind, partial, out, { outer: 1, reduced: groups, inner }, scale, shape, op);
+  backend.free(partial);
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
 }
 
 function reduce(kind: ReduceKind, x: Tensor, opts: ReduceOptions, mean: boolean): Tensor {
@@ -80,7 +157,7 @@ function reduce(kind: ReduceKind, x: Tensor, opts: ReduceOptions, mean: boolean)
     let cur = x;
     const sorted = [...axes].sort((a, b) => b - a);
     sorted.forEach((a, j) => {
-      const next = reduceAxis(kind, cur, a, mean && j === sorted.length - 1 ? 1 / count : 1);
+      const next = reduceAxis(kind, cur, a, mean && j === sorted.length - 1 ? 1 / count : 1, op);
       if (cur !== x) cur.dispose();
       cur = next;
     });
