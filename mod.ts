@@ -119,7 +119,6 @@ export {
   resumePoint,
 } from "./lib/train/resume.ts";
 export { type GpuPeaks, gpuPeaks } from "./lib/gpu/peaks.ts";
-export { GL_FALLBACK_ADVICE, isGlFallback } from "./lib/gpu/device.ts";
 export { generate, type GenerateOptions } from "./lib/sample/generate.ts";
 export {
   type FinishReason,

@@ -28,6 +28,7 @@ import {
 } from "../mod.ts";
 import { EXIT_INTERRUPTED, type FlagSpec, helpText, parseFlags, runMain } from "../lib/cli_flags.ts";
 import { checkInputFile } from "../lib/cli_paths.ts";
+import { GL_FALLBACK_ADVICE, onGlFallback } from "../lib/cli_vulkan.ts";
 import { choosePath } from "../lib/paths.ts";
 
 const DEFAULT_RUN = "runs/default";
@@ -138,7 +139,8 @@ async function main(): Promise<number> {
     );
   }
 
-  await initGpu();
+  const backend = await initGpu();
+  if (onGlFallback(backend.info)) throw new Error(GL_FALLBACK_ADVICE);
   const model = new TransformerLM(config);
   try {
     model.loadStateDict(ckpt.model);

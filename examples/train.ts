@@ -22,7 +22,6 @@ import {
   formatCount,
   formatDuration,
   generateText,
-  GL_FALLBACK_ADVICE,
   gpuPeaks,
   initGpu,
   InterruptGuard,
@@ -46,6 +45,7 @@ import {
 } from "../mod.ts";
 import { EXIT_INTERRUPTED, runMain, UsageError } from "../lib/cli_flags.ts";
 import { checkInputFile } from "../lib/cli_paths.ts";
+import { GL_FALLBACK_ADVICE, onGlFallback } from "../lib/cli_vulkan.ts";
 
 const DEFAULT_OUT_DIR = "runs/default";
 const EXIT_DIVERGED = 3;
@@ -181,7 +181,7 @@ async function main(): Promise<number> {
     console.log(trainHelpText({ defaults: programDefaults(software) }));
     return 0;
   }
-  if (backend.info.glFallback) throw new Error(GL_FALLBACK_ADVICE);
+  if (onGlFallback(backend.info)) throw new Error(GL_FALLBACK_ADVICE);
   log(`${backend.info.description}${software ? " (software adapter: tiny default model)" : ""}`);
 
   // Every input is validated (the trainer checks data, tokenizer and checkpoint) before anything is written, the

@@ -194,7 +194,10 @@ Deno.test("--help lists every flag with its type and default, aligned", async ()
   );
   // Without program defaults, the shape fields are required.
   assertMatch(trainHelpText(), /--vocab-size <int> +number of token ids \(required\)\n/);
-  assertMatch(trainHelpText(), /--train-data <path> +training token file \(default: the embedded Moby-Dick data, prepared under --out-dir\)\n/);
+  assertMatch(
+    trainHelpText(),
+    /--train-data <path> +training token file \(default: the embedded Moby-Dick data, prepared under --out-dir\)\n/,
+  );
   assertMatch(trainHelpText(), /--steps <int> +optimizer steps \(default: 5000\)\n/);
 });
 

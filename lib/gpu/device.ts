@@ -20,33 +20,11 @@ export interface GpuInfo {
   /** Whether `shader-f16` was enabled. */
   f16: boolean;
   /**
-   * True when Deno's WebGPU runs on its OpenGL fallback, which it picks on Linux when no Vulkan driver is
-   * installed. That backend is correct but far too slow to train or sample (minutes before a first step), so the
-   * command-line programs stop and name the package that fixes it ({@linkcode GL_FALLBACK_ADVICE}).
+   * The adapter's limit on bindings per bind group. wgpu's OpenGL backend (which Deno falls back to on Linux when no
+   * Vulkan driver is installed) reports none (2^32 - 1); so does its Vulkan backend on NVIDIA, so this alone does not
+   * tell the backend (the command-line programs also look for a Vulkan driver).
    */
-  glFallback: boolean;
-}
-
-/** What to tell a user whose WebGPU runs on the OpenGL fallback. */
-export const GL_FALLBACK_ADVICE =
-  "Deno's WebGPU is running on its OpenGL fallback because no Vulkan driver was found; it is far too slow to " +
-  "train or sample. Install one: `sudo apt-get install mesa-vulkan-drivers` (CPU, or Intel/AMD GPUs), or your " +
-  "GPU vendor's Vulkan driver (NVIDIA: the driver's libnvidia-gl package), then run again.";
-
-/**
- * Whether an adapter is wgpu's OpenGL backend. WebGPU does not name the backend, but wgpu's GL backend reports no
- * limit on bindings per bind group (u32::MAX), which its Vulkan backend never does; on Linux the other backend is
- * Vulkan, so the test is exact there (Metal and D3D12 report the same maximum, hence the platform check).
- *
- * @example
- * ```ts
- * import { isGlFallback } from "./device.ts";
- * console.log(isGlFallback({ maxBindingsPerBindGroup: 1000 }, "linux")); // false
- * console.log(isGlFallback({ maxBindingsPerBindGroup: 4294967295 }, "linux")); // true
- * ```
- */
-export function isGlFallback(limits: { maxBindingsPerBindGroup: number }, os: string): boolean {
-  return os === "linux" && limits.maxBindingsPerBindGroup >= 0xffffffff;
+  maxBindingsPerBindGroup: number;
 }
 
 /** An acquired device and what it can do. */
@@ -67,11 +45,6 @@ const wantedLimits = [
   "maxComputeWorkgroupsPerDimension",
   "maxStorageBuffersPerShaderStage",
 ] as const;
-
-/** The host's OS as Deno names it, or "" outside Deno (a browser page never runs wgpu's GL backend). */
-function hostOs(): string {
-  return (globalThis as { Deno?: { build: { os: string } } }).Deno?.build.os ?? "";
-}
 
 /**
  * Requests a WebGPU device with the features and limits nanolm wants.
@@ -110,7 +83,7 @@ export async function requestGpu(options: { powerPreference?: GPUPowerPreference
       isSoftware: adapter.info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(description),
       timestamps: device.features.has("timestamp-query"),
       f16: device.features.has("shader-f16"),
-      glFallback: isGlFallback(adapter.limits, hostOs()),
+      maxBindingsPerBindGroup: adapter.limits.maxBindingsPerBindGroup,
     },
   };
 }
