@@ -12,9 +12,9 @@
  *
  * @module
  */
-export { Rng, type RngState } from "./lib/random.ts";
+export { Rng, type RngState } from "./lib/util/random.ts";
 export * from "./lib/tensor/mod.ts";
-export { ProgressBar, type ProgressBarOptions } from "./lib/progress.ts";
+export { ProgressBar, type ProgressBarOptions } from "./lib/util/progress.ts";
 export {
   type Config,
   ConfigError,
@@ -30,8 +30,8 @@ export {
   type PositionEncoding,
   type TrainConfig,
   type TrainConfigInput,
-} from "./lib/config.ts";
-export { cosineLr, type CosineScheduleOptions } from "./lib/schedule.ts";
+} from "./lib/train/config.ts";
+export { cosineLr, type CosineScheduleOptions } from "./lib/optim/schedule.ts";
 export {
   bf16ToFloat32,
   decodeSafetensors,
@@ -50,7 +50,7 @@ export {
   type TensorInfo,
   type TensorMap,
   writeSafetensors,
-} from "./lib/safetensors.ts";
+} from "./lib/io/safetensors.ts";
 export {
   type ArrayMap,
   type CheckpointState,
@@ -59,14 +59,14 @@ export {
   readCheckpointFile,
   writeCheckpointFile,
   writeWeightsFile,
-} from "./lib/checkpoint_io.ts";
+} from "./lib/io/checkpoint_file.ts";
 export {
   choosePath,
   type PathChoice,
   pathToRecord,
   type RecordedPathOptions,
   resolveRecordedPath,
-} from "./lib/paths.ts";
+} from "./lib/io/paths.ts";
 export {
   RandomBatchSampler,
   type RandomBatchSamplerOptions,
@@ -77,7 +77,7 @@ export {
   type TokenDtype,
   tokenDtypeForPath,
   writeTokenFile,
-} from "./lib/data.ts";
+} from "./lib/data/token_files.ts";
 export {
   type AccountingRow,
   accountingTable,
@@ -93,9 +93,9 @@ export {
   trainingFlops,
   trainingFlopsPerToken,
   type WorkloadOptions,
-} from "./lib/accounting.ts";
+} from "./lib/nn/accounting.ts";
 export { AdamW, type AdamWOptions, type StepOptions } from "./lib/optim/adamw.ts";
-export * from "./lib/model/mod.ts";
+export * from "./lib/nn/mod.ts";
 export {
   BEST_CHECKPOINT_NAME,
   type BestCheckpoint,
@@ -168,7 +168,7 @@ export {
   readMetrics,
   type Series,
   type Stepped,
-} from "./lib/metrics.ts";
+} from "./lib/train/metrics.ts";
 export {
   bundleOf,
   cellResult,
@@ -177,8 +177,8 @@ export {
   JUPYTER_DISPLAY,
   type JupyterDisplayable,
   type MimeBundle,
-} from "./lib/jupyter.ts";
-export { formatCell, htmlTable, tableDisplay, type TableOptions, type TableRow, textTable } from "./lib/table.ts";
+} from "./lib/notebook/jupyter.ts";
+export { formatCell, htmlTable, tableDisplay, type TableOptions, type TableRow, textTable } from "./lib/notebook/table.ts";
 export {
   attentionMapFigure,
   displayable,
@@ -200,7 +200,7 @@ export {
   plotlyLoaderHtml,
   type PlotlyTrace,
   runFromMetrics,
-} from "./lib/plot.ts";
+} from "./lib/notebook/plot.ts";
 export {
   modelBundle,
   runBundle,
@@ -211,11 +211,11 @@ export {
   tokenSplit,
   tokenSplitBundle,
   tokenText,
-} from "./lib/views.ts";
-export { type MonitorEvent, TrainingMonitor, type TrainingMonitorOptions } from "./lib/monitor.ts";
-export { renderReport, type ReportContent, type ReportRun, type ReportSample, writeReport } from "./lib/report.ts";
-export { StepThroughput, ThroughputMeter, type ThroughputMeterOptions } from "./lib/meter.ts";
-export { InterruptGuard } from "./lib/interrupt.ts";
+} from "./lib/notebook/views.ts";
+export { type MonitorEvent, TrainingMonitor, type TrainingMonitorOptions } from "./lib/notebook/monitor.ts";
+export { renderReport, type ReportContent, type ReportRun, type ReportSample, writeReport } from "./lib/notebook/report.ts";
+export { StepThroughput, ThroughputMeter, type ThroughputMeterOptions } from "./lib/train/meter.ts";
+export { InterruptGuard } from "./lib/cli/interrupt.ts";
 export {
   defaultCorpus,
   defaultDataFolder,
@@ -224,9 +224,9 @@ export {
   END_OF_TEXT,
   type PreparedData,
   prepareDefaultData,
-} from "./lib/train/default_data.ts";
-export { VERSION } from "./lib/version.ts";
-export { formatCount, formatDuration } from "./lib/progress.ts";
+} from "./lib/data/default_data.ts";
+export { VERSION } from "./lib/util/version.ts";
+export { formatCount, formatDuration } from "./lib/util/progress.ts";
 export {
   buildConfig,
   type ConfigDefaults,
@@ -236,5 +236,5 @@ export {
   type TrainCliResult,
   trainHelpText,
   type TrainOutputOptions,
-} from "./lib/cli.ts";
-export { type PreparedTextData, type PrepareOptions, prepareTextData, TINYSTORIES_URLS } from "./lib/train/prepare.ts";
+} from "./lib/cli/train_flags.ts";
+export { type PreparedTextData, type PrepareOptions, prepareTextData, TINYSTORIES_URLS } from "./lib/data/prepare.ts";

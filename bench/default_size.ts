@@ -11,7 +11,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { prepareDefaultData } from "../lib/train/default_data.ts";
+import { prepareDefaultData } from "../lib/data/default_data.ts";
 import { type EvalMetrics, Trainer } from "../lib/train/trainer.ts";
 
 const { values } = parseArgs({

@@ -12,9 +12,9 @@
  */
 import { parseArgs } from "node:util";
 import { initGpu } from "../lib/tensor/mod.ts";
-import { TransformerLM } from "../lib/model/transformer.ts";
+import { TransformerLM } from "../lib/nn/transformer.ts";
 import { lmShapeConfig, lmShapeOptions } from "./lm_shape.ts";
-import { Rng } from "../lib/random.ts";
+import { Rng } from "../lib/util/random.ts";
 import { KvCacheDecoder } from "../lib/sample/decoder.ts";
 import { generateStream, type GenerateStreamOptions } from "../lib/sample/stream.ts";
 

@@ -24,10 +24,10 @@ import {
   tidy,
 } from "../lib/tensor/mod.ts";
 import { AdamW } from "../lib/optim/adamw.ts";
-import { TransformerLM } from "../lib/model/transformer.ts";
+import { TransformerLM } from "../lib/nn/transformer.ts";
 import { type MatmulSettings, setMatmulSettings } from "../lib/tensor/ops/matmul.ts";
 import { lmShapeConfig, lmShapeOptions } from "./lm_shape.ts";
-import { Rng } from "../lib/random.ts";
+import { Rng } from "../lib/util/random.ts";
 
 const { values } = parseArgs({
   options: {

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { loadPlotlyJs } from "../lib/plot.ts";
+import { loadPlotlyJs } from "../lib/notebook/plot.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const filter = Deno.args[0] ?? "";

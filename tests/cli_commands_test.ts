@@ -4,10 +4,10 @@
  * Inputs are tiny; only one test starts the GPU.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { writeCheckpointFile } from "../lib/checkpoint_io.ts";
+import { writeCheckpointFile } from "../lib/io/checkpoint_file.ts";
 import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { initGpu, readAll } from "../lib/tensor/mod.ts";
-import { TransformerLM } from "../lib/model/transformer.ts";
+import { TransformerLM } from "../lib/nn/transformer.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const SECRET = "SECRET-CONTENTS-42";
@@ -20,7 +20,7 @@ interface Outcome {
 
 async function run(program: "sample" | "prepare_data" | "train", args: string[]): Promise<Outcome> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", `${root}examples/${program}.ts`, ...args],
+    args: ["run", "-A", "--no-check", `${root}lib/cli/${program}.ts`, ...args],
     env: { NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
@@ -131,7 +131,7 @@ Deno.test("sample: a model vocab larger than the tokenizer's samples only decoda
       "run",
       "-A",
       "--no-check",
-      `${root}examples/sample.ts`,
+      `${root}lib/cli/sample.ts`,
       "--checkpoint",
       ckpt,
       "--prompt",

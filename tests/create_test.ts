@@ -3,7 +3,7 @@
  * truncation bounds).
  */
 import { assert, assertClose, assertEquals, assertThrows } from "./assert.ts";
-import { Rng } from "../lib/random.ts";
+import { Rng } from "../lib/util/random.ts";
 import {
   full,
   initGpu,

@@ -8,7 +8,7 @@ import { assertClose } from "./assert.ts";
 import { assertNoGpuErrors, upload, uploadInts } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randInts, randNd, rngFor } from "./reference.ts";
-import type { Rng } from "../lib/random.ts";
+import type { Rng } from "../lib/util/random.ts";
 import { AdamW } from "../lib/optim/adamw.ts";
 import {
   add,

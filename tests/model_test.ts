@@ -21,12 +21,12 @@ import {
   tensor,
   tidy,
 } from "../lib/tensor/mod.ts";
-import { Linear } from "../lib/model/layers.ts";
-import { Rng } from "../lib/random.ts";
-import { TransformerLM } from "../lib/model/mod.ts";
-import { ConfigError, type ModelConfig, type ModelConfigInput, parseModelConfig } from "../lib/config.ts";
-import { encodeSafetensors, readSafetensors, type TensorEntry, type TensorMap } from "../lib/safetensors.ts";
-import { parameterCounts } from "../lib/accounting.ts";
+import { Linear } from "../lib/nn/layers.ts";
+import { Rng } from "../lib/util/random.ts";
+import { TransformerLM } from "../lib/nn/mod.ts";
+import { ConfigError, type ModelConfig, type ModelConfigInput, parseModelConfig } from "../lib/train/config.ts";
+import { encodeSafetensors, readSafetensors, type TensorEntry, type TensorMap } from "../lib/io/safetensors.ts";
+import { parameterCounts } from "../lib/nn/accounting.ts";
 
 await initGpu();
 

@@ -4,7 +4,7 @@
  * @module
  */
 import { noGrad, readAll, slice, tensor, tidy } from "../lib/tensor/mod.ts";
-import type { TransformerLM } from "../lib/model/transformer.ts";
+import type { TransformerLM } from "../lib/nn/transformer.ts";
 
 /** Argmax of the last row of a full forward pass over `ids` (ties go to the lower id). */
 export async function argmaxNext(model: TransformerLM, ids: readonly number[]): Promise<number> {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { Rng } from "../lib/random.ts";
+import { Rng } from "../lib/util/random.ts";
 
 /** A float64 n-dimensional array: shape and row-major data. */
 export interface Nd {

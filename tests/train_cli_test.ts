@@ -3,16 +3,16 @@
  * metrics and settings, a mistyped input loses nothing, Ctrl-C exits 130 with a checkpoint that resumes.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { readCheckpointFile } from "../lib/checkpoint_io.ts";
-import { writeTokenFile } from "../lib/data.ts";
-import { readMetrics } from "../lib/metrics.ts";
-import { Rng } from "../lib/random.ts";
+import { readCheckpointFile } from "../lib/io/checkpoint_file.ts";
+import { writeTokenFile } from "../lib/data/token_files.ts";
+import { readMetrics } from "../lib/train/metrics.ts";
+import { Rng } from "../lib/util/random.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
 function command(args: string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", `${root}examples/train.ts`, ...args],
+    args: ["run", "-A", "--no-check", `${root}lib/cli/train.ts`, ...args],
     env: { NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",

@@ -1,6 +1,6 @@
 import { assertClose, assertThrows } from "../../tests/assert.ts";
 import { initGpu, param, readAll, tensor } from "../tensor/mod.ts";
-import { Rng } from "../random.ts";
+import { Rng } from "../util/random.ts";
 import { AdamW } from "./adamw.ts";
 
 await initGpu();

@@ -34,8 +34,8 @@ import { embeddingForwardKernel } from "../../kernels/embedding.ts";
 import { rmsNormForwardKernel } from "../../kernels/rmsnorm.ts";
 import { SAMPLE_WORKGROUP_BYTES, sampleKernel } from "../../kernels/sample.ts";
 import { type Backend, gpu, type GpuBuffer, type KernelTiming } from "../gpu/backend.ts";
-import type { KvSink } from "../model/attention.ts";
-import type { TransformerLM } from "../model/transformer.ts";
+import type { KvSink } from "../nn/attention.ts";
+import type { TransformerLM } from "../nn/transformer.ts";
 import { noGrad, slice, type Tensor, tensor, tidy } from "../tensor/mod.ts";
 
 /** Sampling settings of the GPU sampler. */

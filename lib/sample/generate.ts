@@ -7,8 +7,8 @@
  *
  * @module
  */
-import type { TransformerLM } from "../model/transformer.ts";
-import { Rng } from "../random.ts";
+import type { TransformerLM } from "../nn/transformer.ts";
+import { Rng } from "../util/random.ts";
 import { noGrad, reshape, slice, tensor, tidy } from "../tensor/mod.ts";
 import { sampleToken, type SamplingOptions } from "./sampling.ts";
 

@@ -1,7 +1,7 @@
 import { argmaxNext } from "../../tests/next_token.ts";
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { initGpu } from "../tensor/mod.ts";
-import { TransformerLM } from "../model/transformer.ts";
+import { TransformerLM } from "../nn/transformer.ts";
 import { generate } from "./generate.ts";
 
 await initGpu();

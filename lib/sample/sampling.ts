@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Rng } from "../random.ts";
+import type { Rng } from "../util/random.ts";
 
 /** Options of {@linkcode sampleToken}. */
 export interface SamplingOptions {
@@ -60,7 +60,7 @@ export function candidateSet(logits: ArrayLike<number>, opts: SamplingOptions): 
  *
  * @example
  * ```ts
- * import { Rng } from "../random.ts";
+ * import { Rng } from "../util/random.ts";
  * import { sampleToken } from "./sampling.ts";
  * const id = sampleToken(new Float32Array([0.1, 3, 0.2]), new Rng(0), { temperature: 0 });
  * console.assert(id === 1);

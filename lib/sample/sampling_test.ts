@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
-import { Rng } from "../random.ts";
+import { Rng } from "../util/random.ts";
 import { candidateSet, sampleToken } from "./sampling.ts";
 
 // Reference written independently: sort probabilities with float64 softmax, cut by k then by cumulative p.

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import type { TransformerLM } from "../model/transformer.ts";
+import type { TransformerLM } from "../nn/transformer.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { KvCacheDecoder } from "./decoder.ts";
 import type { GpuSamplingOptions } from "./decoder.ts";

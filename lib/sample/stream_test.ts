@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { initGpu, readAll } from "../tensor/mod.ts";
-import { TransformerLM } from "../model/transformer.ts";
+import { TransformerLM } from "../nn/transformer.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { generateStream, generateText, type GenerationEvent } from "./stream.ts";
 

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { initGpu, noGrad, readAll, slice, tensor, tidy } from "../tensor/mod.ts";
-import { TransformerLM } from "../model/transformer.ts";
+import { TransformerLM } from "../nn/transformer.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { generate } from "./generate.ts";
 import { generateStream, generateText } from "./stream.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import { gpu } from "../gpu/backend.ts";
-import { Rng } from "../random.ts";
+import { Rng } from "../util/random.ts";
 import { fmt, prod } from "./shape.ts";
 import { type DType, empty, keep, type NestedArray, type Tensor } from "./tensor.ts";
 import { fill } from "./ops/elementwise.ts";

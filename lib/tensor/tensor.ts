@@ -12,8 +12,8 @@
  */
 import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import type { GradNode } from "./autograd.ts";
-import { factsBundle, JUPYTER_DISPLAY, type MimeBundle, previewValues } from "../display.ts";
-import { cellResult } from "../jupyter.ts";
+import { factsBundle, JUPYTER_DISPLAY, type MimeBundle, previewValues } from "../notebook/display.ts";
+import { cellResult } from "../notebook/jupyter.ts";
 
 /** Element types. `i32` holds token ids and targets; `f32` everything else. */
 export type DType = "f32" | "i32";

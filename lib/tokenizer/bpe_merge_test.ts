@@ -1,5 +1,5 @@
 import { assertEquals } from "../../tests/assert.ts";
-import { Rng } from "../random.ts";
+import { Rng } from "../util/random.ts";
 import { mergePiece, PairTable } from "./bpe_merge.ts";
 
 /** Textbook BPE: repeatedly merge the leftmost lowest-ranked pair, rebuilding the array each time. */

@@ -9,8 +9,8 @@
  * @module
  */
 
-import { ProgressBar, type ProgressBarOptions } from "../progress.ts";
-import { countPretokens } from "./parallel_counts.ts";
+import { ProgressBar, type ProgressBarOptions } from "../util/progress.ts";
+import { countPretokens } from "../data/corpus_counts.ts";
 
 /** Options of {@linkcode trainBpe}. */
 export interface TrainBpeOptions {

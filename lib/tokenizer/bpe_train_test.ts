@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../../tests/assert.ts";
-import { Rng } from "../random.ts";
+import { Rng } from "../util/random.ts";
 import { trainBpe } from "./bpe_train.ts";
 import { pretokenizeRegex } from "./pretokenize.ts";
 import { Tokenizer } from "./tokenizer.ts";

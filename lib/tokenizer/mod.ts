@@ -31,6 +31,6 @@ export {
   type TokenizerSnapshot,
 } from "./tokenizer.ts";
 export type { PairTableData } from "./bpe_merge.ts";
-export { encodeFile, type EncodeFileOptions, type EncodeFileResult } from "./encode_file.ts";
+export { encodeFile, type EncodeFileOptions, type EncodeFileResult } from "../data/encode_file.ts";
 export { GPT2_PATTERN, pretokenize, pretokenizeRegex } from "./pretokenize.ts";
 export { BYTE_TO_CHAR, bytesToPrintable, printableToBytes } from "./bytes_unicode.ts";

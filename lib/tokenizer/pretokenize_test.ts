@@ -1,5 +1,5 @@
 import { assertEquals } from "../../tests/assert.ts";
-import { Rng } from "../random.ts";
+import { Rng } from "../util/random.ts";
 import { pretokenize, pretokenizeRegex } from "./pretokenize.ts";
 
 Deno.test("scanner cuts GPT-2 pieces on hand-picked cases", () => {

@@ -8,11 +8,11 @@
 import { bytesToPrintable, printableToBytes } from "./bytes_unicode.ts";
 import { mergePiece, PairTable, type PairTableData } from "./bpe_merge.ts";
 import { detachedSlice, pretokenEnds } from "./pretokenize.ts";
-import { writeFileAtomicSync } from "../atomic_write.ts";
-import { JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
-import { kindOf, lineAndColumn, parseJson } from "../json.ts";
-import { cellResult } from "../jupyter.ts";
-import { tokenizerBundle } from "../views.ts";
+import { writeFileAtomicSync } from "../io/atomic_write.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../notebook/display.ts";
+import { kindOf, lineAndColumn, parseJson } from "../util/json.ts";
+import { cellResult } from "../notebook/jupyter.ts";
+import { tokenizerBundle } from "../notebook/views.ts";
 
 /** A merge: the two byte strings that are joined, in order. */
 export type Merge = [Uint8Array, Uint8Array];

@@ -6,7 +6,7 @@ import {
   tiktokenEncode,
   tiktokenEncodeOrdinary,
 } from "../../tests/gpt2_oracle.ts";
-import { Rng } from "../random.ts";
+import { Rng } from "../util/random.ts";
 import { Tokenizer } from "./tokenizer.ts";
 
 /** Like assertEquals on id arrays, but reports the first difference instead of both whole arrays. */

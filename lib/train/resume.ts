@@ -11,9 +11,9 @@
  * @module
  */
 import { dirname, isAbsolute, resolve } from "node:path";
-import { type CheckpointState, readCheckpointFile } from "../checkpoint_io.ts";
-import { type Config, ConfigError, parseConfig, parseModelConfig } from "../config.ts";
-import { pathToRecord, resolveRecordedPath } from "../paths.ts";
+import { type CheckpointState, readCheckpointFile } from "../io/checkpoint_file.ts";
+import { type Config, ConfigError, parseConfig, parseModelConfig } from "./config.ts";
+import { pathToRecord, resolveRecordedPath } from "../io/paths.ts";
 
 /** Fields a caller gives on resume, as parsed from flags or a config file (camelCase keys). */
 export interface ConfigOverrides {

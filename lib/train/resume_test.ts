@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects } from "../../tests/assert.ts";
-import { writeCheckpointFile } from "../checkpoint_io.ts";
-import { parseConfig } from "../config.ts";
+import { writeCheckpointFile } from "../io/checkpoint_file.ts";
+import { parseConfig } from "./config.ts";
 import { recordedConfig, resumePoint } from "./resume.ts";
 
 const model = { vocabSize: 32, contextLength: 8, dModel: 16, numLayers: 1, numHeads: 2 };

@@ -9,22 +9,22 @@
  * @module
  */
 import { dirname, isAbsolute } from "node:path";
-import { writeFileAtomicSync } from "../atomic_write.ts";
-import { type Config, type ConfigInput, parseConfig, parseModelConfig } from "../config.ts";
-import { type ArrayMap, type CheckpointState, readCheckpointFile, writeCheckpointFile } from "../checkpoint_io.ts";
-import { StepThroughput } from "../meter.ts";
+import { writeFileAtomicSync } from "../io/atomic_write.ts";
+import { type Config, type ConfigInput, parseConfig, parseModelConfig } from "./config.ts";
+import { type ArrayMap, type CheckpointState, readCheckpointFile, writeCheckpointFile } from "../io/checkpoint_file.ts";
+import { StepThroughput } from "./meter.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { recordedConfig, type ResumePoint } from "./resume.ts";
-import { RandomBatchSampler, type SamplerState, TokenDataset } from "../data.ts";
-import { Rng } from "../random.ts";
-import { cosineLr } from "../schedule.ts";
+import { RandomBatchSampler, type SamplerState, TokenDataset } from "../data/token_files.ts";
+import { Rng } from "../util/random.ts";
+import { cosineLr } from "../optim/schedule.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { initGpu } from "../gpu/backend.ts";
 import { add, crossEntropy, keep, mul, noGrad, readAll, type Tensor, tensor, tidy } from "../tensor/mod.ts";
-import { TransformerLM } from "../model/transformer.ts";
-import { JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
-import { cellResult } from "../jupyter.ts";
-import { runBundle } from "../views.ts";
+import { TransformerLM } from "../nn/transformer.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../notebook/display.ts";
+import { cellResult } from "../notebook/jupyter.ts";
+import { runBundle } from "../notebook/views.ts";
 
 /** One logged training step. */
 export interface StepMetrics {

@@ -1,9 +1,9 @@
 import { assert, assertClose, assertEquals, assertRejects } from "../../tests/assert.ts";
-import { readCheckpointFile } from "../checkpoint_io.ts";
-import { TokenDataset, writeTokenFile } from "../data.ts";
+import { readCheckpointFile } from "../io/checkpoint_file.ts";
+import { TokenDataset, writeTokenFile } from "../data/token_files.ts";
 import { crossEntropy, keep, noGrad, tensor, tidy } from "../tensor/mod.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
-import { Rng } from "../random.ts";
+import { Rng } from "../util/random.ts";
 import { resumePoint } from "./resume.ts";
 import { type StepMetrics, Trainer, type TrainEvent } from "./trainer.ts";
 

@@ -1,0 +1,273 @@
+/**
+ * `deno task train`: train a transformer LM from the terminal.
+ *
+ * With no `--train-data` it runs the embedded default end to end: Moby-Dick from the npm registry, a BPE tokenizer
+ * trained on it, a model and a number of steps sized to that data (tiny on a software adapter, so the whole run
+ * takes minutes on a laptop CPU), a progress bar, samples from the best weights and an HTML report, all under
+ * `--out-dir` (default `runs/default`). `deno task train --help` lists every flag.
+ *
+ * Exit codes: 0 when the run ends (its steps done, or stopped early by `--patience`), 1 on an error, 2 on a bad
+ * flag or config, 3 when the loss diverged, 130 when interrupted (Ctrl-C: a checkpoint is written first).
+ *
+ * @module
+ */
+import {
+  buildConfig,
+  CHECKPOINT_NAME,
+  type Config,
+  defaultRunSettings,
+  END_OF_TEXT,
+  type FitResult,
+  flagOf,
+  formatCount,
+  formatDuration,
+  generateText,
+  gpuPeaks,
+  initGpu,
+  InterruptGuard,
+  MetricsLogger,
+  parseTrainCli,
+  prepareDefaultData,
+  ProgressBar,
+  readCheckpointFile,
+  readMetrics,
+  type ResumePoint,
+  resumePoint,
+  type StepMetrics,
+  Tokenizer,
+  Trainer,
+  type TrainEvent,
+  trainHelpText,
+  trainingFlopsPerToken,
+  type TrainOutputOptions,
+  VERSION,
+  writeReport,
+} from "../../mod.ts";
+import { EXIT_INTERRUPTED, runMain, UsageError } from "./flags.ts";
+import { checkInputFile } from "./input_files.ts";
+import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
+
+const DEFAULT_OUT_DIR = "runs/default";
+const EXIT_DIVERGED = 3;
+const log = (line: string) => console.error(`nanolm: ${line}`);
+
+/** The program defaults below the config file and the flags: the model and run of the embedded default. */
+function programDefaults(software: boolean, vocabSize = 512) {
+  return defaultRunSettings({ train: 544_000, val: 28_000 }, { vocabSize, software });
+}
+
+/** A run to start: its config, the default data's tokenizer and token counts when it uses them. */
+interface Plan {
+  config: Config;
+  resume?: ResumePoint;
+  tokenizer?: Tokenizer;
+  textBytes?: number;
+}
+
+/** A new run's config: the default data sized to the adapter, or the user's data. Writes only the default data. */
+async function freshRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help: false }, software: boolean) {
+  const given = cli.given;
+  const outDir = (given.train.outDir as string | undefined) ?? DEFAULT_OUT_DIR;
+  await refuseExistingRun(outDir);
+  const vocabSize = (given.model.vocabSize as number | undefined) ?? 512;
+  if (given.train.trainData !== undefined) {
+    const base = programDefaults(software, vocabSize);
+    return { config: buildConfig({ ...base, train: { ...base.train, outDir } }, given, { origin: cli.origin }) };
+  }
+  // The embedded default: the data lives inside the run's folder, a folder per vocabulary size.
+  const data = await prepareDefaultData(`${outDir}/data`, { vocabSize, log });
+  const sized = defaultRunSettings(data.tokens, { vocabSize, software });
+  const files = { trainData: data.trainData, valData: data.valData, tokenizer: data.tokenizerPath, outDir };
+  const config = buildConfig({ model: sized.model, train: { ...sized.train, ...files } }, given, {
+    origin: cli.origin,
+  });
+  return { config, tokenizer: data.tokenizer, textBytes: data.textBytes };
+}
+
+/** Refuses to start a new run over one that a folder already holds: its checkpoint and metrics would be lost. */
+async function refuseExistingRun(outDir: string): Promise<void> {
+  for (const name of [CHECKPOINT_NAME, "metrics.jsonl"]) {
+    const path = `${outDir}/${name}`;
+    const found = await Deno.stat(path).then(() => true, () => false);
+    if (!found) continue;
+    const resume = `${outDir}/${CHECKPOINT_NAME}`;
+    throw new UsageError(
+      `${outDir} already holds a run (${path}); continue it with --resume ${resume}, ` +
+        `or start a new one with another --out-dir (or delete ${outDir})`,
+    );
+  }
+}
+
+/** A resumed run's config: the checkpoint's, with only the fields the user gave in its place. */
+async function resumedRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help: false }): Promise<Plan> {
+  const path = cli.given.train.resume as string;
+  await checkInputFile(path, "checkpoint", "check --resume");
+  const { resume: _resume, ...train } = cli.given.train;
+  const point = await resumePoint(path, { given: { model: cli.given.model, train }, describe: flagOf });
+  for (const o of point.overrides) {
+    log(`resuming with ${flagOf(o.field)} ${JSON.stringify(o.given)} (the checkpoint had ${JSON.stringify(o.saved)})`);
+  }
+  const tokenizer = point.config.train.tokenizer ? await Tokenizer.load(point.config.train.tokenizer) : undefined;
+  return { config: point.config, resume: point, tokenizer };
+}
+
+/** The first lines of a run: data, model and how many passes over the data it makes. */
+function describeRun(trainer: Trainer, resumedAt: number): void {
+  const m = trainer.config.model, t = trainer.config.train;
+  const total = t.steps * trainer.tokensPerStep;
+  log(`data: ${trainer.trainTokens.toLocaleString()} training tokens in ${t.trainData}`);
+  log(
+    `model: ${formatCount(trainer.model.numParameters())} parameters (${m.numLayers} layers, d_model ${m.dModel}, ` +
+      `${m.numHeads} heads, context ${m.contextLength}, vocabulary ${m.vocabSize})`,
+  );
+  log(
+    `training: ${t.steps.toLocaleString()} steps of ${trainer.tokensPerStep.toLocaleString()} tokens = ` +
+      `${formatCount(total)} tokens, ${(total / trainer.trainTokens).toFixed(1)} epochs` +
+      (t.valData ? `; validation every ${t.evalInterval} steps, best weights kept` : "") +
+      (t.patience > 0 ? `, stopping after ${t.patience} evaluations without a new best` : "") +
+      (resumedAt > 0 ? `; resuming at step ${resumedAt}` : ""),
+  );
+}
+
+/** Samples from the best weights (the latest when there are none), in one batch on the GPU. */
+async function samples(trainer: Trainer, result: FitResult, tokenizer: Tokenizer, output: TrainOutputOptions) {
+  if (output.samples === 0) return [];
+  if (result.best) trainer.model.loadStateDict((await readCheckpointFile(result.best.path)).model);
+  const stop = tokenizer.specialTokens.get(END_OF_TEXT);
+  const starts = ["The whale", "Call me", "It was", "The sea", "Ahab"];
+  const prompts = Array.from({ length: output.samples }, (_, i) => starts[i % starts.length]);
+  const options = { temperature: 0.8, topP: 0.95 };
+  const texts = await generateText(trainer.model, prompts, {
+    ...options,
+    tokenizer,
+    maxNewTokens: output.sampleTokens,
+    seed: 0,
+    stopTokens: stop === undefined ? [] : [stop],
+  });
+  const weights = result.best ? `best weights, step ${result.best.step}` : `step ${result.step}`;
+  return texts.map((text, i) => {
+    console.log(`--- sample ${i + 1} ---\n${prompts[i]}${text}\n`);
+    return { prompt: prompts[i], text, label: `${weights}; temperature ${options.temperature}, top-p ${options.topP}` };
+  });
+}
+
+/** What a run ended with, in words. */
+function outcome(result: FitResult): string {
+  const latest = result.checkpoint ?? "no checkpoint was kept";
+  const best = result.best
+    ? `; best validation loss ${result.best.valLoss.toFixed(4)} at step ${result.best.step} in ${result.best.path}`
+    : "";
+  switch (result.reason) {
+    case "done":
+      return `done at step ${result.step}; checkpoint ${latest}${best}`;
+    case "early-stopped":
+      return `stopped early at step ${result.step} (no new best for --patience evaluations); checkpoint ${latest}${best}`;
+    case "interrupted":
+      return `interrupted at step ${result.step}; checkpoint ${latest}${best}` +
+        (result.checkpoint ? `; continue with --resume ${result.checkpoint}` : "");
+    case "diverged":
+      return `the loss became ${result.lastLoss} by step ${result.step}, so the run stopped; ` +
+        (result.checkpoint ? `the last good checkpoint is ${result.checkpoint}` : "no checkpoint was kept") + best +
+        ". Try a lower --lr-max or a --grad-clip.";
+  }
+}
+
+async function main(): Promise<number> {
+  // Every flag (output flags included) and the config file are checked before the GPU starts.
+  const cli = await parseTrainCli(Deno.args);
+  const backend = await initGpu();
+  const software = backend.info.isSoftware;
+  if (cli.help) {
+    console.log(trainHelpText({ defaults: programDefaults(software) }));
+    return 0;
+  }
+  if (onGlFallback(backend.info)) throw new Error(GL_FALLBACK_ADVICE);
+  log(`${backend.info.description}${software ? " (software adapter: tiny default model)" : ""}`);
+
+  // Every input is validated (the trainer checks data, tokenizer and checkpoint) before anything is written, the
+  // default data excepted: it goes to its own folder.
+  const plan: Plan = cli.given.train.resume !== undefined ? await resumedRun(cli) : await freshRun(cli, software);
+  const tokenizer = plan.tokenizer ??
+    (plan.config.train.tokenizer ? await Tokenizer.load(plan.config.train.tokenizer) : undefined);
+  const peakTflops = cli.output.peakTflops ?? gpuPeaks(backend.info.description)?.f32Tflops;
+  const flopsPerToken = trainingFlopsPerToken(plan.config.model);
+  const events: TrainEvent[] = [];
+  let metrics: MetricsLogger | null = null, bar: ProgressBar | null = null;
+  const onEvent = (e: TrainEvent) => {
+    const record = e.type === "step" && peakTflops
+      ? { ...e, mfu: (e.tokensPerSec * flopsPerToken) / (peakTflops * 1e12) }
+      : e;
+    events.push(record);
+    metrics?.log(record);
+    if (e.type === "step") bar?.update(e.step, progressLine(e, peakTflops, flopsPerToken));
+    else if (e.type === "eval") {
+      log(`step ${e.step}: validation loss ${e.valLoss.toFixed(4)}${e.best ? " (best)" : ""}`);
+    }
+  };
+  const trainer = await Trainer.create(plan.config, { resume: plan.resume, onEvent });
+  const outDir = trainer.config.train.outDir;
+  describeRun(trainer, trainer.step);
+  if (!peakTflops && !software) log(`MFU: unknown peak for ${backend.info.description}; pass --peak-tflops to see it`);
+
+  await Deno.mkdir(outDir, { recursive: true });
+  const from = plan.resume ? `${plan.resume.path.replace(/[^/]*$/, "")}metrics.jsonl` : undefined;
+  metrics = await MetricsLogger.open(`${outDir}/metrics.jsonl`, { resumeStep: plan.resume?.state.step, from });
+  bar = new ProgressBar(trainer.config.train.steps, { label: "train", unit: "step" });
+  bar.update(trainer.step);
+  const guard = new InterruptGuard({
+    onInterrupt: () => {
+      log("interrupted: writing a checkpoint, then stopping (press Ctrl-C again to abort)");
+      trainer.requestStop();
+    },
+  });
+  const result = await trainer.fit();
+  guard.dispose();
+  bar.done();
+  await metrics.close();
+  log(outcome(result));
+
+  const texts = tokenizer && result.reason !== "diverged" ? await samples(trainer, result, tokenizer, cli.output) : [];
+  if (cli.output.report) {
+    const path = `${outDir}/report.html`;
+    const records = (await readMetrics(`${outDir}/metrics.jsonl`)).filter((r) => r.type !== "checkpoint");
+    await writeReport(path, {
+      title: `nanolm training run (${backend.info.description})`,
+      runs: [{ name: outDir, records }],
+      samples: texts,
+      config: trainer.config,
+      facts: reportFacts(trainer, result, backend.info.description, bar.elapsed()),
+    });
+    log(`report: ${path}`);
+  }
+  log(`done in ${formatDuration(bar.elapsed())}`);
+  trainer.dispose();
+  if (result.reason === "interrupted") return EXIT_INTERRUPTED;
+  return result.reason === "diverged" ? EXIT_DIVERGED : 0;
+}
+
+/** The progress bar's suffix: loss, learning rate, tokens seen and epochs, throughput and MFU. */
+function progressLine(e: StepMetrics, peakTflops: number | undefined, flopsPerToken: number): string {
+  const mfu = peakTflops ? ` MFU ${((e.tokensPerSec * flopsPerToken) / (peakTflops * 1e10)).toFixed(1)}%` : "";
+  return `loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} | ${formatCount(e.tokens)} tokens, ` +
+    `epoch ${e.epoch.toFixed(2)} | ${formatCount(e.tokensPerSec)} tok/s${mfu}`;
+}
+
+/** The report's table of facts: the model, what the run saw, how it ended, where it ran. */
+function reportFacts(trainer: Trainer, result: FitResult, adapter: string, seconds: number): [string, string][] {
+  const tokens = result.step * trainer.tokensPerStep;
+  const best = result.best;
+  return [
+    ["parameters", trainer.model.numParameters().toLocaleString()],
+    ["steps", `${result.step.toLocaleString()} of ${trainer.config.train.steps.toLocaleString()} (${result.reason})`],
+    ["tokens seen", `${tokens.toLocaleString()} (${(tokens / trainer.trainTokens).toFixed(2)} epochs)`],
+    [
+      "best checkpoint",
+      best ? `${best.path}: validation loss ${best.valLoss.toFixed(4)} at step ${best.step}` : "none (no validation)",
+    ],
+    ["latest checkpoint", result.checkpoint ?? "none"],
+    ["time", formatDuration(seconds)],
+    ["environment", `nanolm ${VERSION}, Deno ${Deno.version.deno}, ${Deno.build.os}-${Deno.build.arch}, ${adapter}`],
+  ];
+}
+
+await runMain(main);

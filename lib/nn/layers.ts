@@ -1,0 +1,151 @@
+/**
+ * The parameterised building blocks of the transformer: a bias-free linear map, a token embedding table and
+ * RMSNorm. Each holds its weight as a parameter (it requires gradients and survives `tidy` scopes) and is
+ * initialised as in CS336 assignment 1, drawing from a caller-supplied generator so that one seed fixes a model.
+ *
+ * @module
+ */
+import type { Rng } from "../util/random.ts";
+import { embedding, matmul, ones, param, reshape, rmsNorm, type Tensor, truncNormal } from "../tensor/mod.ts";
+
+/** Options of the layer constructors. */
+export interface LayerInitOptions {
+  /** Generator the initial weights are drawn from (advanced); a fresh `Rng(0)` when absent. */
+  rng?: Rng;
+}
+
+/**
+ * `y = x W^T` without a bias. The weight is stored (out, in) like PyTorch's `nn.Linear`, so state dicts move
+ * between the two unchanged; it starts from N(0, 2 / (in + out)) truncated at ±3 standard deviations.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, randn } from "../tensor/mod.ts";
+ * import { Linear } from "./layers.ts";
+ * await initGpu();
+ * const proj = new Linear(32, 64);
+ * const y = proj.forward(randn([2, 5, 32])); // (2, 5, 64)
+ * ```
+ */
+export class Linear {
+  /** Input features. */
+  readonly inFeatures: number;
+  /** Output features. */
+  readonly outFeatures: number;
+  /** The weight, (out, in). */
+  readonly weight: Tensor;
+
+  /** Creates the layer with a freshly initialised weight. */
+  constructor(inFeatures: number, outFeatures: number, options: LayerInitOptions = {}) {
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    const std = Math.sqrt(2 / (inFeatures + outFeatures));
+    this.weight = param(truncNormal([outFeatures, inFeatures], { std, a: -3, b: 3, rng: options.rng }));
+  }
+
+  /**
+   * Maps (..., in) to (..., out). With `residual` (shaped like the result), returns `residual + x W^T`, the sum
+   * formed in the matmul's epilogue rather than by a separate add over the output.
+   */
+  forward(x: Tensor, options: { residual?: Tensor } = {}): Tensor {
+    const lead = x.shape.slice(0, -1);
+    // One 2-D matmul over all rows: its weight gradient is then a single (out, in) product, not a batch of them
+    // that autograd would have to sum afterwards.
+    const rows = reshape(x, [-1, this.inFeatures]); // (N, in)
+    const r = options.residual;
+    if (r && (r.ndim !== lead.length + 1 || r.shape[r.ndim - 1] !== this.outFeatures)) {
+      throw new Error(`Linear.forward: residual ${r.describe()} does not match the output (..., ${this.outFeatures})`);
+    }
+    const addend = r ? reshape(r, [-1, this.outFeatures]) : undefined; // (N, out)
+    const y = matmul(rows, this.weight, { transB: true, addend }); // (N, out)
+    return reshape(y, [...lead, this.outFeatures]); // (..., out)
+  }
+
+  /** The parameters under their state-dict names, prefixed with `prefix`. */
+  namedParameters(prefix: string): [string, Tensor][] {
+    return [[`${prefix}weight`, this.weight]];
+  }
+}
+
+/**
+ * Token embedding lookup: a (vocab, dModel) table, initialised N(0, 1) truncated at ±3.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../tensor/mod.ts";
+ * import { Embedding } from "./layers.ts";
+ * await initGpu();
+ * const emb = new Embedding(100, 16);
+ * const h = emb.forward(tensor(new Int32Array([1, 2, 3]), { shape: [1, 3] })); // (1, 3, 16)
+ * ```
+ */
+export class Embedding {
+  /** Number of token ids. */
+  readonly numEmbeddings: number;
+  /** Width of each embedding. */
+  readonly embeddingDim: number;
+  /** The table, (vocab, dim). */
+  readonly weight: Tensor;
+
+  /** Creates the table with freshly initialised rows. */
+  constructor(numEmbeddings: number, embeddingDim: number, options: LayerInitOptions = {}) {
+    this.numEmbeddings = numEmbeddings;
+    this.embeddingDim = embeddingDim;
+    this.weight = param(truncNormal([numEmbeddings, embeddingDim], { std: 1, a: -3, b: 3, rng: options.rng }));
+  }
+
+  /** Maps i32 ids of any shape (...) to (..., dim). Ids outside the table give zero rows. */
+  forward(ids: Tensor): Tensor {
+    return embedding(this.weight, ids);
+  }
+
+  /** The parameters under their state-dict names, prefixed with `prefix`. */
+  namedParameters(prefix: string): [string, Tensor][] {
+    return [[`${prefix}weight`, this.weight]];
+  }
+}
+
+/** Options of {@linkcode RMSNorm}. */
+export interface RMSNormOptions {
+  /** Added to the mean square before the square root (default 1e-5). */
+  eps?: number;
+}
+
+/**
+ * Root-mean-square normalisation over the last axis with a learned gain (initialised to ones):
+ * `x / sqrt(mean(x^2) + eps) * weight`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, randn } from "../tensor/mod.ts";
+ * import { RMSNorm } from "./layers.ts";
+ * await initGpu();
+ * const norm = new RMSNorm(16);
+ * const y = norm.forward(randn([2, 3, 16])); // (2, 3, 16), unit RMS per row
+ * ```
+ */
+export class RMSNorm {
+  /** Width of the normalised axis. */
+  readonly dim: number;
+  /** Epsilon inside the square root. */
+  readonly eps: number;
+  /** The gain, (dim). */
+  readonly weight: Tensor;
+
+  /** Creates the norm with a gain of ones. */
+  constructor(dim: number, options: RMSNormOptions = {}) {
+    this.dim = dim;
+    this.eps = options.eps ?? 1e-5;
+    this.weight = param(ones([dim]));
+  }
+
+  /** Normalises (..., dim) row by row. */
+  forward(x: Tensor): Tensor {
+    return rmsNorm(x, this.weight, { eps: this.eps });
+  }
+
+  /** The parameters under their state-dict names, prefixed with `prefix`. */
+  namedParameters(prefix: string): [string, Tensor][] {
+    return [[`${prefix}weight`, this.weight]];
+  }
+}

@@ -1,0 +1,14 @@
+import { assertEquals } from "../../tests/assert.ts";
+import { bundleOf, cellResult, display, inJupyter, JUPYTER_DISPLAY } from "./jupyter.ts";
+
+Deno.test("outside the kernel the Jupyter helpers are inert", async () => {
+  assertEquals(JUPYTER_DISPLAY, Symbol.for("Jupyter.display"));
+  assertEquals(inJupyter(), false);
+  assertEquals(await display({ "text/plain": "x" }, { raw: true, displayId: "d" }), false);
+});
+
+Deno.test("outside the kernel cellResult and bundleOf give the bundle itself", async () => {
+  const bundle = { "text/plain": "x" };
+  assertEquals(await cellResult(bundle), bundle);
+  assertEquals(await bundleOf({ [JUPYTER_DISPLAY]: () => cellResult(bundle) }), bundle);
+});

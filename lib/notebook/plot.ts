@@ -1,0 +1,547 @@
+/**
+ * Plotly charts as plain JSON figures (`{ data, layout }`), their rendering to self-contained HTML, and their
+ * display in the Deno Jupyter kernel.
+ *
+ * A figure is offered to Jupyter both as `application/vnd.plotly.v1+json` (rendered natively where the Plotly
+ * extension is installed) and as `text/html` with plotly.js from `npm:plotly.js-dist` inlined, so it renders
+ * offline and in exported HTML. plotly.js (about 11 MB) is read from the npm package lazily, once per process. In the
+ * kernel it is sent to the notebook once per session, in pieces, because the Deno kernel loses messages of several
+ * megabytes; standalone HTML (reports, bundles built outside Jupyter) inlines it whole.
+ *
+ * Nothing here touches `Deno.jupyter` at import time: it exists only inside the kernel and throws elsewhere.
+ *
+ * @module
+ */
+import { createRequire } from "node:module";
+import {
+  cellResult,
+  display,
+  inJupyter,
+  JUPYTER_DISPLAY,
+  type JupyterDisplayable,
+  type MimeBundle,
+} from "./jupyter.ts";
+import { type MetricRecord, metricSeries, type Series, type Stepped } from "../train/metrics.ts";
+import { cosineLr, type CosineScheduleOptions } from "../optim/schedule.ts";
+
+/** One Plotly trace (`{ type: "scatter", x, y, ... }`), as JSON. */
+export type PlotlyTrace = Record<string, unknown>;
+
+/** A Plotly figure as JSON: what `Plotly.newPlot(div, data, layout)` takes. */
+export interface PlotlyFigure {
+  /** The traces. */
+  data: PlotlyTrace[];
+  /** The layout (titles, axes, size). */
+  layout: Record<string, unknown>;
+}
+
+/** The loss curves of one run. */
+export interface LossCurveRun {
+  /** Legend name of the run. */
+  name: string;
+  /** Training loss against step. */
+  train?: Series;
+  /** Validation loss against step. */
+  val?: Series;
+}
+
+/** Common options of the figure builders. */
+export interface FigureOptions {
+  /** Figure title. */
+  title?: string;
+  /** Height in pixels (default 420). */
+  height?: number;
+}
+
+// D3's category10: a run's train and validation curves share a colour, runs differ.
+const PALETTE = [
+  "#1f77b4",
+  "#ff7f0e",
+  "#2ca02c",
+  "#d62728",
+  "#9467bd",
+  "#8c564b",
+  "#e377c2",
+  "#7f7f7f",
+  "#bcbd22",
+  "#17becf",
+];
+
+function baseLayout(options: FigureOptions, xTitle: string, yTitle: string): Record<string, unknown> {
+  return {
+    title: { text: options.title ?? "" },
+    height: options.height ?? 420,
+    xaxis: { title: { text: xTitle } },
+    yaxis: { title: { text: yTitle } },
+    margin: { l: 60, r: 20, t: options.title ? 50 : 20, b: 50 },
+    template: "plotly_white",
+  };
+}
+
+/**
+ * The loss curves of a run from its metric records (`loss` and `valLoss`, see the metrics module).
+ *
+ * @example
+ * ```ts
+ * import { runFromMetrics } from "./plot.ts";
+ * const run = runFromMetrics("baseline", [{ step: 0, loss: 5 }, { step: 0, valLoss: 5.1 }, { step: 1, loss: 4 }]);
+ * console.assert(run.train!.values.length === 2 && run.val!.values[0] === 5.1);
+ * ```
+ */
+export function runFromMetrics(
+  name: string,
+  records: readonly (MetricRecord | Stepped)[],
+  options: { trainKey?: string; valKey?: string } = {},
+): LossCurveRun {
+  const train = metricSeries(records, options.trainKey ?? "loss");
+  const val = metricSeries(records, options.valKey ?? "valLoss");
+  return { name, train: train.steps.length ? train : undefined, val: val.steps.length ? val : undefined };
+}
+
+/**
+ * Training (solid) and validation (dashed, markers) loss against step, one colour per run, several runs overlaid.
+ *
+ * @example
+ * ```ts
+ * import { lossCurveFigure } from "./plot.ts";
+ * const fig = lossCurveFigure([
+ *   { name: "lr 1e-3", train: { steps: [0, 1, 2], values: [5, 4, 3.5] } },
+ *   { name: "lr 3e-3", train: { steps: [0, 1, 2], values: [5, 3.8, 3.2] }, val: { steps: [2], values: [3.4] } },
+ * ], { title: "Learning-rate sweep" });
+ * console.assert(fig.data.length === 3);
+ * ```
+ */
+export function lossCurveFigure(runs: LossCurveRun[], options: FigureOptions & { logY?: boolean } = {}): PlotlyFigure {
+  const data: PlotlyTrace[] = [];
+  runs.forEach((run, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    const label = (part: string) => (runs.length > 1 ? `${run.name} ${part}` : part);
+    if (run.train) {
+      data.push({
+        type: "scatter",
+        mode: "lines",
+        name: label("train"),
+        legendgroup: run.name,
+        x: [...run.train.steps],
+        y: [...run.train.values],
+        line: { color, width: 1.5 },
+      });
+    }
+    if (run.val) {
+      data.push({
+        type: "scatter",
+        mode: "lines+markers",
+        name: label("val"),
+        legendgroup: run.name,
+        x: [...run.val.steps],
+        y: [...run.val.values],
+        line: { color, width: 2, dash: "dash" },
+        marker: { size: 6 },
+      });
+    }
+  });
+  const layout = baseLayout(options, "step", "loss");
+  if (options.logY) (layout.yaxis as Record<string, unknown>).type = "log";
+  return { data, layout };
+}
+
+/** A named series for {@linkcode lineFigure}. */
+export interface NamedSeries {
+  /** Legend name. */
+  name: string;
+  /** The points. */
+  series: Series;
+}
+
+/**
+ * Any metric against step, one line per named series (learning rate, tokens/s, gradient norm...).
+ *
+ * @example
+ * ```ts
+ * import { lineFigure } from "./plot.ts";
+ * const fig = lineFigure([{ name: "run", series: { steps: [0, 1], values: [0.5, 0.7] } }], { yTitle: "grad norm" });
+ * console.assert(fig.data.length === 1);
+ * ```
+ */
+export function lineFigure(
+  lines: NamedSeries[],
+  options: FigureOptions & { xTitle?: string; yTitle?: string; logY?: boolean } = {},
+): PlotlyFigure {
+  const data: PlotlyTrace[] = lines.map((l, i) => ({
+    type: "scatter",
+    mode: "lines",
+    name: l.name,
+    x: [...l.series.steps],
+    y: [...l.series.values],
+    line: { color: PALETTE[i % PALETTE.length], width: 1.5 },
+  }));
+  const layout = baseLayout(options, options.xTitle ?? "step", options.yTitle ?? "");
+  if (options.logY) (layout.yaxis as Record<string, unknown>).type = "log";
+  return { data, layout };
+}
+
+/**
+ * The learning-rate schedule over `steps` steps (default 10% past the cosine cycle), optionally with the rates a
+ * run actually recorded.
+ *
+ * @example
+ * ```ts
+ * import { learningRateFigure } from "./plot.ts";
+ * const fig = learningRateFigure({ lrMax: 1e-3, lrMin: 1e-4, warmupSteps: 10, cosineCycleSteps: 100 });
+ * console.assert((fig.data[0].y as number[])[10] === 1e-3);
+ * ```
+ */
+export function learningRateFigure(
+  schedule: CosineScheduleOptions,
+  options: FigureOptions & { steps?: number; recorded?: Series } = {},
+): PlotlyFigure {
+  const steps = options.steps ?? Math.max(1, Math.ceil(schedule.cosineCycleSteps * 1.1));
+  const x = Array.from({ length: steps + 1 }, (_, t) => t);
+  const data: PlotlyTrace[] = [{
+    type: "scatter",
+    mode: "lines",
+    name: "schedule",
+    x,
+    y: x.map((t) => cosineLr(t, schedule)),
+    line: { color: PALETTE[0] },
+  }];
+  if (options.recorded) {
+    data.push({
+      type: "scatter",
+      mode: "markers",
+      name: "recorded",
+      x: [...options.recorded.steps],
+      y: [...options.recorded.values],
+      marker: { color: PALETTE[1], size: 4 },
+    });
+  }
+  return { data, layout: baseLayout(options, "step", "learning rate") };
+}
+
+/**
+ * A histogram of values (token lengths, weights, gradients...).
+ *
+ * @example
+ * ```ts
+ * import { histogramFigure } from "./plot.ts";
+ * const fig = histogramFigure(new Float32Array([1, 2, 2, 3]), { title: "Token lengths", xTitle: "bytes" });
+ * console.assert(fig.data[0].type === "histogram");
+ * ```
+ */
+export function histogramFigure(
+  values: ArrayLike<number>,
+  options: FigureOptions & { xTitle?: string; bins?: number } = {},
+): PlotlyFigure {
+  const trace: PlotlyTrace = { type: "histogram", x: Array.from(values), marker: { color: PALETTE[0] } };
+  if (options.bins) trace.nbinsx = options.bins;
+  return { data: [trace], layout: { ...baseLayout(options, options.xTitle ?? "value", "count"), bargap: 0.02 } };
+}
+
+/**
+ * A heatmap of a matrix given as rows, or as a flat row-major array with its number of columns.
+ *
+ * @example
+ * ```ts
+ * import { heatmapFigure } from "./plot.ts";
+ * const fig = heatmapFigure({ data: new Float32Array([1, 0, 0.5, 0.5]), cols: 2 }, { x: ["a", "b"], y: ["a", "b"] });
+ * console.assert((fig.data[0].z as number[][])[1][0] === 0.5);
+ * ```
+ */
+export function heatmapFigure(
+  matrix: number[][] | { data: ArrayLike<number>; cols: number },
+  options: FigureOptions & { x?: string[]; y?: string[]; xTitle?: string; yTitle?: string; colorscale?: string } = {},
+): PlotlyFigure {
+  let z: number[][];
+  if (Array.isArray(matrix)) {
+    z = matrix.map((row) => Array.from(row));
+  } else {
+    const { data, cols } = matrix;
+    if (!Number.isInteger(cols) || cols <= 0 || data.length % cols !== 0) {
+      throw new RangeError(`Heatmap of ${data.length} values cannot have ${cols} columns`);
+    }
+    z = Array.from(
+      { length: data.length / cols },
+      (_, r) => Array.from({ length: cols }, (_, c) => data[r * cols + c]),
+    );
+  }
+  const trace: PlotlyTrace = { type: "heatmap", z, colorscale: options.colorscale ?? "Viridis" };
+  if (options.x) trace.x = options.x;
+  if (options.y) trace.y = options.y;
+  const layout = baseLayout(options, options.xTitle ?? "", options.yTitle ?? "");
+  // Row 0 at the top, as a matrix is read.
+  (layout.yaxis as Record<string, unknown>).autorange = "reversed";
+  return { data: [trace], layout };
+}
+
+/**
+ * An attention map: weights[query][key] of one head (T×T, row-major), query positions down, key positions across,
+ * labelled `position:token` when tokens are given (Plotly merges equal category labels, so the position keeps repeated
+ * tokens apart).
+ *
+ * @example
+ * ```ts
+ * import { attentionMapFigure } from "./plot.ts";
+ * const fig = attentionMapFigure(new Float32Array([1, 0, 0.4, 0.6]), { tokens: ["the", "cat"], title: "layer 0 head 1" });
+ * console.assert((fig.data[0].x as string[])[1] === "1:cat");
+ * ```
+ */
+export function attentionMapFigure(
+  weights: ArrayLike<number>,
+  options: FigureOptions & { tokens?: string[] } = {},
+): PlotlyFigure {
+  const T = Math.round(Math.sqrt(weights.length));
+  if (T * T !== weights.length) throw new RangeError(`Attention map needs T*T weights, got ${weights.length}`);
+  const labels = options.tokens
+    ? options.tokens.map((t, i) => `${i}:${t}`)
+    : Array.from({ length: T }, (_, i) => `${i}`);
+  if (labels.length !== T) throw new RangeError(`Attention map of ${T} positions got ${labels.length} tokens`);
+  const fig = heatmapFigure({ data: weights, cols: T }, {
+    ...options,
+    x: labels,
+    y: labels,
+    xTitle: "key",
+    yTitle: "query",
+    colorscale: "Blues",
+  });
+  return fig;
+}
+
+let plotlySource: Promise<string> | undefined;
+
+/**
+ * The source text of plotly.js from the `plotly.js-dist` npm package, read once and cached. The package is brought
+ * into the module graph through its `package.json` (importing plotly.js itself would run it, and it needs a browser),
+ * then its main file is located through `import.meta.resolve`, falling back to Node's `require.resolve`.
+ *
+ * @example
+ * ```ts
+ * import { loadPlotlyJs } from "./plot.ts";
+ * const js = await loadPlotlyJs();
+ * console.assert(js.includes("window.Plotly"));
+ * ```
+ */
+export function loadPlotlyJs(): Promise<string> {
+  plotlySource ??= locatePlotly().catch((e) => {
+    plotlySource = undefined; // let a later call retry (e.g. after the network came back)
+    throw e;
+  });
+  return plotlySource;
+}
+
+async function locatePlotly(): Promise<string> {
+  let version = "?";
+  try {
+    const pkg = await import("plotly.js-dist/package.json", { with: { type: "json" } });
+    version = pkg.default.version;
+  } catch (e) {
+    throw new Error(`plotly.js could not be loaded from npm:plotly.js-dist: ${(e as Error).message}`, { cause: e });
+  }
+  const candidates: (string | URL)[] = [];
+  try {
+    const url = new URL(import.meta.resolve("plotly.js-dist/plotly.js"));
+    if (url.protocol === "file:") candidates.push(url);
+  } catch { /* try the next way */ }
+  try {
+    candidates.push(createRequire(import.meta.url).resolve("plotly.js-dist"));
+  } catch { /* try the next way */ }
+  for (const where of candidates) {
+    try {
+      const text = await Deno.readTextFile(where);
+      if (text.includes("window.Plotly")) return text;
+    } catch { /* try the next candidate */ }
+  }
+  throw new Error(`plotly.js ${version} is in the npm cache but its plotly.js file could not be located or read`);
+}
+
+/** Options of {@linkcode plotlyHtml}. */
+export interface PlotlyHtmlOptions {
+  /** The plotly.js source to inline before the plot, or `null` when the page already loads it (or will). */
+  plotlyJs: string | null;
+  /** The id of the plot's `<div>` (default: a fresh unique id). */
+  divId?: string;
+}
+
+/** Makes text safe inside an HTML `<script>` element. */
+function scriptSafe(js: string): string {
+  return js.replace(/<\/(script)/gi, "<\\/$1");
+}
+
+/**
+ * An HTML fragment (a `<div>` and a `<script>`) that draws the figure. With `plotlyJs` it defines Plotly first
+ * unless the page already has it, so the fragment works standalone and offline; without, it draws as soon as
+ * Plotly is defined (by the page, or by the loader fragments of {@linkcode plotlyLoaderHtml}).
+ *
+ * @example
+ * ```ts
+ * import { plotlyHtml } from "./plot.ts";
+ * const html = plotlyHtml({ data: [{ type: "bar", y: [1, 2] }], layout: {} }, { plotlyJs: null, divId: "p1" });
+ * console.assert(html.includes('id="p1"'));
+ * ```
+ */
+export function plotlyHtml(figure: PlotlyFigure, options: PlotlyHtmlOptions): string {
+  const id = options.divId ?? `nanolm-plot-${crypto.randomUUID()}`;
+  // "<" escaped so that no string in the data can close the script element.
+  const json = JSON.stringify({ data: figure.data, layout: figure.layout }).replace(/</g, "\\u003c");
+  const height = typeof figure.layout.height === "number" ? figure.layout.height : 420;
+  const define = options.plotlyJs === null
+    ? ""
+    : `<script type="text/javascript">if (typeof window.Plotly === "undefined") {\n${
+      scriptSafe(options.plotlyJs)
+    }\n}</script>\n`;
+  return `${define}<div id="${id}" class="nanolm-plot" style="width:100%;height:${height}px;"></div>\n` +
+    `<script type="text/javascript">(function () {\n` +
+    `  var fig = ${json};\n` +
+    `  function draw() { window.Plotly.newPlot(${
+      JSON.stringify(id)
+    }, fig.data, fig.layout, { responsive: true }); }\n` +
+    `  if (window.Plotly) draw(); else (window.__nanolmPlotlyWaiters = window.__nanolmPlotlyWaiters || []).push(draw);\n` +
+    `})();</script>`;
+}
+
+/**
+ * plotly.js split into HTML fragments of at most `chunkChars` source characters. Shown in order (one notebook output
+ * each), they define `window.Plotly` when the last one runs, then draw the charts that were waiting for it. The Deno
+ * kernel drops or corrupts single messages of several megabytes, so the 11 MB library cannot travel inside one
+ * chart's output; in pieces it reaches the notebook, and stays in its saved and exported HTML.
+ *
+ * @example
+ * ```ts
+ * import { plotlyLoaderHtml } from "./plot.ts";
+ * const parts = plotlyLoaderHtml("window.Plotly = {};", { chunkChars: 8 });
+ * console.assert(parts.length === 3 && parts[2].includes("__nanolmPlotlyWaiters"));
+ * ```
+ */
+export function plotlyLoaderHtml(plotlyJs: string, options: { chunkChars?: number } = {}): string[] {
+  const size = options.chunkChars ?? 1_000_000;
+  const count = Math.max(1, Math.ceil(plotlyJs.length / size));
+  const parts: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const chunk = JSON.stringify(plotlyJs.slice(i * size, (i + 1) * size)).replace(/</g, "\\u003c");
+    let js = `(window.__nanolmPlotlyParts = window.__nanolmPlotlyParts || [])[${i}] = ${chunk};`;
+    if (i === count - 1) {
+      js += `\n(function () {\n` +
+        `  var parts = window.__nanolmPlotlyParts; window.__nanolmPlotlyParts = undefined;\n` +
+        `  if (!window.Plotly) { var s = document.createElement("script"); s.text = parts.join(""); ` +
+        `document.head.appendChild(s); }\n` +
+        `  var waiting = window.__nanolmPlotlyWaiters || []; window.__nanolmPlotlyWaiters = [];\n` +
+        `  waiting.forEach(function (draw) { draw(); });\n` +
+        `})();`;
+    }
+    parts.push(`<script type="text/javascript">${js}</script>`);
+  }
+  return parts;
+}
+
+let plotlySentToKernel = false;
+const PLOTLY_CHUNK_PAUSE_MS = 150;
+const PLOTLY_DRAIN_MS = 1000;
+
+/**
+ * In the Jupyter kernel, sends plotly.js to the notebook once per kernel session (as a few outputs of the current
+ * cell, see {@linkcode plotlyLoaderHtml}) and returns true; later calls, and calls outside Jupyter, do nothing and
+ * return false.
+ *
+ * @example
+ * ```ts
+ * import { ensurePlotlyInNotebook } from "./plot.ts";
+ * console.assert((await ensurePlotlyInNotebook()) === false); // not in a kernel here
+ * ```
+ */
+export async function ensurePlotlyInNotebook(): Promise<boolean> {
+  if (plotlySentToKernel || !inJupyter()) return false;
+  const parts = plotlyLoaderHtml(await loadPlotlyJs());
+  for (const [i, html] of parts.entries()) {
+    await display({ "text/html": html, "text/plain": `(plotly.js ${i + 1}/${parts.length})` }, { raw: true });
+    // The kernel's output socket drops messages that arrive while the client is still reading earlier ones; after
+    // the last piece, wait longer: the chart that follows would be the message dropped.
+    const last = i === parts.length - 1;
+    await new Promise((resolve) => setTimeout(resolve, last ? PLOTLY_DRAIN_MS : PLOTLY_CHUNK_PAUSE_MS));
+  }
+  plotlySentToKernel = true;
+  return true;
+}
+
+/**
+ * The mime bundle of a figure: `application/vnd.plotly.v1+json`, `text/html`, and a `text/plain` summary. The HTML
+ * inlines plotly.js (self-contained) unless `plotlyJs: "page"`, where it relies on the page (or notebook) defining
+ * Plotly, as {@linkcode displayable} arranges in Jupyter.
+ *
+ * @example
+ * ```ts
+ * import { plotlyBundle } from "./plot.ts";
+ * const bundle = await plotlyBundle({ data: [{ type: "scatter", y: [3, 1, 2] }], layout: {} });
+ * console.assert("application/vnd.plotly.v1+json" in bundle && "text/html" in bundle);
+ * ```
+ */
+export async function plotlyBundle(
+  figure: PlotlyFigure,
+  options: { plotlyJs?: "inline" | "page" } = {},
+): Promise<MimeBundle> {
+  const title = (figure.layout.title as { text?: string } | undefined)?.text;
+  const plotlyJs = options.plotlyJs === "page" ? null : await loadPlotlyJs();
+  return {
+    "application/vnd.plotly.v1+json": { data: figure.data, layout: figure.layout },
+    "text/html": plotlyHtml(figure, { plotlyJs }),
+    "text/plain": `Plotly figure${title ? ` "${title}"` : ""} (${figure.data.length} traces)`,
+  };
+}
+
+async function notebookBundle(figure: PlotlyFigure): Promise<MimeBundle> {
+  if (!inJupyter()) return plotlyBundle(figure);
+  await ensurePlotlyInNotebook();
+  return plotlyBundle(figure, { plotlyJs: "page" });
+}
+
+/**
+ * Wraps a figure so that a notebook cell returning it shows the chart. In the kernel, plotly.js is sent to the
+ * notebook with the first chart of the session and charts reference it; elsewhere the bundle is self-contained.
+ *
+ * @example
+ * ```ts
+ * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+ * import { displayable, lossCurveFigure } from "./plot.ts";
+ * const chart = displayable(lossCurveFigure([{ name: "run", train: { steps: [0, 1], values: [4, 3] } }]));
+ * const bundle = await chart[JUPYTER_DISPLAY]();
+ * console.assert(typeof bundle["text/html"] === "string");
+ * ```
+ */
+export function displayable(figure: PlotlyFigure): JupyterDisplayable & { figure: PlotlyFigure } {
+  return {
+    figure,
+    [JUPYTER_DISPLAY]: async () => cellResult(await notebookBundle(figure)),
+  };
+}
+
+/**
+ * A chart that redraws in place while a cell runs (a live loss curve): the first {@linkcode LivePlot.update} displays
+ * the figure under a display id, later ones replace it. Outside Jupyter updates do nothing and return false, so
+ * the same training code runs in a terminal.
+ *
+ * @example
+ * ```ts
+ * import { LivePlot, lossCurveFigure } from "./plot.ts";
+ * const live = new LivePlot();
+ * for (let step = 1; step <= 3; step++) {
+ *   const shown = await live.update(lossCurveFigure([{ name: "run", train: { steps: [step], values: [1 / step] } }]));
+ *   console.assert(shown === false); // not in a kernel here
+ * }
+ * ```
+ */
+export class LivePlot {
+  /** The Jupyter display id. */
+  readonly displayId: string;
+  #shown = false;
+
+  /** Creates a live plot with a fresh display id. */
+  constructor() {
+    this.displayId = `nanolm-live-${crypto.randomUUID()}`;
+  }
+
+  /** Shows or replaces the chart; returns whether anything was displayed. */
+  async update(figure: PlotlyFigure): Promise<boolean> {
+    if (!inJupyter()) return false;
+    await display(await notebookBundle(figure), { raw: true, update: this.#shown, displayId: this.displayId });
+    this.#shown = true;
+    return true;
+  }
+}

@@ -1,0 +1,17 @@
+/**
+ * The package's version, as published (from deno.json).
+ *
+ * @module
+ */
+import meta from "../../deno.json" with { type: "json" };
+
+/**
+ * nanolm's version string, e.g. for reports and bug reports.
+ *
+ * @example
+ * ```ts
+ * import { VERSION } from "@nanolm/nanolm";
+ * console.log(`nanolm ${VERSION}`);
+ * ```
+ */
+export const VERSION: string = meta.version;
