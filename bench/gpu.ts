@@ -10,7 +10,6 @@
 import { parseArgs } from "node:util";
 import {
   attention,
-  type AttentionVariant,
   backward,
   crossEntropy,
   type DType,
@@ -27,7 +26,8 @@ import {
   type Tensor,
   tensor,
   tidy,
-} from "../lib/tensor/mod.ts"; // not mod.ts: the GPU machine has no network for npm packages
+} from "../lib/tensor/mod.ts";
+import type { AttentionVariant } from "../kernels/attention.ts"; // not mod.ts: the GPU machine has no network for npm packages
 import type { MatmulTile } from "../kernels/matmul.ts";
 import { param } from "../lib/tensor/create.ts";
 

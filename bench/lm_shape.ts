@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ModelConfigInput } from "../lib/train/config.ts";
+import type { ModelConfigInput } from "../lib/nn/config.ts";
 
 /** `parseArgs` options for the shape flags, to spread into a benchmark's own options. */
 export const lmShapeOptions = {

@@ -22,7 +22,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { empty, gpu, initGpu, matmul, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
+import { empty } from "../lib/tensor/tensor.ts";
+import { gpu, initGpu, matmul, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
 import { type MatmulTile, matmulTiles, type MatmulVariant } from "../kernels/matmul.ts";
 import { reduceKernel } from "../kernels/reduce.ts";
 import { planMatmul } from "../lib/tensor/ops/matmul.ts";

@@ -4,7 +4,7 @@
  * (12 MB, training, files) is `bench/tokenizer_speed.ts`.
  */
 import { get_encoding } from "tiktoken";
-import { GPT2_PATTERN, pretokenize } from "../mod.ts";
+import { GPT2_PATTERN, pretokenize } from "../lib/tokenizer/mod.ts";
 import { pretokenEnds } from "../lib/tokenizer/pretokenize.ts";
 import { gpt2Tokenizer } from "../tests/gpt2_oracle.ts";
 import { englishCorpus } from "./english_corpus.ts";

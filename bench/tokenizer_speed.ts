@@ -16,7 +16,8 @@ import { parseArgs } from "node:util";
 import { get_encoding } from "tiktoken";
 import { Tiktoken as JsTiktoken } from "js-tiktoken/lite";
 import jsGpt2Ranks from "js-tiktoken/ranks/gpt2";
-import { encodeFile, trainBpe } from "../mod.ts";
+import { encodeFile } from "../lib/data/mod.ts";
+import { trainBpe } from "../mod.ts";
 import { gpt2Tokenizer } from "../tests/gpt2_oracle.ts";
 import { englishCorpus, writeEnglishCorpus } from "./english_corpus.ts";
 

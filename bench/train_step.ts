@@ -10,19 +10,9 @@
  */
 import { parseArgs } from "node:util";
 // Modules, not mod.ts: the GPU machine has no network, and mod.ts pulls npm packages (plotly, corpora) in.
-import {
-  type AttentionVariant,
-  crossEntropy,
-  gpu,
-  initGpu,
-  keep,
-  noGrad,
-  readAll,
-  setAttentionVariant,
-  type Tensor,
-  tensor,
-  tidy,
-} from "../lib/tensor/mod.ts";
+import type { AttentionVariant } from "../kernels/attention.ts";
+import { crossEntropy, gpu, initGpu, keep, noGrad, readAll, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
+import { setAttentionVariant } from "../lib/tensor/ops/nn.ts";
 import { AdamW } from "../lib/optim/adamw.ts";
 import { TransformerLM } from "../lib/nn/transformer.ts";
 import { type MatmulSettings, setMatmulSettings } from "../lib/tensor/ops/matmul.ts";
@@ -81,7 +71,7 @@ function step(i: number): [Tensor, Tensor] {
     l.backward();
     return keep(noGrad(() => l));
   });
-  const norm = opt.step({ lr: 1e-3, maxGradNorm: 1.0 });
+  const norm = opt.step({ lr: 1e-3, maxGradNorm: 1.0, returnGradNorm: true });
   opt.zeroGrad();
   return [loss, norm];
 }

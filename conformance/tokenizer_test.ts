@@ -4,7 +4,9 @@
  */
 import { assert, assertEquals } from "../tests/assert.ts";
 import { tiktokenEncode } from "../tests/gpt2_oracle.ts";
-import { printableToBytes, Tokenizer, trainBpe } from "../mod.ts";
+import { printableToBytes } from "../lib/tokenizer/mod.ts";
+import { type Tokenizer, trainBpe } from "../mod.ts";
+import { loadGpt2Tokenizer } from "../lib/data/tokenizer_files.ts";
 
 const FIXTURES = new URL("../../shared/cs336/", import.meta.url);
 
@@ -58,7 +60,7 @@ Deno.test("training with Workers gives the same merges as on one thread", () => 
 
 let gpt2: Tokenizer | undefined;
 function gpt2FromFiles(): Tokenizer {
-  gpt2 ??= Tokenizer.fromFiles(fixture("gpt2_vocab.json"), fixture("gpt2_merges.txt"), ["<|endoftext|>"]);
+  gpt2 ??= loadGpt2Tokenizer(fixture("gpt2_vocab.json"), fixture("gpt2_merges.txt"), ["<|endoftext|>"]);
   return gpt2;
 }
 
@@ -76,7 +78,7 @@ Deno.test("GPT-2 from vocab.json + merges.txt encodes like tiktoken and round-tr
 });
 
 Deno.test("overlapping special tokens keep the longer one whole", () => {
-  const tok = Tokenizer.fromFiles(fixture("gpt2_vocab.json"), fixture("gpt2_merges.txt"), [
+  const tok = loadGpt2Tokenizer(fixture("gpt2_vocab.json"), fixture("gpt2_merges.txt"), [
     "<|endoftext|>",
     "<|endoftext|><|endoftext|>",
   ]);

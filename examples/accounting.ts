@@ -8,7 +8,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { forwardFlops, memoryUsage, type ModelShape, parameterCounts, textTable, trainingFlops } from "../mod.ts";
+import { forwardFlops, memoryUsage, type ModelShape, parameterCounts, trainingFlops } from "../lib/nn/accounting.ts";
+import { textTable } from "../lib/notebook/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

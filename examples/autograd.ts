@@ -7,21 +7,9 @@
  *
  * @module
  */
-import {
-  crossEntropy,
-  initGpu,
-  matmul,
-  param,
-  randn,
-  readAll,
-  rmsNorm,
-  Rng,
-  silu,
-  type TableRow,
-  type Tensor,
-  tensor,
-  textTable,
-} from "../mod.ts";
+import { crossEntropy, initGpu, matmul, param, randn, readAll, Rng, type Tensor, tensor } from "../mod.ts";
+import { rmsNorm, silu } from "../lib/tensor/mod.ts";
+import { type TableRow, textTable } from "../lib/notebook/mod.ts";
 
 const backend = await initGpu();
 const rng = new Rng(42);

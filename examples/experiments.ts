@@ -16,14 +16,11 @@ import {
   initGpu,
   type ModelConfigInput,
   prepareDefaultData,
-  type TableRow,
-  textTable,
-  type TrainConfigInput,
   Trainer,
   type TrainEvent,
-  TrainingMonitor,
-  writeReport,
 } from "../mod.ts";
+import { type TableRow, textTable, TrainingMonitor, writeReport } from "../lib/notebook/mod.ts";
+import type { TrainConfigInput } from "../lib/train/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -10,16 +10,11 @@
  */
 import { parseArgs } from "node:util";
 import { getEncoding } from "js-tiktoken";
-import {
-  defaultCorpus,
-  END_OF_TEXT,
-  type TableRow,
-  textTable,
-  Tokenizer,
-  tokenSplitBundle,
-  tokenText,
-  trainBpe,
-} from "../mod.ts";
+import { defaultCorpus } from "../lib/data/mod.ts";
+import { END_OF_TEXT, Tokenizer, trainBpe } from "../mod.ts";
+import { type TableRow, textTable } from "../lib/notebook/mod.ts";
+import { tokenSplitBundle, tokenText } from "../lib/tokenizer/mod.ts";
+import { saveTokenizer } from "../lib/data/tokenizer_files.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -44,7 +39,7 @@ function train(size: number): { tokenizer: Tokenizer; seconds: number } {
 }
 
 const { tokenizer, seconds } = train(vocabSize);
-tokenizer.save(`${DATA}/tokenizer-${vocabSize}.json`);
+saveTokenizer(tokenizer, `${DATA}/tokenizer-${vocabSize}.json`);
 console.log(
   `Trained a ${tokenizer.vocabSize}-token BPE tokenizer on ${corpus.length.toLocaleString()} characters in ` +
     `${seconds.toFixed(2)} s; saved to ${DATA}/tokenizer-${vocabSize}.json\n`,

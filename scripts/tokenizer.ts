@@ -13,7 +13,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { encodeFile, Tokenizer, trainBpe } from "../mod.ts";
+import { encodeFile } from "../lib/data/mod.ts";
+import { Tokenizer, trainBpe } from "../mod.ts";
+import { loadGpt2Tokenizer, loadTokenizer, saveGpt2Tokenizer, saveTokenizer } from "../lib/data/tokenizer_files.ts";
 
 const usage = `usage:
   tokenizer.ts train FILE... --vocab-size N [--special TOKEN]... --out tokenizer.json [--gpt2-files DIR] [--workers N]
@@ -54,10 +56,10 @@ if (values.help) {
   const started = performance.now();
   const { vocab, merges } = trainBpe(files, { vocabSize, specialTokens, workers, progress: true });
   const tokenizer = new Tokenizer(vocab, merges, specialTokens);
-  tokenizer.save(values.out);
+  saveTokenizer(tokenizer, values.out);
   if (values["gpt2-files"]) {
     Deno.mkdirSync(values["gpt2-files"], { recursive: true });
-    tokenizer.saveGpt2(`${values["gpt2-files"]}/vocab.json`, `${values["gpt2-files"]}/merges.txt`);
+    saveGpt2Tokenizer(tokenizer, `${values["gpt2-files"]}/vocab.json`, `${values["gpt2-files"]}/merges.txt`);
   }
   console.error(
     `trained ${vocab.size} tokens (${merges.length} merges) in ${((performance.now() - started) / 1000).toFixed(1)} s` +
@@ -67,8 +69,8 @@ if (values.help) {
   if (files.length !== 2) fail("encode needs INPUT and OUTPUT");
   const specialTokens = values.special ?? ["<|endoftext|>"];
   let tokenizer: Tokenizer;
-  if (values.tokenizer) tokenizer = Tokenizer.load(values.tokenizer);
-  else if (values.vocab && values.merges) tokenizer = Tokenizer.fromFiles(values.vocab, values.merges, specialTokens);
+  if (values.tokenizer) tokenizer = loadTokenizer(values.tokenizer);
+  else if (values.vocab && values.merges) tokenizer = loadGpt2Tokenizer(values.vocab, values.merges, specialTokens);
   else if (values.gpt2) {
     const { gpt2Tokenizer } = await import("../tests/gpt2_oracle.ts");
     tokenizer = gpt2Tokenizer();

@@ -1,5 +1,6 @@
 import { assertClose } from "./assert.ts";
-import { attention, initGpu, mul, param, randn, readAll, sum, type Tensor } from "../mod.ts";
+import { attention, mul, sum } from "../lib/tensor/mod.ts";
+import { initGpu, param, randn, readAll, type Tensor } from "../mod.ts";
 
 await initGpu();
 

@@ -11,17 +11,17 @@ import { type Nd, randNd, rngFor } from "./reference.ts";
 import {
   attention,
   type AttentionLayout,
-  type AttentionVariant,
   gpu,
   initGpu,
   mul,
   param,
   readAll,
   rope,
-  setAttentionVariant,
   sum,
   tidy,
 } from "../lib/tensor/mod.ts";
+import type { AttentionVariant } from "../kernels/attention.ts";
+import { setAttentionVariant } from "../lib/tensor/ops/nn.ts";
 import { attentionWorkgroupBytes, DEFAULT_ATTENTION_VARIANT } from "../kernels/attention.ts";
 
 await initGpu();

@@ -189,7 +189,7 @@ Deno.test("an AdamW step of a 16,777,472-element parameter (65,537 workgroups) m
   const p = param(tensor(p0));
   p.grad = tensor(g);
   const opt = new AdamW([p], { lr, betas: [b1, b2], eps, weightDecay: wd });
-  opt.step().dispose();
+  opt.step();
   const [after] = await readAll([p]);
   assertNoGpuErrors();
   // Step 1 from zero moments: m = (1 - b1) g, v = (1 - b2) g^2, lr_t = lr sqrt(1 - b2) / (1 - b1).

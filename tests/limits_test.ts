@@ -12,7 +12,6 @@ import { matmulTiles } from "../kernels/matmul.ts";
 import {
   add,
   attention,
-  type BackendLimits,
   cast,
   compare,
   concat,
@@ -39,6 +38,7 @@ import {
   transpose,
   where,
 } from "../lib/tensor/mod.ts";
+import type { BackendLimits } from "../lib/gpu/mod.ts";
 
 /** Mesa's llvmpipe (lavapipe) ends every shader's loops after 65,535 iterations in all. */
 const llvmpipe = /llvmpipe|lavapipe/i.test(gpu().info.description);

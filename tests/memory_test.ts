@@ -28,7 +28,6 @@ import {
   reshape,
   rmsNorm,
   rope,
-  scopeDepth,
   silu,
   slice,
   softmax,
@@ -39,6 +38,7 @@ import {
   tensor,
   tidy,
 } from "../lib/tensor/mod.ts";
+import { scopeDepth } from "../lib/tensor/tensor.ts";
 import { AdamW } from "../lib/optim/adamw.ts";
 
 await initGpu();
@@ -113,7 +113,7 @@ Deno.test("1,000 AdamW steps of a tiny MLP in tidy keep GPU memory flat, and the
       l.backward();
       return l;
     });
-    opt.step({ maxGradNorm: 1 }).dispose();
+    opt.step({ maxGradNorm: 1 });
     opt.zeroGrad();
     return l;
   });

@@ -24,7 +24,8 @@ import {
 import { Linear } from "../lib/nn/layers.ts";
 import { Rng } from "../lib/util/random.ts";
 import { TransformerLM } from "../lib/nn/mod.ts";
-import { ConfigError, type ModelConfig, type ModelConfigInput, parseModelConfig } from "../lib/train/config.ts";
+import { ConfigError } from "../lib/util/validate.ts";
+import { type ModelConfig, type ModelConfigInput, parseModelConfig } from "../lib/nn/config.ts";
 import { encodeSafetensors, readSafetensors, type TensorEntry, type TensorMap } from "../lib/io/safetensors.ts";
 import { parameterCounts } from "../lib/nn/accounting.ts";
 

@@ -8,8 +8,8 @@ import { assertClose, assertThrows } from "./assert.ts";
 import { assertNoGpuErrors, checkGrad, maxAbs, upload, uploadInts } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randNd, rngFor } from "./reference.ts";
+import type { AttentionVariant } from "../kernels/attention.ts";
 import {
-  type AttentionVariant,
   gpu,
   initGpu,
   mul,

@@ -13,7 +13,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { ConfigError } from "../train/config.ts";
+import { ConfigError } from "../util/validate.ts";
 
 /** Exit status of a usage error (bad flag, bad value): the user can fix the command line. */
 export const EXIT_USAGE = 2;

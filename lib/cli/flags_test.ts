@@ -9,7 +9,7 @@ import {
   parseFlags,
   UsageError,
 } from "./flags.ts";
-import { ConfigError } from "../train/config.ts";
+import { ConfigError } from "../util/validate.ts";
 
 const specs = [
   { name: "temperature", type: "float", min: 0, default: 0.8, help: "softmax temperature" },

@@ -13,7 +13,8 @@
  *
  * @module
  */
-import { prepareTextData, TINYSTORIES_URLS } from "../../mod.ts";
+import { prepareTextData } from "../../mod.ts";
+import { TINYSTORIES_URLS } from "../data/mod.ts";
 import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./flags.ts";
 
 const FLAGS = [

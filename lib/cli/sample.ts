@@ -13,23 +13,23 @@
  *
  * @module
  */
+import { type CheckpointState, readCheckpointFile } from "../io/mod.ts";
 import {
-  type CheckpointState,
   ConfigError,
   END_OF_TEXT,
   generateStream,
   initGpu,
-  InterruptGuard,
   type ModelConfig,
   parseModelConfig,
-  readCheckpointFile,
-  Tokenizer,
+  type Tokenizer,
   TransformerLM,
 } from "../../mod.ts";
+import { InterruptGuard } from "./interrupt.ts";
 import { EXIT_INTERRUPTED, type FlagSpec, helpText, parseFlags, runMain } from "./flags.ts";
 import { checkInputFile } from "./input_files.ts";
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
 import { choosePath } from "../io/paths.ts";
+import { loadTokenizer } from "../data/tokenizer_files.ts";
 
 const DEFAULT_RUN = "runs/default";
 
@@ -102,9 +102,9 @@ function checkpointModel(ckpt: CheckpointState, path: string): ModelConfig {
 }
 
 /** The user's --tokenizer as given, else the one the checkpoint records, followed only inside its folder. */
-async function loadTokenizer(flag: string | undefined, ckpt: CheckpointState, path: string): Promise<Tokenizer> {
+async function tokenizerFor(flag: string | undefined, ckpt: CheckpointState, path: string): Promise<Tokenizer> {
   if (flag !== undefined) await checkInputFile(flag, "tokenizer", "check --tokenizer");
-  return await Tokenizer.load(
+  return loadTokenizer(
     choosePath({ given: flag, recorded: ckpt.tokenizer, checkpoint: path, key: "tokenizer" }),
   );
 }
@@ -125,7 +125,7 @@ async function main(): Promise<number> {
   await checkInputFile(path, "checkpoint", "train one with `deno task train`, or pass --checkpoint <path>");
   const ckpt = await readCheckpointFile(path);
   const config = checkpointModel(ckpt, path);
-  const tokenizer = await loadTokenizer(flags.tokenizer, ckpt, path);
+  const tokenizer = await tokenizerFor(flags.tokenizer, ckpt, path);
   const eot = tokenizer.specialTokens.get(END_OF_TEXT);
   const prompt = flags.prompt!;
   const ids = prompt ? tokenizer.encode(prompt) : eot !== undefined ? [eot] : [];

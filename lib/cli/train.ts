@@ -11,41 +11,33 @@
  *
  * @module
  */
+import { buildConfig, flagOf, parseTrainCli, trainHelpText, type TrainOutputOptions } from "./train_flags.ts";
+import { CHECKPOINT_NAME, MetricsLogger, readMetrics, type ResumePoint, type StepMetrics } from "../train/mod.ts";
 import {
-  buildConfig,
-  CHECKPOINT_NAME,
   type Config,
-  defaultRunSettings,
   END_OF_TEXT,
   type FitResult,
-  flagOf,
-  formatCount,
-  formatDuration,
   generateText,
-  gpuPeaks,
   initGpu,
-  InterruptGuard,
-  MetricsLogger,
-  parseTrainCli,
   prepareDefaultData,
-  ProgressBar,
-  readCheckpointFile,
-  readMetrics,
-  type ResumePoint,
   resumePoint,
-  type StepMetrics,
-  Tokenizer,
+  type Tokenizer,
   Trainer,
   type TrainEvent,
-  trainHelpText,
-  trainingFlopsPerToken,
-  type TrainOutputOptions,
   VERSION,
-  writeReport,
 } from "../../mod.ts";
+import { defaultRunSettings } from "../data/mod.ts";
+import { formatCount, formatDuration } from "../util/format.ts";
+import { gpuPeaks } from "../gpu/mod.ts";
+import { InterruptGuard } from "./interrupt.ts";
+import { ProgressBar } from "../util/progress.ts";
+import { readCheckpointFile } from "../io/mod.ts";
+import { trainingFlopsPerToken } from "../nn/accounting.ts";
+import { writeReport } from "../notebook/mod.ts";
 import { EXIT_INTERRUPTED, runMain, UsageError } from "./flags.ts";
 import { checkInputFile } from "./input_files.ts";
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
+import { loadTokenizer } from "../data/tokenizer_files.ts";
 
 const DEFAULT_OUT_DIR = "runs/default";
 const EXIT_DIVERGED = 3;
@@ -107,7 +99,7 @@ async function resumedRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { hel
   for (const o of point.overrides) {
     log(`resuming with ${flagOf(o.field)} ${JSON.stringify(o.given)} (the checkpoint had ${JSON.stringify(o.saved)})`);
   }
-  const tokenizer = point.config.train.tokenizer ? await Tokenizer.load(point.config.train.tokenizer) : undefined;
+  const tokenizer = point.config.train.tokenizer ? await loadTokenizer(point.config.train.tokenizer) : undefined;
   return { config: point.config, resume: point, tokenizer };
 }
 
@@ -188,7 +180,7 @@ async function main(): Promise<number> {
   // default data excepted: it goes to its own folder.
   const plan: Plan = cli.given.train.resume !== undefined ? await resumedRun(cli) : await freshRun(cli, software);
   const tokenizer = plan.tokenizer ??
-    (plan.config.train.tokenizer ? await Tokenizer.load(plan.config.train.tokenizer) : undefined);
+    (plan.config.train.tokenizer ? await loadTokenizer(plan.config.train.tokenizer) : undefined);
   const peakTflops = cli.output.peakTflops ?? gpuPeaks(backend.info.description)?.f32Tflops;
   const flopsPerToken = trainingFlopsPerToken(plan.config.model);
   const events: TrainEvent[] = [];

@@ -11,7 +11,9 @@
  */
 import { parseJson } from "../util/json.ts";
 import { type FlagSpec, helpText, nearestWord, parseFlags } from "./flags.ts";
-import { type Config, ConfigError, parseConfig, parseModelConfig, parseTrainConfig } from "../train/config.ts";
+import { ConfigError } from "../util/validate.ts";
+import { parseModelConfig } from "../nn/config.ts";
+import { type Config, parseConfig, parseTrainConfig } from "../train/config.ts";
 
 type Section = "model" | "train";
 

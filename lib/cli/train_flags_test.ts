@@ -1,7 +1,8 @@
 import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { buildConfig, type GivenConfig, parseTrainCli, trainHelpText, type TrainOutputOptions } from "./train_flags.ts";
 import { UsageError } from "./flags.ts";
-import { type Config, ConfigError, parseConfig, parseTrainConfig } from "../train/config.ts";
+import { ConfigError } from "../util/validate.ts";
+import { type Config, parseConfig, parseTrainConfig } from "../train/config.ts";
 
 const defaults = {
   model: { vocabSize: 256, contextLength: 64, dModel: 64, numLayers: 2, numHeads: 4 },

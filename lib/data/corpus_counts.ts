@@ -7,7 +7,12 @@
  */
 
 import { ProgressBar, type ProgressBarOptions } from "../util/progress.ts";
-import { countPretokensOfFile, findSafeCut, PretokenCounter } from "../tokenizer/pretoken_counts.ts";
+import {
+  countPretokensOfText,
+  findSafeCut,
+  PretokenCounter,
+  specialTokenPattern,
+} from "../tokenizer/pretoken_counts.ts";
 
 /** A byte range of a file. */
 export interface FileRange {
@@ -258,4 +263,74 @@ export function mergeSerializedCounts(bytes: Uint8Array, counts: Map<string, num
     const word = text.slice(at, at += length);
     counts.set(word, (counts.get(word) ?? 0) + count);
   }
+}
+
+/** Options of {@linkcode countPretokensOfFile}. */
+export interface CountOptions {
+  /** Special tokens to split out (not counted). */
+  specialTokens?: readonly string[];
+  /** Bytes read per block. */
+  blockBytes?: number;
+  /** Byte range of the file to count, `[start, end)`; the whole file by default. */
+  start?: number;
+  /** End of the byte range (exclusive). */
+  end?: number;
+  /** Called after each block with the number of bytes done so far in the range. */
+  onProgress?: (bytesDone: number) => void;
+}
+
+/**
+ * Counts the pre-tokens of a file (or a byte range of it that starts and ends at safe cuts), reading it in blocks
+ * so that memory stays at one block plus the counts.
+ *
+ * @example
+ * ```ts ignore
+ * import { countPretokensOfFile } from "./corpus_counts.ts";
+ * const counts = countPretokensOfFile("corpus.txt", new PretokenCounter(), { specialTokens: ["<|endoftext|>"] });
+ * ```
+ */
+export function countPretokensOfFile(
+  path: string | URL,
+  counts: PretokenCounter,
+  options: CountOptions = {},
+): PretokenCounter {
+  const specials = options.specialTokens ?? [];
+  const pattern = specialTokenPattern(specials);
+  const specialBytes = specials.map((s) => new TextEncoder().encode(s));
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const start = options.start ?? 0;
+    const end = options.end ?? file.statSync().size;
+    file.seekSync(start, Deno.SeekMode.Start);
+    let buffer = new Uint8Array(Math.max(1024, Math.min(options.blockBytes ?? 1 << 23, end - start)));
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+    let filled = 0, done = 0;
+    while (done + filled < end - start) {
+      if (filled === buffer.length) {
+        // No safe cut in a whole block (e.g. no ASCII whitespace at all): grow rather than cut unsafely.
+        const bigger = new Uint8Array(buffer.length * 2);
+        bigger.set(buffer);
+        buffer = bigger;
+      }
+      const want = Math.min(buffer.length - filled, end - start - done - filled);
+      const got = file.readSync(buffer.subarray(filled, filled + want));
+      if (got === null || got === 0) break;
+      filled += got;
+      const atEnd = done + filled >= end - start;
+      const cut = atEnd ? filled : findSafeCut(buffer, filled, specialBytes);
+      if (cut <= 0) continue;
+      countPretokensOfText(decoder.decode(buffer.subarray(0, cut)), counts, pattern);
+      buffer.copyWithin(0, cut, filled);
+      filled -= cut;
+      done += cut;
+      options.onProgress?.(done);
+    }
+    if (filled > 0) {
+      countPretokensOfText(decoder.decode(buffer.subarray(0, filled)), counts, pattern);
+      options.onProgress?.(done + filled);
+    }
+  } finally {
+    file.close();
+  }
+  return counts;
 }

@@ -9,10 +9,11 @@
  *
  * @module
  */
-import { trainBpe } from "../tokenizer/bpe_train.ts";
+import { trainBpe } from "./train_bpe.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { writeTokenFile } from "./token_files.ts";
 import { writeFileAtomicSync } from "../io/atomic_write.ts";
+import { loadTokenizer, saveTokenizer } from "./tokenizer_files.ts";
 
 /** The files of a prepared dataset. */
 export interface PreparedData {
@@ -99,7 +100,7 @@ export async function prepareDefaultData(
   if (record?.corpusSha256 === digest && record.vocabSize === vocabSize && record.valFraction === valFraction) {
     return {
       ...files,
-      tokenizer: await Tokenizer.load(files.tokenizerPath),
+      tokenizer: await loadTokenizer(files.tokenizerPath),
       tokens: record.tokens,
       textBytes: corpus.length,
     };
@@ -107,7 +108,7 @@ export async function prepareDefaultData(
   log(`training a ${vocabSize}-token BPE tokenizer on ${corpusPath}`);
   const { vocab, merges } = trainBpe(corpusPath, { vocabSize, specialTokens: [END_OF_TEXT] });
   const tokenizer = new Tokenizer(vocab, merges, [END_OF_TEXT]);
-  tokenizer.save(files.tokenizerPath);
+  saveTokenizer(tokenizer, files.tokenizerPath);
   log("encoding the corpus into token files");
   const ids = tokenizer.encode(new TextDecoder().decode(corpus));
   const cut = Math.floor(ids.length * (1 - valFraction));

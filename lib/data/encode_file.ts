@@ -103,8 +103,8 @@ export async function encodeRange(
  *
  * @example
  * ```ts ignore
- * import { encodeFile, Tokenizer } from "@nanolm/nanolm";
- * const tokenizer = Tokenizer.load("tokenizer.json");
+ * import { encodeFile, loadTokenizer } from "@nanolm/nanolm/data";
+ * const tokenizer = loadTokenizer("tokenizer.json");
  * const { tokens } = await encodeFile("train.txt", "train.bin", tokenizer, { progress: true });
  * ```
  */

@@ -11,9 +11,10 @@
  */
 import { basename, dirname, extname, resolve } from "node:path";
 import { ProgressBar } from "../util/progress.ts";
-import { trainBpe } from "../tokenizer/bpe_train.ts";
+import { trainBpe } from "./train_bpe.ts";
 import { encodeFile } from "./encode_file.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { saveTokenizer } from "./tokenizer_files.ts";
 
 /** TinyStories V2 (GPT-4 generated) text files, as CS336 uses them. */
 export const TINYSTORIES_URLS: { train: string; val: string } = {
@@ -345,7 +346,7 @@ export async function prepareTextData(options: PrepareOptions): Promise<Prepared
         `${vocabSize}; train with --vocab-size ${tokenizer.vocabSize}`,
     );
   }
-  await atomically(tokenizerPath, (tmp) => tokenizer.save(tmp));
+  await atomically(tokenizerPath, (tmp) => saveTokenizer(tokenizer, tmp));
   log(`encoding ${trainText} -> ${trainData}`);
   const trainResult = await atomically(trainData, (tmp) => encodeFile(trainText, tmp, tokenizer, { progress }));
   log(`encoding ${valText} -> ${valData}`);

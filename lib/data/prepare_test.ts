@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../tests/assert.ts";
 import { TokenDataset } from "./token_files.ts";
-import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { type PreparedTextData, prepareTextData, scanText } from "./prepare.ts";
+import { loadTokenizer } from "./tokenizer_files.ts";
 
 const stories = Array.from(
   { length: 60 },
@@ -10,7 +10,7 @@ const stories = Array.from(
 
 /** Both splits decoded back to text. */
 async function decoded(data: PreparedTextData): Promise<string> {
-  const tokenizer = Tokenizer.load(data.tokenizerPath);
+  const tokenizer = loadTokenizer(data.tokenizerPath);
   using train = await TokenDataset.open(data.trainData);
   using val = await TokenDataset.open(data.valData);
   assertEquals([train.length, val.length], [data.tokens.train, data.tokens.val]);
@@ -33,7 +33,7 @@ Deno.test("a local corpus becomes a tokenizer and train/val token files that dec
     vocabSize: 300,
     valFraction: 0.1,
   });
-  assertEquals(Tokenizer.load(data.tokenizerPath).vocabSize, 300);
+  assertEquals(loadTokenizer(data.tokenizerPath).vocabSize, 300);
   assertEquals(await decoded(data), stories);
   assert(data.tokens.val > 0 && data.tokens.train > 5 * data.tokens.val);
   assertEquals(data.warnings, []);
@@ -195,7 +195,7 @@ Deno.test("a whitespace-only or tiny corpus is warned about, with the token coun
     vocabSize: 300,
     valFraction: 0.2,
   });
-  const tokenizer = Tokenizer.load(tiny.tokenizerPath);
+  const tokenizer = loadTokenizer(tiny.tokenizerPath);
   assertEquals(tiny.warnings, [
     `the corpus yields only ${tokenizer.vocabSize - 257} merges: the tokenizer has ${tokenizer.vocabSize} ids, ` +
     `not 300; train with --vocab-size ${tokenizer.vocabSize}`,

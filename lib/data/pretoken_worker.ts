@@ -5,7 +5,8 @@
  * @module
  */
 
-import { countPretokensOfFile, PretokenCounter } from "../tokenizer/pretoken_counts.ts";
+import { PretokenCounter } from "../tokenizer/pretoken_counts.ts";
+import { countPretokensOfFile } from "./corpus_counts.ts";
 import {
   CONTROL_DONE_HIGH,
   CONTROL_DONE_LOW,

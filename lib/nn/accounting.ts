@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { ModelConfig } from "../train/config.ts";
+import type { ModelConfig } from "./config.ts";
 
 /**
  * The architecture fields accounting needs: the shape fields of a {@linkcode ModelConfig}, with the variants

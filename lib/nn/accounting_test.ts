@@ -9,7 +9,7 @@ import {
   trainingFlops,
   trainingFlopsPerToken,
 } from "./accounting.ts";
-import { parseModelConfig } from "../train/config.ts";
+import { parseModelConfig } from "./config.ts";
 
 // Independent reference: the CS336 state dict, name by name, and the list of matmuls of a forward pass.
 function stateDictShapes(s: ModelShape): Map<string, number[]> {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { FeedForwardKind, NormPlacement } from "../train/config.ts";
+import type { FeedForwardKind, NormPlacement } from "./config.ts";
 import type { Rng } from "../util/random.ts";
 import { add, type Tensor } from "../tensor/mod.ts";
 import { CausalSelfAttention, type KvSink } from "./attention.ts";

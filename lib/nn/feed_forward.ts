@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { FeedForwardKind } from "../train/config.ts";
+import type { FeedForwardKind } from "./config.ts";
 import type { Rng } from "../util/random.ts";
 import { record } from "../tensor/autograd.ts";
 import { concat, mapElements, matmul, packedSiluGate, reshape, silu, type Tensor } from "../tensor/mod.ts";

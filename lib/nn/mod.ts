@@ -25,3 +25,28 @@ export {
 export { FeedForward, type FeedForwardOptions } from "./feed_forward.ts";
 export { TransformerBlock, type TransformerBlockOptions } from "./block.ts";
 export { type ForwardOptions, TransformerLM, type TransformerLMOptions, type WeightArray } from "./transformer.ts";
+export {
+  type FeedForwardKind,
+  type ModelConfig,
+  type ModelConfigInput,
+  type NormPlacement,
+  parseModelConfig,
+  type PositionEncoding,
+} from "./config.ts";
+export {
+  type AccountingRow,
+  accountingTable,
+  type ForwardFlops,
+  forwardFlops,
+  type MemoryUsage,
+  memoryUsage,
+  modelFlopsUtilization,
+  type ModelShape,
+  type ParameterCounts,
+  parameterCounts,
+  type TrainingFlops,
+  trainingFlops,
+  trainingFlopsPerToken,
+  type WorkloadOptions,
+} from "./accounting.ts";
+export { modelBundle } from "./view.ts";

@@ -20,7 +20,7 @@
  * @module
  */
 import { gatherKernel } from "../../kernels/copy.ts";
-import { type ModelConfig, type ModelConfigInput, parseModelConfig } from "../train/config.ts";
+import { type ModelConfig, type ModelConfigInput, parseModelConfig } from "./config.ts";
 import { gpu } from "../gpu/backend.ts";
 import { Rng } from "../util/random.ts";
 import { keep, matmul, reshape, type Tensor, tensor } from "../tensor/mod.ts";
@@ -28,8 +28,8 @@ import type { KvSink } from "./attention.ts";
 import { TransformerBlock } from "./block.ts";
 import { Embedding, Linear, RMSNorm } from "./layers.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../notebook/display.ts";
-import { cellResult } from "../notebook/jupyter.ts";
-import { modelBundle } from "../notebook/views.ts";
+import { cellResult } from "../notebook/display.ts";
+import { modelBundle } from "./view.ts";
 
 /** Options of the {@linkcode TransformerLM} constructor. */
 export interface TransformerLMOptions {

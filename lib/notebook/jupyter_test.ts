@@ -1,5 +1,6 @@
 import { assertEquals } from "../../tests/assert.ts";
-import { bundleOf, cellResult, display, inJupyter, JUPYTER_DISPLAY } from "./jupyter.ts";
+import { bundleOf, cellResult, inJupyter, JUPYTER_DISPLAY } from "./display.ts";
+import { display } from "./jupyter.ts";
 
 Deno.test("outside the kernel the Jupyter helpers are inert", async () => {
   assertEquals(JUPYTER_DISPLAY, Symbol.for("Jupyter.display"));

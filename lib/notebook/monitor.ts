@@ -6,11 +6,12 @@
  *
  * @module
  */
-import { display, inJupyter } from "./jupyter.ts";
+import { inJupyter } from "./display.ts";
+import { display } from "./jupyter.ts";
 import { LivePlot, lossCurveFigure, type LossCurveRun, type PlotlyFigure } from "./plot.ts";
 import type { Series } from "../train/metrics.ts";
-import { formatCount } from "../util/progress.ts";
-import { runBundle, type RunStatus } from "./views.ts";
+import { formatCount } from "../util/format.ts";
+import { runBundle, type RunStatus } from "../train/view.ts";
 
 /** The events a monitor reads: those a `Trainer` emits (others are ignored). */
 export type MonitorEvent =

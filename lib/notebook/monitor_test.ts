@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
 import { TrainingMonitor } from "./monitor.ts";
-import { bundleOf } from "./jupyter.ts";
+import { bundleOf } from "./display.ts";
 import { writeTokenFile } from "../data/token_files.ts";
 import { Rng } from "../util/random.ts";
 import { Trainer } from "../train/trainer.ts";

@@ -13,14 +13,8 @@
  * @module
  */
 import { createRequire } from "node:module";
-import {
-  cellResult,
-  display,
-  inJupyter,
-  JUPYTER_DISPLAY,
-  type JupyterDisplayable,
-  type MimeBundle,
-} from "./jupyter.ts";
+import { cellResult, inJupyter, JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./display.ts";
+import { display } from "./jupyter.ts";
 import { type MetricRecord, metricSeries, type Series, type Stepped } from "../train/metrics.ts";
 import { cosineLr, type CosineScheduleOptions } from "../optim/schedule.ts";
 
@@ -498,7 +492,7 @@ async function notebookBundle(figure: PlotlyFigure): Promise<MimeBundle> {
  *
  * @example
  * ```ts
- * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+ * import { JUPYTER_DISPLAY } from "./display.ts";
  * import { displayable, lossCurveFigure } from "./plot.ts";
  * const chart = displayable(lossCurveFigure([{ name: "run", train: { steps: [0, 1], values: [4, 3] } }]));
  * const bundle = await chart[JUPYTER_DISPLAY]();

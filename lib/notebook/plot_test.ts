@@ -16,7 +16,7 @@ import {
   runFromMetrics,
 } from "./plot.ts";
 import { cosineLr } from "../optim/schedule.ts";
-import { inJupyter, JUPYTER_DISPLAY } from "./jupyter.ts";
+import { inJupyter, JUPYTER_DISPLAY } from "./display.ts";
 
 Deno.test("lossCurveFigure overlays runs with shared colours per run", () => {
   const fig = lossCurveFigure([

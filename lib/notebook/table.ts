@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { escapeHtml } from "./display.ts";
-import { cellResult, JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./jupyter.ts";
+import { cellResult, escapeHtml, JUPYTER_DISPLAY, type JupyterDisplayable, type MimeBundle } from "./display.ts";
 
 /** A row: column name to value. */
 export type TableRow = Record<string, unknown>;
@@ -95,7 +94,7 @@ export function htmlTable(rows: TableRow[], options: TableOptions = {}): string 
  *
  * @example
  * ```ts
- * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+ * import { JUPYTER_DISPLAY } from "./display.ts";
  * import { tableDisplay } from "./table.ts";
  * const t = tableDisplay([{ step: 10, loss: 3.21 }], { title: "Progress" });
  * console.assert(typeof (await t[JUPYTER_DISPLAY]())["text/html"] === "string");

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
-import { JUPYTER_DISPLAY } from "./jupyter.ts";
+import { JUPYTER_DISPLAY } from "./display.ts";
 import { formatCell, htmlTable, tableDisplay, textTable } from "./table.ts";
 
 Deno.test("formatCell", () => {

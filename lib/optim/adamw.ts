@@ -13,7 +13,10 @@ import { noGrad } from "../tensor/autograd.ts";
 import { fill, mapElements } from "../tensor/ops/elementwise.ts";
 import { empty, keep, type Tensor, tidy } from "../tensor/tensor.ts";
 
-/** Hyperparameters of {@linkcode AdamW}. */
+/**
+ * Hyperparameters of {@linkcode AdamW}. The defaults are the training config's (and the usual LM settings:
+ * nanoGPT, CS336): lr 1e-3, betas (0.9, 0.95), eps 1e-8, weight decay 0.1.
+ */
 export interface AdamWOptions {
   /** Learning rate (can be changed per step). */
   lr?: number;
@@ -31,6 +34,11 @@ export interface StepOptions {
   lr?: number;
   /** Clip the global gradient L2 norm to this value (eps 1e-6, as CS336); no clipping when absent. */
   maxGradNorm?: number;
+  /**
+   * Return the pre-clipping global gradient norm as a one-element GPU tensor, which the caller then owns (read it in
+   * a batch with the loss, never every step: a read waits for the GPU).
+   */
+  returnGradNorm?: boolean;
 }
 
 /**
@@ -38,9 +46,9 @@ export interface StepOptions {
  *
  * @example
  * ```ts ignore
- * const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.1 });
+ * const opt = new AdamW(model.parameters(), { lr: 1e-3 });
  * loss.backward();
- * const gradNorm = opt.step({ lr: schedule(step), maxGradNorm: 1.0 }); // a GPU tensor; read it when logging
+ * opt.step({ lr: schedule(step), maxGradNorm: 1.0 });
  * opt.zeroGrad();
  * ```
  */
@@ -57,7 +65,7 @@ export class AdamW {
   /** Creates the optimizer with zeroed moments for every parameter (each must require grad). */
   constructor(params: Map<string, Tensor> | Tensor[], options: AdamWOptions = {}) {
     this.params = params instanceof Map ? new Map(params) : new Map(params.map((p, i) => [p.name || `param${i}`, p]));
-    const o = { lr: 1e-3, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 0.01, ...options };
+    const o = { lr: 1e-3, betas: [0.9, 0.95] as [number, number], eps: 1e-8, weightDecay: 0.1, ...options };
     if (!(o.lr >= 0)) throw new RangeError(`AdamW lr must be >= 0, got ${o.lr}`);
     if (o.betas.some((b) => !(b >= 0 && b < 1))) throw new RangeError(`AdamW betas must be in [0, 1), got ${o.betas}`);
     if (!(o.eps > 0)) throw new RangeError(`AdamW eps must be > 0, got ${o.eps}`);
@@ -98,10 +106,13 @@ export class AdamW {
   }
 
   /**
-   * Applies one update to every parameter that has a gradient. Returns the pre-clipping global gradient norm as
-   * a one-element GPU tensor (caller disposes; read it in a batch with the loss, never every step).
+   * Applies one update to every parameter that has a gradient, as `optimizer.step()` in PyTorch: nothing to dispose.
+   * With `returnGradNorm`, returns the pre-clipping global gradient norm as a GPU tensor the caller owns.
    */
-  step(opts: StepOptions = {}): Tensor {
+  step(opts?: StepOptions & { returnGradNorm?: false }): void;
+  /** {@linkcode AdamW.step}, returning the pre-clipping global gradient norm (the caller disposes it). */
+  step(opts: StepOptions & { returnGradNorm: true }): Tensor;
+  step(opts: StepOptions = {}): Tensor | void {
     const lr = opts.lr ?? this.options.lr;
     if (!(lr >= 0)) throw new RangeError(`AdamW step lr must be >= 0, got ${lr}`);
     this.t++;
@@ -134,7 +145,8 @@ export class AdamW {
         backend.run(k, [...buffers, clip.buffer], uniforms.buffer);
       }
       clip.dispose();
-      return norm;
+      if (opts.returnGradNorm) return norm;
+      norm.dispose();
     });
   }
 

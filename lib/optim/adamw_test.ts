@@ -1,5 +1,6 @@
-import { assertClose, assertThrows } from "../../tests/assert.ts";
-import { initGpu, param, readAll, tensor } from "../tensor/mod.ts";
+import { assertClose, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { gpu, initGpu, param, readAll, square, sum, tensor, tidy } from "../tensor/mod.ts";
+import { parseTrainConfig } from "../train/config.ts";
 import { Rng } from "../util/random.ts";
 import { AdamW } from "./adamw.ts";
 
@@ -47,7 +48,7 @@ for (const maxNorm of [undefined, 0.5]) {
       const grads = init.map((d) => Float32Array.from(d, () => rng.normal() * 0.7));
       gradsPerStep.push(grads.map((g) => Float64Array.from(g)));
       ps.forEach((p, i) => p.grad = tensor(grads[i], { shape: p.shape }));
-      const norm = opt.step({ lr: lrs[s], maxGradNorm: maxNorm });
+      const norm = opt.step({ lr: lrs[s], maxGradNorm: maxNorm, returnGradNorm: true });
       norms.push((await norm.data())[0]);
       norm.dispose();
       opt.zeroGrad();
@@ -93,4 +94,21 @@ Deno.test("the global gradient norm over many gradients of assorted sizes equals
   norm.dispose();
   opt.dispose();
   for (const p of ps) p.dispose();
+});
+
+Deno.test("AdamW's defaults are the training config's, and step() leaves nothing to dispose", async () => {
+  await initGpu();
+  const p = param(tensor([1, 2, 3]));
+  const opt = new AdamW([p]);
+  const train = parseTrainConfig({ trainData: "unused.bin" });
+  assertEquals(
+    [opt.options.lr, opt.options.betas, opt.options.eps, opt.options.weightDecay],
+    [train.lrMax, train.betas, train.eps, train.weightDecay],
+  );
+  tidy(() => sum(square(p)).backward());
+  const before = gpu().memory().inUseBuffers;
+  opt.step({ maxGradNorm: 1 });
+  assertEquals(gpu().memory().inUseBuffers, before);
+  opt.dispose();
+  p.dispose();
 });

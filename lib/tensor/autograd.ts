@@ -75,7 +75,8 @@ export function noGrad<T>(fn: () => T): T {
  * @example
  * ```ts ignore
  * import { record } from "./autograd.ts";
- * import { mapElements, type Tensor } from "../../mod.ts";
+ * import { mapElements } from "./mod.ts";
+import { type Tensor } from "../../mod.ts";
  * const double = (x: Tensor) =>
  *   record(mapElements("double", [x], "v0 * 2.0"), "double", [x], (dy) => [mapElements("double", [dy], "v0 * 2.0")]);
  * ```
@@ -133,7 +134,8 @@ export function recordAccumulating(
  * @example
  * ```ts ignore
  * import { detach } from "./autograd.ts";
- * import { initGpu, mul, param, tensor } from "../../mod.ts";
+ * import { initGpu, param, tensor } from "../../mod.ts";
+import { mul } from "./mod.ts";
  * await initGpu();
  * console.log(detach(mul(param(tensor([1, 2])), 2)).requiresGrad); // false
  * ```
@@ -184,7 +186,8 @@ function hooks(): AutogradOps {
  *
  * @example
  * ```ts ignore
- * import { backward, param, tensor, mul, sum } from "../../mod.ts";
+ * import { backward, mul, sum } from "./mod.ts";
+import { param, tensor } from "../../mod.ts";
  * const w = param(tensor([1, 2, 3]));
  * backward(sum(mul(w, w)));
  * console.log(await w.grad!.data()); // [2, 4, 6]
@@ -309,7 +312,8 @@ const released = new WeakSet<Tensor>();
  * @example
  * ```ts ignore
  * import { makeLeaf } from "./autograd.ts";
- * import { initGpu, mul, param, tensor } from "../../mod.ts";
+ * import { initGpu, param, tensor } from "../../mod.ts";
+import { mul } from "./mod.ts";
  * await initGpu();
  * const y = mul(param(tensor([1, 2])), 3);
  * makeLeaf(y); // y.node is null now: backward stops at y
@@ -345,7 +349,8 @@ setBackwardHook((t) => backward(t));
  *
  * @example
  * ```ts ignore
- * import { valueAndGrad, param, tensor, mul, sum } from "../../mod.ts";
+ * import { valueAndGrad, mul, sum } from "./mod.ts";
+import { param, tensor } from "../../mod.ts";
  * const w = param(tensor([1, 2, 3]));
  * const [loss, [dw]] = valueAndGrad(() => sum(mul(w, w)), [w])();
  * ```

@@ -28,30 +28,9 @@ setAutogradOps({
   sumTo,
 });
 
-export {
-  type Backend,
-  type BackendLimits,
-  type DispatchArgs,
-  gpu,
-  type GpuBuffer,
-  initGpu,
-  type Kernel,
-  type KernelTiming,
-  type MemoryStats,
-} from "../gpu/backend.ts";
+export { type Backend, gpu, initGpu, type MemoryStats } from "../gpu/backend.ts";
 export { type GpuInfo } from "../gpu/device.ts";
-export {
-  type DType,
-  empty,
-  type HostArray,
-  keep,
-  type NestedArray,
-  readAll,
-  scopeDepth,
-  Storage,
-  Tensor,
-  tidy,
-} from "./tensor.ts";
+export { type DType, type HostArray, keep, type NestedArray, readAll, Tensor, tidy } from "./tensor.ts";
 export { backward, detach, type GradNode, isGradEnabled, noGrad, valueAndGrad } from "./autograd.ts";
 export {
   full,
@@ -95,15 +74,11 @@ export {
 export { max, mean, type ReduceOptions, sum, sumTo } from "./ops/reduce.ts";
 export { broadcastTo, concat, permute, reshape, slice, transpose } from "./ops/movement.ts";
 export { matmul, type MatmulOptions, type MatmulSettings, setMatmulSettings } from "./ops/matmul.ts";
-export type { MatmulTile, MatmulVariant } from "../../kernels/matmul.ts";
-export type { KernelSource } from "../../kernels/common.ts";
 export {
   attention,
   type AttentionLayout,
   type AttentionOptions,
-  type AttentionVariant,
   crossEntropy,
-  defaultAttentionVariant,
   embedding,
   logSoftmax,
   packedAttention,
@@ -112,7 +87,6 @@ export {
   rmsNorm,
   rope,
   type RopeOptions,
-  setAttentionVariant,
   softmax,
   type SoftmaxOptions,
 } from "./ops/nn.ts";

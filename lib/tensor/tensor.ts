@@ -13,7 +13,7 @@
 import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import type { GradNode } from "./autograd.ts";
 import { factsBundle, JUPYTER_DISPLAY, type MimeBundle, previewValues } from "../notebook/display.ts";
-import { cellResult } from "../notebook/jupyter.ts";
+import { cellResult } from "../notebook/display.ts";
 
 /** Element types. `i32` holds token ids and targets; `f32` everything else. */
 export type DType = "f32" | "i32";
@@ -65,7 +65,8 @@ let nextId = 1;
  *
  * @example
  * ```ts ignore
- * import { initGpu, tensor, add } from "../../mod.ts";
+ * import { initGpu, tensor } from "../../mod.ts";
+import { add } from "./mod.ts";
  * await initGpu();
  * const x = tensor([[1, 2], [3, 4]]);
  * console.log(await add(x, x).data()); // Float32Array [2, 4, 6, 8]
@@ -316,7 +317,8 @@ function collect(value: unknown, out: Set<Tensor>, depth = 0): void {
  *
  * @example
  * ```ts ignore
- * import { initGpu, tidy, tensor, mul, sum } from "../../mod.ts";
+ * import { initGpu, tidy, tensor } from "../../mod.ts";
+import { mul, sum } from "./mod.ts";
  * await initGpu();
  * const x = tensor([1, 2, 3]);
  * const s = tidy(() => sum(mul(x, x))); // the product is freed, the sum kept

@@ -3,31 +3,23 @@
  * adjacent pair, ties going to the lexicographically greater pair of byte strings.
  *
  * Each merge touches only the words that contain the merged pair (an index from pair to words), updates pair counts
- * incrementally, and finds the next best pair in a max-heap with lazy deletion. Pre-token counting streams the
- * corpus and runs in parallel Workers on large inputs.
+ * incrementally, and finds the next best pair in a max-heap with lazy deletion. Counting a corpus's pre-tokens from
+ * files, in parallel Workers, is `trainBpe` in the data layer.
  *
  * @module
  */
 
-import { ProgressBar, type ProgressBarOptions } from "../util/progress.ts";
-import { countPretokens } from "../data/corpus_counts.ts";
-
-/** Options of {@linkcode trainBpe}. */
-export interface TrainBpeOptions {
+/** Options of {@linkcode bpeFromCounts} (and of `trainBpe`, which counts files first). */
+export interface BpeOptions {
   /** Size of the final vocabulary: 256 bytes + special tokens + merges. */
   vocabSize: number;
   /** Special tokens: added to the vocabulary after the bytes, split out of the corpus and never merged. */
   specialTokens?: readonly string[];
-  /**
-   * Worker threads for pre-token counting; by default one per core for inputs over 8 MB, else none. 0 or 1 counts
-   * on the calling thread.
-   */
-  workers?: number;
-  /** Show progress bars (pre-tokenization in MB/s, merges in merges/s); pass options to customise them. */
-  progress?: boolean | ProgressBarOptions;
+  /** Called as merges are learned, with the number so far. */
+  onProgress?: (merges: number, total: number) => void;
 }
 
-/** The result of {@linkcode trainBpe}: CS336's (vocab, merges). */
+/** The result of BPE training: CS336's (vocab, merges). */
 export interface BpeModel {
   /** Token id -> bytes: 0-255 the single bytes, then the special tokens, then one token per merge. */
   vocab: Map<number, Uint8Array>;
@@ -36,21 +28,16 @@ export interface BpeModel {
 }
 
 /**
- * Trains a byte-level BPE tokenizer on one or several text files.
- *
- * Synchronous (it blocks until done, Workers included), so both `trainBpe(...)` and `await trainBpe(...)` work.
+ * Checks BPE options: special tokens distinct non-empty strings, a vocabulary size that fits the bytes and them.
+ * Returns the special tokens.
  *
  * @example
  * ```ts
- * import { trainBpe } from "./bpe_train.ts";
- * const path = Deno.makeTempFileSync();
- * Deno.writeTextFileSync(path, "low low low lower lowest<|endoftext|>newer newest");
- * const { vocab, merges } = trainBpe(path, { vocabSize: 260, specialTokens: ["<|endoftext|>"] });
- * console.assert(vocab.size === 260 && merges.length === 3);
- * console.assert(new TextDecoder().decode(vocab.get(256)) === "<|endoftext|>");
+ * import { checkBpeOptions } from "@nanolm/nanolm/tokenizer";
+ * if (checkBpeOptions({ vocabSize: 300, specialTokens: ["<|endoftext|>"] }).length !== 1) throw new Error();
  * ```
  */
-export function trainBpe(input: string | URL | ReadonlyArray<string | URL>, options: TrainBpeOptions): BpeModel {
+export function checkBpeOptions(options: BpeOptions): readonly string[] {
   const { vocabSize } = options ?? {};
   const specialTokens = options?.specialTokens ?? [];
   if (!Array.isArray(specialTokens)) {
@@ -70,30 +57,30 @@ export function trainBpe(input: string | URL | ReadonlyArray<string | URL>, opti
         `got ${vocabSize}`,
     );
   }
-  const paths = typeof input === "string" || input instanceof URL ? [input] : [...input];
-  if (paths.length === 0) throw new RangeError("trainBpe needs at least one input file");
-  let totalBytes = 0;
-  for (const path of paths) {
-    let size: number;
-    try {
-      size = Deno.statSync(path).size;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) throw new Deno.errors.NotFound(`Corpus file not found: ${String(path)}`);
-      throw e;
-    }
-    totalBytes += size;
-  }
-  if (totalBytes === 0) throw new RangeError(`Corpus is empty: ${paths.map(String).join(", ")}`);
+  return specialTokens;
+}
 
-  const barOptions = options.progress === true ? {} : options.progress || null;
-  const workers = options.workers ?? (totalBytes > 8 << 20 ? navigator.hardwareConcurrency : 1);
-  const counts = countPretokens(paths, { specialTokens, workers, progress: barOptions });
-
+/**
+ * Trains byte-level BPE on pre-token counts (pre-token -> occurrences, as `PretokenCounter` gives them): the bytes,
+ * then the special tokens, then merges until the vocabulary has `vocabSize` tokens or no pair is left.
+ *
+ * @example
+ * ```ts
+ * import { bpeFromCounts, countPretokensOfText, PretokenCounter } from "@nanolm/nanolm/tokenizer";
+ * const counts = countPretokensOfText("low low low lower lowest newer newest", new PretokenCounter());
+ * const { vocab, merges } = bpeFromCounts(counts.toMap(), { vocabSize: 259 });
+ * if (vocab.size !== 259 || merges.length !== 3) throw new Error(`${vocab.size} tokens, ${merges.length} merges`);
+ * ```
+ */
+export function bpeFromCounts(counts: ReadonlyMap<string, number>, options: BpeOptions): BpeModel {
+  const specialTokens = checkBpeOptions(options);
   const vocab = new Map<number, Uint8Array>();
   for (let b = 0; b < 256; b++) vocab.set(b, new Uint8Array([b]));
   const encoder = new TextEncoder();
   specialTokens.forEach((s, i) => vocab.set(256 + i, encoder.encode(s)));
-  const merges = learnMerges(counts, vocab, vocabSize - minimum, barOptions);
+  const mergeCount = options.vocabSize - 256 - specialTokens.length;
+  const onProgress = options.onProgress;
+  const merges = learnMerges(counts, vocab, mergeCount, onProgress && ((n) => onProgress(n, mergeCount)));
   return { vocab, merges };
 }
 
@@ -126,7 +113,7 @@ export function learnMerges(
   counts: ReadonlyMap<string, number>,
   vocab: Map<number, Uint8Array>,
   mergeCount: number,
-  progress: ProgressBarOptions | null = null,
+  onProgress?: (merges: number) => void,
 ): Array<[Uint8Array, Uint8Array]> {
   const tokens: Uint8Array[] = [];
   for (const [id, bytes] of vocab) tokens[id] = bytes;
@@ -217,7 +204,6 @@ export function learnMerges(
   };
   for (const stat of pairs.values()) push(stat.count, stat);
 
-  const bar = progress ? new ProgressBar(mergeCount, { label: "bpe merges", unit: "merges", ...progress }) : null;
   const merges: Array<[Uint8Array, Uint8Array]> = [];
   const visited = new Int32Array(wordCount).fill(-1);
   const grown: PairStat[] = [];
@@ -275,9 +261,8 @@ export function learnMerges(
     }
     pairs.delete(a * stride + b);
     for (const stat of grown) if (stat.count > 0) push(stat.count, stat);
-    bar?.update(merges.length);
+    onProgress?.(merges.length);
   }
-  bar?.done();
   return merges;
 }
 

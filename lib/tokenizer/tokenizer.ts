@@ -8,11 +8,10 @@
 import { bytesToPrintable, printableToBytes } from "./bytes_unicode.ts";
 import { mergePiece, PairTable, type PairTableData } from "./bpe_merge.ts";
 import { detachedSlice, pretokenEnds } from "./pretokenize.ts";
-import { writeFileAtomicSync } from "../io/atomic_write.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../notebook/display.ts";
 import { kindOf, lineAndColumn, parseJson } from "../util/json.ts";
-import { cellResult } from "../notebook/jupyter.ts";
-import { tokenizerBundle } from "../notebook/views.ts";
+import { cellResult } from "../notebook/display.ts";
+import { tokenizerBundle } from "./view.ts";
 
 /** A merge: the two byte strings that are joined, in order. */
 export type Merge = [Uint8Array, Uint8Array];
@@ -57,7 +56,6 @@ function sameChars(key: string, text: string, start: number): boolean {
 }
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
-const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 const utf8Encoder = new TextEncoder();
 
 /**
@@ -150,39 +148,31 @@ export class Tokenizer {
   }
 
   /**
-   * Reads a GPT-2 / Hugging Face tokenizer: `vocab.json` (printable token -> id) and `merges.txt` (one merge per
-   * line, an optional `#version` line first). Errors name the file and line of a malformed entry.
+   * Builds a GPT-2 / Hugging Face tokenizer from the text of its `vocab.json` (printable token -> id) and
+   * `merges.txt` (one merge per line, an optional `#version` line first); `names` label errors, which name the file
+   * and line of a malformed entry (loading the files: `loadGpt2Tokenizer`).
    *
    * @example
-   * ```ts ignore
-   * import { Tokenizer } from "./tokenizer.ts";
-   * const tok = Tokenizer.fromFiles("gpt2_vocab.json", "gpt2_merges.txt", ["<|endoftext|>"]);
-   * console.log(tok.encode("Hello world"));
+   * ```ts
+   * import { Tokenizer } from "@nanolm/nanolm";
+   * const vocab = new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])]));
+   * vocab.set(256, new Uint8Array([104, 105]));
+   * const tok = new Tokenizer(vocab, [[new Uint8Array([104]), new Uint8Array([105])]]);
+   * const { vocab: vocabJson, merges } = tok.gpt2Texts();
+   * const back = Tokenizer.fromGpt2Text(vocabJson, merges);
+   * if (back.encode("hi").join() !== "256") throw new Error("the merge was lost");
    * ```
    */
-  static fromFiles(
-    vocabPath: string | URL,
-    mergesPath: string | URL,
+  static fromGpt2Text(
+    vocabJson: string,
+    mergesTxt: string,
     specialTokens?: readonly string[] | TokenizerOptions,
+    names: { vocab: string; merges: string } = { vocab: "vocab.json", merges: "merges.txt" },
   ): Tokenizer {
-    const vocab = readGpt2Vocab(vocabPath);
-    const merges = readGpt2Merges(mergesPath);
+    const vocab = parseGpt2Vocab(vocabJson, names.vocab);
+    const merges = parseGpt2Merges(mergesTxt, names.merges);
     const specials = normalizeSpecials(specialTokens);
-    return fromCore(buildMergesCore(new Map(vocab), merges.pairs, specials, merges.where, String(vocabPath)));
-  }
-
-  /**
-   * Reads a tiktoken rank file (`.tiktoken`: one `base64-token rank` per line). The ranks are the ids; special
-   * tokens are added as given.
-   *
-   * @example
-   * ```ts ignore
-   * import { Tokenizer } from "./tokenizer.ts";
-   * const tok = Tokenizer.fromTiktoken("r50k_base.tiktoken", { specialTokens: { "<|endoftext|>": 50256 } });
-   * ```
-   */
-  static fromTiktoken(path: string | URL, options: TiktokenOptions = {}): Tokenizer {
-    return Tokenizer.fromTiktokenText(readText(path), { ...options, fileName: String(path) });
+    return fromCore(buildMergesCore(new Map(vocab), merges.pairs, specials, merges.where, names.vocab));
   }
 
   /**
@@ -217,18 +207,20 @@ export class Tokenizer {
   }
 
   /**
-   * Loads nanolm's single-file JSON format written by {@linkcode Tokenizer.save}. A malformed file gives one line
-   * naming it and what is wrong (never its contents).
+   * Reads nanolm's single-file JSON format (the text {@linkcode Tokenizer.toFileText} writes; `loadTokenizer` reads
+   * a file). A malformed text gives one line naming `name` and what is wrong (never the contents).
    *
    * @example
-   * ```ts ignore
-   * import { Tokenizer } from "./tokenizer.ts";
-   * const tok = Tokenizer.load("tokenizer.json");
+   * ```ts
+   * import { Tokenizer } from "@nanolm/nanolm";
+   * const bytes = new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])]));
+   * const tok = new Tokenizer(bytes, [[new Uint8Array([104]), new Uint8Array([105])]]);
+   * const back = Tokenizer.fromFileText(tok.toFileText());
+   * if (back.encode("hi").join() !== tok.encode("hi").join()) throw new Error("round trip changed the ids");
    * ```
    */
-  static load(path: string | URL): Tokenizer {
-    const name = String(path);
-    const file = checkNanolmFile(parseJson(readText(path), name), name);
+  static fromFileText(text: string, name = "tokenizer file"): Tokenizer {
+    const file = checkNanolmFile(parseJson(text, name), name);
     const entries: Array<[number, Uint8Array]> = file.vocab.map(([id, b64], index) => {
       const bytes = fromBase64(b64);
       if (!bytes) throw new SyntaxError(`${name}: vocab entry ${index} (id ${id}) is not base64`);
@@ -434,15 +426,19 @@ export class Tokenizer {
   }
 
   /**
-   * Writes `vocab.json` and `merges.txt` in GPT-2 / Hugging Face format (specials go into the vocab), each
-   * atomically (a temporary file renamed over it).
+   * The texts of `vocab.json` and `merges.txt` in GPT-2 / Hugging Face format (specials go into the vocab); see
+   * `saveGpt2Tokenizer` for the files.
    *
    * @example
-   * ```ts ignore
-   * tokenizer.saveGpt2("vocab.json", "merges.txt");
+   * ```ts
+   * import { Tokenizer } from "@nanolm/nanolm";
+   * const tok = new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), []);
+   * const { vocab, merges } = tok.gpt2Texts();
+   * const back = Tokenizer.fromGpt2Text(vocab, merges);
+   * if (back.vocabSize !== 256) throw new Error("vocabulary lost");
    * ```
    */
-  saveGpt2(vocabPath: string | URL, mergesPath: string | URL): void {
+  gpt2Texts(): { vocab: string; merges: string } {
     const vocab: Record<string, number> = {};
     this.#tokens.forEach((bytes, id) => {
       if (!bytes) return;
@@ -453,37 +449,40 @@ export class Tokenizer {
     for (const [a, b] of this.#mergeList) {
       lines.push(`${bytesToPrintable(this.#tokens[a]!)} ${bytesToPrintable(this.#tokens[b]!)}`);
     }
-    writeFileAtomicSync(vocabPath, JSON.stringify(vocab, null, 2) + "\n");
-    writeFileAtomicSync(mergesPath, lines.join("\n") + "\n");
+    return { vocab: JSON.stringify(vocab, null, 2) + "\n", merges: lines.join("\n") + "\n" };
   }
 
   /**
-   * Writes a tiktoken rank file (ordinary tokens only; ids are the ranks), atomically. Only meaningful for
-   * vocabularies whose ids follow merge order, as ours and tiktoken's do.
+   * The text of a tiktoken rank file (ordinary tokens only; ids are the ranks). Only meaningful for vocabularies
+   * whose ids follow merge order, as ours and tiktoken's do.
    *
    * @example
-   * ```ts ignore
-   * tokenizer.saveTiktoken("mine.tiktoken");
+   * ```ts
+   * import { Tokenizer } from "@nanolm/nanolm";
+   * const tok = new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), []);
+   * if (Tokenizer.fromTiktokenText(tok.tiktokenText()).vocabSize !== 256) throw new Error("ranks lost");
    * ```
    */
-  saveTiktoken(path: string | URL): void {
+  tiktokenText(): string {
     const lines: string[] = [];
     this.#tokens.forEach((bytes, id) => {
       if (bytes && this.#specialName(id) === undefined) lines.push(`${toBase64(bytes)} ${id}`);
     });
-    writeFileAtomicSync(path, lines.join("\n") + "\n");
+    return lines.join("\n") + "\n";
   }
 
   /**
-   * Writes nanolm's single-file JSON format (read back by {@linkcode Tokenizer.load}), atomically: a temporary
-   * file renamed over `path`, so readers never see a torn file.
+   * nanolm's single-file JSON format (read back by {@linkcode Tokenizer.fromFileText}; `saveTokenizer` writes it
+   * to a file atomically).
    *
    * @example
-   * ```ts ignore
-   * tokenizer.save("tokenizer.json");
+   * ```ts
+   * import { Tokenizer } from "@nanolm/nanolm";
+   * const tok = new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), []);
+   * if (!tok.toFileText().includes('"format":"nanolm-bpe"')) throw new Error("not the nanolm format");
    * ```
    */
-  save(path: string | URL): void {
+  toFileText(): string {
     const file: NanolmTokenizerFile = {
       format: "nanolm-bpe",
       version: 1,
@@ -495,7 +494,7 @@ export class Tokenizer {
     this.#tokens.forEach((bytes, id) => {
       if (bytes && this.#specialName(id) === undefined) file.vocab.push([id, toBase64(bytes)]);
     });
-    writeFileAtomicSync(path, JSON.stringify(file) + "\n");
+    return JSON.stringify(file) + "\n";
   }
 
   #encodeSegments(text: string, start: number, end: number, out: number[]): void {
@@ -922,27 +921,8 @@ function buildRanksCore(
   return { tokens: built.tokens, byteIds: built.byteIds, pairs, mode: "ranks", wholeTokens, mergeList, specialIds };
 }
 
-/** Reads a text file; a missing, unreadable or non-UTF-8 file is one line naming it. */
-function readText(path: string | URL): string {
-  const name = String(path);
-  let bytes: Uint8Array;
-  try {
-    bytes = Deno.readFileSync(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Deno.errors.NotFound(`${name} does not exist`);
-    throw new Error(`${name} cannot be read: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    return utf8Strict.decode(bytes);
-  } catch {
-    throw new SyntaxError(`${name} is not UTF-8 text`);
-  }
-}
-
-/** Reads a GPT-2 `vocab.json` into (id, bytes) entries; errors name the file and line, never the tokens. */
-function readGpt2Vocab(path: string | URL): Array<[number, Uint8Array]> {
-  const name = String(path);
-  const text = readText(path);
+/** Parses a GPT-2 `vocab.json` into (id, bytes) entries; errors name the file and line, never the tokens. */
+function parseGpt2Vocab(text: string, name: string): Array<[number, Uint8Array]> {
   const json = parseJson(text, name);
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
     throw new SyntaxError(`${name}: expected a JSON object of token -> id, got ${kindOf(json)}`);
@@ -968,10 +948,9 @@ function readGpt2Vocab(path: string | URL): Array<[number, Uint8Array]> {
   return entries;
 }
 
-/** Reads a GPT-2 `merges.txt`; errors name the file and line, never the tokens. */
-function readGpt2Merges(path: string | URL): { pairs: Merge[]; where: (index: number) => string } {
-  const name = String(path);
-  const lines = readText(path).split("\n");
+/** Parses a GPT-2 `merges.txt`; errors name the file and line, never the tokens. */
+function parseGpt2Merges(text: string, name: string): { pairs: Merge[]; where: (index: number) => string } {
+  const lines = text.split("\n");
   const pairs: Merge[] = [];
   const lineNumbers: number[] = [];
   for (let i = 0; i < lines.length; i++) {
@@ -1005,7 +984,7 @@ function checkNanolmFile(json: unknown, name: string): NanolmTokenizerFile {
   if (json === null || typeof json !== "object" || Array.isArray(json) || file.format !== "nanolm-bpe") {
     throw bad(
       'not a nanolm tokenizer file (no "format": "nanolm-bpe"); GPT-2 vocab.json + merges.txt load with ' +
-        "Tokenizer.fromFiles, .tiktoken files with Tokenizer.fromTiktoken",
+        "loadGpt2Tokenizer, .tiktoken files with loadTiktoken",
     );
   }
   if (file.version !== 1) throw bad(`has version ${describeId(file.version)}; this nanolm reads version 1`);

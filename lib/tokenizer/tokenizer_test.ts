@@ -8,6 +8,14 @@ import {
 } from "../../tests/gpt2_oracle.ts";
 import { Rng } from "../util/random.ts";
 import { Tokenizer } from "./tokenizer.ts";
+import {
+  loadGpt2Tokenizer,
+  loadTiktoken,
+  loadTokenizer,
+  saveGpt2Tokenizer,
+  saveTiktoken,
+  saveTokenizer,
+} from "../data/tokenizer_files.ts";
 
 /** Like assertEquals on id arrays, but reports the first difference instead of both whole arrays. */
 function assertSameIds(actual: number[], expected: number[], what: string): void {
@@ -254,17 +262,17 @@ Deno.test("GPT-2 / HF, tiktoken and nanolm formats save and load to the same tok
   const dir = Deno.makeTempDirSync();
   try {
     const text = SAMPLES.join("\n");
-    tok.saveGpt2(`${dir}/vocab.json`, `${dir}/merges.txt`);
-    const hf = Tokenizer.fromFiles(`${dir}/vocab.json`, `${dir}/merges.txt`, ["<|endoftext|>"]);
+    saveGpt2Tokenizer(tok, `${dir}/vocab.json`, `${dir}/merges.txt`);
+    const hf = loadGpt2Tokenizer(`${dir}/vocab.json`, `${dir}/merges.txt`, ["<|endoftext|>"]);
     assertEquals(hf.encode(text), tok.encode(text));
-    tok.saveTiktoken(`${dir}/gpt2.tiktoken`);
+    saveTiktoken(tok, `${dir}/gpt2.tiktoken`);
     assertEquals(Deno.readTextFileSync(`${dir}/gpt2.tiktoken`).trim(), gpt2TiktokenText().trim());
-    const tt = Tokenizer.fromTiktoken(`${dir}/gpt2.tiktoken`, { specialTokens: { "<|endoftext|>": GPT2_EOT } });
+    const tt = loadTiktoken(`${dir}/gpt2.tiktoken`, { specialTokens: { "<|endoftext|>": GPT2_EOT } });
     assertEquals(tt.encode(text), tok.encode(text));
-    tok.save(`${dir}/tok.json`);
-    assertEquals(Tokenizer.load(`${dir}/tok.json`).encode(text), tok.encode(text));
-    hf.save(`${dir}/hf.json`);
-    const again = Tokenizer.load(`${dir}/hf.json`);
+    saveTokenizer(tok, `${dir}/tok.json`);
+    assertEquals(loadTokenizer(`${dir}/tok.json`).encode(text), tok.encode(text));
+    saveTokenizer(hf, `${dir}/hf.json`);
+    const again = loadTokenizer(`${dir}/hf.json`);
     assertEquals(again.encode(text), tok.encode(text));
     assertEquals(again.specialTokens.get("<|endoftext|>"), GPT2_EOT);
   } finally {
@@ -290,22 +298,22 @@ Deno.test("malformed files and bad arguments give clear errors naming the file a
     const vocab: Record<string, number> = {};
     for (let b = 0; b < 256; b++) vocab[String.fromCharCode(b < 33 ? 256 + b : b)] = b;
     const good = Tokenizer.fromTiktokenText(gpt2TiktokenText());
-    good.saveGpt2(`${dir}/vocab.json`, `${dir}/merges.txt`);
+    saveGpt2Tokenizer(good, `${dir}/vocab.json`, `${dir}/merges.txt`);
     const merges = Deno.readTextFileSync(`${dir}/merges.txt`).split("\n");
     Deno.writeTextFileSync(`${dir}/bad_merges.txt`, [...merges.slice(0, 5), "Ġt", ...merges.slice(5)].join("\n"));
-    assertThrows(() => Tokenizer.fromFiles(`${dir}/vocab.json`, `${dir}/bad_merges.txt`), "bad_merges.txt:6");
+    assertThrows(() => loadGpt2Tokenizer(`${dir}/vocab.json`, `${dir}/bad_merges.txt`), "bad_merges.txt:6");
     Deno.writeTextFileSync(`${dir}/unknown_merges.txt`, [...merges.slice(0, 3), "zzq qqz"].join("\n"));
-    assertThrows(() => Tokenizer.fromFiles(`${dir}/vocab.json`, `${dir}/unknown_merges.txt`), "unknown_merges.txt:4");
+    assertThrows(() => loadGpt2Tokenizer(`${dir}/vocab.json`, `${dir}/unknown_merges.txt`), "unknown_merges.txt:4");
     const lines = Deno.readTextFileSync(`${dir}/vocab.json`).split("\n");
     lines[7] = lines[7].replace(/: \d+/, ": -3");
     Deno.writeTextFileSync(`${dir}/bad_vocab.json`, lines.join("\n"));
-    assertThrows(() => Tokenizer.fromFiles(`${dir}/bad_vocab.json`, `${dir}/merges.txt`), "bad_vocab.json:8");
+    assertThrows(() => loadGpt2Tokenizer(`${dir}/bad_vocab.json`, `${dir}/merges.txt`), "bad_vocab.json:8");
     Deno.writeTextFileSync(`${dir}/broken.json`, '{\n  "a": 1,\n  "b": \n}');
-    assertThrows(() => Tokenizer.fromFiles(`${dir}/broken.json`, `${dir}/merges.txt`), "broken.json:");
-    assertThrows(() => Tokenizer.fromFiles(`${dir}/missing.json`, `${dir}/merges.txt`), "missing.json");
+    assertThrows(() => loadGpt2Tokenizer(`${dir}/broken.json`, `${dir}/merges.txt`), "broken.json:");
+    assertThrows(() => loadGpt2Tokenizer(`${dir}/missing.json`, `${dir}/merges.txt`), "missing.json");
     Deno.writeTextFileSync(`${dir}/bad.tiktoken`, "IQ== 0\nIg== 1\nnot-base64!! x\n");
-    assertThrows(() => Tokenizer.fromTiktoken(`${dir}/bad.tiktoken`), "bad.tiktoken:3");
-    assertThrows(() => Tokenizer.fromTiktoken(`${dir}/nope.tiktoken`), "nope.tiktoken");
+    assertThrows(() => loadTiktoken(`${dir}/bad.tiktoken`), "bad.tiktoken:3");
+    assertThrows(() => loadTiktoken(`${dir}/nope.tiktoken`), "nope.tiktoken");
     assertThrows(() => new Tokenizer(new Map([[0, new Uint8Array([0])]]), []), "byte 1 has no token");
     await assertRejects(async () => {
       for await (const _ of good.encodeIterable([1 as unknown as string])) { /* drain */ }
@@ -354,7 +362,7 @@ Deno.test("malformed nanolm tokenizer files give one line naming the file and th
   const dir = Deno.makeTempDirSync();
   try {
     const path = `${dir}/tok.json`;
-    smallTokenizer().save(path);
+    saveTokenizer(smallTokenizer(), path);
     const text = Deno.readTextFileSync(path);
     const good = JSON.parse(text);
     const vocab = good.vocab as Array<[number, string]>;
@@ -389,16 +397,16 @@ Deno.test("malformed nanolm tokenizer files give one line naming the file and th
       const file = `${dir}/${what.replaceAll(" ", "_")}.json`;
       if (content instanceof Uint8Array) Deno.writeFileSync(file, content);
       else Deno.writeTextFileSync(file, typeof content === "string" ? content : JSON.stringify(content));
-      assertFileError(() => Tokenizer.load(file), file, message);
+      assertFileError(() => loadTokenizer(file), file, message);
     }
     // The ranks mode checks the same fields (merges are not used there).
     const ranks = { ...good, mode: "ranks", merges: [] };
     Deno.writeTextFileSync(path, JSON.stringify({ ...ranks, vocab: [...vocab, [1, "AA=="]] }));
-    assertFileError(() => Tokenizer.load(path), path, "token id 1 appears twice");
+    assertFileError(() => loadTokenizer(path), path, "token id 1 appears twice");
     Deno.writeTextFileSync(path, JSON.stringify(ranks));
-    assertEquals(Tokenizer.load(path).encode("the"), [257]);
-    assertFileError(() => Tokenizer.load(`${dir}/missing.json`), `${dir}/missing.json`, "does not exist");
-    assertFileError(() => Tokenizer.load(dir), dir, "cannot be read");
+    assertEquals(loadTokenizer(path).encode("the"), [257]);
+    assertFileError(() => loadTokenizer(`${dir}/missing.json`), `${dir}/missing.json`, "does not exist");
+    assertFileError(() => loadTokenizer(dir), dir, "is a directory, not a tokenizer file");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -409,7 +417,7 @@ Deno.test("malformed GPT-2 and tiktoken files give one line naming the file and 
   try {
     const tok = smallTokenizer();
     const vocab = `${dir}/vocab.json`, merges = `${dir}/merges.txt`;
-    tok.saveGpt2(vocab, merges);
+    saveGpt2Tokenizer(tok, vocab, merges);
     const write = (name: string, content: string | Uint8Array) => {
       const file = `${dir}/${name}`;
       if (typeof content === "string") Deno.writeTextFileSync(file, content);
@@ -419,36 +427,36 @@ Deno.test("malformed GPT-2 and tiktoken files give one line naming the file and 
     const passwd = "root:x:0:0:SECRET:/root:/bin/bash\nSECRET hunter2\n";
     let file = write("v1.json", '{"user": "root:x", "password": "hunter2"}');
     assertFileError(
-      () => Tokenizer.fromFiles(file, merges),
+      () => loadGpt2Tokenizer(file, merges),
       file,
       `${file}:1: token id is a string, not a non-negative integer`,
     );
     file = write("v2.json", passwd);
-    assertFileError(() => Tokenizer.fromFiles(file, merges), file, "invalid JSON: unexpected character at line 1");
+    assertFileError(() => loadGpt2Tokenizer(file, merges), file, "invalid JSON: unexpected character at line 1");
     file = write("v3.json", new Uint8Array([0x7b, 0xc3, 0x28, 0x7d]));
-    assertFileError(() => Tokenizer.fromFiles(file, merges), file, "not UTF-8 text");
+    assertFileError(() => loadGpt2Tokenizer(file, merges), file, "not UTF-8 text");
     file = write("v4.json", '{"a": 0, "b": 1, "c": 1}');
     assertFileError(
-      () => Tokenizer.fromFiles(file, merges),
+      () => loadGpt2Tokenizer(file, merges),
       file,
       `${file}:1: id 1 is also the id of the token on line 1`,
     );
     file = write("m1.txt", passwd);
-    assertFileError(() => Tokenizer.fromFiles(vocab, file), file, `${file}:1: expected two space-separated`);
+    assertFileError(() => loadGpt2Tokenizer(vocab, file), file, `${file}:1: expected two space-separated`);
     file = write("m2.txt", "#version: 0.2\nt h\nSECRET hunter2\n");
-    assertFileError(() => Tokenizer.fromFiles(vocab, file), file, `${file}:3: the first token of merge 1 is not in`);
+    assertFileError(() => loadGpt2Tokenizer(vocab, file), file, `${file}:3: the first token of merge 1 is not in`);
     file = write("m3.txt", "h t\n");
-    assertFileError(() => Tokenizer.fromFiles(vocab, file), file, `${file}:1: the joined token of merge 0 is not in`);
+    assertFileError(() => loadGpt2Tokenizer(vocab, file), file, `${file}:1: the joined token of merge 0 is not in`);
     file = write("m4.txt", new Uint8Array([0x74, 0x20, 0x68, 0x0a, 0xff, 0x0a]));
-    assertFileError(() => Tokenizer.fromFiles(vocab, file), file, "not UTF-8 text");
+    assertFileError(() => loadGpt2Tokenizer(vocab, file), file, "not UTF-8 text");
     file = write("t1.tiktoken", passwd);
-    assertFileError(() => Tokenizer.fromTiktoken(file), file, `${file}:1: expected "<base64 token> <rank>"`);
+    assertFileError(() => loadTiktoken(file), file, `${file}:1: expected "<base64 token> <rank>"`);
     file = write("t2.tiktoken", "AA== 0\nAA== SECRET\n");
-    assertFileError(() => Tokenizer.fromTiktoken(file), file, `${file}:2: expected "<base64 token> <rank>"`);
+    assertFileError(() => loadTiktoken(file), file, `${file}:2: expected "<base64 token> <rank>"`);
     file = write("t3.tiktoken", "AA== 0\nAQ== 0\n");
-    assertFileError(() => Tokenizer.fromTiktoken(file), file, "token id 0 appears twice");
+    assertFileError(() => loadTiktoken(file), file, "token id 0 appears twice");
     file = write("t4.tiktoken", "AA== 99999999999\n");
-    assertFileError(() => Tokenizer.fromTiktoken(file), file, "token id 99999999999 is above");
+    assertFileError(() => loadTiktoken(file), file, "token id 99999999999 is above");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -461,18 +469,18 @@ Deno.test("saving a tokenizer replaces its files atomically", () => {
     const paths = [`${dir}/tok.json`, `${dir}/vocab.json`, `${dir}/merges.txt`, `${dir}/tok.tiktoken`];
     for (const p of paths) Deno.writeTextFileSync(p, "old contents");
     const readers = paths.map((p) => Deno.openSync(p));
-    tok.save(paths[0]);
-    tok.saveGpt2(paths[1], paths[2]);
-    tok.saveTiktoken(paths[3]);
+    saveTokenizer(tok, paths[0]);
+    saveGpt2Tokenizer(tok, paths[1], paths[2]);
+    saveTiktoken(tok, paths[3]);
     // Readers of the old files still read them whole: the files were replaced, not rewritten in place.
     for (const reader of readers) {
       const buf = new Uint8Array(64);
       assertEquals(new TextDecoder().decode(buf.subarray(0, reader.readSync(buf)!)), "old contents");
       reader.close();
     }
-    assertEquals(Tokenizer.load(paths[0]).encode("the"), [257]);
-    assertEquals(Tokenizer.fromFiles(paths[1], paths[2]).encode("the"), [257]);
-    assertEquals(Tokenizer.fromTiktoken(paths[3]).encode("the"), [257]);
+    assertEquals(loadTokenizer(paths[0]).encode("the"), [257]);
+    assertEquals(loadGpt2Tokenizer(paths[1], paths[2]).encode("the"), [257]);
+    assertEquals(loadTiktoken(paths[3]).encode("the"), [257]);
     assertEquals([...Deno.readDirSync(dir)].length, 4);
   } finally {
     Deno.removeSync(dir, { recursive: true });

@@ -1,5 +1,5 @@
 /**
- * Validated configuration of the transformer LM and of a training run.
+ * Validated configuration of a training run: the model (see `nn/config.ts`) and the training hyper-parameters.
  *
  * A config is plain JSON (a file, CLI flags, checkpoint metadata), so it is parsed, not trusted: unknown keys are
  * rejected (a typo such as `numHead` must not silently fall back to a default), defaults are filled in, and every
@@ -9,84 +9,8 @@
  */
 import { z } from "zod";
 
-/** Where normalisation sits in a block: before each sub-layer (CS336 default), after the residual add, or nowhere. */
-export type NormPlacement = "pre" | "post" | "none";
-/** Position information: rotary embeddings, or none at all (NoPE, causal masking alone). */
-export type PositionEncoding = "rope" | "none";
-/** Feed-forward variant: SwiGLU `w2(silu(w1 x) * w3 x)` or a plain SiLU MLP `w2(silu(w1 x))`. */
-export type FeedForwardKind = "swiglu" | "silu";
-
-/** The architecture of a TransformerLM, with every default filled in. */
-export interface ModelConfig {
-  /** Number of token ids. */
-  vocabSize: number;
-  /** Maximum sequence length (the RoPE tables are built for it). */
-  contextLength: number;
-  /** Width of the residual stream. */
-  dModel: number;
-  /** Number of transformer blocks. */
-  numLayers: number;
-  /** Number of attention heads; must divide `dModel`. */
-  numHeads: number;
-  /** Hidden width of the feed-forward network. */
-  dFf: number;
-  /** RoPE base Θ. */
-  ropeTheta: number;
-  /** RMSNorm epsilon. */
-  normEps: number;
-  /** Norm placement. */
-  norm: NormPlacement;
-  /** Position encoding. */
-  position: PositionEncoding;
-  /** Feed-forward variant. */
-  ffn: FeedForwardKind;
-  /** Attention and feed-forward read the same input and are added together (GPT-J / PaLM style). */
-  parallelLayers: boolean;
-  /** The LM head reuses the token embedding matrix (then there is no separate `lm_head.weight`). */
-  tieEmbeddings: boolean;
-  /**
-   * Each step multiplies by the row-concatenated q/k/v weights (and SwiGLU's w1/w3) in one matmul instead of one per
-   * weight: fewer, larger dispatches and no sums of input gradients. The parameters stay separate (same state dict);
-   * only the speed differs. False keeps the separate matmuls, for comparison.
-   */
-  fusedProjections: boolean;
-}
-
-/**
- * What a caller may pass for a {@linkcode ModelConfig}: the shape fields are required, the rest default to the CS336
- * architecture (pre-norm, RoPE with Θ = 10000, SwiGLU, untied). `dFf` defaults to about 8/3 · dModel rounded up to
- * a multiple of 64 for SwiGLU and to 4 · dModel for the SiLU MLP, so both have about the same parameter count.
- */
-export interface ModelConfigInput {
-  /** Number of token ids. */
-  vocabSize: number;
-  /** Maximum sequence length. */
-  contextLength: number;
-  /** Width of the residual stream. */
-  dModel: number;
-  /** Number of transformer blocks. */
-  numLayers: number;
-  /** Number of attention heads. */
-  numHeads: number;
-  /** Hidden width of the feed-forward network. */
-  dFf?: number;
-  /** RoPE base Θ (default 10000). */
-  ropeTheta?: number;
-  /** RMSNorm epsilon (default 1e-5). */
-  normEps?: number;
-  /** Norm placement (default `"pre"`). */
-  norm?: NormPlacement;
-  /** Position encoding (default `"rope"`). */
-  position?: PositionEncoding;
-  /** Feed-forward variant (default `"swiglu"`). */
-  ffn?: FeedForwardKind;
-  /** Parallel attention and feed-forward (default false). */
-  parallelLayers?: boolean;
-  /** Tied input/output embeddings (default false). */
-  tieEmbeddings?: boolean;
-  /** One matmul against the concatenated q/k/v (and w1/w3) weights (default true). */
-  fusedProjections?: boolean;
-}
+import { type ModelConfig, type ModelConfigInput, modelSchema, nonNegInt, posInt } from "../nn/config.ts";
+import { validate } from "../util/validate.ts";
 
 /** Hyper-parameters and file locations of a training run, with every default filled in. */
 export interface TrainConfig {
@@ -155,74 +79,6 @@ export interface ConfigInput {
   train: TrainConfigInput;
 }
 
-/** One problem found in a config: the dotted field path (`""` for the object itself) and what is wrong. */
-export interface ConfigIssue {
-  /** Dotted path of the field, e.g. `"model.numHeads"` or `"train.betas.1"`. */
-  path: string;
-  /** What is wrong with it. */
-  message: string;
-}
-
-/**
- * Thrown by the `parse*Config` functions; the message lists every issue as `path: problem`.
- *
- * @example
- * ```ts
- * import { ConfigError, parseModelConfig } from "./config.ts";
- * try {
- *   parseModelConfig({ vocabSize: 10, contextLength: 8, dModel: 30, numLayers: 1, numHeads: 4 });
- * } catch (e) {
- *   console.assert(e instanceof ConfigError && e.issues[0].path === "numHeads");
- * }
- * ```
- */
-export class ConfigError extends Error {
-  /** Every problem found. */
-  readonly issues: ConfigIssue[];
-
-  /** Creates the error for `what` (e.g. "model config") from its issues. */
-  constructor(what: string, issues: ConfigIssue[]) {
-    const lines = issues.map((i) => `  ${i.path || "(top level)"}: ${i.message}`);
-    super(`Invalid ${what}:\n${lines.join("\n")}`);
-    this.name = "ConfigError";
-    this.issues = issues;
-  }
-}
-
-const posInt = z.number().int().positive();
-const nonNegInt = z.number().int().nonnegative();
-
-const modelSchema = z.strictObject({
-  vocabSize: posInt,
-  contextLength: posInt,
-  dModel: posInt,
-  numLayers: posInt,
-  numHeads: posInt,
-  dFf: posInt.optional(),
-  ropeTheta: z.number().positive().default(10000),
-  normEps: z.number().positive().default(1e-5),
-  norm: z.enum(["pre", "post", "none"]).default("pre"),
-  position: z.enum(["rope", "none"]).default("rope"),
-  ffn: z.enum(["swiglu", "silu"]).default("swiglu"),
-  parallelLayers: z.boolean().default(false),
-  tieEmbeddings: z.boolean().default(false),
-  fusedProjections: z.boolean().default(true),
-}).superRefine((c, ctx) => {
-  if (c.dModel % c.numHeads !== 0) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["numHeads"],
-      message: `numHeads (${c.numHeads}) must divide dModel (${c.dModel})`,
-    });
-  } else if (c.position === "rope" && (c.dModel / c.numHeads) % 2 !== 0) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["numHeads"],
-      message: `RoPE needs an even head dimension, got dModel / numHeads = ${c.dModel / c.numHeads}`,
-    });
-  }
-}).transform((c): ModelConfig => ({ ...c, dFf: c.dFf ?? defaultDFf(c.dModel, c.ffn) }));
-
 const trainSchema = z.strictObject({
   batchSize: posInt.default(32),
   gradAccumulation: posInt.default(1),
@@ -265,33 +121,6 @@ const trainSchema = z.strictObject({
 
 const configSchema = z.strictObject({ model: modelSchema, train: trainSchema });
 
-function defaultDFf(dModel: number, ffn: FeedForwardKind): number {
-  return ffn === "silu" ? 4 * dModel : Math.ceil((8 * dModel) / 3 / 64) * 64;
-}
-
-function run<T>(schema: z.ZodType<T>, what: string, input: unknown): T {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  throw new ConfigError(
-    what,
-    result.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message })),
-  );
-}
-
-/**
- * Validates a model config and fills in the defaults.
- *
- * @example
- * ```ts
- * import { parseModelConfig } from "./config.ts";
- * const cfg = parseModelConfig({ vocabSize: 10000, contextLength: 256, dModel: 512, numLayers: 4, numHeads: 16, dFf: 1344 });
- * console.assert(cfg.norm === "pre" && cfg.ropeTheta === 10000);
- * ```
- */
-export function parseModelConfig(input: unknown): ModelConfig {
-  return run(modelSchema, "model config", input);
-}
-
 /**
  * Validates a training config and fills in the defaults (`cosineCycleSteps` defaults to `steps`).
  *
@@ -303,7 +132,7 @@ export function parseModelConfig(input: unknown): ModelConfig {
  * ```
  */
 export function parseTrainConfig(input: unknown): TrainConfig {
-  return run(trainSchema, "train config", input);
+  return validate(trainSchema, "train config", input);
 }
 
 /**
@@ -320,5 +149,5 @@ export function parseTrainConfig(input: unknown): TrainConfig {
  * ```
  */
 export function parseConfig(input: unknown): Config {
-  return run(configSchema, "config", input);
+  return validate(configSchema, "config", input);
 }

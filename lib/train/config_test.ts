@@ -1,5 +1,7 @@
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
-import { ConfigError, parseConfig, parseModelConfig, parseTrainConfig } from "./config.ts";
+import { ConfigError } from "../util/validate.ts";
+import { parseModelConfig } from "../nn/config.ts";
+import { parseConfig, parseTrainConfig } from "./config.ts";
 
 const tinyStories = { vocabSize: 10000, contextLength: 256, dModel: 512, numLayers: 4, numHeads: 16, dFf: 1344 };
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { formatCount } from "../util/progress.ts";
+import { formatCount } from "../util/format.ts";
 
 /** Options of {@linkcode ThroughputMeter}. */
 export interface ThroughputMeterOptions {

@@ -12,7 +12,9 @@
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type CheckpointState, readCheckpointFile } from "../io/checkpoint_file.ts";
-import { type Config, ConfigError, parseConfig, parseModelConfig } from "./config.ts";
+import { ConfigError } from "../util/validate.ts";
+import { parseModelConfig } from "../nn/config.ts";
+import { type Config, parseConfig } from "./config.ts";
 import { pathToRecord, resolveRecordedPath } from "../io/paths.ts";
 
 /** Fields a caller gives on resume, as parsed from flags or a config file (camelCase keys). */

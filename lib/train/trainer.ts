@@ -10,10 +10,11 @@
  */
 import { dirname, isAbsolute } from "node:path";
 import { writeFileAtomicSync } from "../io/atomic_write.ts";
-import { type Config, type ConfigInput, parseConfig, parseModelConfig } from "./config.ts";
-import { type ArrayMap, type CheckpointState, readCheckpointFile, writeCheckpointFile } from "../io/checkpoint_file.ts";
+import { parseModelConfig } from "../nn/config.ts";
+import { type Config, type ConfigInput, parseConfig } from "./config.ts";
+import { type CheckpointState, readCheckpointFile } from "../io/checkpoint_file.ts";
+import { DivergedError, restoreCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { StepThroughput } from "./meter.ts";
-import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { recordedConfig, type ResumePoint } from "./resume.ts";
 import { RandomBatchSampler, type SamplerState, TokenDataset } from "../data/token_files.ts";
 import { Rng } from "../util/random.ts";
@@ -23,8 +24,9 @@ import { initGpu } from "../gpu/backend.ts";
 import { add, crossEntropy, keep, mul, noGrad, readAll, type Tensor, tensor, tidy } from "../tensor/mod.ts";
 import { TransformerLM } from "../nn/transformer.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../notebook/display.ts";
-import { cellResult } from "../notebook/jupyter.ts";
-import { runBundle } from "../notebook/views.ts";
+import { cellResult } from "../notebook/display.ts";
+import { runBundle } from "./view.ts";
+import { loadTokenizer } from "../data/tokenizer_files.ts";
 
 /** One logged training step. */
 export interface StepMetrics {
@@ -116,21 +118,6 @@ export interface FitResult {
   checkpoint?: string;
   /** The best validation loss so far and its checkpoint, when the run has validation data. */
   best?: BestCheckpoint;
-}
-
-/**
- * Thrown by {@linkcode Trainer.saveCheckpoint} when the state to save holds NaN or Inf.
- *
- * @example
- * ```ts
- * import { DivergedError } from "./trainer.ts";
- * const e = new DivergedError("the parameters hold NaN");
- * console.log(String(e)); // DivergedError: the parameters hold NaN
- * ```
- */
-export class DivergedError extends Error {
-  /** The error's name. */
-  override name = "DivergedError";
 }
 
 /** The file a trainer writes its latest checkpoint to inside `outDir`. */
@@ -247,13 +234,7 @@ export class Trainer {
   }
 
   #restore(ckpt: CheckpointState): void {
-    this.model.loadStateDict(ckpt.model);
-    if (ckpt.optimizer) {
-      const state = new Map<string, Float32Array>();
-      for (const [name, a] of ckpt.optimizer.m) state.set(`m.${name}`, a.data);
-      for (const [name, a] of ckpt.optimizer.v) state.set(`v.${name}`, a.data);
-      this.optimizer.loadState(state, ckpt.optimizer.step);
-    }
+    restoreCheckpoint(ckpt, { model: this.model, optimizer: this.optimizer });
     this.step = ckpt.step;
     const extra = ckpt.extra ?? {};
     const valLoss = Number(extra[BEST_KEYS.valLoss]), step = Number(extra[BEST_KEYS.step]);
@@ -308,7 +289,11 @@ export class Trainer {
       });
       micro.push(loss);
     }
-    const gradNorm = this.optimizer.step({ lr, maxGradNorm: t.gradClip > 0 ? t.gradClip : undefined });
+    const gradNorm = this.optimizer.step({
+      lr,
+      maxGradNorm: t.gradClip > 0 ? t.gradClip : undefined,
+      returnGradNorm: true,
+    });
     this.optimizer.zeroGrad();
     this.step++;
     const loss = micro.length === 1 ? micro[0] : tidy(() => keep(meanOf(micro)));
@@ -526,22 +511,6 @@ export class Trainer {
   /** Writes the state to `file`, recording paths relative to the folder of `path` (where it will live). */
   async #write(file: string, path: string, what: { optimizer: boolean }): Promise<void> {
     await Deno.mkdir(dirname(path), { recursive: true });
-    const params = [...this.model.stateDict()];
-    const moments = what.optimizer ? [...this.optimizer.stateTensors()] : [];
-    const host = await readAll([...params.map(([, t]) => t), ...moments.map(([, t]) => t)]);
-    // Never write a diverged state.
-    host.forEach((values, i) => {
-      if (!values.every(Number.isFinite)) {
-        const name = i < params.length ? params[i][0] : moments[i - params.length][0];
-        throw new DivergedError(`Not writing checkpoint ${path}: ${name} holds non-finite values`);
-      }
-    });
-    const model: ArrayMap = new Map(), m: ArrayMap = new Map(), v: ArrayMap = new Map();
-    params.forEach(([name, t], i) => model.set(name, { shape: [...t.shape], data: host[i] as Float32Array }));
-    moments.forEach(([key, t], i) => {
-      const target = key.startsWith("m.") ? m : v;
-      target.set(key.slice(2), { shape: [...t.shape], data: host[params.length + i] as Float32Array });
-    });
     const config = recordedConfig(this.config, path);
     if (typeof config.train.tokenizer === "string" && isAbsolute(config.train.tokenizer)) {
       config.train.tokenizer = await this.#copyTokenizer(dirname(path));
@@ -551,16 +520,16 @@ export class Trainer {
       extra[BEST_KEYS.valLoss] = `${this.#best.valLoss}`;
       extra[BEST_KEYS.step] = `${this.#best.step}`;
     }
-    await writeCheckpointFile(file, {
+    await saveCheckpoint(path, {
+      model: this.model,
+      optimizer: what.optimizer ? this.optimizer : undefined,
       step: this.step,
-      model,
-      optimizer: what.optimizer ? { m, v, step: this.optimizer.t } : undefined,
       rngState: this.#rng.state(),
       dataPosition: this.#sampler.state(),
       config,
       tokenizer: config.train.tokenizer as string | undefined,
       extra,
-    });
+    }, { file });
   }
 
   /**
@@ -724,7 +693,7 @@ async function openData(config: Config): Promise<{ train: TokenDataset; val: Tok
 
 /** Refuses a tokenizer whose ids the model cannot embed. */
 async function checkTokenizer(path: string, vocabSize: number): Promise<void> {
-  const tokenizer = await Tokenizer.load(path);
+  const tokenizer = await loadTokenizer(path);
   if (tokenizer.vocabSize > vocabSize) {
     throw new Error(
       `The tokenizer ${path} has ${tokenizer.vocabSize} tokens, more than the model's vocabulary of ${vocabSize}: ` +

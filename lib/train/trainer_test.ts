@@ -3,6 +3,7 @@ import { readCheckpointFile } from "../io/checkpoint_file.ts";
 import { TokenDataset, writeTokenFile } from "../data/token_files.ts";
 import { crossEntropy, keep, noGrad, tensor, tidy } from "../tensor/mod.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { saveTokenizer } from "../data/tokenizer_files.ts";
 import { Rng } from "../util/random.ts";
 import { resumePoint } from "./resume.ts";
 import { type StepMetrics, Trainer, type TrainEvent } from "./trainer.ts";
@@ -241,10 +242,9 @@ Deno.test("a tokenizer larger than the model's vocabulary is refused", async () 
   const dir = await Deno.makeTempDir();
   const train = await tokenFile(dir, "train.bin", 4000, 1);
   // 256 byte tokens plus one merge: 257 ids, for a model of 32.
-  new Tokenizer(new Map(Array.from({ length: 257 }, (_, i) => [i, new Uint8Array(i < 256 ? [i] : [97, 97])])), [[
-    new Uint8Array([97]),
-    new Uint8Array([97]),
-  ]]).save(`${dir}/tok.json`);
+  const merges: [Uint8Array, Uint8Array][] = [[new Uint8Array([97]), new Uint8Array([97])]];
+  const vocab = new Map(Array.from({ length: 257 }, (_, i) => [i, new Uint8Array(i < 256 ? [i] : [97, 97])]));
+  saveTokenizer(new Tokenizer(vocab, merges), `${dir}/tok.json`);
   const config = configFor(dir, train, train, 2);
   Object.assign(config.train, { tokenizer: `${dir}/tok.json` });
   await assertRejects(() => Trainer.create(config), "has 257 tokens, more than the model's vocabulary of 32");
@@ -318,7 +318,8 @@ Deno.test("a run folder holds its tokenizer and data paths, so the checkpoint al
   const dir = await Deno.makeTempDir();
   const train = await tokenFile(dir, "train.bin", 4000, 1), val = await tokenFile(dir, "val.bin", 1000, 2);
   const tokenizerDir = await Deno.makeTempDir();
-  new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), []).save(
+  saveTokenizer(
+    new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), []),
     `${tokenizerDir}/tok.json`,
   );
   const config = configFor(dir, train, val, 4);

@@ -1,8 +1,8 @@
 import { assertEquals, assertThrows } from "../../tests/assert.ts";
 import { Rng } from "../util/random.ts";
-import { trainBpe } from "./bpe_train.ts";
-import { pretokenizeRegex } from "./pretokenize.ts";
-import { Tokenizer } from "./tokenizer.ts";
+import { trainBpe } from "./train_bpe.ts";
+import { pretokenizeRegex } from "../tokenizer/pretokenize.ts";
+import { Tokenizer } from "../tokenizer/tokenizer.ts";
 
 const encoder = new TextEncoder();
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");

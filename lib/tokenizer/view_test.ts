@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
-import { JUPYTER_DISPLAY } from "./display.ts";
-import { modelBundle, runBundle, tokenizerBundle, tokenSplit, tokenSplitBundle, tokenText } from "./views.ts";
-import { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { JUPYTER_DISPLAY } from "../notebook/display.ts";
+import { tokenizerBundle, tokenSplit, tokenSplitBundle, tokenText } from "./view.ts";
+import { Tokenizer } from "./tokenizer.ts";
 
 function tinyTokenizer(): Tokenizer {
   const bytes = (s: string) => new TextEncoder().encode(s);
@@ -37,22 +37,4 @@ Deno.test("tokenizer view: vocabulary, specials, merges and a split; Tokenizer d
 Deno.test("tokenText shows invalid UTF-8 as escapes", () => {
   assertEquals(tokenText(new Uint8Array([0xe2, 0x82])), "\\xe2\\x82");
   assertEquals(tokenText(new TextEncoder().encode("é")), "é");
-});
-
-Deno.test("model view: architecture facts and the accounting table", () => {
-  const shape = { vocabSize: 50257, contextLength: 1024, dModel: 1600, numLayers: 48, numHeads: 25, dFf: 6400 };
-  const b = modelBundle(shape);
-  assert((b["text/plain"] as string).includes("2,127,057,600"));
-  const html = b["text/html"] as string;
-  for (const part of ["token embedding", "feed-forward", "LM head", "total", "100.0%"]) {
-    assert(html.includes(part), part);
-  }
-});
-
-Deno.test("run view: progress, losses, throughput", () => {
-  const b = runBundle({ name: "a", step: 30, steps: 120, loss: 4.25, valLoss: 4.5, valStep: 25, tokensPerSec: 12345 });
-  const plain = b["text/plain"] as string;
-  assert(plain.includes("step: 30 / 120 (25%)") && plain.includes("4.2500") && plain.includes("4.5000 (step 25)"));
-  assert(plain.includes("12.3k"), plain);
-  assert((b["text/html"] as string).includes('<progress value="30" max="120"'));
 });

@@ -1,19 +1,17 @@
 /**
- * Rich views of nanolm's main objects for notebooks: a tokenizer (vocabulary, specials, sample merges and a coloured
- * token split), a model (architecture and a parameter/FLOP table by component) and a training run (step, losses,
- * tokens/s). Each view is a MIME bundle with `text/plain` and `text/html`; the classes' `[Symbol.for("Jupyter.display")]`
- * methods return them, and the functions work anywhere (tests, reports), since nothing here touches `Deno.jupyter`.
- *
- * The objects are described structurally (`TokenizerView`, `ModelShape`, `RunStatus`) so that this module does not
- * import the classes that import it.
+ * How a tokenizer shows itself in a notebook: vocabulary, special tokens, sample merges and a coloured token split,
+ * as MIME bundles with `text/plain` and `text/html` (they work anywhere: tests, reports).
  *
  * @module
  */
-import { accountingTable, type ModelShape, parameterCounts } from "../nn/accounting.ts";
-import { escapeHtml, factsBundle, JUPYTER_DISPLAY, type MimeBundle } from "./display.ts";
-import { cellResult, type JupyterDisplayable } from "./jupyter.ts";
-import { formatCount, formatDuration } from "../util/progress.ts";
-import { htmlTable, type TableRow, textTable } from "./table.ts";
+import {
+  cellResult,
+  escapeHtml,
+  factsBundle,
+  JUPYTER_DISPLAY,
+  type JupyterDisplayable,
+  type MimeBundle,
+} from "../notebook/display.ts";
 
 /** What a tokenizer view needs: the parts of a `Tokenizer` it reads. */
 export interface TokenizerView {
@@ -42,7 +40,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: false });
  *
  * @example
  * ```ts
- * import { tokenText } from "./views.ts";
+ * import { tokenText } from "./view.ts";
  * console.assert(tokenText(new Uint8Array([104, 105])) === "hi" && tokenText(new Uint8Array([0xe2])) === "\\xe2");
  * ```
  */
@@ -65,7 +63,7 @@ function visible(text: string): string {
  *
  * @example
  * ```ts
- * import { tokenSplitBundle } from "./views.ts";
+ * import { tokenSplitBundle } from "./view.ts";
  * const chars = { vocabSize: 256, specialTokens: new Map(), tokenBytes: (id: number) => new Uint8Array([id]),
  *   merges: () => [], encode: (t: string) => [...new TextEncoder().encode(t)] };
  * const bundle = tokenSplitBundle(chars, "hi");
@@ -92,8 +90,8 @@ export function tokenSplitBundle(tokenizer: TokenizerView, text: string): MimeBu
  *
  * @example
  * ```ts
- * import { JUPYTER_DISPLAY } from "./display.ts";
- * import { tokenSplit } from "./views.ts";
+ * import { JUPYTER_DISPLAY } from "../notebook/display.ts";
+ * import { tokenSplit } from "./view.ts";
  * const chars = { vocabSize: 256, specialTokens: new Map(), tokenBytes: (id: number) => new Uint8Array([id]),
  *   merges: () => [], encode: (t: string) => [...new TextEncoder().encode(t)] };
  * const bundle = await tokenSplit(chars, "abc")[JUPYTER_DISPLAY]();
@@ -110,7 +108,7 @@ export function tokenSplit(tokenizer: TokenizerView, text: string): JupyterDispl
  *
  * @example
  * ```ts
- * import { tokenizerBundle } from "./views.ts";
+ * import { tokenizerBundle } from "./view.ts";
  * const chars = { vocabSize: 257, specialTokens: new Map([["<|endoftext|>", 256]]),
  *   tokenBytes: (id: number) => new Uint8Array([id]), merges: () => [], encode: (t: string) => [...new TextEncoder().encode(t)] };
  * console.assert((tokenizerBundle(chars)["text/plain"] as string).includes("vocabulary size: 257"));
@@ -137,99 +135,4 @@ export function tokenizerBundle(tokenizer: TokenizerView, sample: string = TOKEN
       split["text/html"]
     }</div>`,
   };
-}
-
-/**
- * The view of a model: its architecture and a table of parameters and forward FLOPs by component (one sequence of
- * the context length, CS336 counting, see the accounting module).
- *
- * @example
- * ```ts
- * import { modelBundle } from "./views.ts";
- * const shape = { vocabSize: 50257, contextLength: 1024, dModel: 768, numLayers: 12, numHeads: 12, dFf: 3072 };
- * console.assert((modelBundle(shape, { title: "GPT-2 small" })["text/html"] as string).includes("LM head"));
- * ```
- */
-export function modelBundle(shape: ModelShape, options: { title?: string } = {}): MimeBundle {
-  const p = parameterCounts(shape);
-  const variants = [
-    `norm ${shape.norm ?? "pre"}`,
-    `position ${shape.position ?? "rope"}`,
-    `ffn ${shape.ffn ?? "swiglu"}`,
-    ...(shape.parallelLayers ? ["parallel layers"] : []),
-    ...(shape.tieEmbeddings ? ["tied embeddings"] : []),
-  ].join(", ");
-  const facts: [string, string][] = [
-    [
-      "shape",
-      `${shape.numLayers} layers, d_model ${shape.dModel}, ${shape.numHeads} heads, d_ff ${shape.dFf}, ` +
-      `vocab ${shape.vocabSize}, context ${shape.contextLength}`,
-    ],
-    ["variants", variants],
-    ["parameters", `${p.total.toLocaleString("en-US")} (${formatCount(p.total)})`],
-  ];
-  const rows: TableRow[] = accountingTable(shape).map((r) => ({
-    component: r.component,
-    parameters: r.parameters,
-    "forward FLOPs / sequence": r.forwardFlops,
-    "FLOP share": `${(100 * r.flopShare).toFixed(1)}%`,
-  }));
-  const base = factsBundle(options.title ?? "TransformerLM", facts);
-  return {
-    "text/plain": `${base["text/plain"]}\n${textTable(rows)}`,
-    "text/html": `${base["text/html"]}${htmlTable(rows)}`,
-  };
-}
-
-/** The state of a training run, as a run view shows it. */
-export interface RunStatus {
-  /** A name for the run. */
-  name?: string;
-  /** Steps done. */
-  step: number;
-  /** Steps planned. */
-  steps: number;
-  /** Latest training loss. */
-  loss?: number;
-  /** Latest validation loss and the step it was measured at. */
-  valLoss?: number;
-  /** Step of `valLoss`. */
-  valStep?: number;
-  /** Learning rate of the latest step. */
-  lr?: number;
-  /** Training tokens per second (latest measurement). */
-  tokensPerSec?: number;
-  /** Seconds since the run started. */
-  elapsed?: number;
-  /** Model parameters. */
-  parameters?: number;
-  /** Where checkpoints go. */
-  outDir?: string;
-}
-
-/**
- * The view of a training run: a progress bar and the latest step, losses, learning rate and tokens/s.
- *
- * @example
- * ```ts
- * import { runBundle } from "./views.ts";
- * const b = runBundle({ step: 50, steps: 100, loss: 3.2, tokensPerSec: 1500, elapsed: 12 });
- * console.assert((b["text/plain"] as string).includes("step: 50 / 100 (50%)"));
- * ```
- */
-export function runBundle(status: RunStatus): MimeBundle {
-  const pct = status.steps > 0 ? Math.min(100, Math.round((100 * status.step) / status.steps)) : 0;
-  const facts: [string, string][] = [["step", `${status.step} / ${status.steps} (${pct}%)`]];
-  if (status.loss !== undefined) facts.push(["training loss", status.loss.toFixed(4)]);
-  if (status.valLoss !== undefined) {
-    facts.push(["validation loss", `${status.valLoss.toFixed(4)} (step ${status.valStep ?? "?"})`]);
-  }
-  if (status.lr !== undefined) facts.push(["learning rate", status.lr.toExponential(2)]);
-  if (status.tokensPerSec !== undefined) facts.push(["tokens/s", formatCount(Math.round(status.tokensPerSec))]);
-  if (status.elapsed !== undefined) facts.push(["elapsed", formatDuration(status.elapsed)]);
-  if (status.parameters !== undefined) facts.push(["parameters", status.parameters.toLocaleString("en-US")]);
-  if (status.outDir !== undefined) facts.push(["output", status.outDir]);
-  const base = factsBundle(`Training run${status.name ? ` ${status.name}` : ""}`, facts);
-  const bar = `<progress value="${status.step}" max="${Math.max(status.steps, 1)}" style="width:20em"></progress>`;
-  return { "text/plain": base["text/plain"], "text/html": `${bar}${base["text/html"]}` };
 }

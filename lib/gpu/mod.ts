@@ -1,0 +1,24 @@
+/**
+ * The GPU: acquiring the WebGPU device, the backend every tensor goes through (buffer pool, batched dispatch,
+ * pipeline cache, GPU timestamps), memory statistics, and the peak rates of known GPUs.
+ *
+ * @example
+ * ```ts
+ * import { gpuPeaks } from "@nanolm/nanolm/gpu";
+ * if (gpuPeaks("NVIDIA H200")?.f32Tflops !== 67) throw new Error("unknown H200");
+ * ```
+ *
+ * @module
+ */
+export {
+  type Backend,
+  type BackendLimits,
+  formatBytes,
+  gpu,
+  type GpuBuffer,
+  initGpu,
+  type KernelTiming,
+  type MemoryStats,
+} from "./backend.ts";
+export { type GpuInfo } from "./device.ts";
+export { type GpuPeaks, gpuPeaks } from "./peaks.ts";

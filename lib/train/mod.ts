@@ -1,0 +1,68 @@
+/**
+ * Training: the {@linkcode Trainer} (schedule, accumulation, evaluation, best and latest checkpoints, exact resume,
+ * metrics as events), the run config, checkpoints of a model and optimizer in one call, metrics files and
+ * throughput.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "@nanolm/nanolm/train";
+ * const config = parseConfig({
+ *   model: { vocabSize: 512, contextLength: 64, dModel: 64, numLayers: 2, numHeads: 4 },
+ *   train: { trainData: "data/train.bin", steps: 300 },
+ * });
+ * if (config.train.warmupSteps !== 30) throw new Error(`warm-up ${config.train.warmupSteps}`);
+ * ```
+ *
+ * @module
+ */
+export {
+  BEST_CHECKPOINT_NAME,
+  type BestCheckpoint,
+  CHECKPOINT_NAME,
+  type CheckpointEvent,
+  type EvalMetrics,
+  type FitResult,
+  type StepMetrics,
+  type StopReason,
+  Trainer,
+  type TrainerOptions,
+  type TrainEvent,
+} from "./trainer.ts";
+export {
+  type Config,
+  type ConfigInput,
+  parseConfig,
+  parseTrainConfig,
+  type TrainConfig,
+  type TrainConfigInput,
+} from "./config.ts";
+export {
+  type CheckpointParts,
+  DivergedError,
+  loadCheckpoint,
+  loadWeights,
+  restoreCheckpoint,
+  saveCheckpoint,
+  saveWeights,
+} from "./checkpoint.ts";
+export {
+  type ConfigOverrides,
+  type Override,
+  recordedConfig,
+  type ResumeOptions,
+  type ResumePoint,
+  resumePoint,
+} from "./resume.ts";
+export {
+  type MetricRecord,
+  metricSeries,
+  MetricsLogger,
+  type MetricsLoggerOptions,
+  type MetricValue,
+  parseMetrics,
+  readMetrics,
+  type Series,
+  type Stepped,
+} from "./metrics.ts";
+export { StepThroughput, ThroughputMeter, type ThroughputMeterOptions } from "./meter.ts";
+export { runBundle, type RunStatus } from "./view.ts";
