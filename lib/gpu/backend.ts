@@ -11,6 +11,9 @@
  * - `queue.writeBuffer` runs before any command buffer submitted after it, so before writing into a pooled
  *   buffer the pending commands are submitted first (they may still read the buffer's previous contents).
  * - Pipelines are cached by their WGSL source: kernels are generated per shape, and the same source compiles once.
+ * - A fixed list of dispatches that runs again and again (a decode step) is captured once with
+ *   {@linkcode Backend.record} and encoded again with {@linkcode Backend.replay}: its bind groups are built and its
+ *   limits checked once, at record time.
  *
  * @module
  */
@@ -95,6 +98,63 @@ export interface KernelTiming {
   ms: number;
 }
 
+/** One captured dispatch: everything {@linkcode Backend.replay} needs to encode it again. */
+interface RecordedDispatch {
+  kernel: Kernel;
+  bindGroup: GPUBindGroup;
+  x: number;
+  y: number;
+  z: number;
+}
+
+/** What {@linkcode Backend.record} captures while its callback runs. */
+interface RecordingTarget {
+  dispatches: RecordedDispatch[];
+  uniforms: GPUBuffer[];
+}
+
+/** The dispatches of each live recording, kept out of the public type. */
+const recorded = new WeakMap<Recording, RecordingTarget>();
+
+/**
+ * Dispatches captured by {@linkcode Backend.record}: pipelines, bind groups built once, and workgroup counts, to be
+ * encoded again by {@linkcode Backend.replay}. The bind groups hold the buffers they were recorded with, so those
+ * must stay allocated (not freed to the pool) for as long as the recording is replayed.
+ *
+ * @example
+ * ```ts
+ * import { initGpu } from "@nanolm/nanolm/gpu";
+ * const backend = await initGpu();
+ * const recording = backend.record(() => {}); // nothing dispatched: an empty recording
+ * backend.replay(recording, 3);
+ * if (recording.names.length !== 0) throw new Error("expected no dispatches");
+ * recording.dispose();
+ * ```
+ */
+export class Recording {
+  /** Kernel name of each recorded dispatch, in order. */
+  readonly names: readonly string[];
+  #disposed = false;
+
+  /** Made by {@linkcode Backend.record}; one constructed elsewhere holds no dispatches and cannot be replayed. */
+  constructor(names: readonly string[]) {
+    this.names = names;
+  }
+
+  /** Whether {@linkcode Recording.dispose} was called. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Destroys the uniform buffers the recording owns; replaying it afterwards throws. Safe to call twice. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const b of recorded.get(this)?.uniforms ?? []) b.destroy();
+    recorded.delete(this);
+  }
+}
+
 const MAX_DISPATCHES_PER_SUBMIT = 512;
 /** Elements past this cannot be indexed by the kernels' u32 arithmetic. */
 const MAX_ELEMENTS = 2 ** 32 - 1;
@@ -106,8 +166,9 @@ const MAX_PROFILED_DISPATCHES = 2048;
  *
  * @example
  * ```ts
- * import { formatBytes } from "./backend.ts";
- * console.log(formatBytes(3_293_577_216), formatBytes(2 ** 31), formatBytes(2 ** 27)); // 3.29 GB 2.00 GiB 128 MiB
+ * import { formatBytes } from "@nanolm/nanolm/gpu";
+ * const shown = [formatBytes(3_290_000_000), formatBytes(2 ** 31), formatBytes(2 ** 27)];
+ * if (shown.join(", ") !== "3.29 GB, 2.00 GiB, 128 MiB") throw new Error(shown.join(", "));
  * ```
  */
 export function formatBytes(bytes: number): string {
@@ -123,8 +184,8 @@ export function formatBytes(bytes: number): string {
  *
  * @example
  * ```ts
- * import { sizeClass } from "./backend.ts";
- * console.log(sizeClass(100), sizeClass(1_500_000)); // 128 1572864
+ * import { sizeClass } from "./backend.ts"; // internal to the gpu layer: not exported by `@nanolm/nanolm/gpu`
+ * if (sizeClass(100) !== 128 || sizeClass(1_500_000) !== 1_572_864) throw new Error("unexpected size class");
  * ```
  */
 export function sizeClass(bytes: number): number {
@@ -138,12 +199,13 @@ export function sizeClass(bytes: number): number {
  * The WebGPU backend. One exists per process; get it with {@linkcode initGpu} / {@linkcode gpu}.
  *
  * @example
- * ```ts ignore
- * import { initGpu } from "./backend.ts";
+ * ```ts
+ * import { initGpu } from "@nanolm/nanolm/gpu";
  * const backend = await initGpu();
  * const buf = backend.alloc(16);
  * backend.write(buf, new Float32Array([1, 2, 3, 4]));
- * console.log(new Float32Array(await backend.read(buf, 16)));
+ * const back = new Float32Array(await backend.read(buf, 16));
+ * if (back.join() !== "1,2,3,4") throw new Error(`read back ${back}`);
  * backend.free(buf);
  * ```
  */
@@ -173,6 +235,7 @@ export class Backend {
   } | null = null;
   #submits = 0;
   #limits: BackendLimits;
+  #recording: RecordingTarget | null = null;
 
   /** Wraps an acquired device; use {@linkcode initGpu} rather than constructing one. */
   constructor(ctx: GpuContext) {
@@ -195,9 +258,15 @@ export class Backend {
    * elements exactly as they would tensors of gigabytes.
    *
    * @example
-   * ```ts ignore
-   * const before = gpu().setLimits({ maxStorageBufferBindingSize: 4096 });
-   * try { sum(ones([10_000])); } finally { gpu().setLimits(before); }
+   * ```ts
+   * import { initGpu } from "@nanolm/nanolm/gpu";
+   * const backend = await initGpu();
+   * const before = backend.setLimits({ maxStorageBufferBindingSize: 4096 });
+   * try {
+   *   if (backend.limits.maxStorageBufferBindingSize !== 4096) throw new Error("limit not lowered");
+   * } finally {
+   *   backend.setLimits(before);
+   * }
    * ```
    */
   setLimits(limits: Partial<BackendLimits>): BackendLimits {
@@ -257,8 +326,13 @@ export class Backend {
    * `minStorageBufferOffsetAlignment`. Never {@linkcode Backend.free} a range.
    *
    * @example
-   * ```ts ignore
-   * const half = gpu().range(buf, 0, buf.bytes / 2);
+   * ```ts
+   * import { initGpu } from "@nanolm/nanolm/gpu";
+   * const backend = await initGpu();
+   * const buf = backend.alloc(1024);
+   * const half = backend.range(buf, 0, buf.bytes / 2);
+   * if (half.bytes !== 512 || half.buffer !== buf.buffer) throw new Error("not the first half");
+   * backend.free(buf);
    * ```
    */
   range(buf: GpuBuffer, offset: number, bytes: number): GpuBuffer {
@@ -373,7 +447,10 @@ export class Backend {
     return this.#kernels.size;
   }
 
-  /** Records one dispatch. It runs after everything recorded before it; nothing waits. */
+  /**
+   * Records one dispatch. It runs after everything recorded before it; nothing waits. Inside
+   * {@linkcode Backend.record} it is captured instead.
+   */
   dispatch(kernel: Kernel, args: DispatchArgs): void {
     const [x, y = 1, z = 1] = args.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
@@ -398,10 +475,17 @@ export class Backend {
       });
       new Uint8Array(ub.getMappedRange()).set(new Uint8Array(args.uniforms));
       ub.unmap();
-      this.#transient.push(ub);
+      // A recording replays its uniforms, so they live as long as it does rather than until the next submit.
+      (this.#recording?.uniforms ?? this.#transient).push(ub);
       entries.push({ binding: args.buffers.length, resource: { buffer: ub } });
     }
     const bindGroup = this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
+    if (this.#recording) this.#recording.dispatches.push({ kernel, bindGroup, x, y, z });
+    else this.#encode(kernel, bindGroup, x, y, z);
+  }
+
+  /** Encodes one dispatch into the open pass (or its own timed pass while profiling) and submits every 512. */
+  #encode(kernel: Kernel, bindGroup: GPUBindGroup, x: number, y: number, z: number): void {
     const profile = this.#profile;
     if (profile) {
       // A pass per dispatch so that each gets its own begin/end timestamps.
@@ -424,6 +508,72 @@ export class Backend {
       pass.dispatchWorkgroups(x, y, z);
     }
     if (++this.#pending >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /**
+   * Runs `fn` and captures the dispatches it issues (through {@linkcode Backend.run} or {@linkcode Backend.dispatch})
+   * instead of encoding them: each kernel's pipeline, its bind group, built once here, and its workgroups. The
+   * checks of `run` and `dispatch` (loop and binding limits, workgroup counts) apply now, at record time. Writes,
+   * reads and allocations inside `fn` happen at once, as usual; only dispatches are deferred. Recordings do not
+   * nest. Encode the result with {@linkcode Backend.replay}; {@linkcode Recording.dispose} it when done.
+   *
+   * @example
+   * ```ts
+   * import { initGpu } from "@nanolm/nanolm/gpu";
+   * import { tensor } from "@nanolm/nanolm/tensor";
+   * const backend = await initGpu();
+   * const x = tensor(new Float32Array([1, 2, 3, 4]));
+   * const kernel = {
+   *   name: "double",
+   *   workgroups: [1, 1, 1] as [number, number, number],
+   *   source: `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+   * @compute @workgroup_size(4) fn main(@builtin(local_invocation_id) lid: vec3u) { x[lid.x] = 2.0 * x[lid.x]; }`,
+   * };
+   * const twice = backend.record(() => backend.run(kernel, [x.buffer])); // nothing runs yet
+   * backend.replay(twice, 3); // x *= 8
+   * const got = [...new Float32Array(await backend.read(x.buffer, 16))];
+   * if (got.join() !== "8,16,24,32") throw new Error(`got ${got}`);
+   * twice.dispose();
+   * ```
+   */
+  record(fn: () => void): Recording {
+    if (this.#recording) throw new Error("record: a recording is already in progress (recordings do not nest)");
+    const target: RecordingTarget = { dispatches: [], uniforms: [] };
+    this.#recording = target;
+    try {
+      const result: unknown = fn();
+      if (result instanceof Promise) throw new TypeError("record: the callback must be synchronous");
+    } catch (e) {
+      for (const b of target.uniforms) b.destroy();
+      throw e;
+    } finally {
+      this.#recording = null;
+    }
+    const recording = new Recording(target.dispatches.map((d) => d.kernel.name));
+    recorded.set(recording, target);
+    return recording;
+  }
+
+  /**
+   * Encodes a recording's dispatches `times` times (default once) after everything recorded so far, as
+   * {@linkcode Backend.dispatch} would have, without building anything: no bind group, no check, no allocation.
+   * The profiler sees each replayed dispatch under its kernel's name. Like `dispatch`, it submits every 512
+   * dispatches and leaves the rest for the next {@linkcode Backend.flush}.
+   */
+  replay(recording: Recording, times = 1): void {
+    if (!Number.isInteger(times) || times < 0) {
+      throw new RangeError(`replay: times must be an integer >= 0, got ${times}`);
+    }
+    const target = recorded.get(recording);
+    if (!target) throw new Error("replay: the recording was disposed (or not made by Backend.record)");
+    if (this.#recording) throw new Error("replay: cannot replay while recording");
+    const dispatches = target.dispatches;
+    for (let t = 0; t < times; t++) {
+      for (let i = 0; i < dispatches.length; i++) {
+        const d = dispatches[i];
+        this.#encode(d.kernel, d.bindGroup, d.x, d.y, d.z);
+      }
+    }
   }
 
   #bindingError(kernel: string, binding: number, b: GpuBuffer): Error {
@@ -485,9 +635,15 @@ export class Backend {
    * timestamps).
    *
    * @example
-   * ```ts ignore
-   * const { spanMs } = await gpu().profileSpan(() => { for (let i = 0; i < 10; i++) tidy(() => void matmul(a, b)); });
-   * console.log(`${spanMs / 10} ms per matmul, gaps included`);
+   * ```ts
+   * import { initGpu } from "@nanolm/nanolm/gpu";
+   * import { matmul, randn, tidy } from "@nanolm/nanolm/tensor";
+   * const backend = await initGpu();
+   * const a = randn([64, 64]), b = randn([64, 64]);
+   * const { kernels, spanMs } = await backend.profileSpan(() => {
+   *   for (let i = 0; i < 10; i++) tidy(() => void matmul(a, b));
+   * });
+   * if (backend.info.timestamps && !(spanMs > 0 && kernels.length > 0)) throw new Error("no timings");
    * ```
    */
   async profileSpan(fn: () => void | Promise<void>): Promise<{ kernels: KernelTiming[]; spanMs: number }> {
@@ -571,7 +727,7 @@ export class Backend {
     this.#submits++;
     this.#pending = 0;
     // Uniform buffers of submitted work can be destroyed now: WebGPU keeps them alive until the work finishes.
-    for (const b of this.#transient.splice(0)) b.destroy();
+    if (this.#transient.length > 0) { for (const b of this.#transient.splice(0)) b.destroy(); }
   }
 }
 
@@ -586,10 +742,10 @@ let backendInstance: Backend | null = null;
  * Acquires the GPU once per process and returns the backend (later calls return the same one).
  *
  * @example
- * ```ts ignore
- * import { initGpu } from "./backend.ts";
+ * ```ts
+ * import { initGpu } from "@nanolm/nanolm/gpu";
  * const backend = await initGpu();
- * console.log(backend.info.description);
+ * if (backend !== await initGpu()) throw new Error("a second backend");
  * ```
  */
 export function initGpu(): Promise<Backend> {
@@ -604,10 +760,10 @@ export function initGpu(): Promise<Backend> {
  * The backend, for synchronous code after {@linkcode initGpu} has resolved.
  *
  * @example
- * ```ts ignore
- * import { gpu, initGpu } from "./backend.ts";
+ * ```ts
+ * import { gpu, initGpu } from "@nanolm/nanolm/gpu";
  * await initGpu();
- * console.log(gpu().memory());
+ * if (!(gpu().memory().inUseBytes >= 0)) throw new Error("no memory statistics");
  * ```
  */
 export function gpu(): Backend {

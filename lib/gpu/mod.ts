@@ -19,6 +19,7 @@ export {
   initGpu,
   type KernelTiming,
   type MemoryStats,
+  Recording,
 } from "./backend.ts";
 export { type GpuInfo } from "./device.ts";
 export { type GpuPeaks, gpuPeaks } from "./peaks.ts";

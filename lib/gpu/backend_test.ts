@@ -1,0 +1,128 @@
+import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import type { KernelSource } from "../../kernels/common.ts";
+import { initGpu } from "./backend.ts";
+
+const backend = await initGpu();
+
+/** `x[i] = x[i] * scale + shift` over n elements, scale and shift from a uniform block. */
+function affine(n: number): KernelSource {
+  return {
+    name: "test_affine",
+    workgroups: [Math.ceil(n / 64), 1, 1],
+    source: `struct U { scale: f32, shift: f32 }
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<uniform> u: U;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  if (gid.x < ${n}u) { x[gid.x] = x[gid.x] * u.scale + u.shift; }
+}`,
+  };
+}
+
+function params(scale: number, shift: number): ArrayBuffer {
+  return new Float32Array([scale, shift]).buffer;
+}
+
+/** The float64 reference of `steps` affine updates, each (scale, shift), applied in order. */
+function reference(x: number[], steps: [number, number][]): number[] {
+  return x.map((v) => steps.reduce((acc, [scale, shift]) => acc * scale + shift, v));
+}
+
+async function values(buf: ReturnType<typeof backend.alloc>, n: number): Promise<number[]> {
+  return [...new Float32Array(await backend.read(buf, n * 4))];
+}
+
+Deno.test("record captures dispatches without running them; replay runs them in order with direct dispatches", async () => {
+  const n = 100, start = Array.from({ length: n }, (_, i) => i - 50);
+  const buf = backend.alloc(n * 4);
+  backend.write(buf, new Float32Array(start));
+  const double = backend.record(() => backend.run(affine(n), [buf], params(2, 0)));
+  assertEquals(double.names, ["test_affine"]);
+  assertEquals(await values(buf, n), start, "recording ran the kernel");
+  backend.run(affine(n), [buf], params(1, 1));
+  backend.replay(double, 2);
+  backend.run(affine(n), [buf], params(1, -3));
+  // The recorded uniforms outlive the submits between record and replay (direct ones are destroyed after them).
+  backend.flush();
+  backend.replay(double);
+  assertEquals(await values(buf, n), reference(start, [[1, 1], [2, 0], [2, 0], [1, -3], [2, 0]]));
+  double.dispose();
+  backend.free(buf);
+});
+
+Deno.test("replay of many steps submits in batches and keeps the values; each dispatch sees the previous one", async () => {
+  const n = 8, start = Array.from({ length: n }, (_, i) => i / 4);
+  const buf = backend.alloc(n * 4);
+  backend.write(buf, new Float32Array(start));
+  const step = backend.record(() => {
+    backend.run(affine(n), [buf], params(0.5, 1));
+    backend.run(affine(n), [buf], params(2, -1.5));
+  });
+  const submits = backend.submits;
+  backend.replay(step, 300); // 600 dispatches: over the 512 of one submission
+  assert(backend.submits > submits, "600 dispatches were not submitted in a batch of their own");
+  // Each pair adds 0.5 (exactly, in f32), so a dispatch lost or repeated anywhere shows.
+  const steps = Array.from({ length: 300 }, () => [[0.5, 1], [2, -1.5]] as [number, number][]).flat();
+  assertEquals(await values(buf, n), reference(start, steps));
+  step.dispose();
+  backend.free(buf);
+});
+
+Deno.test("record applies the backend's checks at record time and leaves nothing half-recorded", async () => {
+  const buf = backend.alloc(4096);
+  const before = backend.setLimits({ maxStorageBufferBindingSize: 1024 });
+  try {
+    assertThrows(
+      () => backend.record(() => backend.run(affine(1024), [buf], params(1, 0))),
+      "test_affine: binding 0 (a buffer) is 4096 bytes, over this GPU's 1024 bytes storage binding limit",
+    );
+  } finally {
+    backend.setLimits(before);
+  }
+  const loops = backend.setLimits({ loopIterations: 10 });
+  try {
+    const looping = { ...affine(4), loops: { iterations: 11, of: "a test" } };
+    assertThrows(() => backend.record(() => backend.run(looping, [buf])), "would take 11 loop iterations");
+  } finally {
+    backend.setLimits(loops);
+  }
+  // After a failed recording, dispatches run at once again.
+  backend.write(buf, new Float32Array([5, 6, 7, 8]));
+  backend.run(affine(4), [buf], params(10, 0));
+  assertEquals(await values(buf, 4), [50, 60, 70, 80]);
+  backend.free(buf);
+});
+
+Deno.test("recordings do not nest, take synchronous callbacks only, and cannot be replayed once disposed", () => {
+  const buf = backend.alloc(16);
+  const rec = backend.record(() => backend.run(affine(4), [buf], params(1, 0)));
+  assertThrows(() => backend.record(() => void backend.record(() => {})), "recordings do not nest");
+  assertThrows(() => backend.record((async () => {}) as () => void), "the callback must be synchronous");
+  assertThrows(() => backend.record(() => backend.replay(rec)), "cannot replay while recording");
+  assertThrows(() => backend.replay(rec, -1), "times must be an integer >= 0, got -1");
+  rec.dispose();
+  rec.dispose();
+  assert(rec.disposed);
+  assertThrows(() => backend.replay(rec), "the recording was disposed");
+  backend.free(buf);
+});
+
+Deno.test({
+  name: "the profiler sees replayed dispatches under their kernel names",
+  ignore: !backend.info.timestamps,
+  fn: async () => {
+    const buf = backend.alloc(64);
+    // Pipelines are cached by source: another name needs another source.
+    const other: KernelSource = { ...affine(16), name: "test_affine_other", source: `${affine(16).source}\n// other` };
+    const rec = backend.record(() => {
+      backend.run(affine(16), [buf], params(1, 0));
+      backend.run(other, [buf], params(1, 0));
+      backend.run(affine(16), [buf], params(1, 0));
+    });
+    const timings = await backend.profile(() => backend.replay(rec, 3));
+    const counts = Object.fromEntries(timings.map((t) => [t.name, t.count]));
+    assertEquals(counts, { test_affine: 6, test_affine_other: 3 });
+    rec.dispose();
+    backend.free(buf);
+  },
+});
