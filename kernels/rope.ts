@@ -1,12 +1,38 @@
 /**
  * Rotary position embedding on interleaved pairs (2k, 2k+1), reading cos/sin from a table computed on the host
  * in float64 (GPU sin/cos of large angles lose accuracy). The backward is the rotation by the opposite angle.
+ * {@linkcode ropeTable} builds the table for the RoPE op and the decode step's fused q/k/v kernel alike.
  *
  * @module
  */
 import { flatGrid, type KernelSource, memoized } from "./common.ts";
 
 const WG = 256;
+
+/**
+ * The RoPE table of `rows` positions: `(cos, sin)` of `p * theta^(-2k / dim)` interleaved at
+ * `[(p * dim / 2 + k) * 2]` and `[... + 1]`, computed in float64 and rounded once to f32. Kernels read it as
+ * `array<vec2f>` indexed by `p * dim / 2 + k`.
+ *
+ * @example
+ * ```ts
+ * import { ropeTable } from "./rope.ts"; // kernels are internal: not exported by the package
+ * const t = ropeTable(10000, 4, 3); // positions 0..2, pairs k = 0, 1
+ * const [cos, sin] = [t[(2 * 2 + 1) * 2], t[(2 * 2 + 1) * 2 + 1]]; // p = 2, k = 1: angle 2 * 10000^(-1/2)
+ * if (Math.abs(cos - Math.cos(0.02)) > 1e-7 || Math.abs(sin - Math.sin(0.02)) > 1e-7) throw new Error("table");
+ * ```
+ */
+export function ropeTable(theta: number, dim: number, rows: number): Float32Array {
+  const half = dim / 2, out = new Float32Array(rows * half * 2);
+  for (let p = 0; p < rows; p++) {
+    for (let k = 0; k < half; k++) {
+      const angle = p * Math.pow(theta, (-2 * k) / dim);
+      out[(p * half + k) * 2] = Math.cos(angle);
+      out[(p * half + k) * 2 + 1] = Math.sin(angle);
+    }
+  }
+  return out;
+}
 
 /** Shape of a RoPE problem. */
 export interface RopeSpec {
@@ -22,7 +48,7 @@ export interface RopeSpec {
   group: number;
   /** See `group`. */
   cycle: number;
-  /** Rows of the cos/sin tables. */
+  /** Positions in the {@linkcode ropeTable}. */
   tableRows: number;
   /** Rotate by the negative angle (the backward). */
   inverse: boolean;
@@ -34,8 +60,8 @@ export interface RopeSpec {
 }
 
 /**
- * Bindings: x (rows, dim), positions (i32, indexed as `spec.group`/`spec.cycle` say), cos and sin tables
- * (tableRows, dim/2), out (write). Positions outside [0, tableRows) give NaN.
+ * Bindings: x (rows, dim), positions (i32, indexed as `spec.group`/`spec.cycle` say), the {@linkcode ropeTable}
+ * of (tableRows, dim/2) (cos, sin) pairs, out (write). Positions outside [0, tableRows) give NaN.
  */
 function generateRopeKernel(spec: RopeSpec): KernelSource {
   const half = spec.dim / 2;
@@ -49,9 +75,8 @@ function generateRopeKernel(spec: RopeSpec): KernelSource {
     workgroups: grid.workgroups,
     source: `@group(0) @binding(0) var<storage, read> x: array<vec2f>;
 @group(0) @binding(1) var<storage, read> positions: array<i32>;
-@group(0) @binding(2) var<storage, read> cosTable: array<f32>;
-@group(0) @binding(3) var<storage, read> sinTable: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<vec2f>;
+@group(0) @binding(2) var<storage, read> table: array<vec2f>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec2f>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = ${grid.index} * ${WG}u + lid.x;
@@ -67,9 +92,9 @@ ${
         : ""
     }  // A position outside the table gives NaN rather than a silent rotation by whatever lies past its end.
   if (p < 0 || p >= ${spec.tableRows}) { out[i] = vec2f(bitcast<f32>(0x7fc00000u)); return; }
-  let t = u32(p) * ${half}u + k;
-  let c = cosTable[t];
-  let s = ${sign}sinTable[t];
+  let cs = table[u32(p) * ${half}u + k];
+  let c = cs.x;
+  let s = ${sign}cs.y;
   out[i] = vec2f(v.x * c - v.y * s, v.x * s + v.y * c);
 }
 `,
@@ -81,9 +106,9 @@ ${
  *
  * @example
  * ```ts
- * import { ropeKernel } from "./rope.ts";
+ * import { ropeKernel } from "./rope.ts"; // kernels are internal: not exported by the package
  * const k = ropeKernel({ rows: 64, dim: 32, group: 1, cycle: 0, tableRows: 64, inverse: false });
- * console.log(k.name, k.workgroups); // rope_forward [ 4, 1, 1 ]
+ * if (k.name !== "rope_forward" || k.workgroups[0] !== 4) throw new Error(`${k.name} ${k.workgroups}`); // 64 * 16 pairs
  * ```
  */
 export const ropeKernel: (spec: RopeSpec) => KernelSource = memoized(generateRopeKernel);

@@ -13,7 +13,7 @@ import {
   rmsNormWeightGradChunks,
   rmsNormWeightGradKernel,
 } from "../../../kernels/rmsnorm.ts";
-import { ropeKernel } from "../../../kernels/rope.ts";
+import { ropeKernel, ropeTable } from "../../../kernels/rope.ts";
 import { siluGateKernel } from "../../../kernels/silu_gate.ts";
 import { softmaxBackwardKernel, softmaxForwardKernel, type SoftmaxSpec } from "../../../kernels/softmax.ts";
 import type { KernelSource } from "../../../kernels/common.ts";
@@ -148,23 +148,15 @@ export function rmsNorm(x: Tensor, weight: Tensor, opts: { eps?: number } = {}):
 
 // ---- Rotary position embedding ----------------------------------------------------------------------------------
 
-const ropeTables = new Map<string, { cos: Tensor; sin: Tensor; size: number }>();
+const ropeTables = new Map<string, { table: Tensor; size: number }>();
 
-function ropeTable(theta: number, dim: number, maxPos: number): { cos: Tensor; sin: Tensor; size: number } {
+function cachedRopeTable(theta: number, dim: number, maxPos: number): { table: Tensor; size: number } {
   // Rows 0..maxPos inclusive; grow in powers of two so that a longer sequence rarely forces a new upload.
   const size = 2 ** Math.ceil(Math.log2(Math.max(maxPos + 1, 64)));
   const key = `${theta}/${dim}/${size}`;
   let t = ropeTables.get(key);
   if (!t) {
-    const half = dim / 2, c = new Float32Array(size * half), s = new Float32Array(size * half);
-    for (let p = 0; p < size; p++) {
-      for (let k = 0; k < half; k++) {
-        const angle = p * Math.pow(theta, (-2 * k) / dim);
-        c[p * half + k] = Math.cos(angle);
-        s[p * half + k] = Math.sin(angle);
-      }
-    }
-    t = { cos: keep(tensor(c, { shape: [size, half] })), sin: keep(tensor(s, { shape: [size, half] })), size };
+    t = { table: keep(tensor(ropeTable(theta, dim, size), { shape: [size, dim] })), size };
     ropeTables.set(key, t);
   }
   return t;
@@ -237,15 +229,15 @@ export function rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tens
       : `(${seq}) or ${fmt(rowsShape)}`;
     throw new Error(`rope: positions ${positions.describe()} must be ${forms} for ${x.describe()}`);
   }
-  const table = ropeTable(opts.theta ?? 10000, dim, opts.maxPosition ?? seq);
+  const table = cachedRopeTable(opts.theta ?? 10000, dim, opts.maxPosition ?? seq);
   // Packed: of each position's 3H rows, the first 2H (q and k) rotate and the H value rows are copied.
   const rotated = packed ? { rotated: (2 * group) / 3 } : {};
   const kernelSpec = { rows: prod(rowsShape), dim, ...spec, tableRows: table.size, ...rotated };
   const y = empty(x.shape);
-  if (y.size > 0) run(ropeKernel({ ...kernelSpec, inverse: false }), [x, positions, table.cos, table.sin, y]);
+  if (y.size > 0) run(ropeKernel({ ...kernelSpec, inverse: false }), [x, positions, table.table, y]);
   return record(y, "rope", [x], (dy) => {
     const dx = empty(x.shape);
-    if (dx.size > 0) run(ropeKernel({ ...kernelSpec, inverse: true }), [dy, positions, table.cos, table.sin, dx]);
+    if (dx.size > 0) run(ropeKernel({ ...kernelSpec, inverse: true }), [dy, positions, table.table, dx]);
     return [dx];
   });
 }
