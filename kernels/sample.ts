@@ -94,32 +94,15 @@ ${slots((t) => `    if (${passes(`red[${(t - 1) * wg}u]`)}) { best = ${t}u; }`)}
     lo += best * stepv;`;
 }
 
-/**
- * Generates the sampling kernel (see the module doc for the method and bindings). Grid: (rows).
- *
- * @example
- * ```ts
- * import { sampleKernel } from "./sample.ts";
- * const k = sampleKernel({ rows: 8, vocab: 10000, ringSteps: 16, advance: true });
- * console.assert(k.workgroups[0] === 8);
- * ```
- */
-export function sampleKernel(spec: SampleSpec): KernelSource {
-  const { rows, vocab, ringSteps } = spec;
-  const wg = spec.workgroupSize ?? WG;
-  if (wg !== 256 && wg !== 512) throw new RangeError(`sampleKernel: workgroupSize must be 256 or 512, got ${wg}`);
-  for (const [k, v] of Object.entries({ rows, vocab, ringSteps })) {
-    if (!Number.isInteger(v) || v < 1) throw new RangeError(`sampleKernel: ${k} must be an integer >= 1, got ${v}`);
-  }
-  const NEG_INF = "bitcast<f32>(0xff800000u)";
-  const keyOf = `      let kj = key(logits[base + j]);`;
-  const withWeight = `${keyOf}
+const NEG_INF = "bitcast<f32>(0xff800000u)";
+/** Per-element WGSL of the search loops: the element's key, and its kept weight under top-k. */
+const KEY_OF = `      let kj = key(logits[base + j]);`;
+const WITH_WEIGHT = `${KEY_OF}
       let wj = select(0.0, exp((logits[base + j] - m) / temp), kj >= tk);`;
-  const grid = foldGrid([rows]);
-  return {
-    name: spec.advance ? "sample_step" : "sample_prefill",
-    workgroups: grid.workgroups,
-    source: `@group(0) @binding(0) var<storage, read> logits: array<f32>;
+
+/** Bindings, workgroup memory, the helpers and `argmaxReduce` (value, id pairs; ties to the lower id). */
+function declarations(vocab: number, wg: number): string {
+  return `@group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> params: array<u32>;
 @group(0) @binding(2) var<storage, read_write> state: array<u32>;
 @group(0) @binding(3) var<storage, read_write> tokens: array<i32>;
@@ -148,11 +131,12 @@ fn argmaxReduce(lid: u32, v: f32, i: u32) -> u32 {
   let r = redi[0];
   workgroupBarrier();
   return select(r, 0u, r == 0xffffffffu);
+}`;
 }
-@compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-${grid.guard ? `  ${grid.guard}\n` : ""}  let row = ${grid.index[0]};
-  let base = row * VOCAB;
+
+/** The row's parameters and its argmax `top`, the greedy choice and the maximum logit the weights subtract. */
+function greedy(wg: number): string {
+  return `  let base = row * VOCAB;
   let temp = bitcast<f32>(params[1]);
   let topK = params[2];
   let topP = bitcast<f32>(params[3]);
@@ -163,36 +147,38 @@ ${grid.guard ? `  ${grid.guard}\n` : ""}  let row = ${grid.index[0]};
     let v = logits[base + j];
     if (v > bv) { bv = v; bi = j; }
   }
-  let top = argmaxReduce(lid.x, bv, bi);
-  var tok = top;
-  var tk = 0u;
-  var tp = 0u;
-  var pAll = 1u;
-  if (temp > 0.0) {
-    let m = logits[base + top];
-    // Top-k: the largest key tk with count(key >= tk) >= k (the k-th largest logit).
+  let top = argmaxReduce(lid.x, bv, bi);`;
+}
+
+/** Top-k: the key threshold `tk`, the largest key with count(key >= tk) >= k (the k-th largest logit). */
+function topKSearch(wg: number): string {
+  return `    // Top-k: the largest key tk with count(key >= tk) >= k (the k-th largest logit).
     if (topK > 0u && topK < VOCAB) {
       var lo = 0u;
       for (var round = 0u; round < 8u; round++) {
         let shift = 28u - 4u * round;
         let stepv = 1u << shift;
 ${
-      searchRound(
-        wg,
-        `${keyOf}
+    searchRound(
+      wg,
+      `${KEY_OF}
       let dj = select(0u, min((kj - lo) >> shift, 15u), kj >= lo);`,
-        (t) => `select(0.0, 1.0, kj >= lo && dj >= ${t}u)`,
-        (sum) => `${sum} >= f32(topK)`,
-      ).replace(/^/gm, "    ")
-    }
+      (t) => `select(0.0, 1.0, kj >= lo && dj >= ${t}u)`,
+      (sum) => `${sum} >= f32(topK)`,
+    ).replace(/^/gm, "    ")
+  }
       }
       tk = lo;
-    }
-    // Top-p: the largest key tp whose kept mass strictly above it reaches p * total; kept ids have key > tp.
+    }`;
+}
+
+/** Top-p: the total kept weight, then the key threshold `tp` whose kept mass strictly above it reaches p. */
+function topPSearch(wg: number): string {
+  return `    // Top-p: the largest key tp whose kept mass strictly above it reaches p * total; kept ids have key > tp.
     if (topP < 1.0) {
       var tot = 0.0;
       for (var j = lid.x; j < VOCAB; j += ${wg}u) {
-${withWeight}
+${WITH_WEIGHT}
         tot += wj;
       }
       red[lid.x] = tot;
@@ -208,19 +194,23 @@ ${withWeight}
         let shift = 28u - 4u * round;
         let stepv = 1u << shift;
 ${
-      searchRound(
-        wg,
-        `${withWeight}
+    searchRound(
+      wg,
+      `${WITH_WEIGHT}
       let dj = select(0u, min((kj - lo - 1u) >> shift, 15u), kj > lo);`,
-        (t) => `select(0.0, wj, kj > lo && dj >= ${t}u)`,
-        (sum) => `${sum} >= goal`,
-      ).replace(/^/gm, "    ")
-    }
+      (t) => `select(0.0, wj, kj > lo && dj >= ${t}u)`,
+      (sum) => `${sum} >= goal`,
+    ).replace(/^/gm, "    ")
+  }
       }
       tp = lo;
       pAll = 0u;
-    }
-    // Gumbel-max over the kept ids.
+    }`;
+}
+
+/** The draw: Gumbel-max over the kept ids, with uniforms hashed from (seed, draw, row, id). */
+function gumbelMax(wg: number): string {
+  return `    // Gumbel-max over the kept ids.
     let seed = params[0];
     let h0 = pcg(seed ^ pcg(draw ^ pcg(row + 0x9e3779b9u)));
     var gv = ${NEG_INF};
@@ -234,18 +224,61 @@ ${
         if (s > gv) { gv = s; gi = j; }
       }
     }
-    tok = argmaxReduce(lid.x, gv, gi);
-  }
-  if (lid.x == 0u) {
+    tok = argmaxReduce(lid.x, gv, gi);`;
+}
+
+/** Thread 0 writes the id (next input, ring slot), the thresholds, and advances the row's state. */
+function store(spec: SampleSpec): string {
+  return `  if (lid.x == 0u) {
     tokens[row] = i32(tok);
-    ring[(draw % ${ringSteps}u) * ${rows}u + row] = i32(tok);
+    ring[(draw % ${spec.ringSteps}u) * ${spec.rows}u + row] = i32(tok);
     info[row * 4u] = tk;
     info[row * 4u + 1u] = tp;
     info[row * 4u + 2u] = pAll;
     info[row * 4u + 3u] = tok;
     state[row * ${STATE_WORDS}u + 1u] = draw + 1u;
     ${spec.advance ? `state[row * ${STATE_WORDS}u] = state[row * ${STATE_WORDS}u] + 1u;` : ""}
+  }`;
+}
+
+/**
+ * Generates the sampling kernel (see the module doc for the method and bindings): greedy argmax, then, at a
+ * temperature above 0, the top-k and top-p thresholds and a Gumbel-max draw among the ids they keep. Grid: (rows).
+ *
+ * @example
+ * ```ts
+ * import { sampleKernel } from "./sample.ts"; // kernels are internal: not exported by the package
+ * const k = sampleKernel({ rows: 8, vocab: 10000, ringSteps: 16, advance: true });
+ * if (k.name !== "sample_step" || k.workgroups[0] !== 8) throw new Error(`${k.name} ${k.workgroups}`);
+ * ```
+ */
+export function sampleKernel(spec: SampleSpec): KernelSource {
+  const { rows, vocab, ringSteps } = spec;
+  const wg = spec.workgroupSize ?? WG;
+  if (wg !== 256 && wg !== 512) throw new RangeError(`sampleKernel: workgroupSize must be 256 or 512, got ${wg}`);
+  for (const [k, v] of Object.entries({ rows, vocab, ringSteps })) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`sampleKernel: ${k} must be an integer >= 1, got ${v}`);
   }
+  const grid = foldGrid([rows]);
+  return {
+    name: spec.advance ? "sample_step" : "sample_prefill",
+    workgroups: grid.workgroups,
+    source: `${declarations(vocab, wg)}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+${grid.guard ? `  ${grid.guard}\n` : ""}  let row = ${grid.index[0]};
+${greedy(wg)}
+  var tok = top;
+  var tk = 0u;
+  var tp = 0u;
+  var pAll = 1u;
+  if (temp > 0.0) {
+    let m = logits[base + top];
+${topKSearch(wg)}
+${topPSearch(wg)}
+${gumbelMax(wg)}
+  }
+${store(spec)}
 }
 `,
   };
@@ -258,8 +291,8 @@ ${
  *
  * @example
  * ```ts
- * import { logitKey } from "./sample.ts";
- * console.assert(logitKey(-1) < logitKey(0) && logitKey(0) < logitKey(2));
+ * import { logitKey } from "./sample.ts"; // kernels are internal: not exported by the package
+ * if (!(logitKey(-1) < logitKey(0) && logitKey(0) < logitKey(2))) throw new Error("keys out of order");
  * ```
  */
 export function logitKey(v: number): number {
