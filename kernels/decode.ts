@@ -6,9 +6,10 @@
  * weight reads and a few MFLOP, so its cost is the number of dispatches (about 3 us each on the H100 even when
  * tiny) plus one pass over the weights. These kernels fuse what the tensor ops do in separate dispatches:
  *
- * - {@linkcode decodeLinearKernel}: RMSNorm (prologue) + `x W^T` + residual add, SiLU or SwiGLU (epilogue);
- * - {@linkcode decodeQkvKernel}: RMSNorm + q, k, v projections + RoPE + append of k, v to the cache at the
- *   sequence's position;
+ * - {@linkcode decodeLinearKernel}: RMSNorm (prologue, scaled by `rmsNormScale` of rmsnorm.ts) + `x W^T` +
+ *   residual add, SiLU or SwiGLU (epilogue);
+ * - {@linkcode decodeQkvKernel}: RMSNorm + q, k, v projections + RoPE (the `ropeTable` of rope.ts) + append of
+ *   k, v to the cache at the sequence's position;
  * - {@linkcode decodeAttentionKernel}: one query against the first `pos + 1` cached rows.
  *
  * Per-sequence positions live in a small `state` buffer (u32 words, {@linkcode STATE_WORDS} per row: position,
@@ -18,6 +19,7 @@
  * @module
  */
 import { f32Literal, flatGrid, foldGrid, type KernelSource, workgroupReduce } from "./common.ts";
+import { rmsNormScale } from "./rmsnorm.ts";
 
 /** u32 words per sequence in the decode `state` buffer: [position of the next token to feed, draw counter, 0, 0]. */
 export const STATE_WORDS = 4;
@@ -133,9 +135,9 @@ function checkPositive(name: string, fields: Record<string, number>): void {
  *
  * @example
  * ```ts
- * import { decodeLinearKernel } from "./decode.ts";
+ * import { decodeLinearKernel } from "./decode.ts"; // kernels are internal: not exported by the package
  * const k = decodeLinearKernel({ rows: 1, k: 512, n: 1344, norm: { eps: 1e-5 }, epilogue: "swiglu" });
- * console.assert(k.workgroups[0] === 336);
+ * if (k.workgroups[0] !== 336) throw new Error(`${k.workgroups}`); // 4 columns a workgroup
  * ```
  */
 export function decodeLinearKernel(spec: DecodeLinearSpec): KernelSource {
@@ -157,7 +159,7 @@ export function decodeLinearKernel(spec: DecodeLinearSpec): KernelSource {
     bind(`var<storage, read_write> out: array<f32>;`),
   ].filter(Boolean).join("\n");
   const at = (s: number) => `red[${s} * ${rb * LINEAR_WG}u + r * ${LINEAR_WG}u + c * ${G}u]`;
-  const scale = norm ? `inverseSqrt(${at(gemv.slots - 1)} / ${f32Literal(k)} + ${f32Literal(norm.eps)})` : "1.0";
+  const scale = norm ? rmsNormScale(at(gemv.slots - 1), k, norm.eps) : "1.0";
   const value = epilogue === "swiglu"
     ? `silu(${at(0)} * rs) * (${at(1)} * rs)`
     : epilogue === "silu"
@@ -205,7 +207,7 @@ export interface DecodeQkvSpec {
   maxLen: number;
   /** Fuse the block's RMSNorm (gain bound after `x`) when given. */
   norm?: { eps: number } | null;
-  /** Apply RoPE to q and k from an interleaved (maxLen, headDim / 2) table of (cos, sin) pairs. */
+  /** Apply RoPE to q and k from the (maxLen, headDim / 2) (cos, sin) pairs of `ropeTable` (kernels/rope.ts). */
   rope: boolean;
 }
 
@@ -217,9 +219,9 @@ export interface DecodeQkvSpec {
  *
  * @example
  * ```ts
- * import { decodeQkvKernel } from "./decode.ts";
+ * import { decodeQkvKernel } from "./decode.ts"; // kernels are internal: not exported by the package
  * const k = decodeQkvKernel({ rows: 2, dModel: 64, heads: 4, maxLen: 32, norm: { eps: 1e-5 }, rope: true });
- * console.assert(k.workgroups[0] === 48);
+ * if (k.workgroups[0] !== 48) throw new Error(`${k.workgroups}`); // 3 * 64 columns, 4 a workgroup
  * ```
  */
 export function decodeQkvKernel(spec: DecodeQkvSpec): KernelSource {
@@ -257,9 +259,7 @@ export function decodeQkvKernel(spec: DecodeQkvSpec): KernelSource {
     bind(`var<storage, read_write> vCache: array<f32>;`),
   ].filter(Boolean).join("\n");
   const at = (s: string, cc: string) => `red[${s} * ${rb * LINEAR_WG}u + r * ${LINEAR_WG}u + ${cc} * ${G}u]`;
-  const scale = norm
-    ? `inverseSqrt(${at(String(gemv.slots - 1), "c")} / ${f32Literal(d)} + ${f32Literal(norm.eps)})`
-    : "1.0";
+  const scale = norm ? rmsNormScale(at(String(gemv.slots - 1), "c"), d, norm.eps) : "1.0";
   // Pairs (2i, 2i+1) of a head are neighbouring columns of one workgroup (COLS is even, d is even).
   const rope = spec.rope
     ? `if (which < 2u) {
@@ -326,9 +326,9 @@ export const DECODE_ATTENTION_TILE = 2048;
  *
  * @example
  * ```ts
- * import { decodeAttentionKernel } from "./decode.ts";
+ * import { decodeAttentionKernel } from "./decode.ts"; // kernels are internal: not exported by the package
  * const k = decodeAttentionKernel({ rows: 1, heads: 16, headDim: 32, maxLen: 256 });
- * console.assert(k.workgroups[0] === 16);
+ * if (k.workgroups[0] !== 16) throw new Error(`${k.workgroups}`); // one workgroup per head
  * ```
  */
 export function decodeAttentionKernel(
@@ -414,48 +414,14 @@ ${workgroupReduce("sum", "lloc", "lt", ATTN_WG).replace(/^/gm, "  ")}
 }
 
 /**
- * RMSNorm of each row of `x` (rows, dim) in place (post-norm blocks normalise the residual stream after the
- * add). Bindings: x (read_write), gain (dim). Grid: (rows).
- *
- * @example
- * ```ts
- * import { decodeRmsNormInPlaceKernel } from "./decode.ts";
- * console.assert(decodeRmsNormInPlaceKernel(2, 64, 1e-5).workgroups[0] === 2);
- * ```
- */
-export function decodeRmsNormInPlaceKernel(rows: number, dim: number, eps: number): KernelSource {
-  checkPositive("decodeRmsNormInPlaceKernel", { rows, dim });
-  const WG = 128;
-  const grid = foldGrid([rows]);
-  return {
-    name: "decode_rmsnorm_inplace",
-    workgroups: grid.workgroups,
-    loops: { iterations: 2 * Math.ceil(dim / WG), of: `rows of ${dim}` },
-    source: `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
-var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-${guard(grid)}  let base = ${grid.index[0]} * ${dim}u;
-  var acc = 0.0;
-  for (var j = lid.x; j < ${dim}u; j += ${WG}u) { let v = x[base + j]; acc += v * v; }
-${workgroupReduce("sum", "acc", "ss", WG)}
-  let r = inverseSqrt(ss / ${f32Literal(dim)} + ${f32Literal(eps)});
-  // Each thread rewrites only the elements it read, after every read of the row (the barrier above).
-  for (var j = lid.x; j < ${dim}u; j += ${WG}u) { x[base + j] = x[base + j] * r * w[j]; }
-}
-`,
-  };
-}
-
-/**
  * Picks each sequence's last prompt row out of prefill logits: `out[b] = logits[b, state[b].pos - 1]`.
  * Bindings: logits (rows, seq, vocab), state, out (rows, vocab).
  *
  * @example
  * ```ts
- * import { lastRowsKernel } from "./decode.ts";
- * console.assert(lastRowsKernel(2, 8, 100).name === "decode_last_rows");
+ * import { lastRowsKernel } from "./decode.ts"; // kernels are internal: not exported by the package
+ * const k = lastRowsKernel(2, 8, 100);
+ * if (k.name !== "decode_last_rows" || k.workgroups[0] !== 1) throw new Error(`${k.name} ${k.workgroups}`);
  * ```
  */
 export function lastRowsKernel(rows: number, seq: number, vocab: number): KernelSource {

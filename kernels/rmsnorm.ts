@@ -1,6 +1,8 @@
 /**
  * RMSNorm over the last axis: `y = x * rstd * w`, `rstd = 1 / sqrt(mean(x^2) + eps)`, one workgroup per row.
- * The forward also writes `rstd` per row for the backward.
+ * The forward also writes `rstd` per row for the backward; its in-place variant (a decode step's post-norm)
+ * overwrites x and keeps no `rstd`. Kernels that fuse the norm into a matrix product (the decode kernels) take the
+ * sum of squares as they go and scale with {@linkcode rmsNormScale}, so the formula is written here once.
  *
  * @module
  */
@@ -8,25 +10,59 @@ import { f32Literal, flatGrid, type KernelSource, memoized, rowKernelEntry, work
 
 const WG = 128;
 
-/** Forward; bindings: x, w, y (write), rstd (write). */
-function generateRmsNormForwardKernel(rows: number, dim: number, eps: number): KernelSource {
+/**
+ * The WGSL expression of `rstd` from a row's sum of squares: `inverseSqrt(sumSquares / dim + eps)`.
+ *
+ * @example
+ * ```ts
+ * import { rmsNormScale } from "./rmsnorm.ts"; // kernels are internal: not exported by the package
+ * const wgsl = rmsNormScale("ss", 64, 1e-5);
+ * if (wgsl !== "inverseSqrt(ss / 64.0 + f32(0.00001))") throw new Error(wgsl);
+ * ```
+ */
+export function rmsNormScale(sumSquares: string, dim: number, eps: number): string {
+  return `inverseSqrt(${sumSquares} / ${f32Literal(dim)} + ${f32Literal(eps)})`;
+}
+
+/** Options of {@linkcode rmsNormForwardKernel}. */
+export interface RmsNormForwardOptions {
+  /** Normalise x in place (bindings: x (read_write), w) and write no `rstd`: for inference only. */
+  inPlace?: boolean;
+}
+
+/** Forward; bindings: x, w, y (write), rstd (write); in place: x (read_write), w. */
+function generateRmsNormForwardKernel(
+  rows: number,
+  dim: number,
+  eps: number,
+  options: RmsNormForwardOptions = {},
+): KernelSource {
   const entry = rowKernelEntry(rows, WG);
-  return {
-    name: "rmsnorm_forward",
-    workgroups: entry.workgroups,
-    loops: { iterations: 2 * Math.ceil(dim / WG), of: `rows of (${rows}, ${dim})` },
-    source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
+  const inPlace = options.inPlace ?? false;
+  const bindings = inPlace
+    ? `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;`
+    : `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(3) var<storage, read_write> rstd: array<f32>;`;
+  // In place, each thread rewrites only the elements it read, after every read of the row (the reduction's barriers).
+  const store = inPlace
+    ? `  for (var j = lid.x; j < ${dim}u; j += ${WG}u) { x[base + j] = x[base + j] * r * w[j]; }`
+    : `  for (var j = lid.x; j < ${dim}u; j += ${WG}u) { y[base + j] = x[base + j] * r * w[j]; }
+  if (lid.x == 0u) { rstd[row] = r; }`;
+  return {
+    name: inPlace ? "rmsnorm_inplace" : "rmsnorm_forward",
+    workgroups: entry.workgroups,
+    loops: { iterations: 2 * Math.ceil(dim / WG), of: `rows of (${rows}, ${dim})` },
+    source: `${bindings}
 ${entry.head}
   let base = row * ${dim}u;
   var acc = 0.0;
   for (var j = lid.x; j < ${dim}u; j += ${WG}u) { let v = x[base + j]; acc += v * v; }
 ${workgroupReduce("sum", "acc", "ss", WG)}
-  let r = inverseSqrt(ss / ${f32Literal(dim)} + ${f32Literal(eps)});
-  for (var j = lid.x; j < ${dim}u; j += ${WG}u) { y[base + j] = x[base + j] * r * w[j]; }
-  if (lid.x == 0u) { rstd[row] = r; }
+  let r = ${rmsNormScale("ss", dim, eps)};
+${store}
 }
 `,
   };
@@ -71,23 +107,28 @@ ${workgroupReduce("sum", "acc", "dot", WG)}
  *
  * @example
  * ```ts
- * import { rmsNormForwardKernel } from "./rmsnorm.ts";
+ * import { rmsNormForwardKernel } from "./rmsnorm.ts"; // kernels are internal: not exported by the package
  * const k = rmsNormForwardKernel(64, 128, 1e-5);
- * console.log(k.name, k.workgroups); // rmsnorm_forward [ 64, 1, 1 ]
+ * if (k.name !== "rmsnorm_forward" || k.workgroups[0] !== 64) throw new Error(`${k.name} ${k.workgroups}`);
+ * const inPlace = rmsNormForwardKernel(2, 128, 1e-5, { inPlace: true });
+ * if (inPlace.name !== "rmsnorm_inplace" || inPlace.source.includes("rstd")) throw new Error("not in place");
  * ```
  */
-export const rmsNormForwardKernel: (rows: number, dim: number, eps: number) => KernelSource = memoized(
-  generateRmsNormForwardKernel,
-);
+export const rmsNormForwardKernel: (
+  rows: number,
+  dim: number,
+  eps: number,
+  options?: RmsNormForwardOptions,
+) => KernelSource = memoized(generateRmsNormForwardKernel);
 
 /**
  * {@linkcode generateRmsNormBackwardKernel}, memoized by its arguments (see `memoized` in common.ts).
  *
  * @example
  * ```ts
- * import { rmsNormBackwardKernel } from "./rmsnorm.ts";
+ * import { rmsNormBackwardKernel } from "./rmsnorm.ts"; // kernels are internal: not exported by the package
  * const k = rmsNormBackwardKernel(64, 128);
- * console.log(k.name, k.workgroups); // rmsnorm_backward [ 64, 1, 1 ]
+ * if (k.name !== "rmsnorm_backward" || k.workgroups[0] !== 64) throw new Error(`${k.name} ${k.workgroups}`);
  * ```
  */
 export const rmsNormBackwardKernel: (rows: number, dim: number, accumulate?: boolean) => KernelSource = memoized(
@@ -100,8 +141,8 @@ export const rmsNormBackwardKernel: (rows: number, dim: number, accumulate?: boo
  *
  * @example
  * ```ts
- * import { rmsNormWeightGradChunks } from "./rmsnorm.ts";
- * console.log(rmsNormWeightGradChunks(4096), rmsNormWeightGradChunks(2_000_000)); // 128 489
+ * import { rmsNormWeightGradChunks } from "./rmsnorm.ts"; // kernels are internal: not exported by the package
+ * if (rmsNormWeightGradChunks(4096) !== 128 || rmsNormWeightGradChunks(2_000_000) !== 489) throw new Error("chunks");
  * ```
  */
 export function rmsNormWeightGradChunks(rows: number): number {
@@ -146,9 +187,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  *
  * @example
  * ```ts
- * import { rmsNormWeightGradKernel } from "./rmsnorm.ts";
- * const k = rmsNormWeightGradKernel(4096, 128); // (128 chunks, 128) partials
- * console.log(k.name, k.workgroups); // rmsnorm_weight_backward [ 64, 1, 1 ]
+ * import { rmsNormWeightGradKernel } from "./rmsnorm.ts"; // kernels are internal: not exported by the package
+ * const k = rmsNormWeightGradKernel(4096, 128); // (128 chunks, 128) partials: 64 workgroups of 256
+ * if (k.name !== "rmsnorm_weight_backward" || k.workgroups[0] !== 64) throw new Error(`${k.name} ${k.workgroups}`);
  * ```
  */
 export const rmsNormWeightGradKernel: (rows: number, dim: number) => KernelSource = memoized(

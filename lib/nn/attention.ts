@@ -1,10 +1,14 @@
 /**
  * Causal multi-head self-attention with optional rotary position embeddings, as in CS336 assignment 1: separate
  * bias-free q, k, v and output projections, RoPE applied to queries and keys (never values), scaled dot-product
- * attention under a causal mask.
+ * attention under a causal mask. Its `decodeStep` computes the same for one new token per sequence against a KV
+ * cache.
  *
  * @module
  */
+import { decodeAttentionKernel, decodeLinearKernel, decodeQkvKernel } from "../../kernels/decode.ts";
+import { ropeTable } from "../../kernels/rope.ts";
+import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import type { Rng } from "../util/random.ts";
 import {
   attention,
@@ -17,7 +21,8 @@ import {
   type Tensor,
   tensor,
 } from "../tensor/mod.ts";
-import { Linear } from "./layers.ts";
+import type { DecodeContext, LayerKvCache } from "./decode.ts";
+import { Linear, type RMSNorm } from "./layers.ts";
 
 /**
  * Receives a layer's keys and values (B, T, H, hd), after RoPE, during a forward pass: a KV-cached decoder fills
@@ -137,6 +142,43 @@ export class CausalSelfAttention {
     kvSink?.(k, v);
     const o = attention(q, k, v, { causal: true, layout: "bthd" }); // (B, T, H, hd)
     return this.outputProj.forward(reshape(o, [B, T, this.dModel]), { residual }); // (B, T, d)
+  }
+
+  /**
+   * {@linkcode CausalSelfAttention.forward} of one new token per sequence: q, k, v of `x` (rows, dModel) (after
+   * `norm`, fused, when given: a pre-norm block's), q and k rotated at each sequence's position (`ctx.state`), k
+   * and v appended to `cache` at that position, the query attending over the cache up to it, and the output
+   * projection added to `residual` (rows, dModel) in place. Fused or not, the projections run as one kernel.
+   */
+  decodeStep(
+    x: GpuBuffer,
+    residual: GpuBuffer,
+    cache: LayerKvCache,
+    ctx: DecodeContext,
+    norm: RMSNorm | null = null,
+  ): void {
+    const rows = ctx.rows, d = this.dModel, heads = this.numHeads, hd = this.headDim, maxLen = ctx.maxLen;
+    const theta = this.ropeTheta;
+    const table = theta === null
+      ? null
+      : ctx.constant(`rope/${theta}/${hd}/${maxLen}`, () => ropeTable(theta, hd, maxLen));
+    const q = ctx.scratch("attn.q", rows * d * 4), o = ctx.scratch("attn.out", rows * d * 4);
+    const qkv = decodeQkvKernel({ rows, dModel: d, heads, maxLen, norm: norm && { eps: norm.eps }, rope: !!table });
+    gpu().run(qkv, [
+      x,
+      ...(norm ? [norm.weight.buffer] : []),
+      this.qProj.weight.buffer,
+      this.kProj.weight.buffer,
+      this.vProj.weight.buffer,
+      ...(table ? [table] : []),
+      ctx.state,
+      q,
+      cache.keys,
+      cache.values,
+    ]);
+    const attend = decodeAttentionKernel({ rows, heads, headDim: hd, maxLen, tile: ctx.attentionTile });
+    gpu().run(attend, [q, cache.keys, cache.values, ctx.state, o]);
+    gpu().run(decodeLinearKernel({ rows, k: d, n: d, epilogue: "add" }), [o, this.outputProj.weight.buffer, residual]);
   }
 
   /**

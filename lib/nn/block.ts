@@ -2,14 +2,18 @@
  * One transformer block: causal self-attention and a feed-forward network, each wrapped in a residual connection,
  * with RMSNorm placed before each sub-layer (pre-norm, CS336's default), after each residual add (post-norm, the
  * original transformer), or nowhere. In the parallel variant (GPT-J, PaLM) both sub-layers read the same input and
- * their outputs are added to the residual stream together, so the block has a single norm, `ln1`.
+ * their outputs are added to the residual stream together, so the block has a single norm, `ln1`. Its
+ * `decodeStep` runs the same structure on one token per sequence.
  *
  * @module
  */
+import { gatherKernel } from "../../kernels/copy.ts";
+import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import type { FeedForwardKind, NormPlacement } from "./config.ts";
 import type { Rng } from "../util/random.ts";
 import { add, type Tensor } from "../tensor/mod.ts";
 import { CausalSelfAttention, type KvSink } from "./attention.ts";
+import type { DecodeContext, LayerKvCache } from "./decode.ts";
 import { FeedForward } from "./feed_forward.ts";
 import { RMSNorm } from "./layers.ts";
 
@@ -100,6 +104,34 @@ export class TransformerBlock {
     // Pre-norm (or none): the residual sums happen in the output projections' matmul epilogues.
     const h = this.attn.forward(ln1(x), { positions, kvSink, residual: x }); // x + attn(ln1(x)), (B, T, d)
     return this.ffn.forward(ln2(h), { residual: h }); // h + ffn(ln2(h)), (B, T, d)
+  }
+
+  /**
+   * {@linkcode TransformerBlock.forward} of one token per sequence: updates the residual stream `x` (rows, dModel)
+   * in place, appending this layer's keys and values to `cache`. A norm before a sub-layer is fused into its first
+   * kernel; a norm after a residual add runs in place.
+   */
+  decodeStep(x: GpuBuffer, cache: LayerKvCache, ctx: DecodeContext): void {
+    if (this.parallel) {
+      // Both sub-layers read one input, taken before their residual adds overwrite x.
+      const size = ctx.rows * this.attn.dModel, h = ctx.scratch("block.h", size * 4);
+      if (this.norm === "pre") this.ln1!.decodeStep(x, h, ctx);
+      else gpu().run(gatherKernel({ outShape: [size], inStrides: [1], dtype: "f32" }), [x, h]);
+      this.attn.decodeStep(h, x, cache, ctx);
+      this.ffn.decodeStep(h, x, ctx);
+      if (this.norm === "post") this.ln1!.decodeStep(x, x, ctx);
+      return;
+    }
+    if (this.norm === "post") {
+      this.attn.decodeStep(x, x, cache, ctx);
+      this.ln1!.decodeStep(x, x, ctx);
+      this.ffn.decodeStep(x, x, ctx);
+      this.ln2!.decodeStep(x, x, ctx);
+      return;
+    }
+    // Pre-norm (or none): each norm is fused into the first kernel of its sub-layer.
+    this.attn.decodeStep(x, x, cache, ctx, this.ln1);
+    this.ffn.decodeStep(x, x, ctx, this.ln2);
   }
 
   /** The parameters under their CS336 names (`attn.q_proj.weight`, `ln1.weight`, ...), prefixed with `prefix`. */

@@ -1,15 +1,19 @@
 /**
  * The position-wise feed-forward network of a transformer block: SwiGLU `w2(silu(w1 x) * w3 x)` (CS336's
  * default), or the plain SiLU MLP `w2(silu(w1 x))` of the activation ablation, which has no `w3` and is usually
- * given d_ff = 4 * d_model so that both variants have about the same number of parameters.
+ * given d_ff = 4 * d_model so that both variants have about the same number of parameters. Its `decodeStep`
+ * computes the same for one token per sequence.
  *
  * @module
  */
+import { decodeLinearKernel } from "../../kernels/decode.ts";
+import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import type { FeedForwardKind } from "./config.ts";
 import type { Rng } from "../util/random.ts";
 import { record } from "../tensor/autograd.ts";
 import { concat, mapElements, matmul, packedSiluGate, reshape, silu, type Tensor } from "../tensor/mod.ts";
-import { Linear } from "./layers.ts";
+import type { DecodeContext } from "./decode.ts";
+import { Linear, type RMSNorm } from "./layers.ts";
 
 const SIGMOID = "(1.0 / (1.0 + exp(-v0)))";
 
@@ -97,6 +101,29 @@ export class FeedForward {
     const h1 = this.w1.forward(x); // (..., dFf)
     const hidden = this.w3 ? siluGate(h1, this.w3.forward(x)) : silu(h1); // (..., dFf)
     return this.w2.forward(hidden, { residual }); // (..., dModel)
+  }
+
+  /**
+   * {@linkcode FeedForward.forward} of one token per sequence: `x` (rows, dModel), after `norm` (fused) when given,
+   * through w1 (and w3) with the activation, then w2 added to `residual` (rows, dModel) in place. Fused or not,
+   * SwiGLU's two projections run as one kernel.
+   */
+  decodeStep(x: GpuBuffer, residual: GpuBuffer, ctx: DecodeContext, norm: RMSNorm | null = null): void {
+    const rows = ctx.rows, dModel = this.w1.inFeatures, dFf = this.w1.outFeatures;
+    const hidden = ctx.scratch("ffn.hidden", rows * dFf * 4);
+    const epilogue = this.w3 ? "swiglu" : "silu";
+    gpu().run(decodeLinearKernel({ rows, k: dModel, n: dFf, norm: norm && { eps: norm.eps }, epilogue }), [
+      x,
+      ...(norm ? [norm.weight.buffer] : []),
+      this.w1.weight.buffer,
+      ...(this.w3 ? [this.w3.weight.buffer] : []),
+      hidden,
+    ]);
+    gpu().run(decodeLinearKernel({ rows, k: dFf, n: dModel, epilogue: "add" }), [
+      hidden,
+      this.w2.weight.buffer,
+      residual,
+    ]);
   }
 
   /** The parameters under their CS336 names (`w1.weight`, ...), prefixed with `prefix`. */

@@ -2,11 +2,17 @@
  * The parameterised building blocks of the transformer: a bias-free linear map, a token embedding table and
  * RMSNorm. Each holds its weight as a parameter (it requires gradients and survives `tidy` scopes) and is
  * initialised as in CS336 assignment 1, drawing from a caller-supplied generator so that one seed fixes a model.
+ * The embedding and the norm also have a `decodeStep` beside their `forward`: the same function on the buffers
+ * of a decode step (see decode.ts).
  *
  * @module
  */
+import { embeddingForwardKernel } from "../../kernels/embedding.ts";
+import { rmsNormForwardKernel } from "../../kernels/rmsnorm.ts";
+import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import type { Rng } from "../util/random.ts";
 import { embedding, matmul, ones, param, reshape, rmsNorm, type Tensor, truncNormal } from "../tensor/mod.ts";
+import type { DecodeContext } from "./decode.ts";
 
 /** Options of the layer constructors. */
 export interface LayerInitOptions {
@@ -99,6 +105,12 @@ export class Embedding {
     return embedding(this.weight, ids);
   }
 
+  /** {@linkcode Embedding.forward} of one i32 id per sequence, `ids` (rows), into `out` (rows, dim). */
+  decodeStep(ids: GpuBuffer, out: GpuBuffer, ctx: DecodeContext): void {
+    const kernel = embeddingForwardKernel(ctx.rows, this.embeddingDim, this.numEmbeddings);
+    gpu().run(kernel, [this.weight.buffer, ids, out]);
+  }
+
   /** The parameters under their state-dict names, prefixed with `prefix`. */
   namedParameters(prefix: string): [string, Tensor][] {
     return [[`${prefix}weight`, this.weight]];
@@ -142,6 +154,21 @@ export class RMSNorm {
   /** Normalises (..., dim) row by row. */
   forward(x: Tensor): Tensor {
     return rmsNorm(x, this.weight, { eps: this.eps });
+  }
+
+  /**
+   * {@linkcode RMSNorm.forward} of `x` (rows, dim) into `out`, in place when `out` is `x`. A norm that feeds a
+   * projection is not run on its own in a decode step: the projection's kernel fuses it (see `decodeStep` of the
+   * attention and the feed-forward network).
+   */
+  decodeStep(x: GpuBuffer, out: GpuBuffer, ctx: DecodeContext): void {
+    const rows = ctx.rows;
+    if (out === x) {
+      gpu().run(rmsNormForwardKernel(rows, this.dim, this.eps, { inPlace: true }), [x, this.weight.buffer]);
+    } else {
+      const rstd = ctx.scratch("rmsnorm.rstd", rows * 4); // written by the kernel, read by nothing at inference
+      gpu().run(rmsNormForwardKernel(rows, this.dim, this.eps), [x, this.weight.buffer, out, rstd]);
+    }
   }
 
   /** The parameters under their state-dict names, prefixed with `prefix`. */

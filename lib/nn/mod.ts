@@ -24,6 +24,7 @@ export {
 } from "./attention.ts";
 export { FeedForward, type FeedForwardOptions } from "./feed_forward.ts";
 export { TransformerBlock, type TransformerBlockOptions } from "./block.ts";
+export { type DecodeContext, DecodeWorkspace, type DecodeWorkspaceOptions, type LayerKvCache } from "./decode.ts";
 export { type ForwardOptions, TransformerLM, type TransformerLMOptions, type WeightArray } from "./transformer.ts";
 export {
   type FeedForwardKind,

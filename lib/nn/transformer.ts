@@ -1,7 +1,9 @@
 /**
  * The transformer language model of CS336 assignment 1: token embeddings, a stack of transformer blocks, a final
  * RMSNorm and a linear LM head producing next-token logits, plus the architecture variants of its ablations
- * (norm placement, NoPE, SiLU feed-forward, parallel blocks, tied embeddings).
+ * (norm placement, NoPE, SiLU feed-forward, parallel blocks, tied embeddings). Its `decodeStep` computes the
+ * next-token logits of one new token per sequence with a KV cache, layer by layer through the layers' own
+ * decode steps, so that a cached decoder runs exactly the network that `forward` defines.
  *
  * Parameters carry the names of the CS336 reference state dict and PyTorch layouts, so weights move between this
  * model and a PyTorch module of the same architecture unchanged:
@@ -20,11 +22,13 @@
  * @module
  */
 import { gatherKernel } from "../../kernels/copy.ts";
+import { decodeLinearKernel } from "../../kernels/decode.ts";
 import { type ModelConfig, type ModelConfigInput, parseModelConfig } from "./config.ts";
-import { gpu } from "../gpu/backend.ts";
+import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import { Rng } from "../util/random.ts";
 import { keep, matmul, reshape, type Tensor, tensor } from "../tensor/mod.ts";
 import type { KvSink } from "./attention.ts";
+import type { DecodeContext, LayerKvCache } from "./decode.ts";
 import { TransformerBlock } from "./block.ts";
 import { Embedding, Linear, RMSNorm } from "./layers.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../notebook/display.ts";
@@ -152,6 +156,41 @@ export class TransformerLM {
     const rows = reshape(x, [B * T, this.config.dModel]); // (B*T, d)
     const logits = matmul(rows, this.tokenEmbeddings.weight, { transB: true }); // (B*T, V)
     return reshape(logits, [B, T, this.config.vocabSize]); // (B, T, V)
+  }
+
+  /**
+   * {@linkcode TransformerLM.forward} of one new token per sequence, at each sequence's position in `ctx.state`:
+   * embeds `ids` (i32, rows), runs every block's decode step (appending to `caches`, one per layer), and writes the
+   * first `vocabLimit` (default: all) logits of each row to `logits` (rows, vocabLimit), the final norm fused into
+   * the head. Only dispatches: record it once and replay it per step (see `KvCacheDecoder`).
+   */
+  decodeStep(
+    ids: GpuBuffer,
+    logits: GpuBuffer,
+    caches: readonly LayerKvCache[],
+    ctx: DecodeContext,
+    vocabLimit: number = this.config.vocabSize,
+  ): void {
+    if (caches.length !== this.layers.length) {
+      throw new Error(`TransformerLM.decodeStep: ${caches.length} caches for ${this.layers.length} layers`);
+    }
+    const V = this.config.vocabSize;
+    if (!Number.isInteger(vocabLimit) || vocabLimit < 1 || vocabLimit > V) {
+      throw new RangeError(`TransformerLM.decodeStep: vocabLimit must be an integer in [1, ${V}], got ${vocabLimit}`);
+    }
+    const rows = ctx.rows, d = this.config.dModel;
+    const x = ctx.scratch("lm.x", rows * d * 4); // the residual stream
+    this.tokenEmbeddings.decodeStep(ids, x, ctx);
+    this.layers.forEach((layer, i) => layer.decodeStep(x, caches[i], ctx));
+    // Tied: the embedding table (V, d) is the head's (out, in) weight; its first vocabLimit rows give the logits.
+    const head = this.lmHead ? this.lmHead.weight : this.tokenEmbeddings.weight;
+    const norm = this.lnFinal;
+    gpu().run(decodeLinearKernel({ rows, k: d, n: vocabLimit, norm: norm && { eps: norm.eps }, epilogue: "store" }), [
+      x,
+      ...(norm ? [norm.weight.buffer] : []),
+      head.buffer,
+      logits,
+    ]);
   }
 
   #positions(B: number, T: number, given: Tensor | undefined): Tensor | undefined {

@@ -3,17 +3,18 @@
  *
  * - The cache: per layer, K and V buffers (batch, heads, contextLength, headDim), allocated once. A prefill runs
  *   the model's ordinary forward over the (right-padded) prompts and copies each layer's keys and values into the
- *   cache; each decode step then runs the model on one token per sequence at its own position, appending k and v
- *   in place. Nothing is allocated per step, so GPU memory is flat over a generation.
+ *   cache; each decode step then runs the model's own `decodeStep` on one token per sequence at its own position,
+ *   which appends k and v in place. Nothing is allocated per step, so GPU memory is flat over a generation.
  * - Positions live on the GPU (a small `state` buffer, advanced by the sampling kernel), so a step is the same
- *   list of dispatches every time: its bind groups are built once, each kernel compiles once, and a step needs
- *   no upload and no readback. Sequences of different lengths decode together: each attends to its own prefix.
+ *   list of dispatches every time: it is recorded once (`Backend.record`: each bind group built once, each
+ *   kernel compiled once) and replayed per step, with no upload and no readback. Sequences of different lengths
+ *   decode together: each attends to its own prefix.
  * - Sampling happens on the GPU ({@linkcode sampleKernel}) and writes the next id into the buffer the next step's
  *   embedding reads, plus a ring of recent ids that the host reads back in batches while the GPU runs ahead.
  *
- * A step is ~5 dispatches per layer (fused RMSNorm + q/k/v + RoPE + cache append, attention, output projection +
- * residual, RMSNorm + SwiGLU, down projection + residual) plus embedding, head and sampling, recorded into one
- * compute pass; several steps go into one submission.
+ * The decoder knows nothing of the block's structure: the model's layers define their decode steps beside their
+ * forwards (a pre-norm block is ~5 dispatches: fused RMSNorm + q/k/v + RoPE + cache append, attention, output
+ * projection + residual, RMSNorm + SwiGLU, down projection + residual). Several steps go into one submission.
  *
  * Positions must stay below the context length: the caller (see `generateStream`) re-prefills a window before a
  * sequence's next position would reach it.
@@ -22,19 +23,11 @@
  */
 import { gatherKernel } from "../../kernels/copy.ts";
 import type { KernelSource } from "../../kernels/common.ts";
-import {
-  decodeAttentionKernel,
-  decodeLinearKernel,
-  decodeQkvKernel,
-  decodeRmsNormInPlaceKernel,
-  lastRowsKernel,
-  STATE_WORDS,
-} from "../../kernels/decode.ts";
-import { embeddingForwardKernel } from "../../kernels/embedding.ts";
-import { rmsNormForwardKernel } from "../../kernels/rmsnorm.ts";
+import { lastRowsKernel, STATE_WORDS } from "../../kernels/decode.ts";
 import { SAMPLE_WORKGROUP_BYTES, sampleKernel } from "../../kernels/sample.ts";
-import { type Backend, gpu, type GpuBuffer, type KernelTiming } from "../gpu/backend.ts";
+import { type Backend, gpu, type GpuBuffer, type KernelTiming, type Recording } from "../gpu/backend.ts";
 import type { KvSink } from "../nn/attention.ts";
+import { DecodeWorkspace, type LayerKvCache } from "../nn/decode.ts";
 import type { TransformerLM } from "../nn/transformer.ts";
 import { noGrad, slice, type Tensor, tensor, tidy } from "../tensor/mod.ts";
 
@@ -65,23 +58,14 @@ export interface KvCacheDecoderOptions {
   vocabLimit?: number;
 }
 
-interface Op {
-  name: string;
-  pipeline: GPUComputePipeline;
-  bindGroup: GPUBindGroup;
-  workgroups: [number, number, number];
-}
-
-/** Dispatches per submission; the backend submits at the same size. */
-const MAX_DISPATCHES_PER_SUBMIT = 512;
-
 /**
  * Converts sampling options to the 4 words the sampling kernel reads, validating them.
  *
  * @example
  * ```ts
- * import { samplingParams } from "./decoder.ts";
- * console.assert(samplingParams({ temperature: 0 })[1] === 0);
+ * import { samplingParams } from "./decoder.ts"; // internal to the sample layer: not exported by the package
+ * const words = samplingParams({ temperature: 0, topK: 5 });
+ * if (words[1] !== 0 || words[2] !== 5) throw new Error(`${words}`);
  * ```
  */
 export function samplingParams(opts: GpuSamplingOptions): Uint32Array {
@@ -105,13 +89,22 @@ export function samplingParams(opts: GpuSamplingOptions): Uint32Array {
  * The KV cache and GPU decode loop of one model and batch size (see the module doc).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { initGpu } from "@nanolm/nanolm/tensor";
+ * import { TransformerLM } from "@nanolm/nanolm/nn";
+ * import { KvCacheDecoder } from "@nanolm/nanolm/sample";
+ * await initGpu();
+ * const model = new TransformerLM({ vocabSize: 32, contextLength: 16, dModel: 16, numLayers: 1, numHeads: 2 });
  * const dec = new KvCacheDecoder(model, { batch: 1 });
  * dec.setSampling({ temperature: 0 });
  * dec.prefill([[1, 2, 3]]); // samples the first new id
  * dec.step(4); // four more, no round trip
  * const ring = await dec.readRing(); // id of draw d at ring[(d % ringSteps) * batch + b]
+ * if (dec.draws !== 5 || dec.positions[0] !== 7 || !ring.slice(0, 5).every((id) => id >= 0 && id < 32)) {
+ *   throw new Error(`draws ${dec.draws}, positions ${dec.positions}, ring ${ring}`);
+ * }
  * dec.dispose();
+ * model.dispose();
  * ```
  */
 export class KvCacheDecoder {
@@ -126,49 +119,39 @@ export class KvCacheDecoder {
   readonly #model: TransformerLM;
   readonly #backend: Backend;
   readonly #owned: GpuBuffer[] = [];
-  readonly #kCache: GpuBuffer[] = [];
-  readonly #vCache: GpuBuffer[] = [];
+  readonly #caches: LayerKvCache[] = [];
   readonly #state: GpuBuffer;
   readonly #params: GpuBuffer;
   readonly #tokens: GpuBuffer;
   readonly #ring: GpuBuffer;
   readonly #info: GpuBuffer;
   readonly #logits: GpuBuffer;
-  readonly #ops: Op[] = [];
+  readonly #workspace: DecodeWorkspace;
+  readonly #step: Recording;
   #draws = 0;
-  #positions: number[];
-  #retired: boolean[];
+  readonly #positions: number[];
+  readonly #retired: boolean[];
   #disposed = false;
 
-  /** Allocates the cache and scratch buffers and builds the decode step for `model` at `options.batch` rows. */
+  /** Allocates the cache and the state and sampling buffers, and records the decode step of `model`. */
   constructor(model: TransformerLM, options: KvCacheDecoderOptions) {
-    const B = options.batch, R = options.ringSteps ?? 16;
-    if (!Number.isInteger(B) || B < 1) throw new RangeError(`KvCacheDecoder: batch must be an integer >= 1, got ${B}`);
-    if (!Number.isInteger(R) || R < 1) {
-      throw new RangeError(`KvCacheDecoder: ringSteps must be an integer >= 1, got ${R}`);
-    }
-    const c = model.config;
-    const limit = options.vocabLimit ?? c.vocabSize;
-    if (!Number.isInteger(limit) || limit < 1 || limit > c.vocabSize) {
-      throw new RangeError(`KvCacheDecoder: vocabLimit must be an integer in [1, ${c.vocabSize}], got ${limit}`);
-    }
+    const { batch: B, ringSteps: R, vocabLimit } = checkOptions(model, options);
+    const c = model.config, H = c.numHeads, hd = c.dModel / H, L = c.contextLength;
     this.#model = model;
     this.#backend = gpu();
     this.batch = B;
     this.ringSteps = R;
-    this.vocabLimit = limit;
-    this.maxLen = c.contextLength;
+    this.vocabLimit = vocabLimit;
+    this.maxLen = L;
     this.#positions = new Array(B).fill(0);
     this.#retired = new Array(B).fill(false);
-    const d = c.dModel, H = c.numHeads, hd = d / H, V = c.vocabSize, L = c.contextLength;
     const alloc = (bytes: number) => {
       const b = this.#backend.alloc(bytes);
       this.#owned.push(b);
       return b;
     };
     for (let i = 0; i < c.numLayers; i++) {
-      this.#kCache.push(alloc(B * H * L * hd * 4));
-      this.#vCache.push(alloc(B * H * L * hd * 4));
+      this.#caches.push({ keys: alloc(B * H * L * hd * 4), values: alloc(B * H * L * hd * 4) });
     }
     this.#state = alloc(B * STATE_WORDS * 4);
     this.#backend.write(this.#state, new Uint32Array(B * STATE_WORDS));
@@ -178,92 +161,22 @@ export class KvCacheDecoder {
     this.#ring = alloc(R * B * 4);
     this.#info = alloc(B * 16);
     // Logits of the sampled ids only: the head computes the first vocabLimit rows of its weight, the rest never.
-    this.#logits = alloc(B * limit * 4);
-    const x = alloc(B * d * 4), q = alloc(B * d * 4), att = alloc(B * d * 4);
-    const ff = alloc(B * c.dFf * 4);
-    const h = c.parallelLayers ? alloc(B * d * 4) : null;
-    const rstd = c.parallelLayers && c.norm === "pre" ? alloc(B * 4) : null;
-    const rope = c.position === "rope" ? alloc(L * hd * 4) : null;
-    if (rope) this.#backend.write(rope, ropeTable(c.ropeTheta, hd, L));
-
-    const op = (k: KernelSource, buffers: GpuBuffer[]) => this.#ops.push(this.#op(k, buffers));
-    const eps = { eps: c.normEps };
-    op(embeddingForwardKernel(B, d, V), [model.tokenEmbeddings.weight.buffer, this.#tokens, x]);
-    model.layers.forEach((layer, i) => {
-      const attn = layer.attn, ffn = layer.ffn;
-      const pre = layer.norm === "pre", post = layer.norm === "post";
-      let src = x, qkvNorm: Tensor | null = pre ? layer.ln1!.weight : null;
-      if (h) {
-        // Parallel blocks: both sub-layers read the same input, which the residual updates below overwrite.
-        if (pre) op(rmsNormForwardKernel(B, d, c.normEps), [x, layer.ln1!.weight.buffer, h, rstd!]);
-        else op(gatherKernel({ outShape: [B * d], inStrides: [1], dtype: "f32" }), [x, h]);
-        src = h;
-        qkvNorm = null;
-      }
-      op(
-        decodeQkvKernel({ rows: B, dModel: d, heads: H, maxLen: L, norm: qkvNorm ? eps : null, rope: rope !== null }),
-        [
-          src,
-          ...(qkvNorm ? [qkvNorm.buffer] : []),
-          attn.qProj.weight.buffer,
-          attn.kProj.weight.buffer,
-          attn.vProj.weight.buffer,
-          ...(rope ? [rope] : []),
-          this.#state,
-          q,
-          this.#kCache[i],
-          this.#vCache[i],
-        ],
-      );
-      op(decodeAttentionKernel({ rows: B, heads: H, headDim: hd, maxLen: L, tile: options.attentionTile }), [
-        q,
-        this.#kCache[i],
-        this.#vCache[i],
-        this.#state,
-        att,
-      ]);
-      op(decodeLinearKernel({ rows: B, k: d, n: d, epilogue: "add" }), [att, attn.outputProj.weight.buffer, x]);
-      if (post && !h) op(decodeRmsNormInPlaceKernel(B, d, c.normEps), [x, layer.ln1!.weight.buffer]);
-      const ffnNorm = !h && pre ? layer.ln2!.weight : null;
-      const ffnSrc = h ?? x;
-      const swiglu = ffn.w3 !== null;
-      op(
-        decodeLinearKernel({
-          rows: B,
-          k: d,
-          n: c.dFf,
-          norm: ffnNorm ? eps : null,
-          epilogue: swiglu ? "swiglu" : "silu",
-        }),
-        [
-          ffnSrc,
-          ...(ffnNorm ? [ffnNorm.buffer] : []),
-          ffn.w1.weight.buffer,
-          ...(swiglu ? [ffn.w3!.weight.buffer] : []),
-          ff,
-        ],
-      );
-      op(decodeLinearKernel({ rows: B, k: c.dFf, n: d, epilogue: "add" }), [ff, ffn.w2.weight.buffer, x]);
-      if (post) {
-        const gain = h ? layer.ln1!.weight : layer.ln2!.weight;
-        op(decodeRmsNormInPlaceKernel(B, d, c.normEps), [x, gain.buffer]);
-      }
+    this.#logits = alloc(B * vocabLimit * 4);
+    this.#workspace = new DecodeWorkspace({
+      rows: B,
+      maxLen: L,
+      state: this.#state,
+      attentionTile: options.attentionTile,
     });
-    const head = model.lmHead ? model.lmHead.weight : model.tokenEmbeddings.weight;
-    op(
-      decodeLinearKernel({ rows: B, k: d, n: limit, norm: model.lnFinal ? eps : null, epilogue: "store" }),
-      [x, ...(model.lnFinal ? [model.lnFinal.weight.buffer] : []), head.buffer, this.#logits],
-    );
-    op(
-      sampleKernel({
-        rows: B,
-        vocab: limit,
-        ringSteps: R,
-        advance: true,
-        workgroupSize: samplerThreads(this.#backend),
-      }),
-      this.#samplerBuffers(),
-    );
+    try {
+      this.#step = this.#backend.record(() => {
+        model.decodeStep(this.#tokens, this.#logits, this.#caches, this.#workspace, vocabLimit);
+        this.#backend.run(this.#sampler(true), this.#samplerBuffers());
+      });
+    } catch (e) {
+      this.#free();
+      throw e;
+    }
   }
 
   /** Number of ids sampled per sequence so far (prefills included). */
@@ -271,7 +184,7 @@ export class KvCacheDecoder {
     return this.#draws;
   }
 
-  /** Each sequence's position of the next token to feed (its cache length), as tracked on the host. */
+  /** Each sequence's position of the next token to feed (its cache length), as tracked on the host (a live view). */
   get positions(): readonly number[] {
     return this.#positions;
   }
@@ -290,7 +203,12 @@ export class KvCacheDecoder {
 
   /** Dispatches of one decode step. */
   get dispatchesPerStep(): number {
-    return this.#ops.length;
+    return this.#step.names.length;
+  }
+
+  /** Kernel name of each dispatch of one decode step, in order. */
+  get stepKernels(): readonly string[] {
+    return this.#step.names;
   }
 
   /** Sets temperature, top-k, top-p and seed for the following samples (validated; see {@linkcode samplingParams}). */
@@ -306,19 +224,8 @@ export class KvCacheDecoder {
    */
   prefill(prompts: readonly (readonly number[])[]): void {
     this.#check();
-    const B = this.batch, V = this.#model.config.vocabSize;
-    if (prompts.length !== B) throw new RangeError(`prefill: expected ${B} prompts, got ${prompts.length}`);
-    prompts.forEach((p, b) => {
-      if (p.length < 1 || p.length > this.maxLen) {
-        throw new RangeError(`prefill: prompt ${b} has ${p.length} tokens; it needs 1 to ${this.maxLen}`);
-      }
-      for (const id of p) {
-        if (!Number.isInteger(id) || id < 0 || id >= V) {
-          throw new RangeError(`prefill: prompt ${b} has token ${id}, outside the vocabulary [0, ${V})`);
-        }
-      }
-    });
-    const longest = Math.max(...prompts.map((p) => p.length));
+    this.#checkPrompts(prompts);
+    const B = this.batch, longest = Math.max(...prompts.map((p) => p.length));
     // Right padding is invisible to the real tokens under the causal mask; its cache rows are overwritten by
     // decode steps before any query can see them. Powers of two bound the distinct shapes (compilations).
     const P = Math.min(this.maxLen, 2 ** Math.ceil(Math.log2(longest)));
@@ -330,45 +237,25 @@ export class KvCacheDecoder {
       state[b * STATE_WORDS + 1] = this.#draws;
     });
     this.#backend.write(this.#state, state);
-    const c = this.#model.config, H = c.numHeads, hd = c.dModel / H, L = this.maxLen;
-    // The sink gets (B, P, H, hd) keys and values; the cache holds (B, H, L, hd): permute while copying.
-    const copy = gatherKernel({
-      outShape: [B, H, P, hd],
-      inStrides: [P * H * hd, hd, H * hd, 1],
-      outStrides: [H * L * hd, L * hd, hd, 1],
-      dtype: "f32",
-    });
-    const sinks: KvSink[] = this.#kCache.map((kc, i) => (k: Tensor, v: Tensor) => {
-      this.#dispatch(copy, [k.buffer, kc]);
-      this.#dispatch(copy, [v.buffer, this.#vCache[i]]);
-    });
+    const sinks = this.#cacheSinks(P);
     tidy(() =>
       noGrad(() => {
         const full = this.#model.forward(tensor(ids, { shape: [B, P], dtype: "i32" }), { kvSinks: sinks });
         const limit = this.vocabLimit;
-        const logits = limit < V ? slice(full, { axis: 2, start: 0, end: limit }) : full;
-        this.#dispatch(lastRowsKernel(B, P, limit), [logits.buffer, this.#state, this.#logits]);
-        this.#dispatch(
-          sampleKernel({
-            rows: B,
-            vocab: limit,
-            ringSteps: this.ringSteps,
-            advance: false,
-            workgroupSize: samplerThreads(this.#backend),
-          }),
-          this.#samplerBuffers(),
-        );
+        const logits = limit < full.shape[2] ? slice(full, { axis: 2, start: 0, end: limit }) : full;
+        this.#backend.run(lastRowsKernel(B, P, limit), [logits.buffer, this.#state, this.#logits]);
+        this.#backend.run(this.#sampler(false), this.#samplerBuffers());
       })
     );
     this.#backend.flush();
     this.#draws++;
-    this.#positions = prompts.map((p) => p.length);
+    prompts.forEach((p, b) => this.#positions[b] = p.length);
   }
 
   /**
    * Records `count` decode steps and submits them: each feeds every sequence's last sampled id at its position
-   * and samples the next. Nothing waits on the GPU. The position of every sequence not retired must stay below
-   * the context length.
+   * and samples the next. Nothing waits on the GPU, and nothing is allocated or built: the recorded step is
+   * replayed. The position of every sequence not retired must stay below the context length.
    */
   step(count = 1): void {
     this.#check();
@@ -376,36 +263,17 @@ export class KvCacheDecoder {
       throw new RangeError(`step: count must be an integer >= 0, got ${count}`);
     }
     if (count === 0) return;
-    const worst = Math.max(-1, ...this.#positions.filter((_, b) => !this.#retired[b])) + count - 1;
+    const worst = this.#furthest() + count - 1;
     if (worst >= this.maxLen) {
       throw new RangeError(
         `step: ${count} steps would feed position ${worst}, beyond the context length ${this.maxLen}; re-prefill a window`,
       );
     }
     this.#backend.flush();
-    const device = this.#backend.device;
-    let encoder = device.createCommandEncoder();
-    let pass = encoder.beginComputePass();
-    let recorded = 0;
-    for (let s = 0; s < count; s++) {
-      for (const op of this.#ops) {
-        if (recorded === MAX_DISPATCHES_PER_SUBMIT) {
-          pass.end();
-          device.queue.submit([encoder.finish()]);
-          encoder = device.createCommandEncoder();
-          pass = encoder.beginComputePass();
-          recorded = 0;
-        }
-        pass.setPipeline(op.pipeline);
-        pass.setBindGroup(0, op.bindGroup);
-        pass.dispatchWorkgroups(...op.workgroups);
-        recorded++;
-      }
-    }
-    pass.end();
-    device.queue.submit([encoder.finish()]);
+    this.#backend.replay(this.#step, count);
+    this.#backend.flush();
     this.#draws += count;
-    this.#positions = this.#positions.map((p) => p + count);
+    for (let b = 0; b < this.batch; b++) this.#positions[b] += count;
   }
 
   /**
@@ -416,44 +284,11 @@ export class KvCacheDecoder {
   async profileStep(): Promise<KernelTiming[]> {
     this.#check();
     if (!this.#backend.info.timestamps) return [];
-    const worst = Math.max(-1, ...this.#positions.filter((_, b) => !this.#retired[b]));
+    const worst = this.#furthest();
     if (worst >= this.maxLen) throw new RangeError(`profileStep: position ${worst} is at the context length`);
-    this.#backend.flush();
-    const device = this.#backend.device, n = this.#ops.length;
-    const querySet = device.createQuerySet({ type: "timestamp", count: 2 * n });
-    const resolve = device.createBuffer({
-      size: 16 * n,
-      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-    });
-    const staging = device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const encoder = device.createCommandEncoder();
-    this.#ops.forEach((op, i) => {
-      const pass = encoder.beginComputePass({
-        timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
-      });
-      pass.setPipeline(op.pipeline);
-      pass.setBindGroup(0, op.bindGroup);
-      pass.dispatchWorkgroups(...op.workgroups);
-      pass.end();
-    });
-    encoder.resolveQuerySet(querySet, 0, 2 * n, resolve, 0);
-    encoder.copyBufferToBuffer(resolve, 0, staging, 0, 16 * n);
-    device.queue.submit([encoder.finish()]);
-    this.#draws++;
-    this.#positions = this.#positions.map((p) => p + 1);
-    await staging.mapAsync(GPUMapMode.READ);
-    const stamps = new BigUint64Array(staging.getMappedRange().slice(0));
-    staging.unmap();
-    for (const b of [staging, resolve]) b.destroy();
-    querySet.destroy();
-    const timings = new Map<string, KernelTiming>();
-    this.#ops.forEach((op, i) => {
-      const t = timings.get(op.name) ?? { name: op.name, count: 0, ms: 0 };
-      t.count++;
-      t.ms += Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6;
-      timings.set(op.name, t);
-    });
-    return [...timings.values()];
+    const timings = await this.#backend.profile(() => this.step(1));
+    const order = this.#step.names;
+    return timings.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
   }
 
   /**
@@ -474,35 +309,98 @@ export class KvCacheDecoder {
     return new Uint32Array(await this.#backend.read(this.#info, this.batch * 16));
   }
 
-  /** Frees the cache and scratch buffers (work already submitted still completes). Safe to call twice. */
+  /** Reads the logits the last sample drew from (for tests): (batch, vocabLimit), row-major. */
+  async readLogits(): Promise<Float32Array> {
+    this.#check();
+    return new Float32Array(await this.#backend.read(this.#logits, this.batch * this.vocabLimit * 4));
+  }
+
+  /** Frees the cache, state and scratch buffers (work already submitted still completes). Safe to call twice. */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    this.#step.dispose();
+    this.#free();
+  }
+
+  #free(): void {
+    this.#workspace.dispose();
     for (const b of this.#owned) this.#backend.free(b);
     this.#owned.length = 0;
-    this.#ops.length = 0;
+  }
+
+  #checkPrompts(prompts: readonly (readonly number[])[]): void {
+    const B = this.batch, V = this.#model.config.vocabSize;
+    if (prompts.length !== B) throw new RangeError(`prefill: expected ${B} prompts, got ${prompts.length}`);
+    prompts.forEach((p, b) => {
+      if (p.length < 1 || p.length > this.maxLen) {
+        throw new RangeError(`prefill: prompt ${b} has ${p.length} tokens; it needs 1 to ${this.maxLen}`);
+      }
+      for (const id of p) {
+        if (!Number.isInteger(id) || id < 0 || id >= V) {
+          throw new RangeError(`prefill: prompt ${b} has token ${id}, outside the vocabulary [0, ${V})`);
+        }
+      }
+    });
+  }
+
+  /** Per layer, a sink that copies the prefill's (B, P, H, hd) keys and values into the (B, H, L, hd) cache. */
+  #cacheSinks(P: number): KvSink[] {
+    const c = this.#model.config, B = this.batch, H = c.numHeads, hd = c.dModel / H, L = this.maxLen;
+    const copy = gatherKernel({
+      outShape: [B, H, P, hd],
+      inStrides: [P * H * hd, hd, H * hd, 1],
+      outStrides: [H * L * hd, L * hd, hd, 1],
+      dtype: "f32",
+    });
+    return this.#caches.map((cache) => (k: Tensor, v: Tensor) => {
+      this.#backend.run(copy, [k.buffer, cache.keys]);
+      this.#backend.run(copy, [v.buffer, cache.values]);
+    });
+  }
+
+  /** The largest position of a sequence not retired (-1 when all are). */
+  #furthest(): number {
+    let worst = -1;
+    for (let b = 0; b < this.batch; b++) if (!this.#retired[b]) worst = Math.max(worst, this.#positions[b]);
+    return worst;
+  }
+
+  #sampler(advance: boolean): KernelSource {
+    const workgroupSize = samplerThreads(this.#backend);
+    return sampleKernel({
+      rows: this.batch,
+      vocab: this.vocabLimit,
+      ringSteps: this.ringSteps,
+      advance,
+      workgroupSize,
+    });
   }
 
   #samplerBuffers(): GpuBuffer[] {
     return [this.#logits, this.#params, this.#state, this.#tokens, this.#ring, this.#info];
   }
 
-  #op(k: KernelSource, buffers: GpuBuffer[]): Op {
-    const kernel = this.#backend.prepare(k.name, k.source);
-    const bindGroup = this.#backend.device.createBindGroup({
-      layout: kernel.pipeline.getBindGroupLayout(0),
-      entries: buffers.map((b, i) => ({ binding: i, resource: { buffer: b.buffer } })),
-    });
-    return { name: k.name, pipeline: kernel.pipeline, bindGroup, workgroups: k.workgroups };
-  }
-
-  #dispatch(k: KernelSource, buffers: GpuBuffer[]): void {
-    this.#backend.run(k, buffers);
-  }
-
   #check(): void {
     if (this.#disposed) throw new Error("KvCacheDecoder was used after dispose()");
   }
+}
+
+/** Validates the constructor's options against the model; returns them with defaults filled in. */
+function checkOptions(
+  model: TransformerLM,
+  options: KvCacheDecoderOptions,
+): { batch: number; ringSteps: number; vocabLimit: number } {
+  const B = options.batch, R = options.ringSteps ?? 16, V = model.config.vocabSize;
+  if (!Number.isInteger(B) || B < 1) throw new RangeError(`KvCacheDecoder: batch must be an integer >= 1, got ${B}`);
+  if (!Number.isInteger(R) || R < 1) {
+    throw new RangeError(`KvCacheDecoder: ringSteps must be an integer >= 1, got ${R}`);
+  }
+  const limit = options.vocabLimit ?? V;
+  if (!Number.isInteger(limit) || limit < 1 || limit > V) {
+    throw new RangeError(`KvCacheDecoder: vocabLimit must be an integer in [1, ${V}], got ${limit}`);
+  }
+  return { batch: B, ringSteps: R, vocabLimit: limit };
 }
 
 /** 512 sampler threads where the adapter allows them (see `SAMPLE_WORKGROUP_BYTES`), else 256. */
@@ -512,19 +410,6 @@ function samplerThreads(backend: Backend): 256 | 512 {
     l.maxComputeInvocationsPerWorkgroup >= 512 &&
     l.maxComputeWorkgroupSizeX >= 512;
   return fits ? 512 : 256;
-}
-
-/** Interleaved (cos, sin) per (position, pair), computed in float64 exactly as the RoPE op's table. */
-function ropeTable(theta: number, dim: number, rows: number): Float32Array {
-  const half = dim / 2, out = new Float32Array(rows * half * 2);
-  for (let p = 0; p < rows; p++) {
-    for (let k = 0; k < half; k++) {
-      const angle = p * Math.pow(theta, (-2 * k) / dim);
-      out[(p * half + k) * 2] = Math.cos(angle);
-      out[(p * half + k) * 2 + 1] = Math.sin(angle);
-    }
-  }
-  return out;
 }
 
 /** Result of {@linkcode sampleOnGpu}. */

@@ -1,7 +1,8 @@
 import { argmaxNext } from "../../tests/next_token.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { logitKey } from "../../kernels/sample.ts";
-import { gpu, initGpu, tensor } from "../tensor/mod.ts";
+import { gpu, initGpu, noGrad, readAll, tensor, tidy } from "../tensor/mod.ts";
+import type { ModelConfigInput } from "../nn/config.ts";
 import { TransformerLM } from "../nn/transformer.ts";
 import { Rng } from "../util/random.ts";
 import { KvCacheDecoder, sampleOnGpu, samplingParams } from "./decoder.ts";
@@ -67,26 +68,63 @@ Deno.test("decode attention walks long caches in tiles with an online softmax", 
   }
 });
 
-Deno.test("every model variant decodes with the cache exactly as its full forward pass", async () => {
-  const variants = [
-    { norm: "post" as const },
-    { norm: "none" as const, position: "none" as const },
-    { parallelLayers: true },
-    { parallelLayers: true, norm: "post" as const, ffn: "silu" as const },
-    { tieEmbeddings: true, ffn: "silu" as const },
-    { dModel: 18, numHeads: 3, dFf: 22 }, // widths that are not multiples of 4: scalar loads
-  ];
-  for (const v of variants) {
+/**
+ * Each window's last-row logits from one uncached full forward pass over the windows right-padded to length `T`
+ * (the causal mask hides the padding from the real tokens; one length compiles once): (windows, vocab).
+ */
+async function forwardLastRows(m: TransformerLM, windows: readonly number[][], T: number): Promise<Float32Array[]> {
+  const V = m.config.vocabSize;
+  const ids = new Int32Array(windows.length * T);
+  windows.forEach((w, b) => ids.set(w, b * T));
+  const logits = tidy(() => noGrad(() => m.forward(tensor(ids, { shape: [windows.length, T], dtype: "i32" }))));
+  const [values] = await readAll([logits]);
+  logits.dispose();
+  return windows.map((w, b) => (values as Float32Array).subarray((b * T + w.length - 1) * V, (b * T + w.length) * V));
+}
+
+// Every structural path of a block's decode step (norm pre/post/none, serial or parallel) and every other option
+// the config allows (NoPE, SiLU, tied head, unfused projections, widths that are not multiples of 4).
+const VARIANTS: Partial<ModelConfigInput>[] = [
+  {},
+  { norm: "post" },
+  { norm: "none", position: "none" },
+  { parallelLayers: true },
+  { parallelLayers: true, norm: "post", ffn: "silu" },
+  { parallelLayers: true, norm: "none", tieEmbeddings: true },
+  { fusedProjections: false },
+  { fusedProjections: false, parallelLayers: true, norm: "post", position: "none" },
+  { tieEmbeddings: true, ffn: "silu", norm: "post" },
+  { dModel: 18, numHeads: 3, dFf: 22 },
+];
+
+Deno.test("every model variant's cached decode step gives the logits of its full forward pass, step by step", async () => {
+  for (const v of VARIANTS) {
     const m = new TransformerLM(
       { vocabSize: 30, contextLength: 12, dModel: 16, numLayers: 2, numHeads: 2, dFf: 24, ...v },
       { seed: 3 },
     );
-    const [got] = await collect(m, [[5, 6, 7]], { temperature: 0, maxNewTokens: 5 });
-    const window = [5, 6, 7];
-    for (const id of got) {
-      assertEquals(id, await argmaxNext(m, window), `variant ${JSON.stringify(v)} after ${window}`);
-      window.push(id);
+    const dec = new KvCacheDecoder(m, { batch: 2 });
+    dec.setSampling({ temperature: 0 });
+    const windows = [[5, 6, 7], [11]]; // ragged: each row at its own position
+    dec.prefill(windows);
+    for (let draw = 0; draw < 5; draw++) {
+      if (draw > 0) dec.step(1);
+      const [logits, ring, reference] = await Promise.all([
+        dec.readLogits(),
+        dec.readRing(),
+        forwardLastRows(m, windows, 8),
+      ]);
+      for (let b = 0; b < 2; b++) {
+        const want = reference[b];
+        const got = logits.subarray(b * 30, (b + 1) * 30);
+        const at = `variant ${JSON.stringify(v)}, row ${b}, draw ${draw}`;
+        want.forEach((w, i) =>
+          assert(Math.abs(got[i] - w) <= 1e-4 + 1e-4 * Math.abs(w), `${at}, id ${i}: ${got[i]} vs ${w}`)
+        );
+        windows[b].push(ring[(draw % dec.ringSteps) * 2 + b]);
+      }
     }
+    dec.dispose();
     m.dispose();
   }
 });
