@@ -427,9 +427,13 @@ export interface GpuSampleResult {
  * forces the kernel's thread count (default: 512 where the adapter allows).
  *
  * @example
- * ```ts ignore
- * const logits = tensor(new Float32Array([0, 2, 1, 3]), { shape: [1, 4] });
- * const { ids } = await sampleOnGpu(logits, { temperature: 0 }); // [3]
+ * ```ts
+ * import { initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * import { sampleOnGpu } from "./decoder.ts"; // internal to the sample layer: not exported by the package
+ * await initGpu();
+ * const logits = tensor(new Float32Array([0, 2, 1, 3, 5, 4, 0, 0]), { shape: [2, 4] });
+ * const { ids } = await sampleOnGpu(logits, { temperature: 0 });
+ * if (ids.join() !== "3,0") throw new Error(`greedy ids ${ids}`);
  * ```
  */
 export async function sampleOnGpu(

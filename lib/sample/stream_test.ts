@@ -92,3 +92,21 @@ Deno.test("maxNewTokens ends each sequence with finishReason length; text prompt
     for await (const _ of generateStream(model, "a")) break;
   }, "prompt 0 is text; pass a tokenizer to encode it");
 });
+
+Deno.test("a batch streams step by step, rows in order, whatever the pacing of steps and reads", async () => {
+  // Row 0 spells the chain after "a" up to the stop token; row 1 starts at "b" and stops 5 tokens in.
+  const chainAfter = (c: string) => [...bytes.slice(bytes.indexOf(c.charCodeAt(0)) + 1), EOT];
+  const want = [chainAfter("a"), chainAfter("b")];
+  const expected: { row: number; token: number; index: number }[] = [];
+  for (let i = 0; i < want[0].length; i++) {
+    for (let row = 0; row < 2; row++) if (i < want[row].length) expected.push({ row, token: want[row][i], index: i });
+  }
+  for (const pacing of [{}, { readEvery: 1, readAhead: 1 }, { readEvery: 3, readAhead: 2 }, { readAhead: 5 }]) {
+    const got: { row: number; token: number; index: number }[] = [];
+    const opts = { tokenizer, temperature: 0, maxNewTokens: 30, stopTokens: [EOT], ...pacing };
+    for await (const e of generateStream(model, ["a", "b"], opts)) {
+      got.push({ row: e.row, token: e.token, index: e.index });
+    }
+    assertEquals(got, expected, `pacing ${JSON.stringify(pacing)}`);
+  }
+});
