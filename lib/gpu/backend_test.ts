@@ -126,3 +126,22 @@ Deno.test({
     backend.free(buf);
   },
 });
+
+Deno.test("only lib/gpu encodes GPU work: no other module creates command encoders, passes or bind groups", async () => {
+  const root = new URL("../../", import.meta.url);
+  const offenders: string[] = [];
+  async function scan(dir: string): Promise<void> {
+    for await (const e of Deno.readDir(new URL(dir, root))) {
+      const path = `${dir}${e.name}`;
+      if (e.isDirectory && path !== "lib/gpu") await scan(`${path}/`);
+      else if (e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) {
+        const source = await Deno.readTextFile(new URL(path, root));
+        for (const call of ["createCommandEncoder", "beginComputePass", "createBindGroup"]) {
+          if (source.includes(`.${call}(`)) offenders.push(`${path}: ${call}`);
+        }
+      }
+    }
+  }
+  for (const dir of ["lib/", "kernels/", "bench/", "examples/"]) await scan(dir);
+  assertEquals(offenders, []);
+});

@@ -68,12 +68,13 @@ export interface AttentionForwardOptions {
  *
  * @example
  * ```ts
- * import { initGpu, randn, tensor } from "../tensor/mod.ts";
- * import { CausalSelfAttention } from "./attention.ts";
+ * import { initGpu, randn, tensor } from "@nanolm/nanolm/tensor";
+ * import { CausalSelfAttention } from "@nanolm/nanolm/nn";
  * await initGpu();
  * const attn = new CausalSelfAttention(32, { numHeads: 4, ropeTheta: 10000, maxPosition: 15 });
  * const positions = tensor(new Int32Array([0, 1, 2, 3, 4]));
- * const y = attn.forward(randn([2, 5, 32]), { positions }); // (2, 5, 32)
+ * const y = attn.forward(randn([2, 5, 32]), { positions });
+ * if (y.shape.join() !== "2,5,32") throw new Error(y.describe());
  * ```
  */
 export class CausalSelfAttention {

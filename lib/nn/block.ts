@@ -46,11 +46,12 @@ export interface TransformerBlockOptions {
  *
  * @example
  * ```ts
- * import { initGpu, randn } from "../tensor/mod.ts";
- * import { TransformerBlock } from "./block.ts";
+ * import { initGpu, randn } from "@nanolm/nanolm/tensor";
+ * import { TransformerBlock } from "@nanolm/nanolm/nn";
  * await initGpu();
  * const block = new TransformerBlock(32, { numHeads: 4, dFf: 96, ropeTheta: 10000, maxPosition: 15 });
- * const y = block.forward(randn([2, 5, 32])); // (2, 5, 32)
+ * const y = block.forward(randn([2, 5, 32]));
+ * if (y.shape.join() !== "2,5,32") throw new Error(y.describe());
  * ```
  */
 export class TransformerBlock {

@@ -60,14 +60,24 @@ export interface DecodeWorkspaceOptions {
  * @example
  * ```ts
  * import { initGpu } from "@nanolm/nanolm/gpu";
- * import { DecodeWorkspace } from "@nanolm/nanolm/nn";
+ * import { tensor, tidy } from "@nanolm/nanolm/tensor";
+ * import { DecodeWorkspace, TransformerLM } from "@nanolm/nanolm/nn";
  * const backend = await initGpu();
- * const state = backend.alloc(16);
+ * const model = new TransformerLM({ vocabSize: 32, contextLength: 8, dModel: 16, numLayers: 1, numHeads: 2 });
+ * // One sequence at position 0 (4 state words: position, draws, 0, 0), an empty cache of 8 rows, token 7.
+ * const state = backend.alloc(16), ids = backend.alloc(4), logits = backend.alloc(32 * 4);
+ * const cache = { keys: backend.alloc(8 * 16 * 4), values: backend.alloc(8 * 16 * 4) };
+ * backend.write(state, new Uint32Array(4));
+ * backend.write(ids, new Int32Array([7]));
  * const ws = new DecodeWorkspace({ rows: 1, maxLen: 8, state });
- * const x = ws.scratch("x", 64);
- * if (ws.scratch("x", 32) !== x) throw new Error("one name, one buffer");
+ * const step = backend.record(() => model.decodeStep(ids, logits, [cache], ws));
+ * backend.replay(step);
+ * const got = new Float32Array(await backend.read(logits, 32 * 4));
+ * const want = await tidy(() => model.forward(tensor(new Int32Array([7]), { shape: [1, 1] }))).data();
+ * if (want.some((w, i) => Math.abs(got[i] - w) > 1e-4)) throw new Error("decode step differs from forward");
+ * step.dispose();
  * ws.dispose();
- * backend.free(state);
+ * for (const b of [state, ids, logits, cache.keys, cache.values]) backend.free(b);
  * ```
  */
 export class DecodeWorkspace implements DecodeContext {

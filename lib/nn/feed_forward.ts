@@ -54,11 +54,12 @@ export interface FeedForwardOptions {
  *
  * @example
  * ```ts
- * import { initGpu, randn } from "../tensor/mod.ts";
- * import { FeedForward } from "./feed_forward.ts";
+ * import { initGpu, randn } from "@nanolm/nanolm/tensor";
+ * import { FeedForward } from "@nanolm/nanolm/nn";
  * await initGpu();
  * const ffn = new FeedForward(32, 96);
- * const y = ffn.forward(randn([2, 5, 32])); // (2, 5, 32)
+ * const y = ffn.forward(randn([2, 5, 32]));
+ * if (y.shape.join() !== "2,5,32" || ffn.w3 === null) throw new Error(`${y.describe()}, SwiGLU by default`);
  * ```
  */
 export class FeedForward {

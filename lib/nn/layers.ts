@@ -26,11 +26,12 @@ export interface LayerInitOptions {
  *
  * @example
  * ```ts
- * import { initGpu, randn } from "../tensor/mod.ts";
- * import { Linear } from "./layers.ts";
+ * import { initGpu, randn } from "@nanolm/nanolm/tensor";
+ * import { Linear } from "@nanolm/nanolm/nn";
  * await initGpu();
  * const proj = new Linear(32, 64);
- * const y = proj.forward(randn([2, 5, 32])); // (2, 5, 64)
+ * const y = proj.forward(randn([2, 5, 32]));
+ * if (y.shape.join() !== "2,5,64") throw new Error(y.describe());
  * ```
  */
 export class Linear {
@@ -78,11 +79,13 @@ export class Linear {
  *
  * @example
  * ```ts
- * import { initGpu, tensor } from "../tensor/mod.ts";
- * import { Embedding } from "./layers.ts";
+ * import { initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * import { Embedding } from "@nanolm/nanolm/nn";
  * await initGpu();
  * const emb = new Embedding(100, 16);
- * const h = emb.forward(tensor(new Int32Array([1, 2, 3]), { shape: [1, 3] })); // (1, 3, 16)
+ * const h = emb.forward(tensor(new Int32Array([1, 2, 3]), { shape: [1, 3] }));
+ * const [table, rows] = [await emb.weight.data(), await h.data()];
+ * if (h.shape.join() !== "1,3,16" || rows[16] !== table[2 * 16]) throw new Error("not the rows of ids 1, 2, 3");
  * ```
  */
 export class Embedding {
@@ -129,11 +132,17 @@ export interface RMSNormOptions {
  *
  * @example
  * ```ts
- * import { initGpu, randn } from "../tensor/mod.ts";
- * import { RMSNorm } from "./layers.ts";
+ * import { initGpu, randn } from "@nanolm/nanolm/tensor";
+ * import { RMSNorm } from "@nanolm/nanolm/nn";
  * await initGpu();
  * const norm = new RMSNorm(16);
- * const y = norm.forward(randn([2, 3, 16])); // (2, 3, 16), unit RMS per row
+ * const y = await norm.forward(randn([2, 3, 16])).data(); // (2, 3, 16)
+ * for (let r = 0; r < 6; r++) {
+ *   let squares = 0;
+ *   for (let j = 0; j < 16; j++) squares += y[r * 16 + j] ** 2;
+ *   const rms = Math.sqrt(squares / 16);
+ *   if (Math.abs(rms - 1) > 1e-3) throw new Error(`row ${r} has RMS ${rms}`); // a gain of ones: unit RMS
+ * }
  * ```
  */
 export class RMSNorm {

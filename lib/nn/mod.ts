@@ -4,13 +4,14 @@
  *
  * @example
  * ```ts
- * import { initGpu, tensor } from "../tensor/mod.ts";
- * import { TransformerLM } from "./mod.ts";
+ * import { initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * import { TransformerLM } from "@nanolm/nanolm/nn";
  * await initGpu();
  * const model = new TransformerLM({
  *   vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 2, numHeads: 4, dFf: 96, ropeTheta: 10000,
  * });
- * const logits = model.forward(tensor(new Int32Array([1, 2, 3]), { shape: [1, 3] })); // (1, 3, 256)
+ * const logits = model.forward(tensor(new Int32Array([1, 2, 3]), { shape: [1, 3] }));
+ * if (logits.shape.join() !== "1,3,256") throw new Error(logits.describe());
  * ```
  *
  * @module

@@ -68,15 +68,17 @@ export interface WeightArray {
  *
  * @example
  * ```ts
- * import { crossEntropy, initGpu, tensor, tidy } from "../tensor/mod.ts";
- * import { TransformerLM } from "./transformer.ts";
+ * import { crossEntropy, initGpu, tensor, tidy } from "@nanolm/nanolm/tensor";
+ * import { TransformerLM } from "@nanolm/nanolm/nn";
  * await initGpu();
  * const model = new TransformerLM({
  *   vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 2, numHeads: 4, dFf: 96, ropeTheta: 10000,
  * }, { seed: 0 });
  * const ids = tensor(new Int32Array(2 * 16).fill(7), { shape: [2, 16] });
  * tidy(() => crossEntropy(model.forward(ids), ids).backward()); // fills every parameter's .grad
- * console.log(model.numParameters());
+ * const missing = [...model.parameters()].filter(([, p]) => !p.grad).map(([name]) => name);
+ * if (missing.length > 0) throw new Error(`no gradient for ${missing}`);
+ * model.dispose();
  * ```
  */
 export class TransformerLM {

@@ -226,3 +226,21 @@ Deno.test("the decoder checks its inputs", async () => {
     for await (const _ of generateStream(model, [[1, 2, 3]], { maxNewTokens: 15, overflow: "error" })) break;
   }, "needs 17 positions; the context length is 16");
 });
+
+Deno.test({
+  name: "profileStep times every dispatch of a replayed step by kernel name, in dispatch order",
+  ignore: !gpu().info.timestamps,
+  fn: async () => {
+    const dec = new KvCacheDecoder(model, { batch: 1 });
+    dec.prefill([[1, 2, 3]]);
+    const timings = await dec.profileStep();
+    const order = [...new Set(dec.stepKernels)];
+    const counts = order.map((name) => dec.stepKernels.filter((n) => n === name).length);
+    assertEquals(timings.map((t) => t.name), order);
+    assertEquals(timings.map((t) => t.count), counts);
+    assertEquals(dec.stepKernels.length, 13); // embedding, 5 per layer, head, sampler
+    assertEquals(dec.draws, 2);
+    assertEquals(dec.positions, [4]);
+    dec.dispose();
+  },
+});
