@@ -7,7 +7,7 @@
  */
 import type { FeedForwardKind } from "./config.ts";
 import type { Rng } from "../util/random.ts";
-import { record } from "../tensor/autograd.ts";
+import { record } from "../tensor/graph.ts";
 import { concat, mapElements, matmul, packedSiluGate, reshape, silu, type Tensor } from "../tensor/mod.ts";
 import { Linear } from "./layers.ts";
 

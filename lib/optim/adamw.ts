@@ -9,7 +9,7 @@ import { adamwKernel, sumSquaresGroups, sumSquaresKernel } from "../../kernels/a
 import { reduceKernel } from "../../kernels/reduce.ts";
 import { f32Literal } from "../../kernels/common.ts";
 import { gpu } from "../gpu/backend.ts";
-import { noGrad } from "../tensor/autograd.ts";
+import { noGrad } from "../tensor/graph.ts";
 import { fill, mapElements } from "../tensor/ops/elementwise.ts";
 import { empty, keep, type Tensor, tidy } from "../tensor/tensor.ts";
 

@@ -11,7 +11,7 @@ import { Rng } from "../util/random.ts";
 import { fmt, prod } from "./shape.ts";
 import { type DType, empty, keep, type NestedArray, type Tensor } from "./tensor.ts";
 import { fill } from "./ops/elementwise.ts";
-import { makeLeaf } from "./autograd.ts";
+import { makeLeaf } from "./graph.ts";
 
 function flatten(
   data: NestedArray,

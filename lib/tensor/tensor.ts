@@ -1,8 +1,9 @@
 /**
  * The tensor: a shape, a dtype and a reference to GPU storage. Nothing else.
  *
- * Op logic lives in `ops/`, gradients in `autograd.ts`, GPU calls in `../gpu/backend.ts`. Tensors are always
- * contiguous, row-major; a reshape shares its input's storage, every other op writes a new buffer.
+ * Op logic lives in `ops/`, the graph in `graph.ts`, gradients in `backward.ts`, GPU calls in `../gpu/backend.ts`.
+ * Tensors are always contiguous, row-major; a reshape shares its input's storage, every other op writes a new
+ * buffer.
  *
  * JavaScript has no destructors for GPU memory, so lifetimes are explicit: `tidy(fn)` disposes every tensor
  * created inside `fn` except the ones it returns or `keep`s; `dispose()` / `using` free one tensor now. Storage is
@@ -11,7 +12,8 @@
  * @module
  */
 import { gpu, type GpuBuffer } from "../gpu/backend.ts";
-import type { GradNode } from "./autograd.ts";
+import { backward } from "./backward.ts";
+import type { GradNode } from "./graph.ts";
 import { factsBundle, JUPYTER_DISPLAY, type MimeBundle, previewValues } from "../notebook/display.ts";
 import { cellResult } from "../notebook/display.ts";
 
@@ -164,10 +166,9 @@ export class Tensor {
     return (await this.data())[0];
   }
 
-  /** Runs reverse-mode autograd from this scalar (see `backward` in autograd.ts). */
+  /** Runs reverse-mode autograd from this scalar (see `backward` in backward.ts). */
   backward(): void {
-    if (!backwardHook) throw new Error("Autograd is not loaded");
-    backwardHook(this);
+    backward(this);
   }
 
   /** Rich display in Jupyter: shape, dtype, device, gradient state and a preview of the values. */
@@ -192,22 +193,6 @@ export class Tensor {
   toString(): string {
     return `Tensor${this.describe()}`;
   }
-}
-
-let backwardHook: ((t: Tensor) => void) | null = null;
-
-/**
- * Installs the implementation of `Tensor.backward` (autograd.ts does, to keep this module free of graph logic).
- *
- * @example
- * ```ts ignore
- * import { setBackwardHook } from "./tensor.ts";
- * import { backward } from "./autograd.ts";
- * setBackwardHook((t) => backward(t)); // what autograd.ts does on import
- * ```
- */
-export function setBackwardHook(fn: (t: Tensor) => void): void {
-  backwardHook = fn;
 }
 
 /**

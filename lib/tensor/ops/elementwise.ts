@@ -8,7 +8,7 @@
 import { elementwiseKernel } from "../../../kernels/elementwise.ts";
 import { f32Literal } from "../../../kernels/common.ts";
 import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
-import { record } from "../autograd.ts";
+import { record } from "../graph.ts";
 import { broadcastShapes, fmt } from "../shape.ts";
 import { type DType, empty, type Tensor } from "../tensor.ts";
 

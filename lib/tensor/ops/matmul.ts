@@ -18,7 +18,7 @@ import {
 } from "../../../kernels/matmul.ts";
 import { reduceKernel } from "../../../kernels/reduce.ts";
 import { gpu } from "../../gpu/backend.ts";
-import { recordAccumulating } from "../autograd.ts";
+import { recordAccumulating } from "../graph.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { reshape } from "./movement.ts";

@@ -6,7 +6,7 @@
  */
 import { concatKernel, gatherKernel, MAX_CONCAT_PIECES, splitKernel } from "../../../kernels/copy.ts";
 import { gpu } from "../../gpu/backend.ts";
-import { record } from "../autograd.ts";
+import { record } from "../graph.ts";
 import { fmt, normAxis, prod, sameShape } from "../shape.ts";
 import { empty, type Tensor, view } from "../tensor.ts";
 import { fill } from "./elementwise.ts";

@@ -29,7 +29,7 @@ import {
   fusedAttentionSupports,
 } from "../../../kernels/attention.ts";
 import { gpu } from "../../gpu/backend.ts";
-import { noGrad, record, recordAccumulating } from "../autograd.ts";
+import { noGrad, record, recordAccumulating } from "../graph.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, keep, type Tensor } from "../tensor.ts";
 import { fill } from "./elementwise.ts";

@@ -7,7 +7,7 @@
 import { f32Literal } from "../../../kernels/common.ts";
 import { type ReduceDims, reduceGroupSize, reduceKernel, type ReduceKind } from "../../../kernels/reduce.ts";
 import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
-import { noGrad, record } from "../autograd.ts";
+import { noGrad, record } from "../graph.ts";
 import { fmt, normAxis, prod } from "../shape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { mapElements } from "./elementwise.ts";
