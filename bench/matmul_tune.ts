@@ -570,7 +570,7 @@ function legacyDispatch(sh: Shape, a: Tensor, b: Tensor, out: Tensor, splitOverr
       buffers: [a.buffer, b.buffer, partial],
       workgroups: k.workgroups as [number, number, number],
     });
-    const r = reduceKernel("sum", { outer: 1, reduced: layers, inner: sh.m * sh.n });
+    const r = reduceKernel({ kind: "sum", outer: 1, reduced: layers, inner: sh.m * sh.n });
     be.dispatch(be.prepare(r.name, r.source), { buffers: [partial, out.buffer], workgroups: r.workgroups });
     be.free(partial);
   } else {

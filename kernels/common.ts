@@ -5,6 +5,14 @@
  * its launch grid; sizes are baked in as constants so that the compiler can unroll and fold index math, and the
  * backend caches pipelines by source.
  *
+ * Conventions of the generators:
+ * - Names: `<op>Kernel`; an op with a backward pass has `<op>ForwardKernel` and `<op>BackwardKernel` (a backward
+ *   of several kernels: `<op>Backward<Part>Kernel`).
+ * - One argument: a spec object (an interface `<Op>Spec` beside the generator), so that call sites name every
+ *   number they pass.
+ * - Exported memoized ({@linkcode memoized}) over a private `generate...` function.
+ * - Buffers declared with {@linkcode bindings}, in the order the caller binds them; the doc comment lists them.
+ *
  * @module
  */
 
@@ -22,6 +30,76 @@ export interface KernelSource {
    * refuses such a kernel on adapters that cap loops (Mesa's llvmpipe stops them after 65,535 iterations).
    */
   loops?: { iterations: number; of: string };
+}
+
+/** How a kernel declares one buffer: its WGSL name, its element type (a struct for uniforms), and its access. */
+export interface Binding {
+  /** Variable name in the WGSL. */
+  name: string;
+  /** Element type of a storage array (`f32`, `vec4f`, `atomic<u32>`...), or the struct type of a uniform. */
+  type: string;
+  /** Read-only or read-write storage, or a uniform block. */
+  access: "read" | "read_write" | "uniform";
+}
+
+/**
+ * A read-only storage array binding.
+ *
+ * @example
+ * ```ts
+ * import { bindings, read } from "./common.ts";
+ * if (bindings([read("x", "f32")]) !== "@group(0) @binding(0) var<storage, read> x: array<f32>;") throw new Error();
+ * ```
+ */
+export function read(name: string, type: string): Binding {
+  return { name, type, access: "read" };
+}
+
+/**
+ * A read-write storage array binding.
+ *
+ * @example
+ * ```ts
+ * import { bindings, readWrite } from "./common.ts";
+ * const wgsl = bindings([readWrite("out", "vec4f")], 2);
+ * if (wgsl !== "@group(0) @binding(2) var<storage, read_write> out: array<vec4f>;") throw new Error(wgsl);
+ * ```
+ */
+export function readWrite(name: string, type: string): Binding {
+  return { name, type, access: "read_write" };
+}
+
+/**
+ * A uniform block binding of struct `type` (declared by the kernel).
+ *
+ * @example
+ * ```ts
+ * import { bindings, uniform } from "./common.ts";
+ * if (bindings([uniform("s", "Step")]) !== "@group(0) @binding(0) var<uniform> s: Step;") throw new Error();
+ * ```
+ */
+export function uniform(name: string, type: string): Binding {
+  return { name, type, access: "uniform" };
+}
+
+/**
+ * The WGSL declarations of a kernel's buffers, one line each, numbered from `first` in list order: the order in
+ * which the caller passes the buffers.
+ *
+ * @example
+ * ```ts
+ * import { bindings, read, readWrite } from "./common.ts";
+ * const wgsl = bindings([read("x", "f32"), readWrite("out", "f32")]);
+ * if (wgsl.split("\n")[1] !== "@group(0) @binding(1) var<storage, read_write> out: array<f32>;") throw new Error(wgsl);
+ * ```
+ */
+export function bindings(list: readonly Binding[], first = 0): string {
+  return list.map((b, i) => {
+    const decl = b.access === "uniform"
+      ? `var<uniform> ${b.name}: ${b.type}`
+      : `var<storage, ${b.access}> ${b.name}: array<${b.type}>`;
+    return `@group(0) @binding(${first + i}) ${decl};`;
+  }).join("\n");
 }
 
 /** The largest finite f32. */

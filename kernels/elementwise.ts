@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { flatGrid, type KernelSource } from "./common.ts";
+import { bindings, flatGrid, type KernelSource, read, readWrite, uniform } from "./common.ts";
 
 /** WGSL element type of each dtype. */
 export const wgslType = { f32: "f32", i32: "i32" } as const;
@@ -46,24 +46,20 @@ const WG = 256;
 export function elementwiseKernel(spec: ElementwiseSpec): KernelSource {
   const n = spec.outShape.reduce((a, b) => a * b, 1);
   const grid = flatGrid(Math.ceil((spec.part ?? n) / WG));
-  const decls: string[] = [];
-  const loads: string[] = [];
-  spec.inputs.forEach((inp, k) => {
-    decls.push(`@group(0) @binding(${k}) var<storage, read> in${k}: array<${wgslType[inp.dtype]}>;`);
-    // In parts, an input of the output's size is bound as the part's range (the part's own index i); others
-    // whole, at the flat output index g.
-    const index = broadcastIndex(inp.shape, spec.outShape, spec.part ? "g" : "i");
-    loads.push(`  let v${k} = in${k}[${index === "g" ? "i" : index}];`);
-  });
-  decls.push(
-    `@group(0) @binding(${spec.inputs.length}) var<storage, read_write> out: array<${wgslType[spec.outDtype]}>;`,
-  );
+  const buffers = [
+    ...spec.inputs.map((inp, k) => read(`in${k}`, wgslType[inp.dtype])),
+    readWrite("out", wgslType[spec.outDtype]),
+  ];
+  const decls = [bindings(buffers)];
   if (spec.part) {
-    decls.push(
-      "struct Part { first: u32, count: u32 }",
-      `@group(0) @binding(${spec.inputs.length + 1}) var<uniform> part: Part;`,
-    );
+    decls.push("struct Part { first: u32, count: u32 }", bindings([uniform("part", "Part")], buffers.length));
   }
+  // In parts, an input of the output's size is bound as the part's range (the part's own index i); others whole,
+  // at the flat output index g.
+  const loads = spec.inputs.map((inp, k) => {
+    const index = broadcastIndex(inp.shape, spec.outShape, spec.part ? "g" : "i");
+    return `  let v${k} = in${k}[${index === "g" ? "i" : index}];`;
+  });
   const source = `${decls.join("\n")}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {

@@ -30,7 +30,7 @@
  *
  * @module
  */
-import { flatGrid, foldGrid, type KernelSource, memoized } from "./common.ts";
+import { bindings, flatGrid, foldGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
 
 /** Tile configuration of the matmul kernel. */
 export interface MatmulTile {
@@ -228,8 +228,6 @@ export interface MatmulSpec {
    * `C[split]` (C then has shape (splitK, M, N) and the caller sums the layers). Needs batch 1.
    */
   splitK?: number;
-  /** Kept for old callers: workgroup memory is always vec4 rows now (f32 arrays defeated 16-byte loads). */
-  shared?: "vec4" | "f32";
   /** Code-generation choices; {@linkcode chooseVariant}'s where absent. */
   variant?: Partial<MatmulVariant>;
   /**
@@ -663,16 +661,15 @@ function dotOperandCode(
 }
 
 /** The storage bindings: a, b (read), c (read-write), then r (the addend) or w (the stream-K workspace). */
-function matmulBindings(L: MatmulLayout): string[] {
-  const N = L.spec.n, cType = N % 4 === 0 ? "vec4f" : "f32";
-  const lines = [
-    `@group(0) @binding(0) var<storage, read> a: array<${L.wA === 4 ? "vec4f" : "f32"}>;`,
-    `@group(0) @binding(1) var<storage, read> b: array<${L.wB === 4 ? "vec4f" : "f32"}>;`,
-    `@group(0) @binding(2) var<storage, read_write> c: array<${cType}>;`,
-  ];
-  if (L.spec.addend) lines.push(`@group(0) @binding(3) var<storage, read> r: array<${cType}>;`);
-  if (L.sk) lines.push("@group(0) @binding(3) var<storage, read_write> w: array<vec4f>;");
-  return lines;
+function matmulBindings(L: MatmulLayout): string {
+  const cType = L.spec.n % 4 === 0 ? "vec4f" : "f32";
+  return bindings([
+    read("a", L.wA === 4 ? "vec4f" : "f32"),
+    read("b", L.wB === 4 ? "vec4f" : "f32"),
+    readWrite("c", cType),
+    ...(L.spec.addend ? [read("r", cType)] : []),
+    ...(L.sk ? [readWrite("w", "vec4f")] : []),
+  ]);
 }
 
 /** The entry point up to the K loop: the thread's coordinates, its tile (unless stream-K), batch bases. */
@@ -974,7 +971,7 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
     compute: (buf) => innerProduct(L, ops.tileA, ops.tileB, buf),
   };
   const lines = [
-    ...matmulBindings(L),
+    matmulBindings(L),
     ...decls,
     ...matmulPrologue(L),
     ...accumulators(L, true),
@@ -1007,6 +1004,15 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
  */
 export const matmulKernel: (spec: MatmulSpec) => KernelSource = memoized(generateMatmulKernel);
 
+/** The second pass of a stream-K matmul of (m, n, k) with `tile`s over `units` resident workgroups. */
+export interface StreamKFixupSpec {
+  m: number;
+  n: number;
+  k: number;
+  tile: MatmulTile;
+  units: number;
+}
+
 /**
  * The second pass of a stream-K matmul (see {@linkcode streamKSchedule}): sums each tail tile's partial products
  * from the workspace into C, one thread per vec4 of a tile. The workgroups whose iteration ranges touch tile t are
@@ -1021,9 +1027,7 @@ export const matmulKernel: (spec: MatmulSpec) => KernelSource = memoized(generat
  * console.log(k.name, k.workgroups);
  * ```
  */
-export const matmulStreamKFixupKernel: (
-  spec: { m: number; n: number; k: number; tile: MatmulTile; units: number },
-) => KernelSource = memoized((spec) => {
+export const matmulStreamKFixupKernel: (spec: StreamKFixupSpec) => KernelSource = memoized((spec) => {
   const { m: M, n: N, tile } = spec;
   const { bm: BM, bn: BN } = tile;
   const sk = streamKSchedule(spec, tile, spec.units);
@@ -1036,8 +1040,7 @@ export const matmulStreamKFixupKernel: (
   const store = vec
     ? [`  c[(row * ${N}u + col) / 4u] = sum;`]
     : [0, 1, 2, 3].map((q) => `  if (col + ${q}u < ${N}u) { c[row * ${N}u + col + ${q}u] = sum[${q}]; }`);
-  const source = `@group(0) @binding(0) var<storage, read> w: array<vec4f>;
-@group(0) @binding(1) var<storage, read_write> c: array<${vec ? "vec4f" : "f32"}>;
+  const source = `${bindings([read("w", "vec4f"), readWrite("c", vec ? "vec4f" : "f32")])}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let idx = ${grid.index} * 256u + lid;

@@ -21,12 +21,12 @@ import { reduceKernel, type ReduceKind } from "../kernels/reduce.ts";
 import { softmaxBackwardKernel, softmaxForwardKernel } from "../kernels/softmax.ts";
 import { crossEntropyBackwardKernel, crossEntropyForwardKernel } from "../kernels/cross_entropy.ts";
 import { embeddingBackwardKernel, embeddingForwardKernel } from "../kernels/embedding.ts";
-import { siluGateKernel } from "../kernels/silu_gate.ts";
+import { siluGateBackwardKernel, siluGateForwardKernel } from "../kernels/silu_gate.ts";
 import { adamwKernel, sumSquaresKernel } from "../kernels/adamw.ts";
 import {
+  attentionBackwardDeltaKernel,
   attentionBackwardDkvKernel,
   attentionBackwardDqKernel,
-  attentionDeltaKernel,
   attentionForwardKernel,
   type AttentionSpec,
   type AttentionVariant,
@@ -302,7 +302,7 @@ function dispatched(
   const variant = dot && tile.bm === 128 ? { compute: "dot" as const } : undefined;
   if (splits > 1) {
     const k = matmulKernel({ ...full, tile, splitK: splits, variant });
-    return { plan, kernels: [k, reduceKernel("sum", { outer: 1, reduced: k.workgroups[2], inner: s.m * s.n })] };
+    return { plan, kernels: [k, reduceKernel({ kind: "sum", outer: 1, reduced: k.workgroups[2], inner: s.m * s.n })] };
   }
   if (plan.streamK && !addend) {
     const k = matmulKernel({ ...full, tile, variant, streamK: plan.streamK });
@@ -379,9 +379,9 @@ function* attentionCases(): Generator<Case> {
     // Every variant on two of the specs (cycling), every spec with the default-like first variants below.
     for (const sn of [names[i % names.length], names[(i + 3) % names.length]]) {
       const s = specs[sn], label = `${sn} ${Object.values(variant).join("/")}`;
-      yield [`attention forward ${label}`, () => attentionForwardKernel(s, variant)];
-      yield [`attention dq ${label}`, () => attentionBackwardDqKernel(s, variant)];
-      yield [`attention dkv ${label}`, () => attentionBackwardDkvKernel(s, variant)];
+      yield [`attention forward ${label}`, () => attentionForwardKernel({ ...s, variant })];
+      yield [`attention dq ${label}`, () => attentionBackwardDqKernel({ ...s, variant })];
+      yield [`attention dkv ${label}`, () => attentionBackwardDkvKernel({ ...s, variant })];
     }
     i++;
   }
@@ -397,13 +397,13 @@ function* attentionCases(): Generator<Case> {
   for (const [sn, s] of Object.entries(specs)) {
     for (const unroll of ["none", "forward", "all"] as const) {
       const variant = { ...base, unroll };
-      yield [`attention forward ${sn} ${unroll}`, () => attentionForwardKernel(s, variant)];
-      yield [`attention dq ${sn} ${unroll}`, () => attentionBackwardDqKernel(s, variant)];
-      yield [`attention dkv ${sn} ${unroll}`, () => attentionBackwardDkvKernel(s, variant)];
+      yield [`attention forward ${sn} ${unroll}`, () => attentionForwardKernel({ ...s, variant })];
+      yield [`attention dq ${sn} ${unroll}`, () => attentionBackwardDqKernel({ ...s, variant })];
+      yield [`attention dkv ${sn} ${unroll}`, () => attentionBackwardDkvKernel({ ...s, variant })];
     }
   }
   for (const [rows, d] of [[1024, 32], [100, 4], [70000 * 256, 64]]) {
-    yield [`attention delta ${rows} ${d}`, () => attentionDeltaKernel(rows, d)];
+    yield [`attention delta ${rows} ${d}`, () => attentionBackwardDeltaKernel({ rows, d })];
   }
 }
 
@@ -513,7 +513,7 @@ function* reduceCases(): Generator<Case> {
       for (const scale of [1, 0.125]) {
         yield [
           `reduce ${kind} ${outer}x${reduced}x${inner} group ${group} scale ${scale}`,
-          () => reduceKernel(kind, { outer, reduced, inner, group }, scale),
+          () => reduceKernel({ kind, outer, reduced, inner, group, scale }),
         ];
       }
     }
@@ -534,16 +534,16 @@ function* rowOpCases(): Generator<Case> {
     }
   }
   for (const [rows, vocab] of [[64, 50257], [64, 10000], [8192, 512], [70000, 7], [3, 4]]) {
-    yield [`cross entropy forward ${rows} ${vocab}`, () => crossEntropyForwardKernel(rows, vocab)];
-    yield [`cross entropy backward ${rows} ${vocab}`, () => crossEntropyBackwardKernel(rows, vocab)];
+    yield [`cross entropy forward ${rows} ${vocab}`, () => crossEntropyForwardKernel({ rows, vocab })];
+    yield [`cross entropy backward ${rows} ${vocab}`, () => crossEntropyBackwardKernel({ rows, vocab })];
   }
   for (const [tokens, dim, vocab] of [[256, 64, 1000], [8192, 512, 10000], [1, 3, 5], [70000, 300, 50257]]) {
-    yield [`embedding forward ${tokens} ${dim} ${vocab}`, () => embeddingForwardKernel(tokens, dim, vocab)];
-    yield [`embedding backward ${tokens} ${dim} ${vocab}`, () => embeddingBackwardKernel(tokens, dim, vocab)];
+    yield [`embedding forward ${tokens} ${dim} ${vocab}`, () => embeddingForwardKernel({ tokens, dim, vocab })];
+    yield [`embedding backward ${tokens} ${dim} ${vocab}`, () => embeddingBackwardKernel({ tokens, dim, vocab })];
   }
   for (const [rows, width] of [[64, 256], [8192, 1344], [5, 7], [70000, 300]]) {
-    yield [`silu gate forward ${rows} ${width}`, () => siluGateKernel({ rows, width, backward: false })];
-    yield [`silu gate backward ${rows} ${width}`, () => siluGateKernel({ rows, width, backward: true })];
+    yield [`silu gate forward ${rows} ${width}`, () => siluGateForwardKernel({ rows, width })];
+    yield [`silu gate backward ${rows} ${width}`, () => siluGateBackwardKernel({ rows, width })];
   }
   for (
     const sizes of [
@@ -553,9 +553,9 @@ function* rowOpCases(): Generator<Case> {
       Array.from({ length: 39 }, (_, i) => 1000 * i + 1),
     ]
   ) {
-    yield [`adamw ${sizes.length} ${sizes[0]}`, () => adamwKernel(sizes)];
-    yield [`sum squares ${sizes.length} ${sizes[0]}`, () => sumSquaresKernel(sizes, 0)];
-    yield [`sum squares ${sizes.length} ${sizes[0]} offset`, () => sumSquaresKernel(sizes, 17)];
+    yield [`adamw ${sizes.length} ${sizes[0]}`, () => adamwKernel({ sizes })];
+    yield [`sum squares ${sizes.length} ${sizes[0]}`, () => sumSquaresKernel({ sizes, offset: 0 })];
+    yield [`sum squares ${sizes.length} ${sizes[0]} offset`, () => sumSquaresKernel({ sizes, offset: 17 })];
   }
 }
 

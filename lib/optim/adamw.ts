@@ -93,12 +93,12 @@ export class AdamW {
     let offset = 0;
     for (let i = 0; i < grads.length; i += perDispatch) {
       const chunk = grads.slice(i, i + perDispatch);
-      const k = sumSquaresKernel(chunk.map((g) => g.size), offset);
+      const k = sumSquaresKernel({ sizes: chunk.map((g) => g.size), offset });
       backend.run(k, [...chunk.map((g) => g.buffer), partials.buffer]);
       offset += k.workgroups[0];
     }
     const ss = empty([1]);
-    backend.run(reduceKernel("sum", { outer: 1, reduced: total, inner: 1 }), [partials.buffer, ss.buffer]);
+    backend.run(reduceKernel({ kind: "sum", outer: 1, reduced: total, inner: 1 }), [partials.buffer, ss.buffer]);
     partials.dispose();
     const norm = mapElements("sqrt", [ss], "sqrt(v0)");
     ss.dispose();
@@ -135,7 +135,7 @@ export class AdamW {
       const live = [...this.params].filter(([, p]) => p.grad);
       for (let i = 0; i < live.length; i += perDispatch) {
         const chunk = live.slice(i, i + perDispatch);
-        const k = adamwKernel(chunk.map(([, p]) => p.size));
+        const k = adamwKernel({ sizes: chunk.map(([, p]) => p.size) });
         const buffers = chunk.flatMap(([name, p]) => [
           p.buffer,
           p.grad!.buffer,

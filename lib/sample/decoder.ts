@@ -188,7 +188,7 @@ export class KvCacheDecoder {
 
     const op = (k: KernelSource, buffers: GpuBuffer[]) => this.#ops.push(this.#op(k, buffers));
     const eps = { eps: c.normEps };
-    op(embeddingForwardKernel(B, d, V), [model.tokenEmbeddings.weight.buffer, this.#tokens, x]);
+    op(embeddingForwardKernel({ tokens: B, dim: d, vocab: V }), [model.tokenEmbeddings.weight.buffer, this.#tokens, x]);
     model.layers.forEach((layer, i) => {
       const attn = layer.attn, ffn = layer.ffn;
       const pre = layer.norm === "pre", post = layer.norm === "post";

@@ -276,7 +276,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       const layers = k.workgroups[2];
       const partial = backend.alloc(layers * m * N * 4);
       backend.run(k, [a.buffer, b.buffer, partial]);
-      backend.run(reduceKernel("sum", { outer: 1, reduced: layers, inner: m * N }), [partial, out.buffer]);
+      backend.run(reduceKernel({ kind: "sum", outer: 1, reduced: layers, inner: m * N }), [partial, out.buffer]);
       backend.free(partial);
     } else if (plan.streamK && !addend) {
       // The last, partial wave's tiles shared out along K, then their partial products summed.

@@ -14,13 +14,13 @@ import {
   rmsNormWeightGradKernel,
 } from "../../../kernels/rmsnorm.ts";
 import { ropeKernel } from "../../../kernels/rope.ts";
-import { siluGateKernel } from "../../../kernels/silu_gate.ts";
+import { siluGateBackwardKernel, siluGateForwardKernel } from "../../../kernels/silu_gate.ts";
 import { softmaxBackwardKernel, softmaxForwardKernel, type SoftmaxSpec } from "../../../kernels/softmax.ts";
 import type { KernelSource } from "../../../kernels/common.ts";
 import {
+  attentionBackwardDeltaKernel,
   attentionBackwardDkvKernel,
   attentionBackwardDqKernel,
-  attentionDeltaKernel,
   attentionForwardKernel,
   type AttentionSpec,
   type AttentionVariant,
@@ -270,10 +270,10 @@ export function packedSiluGate(h: Tensor): Tensor {
   }
   const width = width2 / 2, rows = h.size / Math.max(width2, 1);
   const y = empty([...h.shape.slice(0, -1), width]);
-  if (y.size > 0) run(siluGateKernel({ rows, width, backward: false }), [h, y]);
+  if (y.size > 0) run(siluGateForwardKernel({ rows, width }), [h, y]);
   return record(y, "packedSiluGate", [h], (dy) => {
     const dh = empty(h.shape);
-    if (dh.size > 0) run(siluGateKernel({ rows, width, backward: true }), [h, dy, dh]);
+    if (dh.size > 0) run(siluGateBackwardKernel({ rows, width }), [h, dy, dh]);
     return [dh];
   });
 }
@@ -294,10 +294,10 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   if (ids.dtype !== "i32") throw new TypeError(`embedding: ids must be i32, got ${ids.describe()}`);
   const [vocab, dim] = table.shape;
   const y = empty([...ids.shape, dim]);
-  if (y.size > 0) run(embeddingForwardKernel(ids.size, dim, vocab), [table, ids, y]);
+  if (y.size > 0) run(embeddingForwardKernel({ tokens: ids.size, dim, vocab }), [table, ids, y]);
   return record(y, "embedding", [table], (dy) => {
     const grad = fill(table.shape, 0);
-    if (dy.size > 0) run(embeddingBackwardKernel(ids.size, dim, vocab), [dy, ids, grad]);
+    if (dy.size > 0) run(embeddingBackwardKernel({ tokens: ids.size, dim, vocab }), [dy, ids, grad]);
     return [grad];
   });
 }
@@ -322,12 +322,12 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   const vocab = logits.shape[logits.ndim - 1], rows = targets.size;
   if (rows === 0) throw new Error(`crossEntropy: no targets in ${targets.describe()}`);
   const losses = empty([rows]), lse = empty([rows]);
-  run(crossEntropyForwardKernel(rows, vocab), [logits, targets, losses, lse]);
+  run(crossEntropyForwardKernel({ rows, vocab }), [logits, targets, losses, lse]);
   const loss = mean(losses);
   losses.dispose();
   return record(loss, "crossEntropy", [logits], (dy) => {
     const dl = empty(logits.shape);
-    run(crossEntropyBackwardKernel(rows, vocab), [logits, targets, lse, dy, dl]);
+    run(crossEntropyBackwardKernel({ rows, vocab }), [logits, targets, lse, dy, dl]);
     return [dl];
   }, [lse]);
 }
@@ -568,16 +568,16 @@ function fusedAttention(
   variant: AttentionVariant,
 ): Tensor {
   const out = empty(outShape), lse = empty([spec.bh * spec.tq]);
-  run(attentionForwardKernel(spec, variant), [...inputs, out, lse]);
+  run(attentionForwardKernel({ ...spec, variant }), [...inputs, out, lse]);
   return record(out, spec.packed ? "packedAttention" : "attention", inputs, (dout) => {
     // delta_i = rowsum(dO_i * O_i), the softmax backward's correction term.
     const delta = empty([spec.bh * spec.tq]);
-    run(attentionDeltaKernel(spec.bh * spec.tq, spec.d), [dout, out, delta]);
+    run(attentionBackwardDeltaKernel({ rows: spec.bh * spec.tq, d: spec.d }), [dout, out, delta]);
     const grads = inputs.map((t) => empty(t.shape));
     const [dq, dk, dv] = spec.packed ? [grads[0], grads[0], null] : grads;
-    run(attentionBackwardDqKernel(spec, variant), [...inputs, dout, lse, delta, dq]);
+    run(attentionBackwardDqKernel({ ...spec, variant }), [...inputs, dout, lse, delta, dq]);
     // Packed, dk and dv are parts of one gradient, bound once.
-    run(attentionBackwardDkvKernel(spec, variant), [...inputs, dout, lse, delta, dk, ...(dv ? [dv] : [])]);
+    run(attentionBackwardDkvKernel({ ...spec, variant }), [...inputs, dout, lse, delta, dk, ...(dv ? [dv] : [])]);
     delta.dispose();
     return grads;
   }, [lse]);

@@ -69,7 +69,7 @@ function reduceInto(
   if ((inner === 1 ? Math.ceil(R / 256) : R) > iterations) {
     return reduceInGroups(kind, x, out, dims, reduceGroupSize(inner, iterations), scale, shape, op);
   }
-  backend.run(reduceKernel(kind, dims, scale), [x, out]);
+  backend.run(reduceKernel({ kind, ...dims, scale }), [x, out]);
 }
 
 /** Reduces groups of `group` along the axis to a partial (outer, groups, inner), then the partial into `out`. */
@@ -85,7 +85,7 @@ function reduceInGroups(
 ): void {
   const backend = gpu(), groups = Math.ceil(dims.reduced / group);
   const partial = backend.alloc(dims.outer * groups * dims.inner * 4);
-  backend.run(reduceKernel(kind, { ...dims, group }), [x, partial]);
+  backend.run(reduceKernel({ kind, ...dims, group }), [x, partial]);
   reduceInto(kind, partial, out, { outer: dims.outer, reduced: groups, inner: dims.inner }, scale, shape, op);
   backend.free(partial);
 }
@@ -133,7 +133,7 @@ function reduceInParts(
     const first = g * group, end = Math.min(R, (g + perPart) * group);
     const part = backend.range(x, first * inner * 4, (end - first) * inner * 4);
     const outPart = backend.range(partial, g * inner * 4, Math.ceil((end - first) / group) * inner * 4);
-    backend.run(reduceKernel(kind, { outer: 1, reduced: end - first, inner, group }), [part, outPart]);
+    backend.run(reduceKernel({ kind, outer: 1, reduced: end - first, inner, group }), [part, outPart]);
   }
   reduceInto(kind, partial, out, { outer: 1, reduced: groups, inner }, scale, shape, op);
   backend.free(partial);
