@@ -26,7 +26,7 @@ import { empty } from "../lib/tensor/tensor.ts";
 import { gpu, initGpu, matmul, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
 import { type MatmulTile, matmulTiles, type MatmulVariant } from "../kernels/matmul.ts";
 import { reduceKernel } from "../kernels/reduce.ts";
-import { planMatmul } from "../lib/tensor/ops/matmul.ts";
+import { planMatmul, withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
 // Optional: the previous generator, copied beside this file for before/after runs.
 type LegacyGen = (spec: Record<string, unknown>) => { name: string; source: string; workgroups: number[] };
 let legacyKernel: LegacyGen | null = null;
@@ -610,14 +610,8 @@ for (const [sh, cases] of plans[args.values.plan!]()) {
       legacyDispatch(sh, a, b, out, c.splitK);
       return out;
     }
-    return matmul(a, b, {
-      transA: sh.transA,
-      transB: sh.transB,
-      tile: c.tile,
-      splitK: c.splitK,
-      streamK: c.streamK,
-      variant: c.variant,
-    });
+    const forced = { tile: c.tile, splitK: c.splitK, streamK: c.streamK, variant: c.variant };
+    return withMatmulTuning(forced, () => matmul(a, b, { transA: sh.transA, transB: sh.transB }));
   };
   const live: { c: Case; row: Row }[] = [];
   for (const c of cases) {

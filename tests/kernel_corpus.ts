@@ -39,9 +39,15 @@ import {
   type MatmulTile,
   matmulTiles,
   type MatmulVariant,
-  streamKWorkspaceBytes,
 } from "../kernels/matmul.ts";
-import { planMatmul, setMatmulSettings } from "../lib/tensor/ops/matmul.ts";
+import {
+  matmulLaunch,
+  type MatmulSettings,
+  type MatmulTuning,
+  planMatmul,
+  setMatmulSettings,
+  withMatmulTuning,
+} from "../lib/tensor/ops/matmul.ts";
 
 /** One case: a label and what it produces (a kernel, a WGSL snippet, or a plan), or the error it throws. */
 export type Case = [label: string, run: () => unknown];
@@ -286,47 +292,37 @@ function planShapes(): [
 }
 
 /**
- * What `matmul` dispatches for a problem under the current settings: the plan, then each kernel (split-K: the
- * split kernel and the sum; stream-K: the kernel and its fixup; else the kernel, with an addend when asked).
+ * What `matmul` dispatches for a problem under the current settings ({@linkcode matmulLaunch}): the plan, then each
+ * kernel (split-K: the split kernel and the sum; stream-K: the kernel, its fixup and the workspace's bytes; else the
+ * kernel, with an addend when asked).
  */
 function dispatched(
   s: { batch: number; m: number; n: number; k: number; transA: boolean; transB: boolean },
   maxSharedBytes: number,
   addend: boolean,
-  dotSetting: boolean,
 ): unknown {
   const full = { ...s, batchStrideA: s.batch > 1 ? s.m * s.k : 0, batchStrideB: s.batch > 1 ? s.k * s.n : 0 };
-  const plan = planMatmul(full, { maxSharedBytes });
-  const tile = plan.tile, splits = addend ? 1 : plan.splitK;
-  const dot = dotSetting && s.transB && !s.transA && s.k % 4 === 0;
-  const variant = dot && tile.bm === 128 ? { compute: "dot" as const } : undefined;
-  if (splits > 1) {
-    const k = matmulKernel({ ...full, tile, splitK: splits, variant });
-    return { plan, kernels: [k, reduceKernel({ kind: "sum", outer: 1, reduced: k.workgroups[2], inner: s.m * s.n })] };
-  }
-  if (plan.streamK && !addend) {
-    const k = matmulKernel({ ...full, tile, variant, streamK: plan.streamK });
-    const fixup = matmulStreamKFixupKernel({ m: s.m, n: s.n, k: s.k, tile, units: plan.streamK });
-    return { plan, workspace: streamKWorkspaceBytes(tile, plan.streamK), kernels: [k, fixup] };
-  }
-  return { plan, kernels: [matmulKernel({ ...full, tile, variant, addend })] };
+  const { plan, mode, main, finish, scratchBytes } = matmulLaunch(full, addend, maxSharedBytes);
+  if (mode === "splitK") return { plan, kernels: [main, finish] };
+  if (mode === "streamK") return { plan, workspace: scratchBytes, kernels: [main, finish] };
+  return { plan, kernels: [main] };
 }
 
 function* planCases(): Generator<Case> {
-  const settings: [string, Parameters<typeof setMatmulSettings>[0], boolean][] = [
-    ["default", {}, false],
-    ["no stream-K", { streamK: false }, false],
-    ["dot", { transposedBCompute: "dot" }, true],
-    ["108 units", { computeUnits: 108 }, false],
+  const settings: [string, Partial<MatmulSettings>, Partial<MatmulTuning>][] = [
+    ["default", {}, {}],
+    ["no stream-K", {}, { autoStreamK: false }],
+    ["dot", {}, { transposedBCompute: "dot" }],
+    ["108 units", { computeUnits: 108 }, {}],
   ];
-  for (const [sn, change, dot] of settings) {
+  for (const [sn, setting, tuning] of settings) {
     for (const [name, s] of planShapes()) {
       for (const maxShared of [Infinity, 32768, 16384]) {
         for (const addend of [false, true]) {
           yield [`plan ${sn} ${name} shared ${maxShared}${addend ? " addend" : ""}`, () => {
-            const before = setMatmulSettings(change);
+            const before = setMatmulSettings(setting);
             try {
-              return dispatched(s, maxShared, addend, dot);
+              return withMatmulTuning(tuning, () => dispatched(s, maxShared, addend));
             } finally {
               setMatmulSettings(before);
             }
