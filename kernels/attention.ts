@@ -88,12 +88,11 @@ export interface AttentionVariant {
   queryTile: 32 | 64;
   /**
    * Unroll the loops over a staged block's keys (forward, dQ) and queries (dK/dV) in the generated code: every
-   * workgroup-memory index becomes a constant (no bounds clamp or index arithmetic per read, the lesson of the
-   * matmul kernels), and the forward keeps a block's scores in registers instead of workgroup memory. "forward"
-   * unrolls only the forward kernel: on the H200 the unrolled forward ran in 0.185 ms against 0.296, the unrolled
-   * backward kernels 2-4x slower (bench/RESULTS.md, 2026-11-29). The ops run "forward" on hardware adapters
-   * (`defaultAttentionVariant` in lib/tensor/ops/nn.ts), "none" on software ones, which compile unrolled kernels
-   * slowly.
+   * workgroup-memory index becomes a constant (no bounds clamp or index arithmetic per read, as in the matmul
+   * kernels), and the forward keeps a block's scores in registers instead of workgroup memory. "forward" unrolls
+   * only the forward kernel, which unrolling makes faster while it makes the backward kernels slower
+   * (bench/RESULTS.md). The ops run "forward" on hardware adapters (`defaultAttentionVariant` in
+   * lib/tensor/ops/nn.ts), "none" on software ones, which compile unrolled kernels slowly.
    */
   unroll: "none" | "forward" | "all";
 }

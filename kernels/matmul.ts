@@ -2,10 +2,9 @@
  * Generated, register-blocked batched matmul: `C[b] = A[b] @ B[b]` with either operand optionally transposed in
  * storage, for any M, N, K.
  *
- * Why generated: WGSL compilers keep small arrays in registers only when every index is a constant. A kernel
- * whose inner loop indexes local arrays dynamically ran at 0.4-0.9 TFLOP/s on an H100; the same tiling with the
- * inner loops unrolled by this generator (constant indices, vec4 accumulators) reached 38 TFLOP/s
- * (../shared/device/README.md). So the generator writes out every FMA of a BK step explicitly.
+ * Why generated: WGSL compilers keep small arrays in registers only when every index is a constant; an inner loop
+ * that indexes local arrays dynamically keeps them in memory and runs tens of times slower. So the generator writes
+ * out every FMA of a BK step explicitly, with constant indices and vec4 accumulators, specialised to the shape.
  *
  * Layout: a workgroup computes a BM x BN tile of C with (BM/TM) x (BN/TN) threads; each thread owns TM x TN
  * outputs, spread as groups of 4 rows/columns spaced BM/(TM/4) apart so that neighbouring threads read
@@ -13,20 +12,10 @@
  * Tiles of A and B for each BK slice of K are staged in workgroup memory as [k][m] and [k][n] rows of vec4s, so
  * that every read of the inner loop is one 16-byte load. Global loads are vec4 where the contiguous dimension is
  * a multiple of 4, scalar otherwise; bounds checks are generated only for the dimensions that are not multiples
- * of the tile. See {@linkcode MatmulVariant} for the pipelining choices and {@linkcode chooseVariant} for why the
- * defaults are what they are.
- *
- * H100 (GPU timestamps, bench/matmul_tune.ts), previous generator -> this one: 4096^3 22.2 -> 37.2 TFLOP/s; the
- * LM's 8192-row products 18-22 -> 29-37; weight gradients (K = 8192, split-K) 9.5-18 -> 34-40. The step from 22 to
- * 36 came with the first variant of this rewrite (run 1: vec4 workgroup tiles, so every inner-loop read is one
- * 16-byte load where f32 tiles were read as four scalars; loads mapped so the transposing stores do not conflict;
- * a constant trip count); lanes tiles, BK 32 with block transposes and split-K by waves did the rest (40.9 at
- * 4096^3). On the H200 (2026-11-29) the "rows" layout and layout-specific wide tiles ({@linkcode largeTiles}) took
- * 4096^3 to 44.4 (cuBLAS f32: 51.3) and the LM's products to 34-46, and stream-K scheduling of the last, partial
- * wave ({@linkcode streamKSchedule}) to 46.1 (cuBLAS 51.1 in the same call; 47.0 at 6144^3). Note for measuring:
- * the GPU idles at 345 MHz and drops its clocks within milliseconds of idling, so a sub-millisecond kernel timed
- * right after a sync ran at a third of its speed (the "slow" LM shapes of earlier reports); time after ~100 ms of
- * back-to-back work.
+ * of the tile. See {@linkcode MatmulVariant} for the pipelining choices, {@linkcode chooseVariant} and
+ * {@linkcode largeTiles} for why the defaults are what they are, and {@linkcode streamKSchedule} for the launch
+ * order of the last wave. The measurements behind these choices are in bench/RESULTS.md ("Matmul: the measurements
+ * behind the rules"); bench/matmul_tune.ts times the alternatives.
  *
  * @module
  */
@@ -54,10 +43,9 @@ export const matmulTiles: Record<"large" | "medium" | "small", MatmulTile> = {
 };
 
 /**
- * The large tile with BK = 32, which the automatic choice uses when A is not transposed: half the barriers per
- * FMA, and the 128 x 32 K-contiguous tiles split into exactly one 4x4 block per thread for the "block" transpose.
- * H100: 4096^3 37.2 TFLOP/s (36.1 with BK 16), lm_head 8192x10000x512 (B transposed) 35.1 (30.9). Not for
- * transposed A: 10000x512x8192 ran at 35.5 against 40.5 with BK 16.
+ * The large tile with BK = 32: half the barriers per FMA of BK 16, and for untransposed A its 128 x 32
+ * K-contiguous tiles split into exactly one 4x4 block per thread for the "block" transpose. With transposed A it
+ * pays only where the BK-16 tile leaves the GPU short of workgroups (see {@linkcode chooseLargeTile}).
  */
 export const largeTileDeepK: MatmulTile = { bm: 128, bn: 128, bk: 32, tm: 8, tn: 8 };
 
@@ -102,24 +90,19 @@ export interface MatmulVariant {
 }
 
 /**
- * Large-tile configurations by operand layout, from the H200 runs of 2026-11-29 (bench/matmul_tune.ts plans
- * explore6-8, GPU timestamps, TFLOP/s, previous automatic choice in brackets):
+ * Large-tile configurations by operand layout, the fastest measured for each ({@linkcode chooseLargeTile} picks):
  * - untransposed operands, N a multiple of 256: 128 x 256, BK 16, 8 x 16 outputs a thread, register prefetch,
- *   "rows" layout. 4096^3 44.4 (40.9), lm_head dX 8192x512x10000 45.9 (35.5), qkvo dX 8192x512x512 39.2 (35.8).
- *   The same tile with "lanes" tiles reached 42.3 and 43.8: the per-thread clamp is what "rows" saves. It loses
- *   where B is transposed (fwd x @ W^T: every B element needs a transposing store; 29-34 vs 34-37).
- * - untransposed, N a multiple of 192 (d_ff 1344): 128 x 192, BK 16, prefetch, "lanes": w2 dX 34.0 (32.4).
- * - otherwise untransposed A: 128 x 128, BK 32, block transposes, prefetch, "rows" padded by 4 floats: qkvo fwd
- *   35.4 (34.4), w1 fwd 31.6 (30.6), w2 fwd 37.5 (36.6), lm_head fwd 37.3 (36.0), w1 dX 39.4 (38.8).
- * - transposed A (weight gradients, split K), N a multiple of 192: 128 x 192, BK 32, prefetch, "rows": w2 dW 40.4
- *   (34.0). M of 4096 or more (lm_head dW, enough tiles to need no deep K): BK 16, "flat", no prefetch, 40.6 as
- *   before (128 x 128 BK 32 rows: 38.4). Otherwise 128 x 128, BK 32, prefetch, "rows": qkvo dW 34.8 (32.3), w1 dW
- *   35.6 (35.1).
- * What did not help: warp-shaped thread mappings (`warpRows` 4 or 8: within 1%, or slower with 128 x 256),
- * 128-thread workgroups with 8 x 16 outputs (18-22 TFLOP/s: register spills at BK 32), 256 x 128 (36-37 at 4096^3),
- * 128 x 256 at BK 32 (37.3: 48 prefetch registers on top of 128 accumulators), double buffering at BK 8 or 16,
- * also with the step loop unrolled ("double2": 41.4 at 4096^3), and the "dot" inner loop for x @ W^T (a full
- * training step took 30.30 ms with it against 29.29, same call).
+ *   "rows" layout. A wider tile reads each staged A value for twice the columns; "rows" computes each thread's
+ *   workgroup-memory address clamp once instead of per read. Not where B is transposed: there every B element
+ *   would need a transposing store.
+ * - untransposed, N a multiple of 192 (d_ff 1344): 128 x 192, BK 16, prefetch, "lanes", for the same reuse.
+ * - otherwise untransposed A: 128 x 128, BK 32, block transposes, prefetch, "rows" padded by 4 floats.
+ * - transposed A (weight gradients, split K), N a multiple of 192: 128 x 192, BK 32, prefetch, "rows". M of 4096
+ *   or more: the BK-16 128 x 128 tile, "flat", no prefetch, which has tiles enough without a deep K. Otherwise
+ *   128 x 128, BK 32, prefetch, "rows".
+ *
+ * Every wider tile keeps to one workgroup of 256 threads and at most 128 accumulators a thread: beyond that the
+ * compiler spills registers.
  */
 export const largeTiles: Record<"wide" | "n192" | "n192Deep" | "deep", MatmulTile> = {
   wide: { bm: 128, bn: 256, bk: 16, tm: 8, tn: 16 },
@@ -129,14 +112,15 @@ export const largeTiles: Record<"wide" | "n192" | "n192Deep" | "deep", MatmulTil
 };
 
 /**
- * The large tile for a problem that fills the GPU with 128 x 128 tiles (see {@linkcode largeTiles} for the
- * measurements behind each branch). Wider tiles are taken only when they still give at least 120 workgroups.
+ * The large tile for a problem that fills the GPU with 128 x 128 tiles (see {@linkcode largeTiles} for the reason
+ * behind each branch). Wider tiles are taken only when they still give at least 120 workgroups, close to one per
+ * compute unit.
  *
  * @example
  * ```ts
  * import { chooseLargeTile } from "./matmul.ts";
  * const fwd = chooseLargeTile({ batch: 1, m: 8192, n: 512, transA: false, transB: true }); // x @ W^T
- * console.log(fwd); // { bm: 128, bn: 128, bk: 32, tm: 8, tn: 8 }
+ * if (fwd.bn !== 128 || fwd.bk !== 32) throw new Error(JSON.stringify(fwd)); // B transposed: the BK-32 tile
  * ```
  */
 export function chooseLargeTile(
@@ -154,25 +138,24 @@ export function chooseLargeTile(
 }
 
 /**
- * The fastest {@linkcode MatmulVariant} measured for a tile and operand layout (H100/H200, GPU timestamps,
- * bench/matmul_tune.ts). Why each part:
- * - pipeline: with 64 accumulators at BK 16, register prefetch lost (4096^3: 30.7-33.2 TFLOP/s against 36.1): the
- *   extra live registers cost the second resident workgroup per SM. From BK 32, or with the 96-128 accumulators of
- *   the 192- and 256-wide tiles (one workgroup per SM either way), "prefetch" wins (4096^3 40.9 vs 37.1 at
- *   128 x 128 BK 32; 44.4 vs 38.2 at 128 x 256 BK 16).
- * - layout: "rows" for the 128 x 128 BK 32 and 128 x 256 tiles and BK 32 transposed A (see
- *   {@linkcode largeTiles}), "lanes" for the 128 x 192 BK 16 and the small tiles (4096^3 36.1 vs 35.5 flat at the
- *   old default), "flat" unpadded tiles for transposed A at BK 16 (10000x512x8192: 40.8 vs 38.3 lanes).
- * - transpose "block" with BK 32 (one 4x4 block per thread, vec4 stores: 37.2 vs 36.1 at 4096^3), "scalar" with
- *   BK 16 (where a block would idle half the threads: 34.7 vs 36.1; 39.2 vs 44.4 with 128 x 256).
- * - pad 4 floats per k-row for "rows" at BK 32 with block transposes (conflict-free vec4 stores: 4096^3 41.7 vs
- *   41.3); no effect on 128 x 256 (44.4 both).
- * - swizzle 0: grouping tile rows for L2 changed nothing at 4096^3 (36.1 both): the K-slabs in flight fit in L2.
+ * The fastest {@linkcode MatmulVariant} for a tile and operand layout. Why each part:
+ * - pipeline: register prefetch holds the next slice in registers. With 64 accumulators at BK 16 those registers
+ *   cost the second resident workgroup per SM, more than the overlap gains; from BK 32, or with the 96-128
+ *   accumulators of the 192- and 256-wide tiles (one workgroup per SM either way), "prefetch" wins.
+ * - layout: "rows" for the 128 x 128 BK 32 and 128 x 256 tiles and BK 32 transposed A (see {@linkcode largeTiles}),
+ *   "lanes" for the 128 x 192 BK 16 and the smaller tiles, "flat" unpadded tiles for transposed A at BK 16: the
+ *   fastest of the three for each.
+ * - transpose "block" with BK 32 (one 4x4 block per thread, vec4 stores); "scalar" with BK 16, where blocks would
+ *   leave half the threads idle.
+ * - pad 4 floats per k-row for "rows" at BK 32 with block transposes: the vec4 stores of a quarter-warp then hit
+ *   distinct banks.
+ * - swizzle 0: grouping tile rows for L2 does not pay, since the K-slabs in flight already fit in L2.
  *
  * @example
  * ```ts
  * import { chooseVariant, largeTiles } from "./matmul.ts";
- * console.log(chooseVariant({ transA: false }, largeTiles.wide).layout); // "rows"
+ * const variant = chooseVariant({ transA: false }, largeTiles.wide);
+ * if (variant.layout !== "rows" || variant.pipeline !== "prefetch") throw new Error(JSON.stringify(variant));
  * ```
  */
 export function chooseVariant(spec: { transA: boolean }, tile: MatmulTile): MatmulVariant {
@@ -194,7 +177,8 @@ export function chooseVariant(spec: { transA: boolean }, tile: MatmulTile): Matm
  * ```ts
  * import { chooseVariant, largeTiles, matmulSharedBytes } from "./matmul.ts";
  * const tile = largeTiles.wide;
- * console.log(matmulSharedBytes(tile, chooseVariant({ transA: false }, tile))); // 24576
+ * const bytes = matmulSharedBytes(tile, chooseVariant({ transA: false }, tile));
+ * if (bytes !== 24576) throw new Error(`${bytes}`); // within every GPU's 32 KiB
  * ```
  */
 export function matmulSharedBytes(tile: MatmulTile, variant: MatmulVariant): number {
@@ -253,14 +237,14 @@ export interface MatmulSpec {
  * two partial tiles, to slots `2 * unit` and `2 * unit + 1` of the workspace.
  *
  * Why: a launch runs in waves of resident workgroups, and a last, partial wave costs a full one. 4096^3 with
- * 128 x 256 tiles is 512 tiles on 132 SMs (one workgroup each): 3.88 waves that take as long as 4 (H200: 4224 x
- * 4096 x 4096, 528 tiles, ran in 3.104 ms, 4096^3 in 3.102).
+ * 128 x 256 tiles is 512 tiles on 132 SMs (one workgroup each): 3.88 waves that take as long as 4 (on the H200,
+ * 4224 x 4096 x 4096, 4 whole waves, takes as long as 4096^3).
  *
  * @example
  * ```ts
  * import { largeTiles, streamKSchedule } from "./matmul.ts";
  * const s = streamKSchedule({ m: 4096, n: 4096, k: 4096 }, largeTiles.wide, 132);
- * console.log(s.dataParallel, s.tail); // 396 116
+ * if (s.dataParallel !== 396 || s.tail !== 116) throw new Error(JSON.stringify(s)); // 3 whole waves, then 116 tiles
  * ```
  */
 export function streamKSchedule(
@@ -287,18 +271,20 @@ export function streamKSchedule(
  * @example
  * ```ts
  * import { largeTiles, streamKWorkspaceBytes } from "./matmul.ts";
- * console.log(streamKWorkspaceBytes(largeTiles.wide, 132)); // 34603008
+ * if (streamKWorkspaceBytes(largeTiles.wide, 132) !== 2 * 132 * 128 * 256 * 4) throw new Error();
  * ```
  */
 export function streamKWorkspaceBytes(tile: MatmulTile, units: number): number {
   return 2 * units * tile.bm * tile.bn * 4;
 }
 
-/** Picks the largest tile that still gives the GPU enough workgroups to fill it. *
+/**
+ * Picks the largest tile that still gives the GPU enough workgroups to fill it.
+ *
  * @example
  * ```ts
- * import { chooseTile } from "./matmul.ts";
- * console.log(chooseTile({ batch: 1, m: 100, n: 100 })); // the medium 64 x 64 tile
+ * import { chooseTile, matmulTiles } from "./matmul.ts";
+ * if (chooseTile({ batch: 1, m: 100, n: 100 }) !== matmulTiles.medium) throw new Error("expected 64 x 64");
  * ```
  */
 export function chooseTile(spec: { batch: number; m: number; n: number }): MatmulTile {
@@ -994,12 +980,15 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   };
 }
 
-/** {@linkcode generateMatmulKernel}, memoized by its arguments (see `memoized` in common.ts). *
+/**
+ * {@linkcode generateMatmulKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
  * @example
  * ```ts
  * import { matmulKernel } from "./matmul.ts";
- * const k = matmulKernel({ batch: 1, m: 33, n: 65, k: 17, transA: false, transB: true, batchStrideA: 0, batchStrideB: 0 });
- * console.log(k.name, k.workgroups); // WGSL in k.source; bindings a, b, c
+ * const spec = { batch: 1, m: 33, n: 65, k: 17, transA: false, transB: true, batchStrideA: 0, batchStrideB: 0 };
+ * const k = matmulKernel(spec); // the small tile: 3 x 2 workgroups
+ * if (k.name !== "matmul_32x32_tB" || k.workgroups.join() !== "3,2,1") throw new Error(`${k.name} ${k.workgroups}`);
  * ```
  */
 export const matmulKernel: (spec: MatmulSpec) => KernelSource = memoized(generateMatmulKernel);
@@ -1024,7 +1013,7 @@ export interface StreamKFixupSpec {
  * ```ts
  * import { largeTiles, matmulStreamKFixupKernel } from "./matmul.ts";
  * const k = matmulStreamKFixupKernel({ m: 4096, n: 4096, k: 4096, tile: largeTiles.wide, units: 132 });
- * console.log(k.name, k.workgroups);
+ * if (k.name !== "matmul_streamK_fixup_128x256") throw new Error(k.name); // a thread per vec4 of the 116 tail tiles
  * ```
  */
 export const matmulStreamKFixupKernel: (spec: StreamKFixupSpec) => KernelSource = memoized((spec) => {

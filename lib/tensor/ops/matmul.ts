@@ -1,6 +1,10 @@
 /**
  * Matrix multiplication, batched, with either operand transposed in storage, on the generated tiled kernel.
  *
+ * The planner picks a tile, a split of K and stream-K by a wave model of the GPU (a launch runs in waves of resident
+ * workgroups, and a partial last wave costs a whole one); {@linkcode MatmulTuning} overrides it for benchmarks and
+ * tests. The measurements behind its rules are in bench/RESULTS.md.
+ *
  * @module
  */
 import {
@@ -46,7 +50,10 @@ export interface MatmulOptions {
  * {@linkcode MatmulSettings.computeUnits} holds them.
  */
 const slots = (tile: MatmulTile) => (tile.tm * tile.tn > 64 ? 1 : 2) * settings.computeUnits;
-/** Seconds per BK step of one full wave of large tiles (measured 36 TFLOP/s), and bytes/s of the split-K sum. */
+/**
+ * The wave model's rates: FLOP/s of a full wave of large tiles (what they sustain on an H100/H200, which sets the
+ * seconds of a BK step), and bytes/s of the passes that write and sum partial products.
+ */
 const WAVE_FLOPS = 36e12, BANDWIDTH = 2.8e12;
 
 /**
@@ -82,19 +89,18 @@ function launchSeconds(spec: { m: number; n: number; k: number }, tile: MatmulTi
 }
 
 /**
- * Split-K factor by the wave model of {@linkcode launchSeconds}. Few output tiles with a long K (weight gradients)
- * split until they fill the GPU. On the H100, 512x512x8192 ran at 31.9 TFLOP/s with 16 chunks of the large tile
- * (one wave of 256 workgroups), against 12.4 with the previous rule (medium tile, 5 chunks) and 2.3 unsplit;
- * 10000x512x8192 (316 tiles: 1.2 waves unsplit) at 40.5 with 5 chunks (6 full waves) against 32.0 unsplit. The
- * split layers' dynamic K bounds cost nothing measurable: the old split-K slowness was the medium tile and too few
- * workgroups.
+ * Split-K factor by the wave model of {@linkcode launchSeconds}: few output tiles with a long K (weight gradients)
+ * are split along K until their workgroups fill the GPU's waves, each further split taken only when the model
+ * predicts 2% or more. The split layers' dynamic K bounds cost nothing measurable, so what decides is how full
+ * the waves are and the cost of summing the layers.
  *
  * @example
  * ```ts
  * import { chooseSplitK } from "./matmul.ts";
  * import { matmulTiles } from "../../../kernels/matmul.ts";
- * // A weight gradient: 4 x 4 output tiles over K = 8192 split until they fill the GPU.
- * console.log(chooseSplitK({ batch: 1, m: 512, n: 512, k: 8192 }, matmulTiles.large)); // 16
+ * // A weight gradient: 4 x 4 output tiles over K = 8192 split 16 ways, 256 workgroups, about one wave.
+ * const splits = chooseSplitK({ batch: 1, m: 512, n: 512, k: 8192 }, matmulTiles.large);
+ * if (splits !== 16) throw new Error(`${splits}`);
  * ```
  */
 export function chooseSplitK(spec: { batch: number; m: number; n: number; k: number }, tile: MatmulTile): number {
@@ -110,19 +116,16 @@ export function chooseSplitK(spec: { batch: number; m: number; n: number; k: num
  * When the tiles leave a last, partial wave, stream-K shares that wave's K-iterations evenly among one wave of
  * workgroups ({@linkcode streamKSchedule}): the tail costs `tail / slots` of a wave instead of a whole one, plus
  * writing and summing up to two partial tiles per workgroup. Taken when the wave model predicts it at least 2%
- * faster than the best split-K factor (which includes no split), or than `splitK` when the caller has it.
- *
- * H200, GPU timestamps, TFLOP/s with stream-K against the previous plan (bench/matmul_tune.ts `--plan streamk2`):
- * 1536^3 35.9 vs 30.5, 2560^3 44.9 vs 40.1, 3072^3 45.8 vs 41.8, 4096^3 46.1 vs 44.4, 6144^3 47.0 vs 45.1; the
- * LM's x @ W^T 33.3-38.1 vs 31.5-37.2 and dX 38.5 vs 34.0. Not for transposed A (weight gradients), where split-K
- * stays: lm_head dW (10000 x 512 x 8192) ran at 35.5 with stream-K against 41.0 split 5 ways, W2's dW at 37.7
- * against 41.0 (and the fused q/k/v and w1/w3 dW gained only 2%).
+ * faster than the best split-K factor (which includes no split), or than `splitK` when the caller has it. Not for
+ * transposed A (weight gradients), where split-K measured faster on the LM's shapes (bench/RESULTS.md).
  *
  * @example
  * ```ts
  * import { chooseStreamK } from "./matmul.ts";
  * import { largeTiles } from "../../../kernels/matmul.ts";
- * console.log(chooseStreamK({ batch: 1, m: 4096, n: 4096, k: 4096 }, largeTiles.wide)); // 132
+ * // 512 tiles of 128 x 256: 3 whole waves of 132 and a tail of 116 tiles, shared among 132 workgroups.
+ * const units = chooseStreamK({ batch: 1, m: 4096, n: 4096, k: 4096 }, largeTiles.wide);
+ * if (units !== 132) throw new Error(`${units}`);
  * ```
  */
 export function chooseStreamK(
@@ -130,8 +133,8 @@ export function chooseStreamK(
   tile: MatmulTile,
   splitK: number = chooseSplitK(spec, tile),
 ): number {
-  // The resident-workgroup counts of `slots` were measured for the large tiles only (a medium tile's wave is
-  // larger and its steps cheaper, so the model would overrate stream-K there).
+  // The resident-workgroup counts of `slots` hold for the large tiles only (a medium tile's wave is larger and its
+  // steps cheaper, so the model would overrate stream-K there).
   if (spec.batch !== 1 || spec.transA || tile.tm * tile.tn < 64) return 0;
   const model = launchSeconds(spec, tile);
   return model.streamK() < model.splitK(splitK) * 0.98 ? model.units : 0;
@@ -244,16 +247,18 @@ export function withMatmulTuning<T>(change: Partial<MatmulTuning>, fn: () => T):
 }
 
 /**
- * Tile and split-K for a problem. A long K over a small output prefers the large tile split along K to a smaller
- * tile: 512x512x8192 ran at 31.9 TFLOP/s (large, 16 chunks) against 24.2 (medium, 5 chunks). Problems that fill
- * the GPU with large tiles get the layout-specific large tile of {@linkcode chooseLargeTile}, unless its workgroup
- * memory exceeds what the device allows (`maxSharedBytes`), in which case the BK-16 large tile stays.
+ * Tile, split-K and stream-K for a problem. A long K over a small output takes the large tile split along K rather
+ * than a smaller tile: its 8 x 8 outputs a thread do twice the FMAs per staged value of the medium tile's 4 x 4,
+ * and the split fills the GPU all the same. Problems that fill the GPU with large tiles get the layout-specific
+ * large tile of {@linkcode chooseLargeTile}, unless its workgroup memory exceeds what the device allows
+ * (`maxSharedBytes`), in which case the BK-16 large tile stays.
  *
  * @example
  * ```ts
  * import { planMatmul } from "./matmul.ts";
- * const plan = planMatmul({ batch: 1, m: 4096, n: 4096, k: 4096 });
- * console.log(plan.tile, plan.splitK, plan.streamK); // 128 x 256 tile, no split, stream-K over 132
+ * import { largeTiles } from "../../../kernels/matmul.ts";
+ * const plan = planMatmul({ batch: 1, m: 4096, n: 4096, k: 4096 }); // 128 x 256 tiles, stream-K over 132
+ * if (plan.tile !== largeTiles.wide || plan.splitK !== 1 || plan.streamK !== 132) throw new Error(`${plan.streamK}`);
  * ```
  */
 export function planMatmul(

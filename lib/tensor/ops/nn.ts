@@ -380,9 +380,9 @@ let variantSetting: Partial<AttentionVariant> = {};
 
 /**
  * The variant attention runs on this adapter unless told otherwise: `DEFAULT_ATTENTION_VARIANT`, with the forward
- * kernel unrolled (`unroll: "forward"`) on hardware adapters. On the H200 that took a training step from 29.27 to
- * 28.76 ms in the same call (the forward from 0.29 to 0.18 ms). Software adapters keep the loops: Mesa's lavapipe
- * spends minutes compiling the unrolled kernel at head dim 32.
+ * kernel unrolled (`unroll: "forward"`) on hardware adapters, where it makes a training step faster
+ * (bench/RESULTS.md). Software adapters keep the loops: Mesa's lavapipe spends minutes compiling the unrolled kernel
+ * at head dim 32.
  *
  * @example
  * ```ts ignore
