@@ -118,7 +118,7 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
  * @example
  * ```ts
  * import { fusedAttentionSupports } from "./attention.ts";
- * console.log(fusedAttentionSupports(64), fusedAttentionSupports(96)); // true false
+ * if (!fusedAttentionSupports(64) || fusedAttentionSupports(96)) throw new Error("head dims up to 64");
  * ```
  */
 export function fusedAttentionSupports(d: number): boolean {
@@ -132,7 +132,8 @@ export function fusedAttentionSupports(d: number): boolean {
  * @example
  * ```ts
  * import { attentionWorkgroupBytes, DEFAULT_ATTENTION_VARIANT } from "./attention.ts";
- * console.assert(attentionWorkgroupBytes(32, DEFAULT_ATTENTION_VARIANT) === 16384);
+ * const bytes = attentionWorkgroupBytes(32, DEFAULT_ATTENTION_VARIANT);
+ * if (bytes !== 16384) throw new Error(`${bytes}`); // within WebGPU's guaranteed 16 KiB
  * ```
  */
 export function attentionWorkgroupBytes(d: number, variant: AttentionVariant): number {

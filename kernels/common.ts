@@ -115,7 +115,8 @@ export const MAX_GROUPS_PER_DIM = 65535;
  * @example
  * ```ts
  * import { flatGrid } from "./common.ts";
- * console.log(flatGrid(100_000)); // { workgroups: [ 50000, 2, 1 ], index: "(wid.x + wid.y * 50000u)" }
+ * const grid = flatGrid(100_000); // past 65,535: folded into two rows
+ * if (grid.workgroups.join() !== "50000,2,1" || grid.index !== "(wid.x + wid.y * 50000u)") throw new Error();
  * ```
  */
 export function flatGrid(groups: number): { workgroups: [number, number, number]; index: string } {
@@ -135,7 +136,8 @@ export function flatGrid(groups: number): { workgroups: [number, number, number]
  * @example
  * ```ts
  * import { foldGrid } from "./common.ts";
- * console.log(foldGrid([2, 8]).workgroups, foldGrid([2, 70_000]).workgroups); // [ 2, 8, 1 ] [ 46667, 3, 1 ]
+ * if (foldGrid([2, 8]).workgroups.join() !== "2,8,1") throw new Error("within the limit: the plain grid");
+ * if (foldGrid([2, 70_000]).workgroups.join() !== "46667,3,1") throw new Error("past it: folded flat");
  * ```
  */
 export function foldGrid(dims: readonly number[]): {
@@ -166,7 +168,8 @@ export function foldGrid(dims: readonly number[]): {
  * @example
  * ```ts
  * import { f32Literal } from "./common.ts";
- * console.log(f32Literal(1), f32Literal(0.5), f32Literal(-Infinity)); // 1.0 f32(0.5) bitcast<f32>(0xff800000u)
+ * const literals = [f32Literal(1), f32Literal(0.5), f32Literal(-Infinity)].join(" ");
+ * if (literals !== "1.0 f32(0.5) bitcast<f32>(0xff800000u)") throw new Error(literals);
  * ```
  */
 export function f32Literal(x: number): string {
@@ -187,7 +190,7 @@ export function f32Literal(x: number): string {
  * ```ts
  * import { workgroupReduce } from "./common.ts";
  * const wgsl = workgroupReduce("sum", "v", "total", 256); // needs `var<workgroup> red: array<f32, 256>;`
- * console.assert(wgsl.endsWith("let total = red[0];\n  workgroupBarrier();"));
+ * if (!wgsl.endsWith("let total = red[0];\n  workgroupBarrier();")) throw new Error(wgsl);
  * ```
  */
 export function workgroupReduce(op: "sum" | "max", value: string, out: string, size: number, scratch = "red"): string {
@@ -214,7 +217,7 @@ export function workgroupReduce(op: "sum" | "max", value: string, out: string, s
  * let calls = 0;
  * const gen = memoized((n: number) => ({ name: "k", source: `// ${n} ${++calls}`, workgroups: [1, 1, 1] }));
  * gen(3);
- * console.assert(gen(3).source === "// 3 1" && calls === 1);
+ * if (gen(3).source !== "// 3 1" || calls !== 1) throw new Error("generated twice");
  * ```
  */
 export function memoized<A extends unknown[]>(generate: (...args: A) => KernelSource): (...args: A) => KernelSource {
@@ -239,7 +242,7 @@ export function memoized<A extends unknown[]>(generate: (...args: A) => KernelSo
  * ```ts
  * import { rowKernelEntry } from "./common.ts";
  * const entry = rowKernelEntry(10, 64); // the caller appends its body and `}` to entry.head
- * console.log(entry.workgroups); // [ 10, 1, 1 ]
+ * if (entry.workgroups.join() !== "10,1,1") throw new Error(`${entry.workgroups}`); // a workgroup a row
  * ```
  */
 export function rowKernelEntry(rows: number, size: number): { workgroups: [number, number, number]; head: string } {

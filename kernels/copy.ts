@@ -62,7 +62,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  * ```ts
  * import { gatherKernel } from "./copy.ts";
  * const k = gatherKernel({ outShape: [3, 2], inStrides: [1, 3], dtype: "f32" }); // transposes a (2, 3)
- * console.log(k.name, k.workgroups); // gather_copy [ 1, 1, 1 ]
+ * if (k.name !== "gather_copy" || !k.source.includes("out[i] = x[")) throw new Error(k.source);
  * ```
  */
 export const gatherKernel: (spec: GatherSpec) => KernelSource = memoized(generateGatherKernel);
@@ -122,7 +122,7 @@ ${pieceSelect(spec.sizes, (p, j) => `out[i] = x${p}[${j}];`)}
  * ```ts
  * import { concatKernel } from "./copy.ts";
  * const k = concatKernel({ sizes: [6, 4], dtype: "f32" }); // 6 + 4 elements
- * console.log(k.name, k.workgroups); // concat_copy [ 1, 1, 1 ]
+ * if (k.name !== "concat_copy" || !k.source.includes("x1[i - 6u]")) throw new Error(k.source);
  * ```
  */
 export const concatKernel: (spec: PiecesSpec) => KernelSource = memoized(generateConcatKernel);
@@ -156,7 +156,7 @@ ${pieceSelect(spec.sizes, (p, j) => `y${p}[${j}] = x[i];`)}
  * ```ts
  * import { splitKernel } from "./copy.ts";
  * const k = splitKernel({ sizes: [6, 4], dtype: "f32" }); // 10 elements into 6 + 4
- * console.log(k.name, k.workgroups); // split_copy [ 1, 1, 1 ]
+ * if (k.name !== "split_copy" || !k.source.includes("y1[i - 6u] = x[i]")) throw new Error(k.source);
  * ```
  */
 export const splitKernel: (spec: PiecesSpec) => KernelSource = memoized(generateSplitKernel);

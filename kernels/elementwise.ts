@@ -40,7 +40,7 @@ const WG = 256;
  * import { elementwiseKernel } from "./elementwise.ts";
  * const inputs = [{ shape: [2, 3], dtype: "f32" as const }, { shape: [3], dtype: "f32" as const }];
  * const k = elementwiseKernel({ name: "add", outShape: [2, 3], outDtype: "f32", inputs, expr: "v0 + v1" });
- * console.log(k.name, k.workgroups); // add [ 1, 1, 1 ]
+ * if (!k.source.includes("let v1 = in1[(i % 3u)];")) throw new Error(k.source); // the (3) input, broadcast
  * ```
  */
 export function elementwiseKernel(spec: ElementwiseSpec): KernelSource {
@@ -79,7 +79,8 @@ ${loads.join("\n")}
  * @example
  * ```ts
  * import { broadcastIndex } from "./elementwise.ts";
- * console.log(broadcastIndex([3], [2, 3]), broadcastIndex([2, 1], [2, 3])); // (i % 3u) ((i / 3u) % 2u)
+ * if (broadcastIndex([3], [2, 3]) !== "(i % 3u)") throw new Error("a row repeats along the columns");
+ * if (broadcastIndex([2, 1], [2, 3]) !== "((i / 3u) % 2u)") throw new Error("a column repeats along the rows");
  * ```
  */
 export function broadcastIndex(inShape: readonly number[], outShape: readonly number[], index = "i"): string {

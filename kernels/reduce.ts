@@ -54,7 +54,8 @@ const COL_WG = 256;
  * @example
  * ```ts
  * import { reduceGroupSize } from "./reduce.ts";
- * console.log(reduceGroupSize(1, 16), reduceGroupSize(8, 4096)); // 4096 4096
+ * if (reduceGroupSize(1, 16) !== 4096) throw new Error("a workgroup of 256 reduces each group together");
+ * if (reduceGroupSize(8, 4096) !== 4096) throw new Error("one thread walks each group");
  * ```
  */
 export function reduceGroupSize(inner: number, iterations: number): number {

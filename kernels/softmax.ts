@@ -121,7 +121,7 @@ ${workgroupReduce("sum", "acc", "total", WG)}
  * ```ts
  * import { softmaxForwardKernel } from "./softmax.ts";
  * const k = softmaxForwardKernel({ rows: 64, cols: 100, scale: 1, log: false });
- * console.log(k.name, k.workgroups); // softmax_forward [ 64, 1, 1 ]
+ * if (k.name !== "softmax_forward" || k.workgroups[0] !== 64) throw new Error(`${k.workgroups}`); // a workgroup a row
  * ```
  */
 export const softmaxForwardKernel: (spec: SoftmaxSpec) => KernelSource = memoized(generateSoftmaxForwardKernel);
@@ -133,7 +133,7 @@ export const softmaxForwardKernel: (spec: SoftmaxSpec) => KernelSource = memoize
  * ```ts
  * import { softmaxBackwardKernel } from "./softmax.ts";
  * const k = softmaxBackwardKernel({ rows: 64, cols: 100, scale: 1, log: false });
- * console.log(k.name, k.workgroups); // softmax_backward [ 64, 1, 1 ]
+ * if (k.name !== "softmax_backward" || k.workgroups[0] !== 64) throw new Error(`${k.workgroups}`);
  * ```
  */
 export const softmaxBackwardKernel: (spec: SoftmaxSpec) => KernelSource = memoized(generateSoftmaxBackwardKernel);

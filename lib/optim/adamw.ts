@@ -45,11 +45,17 @@ export interface StepOptions {
  * The AdamW optimizer over named parameters.
  *
  * @example
- * ```ts ignore
- * const opt = new AdamW(model.parameters(), { lr: 1e-3 });
- * loss.backward();
- * opt.step({ lr: schedule(step), maxGradNorm: 1.0 });
+ * ```ts
+ * import { AdamW } from "@nanolm/nanolm/optim";
+ * import { initGpu, mul, param, sum, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const w = param(tensor([1, -1]), "w");
+ * const opt = new AdamW([w], { lr: 0.1, weightDecay: 0 });
+ * sum(mul(w, w)).backward();
+ * opt.step({ maxGradNorm: 1.0 }); // Adam's first step moves each weight by lr against its gradient's sign
  * opt.zeroGrad();
+ * const [a, b] = await w.data();
+ * if (Math.abs(a - 0.9) > 1e-5 || Math.abs(b + 0.9) > 1e-5) throw new Error(`${a} ${b}`);
  * ```
  */
 export class AdamW {
