@@ -30,6 +30,7 @@ import {
 import type { AttentionVariant } from "../kernels/attention.ts"; // not mod.ts: the GPU machine has no network for npm packages
 import type { MatmulTile } from "../kernels/matmul.ts";
 import { param } from "../lib/tensor/create.ts";
+import { withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
 
 const args = parseArgs({
   options: {
@@ -112,7 +113,7 @@ async function benchMatmul(
   name: string,
   dims: { batch?: number; m: number; n: number; k: number; transA?: boolean; transB?: boolean },
   tile?: MatmulTile,
-  extra: { splitK?: number; shared?: "vec4" | "f32" } = {},
+  extra: { splitK?: number } = {},
 ): Promise<void> {
   if (!want(name)) return;
   const { batch = 1, m, n, k, transA = false, transB = false } = dims;
@@ -120,7 +121,7 @@ async function benchMatmul(
   const a = randn([...lead, ...(transA ? [k, m] : [m, k])], { seed: 1 });
   const b = randn([...lead, ...(transB ? [n, k] : [k, n])], { seed: 2 });
   const { ms, kernels } = await time(() => {
-    matmul(a, b, { transA, transB, tile, ...extra });
+    withMatmulTuning({ tile, ...extra }, () => matmul(a, b, { transA, transB }));
   });
   const tflops = (2 * batch * m * n * k) / (ms / 1000) / 1e12;
   results.push({ name, ms, tflops, kernels });

@@ -9,6 +9,7 @@
 import { parseArgs } from "node:util";
 import { initGpu, matmul, readAll, type Tensor, tensor } from "../lib/tensor/mod.ts";
 import { largeTileDeepK, type MatmulTile, matmulTiles, type MatmulVariant } from "../kernels/matmul.ts";
+import { withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
 
 const args = parseArgs({ options: { variants: { type: "string" }, quick: { type: "boolean", default: false } } });
 await initGpu();
@@ -64,7 +65,7 @@ for (const [m, n, k] of shapes) {
       for (const [tname, tile] of tiles) {
         for (const splitK of [1, 3, undefined]) {
           for (const variant of variants) {
-            outs.push(matmul(ta, tb, { transA, transB, tile, splitK, variant }));
+            outs.push(withMatmulTuning({ tile, splitK, variant }, () => matmul(ta, tb, { transA, transB })));
             labels.push(
               `${m}x${n}x${k} tA=${transA} tB=${transB} ${tname} splitK=${splitK} ${JSON.stringify(variant)}`,
             );

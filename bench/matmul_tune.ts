@@ -3,21 +3,19 @@
  * the LM's shapes and 4096^3, interleaving variants over several rounds (so clock drift hits all alike), and checks
  * each timed kernel's output at sampled entries against float64 dot products.
  *
- * `deno run -A bench/matmul_tune.ts --plan final [--reps 10] [--rounds 2] [--only substring] [--small]`
+ * `deno run -A bench/matmul_tune.ts --plan streamk2 [--reps 10] [--rounds 2] [--only substring] [--small]`
  *
  * `--small` runs every case of the plan once on a small odd shape with the same transposes and prints its error
  * against float64 instead of timing it: a check that runs on a software adapter before GPU time is spent.
  *
- * Cases labelled "legacy" need the previous generator beside this file (they are skipped otherwise):
- * `git show 4228d2d:kernels/matmul.ts | sed 's#"./common.ts"#"../kernels/common.ts"#' > bench/matmul_legacy.ts`.
- * Plans: "final" (legacy vs the automatic choice on every shape), "next" (the open lead: BK 32 block transposes
- * with register prefetch, 40.9 TFLOP/s at 4096^3 against 37.2 for the default, not yet timed on the LM shapes),
- * and the exploration rounds r2-r4 / explore5 whose results the comments in kernels/matmul.ts quote. Session 3 (H200,
- * 2026-11-29): explore6-explore9 (warp maps, 128-thread and 192/256-wide tiles, the "rows" layout, swizzles) chose
- * `largeTiles`; explore10-11 time the "dot" inner loop for x @ W^T and the "double2" pipeline (neither won). Session
- * 4 (H200, 2026-11-29): "waves" shows the cost of a partial last wave, "streamk" and "streamk2" time stream-K
- * against the previous plans. Each row also gives the span (first start to last end, gaps between dispatches
- * included) as TFLOP/s, the figure to compare with a wall-clock timing of a multi-dispatch plan.
+ * A plan is a list of shapes, each with the cases to time against each other; "auto (lib)" is what the library's
+ * planner runs. Cases labelled "legacy" time another version of the generator, copied beside this file as
+ * bench/matmul_legacy.ts with the tile and split-K rule its library used (`legacyDispatch`); they are skipped when
+ * the file is absent. To compare with the generator of a commit:
+ * `git show <commit>:kernels/matmul.ts | sed 's#"./common.ts"#"../kernels/common.ts"#' > bench/matmul_legacy.ts`.
+ * The figures each plan produced, and the choices they led to, are in bench/RESULTS.md. Each row also gives the span
+ * (first start to last end, gaps between dispatches included) as TFLOP/s, the figure to compare with a wall-clock
+ * timing of a multi-dispatch plan.
  *
  * @module
  */
@@ -26,8 +24,8 @@ import { empty } from "../lib/tensor/tensor.ts";
 import { gpu, initGpu, matmul, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
 import { type MatmulTile, matmulTiles, type MatmulVariant } from "../kernels/matmul.ts";
 import { reduceKernel } from "../kernels/reduce.ts";
-import { planMatmul } from "../lib/tensor/ops/matmul.ts";
-// Optional: the previous generator, copied beside this file for before/after runs.
+import { planMatmul, withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
+// Optional: another version of the generator to compare with (see the module doc).
 type LegacyGen = (spec: Record<string, unknown>) => { name: string; source: string; workgroups: number[] };
 let legacyKernel: LegacyGen | null = null;
 try {
@@ -110,11 +108,12 @@ const vr = (s: string): Partial<MatmulVariant> => {
 const when = (cond: boolean | undefined, ...cases: Case[]): Case[] => (cond ? cases : []);
 
 const plans: Record<string, () => [Shape, Case[]][]> = {
-  // Before/after: the previous generator and tile choice against the current automatic choice, on every shape.
+  // The legacy generator with its own tile choice against the automatic choice, on every shape.
   final: () =>
     [sq(1024), sq(2048), sq(4096), ...lmShapes].map((
       sh,
     ) => [sh, [{ label: "legacy", legacy: true }, { label: "auto (lib)" }]]),
+  // BK-32 block transposes with register prefetch (BK-16 flat for transposed A) against the automatic choice.
   next: () => {
     const deep = t(128, 128, 32);
     return [sq(4096), sq(2048), ...lmShapes].map((sh): [Shape, Case[]] => [sh, [
@@ -126,10 +125,7 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       },
     ]]);
   },
-  // Session 3: warp-shaped thread mappings, 128-thread and 128x256 tiles, BK 32 for transposed A.
-  // Session 3, final call: one barrier a step with constant buffer indices ("double2"), and the "dot" inner loop for
-  // x @ W^T, against the automatic choice, on 4096^3 first (issue 2's target) and then the LM's shapes.
-  // Session 4: stream-K for the last, partial wave, against the same tiles without it.
+  // Stream-K for the last, partial wave, against the same tiles without it.
   streamk: () => {
     const off: Case[] = [{ label: "auto (lib)" }, { label: "no stream-K", streamK: 0 }];
     return [
@@ -140,8 +136,8 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { name: "w2 dX", m: R, n: FF, k: D },
     ].map((sh): [Shape, Case[]] => [sh, off]);
   },
-  // Session 4: every shape (square, the LM's, its fused projections) where the automatic plan takes stream-K,
-  // against the previous plan (one workgroup per tile or split-K).
+  // Every shape (square, the LM's, its fused projections) where the automatic plan takes stream-K, against the plan
+  // without it (one workgroup per tile or split-K).
   streamk2: () => {
     const fused: Shape[] = [
       { name: "qkv fwd", m: R, n: 3 * D, k: D, transB: true },
@@ -155,8 +151,8 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
     return shapes.filter((sh) => planMatmul({ batch: 1, ...sh }).streamK > 0)
       .map((sh): [Shape, Case[]] => [sh, [{ label: "auto (lib)" }, { label: "no stream-K", streamK: 0 }]]);
   },
-  // Session 4: wave quantization of the automatic 128 x 256 tile. 4096^3 is 512 tiles, 3.88 waves of 132; 4224 rows
-  // make 528 (4 full waves), 4608 x 2816 make 396 (3 full waves); 132 and 144 tiles of K = 8192 show the slot count.
+  // Wave quantization of the automatic 128 x 256 tile. 4096^3 is 512 tiles, 3.88 waves of 132; 4224 rows make 528
+  // (4 full waves), 4608 x 2816 make 396 (3 full waves); 132 and 144 tiles of K = 8192 show the slot count.
   waves: () =>
     [
       sq(4096),
@@ -165,6 +161,8 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { name: "132 tiles", m: 1536, n: 2816, k: 8192 },
       { name: "144 tiles", m: 1536, n: 3072, k: 8192 },
     ].map((sh): [Shape, Case[]] => [sh, [{ label: "auto (lib), unsplit", splitK: 1 }]]),
+  // One barrier a step with constant buffer indices ("double2"), and the "dot" inner loop for x @ W^T, against the
+  // automatic choice.
   explore11: () => {
     const dv = (s: string): Partial<MatmulVariant> => ({ ...vr(s), compute: "dot" });
     const wide = t(128, 256, 16, 8, 16), n192 = t(128, 192, 16, 8, 12), L = matmulTiles.large;
@@ -187,7 +185,7 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
     ];
     return [sq(4096), ...lmShapes].map((sh): [Shape, Case[]] => [sh, sh.transA ? tA : sh.transB ? tB : plain]);
   },
-  // Session 3: the "dot" inner loop for x @ W^T (K-contiguous tiles, no transposing stores).
+  // The "dot" inner loop for x @ W^T (K-contiguous tiles, no transposing stores) with each tile and pipeline.
   explore10: () => {
     const dv = (s: string): Partial<MatmulVariant> => ({ ...vr(s), compute: "dot" });
     const cases = (sh: Shape): Case[] => [
@@ -205,7 +203,7 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
     ];
     return lmShapes.filter((sh) => sh.transB).map((sh): [Shape, Case[]] => [sh, cases(sh)]);
   },
-  // Session 3, last round: launch order (L2 grouping) and warp shape for the 128 x 256 tile at 4096^3.
+  // Launch order (L2 grouping) and warp shape for the 128 x 256 tile at 4096^3.
   explore9: () => {
     const wide = t(128, 256, 16, 8, 16);
     return [[sq(4096), [
@@ -217,8 +215,8 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { label: "128x256 rows block", tile: wide, variant: vr("prefetch:0:block:0:rows") },
     ]]];
   },
-  // Session 3, third round: padding, block transposes and warp shapes around the two winners (128x256 BK 16 rows,
-  // 128x128 BK 32 rows), and 192-wide tiles where N or M is 1344.
+  // Padding, block transposes and warp shapes around the 128x256 BK 16 and 128x128 BK 32 "rows" tiles, and
+  // 192-wide tiles where N or M is 1344.
   explore8: () => {
     const wide = t(128, 256, 16, 8, 16), deep = t(128, 128, 32);
     const plain = (sh: Shape): Case[] => [
@@ -262,7 +260,7 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
     ];
     return [sq(4096), ...lmShapes].map((sh): [Shape, Case[]] => [sh, sh.transA ? tA(sh) : plain(sh)]);
   },
-  // Session 3, second round: the "rows" layout unlocks 128x256 at BK 32 and double buffering; 128x192 for N 1344.
+  // The "rows" layout at 128x256 (BK 16 and 32) and with double buffering; 128x192 tiles for N 1344.
   explore7: () => {
     const deep = t(128, 128, 32), wide = t(128, 256, 16, 8, 16), wide32 = t(128, 256, 32, 8, 16);
     const plain = (sh: Shape): Case[] => [
@@ -301,6 +299,7 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
     ];
     return [sq(4096), sq(2048), ...lmShapes].map((sh): [Shape, Case[]] => [sh, sh.transA ? tA(sh) : plain(sh)]);
   },
+  // Warp-shaped thread maps, 128-thread workgroups, 128x256 and 256x128 tiles, BK 32 for transposed A.
   explore6: () => {
     const deep = t(128, 128, 32);
     const plain: Case[] = [
@@ -363,6 +362,7 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
     ];
     return [sq(4096), sq(2048), ...lmShapes].map((sh): [Shape, Case[]] => [sh, sh.transA ? tA : plain]);
   },
+  // BK-32 variants at 4096^3: block transposes with prefetch, a swizzled launch, a 64x128 tile, scalar transposes.
   explore5: () => {
     const deep = t(128, 128, 32);
     return [[sq(4096), [
@@ -373,6 +373,7 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { label: "bk32 scalar lanes", tile: deep, variant: vr("none:0:scalar:0:lanes") },
     ]]];
   },
+  // The legacy generator, the automatic choice and BK-32 "lanes" and "flat" tiles on squares and the LM's shapes.
   r4: () => {
     const cands = (sh: Shape): Case[] => [
       { label: "legacy", legacy: true },
@@ -381,13 +382,15 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { label: "flat bk32 pad0", tile: t(128, 128, 32), variant: vr("none:0:scalar:0:flat") },
       ...when(sh.transB, { label: "lanes bk16 block", tile: matmulTiles.large, variant: vr("none:0:block:0:lanes") }),
       ...when(sh.transA, {
-        label: "lanes bk16 (was default)",
+        label: "lanes bk16 scalar",
         tile: matmulTiles.large,
         variant: vr("none:0:scalar:0:lanes"),
       }),
     ];
     return [sq(4096), sq(2048), sq(1024), ...lmShapes].map((sh) => [sh, cands(sh)]);
   },
+  // Pipelines (none, prefetch, double at BK 8) on the large, 128x64, 64x128 and medium tiles; split-K factors and
+  // layouts of the lm_head weight gradient.
   r3: () => {
     const none = vr("none:4:scalar:0:lanes"),
       dbl = vr("double:4:scalar:0:lanes"),
@@ -422,6 +425,8 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
     ];
     return [[sq(4096), big], [lmShapes[0], lm], [lmShapes[1], lm], [lmShapes[11], dW]];
   },
+  // "flat" and "lanes" layouts, pipelines and block transposes on every LM shape; split-K factors and tiles of the
+  // weight gradients.
   r2: () => {
     const common: Case[] = [
       { label: "legacy", legacy: true },
@@ -473,6 +478,7 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       [lmShapes[11], [...common.slice(0, 5), { label: "auto (lib)" }]],
     ];
   },
+  // Three cheap cases (transposed A, split-K, a 128x64 tile) to check the harness.
   smoke: () => [
     [{ name: "small", m: 256, n: 192, k: 1040, transA: true }, [
       { label: "legacy", legacy: true },
@@ -480,6 +486,8 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { label: "prefetch block", tile: t(128, 64, 16), variant: vr("prefetch:4:block:2") },
     ]],
   ],
+  // Pipelines, padding, block transposes, a swizzle and other tiles around the large tile at 4096^3, on the LM's
+  // products and on a weight gradient's split-K.
   explore: () => {
     const big: Case[] = [
       { label: "legacy", legacy: true },
@@ -543,7 +551,10 @@ function randomArray(n: number): Float32Array {
   return a;
 }
 
-/** The previous generator's dispatch with its own tile and split-K choice (copied from the old lib code). */
+/**
+ * The legacy generator's dispatch with the tile and split-K rule of its library: the large tile when it gives 132
+ * workgroups, else the medium one; K split to fill two waves of 132.
+ */
 function legacyDispatch(sh: Shape, a: Tensor, b: Tensor, out: Tensor, splitOverride?: number): void {
   const spec = {
     batch: 1,
@@ -570,7 +581,7 @@ function legacyDispatch(sh: Shape, a: Tensor, b: Tensor, out: Tensor, splitOverr
       buffers: [a.buffer, b.buffer, partial],
       workgroups: k.workgroups as [number, number, number],
     });
-    const r = reduceKernel("sum", { outer: 1, reduced: layers, inner: sh.m * sh.n });
+    const r = reduceKernel({ kind: "sum", outer: 1, reduced: layers, inner: sh.m * sh.n });
     be.dispatch(be.prepare(r.name, r.source), { buffers: [partial, out.buffer], workgroups: r.workgroups });
     be.free(partial);
   } else {
@@ -610,14 +621,8 @@ for (const [sh, cases] of plans[args.values.plan!]()) {
       legacyDispatch(sh, a, b, out, c.splitK);
       return out;
     }
-    return matmul(a, b, {
-      transA: sh.transA,
-      transB: sh.transB,
-      tile: c.tile,
-      splitK: c.splitK,
-      streamK: c.streamK,
-      variant: c.variant,
-    });
+    const forced = { tile: c.tile, splitK: c.splitK, streamK: c.streamK, variant: c.variant };
+    return withMatmulTuning(forced, () => matmul(a, b, { transA: sh.transA, transB: sh.transB }));
   };
   const live: { c: Case; row: Row }[] = [];
   for (const c of cases) {
@@ -652,9 +657,9 @@ for (const [sh, cases] of plans[args.values.plan!]()) {
       console.log(`${sh.name} ${c.label}: FAILED ${e}`);
     }
   }
-  // The GPU drops its clocks within milliseconds of idling (345 MHz at rest): short kernels timed after a sync
-  // ran at a third of their speed. So each timing follows ~80 ms of the same work submitted without a wait, and
-  // repeats until it covers ~30 ms.
+  // The GPU drops its clocks within milliseconds of idling (345 MHz at rest), so a short kernel timed right after a
+  // sync runs at a fraction of its speed: each timing follows --warm-ms of the same work submitted without a wait,
+  // and repeats until it covers --time-ms.
   if (args.values.small) {
     for (const { row } of live) console.log(`${sh.name} ${row.label}: err ${row.err.toExponential(1)}`);
     a.dispose();

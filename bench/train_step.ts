@@ -15,7 +15,7 @@ import { crossEntropy, gpu, initGpu, keep, noGrad, readAll, type Tensor, tensor,
 import { setAttentionVariant } from "../lib/tensor/ops/nn.ts";
 import { AdamW } from "../lib/optim/adamw.ts";
 import { TransformerLM } from "../lib/nn/transformer.ts";
-import { type MatmulSettings, setMatmulSettings } from "../lib/tensor/ops/matmul.ts";
+import { type MatmulTuning, setMatmulTuning } from "../lib/tensor/ops/matmul.ts";
 import { lmShapeConfig, lmShapeOptions } from "./lm_shape.ts";
 import { Rng } from "../lib/util/random.ts";
 
@@ -28,7 +28,7 @@ const { values } = parseArgs({
     // The fused attention kernels' work split as JSON, e.g. '{"rowsPerThread":2,"keysPerThread":2}' (see
     // AttentionVariant in kernels/attention.ts); fields left out keep the default.
     "attention-variant": { type: "string", default: "{}" },
-    // Inner loop of the x @ W^T matmuls: "outer" or "dot" (see MatmulSettings in lib/tensor/ops/matmul.ts).
+    // Inner loop of the x @ W^T matmuls: "outer" or "dot" (see MatmulTuning in lib/tensor/ops/matmul.ts).
     "transposed-b": { type: "string", default: "outer" },
     // Separate q/k/v and w1/w3 matmuls (fusedProjections: false), to time against the default fused ones.
     unfused: { type: "boolean", default: false },
@@ -38,9 +38,9 @@ const { values } = parseArgs({
     "no-stream-k": { type: "boolean", default: false },
   },
 });
-setMatmulSettings({
-  transposedBCompute: values["transposed-b"] as MatmulSettings["transposedBCompute"],
-  streamK: !values["no-stream-k"],
+setMatmulTuning({
+  transposedBCompute: values["transposed-b"] as MatmulTuning["transposedBCompute"],
+  autoStreamK: !values["no-stream-k"],
 });
 const attentionVariant = JSON.parse(values["attention-variant"]) as Partial<AttentionVariant>;
 setAttentionVariant(attentionVariant);

@@ -13,9 +13,29 @@
  *
  * @module
  */
-import { flatGrid, type KernelSource, memoized, workgroupReduce } from "./common.ts";
+import {
+  type Binding,
+  bindings,
+  flatGrid,
+  type KernelSource,
+  memoized,
+  read,
+  readWrite,
+  uniform,
+  workgroupReduce,
+} from "./common.ts";
 
 const WG = 256;
+
+/** Tensors of `sizes` elements updated (AdamW) or measured (sum of squares) in one dispatch. */
+export interface TensorListSpec {
+  sizes: readonly number[];
+}
+
+/** Partial sums of squares of tensors of `sizes`, written from element `offset` of the output on. */
+export interface SumSquaresSpec extends TensorListSpec {
+  offset: number;
+}
 
 /**
  * One AdamW step for several parameters of `sizes` in one dispatch: parameter `t` gets ceil(size/256) workgroups,
@@ -24,18 +44,12 @@ const WG = 256;
  * Bindings: for each parameter t, p_t (rw), g_t, m_t (rw), v_t (rw) at 4t..4t+3; then clip (1 f32) and the
  * uniforms {lr, lrT, b1, b2, eps, wd}.
  */
-function generateAdamwKernel(sizes: readonly number[]): KernelSource {
-  const decls: string[] = [];
+function generateAdamwKernel({ sizes }: TensorListSpec): KernelSource {
+  const buffers: Binding[] = [];
   const branches: string[] = [];
   let first = 0;
   sizes.forEach((n, t) => {
-    const b = 4 * t;
-    decls.push(
-      `@group(0) @binding(${b}) var<storage, read_write> p${t}: array<f32>;`,
-      `@group(0) @binding(${b + 1}) var<storage, read> g${t}: array<f32>;`,
-      `@group(0) @binding(${b + 2}) var<storage, read_write> m${t}: array<f32>;`,
-      `@group(0) @binding(${b + 3}) var<storage, read_write> v${t}: array<f32>;`,
-    );
+    buffers.push(readWrite(`p${t}`, "f32"), read(`g${t}`, "f32"), readWrite(`m${t}`, "f32"), readWrite(`v${t}`, "f32"));
     const groups = Math.ceil(n / WG);
     branches.push(`if (w >= ${first}u && w < ${first + groups}u) {
     let i = (w - ${first}u) * ${WG}u + lid.x;
@@ -51,9 +65,7 @@ function generateAdamwKernel(sizes: readonly number[]): KernelSource {
     name: "adamw_step",
     workgroups: grid.workgroups,
     source: `struct Step { lr: f32, lrT: f32, b1: f32, b2: f32, eps: f32, wd: f32 }
-${decls.join("\n")}
-@group(0) @binding(${4 * sizes.length}) var<storage, read> clip: array<f32>;
-@group(0) @binding(${4 * sizes.length + 1}) var<uniform> s: Step;
+${bindings([...buffers, read("clip", "f32"), uniform("s", "Step")])}
 // (new p, new m, new v) from (p, g, m, v).
 fn update(p: f32, g: f32, m: f32, v: f32) -> vec3f {
   let gi = g * clip[0];
@@ -76,9 +88,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  * `sumSquaresGroups(sizes[t])` workgroups, and workgroup `w` writes its share to `out[offset + w]`. Summing all
  * partials gives the squared global norm. One dispatch per few gradients instead of one per gradient: a step of
  * the TinyStories model has 39 of them, and each small dispatch costs more than its work.
- * Bindings: x0..x{n-1}, out (rw).
+ * Bindings: x0..x{n-1} (read), out (rw).
  */
-function generateSumSquaresKernel(sizes: readonly number[], offset: number): KernelSource {
+function generateSumSquaresKernel({ sizes, offset }: SumSquaresSpec): KernelSource {
   const groups = sizes.map(sumSquaresGroups);
   const branches: string[] = [];
   let first = 0;
@@ -89,12 +101,11 @@ function generateSumSquaresKernel(sizes: readonly number[], offset: number): Ker
   }`);
     first += g;
   });
-  const decls = sizes.map((_, t) => `@group(0) @binding(${t}) var<storage, read> x${t}: array<f32>;`).join("\n");
+  const buffers = [...sizes.map((_, t) => read(`x${t}`, "f32")), readWrite("out", "f32")];
   return {
     name: "sum_squares",
     workgroups: [first, 1, 1],
-    source: `${decls}
-@group(0) @binding(${sizes.length}) var<storage, read_write> out: array<f32>;
+    source: `${bindings(buffers)}
 var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -114,7 +125,7 @@ ${workgroupReduce("sum", "acc", "total", WG)}
  * @example
  * ```ts
  * import { sumSquaresGroups } from "./adamw.ts";
- * console.log(sumSquaresGroups(100_000)); // 7
+ * if (sumSquaresGroups(100_000) !== 7) throw new Error("about 16K elements a workgroup");
  * ```
  */
 export function sumSquaresGroups(n: number): number {
@@ -127,11 +138,11 @@ export function sumSquaresGroups(n: number): number {
  * @example
  * ```ts
  * import { adamwKernel } from "./adamw.ts";
- * const k = adamwKernel([1024, 300]); // two parameters in one dispatch
- * console.log(k.name, k.workgroups); // adamw_step [ 6, 1, 1 ]
+ * const k = adamwKernel({ sizes: [1024, 300] }); // two parameters in one dispatch: 4 + 2 workgroups
+ * if (k.name !== "adamw_step" || k.workgroups[0] !== 6) throw new Error(`${k.workgroups}`);
  * ```
  */
-export const adamwKernel: (sizes: readonly number[]) => KernelSource = memoized(generateAdamwKernel);
+export const adamwKernel: (spec: TensorListSpec) => KernelSource = memoized(generateAdamwKernel);
 
 /**
  * {@linkcode generateSumSquaresKernel}, memoized by its arguments (see `memoized` in common.ts).
@@ -139,10 +150,8 @@ export const adamwKernel: (sizes: readonly number[]) => KernelSource = memoized(
  * @example
  * ```ts
  * import { sumSquaresKernel } from "./adamw.ts";
- * const k = sumSquaresKernel([100_000, 64], 0); // partials in out[0..8)
- * console.log(k.name, k.workgroups); // sum_squares [ 8, 1, 1 ]
+ * const k = sumSquaresKernel({ sizes: [100_000, 64], offset: 0 }); // partials in out[0..8)
+ * if (k.name !== "sum_squares" || k.workgroups[0] !== 8) throw new Error(`${k.workgroups}`);
  * ```
  */
-export const sumSquaresKernel: (sizes: readonly number[], offset: number) => KernelSource = memoized(
-  generateSumSquaresKernel,
-);
+export const sumSquaresKernel: (spec: SumSquaresSpec) => KernelSource = memoized(generateSumSquaresKernel);

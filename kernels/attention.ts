@@ -21,7 +21,17 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, foldGrid, type KernelSource, memoized } from "./common.ts";
+import {
+  type Binding,
+  bindings,
+  f32Literal,
+  flatGrid,
+  foldGrid,
+  type KernelSource,
+  memoized,
+  read,
+  readWrite,
+} from "./common.ts";
 
 /** Shape of an attention problem. */
 export interface AttentionSpec {
@@ -51,6 +61,11 @@ export interface AttentionSpec {
   packed?: boolean;
 }
 
+/** What one of the fused kernels is generated for: the problem and the work split. */
+export interface AttentionKernelSpec extends AttentionSpec {
+  variant: AttentionVariant;
+}
+
 /**
  * How the fused kernels split their work between threads. {@linkcode DEFAULT_ATTENTION_VARIANT} is the measured
  * one; the others exist to be timed against it on the GPU (bench/gpu.ts, `--only attention`).
@@ -73,12 +88,11 @@ export interface AttentionVariant {
   queryTile: 32 | 64;
   /**
    * Unroll the loops over a staged block's keys (forward, dQ) and queries (dK/dV) in the generated code: every
-   * workgroup-memory index becomes a constant (no bounds clamp or index arithmetic per read, the lesson of the
-   * matmul kernels), and the forward keeps a block's scores in registers instead of workgroup memory. "forward"
-   * unrolls only the forward kernel: on the H200 the unrolled forward ran in 0.185 ms against 0.296, the unrolled
-   * backward kernels 2-4x slower (bench/RESULTS.md, 2026-11-29). The ops run "forward" on hardware adapters
-   * (`defaultAttentionVariant` in lib/tensor/ops/nn.ts), "none" on software ones, which compile unrolled kernels
-   * slowly.
+   * workgroup-memory index becomes a constant (no bounds clamp or index arithmetic per read, as in the matmul
+   * kernels), and the forward keeps a block's scores in registers instead of workgroup memory. "forward" unrolls
+   * only the forward kernel, which unrolling makes faster while it makes the backward kernels slower
+   * (bench/RESULTS.md). The ops run "forward" on hardware adapters (`defaultAttentionVariant` in
+   * lib/tensor/ops/nn.ts), "none" on software ones, which compile unrolled kernels slowly.
    */
   unroll: "none" | "forward" | "all";
 }
@@ -104,7 +118,7 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
  * @example
  * ```ts
  * import { fusedAttentionSupports } from "./attention.ts";
- * console.log(fusedAttentionSupports(64), fusedAttentionSupports(96)); // true false
+ * if (!fusedAttentionSupports(64) || fusedAttentionSupports(96)) throw new Error("head dims up to 64");
  * ```
  */
 export function fusedAttentionSupports(d: number): boolean {
@@ -118,7 +132,8 @@ export function fusedAttentionSupports(d: number): boolean {
  * @example
  * ```ts
  * import { attentionWorkgroupBytes, DEFAULT_ATTENTION_VARIANT } from "./attention.ts";
- * console.assert(attentionWorkgroupBytes(32, DEFAULT_ATTENTION_VARIANT) === 16384);
+ * const bytes = attentionWorkgroupBytes(32, DEFAULT_ATTENTION_VARIANT);
+ * if (bytes !== 16384) throw new Error(`${bytes}`); // within WebGPU's guaranteed 16 KiB
  * ```
  */
 export function attentionWorkgroupBytes(d: number, variant: AttentionVariant): number {
@@ -168,15 +183,10 @@ function qkvArrays(spec: AttentionSpec): { q: string; k: string; v: string; vShi
   return { q: "qkv", k: "qkv", v: "qkv", vShift: ` + ${(spec.heads * spec.d) / 4}u` };
 }
 
-/** WGSL declarations of the q, k, v bindings from binding 0 (one, `qkv`, when packed), and the next free binding. */
-function qkvBindings(spec: AttentionSpec): { decls: string; next: number } {
-  if (spec.packed) return { decls: "@group(0) @binding(0) var<storage, read> qkv: array<vec4f>;", next: 1 };
-  return {
-    decls: `@group(0) @binding(0) var<storage, read> q: array<vec4f>;
-@group(0) @binding(1) var<storage, read> k: array<vec4f>;
-@group(0) @binding(2) var<storage, read> v: array<vec4f>;`,
-    next: 3,
-  };
+/** The q, k, v bindings, first of every fused kernel's (one, `qkv`, when packed). */
+function qkvBuffers(spec: AttentionSpec): Binding[] {
+  if (spec.packed) return [read("qkv", "vec4f")];
+  return [read("q", "vec4f"), read("k", "vec4f"), read("v", "vec4f")];
 }
 
 function visible(spec: AttentionSpec, key: string, query: string): string {
@@ -314,8 +324,8 @@ ${vecs(qs.R, row)}
  * Bindings: q, k, v (or qkv when packed), out (write), lse (write, one per query row). Grid: (ceil(Tq/queryBlock),
  * BH).
  */
-function generateAttentionForwardKernel(spec: AttentionSpec, variant: AttentionVariant): KernelSource {
-  const D4 = spec.d / 4, bind = qkvBindings(spec);
+function generateAttentionForwardKernel(spec: AttentionKernelSpec): KernelSource {
+  const D4 = spec.d / 4, variant = spec.variant;
   const qs = querySplit(variant), { R, BR, BC, sfx } = qs;
   const pro = queryBlockPrologue(spec, qs);
   const rows = (f: (s: string, u: number) => string) => vecs(R, (u) => f(sfx(u), u));
@@ -327,9 +337,7 @@ function generateAttentionForwardKernel(spec: AttentionSpec, variant: AttentionV
     name: "attention_forward",
     workgroups: pro.workgroups,
     loops: keyLoops(spec, qs, unroll ? 0 : 2),
-    source: `${bind.decls}
-@group(0) @binding(${bind.next}) var<storage, read_write> o: array<vec4f>;
-@group(0) @binding(${bind.next + 1}) var<storage, read_write> lse: array<f32>;
+    source: `${bindings([...qkvBuffers(spec), readWrite("o", "vec4f"), readWrite("lse", "f32")])}
 ${pro.shared}
 ${unroll ? "" : `var<workgroup> S: array<f32, ${BC * BR}>;`}
 @compute @workgroup_size(${qs.threads})
@@ -403,8 +411,8 @@ ${vecs(D4, (i) => `    o[orow + ${i}u] = o${i}${s} * inv;`)}
  * Bindings: q, k, v (or qkv), dout, lse, delta (rowsum(dO * O)), dq (write; packed: the packed gradient, of which
  * it writes part 0). Grid: (ceil(Tq/queryBlock), BH).
  */
-function generateAttentionBackwardDqKernel(spec: AttentionSpec, variant: AttentionVariant): KernelSource {
-  const D4 = spec.d / 4, bind = qkvBindings(spec), b = bind.next, qRow = queryRow(spec);
+function generateAttentionBackwardDqKernel(spec: AttentionKernelSpec): KernelSource {
+  const D4 = spec.d / 4, variant = spec.variant, qRow = queryRow(spec);
   const qs = querySplit(variant), { R, BC, sfx } = qs;
   const pro = queryBlockPrologue(spec, qs);
   const rows = (f: (s: string, u: number) => string) => vecs(R, (u) => f(sfx(u), u));
@@ -413,11 +421,15 @@ function generateAttentionBackwardDqKernel(spec: AttentionSpec, variant: Attenti
     name: "attention_backward_dq",
     workgroups: pro.workgroups,
     loops: keyLoops(spec, qs, variant.unroll === "all" ? 0 : 1),
-    source: `${bind.decls}
-@group(0) @binding(${b}) var<storage, read> dout: array<vec4f>;
-@group(0) @binding(${b + 1}) var<storage, read> lse: array<f32>;
-@group(0) @binding(${b + 2}) var<storage, read> delta: array<f32>;
-@group(0) @binding(${b + 3}) var<storage, read_write> dq: array<vec4f>;
+    source: `${
+      bindings([
+        ...qkvBuffers(spec),
+        read("dout", "vec4f"),
+        read("lse", "f32"),
+        read("delta", "f32"),
+        readWrite("dq", "vec4f"),
+      ])
+    }
 ${pro.shared}
 @compute @workgroup_size(${qs.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -463,14 +475,11 @@ ${vecs(D4, (i) => `    dq[${qRow(s)} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Liter
  * Bindings: q, k, v, dout, lse, delta, dk (write), dv (write); packed: qkv, dout, lse, delta, and the packed gradient
  * (write), of which it writes parts 1 and 2. Grid: (ceil(Tk/keyGroup), BH).
  */
-function generateAttentionBackwardDkvKernel(spec: AttentionSpec, variant: AttentionVariant): KernelSource {
-  const D4 = spec.d / 4, off = spec.tk - spec.tq, bind = qkvBindings(spec), b = bind.next, arr = qkvArrays(spec);
+function generateAttentionBackwardDkvKernel(spec: AttentionKernelSpec): KernelSource {
+  const D4 = spec.d / 4, off = spec.tk - spec.tq, variant = spec.variant, arr = qkvArrays(spec);
   // Packed, dk and dv are parts of one buffer: one binding (two writable bindings of a buffer may not alias).
   const dkName = spec.packed ? "dqkv" : "dk", dvName = spec.packed ? "dqkv" : "dv";
-  const outputs = spec.packed
-    ? `@group(0) @binding(${b + 3}) var<storage, read_write> dqkv: array<vec4f>;`
-    : `@group(0) @binding(${b + 3}) var<storage, read_write> dk: array<vec4f>;
-@group(0) @binding(${b + 4}) var<storage, read_write> dv: array<vec4f>;`;
+  const outputs = spec.packed ? [readWrite("dqkv", "vec4f")] : [readWrite("dk", "vec4f"), readWrite("dv", "vec4f")];
   const KPT = variant.keysPerThread, KEYS = variant.keyGroup, QUERIES = variant.queryTile, threads = KEYS / KPT;
   const sfx = suffix(KPT);
   const keys = (f: (s: string, u: number) => string) => vecs(KPT, (u) => f(sfx(u), u));
@@ -493,11 +502,9 @@ function generateAttentionBackwardDkvKernel(spec: AttentionSpec, variant: Attent
     name: "attention_backward_dkv",
     workgroups: grid.workgroups,
     loops: { iterations: queryBlocks * (perTile + 1), of: `${spec.tq} queries` },
-    source: `${bind.decls}
-@group(0) @binding(${b}) var<storage, read> dout: array<vec4f>;
-@group(0) @binding(${b + 1}) var<storage, read> lse: array<f32>;
-@group(0) @binding(${b + 2}) var<storage, read> delta: array<f32>;
-${outputs}
+    source: `${
+      bindings([...qkvBuffers(spec), read("dout", "vec4f"), read("lse", "f32"), read("delta", "f32"), ...outputs])
+    }
 var<workgroup> Qs: array<vec4f, ${QUERIES * D4}>;
 var<workgroup> Gs: array<vec4f, ${QUERIES * D4}>;
 var<workgroup> Ls: array<f32, ${QUERIES}>;
@@ -572,12 +579,12 @@ ${vecs(D4, (c) => `    ${dvName}[r${s} * ${D4}u + ${c}u${arr.vShift}] = dv${c}${
  * @example
  * ```ts
  * import { attentionForwardKernel, DEFAULT_ATTENTION_VARIANT } from "./attention.ts";
- * const spec = { bh: 8, tq: 128, tk: 128, d: 32, scale: 32 ** -0.5, causal: true, heads: 1 };
- * const k = attentionForwardKernel(spec, DEFAULT_ATTENTION_VARIANT);
- * console.log(k.name, k.workgroups); // attention_forward [ 2, 8, 1 ]
+ * const problem = { bh: 8, tq: 128, tk: 128, d: 32, scale: 32 ** -0.5, causal: true, heads: 1 };
+ * const k = attentionForwardKernel({ ...problem, variant: DEFAULT_ATTENTION_VARIANT });
+ * if (k.name !== "attention_forward" || k.workgroups.join() !== "2,8,1") throw new Error(`${k.workgroups}`);
  * ```
  */
-export const attentionForwardKernel: (spec: AttentionSpec, variant: AttentionVariant) => KernelSource = memoized(
+export const attentionForwardKernel: (spec: AttentionKernelSpec) => KernelSource = memoized(
   generateAttentionForwardKernel,
 );
 
@@ -587,12 +594,12 @@ export const attentionForwardKernel: (spec: AttentionSpec, variant: AttentionVar
  * @example
  * ```ts
  * import { attentionBackwardDqKernel, DEFAULT_ATTENTION_VARIANT } from "./attention.ts";
- * const spec = { bh: 8, tq: 128, tk: 128, d: 32, scale: 32 ** -0.5, causal: true, heads: 1 };
- * const k = attentionBackwardDqKernel(spec, DEFAULT_ATTENTION_VARIANT);
- * console.log(k.name, k.workgroups); // attention_backward_dq [ 2, 8, 1 ]
+ * const problem = { bh: 8, tq: 128, tk: 128, d: 32, scale: 32 ** -0.5, causal: true, heads: 1 };
+ * const k = attentionBackwardDqKernel({ ...problem, variant: DEFAULT_ATTENTION_VARIANT });
+ * if (k.name !== "attention_backward_dq" || k.workgroups.join() !== "2,8,1") throw new Error(`${k.workgroups}`);
  * ```
  */
-export const attentionBackwardDqKernel: (spec: AttentionSpec, variant: AttentionVariant) => KernelSource = memoized(
+export const attentionBackwardDqKernel: (spec: AttentionKernelSpec) => KernelSource = memoized(
   generateAttentionBackwardDqKernel,
 );
 
@@ -602,29 +609,33 @@ export const attentionBackwardDqKernel: (spec: AttentionSpec, variant: Attention
  * @example
  * ```ts
  * import { attentionBackwardDkvKernel, DEFAULT_ATTENTION_VARIANT } from "./attention.ts";
- * const spec = { bh: 8, tq: 128, tk: 128, d: 32, scale: 32 ** -0.5, causal: true, heads: 1 };
- * const k = attentionBackwardDkvKernel(spec, DEFAULT_ATTENTION_VARIANT);
- * console.log(k.name, k.workgroups); // attention_backward_dkv [ 2, 8, 1 ]
+ * const problem = { bh: 8, tq: 128, tk: 128, d: 32, scale: 32 ** -0.5, causal: true, heads: 1 };
+ * const k = attentionBackwardDkvKernel({ ...problem, variant: DEFAULT_ATTENTION_VARIANT });
+ * if (k.name !== "attention_backward_dkv" || k.workgroups.join() !== "2,8,1") throw new Error(`${k.workgroups}`);
  * ```
  */
-export const attentionBackwardDkvKernel: (spec: AttentionSpec, variant: AttentionVariant) => KernelSource = memoized(
+export const attentionBackwardDkvKernel: (spec: AttentionKernelSpec) => KernelSource = memoized(
   generateAttentionBackwardDkvKernel,
 );
 
+/** The rows of the delta kernel: `rows` rows of head dim `d`. */
+export interface AttentionDeltaSpec {
+  rows: number;
+  d: number;
+}
+
 /**
  * `delta[r] = dot(dO[r], O[r])` for every row of (rows, d): the softmax backward's correction term, one thread per
- * row. A generic row reduction put a 256-thread workgroup on each 32-element row (0.15 ms a layer on the H100).
- * Bindings: dout, out, delta (write).
+ * row (a generic row reduction would put a 256-thread workgroup on each 32-element row). Bindings: dout, o (read),
+ * delta (write).
  */
-function generateAttentionDeltaKernel(rows: number, d: number): KernelSource {
+function generateAttentionBackwardDeltaKernel({ rows, d }: AttentionDeltaSpec): KernelSource {
   const D4 = d / 4, WG = 256;
   const grid = flatGrid(Math.ceil(rows / WG));
   return {
     name: "attention_delta",
     workgroups: grid.workgroups,
-    source: `@group(0) @binding(0) var<storage, read> dout: array<vec4f>;
-@group(0) @binding(1) var<storage, read> o: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> delta: array<f32>;
+    source: `${bindings([read("dout", "vec4f"), read("o", "vec4f"), readWrite("delta", "f32")])}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let r = ${grid.index} * ${WG}u + lid.x;
@@ -637,13 +648,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 }
 
 /**
- * {@linkcode generateAttentionDeltaKernel}, memoized by its arguments.
+ * {@linkcode generateAttentionBackwardDeltaKernel}, memoized by its arguments (see `memoized` in common.ts).
  *
  * @example
  * ```ts
- * import { attentionDeltaKernel } from "./attention.ts";
- * const k = attentionDeltaKernel(1024, 32); // 1024 rows of head dim 32
- * console.log(k.name, k.workgroups); // attention_delta [ 4, 1, 1 ]
+ * import { attentionBackwardDeltaKernel } from "./attention.ts";
+ * const k = attentionBackwardDeltaKernel({ rows: 1024, d: 32 }); // a thread a row
+ * if (k.name !== "attention_delta" || k.workgroups[0] !== 4) throw new Error(`${k.workgroups}`);
  * ```
  */
-export const attentionDeltaKernel: (rows: number, d: number) => KernelSource = memoized(generateAttentionDeltaKernel);
+export const attentionBackwardDeltaKernel: (spec: AttentionDeltaSpec) => KernelSource = memoized(
+  generateAttentionBackwardDeltaKernel,
+);

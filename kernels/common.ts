@@ -5,6 +5,14 @@
  * its launch grid; sizes are baked in as constants so that the compiler can unroll and fold index math, and the
  * backend caches pipelines by source.
  *
+ * Conventions of the generators:
+ * - Names: `<op>Kernel`; an op with a backward pass has `<op>ForwardKernel` and `<op>BackwardKernel` (a backward
+ *   of several kernels: `<op>Backward<Part>Kernel`).
+ * - One argument: a spec object (an interface `<Op>Spec` beside the generator), so that call sites name every
+ *   number they pass.
+ * - Exported memoized ({@linkcode memoized}) over a private `generate...` function.
+ * - Buffers declared with {@linkcode bindings}, in the order the caller binds them; the doc comment lists them.
+ *
  * @module
  */
 
@@ -24,6 +32,76 @@ export interface KernelSource {
   loops?: { iterations: number; of: string };
 }
 
+/** How a kernel declares one buffer: its WGSL name, its element type (a struct for uniforms), and its access. */
+export interface Binding {
+  /** Variable name in the WGSL. */
+  name: string;
+  /** Element type of a storage array (`f32`, `vec4f`, `atomic<u32>`...), or the struct type of a uniform. */
+  type: string;
+  /** Read-only or read-write storage, or a uniform block. */
+  access: "read" | "read_write" | "uniform";
+}
+
+/**
+ * A read-only storage array binding.
+ *
+ * @example
+ * ```ts
+ * import { bindings, read } from "./common.ts";
+ * if (bindings([read("x", "f32")]) !== "@group(0) @binding(0) var<storage, read> x: array<f32>;") throw new Error();
+ * ```
+ */
+export function read(name: string, type: string): Binding {
+  return { name, type, access: "read" };
+}
+
+/**
+ * A read-write storage array binding.
+ *
+ * @example
+ * ```ts
+ * import { bindings, readWrite } from "./common.ts";
+ * const wgsl = bindings([readWrite("out", "vec4f")], 2);
+ * if (wgsl !== "@group(0) @binding(2) var<storage, read_write> out: array<vec4f>;") throw new Error(wgsl);
+ * ```
+ */
+export function readWrite(name: string, type: string): Binding {
+  return { name, type, access: "read_write" };
+}
+
+/**
+ * A uniform block binding of struct `type` (declared by the kernel).
+ *
+ * @example
+ * ```ts
+ * import { bindings, uniform } from "./common.ts";
+ * if (bindings([uniform("s", "Step")]) !== "@group(0) @binding(0) var<uniform> s: Step;") throw new Error();
+ * ```
+ */
+export function uniform(name: string, type: string): Binding {
+  return { name, type, access: "uniform" };
+}
+
+/**
+ * The WGSL declarations of a kernel's buffers, one line each, numbered from `first` in list order: the order in
+ * which the caller passes the buffers.
+ *
+ * @example
+ * ```ts
+ * import { bindings, read, readWrite } from "./common.ts";
+ * const wgsl = bindings([read("x", "f32"), readWrite("out", "f32")]);
+ * if (wgsl.split("\n")[1] !== "@group(0) @binding(1) var<storage, read_write> out: array<f32>;") throw new Error(wgsl);
+ * ```
+ */
+export function bindings(list: readonly Binding[], first = 0): string {
+  return list.map((b, i) => {
+    const decl = b.access === "uniform"
+      ? `var<uniform> ${b.name}: ${b.type}`
+      : `var<storage, ${b.access}> ${b.name}: array<${b.type}>`;
+    return `@group(0) @binding(${first + i}) ${decl};`;
+  }).join("\n");
+}
+
 /** The largest finite f32. */
 const F32_MAX = 3.4028234663852886e38;
 
@@ -37,7 +115,8 @@ export const MAX_GROUPS_PER_DIM = 65535;
  * @example
  * ```ts
  * import { flatGrid } from "./common.ts";
- * console.log(flatGrid(100_000)); // { workgroups: [ 50000, 2, 1 ], index: "(wid.x + wid.y * 50000u)" }
+ * const grid = flatGrid(100_000); // past 65,535: folded into two rows
+ * if (grid.workgroups.join() !== "50000,2,1" || grid.index !== "(wid.x + wid.y * 50000u)") throw new Error();
  * ```
  */
 export function flatGrid(groups: number): { workgroups: [number, number, number]; index: string } {
@@ -57,7 +136,8 @@ export function flatGrid(groups: number): { workgroups: [number, number, number]
  * @example
  * ```ts
  * import { foldGrid } from "./common.ts";
- * console.log(foldGrid([2, 8]).workgroups, foldGrid([2, 70_000]).workgroups); // [ 2, 8, 1 ] [ 46667, 3, 1 ]
+ * if (foldGrid([2, 8]).workgroups.join() !== "2,8,1") throw new Error("within the limit: the plain grid");
+ * if (foldGrid([2, 70_000]).workgroups.join() !== "46667,3,1") throw new Error("past it: folded flat");
  * ```
  */
 export function foldGrid(dims: readonly number[]): {
@@ -88,7 +168,8 @@ export function foldGrid(dims: readonly number[]): {
  * @example
  * ```ts
  * import { f32Literal } from "./common.ts";
- * console.log(f32Literal(1), f32Literal(0.5), f32Literal(-Infinity)); // 1.0 f32(0.5) bitcast<f32>(0xff800000u)
+ * const literals = [f32Literal(1), f32Literal(0.5), f32Literal(-Infinity)].join(" ");
+ * if (literals !== "1.0 f32(0.5) bitcast<f32>(0xff800000u)") throw new Error(literals);
  * ```
  */
 export function f32Literal(x: number): string {
@@ -109,7 +190,7 @@ export function f32Literal(x: number): string {
  * ```ts
  * import { workgroupReduce } from "./common.ts";
  * const wgsl = workgroupReduce("sum", "v", "total", 256); // needs `var<workgroup> red: array<f32, 256>;`
- * console.assert(wgsl.endsWith("let total = red[0];\n  workgroupBarrier();"));
+ * if (!wgsl.endsWith("let total = red[0];\n  workgroupBarrier();")) throw new Error(wgsl);
  * ```
  */
 export function workgroupReduce(op: "sum" | "max", value: string, out: string, size: number, scratch = "red"): string {
@@ -136,7 +217,7 @@ export function workgroupReduce(op: "sum" | "max", value: string, out: string, s
  * let calls = 0;
  * const gen = memoized((n: number) => ({ name: "k", source: `// ${n} ${++calls}`, workgroups: [1, 1, 1] }));
  * gen(3);
- * console.assert(gen(3).source === "// 3 1" && calls === 1);
+ * if (gen(3).source !== "// 3 1" || calls !== 1) throw new Error("generated twice");
  * ```
  */
 export function memoized<A extends unknown[]>(generate: (...args: A) => KernelSource): (...args: A) => KernelSource {
@@ -161,7 +242,7 @@ export function memoized<A extends unknown[]>(generate: (...args: A) => KernelSo
  * ```ts
  * import { rowKernelEntry } from "./common.ts";
  * const entry = rowKernelEntry(10, 64); // the caller appends its body and `}` to entry.head
- * console.log(entry.workgroups); // [ 10, 1, 1 ]
+ * if (entry.workgroups.join() !== "10,1,1") throw new Error(`${entry.workgroups}`); // a workgroup a row
  * ```
  */
 export function rowKernelEntry(rows: number, size: number): { workgroups: [number, number, number]; head: string } {

@@ -4,23 +4,30 @@
  *
  * @module
  */
-import { flatGrid, type KernelSource, memoized } from "./common.ts";
+import { bindings, flatGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
 
 const WG = 256;
 
 /**
- * Generates a copy of an input read with `inStrides` (per output dim, 0 for broadcast) from `inOffset`, written
- * contiguously to an output of `outShape` starting at element `outOffset` with `outStrides` (defaults to
- * contiguous).
+ * A strided copy: an input read with `inStrides` (per output dim, 0 for broadcast) from `inOffset`, written to an
+ * output of `outShape` elements starting at element `outOffset` with `outStrides` (contiguous when absent).
  */
-function generateGatherKernel(spec: {
+export interface GatherSpec {
+  /** Shape of the copied elements (the output's, unless `outStrides` writes into a larger one). */
   outShape: readonly number[];
+  /** Input stride of each output dim (0 broadcasts it). */
   inStrides: readonly number[];
+  /** Input element of the first copied one. */
   inOffset?: number;
+  /** Output stride of each dim; contiguous when absent. */
   outStrides?: readonly number[];
+  /** Output element of the first copied one. */
   outOffset?: number;
   dtype: "f32" | "i32";
-}): KernelSource {
+}
+
+/** Generates the copy of a {@linkcode GatherSpec}. Bindings: x (read), out (write). */
+function generateGatherKernel(spec: GatherSpec): KernelSource {
   const { outShape, inStrides } = spec;
   const n = outShape.reduce((a, b) => a * b, 1);
   const grid = flatGrid(Math.ceil(n / WG));
@@ -37,8 +44,7 @@ function generateGatherKernel(spec: {
   return {
     name: "gather_copy",
     workgroups: grid.workgroups,
-    source: `@group(0) @binding(0) var<storage, read> x: array<${spec.dtype}>;
-@group(0) @binding(1) var<storage, read_write> out: array<${spec.dtype}>;
+    source: `${bindings([read("x", spec.dtype), readWrite("out", spec.dtype)])}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = ${grid.index} * ${WG}u + lid.x;
@@ -56,17 +62,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  * ```ts
  * import { gatherKernel } from "./copy.ts";
  * const k = gatherKernel({ outShape: [3, 2], inStrides: [1, 3], dtype: "f32" }); // transposes a (2, 3)
- * console.log(k.name, k.workgroups); // gather_copy [ 1, 1, 1 ]
+ * if (k.name !== "gather_copy" || !k.source.includes("out[i] = x[")) throw new Error(k.source);
  * ```
  */
-export const gatherKernel: (spec: {
-  outShape: readonly number[];
-  inStrides: readonly number[];
-  inOffset?: number;
-  outStrides?: readonly number[];
-  outOffset?: number;
-  dtype: "f32" | "i32";
-}) => KernelSource = memoized(generateGatherKernel);
+export const gatherKernel: (spec: GatherSpec) => KernelSource = memoized(generateGatherKernel);
 
 /**
  * Most pieces the one-dispatch concatenation and split take: with the output (or input) that is 8 storage
@@ -86,20 +85,26 @@ function pieceSelect(sizes: readonly number[], body: (p: number, j: string) => s
   return "  " + branches.join(" else ");
 }
 
+/** Contiguous pieces of `sizes` elements laid end to end: a concatenation's output, or a split's input. */
+export interface PiecesSpec {
+  /** Elements of each piece, in order (at most {@linkcode MAX_CONCAT_PIECES}). */
+  sizes: readonly number[];
+  dtype: "f32" | "i32";
+}
+
 /**
  * Concatenation of contiguous pieces laid end to end (axis 0, or any axis with only ones before it) in one
- * dispatch: a thread per output element copies it from whichever piece holds it. Bindings: the pieces (up to
- * {@linkcode MAX_CONCAT_PIECES}, of `sizes` elements), out (write).
+ * dispatch: a thread per output element copies it from whichever piece holds it. Bindings: the pieces x0, x1, ...
+ * (read), out (write).
  */
-function generateConcatKernel(spec: { sizes: readonly number[]; dtype: "f32" | "i32" }): KernelSource {
+function generateConcatKernel(spec: PiecesSpec): KernelSource {
   const n = spec.sizes.reduce((a, b) => a + b, 0);
   const grid = flatGrid(Math.ceil(n / WG));
-  const decls = spec.sizes.map((_, p) => `@group(0) @binding(${p}) var<storage, read> x${p}: array<${spec.dtype}>;`);
+  const buffers = [...spec.sizes.map((_, p) => read(`x${p}`, spec.dtype)), readWrite("out", spec.dtype)];
   return {
     name: "concat_copy",
     workgroups: grid.workgroups,
-    source: `${decls.join("\n")}
-@group(0) @binding(${spec.sizes.length}) var<storage, read_write> out: array<${spec.dtype}>;
+    source: `${bindings(buffers)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = ${grid.index} * ${WG}u + lid.x;
@@ -117,28 +122,23 @@ ${pieceSelect(spec.sizes, (p, j) => `out[i] = x${p}[${j}];`)}
  * ```ts
  * import { concatKernel } from "./copy.ts";
  * const k = concatKernel({ sizes: [6, 4], dtype: "f32" }); // 6 + 4 elements
- * console.log(k.name, k.workgroups); // concat_copy [ 1, 1, 1 ]
+ * if (k.name !== "concat_copy" || !k.source.includes("x1[i - 6u]")) throw new Error(k.source);
  * ```
  */
-export const concatKernel: (spec: { sizes: readonly number[]; dtype: "f32" | "i32" }) => KernelSource = memoized(
-  generateConcatKernel,
-);
+export const concatKernel: (spec: PiecesSpec) => KernelSource = memoized(generateConcatKernel);
 
 /**
  * The inverse of {@linkcode concatKernel} (the backward of a concatenation): one dispatch splits a contiguous
- * input into consecutive pieces of `sizes` elements. Bindings: x, then the pieces (write).
+ * input into consecutive pieces of `sizes` elements. Bindings: x (read), then the pieces y0, y1, ... (write).
  */
-function generateSplitKernel(spec: { sizes: readonly number[]; dtype: "f32" | "i32" }): KernelSource {
+function generateSplitKernel(spec: PiecesSpec): KernelSource {
   const n = spec.sizes.reduce((a, b) => a + b, 0);
   const grid = flatGrid(Math.ceil(n / WG));
-  const decls = spec.sizes.map((_, p) =>
-    `@group(0) @binding(${p + 1}) var<storage, read_write> y${p}: array<${spec.dtype}>;`
-  );
+  const buffers = [read("x", spec.dtype), ...spec.sizes.map((_, p) => readWrite(`y${p}`, spec.dtype))];
   return {
     name: "split_copy",
     workgroups: grid.workgroups,
-    source: `@group(0) @binding(0) var<storage, read> x: array<${spec.dtype}>;
-${decls.join("\n")}
+    source: `${bindings(buffers)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = ${grid.index} * ${WG}u + lid.x;
@@ -156,9 +156,7 @@ ${pieceSelect(spec.sizes, (p, j) => `y${p}[${j}] = x[i];`)}
  * ```ts
  * import { splitKernel } from "./copy.ts";
  * const k = splitKernel({ sizes: [6, 4], dtype: "f32" }); // 10 elements into 6 + 4
- * console.log(k.name, k.workgroups); // split_copy [ 1, 1, 1 ]
+ * if (k.name !== "split_copy" || !k.source.includes("y1[i - 6u] = x[i]")) throw new Error(k.source);
  * ```
  */
-export const splitKernel: (spec: { sizes: readonly number[]; dtype: "f32" | "i32" }) => KernelSource = memoized(
-  generateSplitKernel,
-);
+export const splitKernel: (spec: PiecesSpec) => KernelSource = memoized(generateSplitKernel);

@@ -4,12 +4,27 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, memoized, rowKernelEntry } from "./common.ts";
+import {
+  bindings,
+  f32Literal,
+  flatGrid,
+  type KernelSource,
+  memoized,
+  read,
+  readWrite,
+  rowKernelEntry,
+} from "./common.ts";
 
 const WG = 256;
 
+/** Cross-entropy over `rows` rows of `vocab` logits. */
+export interface CrossEntropySpec {
+  rows: number;
+  vocab: number;
+}
+
 /** Bindings: logits, targets (i32), loss (write, per row), lse (write, per row). */
-function generateCrossEntropyForwardKernel(rows: number, vocab: number): KernelSource {
+function generateCrossEntropyForwardKernel({ rows, vocab }: CrossEntropySpec): KernelSource {
   const entry = rowKernelEntry(rows, WG);
   const negInf = f32Literal(-Infinity);
   // Rows of a multiple of 4 loop over vec4s, each with a loop over its 4 lanes.
@@ -19,13 +34,13 @@ function generateCrossEntropyForwardKernel(rows: number, vocab: number): KernelS
     workgroups: entry.workgroups,
     loops: { iterations, of: `rows of (${rows}, ${vocab})` },
     source: `${
-      vocab % 4 === 0
-        ? "@group(0) @binding(0) var<storage, read> logits4: array<vec4f>;"
-        : "@group(0) @binding(0) var<storage, read> logits: array<f32>;"
+      bindings([
+        vocab % 4 === 0 ? read("logits4", "vec4f") : read("logits", "f32"),
+        read("targets", "i32"),
+        readWrite("loss", "f32"),
+        readWrite("lse", "f32"),
+      ])
     }
-@group(0) @binding(1) var<storage, read> targets: array<i32>;
-@group(0) @binding(2) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
 var<workgroup> redMax: array<f32, ${WG}>;
 ${entry.head}
   let base = row * ${vocab}u;
@@ -84,7 +99,7 @@ ${
  * multiple of 4 take four logits a thread through 16-byte loads and stores (H200: the one-logit kernel moved 2.1 TB/s
  * over the 8192 x 10000 logits of a TinyStories step, 0.32 ms; four a thread 0.16 ms).
  */
-function generateCrossEntropyBackwardKernel(rows: number, vocab: number): KernelSource {
+function generateCrossEntropyBackwardKernel({ rows, vocab }: CrossEntropySpec): KernelSource {
   const w = vocab % 4 === 0 ? 4 : 1, type = w === 4 ? "vec4f" : "f32";
   const n = (rows * vocab) / w, perRow = vocab / w;
   const grid = flatGrid(Math.ceil(n / WG));
@@ -93,11 +108,15 @@ function generateCrossEntropyBackwardKernel(rows: number, vocab: number): Kernel
   return {
     name: "cross_entropy_backward",
     workgroups: grid.workgroups,
-    source: `@group(0) @binding(0) var<storage, read> logits: array<${type}>;
-@group(0) @binding(1) var<storage, read> targets: array<i32>;
-@group(0) @binding(2) var<storage, read> lse: array<f32>;
-@group(0) @binding(3) var<storage, read> dloss: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dlogits: array<${type}>;
+    source: `${
+      bindings([
+        read("logits", type),
+        read("targets", "i32"),
+        read("lse", "f32"),
+        read("dloss", "f32"),
+        readWrite("dlogits", type),
+      ])
+    }
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = ${grid.index} * ${WG}u + lid.x;
@@ -117,11 +136,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  * @example
  * ```ts
  * import { crossEntropyForwardKernel } from "./cross_entropy.ts";
- * const k = crossEntropyForwardKernel(64, 50257); // a workgroup a row
- * console.log(k.name, k.workgroups); // cross_entropy_forward [ 64, 1, 1 ]
+ * const k = crossEntropyForwardKernel({ rows: 64, vocab: 50257 }); // a workgroup a row
+ * if (k.name !== "cross_entropy_forward" || k.workgroups[0] !== 64) throw new Error(k.name);
  * ```
  */
-export const crossEntropyForwardKernel: (rows: number, vocab: number) => KernelSource = memoized(
+export const crossEntropyForwardKernel: (spec: CrossEntropySpec) => KernelSource = memoized(
   generateCrossEntropyForwardKernel,
 );
 
@@ -131,10 +150,10 @@ export const crossEntropyForwardKernel: (rows: number, vocab: number) => KernelS
  * @example
  * ```ts
  * import { crossEntropyBackwardKernel } from "./cross_entropy.ts";
- * const k = crossEntropyBackwardKernel(64, 50257);
- * console.log(k.name, k.workgroups); // cross_entropy_backward [ 12565, 1, 1 ]
+ * const k = crossEntropyBackwardKernel({ rows: 64, vocab: 50257 }); // a thread a logit
+ * if (k.name !== "cross_entropy_backward" || k.workgroups[0] !== 12565) throw new Error(`${k.workgroups}`);
  * ```
  */
-export const crossEntropyBackwardKernel: (rows: number, vocab: number) => KernelSource = memoized(
+export const crossEntropyBackwardKernel: (spec: CrossEntropySpec) => KernelSource = memoized(
   generateCrossEntropyBackwardKernel,
 );

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { flatGrid, type KernelSource } from "./common.ts";
+import { bindings, flatGrid, type KernelSource, read, readWrite, uniform } from "./common.ts";
 
 /** WGSL element type of each dtype. */
 export const wgslType = { f32: "f32", i32: "i32" } as const;
@@ -40,30 +40,26 @@ const WG = 256;
  * import { elementwiseKernel } from "./elementwise.ts";
  * const inputs = [{ shape: [2, 3], dtype: "f32" as const }, { shape: [3], dtype: "f32" as const }];
  * const k = elementwiseKernel({ name: "add", outShape: [2, 3], outDtype: "f32", inputs, expr: "v0 + v1" });
- * console.log(k.name, k.workgroups); // add [ 1, 1, 1 ]
+ * if (!k.source.includes("let v1 = in1[(i % 3u)];")) throw new Error(k.source); // the (3) input, broadcast
  * ```
  */
 export function elementwiseKernel(spec: ElementwiseSpec): KernelSource {
   const n = spec.outShape.reduce((a, b) => a * b, 1);
   const grid = flatGrid(Math.ceil((spec.part ?? n) / WG));
-  const decls: string[] = [];
-  const loads: string[] = [];
-  spec.inputs.forEach((inp, k) => {
-    decls.push(`@group(0) @binding(${k}) var<storage, read> in${k}: array<${wgslType[inp.dtype]}>;`);
-    // In parts, an input of the output's size is bound as the part's range (the part's own index i); others
-    // whole, at the flat output index g.
-    const index = broadcastIndex(inp.shape, spec.outShape, spec.part ? "g" : "i");
-    loads.push(`  let v${k} = in${k}[${index === "g" ? "i" : index}];`);
-  });
-  decls.push(
-    `@group(0) @binding(${spec.inputs.length}) var<storage, read_write> out: array<${wgslType[spec.outDtype]}>;`,
-  );
+  const buffers = [
+    ...spec.inputs.map((inp, k) => read(`in${k}`, wgslType[inp.dtype])),
+    readWrite("out", wgslType[spec.outDtype]),
+  ];
+  const decls = [bindings(buffers)];
   if (spec.part) {
-    decls.push(
-      "struct Part { first: u32, count: u32 }",
-      `@group(0) @binding(${spec.inputs.length + 1}) var<uniform> part: Part;`,
-    );
+    decls.push("struct Part { first: u32, count: u32 }", bindings([uniform("part", "Part")], buffers.length));
   }
+  // In parts, an input of the output's size is bound as the part's range (the part's own index i); others whole,
+  // at the flat output index g.
+  const loads = spec.inputs.map((inp, k) => {
+    const index = broadcastIndex(inp.shape, spec.outShape, spec.part ? "g" : "i");
+    return `  let v${k} = in${k}[${index === "g" ? "i" : index}];`;
+  });
   const source = `${decls.join("\n")}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -83,7 +79,8 @@ ${loads.join("\n")}
  * @example
  * ```ts
  * import { broadcastIndex } from "./elementwise.ts";
- * console.log(broadcastIndex([3], [2, 3]), broadcastIndex([2, 1], [2, 3])); // (i % 3u) ((i / 3u) % 2u)
+ * if (broadcastIndex([3], [2, 3]) !== "(i % 3u)") throw new Error("a row repeats along the columns");
+ * if (broadcastIndex([2, 1], [2, 3]) !== "((i / 3u) % 2u)") throw new Error("a column repeats along the rows");
  * ```
  */
 export function broadcastIndex(inShape: readonly number[], outShape: readonly number[], index = "i"): string {

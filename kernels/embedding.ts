@@ -6,20 +6,25 @@
  *
  * @module
  */
-import { flatGrid, type KernelSource, memoized } from "./common.ts";
+import { bindings, flatGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
 
 const WG = 256;
 
-/** out[n, d] = table[ids[n], d]; ids outside [0, vocab) give zeros. Bindings: table, ids, out. */
-function generateEmbeddingForwardKernel(tokens: number, dim: number, vocab: number): KernelSource {
+/** An embedding lookup of `tokens` ids into a (vocab, dim) table. */
+export interface EmbeddingSpec {
+  tokens: number;
+  dim: number;
+  vocab: number;
+}
+
+/** out[n, d] = table[ids[n], d]; ids outside [0, vocab) give zeros. Bindings: table, ids (read), out (write). */
+function generateEmbeddingForwardKernel({ tokens, dim, vocab }: EmbeddingSpec): KernelSource {
   const n = tokens * dim;
   const grid = flatGrid(Math.ceil(n / WG));
   return {
     name: "embedding_forward",
     workgroups: grid.workgroups,
-    source: `@group(0) @binding(0) var<storage, read> table: array<f32>;
-@group(0) @binding(1) var<storage, read> ids: array<i32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+    source: `${bindings([read("table", "f32"), read("ids", "i32"), readWrite("out", "f32")])}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = ${grid.index} * ${WG}u + lid.x;
@@ -32,16 +37,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   };
 }
 
-/** grad[ids[n], d] += dy[n, d] (grad must be zeroed first). Bindings: dy, ids, grad (atomic u32 view). */
-function generateEmbeddingBackwardKernel(tokens: number, dim: number, vocab: number): KernelSource {
+/** grad[ids[n], d] += dy[n, d] (grad must be zeroed first). Bindings: dy, ids (read), grad (atomic u32 view). */
+function generateEmbeddingBackwardKernel({ tokens, dim, vocab }: EmbeddingSpec): KernelSource {
   const n = tokens * dim;
   const grid = flatGrid(Math.ceil(n / WG));
   return {
     name: "embedding_backward",
     workgroups: grid.workgroups,
-    source: `@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> ids: array<i32>;
-@group(0) @binding(2) var<storage, read_write> grad: array<atomic<u32>>;
+    source: `${bindings([read("dy", "f32"), read("ids", "i32"), readWrite("grad", "atomic<u32>")])}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = ${grid.index} * ${WG}u + lid.x;
@@ -67,13 +70,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  * @example
  * ```ts
  * import { embeddingForwardKernel } from "./embedding.ts";
- * const k = embeddingForwardKernel(256, 64, 1000); // 256 tokens, dim 64, vocab 1000
- * console.log(k.name, k.workgroups); // embedding_forward [ 64, 1, 1 ]
+ * const k = embeddingForwardKernel({ tokens: 256, dim: 64, vocab: 1000 }); // a thread an element
+ * if (k.name !== "embedding_forward" || k.workgroups[0] !== 64) throw new Error(`${k.workgroups}`);
  * ```
  */
-export const embeddingForwardKernel: (tokens: number, dim: number, vocab: number) => KernelSource = memoized(
-  generateEmbeddingForwardKernel,
-);
+export const embeddingForwardKernel: (spec: EmbeddingSpec) => KernelSource = memoized(generateEmbeddingForwardKernel);
 
 /**
  * {@linkcode generateEmbeddingBackwardKernel}, memoized by its arguments (see `memoized` in common.ts).
@@ -81,10 +82,10 @@ export const embeddingForwardKernel: (tokens: number, dim: number, vocab: number
  * @example
  * ```ts
  * import { embeddingBackwardKernel } from "./embedding.ts";
- * const k = embeddingBackwardKernel(256, 64, 1000);
- * console.log(k.name, k.workgroups); // embedding_backward [ 64, 1, 1 ]
+ * const k = embeddingBackwardKernel({ tokens: 256, dim: 64, vocab: 1000 });
+ * if (k.name !== "embedding_backward" || k.workgroups[0] !== 64) throw new Error(`${k.workgroups}`);
  * ```
  */
-export const embeddingBackwardKernel: (tokens: number, dim: number, vocab: number) => KernelSource = memoized(
+export const embeddingBackwardKernel: (spec: EmbeddingSpec) => KernelSource = memoized(
   generateEmbeddingBackwardKernel,
 );

@@ -2,10 +2,9 @@
  * Generated, register-blocked batched matmul: `C[b] = A[b] @ B[b]` with either operand optionally transposed in
  * storage, for any M, N, K.
  *
- * Why generated: WGSL compilers keep small arrays in registers only when every index is a constant. A kernel
- * whose inner loop indexes local arrays dynamically ran at 0.4-0.9 TFLOP/s on an H100; the same tiling with the
- * inner loops unrolled by this generator (constant indices, vec4 accumulators) reached 38 TFLOP/s
- * (../shared/device/README.md). So the generator writes out every FMA of a BK step explicitly.
+ * Why generated: WGSL compilers keep small arrays in registers only when every index is a constant; an inner loop
+ * that indexes local arrays dynamically keeps them in memory and runs tens of times slower. So the generator writes
+ * out every FMA of a BK step explicitly, with constant indices and vec4 accumulators, specialised to the shape.
  *
  * Layout: a workgroup computes a BM x BN tile of C with (BM/TM) x (BN/TN) threads; each thread owns TM x TN
  * outputs, spread as groups of 4 rows/columns spaced BM/(TM/4) apart so that neighbouring threads read
@@ -13,24 +12,14 @@
  * Tiles of A and B for each BK slice of K are staged in workgroup memory as [k][m] and [k][n] rows of vec4s, so
  * that every read of the inner loop is one 16-byte load. Global loads are vec4 where the contiguous dimension is
  * a multiple of 4, scalar otherwise; bounds checks are generated only for the dimensions that are not multiples
- * of the tile. See {@linkcode MatmulVariant} for the pipelining choices and {@linkcode chooseVariant} for why the
- * defaults are what they are.
- *
- * H100 (GPU timestamps, bench/matmul_tune.ts), previous generator -> this one: 4096^3 22.2 -> 37.2 TFLOP/s; the
- * LM's 8192-row products 18-22 -> 29-37; weight gradients (K = 8192, split-K) 9.5-18 -> 34-40. The step from 22 to
- * 36 came with the first variant of this rewrite (run 1: vec4 workgroup tiles, so every inner-loop read is one
- * 16-byte load where f32 tiles were read as four scalars; loads mapped so the transposing stores do not conflict;
- * a constant trip count); lanes tiles, BK 32 with block transposes and split-K by waves did the rest (40.9 at
- * 4096^3). On the H200 (2026-11-29) the "rows" layout and layout-specific wide tiles ({@linkcode largeTiles}) took
- * 4096^3 to 44.4 (cuBLAS f32: 51.3) and the LM's products to 34-46, and stream-K scheduling of the last, partial
- * wave ({@linkcode streamKSchedule}) to 46.1 (cuBLAS 51.1 in the same call; 47.0 at 6144^3). Note for measuring:
- * the GPU idles at 345 MHz and drops its clocks within milliseconds of idling, so a sub-millisecond kernel timed
- * right after a sync ran at a third of its speed (the "slow" LM shapes of earlier reports); time after ~100 ms of
- * back-to-back work.
+ * of the tile. See {@linkcode MatmulVariant} for the pipelining choices, {@linkcode chooseVariant} and
+ * {@linkcode largeTiles} for why the defaults are what they are, and {@linkcode streamKSchedule} for the launch
+ * order of the last wave. The measurements behind these choices are in bench/RESULTS.md ("Matmul: the measurements
+ * behind the rules"); bench/matmul_tune.ts times the alternatives.
  *
  * @module
  */
-import { flatGrid, foldGrid, type KernelSource, memoized } from "./common.ts";
+import { bindings, flatGrid, foldGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
 
 /** Tile configuration of the matmul kernel. */
 export interface MatmulTile {
@@ -54,10 +43,9 @@ export const matmulTiles: Record<"large" | "medium" | "small", MatmulTile> = {
 };
 
 /**
- * The large tile with BK = 32, which the automatic choice uses when A is not transposed: half the barriers per
- * FMA, and the 128 x 32 K-contiguous tiles split into exactly one 4x4 block per thread for the "block" transpose.
- * H100: 4096^3 37.2 TFLOP/s (36.1 with BK 16), lm_head 8192x10000x512 (B transposed) 35.1 (30.9). Not for
- * transposed A: 10000x512x8192 ran at 35.5 against 40.5 with BK 16.
+ * The large tile with BK = 32: half the barriers per FMA of BK 16, and for untransposed A its 128 x 32
+ * K-contiguous tiles split into exactly one 4x4 block per thread for the "block" transpose. With transposed A it
+ * pays only where the BK-16 tile leaves the GPU short of workgroups (see {@linkcode chooseLargeTile}).
  */
 export const largeTileDeepK: MatmulTile = { bm: 128, bn: 128, bk: 32, tm: 8, tn: 8 };
 
@@ -102,24 +90,19 @@ export interface MatmulVariant {
 }
 
 /**
- * Large-tile configurations by operand layout, from the H200 runs of 2026-11-29 (bench/matmul_tune.ts plans
- * explore6-8, GPU timestamps, TFLOP/s, previous automatic choice in brackets):
+ * Large-tile configurations by operand layout, the fastest measured for each ({@linkcode chooseLargeTile} picks):
  * - untransposed operands, N a multiple of 256: 128 x 256, BK 16, 8 x 16 outputs a thread, register prefetch,
- *   "rows" layout. 4096^3 44.4 (40.9), lm_head dX 8192x512x10000 45.9 (35.5), qkvo dX 8192x512x512 39.2 (35.8).
- *   The same tile with "lanes" tiles reached 42.3 and 43.8: the per-thread clamp is what "rows" saves. It loses
- *   where B is transposed (fwd x @ W^T: every B element needs a transposing store; 29-34 vs 34-37).
- * - untransposed, N a multiple of 192 (d_ff 1344): 128 x 192, BK 16, prefetch, "lanes": w2 dX 34.0 (32.4).
- * - otherwise untransposed A: 128 x 128, BK 32, block transposes, prefetch, "rows" padded by 4 floats: qkvo fwd
- *   35.4 (34.4), w1 fwd 31.6 (30.6), w2 fwd 37.5 (36.6), lm_head fwd 37.3 (36.0), w1 dX 39.4 (38.8).
- * - transposed A (weight gradients, split K), N a multiple of 192: 128 x 192, BK 32, prefetch, "rows": w2 dW 40.4
- *   (34.0). M of 4096 or more (lm_head dW, enough tiles to need no deep K): BK 16, "flat", no prefetch, 40.6 as
- *   before (128 x 128 BK 32 rows: 38.4). Otherwise 128 x 128, BK 32, prefetch, "rows": qkvo dW 34.8 (32.3), w1 dW
- *   35.6 (35.1).
- * What did not help: warp-shaped thread mappings (`warpRows` 4 or 8: within 1%, or slower with 128 x 256),
- * 128-thread workgroups with 8 x 16 outputs (18-22 TFLOP/s: register spills at BK 32), 256 x 128 (36-37 at 4096^3),
- * 128 x 256 at BK 32 (37.3: 48 prefetch registers on top of 128 accumulators), double buffering at BK 8 or 16,
- * also with the step loop unrolled ("double2": 41.4 at 4096^3), and the "dot" inner loop for x @ W^T (a full
- * training step took 30.30 ms with it against 29.29, same call).
+ *   "rows" layout. A wider tile reads each staged A value for twice the columns; "rows" computes each thread's
+ *   workgroup-memory address clamp once instead of per read. Not where B is transposed: there every B element
+ *   would need a transposing store.
+ * - untransposed, N a multiple of 192 (d_ff 1344): 128 x 192, BK 16, prefetch, "lanes", for the same reuse.
+ * - otherwise untransposed A: 128 x 128, BK 32, block transposes, prefetch, "rows" padded by 4 floats.
+ * - transposed A (weight gradients, split K), N a multiple of 192: 128 x 192, BK 32, prefetch, "rows". M of 4096
+ *   or more: the BK-16 128 x 128 tile, "flat", no prefetch, which has tiles enough without a deep K. Otherwise
+ *   128 x 128, BK 32, prefetch, "rows".
+ *
+ * Every wider tile keeps to one workgroup of 256 threads and at most 128 accumulators a thread: beyond that the
+ * compiler spills registers.
  */
 export const largeTiles: Record<"wide" | "n192" | "n192Deep" | "deep", MatmulTile> = {
   wide: { bm: 128, bn: 256, bk: 16, tm: 8, tn: 16 },
@@ -129,14 +112,15 @@ export const largeTiles: Record<"wide" | "n192" | "n192Deep" | "deep", MatmulTil
 };
 
 /**
- * The large tile for a problem that fills the GPU with 128 x 128 tiles (see {@linkcode largeTiles} for the
- * measurements behind each branch). Wider tiles are taken only when they still give at least 120 workgroups.
+ * The large tile for a problem that fills the GPU with 128 x 128 tiles (see {@linkcode largeTiles} for the reason
+ * behind each branch). Wider tiles are taken only when they still give at least 120 workgroups, close to one per
+ * compute unit.
  *
  * @example
  * ```ts
  * import { chooseLargeTile } from "./matmul.ts";
  * const fwd = chooseLargeTile({ batch: 1, m: 8192, n: 512, transA: false, transB: true }); // x @ W^T
- * console.log(fwd); // { bm: 128, bn: 128, bk: 32, tm: 8, tn: 8 }
+ * if (fwd.bn !== 128 || fwd.bk !== 32) throw new Error(JSON.stringify(fwd)); // B transposed: the BK-32 tile
  * ```
  */
 export function chooseLargeTile(
@@ -154,25 +138,24 @@ export function chooseLargeTile(
 }
 
 /**
- * The fastest {@linkcode MatmulVariant} measured for a tile and operand layout (H100/H200, GPU timestamps,
- * bench/matmul_tune.ts). Why each part:
- * - pipeline: with 64 accumulators at BK 16, register prefetch lost (4096^3: 30.7-33.2 TFLOP/s against 36.1): the
- *   extra live registers cost the second resident workgroup per SM. From BK 32, or with the 96-128 accumulators of
- *   the 192- and 256-wide tiles (one workgroup per SM either way), "prefetch" wins (4096^3 40.9 vs 37.1 at
- *   128 x 128 BK 32; 44.4 vs 38.2 at 128 x 256 BK 16).
- * - layout: "rows" for the 128 x 128 BK 32 and 128 x 256 tiles and BK 32 transposed A (see
- *   {@linkcode largeTiles}), "lanes" for the 128 x 192 BK 16 and the small tiles (4096^3 36.1 vs 35.5 flat at the
- *   old default), "flat" unpadded tiles for transposed A at BK 16 (10000x512x8192: 40.8 vs 38.3 lanes).
- * - transpose "block" with BK 32 (one 4x4 block per thread, vec4 stores: 37.2 vs 36.1 at 4096^3), "scalar" with
- *   BK 16 (where a block would idle half the threads: 34.7 vs 36.1; 39.2 vs 44.4 with 128 x 256).
- * - pad 4 floats per k-row for "rows" at BK 32 with block transposes (conflict-free vec4 stores: 4096^3 41.7 vs
- *   41.3); no effect on 128 x 256 (44.4 both).
- * - swizzle 0: grouping tile rows for L2 changed nothing at 4096^3 (36.1 both): the K-slabs in flight fit in L2.
+ * The fastest {@linkcode MatmulVariant} for a tile and operand layout. Why each part:
+ * - pipeline: register prefetch holds the next slice in registers. With 64 accumulators at BK 16 those registers
+ *   cost the second resident workgroup per SM, more than the overlap gains; from BK 32, or with the 96-128
+ *   accumulators of the 192- and 256-wide tiles (one workgroup per SM either way), "prefetch" wins.
+ * - layout: "rows" for the 128 x 128 BK 32 and 128 x 256 tiles and BK 32 transposed A (see {@linkcode largeTiles}),
+ *   "lanes" for the 128 x 192 BK 16 and the smaller tiles, "flat" unpadded tiles for transposed A at BK 16: the
+ *   fastest of the three for each.
+ * - transpose "block" with BK 32 (one 4x4 block per thread, vec4 stores); "scalar" with BK 16, where blocks would
+ *   leave half the threads idle.
+ * - pad 4 floats per k-row for "rows" at BK 32 with block transposes: the vec4 stores of a quarter-warp then hit
+ *   distinct banks.
+ * - swizzle 0: grouping tile rows for L2 does not pay, since the K-slabs in flight already fit in L2.
  *
  * @example
  * ```ts
  * import { chooseVariant, largeTiles } from "./matmul.ts";
- * console.log(chooseVariant({ transA: false }, largeTiles.wide).layout); // "rows"
+ * const variant = chooseVariant({ transA: false }, largeTiles.wide);
+ * if (variant.layout !== "rows" || variant.pipeline !== "prefetch") throw new Error(JSON.stringify(variant));
  * ```
  */
 export function chooseVariant(spec: { transA: boolean }, tile: MatmulTile): MatmulVariant {
@@ -194,7 +177,8 @@ export function chooseVariant(spec: { transA: boolean }, tile: MatmulTile): Matm
  * ```ts
  * import { chooseVariant, largeTiles, matmulSharedBytes } from "./matmul.ts";
  * const tile = largeTiles.wide;
- * console.log(matmulSharedBytes(tile, chooseVariant({ transA: false }, tile))); // 24576
+ * const bytes = matmulSharedBytes(tile, chooseVariant({ transA: false }, tile));
+ * if (bytes !== 24576) throw new Error(`${bytes}`); // within every GPU's 32 KiB
  * ```
  */
 export function matmulSharedBytes(tile: MatmulTile, variant: MatmulVariant): number {
@@ -228,8 +212,6 @@ export interface MatmulSpec {
    * `C[split]` (C then has shape (splitK, M, N) and the caller sums the layers). Needs batch 1.
    */
   splitK?: number;
-  /** Kept for old callers: workgroup memory is always vec4 rows now (f32 arrays defeated 16-byte loads). */
-  shared?: "vec4" | "f32";
   /** Code-generation choices; {@linkcode chooseVariant}'s where absent. */
   variant?: Partial<MatmulVariant>;
   /**
@@ -255,14 +237,14 @@ export interface MatmulSpec {
  * two partial tiles, to slots `2 * unit` and `2 * unit + 1` of the workspace.
  *
  * Why: a launch runs in waves of resident workgroups, and a last, partial wave costs a full one. 4096^3 with
- * 128 x 256 tiles is 512 tiles on 132 SMs (one workgroup each): 3.88 waves that take as long as 4 (H200: 4224 x
- * 4096 x 4096, 528 tiles, ran in 3.104 ms, 4096^3 in 3.102).
+ * 128 x 256 tiles is 512 tiles on 132 SMs (one workgroup each): 3.88 waves that take as long as 4 (on the H200,
+ * 4224 x 4096 x 4096, 4 whole waves, takes as long as 4096^3).
  *
  * @example
  * ```ts
  * import { largeTiles, streamKSchedule } from "./matmul.ts";
  * const s = streamKSchedule({ m: 4096, n: 4096, k: 4096 }, largeTiles.wide, 132);
- * console.log(s.dataParallel, s.tail); // 396 116
+ * if (s.dataParallel !== 396 || s.tail !== 116) throw new Error(JSON.stringify(s)); // 3 whole waves, then 116 tiles
  * ```
  */
 export function streamKSchedule(
@@ -289,18 +271,20 @@ export function streamKSchedule(
  * @example
  * ```ts
  * import { largeTiles, streamKWorkspaceBytes } from "./matmul.ts";
- * console.log(streamKWorkspaceBytes(largeTiles.wide, 132)); // 34603008
+ * if (streamKWorkspaceBytes(largeTiles.wide, 132) !== 2 * 132 * 128 * 256 * 4) throw new Error();
  * ```
  */
 export function streamKWorkspaceBytes(tile: MatmulTile, units: number): number {
   return 2 * units * tile.bm * tile.bn * 4;
 }
 
-/** Picks the largest tile that still gives the GPU enough workgroups to fill it. *
+/**
+ * Picks the largest tile that still gives the GPU enough workgroups to fill it.
+ *
  * @example
  * ```ts
- * import { chooseTile } from "./matmul.ts";
- * console.log(chooseTile({ batch: 1, m: 100, n: 100 })); // the medium 64 x 64 tile
+ * import { chooseTile, matmulTiles } from "./matmul.ts";
+ * if (chooseTile({ batch: 1, m: 100, n: 100 }) !== matmulTiles.medium) throw new Error("expected 64 x 64");
  * ```
  */
 export function chooseTile(spec: { batch: number; m: number; n: number }): MatmulTile {
@@ -310,15 +294,48 @@ export function chooseTile(spec: { batch: number; m: number; n: number }): Matmu
   return spec.m * spec.n >= 64 * 64 ? matmulTiles.medium : matmulTiles.small;
 }
 
-/** One operand's part of the kernel: register declarations, global loads into them, stores into its tile. */
-interface OperandCode {
-  decls: string[];
-  load: (k0: string) => string[];
-  store: (buf: string) => string[];
+/** What every part of the generated kernel needs: the problem, tile and variant, and the numbers derived from them. */
+interface MatmulLayout {
+  spec: MatmulSpec;
+  tile: MatmulTile;
+  v: MatmulVariant;
+  /** Threads along N and along M, and in all. */
+  tx: number;
+  ty: number;
+  T: number;
+  /** Bounds checks are generated only for the dimensions that are not multiples of the tile. */
+  checkM: boolean;
+  checkN: boolean;
+  checkK: boolean;
+  /** K chunks (one per workgroup layer), their length (whole BK slices), and the BK steps of one. */
+  splits: number;
+  chunk: number;
+  steps: number;
+  /** vec4 groups per thread along M and N, and the rows (columns) between a thread's groups. */
+  gm: number;
+  gn: number;
+  rowSpacing: number;
+  colSpacing: number;
+  /** Two workgroup copies of each tile ("double" pipelines). */
+  double: boolean;
+  /** The "dot" inner loop. */
+  dot: boolean;
+  /** Global load width of A and B: 4 where the operand's contiguous dimension allows vec4 loads. */
+  wA: number;
+  wB: number;
+  tilesM: number;
+  tilesN: number;
+  /** Workgroup layers: K chunks, or batches. */
+  z: number;
+  /** Whether the launch order is swizzled (grouped tile rows). */
+  swizzle: boolean;
+  sk: ReturnType<typeof streamKSchedule> | null;
+  /** The plain grid (a workgroup per tile and batch or K-layer), folded flat past 65,535 in a dimension. */
+  grid: ReturnType<typeof foldGrid>;
 }
 
-/** Generates the kernel; bindings: A, B (read), C (write). */
-function generateMatmulKernel(spec: MatmulSpec): KernelSource {
+/** Checks a spec and derives the {@linkcode MatmulLayout}; throws naming what does not fit. */
+function matmulLayout(spec: MatmulSpec): MatmulLayout {
   const { batch, m: M, n: N, k: K, transA, transB } = spec;
   const tile = spec.tile ?? chooseTile(spec);
   const v: MatmulVariant = { ...chooseVariant(spec, tile), ...spec.variant };
@@ -327,428 +344,663 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   if (TM % 4 || TN % 4 || BM % TM || BN % TN || BK % 4 || v.pad % 4) {
     throw new Error(`Bad matmul tile ${JSON.stringify(tile)} / variant ${JSON.stringify(v)}`);
   }
-  const checkM = M % BM !== 0, checkN = N % BN !== 0, checkK = K % BK !== 0;
   const splits = spec.splitK ?? 1;
   if (splits > 1 && batch !== 1) throw new Error("Split-K matmul needs batch 1");
   // Chunks are whole BK slices, so a tile never straddles two chunks.
   const chunk = Math.ceil(K / splits / BK) * BK;
   const layers = splits > 1 ? Math.ceil(K / chunk) : 1;
-  const gm = TM / 4, gn = TN / 4; // vec4 groups per thread along M and N
-  const rowSpacing = BM / gm, colSpacing = BN / gn;
-  const double = v.pipeline === "double" || v.pipeline === "double2";
-  /** The buffer index of a double-buffered tile (`[buf]`), or nothing when single-buffered (`buf` empty). */
-  const bufIndex = (buf: string) => buf ? `[${buf}]` : "";
-  /**
-   * A workgroup tile of one operand: `outer` (BM or BN) by BK, as vec4s of 4 consecutive rows/columns. `lanes`
-   * threads along that dimension each own `groups` vec4s spaced `spacing` apart. `buf` is the buffer index
-   * expression when double-buffered ("" otherwise).
-   */
-  const sharedTile = (name: string, outer: number, lanes: number, groups: number, spacing: number) => {
-    if (v.layout === "flat") {
-      const S = outer + v.pad, size = (BK * S) / 4;
-      const off = (buf: string) => buf ? `(${buf}) * ${size}u + ` : "";
-      return {
-        decl: `var<workgroup> ${name}: array<vec4f, ${size * (double ? 2 : 1)}>;`,
-        at: (buf: string, k: string, o: string) => `${name}[${off(buf)}${k} * ${S / 4}u + (${o} >> 2u)]`,
-        read: (buf: string, kk: number, g: number, lane: string) =>
-          `${name}[${off(buf)}${(kk * S + g * spacing) / 4}u + ${lane}]`,
-      };
-    }
-    if (v.layout === "rows") {
-      // [k][vec4 of the tile row]: the constant k index needs no bounds clamp, and the per-thread `const + lane`
-      // index is the same expression at every k, so its clamp is computed once; lanes read consecutive vec4s.
-      const S = (outer + v.pad) / 4;
-      const rowT = `array<array<vec4f, ${S}>, ${BK}>`;
-      return {
-        decl: `var<workgroup> ${name}: ${double ? `array<${rowT}, 2>` : rowT};`,
-        at: (buf: string, k: string, o: string) => `${name}${bufIndex(buf)}[${k}][${o} >> 2u]`,
-        read: (buf: string, kk: number, g: number, lane: string) =>
-          `${name}${bufIndex(buf)}[${kk}][${(g * spacing) / 4}u + ${lane}]`,
-      };
-    }
-    const I = BK * groups + ((BK * groups) % 2 ? 0 : 1);
-    const row = `array<array<vec4f, ${I}>, ${lanes}>`;
-    return {
-      decl: `var<workgroup> ${name}: ${double ? `array<${row}, 2>` : row};`,
-      at: (buf: string, k: string, o: string) =>
-        `${name}${bufIndex(buf)}[(${o} % ${spacing}u) >> 2u][${k} * ${groups}u + ${o} / ${spacing}u]`,
-      read: (buf: string, kk: number, g: number, lane: string) =>
-        `${name}${bufIndex(buf)}[${lane}][${kk * groups + g}]`,
-    };
-  };
-  const tileA = sharedTile("As", BM, ty, gm, rowSpacing), tileB = sharedTile("Bs", BN, tx, gn, colSpacing);
   const dot = v.compute === "dot";
   if (dot && (transA || !transB || K % 4 !== 0)) {
     throw new Error(
       `Matmul "dot" compute needs A untransposed, B transposed and K % 4 == 0, got ${JSON.stringify(spec)}`,
     );
   }
-  // "dot" tiles: row o of the tile at physical row (o % 4) * (outer / 4) + o / 4, so that the 4 rows of a thread's
-  // vec4 group lie outer/4 apart and neighbouring threads read neighbouring rows; rows of BK/4 + 1 vec4s (an odd
-  // number of 16-byte bank groups) keep the 8 rows a quarter-warp reads in distinct banks.
-  const dotRow = BK / 4 + 1;
-  const dotDecl = (name: string, outer: number) => {
-    const t = `array<array<vec4f, ${dotRow}>, ${outer}>`;
-    return `var<workgroup> ${name}: ${double ? `array<${t}, 2>` : t};`;
-  };
-  const dotAt = (name: string, buf: string) => `${name}${bufIndex(buf)}`;
-
-  // Global loads: vector width 4 where the operand's contiguous dimension allows it.
-  const wA = (transA ? M : K) % 4 === 0 ? 4 : 1;
-  const wB = (transB ? K : N) % 4 === 0 ? 4 : 1;
-  const lines: string[] = [];
-  const emit = (...s: string[]) => lines.push(...s);
-
-  /**
-   * Loads of one operand. Work is cut into jobs (a vec4, a scalar, or a 4x4 block); job j of round r is done by
-   * thread `lid - first + r*T`. When an operand has fewer jobs than threads, A's run on the first threads and
-   * B's on the last, so that the two overlap as little as possible.
-   */
-  const operand = (
-    which: "A" | "B",
-    w: number,
-    contiguousIsK: boolean, // A not transposed, or B transposed: the stored rows run along K.
-    outer: number, // BM or BN: tile extent of the non-K dimension.
-    tileX: ReturnType<typeof sharedTile>,
-    limit: number, // M or N.
-    stride: number, // row length of the stored matrix (K when contiguousIsK, else M or N).
-    base: string, // flat start of this batch's matrix.
-    o0: string, // m0 or n0.
-    check: boolean,
-  ): OperandCode => {
-    const src = which === "A" ? "a" : "b";
-    const block = contiguousIsK && w === 4 && v.transpose === "block";
-    const jobs = block ? (outer * BK) / 16 : (outer * BK) / w;
-    if (jobs % T && T % jobs) throw new Error(`Matmul tile ${JSON.stringify(tile)} does not divide the ${which} loads`);
-    const rounds = Math.max(1, jobs / T);
-    const first = jobs >= T ? 0 : which === "A" ? 0 : T - jobs;
-    const guard = jobs < T ? (first ? `lid >= ${first}u` : `lid < ${jobs}u`) : "";
-    const job = (r: number) => `(lid${first ? ` - ${first}u` : ""}${r ? ` + ${r * T}u` : ""})`;
-    const regs = block ? 4 : 1;
-    const zero = w === 4 ? "vec4f(0.0)" : "0.0";
-    const ty = w === 4 ? "vec4f" : "f32";
-    const decls: string[] = [];
-    for (let r = 0; r < rounds; r++) for (let i = 0; i < regs; i++) decls.push(`  var r${which}${r}_${i}: ${ty};`);
-    // Index math per job: (o, kk) of the element (or vec4 start) it loads.
-    const coords = (j: string): { o: string; kk: string } => {
-      if (block) {
-        // Pairs of k-vec4s fastest, then 4-row blocks: a warp reads 32 contiguous bytes of 16 rows (full sectors)
-        // and its vec4 stores hit 8 distinct 16-byte bank groups per quarter-warp when S % 8 == 4.
-        const per = BK / 4, nb = outer / 4;
-        if (per % 2 === 0) {
-          return {
-            o: `((${j} >> 1u) % ${nb}u) * 4u`,
-            kk: `((${j} / ${2 * nb}u) * 2u + (${j} & 1u)) * 4u`,
-          };
-        }
-        return { o: `(${j} / ${per}u) * 4u`, kk: `(${j} % ${per}u) * 4u` };
-      }
-      if (contiguousIsK && w === 4) {
-        const per = BK / 4;
-        if (outer % 16 === 0 && per % 2 === 0) {
-          // 16 rows fastest, then k-vec4s: a warp reads 32 contiguous bytes of 16 rows, and its four scalar
-          // stores per vec4 land in 32 distinct banks when S % 8 == 4 (the two k-vec4s are 16 banks apart).
-          return { o: `((${j} & 15u) + (${j} / ${16 * per}u) * 16u)`, kk: `((${j} >> 4u) % ${per}u) * 4u` };
-        }
-        return { o: `(${j} / ${per}u)`, kk: `(${j} % ${per}u) * 4u` };
-      }
-      if (contiguousIsK) return { o: `(${j} % ${outer}u)`, kk: `(${j} / ${outer}u)` };
-      const per = outer / w;
-      return { o: `(${j} % ${per}u) * ${w}u`, kk: `(${j} / ${per}u)` };
-    };
-    const wrap = (body: string[]) => guard ? [`  if (${guard}) {`, ...body, "  }"] : body;
-    const load = (k0: string): string[] => {
-      const out: string[] = [];
-      for (let r = 0; r < rounds; r++) {
-        const { o, kk } = coords(job(r));
-        out.push(`  { let o = ${o0} + ${o}; let kg = ${k0} + ${kk};`);
-        for (let i = 0; i < regs; i++) {
-          const oi = i ? `(o + ${i}u)` : "o";
-          const inb = [check ? `${oi} < ${limit}u` : "", checkK ? `kg < ${K}u` : ""].filter(Boolean).join(" && ");
-          const idx = contiguousIsK ? `${base} + ${oi} * ${stride}u + kg` : `${base} + kg * ${stride}u + ${oi}`;
-          const ld = w === 4 ? `${src}[(${idx}) / 4u]` : `${src}[${idx}]`;
-          out.push(`    r${which}${r}_${i} = ${inb ? `select(${zero}, ${ld}, ${inb})` : ld};`);
-        }
-        out.push("  }");
-      }
-      return wrap(out);
-    };
-    const store = (buf: string): string[] => {
-      const out: string[] = [];
-      const at = (k: string) => tileX.at(buf, k, "o");
-      for (let r = 0; r < rounds; r++) {
-        const { o, kk } = coords(job(r));
-        out.push(`  { let o = ${o}; let kk = ${kk};`);
-        const reg = (i: number) => `r${which}${r}_${i}`;
-        if (block) {
-          // 4x4 transpose in registers: row c of the tile gets element c of each of the 4 loaded rows.
-          for (let c = 0; c < 4; c++) {
-            const vals = [0, 1, 2, 3].map((i) => `${reg(i)}[${c}]`).join(", ");
-            out.push(`    ${at(`(kk + ${c}u)`)} = vec4f(${vals});`);
-          }
-        } else if (contiguousIsK && w === 4) {
-          for (let c = 0; c < 4; c++) {
-            out.push(`    ${at(`(kk + ${c}u)`)}[o & 3u] = ${reg(0)}[${c}];`);
-          }
-        } else if (w === 4) {
-          out.push(`    ${at("kk")} = ${reg(0)};`);
-        } else {
-          out.push(`    ${at("kk")}[o & 3u] = ${reg(0)};`);
-        }
-        out.push("  }");
-      }
-      return wrap(out);
-    };
-    return { decls, load, store };
-  };
-
+  if (spec.addend && splits > 1) throw new Error("A matmul with an addend cannot split K");
   const tilesN = Math.ceil(N / BN), tilesM = Math.ceil(M / BM), z = splits > 1 ? layers : batch;
   const swizzle = v.swizzle > 0 && tilesM * tilesN <= 65535 && z <= 65535 && tilesM > v.swizzle;
-  emit(`@group(0) @binding(0) var<storage, read> a: array<${wA === 4 ? "vec4f" : "f32"}>;`);
-  emit(`@group(0) @binding(1) var<storage, read> b: array<${wB === 4 ? "vec4f" : "f32"}>;`);
-  emit(`@group(0) @binding(2) var<storage, read_write> c: array<${N % 4 === 0 ? "vec4f" : "f32"}>;`);
-  if (spec.addend) {
-    if (splits > 1) throw new Error("A matmul with an addend cannot split K");
-    emit(`@group(0) @binding(3) var<storage, read> r: array<${N % 4 === 0 ? "vec4f" : "f32"}>;`);
-  }
   const sk = spec.streamK ? streamKSchedule(spec, tile, spec.streamK) : null;
-  // The plain grid (a workgroup per tile and batch or K-layer), folded flat where a dimension is past 65,535.
   const grid = foldGrid([tilesN, tilesM, z]);
-  const [gx, gy, gz] = grid.index;
-  if (sk) {
-    if (batch !== 1 || splits > 1 || spec.addend) {
-      throw new Error("A stream-K matmul needs batch 1, no split-K, no addend");
-    }
-    if (sk.tail === 0 || sk.tail * sk.kIters >= 2 ** 32 / sk.units) {
-      throw new Error(`Stream-K does not apply to ${JSON.stringify(sk)}`);
-    }
-    emit("@group(0) @binding(3) var<storage, read_write> w: array<vec4f>;");
-  }
-  const plusR = (idx: string) => spec.addend ? ` + r[${idx}]` : "";
-  emit(...(dot ? [dotDecl("As", BM), dotDecl("Bs", BN)] : [tileA.decl, tileB.decl]));
+  if (sk) checkStreamK(spec, splits, sk);
   const warpRows = v.warpRows ?? 0;
   if (warpRows && (T % 32 || ty % warpRows || tx % (32 / warpRows))) {
     throw new Error(`Matmul warpRows ${warpRows} does not fit the ${tx} x ${ty} thread grid`);
   }
-  emit(`@compute @workgroup_size(${tx}, ${ty})`);
-  emit(
+  const gm = TM / 4, gn = TN / 4;
+  return {
+    spec,
+    tile,
+    v,
+    tx,
+    ty,
+    T,
+    checkM: M % BM !== 0,
+    checkN: N % BN !== 0,
+    checkK: K % BK !== 0,
+    splits,
+    chunk,
+    steps: Math.ceil(chunk / BK),
+    gm,
+    gn,
+    rowSpacing: BM / gm,
+    colSpacing: BN / gn,
+    double: v.pipeline === "double" || v.pipeline === "double2",
+    dot,
+    wA: (transA ? M : K) % 4 === 0 ? 4 : 1,
+    wB: (transB ? K : N) % 4 === 0 ? 4 : 1,
+    tilesM,
+    tilesN,
+    z,
+    swizzle,
+    sk,
+    grid,
+  };
+}
+
+function checkStreamK(spec: MatmulSpec, splits: number, sk: ReturnType<typeof streamKSchedule>): void {
+  if (spec.batch !== 1 || splits > 1 || spec.addend) {
+    throw new Error("A stream-K matmul needs batch 1, no split-K, no addend");
+  }
+  if (sk.tail === 0 || sk.tail * sk.kIters >= 2 ** 32 / sk.units) {
+    throw new Error(`Stream-K does not apply to ${JSON.stringify(sk)}`);
+  }
+}
+
+/** The buffer index of a double-buffered tile (`[buf]`), or nothing when single-buffered (`buf` empty). */
+const bufIndex = (buf: string) => buf ? `[${buf}]` : "";
+
+/**
+ * A workgroup tile of one operand in the variant's layout: its declaration, the element a store writes (`at`), and
+ * the vec4 an inner-loop read takes (`read`). `buf` is the buffer index expression when double-buffered ("").
+ */
+interface SharedTile {
+  decl: string;
+  at: (buf: string, k: string, o: string) => string;
+  read: (buf: string, kk: number, g: number, lane: string) => string;
+}
+
+/**
+ * The tile `name` of one operand: `outer` (BM or BN) by BK, as vec4s of 4 consecutive rows/columns. `lanes`
+ * threads along that dimension each own `groups` vec4s spaced `spacing` apart.
+ */
+function sharedTile(L: MatmulLayout, name: string, outer: number, lanes: number, groups: number, spacing: number) {
+  const { v, double } = L, BK = L.tile.bk;
+  if (v.layout === "flat") {
+    const S = outer + v.pad, size = (BK * S) / 4;
+    const off = (buf: string) => buf ? `(${buf}) * ${size}u + ` : "";
+    return {
+      decl: `var<workgroup> ${name}: array<vec4f, ${size * (double ? 2 : 1)}>;`,
+      at: (buf: string, k: string, o: string) => `${name}[${off(buf)}${k} * ${S / 4}u + (${o} >> 2u)]`,
+      read: (buf: string, kk: number, g: number, lane: string) =>
+        `${name}[${off(buf)}${(kk * S + g * spacing) / 4}u + ${lane}]`,
+    };
+  }
+  if (v.layout === "rows") {
+    // [k][vec4 of the tile row]: the constant k index needs no bounds clamp, and the per-thread `const + lane`
+    // index is the same expression at every k, so its clamp is computed once; lanes read consecutive vec4s.
+    const S = (outer + v.pad) / 4;
+    const rowT = `array<array<vec4f, ${S}>, ${BK}>`;
+    return {
+      decl: `var<workgroup> ${name}: ${double ? `array<${rowT}, 2>` : rowT};`,
+      at: (buf: string, k: string, o: string) => `${name}${bufIndex(buf)}[${k}][${o} >> 2u]`,
+      read: (buf: string, kk: number, g: number, lane: string) =>
+        `${name}${bufIndex(buf)}[${kk}][${(g * spacing) / 4}u + ${lane}]`,
+    };
+  }
+  const I = BK * groups + ((BK * groups) % 2 ? 0 : 1);
+  const row = `array<array<vec4f, ${I}>, ${lanes}>`;
+  return {
+    decl: `var<workgroup> ${name}: ${double ? `array<${row}, 2>` : row};`,
+    at: (buf: string, k: string, o: string) =>
+      `${name}${bufIndex(buf)}[(${o} % ${spacing}u) >> 2u][${k} * ${groups}u + ${o} / ${spacing}u]`,
+    read: (buf: string, kk: number, g: number, lane: string) => `${name}${bufIndex(buf)}[${lane}][${kk * groups + g}]`,
+  };
+}
+
+/**
+ * A "dot" tile's declaration: row o of the tile at physical row (o % 4) * (outer / 4) + o / 4, so that the 4 rows
+ * of a thread's vec4 group lie outer/4 apart and neighbouring threads read neighbouring rows; rows of BK/4 + 1 vec4s
+ * (an odd number of 16-byte bank groups) keep the 8 rows a quarter-warp reads in distinct banks.
+ */
+function dotTileDecl(L: MatmulLayout, name: string, outer: number): string {
+  const t = `array<array<vec4f, ${L.tile.bk / 4 + 1}>, ${outer}>`;
+  return `var<workgroup> ${name}: ${L.double ? `array<${t}, 2>` : t};`;
+}
+
+/** One operand's part of the kernel: register declarations, global loads into them, stores into its tile. */
+interface OperandCode {
+  decls: string[];
+  load: (k0: string) => string[];
+  store: (buf: string) => string[];
+}
+
+/** One operand (A or B) of an "outer" kernel, as {@linkcode operandCode} reads and writes it. */
+interface Operand {
+  which: "A" | "B";
+  /** Global load width (1 or 4). */
+  w: number;
+  /** A not transposed, or B transposed: the stored rows run along K. */
+  contiguousIsK: boolean;
+  /** BM or BN: tile extent of the non-K dimension. */
+  outer: number;
+  tile: SharedTile;
+  /** M or N. */
+  limit: number;
+  /** Row length of the stored matrix (K when contiguousIsK, else M or N). */
+  stride: number;
+  /** Flat start of this batch's matrix. */
+  base: string;
+  /** m0 or n0. */
+  o0: string;
+  check: boolean;
+}
+
+/**
+ * Loads of one operand. Work is cut into jobs (a vec4, a scalar, or a 4x4 block); job j of round r is done by
+ * thread `lid - first + r*T`. When an operand has fewer jobs than threads, A's run on the first threads and
+ * B's on the last, so that the two overlap as little as possible.
+ */
+function operandCode(L: MatmulLayout, op: Operand): OperandCode {
+  const { T } = L, BK = L.tile.bk;
+  const block = op.contiguousIsK && op.w === 4 && L.v.transpose === "block";
+  const jobs = block ? (op.outer * BK) / 16 : (op.outer * BK) / op.w;
+  if (jobs % T && T % jobs) {
+    throw new Error(`Matmul tile ${JSON.stringify(L.tile)} does not divide the ${op.which} loads`);
+  }
+  const rounds = Math.max(1, jobs / T);
+  const first = jobs >= T ? 0 : op.which === "A" ? 0 : T - jobs;
+  const guard = jobs < T ? (first ? `lid >= ${first}u` : `lid < ${jobs}u`) : "";
+  const job = (r: number) => `(lid${first ? ` - ${first}u` : ""}${r ? ` + ${r * T}u` : ""})`;
+  const regs = block ? 4 : 1;
+  const ty = op.w === 4 ? "vec4f" : "f32";
+  const decls: string[] = [];
+  for (let r = 0; r < rounds; r++) for (let i = 0; i < regs; i++) decls.push(`  var r${op.which}${r}_${i}: ${ty};`);
+  const coords = (j: string) => jobCoords(L, op, block, j);
+  const wrap = (body: string[]) => guard ? [`  if (${guard}) {`, ...body, "  }"] : body;
+  return {
+    decls,
+    load: (k0) => wrap(operandLoads(L, op, rounds, regs, (r) => coords(job(r)), k0)),
+    store: (buf) => wrap(operandStores(op, rounds, block, (r) => coords(job(r)), buf)),
+  };
+}
+
+/** Index math per job `j`: (o, kk) of the element (or vec4 start) it loads. */
+function jobCoords(L: MatmulLayout, op: Operand, block: boolean, j: string): { o: string; kk: string } {
+  const BK = L.tile.bk, { outer, w } = op;
+  if (block) {
+    // Pairs of k-vec4s fastest, then 4-row blocks: a warp reads 32 contiguous bytes of 16 rows (full sectors)
+    // and its vec4 stores hit 8 distinct 16-byte bank groups per quarter-warp when S % 8 == 4.
+    const per = BK / 4, nb = outer / 4;
+    if (per % 2 === 0) {
+      return { o: `((${j} >> 1u) % ${nb}u) * 4u`, kk: `((${j} / ${2 * nb}u) * 2u + (${j} & 1u)) * 4u` };
+    }
+    return { o: `(${j} / ${per}u) * 4u`, kk: `(${j} % ${per}u) * 4u` };
+  }
+  if (op.contiguousIsK && w === 4) {
+    const per = BK / 4;
+    if (outer % 16 === 0 && per % 2 === 0) {
+      // 16 rows fastest, then k-vec4s: a warp reads 32 contiguous bytes of 16 rows, and its four scalar
+      // stores per vec4 land in 32 distinct banks when S % 8 == 4 (the two k-vec4s are 16 banks apart).
+      return { o: `((${j} & 15u) + (${j} / ${16 * per}u) * 16u)`, kk: `((${j} >> 4u) % ${per}u) * 4u` };
+    }
+    return { o: `(${j} / ${per}u)`, kk: `(${j} % ${per}u) * 4u` };
+  }
+  if (op.contiguousIsK) return { o: `(${j} % ${outer}u)`, kk: `(${j} / ${outer}u)` };
+  const per = outer / w;
+  return { o: `(${j} % ${per}u) * ${w}u`, kk: `(${j} / ${per}u)` };
+}
+
+/** Global loads of an operand's slice starting at K offset `k0` into its registers, bounds-checked where needed. */
+function operandLoads(
+  L: MatmulLayout,
+  op: Operand,
+  rounds: number,
+  regs: number,
+  coords: (r: number) => { o: string; kk: string },
+  k0: string,
+): string[] {
+  const src = op.which === "A" ? "a" : "b", zero = op.w === 4 ? "vec4f(0.0)" : "0.0";
+  const out: string[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const { o, kk } = coords(r);
+    out.push(`  { let o = ${op.o0} + ${o}; let kg = ${k0} + ${kk};`);
+    for (let i = 0; i < regs; i++) {
+      const oi = i ? `(o + ${i}u)` : "o";
+      const inb = [op.check ? `${oi} < ${op.limit}u` : "", L.checkK ? `kg < ${L.spec.k}u` : ""].filter(Boolean)
+        .join(" && ");
+      const idx = op.contiguousIsK
+        ? `${op.base} + ${oi} * ${op.stride}u + kg`
+        : `${op.base} + kg * ${op.stride}u + ${oi}`;
+      const ld = op.w === 4 ? `${src}[(${idx}) / 4u]` : `${src}[${idx}]`;
+      out.push(`    r${op.which}${r}_${i} = ${inb ? `select(${zero}, ${ld}, ${inb})` : ld};`);
+    }
+    out.push("  }");
+  }
+  return out;
+}
+
+/** Stores of an operand's registers into its workgroup tile `buf`, transposing K-contiguous rows to k-major. */
+function operandStores(
+  op: Operand,
+  rounds: number,
+  block: boolean,
+  coords: (r: number) => { o: string; kk: string },
+  buf: string,
+): string[] {
+  const out: string[] = [];
+  const at = (k: string) => op.tile.at(buf, k, "o");
+  for (let r = 0; r < rounds; r++) {
+    const { o, kk } = coords(r);
+    out.push(`  { let o = ${o}; let kk = ${kk};`);
+    const reg = (i: number) => `r${op.which}${r}_${i}`;
+    if (block) {
+      // 4x4 transpose in registers: row c of the tile gets element c of each of the 4 loaded rows.
+      for (let c = 0; c < 4; c++) {
+        const vals = [0, 1, 2, 3].map((i) => `${reg(i)}[${c}]`).join(", ");
+        out.push(`    ${at(`(kk + ${c}u)`)} = vec4f(${vals});`);
+      }
+    } else if (op.contiguousIsK && op.w === 4) {
+      for (let c = 0; c < 4; c++) out.push(`    ${at(`(kk + ${c}u)`)}[o & 3u] = ${reg(0)}[${c}];`);
+    } else if (op.w === 4) {
+      out.push(`    ${at("kk")} = ${reg(0)};`);
+    } else {
+      out.push(`    ${at("kk")}[o & 3u] = ${reg(0)};`);
+    }
+    out.push("  }");
+  }
+  return out;
+}
+
+/**
+ * A "dot" operand: vec4 loads along K, k-vec4s fastest (a warp reads whole 128-byte row segments), stored as is.
+ * `outer` is BM or BN, `limit` M or N, `base` the batch's flat start, `o0` m0 or n0.
+ */
+function dotOperandCode(
+  L: MatmulLayout,
+  which: "A" | "B",
+  outer: number,
+  limit: number,
+  base: string,
+  o0: string,
+  check: boolean,
+): OperandCode {
+  const { T } = L, BK = L.tile.bk, K = L.spec.k;
+  const src = which === "A" ? "a" : "b", per = BK / 4, jobs = outer * per;
+  if (jobs % T) throw new Error(`Matmul tile ${JSON.stringify(L.tile)} does not divide the ${which} loads`);
+  const rounds = jobs / T;
+  const decls = Array.from({ length: rounds }, (_, r) => `  var r${which}${r}: vec4f;`);
+  const coords = (r: number) => `let j = lid${r ? ` + ${r * T}u` : ""}; let o = j / ${per}u; let kv = j % ${per}u;`;
+  const load = (k0: string) =>
+    Array.from({ length: rounds }, (_, r) => {
+      const inb = [check ? `${o0} + o < ${limit}u` : "", L.checkK ? `${k0} + kv * 4u < ${K}u` : ""].filter(Boolean);
+      const ld = `${src}[(${base} + (${o0} + o) * ${K}u + ${k0} + kv * 4u) / 4u]`;
+      return `  { ${coords(r)} r${which}${r} = ${
+        inb.length ? `select(vec4f(0.0), ${ld}, ${inb.join(" && ")})` : ld
+      }; }`;
+    });
+  const store = (buf: string) =>
+    Array.from(
+      { length: rounds },
+      (_, r) =>
+        `  { ${coords(r)} ${which}s${bufIndex(buf)}[(o & 3u) * ${outer / 4}u + (o >> 2u)][kv] = r${which}${r}; }`,
+    );
+  return { decls, load, store };
+}
+
+/** The storage bindings: a, b (read), c (read-write), then r (the addend) or w (the stream-K workspace). */
+function matmulBindings(L: MatmulLayout): string {
+  const cType = L.spec.n % 4 === 0 ? "vec4f" : "f32";
+  return bindings([
+    read("a", L.wA === 4 ? "vec4f" : "f32"),
+    read("b", L.wB === 4 ? "vec4f" : "f32"),
+    readWrite("c", cType),
+    ...(L.spec.addend ? [read("r", cType)] : []),
+    ...(L.sk ? [readWrite("w", "vec4f")] : []),
+  ]);
+}
+
+/** The entry point up to the K loop: the thread's coordinates, its tile (unless stream-K), batch bases. */
+function matmulPrologue(L: MatmulLayout): string[] {
+  const { v, tx, grid, sk } = L, { bm: BM, bn: BN } = L.tile, [gx, gy, gz] = grid.index;
+  const lines = [
+    `@compute @workgroup_size(${tx}, ${L.ty})`,
     "fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l: vec3u, " +
-      "@builtin(local_invocation_index) lid: u32) {",
-  );
-  if (!sk && !swizzle && grid.guard) emit(`  ${grid.guard}`);
+    "@builtin(local_invocation_index) lid: u32) {",
+  ];
+  if (!sk && !L.swizzle && grid.guard) lines.push(`  ${grid.guard}`);
+  const warpRows = v.warpRows ?? 0;
   if (warpRows) {
     // Warp w covers a warpRows x wc block of the thread grid; blocks run row-major over the grid.
     const wc = 32 / warpRows, across = tx / wc;
-    emit(`  let w = lid / 32u; let wl = lid % 32u;`);
-    emit(`  let lx = (w % ${across}u) * ${wc}u + wl % ${wc}u; let ly = (w / ${across}u) * ${warpRows}u + wl / ${wc}u;`);
-  } else emit("  let lx = l.x; let ly = l.y;");
+    lines.push(`  let w = lid / 32u; let wl = lid % 32u;`);
+    lines.push(
+      `  let lx = (w % ${across}u) * ${wc}u + wl % ${wc}u; let ly = (w / ${across}u) * ${warpRows}u + wl / ${wc}u;`,
+    );
+  } else lines.push("  let lx = l.x; let ly = l.y;");
   if (sk) {
-    // Tile coordinates come per segment, in the stream-K loop below.
-  } else if (swizzle) {
+    // Tile coordinates come per segment, in the stream-K loop.
+  } else if (L.swizzle) {
     // Groups of G tile-rows run column by column, so concurrent workgroups share A rows and B columns in L2.
-    const G = v.swizzle, width = G * tilesN;
-    emit(`  let grp = wid.x / ${width}u; let first = grp * ${G}u; let gs = min(${tilesM}u - first, ${G}u);`);
-    emit(`  let inG = wid.x % ${width}u;`);
-    emit(`  let n0 = (inG / gs) * ${BN}u; let m0 = (first + inG % gs) * ${BM}u;`);
-  } else emit(`  let n0 = ${gx} * ${BN}u; let m0 = ${gy} * ${BM}u;`);
-  emit(`  let batch = ${splits > 1 ? "0u" : gz};`);
-  emit(`  let baseA = batch * ${spec.batchStrideA}u; let baseB = batch * ${spec.batchStrideB}u;`);
-  /** A "dot" operand: vec4 loads along K, k-vec4s fastest (a warp reads whole 128-byte row segments), stored as is. */
-  const dotOperand = (which: "A" | "B", outer: number, limit: number, base: string, o0: string, check: boolean) => {
-    const src = which === "A" ? "a" : "b", per = BK / 4, jobs = outer * per;
-    if (jobs % T) throw new Error(`Matmul tile ${JSON.stringify(tile)} does not divide the ${which} loads`);
-    const rounds = jobs / T;
-    const decls = Array.from({ length: rounds }, (_, r) => `  var r${which}${r}: vec4f;`);
-    const coords = (r: number) => `let j = lid${r ? ` + ${r * T}u` : ""}; let o = j / ${per}u; let kv = j % ${per}u;`;
-    const load = (k0: string) =>
-      Array.from({ length: rounds }, (_, r) => {
-        const inb = [check ? `${o0} + o < ${limit}u` : "", checkK ? `${k0} + kv * 4u < ${K}u` : ""].filter(Boolean);
-        const ld = `${src}[(${base} + (${o0} + o) * ${K}u + ${k0} + kv * 4u) / 4u]`;
-        return `  { ${coords(r)} r${which}${r} = ${
-          inb.length ? `select(vec4f(0.0), ${ld}, ${inb.join(" && ")})` : ld
-        }; }`;
-      });
-    const store = (buf: string) =>
-      Array.from(
-        { length: rounds },
-        (_, r) =>
-          `  { ${coords(r)} ${dotAt(`${which}s`, buf)}[(o & 3u) * ${outer / 4}u + (o >> 2u)][kv] = r${which}${r}; }`,
-      );
-    return { decls, load, store };
-  };
-  const opA = dot
-    ? dotOperand("A", BM, M, "baseA", "m0", checkM)
-    : operand("A", wA, !transA, BM, tileA, M, transA ? M : K, "baseA", "m0", checkM);
-  const opB = dot
-    ? dotOperand("B", BN, N, "baseB", "n0", checkN)
-    : operand("B", wB, transB, BN, tileB, N, transB ? K : N, "baseB", "n0", checkN);
-  for (let i = 0; i < TM; i++) for (let j = 0; j < gn; j++) emit(`  var acc${i}_${j} = vec4f(0.0);`);
-  emit(...opA.decls, ...opB.decls);
-  const steps = Math.ceil(chunk / BK);
-  if (sk) {
-    // Iterations [it, itEnd) of the flattened (tile, k-step) space: one whole tile for a data-parallel workgroup,
-    // a 1/units share of the tail's iterations for a stream-K one. Each pass of the loop is one tile's segment.
-    const { kIters, dataParallel: D, tail, units: U } = sk;
-    const L = tail * kIters, D0 = D * kIters;
-    emit("  var it: u32; var itEnd: u32;");
-    emit(`  if (wid.x < ${D}u) { it = wid.x * ${kIters}u; itEnd = it + ${kIters}u; } else {`);
-    emit(`    let u = wid.x - ${D}u; it = ${D0}u + (u * ${L}u) / ${U}u; itEnd = ${D0}u + ((u + 1u) * ${L}u) / ${U}u;`);
-    emit("  }", "  var seg = 0u;", "  loop {", "  if (it >= itEnd) { break; }");
-    emit(`  let tile = it / ${kIters}u; let kBegin = (it % ${kIters}u) * ${BK}u;`);
-    emit(`  let segEnd = min(itEnd, (tile + 1u) * ${kIters}u); let nSteps = segEnd - it;`);
-    emit(`  let m0 = (tile / ${sk.tilesN}u) * ${BM}u; let n0 = (tile % ${sk.tilesN}u) * ${BN}u;`);
-    for (let i = 0; i < TM; i++) for (let j = 0; j < gn; j++) emit(`  acc${i}_${j} = vec4f(0.0);`);
-  } else if (splits > 1) {
-    emit(`  let kBegin = ${gz} * ${chunk}u;`);
-    emit(`  let nSteps = min(${steps}u, (${K}u - kBegin + ${BK - 1}u) / ${BK}u);`);
-  } else emit(`  let kBegin = 0u; let nSteps = ${steps}u;`);
+    const G = v.swizzle, width = G * L.tilesN;
+    lines.push(`  let grp = wid.x / ${width}u; let first = grp * ${G}u; let gs = min(${L.tilesM}u - first, ${G}u);`);
+    lines.push(`  let inG = wid.x % ${width}u;`);
+    lines.push(`  let n0 = (inG / gs) * ${BN}u; let m0 = (first + inG % gs) * ${BM}u;`);
+  } else lines.push(`  let n0 = ${gx} * ${BN}u; let m0 = ${gy} * ${BM}u;`);
+  lines.push(`  let batch = ${L.splits > 1 ? "0u" : gz};`);
+  lines.push(`  let baseA = batch * ${L.spec.batchStrideA}u; let baseB = batch * ${L.spec.batchStrideB}u;`);
+  return lines;
+}
 
-  const compute = (buf: string) => {
-    if (dot) {
-      // Thread row i = g*rowSpacing + ly*4 + r sits at physical row r*BM/4 + g*rowSpacing/4 + ly (columns alike).
-      const xyzw = "xyzw";
-      for (let kv = 0; kv < BK / 4; kv++) {
-        for (let i = 0; i < TM; i++) {
-          const row = (i % 4) * (BM / 4) + (Math.floor(i / 4) * rowSpacing) / 4;
-          emit(`  let a${kv}_${i} = ${dotAt("As", buf)}[${row}u + ly][${kv}];`);
-        }
-        for (let j = 0; j < TN; j++) {
-          const row = (j % 4) * (BN / 4) + (Math.floor(j / 4) * colSpacing) / 4;
-          emit(`  let b${kv}_${j} = ${dotAt("Bs", buf)}[${row}u + lx][${kv}];`);
-        }
-        for (let i = 0; i < TM; i++) {
-          for (let j = 0; j < TN; j++) {
-            emit(`  acc${i}_${Math.floor(j / 4)}.${xyzw[j % 4]} += dot(a${kv}_${i}, b${kv}_${j});`);
-          }
-        }
-      }
-      return;
-    }
-    for (let kk = 0; kk < BK; kk++) {
-      for (let g = 0; g < gm; g++) emit(`  let a${kk}_${g} = ${tileA.read(buf, kk, g, "ly")};`);
-      for (let g = 0; g < gn; g++) emit(`  let b${kk}_${g} = ${tileB.read(buf, kk, g, "lx")};`);
-      for (let i = 0; i < TM; i++) {
-        const av = `a${kk}_${Math.floor(i / 4)}[${i % 4}]`;
-        for (let j = 0; j < gn; j++) emit(`  acc${i}_${j} = fma(vec4f(${av}), b${kk}_${j}, acc${i}_${j});`);
-      }
-    }
-  };
-  const load = (k0: string) => emit(...opA.load(k0), ...opB.load(k0));
-  const store = (buf: string) => emit(...opA.store(buf), ...opB.store(buf));
-  if (v.pipeline === "none") {
-    emit("  for (var s = 0u; s < nSteps; s++) {");
-    emit(`  let k0 = kBegin + s * ${BK}u;`);
-    load("k0");
-    store("");
-    emit("  workgroupBarrier();", "  {");
-    compute("");
-    emit("  }", "  workgroupBarrier();", "  }");
-  } else if (v.pipeline === "prefetch") {
-    load("kBegin");
-    emit("  for (var s = 0u; s < nSteps; s++) {");
-    store("");
-    emit("  workgroupBarrier();");
-    emit(`  if (s + 1u < nSteps) {`);
-    load(`kBegin + (s + 1u) * ${BK}u`);
-    emit("  }", "  {");
-    compute("");
-    emit("  }", "  workgroupBarrier();", "  }");
-  } else if (v.pipeline === "double2") {
-    // Two steps per iteration: step s computes from buffer 0 while step s + 1 is loaded and stored into buffer 1,
-    // then step s + 1 computes from buffer 1 while step s + 2 goes into buffer 0. Each store targets the buffer
-    // whose readers finished before the last barrier, so one barrier per step suffices.
-    load("kBegin");
-    store("0u");
-    emit("  workgroupBarrier();");
-    emit("  for (var s = 0u; s < nSteps; s += 2u) {");
-    for (const half of [1, 2]) {
-      const [cur, next] = half === 1 ? ["0u", "1u"] : ["1u", "0u"];
-      emit(`  let more${half} = s + ${half}u < nSteps;`);
-      emit(`  if (more${half}) {`);
-      load(`kBegin + (s + ${half}u) * ${BK}u`);
-      emit("  }", "  {");
-      compute(cur);
-      emit("  }", `  if (more${half}) {`);
-      store(next);
-      emit("  }", "  workgroupBarrier();");
-      if (half === 1) emit("  if (!more1) { break; }");
-    }
-    emit("  }");
-  } else {
-    // Step s computes from buffer s & 1 while the loads for step s + 1 are in flight, then stores them into the
-    // other buffer, which nobody reads until after the barrier that ends step s.
-    load("kBegin");
-    store("0u");
-    emit("  workgroupBarrier();");
-    emit("  for (var s = 0u; s < nSteps; s++) {");
-    emit("  let cur = s & 1u;");
-    emit(`  let more = s + 1u < nSteps;`);
-    emit("  if (more) {");
-    load(`kBegin + (s + 1u) * ${BK}u`);
-    emit("  }", "  {");
-    compute("cur");
-    emit("  }", "  if (more) {");
-    store("1u - cur");
-    emit("  }", "  workgroupBarrier();", "  }");
-  }
-  // Epilogue: thread rows are m0 + g*rowSpacing + ly*4 + r, columns n0 + g*colSpacing + lx*4 + (0..3).
+/** The operands' load and store code: "dot" ones, or "outer" ones through the variant's shared tiles. */
+function matmulOperands(L: MatmulLayout): { a: OperandCode; b: OperandCode; tileA: SharedTile; tileB: SharedTile } {
+  const { spec, tile, dot } = L, { m: M, n: N, k: K, transA, transB } = spec;
+  const tileA = sharedTile(L, "As", tile.bm, L.ty, L.gm, L.rowSpacing);
+  const tileB = sharedTile(L, "Bs", tile.bn, L.tx, L.gn, L.colSpacing);
+  const a = dot ? dotOperandCode(L, "A", tile.bm, M, "baseA", "m0", L.checkM) : operandCode(L, {
+    which: "A",
+    w: L.wA,
+    contiguousIsK: !transA,
+    outer: tile.bm,
+    tile: tileA,
+    limit: M,
+    stride: transA ? M : K,
+    base: "baseA",
+    o0: "m0",
+    check: L.checkM,
+  });
+  const b = dot ? dotOperandCode(L, "B", tile.bn, N, "baseB", "n0", L.checkN) : operandCode(L, {
+    which: "B",
+    w: L.wB,
+    contiguousIsK: transB,
+    outer: tile.bn,
+    tile: tileB,
+    limit: N,
+    stride: transB ? K : N,
+    base: "baseB",
+    o0: "n0",
+    check: L.checkN,
+  });
+  return { a, b, tileA, tileB };
+}
+
+/**
+ * The K range of the workgroup (`kBegin`, `nSteps`): all of K, its split-K chunk, or for stream-K the head of the
+ * loop over the tile segments of its iterations [it, itEnd) of the flattened (tile, k-step) space: one whole tile
+ * for a data-parallel workgroup, a 1/units share of the tail's iterations for a stream-K one.
+ */
+function kRange(L: MatmulLayout): string[] {
+  const { sk, tile: { bm: BM, bn: BN, bk: BK } } = L;
   if (sk) {
-    // A stream-K segment writes its whole partial tile (no bounds: the fixup reads only what is inside C) to
-    // its slot, rows of BN/4 vec4s.
-    emit(`  if (wid.x >= ${sk.dataParallel}u) {`);
-    emit(`  let slot = ((wid.x - ${sk.dataParallel}u) * 2u + seg) * ${(BM * BN) / 4}u + ly * ${BN}u + lx;`);
-    for (let i = 0; i < TM; i++) {
-      const row = Math.floor(i / 4) * rowSpacing + (i % 4);
-      for (let j = 0; j < gn; j++) emit(`  w[slot + ${(row * BN + j * colSpacing) / 4}u] = acc${i}_${j};`);
-    }
-    emit("  } else {");
+    const { kIters, dataParallel: D, tail, units: U } = sk;
+    const iters = tail * kIters, D0 = D * kIters;
+    return [
+      "  var it: u32; var itEnd: u32;",
+      `  if (wid.x < ${D}u) { it = wid.x * ${kIters}u; itEnd = it + ${kIters}u; } else {`,
+      `    let u = wid.x - ${D}u; it = ${D0}u + (u * ${iters}u) / ${U}u; itEnd = ${D0}u + ((u + 1u) * ${iters}u) / ${U}u;`,
+      "  }",
+      "  var seg = 0u;",
+      "  loop {",
+      "  if (it >= itEnd) { break; }",
+      `  let tile = it / ${kIters}u; let kBegin = (it % ${kIters}u) * ${BK}u;`,
+      `  let segEnd = min(itEnd, (tile + 1u) * ${kIters}u); let nSteps = segEnd - it;`,
+      `  let m0 = (tile / ${sk.tilesN}u) * ${BM}u; let n0 = (tile % ${sk.tilesN}u) * ${BN}u;`,
+      ...accumulators(L, false),
+    ];
   }
-  emit(`  let baseC = ${splits > 1 ? gz : "batch"} * ${M * N}u;`);
+  if (L.splits > 1) {
+    return [
+      `  let kBegin = ${L.grid.index[2]} * ${L.chunk}u;`,
+      `  let nSteps = min(${L.steps}u, (${L.spec.k}u - kBegin + ${BK - 1}u) / ${BK}u);`,
+    ];
+  }
+  return [`  let kBegin = 0u; let nSteps = ${L.steps}u;`];
+}
+
+/** The TM x TN/4 vec4 accumulators of a thread: declared, or reset for the next stream-K segment. */
+function accumulators(L: MatmulLayout, declare: boolean): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < L.tile.tm; i++) {
+    for (let j = 0; j < L.gn; j++) {
+      lines.push(declare ? `  var acc${i}_${j} = vec4f(0.0);` : `  acc${i}_${j} = vec4f(0.0);`);
+    }
+  }
+  return lines;
+}
+
+/** One BK step of FMAs from workgroup buffer `buf`, every index a constant. */
+function innerProduct(L: MatmulLayout, tileA: SharedTile, tileB: SharedTile, buf: string): string[] {
+  const { bm: BM, bn: BN, bk: BK, tm: TM, tn: TN } = L.tile, { gm, gn } = L;
+  const lines: string[] = [];
+  if (L.dot) {
+    // Thread row i = g*rowSpacing + ly*4 + r sits at physical row r*BM/4 + g*rowSpacing/4 + ly (columns alike).
+    const xyzw = "xyzw";
+    for (let kv = 0; kv < BK / 4; kv++) {
+      for (let i = 0; i < TM; i++) {
+        const row = (i % 4) * (BM / 4) + (Math.floor(i / 4) * L.rowSpacing) / 4;
+        lines.push(`  let a${kv}_${i} = As${bufIndex(buf)}[${row}u + ly][${kv}];`);
+      }
+      for (let j = 0; j < TN; j++) {
+        const row = (j % 4) * (BN / 4) + (Math.floor(j / 4) * L.colSpacing) / 4;
+        lines.push(`  let b${kv}_${j} = Bs${bufIndex(buf)}[${row}u + lx][${kv}];`);
+      }
+      for (let i = 0; i < TM; i++) {
+        for (let j = 0; j < TN; j++) {
+          lines.push(`  acc${i}_${Math.floor(j / 4)}.${xyzw[j % 4]} += dot(a${kv}_${i}, b${kv}_${j});`);
+        }
+      }
+    }
+    return lines;
+  }
+  for (let kk = 0; kk < BK; kk++) {
+    for (let g = 0; g < gm; g++) lines.push(`  let a${kk}_${g} = ${tileA.read(buf, kk, g, "ly")};`);
+    for (let g = 0; g < gn; g++) lines.push(`  let b${kk}_${g} = ${tileB.read(buf, kk, g, "lx")};`);
+    for (let i = 0; i < TM; i++) {
+      const av = `a${kk}_${Math.floor(i / 4)}[${i % 4}]`;
+      for (let j = 0; j < gn; j++) lines.push(`  acc${i}_${j} = fma(vec4f(${av}), b${kk}_${j}, acc${i}_${j});`);
+    }
+  }
+  return lines;
+}
+
+/** What a pipeline needs: the loads of a K offset, the stores into a buffer, the FMAs from a buffer. */
+interface StepCode {
+  load: (k0: string) => string[];
+  store: (buf: string) => string[];
+  compute: (buf: string) => string[];
+}
+
+/** The K loop of each pipeline (see {@linkcode MatmulVariant.pipeline}). */
+const pipelines: Record<MatmulVariant["pipeline"], (BK: number, c: StepCode) => string[]> = {
+  none: (BK, c) => [
+    "  for (var s = 0u; s < nSteps; s++) {",
+    `  let k0 = kBegin + s * ${BK}u;`,
+    ...c.load("k0"),
+    ...c.store(""),
+    "  workgroupBarrier();",
+    "  {",
+    ...c.compute(""),
+    "  }",
+    "  workgroupBarrier();",
+    "  }",
+  ],
+  prefetch: (BK, c) => [
+    ...c.load("kBegin"),
+    "  for (var s = 0u; s < nSteps; s++) {",
+    ...c.store(""),
+    "  workgroupBarrier();",
+    `  if (s + 1u < nSteps) {`,
+    ...c.load(`kBegin + (s + 1u) * ${BK}u`),
+    "  }",
+    "  {",
+    ...c.compute(""),
+    "  }",
+    "  workgroupBarrier();",
+    "  }",
+  ],
+  // Step s computes from buffer s & 1 while the loads for step s + 1 are in flight, then stores them into the
+  // other buffer, which nobody reads until after the barrier that ends step s.
+  double: (BK, c) => [
+    ...c.load("kBegin"),
+    ...c.store("0u"),
+    "  workgroupBarrier();",
+    "  for (var s = 0u; s < nSteps; s++) {",
+    "  let cur = s & 1u;",
+    `  let more = s + 1u < nSteps;`,
+    "  if (more) {",
+    ...c.load(`kBegin + (s + 1u) * ${BK}u`),
+    "  }",
+    "  {",
+    ...c.compute("cur"),
+    "  }",
+    "  if (more) {",
+    ...c.store("1u - cur"),
+    "  }",
+    "  workgroupBarrier();",
+    "  }",
+  ],
+  // Two steps per iteration: step s computes from buffer 0 while step s + 1 is loaded and stored into buffer 1,
+  // then step s + 1 computes from buffer 1 while step s + 2 goes into buffer 0. Each store targets the buffer
+  // whose readers finished before the last barrier, so one barrier per step suffices.
+  double2: (BK, c) => {
+    const half = (h: 1 | 2) => {
+      const [cur, next] = h === 1 ? ["0u", "1u"] : ["1u", "0u"];
+      return [
+        `  let more${h} = s + ${h}u < nSteps;`,
+        `  if (more${h}) {`,
+        ...c.load(`kBegin + (s + ${h}u) * ${BK}u`),
+        "  }",
+        "  {",
+        ...c.compute(cur),
+        "  }",
+        `  if (more${h}) {`,
+        ...c.store(next),
+        "  }",
+        "  workgroupBarrier();",
+      ];
+    };
+    return [
+      ...c.load("kBegin"),
+      ...c.store("0u"),
+      "  workgroupBarrier();",
+      "  for (var s = 0u; s < nSteps; s += 2u) {",
+      ...half(1),
+      "  if (!more1) { break; }",
+      ...half(2),
+      "  }",
+    ];
+  },
+};
+
+/**
+ * The stores of the accumulators: thread rows are m0 + g*rowSpacing + ly*4 + r, columns n0 + g*colSpacing +
+ * lx*4 + (0..3). A stream-K workgroup writes its partial tile to the workspace instead, and closes the segment loop.
+ */
+function matmulEpilogue(L: MatmulLayout): string[] {
+  const { sk } = L;
+  if (!sk) return storeC(L);
+  // A stream-K segment writes its whole partial tile (no bounds: the fixup reads only what is inside C) to
+  // its slot, rows of BN/4 vec4s.
+  const { bm: BM, bn: BN, tm: TM } = L.tile;
+  const lines = [
+    `  if (wid.x >= ${sk.dataParallel}u) {`,
+    `  let slot = ((wid.x - ${sk.dataParallel}u) * 2u + seg) * ${(BM * BN) / 4}u + ly * ${BN}u + lx;`,
+  ];
   for (let i = 0; i < TM; i++) {
+    const row = Math.floor(i / 4) * L.rowSpacing + (i % 4);
+    for (let j = 0; j < L.gn; j++) lines.push(`  w[slot + ${(row * BN + j * L.colSpacing) / 4}u] = acc${i}_${j};`);
+  }
+  return [...lines, "  } else {", ...storeC(L), "  }", "  it = segEnd; seg += 1u;", "  }"];
+}
+
+/** The accumulators into C (plus the addend r), vec4 stores where N allows, bounds-checked where needed. */
+function storeC(L: MatmulLayout): string[] {
+  const { m: M, n: N } = L.spec, { checkM, checkN } = L;
+  const plusR = (idx: string) => L.spec.addend ? ` + r[${idx}]` : "";
+  const lines = [`  let baseC = ${L.splits > 1 ? L.grid.index[2] : "batch"} * ${M * N}u;`];
+  for (let i = 0; i < L.tile.tm; i++) {
     const g = Math.floor(i / 4), r = i % 4;
-    emit(`  { let row = m0 + ${g * rowSpacing + r}u + ly * 4u;`);
-    if (checkM) emit(`  if (row < ${M}u) {`);
-    for (let j = 0; j < gn; j++) {
-      emit(`    { let col = n0 + ${j * colSpacing}u + lx * 4u;`);
+    lines.push(`  { let row = m0 + ${g * L.rowSpacing + r}u + ly * 4u;`);
+    if (checkM) lines.push(`  if (row < ${M}u) {`);
+    for (let j = 0; j < L.gn; j++) {
+      lines.push(`    { let col = n0 + ${j * L.colSpacing}u + lx * 4u;`);
       if (N % 4 === 0) {
-        emit(
-          `      ${checkN ? `if (col < ${N}u) { ` : ""}c[(baseC + row * ${N}u + col) / 4u] = acc${i}_${j}${
-            plusR(`(baseC + row * ${N}u + col) / 4u`)
-          };${checkN ? " }" : ""}`,
-        );
+        const idx = `(baseC + row * ${N}u + col) / 4u`;
+        const store = `c[${idx}] = acc${i}_${j}${plusR(idx)};`;
+        lines.push(`      ${checkN ? `if (col < ${N}u) { ${store} }` : store}`);
       } else {
         for (let q = 0; q < 4; q++) {
           const idx = `baseC + row * ${N}u + col + ${q}u`;
-          emit(`      if (col + ${q}u < ${N}u) { c[${idx}] = acc${i}_${j}[${q}]${plusR(idx)}; }`);
+          lines.push(`      if (col + ${q}u < ${N}u) { c[${idx}] = acc${i}_${j}[${q}]${plusR(idx)}; }`);
         }
       }
-      emit("    }");
+      lines.push("    }");
     }
-    if (checkM) emit("  }");
-    emit("  }");
+    if (checkM) lines.push("  }");
+    lines.push("  }");
   }
-  if (sk) emit("  }", "  it = segEnd; seg += 1u;", "  }");
-  emit("}");
+  return lines;
+}
+
+/**
+ * Generates the kernel (see the module doc for the layout). Bindings: a, b (read), c (write); r (read) with an
+ * addend, w (read-write) with stream-K.
+ */
+function generateMatmulKernel(spec: MatmulSpec): KernelSource {
+  const L = matmulLayout(spec);
+  const { tile, sk, splits } = L;
+  const ops = matmulOperands(L);
+  const decls = L.dot
+    ? [dotTileDecl(L, "As", tile.bm), dotTileDecl(L, "Bs", tile.bn)]
+    : [ops.tileA.decl, ops.tileB.decl];
+  const step: StepCode = {
+    load: (k0) => [...ops.a.load(k0), ...ops.b.load(k0)],
+    store: (buf) => [...ops.a.store(buf), ...ops.b.store(buf)],
+    compute: (buf) => innerProduct(L, ops.tileA, ops.tileB, buf),
+  };
+  const lines = [
+    matmulBindings(L),
+    ...decls,
+    ...matmulPrologue(L),
+    ...accumulators(L, true),
+    ...ops.a.decls,
+    ...ops.b.decls,
+    ...kRange(L),
+    ...pipelines[L.v.pipeline](tile.bk, step),
+    ...matmulEpilogue(L),
+    "}",
+  ];
+  const { transA, transB } = spec;
   return {
-    name: `matmul_${BM}x${BN}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${splits > 1 ? "_splitK" : ""}${
+    name: `matmul_${tile.bm}x${tile.bn}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${splits > 1 ? "_splitK" : ""}${
       spec.addend ? "_add" : ""
     }${sk ? "_streamK" : ""}`,
     source: lines.join("\n") + "\n",
     // The K loop (a stream-K workgroup's range is at most one tile's K, in up to two segments).
-    loops: { iterations: sk ? sk.kIters + 2 : steps, of: `an inner dim of ${K}` },
-    workgroups: sk ? [sk.dataParallel + sk.units, 1, 1] : swizzle ? [tilesM * tilesN, 1, z] : grid.workgroups,
+    loops: { iterations: sk ? sk.kIters + 2 : L.steps, of: `an inner dim of ${spec.k}` },
+    workgroups: sk ? [sk.dataParallel + sk.units, 1, 1] : L.swizzle ? [L.tilesM * L.tilesN, 1, L.z] : L.grid.workgroups,
   };
 }
 
-/** {@linkcode generateMatmulKernel}, memoized by its arguments (see `memoized` in common.ts). *
+/**
+ * {@linkcode generateMatmulKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
  * @example
  * ```ts
  * import { matmulKernel } from "./matmul.ts";
- * const k = matmulKernel({ batch: 1, m: 33, n: 65, k: 17, transA: false, transB: true, batchStrideA: 0, batchStrideB: 0 });
- * console.log(k.name, k.workgroups); // WGSL in k.source; bindings a, b, c
+ * const spec = { batch: 1, m: 33, n: 65, k: 17, transA: false, transB: true, batchStrideA: 0, batchStrideB: 0 };
+ * const k = matmulKernel(spec); // the small tile: 3 x 2 workgroups
+ * if (k.name !== "matmul_32x32_tB" || k.workgroups.join() !== "3,2,1") throw new Error(`${k.name} ${k.workgroups}`);
  * ```
  */
 export const matmulKernel: (spec: MatmulSpec) => KernelSource = memoized(generateMatmulKernel);
+
+/** The second pass of a stream-K matmul of (m, n, k) with `tile`s over `units` resident workgroups. */
+export interface StreamKFixupSpec {
+  m: number;
+  n: number;
+  k: number;
+  tile: MatmulTile;
+  units: number;
+}
 
 /**
  * The second pass of a stream-K matmul (see {@linkcode streamKSchedule}): sums each tail tile's partial products
@@ -761,12 +1013,10 @@ export const matmulKernel: (spec: MatmulSpec) => KernelSource = memoized(generat
  * ```ts
  * import { largeTiles, matmulStreamKFixupKernel } from "./matmul.ts";
  * const k = matmulStreamKFixupKernel({ m: 4096, n: 4096, k: 4096, tile: largeTiles.wide, units: 132 });
- * console.log(k.name, k.workgroups);
+ * if (k.name !== "matmul_streamK_fixup_128x256") throw new Error(k.name); // a thread per vec4 of the 116 tail tiles
  * ```
  */
-export const matmulStreamKFixupKernel: (
-  spec: { m: number; n: number; k: number; tile: MatmulTile; units: number },
-) => KernelSource = memoized((spec) => {
+export const matmulStreamKFixupKernel: (spec: StreamKFixupSpec) => KernelSource = memoized((spec) => {
   const { m: M, n: N, tile } = spec;
   const { bm: BM, bn: BN } = tile;
   const sk = streamKSchedule(spec, tile, spec.units);
@@ -779,8 +1029,7 @@ export const matmulStreamKFixupKernel: (
   const store = vec
     ? [`  c[(row * ${N}u + col) / 4u] = sum;`]
     : [0, 1, 2, 3].map((q) => `  if (col + ${q}u < ${N}u) { c[row * ${N}u + col + ${q}u] = sum[${q}]; }`);
-  const source = `@group(0) @binding(0) var<storage, read> w: array<vec4f>;
-@group(0) @binding(1) var<storage, read_write> c: array<${vec ? "vec4f" : "f32"}>;
+  const source = `${bindings([read("w", "vec4f"), readWrite("c", vec ? "vec4f" : "f32")])}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let idx = ${grid.index} * 256u + lid;

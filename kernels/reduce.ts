@@ -10,7 +10,17 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, memoized, rowKernelEntry, workgroupReduce } from "./common.ts";
+import {
+  bindings,
+  f32Literal,
+  flatGrid,
+  type KernelSource,
+  memoized,
+  read,
+  readWrite,
+  rowKernelEntry,
+  workgroupReduce,
+} from "./common.ts";
 
 /** Reduction kinds. */
 export type ReduceKind = "sum" | "max";
@@ -27,6 +37,13 @@ export interface ReduceDims {
   group?: number;
 }
 
+/** A reduction: its kind, the (outer, reduced, inner) view, and a factor applied to the result (a mean's 1/n). */
+export interface ReduceSpec extends ReduceDims {
+  kind: ReduceKind;
+  /** Multiplies the result (default 1). */
+  scale?: number;
+}
+
 const ROW_WG = 256;
 const COL_WG = 256;
 
@@ -37,24 +54,27 @@ const COL_WG = 256;
  * @example
  * ```ts
  * import { reduceGroupSize } from "./reduce.ts";
- * console.log(reduceGroupSize(1, 16), reduceGroupSize(8, 4096)); // 4096 4096
+ * if (reduceGroupSize(1, 16) !== 4096) throw new Error("a workgroup of 256 reduces each group together");
+ * if (reduceGroupSize(8, 4096) !== 4096) throw new Error("one thread walks each group");
  * ```
  */
 export function reduceGroupSize(inner: number, iterations: number): number {
   return inner === 1 ? iterations * ROW_WG : iterations;
 }
 
-/** Generates `out[o, i] = reduce_r in[o, r, i] * scale` (over each group of r, with `dims.group`). */
-function generateReduceKernel(kind: ReduceKind, dims: ReduceDims, scale = 1): KernelSource {
-  const { outer, reduced: R, inner } = dims;
-  if (dims.group !== undefined && dims.group < R) {
-    return generateGroupedKernel(kind, { ...dims, group: dims.group }, scale);
+/**
+ * Generates `out[o, i] = reduce_r in[o, r, i] * scale` (over each group of r, with `spec.group`). Bindings: x
+ * (read), out (write).
+ */
+function generateReduceKernel(spec: ReduceSpec): KernelSource {
+  const { kind, outer, reduced: R, inner, scale = 1 } = spec;
+  if (spec.group !== undefined && spec.group < R) {
+    return generateGroupedKernel(kind, { outer, reduced: R, inner, group: spec.group }, scale);
   }
   const init = kind === "sum" ? "0.0" : f32Literal(-Infinity);
   const combine = (acc: string, v: string) => kind === "sum" ? `${acc} + ${v}` : `max(${acc}, ${v})`;
   const scaled = scale === 1 ? "r" : `r * ${f32Literal(scale)}`;
-  const head = `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;`;
+  const head = bindings([read("x", "f32"), readWrite("out", "f32")]);
   if (inner === 1) {
     const entry = rowKernelEntry(outer, ROW_WG);
     return {
@@ -82,8 +102,7 @@ ${workgroupReduce(kind, "acc", "r", ROW_WG)}
     name: `reduce_${kind}_cols`,
     workgroups: grid.workgroups,
     loops: { iterations: R, of: `an axis of ${R}` },
-    source: `@group(0) @binding(0) var<storage, read> x: array<${type}>;
-@group(0) @binding(1) var<storage, read_write> out: array<${type}>;
+    source: `${bindings([read("x", type), readWrite("out", type)])}
 @compute @workgroup_size(${COL_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let t = ${grid.index} * ${COL_WG}u + lid.x;
@@ -113,8 +132,7 @@ function generateGroupedKernel(kind: ReduceKind, dims: Required<ReduceDims>, sca
       name: `reduce_${kind}_row_groups`,
       workgroups: entry.workgroups,
       loops: { iterations: Math.ceil(S / ROW_WG), of: `groups of ${S}` },
-      source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+      source: `${bindings([read("x", "f32"), readWrite("out", "f32")])}
 ${entry.head}
   let g = row % ${G}u;
   let base = (row / ${G}u) * ${R}u + g * ${S}u;
@@ -134,8 +152,7 @@ ${workgroupReduce(kind, "acc", "r", ROW_WG)}
     name: `reduce_${kind}_col_groups`,
     workgroups: grid.workgroups,
     loops: { iterations: S, of: `groups of ${S}` },
-    source: `@group(0) @binding(0) var<storage, read> x: array<${type}>;
-@group(0) @binding(1) var<storage, read_write> out: array<${type}>;
+    source: `${bindings([read("x", type), readWrite("out", type)])}
 @compute @workgroup_size(${COL_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let t = ${grid.index} * ${COL_WG}u + lid.x;
@@ -161,10 +178,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  * @example
  * ```ts
  * import { reduceKernel } from "./reduce.ts";
- * const k = reduceKernel("sum", { outer: 4, reduced: 8, inner: 1 }); // row sums of a (4, 8)
- * console.log(k.name, k.workgroups); // reduce_sum_rows [ 4, 1, 1 ]
+ * const k = reduceKernel({ kind: "sum", outer: 4, reduced: 8, inner: 1 }); // row sums of a (4, 8)
+ * if (k.name !== "reduce_sum_rows" || k.workgroups[0] !== 4) throw new Error(k.name);
  * ```
  */
-export const reduceKernel: (kind: ReduceKind, dims: ReduceDims, scale?: number) => KernelSource = memoized(
-  generateReduceKernel,
-);
+export const reduceKernel: (spec: ReduceSpec) => KernelSource = memoized(generateReduceKernel);

@@ -5,19 +5,26 @@
  *
  * @module
  */
-import { flatGrid, type KernelSource, memoized } from "./common.ts";
+import { bindings, flatGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
 
 const WG = 256;
+
+/** The gate over `rows` rows of h (rows, 2 * width): a the first `width` columns, b the last. */
+export interface SiluGateSpec {
+  rows: number;
+  width: number;
+}
 
 /** `sigmoid(x)` in WGSL, for a scalar or a vector `x`. */
 const sigmoid = (x: string) => `(1.0 / (1.0 + exp(-${x})))`;
 
 /**
- * Forward (`backward` false): bindings h (rows, 2F), y (write, (rows, F)). Backward: bindings h, dy (rows, F), dh
- * (write, (rows, 2F)), with `da = dy * b * s * (1 + a * (1 - s))`, `db = dy * a * s`, `s = sigmoid(a)`. Rows of a
- * multiple of 4 go four values a thread.
+ * What both directions share: the element type (rows of a multiple of 4 go four values a thread), and the entry
+ * point that loads a thread's a, b and s = sigmoid(a); F is the width in elements of that type.
  */
-function generateSiluGateKernel(spec: { rows: number; width: number; backward: boolean }): KernelSource {
+function gateEntry(
+  spec: SiluGateSpec,
+): { type: string; F: number; workgroups: [number, number, number]; head: string } {
   const W = spec.width % 4 === 0 ? 4 : 1, type = W === 4 ? "vec4f" : "f32";
   const F = spec.width / W, n = spec.rows * F;
   const grid = flatGrid(Math.ceil(n / WG));
@@ -29,24 +36,33 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let a = h[ia];
   let b = h[ia + ${F}u];
   let s = ${sigmoid("a")};`;
-  if (!spec.backward) {
-    return {
-      name: "silu_gate_packed",
-      workgroups: grid.workgroups,
-      source: `@group(0) @binding(0) var<storage, read> h: array<${type}>;
-@group(0) @binding(1) var<storage, read_write> y: array<${type}>;
+  return { type, F, workgroups: grid.workgroups, head };
+}
+
+/** `y = silu(a) * b`. Bindings: h (read, (rows, 2F)), y (write, (rows, F)). */
+function generateSiluGateForwardKernel(spec: SiluGateSpec): KernelSource {
+  const { type, workgroups, head } = gateEntry(spec);
+  return {
+    name: "silu_gate_packed",
+    workgroups,
+    source: `${bindings([read("h", type), readWrite("y", type)])}
 ${head}
   y[i] = a * s * b;
 }
 `,
-    };
-  }
+  };
+}
+
+/**
+ * `da = dy * b * s * (1 + a * (1 - s))`, `db = dy * a * s`, with `s = sigmoid(a)`, both halves of dh in one
+ * dispatch. Bindings: h, dy (read, (rows, F)), dh (write, (rows, 2F)).
+ */
+function generateSiluGateBackwardKernel(spec: SiluGateSpec): KernelSource {
+  const { type, F, workgroups, head } = gateEntry(spec);
   return {
     name: "silu_gate_packed_backward",
-    workgroups: grid.workgroups,
-    source: `@group(0) @binding(0) var<storage, read> h: array<${type}>;
-@group(0) @binding(1) var<storage, read> dy: array<${type}>;
-@group(0) @binding(2) var<storage, read_write> dh: array<${type}>;
+    workgroups,
+    source: `${bindings([read("h", type), read("dy", type), readWrite("dh", type)])}
 ${head}
   let g = dy[i];
   dh[ia] = g * b * s * (1.0 + a * (1.0 - s));
@@ -57,15 +73,25 @@ ${head}
 }
 
 /**
- * {@linkcode generateSiluGateKernel}, memoized by its arguments (see `memoized` in common.ts).
+ * {@linkcode generateSiluGateForwardKernel}, memoized by its arguments (see `memoized` in common.ts).
  *
  * @example
  * ```ts
- * import { siluGateKernel } from "./silu_gate.ts";
- * const k = siluGateKernel({ rows: 64, width: 256, backward: false });
- * console.log(k.name, k.workgroups); // silu_gate_packed [ 16, 1, 1 ]
+ * import { siluGateForwardKernel } from "./silu_gate.ts";
+ * const k = siluGateForwardKernel({ rows: 64, width: 256 }); // four values a thread
+ * if (k.name !== "silu_gate_packed" || k.workgroups[0] !== 16) throw new Error(`${k.workgroups}`);
  * ```
  */
-export const siluGateKernel: (spec: { rows: number; width: number; backward: boolean }) => KernelSource = memoized(
-  generateSiluGateKernel,
-);
+export const siluGateForwardKernel: (spec: SiluGateSpec) => KernelSource = memoized(generateSiluGateForwardKernel);
+
+/**
+ * {@linkcode generateSiluGateBackwardKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { siluGateBackwardKernel } from "./silu_gate.ts";
+ * const k = siluGateBackwardKernel({ rows: 64, width: 256 });
+ * if (k.name !== "silu_gate_packed_backward" || k.workgroups[0] !== 16) throw new Error(`${k.workgroups}`);
+ * ```
+ */
+export const siluGateBackwardKernel: (spec: SiluGateSpec) => KernelSource = memoized(generateSiluGateBackwardKernel);

@@ -8,7 +8,16 @@
  *
  * @module
  */
-import { f32Literal, type KernelSource, memoized, rowKernelEntry, workgroupReduce } from "./common.ts";
+import {
+  bindings,
+  f32Literal,
+  type KernelSource,
+  memoized,
+  read,
+  readWrite,
+  rowKernelEntry,
+  workgroupReduce,
+} from "./common.ts";
 
 const WG = 128;
 
@@ -40,7 +49,10 @@ function rowLoops(spec: SoftmaxSpec, passes: number): { iterations: number; of: 
   return { iterations: passes * Math.ceil(spec.cols / WG), of: `rows of (${spec.rows}, ${spec.cols})` };
 }
 
-/** Forward: `out = softmax(x * scale)` (or log-softmax) per row; masked entries become 0 (or -inf). */
+/**
+ * Forward: `out = softmax(x * scale)` (or log-softmax) per row; masked entries become 0 (or -inf). Bindings: x
+ * (read), out (write).
+ */
 function generateSoftmaxForwardKernel(spec: SoftmaxSpec): KernelSource {
   const entry = rowKernelEntry(spec.rows, WG);
   const s = spec.scale === 1 ? "" : ` * ${f32Literal(spec.scale)}`;
@@ -52,8 +64,7 @@ function generateSoftmaxForwardKernel(spec: SoftmaxSpec): KernelSource {
     name: spec.log ? "log_softmax_forward" : "softmax_forward",
     workgroups: entry.workgroups,
     loops: rowLoops(spec, 3),
-    source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+    source: `${bindings([read("x", "f32"), readWrite("out", "f32")])}
 ${entry.head}
   let base = row * ${spec.cols}u;
   ${maskExpr(spec)}
@@ -75,7 +86,7 @@ ${workgroupReduce("sum", "acc", "total", WG)}
 
 /**
  * Backward from the forward's output `y`: softmax `dx = scale * y * (dy - sum(dy * y))`; log-softmax
- * `dx = scale * (dy - exp(y) * sum(dy))`. Masked entries get 0.
+ * `dx = scale * (dy - exp(y) * sum(dy))`. Masked entries get 0. Bindings: y, dy (read), dx (write).
  */
 function generateSoftmaxBackwardKernel(spec: SoftmaxSpec): KernelSource {
   const entry = rowKernelEntry(spec.rows, WG);
@@ -86,9 +97,7 @@ function generateSoftmaxBackwardKernel(spec: SoftmaxSpec): KernelSource {
     name: spec.log ? "log_softmax_backward" : "softmax_backward",
     workgroups: entry.workgroups,
     loops: rowLoops(spec, 2),
-    source: `@group(0) @binding(0) var<storage, read> y: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+    source: `${bindings([read("y", "f32"), read("dy", "f32"), readWrite("dx", "f32")])}
 ${entry.head}
   let base = row * ${spec.cols}u;
   ${maskExpr(spec)}
@@ -112,7 +121,7 @@ ${workgroupReduce("sum", "acc", "total", WG)}
  * ```ts
  * import { softmaxForwardKernel } from "./softmax.ts";
  * const k = softmaxForwardKernel({ rows: 64, cols: 100, scale: 1, log: false });
- * console.log(k.name, k.workgroups); // softmax_forward [ 64, 1, 1 ]
+ * if (k.name !== "softmax_forward" || k.workgroups[0] !== 64) throw new Error(`${k.workgroups}`); // a workgroup a row
  * ```
  */
 export const softmaxForwardKernel: (spec: SoftmaxSpec) => KernelSource = memoized(generateSoftmaxForwardKernel);
@@ -124,7 +133,7 @@ export const softmaxForwardKernel: (spec: SoftmaxSpec) => KernelSource = memoize
  * ```ts
  * import { softmaxBackwardKernel } from "./softmax.ts";
  * const k = softmaxBackwardKernel({ rows: 64, cols: 100, scale: 1, log: false });
- * console.log(k.name, k.workgroups); // softmax_backward [ 64, 1, 1 ]
+ * if (k.name !== "softmax_backward" || k.workgroups[0] !== 64) throw new Error(`${k.workgroups}`);
  * ```
  */
 export const softmaxBackwardKernel: (spec: SoftmaxSpec) => KernelSource = memoized(generateSoftmaxBackwardKernel);

@@ -9,6 +9,7 @@ import * as ref from "./reference.ts";
 import { randNd, rngFor } from "./reference.ts";
 import { decodeLinearKernel } from "../kernels/decode.ts";
 import { matmulTiles } from "../kernels/matmul.ts";
+import { withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
 import {
   add,
   attention,
@@ -241,7 +242,12 @@ Deno.test("kernels that would loop past a lowered loop limit are refused, naming
       const rows = full([3, 20_000], 0), long = full([1, 70_000], 1);
       assertErrorNames(() => softmax(rows), "softmax", "(3, 20000)", "loop");
       assertErrorNames(() => rmsNorm(rows, full([20_000], 1)), "rmsnorm", "(3, 20000)", "loop");
-      assertErrorNames(() => matmul(long, long, { transB: true, splitK: 1, streamK: 0 }), "matmul", "70000", "loop");
+      assertErrorNames(
+        () => withMatmulTuning({ splitK: 1, streamK: 0 }, () => matmul(long, long, { transB: true })),
+        "matmul",
+        "70000",
+        "loop",
+      );
       return Promise.resolve();
     }));
 });
@@ -268,7 +274,11 @@ Deno.test("matmul over a batch of 70,000 small matrices matches float64, with ei
   const [ta, tb] = [upload(a), upload(b)];
   const [ab, atb] = [ref.transpose(a), ref.transpose(b)].map(upload);
   await expectClose(
-    [matmul(ta, tb, { tile }), matmul(ab, tb, { tile, transA: true }), matmul(ta, atb, { tile, transB: true })],
+    withMatmulTuning({ tile }, () => [
+      matmul(ta, tb),
+      matmul(ab, tb, { transA: true }),
+      matmul(ta, atb, { transB: true }),
+    ]),
     [ref.matmul(a, b), ref.matmul(a, b), ref.matmul(a, b)],
     { atol: 1e-5, rtol: 1e-5, msg: "batched matmul" },
   );
@@ -279,7 +289,7 @@ Deno.test("matmul with 2,100,000 output columns (65,625 column tiles) matches fl
   const rng = rngFor("limits-matmul-wide");
   const a = randNd(rng, [1, 2]), b = randNd(rng, [2, 2_100_000]);
   const [ta, tb] = [upload(a), upload(b)];
-  const y = matmul(ta, tb, { tile: matmulTiles.small });
+  const y = withMatmulTuning({ tile: matmulTiles.small }, () => matmul(ta, tb));
   await expectClose([y], [ref.matmul(a, b)], { atol: 1e-6, rtol: 1e-5, msg: "wide matmul" });
   for (const t of [ta, tb, y]) t.dispose();
 });

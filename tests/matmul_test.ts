@@ -8,7 +8,7 @@ import * as ref from "./reference.ts";
 import { type Nd, randNd, rngFor } from "./reference.ts";
 import { initGpu, matmul, mul, param, readAll, sum, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
 import { chooseTile, largeTiles, matmulTiles, streamKSchedule } from "../kernels/matmul.ts";
-import { planMatmul, setMatmulSettings } from "../lib/tensor/ops/matmul.ts";
+import { planMatmul, setMatmulSettings, setMatmulTuning, withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
 
 await initGpu();
 
@@ -38,7 +38,7 @@ for (const [tileName, tile] of Object.entries(matmulTiles)) {
     const shapes = tileName === "large" ? [oddShapes[0], oddShapes[1], oddShapes[3], oddShapes[4]] : oddShapes;
     for (const [m, n, k] of shapes) {
       const a = randNd(rng, [m, k]), b = randNd(rng, [k, n]);
-      outs.push(matmul(upload(a), upload(b), { tile }));
+      outs.push(withMatmulTuning({ tile }, () => matmul(upload(a), upload(b))));
       expected.push(ref.matmul(a, b));
     }
     await expectClose(outs, expected, { ...tolFor(36), msg: tileName });
@@ -53,7 +53,7 @@ for (const [tileName, tile] of Object.entries(matmulTiles)) {
         for (const transB of [false, true]) {
           if (!transA && !transB) continue; // covered above
           const a = randNd(rng, stored([], m, k, transA)), b = randNd(rng, stored([], k, n, transB));
-          outs.push(matmul(upload(a), upload(b), { transA, transB, tile }));
+          outs.push(withMatmulTuning({ tile }, () => matmul(upload(a), upload(b), { transA, transB })));
           expected.push(ref.matmul(a, b, { transA, transB }));
         }
       }
@@ -158,19 +158,21 @@ Deno.test("matmul: gradients of odd-sized products equal the analytic reference"
   }
 });
 
-Deno.test("matmul: split-K, forced and automatic, K not a multiple of the chunk, both shared layouts", async () => {
+Deno.test("matmul: split-K, forced and automatic, K not a multiple of the chunk", async () => {
   const rng = rngFor("matmul-splitk");
   const outs: Tensor[] = [], expected: Nd[] = [];
-  const cases: [number, number, number, number, boolean, boolean, "vec4" | "f32" | undefined][] = [
-    [7, 13, 50, 3, false, false, undefined],
-    [7, 13, 50, 4, true, false, undefined],
-    [9, 8, 20, 8, false, true, undefined],
-    [33, 5, 70, 2, true, true, "vec4"],
-    [12, 16, 64, 4, false, false, "vec4"],
+  const cases: [number, number, number, number, boolean, boolean][] = [
+    [7, 13, 50, 3, false, false],
+    [7, 13, 50, 4, true, false],
+    [9, 8, 20, 8, false, true],
+    [33, 5, 70, 2, true, true],
+    [12, 16, 64, 4, false, false],
   ];
-  for (const [m, n, k, splitK, transA, transB, shared] of cases) {
+  for (const [m, n, k, splitK, transA, transB] of cases) {
     const a = randNd(rng, stored([], m, k, transA)), b = randNd(rng, stored([], k, n, transB));
-    outs.push(matmul(upload(a), upload(b), { transA, transB, splitK, shared, tile: matmulTiles.small }));
+    outs.push(
+      withMatmulTuning({ splitK, tile: matmulTiles.small }, () => matmul(upload(a), upload(b), { transA, transB })),
+    );
     expected.push(ref.matmul(a, b, { transA, transB }));
   }
   // A long K with a single output tile is split automatically.
@@ -209,14 +211,9 @@ Deno.test("matmul: the automatic large-tile plans (128 x 256 and 128 x 192 tiles
     expected.push(ref.matmul(a, b, { transA, transB }));
   }
   // The same x @ W^T with the "dot" inner loop switched on process-wide.
-  const before = setMatmulSettings({ transposedBCompute: "dot" });
-  try {
-    const a = randNd(rng, [8192, 20]), b = randNd(rng, [384, 20]);
-    outs.push(matmul(upload(a), upload(b), { transB: true }));
-    expected.push(ref.matmul(a, b, { transB: true }));
-  } finally {
-    setMatmulSettings(before);
-  }
+  const a = randNd(rng, [8192, 20]), b = randNd(rng, [384, 20]);
+  outs.push(withMatmulTuning({ transposedBCompute: "dot" }, () => matmul(upload(a), upload(b), { transB: true })));
+  expected.push(ref.matmul(a, b, { transB: true }));
   await expectClose(outs, expected, tolFor(36));
 });
 
@@ -244,14 +241,18 @@ Deno.test("matmul: planMatmul takes stream-K for a partial last wave of large ti
   assertEquals(planMatmul(dW).streamK, 0);
   assertEquals(planMatmul(dW).splitK > 1, true);
   assertEquals(planMatmul(sq, { splitK: 2 }), { tile: largeTiles.wide, splitK: 2, streamK: 0 });
-  const before = setMatmulSettings({ streamK: false });
+  const before = setMatmulTuning({ autoStreamK: false });
   try {
     assertEquals(planMatmul(sq).streamK, 0);
-    // An A100's 108 SMs: 4 whole waves of 108 and a tail of 80 tiles, shared by 108 workgroups.
-    setMatmulSettings({ streamK: true, computeUnits: 108 });
+  } finally {
+    setMatmulTuning(before);
+  }
+  // An A100's 108 SMs: 4 whole waves of 108 and a tail of 80 tiles, shared by 108 workgroups.
+  const settings = setMatmulSettings({ computeUnits: 108 });
+  try {
     assertEquals(planMatmul(sq).streamK, 108);
   } finally {
-    setMatmulSettings(before);
+    setMatmulSettings(settings);
   }
   assertThrows(() => setMatmulSettings({ computeUnits: 0 }), "computeUnits must be a positive integer, got 0");
   assertThrows(() => planMatmul(sq, { splitK: 2, streamK: 132 }), "cannot be combined");

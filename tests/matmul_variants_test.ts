@@ -6,6 +6,7 @@ import { expectClose, upload } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randNd, rngFor } from "./reference.ts";
 import { initGpu, matmul, type Tensor } from "../lib/tensor/mod.ts";
+import { withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
 import { largeTileDeepK, type MatmulTile, matmulTiles, type MatmulVariant } from "../kernels/matmul.ts";
 
 await initGpu();
@@ -37,12 +38,12 @@ for (const variant of variants) {
     for (const [batch, m, n, k, transA, transB, tile] of cases) {
       const a = randNd(rng, [...batch, ...(transA ? [k, m] : [m, k])]);
       const b = randNd(rng, [...batch, ...(transB ? [n, k] : [k, n])]);
-      outs.push(matmul(upload(a), upload(b), { transA, transB, tile, variant }));
+      outs.push(withMatmulTuning({ tile, variant }, () => matmul(upload(a), upload(b), { transA, transB })));
       expected.push(ref.matmul(a, b, { transA, transB }));
     }
     // Split-K with the variant.
     const a = randNd(rng, [97, 300]), b = randNd(rng, [300, 10]);
-    outs.push(matmul(upload(a), upload(b), { tile: matmulTiles.small, splitK: 3, variant }));
+    outs.push(withMatmulTuning({ tile: matmulTiles.small, splitK: 3, variant }, () => matmul(upload(a), upload(b))));
     expected.push(ref.matmul(a, b));
     await expectClose(outs, expected, { atol: 6e-4, rtol: 1e-5 });
   });
@@ -59,7 +60,7 @@ Deno.test("matmul large tiles (BK 16 and 32): odd shapes, transposes, with the d
   ];
   for (const [m, n, k, transA, transB, tile, variant] of cases) {
     const a = randNd(rng, transA ? [k, m] : [m, k]), b = randNd(rng, transB ? [n, k] : [k, n]);
-    outs.push(matmul(upload(a), upload(b), { transA, transB, tile, variant }));
+    outs.push(withMatmulTuning({ tile, variant }, () => matmul(upload(a), upload(b), { transA, transB })));
     expected.push(ref.matmul(a, b, { transA, transB }));
   }
   await expectClose(outs, expected, { atol: 2e-4, rtol: 1e-5 });
@@ -79,7 +80,7 @@ Deno.test('matmul "dot" compute (x @ W^T with K-contiguous tiles): odd shapes, t
   ];
   for (const [m, n, k, tile, variant, splitK] of cases) {
     const a = randNd(rng, [m, k]), b = randNd(rng, [n, k]);
-    outs.push(matmul(upload(a), upload(b), { transB: true, tile, variant, splitK }));
+    outs.push(withMatmulTuning({ tile, variant, splitK }, () => matmul(upload(a), upload(b), { transB: true })));
     expected.push(ref.matmul(a, b, { transB: true }));
   }
   await expectClose(outs, expected, { atol: 6e-4, rtol: 1e-5 });
@@ -99,7 +100,7 @@ Deno.test("matmul stream-K: the partial wave's tiles shared out along K, odd sha
   ];
   for (const [m, n, k, transA, transB, tile, streamK] of cases) {
     const a = randNd(rng, transA ? [k, m] : [m, k]), b = randNd(rng, transB ? [n, k] : [k, n]);
-    outs.push(matmul(upload(a), upload(b), { transA, transB, tile, streamK }));
+    outs.push(withMatmulTuning({ tile, streamK }, () => matmul(upload(a), upload(b), { transA, transB })));
     expected.push(ref.matmul(a, b, { transA, transB }));
   }
   await expectClose(outs, expected, { atol: 6e-4, rtol: 1e-5 });

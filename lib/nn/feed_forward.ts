@@ -10,7 +10,7 @@ import { decodeLinearKernel } from "../../kernels/decode.ts";
 import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import type { FeedForwardKind } from "./config.ts";
 import type { Rng } from "../util/random.ts";
-import { record } from "../tensor/autograd.ts";
+import { record } from "../tensor/graph.ts";
 import { concat, mapElements, matmul, packedSiluGate, reshape, silu, type Tensor } from "../tensor/mod.ts";
 import type { DecodeContext } from "./decode.ts";
 import { Linear, type RMSNorm } from "./layers.ts";

@@ -110,7 +110,7 @@ export class Embedding {
 
   /** {@linkcode Embedding.forward} of one i32 id per sequence, `ids` (rows), into `out` (rows, dim). */
   decodeStep(ids: GpuBuffer, out: GpuBuffer, ctx: DecodeContext): void {
-    const kernel = embeddingForwardKernel(ctx.rows, this.embeddingDim, this.numEmbeddings);
+    const kernel = embeddingForwardKernel({ tokens: ctx.rows, dim: this.embeddingDim, vocab: this.numEmbeddings });
     gpu().run(kernel, [this.weight.buffer, ids, out]);
   }
 

@@ -9,7 +9,7 @@ import { adamwKernel, sumSquaresGroups, sumSquaresKernel } from "../../kernels/a
 import { reduceKernel } from "../../kernels/reduce.ts";
 import { f32Literal } from "../../kernels/common.ts";
 import { gpu } from "../gpu/backend.ts";
-import { noGrad } from "../tensor/autograd.ts";
+import { noGrad } from "../tensor/graph.ts";
 import { fill, mapElements } from "../tensor/ops/elementwise.ts";
 import { empty, keep, type Tensor, tidy } from "../tensor/tensor.ts";
 
@@ -45,11 +45,17 @@ export interface StepOptions {
  * The AdamW optimizer over named parameters.
  *
  * @example
- * ```ts ignore
- * const opt = new AdamW(model.parameters(), { lr: 1e-3 });
- * loss.backward();
- * opt.step({ lr: schedule(step), maxGradNorm: 1.0 });
+ * ```ts
+ * import { AdamW } from "@nanolm/nanolm/optim";
+ * import { initGpu, mul, param, sum, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const w = param(tensor([1, -1]), "w");
+ * const opt = new AdamW([w], { lr: 0.1, weightDecay: 0 });
+ * sum(mul(w, w)).backward();
+ * opt.step({ maxGradNorm: 1.0 }); // Adam's first step moves each weight by lr against its gradient's sign
  * opt.zeroGrad();
+ * const [a, b] = await w.data();
+ * if (Math.abs(a - 0.9) > 1e-5 || Math.abs(b + 0.9) > 1e-5) throw new Error(`${a} ${b}`);
  * ```
  */
 export class AdamW {
@@ -93,12 +99,12 @@ export class AdamW {
     let offset = 0;
     for (let i = 0; i < grads.length; i += perDispatch) {
       const chunk = grads.slice(i, i + perDispatch);
-      const k = sumSquaresKernel(chunk.map((g) => g.size), offset);
+      const k = sumSquaresKernel({ sizes: chunk.map((g) => g.size), offset });
       backend.run(k, [...chunk.map((g) => g.buffer), partials.buffer]);
       offset += k.workgroups[0];
     }
     const ss = empty([1]);
-    backend.run(reduceKernel("sum", { outer: 1, reduced: total, inner: 1 }), [partials.buffer, ss.buffer]);
+    backend.run(reduceKernel({ kind: "sum", outer: 1, reduced: total, inner: 1 }), [partials.buffer, ss.buffer]);
     partials.dispose();
     const norm = mapElements("sqrt", [ss], "sqrt(v0)");
     ss.dispose();
@@ -135,7 +141,7 @@ export class AdamW {
       const live = [...this.params].filter(([, p]) => p.grad);
       for (let i = 0; i < live.length; i += perDispatch) {
         const chunk = live.slice(i, i + perDispatch);
-        const k = adamwKernel(chunk.map(([, p]) => p.size));
+        const k = adamwKernel({ sizes: chunk.map(([, p]) => p.size) });
         const buffers = chunk.flatMap(([name, p]) => [
           p.buffer,
           p.grad!.buffer,

@@ -24,11 +24,11 @@ export interface CosineScheduleOptions {
  *
  * @example
  * ```ts
- * import { cosineLr } from "./schedule.ts";
+ * import { cosineLr } from "@nanolm/nanolm/optim";
  * const opts = { lrMax: 1e-3, lrMin: 1e-4, warmupSteps: 10, cosineCycleSteps: 100 };
- * console.assert(cosineLr(5, opts) === 5e-4);
- * console.assert(cosineLr(10, opts) === 1e-3);
- * console.assert(cosineLr(500, opts) === 1e-4);
+ * if (cosineLr(5, opts) !== 5e-4) throw new Error("halfway through the warmup");
+ * if (cosineLr(10, opts) !== 1e-3) throw new Error("the peak after the warmup");
+ * if (cosineLr(500, opts) !== 1e-4) throw new Error("the floor after the cycle");
  * ```
  */
 export function cosineLr(t: number, options: CosineScheduleOptions): number {

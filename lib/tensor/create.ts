@@ -11,7 +11,7 @@ import { Rng } from "../util/random.ts";
 import { fmt, prod } from "./shape.ts";
 import { type DType, empty, keep, type NestedArray, type Tensor } from "./tensor.ts";
 import { fill } from "./ops/elementwise.ts";
-import { makeLeaf } from "./autograd.ts";
+import { makeLeaf } from "./graph.ts";
 
 function flatten(
   data: NestedArray,
@@ -55,9 +55,12 @@ export interface TensorOptions {
  * Uploads host data: a nested array, a number, or a typed array with a shape.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
  * const x = tensor([[1, 2], [3, 4]]);
  * const ids = tensor(new Int32Array([1, 2, 3, 4]), { shape: [2, 2] });
+ * if (x.describe() !== "(2, 2) f32" || ids.describe() !== "(2, 2) i32") throw new Error(ids.describe());
  * ```
  */
 export function tensor(data: NestedArray | Float32Array | Int32Array | number[], opts: TensorOptions = {}): Tensor {
@@ -83,17 +86,44 @@ export function tensor(data: NestedArray | Float32Array | Int32Array | number[],
   return t;
 }
 
-/** Zeros. @example `zeros([2, 3])` */
+/**
+ * Zeros.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, zeros } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * if ((await zeros([2, 3]).data()).join() !== "0,0,0,0,0,0") throw new Error("not zeros");
+ * ```
+ */
 export function zeros(shape: readonly number[], dtype: DType = "f32"): Tensor {
   return fill(shape, 0, dtype);
 }
 
-/** Ones. @example `ones([2, 3])` */
+/**
+ * Ones.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, ones } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * if ((await ones([3], "i32").data()).join() !== "1,1,1") throw new Error("not ones");
+ * ```
+ */
 export function ones(shape: readonly number[], dtype: DType = "f32"): Tensor {
   return fill(shape, 1, dtype);
 }
 
-/** `value` everywhere. @example `full([2], 7)` */
+/**
+ * `value` everywhere.
+ *
+ * @example
+ * ```ts
+ * import { full, initGpu } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * if ((await full([2], 7).data()).join() !== "7,7") throw new Error("not sevens");
+ * ```
+ */
 export function full(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
   return fill(shape, value, dtype);
 }
@@ -114,8 +144,12 @@ function rngOf(opts: RandomOptions): Rng {
  * Normal samples with mean `mean` and standard deviation `std`.
  *
  * @example
- * ```ts ignore
- * const w = randn([512, 512], { std: 0.02, seed: 1 });
+ * ```ts
+ * import { initGpu, randn } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const w = randn([64, 64], { std: 0.02, seed: 1 });
+ * const again = randn([64, 64], { std: 0.02, seed: 1 }); // the same seed gives the same values
+ * if ((await w.data()).join() !== (await again.data()).join()) throw new Error("not reproducible");
  * ```
  */
 export function randn(shape: readonly number[], opts: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
@@ -129,8 +163,11 @@ export function randn(shape: readonly number[], opts: RandomOptions & { mean?: n
  * Uniform samples in [low, high).
  *
  * @example
- * ```ts ignore
- * const u = rand([3], { low: -1, high: 1, seed: 2 });
+ * ```ts
+ * import { initGpu, rand } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const u = await rand([100], { low: -1, high: 1, seed: 2 }).data();
+ * if (u.some((v) => v < -1 || v >= 1)) throw new Error("out of [-1, 1)");
  * ```
  */
 export function rand(shape: readonly number[], opts: RandomOptions & { low?: number; high?: number } = {}): Tensor {
@@ -145,8 +182,11 @@ export function rand(shape: readonly number[], opts: RandomOptions & { low?: num
  * b = 3).
  *
  * @example
- * ```ts ignore
- * const w = truncNormal([64, 32], { std: 0.1, a: -3, b: 3, seed: 0 });
+ * ```ts
+ * import { initGpu, truncNormal } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const w = await truncNormal([64, 32], { std: 0.1, a: -3, b: 3, seed: 0 }).data();
+ * if (w.some((v) => Math.abs(v) > 0.3 + 1e-6)) throw new Error("outside 3 standard deviations");
  * ```
  */
 export function truncNormal(
@@ -168,8 +208,11 @@ export function truncNormal(
  * Marks a tensor as a trainable parameter: gradients flow to it, and it survives `tidy` scopes.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { initGpu, param, randn } from "@nanolm/nanolm/tensor";
+ * await initGpu();
  * const w = param(randn([4, 4]), "w");
+ * if (!w.requiresGrad || w.describe() !== "w (4, 4) f32") throw new Error(w.describe());
  * ```
  */
 export function param(t: Tensor, name = ""): Tensor {

@@ -2,36 +2,34 @@
  * Tensors on WebGPU with reverse-mode autograd: creation, elementwise, reductions, movement, matmul and the
  * fused neural-network ops.
  *
+ * Each module works on its own: ops record their gradients in the graph (`graph.ts`), and the engine that walks it
+ * (`backward.ts`) imports the few ops it needs itself, so nothing has to be installed by importing this file first.
+ *
  * @example
- * ```ts ignore
- * import { initGpu, param, randn, matmul, sum, square } from "./mod.ts";
+ * ```ts
+ * import { initGpu, matmul, param, randn, square, sum } from "@nanolm/nanolm/tensor";
  * await initGpu();
  * const w = param(randn([4, 4], { seed: 0 }));
  * const loss = sum(square(matmul(w, w)));
  * loss.backward();
- * console.log(await w.grad!.data());
+ * if (w.grad?.shape.join() !== "4,4") throw new Error("no gradient for w");
  * ```
  *
  * @module
  */
-import { setAutogradOps } from "./autograd.ts";
-import { view } from "./tensor.ts";
-import { copy, fill } from "./ops/elementwise.ts";
-import { sumTo } from "./ops/reduce.ts";
-import { mapElements } from "./ops/elementwise.ts";
-
-setAutogradOps({
-  add: (a, b) => mapElements("grad_accumulate", [a, b], "v0 + v1"),
-  onesLike: (t) => fill(t.shape, 1),
-  view: (t) => view(t, t.shape),
-  copy,
-  sumTo,
-});
-
 export { type Backend, gpu, initGpu, type MemoryStats } from "../gpu/backend.ts";
 export { type GpuInfo } from "../gpu/device.ts";
 export { type DType, type HostArray, keep, type NestedArray, readAll, Tensor, tidy } from "./tensor.ts";
-export { backward, detach, type GradNode, isGradEnabled, noGrad, valueAndGrad } from "./autograd.ts";
+export {
+  detach,
+  type GradNode,
+  isGradEnabled,
+  noGrad,
+  record,
+  recordAccumulating,
+  type RecordOptions,
+} from "./graph.ts";
+export { backward, valueAndGrad } from "./backward.ts";
 export {
   full,
   ones,

@@ -10,7 +10,7 @@
  * @example
  * ```ts
  * import { fmt } from "./shape.ts";
- * console.log(fmt([2, 3])); // (2, 3)
+ * if (fmt([2, 3]) !== "(2, 3)") throw new Error(fmt([2, 3]));
  * ```
  */
 export function fmt(shape: readonly number[]): string {
@@ -23,7 +23,8 @@ export function fmt(shape: readonly number[]): string {
  * @example
  * ```ts
  * import { broadcastShapes } from "./shape.ts";
- * console.log(broadcastShapes("add", [4, 1, 3], [2, 1])); // [ 4, 2, 3 ]
+ * const shape = broadcastShapes("add", [4, 1, 3], [2, 1]);
+ * if (shape.join() !== "4,2,3") throw new Error(`${shape}`);
  * ```
  */
 export function broadcastShapes(op: string, ...shapes: (readonly number[])[]): number[] {
@@ -50,7 +51,7 @@ export function broadcastShapes(op: string, ...shapes: (readonly number[])[]): n
  * @example
  * ```ts
  * import { normAxis } from "./shape.ts";
- * console.log(normAxis("sum", -1, [2, 3, 4])); // 2
+ * if (normAxis("sum", -1, [2, 3, 4]) !== 2) throw new Error("-1 is the last axis");
  * ```
  */
 export function normAxis(op: string, axis: number, shape: readonly number[]): number {
@@ -68,7 +69,7 @@ export function normAxis(op: string, axis: number, shape: readonly number[]): nu
  * @example
  * ```ts
  * import { sameShape } from "./shape.ts";
- * console.log(sameShape([2, 3], [2, 3]), sameShape([2, 3], [3, 2])); // true false
+ * if (!sameShape([2, 3], [2, 3]) || sameShape([2, 3], [3, 2])) throw new Error("sameShape");
  * ```
  */
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -81,7 +82,7 @@ export function sameShape(a: readonly number[], b: readonly number[]): boolean {
  * @example
  * ```ts
  * import { prod } from "./shape.ts";
- * console.log(prod([2, 3, 4]), prod([2, 3, 4], 1)); // 24 12
+ * if (prod([2, 3, 4]) !== 24 || prod([2, 3, 4], 1) !== 12) throw new Error("prod");
  * ```
  */
 export function prod(shape: readonly number[], from = 0, to = shape.length): number {

@@ -1,8 +1,9 @@
 /**
  * The tensor: a shape, a dtype and a reference to GPU storage. Nothing else.
  *
- * Op logic lives in `ops/`, gradients in `autograd.ts`, GPU calls in `../gpu/backend.ts`. Tensors are always
- * contiguous, row-major; a reshape shares its input's storage, every other op writes a new buffer.
+ * Op logic lives in `ops/`, the graph in `graph.ts`, gradients in `backward.ts`, GPU calls in `../gpu/backend.ts`.
+ * Tensors are always contiguous, row-major; a reshape shares its input's storage, every other op writes a new
+ * buffer.
  *
  * JavaScript has no destructors for GPU memory, so lifetimes are explicit: `tidy(fn)` disposes every tensor
  * created inside `fn` except the ones it returns or `keep`s; `dispose()` / `using` free one tensor now. Storage is
@@ -11,7 +12,8 @@
  * @module
  */
 import { gpu, type GpuBuffer } from "../gpu/backend.ts";
-import type { GradNode } from "./autograd.ts";
+import { backward } from "./backward.ts";
+import type { GradNode } from "./graph.ts";
 import { factsBundle, JUPYTER_DISPLAY, type MimeBundle, previewValues } from "../notebook/display.ts";
 import { cellResult } from "../notebook/display.ts";
 
@@ -31,11 +33,12 @@ export type NestedArray = number | NestedArray[];
  * GPU storage shared by a tensor and its views.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Storage } from "./tensor.ts";
- * import { initGpu } from "../gpu/backend.ts";
+ * import { initGpu } from "@nanolm/nanolm/tensor";
  * const storage = new Storage((await initGpu()).alloc(16)); // one reference
  * storage.release(); // the last one: the buffer goes back to the pool
+ * if (storage.refs !== 0) throw new Error(`${storage.refs} references left`);
  * ```
  */
 export class Storage {
@@ -64,12 +67,12 @@ let nextId = 1;
  * ops; read values with `await t.data()` (one GPU round trip; batch reads with `readAll`).
  *
  * @example
- * ```ts ignore
- * import { initGpu, tensor } from "../../mod.ts";
-import { add } from "./mod.ts";
+ * ```ts
+ * import { add, initGpu, tensor } from "@nanolm/nanolm/tensor";
  * await initGpu();
  * const x = tensor([[1, 2], [3, 4]]);
- * console.log(await add(x, x).data()); // Float32Array [2, 4, 6, 8]
+ * const y = add(x, x);
+ * if (y.describe() !== "(2, 2) f32" || (await y.data()).join() !== "2,4,6,8") throw new Error(y.describe());
  * ```
  */
 export class Tensor {
@@ -164,10 +167,9 @@ export class Tensor {
     return (await this.data())[0];
   }
 
-  /** Runs reverse-mode autograd from this scalar (see `backward` in autograd.ts). */
+  /** Runs reverse-mode autograd from this scalar (see `backward` in backward.ts). */
   backward(): void {
-    if (!backwardHook) throw new Error("Autograd is not loaded");
-    backwardHook(this);
+    backward(this);
   }
 
   /** Rich display in Jupyter: shape, dtype, device, gradient state and a preview of the values. */
@@ -194,29 +196,13 @@ export class Tensor {
   }
 }
 
-let backwardHook: ((t: Tensor) => void) | null = null;
-
-/**
- * Installs the implementation of `Tensor.backward` (autograd.ts does, to keep this module free of graph logic).
- *
- * @example
- * ```ts ignore
- * import { setBackwardHook } from "./tensor.ts";
- * import { backward } from "./autograd.ts";
- * setBackwardHook((t) => backward(t)); // what autograd.ts does on import
- * ```
- */
-export function setBackwardHook(fn: (t: Tensor) => void): void {
-  backwardHook = fn;
-}
-
 /**
  * Product of the dimensions.
  *
  * @example
  * ```ts
  * import { sizeOf } from "./tensor.ts";
- * console.log(sizeOf([2, 3, 4]), sizeOf([])); // 24 1
+ * if (sizeOf([2, 3, 4]) !== 24 || sizeOf([]) !== 1) throw new Error("a scalar has one element");
  * ```
  */
 export function sizeOf(shape: readonly number[]): number {
@@ -236,11 +222,11 @@ function nest(flat: number[], shape: readonly number[]): NestedArray {
  * Reads several tensors with one GPU round trip.
  *
  * @example
- * ```ts ignore
- * import { readAll } from "./tensor.ts";
- * import { initGpu, tensor } from "../../mod.ts";
+ * ```ts
+ * import { initGpu, readAll, tensor } from "@nanolm/nanolm/tensor";
  * await initGpu();
- * console.log(await readAll([tensor([1, 2]), tensor([3])])); // [ Float32Array(2) [ 1, 2 ], Float32Array(1) [ 3 ] ]
+ * const [a, b] = await readAll([tensor([1, 2]), tensor([3])]);
+ * if (a.join() !== "1,2" || b.join() !== "3") throw new Error("wrong values");
  * ```
  */
 export async function readAll(tensors: readonly Tensor[]): Promise<HostArray[]> {
@@ -252,11 +238,12 @@ export async function readAll(tensors: readonly Tensor[]): Promise<HostArray[]> 
  * Allocates an uninitialised tensor (kernels fill it).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { empty } from "./tensor.ts";
- * import { initGpu } from "../../mod.ts";
+ * import { initGpu } from "@nanolm/nanolm/tensor";
  * await initGpu();
  * const t = empty([2, 3], "i32"); // contents undefined until a kernel writes them
+ * if (t.size !== 6 || t.dtype !== "i32") throw new Error(t.describe());
  * ```
  */
 export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
@@ -273,11 +260,12 @@ export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
  * A tensor sharing `t`'s storage with another shape of the same size (a view).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { view } from "./tensor.ts";
- * import { initGpu, tensor } from "../../mod.ts";
+ * import { initGpu, tensor } from "@nanolm/nanolm/tensor";
  * await initGpu();
- * const t = tensor([1, 2, 3, 4, 5, 6]), v = view(t, [2, 3]); // v.storage === t.storage
+ * const t = tensor([1, 2, 3, 4, 5, 6]), v = view(t, [2, 3]);
+ * if (v.storage !== t.storage || v.shape.join() !== "2,3") throw new Error("not a view");
  * ```
  */
 export function view(t: Tensor, shape: readonly number[]): Tensor {
@@ -316,13 +304,13 @@ function collect(value: unknown, out: Set<Tensor>, depth = 0): void {
  * and those passed to {@linkcode keep}. Works with async functions too.
  *
  * @example
- * ```ts ignore
- * import { initGpu, tidy, tensor } from "../../mod.ts";
-import { mul, sum } from "./mod.ts";
+ * ```ts
+ * import { initGpu, mul, sum, type Tensor, tensor, tidy } from "@nanolm/nanolm/tensor";
  * await initGpu();
  * const x = tensor([1, 2, 3]);
- * const s = tidy(() => sum(mul(x, x))); // the product is freed, the sum kept
- * console.log(await s.item()); // 14
+ * let product: Tensor | undefined;
+ * const s = tidy(() => sum(product = mul(x, x))); // the product is freed, the sum kept
+ * if (!product!.disposed || (await s.item()) !== 14) throw new Error("tidy kept the wrong tensors");
  * ```
  */
 export function tidy<T>(fn: () => T): T {
@@ -366,11 +354,14 @@ export function tidy<T>(fn: () => T): T {
  * Returns its argument.
  *
  * @example
- * ```ts ignore
- * import { initGpu, tidy, keep, randn } from "../../mod.ts";
+ * ```ts
+ * import { initGpu, keep, randn, type Tensor, tidy } from "@nanolm/nanolm/tensor";
  * await initGpu();
- * const w = tidy(() => keep(randn([4, 4])));
- * console.log(w.disposed); // false
+ * let w: Tensor | undefined;
+ * tidy(() => {
+ *   w = keep(randn([4, 4])); // not returned, but kept
+ * });
+ * if (w!.disposed) throw new Error("keep did not exempt the tensor");
  * ```
  */
 export function keep<T extends Tensor>(t: T): T {
@@ -384,7 +375,7 @@ export function keep<T extends Tensor>(t: T): T {
  * @example
  * ```ts
  * import { scopeDepth, tidy } from "./tensor.ts";
- * console.log(scopeDepth(), tidy(() => scopeDepth())); // 0 1
+ * if (scopeDepth() !== 0 || tidy(() => scopeDepth()) !== 1) throw new Error("tidy opens one scope");
  * ```
  */
 export function scopeDepth(): number {

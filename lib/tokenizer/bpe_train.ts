@@ -67,8 +67,9 @@ export function checkBpeOptions(options: BpeOptions): readonly string[] {
  * @example
  * ```ts
  * import { bpeFromCounts, countPretokensOfText, PretokenCounter } from "@nanolm/nanolm/tokenizer";
- * const counts = countPretokensOfText("low low low lower lowest newer newest", new PretokenCounter());
- * const { vocab, merges } = bpeFromCounts(counts.toMap(), { vocabSize: 259 });
+ * const counter = new PretokenCounter();
+ * countPretokensOfText("low low low lower lowest newer newest", counter, null);
+ * const { vocab, merges } = bpeFromCounts(counter.toMap(), { vocabSize: 259 });
  * if (vocab.size !== 259 || merges.length !== 3) throw new Error(`${vocab.size} tokens, ${merges.length} merges`);
  * ```
  */
@@ -102,11 +103,11 @@ interface PairStat {
  *
  * @example
  * ```ts
- * import { learnMerges } from "./bpe_train.ts";
+ * import { learnMerges } from "@nanolm/nanolm/tokenizer";
  * const vocab = new Map<number, Uint8Array>();
  * for (let b = 0; b < 256; b++) vocab.set(b, new Uint8Array([b]));
  * const merges = learnMerges(new Map([["aaa", 2], ["ab", 1]]), vocab, 2);
- * console.assert(merges.length === 2 && vocab.size === 258);
+ * if (merges.length !== 2 || vocab.size !== 258) throw new Error(`${merges.length} merges, ${vocab.size} tokens`);
  * ```
  */
 export function learnMerges(
@@ -118,102 +119,18 @@ export function learnMerges(
   const tokens: Uint8Array[] = [];
   for (const [id, bytes] of vocab) tokens[id] = bytes;
   let nextId = Math.max(...vocab.keys()) + 1;
-  const stride = nextId + mergeCount;
-
-  // Words as byte-id sequences in one flat array.
-  const encoder = new TextEncoder();
-  const wordCount = counts.size;
-  const wordStart = new Int32Array(wordCount + 1);
-  const wordLength = new Int32Array(wordCount);
-  const wordFreq = new Float64Array(wordCount);
-  let total = 0;
-  for (const word of counts.keys()) total += word.length * 3;
-  let symbols = new Int32Array(total);
-  let w = 0, at = 0;
-  for (const [word, freq] of counts) {
-    wordStart[w] = at;
-    const bytes = encoder.encode(word);
-    for (let i = 0; i < bytes.length; i++) symbols[at + i] = bytes[i];
-    wordLength[w] = bytes.length;
-    wordFreq[w] = freq;
-    at += bytes.length;
-    w++;
-  }
-  wordStart[w] = at;
-  symbols = symbols.subarray(0, at);
-
-  const pairs = new Map<number, PairStat>();
-  const statOf = (a: number, b: number): PairStat => {
-    const key = a * stride + b;
-    let stat = pairs.get(key);
-    if (stat === undefined) {
-      stat = { first: a, second: b, count: 0, words: [], grewAt: -1 };
-      pairs.set(key, stat);
-    }
-    return stat;
-  };
-  for (let word = 0; word < wordCount; word++) {
-    const start = wordStart[word], end = start + wordLength[word], freq = wordFreq[word];
-    for (let i = start; i + 1 < end; i++) {
-      const stat = statOf(symbols[i], symbols[i + 1]);
-      stat.count += freq;
-      if (stat.words[stat.words.length - 1] !== word) stat.words.push(word);
-    }
-  }
-
-  // Max-heap of (count, pair): higher count first, then the lexicographically greater (first, second) bytes.
-  const heapCounts: number[] = [];
-  const heapStats: PairStat[] = [];
-  const above = (c1: number, s1: PairStat, c2: number, s2: PairStat): boolean => {
-    if (c1 !== c2) return c1 > c2;
-    const order = compareBytes(tokens[s1.first], tokens[s2.first]);
-    return order !== 0 ? order > 0 : compareBytes(tokens[s1.second], tokens[s2.second]) > 0;
-  };
-  const push = (count: number, stat: PairStat) => {
-    let i = heapCounts.length;
-    heapCounts.push(count);
-    heapStats.push(stat);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!above(count, stat, heapCounts[parent], heapStats[parent])) break;
-      heapCounts[i] = heapCounts[parent];
-      heapStats[i] = heapStats[parent];
-      i = parent;
-    }
-    heapCounts[i] = count;
-    heapStats[i] = stat;
-  };
-  const pop = () => {
-    const lastCount = heapCounts.pop()!, lastStat = heapStats.pop()!;
-    const n = heapCounts.length;
-    if (n === 0) return;
-    let i = 0;
-    for (;;) {
-      let child = 2 * i + 1;
-      if (child >= n) break;
-      if (child + 1 < n && above(heapCounts[child + 1], heapStats[child + 1], heapCounts[child], heapStats[child])) {
-        child++;
-      }
-      if (!above(heapCounts[child], heapStats[child], lastCount, lastStat)) break;
-      heapCounts[i] = heapCounts[child];
-      heapStats[i] = heapStats[child];
-      i = child;
-    }
-    heapCounts[i] = lastCount;
-    heapStats[i] = lastStat;
-  };
-  for (const stat of pairs.values()) push(stat.count, stat);
-
+  const words = wordsOf(counts);
+  const pairs = new PairCounts(nextId + mergeCount);
+  pairs.countWords(words);
+  const heap = new PairHeap(tokens);
+  for (const stat of pairs.values()) heap.push(stat.count, stat);
   const merges: Array<[Uint8Array, Uint8Array]> = [];
-  const visited = new Int32Array(wordCount).fill(-1);
-  const grown: PairStat[] = [];
-
-  while (merges.length < mergeCount && heapCounts.length > 0) {
-    const count = heapCounts[0], best = heapStats[0];
-    pop();
+  const visited = new Int32Array(words.count).fill(-1);
+  while (merges.length < mergeCount && heap.size > 0) {
+    const [count, best] = heap.pop();
     if (count !== best.count) {
       // Lazy deletion: an entry above the current count is re-queued at it; one below is a leftover.
-      if (count > best.count && best.count > 0) push(best.count, best);
+      if (count > best.count && best.count > 0) heap.push(best.count, best);
       continue;
     }
     if (count <= 0) break;
@@ -224,46 +141,202 @@ export function learnMerges(
     tokens[merged] = bytes;
     vocab.set(merged, bytes);
     merges.push([tokens[a], tokens[b]]);
-    grown.length = 0;
-    const stamp = merges.length;
-    const change = (x: number, y: number, delta: number, word: number) => {
-      const stat = statOf(x, y);
-      stat.count += delta;
-      if (delta > 0) {
-        if (stat.words[stat.words.length - 1] !== word) stat.words.push(word);
-        if (stat.grewAt !== stamp) {
-          stat.grewAt = stamp;
-          grown.push(stat);
-        }
-      }
-    };
-    for (const word of best.words) {
-      if (visited[word] === stamp) continue;
-      visited[word] = stamp;
-      const start = wordStart[word], freq = wordFreq[word];
-      let end = start + wordLength[word];
-      for (let i = start; i + 1 < end; i++) {
-        if (symbols[i] !== a || symbols[i + 1] !== b) continue;
-        if (i > start) {
-          change(symbols[i - 1], a, -freq, word);
-          change(symbols[i - 1], merged, freq, word);
-        }
-        if (i + 2 < end) {
-          change(b, symbols[i + 2], -freq, word);
-          change(merged, symbols[i + 2], freq, word);
-        }
-        best.count -= freq;
-        symbols[i] = merged;
-        symbols.copyWithin(i + 1, i + 2, end);
-        end--;
-      }
-      wordLength[word] = end - start;
-    }
-    pairs.delete(a * stride + b);
-    for (const stat of grown) if (stat.count > 0) push(stat.count, stat);
+    const grown = mergeInWords(words, pairs, best, merged, merges.length, visited);
+    pairs.delete(a, b);
+    for (const stat of grown) if (stat.count > 0) heap.push(stat.count, stat);
     onProgress?.(merges.length);
   }
   return merges;
+}
+
+/** The corpus: one word per distinct pre-token, as token ids in one flat array, merged in place. */
+interface Words {
+  count: number;
+  start: Int32Array;
+  length: Int32Array;
+  /** Occurrences of each word in the corpus. */
+  freq: Float64Array;
+  symbols: Int32Array;
+}
+
+/** The words of pre-token counts, as their UTF-8 bytes. */
+function wordsOf(counts: ReadonlyMap<string, number>): Words {
+  const encoder = new TextEncoder();
+  const count = counts.size;
+  const start = new Int32Array(count + 1), length = new Int32Array(count), freq = new Float64Array(count);
+  let total = 0;
+  for (const word of counts.keys()) total += word.length * 3;
+  const symbols = new Int32Array(total);
+  let w = 0, at = 0;
+  for (const [word, occurrences] of counts) {
+    start[w] = at;
+    const bytes = encoder.encode(word);
+    for (let i = 0; i < bytes.length; i++) symbols[at + i] = bytes[i];
+    length[w] = bytes.length;
+    freq[w] = occurrences;
+    at += bytes.length;
+    w++;
+  }
+  start[w] = at;
+  return { count, start, length, freq, symbols: symbols.subarray(0, at) };
+}
+
+/** The statistics of every adjacent pair of token ids, keyed by `first * stride + second`. */
+class PairCounts {
+  readonly #pairs = new Map<number, PairStat>();
+  readonly #stride: number;
+
+  /** `stride`: more than any token id that will exist. */
+  constructor(stride: number) {
+    this.#stride = stride;
+  }
+
+  /** The statistics of (a, b), created at zero when absent. */
+  get(a: number, b: number): PairStat {
+    const key = a * this.#stride + b;
+    let stat = this.#pairs.get(key);
+    if (stat === undefined) {
+      stat = { first: a, second: b, count: 0, words: [], grewAt: -1 };
+      this.#pairs.set(key, stat);
+    }
+    return stat;
+  }
+
+  delete(a: number, b: number): void {
+    this.#pairs.delete(a * this.#stride + b);
+  }
+
+  values(): IterableIterator<PairStat> {
+    return this.#pairs.values();
+  }
+
+  /** Counts every pair of every word, weighted by the word's frequency. */
+  countWords(words: Words): void {
+    const { start, length, freq, symbols } = words;
+    for (let word = 0; word < words.count; word++) {
+      const end = start[word] + length[word];
+      for (let i = start[word]; i + 1 < end; i++) {
+        const stat = this.get(symbols[i], symbols[i + 1]);
+        stat.count += freq[word];
+        if (stat.words[stat.words.length - 1] !== word) stat.words.push(word);
+      }
+    }
+  }
+}
+
+/**
+ * Replaces every occurrence of `best`'s pair by `merged` in the words that contain it, updating the counts of the
+ * neighbouring pairs. Returns the pairs whose count grew (each once), to be queued again. `stamp` (the merge's
+ * number) marks the words already visited in `visited`.
+ */
+function mergeInWords(
+  words: Words,
+  pairs: PairCounts,
+  best: PairStat,
+  merged: number,
+  stamp: number,
+  visited: Int32Array,
+): PairStat[] {
+  const a = best.first, b = best.second, { start, length, freq, symbols } = words;
+  const grown: PairStat[] = [];
+  const change = (x: number, y: number, delta: number, word: number) => {
+    const stat = pairs.get(x, y);
+    stat.count += delta;
+    if (delta > 0) {
+      if (stat.words[stat.words.length - 1] !== word) stat.words.push(word);
+      if (stat.grewAt !== stamp) {
+        stat.grewAt = stamp;
+        grown.push(stat);
+      }
+    }
+  };
+  for (const word of best.words) {
+    if (visited[word] === stamp) continue;
+    visited[word] = stamp;
+    const first = start[word], f = freq[word];
+    let end = first + length[word];
+    for (let i = first; i + 1 < end; i++) {
+      if (symbols[i] !== a || symbols[i + 1] !== b) continue;
+      if (i > first) {
+        change(symbols[i - 1], a, -f, word);
+        change(symbols[i - 1], merged, f, word);
+      }
+      if (i + 2 < end) {
+        change(b, symbols[i + 2], -f, word);
+        change(merged, symbols[i + 2], f, word);
+      }
+      best.count -= f;
+      symbols[i] = merged;
+      symbols.copyWithin(i + 1, i + 2, end);
+      end--;
+    }
+    length[word] = end - first;
+  }
+  return grown;
+}
+
+/**
+ * A max-heap of (count, pair): higher count first, then the lexicographically greater (first, second) byte
+ * strings. Entries go stale when a pair's count changes; the caller re-queues or drops them when they surface.
+ */
+class PairHeap {
+  readonly #counts: number[] = [];
+  readonly #stats: PairStat[] = [];
+  readonly #tokens: Uint8Array[];
+
+  /** `tokens`: the bytes of every token id, for ties. */
+  constructor(tokens: Uint8Array[]) {
+    this.#tokens = tokens;
+  }
+
+  get size(): number {
+    return this.#counts.length;
+  }
+
+  push(count: number, stat: PairStat): void {
+    const counts = this.#counts, stats = this.#stats;
+    let i = counts.length;
+    counts.push(count);
+    stats.push(stat);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.#above(count, stat, counts[parent], stats[parent])) break;
+      counts[i] = counts[parent];
+      stats[i] = stats[parent];
+      i = parent;
+    }
+    counts[i] = count;
+    stats[i] = stat;
+  }
+
+  /** Removes and returns the top entry (the heap must not be empty). */
+  pop(): [number, PairStat] {
+    const counts = this.#counts, stats = this.#stats;
+    const top: [number, PairStat] = [counts[0], stats[0]];
+    const lastCount = counts.pop()!, lastStat = stats.pop()!;
+    const n = counts.length;
+    if (n === 0) return top;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && this.#above(counts[child + 1], stats[child + 1], counts[child], stats[child])) child++;
+      if (!this.#above(counts[child], stats[child], lastCount, lastStat)) break;
+      counts[i] = counts[child];
+      stats[i] = stats[child];
+      i = child;
+    }
+    counts[i] = lastCount;
+    stats[i] = lastStat;
+    return top;
+  }
+
+  #above(c1: number, s1: PairStat, c2: number, s2: PairStat): boolean {
+    if (c1 !== c2) return c1 > c2;
+    const tokens = this.#tokens;
+    const order = compareBytes(tokens[s1.first], tokens[s2.first]);
+    return order !== 0 ? order > 0 : compareBytes(tokens[s1.second], tokens[s2.second]) > 0;
+  }
 }
 
 /** Lexicographic order of byte strings (a proper prefix sorts first), as Python compares `bytes`. */

@@ -8,7 +8,7 @@
 import { elementwiseKernel } from "../../../kernels/elementwise.ts";
 import { f32Literal } from "../../../kernels/common.ts";
 import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
-import { record } from "../autograd.ts";
+import { record } from "../graph.ts";
 import { broadcastShapes, fmt } from "../shape.ts";
 import { type DType, empty, type Tensor } from "../tensor.ts";
 
@@ -17,11 +17,11 @@ import { type DType, empty, type Tensor } from "../tensor.ts";
  * No autograd; the ops below add it.
  *
  * @example
- * ```ts ignore
- * import { mapElements } from "./elementwise.ts";
- * import { initGpu, tensor } from "../../../mod.ts";
+ * ```ts
+ * import { initGpu, mapElements, tensor } from "@nanolm/nanolm/tensor";
  * await initGpu();
- * console.log(await mapElements("double", [tensor([1, 2, 3])], "v0 * 2.0").data()); // Float32Array(3) [ 2, 4, 6 ]
+ * const y = await mapElements("axpy", [tensor([1, 2, 3]), tensor([10])], "v0 * 2.0 + v1").data();
+ * if (y.join() !== "12,14,16") throw new Error(`${y}`);
  * ```
  */
 export function mapElements(name: string, inputs: Tensor[], expr: string, outDtype: DType = "f32"): Tensor {
@@ -119,27 +119,147 @@ function unary(op: UnaryOp, x: Tensor): Tensor {
   return record(y, op, [x], (dy) => [mapElements(`${op}_backward`, [x, y, dy], def.backward("v0", "v1", "v2"))]);
 }
 
-/** `-x`. @example `neg(tensor([1, -2]))` gives `[-1, 2]`. */
+/**
+ * `-x`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, neg, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await neg(tensor([1, -2])).data();
+ * if (y.join() !== "-1,2") throw new Error(`neg: ${y}`);
+ * ```
+ */
 export const neg = (x: Tensor): Tensor => unary("neg", x);
-/** `e^x`. @example `exp(tensor([0]))` gives `[1]`. */
+
+/**
+ * `e^x`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, exp, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await exp(tensor([0, 1])).data();
+ * if (y.some((v, i) => Math.abs(v - [1, Math.E][i]) > 1e-5)) throw new Error(`exp: ${y}`);
+ * ```
+ */
 export const exp = (x: Tensor): Tensor => unary("exp", x);
-/** Natural logarithm. @example `log(tensor([1]))` gives `[0]`. */
+
+/**
+ * Natural logarithm.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, log, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await log(tensor([1, Math.E])).data();
+ * if (y.some((v, i) => Math.abs(v - [0, 1][i]) > 1e-5)) throw new Error(`log: ${y}`);
+ * ```
+ */
 export const log = (x: Tensor): Tensor => unary("log", x);
-/** Square root. @example `sqrt(tensor([4]))` gives `[2]`. */
+
+/**
+ * Square root.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, sqrt, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await sqrt(tensor([4, 2])).data();
+ * if (y.some((v, i) => Math.abs(v - [2, Math.SQRT2][i]) > 1e-5)) throw new Error(`sqrt: ${y}`);
+ * ```
+ */
 export const sqrt = (x: Tensor): Tensor => unary("sqrt", x);
-/** `1 / sqrt(x)`. @example `rsqrt(tensor([4]))` gives `[0.5]`. */
+
+/**
+ * `1 / sqrt(x)`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, rsqrt, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await rsqrt(tensor([4])).data();
+ * if (y.some((v, i) => Math.abs(v - [0.5][i]) > 1e-5)) throw new Error(`rsqrt: ${y}`);
+ * ```
+ */
 export const rsqrt = (x: Tensor): Tensor => unary("rsqrt", x);
-/** `x * x`. @example `square(tensor([3]))` gives `[9]`. */
+
+/**
+ * `x * x`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, square, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await square(tensor([3, -2])).data();
+ * if (y.join() !== "9,4") throw new Error(`square: ${y}`);
+ * ```
+ */
 export const square = (x: Tensor): Tensor => unary("square", x);
-/** `|x|`. @example `abs(tensor([-3]))` gives `[3]`. */
+
+/**
+ * `|x|`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, abs, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await abs(tensor([-3, 2])).data();
+ * if (y.join() !== "3,2") throw new Error(`abs: ${y}`);
+ * ```
+ */
 export const abs = (x: Tensor): Tensor => unary("abs", x);
-/** `max(x, 0)`. @example `relu(tensor([-1, 2]))` gives `[0, 2]`. */
+
+/**
+ * `max(x, 0)`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, relu, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await relu(tensor([-1, 2])).data();
+ * if (y.join() !== "0,2") throw new Error(`relu: ${y}`);
+ * ```
+ */
 export const relu = (x: Tensor): Tensor => unary("relu", x);
-/** `1 / (1 + e^-x)`. @example `sigmoid(tensor([0]))` gives `[0.5]`. */
+
+/**
+ * `1 / (1 + e^-x)`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, sigmoid, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await sigmoid(tensor([0, 2])).data();
+ * if (y.some((v, i) => Math.abs(v - [0.5, 1 / (1 + Math.exp(-2))][i]) > 1e-5)) throw new Error(`sigmoid: ${y}`);
+ * ```
+ */
 export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
-/** `x * sigmoid(x)` (SiLU / swish). @example `silu(tensor([0]))` gives `[0]`. */
+
+/**
+ * `x * sigmoid(x)` (SiLU / swish).
+ *
+ * @example
+ * ```ts
+ * import { initGpu, silu, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await silu(tensor([0, 2])).data();
+ * if (y.some((v, i) => Math.abs(v - [0, 2 / (1 + Math.exp(-2))][i]) > 1e-5)) throw new Error(`silu: ${y}`);
+ * ```
+ */
 export const silu = (x: Tensor): Tensor => unary("silu", x);
-/** Hyperbolic tangent. @example `tanh(tensor([0]))` gives `[0]`. */
+
+/**
+ * Hyperbolic tangent.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tanh, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await tanh(tensor([0, 1])).data();
+ * if (y.some((v, i) => Math.abs(v - [0, Math.tanh(1)][i]) > 1e-5)) throw new Error(`tanh: ${y}`);
+ * ```
+ */
 export const tanh = (x: Tensor): Tensor => unary("tanh", x);
 
 // ---- Binary ops -----------------------------------------------------------------------------------------------
@@ -228,19 +348,95 @@ function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
   });
 }
 
-/** `a + b` with broadcasting; either may be a number. @example `add(x, 1)` */
+/**
+ * `a + b` with broadcasting; either may be a number.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, add, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await add(tensor([[1], [2]]), tensor([10, 20])).data();
+ * if (y.join() !== "11,21,12,22") throw new Error(`add: ${y}`);
+ * ```
+ */
 export const add = (a: Tensor | number, b: Tensor | number): Tensor => binary("add", a, b);
-/** `a - b` with broadcasting. @example `sub(x, y)` */
+
+/**
+ * `a - b` with broadcasting; either may be a number.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, sub, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await sub(1, tensor([1, 3])).data();
+ * if (y.join() !== "0,-2") throw new Error(`sub: ${y}`);
+ * ```
+ */
 export const sub = (a: Tensor | number, b: Tensor | number): Tensor => binary("sub", a, b);
-/** `a * b` with broadcasting. @example `mul(x, 0.5)` */
+
+/**
+ * `a * b` with broadcasting; either may be a number.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, mul, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await mul(tensor([2, 4]), 0.5).data();
+ * if (y.join() !== "1,2") throw new Error(`mul: ${y}`);
+ * ```
+ */
 export const mul = (a: Tensor | number, b: Tensor | number): Tensor => binary("mul", a, b);
-/** `a / b` with broadcasting. @example `div(x, y)` */
+
+/**
+ * `a / b` with broadcasting; either may be a number.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, div, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await div(tensor([1, 3]), tensor([4])).data();
+ * if (y.some((v, i) => Math.abs(v - [0.25, 0.75][i]) > 1e-5)) throw new Error(`div: ${y}`);
+ * ```
+ */
 export const div = (a: Tensor | number, b: Tensor | number): Tensor => binary("div", a, b);
-/** `a ** b` with broadcasting (negative bases allowed for integer exponents). @example `pow(x, 3)` */
+
+/**
+ * `a ** b` with broadcasting (negative bases allowed for integer exponents); either may be a number.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, pow, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await pow(tensor([-2, 3]), 3).data();
+ * if (y.some((v, i) => Math.abs(v / [-8, 27][i] - 1) > 1e-5)) throw new Error(`pow: ${y}`);
+ * ```
+ */
 export const pow = (a: Tensor | number, b: Tensor | number): Tensor => binary("pow", a, b);
-/** Elementwise maximum. @example `maximum(x, 0)` */
+
+/**
+ * Elementwise maximum with broadcasting; either may be a number.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, maximum, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await maximum(tensor([-1, 2]), 0).data();
+ * if (y.join() !== "0,2") throw new Error(`maximum: ${y}`);
+ * ```
+ */
 export const maximum = (a: Tensor | number, b: Tensor | number): Tensor => binary("maximum", a, b);
-/** Elementwise minimum. @example `minimum(x, 1)` */
+
+/**
+ * Elementwise minimum with broadcasting; either may be a number.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, minimum, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await minimum(tensor([-1, 2]), 1).data();
+ * if (y.join() !== "-1,1") throw new Error(`minimum: ${y}`);
+ * ```
+ */
 export const minimum = (a: Tensor | number, b: Tensor | number): Tensor => binary("minimum", a, b);
 
 // ---- Comparisons and selection --------------------------------------------------------------------------------
@@ -254,8 +450,11 @@ const compareOps: Record<CompareOp, string> = { eq: "==", ne: "!=", lt: "<", le:
  * Compares elementwise with broadcasting; returns an f32 mask of 0/1.
  *
  * @example
- * ```ts ignore
- * compare("gt", tensor([1, 5]), 2); // [0, 1]
+ * ```ts
+ * import { compare, initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const mask = await compare("gt", tensor([1, 5]), 2).data();
+ * if (mask.join() !== "0,1") throw new Error(`${mask}`);
  * ```
  */
 export function compare(op: CompareOp, a: Tensor | number, b: Tensor | number): Tensor {
@@ -275,8 +474,12 @@ export function compare(op: CompareOp, a: Tensor | number, b: Tensor | number): 
  * `b`, not to the mask.
  *
  * @example
- * ```ts ignore
- * where(compare("gt", x, 0), x, 0); // relu
+ * ```ts
+ * import { compare, initGpu, tensor, where } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const x = tensor([-1, 2]);
+ * const y = await where(compare("gt", x, 0), x, 0).data(); // relu
+ * if (y.join() !== "0,2") throw new Error(`${y}`);
  * ```
  */
 export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
@@ -300,7 +503,17 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
   });
 }
 
-/** A new tensor with the same values (and a gradient path). @example `copy(x)` */
+/**
+ * A new tensor with the same values (and a gradient path).
+ *
+ * @example
+ * ```ts
+ * import { copy, initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const x = tensor([1, 2]), y = copy(x);
+ * if (y.storage === x.storage || (await y.data()).join() !== "1,2") throw new Error("not a copy");
+ * ```
+ */
 export function copy(x: Tensor): Tensor {
   const y = mapElements("copy", [x], "v0", x.dtype);
   return record(y, "copy", [x], (dy) => [dy]);
@@ -312,8 +525,11 @@ export function copy(x: Tensor): Tensor {
  * round to the nearest f32.
  *
  * @example
- * ```ts ignore
- * cast(tensor([2.7, -2.7, 3e9]), "i32"); // [2, -2, 2147483520]
+ * ```ts
+ * import { cast, initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = await cast(tensor([2.7, -2.7, 3e9]), "i32").data();
+ * if (y.join() !== "2,-2,2147483520") throw new Error(`${y}`);
  * ```
  */
 export function cast(x: Tensor, dtype: DType): Tensor {
@@ -322,7 +538,17 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   return mapElements("cast", [x], expr, dtype);
 }
 
-/** A tensor of `value` with `x`'s shape and dtype. @example `fullLike(x, 0)` */
+/**
+ * A tensor of `value` with `x`'s shape and dtype.
+ *
+ * @example
+ * ```ts
+ * import { fullLike, initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = fullLike(tensor(new Int32Array([5, 6])), 3);
+ * if (y.dtype !== "i32" || (await y.data()).join() !== "3,3") throw new Error(y.describe());
+ * ```
+ */
 export function fullLike(x: Tensor, value: number): Tensor {
   return fill(x.shape, value, x.dtype);
 }
@@ -331,11 +557,11 @@ export function fullLike(x: Tensor, value: number): Tensor {
  * A tensor of `shape` filled with `value` (one kernel, no upload).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { fill } from "./elementwise.ts";
- * import { initGpu } from "../../../mod.ts";
+ * import { initGpu } from "@nanolm/nanolm/tensor";
  * await initGpu();
- * console.log(await fill([2, 2], 7).data()); // Float32Array(4) [ 7, 7, 7, 7 ]
+ * if ((await fill([2, 2], 7).data()).join() !== "7,7,7,7") throw new Error("not sevens");
  * ```
  */
 export function fill(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {

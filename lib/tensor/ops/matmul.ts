@@ -1,6 +1,10 @@
 /**
  * Matrix multiplication, batched, with either operand transposed in storage, on the generated tiled kernel.
  *
+ * The planner picks a tile, a split of K and stream-K by a wave model of the GPU (a launch runs in waves of resident
+ * workgroups, and a partial last wave costs a whole one); {@linkcode MatmulTuning} overrides it for benchmarks and
+ * tests. The measurements behind its rules are in bench/RESULTS.md.
+ *
  * @module
  */
 import {
@@ -9,6 +13,7 @@ import {
   chooseVariant,
   matmulKernel,
   matmulSharedBytes,
+  type MatmulSpec,
   matmulStreamKFixupKernel,
   type MatmulTile,
   matmulTiles,
@@ -16,9 +21,10 @@ import {
   streamKSchedule,
   streamKWorkspaceBytes,
 } from "../../../kernels/matmul.ts";
+import type { KernelSource } from "../../../kernels/common.ts";
 import { reduceKernel } from "../../../kernels/reduce.ts";
-import { gpu } from "../../gpu/backend.ts";
-import { recordAccumulating } from "../autograd.ts";
+import { gpu, type GpuBuffer } from "../../gpu/backend.ts";
+import { recordAccumulating } from "../graph.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { reshape } from "./movement.ts";
@@ -29,19 +35,6 @@ export interface MatmulOptions {
   transA?: boolean;
   /** Treat `b`'s last two dims as transposed: `b` is (..., N, K) (e.g. PyTorch linear weights). */
   transB?: boolean;
-  /** Force a tile configuration (tests and benchmarks). */
-  tile?: MatmulTile;
-  /** Force a split-K factor (tests and benchmarks); chosen automatically when absent. */
-  splitK?: number;
-  /**
-   * Force stream-K over this many resident workgroups, or 0 to turn it off (tests and benchmarks; see
-   * {@linkcode chooseStreamK}); chosen automatically when absent.
-   */
-  streamK?: number;
-  /** Ignored: kept for old callers (workgroup memory is always vec4 rows now). */
-  shared?: "vec4" | "f32";
-  /** Code-generation variant of the kernel (benchmarks). */
-  variant?: Partial<MatmulVariant>;
   /**
    * A tensor shaped like the result, added to it in the kernel's epilogue: `matmul(h, w, { transB: true, addend:
    * x })` is `x + h @ w^T` (a residual connection) in one pass over the output instead of two. Its gradient is the
@@ -57,7 +50,10 @@ export interface MatmulOptions {
  * {@linkcode MatmulSettings.computeUnits} holds them.
  */
 const slots = (tile: MatmulTile) => (tile.tm * tile.tn > 64 ? 1 : 2) * settings.computeUnits;
-/** Seconds per BK step of one full wave of large tiles (measured 36 TFLOP/s), and bytes/s of the split-K sum. */
+/**
+ * The wave model's rates: FLOP/s of a full wave of large tiles (what they sustain on an H100/H200, which sets the
+ * seconds of a BK step), and bytes/s of the passes that write and sum partial products.
+ */
 const WAVE_FLOPS = 36e12, BANDWIDTH = 2.8e12;
 
 /**
@@ -93,19 +89,18 @@ function launchSeconds(spec: { m: number; n: number; k: number }, tile: MatmulTi
 }
 
 /**
- * Split-K factor by the wave model of {@linkcode launchSeconds}. Few output tiles with a long K (weight gradients)
- * split until they fill the GPU. On the H100, 512x512x8192 ran at 31.9 TFLOP/s with 16 chunks of the large tile
- * (one wave of 256 workgroups), against 12.4 with the previous rule (medium tile, 5 chunks) and 2.3 unsplit;
- * 10000x512x8192 (316 tiles: 1.2 waves unsplit) at 40.5 with 5 chunks (6 full waves) against 32.0 unsplit. The
- * split layers' dynamic K bounds cost nothing measurable: the old split-K slowness was the medium tile and too few
- * workgroups.
+ * Split-K factor by the wave model of {@linkcode launchSeconds}: few output tiles with a long K (weight gradients)
+ * are split along K until their workgroups fill the GPU's waves, each further split taken only when the model
+ * predicts 2% or more. The split layers' dynamic K bounds cost nothing measurable, so what decides is how full
+ * the waves are and the cost of summing the layers.
  *
  * @example
  * ```ts
  * import { chooseSplitK } from "./matmul.ts";
  * import { matmulTiles } from "../../../kernels/matmul.ts";
- * // A weight gradient: 4 x 4 output tiles over K = 8192 split until they fill the GPU.
- * console.log(chooseSplitK({ batch: 1, m: 512, n: 512, k: 8192 }, matmulTiles.large)); // 16
+ * // A weight gradient: 4 x 4 output tiles over K = 8192 split 16 ways, 256 workgroups, about one wave.
+ * const splits = chooseSplitK({ batch: 1, m: 512, n: 512, k: 8192 }, matmulTiles.large);
+ * if (splits !== 16) throw new Error(`${splits}`);
  * ```
  */
 export function chooseSplitK(spec: { batch: number; m: number; n: number; k: number }, tile: MatmulTile): number {
@@ -121,19 +116,16 @@ export function chooseSplitK(spec: { batch: number; m: number; n: number; k: num
  * When the tiles leave a last, partial wave, stream-K shares that wave's K-iterations evenly among one wave of
  * workgroups ({@linkcode streamKSchedule}): the tail costs `tail / slots` of a wave instead of a whole one, plus
  * writing and summing up to two partial tiles per workgroup. Taken when the wave model predicts it at least 2%
- * faster than the best split-K factor (which includes no split), or than `splitK` when the caller has it.
- *
- * H200, GPU timestamps, TFLOP/s with stream-K against the previous plan (bench/matmul_tune.ts `--plan streamk2`):
- * 1536^3 35.9 vs 30.5, 2560^3 44.9 vs 40.1, 3072^3 45.8 vs 41.8, 4096^3 46.1 vs 44.4, 6144^3 47.0 vs 45.1; the
- * LM's x @ W^T 33.3-38.1 vs 31.5-37.2 and dX 38.5 vs 34.0. Not for transposed A (weight gradients), where split-K
- * stays: lm_head dW (10000 x 512 x 8192) ran at 35.5 with stream-K against 41.0 split 5 ways, W2's dW at 37.7
- * against 41.0 (and the fused q/k/v and w1/w3 dW gained only 2%).
+ * faster than the best split-K factor (which includes no split), or than `splitK` when the caller has it. Not for
+ * transposed A (weight gradients), where split-K measured faster on the LM's shapes (bench/RESULTS.md).
  *
  * @example
  * ```ts
  * import { chooseStreamK } from "./matmul.ts";
  * import { largeTiles } from "../../../kernels/matmul.ts";
- * console.log(chooseStreamK({ batch: 1, m: 4096, n: 4096, k: 4096 }, largeTiles.wide)); // 132
+ * // 512 tiles of 128 x 256: 3 whole waves of 132 and a tail of 116 tiles, shared among 132 workgroups.
+ * const units = chooseStreamK({ batch: 1, m: 4096, n: 4096, k: 4096 }, largeTiles.wide);
+ * if (units !== 132) throw new Error(`${units}`);
  * ```
  */
 export function chooseStreamK(
@@ -141,22 +133,15 @@ export function chooseStreamK(
   tile: MatmulTile,
   splitK: number = chooseSplitK(spec, tile),
 ): number {
-  // The resident-workgroup counts of `slots` were measured for the large tiles only (a medium tile's wave is
-  // larger and its steps cheaper, so the model would overrate stream-K there).
+  // The resident-workgroup counts of `slots` hold for the large tiles only (a medium tile's wave is larger and its
+  // steps cheaper, so the model would overrate stream-K there).
   if (spec.batch !== 1 || spec.transA || tile.tm * tile.tn < 64) return 0;
   const model = launchSeconds(spec, tile);
   return model.streamK() < model.splitK(splitK) * 0.98 ? model.units : 0;
 }
 
-/** Process-wide matmul settings (like PyTorch's backend flags): benchmarks flip them to compare kernels. */
+/** Process-wide matmul settings (like PyTorch's backend flags). */
 export interface MatmulSettings {
-  /**
-   * Inner loop for `x @ W^T` problems on the large tiles: "outer" (transposing stores into k-major tiles) or
-   * "dot" (K-contiguous tiles, dot products; see {@linkcode MatmulVariant}).
-   */
-  transposedBCompute: "outer" | "dot";
-  /** Stream-K for launches that end in a partial wave, where {@linkcode chooseStreamK} predicts a gain. */
-  streamK: boolean;
   /**
    * Streaming multiprocessors (compute units) of the GPU, which the split-K and stream-K plans fill in waves.
    * WebGPU does not expose it; the default is the H100 SXM's and H200's 132 (an A100 has 108, an H100 PCIe 114).
@@ -165,16 +150,17 @@ export interface MatmulSettings {
   computeUnits: number;
 }
 
-const settings: MatmulSettings = { transposedBCompute: "outer", streamK: true, computeUnits: 132 };
+const settings: MatmulSettings = { computeUnits: 132 };
 
 /**
  * Changes process-wide matmul settings and returns the previous ones.
  *
  * @example
  * ```ts
- * import { setMatmulSettings } from "./matmul.ts";
- * const before = setMatmulSettings({ transposedBCompute: "dot" });
+ * import { setMatmulSettings } from "@nanolm/nanolm/tensor";
+ * const before = setMatmulSettings({ computeUnits: 108 }); // an A100
  * setMatmulSettings(before);
+ * if (before.computeUnits !== 132) throw new Error(`${before.computeUnits}`);
  * ```
  */
 export function setMatmulSettings(change: Partial<MatmulSettings>): MatmulSettings {
@@ -188,16 +174,91 @@ export function setMatmulSettings(change: Partial<MatmulSettings>): MatmulSettin
 }
 
 /**
- * Tile and split-K for a problem. A long K over a small output prefers the large tile split along K to a smaller
- * tile: 512x512x8192 ran at 31.9 TFLOP/s (large, 16 chunks) against 24.2 (medium, 5 chunks). Problems that fill
- * the GPU with large tiles get the layout-specific large tile of {@linkcode chooseLargeTile}, unless its workgroup
- * memory exceeds what the device allows (`maxSharedBytes`), in which case the BK-16 large tile stays.
+ * Overrides of the planner for benchmarks and tests, which time or check one kernel configuration against another.
+ * Not part of the package's API (lib/tensor/mod.ts does not export it): the planner's choices are the fast ones.
+ */
+export interface MatmulTuning {
+  /** Tile of every matmul; the planner's when undefined. */
+  tile: MatmulTile | undefined;
+  /** Split-K factor; the planner's when undefined. */
+  splitK: number | undefined;
+  /** Stream-K over this many resident workgroups, or 0 for none; the planner's when undefined. */
+  streamK: number | undefined;
+  /** Code-generation choices; {@linkcode chooseVariant}'s when undefined. */
+  variant: Partial<MatmulVariant> | undefined;
+  /**
+   * Inner loop for `x @ W^T` problems on the large tiles: "outer" (transposing stores into k-major tiles) or
+   * "dot" (K-contiguous tiles, dot products; see {@linkcode MatmulVariant}).
+   */
+  transposedBCompute: "outer" | "dot";
+  /** Stream-K for launches that end in a partial wave, where {@linkcode chooseStreamK} predicts a gain. */
+  autoStreamK: boolean;
+}
+
+let tuning: MatmulTuning = {
+  tile: undefined,
+  splitK: undefined,
+  streamK: undefined,
+  variant: undefined,
+  transposedBCompute: "outer",
+  autoStreamK: true,
+};
+
+/**
+ * Changes the {@linkcode MatmulTuning} of every later matmul and returns the previous one (pass it back to
+ * restore).
+ *
+ * @example
+ * ```ts
+ * import { setMatmulTuning } from "./matmul.ts";
+ * const before = setMatmulTuning({ transposedBCompute: "dot" });
+ * setMatmulTuning(before);
+ * if (before.transposedBCompute !== "outer") throw new Error(before.transposedBCompute);
+ * ```
+ */
+export function setMatmulTuning(change: Partial<MatmulTuning>): MatmulTuning {
+  const before = tuning;
+  tuning = { ...tuning, ...change };
+  return before;
+}
+
+/**
+ * Runs `fn` with the {@linkcode MatmulTuning} changed by `change`, then restores it (a benchmark's or test's forced
+ * tile, split or variant for the matmuls `fn` runs).
+ *
+ * @example
+ * ```ts
+ * import { withMatmulTuning } from "./matmul.ts";
+ * import { initGpu, matmul, tensor } from "@nanolm/nanolm/tensor";
+ * import { matmulTiles } from "../../../kernels/matmul.ts";
+ * await initGpu();
+ * const a = tensor([[1, 2], [3, 4]]);
+ * const c = withMatmulTuning({ tile: matmulTiles.small, splitK: 2 }, () => matmul(a, a));
+ * if ((await c.data()).join() !== "7,10,15,22") throw new Error("wrong product");
+ * ```
+ */
+export function withMatmulTuning<T>(change: Partial<MatmulTuning>, fn: () => T): T {
+  const before = setMatmulTuning(change);
+  try {
+    return fn();
+  } finally {
+    tuning = before;
+  }
+}
+
+/**
+ * Tile, split-K and stream-K for a problem. A long K over a small output takes the large tile split along K rather
+ * than a smaller tile: its 8 x 8 outputs a thread do twice the FMAs per staged value of the medium tile's 4 x 4,
+ * and the split fills the GPU all the same. Problems that fill the GPU with large tiles get the layout-specific
+ * large tile of {@linkcode chooseLargeTile}, unless its workgroup memory exceeds what the device allows
+ * (`maxSharedBytes`), in which case the BK-16 large tile stays.
  *
  * @example
  * ```ts
  * import { planMatmul } from "./matmul.ts";
- * const plan = planMatmul({ batch: 1, m: 4096, n: 4096, k: 4096 });
- * console.log(plan.tile, plan.splitK, plan.streamK); // 128 x 256 tile, no split, stream-K over 132
+ * import { largeTiles } from "../../../kernels/matmul.ts";
+ * const plan = planMatmul({ batch: 1, m: 4096, n: 4096, k: 4096 }); // 128 x 256 tiles, stream-K over 132
+ * if (plan.tile !== largeTiles.wide || plan.splitK !== 1 || plan.streamK !== 132) throw new Error(`${plan.streamK}`);
  * ```
  */
 export function planMatmul(
@@ -215,7 +276,7 @@ export function planMatmul(
     throw new Error(`matmul: split-K (${opts.splitK}) and stream-K (${opts.streamK}) cannot be combined`);
   }
   const splitK = opts.splitK ?? chooseSplitK(spec, tile);
-  const auto = opts.splitK === undefined && settings.streamK;
+  const auto = opts.splitK === undefined && tuning.autoStreamK;
   let streamK = opts.streamK ?? (auto ? chooseStreamK(spec, tile, splitK) : 0);
   // Whole waves leave no tail to share out: a forced stream-K then launches as usual.
   if (streamK && streamKSchedule(spec, tile, streamK).tail === 0) streamK = 0;
@@ -227,12 +288,50 @@ export function planMatmul(
  * across the batch.
  *
  * @example
- * ```ts ignore
- * const y = matmul(x, w, { transB: true }); // x (B, T, in) @ w (out, in)^T -> (B, T, out)
+ * ```ts
+ * import { initGpu, matmul, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const x = tensor([[[1, 2]], [[3, 4]]]); // (B = 2, T = 1, in = 2)
+ * const w = tensor([[1, 0], [0, 1], [1, 1]]); // (out = 3, in = 2), as a linear layer stores it
+ * const y = matmul(x, w, { transB: true }); // (2, 1, 3)
+ * if (y.shape.join() !== "2,1,3" || (await y.data()).join() !== "1,2,3,3,4,7") throw new Error("wrong product");
  * ```
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  const problem = matmulProblem(a, b, transA, transB);
+  const out = empty(problem.outShape);
+  const addend = opts.addend;
+  if (addend && (addend.dtype !== "f32" || !sameShape(addend.shape, out.shape))) {
+    throw new Error(`matmul: addend ${addend.describe()} must be f32 of the result's shape ${fmt(out.shape)}`);
+  }
+  if (out.size > 0) runMatmul(problem.spec, [a.buffer, b.buffer], out.buffer, addend?.buffer);
+  const [batchA, batchB] = [a.ndim > 2, b.ndim > 2];
+  return recordAccumulating(out, "matmul", addend ? [a, b, addend] : [a, b], (dc, prior) => {
+    // C = op(a) op(b): dA = dC op(b)^T, dB = op(a)^T dC, written back in each operand's storage layout. When a
+    // already has a gradient from another use (x feeding q, k and v projections), dC op(b)^T adds it in its
+    // epilogue.
+    const ga = a.requiresGrad
+      ? (transA
+        ? matmul(b, dc, { transA: transB, transB: true })
+        : matmul(dc, b, { transB: !transB, addend: prior[0] }))
+      : null;
+    const gb = b.requiresGrad
+      ? (b.ndim === 2 && a.ndim > 2 && !transA
+        ? sharedWeightGrad(a, dc, transB)
+        : transB
+        ? matmul(dc, a, { transA: true, transB: transA })
+        : matmul(a, dc, { transA: !transA }))
+      : null;
+    return addend ? [ga, gb, dc] : [ga, gb];
+  }, { accumulates: [!transA && (batchA || !batchB), false] });
+}
+
+/**
+ * Checks the operands of `op(a) @ op(b)` and describes the problem: the kernel spec (a batch of row-major A
+ * against a shared B folded into one big matmul) and the result's shape.
+ */
+function matmulProblem(a: Tensor, b: Tensor, transA: boolean, transB: boolean) {
   const shapes = `${a.describe()} and ${b.describe()}${transA ? " (a transposed)" : ""}${
     transB ? " (b transposed)" : ""
   }`;
@@ -256,58 +355,78 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     batch = 1;
     strideA = 0;
   }
-  const out = empty([...batchShape, M, N]);
-  const addend = opts.addend;
-  if (addend && (addend.dtype !== "f32" || !sameShape(addend.shape, out.shape))) {
-    throw new Error(`matmul: addend ${addend.describe()} must be f32 of the result's shape ${fmt(out.shape)}`);
+  const spec: MatmulSpec = { batch, m, n: N, k: K, transA, transB, batchStrideA: strideA, batchStrideB: strideB };
+  return { spec, outShape: [...batchShape, M, N] };
+}
+
+/**
+ * What {@linkcode matmul} dispatches for a problem: the plan, the matmul kernel, and for split-K the sum of its
+ * layers (over a scratch of partial products) or for stream-K the fixup (over the partial-tile workspace).
+ */
+export interface MatmulLaunch {
+  /** The planner's choice (split-K is not used with an addend). */
+  plan: { tile: MatmulTile; splitK: number; streamK: number };
+  mode: "plain" | "splitK" | "streamK";
+  /** Bindings a, b, then c (split-K: the scratch), then the addend r or the stream-K workspace w. */
+  main: KernelSource;
+  /** Split-K: scratch (read), c (write); stream-K: workspace (read), c (read-write). */
+  finish?: KernelSource;
+  /** Bytes of the scratch or workspace; 0 when plain. */
+  scratchBytes: number;
+}
+
+/**
+ * The kernels of a matmul under the current {@linkcode MatmulTuning}, on a device with `maxSharedBytes` of
+ * workgroup memory (pure: the kernel corpus test checks it).
+ *
+ * @example
+ * ```ts
+ * import { matmulLaunch } from "./matmul.ts";
+ * const spec = { batch: 1, m: 4096, n: 4096, k: 4096, transA: false, transB: false, batchStrideA: 0, batchStrideB: 0 };
+ * const launch = matmulLaunch(spec, false, 49152);
+ * if (launch.mode !== "streamK" || launch.finish?.name !== "matmul_streamK_fixup_128x256") throw new Error(launch.mode);
+ * ```
+ */
+export function matmulLaunch(spec: MatmulSpec, addend: boolean, maxSharedBytes: number): MatmulLaunch {
+  const { m, n, k, transA, transB } = spec;
+  const plan = planMatmul(spec, { tile: tuning.tile, splitK: tuning.splitK, streamK: tuning.streamK, maxSharedBytes });
+  const tile = plan.tile, splits = addend ? 1 : plan.splitK;
+  // x @ W^T on a large tile: the inner loop the tuning asks for (a forced tile or variant keeps its own).
+  const dot = tuning.transposedBCompute === "dot" && transB && !transA && k % 4 === 0 && !tuning.tile;
+  const variant = tuning.variant ?? (dot && tile.bm === 128 ? { compute: "dot" as const } : undefined);
+  if (splits > 1) {
+    // Few output tiles but a long K (weight gradients): split K across workgroups, then sum the layers.
+    const main = matmulKernel({ ...spec, tile, splitK: splits, variant });
+    const layers = main.workgroups[2];
+    const finish = reduceKernel({ kind: "sum", outer: 1, reduced: layers, inner: m * n });
+    return { plan, mode: "splitK", main, finish, scratchBytes: layers * m * n * 4 };
   }
-  if (out.size > 0) {
-    const spec = { batch, m, n: N, k: K, transA, transB, batchStrideA: strideA, batchStrideB: strideB };
-    // x @ W^T on a large tile: the inner loop the settings ask for (explicit variants, as from benchmarks, win).
-    const dot = settings.transposedBCompute === "dot" && transB && !transA && K % 4 === 0 && !opts.tile;
-    const backend = gpu();
-    const maxSharedBytes = backend.device.limits.maxComputeWorkgroupStorageSize;
-    const plan = planMatmul(spec, { ...opts, maxSharedBytes });
-    const tile = plan.tile, splits = addend ? 1 : plan.splitK;
-    const variant = opts.variant ?? (dot && tile.bm === 128 ? { compute: "dot" as const } : undefined);
-    if (splits > 1) {
-      // Few output tiles but a long K (weight gradients): split K across workgroups, then sum the layers.
-      const k = matmulKernel({ ...spec, tile, splitK: splits, variant });
-      const layers = k.workgroups[2];
-      const partial = backend.alloc(layers * m * N * 4);
-      backend.run(k, [a.buffer, b.buffer, partial]);
-      backend.run(reduceKernel("sum", { outer: 1, reduced: layers, inner: m * N }), [partial, out.buffer]);
-      backend.free(partial);
-    } else if (plan.streamK && !addend) {
-      // The last, partial wave's tiles shared out along K, then their partial products summed.
-      const k = matmulKernel({ ...spec, tile, variant, streamK: plan.streamK });
-      const work = backend.alloc(streamKWorkspaceBytes(tile, plan.streamK));
-      backend.run(k, [a.buffer, b.buffer, out.buffer, work]);
-      backend.run(matmulStreamKFixupKernel({ m, n: N, k: K, tile, units: plan.streamK }), [work, out.buffer]);
-      backend.free(work);
-    } else {
-      const k = matmulKernel({ ...spec, tile, variant, addend: !!addend });
-      backend.run(k, addend ? [a.buffer, b.buffer, out.buffer, addend.buffer] : [a.buffer, b.buffer, out.buffer]);
-    }
+  if (plan.streamK && !addend) {
+    // The last, partial wave's tiles shared out along K, then their partial products summed.
+    const main = matmulKernel({ ...spec, tile, variant, streamK: plan.streamK });
+    const finish = matmulStreamKFixupKernel({ m, n, k, tile, units: plan.streamK });
+    return { plan, mode: "streamK", main, finish, scratchBytes: streamKWorkspaceBytes(tile, plan.streamK) };
   }
-  return recordAccumulating(out, "matmul", addend ? [a, b, addend] : [a, b], (dc, prior) => {
-    // C = op(a) op(b): dA = dC op(b)^T, dB = op(a)^T dC, written back in each operand's storage layout. When a
-    // already has a gradient from another use (x feeding q, k and v projections), dC op(b)^T adds it in its
-    // epilogue.
-    const ga = a.requiresGrad
-      ? (transA
-        ? matmul(b, dc, { transA: transB, transB: true })
-        : matmul(dc, b, { transB: !transB, addend: prior[0] }))
-      : null;
-    const gb = b.requiresGrad
-      ? (b.ndim === 2 && a.ndim > 2 && !transA
-        ? sharedWeightGrad(a, dc, transB)
-        : transB
-        ? matmul(dc, a, { transA: true, transB: transA })
-        : matmul(a, dc, { transA: !transA }))
-      : null;
-    return addend ? [ga, gb, dc] : [ga, gb];
-  }, { accumulates: [!transA && (batchA.length > 0 || batchB.length === 0), false] });
+  return { plan, mode: "plain", main: matmulKernel({ ...spec, tile, variant, addend }), scratchBytes: 0 };
+}
+
+/** Dispatches {@linkcode matmulLaunch}'s kernels for `c = a @ b (+ addend)`. */
+function runMatmul(spec: MatmulSpec, [a, b]: [GpuBuffer, GpuBuffer], c: GpuBuffer, addend?: GpuBuffer): void {
+  const backend = gpu();
+  const launch = matmulLaunch(spec, !!addend, backend.device.limits.maxComputeWorkgroupStorageSize);
+  if (launch.mode === "plain") {
+    backend.run(launch.main, addend ? [a, b, c, addend] : [a, b, c]);
+    return;
+  }
+  const scratch = backend.alloc(launch.scratchBytes);
+  if (launch.mode === "splitK") {
+    backend.run(launch.main, [a, b, scratch]);
+    backend.run(launch.finish!, [scratch, c]);
+  } else {
+    backend.run(launch.main, [a, b, c, scratch]);
+    backend.run(launch.finish!, [scratch, c]);
+  }
+  backend.free(scratch);
 }
 
 /**

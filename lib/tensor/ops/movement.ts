@@ -6,7 +6,7 @@
  */
 import { concatKernel, gatherKernel, MAX_CONCAT_PIECES, splitKernel } from "../../../kernels/copy.ts";
 import { gpu } from "../../gpu/backend.ts";
-import { record } from "../autograd.ts";
+import { record } from "../graph.ts";
 import { fmt, normAxis, prod, sameShape } from "../shape.ts";
 import { empty, type Tensor, view } from "../tensor.ts";
 import { fill } from "./elementwise.ts";
@@ -41,8 +41,12 @@ function runGather(
  * The same values with another shape (no copy). One dim may be -1 and is inferred.
  *
  * @example
- * ```ts ignore
- * reshape(x, [2, -1]); // (2, 3) from (6,)
+ * ```ts
+ * import { initGpu, reshape, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const x = tensor([1, 2, 3, 4, 5, 6]);
+ * const y = reshape(x, [2, -1]); // (2, 3), sharing x's storage
+ * if (y.shape.join() !== "2,3" || y.storage !== x.storage) throw new Error(y.describe());
  * ```
  */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -64,8 +68,12 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
  * Reorders dimensions: output dim `i` is input dim `axes[i]`.
  *
  * @example
- * ```ts ignore
- * permute(x, [0, 2, 1, 3]); // (B, T, H, hd) -> (B, H, T, hd)
+ * ```ts
+ * import { initGpu, permute, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const x = tensor([[[1, 2, 3], [4, 5, 6]]]); // (1, 2, 3)
+ * const y = permute(x, [2, 0, 1]); // (3, 1, 2)
+ * if (y.shape.join() !== "3,1,2" || (await y.data()).join() !== "1,4,2,5,3,6") throw new Error(y.describe());
  * ```
  */
 export function permute(x: Tensor, axes: readonly number[]): Tensor {
@@ -87,8 +95,12 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
  * Swaps two dimensions.
  *
  * @example
- * ```ts ignore
- * transpose(w, 0, 1); // (out, in) -> (in, out)
+ * ```ts
+ * import { initGpu, tensor, transpose } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const w = tensor([[1, 2, 3], [4, 5, 6]]); // (out, in)
+ * const t = transpose(w, 0, 1); // (in, out)
+ * if (t.shape.join() !== "3,2" || (await t.data()).join() !== "1,4,2,5,3,6") throw new Error(t.describe());
  * ```
  */
 export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
@@ -102,8 +114,12 @@ export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
  * Elements `start <= i < end` along `axis` (a copy).
  *
  * @example
- * ```ts ignore
- * slice(x, { axis: -1, start: 0, end: 64 });
+ * ```ts
+ * import { initGpu, slice, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const x = tensor([[1, 2, 3], [4, 5, 6]]);
+ * const y = slice(x, { axis: -1, start: 1 }); // columns 1 and 2
+ * if ((await y.data()).join() !== "2,3,5,6") throw new Error(y.describe());
  * ```
  */
 export function slice(x: Tensor, { axis, start, end }: { axis: number; start: number; end?: number }): Tensor {
@@ -140,8 +156,11 @@ function padInto(part: Tensor, shape: readonly number[], axis: number, start: nu
  * splits the gradient back into pieces by one dispatch (e.g. a fused q/k/v weight from its three parameters).
  *
  * @example
- * ```ts ignore
- * concat([a, b], -1);
+ * ```ts
+ * import { concat, initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = concat([tensor([[1], [2]]), tensor([[3, 4], [5, 6]])], -1);
+ * if (y.shape.join() !== "2,3" || (await y.data()).join() !== "1,3,4,2,5,6") throw new Error(y.describe());
  * ```
  */
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
@@ -199,8 +218,11 @@ function concatEndToEnd(xs: readonly Tensor[], out: Tensor): Tensor {
  * Repeats `x` along broadcast dims to `shape` (NumPy rules). The backward sums back (done by autograd).
  *
  * @example
- * ```ts ignore
- * broadcastTo(bias, [B, T, D]);
+ * ```ts
+ * import { broadcastTo, initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const y = broadcastTo(tensor([1, 2]), [2, 2]); // a copy, one row per leading index
+ * if ((await y.data()).join() !== "1,2,1,2") throw new Error(y.describe());
  * ```
  */
 export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {

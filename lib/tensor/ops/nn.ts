@@ -14,13 +14,13 @@ import {
   rmsNormWeightGradKernel,
 } from "../../../kernels/rmsnorm.ts";
 import { ropeKernel, ropeTable } from "../../../kernels/rope.ts";
-import { siluGateKernel } from "../../../kernels/silu_gate.ts";
+import { siluGateBackwardKernel, siluGateForwardKernel } from "../../../kernels/silu_gate.ts";
 import { softmaxBackwardKernel, softmaxForwardKernel, type SoftmaxSpec } from "../../../kernels/softmax.ts";
 import type { KernelSource } from "../../../kernels/common.ts";
 import {
+  attentionBackwardDeltaKernel,
   attentionBackwardDkvKernel,
   attentionBackwardDqKernel,
-  attentionDeltaKernel,
   attentionForwardKernel,
   type AttentionSpec,
   type AttentionVariant,
@@ -29,7 +29,7 @@ import {
   fusedAttentionSupports,
 } from "../../../kernels/attention.ts";
 import { gpu } from "../../gpu/backend.ts";
-import { noGrad, record, recordAccumulating } from "../autograd.ts";
+import { noGrad, record, recordAccumulating } from "../graph.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, keep, type Tensor } from "../tensor.ts";
 import { fill } from "./elementwise.ts";
@@ -84,8 +84,11 @@ function softmaxOp(x: Tensor, opts: SoftmaxOptions, log: boolean): Tensor {
  * Softmax over the last axis, numerically stable (the row maximum is subtracted first).
  *
  * @example
- * ```ts ignore
- * const p = softmax(scores, { scale: 1 / Math.sqrt(64), causal: true });
+ * ```ts
+ * import { initGpu, softmax, zeros } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const p = await softmax(zeros([2, 2]), { scale: 0.5, causal: true }).data(); // query 0 sees key 0 only
+ * if (p.join() !== "1,0,0.5,0.5") throw new Error(`${p}`);
  * ```
  */
 export function softmax(x: Tensor, opts: SoftmaxOptions = {}): Tensor {
@@ -96,8 +99,11 @@ export function softmax(x: Tensor, opts: SoftmaxOptions = {}): Tensor {
  * Log-softmax over the last axis, numerically stable.
  *
  * @example
- * ```ts ignore
- * const logp = logSoftmax(logits);
+ * ```ts
+ * import { initGpu, logSoftmax, zeros } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const logp = await logSoftmax(zeros([4])).data();
+ * if (logp.some((v) => Math.abs(v + Math.log(4)) > 1e-6)) throw new Error(`${logp}`);
  * ```
  */
 export function logSoftmax(x: Tensor, opts: SoftmaxOptions = {}): Tensor {
@@ -110,8 +116,11 @@ export function logSoftmax(x: Tensor, opts: SoftmaxOptions = {}): Tensor {
  * RMSNorm over the last axis: `x / sqrt(mean(x^2) + eps) * weight`.
  *
  * @example
- * ```ts ignore
- * const h = rmsNorm(x, gain, { eps: 1e-5 });
+ * ```ts
+ * import { initGpu, ones, rmsNorm, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const h = await rmsNorm(tensor([[3, 4]]), ones([2]), { eps: 0 }).data(); // rms = sqrt(12.5)
+ * if (Math.abs(h[0] - 3 / Math.sqrt(12.5)) > 1e-6 || Math.abs(h[1] - 4 / Math.sqrt(12.5)) > 1e-6) throw new Error();
  * ```
  */
 export function rmsNorm(x: Tensor, weight: Tensor, opts: { eps?: number } = {}): Tensor {
@@ -195,10 +204,14 @@ export interface RopeOptions {
  *   (..., T).
  *
  * @example
- * ```ts ignore
- * const q2 = rope(q, positions, { theta: 10000 }); // q (B, H, T, hd), positions (T) i32
- * const k2 = rope(k, positions, { theta: 10000, layout: "bthd" }); // k (B, T, H, hd), positions (B, T) i32
- * const qkv2 = rope(qkv, positions, { theta: 10000, packed: true }); // qkv (B, T, 3, H, hd)
+ * ```ts
+ * import { initGpu, rope, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const q = tensor([[[1, 0], [1, 0]]]); // (B = 1, T = 2, hd = 2)
+ * const positions = tensor(new Int32Array([0, 1])); // (T)
+ * const [a, b, c, d] = await rope(q, positions, { theta: 10000 }).data();
+ * // Position 0 is left alone; position 1 turns the pair by 1 radian (theta^0), keeping its length.
+ * if (a !== 1 || b !== 0 || Math.abs(c - Math.cos(1)) > 1e-6 || Math.abs(Math.hypot(c, d) - 1) > 1e-6) throw new Error();
  * ```
  */
 export function rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tensor {
@@ -249,9 +262,12 @@ export function rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tens
  * half of the last axis and b the second, read in place. The backward writes both halves of dh in one dispatch.
  *
  * @example
- * ```ts ignore
- * const h = matmul(x2, concat([w1, w3], 0), { transB: true }); // (N, 2 dFf)
- * const hidden = packedSiluGate(h); // (N, dFf)
+ * ```ts
+ * import { initGpu, packedSiluGate, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * // h = x @ concat([w1, w3], 0)^T in a model: (N, 2F), here N = 1, F = 2.
+ * const [g0, g1] = await packedSiluGate(tensor([[0, 2, 5, 3]])).data(); // silu([0, 2]) * [5, 3]
+ * if (g0 !== 0 || Math.abs(g1 - (3 * 2) / (1 + Math.exp(-2))) > 1e-5) throw new Error(`${g0} ${g1}`);
  * ```
  */
 export function packedSiluGate(h: Tensor): Tensor {
@@ -262,10 +278,10 @@ export function packedSiluGate(h: Tensor): Tensor {
   }
   const width = width2 / 2, rows = h.size / Math.max(width2, 1);
   const y = empty([...h.shape.slice(0, -1), width]);
-  if (y.size > 0) run(siluGateKernel({ rows, width, backward: false }), [h, y]);
+  if (y.size > 0) run(siluGateForwardKernel({ rows, width }), [h, y]);
   return record(y, "packedSiluGate", [h], (dy) => {
     const dh = empty(h.shape);
-    if (dh.size > 0) run(siluGateKernel({ rows, width, backward: true }), [h, dy, dh]);
+    if (dh.size > 0) run(siluGateBackwardKernel({ rows, width }), [h, dy, dh]);
     return [dh];
   });
 }
@@ -277,8 +293,12 @@ export function packedSiluGate(h: Tensor): Tensor {
  * give zero rows (the GPU cannot raise errors; validate ids on the host when they come from users).
  *
  * @example
- * ```ts ignore
- * const h = embedding(tokenEmbeddings, ids); // (B, T, d_model)
+ * ```ts
+ * import { embedding, initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const table = tensor([[0, 1], [2, 3], [4, 5]]); // (vocab, dim)
+ * const h = embedding(table, tensor(new Int32Array([2, 0]), { shape: [1, 2] })); // (B, T, dim)
+ * if (h.shape.join() !== "1,2,2" || (await h.data()).join() !== "4,5,0,1") throw new Error(h.describe());
  * ```
  */
 export function embedding(table: Tensor, ids: Tensor): Tensor {
@@ -286,10 +306,10 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   if (ids.dtype !== "i32") throw new TypeError(`embedding: ids must be i32, got ${ids.describe()}`);
   const [vocab, dim] = table.shape;
   const y = empty([...ids.shape, dim]);
-  if (y.size > 0) run(embeddingForwardKernel(ids.size, dim, vocab), [table, ids, y]);
+  if (y.size > 0) run(embeddingForwardKernel({ tokens: ids.size, dim, vocab }), [table, ids, y]);
   return record(y, "embedding", [table], (dy) => {
     const grad = fill(table.shape, 0);
-    if (dy.size > 0) run(embeddingBackwardKernel(ids.size, dim, vocab), [dy, ids, grad]);
+    if (dy.size > 0) run(embeddingBackwardKernel({ tokens: ids.size, dim, vocab }), [dy, ids, grad]);
     return [grad];
   });
 }
@@ -301,8 +321,11 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
  * Out-of-range targets give NaN (so they cannot pass unnoticed).
  *
  * @example
- * ```ts ignore
- * const loss = crossEntropy(logits, targets); // scalar
+ * ```ts
+ * import { crossEntropy, initGpu, tensor, zeros } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const loss = await crossEntropy(zeros([2, 4]), tensor(new Int32Array([1, 3]))).item(); // uniform over 4
+ * if (Math.abs(loss - Math.log(4)) > 1e-6) throw new Error(`${loss}`);
  * ```
  */
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
@@ -314,12 +337,12 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   const vocab = logits.shape[logits.ndim - 1], rows = targets.size;
   if (rows === 0) throw new Error(`crossEntropy: no targets in ${targets.describe()}`);
   const losses = empty([rows]), lse = empty([rows]);
-  run(crossEntropyForwardKernel(rows, vocab), [logits, targets, losses, lse]);
+  run(crossEntropyForwardKernel({ rows, vocab }), [logits, targets, losses, lse]);
   const loss = mean(losses);
   losses.dispose();
   return record(loss, "crossEntropy", [logits], (dy) => {
     const dl = empty(logits.shape);
-    run(crossEntropyBackwardKernel(rows, vocab), [logits, targets, lse, dy, dl]);
+    run(crossEntropyBackwardKernel({ rows, vocab }), [logits, targets, lse, dy, dl]);
     return [dl];
   }, [lse]);
 }
@@ -372,13 +395,17 @@ let variantSetting: Partial<AttentionVariant> = {};
 
 /**
  * The variant attention runs on this adapter unless told otherwise: `DEFAULT_ATTENTION_VARIANT`, with the forward
- * kernel unrolled (`unroll: "forward"`) on hardware adapters. On the H200 that took a training step from 29.27 to
- * 28.76 ms in the same call (the forward from 0.29 to 0.18 ms). Software adapters keep the loops: Mesa's lavapipe
- * spends minutes compiling the unrolled kernel at head dim 32.
+ * kernel unrolled (`unroll: "forward"`) on hardware adapters, where it makes a training step faster
+ * (bench/RESULTS.md). Software adapters keep the loops: Mesa's lavapipe spends minutes compiling the unrolled kernel
+ * at head dim 32.
  *
  * @example
- * ```ts ignore
- * console.log(defaultAttentionVariant().unroll); // "forward" on a GPU, "none" on lavapipe
+ * ```ts
+ * import { defaultAttentionVariant } from "./nn.ts";
+ * import { gpu, initGpu } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const { unroll } = defaultAttentionVariant();
+ * if (unroll !== (gpu().info.isSoftware ? "none" : "forward")) throw new Error(unroll);
  * ```
  */
 export function defaultAttentionVariant(): AttentionVariant {
@@ -409,10 +436,12 @@ function resolveVariant(base: AttentionVariant, partial: Partial<AttentionVarian
  * setting.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { setAttentionVariant } from "./nn.ts";
  * const before = setAttentionVariant({ rowsPerThread: 2, keysPerThread: 2 });
  * // ... time a training step ...
- * setAttentionVariant(before);
+ * const mine = setAttentionVariant(before);
+ * if (mine.rowsPerThread !== 2 || Object.keys(before).length !== 0) throw new Error(JSON.stringify(mine));
  * ```
  */
 export function setAttentionVariant(variant: Partial<AttentionVariant>): Partial<AttentionVariant> {
@@ -431,9 +460,13 @@ export function setAttentionVariant(variant: Partial<AttentionVariant>): Partial
  * softmax, whose gradients it inherits (in the `"bthd"` layout with head permutes around it).
  *
  * @example
- * ```ts ignore
- * const out = attention(q, k, v); // (B, H, T, hd)
- * const o = attention(q2, k2, v2, { layout: "bthd" }); // (B, T, H, hd): reshape to (B, T, H*hd) for free
+ * ```ts
+ * import { attention, initGpu, randn } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const [q, k, v] = [1, 2, 3].map((seed) => randn([2, 3, 4], { seed })); // (B*H, T, hd)
+ * const out = await attention(q, k, v).data(); // causal: query 0 sees key 0 only, so out[0] = v[0]
+ * const v0 = (await v.data()).slice(0, 4);
+ * if (v0.some((x, i) => Math.abs(out[i] - x) > 1e-6)) throw new Error(`${out.slice(0, 4)}`);
  * ```
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
@@ -499,9 +532,14 @@ export type PackedAttentionOptions = Omit<AttentionOptions, "layout">;
  * Where the fused kernels do not apply (head dim, `fused: false`) the parts are sliced out for the composite.
  *
  * @example
- * ```ts ignore
- * const qkv = reshape(matmul(x2, wqkv, { transB: true }), [B, T, 3, H, hd]); // wqkv = concat([wq, wk, wv], 0)
- * const o = packedAttention(rope(qkv, positions, { packed: true })); // (B, T, H, hd)
+ * ```ts
+ * import { initGpu, packedAttention, randn } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * // In a model: reshape(matmul(x, concat([wq, wk, wv], 0), { transB: true }), [B, T, 3, H, hd]).
+ * const qkv = randn([1, 3, 3, 2, 4], { seed: 0 }); // (B, T, 3, H, hd)
+ * const o = packedAttention(qkv); // (B, T, H, hd): position 0 sees itself only, so o[0] is its v
+ * const [out, all] = [await o.data(), await qkv.data()];
+ * if (o.shape.join() !== "1,3,2,4" || Math.abs(out[0] - all[16]) > 1e-6) throw new Error(o.describe());
  * ```
  */
 export function packedAttention(qkv: Tensor, opts: PackedAttentionOptions = {}): Tensor {
@@ -560,16 +598,16 @@ function fusedAttention(
   variant: AttentionVariant,
 ): Tensor {
   const out = empty(outShape), lse = empty([spec.bh * spec.tq]);
-  run(attentionForwardKernel(spec, variant), [...inputs, out, lse]);
+  run(attentionForwardKernel({ ...spec, variant }), [...inputs, out, lse]);
   return record(out, spec.packed ? "packedAttention" : "attention", inputs, (dout) => {
     // delta_i = rowsum(dO_i * O_i), the softmax backward's correction term.
     const delta = empty([spec.bh * spec.tq]);
-    run(attentionDeltaKernel(spec.bh * spec.tq, spec.d), [dout, out, delta]);
+    run(attentionBackwardDeltaKernel({ rows: spec.bh * spec.tq, d: spec.d }), [dout, out, delta]);
     const grads = inputs.map((t) => empty(t.shape));
     const [dq, dk, dv] = spec.packed ? [grads[0], grads[0], null] : grads;
-    run(attentionBackwardDqKernel(spec, variant), [...inputs, dout, lse, delta, dq]);
+    run(attentionBackwardDqKernel({ ...spec, variant }), [...inputs, dout, lse, delta, dq]);
     // Packed, dk and dv are parts of one gradient, bound once.
-    run(attentionBackwardDkvKernel(spec, variant), [...inputs, dout, lse, delta, dk, ...(dv ? [dv] : [])]);
+    run(attentionBackwardDkvKernel({ ...spec, variant }), [...inputs, dout, lse, delta, dk, ...(dv ? [dv] : [])]);
     delta.dispose();
     return grads;
   }, [lse]);

@@ -7,7 +7,7 @@
 import { f32Literal } from "../../../kernels/common.ts";
 import { type ReduceDims, reduceGroupSize, reduceKernel, type ReduceKind } from "../../../kernels/reduce.ts";
 import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
-import { noGrad, record } from "../autograd.ts";
+import { noGrad, record } from "../graph.ts";
 import { fmt, normAxis, prod } from "../shape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { mapElements } from "./elementwise.ts";
@@ -69,7 +69,7 @@ function reduceInto(
   if ((inner === 1 ? Math.ceil(R / 256) : R) > iterations) {
     return reduceInGroups(kind, x, out, dims, reduceGroupSize(inner, iterations), scale, shape, op);
   }
-  backend.run(reduceKernel(kind, dims, scale), [x, out]);
+  backend.run(reduceKernel({ kind, ...dims, scale }), [x, out]);
 }
 
 /** Reduces groups of `group` along the axis to a partial (outer, groups, inner), then the partial into `out`. */
@@ -85,7 +85,7 @@ function reduceInGroups(
 ): void {
   const backend = gpu(), groups = Math.ceil(dims.reduced / group);
   const partial = backend.alloc(dims.outer * groups * dims.inner * 4);
-  backend.run(reduceKernel(kind, { ...dims, group }), [x, partial]);
+  backend.run(reduceKernel({ kind, ...dims, group }), [x, partial]);
   reduceInto(kind, partial, out, { outer: dims.outer, reduced: groups, inner: dims.inner }, scale, shape, op);
   backend.free(partial);
 }
@@ -133,7 +133,7 @@ function reduceInParts(
     const first = g * group, end = Math.min(R, (g + perPart) * group);
     const part = backend.range(x, first * inner * 4, (end - first) * inner * 4);
     const outPart = backend.range(partial, g * inner * 4, Math.ceil((end - first) / group) * inner * 4);
-    backend.run(reduceKernel(kind, { outer: 1, reduced: end - first, inner, group }), [part, outPart]);
+    backend.run(reduceKernel({ kind, outer: 1, reduced: end - first, inner, group }), [part, outPart]);
   }
   reduceInto(kind, partial, out, { outer: 1, reduced: groups, inner }, scale, shape, op);
   backend.free(partial);
@@ -186,8 +186,11 @@ function reduce(kind: ReduceKind, x: Tensor, opts: ReduceOptions, mean: boolean)
  * Sum over `axis` (all axes by default).
  *
  * @example
- * ```ts ignore
- * sum(x, { axis: -1, keepDims: true });
+ * ```ts
+ * import { initGpu, sum, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const rows = sum(tensor([[1, 2], [3, 4]]), { axis: -1, keepDims: true }); // (2, 1)
+ * if (rows.shape.join() !== "2,1" || (await rows.data()).join() !== "3,7") throw new Error(rows.describe());
  * ```
  */
 export function sum(x: Tensor, opts: ReduceOptions = {}): Tensor {
@@ -198,8 +201,11 @@ export function sum(x: Tensor, opts: ReduceOptions = {}): Tensor {
  * Mean over `axis` (all axes by default).
  *
  * @example
- * ```ts ignore
- * mean(x, { axis: 0 });
+ * ```ts
+ * import { initGpu, mean, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const columns = await mean(tensor([[1, 2], [3, 6]]), { axis: 0 }).data();
+ * if (columns.join() !== "2,4") throw new Error(`${columns}`);
  * ```
  */
 export function mean(x: Tensor, opts: ReduceOptions = {}): Tensor {
@@ -210,8 +216,11 @@ export function mean(x: Tensor, opts: ReduceOptions = {}): Tensor {
  * Maximum over `axis` (all axes by default). The gradient flows to every position equal to the maximum.
  *
  * @example
- * ```ts ignore
- * max(logits, { axis: -1 });
+ * ```ts
+ * import { initGpu, max, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const best = await max(tensor([[1, 5, 2], [7, 0, 3]]), { axis: -1 }).data();
+ * if (best.join() !== "5,7") throw new Error(`${best}`);
  * ```
  */
 export function max(x: Tensor, opts: ReduceOptions = {}): Tensor {
@@ -222,8 +231,12 @@ export function max(x: Tensor, opts: ReduceOptions = {}): Tensor {
  * Sums `x` down to `shape`, undoing NumPy broadcasting: the one place where gradients are un-broadcast.
  *
  * @example
- * ```ts ignore
- * sumTo(grad, [1, D]); // from (B, T, D)
+ * ```ts
+ * import { initGpu, sumTo, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const grad = tensor([[[1, 2], [3, 4]], [[5, 6], [7, 8]]]); // (B, T, D) = (2, 2, 2)
+ * const bias = sumTo(grad, [1, 2]); // the gradient of a (1, D) bias broadcast over B and T
+ * if ((await bias.data()).join() !== "16,20") throw new Error(bias.describe());
  * ```
  */
 export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
