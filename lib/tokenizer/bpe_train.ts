@@ -67,7 +67,8 @@ export function checkBpeOptions(options: BpeOptions): readonly string[] {
  * @example
  * ```ts
  * import { bpeFromCounts, countPretokensOfText, PretokenCounter } from "@nanolm/nanolm/tokenizer";
- * const counts = countPretokensOfText("low low low lower lowest newer newest", new PretokenCounter());
+ * const counts = new PretokenCounter();
+ * countPretokensOfText("low low low lower lowest newer newest", counts, null);
  * const { vocab, merges } = bpeFromCounts(counts.toMap(), { vocabSize: 259 });
  * if (vocab.size !== 259 || merges.length !== 3) throw new Error(`${vocab.size} tokens, ${merges.length} merges`);
  * ```
