@@ -13,12 +13,15 @@
 export {
   type Backend,
   type BackendLimits,
+  type DispatchArgs,
   formatBytes,
   gpu,
   type GpuBuffer,
   initGpu,
+  type Kernel,
   type KernelTiming,
   type MemoryStats,
 } from "./backend.ts";
 export { type GpuInfo } from "./device.ts";
 export { type GpuPeaks, gpuPeaks } from "./peaks.ts";
+export type { KernelSource } from "../../kernels/common.ts";
