@@ -72,6 +72,8 @@ Deno.test("failedExamples: runtime failures and type errors, as file:line of the
     "./lib/train/meter.ts#87-96.ts (uncaught error)\nFAILED | 3 passed | 2 failed\n";
   assertEquals(failedExamples(run), ["lib/io/paths.ts:173", "lib/train/meter.ts:87"]);
   const typeErrors = "Check mod.ts#10-36.ts\nTS2305 [ERROR]: Module has no exported member 'x'.\n" +
-    "    at file:///repo/lib/util/validate.ts#48-57.ts:2:23\n\nerror: Type checking failed.\n";
-  assertEquals(failedExamples(typeErrors), ["lib/util/validate.ts:48"]);
+    "    at file:///repo/lib/util/validate.ts#48-57.ts:2:23\n\n" +
+    "TS2339 [ERROR]: Property 'dispose' does not exist on type 'void'.\n    at file:///repo/README.md#85-113.ts:40:12\n" +
+    "\nerror: Type checking failed.\n";
+  assertEquals(failedExamples(typeErrors), ["lib/util/validate.ts:48", "README.md:85"]);
 });

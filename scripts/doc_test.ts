@@ -1,7 +1,7 @@
 /**
- * Runs every doc example of the library (`mod.ts`, `lib/`, `kernels/`) with `deno test --doc`, then lists the
- * examples that failed as `file:line` (the line of the example's opening fence), so a failure names the example to
- * open rather than a generated module. Blocks marked `ts ignore` are type-checked, not run. Extra arguments go to
+ * Runs every doc example of the library (`mod.ts`, `lib/`, `kernels/`) and the README's code with `deno test --doc`,
+ * then lists the examples that failed as `file:line` (the line of the example's opening fence), so a failure names
+ * the example to open rather than a generated module. Blocks marked `ts ignore` are type-checked, not run. Extra arguments go to
  * `deno test` (e.g. `--filter`).
  *
  * ```sh
@@ -16,9 +16,13 @@ import { docExamples, isScript, sourceFiles } from "./check_examples.ts";
 
 const root = new URL("../", import.meta.url);
 
-/** The library's files that hold at least one script example, optionally only those under the given paths. */
+/**
+ * The library's files that hold at least one script example, and the README (whose code blocks `deno test --doc`
+ * runs too), optionally only those under the given paths.
+ */
 export async function filesWithExamples(under: string[] = []): Promise<string[]> {
   const files: string[] = [];
+  if (under.length === 0 || under.includes("README.md")) files.push("README.md");
   for (const file of await sourceFiles()) {
     if (under.length > 0 && !under.some((prefix) => file.startsWith(prefix.replace(/^\.\//, "")))) continue;
     const src = await Deno.readTextFile(new URL(file, root));
@@ -40,7 +44,8 @@ export function failedExamples(output: string): string[] {
   // Type errors stop the run before any example runs; each names its example in an `at` line.
   if (/error: Type checking failed/.test(text)) sections.push(text);
   for (const section of sections) {
-    for (const m of section.matchAll(/(?:file:\/\/\S*?\/|\.\/)((?:lib|kernels)\/\S+?\.ts|mod\.ts)#(\d+)-\d+\.ts/g)) {
+    const example = /(?:file:\/\/\S*?\/|\.\/)((?:lib|kernels)\/\S+?\.ts|mod\.ts|README\.md)#(\d+)-\d+\.ts/g;
+    for (const m of section.matchAll(example)) {
       if (section === text && !/^\s*at /.test(lineAround(text, m.index))) continue;
       failures.add(`${m[1]}:${m[2]}`);
     }
