@@ -68,6 +68,6 @@ export { resumePoint } from "./lib/train/resume.ts";
 export { loadCheckpoint, loadWeights, saveCheckpoint, saveWeights } from "./lib/train/checkpoint.ts";
 export { generate } from "./lib/sample/generate.ts";
 export { generateStream, generateText } from "./lib/sample/stream.ts";
-export { Rng } from "./lib/util/random.ts";
-export { ConfigError } from "./lib/util/validate.ts";
+export { Rng, type RngState } from "./lib/util/random.ts";
+export { ConfigError, type ConfigIssue } from "./lib/util/validate.ts";
 export { VERSION } from "./lib/util/version.ts";

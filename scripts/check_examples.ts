@@ -1,6 +1,16 @@
 /**
- * Checks that every exported function and class of the library carries an `@example` in its doc comment (the Deno
- * std style rule), and exits non-zero naming each `file:export` that does not.
+ * Checks the library's doc examples without running them (`scripts/doc_test.ts` runs them), and exits non-zero
+ * naming each `file:line` that breaks a rule:
+ *
+ * - Every exported function and class carries an `@example` in its doc comment (the Deno std style rule).
+ * - Every entry of deno.json's `"exports"` has a module doc (`@module`) with an `@example`.
+ * - An example imports the package by its published name (`@nanolm/nanolm` or `@nanolm/nanolm/<layer>`), so that it
+ *   can be copied from the JSR page. Only names that no entry publishes (helpers a layer shares between its files)
+ *   may come from a relative path, since no published name reaches them. Besides the package, only `npm:`
+ *   packages may be imported (a user can copy those); no `jsr:`, no URLs, no import-map names.
+ * - An example checks its result with a plain `throw` (`if (...) throw new Error(...)`), never `console.assert`,
+ *   which only logs. A block marked `ts ignore` (what cannot run here, such as a download) is exempt from the check
+ *   but not from the import rules.
  *
  * Scans `mod.ts`, `kernels/*.ts` and `lib/**\/*.ts` (not `*_test.ts`). Counted as callables: `export function` (and
  * `async`, generator), `export class` (and `abstract`), and `export const X` whose type annotation is a function type
@@ -8,7 +18,7 @@
  * strings, frozen objects, URL tables, symbols, regular expressions) are data and need no example. Re-exports
  * (`export { ... } from`) are checked where they are defined. Overloads pass when any of their doc comments has one.
  *
- * Usage: `deno run --allow-read scripts/check_examples.ts` (part of `deno task check`).
+ * Usage: `deno run --allow-read scripts/check_examples.ts` (part of `deno task check:docs`).
  *
  * @module
  */
@@ -31,7 +41,8 @@ async function* walk(dir: URL, rel: string): AsyncGenerator<string> {
   }
 }
 
-async function sourceFiles(): Promise<string[]> {
+/** The library's modules: `mod.ts`, `kernels/*.ts` and `lib/**\/*.ts`, without tests, as sorted repository paths. */
+export async function sourceFiles(): Promise<string[]> {
   const files = ["mod.ts"];
   for await (const e of Deno.readDir(new URL("kernels/", root))) {
     if (e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) files.push(`kernels/${e.name}`);
@@ -111,20 +122,200 @@ function exportedCallables(src: string): Map<string, boolean> {
   return found;
 }
 
-if (import.meta.main) {
-  const missing: Missing[] = [];
-  let total = 0;
+/** The package's name in deno.json, which examples import. */
+export const PACKAGE = "@nanolm/nanolm";
+
+/** A fenced code block of a doc comment. */
+export interface DocExample {
+  /** The line (from 1) of the opening fence in its file. */
+  line: number;
+  /** The fence's language: `ts`, `sh`, ... */
+  lang: string;
+  /** Whether the fence says `ignore` (type-checked and shown, never run). */
+  ignore: boolean;
+  /** The code, without the comment's leading `*`. */
+  code: string;
+}
+
+/** The fenced code blocks of every doc comment of `src`. */
+export function docExamples(src: string): DocExample[] {
+  const found: DocExample[] = [];
+  for (const comment of src.matchAll(/\/\*\*[\s\S]*?\*\//g)) {
+    const firstLine = src.slice(0, comment.index).split("\n").length;
+    const lines = comment[0].split("\n").map((l) => l.replace(/^\s*\*(?!\/) ?/, "").replace(/^\/\*\*\s?/, ""));
+    let open: { line: number; lang: string; ignore: boolean; body: string[] } | null = null;
+    lines.forEach((text, i) => {
+      const fence = /^```\s*([\w-]*)\s*(.*)$/.exec(text.trimEnd());
+      if (open === null && fence) {
+        open = { line: firstLine + i, lang: fence[1], ignore: /\bignore\b/.test(fence[2]), body: [] };
+      } else if (open !== null && fence && fence[1] === "" && fence[2] === "") {
+        found.push({ line: open.line, lang: open.lang, ignore: open.ignore, code: open.body.join("\n") });
+        open = null;
+      } else if (open !== null) open.body.push(text);
+    });
+  }
+  return found;
+}
+
+/** Whether an example's language is one `deno test --doc` runs. */
+export function isScript(lang: string): boolean {
+  return ["ts", "js", "tsx", "jsx", "typescript", "javascript", "mts", "mjs"].includes(lang);
+}
+
+/** The names a module publishes, from its `export` declarations and `export { ... }` lists. */
+export function exportedNames(src: string): string[] {
+  const names: string[] = [];
+  const code = src.replace(/\/\*[\s\S]*?\*\//g, "");
+  for (const m of code.matchAll(/^export\s+(?:type\s+)?\{([^}]*)\}/gm)) {
+    for (const part of m[1].split(",")) {
+      const name = part.trim().replace(/^type\s+/, "").split(/\s+as\s+/).at(-1)!.trim();
+      if (name) names.push(name);
+    }
+  }
+  const decl =
+    /^export\s+(?:declare\s+)?(?:default\s+)?(?:async\s+)?(?:abstract\s+)?(?:function\s*\*?|class|const|let|var|interface|type|enum)\s+([A-Za-z_$][\w$]*)/gm;
+  for (const m of code.matchAll(decl)) names.push(m[1]);
+  return names;
+}
+
+/** What the package publishes: each entry's specifier and file, and the specifiers that export each name. */
+export interface PublicApi {
+  /** Each import specifier (`@nanolm/nanolm`, `@nanolm/nanolm/tensor`, ...) and its file, as a repository path. */
+  entries: Map<string, string>;
+  /** Each published name and the specifiers that export it. */
+  names: Map<string, string[]>;
+}
+
+/** Reads deno.json's `"exports"` and what each entry exports. */
+export async function publicApi(): Promise<PublicApi> {
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+  const entries = new Map<string, string>();
+  const names = new Map<string, string[]>();
+  for (const [key, target] of Object.entries(config.exports as Record<string, string>)) {
+    const specifier = key === "." ? PACKAGE : `${PACKAGE}/${key.replace(/^\.\//, "")}`;
+    const file = target.replace(/^\.\//, "");
+    entries.set(specifier, file);
+    for (const name of exportedNames(await Deno.readTextFile(new URL(file, root)))) {
+      names.set(name, [...(names.get(name) ?? []), specifier]);
+    }
+  }
+  return { entries, names };
+}
+
+/** The static imports of an example: each specifier and the names it brings in. */
+function importsOf(code: string): { specifier: string; names: string[] }[] {
+  const found: { specifier: string; names: string[] }[] = [];
+  const pattern =
+    /^\s*(?:import|export)\s+(?:type\s+)?([\s\S]*?)\s*from\s*["']([^"']+)["']|^\s*import\s*["']([^"']+)["']/gm;
+  for (const m of code.matchAll(pattern)) {
+    if (m[3] !== undefined) {
+      found.push({ specifier: m[3], names: [] });
+      continue;
+    }
+    const braced = /\{([^}]*)\}/.exec(m[1])?.[1] ?? "";
+    const names = braced.split(",").map((p) => p.trim().replace(/^type\s+/, "").split(/\s+as\s+/)[0].trim())
+      .filter((n) => n !== "");
+    found.push({ specifier: m[2], names });
+  }
+  return found;
+}
+
+/** What is wrong with one example, each as a short sentence (empty when nothing is). */
+export function exampleProblems(example: DocExample, api: PublicApi): string[] {
+  if (!isScript(example.lang)) return [];
+  const problems: string[] = [];
+  const code = example.code.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'`])\/\/.*$/gm, "$1");
+  if (/\bconsole\.assert\s*\(/.test(code)) {
+    problems.push("uses console.assert, which only logs: check with `if (...) throw new Error(...)`");
+  }
+  for (const { specifier, names } of importsOf(code)) {
+    if (specifier === PACKAGE || specifier.startsWith(`${PACKAGE}/`)) {
+      if (!api.entries.has(specifier)) {
+        problems.push(
+          `imports "${specifier}", which deno.json does not export (${[...api.entries.keys()].join(", ")})`,
+        );
+      }
+    } else if (specifier.startsWith(".")) {
+      for (const name of names.filter((n) => api.names.has(n))) {
+        const from = api.names.get(name)!.map((s) => `"${s}"`).join(" or ");
+        problems.push(`imports ${name} from "${specifier}": import it from ${from}, as a user would`);
+      }
+    } else if (!specifier.startsWith("npm:")) {
+      problems.push(`imports "${specifier}": an example imports the package (${PACKAGE}, ${PACKAGE}/<layer>) or npm:`);
+    }
+  }
+  if (!example.ignore && !/\bthrow\b/.test(code)) {
+    problems.push("checks nothing: test a result with `if (...) throw new Error(...)`");
+  }
+  return problems;
+}
+
+/** The module doc of a source: its doc comment that carries `@module`, or `undefined`. */
+export function moduleDoc(src: string): string | undefined {
+  return [...src.matchAll(/\/\*\*[\s\S]*?\*\//g)].map((m) => m[0]).find((c) => /@module\b/.test(c));
+}
+
+/** Every problem of the library's examples and module docs, as `file:line: problem` lines. */
+export async function problems(): Promise<{ problems: string[]; callables: number; examples: number }> {
+  const api = await publicApi();
+  const found: string[] = [];
+  let callables = 0, examples = 0;
   for (const file of await sourceFiles()) {
     const src = await Deno.readTextFile(new URL(file, root));
     for (const [name, ok] of exportedCallables(src)) {
-      total++;
-      if (!ok) missing.push({ file, name });
+      callables++;
+      if (!ok) found.push(`${file}:${name}: no @example in its doc comment`);
+    }
+    for (const example of docExamples(src)) {
+      if (isScript(example.lang)) examples++;
+      for (const problem of exampleProblems(example, api)) found.push(`${file}:${example.line}: ${problem}`);
     }
   }
-  if (missing.length > 0) {
-    for (const { file, name } of missing) console.error(`${file}:${name}: no @example in its doc comment`);
-    console.error(`${missing.length} of ${total} exported functions and classes lack an @example`);
+  for (const [specifier, file] of api.entries) {
+    const doc = moduleDoc(await Deno.readTextFile(new URL(file, root)));
+    if (doc === undefined) found.push(`${file}:1: entry ${specifier} has no module doc (a doc comment with @module)`);
+    else if (!doc.includes("@example")) found.push(`${file}:1: the module doc of entry ${specifier} has no @example`);
+  }
+  return { problems: found, callables, examples };
+}
+
+/**
+ * Files whose examples other branches are rewriting to these rules while this check lands. Their problems are
+ * counted, not failed; `--all` lists them. Remove each entry as its branch lands: the list should end empty.
+ */
+export const PENDING: readonly string[] = [
+  "kernels/",
+  "lib/gpu/backend.ts",
+  "lib/nn/",
+  "lib/notebook/",
+  "lib/optim/",
+  "lib/sample/",
+  "lib/tensor/",
+  "lib/tokenizer/bpe_train.ts",
+  "lib/train/metrics.ts",
+  "lib/train/view.ts",
+];
+
+if (import.meta.main) {
+  const all = Deno.args.includes("--all");
+  const { problems: found, callables, examples } = await problems();
+  const pending = all ? [] : found.filter((line) => PENDING.some((prefix) => line.startsWith(prefix)));
+  const failing = found.filter((line) => !pending.includes(line));
+  for (const line of failing) console.error(line);
+  if (pending.length > 0) {
+    const files = new Set(pending.map((line) => line.slice(0, line.indexOf(":"))));
+    console.log(
+      `check_examples: ${pending.length} problem(s) in ${files.size} files other branches are rewriting are pending ` +
+        "(PENDING in scripts/check_examples.ts; --all lists them)",
+    );
+  }
+  const done = PENDING.filter((prefix) => !found.some((line) => line.startsWith(prefix)));
+  if (done.length > 0) console.log(`check_examples: remove from PENDING, nothing is pending there: ${done.join(", ")}`);
+  if (failing.length > 0) {
+    console.error(
+      `check_examples: ${failing.length} problem(s) in ${callables} exported callables and ${examples} examples`,
+    );
     Deno.exit(1);
   }
-  console.log(`check_examples: all ${total} exported functions and classes have an @example`);
+  console.log(`check_examples: ok (${callables} exported callables, ${examples} examples)`);
 }

@@ -1,8 +1,9 @@
 /**
  * Checks the architecture the README draws: each folder of `lib/` is a layer that imports only from the layers
  * below it, `kernels/` imports nothing from `lib/`, and the core that a browser page loads (tensor, nn, tokenizer,
- * sample and everything they import) touches neither `Deno.*` nor `node:*`. Tests are exempt. Prints every
- * violation as `file: imports target (rule)` and exits 1 if there is any.
+ * sample and everything they import) touches neither `Deno.*` nor `node:*`. Tests are exempt, but a test in `lib/`
+ * is a unit test of the module beside it (`paths_test.ts` tests `paths.ts`): one without that module belongs in
+ * `tests/`. Prints every violation as `file: problem (rule)` and exits 1 if there is any.
  *
  * ```sh
  * deno run --allow-read scripts/check_layers.ts
@@ -69,6 +70,14 @@ async function* modules(dir: string): AsyncGenerator<string> {
   }
 }
 
+async function* tests(dir: string): AsyncGenerator<string> {
+  for await (const e of Deno.readDir(`${root}${dir}`)) {
+    const path = `${dir}/${e.name}`;
+    if (e.isDirectory) yield* tests(path);
+    else if (e.name.endsWith("_test.ts")) yield path;
+  }
+}
+
 /** Every violation in the repository. */
 export async function violations(): Promise<string[]> {
   const sources = new Map<string, string>();
@@ -93,6 +102,11 @@ export async function violations(): Promise<string[]> {
       if (!LAYERS[layer]?.includes(to)) problems.push(`${path}: imports ${target} (${layer} may not import ${to})`);
     }
     graph.set(path, targets);
+  }
+  for await (const path of tests("lib")) {
+    if (!sources.has(path.replace(/_test\.ts$/, ".ts"))) {
+      problems.push(`${path}: tests no module of its name (a test that spans modules belongs in tests/)`);
+    }
   }
   // The core and everything it imports: no Deno.*, no node:*.
   const seen = new Set<string>();
@@ -120,5 +134,7 @@ if (import.meta.main) {
     console.error(`${problems.length} layer violation(s); the rules are in scripts/check_layers.ts and the README`);
     Deno.exit(1);
   }
-  console.log("layers: every import points down; the core uses no Deno.* and no node:*");
+  console.log(
+    "layers: every import points down; the core uses no Deno.* and no node:*; lib tests sit beside their module",
+  );
 }

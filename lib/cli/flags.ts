@@ -28,7 +28,7 @@ export const EXIT_INTERRUPTED = 130;
  * ```ts
  * import { UsageError } from "./flags.ts";
  * const e = new UsageError("--top-k must be an integer >= 0, got -1");
- * console.assert(e.exitCode === 2);
+ * if (e.exitCode !== 2 || !(e instanceof Error)) throw new Error("a usage error exits with status 2");
  * ```
  */
 export class UsageError extends Error {
@@ -113,12 +113,14 @@ const HELP_FLAG: FlagSpec = { name: "help", short: "h", type: "bool", help: "sho
  *   { name: "top-k", type: "int", min: 0, default: 0, help: "keep the k most likely tokens" },
  * ] as const;
  * const { values } = parseFlags(["--temperature", "0.5"], specs);
- * console.assert(values.temperature === 0.5 && values["top-k"] === 0);
+ * if (values.temperature !== 0.5 || values["top-k"] !== 0) throw new Error(JSON.stringify(values));
+ * let message = "";
  * try {
  *   parseFlags(["--temperature", "-1"], specs);
  * } catch (e) {
- *   console.assert((e as Error).message === "--temperature must be >= 0, got -1");
+ *   message = (e as Error).message;
  * }
+ * if (message !== "--temperature must be >= 0, got -1") throw new Error(`wrong or no error: ${message}`);
  * ```
  */
 export function parseFlags<const S extends readonly FlagSpec[]>(
@@ -198,7 +200,15 @@ function isNumber(text: string): boolean {
  * @example
  * ```ts
  * import { convertValue } from "./flags.ts";
- * console.assert(convertValue({ name: "top-p", type: "float", min: 0, minExclusive: true, max: 1, help: "" }, "0.9") === 0.9);
+ * const topP = { name: "top-p", type: "float", min: 0, minExclusive: true, max: 1, help: "" } as const;
+ * if (convertValue(topP, "0.9") !== 0.9) throw new Error("0.9 is a valid --top-p");
+ * let refused = false;
+ * try {
+ *   convertValue(topP, "0"); // the bound itself is excluded
+ * } catch {
+ *   refused = true;
+ * }
+ * if (!refused) throw new Error("--top-p 0 passed");
  * ```
  */
 export function convertValue(spec: FlagSpec, raw: string): unknown {
@@ -264,7 +274,7 @@ function unknownFlagMessage(rawName: string, specs: readonly FlagSpec[]): string
  * ```ts
  * import { nearestFlag } from "./flags.ts";
  * const specs = [{ name: "top-p", type: "float", help: "" }, { name: "top-k", type: "int", help: "" }] as const;
- * console.assert(nearestFlag("top_p", specs) === "--top-p");
+ * if (nearestFlag("top_p", specs) !== "--top-p") throw new Error(`suggested ${nearestFlag("top_p", specs)}`);
  * ```
  */
 export function nearestFlag(name: string, specs: readonly FlagSpec[]): string | undefined {
@@ -283,7 +293,7 @@ export function nearestFlag(name: string, specs: readonly FlagSpec[]): string | 
  * @example
  * ```ts
  * import { nearestWord } from "./flags.ts";
- * console.assert(nearestWord("lrmax", ["lrMax", "lrMin"]) === "lrMax");
+ * if (nearestWord("lrmax", ["lrMax", "lrMin"]) !== "lrMax") throw new Error("no suggestion for a typo");
  * ```
  */
 export function nearestWord(word: string, words: readonly string[]): string | undefined {
@@ -340,7 +350,7 @@ function defaultText(spec: FlagSpec): string {
  * const text = helpText("deno task sample [flags]", "Continues a prompt.", [
  *   { name: "top-p", type: "float", default: 0.95, help: "nucleus sampling threshold" },
  * ]);
- * console.assert(text.includes("--top-p <float>") && text.includes("(default: 0.95)"));
+ * if (!text.includes("--top-p <float>") || !text.includes("(default: 0.95)")) throw new Error(text);
  * ```
  */
 export function helpText(usage: string, description: string, specs: readonly FlagSpec[]): string {
@@ -375,7 +385,8 @@ export function helpText(usage: string, description: string, specs: readonly Fla
  * } catch (e) {
  *   message = errorLine(e);
  * }
- * console.assert(!message.includes("secret"));
+ * // One line that never echoes what was being parsed.
+ * if (message === "" || message.includes("secret") || message.includes("\n")) throw new Error(message);
  * ```
  */
 export function errorLine(error: unknown): string {
@@ -401,7 +412,7 @@ export function errorLine(error: unknown): string {
  * @example
  * ```ts
  * import { exitCodeFor, UsageError } from "./flags.ts";
- * console.assert(exitCodeFor(new UsageError("bad")) === 2 && exitCodeFor(new Error("io")) === 1);
+ * if (exitCodeFor(new UsageError("bad")) !== 2 || exitCodeFor(new Error("io")) !== 1) throw new Error("wrong codes");
  * ```
  */
 export function exitCodeFor(error: unknown): number {
@@ -415,6 +426,8 @@ export function exitCodeFor(error: unknown): number {
  * {@linkcode exitCodeFor} the error. No stack trace is printed.
  *
  * @example
+ * It ends the process, so this example is not run by the doc tests:
+ *
  * ```ts ignore
  * import { runMain } from "./flags.ts";
  * await runMain(async () => {

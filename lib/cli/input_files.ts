@@ -12,11 +12,13 @@
  * @example
  * ```ts
  * import { checkInputFile } from "./input_files.ts";
+ * let message = "";
  * try {
  *   await checkInputFile("/no/such/file.txt", "input");
  * } catch (e) {
- *   console.assert((e as Error).message === "input /no/such/file.txt does not exist");
+ *   message = (e as Error).message;
  * }
+ * if (message !== "input /no/such/file.txt does not exist") throw new Error(`wrong or no error: ${message}`);
  * ```
  */
 export async function checkInputFile(path: string, what: string, fix?: string): Promise<void> {

@@ -13,9 +13,12 @@
  * ```ts
  * import { InterruptGuard } from "./interrupt.ts";
  * using guard = new InterruptGuard();
- * for (let step = 0; step < 3 && !guard.requested; step++) {
- *   // ... one training step; on guard.requested: save a checkpoint and leave the loop
+ * Deno.kill(Deno.pid, "SIGTERM"); // as `kill` sends it (Ctrl-C sends SIGINT): the process goes on
+ * for (let step = 0; step < 1000 && !guard.requested; step++) {
+ *   await new Promise((done) => setTimeout(done, 1)); // one training step
  * }
+ * // The loop saw the request between steps: it would save a checkpoint and exit 130.
+ * if (!guard.requested || guard.signal !== "SIGTERM") throw new Error("the signal was not seen");
  * ```
  */
 export class InterruptGuard {

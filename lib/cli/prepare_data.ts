@@ -1,6 +1,7 @@
 /**
  * `deno task prepare-data`: turn a text corpus into token files for `deno task train`.
  *
+ * @example
  * ```sh
  * deno task prepare-data --tinystories --out data/tinystories --vocab-size 10000
  * deno task prepare-data --input my_corpus.txt --out data/mine --vocab-size 4096

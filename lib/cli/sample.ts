@@ -7,8 +7,10 @@
  * and only samples ids the tokenizer can decode. Every flag is checked before anything is loaded; any error is one
  * `nanolm: ...` line. Ctrl-C stops generation and exits with status 130.
  *
+ * @example
  * ```sh
  * deno task sample --checkpoint runs/default/best.safetensors --prompt "Call me" --max-tokens 200 --top-p 0.9
+ * deno run -A jsr:@nanolm/nanolm/cli/sample --help
  * ```
  *
  * @module

@@ -9,6 +9,13 @@
  * Exit codes: 0 when the run ends (its steps done, or stopped early by `--patience`), 1 on an error, 2 on a bad
  * flag or config, 3 when the loss diverged, 130 when interrupted (Ctrl-C: a checkpoint is written first).
  *
+ * @example
+ * ```sh
+ * deno task train                                   # in a clone: the embedded default run
+ * deno run -A jsr:@nanolm/nanolm/cli/train --help   # anywhere: every flag, its type and default
+ * deno task train --resume runs/default/checkpoint.safetensors --steps 4000
+ * ```
+ *
  * @module
  */
 import { buildConfig, flagOf, parseTrainCli, trainHelpText, type TrainOutputOptions } from "./train_flags.ts";

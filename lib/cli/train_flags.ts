@@ -179,7 +179,7 @@ function helpSpecs(defaults: ConfigDefaults = {}): FlagSpec[] {
  * @example
  * ```ts
  * import { trainHelpText } from "./train_flags.ts";
- * console.assert(trainHelpText().includes("--lr-max <float>"));
+ * if (!trainHelpText().includes("--lr-max <float>")) throw new Error("--lr-max is not listed");
  * ```
  */
 export function trainHelpText(options: { command?: string; defaults?: ConfigDefaults } = {}): string {
@@ -235,11 +235,11 @@ async function readConfigFile(path: string): Promise<GivenConfig> {
  * import { buildConfig, parseTrainCli } from "./train_flags.ts";
  * const defaults = { model: { vocabSize: 256, contextLength: 64, dModel: 128, numLayers: 2, numHeads: 4 } };
  * const cli = await parseTrainCli(["--d-model", "64", "--steps", "200", "--train-data", "data/train.u16"], { defaults });
- * if (!cli.help) {
- *   console.assert(cli.given.model.dModel === 64 && cli.origin("train.steps") === "--steps");
- *   const config = buildConfig(defaults, cli.given, { origin: cli.origin });
- *   console.assert(config.model.dModel === 64 && config.model.numLayers === 2);
- * }
+ * if (cli.help) throw new Error("no --help was given");
+ * if (cli.given.model.dModel !== 64 || cli.origin("train.steps") !== "--steps") throw new Error("flags lost");
+ * const config = buildConfig(defaults, cli.given, { origin: cli.origin });
+ * // The flags win; what they leave out comes from the defaults.
+ * if (config.model.dModel !== 64 || config.model.numLayers !== 2) throw new Error(JSON.stringify(config.model));
  * ```
  */
 export async function parseTrainCli(
@@ -279,14 +279,17 @@ export async function parseTrainCli(
  * import { buildConfig } from "./train_flags.ts";
  * const base = { model: { vocabSize: 256, contextLength: 64, dModel: 64, numLayers: 2, numHeads: 4 }, train: {} };
  * const config = buildConfig(base, { model: {}, train: { trainData: "t.bin", steps: 10 } });
- * console.assert(config.train.steps === 10 && config.train.cosineCycleSteps === 10);
+ * if (config.train.steps !== 10 || config.train.cosineCycleSteps !== 10) throw new Error(JSON.stringify(config.train));
+ * let message = "";
  * try {
  *   buildConfig(base, { model: { numHeads: 5 }, train: { trainData: "t.bin" } }, {
  *     origin: (f) => f === "model.numHeads" ? "--num-heads" : undefined,
  *   });
  * } catch (e) {
- *   console.assert((e as Error).message.includes("model.numHeads (--num-heads)"));
+ *   message = (e as Error).message;
  * }
+ * // 64 does not split into 5 heads: the error names the field and the flag that set it.
+ * if (!message.includes("model.numHeads (--num-heads)")) throw new Error(`wrong or no error: ${message}`);
  * ```
  */
 export function buildConfig(
@@ -321,8 +324,9 @@ function baseSource(merged: GivenConfig, field: string, options: { baseName?: st
  *
  * @example
  * ```ts
- * import { flagOf } from "@nanolm/nanolm";
- * console.log(flagOf("train.trainData")); // --train-data
+ * import { flagOf } from "./train_flags.ts";
+ * if (flagOf("train.trainData") !== "--train-data") throw new Error(flagOf("train.trainData"));
+ * if (flagOf("train.outDir") !== "--out-dir") throw new Error(flagOf("train.outDir"));
  * ```
  */
 export function flagOf(field: string): string {

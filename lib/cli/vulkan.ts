@@ -22,7 +22,12 @@ export const GL_FALLBACK_ADVICE =
  * @example
  * ```ts
  * import { vulkanDriverFiles } from "./vulkan.ts";
- * console.log(vulkanDriverFiles({ VK_DRIVER_FILES: "/nonexistent/icd.json" })); // []
+ * if (vulkanDriverFiles({ VK_DRIVER_FILES: "/nonexistent/icd.json" }).length !== 0) throw new Error("a missing file counted");
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/lvp_icd.json`, "{}");
+ * const found = vulkanDriverFiles({ VK_DRIVER_FILES: `${dir}/lvp_icd.json:/nonexistent/icd.json` });
+ * if (found.join() !== `${dir}/lvp_icd.json`) throw new Error(`${found}`);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function vulkanDriverFiles(env: Record<string, string | undefined> = Deno.env.toObject()): string[] {
@@ -47,7 +52,10 @@ export function vulkanDriverFiles(env: Record<string, string | undefined> = Deno
  * @example
  * ```ts
  * import { onGlFallback } from "./vulkan.ts";
- * console.log(onGlFallback({ maxBindingsPerBindGroup: 1000 })); // false
+ * if (onGlFallback({ maxBindingsPerBindGroup: 1000 })) throw new Error("a Vulkan adapter reports a finite limit");
+ * // No binding limit and no Vulkan driver to load: the OpenGL fallback.
+ * const noDriver = { os: "linux", env: { VK_DRIVER_FILES: "/nonexistent/icd.json" } };
+ * if (!onGlFallback({ maxBindingsPerBindGroup: 0xffffffff }, noDriver)) throw new Error("the fallback was missed");
  * ```
  */
 export function onGlFallback(

@@ -44,11 +44,15 @@ export const STATE_WAITING = 0, STATE_RUNNING = 1, STATE_FINISHED = 2, STATE_FAI
  *
  * @example
  * ```ts
- * import { splitFiles } from "./corpus_counts.ts";
- * const path = Deno.makeTempFileSync();
- * Deno.writeTextFileSync(path, "one two three four five six seven\n".repeat(100));
- * const ranges = splitFiles([path], 2, []);
- * console.assert(ranges.length === 2 && ranges[0].end === ranges[1].start);
+ * import { splitFiles } from "@nanolm/nanolm/data";
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/corpus.txt`, "one two three four five six seven\n".repeat(100));
+ * const ranges = splitFiles([`${dir}/corpus.txt`], 2, []);
+ * // Two ranges that cover the file and meet at a safe cut: just before a newline, never inside a pre-token.
+ * if (ranges.length !== 2 || ranges[0].end !== ranges[1].start || ranges[1].end !== 3400) throw new Error("bad split");
+ * const text = Deno.readTextFileSync(`${dir}/corpus.txt`);
+ * if (text[ranges[1].start] !== "\n") throw new Error(`cut at ${ranges[1].start}, inside a line`);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function splitFiles(
@@ -103,11 +107,12 @@ function fileUrlToPath(url: URL): string {
  *
  * @example
  * ```ts
- * import { countPretokens } from "./corpus_counts.ts";
- * const path = Deno.makeTempFileSync();
- * Deno.writeTextFileSync(path, "the cat<|endoftext|>the dog");
- * const counts = countPretokens([path], { specialTokens: ["<|endoftext|>"], workers: 1 });
- * console.assert(counts.get("the") === 2 && counts.get(" cat") === 1);
+ * import { countPretokens } from "@nanolm/nanolm/data";
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/corpus.txt`, "the cat<|endoftext|>the dog");
+ * const counts = countPretokens([`${dir}/corpus.txt`], { specialTokens: ["<|endoftext|>"], workers: 1 });
+ * if (counts.get("the") !== 2 || counts.get(" cat") !== 1 || counts.size !== 3) throw new Error(JSON.stringify([...counts]));
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function countPretokens(
@@ -221,7 +226,7 @@ function countInWorkers(
  * import { mergeSerializedCounts, serializeCounts } from "./corpus_counts.ts";
  * const back = new Map<string, number>();
  * mergeSerializedCounts(serializeCounts(new Map([["a", 2], [" b", 3]])), back);
- * console.assert(back.get(" b") === 3);
+ * if (back.get("a") !== 2 || back.get(" b") !== 3) throw new Error(JSON.stringify([...back]));
  * ```
  */
 export function serializeCounts(counts: ReadonlyMap<string, number>): Uint8Array {
@@ -249,7 +254,7 @@ export function serializeCounts(counts: ReadonlyMap<string, number>): Uint8Array
  * import { mergeSerializedCounts, serializeCounts } from "./corpus_counts.ts";
  * const counts = new Map([["the", 1]]);
  * mergeSerializedCounts(serializeCounts(new Map([["the", 2], [" cat", 1]])), counts);
- * console.log(counts); // Map(2) { "the" => 3, " cat" => 1 }
+ * if (counts.get("the") !== 3 || counts.get(" cat") !== 1) throw new Error(JSON.stringify([...counts]));
  * ```
  */
 export function mergeSerializedCounts(bytes: Uint8Array, counts: Map<string, number>): void {
@@ -284,9 +289,17 @@ export interface CountOptions {
  * so that memory stays at one block plus the counts.
  *
  * @example
- * ```ts ignore
- * import { countPretokensOfFile } from "./corpus_counts.ts";
- * const counts = countPretokensOfFile("corpus.txt", new PretokenCounter(), { specialTokens: ["<|endoftext|>"] });
+ * ```ts
+ * import { countPretokensOfFile } from "@nanolm/nanolm/data";
+ * import { PretokenCounter } from "@nanolm/nanolm/tokenizer";
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/corpus.txt`, "a cat<|endoftext|>".repeat(2000));
+ * const counts = countPretokensOfFile(`${dir}/corpus.txt`, new PretokenCounter(), {
+ *   specialTokens: ["<|endoftext|>"],
+ *   blockBytes: 4096, // small blocks: pre-tokens and special tokens across block edges still count once
+ * }).toMap();
+ * if (counts.get(" cat") !== 2000 || counts.get("a") !== 2000 || counts.size !== 2) throw new Error(JSON.stringify([...counts]));
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function countPretokensOfFile(

@@ -39,10 +39,10 @@ export const END_OF_TEXT = "<|endoftext|>";
  * so importing nanolm never pulls it in.
  *
  * @example
- * ```ts ignore
- * import { defaultCorpus } from "@nanolm/nanolm";
+ * ```ts
+ * import { defaultCorpus, END_OF_TEXT } from "@nanolm/nanolm/data";
  * const text = await defaultCorpus();
- * console.log(text.length); // about 1.2 million characters
+ * if (!(text.length > 1e6) || !text.includes(`\n${END_OF_TEXT}\n`)) throw new Error("not the chapters of Moby-Dick");
  * ```
  */
 export async function defaultCorpus(): Promise<string> {
@@ -51,7 +51,16 @@ export async function defaultCorpus(): Promise<string> {
   return chapters.map((c) => (c.title ? `${c.title}\n\n` : "") + c.text.trim()).join(`\n${END_OF_TEXT}\n`);
 }
 
-/** The folder inside a data folder that holds the files of one vocabulary size. */
+/**
+ * The folder inside a data folder that holds the files of one vocabulary size.
+ *
+ * @example
+ * ```ts
+ * import { defaultDataFolder } from "@nanolm/nanolm/data";
+ * const folder = defaultDataFolder("runs/default/data", 512);
+ * if (folder !== "runs/default/data/moby-dick-bpe512") throw new Error(folder);
+ * ```
+ */
 export function defaultDataFolder(dir: string, vocabSize: number): string {
   return `${dir}/moby-dick-bpe${vocabSize}`;
 }
@@ -69,10 +78,15 @@ interface PreparedRecord {
  * the tokens). Files already prepared from the same corpus are reused.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { prepareDefaultData } from "@nanolm/nanolm";
- * const data = await prepareDefaultData("runs/default/data", { vocabSize: 512 });
- * console.log(data.trainData, data.tokens); // runs/default/data/moby-dick-bpe512/train.bin { train: ..., val: ... }
+ * const dir = await Deno.makeTempDir(); // `deno task train` uses runs/default/data
+ * const data = await prepareDefaultData(dir, { vocabSize: 260 });
+ * if (data.trainData !== `${dir}/moby-dick-bpe260/train.bin`) throw new Error(data.trainData);
+ * // About 5% of the tokens are held out for validation.
+ * const share = data.tokens.val / (data.tokens.train + data.tokens.val);
+ * if (Math.abs(share - 0.05) > 0.001) throw new Error(`validation share ${share}`);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function prepareDefaultData(
@@ -172,9 +186,12 @@ export interface DefaultRunSettings {
  *
  * @example
  * ```ts
- * import { defaultRunSettings } from "@nanolm/nanolm";
+ * import { defaultRunSettings } from "@nanolm/nanolm/data";
  * const run = defaultRunSettings({ train: 544_180, val: 28_642 }, { vocabSize: 512, software: false });
- * console.log(run.model.dModel, run.train.steps);
+ * if (run.model.vocabSize !== 512) throw new Error("another vocabulary");
+ * // A software adapter gets a tiny model and a short run.
+ * const cpu = defaultRunSettings({ train: 544_180, val: 28_642 }, { vocabSize: 512, software: true });
+ * if (!(cpu.model.dModel < run.model.dModel && cpu.train.steps <= run.train.steps)) throw new Error("not smaller");
  * ```
  */
 export function defaultRunSettings(

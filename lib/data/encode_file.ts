@@ -50,9 +50,20 @@ function idsToBytes(ids: number[], dtype: TokenDtype): Uint8Array {
  * blocks; returns the number of tokens.
  *
  * @example
- * ```ts ignore
- * const out = await Deno.open("part.bin", { write: true, create: true });
- * await encodeRange("corpus.txt", out, tokenizer, { start: 0, end: 1e6, dtype: "uint16" });
+ * ```ts
+ * import { Tokenizer } from "@nanolm/nanolm";
+ * import { encodeRange } from "./encode_file.ts";
+ * const tokenizer = new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), []);
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/corpus.txt`, "hello world\n".repeat(100));
+ * {
+ *   using out = await Deno.open(`${dir}/part.bin`, { write: true, create: true });
+ *   const tokens = await encodeRange(`${dir}/corpus.txt`, out, tokenizer, { start: 0, end: 12, dtype: "uint16" });
+ *   if (tokens !== 12) throw new Error(`${tokens} tokens`); // the bytes of the first line
+ * }
+ * const ids = new Uint16Array((await Deno.readFile(`${dir}/part.bin`)).buffer);
+ * if (tokenizer.decode(ids) !== "hello world\n") throw new Error("wrong ids");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function encodeRange(
@@ -102,10 +113,16 @@ export async function encodeRange(
  * when asked.
  *
  * @example
- * ```ts ignore
- * import { encodeFile, loadTokenizer } from "@nanolm/nanolm/data";
- * const tokenizer = loadTokenizer("tokenizer.json");
- * const { tokens } = await encodeFile("train.txt", "train.bin", tokenizer, { progress: true });
+ * ```ts
+ * import { TokenDataset, Tokenizer } from "@nanolm/nanolm";
+ * import { encodeFile } from "@nanolm/nanolm/data";
+ * const tokenizer = new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), []);
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/train.txt`, "hello world\n".repeat(100));
+ * const { tokens } = await encodeFile(`${dir}/train.txt`, `${dir}/train.bin`, tokenizer); // progress: true for a bar
+ * using data = await TokenDataset.open(`${dir}/train.bin`);
+ * if (tokens !== 1200 || data.length !== 1200 || data.dtype !== "uint16") throw new Error(`${tokens} tokens`);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function encodeFile(

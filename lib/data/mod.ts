@@ -34,7 +34,14 @@ export {
   saveTokenizer,
 } from "./tokenizer_files.ts";
 export { trainBpe, type TrainBpeOptions } from "./train_bpe.ts";
-export { countPretokens, countPretokensOfFile, type ParallelCountOptions, splitFiles } from "./corpus_counts.ts";
+export {
+  type CountOptions,
+  countPretokens,
+  countPretokensOfFile,
+  type FileRange,
+  type ParallelCountOptions,
+  splitFiles,
+} from "./corpus_counts.ts";
 export { encodeFile, type EncodeFileOptions, type EncodeFileResult } from "./encode_file.ts";
 export {
   defaultCorpus,
@@ -51,5 +58,7 @@ export {
   type PrepareOptions,
   prepareTextData,
   scanText,
+  type TextScan,
   TINYSTORIES_URLS,
 } from "./prepare.ts";
+export type { ProgressBarOptions } from "../util/progress.ts";

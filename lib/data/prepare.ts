@@ -66,13 +66,15 @@ export interface PreparedTextData {
 
 const isUrl = (s: string) => /^https?:\/\//.test(s);
 
-/** What a scan of a text file found. */
-interface TextScan {
+/** What a scan of a text file found ({@linkcode scanText}). */
+export interface TextScan {
+  /** Size of the file in bytes. */
   bytes: number;
   /** Bytes that are not part of a valid UTF-8 sequence (each run of them becomes one U+FFFD). */
   invalid: number;
   /** Offset of the first of them, or -1. */
   firstInvalid: number;
+  /** NUL bytes (a binary file read as text has many). */
   nul: number;
   /** Only ASCII whitespace (or nothing). */
   blank: boolean;
@@ -101,12 +103,12 @@ function sequenceLength(buf: Uint8Array, i: number, end: number): number {
  *
  * @example
  * ```ts
- * import { scanText } from "./prepare.ts";
- * const path = await Deno.makeTempFile();
- * await Deno.writeFile(path, new Uint8Array([104, 105, 0xff, 0xfe]));
- * const scan = await scanText(path);
- * console.assert(scan.invalid === 2 && scan.firstInvalid === 2 && !scan.blank);
- * await Deno.remove(path);
+ * import { scanText } from "@nanolm/nanolm/data";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeFile(`${dir}/text.txt`, new Uint8Array([104, 105, 0xff, 0xfe])); // "hi" and two stray bytes
+ * const scan = await scanText(`${dir}/text.txt`);
+ * if (scan.invalid !== 2 || scan.firstInvalid !== 2 || scan.blank) throw new Error(JSON.stringify(scan));
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function scanText(path: string): Promise<TextScan> {
@@ -293,7 +295,22 @@ async function checkText(path: string, what: string, warn: (line: string) => voi
  * `train.txt`/`val.txt`, and without a validation input the split texts `train-split.txt`/`val-split.txt`.
  *
  * @example
+ * ```ts
+ * import { prepareTextData, TokenDataset } from "@nanolm/nanolm";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/stories.txt`, "Once upon a time there was a cat.<|endoftext|>".repeat(200));
+ * const data = await prepareTextData({ train: `${dir}/stories.txt`, outDir: `${dir}/out`, vocabSize: 300 });
+ * // Without a validation text, the last 1% of the training text is held out.
+ * using train = await TokenDataset.open(data.trainData);
+ * if (train.length !== data.tokens.train || !(data.tokens.val > 0)) throw new Error(JSON.stringify(data.tokens));
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * CS336's TinyStories (a download of about 2 GB):
+ *
  * ```ts ignore
+ * import { prepareTextData } from "@nanolm/nanolm";
+ * import { TINYSTORIES_URLS } from "@nanolm/nanolm/data";
  * const data = await prepareTextData({
  *   train: TINYSTORIES_URLS.train, val: TINYSTORIES_URLS.val, outDir: "data/tinystories", vocabSize: 10000,
  * });

@@ -46,9 +46,9 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
  *
  * @example
  * ```ts
- * import { tokenDtypeForPath } from "./token_files.ts";
- * console.assert(tokenDtypeForPath("owt_train.u32") === "uint32");
- * console.assert(tokenDtypeForPath("tinystories_train.bin") === "uint16");
+ * import { tokenDtypeForPath } from "@nanolm/nanolm/data";
+ * if (tokenDtypeForPath("owt_train.u32") !== "uint32") throw new Error(".u32 holds uint32 ids");
+ * if (tokenDtypeForPath("tinystories_train.bin") !== "uint16") throw new Error("anything else holds uint16 ids");
  * ```
  */
 export function tokenDtypeForPath(path: string): TokenDtype {
@@ -67,14 +67,14 @@ function bytesPerToken(dtype: TokenDtype): number {
  *
  * @example
  * ```ts
- * import { TokenDataset, writeTokenFile } from "./token_files.ts";
- * import { Rng } from "../util/random.ts";
- * const path = await Deno.makeTempFile({ suffix: ".u16" });
- * await writeTokenFile(path, Array.from({ length: 100 }, (_, i) => i));
- * using ds = await TokenDataset.open(path);
- * const { inputs, targets } = await ds.sampleBatch(new Rng(0), 4, 8);
- * console.assert(inputs.length === 32 && targets[0] === inputs[1]);
- * await Deno.remove(path);
+ * import { Rng, TokenDataset, writeTokenFile } from "@nanolm/nanolm";
+ * const dir = await Deno.makeTempDir();
+ * await writeTokenFile(`${dir}/train.bin`, Array.from({ length: 100 }, (_, i) => i));
+ * using ds = await TokenDataset.open(`${dir}/train.bin`);
+ * const { inputs, targets } = await ds.sampleBatch(new Rng(0), 4, 8); // 4 windows of 8 tokens
+ * // The targets are the inputs shifted by one token.
+ * if (inputs.length !== 32 || targets[0] !== inputs[0] + 1 || targets[31] !== inputs[31] + 1) throw new Error("bad batch");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class TokenDataset {
@@ -299,15 +299,17 @@ export interface RandomBatchSamplerOptions {
  *
  * @example
  * ```ts
- * import { RandomBatchSampler, TokenDataset, writeTokenFile } from "./token_files.ts";
- * const path = await Deno.makeTempFile({ suffix: ".u16" });
- * await writeTokenFile(path, Array.from({ length: 50 }, (_, i) => i % 7));
- * using ds = await TokenDataset.open(path);
+ * import { TokenDataset, writeTokenFile } from "@nanolm/nanolm";
+ * import { RandomBatchSampler } from "@nanolm/nanolm/data";
+ * const dir = await Deno.makeTempDir();
+ * await writeTokenFile(`${dir}/train.bin`, Array.from({ length: 50 }, (_, i) => i % 7));
+ * using ds = await TokenDataset.open(`${dir}/train.bin`);
  * const sampler = new RandomBatchSampler(ds, { batchSize: 2, contextLength: 4, seed: 1 });
  * await sampler.next();
  * const resumed = new RandomBatchSampler(ds, { batchSize: 2, contextLength: 4, state: sampler.state() });
- * console.assert((await sampler.next()).inputs.join() === (await resumed.next()).inputs.join());
- * await Deno.remove(path);
+ * // A sampler restored from a saved state draws the batches the original would have.
+ * if ((await sampler.next()).inputs.join() !== (await resumed.next()).inputs.join()) throw new Error("diverged");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class RandomBatchSampler {
@@ -358,12 +360,12 @@ export class RandomBatchSampler {
  *
  * @example
  * ```ts
- * import { TokenDataset, writeTokenFile } from "./token_files.ts";
- * const path = await Deno.makeTempFile({ suffix: ".u32" });
- * await writeTokenFile(path, [70000, 1, 2]);
- * using ds = await TokenDataset.open(path);
- * console.assert(ds.dtype === "uint32" && (await ds.readTokens(0, 1))[0] === 70000);
- * await Deno.remove(path);
+ * import { TokenDataset, writeTokenFile } from "@nanolm/nanolm";
+ * const dir = await Deno.makeTempDir();
+ * await writeTokenFile(`${dir}/train.u32`, [70000, 1, 2]); // ids past 65535 need .u32
+ * using ds = await TokenDataset.open(`${dir}/train.u32`);
+ * if (ds.dtype !== "uint32" || (await ds.readTokens(0, 3)).join() !== "70000,1,2") throw new Error("wrong ids");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeTokenFile(

@@ -35,9 +35,10 @@ function readText(path: string | URL): string {
  * ```ts
  * import { loadTokenizer, saveTokenizer, Tokenizer } from "@nanolm/nanolm";
  * const tok = new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), [], ["<|eot|>"]);
- * const path = await Deno.makeTempFile({ suffix: ".json" });
- * saveTokenizer(tok, path);
- * if (loadTokenizer(path).specialTokens.get("<|eot|>") !== 256) throw new Error("special token lost");
+ * const dir = await Deno.makeTempDir();
+ * saveTokenizer(tok, `${dir}/tokenizer.json`);
+ * if (loadTokenizer(`${dir}/tokenizer.json`).specialTokens.get("<|eot|>") !== 256) throw new Error("special token lost");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function loadTokenizer(path: string | URL): Tokenizer {
@@ -51,7 +52,10 @@ export function loadTokenizer(path: string | URL): Tokenizer {
  * ```ts
  * import { saveTokenizer, Tokenizer } from "@nanolm/nanolm";
  * const tok = new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), []);
- * saveTokenizer(tok, await Deno.makeTempFile({ suffix: ".json" }));
+ * const dir = await Deno.makeTempDir();
+ * saveTokenizer(tok, `${dir}/tokenizer.json`);
+ * if (Tokenizer.fromFileText(await Deno.readTextFile(`${dir}/tokenizer.json`)).vocabSize !== 256) throw new Error("lost");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function saveTokenizer(tokenizer: Tokenizer, path: string | URL): void {
@@ -62,10 +66,29 @@ export function saveTokenizer(tokenizer: Tokenizer, path: string | URL): void {
  * Loads a GPT-2 / Hugging Face tokenizer from `vocab.json` and `merges.txt`.
  *
  * @example
+ * ```ts
+ * import { Tokenizer } from "@nanolm/nanolm";
+ * import { loadGpt2Tokenizer } from "@nanolm/nanolm/data";
+ * // Files in GPT-2's format: bytes as printable characters (a space is "Ġ"), merges one pair a line.
+ * const vocab = new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])]));
+ * vocab.set(256, new TextEncoder().encode(" t"));
+ * const texts = new Tokenizer(vocab, [[new Uint8Array([32]), new Uint8Array([116])]]).gpt2Texts();
+ * if (!texts.merges.includes("Ġ t")) throw new Error("not GPT-2's merges format");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vocab.json`, texts.vocab);
+ * await Deno.writeTextFile(`${dir}/merges.txt`, texts.merges);
+ *
+ * const tok = loadGpt2Tokenizer(`${dir}/vocab.json`, `${dir}/merges.txt`, ["<|endoftext|>"]);
+ * if (tok.encode(" to<|endoftext|>").join() !== "256,111,257") throw new Error(`${tok.encode(" to<|endoftext|>")}`);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * GPT-2's own files (from Hugging Face):
+ *
  * ```ts ignore
- * import { loadGpt2Tokenizer } from "@nanolm/nanolm";
+ * import { loadGpt2Tokenizer } from "@nanolm/nanolm/data";
  * const gpt2 = loadGpt2Tokenizer("gpt2_vocab.json", "gpt2_merges.txt", ["<|endoftext|>"]);
- * console.log(gpt2.encode("Hello world")); // [15496, 995]
+ * if (gpt2.encode("Hello world").join() !== "15496,995") throw new Error("not GPT-2's ids");
  * ```
  */
 export function loadGpt2Tokenizer(
@@ -84,11 +107,13 @@ export function loadGpt2Tokenizer(
  *
  * @example
  * ```ts
- * import { loadGpt2Tokenizer, saveGpt2Tokenizer, Tokenizer } from "@nanolm/nanolm";
+ * import { Tokenizer } from "@nanolm/nanolm";
+ * import { loadGpt2Tokenizer, saveGpt2Tokenizer } from "@nanolm/nanolm/data";
  * const tok = new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), []);
  * const dir = await Deno.makeTempDir();
  * saveGpt2Tokenizer(tok, `${dir}/vocab.json`, `${dir}/merges.txt`);
  * if (loadGpt2Tokenizer(`${dir}/vocab.json`, `${dir}/merges.txt`).vocabSize !== 256) throw new Error("lost ids");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function saveGpt2Tokenizer(tokenizer: Tokenizer, vocabPath: string | URL, mergesPath: string | URL): void {
@@ -101,8 +126,21 @@ export function saveGpt2Tokenizer(tokenizer: Tokenizer, vocabPath: string | URL,
  * Loads a tiktoken rank file (`.tiktoken`: one `base64-token rank` per line); the ranks are the ids.
  *
  * @example
+ * ```ts
+ * import { loadTiktoken } from "@nanolm/nanolm/data";
+ * const lines = Array.from({ length: 256 }, (_, b) => `${btoa(String.fromCharCode(b))} ${b}`);
+ * lines.push(`${btoa("hi")} 256`); // a rank file lists bytes by rank; merges follow from the ranks
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/tiny.tiktoken`, lines.join("\n"));
+ * const tok = loadTiktoken(`${dir}/tiny.tiktoken`, { specialTokens: { "<|endoftext|>": 257 } });
+ * if (tok.encode("hi<|endoftext|>").join() !== "256,257") throw new Error(`${tok.encode("hi<|endoftext|>")}`);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * OpenAI's GPT-2 ranks:
+ *
  * ```ts ignore
- * import { loadTiktoken } from "@nanolm/nanolm";
+ * import { loadTiktoken } from "@nanolm/nanolm/data";
  * const tok = loadTiktoken("r50k_base.tiktoken", { specialTokens: { "<|endoftext|>": 50256 } });
  * ```
  */
@@ -115,11 +153,13 @@ export function loadTiktoken(path: string | URL, options: TiktokenOptions = {}):
  *
  * @example
  * ```ts
- * import { loadTiktoken, saveTiktoken, Tokenizer } from "@nanolm/nanolm";
+ * import { Tokenizer } from "@nanolm/nanolm";
+ * import { loadTiktoken, saveTiktoken } from "@nanolm/nanolm/data";
  * const tok = new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), []);
- * const path = await Deno.makeTempFile({ suffix: ".tiktoken" });
- * saveTiktoken(tok, path);
- * if (loadTiktoken(path).vocabSize !== 256) throw new Error("lost ranks");
+ * const dir = await Deno.makeTempDir();
+ * saveTiktoken(tok, `${dir}/bytes.tiktoken`);
+ * if (loadTiktoken(`${dir}/bytes.tiktoken`).vocabSize !== 256) throw new Error("lost ranks");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function saveTiktoken(tokenizer: Tokenizer, path: string | URL): void {

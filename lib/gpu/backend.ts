@@ -19,6 +19,7 @@
  */
 import type { KernelSource } from "../../kernels/common.ts";
 import { type GpuContext, type GpuInfo, requestGpu } from "./device.ts";
+import { portableWgsl } from "./wgsl.ts";
 
 /**
  * A pooled storage buffer, or a byte range of one ({@linkcode Backend.range}). Dispatches bind `bytes` bytes from
@@ -430,7 +431,7 @@ export class Backend {
   prepare(name: string, source: string): Kernel {
     let kernel = this.#kernels.get(source);
     if (!kernel) {
-      const module = this.device.createShaderModule({ code: source, label: name });
+      const module = this.device.createShaderModule({ code: portableWgsl(source), label: name });
       const pipeline = this.device.createComputePipeline({
         layout: "auto",
         compute: { module, entryPoint: "main" },

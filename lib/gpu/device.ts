@@ -50,10 +50,14 @@ const wantedLimits = [
  * Requests a WebGPU device with the features and limits nanolm wants.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { requestGpu } from "./device.ts";
  * const { device, info } = await requestGpu();
- * console.log(info.description, device.limits.maxBufferSize);
+ * // The adapter's own limits, not WebGPU's defaults (a 128 MiB storage binding would cap a vocabulary's logits).
+ * const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+ * const limit = adapter!.limits.maxStorageBufferBindingSize;
+ * if (device.limits.maxStorageBufferBindingSize !== limit) throw new Error(`default limits on ${info.description}`);
+ * device.destroy();
  * ```
  */
 export async function requestGpu(options: { powerPreference?: GPUPowerPreference } = {}): Promise<GpuContext> {

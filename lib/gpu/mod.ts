@@ -13,13 +13,16 @@
 export {
   type Backend,
   type BackendLimits,
+  type DispatchArgs,
   formatBytes,
   gpu,
   type GpuBuffer,
   initGpu,
+  type Kernel,
   type KernelTiming,
   type MemoryStats,
   Recording,
 } from "./backend.ts";
 export { type GpuInfo } from "./device.ts";
 export { type GpuPeaks, gpuPeaks } from "./peaks.ts";
+export type { KernelSource } from "../../kernels/common.ts";

@@ -48,9 +48,9 @@ const KNOWN: [RegExp, GpuPeaks][] = [
  *
  * @example
  * ```ts
- * import { gpuPeaks } from "@nanolm/nanolm";
- * console.log(gpuPeaks("NVIDIA H100 80GB HBM3")?.f32Tflops); // 67
- * console.log(gpuPeaks("llvmpipe (LLVM 15.0.6, 256 bits)")); // undefined
+ * import { gpuPeaks } from "@nanolm/nanolm/gpu";
+ * if (gpuPeaks("NVIDIA H100 80GB HBM3")?.f32Tflops !== 67) throw new Error("the H100's f32 peak is 67 TFLOP/s");
+ * if (gpuPeaks("llvmpipe (LLVM 15.0.6, 256 bits)") !== undefined) throw new Error("a CPU adapter has no table entry");
  * ```
  */
 export function gpuPeaks(description: string): GpuPeaks | undefined {

@@ -53,10 +53,12 @@ function isTempOf(name: string, base: string): boolean {
  *
  * @example
  * ```ts
- * import { removeStaleTempFiles } from "./atomic_write.ts";
+ * import { removeStaleTempFiles } from "@nanolm/nanolm/io";
  * const dir = Deno.makeTempDirSync();
+ * // What a write killed halfway leaves behind:
  * Deno.writeTextFileSync(`${dir}/.ckpt.safetensors.0123456789abcdef.tmp`, "torn");
- * console.assert(removeStaleTempFiles(`${dir}/ckpt.safetensors`, { olderThanMs: 0 }).length === 1);
+ * const removed = removeStaleTempFiles(`${dir}/ckpt.safetensors`, { olderThanMs: 0 });
+ * if (removed.length !== 1 || [...Deno.readDirSync(dir)].length !== 0) throw new Error("the torn file stayed");
  * Deno.removeSync(dir);
  * ```
  */
@@ -98,12 +100,12 @@ function syncDir(path: string): void {
  *
  * @example
  * ```ts
- * import { writeFileAtomic } from "./atomic_write.ts";
+ * import { writeFileAtomic } from "@nanolm/nanolm/io";
  * const dir = await Deno.makeTempDir();
  * await writeFileAtomic(`${dir}/a.txt`, async (file) => {
  *   await file.write(new TextEncoder().encode("hello"));
  * });
- * console.assert(Deno.readTextFileSync(`${dir}/a.txt`) === "hello");
+ * if (Deno.readTextFileSync(`${dir}/a.txt`) !== "hello") throw new Error("not written");
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -135,10 +137,10 @@ export async function writeFileAtomic(
  *
  * @example
  * ```ts
- * import { writeFileAtomicSync } from "./atomic_write.ts";
+ * import { writeFileAtomicSync } from "@nanolm/nanolm/io";
  * const dir = Deno.makeTempDirSync();
  * writeFileAtomicSync(`${dir}/a.json`, '{"a": 1}\n');
- * console.assert(Deno.readTextFileSync(`${dir}/a.json`) === '{"a": 1}\n');
+ * if (Deno.readTextFileSync(`${dir}/a.json`) !== '{"a": 1}\n') throw new Error("not written");
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */

@@ -100,13 +100,14 @@ function toEntries(prefix: string, arrays: ArrayMap, into: TensorMap): void {
  *
  * @example
  * ```ts
- * import { readCheckpointFile, writeCheckpointFile } from "./checkpoint_file.ts";
- * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * import { readCheckpointFile, writeCheckpointFile } from "@nanolm/nanolm/io";
+ * const dir = await Deno.makeTempDir();
  * const model = new Map([["lm_head.weight", { shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) }]]);
- * await writeCheckpointFile(path, { step: 10, model, rngState: [1, 2, 3, 4] });
- * const back = await readCheckpointFile(path);
- * console.assert(back.step === 10 && back.model.get("lm_head.weight")!.data[3] === 4);
- * await Deno.remove(path);
+ * await writeCheckpointFile(`${dir}/ckpt.safetensors`, { step: 10, model, rngState: [1, 2, 3, 4] });
+ * const back = await readCheckpointFile(`${dir}/ckpt.safetensors`);
+ * if (back.step !== 10 || back.model.get("lm_head.weight")!.data.join() !== "1,2,3,4") throw new Error("changed");
+ * if (back.rngState?.join() !== "1,2,3,4") throw new Error("RNG state lost");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeCheckpointFile(path: string, state: CheckpointState): Promise<void> {
@@ -150,8 +151,9 @@ export async function writeCheckpointFile(path: string, state: CheckpointState):
  *
  * @example
  * ```ts
- * import { readCheckpointFile, writeCheckpointFile } from "./checkpoint_file.ts";
- * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * import { readCheckpointFile, writeCheckpointFile } from "@nanolm/nanolm/io";
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/ckpt.safetensors`;
  * const w = { shape: [3], data: new Float32Array([1, 2, 3]) };
  * const zeros = { shape: [3], data: new Float32Array(3) };
  * await writeCheckpointFile(path, {
@@ -161,8 +163,9 @@ export async function writeCheckpointFile(path: string, state: CheckpointState):
  *   dataPosition: { offset: 1024 },
  * });
  * const ckpt = await readCheckpointFile(path);
- * console.assert(ckpt.optimizer!.step === 5);
- * await Deno.remove(path);
+ * if (ckpt.optimizer?.step !== 5 || !ckpt.optimizer.m.has("ln_final.weight")) throw new Error("moments lost");
+ * if ((ckpt.dataPosition as { offset: number }).offset !== 1024) throw new Error("data position lost");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readCheckpointFile(path: string): Promise<CheckpointState> {
@@ -252,12 +255,13 @@ function describeValue(value: string | undefined): string {
  *
  * @example
  * ```ts
- * import { writeWeightsFile } from "./checkpoint_file.ts";
- * import { readSafetensors } from "./safetensors.ts";
- * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * import { readSafetensors, writeWeightsFile } from "@nanolm/nanolm/io";
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/weights.safetensors`;
  * await writeWeightsFile(path, new Map([["ln_final.weight", { shape: [2], data: new Float32Array([1, 1]) }]]));
- * console.assert((await readSafetensors(path)).tensors.has("ln_final.weight"));
- * await Deno.remove(path);
+ * const { tensors } = await readSafetensors(path);
+ * if (tensors.get("ln_final.weight")?.dtype !== "F32" || tensors.size !== 1) throw new Error("not a weights file");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeWeightsFile(

@@ -5,10 +5,12 @@
  * @example
  * ```ts
  * import { readSafetensors, writeSafetensors } from "@nanolm/nanolm/io";
- * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/w.safetensors`;
  * await writeSafetensors(path, new Map([["w", { dtype: "F32", shape: [2], data: new Float32Array([1, 2]) }]]));
  * const { tensors } = await readSafetensors(path);
  * if (tensors.get("w")!.shape.join() !== "2") throw new Error("shape lost");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @module

@@ -71,16 +71,20 @@ function normalizeRelative(path: string): string[] | null {
  *
  * @example
  * ```ts
- * import { resolveRecordedPath } from "./paths.ts";
+ * import { resolveRecordedPath } from "@nanolm/nanolm/io";
  * const dir = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${dir}/tokenizer.json`, "{}");
  * const checkpoint = `${dir}/checkpoint.safetensors`;
- * console.assert(resolveRecordedPath("tokenizer.json", { checkpoint, key: "tokenizer" }) === `${dir}/tokenizer.json`);
+ * const found = resolveRecordedPath("tokenizer.json", { checkpoint, key: "tokenizer" });
+ * if (found !== `${dir}/tokenizer.json`) throw new Error(found);
+ * // A path that leaves the checkpoint's folder is refused, whatever it names.
+ * let refusal = "";
  * try {
  *   resolveRecordedPath("../../../../etc/passwd", { checkpoint, key: "tokenizer" });
  * } catch (e) {
- *   console.assert((e as Error).message.endsWith("pass --tokenizer PATH"));
+ *   refusal = (e as Error).message;
  * }
+ * if (!refusal.endsWith("pass --tokenizer PATH")) throw new Error(`followed or wrong advice: ${refusal}`);
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */
@@ -130,11 +134,11 @@ export interface PathChoice extends RecordedPathOptions {
  *
  * @example
  * ```ts
- * import { choosePath } from "./paths.ts";
+ * import { choosePath } from "@nanolm/nanolm/io";
  * // The user's path wins and is not checked against the checkpoint's folder.
  * const checkpoint = "runs/tiny/checkpoint.safetensors";
  * const path = choosePath({ given: "/data/tok.json", recorded: "../../etc/passwd", checkpoint, key: "tokenizer" });
- * console.assert(path === "/data/tok.json");
+ * if (path !== "/data/tok.json") throw new Error(path);
  * ```
  */
 export function choosePath(choice: PathChoice): string {
@@ -167,9 +171,11 @@ function absolute(path: string): string {
  *
  * @example
  * ```ts
- * import { pathToRecord } from "./paths.ts";
- * console.assert(pathToRecord("runs/tiny/tokenizer.json", "runs/tiny/checkpoint.safetensors") === "tokenizer.json");
- * console.assert(pathToRecord("data/tok.json", "runs/tiny/checkpoint.safetensors") === "data/tok.json");
+ * import { pathToRecord } from "@nanolm/nanolm/io";
+ * const checkpoint = "runs/tiny/checkpoint.safetensors";
+ * if (pathToRecord("runs/tiny/tokenizer.json", checkpoint) !== "tokenizer.json") throw new Error("not relative");
+ * // Outside the folder: recorded as given, which readers refuse to follow.
+ * if (pathToRecord("data/tok.json", checkpoint) !== "data/tok.json") throw new Error("changed");
  * ```
  */
 export function pathToRecord(path: string, checkpoint: string): string {

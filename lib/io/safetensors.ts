@@ -157,8 +157,8 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
  *
  * @example
  * ```ts
- * import { dtypeSize } from "./safetensors.ts";
- * console.assert(dtypeSize("BF16") === 2 && dtypeSize("I64") === 8);
+ * import { dtypeSize } from "@nanolm/nanolm/io";
+ * if (dtypeSize("BF16") !== 2 || dtypeSize("I64") !== 8) throw new Error("wrong sizes");
  * ```
  */
 export function dtypeSize(dtype: SafetensorsDtype): number {
@@ -224,9 +224,10 @@ function bytesOf(data: TensorData): Uint8Array {
  *
  * @example
  * ```ts
- * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
+ * import { decodeSafetensors, encodeSafetensors } from "@nanolm/nanolm/io";
  * const bytes = encodeSafetensors(new Map([["w", { dtype: "F32", shape: [2], data: new Float32Array([1, 2]) }]]));
- * console.assert(decodeSafetensors(bytes).tensors.get("w")!.data[1] === 2);
+ * const w = decodeSafetensors(bytes).tensors.get("w");
+ * if (w?.dtype !== "F32" || w.data.join() !== "1,2") throw new Error("did not round-trip");
  * ```
  */
 export function encodeSafetensors(tensors: TensorMap, options: SafetensorsWriteOptions = {}): Uint8Array {
@@ -440,9 +441,9 @@ function materialise(header: SafetensorsHeader, bytes: Uint8Array): SafetensorsC
  *
  * @example
  * ```ts
- * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
+ * import { decodeSafetensors, encodeSafetensors } from "@nanolm/nanolm/io";
  * const bytes = encodeSafetensors(new Map(), { metadata: { step: "3" } });
- * console.assert(decodeSafetensors(bytes).metadata.step === "3");
+ * if (decodeSafetensors(bytes).metadata.step !== "3") throw new Error("metadata lost");
  * ```
  */
 export function decodeSafetensors(bytes: Uint8Array, options: SafetensorsReadOptions = {}): SafetensorsContents {
@@ -454,11 +455,12 @@ export function decodeSafetensors(bytes: Uint8Array, options: SafetensorsReadOpt
  *
  * @example
  * ```ts
- * import { readSafetensorsHeader, writeSafetensors } from "./safetensors.ts";
- * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
- * await writeSafetensors(path, new Map([["b", { dtype: "I32", shape: [3], data: new Int32Array(3) }]]));
- * console.assert((await readSafetensorsHeader(path)).tensors.get("b")!.dtype === "I32");
- * await Deno.remove(path);
+ * import { readSafetensorsHeader, writeSafetensors } from "@nanolm/nanolm/io";
+ * const dir = await Deno.makeTempDir();
+ * await writeSafetensors(`${dir}/b.safetensors`, new Map([["b", { dtype: "I32", shape: [3], data: new Int32Array(3) }]]));
+ * const b = (await readSafetensorsHeader(`${dir}/b.safetensors`)).tensors.get("b");
+ * if (b?.dtype !== "I32" || b.shape.join() !== "3") throw new Error("wrong header");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
@@ -485,12 +487,13 @@ async function readHeaderFrom(file: Deno.FsFile, path: string): Promise<Safetens
  *
  * @example
  * ```ts
- * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
- * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * import { readSafetensors, writeSafetensors } from "@nanolm/nanolm/io";
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/w.safetensors`;
  * await writeSafetensors(path, new Map([["w", { dtype: "F32", shape: [1, 2], data: new Float32Array([3, 4]) }]]));
- * const { tensors } = await readSafetensors(path);
- * console.assert(tensors.get("w")!.shape[1] === 2);
- * await Deno.remove(path);
+ * const w = (await readSafetensors(path)).tensors.get("w");
+ * if (w?.shape.join() !== "1,2" || w.data.join() !== "3,4") throw new Error("did not round-trip");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readSafetensors(path: string): Promise<SafetensorsContents> {
@@ -518,13 +521,14 @@ export async function readSafetensors(path: string): Promise<SafetensorsContents
  *
  * @example
  * ```ts
- * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
- * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * import { readSafetensors, writeSafetensors } from "@nanolm/nanolm/io";
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/ids.safetensors`;
  * await writeSafetensors(path, new Map([["ids", { dtype: "I64", shape: [2], data: new BigInt64Array([1n, 2n]) }]]), {
  *   metadata: { format: "pt" },
  * });
- * console.assert((await readSafetensors(path)).metadata.format === "pt");
- * await Deno.remove(path);
+ * if ((await readSafetensors(path)).metadata.format !== "pt") throw new Error("metadata lost");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeSafetensors(
@@ -578,8 +582,8 @@ function fileError(path: string, e: unknown): Error {
  *
  * @example
  * ```ts
- * import { bf16ToFloat32 } from "./safetensors.ts";
- * console.assert(bf16ToFloat32(new Uint16Array([0x3fc0]))[0] === 1.5);
+ * import { bf16ToFloat32 } from "@nanolm/nanolm/io";
+ * if (bf16ToFloat32(new Uint16Array([0x3fc0]))[0] !== 1.5) throw new Error("0x3fc0 is 1.5 in bfloat16");
  * ```
  */
 export function bf16ToFloat32(bits: Uint16Array): Float32Array {
@@ -593,8 +597,8 @@ export function bf16ToFloat32(bits: Uint16Array): Float32Array {
  *
  * @example
  * ```ts
- * import { float32ToBf16 } from "./safetensors.ts";
- * console.assert(float32ToBf16(new Float32Array([1.5]))[0] === 0x3fc0);
+ * import { float32ToBf16 } from "@nanolm/nanolm/io";
+ * if (float32ToBf16(new Float32Array([1.5]))[0] !== 0x3fc0) throw new Error("1.5 is 0x3fc0 in bfloat16");
  * ```
  */
 export function float32ToBf16(values: Float32Array): Uint16Array {

@@ -19,7 +19,7 @@
  */
 export { type Backend, gpu, initGpu, type MemoryStats } from "../gpu/backend.ts";
 export { type GpuInfo } from "../gpu/device.ts";
-export { type DType, type HostArray, keep, type NestedArray, readAll, Tensor, tidy } from "./tensor.ts";
+export { type DType, type HostArray, keep, type NestedArray, readAll, type Storage, Tensor, tidy } from "./tensor.ts";
 export {
   detach,
   type GradNode,
@@ -72,10 +72,12 @@ export {
 export { max, mean, type ReduceOptions, sum, sumTo } from "./ops/reduce.ts";
 export { broadcastTo, concat, permute, reshape, slice, transpose } from "./ops/movement.ts";
 export { matmul, type MatmulOptions, type MatmulSettings, setMatmulSettings } from "./ops/matmul.ts";
+export type { MatmulTile, MatmulVariant } from "../../kernels/matmul.ts";
 export {
   attention,
   type AttentionLayout,
   type AttentionOptions,
+  type AttentionVariant,
   crossEntropy,
   embedding,
   logSoftmax,

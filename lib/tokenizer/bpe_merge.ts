@@ -33,7 +33,7 @@ export interface PairTableData {
  * const table = new PairTable(4);
  * table.set(104, 105, 0, 256); // "h" + "i" -> 256, first merge
  * const slot = table.find(104, 105);
- * console.assert(table.rank(slot) === 0 && table.mergedId(slot) === 256);
+ * if (table.rank(slot) !== 0 || table.mergedId(slot) !== 256) throw new Error("merge not found");
  * ```
  */
 export class PairTable {
@@ -168,7 +168,8 @@ const NO_RANK = 0x7fffffff;
  * table.set(97, 97, 0, 256); // "aa"
  * const ids = new Int32Array([97, 97, 97]);
  * const n = mergePiece(ids, 3, table, new Int32Array(3));
- * console.assert(n === 2 && ids[0] === 256 && ids[1] === 97);
+ * // "aaa" -> "aa" "a": the leftmost pair merges first.
+ * if (n !== 2 || ids[0] !== 256 || ids[1] !== 97) throw new Error(`${ids.subarray(0, n)}`);
  * ```
  */
 export function mergePiece(

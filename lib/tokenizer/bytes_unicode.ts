@@ -32,8 +32,9 @@ const CHAR_TO_BYTE: Map<string, number> = new Map(BYTE_TO_CHAR.map((c, b) => [c,
  *
  * @example
  * ```ts
- * import { bytesToPrintable } from "./bytes_unicode.ts";
- * console.assert(bytesToPrintable(new TextEncoder().encode(" the")) === "Ġthe");
+ * import { bytesToPrintable } from "@nanolm/nanolm/tokenizer";
+ * // GPT-2's byte-to-unicode map: a space shows as "Ġ".
+ * if (bytesToPrintable(new TextEncoder().encode(" the")) !== "Ġthe") throw new Error("not GPT-2's map");
  * ```
  */
 export function bytesToPrintable(bytes: Uint8Array): string {
@@ -48,8 +49,8 @@ export function bytesToPrintable(bytes: Uint8Array): string {
  *
  * @example
  * ```ts
- * import { printableToBytes } from "./bytes_unicode.ts";
- * console.assert(printableToBytes("Ġthe")?.join(",") === "32,116,104,101");
+ * import { printableToBytes } from "@nanolm/nanolm/tokenizer";
+ * if (printableToBytes("Ġthe")?.join(",") !== "32,116,104,101") throw new Error("not GPT-2's map");
  * ```
  */
 export function printableToBytes(text: string): Uint8Array | undefined {

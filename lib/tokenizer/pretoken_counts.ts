@@ -19,9 +19,10 @@ function escapeRegExp(text: string): string {
  *
  * @example
  * ```ts
- * import { specialTokenPattern } from "./pretoken_counts.ts";
+ * import { specialTokenPattern } from "@nanolm/nanolm/tokenizer";
  * const re = specialTokenPattern(["<|a|>", "<|a|><|a|>"])!;
- * console.assert("x<|a|><|a|>y".match(re)?.[0] === "<|a|><|a|>");
+ * // The longest special token wins where two overlap.
+ * if ("x<|a|><|a|>y".match(re)?.[0] !== "<|a|><|a|>") throw new Error("the shorter token matched");
  * ```
  */
 export function specialTokenPattern(specialTokens: readonly string[]): RegExp | null {
@@ -36,11 +37,11 @@ export function specialTokenPattern(specialTokens: readonly string[]): RegExp | 
  *
  * @example
  * ```ts
- * import { PretokenCounter } from "./pretoken_counts.ts";
+ * import { PretokenCounter } from "@nanolm/nanolm/tokenizer";
  * const counter = new PretokenCounter();
  * counter.add("a cat, a cat", 1, 5); // " cat"
  * counter.add("a cat, a cat", 8, 12);
- * console.assert(counter.toMap().get(" cat") === 2);
+ * if (counter.toMap().get(" cat") !== 2) throw new Error(`counted ${counter.toMap().get(" cat")}`);
  * ```
  */
 export class PretokenCounter {
@@ -121,10 +122,12 @@ function sameChars(key: string, text: string, start: number): boolean {
  *
  * @example
  * ```ts
- * import { countPretokensOfText, PretokenCounter, specialTokenPattern } from "./pretoken_counts.ts";
+ * import { countPretokensOfText, PretokenCounter, specialTokenPattern } from "@nanolm/nanolm/tokenizer";
  * const counts = new PretokenCounter();
  * countPretokensOfText("a cat<|endoftext|>a cat", counts, specialTokenPattern(["<|endoftext|>"]));
- * console.assert(counts.toMap().get(" cat") === 2 && counts.toMap().get("a") === 2);
+ * // The special token splits the text and is not counted itself.
+ * const map = counts.toMap();
+ * if (map.get(" cat") !== 2 || map.get("a") !== 2 || map.size !== 2) throw new Error(JSON.stringify([...map]));
  * ```
  */
 export function countPretokensOfText(text: string, counts: PretokenCounter, specials: RegExp | null): void {
@@ -169,7 +172,8 @@ function isAsciiSpace(b: number): boolean {
  * ```ts
  * import { findSafeCut } from "./pretoken_counts.ts";
  * const bytes = new TextEncoder().encode("one two\nthree");
- * console.assert(findSafeCut(bytes, bytes.length, []) === 7);
+ * // Cut at the last newline, so no pre-token spans two chunks.
+ * if (findSafeCut(bytes, bytes.length, []) !== 7) throw new Error(`cut at ${findSafeCut(bytes, bytes.length, [])}`);
  * ```
  */
 export function findSafeCut(

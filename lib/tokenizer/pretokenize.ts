@@ -19,9 +19,9 @@ const WHITE_SPACE = "\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u20
  *
  * @example
  * ```ts
- * import { GPT2_PATTERN } from "./pretokenize.ts";
+ * import { GPT2_PATTERN } from "@nanolm/nanolm/tokenizer";
  * const pieces = "Hello, world!".match(GPT2_PATTERN);
- * console.assert(pieces?.join("|") === "Hello|,| world|!");
+ * if (pieces?.join("|") !== "Hello|,| world|!") throw new Error(`${pieces}`);
  * ```
  */
 export const GPT2_PATTERN: RegExp = new RegExp(
@@ -34,8 +34,9 @@ export const GPT2_PATTERN: RegExp = new RegExp(
  *
  * @example
  * ```ts
- * import { pretokenizeRegex } from "./pretokenize.ts";
- * console.assert(pretokenizeRegex("I'll  go").join("|") === "I|'ll| | go");
+ * import { pretokenizeRegex } from "@nanolm/nanolm/tokenizer";
+ * const pieces = pretokenizeRegex("I'll  go").join("|");
+ * if (pieces !== "I|'ll| | go") throw new Error(pieces);
  * ```
  */
 export function pretokenizeRegex(text: string): string[] {
@@ -100,7 +101,7 @@ function classAt(text: string, i: number, end: number): number {
  * const text = "it's 42 \n";
  * const ends: number[] = [];
  * pretokenEnds(text, 0, text.length, ends);
- * console.assert(ends.join(",") === "2,4,7,9"); // "it" "'s" " 42" " \n"
+ * if (ends.join(",") !== "2,4,7,9") throw new Error(`${ends}`); // "it" "'s" " 42" " \n"
  * ```
  */
 export function pretokenEnds(text: string, start: number, end: number, ends: number[]): number {
@@ -166,8 +167,9 @@ export function pretokenEnds(text: string, start: number, end: number, ends: num
  *
  * @example
  * ```ts
- * import { pretokenize } from "./pretokenize.ts";
- * console.assert(pretokenize("Hi  there").join("|") === "Hi| | there");
+ * import { pretokenize } from "@nanolm/nanolm/tokenizer";
+ * const pieces = pretokenize("Hi  there").join("|");
+ * if (pieces !== "Hi| | there") throw new Error(pieces); // like GPT2_PATTERN, without the regex
  * ```
  */
 export function pretokenize(text: string): string[] {
@@ -187,7 +189,7 @@ export function pretokenize(text: string): string[] {
  * @example
  * ```ts
  * import { detachedSlice } from "./pretokenize.ts";
- * console.assert(detachedSlice("a long piece of text here", 2, 20) === "long piece of text");
+ * if (detachedSlice("a long piece of text here", 2, 20) !== "long piece of text") throw new Error("wrong slice");
  * ```
  */
 export function detachedSlice(text: string, start: number, end: number): string {

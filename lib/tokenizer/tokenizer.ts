@@ -87,7 +87,7 @@ interface NanolmTokenizerFile {
  *
  * @example
  * ```ts
- * import { Tokenizer } from "./tokenizer.ts";
+ * import { Tokenizer } from "@nanolm/nanolm";
  * const bytes = (s: string) => new TextEncoder().encode(s);
  * const vocab = new Map<number, Uint8Array>();
  * for (let b = 0; b < 256; b++) vocab.set(b, new Uint8Array([b]));
@@ -95,8 +95,8 @@ interface NanolmTokenizerFile {
  * vocab.set(257, bytes("the"));
  * const tok = new Tokenizer(vocab, [[bytes("t"), bytes("h")], [bytes("th"), bytes("e")]], ["<|endoftext|>"]);
  * const ids = tok.encode("the<|endoftext|>");
- * console.assert(ids.join(",") === "257,258");
- * console.assert(tok.decode(ids) === "the<|endoftext|>");
+ * if (ids.join(",") !== "257,258") throw new Error(`${ids}`); // "the", then the special token
+ * if (tok.decode(ids) !== "the<|endoftext|>") throw new Error("did not round-trip");
  * ```
  */
 export class Tokenizer {
@@ -180,12 +180,12 @@ export class Tokenizer {
    *
    * @example
    * ```ts
-   * import { Tokenizer } from "./tokenizer.ts";
+   * import { Tokenizer } from "@nanolm/nanolm";
    * const lines = [];
    * for (let b = 0; b < 256; b++) lines.push(`${btoa(String.fromCharCode(b))} ${b}`);
    * lines.push(`${btoa("hi")} 256`);
    * const tok = Tokenizer.fromTiktokenText(lines.join("\n"));
-   * console.assert(tok.encode("hi!").join(",") === "256,33");
+   * if (tok.encode("hi!").join(",") !== "256,33") throw new Error(`${tok.encode("hi!")}`);
    * ```
    */
   static fromTiktokenText(text: string, options: TiktokenOptions & { fileName?: string } = {}): Tokenizer {
@@ -213,10 +213,11 @@ export class Tokenizer {
    * @example
    * ```ts
    * import { Tokenizer } from "@nanolm/nanolm";
-   * const bytes = new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])]));
-   * const tok = new Tokenizer(bytes, [[new Uint8Array([104]), new Uint8Array([105])]]);
+   * const vocab = new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])]));
+   * vocab.set(256, new Uint8Array([104, 105])); // "hi"
+   * const tok = new Tokenizer(vocab, [[new Uint8Array([104]), new Uint8Array([105])]]);
    * const back = Tokenizer.fromFileText(tok.toFileText());
-   * if (back.encode("hi").join() !== tok.encode("hi").join()) throw new Error("round trip changed the ids");
+   * if (back.encode("hi").join() !== "256") throw new Error("round trip lost the merge");
    * ```
    */
   static fromFileText(text: string, name = "tokenizer file"): Tokenizer {
@@ -274,8 +275,14 @@ export class Tokenizer {
    * Encodes text to token ids.
    *
    * @example
-   * ```ts ignore
-   * const ids = tokenizer.encode("Hello world<|endoftext|>");
+   * ```ts
+   * import { Tokenizer } from "@nanolm/nanolm";
+   * const bytes = (s: string) => new TextEncoder().encode(s);
+   * const vocab = new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])]));
+   * vocab.set(256, bytes("th")).set(257, bytes("the"));
+   * const tokenizer = new Tokenizer(vocab, [[bytes("t"), bytes("h")], [bytes("th"), bytes("e")]], ["<|endoftext|>"]);
+   * const ids = tokenizer.encode("the cat<|endoftext|>");
+   * if (ids.join() !== "257,32,99,97,116,258") throw new Error(`${ids}`); // "the" " " "c" "a" "t" <|endoftext|>
    * ```
    */
   encode(text: string): number[] {
@@ -290,9 +297,17 @@ export class Tokenizer {
    * building block of streaming: keep `text.slice(consumed)` and prepend it to the next chunk.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Tokenizer } from "@nanolm/nanolm";
+   * const bytes = (s: string) => new TextEncoder().encode(s);
+   * const vocab = new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])]));
+   * vocab.set(256, bytes("th")).set(257, bytes("the"));
+   * const tokenizer = new Tokenizer(vocab, [[bytes("t"), bytes("h")], [bytes("th"), bytes("e")]]); // no special tokens
    * const out: number[] = [];
-   * const used = tokenizer.encodePrefix("Hello wor", out); // "Hello" is final, " wor" may grow
+   * const used = tokenizer.encodePrefix("the ca", out); // "the" is final, " ca" may grow into " cat"
+   * if (used !== 3 || out.join() !== "257") throw new Error(`consumed ${used}: ${out}`);
+   * tokenizer.encodePrefix("the ca".slice(used) + "t", out, { final: true });
+   * if (out.join() !== tokenizer.encode("the cat").join()) throw new Error("streamed ids differ");
    * ```
    */
   encodePrefix(text: string, out: number[], options: { final?: boolean } = {}): number {
@@ -336,10 +351,23 @@ export class Tokenizer {
    * and the longest pre-token, and the ids equal `encode` of the whole text.
    *
    * @example
-   * ```ts ignore
-   * for (const id of tokenizer.encodeIterable(["Hello ", "world"])) console.log(id);
-   * const file = await Deno.open("big.txt");
-   * for await (const id of tokenizer.encodeIterable(file.readable)) total++;
+   * ```ts
+   * import { Tokenizer } from "@nanolm/nanolm";
+   * const bytes = (s: string) => new TextEncoder().encode(s);
+   * const vocab = new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])]));
+   * vocab.set(256, bytes("th")).set(257, bytes("the"));
+   * const tokenizer = new Tokenizer(vocab, [[bytes("t"), bytes("h")], [bytes("th"), bytes("e")]], ["<|endoftext|>"]);
+   * // Chunks cut anywhere, even inside a token, give the ids of the whole text.
+   * const ids = [...tokenizer.encodeIterable(["th", "e c", "at"])];
+   * if (ids.join() !== tokenizer.encode("the cat").join()) throw new Error(`${ids}`);
+   *
+   * const dir = await Deno.makeTempDir();
+   * await Deno.writeTextFile(`${dir}/big.txt`, "the cat ".repeat(1000));
+   * using file = await Deno.open(`${dir}/big.txt`);
+   * let total = 0;
+   * for await (const _ of tokenizer.encodeIterable(file.readable)) total++;
+   * if (total !== 6000) throw new Error(`${total} tokens`); // " " "the" " " "c" "a" "t" each time
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   encodeIterable(chunks: string | Iterable<string | Uint8Array>): Generator<number, void, undefined>;
@@ -398,8 +426,11 @@ export class Tokenizer {
    * Decodes ids to text; byte sequences that are not valid UTF-8 become U+FFFD.
    *
    * @example
-   * ```ts ignore
-   * console.assert(tokenizer.decode(tokenizer.encode("héllo")) === "héllo");
+   * ```ts
+   * import { Tokenizer } from "@nanolm/nanolm";
+   * const tokenizer = new Tokenizer(new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])])), []);
+   * if (tokenizer.decode(tokenizer.encode("héllo")) !== "héllo") throw new Error("did not round-trip");
+   * if (tokenizer.decode([0xc3]) !== "\ufffd") throw new Error("half a character is not U+FFFD");
    * ```
    */
   decode(ids: Iterable<number>): string {
@@ -635,10 +666,16 @@ export class Tokenizer {
    * than saving and re-reading it). Rebuild it with {@linkcode Tokenizer.fromSnapshot}.
    *
    * @example
-   * ```ts ignore
-   * worker.postMessage({ tokenizer: tokenizer.snapshot() });
-   * // in the worker:
-   * const tokenizer = Tokenizer.fromSnapshot(event.data.tokenizer);
+   * ```ts
+   * import { Tokenizer } from "@nanolm/nanolm";
+   * const bytes = (s: string) => new TextEncoder().encode(s);
+   * const vocab = new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])]));
+   * vocab.set(256, bytes("th")).set(257, bytes("the"));
+   * const tokenizer = new Tokenizer(vocab, [[bytes("t"), bytes("h")], [bytes("th"), bytes("e")]], ["<|endoftext|>"]);
+   * // `worker.postMessage({ tokenizer: tokenizer.snapshot() })` clones it the same way:
+   * const received = structuredClone(tokenizer.snapshot());
+   * const copy = Tokenizer.fromSnapshot(received); // in the worker
+   * if (copy.encode("the cat").join() !== tokenizer.encode("the cat").join()) throw new Error("the copy differs");
    * ```
    */
   snapshot(): TokenizerSnapshot {
@@ -658,8 +695,14 @@ export class Tokenizer {
    * Rebuilds a tokenizer from {@linkcode Tokenizer.snapshot} (typically received by a Worker).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Tokenizer } from "@nanolm/nanolm";
+   * const bytes = (s: string) => new TextEncoder().encode(s);
+   * const vocab = new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])]));
+   * vocab.set(256, bytes("th")).set(257, bytes("the"));
+   * const tokenizer = new Tokenizer(vocab, [[bytes("t"), bytes("h")], [bytes("th"), bytes("e")]], ["<|endoftext|>"]);
    * const copy = Tokenizer.fromSnapshot(structuredClone(tokenizer.snapshot()));
+   * if (copy.encode("the<|endoftext|>").join() !== "257,258") throw new Error("merges or specials lost");
    * ```
    */
   static fromSnapshot(snapshot: TokenizerSnapshot): Tokenizer {

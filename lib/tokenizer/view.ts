@@ -40,8 +40,10 @@ const utf8 = new TextDecoder("utf-8", { fatal: false });
  *
  * @example
  * ```ts
- * import { tokenText } from "./view.ts";
- * console.assert(tokenText(new Uint8Array([104, 105])) === "hi" && tokenText(new Uint8Array([0xe2])) === "\\xe2");
+ * import { tokenText } from "@nanolm/nanolm/tokenizer";
+ * if (tokenText(new Uint8Array([104, 105])) !== "hi") throw new Error("not text");
+ * // Part of a UTF-8 character shows as its byte.
+ * if (tokenText(new Uint8Array([0xe2])) !== "\\xe2") throw new Error("not the byte");
  * ```
  */
 export function tokenText(bytes: Uint8Array): string {
@@ -63,11 +65,11 @@ function visible(text: string): string {
  *
  * @example
  * ```ts
- * import { tokenSplitBundle } from "./view.ts";
+ * import { tokenSplitBundle } from "@nanolm/nanolm/tokenizer";
  * const chars = { vocabSize: 256, specialTokens: new Map(), tokenBytes: (id: number) => new Uint8Array([id]),
  *   merges: () => [], encode: (t: string) => [...new TextEncoder().encode(t)] };
  * const bundle = tokenSplitBundle(chars, "hi");
- * console.assert((bundle["text/plain"] as string).startsWith("2 tokens"));
+ * if (!(bundle["text/plain"] as string).startsWith("2 tokens")) throw new Error(`${bundle["text/plain"]}`);
  * ```
  */
 export function tokenSplitBundle(tokenizer: TokenizerView, text: string): MimeBundle {
@@ -90,12 +92,12 @@ export function tokenSplitBundle(tokenizer: TokenizerView, text: string): MimeBu
  *
  * @example
  * ```ts
- * import { JUPYTER_DISPLAY } from "../notebook/display.ts";
- * import { tokenSplit } from "./view.ts";
+ * import { JUPYTER_DISPLAY } from "@nanolm/nanolm/notebook";
+ * import { tokenSplit } from "@nanolm/nanolm/tokenizer";
  * const chars = { vocabSize: 256, specialTokens: new Map(), tokenBytes: (id: number) => new Uint8Array([id]),
  *   merges: () => [], encode: (t: string) => [...new TextEncoder().encode(t)] };
  * const bundle = await tokenSplit(chars, "abc")[JUPYTER_DISPLAY]();
- * console.assert((bundle["text/html"] as string).includes("<span"));
+ * if (!(bundle["text/html"] as string).includes("<span")) throw new Error("no token spans");
  * ```
  */
 export function tokenSplit(tokenizer: TokenizerView, text: string): JupyterDisplayable {
@@ -108,10 +110,11 @@ export function tokenSplit(tokenizer: TokenizerView, text: string): JupyterDispl
  *
  * @example
  * ```ts
- * import { tokenizerBundle } from "./view.ts";
+ * import { tokenizerBundle } from "@nanolm/nanolm/tokenizer";
  * const chars = { vocabSize: 257, specialTokens: new Map([["<|endoftext|>", 256]]),
  *   tokenBytes: (id: number) => new Uint8Array([id]), merges: () => [], encode: (t: string) => [...new TextEncoder().encode(t)] };
- * console.assert((tokenizerBundle(chars)["text/plain"] as string).includes("vocabulary size: 257"));
+ * const text = tokenizerBundle(chars)["text/plain"] as string;
+ * if (!text.includes("vocabulary size: 257")) throw new Error(text);
  * ```
  */
 export function tokenizerBundle(tokenizer: TokenizerView, sample: string = TOKEN_SPLIT_SAMPLE): MimeBundle {

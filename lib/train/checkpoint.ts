@@ -23,9 +23,9 @@ import { readAll, type Tensor } from "../tensor/mod.ts";
  *
  * @example
  * ```ts
- * import { DivergedError } from "@nanolm/nanolm";
+ * import { DivergedError } from "@nanolm/nanolm/train";
  * const e = new DivergedError("the parameters hold NaN");
- * if (e.name !== "DivergedError") throw new Error("wrong name");
+ * if (!(e instanceof Error) || e.name !== "DivergedError") throw new Error("not a DivergedError");
  * ```
  */
 export class DivergedError extends Error {
@@ -60,15 +60,17 @@ export interface CheckpointParts {
  *
  * @example
  * ```ts
- * import { AdamW, initGpu, loadCheckpoint, saveCheckpoint, TransformerLM } from "@nanolm/nanolm";
+ * import { AdamW, initGpu, saveCheckpoint, TransformerLM } from "@nanolm/nanolm";
+ * import { readCheckpointFile } from "@nanolm/nanolm/io";
  * await initGpu();
- * const config = { vocabSize: 16, contextLength: 8, dModel: 8, numLayers: 1, numHeads: 2 };
- * const model = new TransformerLM(config, { seed: 1 }), optimizer = new AdamW(model.parameters());
- * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
- * await saveCheckpoint(path, { model, optimizer, step: 3 });
- * const copy = new TransformerLM(config, { seed: 2 });
- * const { step } = await loadCheckpoint(path, { model: copy });
- * if (step !== 3) throw new Error(`step ${step}`);
+ * const model = new TransformerLM({ vocabSize: 16, contextLength: 8, dModel: 8, numLayers: 1, numHeads: 2 });
+ * const optimizer = new AdamW(model.parameters());
+ * const dir = await Deno.makeTempDir();
+ * await saveCheckpoint(`${dir}/checkpoint.safetensors`, { model, optimizer, step: 3, config: { note: "any JSON" } });
+ *
+ * const saved = await readCheckpointFile(`${dir}/checkpoint.safetensors`);
+ * if (saved.step !== 3 || !saved.model.has("lm_head.weight") || !saved.optimizer) throw new Error("missing parts");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveCheckpoint(
@@ -99,9 +101,23 @@ export async function saveCheckpoint(
  * state) and returns the whole checkpoint (step, config, RNG and data position...).
  *
  * @example
- * ```ts ignore
- * import { loadCheckpoint } from "@nanolm/nanolm";
- * const { step } = await loadCheckpoint("runs/default/checkpoint.safetensors", { model, optimizer });
+ * ```ts
+ * import { AdamW, initGpu, loadCheckpoint, readAll, saveCheckpoint, TransformerLM } from "@nanolm/nanolm";
+ * await initGpu();
+ * const config = { vocabSize: 16, contextLength: 8, dModel: 8, numLayers: 1, numHeads: 2 };
+ * const model = new TransformerLM(config, { seed: 1 });
+ * const dir = await Deno.makeTempDir();
+ * await saveCheckpoint(`${dir}/checkpoint.safetensors`, { model, optimizer: new AdamW(model.parameters()), step: 3 });
+ *
+ * const copy = new TransformerLM(config, { seed: 2 }); // other weights until loaded
+ * const { step } = await loadCheckpoint(`${dir}/checkpoint.safetensors`, {
+ *   model: copy,
+ *   optimizer: new AdamW(copy.parameters()),
+ * });
+ * const name = "layers.0.attn.q_proj.weight";
+ * const [a, b] = await readAll([model.stateDict().get(name)!, copy.stateDict().get(name)!]);
+ * if (step !== 3 || a.join() !== b.join()) throw new Error("the checkpoint did not round-trip");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadCheckpoint(
@@ -117,9 +133,21 @@ export async function loadCheckpoint(
  * Puts a checkpoint already read (`readCheckpointFile`) into a model and, when it has optimizer state, an optimizer.
  *
  * @example
- * ```ts ignore
- * import { readCheckpointFile, restoreCheckpoint } from "@nanolm/nanolm";
- * restoreCheckpoint(await readCheckpointFile("runs/default/checkpoint.safetensors"), { model, optimizer });
+ * ```ts
+ * import { initGpu, readAll, saveCheckpoint, TransformerLM } from "@nanolm/nanolm";
+ * import { readCheckpointFile } from "@nanolm/nanolm/io";
+ * import { restoreCheckpoint } from "@nanolm/nanolm/train";
+ * await initGpu();
+ * const config = { vocabSize: 16, contextLength: 8, dModel: 8, numLayers: 1, numHeads: 2 };
+ * const dir = await Deno.makeTempDir();
+ * await saveCheckpoint(`${dir}/checkpoint.safetensors`, { model: new TransformerLM(config, { seed: 1 }), step: 5 });
+ *
+ * const state = await readCheckpointFile(`${dir}/checkpoint.safetensors`); // read once: step, config, weights
+ * const model = new TransformerLM(config, { seed: 2 });
+ * restoreCheckpoint(state, { model });
+ * const [embeddings] = await readAll([model.stateDict().get("token_embeddings.weight")!]);
+ * if (embeddings.join() !== state.model.get("token_embeddings.weight")!.data.join()) throw new Error("not restored");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function restoreCheckpoint(state: CheckpointState, into: { model: TransformerLM; optimizer?: AdamW }): void {
@@ -138,12 +166,18 @@ export function restoreCheckpoint(state: CheckpointState, into: { model: Transfo
  *
  * @example
  * ```ts
- * import { initGpu, loadWeights, saveWeights, TransformerLM } from "@nanolm/nanolm";
+ * import { initGpu, saveWeights, TransformerLM } from "@nanolm/nanolm";
+ * import { readSafetensorsHeader } from "@nanolm/nanolm/io";
  * await initGpu();
- * const config = { vocabSize: 16, contextLength: 8, dModel: 8, numLayers: 1, numHeads: 2 };
- * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
- * await saveWeights(path, new TransformerLM(config, { seed: 1 }));
- * await loadWeights(path, new TransformerLM(config, { seed: 2 }));
+ * const model = new TransformerLM({ vocabSize: 16, contextLength: 8, dModel: 8, numLayers: 1, numHeads: 2 });
+ * const dir = await Deno.makeTempDir();
+ * await saveWeights(`${dir}/weights.safetensors`, model);
+ *
+ * // Only weights, under the names a CS336 PyTorch module's load_state_dict expects.
+ * const { tensors } = await readSafetensorsHeader(`${dir}/weights.safetensors`);
+ * if (tensors.get("lm_head.weight")?.shape.join() !== "16,8") throw new Error("lm_head.weight missing or misshapen");
+ * if ([...tensors.keys()].some((name) => name.startsWith("m."))) throw new Error("optimizer moments in a weights file");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveWeights(path: string, model: TransformerLM): Promise<void> {
@@ -157,9 +191,20 @@ export async function saveWeights(path: string, model: TransformerLM): Promise<v
  * model; names and shapes must match.
  *
  * @example
- * ```ts ignore
- * import { loadWeights } from "@nanolm/nanolm";
- * await loadWeights("weights.safetensors", model);
+ * ```ts
+ * import { initGpu, loadWeights, readAll, saveWeights, TransformerLM } from "@nanolm/nanolm";
+ * await initGpu();
+ * const config = { vocabSize: 16, contextLength: 8, dModel: 8, numLayers: 1, numHeads: 2 };
+ * const trained = new TransformerLM(config, { seed: 1 });
+ * const dir = await Deno.makeTempDir();
+ * await saveWeights(`${dir}/weights.safetensors`, trained);
+ *
+ * const model = new TransformerLM(config, { seed: 2 });
+ * await loadWeights(`${dir}/weights.safetensors`, model);
+ * const name = "layers.0.ffn.w1.weight";
+ * const [a, b] = await readAll([trained.stateDict().get(name)!, model.stateDict().get(name)!]);
+ * if (a.join() !== b.join()) throw new Error("the weights did not load");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadWeights(path: string, model: TransformerLM): Promise<void> {

@@ -126,9 +126,10 @@ const configSchema = z.strictObject({ model: modelSchema, train: trainSchema });
  *
  * @example
  * ```ts
- * import { parseTrainConfig } from "./config.ts";
+ * import { parseTrainConfig } from "@nanolm/nanolm/train";
  * const cfg = parseTrainConfig({ trainData: "data/train.u16", steps: 100, warmupSteps: 10 });
- * console.assert(cfg.cosineCycleSteps === 100);
+ * // Unset fields get their defaults; the cosine cycle spans the run.
+ * if (cfg.cosineCycleSteps !== 100 || cfg.warmupSteps !== 10) throw new Error(JSON.stringify(cfg));
  * ```
  */
 export function parseTrainConfig(input: unknown): TrainConfig {
@@ -140,12 +141,13 @@ export function parseTrainConfig(input: unknown): TrainConfig {
  *
  * @example
  * ```ts
- * import { parseConfig } from "./config.ts";
+ * import { parseConfig } from "@nanolm/nanolm";
  * const cfg = parseConfig({
  *   model: { vocabSize: 256, contextLength: 64, dModel: 64, numLayers: 2, numHeads: 4 },
  *   train: { trainData: "data/train.u16" },
  * });
- * console.assert(cfg.model.dFf === 192);
+ * // d_ff defaults to 8/3 d_model rounded up to a multiple of 64.
+ * if (cfg.model.dFf !== 192) throw new Error(`dFf ${cfg.model.dFf}`);
  * ```
  */
 export function parseConfig(input: unknown): Config {

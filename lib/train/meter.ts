@@ -23,12 +23,12 @@ export interface ThroughputMeterOptions {
  *
  * @example
  * ```ts
- * import { ThroughputMeter } from "./meter.ts";
+ * import { ThroughputMeter } from "@nanolm/nanolm/train";
  * const meter = new ThroughputMeter({ tokensPerStep: 8192, flopsPerToken: 6e6, peakFlopsPerSecond: 1e12 });
  * meter.mark(0, 0);
  * meter.mark(1, 500); // one step of 8192 tokens in 0.5 s
- * console.assert(meter.tokensPerSecond() === 16384);
- * console.assert(Math.abs(meter.mfu()! - 16384 * 6e6 / 1e12) < 1e-12);
+ * if (meter.tokensPerSecond() !== 16384) throw new Error(`${meter.tokensPerSecond()} tokens/s`);
+ * if (Math.abs(meter.mfu()! - 16384 * 6e6 / 1e12) > 1e-12) throw new Error(`MFU ${meter.mfu()}`);
  * ```
  */
 export class ThroughputMeter {
@@ -85,13 +85,14 @@ export class ThroughputMeter {
  *
  * @example
  * ```ts
- * import { StepThroughput } from "@nanolm/nanolm";
+ * import { StepThroughput } from "@nanolm/nanolm/train";
  * let now = 0;
  * const clock = new StepThroughput({ tokensPerStep: 1000, startStep: 0, now: () => now });
  * now = 10; clock.recorded(1);
  * now = 20; clock.recorded(2); // the host recorded two steps in 20 ms
  * now = 100; clock.completed(2); // the GPU finished them at 100 ms
- * console.log(clock.rate(1, 2)); // 20000: two steps of 1000 tokens in 0.1 s
+ * // Two steps of 1000 tokens in 0.1 s of GPU time:
+ * if (clock.rate(1, 2) !== 20000) throw new Error(`${clock.rate(1, 2)} tokens/s`);
  * ```
  */
 export class StepThroughput {

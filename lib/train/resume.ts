@@ -64,12 +64,15 @@ const PATH_FIELDS = ["trainData", "valData", "tokenizer"] as const;
  *
  * @example
  * ```ts
- * import { parseConfig, recordedConfig } from "@nanolm/nanolm";
+ * import { parseConfig } from "@nanolm/nanolm";
+ * import { recordedConfig } from "@nanolm/nanolm/train";
  * const config = parseConfig({
  *   model: { vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 },
  *   train: { trainData: "runs/a/data/train.bin", outDir: "runs/a" },
  * });
- * console.log(recordedConfig(config, "runs/a/checkpoint.safetensors").train.trainData); // data/train.bin
+ * const recorded = recordedConfig(config, "runs/a/checkpoint.safetensors");
+ * if (recorded.train.trainData !== "data/train.bin") throw new Error(`${recorded.train.trainData}`);
+ * if ("outDir" in recorded.train) throw new Error("the output folder must not be recorded");
  * ```
  */
 export function recordedConfig(
@@ -94,10 +97,24 @@ export function recordedConfig(
  * one or else the checkpoint's folder. Model fields may be given only with the values saved.
  *
  * @example
- * ```ts ignore
- * import { resumePoint, Trainer } from "@nanolm/nanolm";
- * const point = await resumePoint("runs/default/checkpoint.safetensors", { given: { train: { steps: 4000 } } });
- * const trainer = await Trainer.create(point.config, { resume: point });
+ * ```ts
+ * import { initGpu, parseConfig, resumePoint, saveCheckpoint, TransformerLM, writeTokenFile } from "@nanolm/nanolm";
+ * import { recordedConfig } from "@nanolm/nanolm/train";
+ * await initGpu();
+ * const dir = await Deno.makeTempDir();
+ * await writeTokenFile(`${dir}/train.bin`, new Uint16Array(64));
+ * const config = parseConfig({
+ *   model: { vocabSize: 16, contextLength: 8, dModel: 8, numLayers: 1, numHeads: 2 },
+ *   train: { trainData: `${dir}/train.bin`, steps: 100 },
+ * });
+ * const path = `${dir}/checkpoint.safetensors`;
+ * await saveCheckpoint(path, { model: new TransformerLM(config.model), step: 100, config: recordedConfig(config, path) });
+ *
+ * // Train longer: the saved config, with steps replaced (`Trainer.create(point.config, { resume: point })` goes on).
+ * const point = await resumePoint(path, { given: { train: { steps: 400 } } });
+ * if (point.config.train.steps !== 400 || point.overrides[0]?.field !== "train.steps") throw new Error("not replaced");
+ * if (point.config.train.trainData !== `${dir}/train.bin` || point.state.step !== 100) throw new Error("not resumed");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function resumePoint(path: string, options: ResumeOptions = {}): Promise<ResumePoint> {

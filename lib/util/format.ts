@@ -10,7 +10,8 @@
  * @example
  * ```ts
  * import { formatCount } from "./format.ts";
- * console.log(formatCount(12345), formatCount(2.5e6), formatCount(999)); // 12.3k 2.5M 999
+ * const shown = [formatCount(12345), formatCount(2.5e6), formatCount(999)].join(" ");
+ * if (shown !== "12.3k 2.5M 999") throw new Error(shown);
  * ```
  */
 export function formatCount(n: number): string {
@@ -28,7 +29,8 @@ export function formatCount(n: number): string {
  * @example
  * ```ts
  * import { formatDuration } from "./format.ts";
- * console.log(formatDuration(3725), formatDuration(185), formatDuration(4.2)); // 1h02m 3m05s 4.2s
+ * const shown = [formatDuration(3725), formatDuration(185), formatDuration(4.2)].join(" ");
+ * if (shown !== "1h02m 3m05s 4.2s") throw new Error(shown);
  * ```
  */
 export function formatDuration(seconds: number): string {

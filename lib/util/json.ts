@@ -28,8 +28,9 @@ const HEX4 = /[0-9a-fA-F]{4}/y;
  * @example
  * ```ts
  * import { findJsonError } from "./json.ts";
- * console.assert(findJsonError('{"a": [1, 2]}') === null);
- * console.assert(findJsonError('{"a": tru}')!.offset === 6);
+ * if (findJsonError('{"a": [1, 2]}') !== null) throw new Error("valid JSON reported as an error");
+ * const error = findJsonError('{"a": tru}');
+ * if (error?.offset !== 6 || error.problem !== "unexpected character") throw new Error(JSON.stringify(error));
  * ```
  */
 export function findJsonError(text: string): JsonError | null {
@@ -132,7 +133,8 @@ export function findJsonError(text: string): JsonError | null {
  * @example
  * ```ts
  * import { lineAndColumn } from "./json.ts";
- * console.assert(lineAndColumn("ab\ncd", 4).join() === "2,2");
+ * const [line, column] = lineAndColumn("ab\ncd", 4); // the "d"
+ * if (line !== 2 || column !== 2) throw new Error(`line ${line}, column ${column}`);
  * ```
  */
 export function lineAndColumn(text: string, offset: number): [number, number] {
@@ -151,12 +153,15 @@ export function lineAndColumn(text: string, offset: number): [number, number] {
  * @example
  * ```ts
  * import { parseJson } from "./json.ts";
- * console.assert((parseJson('{"a": 1}', "a.json") as { a: number }).a === 1);
+ * if ((parseJson('{"a": 1}', "a.json") as { a: number }).a !== 1) throw new Error("wrong value");
+ * let message = "";
  * try {
  *   parseJson('{\n  "password": hunter2\n}', "secrets.json");
  * } catch (e) {
- *   console.assert((e as Error).message === "secrets.json: invalid JSON: unexpected character at line 2, column 15");
+ *   message = (e as Error).message;
  * }
+ * // Where and what, never the text itself:
+ * if (message !== "secrets.json: invalid JSON: unexpected character at line 2, column 15") throw new Error(message);
  * ```
  */
 export function parseJson(text: string, source: string): unknown {
@@ -177,7 +182,7 @@ export function parseJson(text: string, source: string): unknown {
  * @example
  * ```ts
  * import { kindOf } from "./json.ts";
- * console.assert(kindOf("secret") === "a string" && kindOf([1]) === "an array");
+ * if (kindOf("secret") !== "a string" || kindOf([1]) !== "an array") throw new Error("wrong kind");
  * ```
  */
 export function kindOf(value: unknown): string {
@@ -196,8 +201,9 @@ export function kindOf(value: unknown): string {
  * @example
  * ```ts
  * import { quoteForMessage } from "./json.ts";
- * console.assert(quoteForMessage("a\u001b[2Jb") === '"a\\u001b[2Jb"');
- * console.assert(quoteForMessage("x".repeat(100), 4) === '"xxxx"…');
+ * // A terminal escape is shown, not obeyed; a long value is cut.
+ * if (quoteForMessage("a\u001b[2Jb") !== '"a\\u001b[2Jb"') throw new Error(quoteForMessage("a\u001b[2Jb"));
+ * if (quoteForMessage("x".repeat(100), 4) !== '"xxxx"…') throw new Error(quoteForMessage("x".repeat(100), 4));
  * ```
  */
 export function quoteForMessage(text: string, maxLength = 80): string {

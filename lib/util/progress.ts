@@ -32,9 +32,12 @@ export interface ProgressBarOptions {
  * @example
  * ```ts
  * import { ProgressBar } from "./progress.ts";
- * const bar = new ProgressBar(100, { label: "merges", unit: "merges", write: () => {} });
+ * const lines: string[] = [];
+ * const bar = new ProgressBar(100, { label: "merges", unit: "merges", write: (text) => lines.push(text) });
  * for (let i = 0; i < 100; i++) bar.update(i + 1, "loss 1.23");
  * bar.done();
+ * // Not a terminal: whole lines, the last one at 100%.
+ * if (!/^merges █+ 100\.0% 100\/100 .* loss 1\.23\n$/.test(lines.at(-1)!)) throw new Error(lines.at(-1));
  * ```
  */
 export class ProgressBar {

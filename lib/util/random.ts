@@ -27,11 +27,14 @@ function splitmix32(seed: number): () => number {
  *
  * @example
  * ```ts
- * import { Rng } from "./random.ts";
+ * import { Rng } from "@nanolm/nanolm";
  * const rng = new Rng(42);
  * const u = rng.uniform(); // in [0, 1)
- * const again = new Rng(42).uniform();
- * console.assert(u === again);
+ * if (!(u >= 0 && u < 1)) throw new Error(`${u} outside [0, 1)`);
+ * if (new Rng(42).uniform() !== u) throw new Error("the same seed gave another stream");
+ * // A checkpoint stores the state; restoring it continues the same stream.
+ * const saved = Rng.fromState(rng.state());
+ * if (saved.int(1000) !== rng.int(1000)) throw new Error("the restored state diverged");
  * ```
  */
 export class Rng {

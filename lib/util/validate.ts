@@ -22,8 +22,10 @@ export interface ConfigIssue {
  * import { ConfigError, parseModelConfig } from "@nanolm/nanolm";
  * try {
  *   parseModelConfig({ vocabSize: 10, contextLength: 8, dModel: 30, numLayers: 1, numHeads: 4 });
+ *   throw new Error("dModel 30 with 4 heads passed");
  * } catch (e) {
- *   console.assert(e instanceof ConfigError && e.issues[0].path === "numHeads");
+ *   // dModel 30 does not split into 4 heads: the issue names the field.
+ *   if (!(e instanceof ConfigError) || e.issues[0].path !== "numHeads") throw e;
  * }
  * ```
  */
@@ -46,12 +48,16 @@ export class ConfigError extends Error {
  *
  * @example
  * ```ts
- * import { z } from "zod";
- * import { ConfigError, validate } from "@nanolm/nanolm";
+ * import { z } from "npm:zod@^4.1.12";
+ * import { ConfigError } from "@nanolm/nanolm";
+ * import { validate } from "./validate.ts";
+ * const schema = z.strictObject({ steps: z.number().int() });
+ * if (validate(schema, "train config", { steps: 3 }).steps !== 3) throw new Error("a valid value changed");
  * try {
- *   validate(z.strictObject({ steps: z.number().int() }), "train config", { steps: 1.5 });
+ *   validate(schema, "train config", { steps: 1.5 });
+ *   throw new Error("1.5 steps passed");
  * } catch (e) {
- *   console.log((e as ConfigError).issues[0].path); // steps
+ *   if (!(e instanceof ConfigError) || e.issues[0].path !== "steps") throw e;
  * }
  * ```
  */

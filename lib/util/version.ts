@@ -11,7 +11,7 @@ import meta from "../../deno.json" with { type: "json" };
  * @example
  * ```ts
  * import { VERSION } from "@nanolm/nanolm";
- * console.log(`nanolm ${VERSION}`);
+ * if (!/^\d+\.\d+\.\d+/.test(VERSION)) throw new Error(`not a semantic version: ${VERSION}`);
  * ```
  */
 export const VERSION: string = meta.version;

@@ -1,9 +1,13 @@
-import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
-import { initGpu, noGrad, readAll, slice, tensor, tidy } from "../tensor/mod.ts";
-import { TransformerLM } from "../nn/transformer.ts";
-import { Tokenizer } from "../tokenizer/tokenizer.ts";
-import { generate } from "./generate.ts";
-import { generateStream, generateText } from "./stream.ts";
+/**
+ * `vocabLimit` across the generation paths (`generate`, `generateStream`, `generateText`): with a model whose
+ * vocabulary is larger than its tokenizer's, ids without text are never sampled, and the default comes from the tokenizer.
+ */
+import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { initGpu, noGrad, readAll, slice, tensor, tidy } from "../lib/tensor/mod.ts";
+import { TransformerLM } from "../lib/nn/transformer.ts";
+import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { generate } from "../lib/sample/generate.ts";
+import { generateStream, generateText } from "../lib/sample/stream.ts";
 
 await initGpu();
 
