@@ -175,14 +175,16 @@ export function lineFigure(
 }
 
 /**
- * The learning-rate schedule over `steps` steps (default 10% past the cosine cycle), optionally with the rates a
- * run actually recorded.
+ * The learning-rate schedule of updates 1 to `steps` (default 10% past the cosine cycle), optionally with the
+ * rates a run actually recorded. Update `s` trains at the schedule's value at `s` (as the trainer does), so a
+ * recorded rate sits on the planned curve at its own step.
  *
  * @example
  * ```ts
  * import { learningRateFigure } from "./plot.ts";
  * const fig = learningRateFigure({ lrMax: 1e-3, lrMin: 1e-4, warmupSteps: 10, cosineCycleSteps: 100 });
- * console.assert((fig.data[0].y as number[])[10] === 1e-3);
+ * const x = fig.data[0].x as number[], y = fig.data[0].y as number[];
+ * console.assert(x[0] === 1 && y[x.indexOf(10)] === 1e-3);
  * ```
  */
 export function learningRateFigure(
@@ -190,7 +192,7 @@ export function learningRateFigure(
   options: FigureOptions & { steps?: number; recorded?: Series } = {},
 ): PlotlyFigure {
   const steps = options.steps ?? Math.max(1, Math.ceil(schedule.cosineCycleSteps * 1.1));
-  const x = Array.from({ length: steps + 1 }, (_, t) => t);
+  const x = Array.from({ length: steps }, (_, i) => i + 1);
   const data: PlotlyTrace[] = [{
     type: "scatter",
     mode: "lines",

@@ -54,12 +54,14 @@ Deno.test("runFromMetrics picks loss and valLoss", () => {
   assertEquals(runFromMetrics("r", [{ step: 0, loss: 1 }]).val, undefined);
 });
 
-Deno.test("learningRateFigure samples the schedule", () => {
+Deno.test("learningRateFigure samples the schedule at the updates 1..steps", () => {
   const sched = { lrMax: 1, lrMin: 0.1, warmupSteps: 7, cosineCycleSteps: 21 };
   const fig = learningRateFigure(sched, { recorded: { steps: [3], values: [3 / 7] } });
   const x = fig.data[0].x as number[], y = fig.data[0].y as number[];
-  assertEquals(x.length, 25); // 0..ceil(21 * 1.1) = 0..24
+  assertEquals(x, Array.from({ length: 24 }, (_, i) => i + 1)); // 1..ceil(21 * 1.1)
   assertEquals(y, x.map((t) => cosineLr(t, sched)));
+  // A rate the trainer recorded at update 3 (the schedule at 3) lies on the planned curve at x = 3.
+  assertEquals(y[x.indexOf(3)], 3 / 7);
   assertEquals(fig.data[1].y, [3 / 7]);
 });
 

@@ -36,7 +36,7 @@ export interface StepMetrics {
   step: number;
   /** Mean training loss of the step's micro-batches. */
   loss: number;
-  /** Learning rate used. */
+  /** Learning rate this update used: the schedule at `step` (`Trainer.lrAt`). */
   lr: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
@@ -258,7 +258,11 @@ export class Trainer {
     return this.#best ? { ...this.#best, path: this.#outPath(BEST_CHECKPOINT_NAME) } : undefined;
   }
 
-  /** The learning rate of step `step` (0-based) under the configured schedule. */
+  /**
+   * The learning rate of update `step` (1-based: the `step`-th update, as {@linkcode StepMetrics.step} counts) under
+   * the configured schedule: the schedule's value at `step`, so the first update trains at a non-zero rate (the
+   * schedule's 0 at step 0 is the start of warm-up, not an update) and update `cosineCycleSteps` reaches `lrMin`.
+   */
   lrAt(step: number): number {
     const t = this.config.train;
     return cosineLr(step, {
@@ -275,7 +279,7 @@ export class Trainer {
    */
   async trainStep(): Promise<{ loss: Tensor; gradNorm: Tensor; lr: number }> {
     const t = this.config.train;
-    const lr = this.lrAt(this.step);
+    const lr = this.lrAt(this.step + 1);
     const micro: Tensor[] = [];
     for (let i = 0; i < t.gradAccumulation; i++) {
       const batch = await this.#sampler.next();
