@@ -65,4 +65,5 @@ export {
   type Stepped,
 } from "./metrics.ts";
 export { StepThroughput, ThroughputMeter, type ThroughputMeterOptions } from "./meter.ts";
+export { BitsPerByte, targetLogProbs, tokenByteLengths } from "./bpb.ts";
 export { runBundle, type RunStatus } from "./view.ts";
