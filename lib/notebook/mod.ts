@@ -23,7 +23,7 @@ export {
   type MimeBundle,
   previewValues,
 } from "./display.ts";
-export { display } from "./jupyter.ts";
+export { display, show } from "./jupyter.ts";
 export { formatCell, htmlTable, tableDisplay, type TableOptions, type TableRow, textTable } from "./table.ts";
 export {
   attentionMapFigure,
@@ -31,6 +31,8 @@ export {
   ensurePlotlyInNotebook,
   type FigureOptions,
   heatmapFigure,
+  type Histogram,
+  histogramBins,
   histogramFigure,
   learningRateFigure,
   lineFigure,

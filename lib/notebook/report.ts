@@ -48,6 +48,7 @@ export interface ReportContent {
 
 /** Metrics drawn as their own chart when a run recorded them: key, then y-axis title. */
 const EXTRA_METRICS: [string, string, boolean][] = [
+  ["valBpb", "validation bits per byte", false],
   ["lr", "learning rate", false],
   ["tokensPerSec", "tokens/s", false],
   ["gradNorm", "gradient norm", true],
@@ -81,16 +82,19 @@ function summaryRow(run: ReportRun): string {
   const speed = metricSeries(run.records, "tokensPerSec").values;
   const tokens = metricSeries(run.records, "tokens").values, epochs = metricSeries(run.records, "epoch").values;
   const lastStep = run.records.reduce((m, r) => Math.max(m, r.step), -Infinity);
+  const bpb = metricSeries(run.records, "valBpb");
   let best: number | undefined, bestStep: number | undefined;
   val.values.forEach((v, i) => {
     if (best === undefined || v < best) [best, bestStep] = [v, val.steps[i]];
   });
+  const bestBpb = bestStep === undefined ? undefined : bpb.values[bpb.steps.indexOf(bestStep)];
   const cells = [
     escapeHtml(run.name),
     formatNumber(Number.isFinite(lastStep) ? lastStep : undefined),
     formatNumber(train.values.at(-1)),
     formatNumber(val.values.at(-1)),
     best === undefined ? "–" : `${formatNumber(best)} (step ${formatNumber(bestStep)})`,
+    bestBpb === undefined ? "–" : bestBpb.toFixed(3),
     formatNumber(tokens.at(-1)),
     epochs.length ? (epochs.at(-1)!).toFixed(2) : "–",
     formatNumber(median(speed)),
@@ -133,7 +137,16 @@ export function renderReport(content: ReportContent, plotlyJs: string): string {
   }
   if (runs.length > 0) {
     parts.push("<h2>Summary</h2><table><thead><tr>");
-    const heads = ["run", "last step", "last train loss", "last val loss", "best val loss", "tokens seen", "epochs"];
+    const heads = [
+      "run",
+      "last step",
+      "last train loss",
+      "last val loss",
+      "best val loss",
+      "its bits/byte",
+      "tokens seen",
+      "epochs",
+    ];
     for (const h of [...heads, "median tokens/s"]) {
       parts.push(`<th>${h}</th>`);
     }
@@ -175,7 +188,7 @@ export function renderReport(content: ReportContent, plotlyJs: string): string {
 }
 
 /**
- * Writes a standalone HTML report to `path` atomically (plotly.js from `npm:plotly.js-dist` inlined, so it opens
+ * Writes a standalone HTML report to `path` atomically (plotly.js from `npm:plotly.js-dist-min` inlined, so it opens
  * offline).
  *
  * @example
