@@ -50,4 +50,27 @@ export {
   runFromMetrics,
 } from "./plot.ts";
 export { type MonitorEvent, TrainingMonitor, type TrainingMonitorOptions } from "./monitor.ts";
-export { renderReport, type ReportContent, type ReportRun, type ReportSample, writeReport } from "./report.ts";
+export {
+  type CompareOptions,
+  compareRuns,
+  comparisonFigures,
+  comparisonRows,
+  renderComparison,
+  sweepFigure,
+  writeComparison,
+} from "./compare.ts";
+export {
+  type NotebookSweepOptions,
+  type NotebookSweepResult,
+  sweep,
+  sweepGridFigure,
+  type SweepPanel,
+} from "./live_sweep.ts";
+export {
+  renderPage,
+  renderReport,
+  type ReportContent,
+  type ReportRun,
+  type ReportSample,
+  writeReport,
+} from "./report.ts";

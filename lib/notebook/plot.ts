@@ -94,7 +94,8 @@ export function runFromMetrics(
 }
 
 /**
- * Training (solid) and validation (dashed, markers) loss against step, one colour per run, several runs overlaid.
+ * Training (solid) and validation (dashed, markers) loss against step (or what the series' `steps` hold: tokens
+ * seen, with `xTitle`), one colour per run, several runs overlaid.
  *
  * @example
  * ```ts
@@ -106,7 +107,10 @@ export function runFromMetrics(
  * console.assert(fig.data.length === 3);
  * ```
  */
-export function lossCurveFigure(runs: LossCurveRun[], options: FigureOptions & { logY?: boolean } = {}): PlotlyFigure {
+export function lossCurveFigure(
+  runs: LossCurveRun[],
+  options: FigureOptions & { logY?: boolean; xTitle?: string; yTitle?: string } = {},
+): PlotlyFigure {
   const data: PlotlyTrace[] = [];
   runs.forEach((run, i) => {
     const color = PALETTE[i % PALETTE.length];
@@ -135,7 +139,7 @@ export function lossCurveFigure(runs: LossCurveRun[], options: FigureOptions & {
       });
     }
   });
-  const layout = baseLayout(options, "step", "loss");
+  const layout = baseLayout(options, options.xTitle ?? "step", options.yTitle ?? "loss");
   if (options.logY) (layout.yaxis as Record<string, unknown>).type = "log";
   return { data, layout };
 }

@@ -179,12 +179,27 @@ export function renderReport(content: ReportContent, plotlyJs: string): string {
     for (const [k, v] of rows) parts.push(`<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(v)}</td></tr>`);
     parts.push("</tbody></table>");
   }
-  const script = plotCount > 0
-    ? `<script type="text/javascript">\n${plotlyJs.replace(/<\/(script)/gi, "<\\/$1")}\n</script>\n`
-    : "";
+  return renderPage(content.title, parts.join("\n"), plotCount > 0 ? plotlyJs : null);
+}
+
+/**
+ * A standalone HTML page in the report's style: `body` (HTML) under a head holding `plotlyJs` inlined once (none
+ * when null), so that charts drawn by `plotlyHtml(figure, { plotlyJs: null })` in the body work offline.
+ *
+ * @example
+ * ```ts
+ * import { renderPage } from "./report.ts";
+ * const html = renderPage("Runs <2>", "<p>hello</p>", null);
+ * console.assert(html.includes("<title>Runs &lt;2&gt;</title>") && html.includes("<p>hello</p>"));
+ * ```
+ */
+export function renderPage(title: string, body: string, plotlyJs: string | null): string {
+  const script = plotlyJs === null
+    ? ""
+    : `<script type="text/javascript">\n${plotlyJs.replace(/<\/(script)/gi, "<\\/$1")}\n</script>\n`;
   return `<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n` +
-    `<title>${escapeHtml(content.title)}</title>\n<style>${STYLE}\n</style>\n${script}</head>\n<body>\n` +
-    `${parts.join("\n")}\n</body>\n</html>\n`;
+    `<title>${escapeHtml(title)}</title>\n<style>${STYLE}\n</style>\n${script}</head>\n<body>\n` +
+    `${body}\n</body>\n</html>\n`;
 }
 
 /**
