@@ -592,7 +592,7 @@ export async function runSweep(plan: SweepPlan, options: RunSweepOptions = {}): 
     }
     const state = states[i];
     if (state.action === "skip") {
-      options.log?.(`${run.name}: ${state.info!.status} at step ${state.info!.step}, skipped`);
+      options.log?.(`${run.name}: ${describeEnd(state.info!)}; skipped`);
       await options.onRunStart?.(run, state);
       await options.onRunEnd?.(run, state.info, "skip");
       result.runs.push({ run, action: "skip", info: state.info });
@@ -641,8 +641,8 @@ async function trainRun(
     if (options.signal?.aborted) trainer.requestStop();
     const fit = await trainer.fit().finally(() => options.signal?.removeEventListener("abort", stop));
     const info = await log.finish(fit);
-    options.log?.(`${run.name}: ${describeEnd(info)}`);
     await options.onRunEnd?.(run, info, state.action);
+    options.log?.(`${run.name}: ${describeEnd(info)}`);
     return info;
   } catch (e) {
     await log?.close();
