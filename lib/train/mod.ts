@@ -86,6 +86,7 @@ export {
   writeRunInfo,
 } from "./runs.ts";
 export {
+  checkSweep,
   type ConfigFields,
   describeEnd,
   parseSweep,

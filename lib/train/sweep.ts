@@ -400,6 +400,37 @@ function defaultDataFiles(dataDir: string, vocabSize: number): Record<string, st
 }
 
 /**
+ * Validates the config of every run of a sweep without preparing anything (runs on the embedded data are checked
+ * against its usual size), and returns the runs. Throws a `ConfigError` naming each run and field at fault.
+ *
+ * @example
+ * ```ts
+ * import { checkSweep, parseSweep } from "@nanolm/nanolm/train";
+ * const spec = parseSweep({ grid: { model: { numHeads: [4, 5] } } }, "heads.json");
+ * try {
+ *   checkSweep(spec, { software: false });
+ * } catch (e) {
+ *   console.log((e as Error).message); // ... run numHeads-5: model.numHeads: numHeads (5) must divide dModel (128)
+ * }
+ * ```
+ */
+export function checkSweep(spec: SweepSpec, options: { software: boolean; root?: string }): SweepRunSpec[] {
+  const root = options.root ?? `runs/${spec.name}`;
+  const runs = sweepRuns(spec);
+  const issues: ConfigIssue[] = [];
+  for (const run of runs) {
+    try {
+      buildRunConfig(run, join(root, run.name), options.software, null);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      issues.push(...e.issues.map((i) => ({ path: `run ${run.name}: ${i.path}`, message: i.message })));
+    }
+  }
+  if (issues.length) throw new ConfigError(`sweep ${spec.name}`, issues);
+  return runs;
+}
+
+/**
  * Builds every run's config: validates them all first (with the default data's usual size), then prepares the
  * embedded default data once per vocabulary size in `<root>/data` for the runs that use it, and sizes those runs
  * to it, as `deno task train` would. Each such run trains on a copy of the data inside its own folder (hard links
@@ -415,17 +446,7 @@ function defaultDataFiles(dataDir: string, vocabSize: number): Record<string, st
 export async function planSweep(spec: SweepSpec, options: PlanOptions = {}): Promise<SweepPlan> {
   const root = options.root ?? `runs/${spec.name}`;
   const software = options.software ?? (await initGpu()).info.isSoftware;
-  const runs = sweepRuns(spec);
-  const issues: ConfigIssue[] = [];
-  for (const run of runs) {
-    try {
-      buildRunConfig(run, join(root, run.name), software, null);
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      issues.push(...e.issues.map((i) => ({ path: `run ${run.name}: ${i.path}`, message: i.message })));
-    }
-  }
-  if (issues.length) throw new ConfigError(`sweep ${spec.name}`, issues);
+  const runs = checkSweep(spec, { software, root });
   const prepared = new Map<number, { tokens: { train: number; val: number } }>();
   const planned: PlannedRun[] = [];
   for (const run of runs) {

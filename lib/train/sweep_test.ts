@@ -3,7 +3,16 @@ import { writeTokenFile } from "../data/token_files.ts";
 import { Rng } from "../util/random.ts";
 import { readMetrics } from "./metrics.ts";
 import { loadRuns, readRunInfo } from "./runs.ts";
-import { parseSweep, planSweep, runFolderState, runSweep, sweepRuns, type SweepSpec } from "./sweep.ts";
+import {
+  checkSweep,
+  parseSweep,
+  planSweep,
+  readSweepFile,
+  runFolderState,
+  runSweep,
+  sweepRuns,
+  type SweepSpec,
+} from "./sweep.ts";
 
 Deno.test("sweep files: every problem is reported with the field's path in the file", () => {
   const e = assertThrows(() =>
@@ -185,4 +194,17 @@ Deno.test("configs are validated for every run before anything is prepared, nami
   // Nothing was written.
   assertEquals([...Deno.readDirSync(dir)].length, 0);
   await Deno.remove(dir);
+});
+
+Deno.test("the example sweep files are valid for the GPU default and name their runs", async () => {
+  const root = new URL("../../examples/sweeps/", import.meta.url).pathname;
+  const names: Record<string, string[]> = {};
+  for (const file of ["lr.json", "batch_size.json", "ablations.json"]) {
+    const spec = await readSweepFile(`${root}${file}`);
+    names[spec.name] = checkSweep(spec, { software: false }).map((r) => r.name);
+  }
+  assertEquals(names.lr.length, 7);
+  assertEquals(names.batch_size, ["batch-8", "batch-16", "batch-32", "batch-64", "batch-128", "batch-256"]);
+  assertEquals(names.ablations.length, 10);
+  assert(names.ablations.includes("no-rmsnorm_lrMax-0.001") && names.ablations.includes("silu_lrMax-0.003"));
 });
