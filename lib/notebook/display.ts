@@ -107,7 +107,15 @@ let bundleOnly = 0;
  */
 const SETTLE_MS = 20;
 
-/** Yields long enough for a display message to leave before the cell goes on (see `SETTLE_MS`). */
+/**
+ * Yields long enough for a display message to leave before the cell goes on (see `SETTLE_MS`).
+ *
+ * @example
+ * ```ts
+ * import { settle } from "./display.ts";
+ * await settle(); // after a Deno.jupyter.display call, so that the message is sent before the cell ends
+ * ```
+ */
 export function settle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
 }
