@@ -1,74 +1,80 @@
 /**
- * Executes every notebook in `notebooks/` through the real Jupyter client with the Deno kernel, as a user would,
- * and fails on any error output. Also checks that the committed notebooks carry no outputs, and exports the
- * executed training notebook to HTML: its chart data and every piece of plotly.js must be inside, and running the
- * page's scripts against a stub DOM must rebuild plotly.js byte for byte and draw the charts (so they draw offline).
+ * Executes every notebook in `notebooks/` through the real Jupyter client with the Deno kernel, as a user would, and
+ * checks what a reader gets:
+ * - the committed notebooks carry no outputs, and their markdown reads as a document (a title, prose, section
+ *   headings: not every line a heading, see `notebook_checks.ts`);
+ * - executing them gives no error and no empty `Out[n]:`, and each executed notebook stays small (plotly.js once,
+ *   gzipped; charts hold their data, not raw values);
+ * - their HTML export has the headings of a document and nbconvert has nothing to warn about;
+ * - in headless Chromium, every exported notebook and the sweep report of notebook 7 draw all their charts with
+ *   traces, log no console error, and leave no blank band above the first chart (`check_charts.ts`).
  *
- * Needs `jupyter nbconvert` and `ipykernel` (Debian: jupyter-nbconvert python3-ipykernel). Usage:
- * `deno task notebooks [name-filter]`.
+ * Needs `jupyter nbconvert` and `ipykernel` (Debian: jupyter-nbconvert python3-ipykernel) and chromium. Usage:
+ * `deno task notebooks [name-filter] [--keep <dir>] [--no-browser]`: `--keep` leaves the executed notebooks and
+ * their HTML in a folder, `--no-browser` skips the Chromium check.
  *
  * @module
  */
-import { loadPlotlyJs } from "../lib/notebook/plot.ts";
+import { parseArgs } from "node:util";
+import { headingProblems, markdownProblems, type NotebookCell, outputProblems } from "./notebook_checks.ts";
+import { checkPages, findChromium, pageProblems } from "./check_charts.ts";
 
 const root = new URL("../", import.meta.url).pathname;
-const filter = Deno.args[0] ?? "";
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  options: { keep: { type: "string" }, "no-browser": { type: "boolean", default: false } },
+  allowPositionals: true,
+});
+const filter = positionals[0] ?? "";
+/** An executed notebook larger than this holds something it should not (plotly.js twice, raw data). */
+const MAX_EXECUTED_BYTES = 6_000_000;
+/** The sweep report notebook 7 writes, checked in Chromium with the notebooks. */
+const SWEEP_REPORT = `${root}runs/notebooks/07_sweep/lr/report.html`;
 
-async function sh(cmd: string[], opts: { cwd?: string } = {}): Promise<{ code: number; out: string }> {
+async function sh(cmd: string[]): Promise<{ code: number; out: string; err: string }> {
   const p = new Deno.Command(cmd[0], {
     args: cmd.slice(1),
-    cwd: opts.cwd ?? root,
+    cwd: root,
     env: { NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   });
   const r = await p.output();
   const dec = new TextDecoder();
-  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
 }
 
-interface Cell {
-  cell_type: string;
-  outputs?: { output_type: string; ename?: string; evalue?: string; name?: string; text?: string | string[] }[];
-  execution_count?: number | null;
-}
-
-/**
- * Runs nanolm's inline scripts of an exported page in order against a stub DOM, as a browser would: returns the
- * library the plotly.js pieces inject and the trace counts of the charts drawn with it.
- */
-function runPageScripts(page: string): { library: string; charts: number[] } {
-  const win: Record<string, unknown> = {};
-  let library = "";
-  const charts: number[] = [];
-  const document = {
-    createElement: () => ({ text: "" }),
-    head: {
-      appendChild: (script: { text: string }) => {
-        library = script.text;
-        win.Plotly = { newPlot: (_id: string, data: unknown[]) => charts.push(data.length) };
-      },
-    },
-  };
-  for (const m of page.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)) {
-    if (m[1].includes("__nanolm")) new Function("window", "document", m[1])(win, document);
-  }
-  return { library, charts };
-}
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
 // --force: re-installing over an existing kernelspec (a second run, a developer machine) must not fail.
 const install = await sh(["deno", "jupyter", "--install", "--force"]);
-if (install.code !== 0) throw new Error(`deno jupyter --install failed:\n${install.out}`);
+if (install.code !== 0) throw new Error(`deno jupyter --install failed:\n${install.out}${install.err}`);
+const chromium = values["no-browser"] ? null : await findChromium();
+if (!values["no-browser"] && !chromium) {
+  throw new Error("chromium is needed for the browser check (apt-get install chromium), or pass --no-browser");
+}
 
 const names = [...Deno.readDirSync(`${root}notebooks`)].map((e) => e.name).filter((n) => n.endsWith(".ipynb"))
   .filter((n) => n.includes(filter)).sort();
 if (names.length === 0) throw new Error(`No notebooks match "${filter}" in notebooks/`);
-const outDir = await Deno.makeTempDir({ prefix: "nanolm-notebooks-" });
+const outDir = values.keep ?? await Deno.makeTempDir({ prefix: "nanolm-notebooks-" });
+await Deno.mkdir(outDir, { recursive: true });
+// nbconvert's page links require.js and MathJax from system paths that may not exist; the notebooks need neither,
+// so an empty script stands in for both and a missing file is not reported as the page's error.
+const stub = `${outDir}/empty.js`;
+await Deno.writeTextFile(stub, "");
 const started = performance.now();
 let failed = 0, passed = 0;
+const pages: string[] = [];
 for (const name of names) {
-  const source = JSON.parse(await Deno.readTextFile(`${root}notebooks/${name}`)) as { cells: Cell[] };
-  const dirty = source.cells.some((c) => (c.outputs?.length ?? 0) > 0 || (c.execution_count ?? null) !== null);
+  const source = JSON.parse(await Deno.readTextFile(`${root}notebooks/${name}`)) as {
+    cells: (NotebookCell & { execution_count?: number | null })[];
+  };
+  const problems: string[] = [];
+  if (source.cells.some((c) => (c.outputs?.length ?? 0) > 0 || (c.execution_count ?? null) !== null)) {
+    problems.push("committed with outputs (strip them before committing)");
+  }
+  problems.push(...markdownProblems(source.cells));
   const t0 = performance.now();
   const r = await sh([
     "jupyter",
@@ -83,57 +89,67 @@ for (const name of names) {
     `notebooks/${name}`,
   ]);
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-  const problems: string[] = [];
-  if (dirty) problems.push("committed with outputs (strip them before committing)");
-  if (r.code !== 0) problems.push(`nbconvert exited ${r.code}:\n${r.out.slice(-3000)}`);
+  let size = 0;
+  if (r.code !== 0) problems.push(`nbconvert exited ${r.code}:\n${(r.out + r.err).slice(-3000)}`);
   else {
-    const executed = JSON.parse(await Deno.readTextFile(`${outDir}/${name}`)) as { cells: Cell[] };
-    executed.cells.forEach((c, i) => {
-      for (const o of c.outputs ?? []) {
-        if (o.output_type === "error") problems.push(`cell ${i}: ${o.ename}: ${o.evalue}`);
-        const text = Array.isArray(o.text) ? o.text.join("") : o.text ?? "";
-        if (o.output_type === "stream" && o.name === "stderr" && /\berror\b/i.test(text)) {
-          problems.push(`cell ${i} wrote an error to stderr: ${text.slice(0, 500)}`);
-        }
-      }
-    });
+    const executedPath = `${outDir}/${name}`;
+    size = (await Deno.stat(executedPath)).size;
+    const executed = JSON.parse(await Deno.readTextFile(executedPath)) as { cells: NotebookCell[] };
+    problems.push(...outputProblems(executed.cells));
+    if (size > MAX_EXECUTED_BYTES) {
+      problems.push(`executed notebook of ${mb(size)} (at most ${mb(MAX_EXECUTED_BYTES)})`);
+    }
+    const html = await sh([
+      "jupyter",
+      "nbconvert",
+      "--to",
+      "html",
+      `--HTMLExporter.require_js_url=file://${stub}`,
+      `--HTMLExporter.mathjax_url=file://${stub}`,
+      executedPath,
+      "--output-dir",
+      outDir,
+    ]);
+    const page = `${outDir}/${name.replace(/\.ipynb$/, ".html")}`;
+    if (html.code !== 0) problems.push(`HTML export failed:\n${html.err.slice(-2000)}`);
+    else {
+      const warnings = html.err.split("\n").filter((l) => /warn/i.test(l) && !/deno jupyter.*unstable/.test(l));
+      for (const w of warnings) problems.push(`nbconvert: ${w.trim()}`);
+      problems.push(...headingProblems(await Deno.readTextFile(page)));
+      pages.push(page);
+    }
   }
   if (problems.length) {
     failed++;
-    console.log(`FAIL ${name} (${seconds}s)\n  ${problems.join("\n  ")}`);
+    console.log(`FAIL ${name} (${seconds}s, ${mb(size)})\n  ${problems.join("\n  ")}`);
   } else {
     passed++;
-    console.log(`ok   ${name} (${seconds}s)`);
+    console.log(`ok   ${name} (${seconds}s, ${mb(size)} executed)`);
   }
 }
 
-// A plot must survive export to HTML: its data and plotly.js itself (offline) are inside the page.
-const withPlot = names.find((n) => n.includes("train")) ?? names[0];
-if (await Deno.stat(`${outDir}/${withPlot}`).then(() => true, () => false)) {
-  const html = await sh(["jupyter", "nbconvert", "--to", "html", `${outDir}/${withPlot}`, "--output-dir", outDir]);
-  const page = html.code === 0 ? await Deno.readTextFile(`${outDir}/${withPlot.replace(/\.ipynb$/, ".html")}`) : "";
-  const hasData = page.includes('"type":"scatter"') || page.includes("&quot;type&quot;:&quot;scatter&quot;") ||
-    page.includes('"type": "scatter"');
-  // plotly.js reaches a notebook in pieces (lib/plot.ts, plotlyLoaderHtml); all of them and the loader that joins
-  // them must be in the page, else the charts do not draw offline.
-  const pieces = new Set([...page.matchAll(/__nanolmPlotlyParts \|\| \[\]\)\[(\d+)\]/g)].map((m) => Number(m[1])));
-  const allPieces = pieces.size > 0 && [...pieces].every((i) => i < pieces.size);
-  const hasPlotly = allPieces && page.includes('parts.join("")') && page.includes("Plotly.newPlot");
-  const drawn = hasPlotly ? runPageScripts(page) : { library: "", charts: [] };
-  const sameLibrary = drawn.library === await loadPlotlyJs();
-  if (html.code !== 0 || !hasData || !hasPlotly || !sameLibrary || drawn.charts.length === 0) {
+if (chromium) {
+  const report = await Deno.stat(SWEEP_REPORT).then(() => SWEEP_REPORT, () => null);
+  const withCharts = [];
+  for (const p of pages) if ((await Deno.readTextFile(p)).includes('class="nanolm-plot"')) withCharts.push(p);
+  const reports = await checkPages(report ? [...withCharts, report] : withCharts);
+  for (const page of reports) {
+    const problems = pageProblems(page);
+    const what = page.path.replace(`${outDir}/`, "").replace(root, "");
+    if (problems.length) {
+      failed++;
+      console.log(`FAIL ${what} in Chromium\n  ${problems.join("\n  ")}`);
+    } else {
+      passed++;
+      console.log(
+        `ok   ${what} in Chromium: ${page.charts.length} charts drawn ` +
+          `(${page.charts.map((c) => c.traces).join(", ")} traces), no console error`,
+      );
+    }
+  }
+  if (names.some((n) => n.startsWith("07")) && !report) {
     failed++;
-    console.log(
-      `FAIL HTML export of ${withPlot}: exported ${html.code === 0}, plot data ${hasData}, plotly.js ${hasPlotly} ` +
-        `(pieces ${[...pieces].sort((a, b) => a - b).join(",") || "none"}), pieces rejoin to plotly.js ` +
-        `${sameLibrary}, charts drawn ${drawn.charts.length}`,
-    );
-  } else {
-    passed++;
-    console.log(
-      `ok   HTML export of ${withPlot} holds plotly.js (${pieces.size} pieces, rejoined byte for byte) and draws ` +
-        `${drawn.charts.length} charts (${drawn.charts.join(", ")} traces)`,
-    );
+    console.log(`FAIL the sweep report ${SWEEP_REPORT} was not written by notebook 7`);
   }
 }
 console.log(`notebooks: ${passed} passed, ${failed} failed in ${((performance.now() - started) / 1000).toFixed(1)}s`);

@@ -6,6 +6,7 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { readCheckpointFile } from "../lib/io/checkpoint_file.ts";
 import { writeTokenFile } from "../lib/data/token_files.ts";
 import { readMetrics } from "../lib/train/metrics.ts";
+import { loadRun } from "../lib/train/runs.ts";
 import { Rng } from "../lib/util/random.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -97,7 +98,13 @@ Deno.test("Ctrl-C writes a checkpoint and exits 130; the run resumes from it", a
   assertEquals(code, 130, seen);
   const ckpt = await readCheckpointFile(`${dir}/run/checkpoint.safetensors`);
   assert(ckpt.step >= 3, `checkpoint at step ${ckpt.step}`);
+  // The folder says so in run.json, as a sweep's run folders do.
+  const stopped = await loadRun(`${dir}/run`);
+  assertEquals([stopped.status, stopped.info?.step], ["interrupted", ckpt.step]);
   const resumed = await train(["--resume", `${dir}/run/checkpoint.safetensors`, "--steps", `${ckpt.step + 2}`]);
   assertEquals(resumed.code, 0, resumed.stderr);
+  const done = await loadRun(`${dir}/run`);
+  assertEquals([done.status, done.info?.step, done.info?.started], ["done", ckpt.step + 2, stopped.info?.started]);
+  assert(done.info!.seconds >= stopped.info!.seconds);
   await Deno.remove(dir, { recursive: true });
 });

@@ -19,7 +19,7 @@
  * @module
  */
 import { buildConfig, flagOf, parseTrainCli, trainHelpText, type TrainOutputOptions } from "./train_flags.ts";
-import { CHECKPOINT_NAME, MetricsLogger, readMetrics, type ResumePoint, type StepMetrics } from "../train/mod.ts";
+import { CHECKPOINT_NAME, readMetrics, type ResumePoint, RunLog, type StepMetrics } from "../train/mod.ts";
 import {
   type Config,
   END_OF_TEXT,
@@ -191,13 +191,13 @@ async function main(): Promise<number> {
   const peakTflops = cli.output.peakTflops ?? gpuPeaks(backend.info.description)?.f32Tflops;
   const flopsPerToken = trainingFlopsPerToken(plan.config.model);
   const events: TrainEvent[] = [];
-  let metrics: MetricsLogger | null = null, bar: ProgressBar | null = null;
+  let runLog: RunLog | null = null, bar: ProgressBar | null = null;
   const onEvent = (e: TrainEvent) => {
     const record = e.type === "step" && peakTflops
       ? { ...e, mfu: (e.tokensPerSec * flopsPerToken) / (peakTflops * 1e12) }
       : e;
     events.push(record);
-    metrics?.log(record);
+    runLog?.log(record);
     if (e.type === "step") bar?.update(e.step, progressLine(e, peakTflops, flopsPerToken));
     else if (e.type === "eval") {
       log(`step ${e.step}: validation loss ${e.valLoss.toFixed(4)}${e.best ? " (best)" : ""}`);
@@ -210,7 +210,8 @@ async function main(): Promise<number> {
 
   await Deno.mkdir(outDir, { recursive: true });
   const from = plan.resume ? `${plan.resume.path.replace(/[^/]*$/, "")}metrics.jsonl` : undefined;
-  metrics = await MetricsLogger.open(`${outDir}/metrics.jsonl`, { resumeStep: plan.resume?.state.step, from });
+  // metrics.jsonl and run.json, as a sweep writes them, so that runs of both compare together.
+  runLog = await RunLog.open(trainer.config, { resumeStep: plan.resume?.state.step, from });
   bar = new ProgressBar(trainer.config.train.steps, { label: "train", unit: "step" });
   bar.update(trainer.step);
   const guard = new InterruptGuard({
@@ -222,7 +223,7 @@ async function main(): Promise<number> {
   const result = await trainer.fit();
   guard.dispose();
   bar.done();
-  await metrics.close();
+  await runLog.finish(result);
   log(outcome(result));
 
   const texts = tokenizer && result.reason !== "diverged" ? await samples(trainer, result, tokenizer, cli.output) : [];

@@ -107,7 +107,15 @@ let bundleOnly = 0;
  */
 const SETTLE_MS = 20;
 
-/** Yields long enough for a display message to leave before the cell goes on (see `SETTLE_MS`). */
+/**
+ * Yields long enough for a display message to leave before the cell goes on (see `SETTLE_MS`).
+ *
+ * @example
+ * ```ts
+ * import { settle } from "./display.ts";
+ * await settle(); // after a Deno.jupyter.display call, so that the message is sent before the cell ends
+ * ```
+ */
 export function settle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
 }
@@ -118,8 +126,10 @@ export function settle(): Promise<void> {
  * status from another thread, and the result sometimes arrives after "idle", when Jupyter clients (nbclient,
  * JupyterLab) have stopped listening to that cell, so the output silently goes missing (in our runs, 10-30% of
  * cells). A display sent from inside the cell is awaited before the cell ends and arrives in time. So inside the
- * kernel this shows `bundle` at once and returns an empty bundle for the result; elsewhere, and when
- * {@linkcode bundleOf} asks for the bundle itself, it returns `bundle`.
+ * kernel this shows `bundle` at once and returns an empty text for the result (a bundle with no MIME type at all
+ * made nbconvert warn on every such cell); elsewhere, and when {@linkcode bundleOf} asks for the bundle itself, it
+ * returns `bundle`. The kernel still shows an empty `Out[n]:` for that result: end a cell with `await show(x)`
+ * (`jupyter.ts`) to have no result at all.
  *
  * @example
  * ```ts
@@ -133,7 +143,7 @@ export async function cellResult(bundle: MimeBundle): Promise<MimeBundle> {
   if (bundleOnly > 0 || !show) return bundle;
   await show(bundle, { raw: true });
   await settle();
-  return {};
+  return { "text/plain": "" };
 }
 
 /**

@@ -39,3 +39,34 @@ export async function display(
   await settle();
   return true;
 }
+
+/**
+ * Shows values in the notebook now, one output each; outside Jupyter prints their plain-text form. End a cell with
+ * `await show(x)` rather than with `x`: the cell then has no result, so no empty `Out[n]:` follows the display (the
+ * Deno kernel (2.9) sends a cell's result late, so nanolm's objects display themselves from inside the cell, see
+ * `cellResult`, and the result left behind is empty).
+ *
+ * @example
+ * ```ts
+ * import { show, tableDisplay } from "@nanolm/nanolm/notebook";
+ * await show(tableDisplay([{ run: "a", loss: 3.2 }])); // a table in a notebook, aligned text in a terminal
+ * ```
+ */
+export async function show(...values: unknown[]): Promise<void> {
+  for (const value of values) {
+    if (inJupyter()) {
+      await display(value, { raw: !isDisplayable(value) && isBundle(value) });
+    } else if (isDisplayable(value)) {
+      const text = (await bundleOf(value))["text/plain"];
+      console.log(typeof text === "string" ? text : value);
+    } else {
+      console.log(value);
+    }
+  }
+}
+
+/** A plain MIME bundle (`{"text/html": ...}`), which the kernel shows as it is. */
+function isBundle(value: unknown): boolean {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    Object.keys(value).length > 0 && Object.keys(value).every((k) => /^[a-z]+\/[-+.\w]+$/.test(k));
+}

@@ -23,7 +23,7 @@ export {
   type MimeBundle,
   previewValues,
 } from "./display.ts";
-export { display } from "./jupyter.ts";
+export { display, show } from "./jupyter.ts";
 export { formatCell, htmlTable, tableDisplay, type TableOptions, type TableRow, textTable } from "./table.ts";
 export {
   attentionMapFigure,
@@ -31,6 +31,8 @@ export {
   ensurePlotlyInNotebook,
   type FigureOptions,
   heatmapFigure,
+  type Histogram,
+  histogramBins,
   histogramFigure,
   learningRateFigure,
   lineFigure,
@@ -48,4 +50,27 @@ export {
   runFromMetrics,
 } from "./plot.ts";
 export { type MonitorEvent, TrainingMonitor, type TrainingMonitorOptions } from "./monitor.ts";
-export { renderReport, type ReportContent, type ReportRun, type ReportSample, writeReport } from "./report.ts";
+export {
+  type CompareOptions,
+  compareRuns,
+  comparisonFigures,
+  comparisonRows,
+  renderComparison,
+  sweepFigure,
+  writeComparison,
+} from "./compare.ts";
+export {
+  type NotebookSweepOptions,
+  type NotebookSweepResult,
+  sweep,
+  sweepGridFigure,
+  type SweepPanel,
+} from "./live_sweep.ts";
+export {
+  renderPage,
+  renderReport,
+  type ReportContent,
+  type ReportRun,
+  type ReportSample,
+  writeReport,
+} from "./report.ts";

@@ -3,10 +3,11 @@
  * display in the Deno Jupyter kernel.
  *
  * A figure is offered to Jupyter both as `application/vnd.plotly.v1+json` (rendered natively where the Plotly
- * extension is installed) and as `text/html` with plotly.js from `npm:plotly.js-dist` inlined, so it renders
- * offline and in exported HTML. plotly.js (about 11 MB) is read from the npm package lazily, once per process. In the
- * kernel it is sent to the notebook once per session, in pieces, because the Deno kernel loses messages of several
- * megabytes; standalone HTML (reports, bundles built outside Jupyter) inlines it whole.
+ * extension is installed) and as `text/html` with plotly.js from `npm:plotly.js-dist-min` inlined, so it renders
+ * offline and in exported HTML. The minified plotly.js (4.9 MB) is read from the npm package lazily, once per
+ * process. In the kernel it is sent to the notebook once per session, gzipped (1.5 MB, 2 MB as base64) and in two
+ * pieces, because the Deno kernel loses messages of several megabytes; the page unpacks it with the browser's
+ * `DecompressionStream`. Standalone HTML (reports, bundles built outside Jupyter) inlines it whole.
  *
  * Nothing here touches `Deno.jupyter` at import time: it exists only inside the kernel and throws elsewhere.
  *
@@ -93,7 +94,8 @@ export function runFromMetrics(
 }
 
 /**
- * Training (solid) and validation (dashed, markers) loss against step, one colour per run, several runs overlaid.
+ * Training (solid) and validation (dashed, markers) loss against step (or what the series' `steps` hold: tokens
+ * seen, with `xTitle`), one colour per run, several runs overlaid.
  *
  * @example
  * ```ts
@@ -105,7 +107,10 @@ export function runFromMetrics(
  * console.assert(fig.data.length === 3);
  * ```
  */
-export function lossCurveFigure(runs: LossCurveRun[], options: FigureOptions & { logY?: boolean } = {}): PlotlyFigure {
+export function lossCurveFigure(
+  runs: LossCurveRun[],
+  options: FigureOptions & { logY?: boolean; xTitle?: string; yTitle?: string } = {},
+): PlotlyFigure {
   const data: PlotlyTrace[] = [];
   runs.forEach((run, i) => {
     const color = PALETTE[i % PALETTE.length];
@@ -134,7 +139,7 @@ export function lossCurveFigure(runs: LossCurveRun[], options: FigureOptions & {
       });
     }
   });
-  const layout = baseLayout(options, "step", "loss");
+  const layout = baseLayout(options, options.xTitle ?? "step", options.yTitle ?? "loss");
   if (options.logY) (layout.yaxis as Record<string, unknown>).type = "log";
   return { data, layout };
 }
@@ -175,14 +180,16 @@ export function lineFigure(
 }
 
 /**
- * The learning-rate schedule over `steps` steps (default 10% past the cosine cycle), optionally with the rates a
- * run actually recorded.
+ * The learning-rate schedule of updates 1 to `steps` (default 10% past the cosine cycle), optionally with the
+ * rates a run actually recorded. Update `s` trains at the schedule's value at `s` (as the trainer does), so a
+ * recorded rate sits on the planned curve at its own step.
  *
  * @example
  * ```ts
  * import { learningRateFigure } from "./plot.ts";
  * const fig = learningRateFigure({ lrMax: 1e-3, lrMin: 1e-4, warmupSteps: 10, cosineCycleSteps: 100 });
- * console.assert((fig.data[0].y as number[])[10] === 1e-3);
+ * const x = fig.data[0].x as number[], y = fig.data[0].y as number[];
+ * console.assert(x[0] === 1 && y[x.indexOf(10)] === 1e-3);
  * ```
  */
 export function learningRateFigure(
@@ -190,7 +197,7 @@ export function learningRateFigure(
   options: FigureOptions & { steps?: number; recorded?: Series } = {},
 ): PlotlyFigure {
   const steps = options.steps ?? Math.max(1, Math.ceil(schedule.cosineCycleSteps * 1.1));
-  const x = Array.from({ length: steps + 1 }, (_, t) => t);
+  const x = Array.from({ length: steps }, (_, i) => i + 1);
   const data: PlotlyTrace[] = [{
     type: "scatter",
     mode: "lines",
@@ -212,22 +219,82 @@ export function learningRateFigure(
   return { data, layout: baseLayout(options, "step", "learning rate") };
 }
 
+/** Bins of a histogram: their centres, width and counts. */
+export interface Histogram {
+  /** Centre of each bin. */
+  centers: number[];
+  /** Width of every bin. */
+  width: number;
+  /** Values in each bin. */
+  counts: number[];
+}
+
 /**
- * A histogram of values (token lengths, weights, gradients...).
+ * Counts values into equal bins on the host, so that a chart carries a few hundred numbers, not every value (the
+ * corpus histogram of notebook 1 had 572,822). Integers spanning at most `maxIntegerBins` (default 200) get a bin
+ * each, centred on the integer; other values `bins` equal bins (default: about √n, at most 100) from the smallest
+ * to the largest, the largest counted in the last. Non-finite values are left out.
+ *
+ * @example
+ * ```ts
+ * import { histogramBins } from "./plot.ts";
+ * console.log(histogramBins([1, 2, 2, 5])); // { centers: [1, 2, 3, 4, 5], width: 1, counts: [1, 2, 0, 0, 1] }
+ * ```
+ */
+export function histogramBins(
+  values: ArrayLike<number>,
+  options: { bins?: number; maxIntegerBins?: number } = {},
+): Histogram {
+  let min = Infinity, max = -Infinity, n = 0, integers = true;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v)) continue;
+    n++;
+    if (v < min) min = v;
+    if (v > max) max = v;
+    if (integers && !Number.isInteger(v)) integers = false;
+  }
+  if (n === 0) return { centers: [], width: 1, counts: [] };
+  let count: number, width: number, start: number;
+  if (integers && options.bins === undefined && max - min + 1 <= (options.maxIntegerBins ?? 200)) {
+    [count, width, start] = [max - min + 1, 1, min - 0.5];
+  } else {
+    count = options.bins ?? Math.min(100, Math.max(1, Math.ceil(Math.sqrt(n))));
+    width = max > min ? (max - min) / count : 1;
+    start = max > min ? min : min - 0.5;
+  }
+  const counts = new Array<number>(count).fill(0);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (Number.isFinite(v)) counts[Math.min(count - 1, Math.floor((v - start) / width))]++;
+  }
+  return { centers: counts.map((_, i) => start + (i + 0.5) * width), width, counts };
+}
+
+/**
+ * A histogram of values (token lengths, weights, gradients...), binned on the host by {@linkcode histogramBins} and
+ * drawn as bars: the figure holds the bin counts, not the values.
  *
  * @example
  * ```ts
  * import { histogramFigure } from "./plot.ts";
  * const fig = histogramFigure(new Float32Array([1, 2, 2, 3]), { title: "Token lengths", xTitle: "bytes" });
- * console.assert(fig.data[0].type === "histogram");
+ * console.assert(fig.data[0].type === "bar" && (fig.data[0].y as number[]).join() === "1,2,1");
  * ```
  */
 export function histogramFigure(
   values: ArrayLike<number>,
   options: FigureOptions & { xTitle?: string; bins?: number } = {},
 ): PlotlyFigure {
-  const trace: PlotlyTrace = { type: "histogram", x: Array.from(values), marker: { color: PALETTE[0] } };
-  if (options.bins) trace.nbinsx = options.bins;
+  const h = histogramBins(values, { bins: options.bins });
+  const trace: PlotlyTrace = {
+    type: "bar",
+    x: h.centers,
+    y: h.counts,
+    width: h.width,
+    marker: { color: PALETTE[0] },
+    hovertemplate: `%{x}: %{y}<extra></extra>`,
+  };
   return { data: [trace], layout: { ...baseLayout(options, options.xTitle ?? "value", "count"), bargap: 0.02 } };
 }
 
@@ -303,7 +370,7 @@ export function attentionMapFigure(
 let plotlySource: Promise<string> | undefined;
 
 /**
- * The source text of plotly.js from the `plotly.js-dist` npm package, read once and cached. The package is brought
+ * The source text of the minified plotly.js from the `plotly.js-dist-min` npm package, read once and cached. The package is brought
  * into the module graph through its `package.json` (importing plotly.js itself would run it, and it needs a browser),
  * then its main file is located through `import.meta.resolve`, falling back to Node's `require.resolve`.
  *
@@ -325,18 +392,20 @@ export function loadPlotlyJs(): Promise<string> {
 async function locatePlotly(): Promise<string> {
   let version = "?";
   try {
-    const pkg = await import("plotly.js-dist/package.json", { with: { type: "json" } });
+    const pkg = await import("plotly.js-dist-min/package.json", { with: { type: "json" } });
     version = pkg.default.version;
   } catch (e) {
-    throw new Error(`plotly.js could not be loaded from npm:plotly.js-dist: ${(e as Error).message}`, { cause: e });
+    throw new Error(`plotly.js could not be loaded from npm:plotly.js-dist-min: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   const candidates: (string | URL)[] = [];
   try {
-    const url = new URL(import.meta.resolve("plotly.js-dist/plotly.js"));
+    const url = new URL(import.meta.resolve("plotly.js-dist-min/plotly.min.js"));
     if (url.protocol === "file:") candidates.push(url);
   } catch { /* try the next way */ }
   try {
-    candidates.push(createRequire(import.meta.url).resolve("plotly.js-dist"));
+    candidates.push(createRequire(import.meta.url).resolve("plotly.js-dist-min"));
   } catch { /* try the next way */ }
   for (const where of candidates) {
     try {
@@ -344,7 +413,7 @@ async function locatePlotly(): Promise<string> {
       if (text.includes("window.Plotly")) return text;
     } catch { /* try the next candidate */ }
   }
-  throw new Error(`plotly.js ${version} is in the npm cache but its plotly.js file could not be located or read`);
+  throw new Error(`plotly.js ${version} is in the npm cache but its plotly.min.js could not be located or read`);
 }
 
 /** Options of {@linkcode plotlyHtml}. */
@@ -392,36 +461,66 @@ export function plotlyHtml(figure: PlotlyFigure, options: PlotlyHtmlOptions): st
     `})();</script>`;
 }
 
+/** Gzip of a text, as base64. */
+async function gzipBase64(text: string): Promise<string> {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+/** A class on every loader fragment, so that the notebook's own CSS can hide their (empty) output areas. */
+const LOADER_CLASS = "nanolm-plotly-loader";
+
 /**
- * plotly.js split into HTML fragments of at most `chunkChars` source characters. Shown in order (one notebook output
- * each), they define `window.Plotly` when the last one runs, then draw the charts that were waiting for it. The Deno
- * kernel drops or corrupts single messages of several megabytes, so the 11 MB library cannot travel inside one
- * chart's output; in pieces it reaches the notebook, and stays in its saved and exported HTML.
+ * The outputs that carry nothing to see (the plotly.js pieces) take no room: Jupyter gives every output area a
+ * margin, and a dozen empty ones made a blank band above the first chart.
+ */
+const HIDE_LOADER_STYLE = `<style>.jp-OutputArea-child:has(.${LOADER_CLASS}), ` +
+  `.output_area:has(.${LOADER_CLASS}) { display: none; }</style>`;
+
+/**
+ * plotly.js gzipped, as base64 split into HTML fragments of at most `chunkChars` characters (default 1,000,000: two
+ * pieces for the minified 4.9 MB library). Shown in order (one notebook output each), they unpack plotly.js with the
+ * browser's `DecompressionStream` when the last one runs, define `window.Plotly`, then draw the charts that were
+ * waiting for it. The Deno kernel drops or corrupts single messages of several megabytes, so the library cannot
+ * travel inside one chart's output; in pieces it reaches the notebook, and stays in its saved and exported HTML.
+ * Each fragment hides its own output area (`:has`), so the pieces leave no blank space above the chart.
  *
  * @example
  * ```ts
  * import { plotlyLoaderHtml } from "./plot.ts";
- * const parts = plotlyLoaderHtml("window.Plotly = {};", { chunkChars: 8 });
- * console.assert(parts.length === 3 && parts[2].includes("__nanolmPlotlyWaiters"));
+ * const parts = await plotlyLoaderHtml("window.Plotly = {};", { chunkChars: 8 });
+ * console.assert(parts.length > 1 && parts.at(-1)!.includes("DecompressionStream"));
  * ```
  */
-export function plotlyLoaderHtml(plotlyJs: string, options: { chunkChars?: number } = {}): string[] {
+export async function plotlyLoaderHtml(plotlyJs: string, options: { chunkChars?: number } = {}): Promise<string[]> {
+  const packed = await gzipBase64(plotlyJs);
   const size = options.chunkChars ?? 1_000_000;
-  const count = Math.max(1, Math.ceil(plotlyJs.length / size));
+  const count = Math.max(1, Math.ceil(packed.length / size));
   const parts: string[] = [];
   for (let i = 0; i < count; i++) {
-    const chunk = JSON.stringify(plotlyJs.slice(i * size, (i + 1) * size)).replace(/</g, "\\u003c");
-    let js = `(window.__nanolmPlotlyParts = window.__nanolmPlotlyParts || [])[${i}] = ${chunk};`;
+    let js = `(window.__nanolmPlotlyParts = window.__nanolmPlotlyParts || [])[${i}] = ` +
+      `${JSON.stringify(packed.slice(i * size, (i + 1) * size))};`;
     if (i === count - 1) {
       js += `\n(function () {\n` +
         `  var parts = window.__nanolmPlotlyParts; window.__nanolmPlotlyParts = undefined;\n` +
-        `  if (!window.Plotly) { var s = document.createElement("script"); s.text = parts.join(""); ` +
+        `  function ready(source) {\n` +
+        `    if (!window.Plotly) { var s = document.createElement("script"); s.text = source; ` +
         `document.head.appendChild(s); }\n` +
-        `  var waiting = window.__nanolmPlotlyWaiters || []; window.__nanolmPlotlyWaiters = [];\n` +
-        `  waiting.forEach(function (draw) { draw(); });\n` +
+        `    var waiting = window.__nanolmPlotlyWaiters || []; window.__nanolmPlotlyWaiters = [];\n` +
+        `    waiting.forEach(function (draw) { draw(); });\n` +
+        `  }\n` +
+        `  var binary = atob(parts.join("")), bytes = new Uint8Array(binary.length);\n` +
+        `  for (var i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);\n` +
+        `  var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));\n` +
+        `  new Response(stream).text().then(ready, function (e) {\n` +
+        `    console.error("nanolm: plotly.js could not be unpacked: " + e);\n` +
+        `  });\n` +
         `})();`;
     }
-    parts.push(`<script type="text/javascript">${js}</script>`);
+    parts.push(`<div class="${LOADER_CLASS}"></div>${HIDE_LOADER_STYLE}<script type="text/javascript">${js}</script>`);
   }
   return parts;
 }
@@ -431,8 +530,8 @@ const PLOTLY_CHUNK_PAUSE_MS = 150;
 const PLOTLY_DRAIN_MS = 1000;
 
 /**
- * In the Jupyter kernel, sends plotly.js to the notebook once per kernel session (as a few outputs of the current
- * cell, see {@linkcode plotlyLoaderHtml}) and returns true; later calls, and calls outside Jupyter, do nothing and
+ * In the Jupyter kernel, sends plotly.js to the notebook once per kernel session (as two hidden outputs of the
+ * current cell, see {@linkcode plotlyLoaderHtml}) and returns true; later calls, and calls outside Jupyter, do nothing and
  * return false.
  *
  * @example
@@ -443,9 +542,10 @@ const PLOTLY_DRAIN_MS = 1000;
  */
 export async function ensurePlotlyInNotebook(): Promise<boolean> {
   if (plotlySentToKernel || !inJupyter()) return false;
-  const parts = plotlyLoaderHtml(await loadPlotlyJs());
+  const parts = await plotlyLoaderHtml(await loadPlotlyJs());
   for (const [i, html] of parts.entries()) {
-    await display({ "text/html": html, "text/plain": `(plotly.js ${i + 1}/${parts.length})` }, { raw: true });
+    const plain = `(plotly.js for the charts, part ${i + 1} of ${parts.length})`;
+    await display({ "text/html": html, "text/plain": plain }, { raw: true });
     // The kernel's output socket drops messages that arrive while the client is still reading earlier ones; after
     // the last piece, wait longer: the chart that follows would be the message dropped.
     const last = i === parts.length - 1;

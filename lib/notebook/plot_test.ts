@@ -1,9 +1,10 @@
-import { assert, assertEquals, assertMatch, assertThrows } from "../../tests/assert.ts";
+import { assert, assertClose, assertEquals, assertMatch, assertThrows } from "../../tests/assert.ts";
 import {
   attentionMapFigure,
   displayable,
   ensurePlotlyInNotebook,
   heatmapFigure,
+  histogramBins,
   histogramFigure,
   learningRateFigure,
   lineFigure,
@@ -54,19 +55,36 @@ Deno.test("runFromMetrics picks loss and valLoss", () => {
   assertEquals(runFromMetrics("r", [{ step: 0, loss: 1 }]).val, undefined);
 });
 
-Deno.test("learningRateFigure samples the schedule", () => {
+Deno.test("learningRateFigure samples the schedule at the updates 1..steps", () => {
   const sched = { lrMax: 1, lrMin: 0.1, warmupSteps: 7, cosineCycleSteps: 21 };
   const fig = learningRateFigure(sched, { recorded: { steps: [3], values: [3 / 7] } });
   const x = fig.data[0].x as number[], y = fig.data[0].y as number[];
-  assertEquals(x.length, 25); // 0..ceil(21 * 1.1) = 0..24
+  assertEquals(x, Array.from({ length: 24 }, (_, i) => i + 1)); // 1..ceil(21 * 1.1)
   assertEquals(y, x.map((t) => cosineLr(t, sched)));
+  // A rate the trainer recorded at update 3 (the schedule at 3) lies on the planned curve at x = 3.
+  assertEquals(y[x.indexOf(3)], 3 / 7);
   assertEquals(fig.data[1].y, [3 / 7]);
+});
+
+Deno.test("histograms are binned on the host: integer bins, or equal bins over the range", () => {
+  // Token lengths: a bin per integer from the smallest to the largest, centred on it.
+  const lengths = [3, 1, 1, 4, 1, 3, 7];
+  assertEquals(histogramBins(lengths), { centers: [1, 2, 3, 4, 5, 6, 7], width: 1, counts: [3, 0, 2, 1, 0, 0, 1] });
+  // Reals: 4 bins of width 0.5 over [0, 2]; NaN is left out; the maximum lands in the last bin.
+  const h = histogramBins([0, 0.2, 0.5, 0.9, 1.5, 2, NaN], { bins: 4 });
+  assertEquals(h, { centers: [0.25, 0.75, 1.25, 1.75], width: 0.5, counts: [2, 2, 0, 2] });
+  // Many values become a few hundred numbers.
+  const big = histogramFigure(Float64Array.from({ length: 572_822 }, (_, i) => (i * 7919) % 23));
+  assertEquals((big.data[0].y as number[]).length, 23);
+  assertEquals((big.data[0].y as number[]).reduce((a, b) => a + b, 0), 572_822);
 });
 
 Deno.test("histogram, heatmap and attention-map figures", () => {
   const h = histogramFigure(new Float32Array([1, 2, 2]), { bins: 5, xTitle: "len" });
-  assertEquals(h.data[0].x, [1, 2, 2]);
-  assertEquals(h.data[0].nbinsx, 5);
+  // Five bins of width 0.2 over [1, 2]: 1 in the first, the largest value in the last.
+  assertEquals(h.data[0].type, "bar");
+  assertEquals(h.data[0].y, [1, 0, 0, 0, 2]);
+  assertClose(h.data[0].x as number[], [1.1, 1.3, 1.5, 1.7, 1.9], { atol: 1e-12 });
   const m = heatmapFigure({ data: [1, 2, 3, 4, 5, 6], cols: 3 });
   assertEquals(m.data[0].z, [[1, 2, 3], [4, 5, 6]]);
   assertEquals(heatmapFigure([[1], [2]]).data[0].z, [[1], [2]]);
@@ -93,11 +111,11 @@ Deno.test("plotlyHtml embeds the figure safely", () => {
   assertMatch(withJs, /if \(typeof window.Plotly === "undefined"\)/);
 });
 
-Deno.test("plotly.js is read from npm:plotly.js-dist, once", async () => {
+Deno.test("plotly.js is read minified from npm:plotly.js-dist-min, once", async () => {
   const js = await loadPlotlyJs();
   assertMatch(js.slice(0, 200), /plotly\.js v\d+\.\d+\.\d+/);
   assert(js.includes("window.Plotly = Plotly"));
-  assert(js.length > 1_000_000);
+  assert(js.length > 1_000_000 && js.length < 6_000_000, `${js.length} characters`);
   assert((await loadPlotlyJs()) === js, "second call reuses the cached text");
 });
 
@@ -123,7 +141,10 @@ Deno.test("outside the kernel, Jupyter helpers are inert", async () => {
   assertEquals(await live.update(lossCurveFigure([])), false);
 });
 
-/** Runs the inline scripts of HTML fragments against a fake window/document, as a browser would, in order. */
+/**
+ * Runs the inline scripts of HTML fragments against a fake window/document, in order, as a browser would (atob,
+ * Blob, Response and DecompressionStream are the runtime's own, as in a browser).
+ */
 function runScripts(fragments: string[], win: Record<string, unknown>, appended: string[]): void {
   const doc = {
     createElement: () => ({ text: "" }),
@@ -141,27 +162,37 @@ function runScripts(fragments: string[], win: Record<string, unknown>, appended:
   }
 }
 
-Deno.test("plotly.js sent in pieces is reassembled and draws the waiting charts", () => {
+/** Waits until `done()` holds (the loader unpacks plotly.js asynchronously). */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
+}
+
+Deno.test("plotly.js sent gzipped in pieces is unpacked and draws the waiting charts", async () => {
   const drawn: string[] = [];
-  const fakePlotly =
-    '/* fake plotly </script> \\ " \u2028 */ window.Plotly = { newPlot: function (id) { window.drawn.push(id); } };';
+  const fakePlotly = '/* fake plotly </script> \\ " \u2028 é 𝄞 */ window.Plotly = ' +
+    "{ newPlot: function (id) { window.drawn.push(id); } };" + " ".repeat(5000);
   const win: Record<string, unknown> = { drawn };
   const appended: string[] = [];
   // A chart shown before Plotly exists waits for it.
   const chart = plotlyHtml({ data: [{ type: "scatter", y: [1] }], layout: {} }, { plotlyJs: null, divId: "early" });
   runScripts([chart], win, appended);
   assertEquals(drawn, []);
-  const parts = plotlyLoaderHtml(fakePlotly, { chunkChars: 10 });
-  assertEquals(parts.length, Math.ceil(fakePlotly.length / 10));
+  const parts = await plotlyLoaderHtml(fakePlotly, { chunkChars: 40 });
+  assert(parts.length > 2, `${parts.length} pieces`);
+  // Gzip packs the 5 kB of spaces: the pieces hold less than the library.
+  assert(parts.join("").length < fakePlotly.length, "pieces are compressed");
   runScripts(parts.slice(0, -1), win, appended);
+  await new Promise((r) => setTimeout(r, 20));
   assertEquals(appended, []); // nothing runs before the last piece
   runScripts(parts.slice(-1), win, appended);
+  await until(() => drawn.length > 0);
   assertEquals(appended, [fakePlotly]);
   assertEquals(drawn, ["early"]);
   // Later charts draw at once.
   runScripts([plotlyHtml({ data: [], layout: {} }, { plotlyJs: null, divId: "late" })], win, appended);
   assertEquals(drawn, ["early", "late"]);
-  assert(parts.every((p) => !p.slice(8, -9).includes("</script>")), "no piece closes its script early");
+  // Each piece hides its own (empty) output area.
+  assert(parts.every((p) => p.includes(":has(.nanolm-plotly-loader)") && p.includes('class="nanolm-plotly-loader"')));
 });
 
 Deno.test("ensurePlotlyInNotebook does nothing outside the kernel", async () => {

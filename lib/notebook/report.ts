@@ -48,6 +48,7 @@ export interface ReportContent {
 
 /** Metrics drawn as their own chart when a run recorded them: key, then y-axis title. */
 const EXTRA_METRICS: [string, string, boolean][] = [
+  ["valBpb", "validation bits per byte", false],
   ["lr", "learning rate", false],
   ["tokensPerSec", "tokens/s", false],
   ["gradNorm", "gradient norm", true],
@@ -81,16 +82,19 @@ function summaryRow(run: ReportRun): string {
   const speed = metricSeries(run.records, "tokensPerSec").values;
   const tokens = metricSeries(run.records, "tokens").values, epochs = metricSeries(run.records, "epoch").values;
   const lastStep = run.records.reduce((m, r) => Math.max(m, r.step), -Infinity);
+  const bpb = metricSeries(run.records, "valBpb");
   let best: number | undefined, bestStep: number | undefined;
   val.values.forEach((v, i) => {
     if (best === undefined || v < best) [best, bestStep] = [v, val.steps[i]];
   });
+  const bestBpb = bestStep === undefined ? undefined : bpb.values[bpb.steps.indexOf(bestStep)];
   const cells = [
     escapeHtml(run.name),
     formatNumber(Number.isFinite(lastStep) ? lastStep : undefined),
     formatNumber(train.values.at(-1)),
     formatNumber(val.values.at(-1)),
     best === undefined ? "–" : `${formatNumber(best)} (step ${formatNumber(bestStep)})`,
+    bestBpb === undefined ? "–" : bestBpb.toFixed(3),
     formatNumber(tokens.at(-1)),
     epochs.length ? (epochs.at(-1)!).toFixed(2) : "–",
     formatNumber(median(speed)),
@@ -133,7 +137,16 @@ export function renderReport(content: ReportContent, plotlyJs: string): string {
   }
   if (runs.length > 0) {
     parts.push("<h2>Summary</h2><table><thead><tr>");
-    const heads = ["run", "last step", "last train loss", "last val loss", "best val loss", "tokens seen", "epochs"];
+    const heads = [
+      "run",
+      "last step",
+      "last train loss",
+      "last val loss",
+      "best val loss",
+      "its bits/byte",
+      "tokens seen",
+      "epochs",
+    ];
     for (const h of [...heads, "median tokens/s"]) {
       parts.push(`<th>${h}</th>`);
     }
@@ -166,16 +179,31 @@ export function renderReport(content: ReportContent, plotlyJs: string): string {
     for (const [k, v] of rows) parts.push(`<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(v)}</td></tr>`);
     parts.push("</tbody></table>");
   }
-  const script = plotCount > 0
-    ? `<script type="text/javascript">\n${plotlyJs.replace(/<\/(script)/gi, "<\\/$1")}\n</script>\n`
-    : "";
-  return `<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n` +
-    `<title>${escapeHtml(content.title)}</title>\n<style>${STYLE}\n</style>\n${script}</head>\n<body>\n` +
-    `${parts.join("\n")}\n</body>\n</html>\n`;
+  return renderPage(content.title, parts.join("\n"), plotCount > 0 ? plotlyJs : null);
 }
 
 /**
- * Writes a standalone HTML report to `path` atomically (plotly.js from `npm:plotly.js-dist` inlined, so it opens
+ * A standalone HTML page in the report's style: `body` (HTML) under a head holding `plotlyJs` inlined once (none
+ * when null), so that charts drawn by `plotlyHtml(figure, { plotlyJs: null })` in the body work offline.
+ *
+ * @example
+ * ```ts
+ * import { renderPage } from "./report.ts";
+ * const html = renderPage("Runs <2>", "<p>hello</p>", null);
+ * console.assert(html.includes("<title>Runs &lt;2&gt;</title>") && html.includes("<p>hello</p>"));
+ * ```
+ */
+export function renderPage(title: string, body: string, plotlyJs: string | null): string {
+  const script = plotlyJs === null
+    ? ""
+    : `<script type="text/javascript">\n${plotlyJs.replace(/<\/(script)/gi, "<\\/$1")}\n</script>\n`;
+  return `<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n` +
+    `<title>${escapeHtml(title)}</title>\n<style>${STYLE}\n</style>\n${script}</head>\n<body>\n` +
+    `${body}\n</body>\n</html>\n`;
+}
+
+/**
+ * Writes a standalone HTML report to `path` atomically (plotly.js from `npm:plotly.js-dist-min` inlined, so it opens
  * offline).
  *
  * @example

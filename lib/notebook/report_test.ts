@@ -6,7 +6,7 @@ const records = [
   { step: 0, loss: 9.5, lr: 0, tokensPerSec: 1000, tokens: 0, epoch: 0 },
   { step: 0, valLoss: 9.25 },
   { step: 50, loss: 4.75, lr: 0.001, tokensPerSec: 3000, tokens: 3200, epoch: 0.5 },
-  { step: 50, valLoss: 4.5 },
+  { step: 50, valLoss: 4.5, valBpb: 1.5 },
   { step: 100, loss: 3.875, lr: 0.0001, tokensPerSec: 2000, tokens: 6400, epoch: 1 },
   { step: 100, valLoss: 4.625 },
 ];
@@ -35,11 +35,12 @@ Deno.test("writeReport writes a standalone page with data, plotly.js, samples an
   assert(html.includes('"y":[0,0.001,0.0001]'), "lr chart");
   assert(html.includes('"text":"tokens/s"'), "throughput chart");
   assert(!html.includes('"text":"gradient norm"'), "no chart for a metric nobody recorded");
-  assert(html.includes('"type":"histogram"'), "extra figure");
+  assert(html.includes('"text":"validation bits per byte"') && html.includes('"y":[1.5]'), "bits per byte chart");
+  assert(html.includes('"type":"bar"'), "extra figure");
   // Summary: last step, last losses, best val loss with its step, tokens seen, epochs, median tokens/s.
   assert(html.includes(
-    "<td>base</td><td>100</td><td>3.875</td><td>4.625</td><td>4.500 (step 50)</td><td>6,400</td><td>1.00</td>" +
-      "<td>2,000</td>",
+    "<td>base</td><td>100</td><td>3.875</td><td>4.625</td><td>4.500 (step 50)</td><td>1.500</td><td>6,400</td>" +
+      "<td>1.00</td><td>2,000</td>",
   ));
   assert(html.includes("<tr><th>best checkpoint</th><td>best.safetensors &lt;step 50&gt;</td></tr>"), "facts");
   // Text is escaped; samples and config are there.

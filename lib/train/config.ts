@@ -79,7 +79,11 @@ export interface ConfigInput {
   train: TrainConfigInput;
 }
 
-const trainSchema = z.strictObject({
+/**
+ * The zod schema of a training config (used by the run config's schema, and field by field by sweep files). Its
+ * input object, with a schema per field, is `trainSchema.in`.
+ */
+export const trainSchema = z.strictObject({
   batchSize: posInt.default(32),
   gradAccumulation: posInt.default(1),
   steps: posInt.default(5000),

@@ -65,4 +65,44 @@ export {
   type Stepped,
 } from "./metrics.ts";
 export { StepThroughput, ThroughputMeter, type ThroughputMeterOptions } from "./meter.ts";
+export { BitsPerByte, targetLogProbs, tokenByteLengths } from "./bpb.ts";
+export {
+  type BestEval,
+  configValue,
+  expandGlob,
+  isRunFolder,
+  type LoadedRun,
+  loadRun,
+  loadRuns,
+  METRICS_NAME,
+  readRunInfo,
+  RUN_INFO_NAME,
+  type RunInfo,
+  RunLog,
+  type RunLogOptions,
+  type RunState,
+  type RunSummary,
+  variedFields,
+  writeRunInfo,
+} from "./runs.ts";
+export {
+  checkSweep,
+  type ConfigFields,
+  describeEnd,
+  parseSweep,
+  type PlannedRun,
+  type PlanOptions,
+  planSweep,
+  readSweepFile,
+  type RunAction,
+  type RunFolderState,
+  runFolderState,
+  runSweep,
+  type RunSweepOptions,
+  type SweepPlan,
+  type SweepResult,
+  sweepRuns,
+  type SweepRunSpec,
+  type SweepSpec,
+} from "./sweep.ts";
 export { runBundle, type RunStatus } from "./view.ts";

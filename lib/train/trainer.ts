@@ -26,7 +26,9 @@ import { TransformerLM } from "../nn/transformer.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../notebook/display.ts";
 import { cellResult } from "../notebook/display.ts";
 import { runBundle } from "./view.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { loadTokenizer } from "../data/tokenizer_files.ts";
+import { BitsPerByte, targetLogProbs, tokenByteLengths } from "./bpb.ts";
 
 /** One logged training step. */
 export interface StepMetrics {
@@ -36,7 +38,7 @@ export interface StepMetrics {
   step: number;
   /** Mean training loss of the step's micro-batches. */
   loss: number;
-  /** Learning rate used. */
+  /** Learning rate this update used: the schedule at `step` (`Trainer.lrAt`). */
   lr: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
@@ -59,8 +61,13 @@ export interface EvalMetrics {
   type: "eval";
   /** Optimizer steps completed when it ran. */
   step: number;
-  /** Mean validation loss per token. */
+  /** Mean validation loss per token (nats). */
   valLoss: number;
+  /**
+   * The same evaluation in bits per byte of the text the targets stand for (special tokens left out), comparable
+   * across tokenizers and vocabulary sizes; absent when the run has no tokenizer (`train.tokenizer`).
+   */
+  valBpb?: number;
   /** Training tokens seen by then. */
   tokens: number;
   /** Whether this is the best validation loss of the run so far (then `best.safetensors` holds these weights). */
@@ -171,6 +178,8 @@ export class Trainer {
   #evaluatedStep = -1;
   /** The folder this run's tokenizer was copied into, if it was. */
   #tokenizerCopiedTo: string | null = null;
+  /** The byte length of each token id, for bits per byte (null: the run has no tokenizer). */
+  #tokenBytes: Int32Array | null = null;
 
   private constructor(
     config: Config,
@@ -218,7 +227,7 @@ export class Trainer {
     const point = typeof resume === "string" ? { path: resume, state: await readCheckpointFile(resume) } : resume;
     if (point) checkSameModel(point.path, point.state, config);
     const { train, val } = await openData(config);
-    if (t.tokenizer) await checkTokenizer(t.tokenizer, config.model.vocabSize);
+    const tokenizer = t.tokenizer ? await checkTokenizer(t.tokenizer, config.model.vocabSize) : null;
     const ckpt = point?.state;
     const rng = ckpt?.rngState ? Rng.fromState(ckpt.rngState) : new Rng(t.seed);
     const sampler = new RandomBatchSampler(train, {
@@ -230,6 +239,7 @@ export class Trainer {
     const model = new TransformerLM(config.model, { seed: t.seed });
     const trainer = new Trainer(config, { model, train, val, rng, sampler }, options.onEvent ?? (() => {}));
     if (ckpt) trainer.#restore(ckpt);
+    if (tokenizer) trainer.#tokenBytes = tokenByteLengths(tokenizer, config.model.vocabSize);
     return trainer;
   }
 
@@ -258,7 +268,11 @@ export class Trainer {
     return this.#best ? { ...this.#best, path: this.#outPath(BEST_CHECKPOINT_NAME) } : undefined;
   }
 
-  /** The learning rate of step `step` (0-based) under the configured schedule. */
+  /**
+   * The learning rate of update `step` (1-based: the `step`-th update, as {@linkcode StepMetrics.step} counts) under
+   * the configured schedule: the schedule's value at `step`, so the first update trains at a non-zero rate (the
+   * schedule's 0 at step 0 is the start of warm-up, not an update) and update `cosineCycleSteps` reaches `lrMin`.
+   */
   lrAt(step: number): number {
     const t = this.config.train;
     return cosineLr(step, {
@@ -275,7 +289,7 @@ export class Trainer {
    */
   async trainStep(): Promise<{ loss: Tensor; gradNorm: Tensor; lr: number }> {
     const t = this.config.train;
-    const lr = this.lrAt(this.step);
+    const lr = this.lrAt(this.step + 1);
     const micro: Tensor[] = [];
     for (let i = 0; i < t.gradAccumulation; i++) {
       const batch = await this.#sampler.next();
@@ -306,19 +320,47 @@ export class Trainer {
    * shorter than a batch is evaluated on the rows it has.
    */
   async evaluate(): Promise<number> {
+    return (await this.#evaluate(false)).valLoss;
+  }
+
+  /**
+   * {@linkcode Trainer.evaluate}, and the same batches in bits per byte when the run has a tokenizer (see
+   * `BitsPerByte`): what each evaluation of {@linkcode Trainer.fit} reports.
+   */
+  evaluation(): Promise<{ valLoss: number; valBpb?: number }> {
+    return this.#evaluate(this.#tokenBytes !== null);
+  }
+
+  async #evaluate(withBpb: boolean): Promise<{ valLoss: number; valBpb?: number }> {
     if (!this.#val) throw new Error("No validation data: set train.valData");
     const t = this.config.train;
     const losses: Tensor[] = [], rows: number[] = [];
+    const logProbs: Tensor[][] = [], targets: Int32Array[] = [];
     for await (const batch of this.#val.evaluationBatches(t.batchSize, this.config.model.contextLength, t.evalIters)) {
       rows.push(batch.batchSize);
-      losses.push(tidy(() => {
-        const [inputs, targets] = this.#batchTensors(batch);
-        return keep(noGrad(() => crossEntropy(this.model.forward(inputs), targets)));
-      }));
+      tidy(() => {
+        const [inputs, y] = this.#batchTensors(batch);
+        noGrad(() => {
+          const logits = this.model.forward(inputs);
+          losses.push(keep(crossEntropy(logits, y)));
+          if (withBpb) logProbs.push(targetLogProbs(logits, batch.targets).map(keep));
+        });
+      });
+      targets.push(batch.targets);
     }
-    const values = await readAll(losses);
-    for (const l of losses) l.dispose();
-    return values.reduce((s, v, i) => s + v[0] * rows[i], 0) / rows.reduce((a, b) => a + b, 0);
+    const values = await readAll([...losses, ...logProbs.flat()]);
+    for (const l of [...losses, ...logProbs.flat()]) l.dispose();
+    const valLoss = values.slice(0, losses.length).reduce((s, v, i) => s + v[0] * rows[i], 0) /
+      rows.reduce((a, b) => a + b, 0);
+    if (!withBpb) return { valLoss };
+    const bpb = new BitsPerByte(this.#tokenBytes!);
+    let next = losses.length;
+    logProbs.forEach((parts, b) => {
+      const joined = parts.length === 1 ? values[next] : concatArrays(values.slice(next, next + parts.length));
+      next += parts.length;
+      bpb.add(targets[b], joined);
+    });
+    return { valLoss, valBpb: bpb.value() };
   }
 
   #batchTensors(batch: { inputs: Int32Array; targets: Int32Array }): [Tensor, Tensor] {
@@ -375,9 +417,9 @@ export class Trainer {
     if (this.#val && t.evalInterval > 0 && (this.step % t.evalInterval === 0 || last)) {
       // Evaluation reads from the GPU anyway: report the steps before it first, so events stay in step order.
       if (!(await metrics.flush())) return "diverged";
-      const valLoss = await metrics.paused(() => this.evaluate());
+      const { valLoss, valBpb } = await metrics.paused(() => this.evaluation());
       if (!Number.isFinite(valLoss)) return "diverged";
-      if (await metrics.paused(() => this.#recordEval(valLoss))) return "early-stopped";
+      if (await metrics.paused(() => this.#recordEval(valLoss, valBpb))) return "early-stopped";
     }
     if (t.checkpointInterval > 0 && this.step % t.checkpointInterval === 0 && !last) {
       if (!(await metrics.flush())) return "diverged";
@@ -411,7 +453,7 @@ export class Trainer {
   }
 
   /** Reports an evaluation, keeps new best weights; true when patience has run out. */
-  async #recordEval(valLoss: number): Promise<boolean> {
+  async #recordEval(valLoss: number, valBpb: number | undefined): Promise<boolean> {
     const best = this.#best === null || valLoss < this.#best.valLoss;
     if (best) {
       this.#best = { step: this.step, valLoss };
@@ -419,7 +461,15 @@ export class Trainer {
     } else {
       this.#staleEvals++;
     }
-    await this.#onEvent({ type: "eval", step: this.step, valLoss, tokens: this.step * this.tokensPerStep, best });
+    const tokens = this.step * this.tokensPerStep;
+    await this.#onEvent({
+      type: "eval",
+      step: this.step,
+      valLoss,
+      ...(valBpb === undefined ? {} : { valBpb }),
+      tokens,
+      best,
+    });
     // The evaluation saw these weights give a finite loss.
     this.#evaluatedStep = this.step;
     if (this.#unconfirmed?.step === this.step) await this.#confirm();
@@ -691,8 +741,8 @@ async function openData(config: Config): Promise<{ train: TokenDataset; val: Tok
   }
 }
 
-/** Refuses a tokenizer whose ids the model cannot embed. */
-async function checkTokenizer(path: string, vocabSize: number): Promise<void> {
+/** Loads the run's tokenizer; refuses one whose ids the model cannot embed. */
+async function checkTokenizer(path: string, vocabSize: number): Promise<Tokenizer> {
   const tokenizer = await loadTokenizer(path);
   if (tokenizer.vocabSize > vocabSize) {
     throw new Error(
@@ -700,6 +750,7 @@ async function checkTokenizer(path: string, vocabSize: number): Promise<void> {
         `set --vocab-size ${tokenizer.vocabSize}`,
     );
   }
+  return tokenizer;
 }
 
 /** Refuses a config whose model differs from the checkpoint's (its weights fix the architecture). */
@@ -718,6 +769,16 @@ function checkSameModel(path: string, ckpt: CheckpointState, config: Config): vo
     const list = differ.map((k) => `${k} ${JSON.stringify(now[k])} (checkpoint: ${JSON.stringify(savedModel[k])})`);
     throw new Error(`Cannot resume ${path} with a different model: ${list.join(", ")}`);
   }
+}
+
+function concatArrays(parts: ArrayLike<number>[]): Float64Array {
+  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p as ArrayLike<number>, at);
+    at += p.length;
+  }
+  return out;
 }
 
 function meanOf(ts: Tensor[]): Tensor {

@@ -1,7 +1,7 @@
 import { assert, assertClose, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { readCheckpointFile } from "../io/checkpoint_file.ts";
 import { TokenDataset, writeTokenFile } from "../data/token_files.ts";
-import { crossEntropy, keep, noGrad, tensor, tidy } from "../tensor/mod.ts";
+import { crossEntropy, keep, noGrad, readAll, tensor, tidy } from "../tensor/mod.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { saveTokenizer } from "../data/tokenizer_files.ts";
 import { Rng } from "../util/random.ts";
@@ -51,13 +51,49 @@ Deno.test("training lowers the loss, logs in batches, evaluates and checkpoints"
   assertEquals(steps.map((s) => s.step), Array.from({ length: 16 }, (_, i) => i + 1));
   assertEquals(result.reason, "done");
   assert(steps.every((s) => Number.isFinite(s.loss) && s.gradNorm > 0));
-  // CS336 warm-up starts at lr 0 and reaches lrMax at step 2.
-  assertEquals(steps.slice(0, 3).map((s) => s.lr), [0, 1.5e-3, 3e-3]);
+  // Update s uses the schedule at s: half of lrMax after one of two warm-up steps, lrMax at step 2.
+  assertEquals(steps.slice(0, 2).map((s) => s.lr), [1.5e-3, 3e-3]);
   const first = (steps[0].loss + steps[1].loss) / 2, last = (steps[14].loss + steps[15].loss) / 2;
   assert(last < first - 0.3, `loss did not go down: ${first} -> ${last}`);
   assert(Math.abs(steps[0].loss - Math.log(32)) < 0.5, `initial loss ${steps[0].loss} should be near ln(32)`);
   assertEquals(events.filter((e) => e.type === "eval").map((e) => e.step), [4, 8, 12, 16]);
   assertEquals(result.checkpoint, `${dir}/checkpoint.safetensors`);
+  await Deno.remove(dir, { recursive: true });
+});
+
+/** The CS336 schedule written out by hand: linear warm-up from 0, cosine to lrMin at cosineCycleSteps. */
+function handLr(t: number, c: { lrMax: number; lrMin: number; warmupSteps: number; cosineCycleSteps: number }) {
+  if (t < c.warmupSteps) return (t / c.warmupSteps) * c.lrMax;
+  if (t > c.cosineCycleSteps) return c.lrMin;
+  const p = (t - c.warmupSteps) / (c.cosineCycleSteps - c.warmupSteps);
+  return c.lrMin + 0.5 * (1 + Math.cos(Math.PI * p)) * (c.lrMax - c.lrMin);
+}
+
+Deno.test("update s trains and logs with the schedule's rate at s, so the first update moves the weights", async () => {
+  const dir = await Deno.makeTempDir();
+  const train = await tokenFile(dir, "train.bin", 4000, 1), val = await tokenFile(dir, "val.bin", 1000, 2);
+  const config = configFor(dir, train, val, 6);
+  Object.assign(config.train, { weightDecay: 0, gradClip: 0, evalInterval: 0, logInterval: 1 });
+  const events: StepMetrics[] = [];
+  const trainer = await Trainer.create(config, { onEvent: (e) => void (e.type === "step" && events.push(e)) });
+  const initial = await readAll([...trainer.model.parameters().values()]);
+  const first = await trainer.trainStep();
+  first.loss.dispose();
+  first.gradNorm.dispose();
+  const after = await readAll([...trainer.model.parameters().values()]);
+  // AdamW's first update is lr * g / (|g| + eps) per weight: every weight with a gradient well above eps moves by
+  // the learning rate itself, so the largest move measures the rate the update used.
+  let largest = 0;
+  initial.forEach((w, i) => w.forEach((v, j) => largest = Math.max(largest, Math.abs(after[i][j] - v))));
+  const lr1 = handLr(1, config.train);
+  assertEquals(lr1, 1.5e-3);
+  assertClose([largest], [lr1], { rtol: 1e-3 });
+  await trainer.fit();
+  trainer.dispose();
+  // The first update is step 1 (done by hand above); fit reports steps 2..6 with the rates of the schedule at 2..6.
+  assertEquals(events.map((e) => e.step), [2, 3, 4, 5, 6]);
+  assertClose(events.map((e) => e.lr), events.map((e) => handLr(e.step, config.train)), { rtol: 1e-12 });
+  assertEquals(first.lr, lr1);
   await Deno.remove(dir, { recursive: true });
 });
 
