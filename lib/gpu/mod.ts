@@ -1,6 +1,7 @@
 /**
  * The GPU: acquiring the WebGPU device, the backend every tensor goes through (buffer pool, batched dispatch,
- * pipeline cache, GPU timestamps), memory statistics, and the peak rates of known GPUs.
+ * pipeline cache, GPU timestamps and per-dispatch profiles with each kernel's predicted cost), memory statistics,
+ * and the peak rates of known GPUs.
  *
  * @example
  * ```ts
@@ -13,6 +14,7 @@
 export {
   type Backend,
   type BackendLimits,
+  type DispatchProfile,
   formatBytes,
   gpu,
   type GpuBuffer,
@@ -22,4 +24,5 @@ export {
   Recording,
 } from "./backend.ts";
 export { type GpuInfo } from "./device.ts";
+export type { KernelCost } from "../../kernels/common.ts";
 export { type GpuPeaks, gpuPeaks } from "./peaks.ts";
