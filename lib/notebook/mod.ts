@@ -49,3 +49,4 @@ export {
 } from "./plot.ts";
 export { type MonitorEvent, TrainingMonitor, type TrainingMonitorOptions } from "./monitor.ts";
 export { renderReport, type ReportContent, type ReportRun, type ReportSample, writeReport } from "./report.ts";
+export { profileTable, rooflineFigure, type RooflineFigureOptions } from "./roofline.ts";

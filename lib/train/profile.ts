@@ -18,7 +18,7 @@ import { type DispatchProfile, gpu } from "../gpu/backend.ts";
 import { type GpuPeaks, gpuPeaks } from "../gpu/peaks.ts";
 import { writeFileAtomic } from "../io/atomic_write.ts";
 import { cellResult, escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../notebook/display.ts";
-import { htmlTable, type TableRow, textTable } from "../notebook/table.ts";
+import { formatCell, htmlTable, type TableRow, textTable } from "../notebook/table.ts";
 
 /** One kernel's line of a {@linkcode StepProfile}: all its dispatches together. */
 export interface KernelProfile {
@@ -203,7 +203,9 @@ export class StepProfile {
 
   #title(): string {
     const p = this.peaks;
-    const peaks = p ? `roofline of ${p.name}: ${p.f32Tflops} TFLOP/s, ${p.memoryGBps} GB/s` : "no peaks: no roofline";
+    const peaks = p
+      ? `roofline of ${p.name}: ${formatCell(p.f32Tflops)} TFLOP/s, ${formatCell(p.memoryGBps)} GB/s`
+      : "no peaks: no roofline";
     return `One training step on ${this.adapter} (${peaks})`;
   }
 
