@@ -763,8 +763,9 @@ export class Backend {
     this.#profile = profile;
     try {
       await fn();
-      this.flush();
     } finally {
+      // Also after an error: what fn recorded is submitted with its timestamps resolved while the query set lives.
+      this.flush();
       this.#profile = null;
       await Promise.allSettled(profile.reads);
       timer?.querySet.destroy();

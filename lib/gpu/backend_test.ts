@@ -179,6 +179,28 @@ Deno.test("profiles do not nest, and dispatches outside a profile read no clock"
   backend.free(buf);
 });
 
+Deno.test("work profiled before an error runs, and leaves no timed pass behind for later submits", async () => {
+  const n = 16, buf = backend.alloc(n * 4);
+  backend.write(buf, new Float32Array(n).fill(1));
+  const errors: string[] = [];
+  const log = console.error;
+  console.error = (...args: unknown[]) => void errors.push(args.join(" "));
+  try {
+    await assertRejects(() =>
+      backend.profileDispatches(() => {
+        backend.run(affine(n), [buf], params(2, 0));
+        throw new Error("failed midway");
+      }), "failed midway");
+    backend.run(affine(n), [buf], params(1, 1));
+    assertEquals(await values(buf, n), new Array(n).fill(3));
+    await backend.sync();
+  } finally {
+    console.error = log;
+  }
+  assertEquals(errors, []);
+  backend.free(buf);
+});
+
 Deno.test("only lib/gpu encodes GPU work: no other module creates command encoders, passes or bind groups", async () => {
   const root = new URL("../../", import.meta.url);
   const offenders: string[] = [];
