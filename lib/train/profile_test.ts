@@ -223,6 +223,11 @@ Deno.test("a trainer's profile option profiles the step it names inside fit, whi
   assertEquals(profiled.map(([, step]) => step), [3]);
   const [profile] = profiled[0];
   assertEquals(profile.phases.map((p) => p.name), ["train step"]);
+  const onProfile = () => {};
+  await assertRejects(
+    async () => await Trainer.create(await trainerConfig(dir, 4), { profile: { peaks: { f32Tflops: 0 }, onProfile } }),
+    "peaks must be positive",
+  );
   assert(
     profile.kernels.some((k) => k.name === "adamw_step") && profile.totals.predicted === profile.dispatches.length,
   );

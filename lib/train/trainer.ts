@@ -27,7 +27,7 @@ import { JUPYTER_DISPLAY, type MimeBundle } from "../notebook/display.ts";
 import { cellResult } from "../notebook/display.ts";
 import { runBundle } from "./view.ts";
 import { loadTokenizer } from "../data/tokenizer_files.ts";
-import { type FitProfileOptions, profileWork } from "./profile.ts";
+import { type FitProfileOptions, profileWork, resolvePeaks } from "./profile.ts";
 
 /** One logged training step. */
 export interface StepMetrics {
@@ -236,6 +236,7 @@ export class Trainer {
     const trainer = new Trainer(config, { model, train, val, rng, sampler }, options.onEvent ?? (() => {}));
     if (ckpt) trainer.#restore(ckpt);
     const profile = options.profile;
+    if (profile) resolvePeaks(profile.peaks); // bad peaks fail now, not at the profiled step
     if (profile) trainer.#profile = { ...profile, step: profile.step ?? Math.min(trainer.step + 2, t.steps) };
     return trainer;
   }
