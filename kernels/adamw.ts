@@ -16,6 +16,7 @@
 import {
   type Binding,
   bindings,
+  ELEMENT_BYTES,
   flatGrid,
   type KernelSource,
   memoized,
@@ -42,7 +43,8 @@ export interface SumSquaresSpec extends TensorListSpec {
  * chosen by workgroup index (uniform per workgroup). A training step of the TinyStories model updates 39
  * parameters, and one dispatch each cost more than their bandwidth.
  * Bindings: for each parameter t, p_t (rw), g_t, m_t (rw), v_t (rw) at 4t..4t+3; then clip (1 f32) and the
- * uniforms {lr, lrT, b1, b2, eps, wd}.
+ * uniforms {lr, lrT, b1, b2, eps, wd}. Cost: the 18 FLOPs of `update` per element; p, g, m, v read and p, m, v
+ * written once, and the clip factor.
  */
 function generateAdamwKernel({ sizes }: TensorListSpec): KernelSource {
   const buffers: Binding[] = [];
@@ -61,9 +63,11 @@ function generateAdamwKernel({ sizes }: TensorListSpec): KernelSource {
     first += groups;
   });
   const grid = flatGrid(first);
+  const elements = sizes.reduce((a, b) => a + b, 0);
   return {
     name: "adamw_step",
     workgroups: grid.workgroups,
+    cost: { flops: 18 * elements, bytes: (7 * elements + 1) * ELEMENT_BYTES },
     source: `struct Step { lr: f32, lrT: f32, b1: f32, b2: f32, eps: f32, wd: f32 }
 ${bindings([...buffers, read("clip", "f32"), uniform("s", "Step")])}
 // (new p, new m, new v) from (p, g, m, v).
@@ -88,7 +92,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  * `sumSquaresGroups(sizes[t])` workgroups, and workgroup `w` writes its share to `out[offset + w]`. Summing all
  * partials gives the squared global norm. One dispatch per few gradients instead of one per gradient: a step of
  * the TinyStories model has 39 of them, and each small dispatch costs more than its work.
- * Bindings: x0..x{n-1} (read), out (rw).
+ * Bindings: x0..x{n-1} (read), out (rw). Cost: a multiply and an add per element; every element read once, one
+ * partial written per workgroup.
  */
 function generateSumSquaresKernel({ sizes, offset }: SumSquaresSpec): KernelSource {
   const groups = sizes.map(sumSquaresGroups);
@@ -102,9 +107,11 @@ function generateSumSquaresKernel({ sizes, offset }: SumSquaresSpec): KernelSour
     first += g;
   });
   const buffers = [...sizes.map((_, t) => read(`x${t}`, "f32")), readWrite("out", "f32")];
+  const elements = sizes.reduce((a, b) => a + b, 0);
   return {
     name: "sum_squares",
     workgroups: [first, 1, 1],
+    cost: { flops: 2 * elements, bytes: (elements + first) * ELEMENT_BYTES },
     source: `${bindings(buffers)}
 var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})

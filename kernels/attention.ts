@@ -24,9 +24,11 @@
 import {
   type Binding,
   bindings,
+  ELEMENT_BYTES,
   f32Literal,
   flatGrid,
   foldGrid,
+  type KernelCost,
   type KernelSource,
   memoized,
   read,
@@ -321,8 +323,42 @@ ${vecs(qs.R, row)}
 }
 
 /**
+ * The (query, key) pairs of one head that attention computes, as FlashAttention counts them: all `tq * tk`, or with
+ * the causal mask the visible ones with the diagonal block halved, `tq * (tk - tq) + tq^2 / 2` (for `tq = tk`
+ * exactly half: FlashAttention's causal halving).
+ *
+ * @example
+ * ```ts
+ * import { attentionPairs } from "./attention.ts";
+ * const spec = { bh: 1, tq: 256, tk: 256, d: 32, scale: 1, causal: true, heads: 1 };
+ * if (attentionPairs(spec) !== 256 * 256 / 2) throw new Error("causal halves the square");
+ * if (attentionPairs({ ...spec, causal: false }) !== 256 * 256) throw new Error("non-causal counts it all");
+ * ```
+ */
+export function attentionPairs(spec: AttentionSpec): number {
+  return spec.causal ? spec.tq * (spec.tk - spec.tq) + (spec.tq * spec.tq) / 2 : spec.tq * spec.tk;
+}
+
+/**
+ * The cost of each fused kernel. FLOPs as FlashAttention counts them: the forward's two matmuls (S = QK^T and PV),
+ * 4 d FLOPs per pair, and a backward of 2.5 times that in five matmuls (S recomputed, dV, dP, dQ, dK). The dK/dV
+ * kernel is credited four (S, dP, dV, dK) and the dQ kernel one (dQ): the dQ kernel recomputes S and dP as well,
+ * and that repeated work is not counted, so its achieved rate is of useful work only. Softmax arithmetic is not
+ * counted either (FlashAttention's convention). Bytes: q, k, v (and dO, the log-sum-exp and delta in the backward)
+ * read once, the outputs written once.
+ */
+function fusedAttentionCost(spec: AttentionSpec, kernel: "forward" | "dq" | "dkv"): KernelCost {
+  const pairFlops = 2 * spec.bh * attentionPairs(spec) * spec.d;
+  const q = spec.bh * spec.tq * spec.d, kv = spec.bh * spec.tk * spec.d, rows = spec.bh * spec.tq;
+  if (kernel === "forward") return { flops: 2 * pairFlops, bytes: (2 * q + 2 * kv + rows) * ELEMENT_BYTES };
+  const inputs = 2 * q + 2 * kv + 2 * rows; // q, dO, k, v, lse, delta
+  if (kernel === "dq") return { flops: pairFlops, bytes: (inputs + q) * ELEMENT_BYTES };
+  return { flops: 4 * pairFlops, bytes: (inputs + 2 * kv) * ELEMENT_BYTES };
+}
+
+/**
  * Bindings: q, k, v (or qkv when packed), out (write), lse (write, one per query row). Grid: (ceil(Tq/queryBlock),
- * BH).
+ * BH). Cost: see `fusedAttentionCost`.
  */
 function generateAttentionForwardKernel(spec: AttentionKernelSpec): KernelSource {
   const D4 = spec.d / 4, variant = spec.variant;
@@ -336,6 +372,7 @@ function generateAttentionForwardKernel(spec: AttentionKernelSpec): KernelSource
   return {
     name: "attention_forward",
     workgroups: pro.workgroups,
+    cost: fusedAttentionCost(spec, "forward"),
     loops: keyLoops(spec, qs, unroll ? 0 : 2),
     source: `${bindings([...qkvBuffers(spec), readWrite("o", "vec4f"), readWrite("lse", "f32")])}
 ${pro.shared}
@@ -420,6 +457,7 @@ function generateAttentionBackwardDqKernel(spec: AttentionKernelSpec): KernelSou
   return {
     name: "attention_backward_dq",
     workgroups: pro.workgroups,
+    cost: fusedAttentionCost(spec, "dq"),
     loops: keyLoops(spec, qs, variant.unroll === "all" ? 0 : 1),
     source: `${
       bindings([
@@ -501,6 +539,7 @@ function generateAttentionBackwardDkvKernel(spec: AttentionKernelSpec): KernelSo
   return {
     name: "attention_backward_dkv",
     workgroups: grid.workgroups,
+    cost: fusedAttentionCost(spec, "dkv"),
     loops: { iterations: queryBlocks * (perTile + 1), of: `${spec.tq} queries` },
     source: `${
       bindings([...qkvBuffers(spec), read("dout", "vec4f"), read("lse", "f32"), read("delta", "f32"), ...outputs])
@@ -627,7 +666,7 @@ export interface AttentionDeltaSpec {
 /**
  * `delta[r] = dot(dO[r], O[r])` for every row of (rows, d): the softmax backward's correction term, one thread per
  * row (a generic row reduction would put a 256-thread workgroup on each 32-element row). Bindings: dout, o (read),
- * delta (write).
+ * delta (write). Cost: a multiply and an add per element; dout and o read, delta written once.
  */
 function generateAttentionBackwardDeltaKernel({ rows, d }: AttentionDeltaSpec): KernelSource {
   const D4 = d / 4, WG = 256;
@@ -635,6 +674,7 @@ function generateAttentionBackwardDeltaKernel({ rows, d }: AttentionDeltaSpec): 
   return {
     name: "attention_delta",
     workgroups: grid.workgroups,
+    cost: { flops: 2 * rows * d, bytes: (2 * rows * d + rows) * ELEMENT_BYTES },
     source: `${bindings([read("dout", "vec4f"), read("o", "vec4f"), readWrite("delta", "f32")])}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {

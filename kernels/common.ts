@@ -12,11 +12,36 @@
  *   number they pass.
  * - Exported memoized ({@linkcode memoized}) over a private `generate...` function.
  * - Buffers declared with {@linkcode bindings}, in the order the caller binds them; the doc comment lists them.
+ * - Each returns the {@linkcode KernelCost} of one launch, predicted from the spec alone.
  *
  * @module
  */
 
-/** A generated kernel: WGSL source, a name for profiles, and its launch grid. */
+/**
+ * What one launch of a kernel costs, predicted from the shapes in its spec: the figures a roofline puts a kernel's
+ * measured time against. The counting follows `lib/nn/accounting.ts`:
+ *
+ * - FLOPs: a matmul of (m x k)(k x n) costs 2mnk; any other add, subtract, multiply, divide, compare, max or min
+ *   costs 1, and so does a transcendental (exp, log, sqrt, an inverse square root, tanh), as in the accounting's
+ *   softmax. Index arithmetic is not counted.
+ * - Bytes: the least a launch must move to and from memory: every element it reads once and every element it writes
+ *   once (4 bytes each, f32 or i32), as if all reuse hit on-chip memory or caches. A buffer read and then written
+ *   in place counts twice.
+ *
+ * Where the work depends on values only the GPU sees (a decode step's cache length, the last part of a split
+ * elementwise op), the prediction is for the largest launch the spec allows; each generator's doc says so.
+ */
+export interface KernelCost {
+  /** Floating-point operations of one launch. */
+  flops: number;
+  /** Bytes read plus bytes written by one launch, at least. */
+  bytes: number;
+}
+
+/** Bytes of an f32 or i32 element: every dtype the kernels use. */
+export const ELEMENT_BYTES = 4;
+
+/** A generated kernel: WGSL source, a name for profiles, its launch grid and its predicted cost. */
 export interface KernelSource {
   /** Name shown in profiles. */
   name: string;
@@ -30,6 +55,11 @@ export interface KernelSource {
    * refuses such a kernel on adapters that cap loops (Mesa's llvmpipe stops them after 65,535 iterations).
    */
   loops?: { iterations: number; of: string };
+  /**
+   * FLOPs and bytes of one launch, predicted from the spec ({@linkcode KernelCost}); every generator in `kernels/`
+   * sets it, and the backend's profiler reads it. Hand-written kernels may leave it out.
+   */
+  cost?: KernelCost;
 }
 
 /** How a kernel declares one buffer: its WGSL name, its element type (a struct for uniforms), and its access. */

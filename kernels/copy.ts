@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { bindings, flatGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
+import { bindings, ELEMENT_BYTES, flatGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
 
 const WG = 256;
 
@@ -26,7 +26,10 @@ export interface GatherSpec {
   dtype: "f32" | "i32";
 }
 
-/** Generates the copy of a {@linkcode GatherSpec}. Bindings: x (read), out (write). */
+/**
+ * Generates the copy of a {@linkcode GatherSpec}. Bindings: x (read), out (write). Cost: no FLOPs; the distinct input
+ * elements (a broadcast dim is read once) and every output element once.
+ */
 function generateGatherKernel(spec: GatherSpec): KernelSource {
   const { outShape, inStrides } = spec;
   const n = outShape.reduce((a, b) => a * b, 1);
@@ -41,9 +44,11 @@ function generateGatherKernel(spec: GatherSpec): KernelSource {
     stride *= outShape[d];
   }
   const outIndex = spec.outStrides ? dst.join(" + ") : (spec.outOffset ? `${spec.outOffset}u + i` : "i");
+  const distinct = outShape.reduce((a, d, j) => (inStrides[j] === 0 ? a : a * d), 1);
   return {
     name: "gather_copy",
     workgroups: grid.workgroups,
+    cost: { flops: 0, bytes: (distinct + n) * ELEMENT_BYTES },
     source: `${bindings([read("x", spec.dtype), readWrite("out", spec.dtype)])}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -95,7 +100,7 @@ export interface PiecesSpec {
 /**
  * Concatenation of contiguous pieces laid end to end (axis 0, or any axis with only ones before it) in one
  * dispatch: a thread per output element copies it from whichever piece holds it. Bindings: the pieces x0, x1, ...
- * (read), out (write).
+ * (read), out (write). Cost: every element read and written once.
  */
 function generateConcatKernel(spec: PiecesSpec): KernelSource {
   const n = spec.sizes.reduce((a, b) => a + b, 0);
@@ -104,6 +109,7 @@ function generateConcatKernel(spec: PiecesSpec): KernelSource {
   return {
     name: "concat_copy",
     workgroups: grid.workgroups,
+    cost: { flops: 0, bytes: 2 * n * ELEMENT_BYTES },
     source: `${bindings(buffers)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -129,7 +135,8 @@ export const concatKernel: (spec: PiecesSpec) => KernelSource = memoized(generat
 
 /**
  * The inverse of {@linkcode concatKernel} (the backward of a concatenation): one dispatch splits a contiguous
- * input into consecutive pieces of `sizes` elements. Bindings: x (read), then the pieces y0, y1, ... (write).
+ * input into consecutive pieces of `sizes` elements. Bindings: x (read), then the pieces y0, y1, ... (write). Cost:
+ * every element read and written once.
  */
 function generateSplitKernel(spec: PiecesSpec): KernelSource {
   const n = spec.sizes.reduce((a, b) => a + b, 0);
@@ -138,6 +145,7 @@ function generateSplitKernel(spec: PiecesSpec): KernelSource {
   return {
     name: "split_copy",
     workgroups: grid.workgroups,
+    cost: { flops: 0, bytes: 2 * n * ELEMENT_BYTES },
     source: `${bindings(buffers)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {

@@ -6,6 +6,7 @@
  */
 import {
   bindings,
+  ELEMENT_BYTES,
   f32Literal,
   flatGrid,
   type KernelSource,
@@ -23,7 +24,11 @@ export interface CrossEntropySpec {
   vocab: number;
 }
 
-/** Bindings: logits, targets (i32), loss (write, per row), lse (write, per row). */
+/**
+ * Bindings: logits, targets (i32), loss (write, per row), lse (write, per row). Cost: the accounting's 4 FLOPs per
+ * logit (compare, subtract, exp, add of the online log-sum-exp) and 3 per row (log, add, subtract); logits and
+ * targets read, loss and lse written once.
+ */
 function generateCrossEntropyForwardKernel({ rows, vocab }: CrossEntropySpec): KernelSource {
   const entry = rowKernelEntry(rows, WG);
   const negInf = f32Literal(-Infinity);
@@ -32,6 +37,7 @@ function generateCrossEntropyForwardKernel({ rows, vocab }: CrossEntropySpec): K
   return {
     name: "cross_entropy_forward",
     workgroups: entry.workgroups,
+    cost: { flops: rows * (4 * vocab + 3), bytes: rows * (vocab + 3) * ELEMENT_BYTES },
     loops: { iterations, of: `rows of (${rows}, ${vocab})` },
     source: `${
       bindings([
@@ -97,7 +103,8 @@ ${
 /**
  * Bindings: logits, targets, lse, dLoss (1 element, the gradient of the mean loss), dlogits (write). Rows of a
  * multiple of 4 take four logits a thread through 16-byte loads and stores (H200: the one-logit kernel moved 2.1 TB/s
- * over the 8192 x 10000 logits of a TinyStories step, 0.32 ms; four a thread 0.16 ms).
+ * over the 8192 x 10000 logits of a TinyStories step, 0.32 ms; four a thread 0.16 ms). Cost: 4 FLOPs per logit
+ * (subtract, exp, subtract the one-hot, scale); logits read and dlogits written once, targets and lse once a row.
  */
 function generateCrossEntropyBackwardKernel({ rows, vocab }: CrossEntropySpec): KernelSource {
   const w = vocab % 4 === 0 ? 4 : 1, type = w === 4 ? "vec4f" : "f32";
@@ -108,6 +115,7 @@ function generateCrossEntropyBackwardKernel({ rows, vocab }: CrossEntropySpec): 
   return {
     name: "cross_entropy_backward",
     workgroups: grid.workgroups,
+    cost: { flops: 4 * rows * vocab, bytes: (rows * (2 * vocab + 2) + 1) * ELEMENT_BYTES },
     source: `${
       bindings([
         read("logits", type),

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, foldGrid, type KernelSource, workgroupReduce } from "./common.ts";
+import { ELEMENT_BYTES, f32Literal, flatGrid, foldGrid, type KernelSource, workgroupReduce } from "./common.ts";
 import { rmsNormScale } from "./rmsnorm.ts";
 
 /** u32 words per sequence in the decode `state` buffer: [position of the next token to feed, draw counter, 0, 0]. */
@@ -131,7 +131,9 @@ function checkPositive(name: string, fields: Record<string, number>): void {
 
 /**
  * Matrix-vector product for decoding, see {@linkcode DecodeLinearSpec}. Bindings: x (rows, k), [gain (k) if
- * norm], W (n, k), [W3 (n, k) if swiglu], out (rows, n). Grid: (ceil(n / 4), ceil(rows / 8)).
+ * norm], W (n, k), [W3 (n, k) if swiglu], out (rows, n). Grid: (ceil(n / 4), ceil(rows / 8)). Cost: 2 k FLOPs per
+ * output and weight matrix, the norm's 3 per input element and 3 per row, and the epilogue's (store 1, add 2,
+ * SiLU 5, SwiGLU 7) per output; the weights, x, the gain and out (read and written by `add`) once.
  *
  * @example
  * ```ts
@@ -167,9 +169,16 @@ export function decodeLinearKernel(spec: DecodeLinearSpec): KernelSource {
     : `${at(0)} * rs`;
   const write = epilogue === "add" ? "out[o] = out[o] + y;" : "out[o] = y;";
   const grid = foldGrid([Math.ceil(n / COLS), blocks]);
+  const epilogueFlops = { store: 1, add: 2, silu: 5, swiglu: 7 }[epilogue];
+  const normFlops = norm ? rows * (3 * k + 3) : 0;
   return {
     name: `decode_linear_${epilogue}`,
     workgroups: grid.workgroups,
+    cost: {
+      flops: rows * n * (2 * k * weights.length + epilogueFlops) + normFlops,
+      bytes: (weights.length * n * k + rows * k + (norm ? k : 0) + rows * n * (epilogue === "add" ? 2 : 1)) *
+        ELEMENT_BYTES,
+    },
     source: `${decls}
 ${gemv.decls}
 fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
@@ -215,7 +224,9 @@ export interface DecodeQkvSpec {
  * `q, k, v = norm(x) Wq^T, Wk^T, Wv^T`, RoPE on q and k at each sequence's position `state[b].pos`, q written to
  * `q` (rows, dModel) and k, v appended to the caches (rows, heads, maxLen, headDim) at row `pos` (skipped when
  * `pos >= maxLen`). Bindings: x, [gain], wq, wk, wv, [rope table], state, q, kCache, vCache.
- * Grid: (3 * dModel / 4, ceil(rows / 8)).
+ * Grid: (3 * dModel / 4, ceil(rows / 8)). Cost: 2 dModel FLOPs per output, the norm's 3 per input element and 3 per
+ * row, a scale per output and RoPE's 3 per element of q and k; the three weights, x, the gain, a table row and the
+ * position per sequence read, q and the new cache rows written once.
  *
  * @example
  * ```ts
@@ -269,9 +280,15 @@ export function decodeQkvKernel(spec: DecodeQkvSpec): KernelSource {
     }`
     : "";
   const grid = foldGrid([Math.ceil((3 * d) / COLS), blocks]);
+  const flops = rows * 3 * d * (2 * d + 1) + (norm ? rows * (3 * d + 3) : 0) + (spec.rope ? rows * 6 * d : 0);
   return {
     name: "decode_qkv",
     workgroups: grid.workgroups,
+    cost: {
+      flops,
+      bytes: (3 * d * d + rows * d + (norm ? d : 0) + (spec.rope ? rows * hd : 0) + rows + 3 * rows * d) *
+        ELEMENT_BYTES,
+    },
     source: `${decls}
 ${gemv.decls}
 fn loadW(which: u32, index: u32) -> ${L.t} {
@@ -322,7 +339,8 @@ export const DECODE_ATTENTION_TILE = 2048;
  * 1/sqrt(headDim) as in the training attention. Keys are taken in tiles of `tile` (default
  * {@linkcode DECODE_ATTENTION_TILE}) with a running maximum and sum, so any context length works. Bindings: q
  * (rows, dModel), kCache, vCache (rows, heads, maxLen, headDim), state, out (rows, dModel) with heads merged.
- * Grid: (heads, rows).
+ * Grid: (heads, rows). Cost, for a full cache (the length is read on the GPU, so this is the most a launch does):
+ * FlashAttention's 4 headDim FLOPs per (query, key) pair; q, both caches and the positions read, out written once.
  *
  * @example
  * ```ts
@@ -347,6 +365,10 @@ export function decodeAttentionKernel(
   return {
     name: "decode_attention",
     workgroups: grid.workgroups,
+    cost: {
+      flops: 4 * rows * heads * maxLen * hd,
+      bytes: (2 * rows * d + 2 * rows * heads * maxLen * hd + rows) * ELEMENT_BYTES,
+    },
     loops: {
       iterations: Math.ceil(maxLen / tile) * (2 * Math.ceil(tile / ATTN_WG) + Math.ceil(tile / groups) + 1) + groups,
       of: `a cache of ${maxLen}`,
@@ -415,7 +437,8 @@ ${workgroupReduce("sum", "lloc", "lt", ATTN_WG).replace(/^/gm, "  ")}
 
 /**
  * Picks each sequence's last prompt row out of prefill logits: `out[b] = logits[b, state[b].pos - 1]`.
- * Bindings: logits (rows, seq, vocab), state, out (rows, vocab).
+ * Bindings: logits (rows, seq, vocab), state, out (rows, vocab). Cost: no FLOPs; a row of logits read and written
+ * per sequence, and its position.
  *
  * @example
  * ```ts
@@ -431,6 +454,7 @@ export function lastRowsKernel(rows: number, seq: number, vocab: number): Kernel
   return {
     name: "decode_last_rows",
     workgroups: grid.workgroups,
+    cost: { flops: 0, bytes: (2 * n + rows) * ELEMENT_BYTES },
     source: `@group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> state: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;

@@ -5,7 +5,16 @@
  *
  * @module
  */
-import { bindings, flatGrid, type KernelSource, read, readWrite, uniform } from "./common.ts";
+import {
+  bindings,
+  ELEMENT_BYTES,
+  flatGrid,
+  type KernelCost,
+  type KernelSource,
+  read,
+  readWrite,
+  uniform,
+} from "./common.ts";
 
 /** WGSL element type of each dtype. */
 export const wgslType = { f32: "f32", i32: "i32" } as const;
@@ -32,8 +41,49 @@ export interface ElementwiseSpec {
 
 const WG = 256;
 
+/** WGSL builtins that compute (a cast, `select` or `bitcast` moves a value and costs nothing). */
+const MATH_BUILTINS =
+  /\b(exp|exp2|log|log2|sqrt|inverseSqrt|tanh|sin|cos|abs|sign|max|min|fract|floor|ceil|round|trunc|pow)\s*\(/g;
+
 /**
- * Generates the kernel for an elementwise op (see {@linkcode ElementwiseSpec}).
+ * FLOPs of one evaluation of a WGSL expression: one per arithmetic operator (a negation included), per comparison
+ * and per math builtin call (`exp`, `max`, ...; `clamp` counts 2). Numeric literals such as `1e-7` and type
+ * parameters such as `bitcast<f32>` are not operators.
+ *
+ * @example
+ * ```ts
+ * import { expressionFlops } from "./elementwise.ts";
+ * if (expressionFlops("v0 / (1.0 + exp(-v0))") !== 4) throw new Error("SiLU: a negation, exp, add and divide");
+ * if (expressionFlops("select(0.0, 1.0, v0 > f32(1e-7))") !== 1) throw new Error("one compare");
+ * ```
+ */
+export function expressionFlops(expr: string): number {
+  const code = expr
+    .replace(/\b(bitcast|vec[234]|array)<[\w, ]+>/g, "$1") // type parameters are not comparisons
+    .replace(/(^|[(,*/+<>=-]\s*)-(?=\s*\.?\d)/g, "$1") // the sign of a negative literal
+    .replace(/\b\d+(\.\d*)?([eE][+-]?\d+)?[fiu]?\b|\.\d+([eE][+-]?\d+)?/g, "0");
+  const operators = code.match(/<=|>=|==|!=|&&|\|\||[-+*/<>]/g) ?? [];
+  const arithmetic = operators.filter((op) => op !== "&&" && op !== "||").length;
+  const calls = (code.match(MATH_BUILTINS) ?? []).length + 2 * (code.match(/\bclamp\s*\(/g) ?? []).length;
+  return arithmetic + calls;
+}
+
+/**
+ * The cost of one launch: `expr` per output element; every input read once at its own size (a broadcast one is
+ * read whole), the output written once. In parts, a launch covers `part` elements (the last part may be shorter).
+ */
+function elementwiseCost(spec: ElementwiseSpec, n: number): KernelCost {
+  const count = Math.min(spec.part ?? n, n);
+  const inputs = spec.inputs.reduce((sum, inp) => {
+    const size = inp.shape.reduce((a, b) => a * b, 1);
+    return sum + (spec.part && size === n ? count : size);
+  }, 0);
+  return { flops: count * expressionFlops(spec.expr), bytes: (inputs + count) * ELEMENT_BYTES };
+}
+
+/**
+ * Generates the kernel for an elementwise op (see {@linkcode ElementwiseSpec}); its cost is {@linkcode expressionFlops}
+ * per output element, and every input and the output once.
  *
  * @example
  * ```ts
@@ -69,7 +119,7 @@ ${loads.join("\n")}
   out[i] = ${spec.expr};
 }
 `;
-  return { name: spec.name, source, workgroups: grid.workgroups };
+  return { name: spec.name, source, workgroups: grid.workgroups, cost: elementwiseCost(spec, n) };
 }
 
 /**

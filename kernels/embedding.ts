@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { bindings, flatGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
+import { bindings, ELEMENT_BYTES, flatGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
 
 const WG = 256;
 
@@ -17,13 +17,17 @@ export interface EmbeddingSpec {
   vocab: number;
 }
 
-/** out[n, d] = table[ids[n], d]; ids outside [0, vocab) give zeros. Bindings: table, ids (read), out (write). */
+/**
+ * out[n, d] = table[ids[n], d]; ids outside [0, vocab) give zeros. Bindings: table, ids (read), out (write). Cost:
+ * no FLOPs; the ids, at most min(tokens, vocab) distinct rows of the table, and the output.
+ */
 function generateEmbeddingForwardKernel({ tokens, dim, vocab }: EmbeddingSpec): KernelSource {
   const n = tokens * dim;
   const grid = flatGrid(Math.ceil(n / WG));
   return {
     name: "embedding_forward",
     workgroups: grid.workgroups,
+    cost: { flops: 0, bytes: (tokens + Math.min(tokens, vocab) * dim + n) * ELEMENT_BYTES },
     source: `${bindings([read("table", "f32"), read("ids", "i32"), readWrite("out", "f32")])}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -37,13 +41,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   };
 }
 
-/** grad[ids[n], d] += dy[n, d] (grad must be zeroed first). Bindings: dy, ids (read), grad (atomic u32 view). */
+/**
+ * grad[ids[n], d] += dy[n, d] (grad must be zeroed first). Bindings: dy, ids (read), grad (atomic u32 view). Cost:
+ * an add per element of dy; dy and the ids read, at most min(tokens, vocab) rows of grad read and written.
+ */
 function generateEmbeddingBackwardKernel({ tokens, dim, vocab }: EmbeddingSpec): KernelSource {
   const n = tokens * dim;
   const grid = flatGrid(Math.ceil(n / WG));
   return {
     name: "embedding_backward",
     workgroups: grid.workgroups,
+    cost: { flops: n, bytes: (n + tokens + 2 * Math.min(tokens, vocab) * dim) * ELEMENT_BYTES },
     source: `${bindings([read("dy", "f32"), read("ids", "i32"), readWrite("grad", "atomic<u32>")])}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {

@@ -19,7 +19,17 @@
  *
  * @module
  */
-import { bindings, flatGrid, foldGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
+import {
+  bindings,
+  ELEMENT_BYTES,
+  flatGrid,
+  foldGrid,
+  type KernelCost,
+  type KernelSource,
+  memoized,
+  read,
+  readWrite,
+} from "./common.ts";
 
 /** Tile configuration of the matmul kernel. */
 export interface MatmulTile {
@@ -941,8 +951,49 @@ function storeC(L: MatmulLayout): string[] {
 }
 
 /**
+ * For each tail tile of a stream-K schedule, the stream-K workgroups whose K range touches it (each writes one
+ * partial tile for it), and the tile's elements inside C.
+ */
+function streamKTailTiles(
+  shape: { m: number; n: number },
+  tile: MatmulTile,
+  sk: ReturnType<typeof streamKSchedule>,
+): { partials: number; elements: number }[] {
+  const L = sk.tail * sk.kIters, U = sk.units;
+  const start = (u: number) => Math.floor((u * L) / U);
+  const unitOf = (i: number) => Math.floor(((i + 1) * U - 1) / L);
+  return Array.from({ length: sk.tail }, (_, t) => {
+    const first = t * sk.kIters;
+    let partials = 0;
+    for (let u = unitOf(first); u <= unitOf(first + sk.kIters - 1); u++) if (start(u) !== start(u + 1)) partials++;
+    const index = sk.dataParallel + t;
+    const rows = Math.min(tile.bm, shape.m - Math.floor(index / sk.tilesN) * tile.bm);
+    const cols = Math.min(tile.bn, shape.n - (index % sk.tilesN) * tile.bn);
+    return { partials, elements: rows * cols };
+  });
+}
+
+/**
+ * A launch's cost: 2 M N K FLOPs per batch, plus one per output for an addend; A and B read once (a batch stride of
+ * 0 reads one), and what the launch writes: C (split-K: every layer of partial products; stream-K: the whole tiles'
+ * part of C and a partial tile for each stream-K segment), plus the addend read.
+ */
+function matmulCost(L: MatmulLayout): KernelCost {
+  const { batch, m: M, n: N, k: K } = L.spec;
+  const a = (L.spec.batchStrideA === 0 ? 1 : batch) * M * K, b = (L.spec.batchStrideB === 0 ? 1 : batch) * K * N;
+  let written = (L.splits > 1 ? L.z : batch) * M * N;
+  if (L.sk) {
+    const tail = streamKTailTiles(L.spec, L.tile, L.sk);
+    const tileElements = L.tile.bm * L.tile.bn;
+    written = M * N - tail.reduce((sum, t) => sum + t.elements - t.partials * tileElements, 0);
+  }
+  const addend = L.spec.addend ? batch * M * N : 0;
+  return { flops: 2 * batch * M * N * K + addend, bytes: (a + b + written + addend) * ELEMENT_BYTES };
+}
+
+/**
  * Generates the kernel (see the module doc for the layout). Bindings: a, b (read), c (write); r (read) with an
- * addend, w (read-write) with stream-K.
+ * addend, w (read-write) with stream-K. Cost: see `matmulCost`.
  */
 function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   const L = matmulLayout(spec);
@@ -974,6 +1025,7 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
       spec.addend ? "_add" : ""
     }${sk ? "_streamK" : ""}`,
     source: lines.join("\n") + "\n",
+    cost: matmulCost(L),
     // The K loop (a stream-K workgroup's range is at most one tile's K, in up to two segments).
     loops: { iterations: sk ? sk.kIters + 2 : L.steps, of: `an inner dim of ${spec.k}` },
     workgroups: sk ? [sk.dataParallel + sk.units, 1, 1] : L.swizzle ? [L.tilesM * L.tilesN, 1, L.z] : L.grid.workgroups,
@@ -1007,7 +1059,8 @@ export interface StreamKFixupSpec {
  * from the workspace into C, one thread per vec4 of a tile. The workgroups whose iteration ranges touch tile t are
  * found arithmetically: workgroup u starts at iteration floor(u L / U), so iteration i belongs to the last u with
  * floor(u L / U) <= i, which is floor(((i + 1) U - 1) / L). A workgroup's partial of t is in its first slot when
- * its range starts inside t, else in its second. Bindings: w (read), C (read-write).
+ * its range starts inside t, else in its second. Bindings: w (read), C (read-write). Cost: an add for each partial
+ * tile element summed; the partials read and the tail tiles of C written once.
  *
  * @example
  * ```ts
@@ -1048,5 +1101,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 ${store.join("\n")}
 }
 `;
-  return { name: `matmul_streamK_fixup_${BM}x${BN}`, source, workgroups: grid.workgroups };
+  const tailTiles = streamKTailTiles(spec, tile, sk);
+  const sums = tailTiles.reduce((sum, t) => sum + t.partials * t.elements, 0);
+  const written = tailTiles.reduce((sum, t) => sum + t.elements, 0);
+  return {
+    name: `matmul_streamK_fixup_${BM}x${BN}`,
+    source,
+    workgroups: grid.workgroups,
+    cost: { flops: sums, bytes: (sums + written) * ELEMENT_BYTES },
+  };
 });

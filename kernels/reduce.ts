@@ -12,8 +12,10 @@
  */
 import {
   bindings,
+  ELEMENT_BYTES,
   f32Literal,
   flatGrid,
+  type KernelCost,
   type KernelSource,
   memoized,
   read,
@@ -63,10 +65,27 @@ export function reduceGroupSize(inner: number, iterations: number): number {
 }
 
 /**
+ * One FLOP per element reduced (an add or a max) and one per output scaled; every input element read once, every
+ * output (one per group along the axis) written once.
+ */
+function reduceCost(dims: ReduceDims, scale: number): KernelCost {
+  const { outer, reduced: R, inner } = dims;
+  const outputs = outer * inner * (dims.group !== undefined && dims.group < R ? Math.ceil(R / dims.group) : 1);
+  return {
+    flops: outer * R * inner + (scale === 1 ? 0 : outputs),
+    bytes: (outer * R * inner + outputs) * ELEMENT_BYTES,
+  };
+}
+
+/**
  * Generates `out[o, i] = reduce_r in[o, r, i] * scale` (over each group of r, with `spec.group`). Bindings: x
  * (read), out (write).
  */
 function generateReduceKernel(spec: ReduceSpec): KernelSource {
+  return { ...generateReduceSource(spec), cost: reduceCost(spec, spec.scale ?? 1) };
+}
+
+function generateReduceSource(spec: ReduceSpec): KernelSource {
   const { kind, outer, reduced: R, inner, scale = 1 } = spec;
   if (spec.group !== undefined && spec.group < R) {
     return generateGroupedKernel(kind, { outer, reduced: R, inner, group: spec.group }, scale);

@@ -6,7 +6,15 @@
  *
  * @module
  */
-import { f32Literal, flatGrid, type KernelSource, memoized, rowKernelEntry, workgroupReduce } from "./common.ts";
+import {
+  ELEMENT_BYTES,
+  f32Literal,
+  flatGrid,
+  type KernelSource,
+  memoized,
+  rowKernelEntry,
+  workgroupReduce,
+} from "./common.ts";
 
 const WG = 128;
 
@@ -30,7 +38,11 @@ export interface RmsNormForwardOptions {
   inPlace?: boolean;
 }
 
-/** Forward; bindings: x, w, y (write), rstd (write); in place: x (read_write), w. */
+/**
+ * Forward; bindings: x, w, y (write), rstd (write); in place: x (read_write), w. Cost: the accounting's 4 FLOPs per
+ * element (square, sum, scale, gain) and 3 per row (divide, add, inverse square root); x and w read, y and rstd
+ * (in place: x) written once.
+ */
 function generateRmsNormForwardKernel(
   rows: number,
   dim: number,
@@ -54,6 +66,10 @@ function generateRmsNormForwardKernel(
   return {
     name: inPlace ? "rmsnorm_inplace" : "rmsnorm_forward",
     workgroups: entry.workgroups,
+    cost: {
+      flops: rows * (4 * dim + 3),
+      bytes: (2 * rows * dim + dim + (inPlace ? 0 : rows)) * ELEMENT_BYTES,
+    },
     loops: { iterations: 2 * Math.ceil(dim / WG), of: `rows of (${rows}, ${dim})` },
     source: `${bindings}
 ${entry.head}
@@ -71,6 +87,8 @@ ${store}
 /**
  * Backward for x: `dx = rstd * (g - x * rstd^2 * mean(g * x))` with `g = dy * w` (plus `prior` when
  * accumulating); bindings: x, w, rstd, dy, dx (write)[, prior]. The weight gradient `sum_rows(dy * x * rstd)` is a column reduction done by the caller.
+ * Cost: 7 FLOPs per element (the dot's two products and add, then two multiplies, a subtract and a multiply; 8
+ * with `prior`) and 3 per row; x, dy (and prior) read, dx written once, w and rstd read once.
  */
 function generateRmsNormBackwardKernel(rows: number, dim: number, accumulate = false): KernelSource {
   const entry = rowKernelEntry(rows, WG);
@@ -80,6 +98,10 @@ function generateRmsNormBackwardKernel(rows: number, dim: number, accumulate = f
   return {
     name: "rmsnorm_backward",
     workgroups: entry.workgroups,
+    cost: {
+      flops: rows * ((accumulate ? 8 : 7) * dim + 3),
+      bytes: ((accumulate ? 4 : 3) * rows * dim + dim + rows) * ELEMENT_BYTES,
+    },
     loops: { iterations: 2 * Math.ceil(dim / WG), of: `rows of (${rows}, ${dim})` },
     source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
@@ -152,7 +174,8 @@ export function rmsNormWeightGradChunks(rows: number): number {
 /**
  * Partial weight gradients `partial[c, j] = sum over rows r of chunk c of dy[r, j] * x[r, j] * rstd[r]`, one
  * thread per (chunk, column), so neighbouring threads read neighbouring columns. Summing over chunks (a column
- * reduction) gives dW; the product is never stored. Bindings: x, dy, rstd, partial (write, (chunks, dim)).
+ * reduction) gives dW; the product is never stored. Bindings: x, dy, rstd, partial (write, (chunks, dim)). Cost: 3
+ * FLOPs per element (two multiplies and the add); x, dy and rstd read, the partials written once.
  */
 function generateRmsNormWeightGradKernel(rows: number, dim: number): KernelSource {
   const chunks = rmsNormWeightGradChunks(rows);
@@ -162,6 +185,7 @@ function generateRmsNormWeightGradKernel(rows: number, dim: number): KernelSourc
   return {
     name: "rmsnorm_weight_backward",
     workgroups: grid.workgroups,
+    cost: { flops: 3 * rows * dim, bytes: (2 * rows * dim + rows + n) * ELEMENT_BYTES },
     loops: { iterations: per, of: `${rows} rows` },
     source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;

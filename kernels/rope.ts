@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { flatGrid, type KernelSource, memoized } from "./common.ts";
+import { ELEMENT_BYTES, flatGrid, type KernelCost, type KernelSource, memoized } from "./common.ts";
 
 const WG = 256;
 
@@ -60,8 +60,24 @@ export interface RopeSpec {
 }
 
 /**
+ * 6 FLOPs per rotated pair (four multiplies, an add and a subtract), none for the rows copied through; x read and
+ * out written once, each position read once, and at most one (cos, sin) row of the table per position.
+ */
+function ropeCost(spec: RopeSpec): KernelCost {
+  const half = spec.dim / 2;
+  const rotated = spec.rotated !== undefined && spec.rotated < spec.group ? spec.rotated / spec.group : 1;
+  const positions = spec.cycle > 0 ? Math.min(spec.cycle, spec.rows / spec.group) : Math.ceil(spec.rows / spec.group);
+  const tableRows = Math.min(positions, spec.tableRows);
+  return {
+    flops: 6 * spec.rows * half * rotated,
+    bytes: (2 * spec.rows * spec.dim + positions + tableRows * spec.dim) * ELEMENT_BYTES,
+  };
+}
+
+/**
  * Bindings: x (rows, dim), positions (i32, indexed as `spec.group`/`spec.cycle` say), the {@linkcode ropeTable}
- * of (tableRows, dim/2) (cos, sin) pairs, out (write). Positions outside [0, tableRows) give NaN.
+ * of (tableRows, dim/2) (cos, sin) pairs, out (write). Positions outside [0, tableRows) give NaN. Cost: see
+ * `ropeCost`.
  */
 function generateRopeKernel(spec: RopeSpec): KernelSource {
   const half = spec.dim / 2;
@@ -73,6 +89,7 @@ function generateRopeKernel(spec: RopeSpec): KernelSource {
   return {
     name: spec.inverse ? "rope_backward" : "rope_forward",
     workgroups: grid.workgroups,
+    cost: ropeCost(spec),
     source: `@group(0) @binding(0) var<storage, read> x: array<vec2f>;
 @group(0) @binding(1) var<storage, read> positions: array<i32>;
 @group(0) @binding(2) var<storage, read> table: array<vec2f>;

@@ -25,7 +25,7 @@
  * @module
  */
 import { STATE_WORDS } from "./decode.ts";
-import { foldGrid, type KernelSource } from "./common.ts";
+import { ELEMENT_BYTES, foldGrid, type KernelSource } from "./common.ts";
 
 // 512 threads: each pass over a row is latency-bound (one workgroup per row), so more threads mean fewer dependent
 // loads each (at 256 the sampler was the largest kernel of a batch-1 step on the H100). The search sums and ids take
@@ -244,6 +244,9 @@ function store(spec: SampleSpec): string {
 /**
  * Generates the sampling kernel (see the module doc for the method and bindings): greedy argmax, then, at a
  * temperature above 0, the top-k and top-p thresholds and a Gumbel-max draw among the ids they keep. Grid: (rows).
+ * Cost, of the greedy draw (the temperature is read on the GPU; sampling at a temperature makes the searches' further
+ * passes over the row): a compare per logit; the logits, the parameters and each row's state read once, the id, ring slot,
+ * four info words and the state written.
  *
  * @example
  * ```ts
@@ -263,6 +266,10 @@ export function sampleKernel(spec: SampleSpec): KernelSource {
   return {
     name: spec.advance ? "sample_step" : "sample_prefill",
     workgroups: grid.workgroups,
+    cost: {
+      flops: rows * vocab,
+      bytes: (rows * vocab + 4 + rows * STATE_WORDS + rows * (1 + 1 + 4 + (spec.advance ? 2 : 1))) * ELEMENT_BYTES,
+    },
     source: `${declarations(vocab, wg)}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {

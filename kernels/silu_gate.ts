@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { bindings, flatGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
+import { bindings, ELEMENT_BYTES, flatGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
 
 const WG = 256;
 
@@ -39,12 +39,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   return { type, F, workgroups: grid.workgroups, head };
 }
 
-/** `y = silu(a) * b`. Bindings: h (read, (rows, 2F)), y (write, (rows, F)). */
+/**
+ * `y = silu(a) * b`. Bindings: h (read, (rows, 2F)), y (write, (rows, F)). Cost: the accounting's 5 FLOPs per
+ * output (SiLU 4, the gate product 1); h read and y written once.
+ */
 function generateSiluGateForwardKernel(spec: SiluGateSpec): KernelSource {
   const { type, workgroups, head } = gateEntry(spec);
   return {
     name: "silu_gate_packed",
     workgroups,
+    cost: { flops: 5 * spec.rows * spec.width, bytes: 3 * spec.rows * spec.width * ELEMENT_BYTES },
     source: `${bindings([read("h", type), readWrite("y", type)])}
 ${head}
   y[i] = a * s * b;
@@ -55,13 +59,15 @@ ${head}
 
 /**
  * `da = dy * b * s * (1 + a * (1 - s))`, `db = dy * a * s`, with `s = sigmoid(a)`, both halves of dh in one
- * dispatch. Bindings: h, dy (read, (rows, F)), dh (write, (rows, 2F)).
+ * dispatch. Bindings: h, dy (read, (rows, F)), dh (write, (rows, 2F)). Cost: 12 FLOPs per output unit (the sigmoid
+ * recomputed 4, da 6, db 2); h and dy read, dh written once.
  */
 function generateSiluGateBackwardKernel(spec: SiluGateSpec): KernelSource {
   const { type, F, workgroups, head } = gateEntry(spec);
   return {
     name: "silu_gate_packed_backward",
     workgroups,
+    cost: { flops: 12 * spec.rows * spec.width, bytes: 5 * spec.rows * spec.width * ELEMENT_BYTES },
     source: `${bindings([read("h", type), read("dy", type), readWrite("dh", type)])}
 ${head}
   let g = dy[i];

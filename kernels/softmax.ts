@@ -10,6 +10,7 @@
  */
 import {
   bindings,
+  ELEMENT_BYTES,
   f32Literal,
   type KernelSource,
   memoized,
@@ -50,8 +51,16 @@ function rowLoops(spec: SoftmaxSpec, passes: number): { iterations: number; of: 
 }
 
 /**
+ * FLOPs per element of the accounting's softmax: max, subtract, exp, sum, divide (log-softmax: the log-sum-exp's
+ * subtract in place of the divide), one more for the scale and one for the causal mask.
+ */
+function forwardFlopsPerElement(spec: SoftmaxSpec): number {
+  return 5 + (spec.scale === 1 ? 0 : 1) + (spec.causalQueries ? 1 : 0);
+}
+
+/**
  * Forward: `out = softmax(x * scale)` (or log-softmax) per row; masked entries become 0 (or -inf). Bindings: x
- * (read), out (write).
+ * (read), out (write). Cost: {@linkcode forwardFlopsPerElement} per element, x read and out written once.
  */
 function generateSoftmaxForwardKernel(spec: SoftmaxSpec): KernelSource {
   const entry = rowKernelEntry(spec.rows, WG);
@@ -63,6 +72,10 @@ function generateSoftmaxForwardKernel(spec: SoftmaxSpec): KernelSource {
   return {
     name: spec.log ? "log_softmax_forward" : "softmax_forward",
     workgroups: entry.workgroups,
+    cost: {
+      flops: spec.rows * spec.cols * forwardFlopsPerElement(spec),
+      bytes: 2 * spec.rows * spec.cols * ELEMENT_BYTES,
+    },
     loops: rowLoops(spec, 3),
     source: `${bindings([read("x", "f32"), readWrite("out", "f32")])}
 ${entry.head}
@@ -86,7 +99,9 @@ ${workgroupReduce("sum", "acc", "total", WG)}
 
 /**
  * Backward from the forward's output `y`: softmax `dx = scale * y * (dy - sum(dy * y))`; log-softmax
- * `dx = scale * (dy - exp(y) * sum(dy))`. Masked entries get 0. Bindings: y, dy (read), dx (write).
+ * `dx = scale * (dy - exp(y) * sum(dy))`. Masked entries get 0. Bindings: y, dy (read), dx (write). Cost: 5 FLOPs
+ * per element (softmax: the product and sum of the dot, then subtract and two multiplies; log-softmax: the sum, exp,
+ * multiply, subtract and scale); y and dy read, dx written once.
  */
 function generateSoftmaxBackwardKernel(spec: SoftmaxSpec): KernelSource {
   const entry = rowKernelEntry(spec.rows, WG);
@@ -96,6 +111,7 @@ function generateSoftmaxBackwardKernel(spec: SoftmaxSpec): KernelSource {
   return {
     name: spec.log ? "log_softmax_backward" : "softmax_backward",
     workgroups: entry.workgroups,
+    cost: { flops: 5 * spec.rows * spec.cols, bytes: 3 * spec.rows * spec.cols * ELEMENT_BYTES },
     loops: rowLoops(spec, 2),
     source: `${bindings([read("y", "f32"), read("dy", "f32"), readWrite("dx", "f32")])}
 ${entry.head}

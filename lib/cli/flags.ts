@@ -75,6 +75,11 @@ export interface FlagSpec {
   readonly required?: boolean;
   /** Heading it is listed under in `--help` (flags without one come first). */
   readonly group?: string;
+  /**
+   * The value of the flag given alone: its value is then optional (`--profile` or `--profile 5`), taken from the
+   * next argument only when that is not a flag. Not checked against `min`/`max`.
+   */
+  readonly implied?: unknown;
 }
 
 type ValueOf<F extends FlagSpec> = F extends { multiple: true } ? string[]
@@ -132,7 +137,9 @@ export function parseFlags<const S extends readonly FlagSpec[]>(
   const byName = new Map(all.map((s) => [s.name, s]));
   const parseOptions: Record<string, { type: "string" | "boolean"; short?: string }> = {};
   for (const s of all) {
-    parseOptions[s.name] = { type: s.type === "bool" ? "boolean" : "string", ...(s.short ? { short: s.short } : {}) };
+    // A flag whose value is optional is parsed as a switch, so that it never swallows the next flag.
+    const type = s.type === "bool" || s.implied !== undefined ? "boolean" : "string";
+    parseOptions[s.name] = { type, ...(s.short ? { short: s.short } : {}) };
   }
   // Non-strict: values may start with "-" (negative numbers); the checks strict mode would do are done below.
   const { tokens } = parseArgs({ args: [...args], options: parseOptions, strict: false, tokens: true });
@@ -140,7 +147,8 @@ export function parseFlags<const S extends readonly FlagSpec[]>(
   const given: string[] = [];
   const positionals: string[] = [];
   let help = false;
-  for (const token of tokens) {
+  for (let t = 0; t < tokens.length; t++) {
+    const token = tokens[t];
     if (token.kind === "option-terminator") continue;
     if (token.kind === "positional") {
       if (!options.positionals) {
@@ -158,7 +166,13 @@ export function parseFlags<const S extends readonly FlagSpec[]>(
       help = true;
       continue;
     }
-    const value = negated ? false : convertToken(spec, token.rawName, token.value, token.inlineValue);
+    let value: unknown;
+    if (spec.implied !== undefined && token.value === undefined) {
+      const next = tokens[t + 1];
+      const attached = next?.kind === "positional" && next.index === token.index + 1;
+      value = attached ? convertValue(spec, next.value) : spec.implied;
+      if (attached) t++;
+    } else value = negated ? false : convertToken(spec, token.rawName, token.value, token.inlineValue);
     if (spec.multiple) {
       values[spec.name] = [...(given.includes(spec.name) ? values[spec.name] as unknown[] : []), value];
     } else values[spec.name] = value;
@@ -359,6 +373,8 @@ export function helpText(usage: string, description: string, specs: readonly Fla
       ? "-h, --help"
       : s.type === "bool"
       ? `--[no-]${s.name}`
+      : s.implied !== undefined
+      ? `--${s.name} [<${valueName(s)}>]`
       : `--${s.name} <${valueName(s)}>${s.multiple ? "..." : ""}`;
   const all = [...specs, HELP_FLAG];
   const width = Math.max(...all.map((s) => left(s).length)) + 2;

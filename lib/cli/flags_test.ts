@@ -110,6 +110,25 @@ Deno.test("missing values, values of switches and stray arguments are usage erro
   assertEquals(convertValue(specs[2], "7"), 7);
 });
 
+Deno.test("a flag with an implied value takes the next argument only when that is not a flag", () => {
+  const optional = [
+    { name: "profile", type: "int", min: 1, implied: 0, help: "profile a step" },
+    { name: "steps", type: "int", default: 10, help: "steps" },
+  ] as const;
+  const profile = (args: string[]) => parseFlags(args, optional).values.profile;
+  assertEquals(profile(["--profile"]), 0);
+  assertEquals(profile(["--profile", "--steps", "3"]), 0);
+  assertEquals(parseFlags(["--profile", "--steps", "3"], optional).values.steps, 3);
+  assertEquals(profile(["--steps", "3", "--profile"]), 0);
+  assertEquals(profile(["--profile", "5", "--steps", "3"]), 5);
+  assertEquals(profile(["--profile=7"]), 7);
+  assertEquals(profile([]), undefined);
+  assertThrows(() => parseFlags(["--profile", "0"], optional), "--profile must be an integer >= 1, got 0");
+  assertThrows(() => parseFlags(["--profile", "x"], optional), "--profile must be an integer >= 1, got");
+  assertThrows(() => parseFlags(["--profile", "--", "5"], optional), 'unexpected argument "5"');
+  assert(helpText("t", "d", optional).includes("--profile [<int>]"));
+});
+
 Deno.test("--help lists every flag with its value type and default, in aligned columns", () => {
   const text = helpText("deno task sample [flags]", "Continues a prompt.", specs);
   const lines = text.split("\n");

@@ -19,7 +19,15 @@
  * @module
  */
 import { buildConfig, flagOf, parseTrainCli, trainHelpText, type TrainOutputOptions } from "./train_flags.ts";
-import { CHECKPOINT_NAME, readMetrics, type ResumePoint, RunLog, type StepMetrics } from "../train/mod.ts";
+import {
+  CHECKPOINT_NAME,
+  type FitProfileOptions,
+  readMetrics,
+  type ResumePoint,
+  RunLog,
+  type StepMetrics,
+  writeChromeTrace,
+} from "../train/mod.ts";
 import {
   type Config,
   END_OF_TEXT,
@@ -203,7 +211,8 @@ async function main(): Promise<number> {
       log(`step ${e.step}: validation loss ${e.valLoss.toFixed(4)}${e.best ? " (best)" : ""}`);
     }
   };
-  const trainer = await Trainer.create(plan.config, { resume: plan.resume, onEvent });
+  const profile = profileRequest(cli.output, plan);
+  const trainer = await Trainer.create(plan.config, { resume: plan.resume, onEvent, profile });
   const outDir = trainer.config.train.outDir;
   describeRun(trainer, trainer.step);
   if (!peakTflops && !software) log(`MFU: unknown peak for ${backend.info.description}; pass --peak-tflops to see it`);
@@ -243,6 +252,29 @@ async function main(): Promise<number> {
   trainer.dispose();
   if (result.reason === "interrupted") return EXIT_INTERRUPTED;
   return result.reason === "diverged" ? EXIT_DIVERGED : 0;
+}
+
+/**
+ * What `--profile [step]` asks of the trainer: the step (checked against the steps this run makes), the table on
+ * stdout and `trace.json` in the run's folder.
+ */
+function profileRequest(output: TrainOutputOptions, plan: Plan): FitProfileOptions | undefined {
+  if (output.profile === undefined) return undefined;
+  const first = (plan.resume?.state.step ?? 0) + 1, last = plan.config.train.steps;
+  const step = output.profile || Math.min(first + 1, last);
+  if (step < first || step > last) {
+    throw new UsageError(`--profile ${step}: this run makes steps ${first} to ${last}; profile one of those`);
+  }
+  const trace = `${plan.config.train.outDir}/trace.json`;
+  return {
+    step,
+    peaks: output.peakTflops ? { f32Tflops: output.peakTflops } : undefined,
+    onProfile: async (profile, step) => {
+      console.log(`\n${profile.toText()}`);
+      await writeChromeTrace(trace, profile);
+      log(`profile of step ${step}: ${trace} (open it in https://ui.perfetto.dev)`);
+    },
+  };
 }
 
 /** The progress bar's suffix: loss, learning rate, tokens seen and epochs, throughput and MFU. */

@@ -1,6 +1,7 @@
 /**
  * Command-line flags of `deno task train`: every model and training field as a kebab-case flag, `--config` for a
- * JSON file, and the program's output flags (`--samples`, `--sample-tokens`, `--peak-tflops`, `--[no-]report`).
+ * JSON file, and the program's output flags (`--samples`, `--sample-tokens`, `--peak-tflops`, `--[no-]report`,
+ * `--profile [step]`).
  *
  * Parsing ({@linkcode parseTrainCli}) returns only what the user gave (config file and flags), with the origin
  * of each field; {@linkcode buildConfig} lays that over a base (the program's defaults, or a resumed checkpoint's
@@ -92,6 +93,16 @@ const OUTPUT_FLAGS = [
     group: "Output",
   },
   { name: "report", type: "bool", default: true, help: "write the HTML report", group: "Output" },
+  {
+    name: "profile",
+    type: "int",
+    min: 1,
+    implied: 0,
+    valueName: "step",
+    defaultText: "off; alone, the run's second step",
+    help: "profile a step: GPU time by kernel against the roofline, and trace.json in --out-dir",
+    group: "Output",
+  },
 ] as const satisfies readonly FlagSpec[];
 
 const CONFIG_FLAG = {
@@ -127,6 +138,8 @@ export interface TrainOutputOptions {
   peakTflops?: number;
   /** Write the HTML report. */
   report: boolean;
+  /** The optimizer step to profile (0: the second step the run makes); none when absent. */
+  profile?: number;
 }
 
 /** The outcome of {@linkcode parseTrainCli}. */
@@ -265,6 +278,7 @@ export async function parseTrainCli(
     sampleTokens: values["sample-tokens"]!,
     report: values.report!,
     ...(values["peak-tflops"] === undefined ? {} : { peakTflops: values["peak-tflops"] }),
+    ...(values.profile === undefined ? {} : { profile: values.profile }),
   };
   return { help: false, given, output, configFile, origin: (field) => origins.get(field) };
 }

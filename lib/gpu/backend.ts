@@ -17,7 +17,7 @@
  *
  * @module
  */
-import type { KernelSource } from "../../kernels/common.ts";
+import type { KernelCost, KernelSource } from "../../kernels/common.ts";
 import { type GpuContext, type GpuInfo, requestGpu } from "./device.ts";
 import { portableWgsl } from "./wgsl.ts";
 
@@ -75,6 +75,8 @@ export interface DispatchArgs {
   workgroups: [number, number?, number?];
   /** Values for a uniform block bound at @binding(n), as 32-bit words (f32 or u32 written by the caller). */
   uniforms?: ArrayBuffer;
+  /** The dispatch's predicted FLOPs and bytes, kept in profiles ({@linkcode Backend.run} passes the kernel's). */
+  cost?: KernelCost;
 }
 
 /** Memory use reported by {@linkcode Backend.memory}. */
@@ -99,6 +101,28 @@ export interface KernelTiming {
   ms: number;
 }
 
+/**
+ * One dispatch seen by {@linkcode Backend.profileDispatches}: its kernel, predicted cost, when the host recorded and
+ * submitted it, and when the GPU ran it.
+ */
+export interface DispatchProfile {
+  /** Kernel name. */
+  name: string;
+  /** Predicted FLOPs and bytes (from the kernel's generator); undefined for a kernel dispatched without one. */
+  cost?: KernelCost;
+  /** Host time (`performance.now()`, ms) when the dispatch was recorded. */
+  hostMs: number;
+  /** Host time (ms) when the batch holding it was submitted to the GPU. */
+  submitMs: number;
+  /**
+   * GPU timestamp (ms) of the start of its pass, on the GPU's clock, counted from the earliest start in the
+   * profile; NaN without the `timestamp-query` feature.
+   */
+  gpuStartMs: number;
+  /** GPU timestamp (ms) of the end of its pass, on the same scale as `gpuStartMs`; NaN without timestamps. */
+  gpuEndMs: number;
+}
+
 /** One captured dispatch: everything {@linkcode Backend.replay} needs to encode it again. */
 interface RecordedDispatch {
   kernel: Kernel;
@@ -106,6 +130,28 @@ interface RecordedDispatch {
   x: number;
   y: number;
   z: number;
+  cost: KernelCost | undefined;
+}
+
+/** A dispatch while its profile is gathered: raw GPU ticks (ns) until the profile ends. */
+interface ProfiledDispatch {
+  name: string;
+  cost: KernelCost | undefined;
+  hostMs: number;
+  submitMs: number;
+  begin: bigint;
+  end: bigint;
+}
+
+/** The state of a {@linkcode Backend.profileDispatches} in progress. */
+interface ProfileState {
+  /** The timestamp queries and their resolve buffer; null without the `timestamp-query` feature. */
+  timer: { querySet: GPUQuerySet; resolve: GPUBuffer } | null;
+  /** Every dispatch profiled so far, in recording order. */
+  dispatches: ProfiledDispatch[];
+  /** The dispatches of the current batch: those whose timestamps the next submit resolves. */
+  batch: ProfiledDispatch[];
+  reads: Promise<void>[];
 }
 
 /** What {@linkcode Backend.record} captures while its callback runs. */
@@ -225,15 +271,7 @@ export class Backend {
   #pass: GPUComputePassEncoder | null = null;
   #pending = 0;
   #transient: GPUBuffer[] = [];
-  #profile: {
-    querySet: GPUQuerySet;
-    resolve: GPUBuffer;
-    names: string[];
-    timings: Map<string, KernelTiming>;
-    /** GPU ticks of the first dispatch start and the last dispatch end seen (-1 before any). */
-    span: { first: bigint; last: bigint };
-    reads: Promise<void>[];
-  } | null = null;
+  #profile: ProfileState | null = null;
   #submits = 0;
   #limits: BackendLimits;
   #recording: RecordingTarget | null = null;
@@ -481,27 +519,22 @@ export class Backend {
       entries.push({ binding: args.buffers.length, resource: { buffer: ub } });
     }
     const bindGroup = this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
-    if (this.#recording) this.#recording.dispatches.push({ kernel, bindGroup, x, y, z });
-    else this.#encode(kernel, bindGroup, x, y, z);
+    if (this.#recording) this.#recording.dispatches.push({ kernel, bindGroup, x, y, z, cost: args.cost });
+    else this.#encode(kernel, bindGroup, x, y, z, args.cost);
   }
 
   /** Encodes one dispatch into the open pass (or its own timed pass while profiling) and submits every 512. */
-  #encode(kernel: Kernel, bindGroup: GPUBindGroup, x: number, y: number, z: number): void {
+  #encode(
+    kernel: Kernel,
+    bindGroup: GPUBindGroup,
+    x: number,
+    y: number,
+    z: number,
+    cost: KernelCost | undefined,
+  ): void {
     const profile = this.#profile;
     if (profile) {
-      // A pass per dispatch so that each gets its own begin/end timestamps.
-      if (profile.names.length >= MAX_PROFILED_DISPATCHES) this.flush();
-      this.#endPass();
-      this.#encoder ??= this.device.createCommandEncoder();
-      const q = profile.names.length * 2;
-      const pass = this.#encoder.beginComputePass({
-        timestampWrites: { querySet: profile.querySet, beginningOfPassWriteIndex: q, endOfPassWriteIndex: q + 1 },
-      });
-      profile.names.push(kernel.name);
-      pass.setPipeline(kernel.pipeline);
-      pass.setBindGroup(0, bindGroup);
-      pass.dispatchWorkgroups(x, y, z);
-      pass.end();
+      this.#encodeProfiled(profile, kernel, bindGroup, [x, y, z], cost);
     } else {
       const pass = this.#beginPass();
       pass.setPipeline(kernel.pipeline);
@@ -509,6 +542,36 @@ export class Backend {
       pass.dispatchWorkgroups(x, y, z);
     }
     if (++this.#pending >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /** Encodes one dispatch while profiling: noted with its cost and host time, in a timed pass of its own. */
+  #encodeProfiled(
+    profile: ProfileState,
+    kernel: Kernel,
+    bindGroup: GPUBindGroup,
+    [x, y, z]: [number, number, number],
+    cost: KernelCost | undefined,
+  ): void {
+    const dispatch = { name: kernel.name, cost, hostMs: performance.now(), submitMs: NaN, begin: -1n, end: -1n };
+    profile.dispatches.push(dispatch);
+    let pass: GPUComputePassEncoder;
+    if (profile.timer) {
+      // A pass per dispatch so that each gets its own begin/end timestamps.
+      if (profile.batch.length >= MAX_PROFILED_DISPATCHES) this.flush();
+      this.#endPass();
+      this.#encoder ??= this.device.createCommandEncoder();
+      const q = profile.batch.length * 2;
+      pass = this.#encoder.beginComputePass({
+        timestampWrites: { querySet: profile.timer.querySet, beginningOfPassWriteIndex: q, endOfPassWriteIndex: q + 1 },
+      });
+    } else {
+      pass = this.#beginPass();
+    }
+    profile.batch.push(dispatch);
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    if (profile.timer) pass.end();
   }
 
   /**
@@ -572,7 +635,7 @@ export class Backend {
     for (let t = 0; t < times; t++) {
       for (let i = 0; i < dispatches.length; i++) {
         const d = dispatches[i];
-        this.#encode(d.kernel, d.bindGroup, d.x, d.y, d.z);
+        this.#encode(d.kernel, d.bindGroup, d.x, d.y, d.z, d.cost);
       }
     }
   }
@@ -600,7 +663,12 @@ export class Backend {
           `${this.#limits.loopIterations} and would return wrong values. Use smaller dims or a hardware GPU`,
       );
     }
-    this.dispatch(this.prepare(kernel.name, kernel.source), { buffers, workgroups: kernel.workgroups, uniforms });
+    this.dispatch(this.prepare(kernel.name, kernel.source), {
+      buffers,
+      workgroups: kernel.workgroups,
+      uniforms,
+      cost: kernel.cost,
+    });
   }
 
   /** Submits recorded work to the GPU without waiting for it. */
@@ -648,58 +716,97 @@ export class Backend {
    * ```
    */
   async profileSpan(fn: () => void | Promise<void>): Promise<{ kernels: KernelTiming[]; spanMs: number }> {
-    if (!this.info.timestamps) {
-      await fn();
-      return { kernels: [], spanMs: 0 };
-    }
-    this.flush();
-    const querySet = this.device.createQuerySet({ type: "timestamp", count: MAX_PROFILED_DISPATCHES * 2 });
-    const resolve = this.device.createBuffer({
-      size: MAX_PROFILED_DISPATCHES * 16,
-      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-    });
+    const dispatches = await this.profileDispatches(fn);
+    if (!this.info.timestamps) return { kernels: [], spanMs: 0 };
     const timings = new Map<string, KernelTiming>();
-    const span = { first: -1n, last: -1n };
-    const profile = { querySet, resolve, names: [], timings, span, reads: [] as Promise<void>[] };
+    let spanMs = 0;
+    for (const d of dispatches) {
+      const t = timings.get(d.name) ?? { name: d.name, count: 0, ms: 0 };
+      t.count++;
+      t.ms += d.gpuEndMs - d.gpuStartMs;
+      timings.set(d.name, t);
+      spanMs = Math.max(spanMs, d.gpuEndMs);
+    }
+    return { kernels: [...timings.values()].sort((a, b) => b.ms - a.ms), spanMs };
+  }
+
+  /**
+   * Runs `fn` and returns every dispatch it issued (replays of a {@linkcode Recording} included), in order: kernel
+   * name, predicted cost, the host times of its recording and submission, and its GPU start and end from
+   * `timestamp-query` (NaN without the feature). While profiling, each dispatch gets a pass of its own; when not,
+   * nothing of this is done or kept.
+   *
+   * @example
+   * ```ts
+   * import { initGpu } from "@nanolm/nanolm/gpu";
+   * import { add, tensor, tidy } from "@nanolm/nanolm/tensor";
+   * const backend = await initGpu();
+   * const x = tensor([1, 2, 3, 4]);
+   * const dispatches = await backend.profileDispatches(() => tidy(() => void add(x, x)));
+   * const [d] = dispatches;
+   * if (dispatches.length !== 1 || d.name !== "add" || d.cost?.flops !== 4) throw new Error(JSON.stringify(d));
+   * if (backend.info.timestamps && !(d.gpuEndMs >= d.gpuStartMs)) throw new Error("no GPU times");
+   * ```
+   */
+  async profileDispatches(fn: () => void | Promise<void>): Promise<DispatchProfile[]> {
+    if (this.#profile) throw new Error("profileDispatches: a profile is already being taken (profiles do not nest)");
+    this.flush();
+    const timer = this.info.timestamps
+      ? {
+        querySet: this.device.createQuerySet({ type: "timestamp", count: MAX_PROFILED_DISPATCHES * 2 }),
+        resolve: this.device.createBuffer({
+          size: MAX_PROFILED_DISPATCHES * 16,
+          usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+        }),
+      }
+      : null;
+    const profile: ProfileState = { timer, dispatches: [], batch: [], reads: [] };
     this.#profile = profile;
     try {
       await fn();
-      this.flush();
     } finally {
+      // Also after an error: what fn recorded is submitted with its timestamps resolved while the query set lives.
+      this.flush();
       this.#profile = null;
+      await Promise.allSettled(profile.reads);
+      timer?.querySet.destroy();
+      timer?.resolve.destroy();
     }
     await Promise.all(profile.reads);
-    querySet.destroy();
-    resolve.destroy();
-    const kernels = [...timings.values()].sort((a, b) => b.ms - a.ms);
-    return { kernels, spanMs: span.first < 0n ? 0 : Number(span.last - span.first) / 1e6 };
+    const stamped = profile.dispatches.filter((d) => d.begin >= 0n);
+    const origin = stamped.reduce((min, d) => (d.begin < min ? d.begin : min), stamped[0]?.begin ?? 0n);
+    const ms = (ticks: bigint) => (ticks < 0n ? NaN : Number(ticks - origin) / 1e6);
+    return profile.dispatches.map((d) => ({
+      name: d.name,
+      ...(d.cost ? { cost: d.cost } : {}),
+      hostMs: d.hostMs,
+      submitMs: d.submitMs,
+      gpuStartMs: ms(d.begin),
+      gpuEndMs: ms(d.end),
+    }));
   }
 
   /** Adds the resolve of this batch's timestamps to `encoder`; returns what starts their readback. */
   #resolveProfile(encoder: GPUCommandEncoder): (() => void) | null {
     const p = this.#profile;
-    if (!p || p.names.length === 0) return null;
-    const n = p.names.length;
-    encoder.resolveQuerySet(p.querySet, 0, n * 2, p.resolve, 0);
+    if (!p || p.batch.length === 0) return null;
+    const batch = p.batch.splice(0), submitMs = performance.now();
+    for (const d of batch) d.submitMs = submitMs;
+    if (!p.timer) return null;
+    const n = batch.length;
+    encoder.resolveQuerySet(p.timer.querySet, 0, n * 2, p.timer.resolve, 0);
     const staging = this.device.createBuffer({
       size: n * 16,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    encoder.copyBufferToBuffer(p.resolve, 0, staging, 0, n * 16);
-    const names = p.names.splice(0);
-    const timings = p.timings;
+    encoder.copyBufferToBuffer(p.timer.resolve, 0, staging, 0, n * 16);
     return () => {
       p.reads.push(
         staging.mapAsync(GPUMapMode.READ).then(() => {
           const stamps = new BigUint64Array(staging.getMappedRange());
-          const span = p.span;
-          names.forEach((name, i) => {
-            if (span.first < 0n || stamps[2 * i] < span.first) span.first = stamps[2 * i];
-            if (stamps[2 * i + 1] > span.last) span.last = stamps[2 * i + 1];
-            const t = timings.get(name) ?? { name, count: 0, ms: 0 };
-            t.count++;
-            t.ms += Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6;
-            timings.set(name, t);
+          batch.forEach((d, i) => {
+            d.begin = stamps[2 * i];
+            d.end = stamps[2 * i + 1];
           });
           staging.unmap();
           staging.destroy();

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
 import type { KernelSource } from "../../kernels/common.ts";
 import { initGpu } from "./backend.ts";
 
@@ -125,6 +125,80 @@ Deno.test({
     rec.dispose();
     backend.free(buf);
   },
+});
+
+Deno.test("profileDispatches keeps every dispatch in order, replayed ones too, with its cost and host and GPU times", async () => {
+  const buf = backend.alloc(64);
+  const costed: KernelSource = { ...affine(16), cost: { flops: 32, bytes: 128 } };
+  const other: KernelSource = { ...affine(16), name: "test_affine_other", source: `${affine(16).source}\n// other` };
+  const rec = backend.record(() => backend.run(costed, [buf], params(1, 0)));
+  const t0 = performance.now();
+  const dispatches = await backend.profileDispatches(() => {
+    backend.run(other, [buf], params(1, 0));
+    backend.replay(rec, 2);
+    backend.run(costed, [buf], params(1, 0));
+  });
+  assertEquals(dispatches.map((d) => d.name), ["test_affine_other", "test_affine", "test_affine", "test_affine"]);
+  assertEquals(dispatches.map((d) => d.cost ?? null), [null, costed.cost, costed.cost, costed.cost]);
+  dispatches.forEach((d, i) => {
+    assert(d.hostMs >= t0 && d.submitMs >= d.hostMs, `dispatch ${i}: recorded ${d.hostMs}, submitted ${d.submitMs}`);
+    if (i > 0) assert(d.hostMs >= dispatches[i - 1].hostMs, `dispatch ${i} recorded before the one before it`);
+  });
+  if (backend.info.timestamps) {
+    assertEquals(Math.min(...dispatches.map((d) => d.gpuStartMs)), 0);
+    dispatches.forEach((d, i) => {
+      assert(d.gpuEndMs >= d.gpuStartMs, `dispatch ${i} ends before it starts`);
+      if (i > 0) assert(d.gpuStartMs >= dispatches[i - 1].gpuStartMs, `dispatch ${i} ran before the one before it`);
+    });
+  } else {
+    assert(dispatches.every((d) => Number.isNaN(d.gpuStartMs) && Number.isNaN(d.gpuEndMs)));
+  }
+  rec.dispose();
+  backend.free(buf);
+});
+
+Deno.test("profiles do not nest, and dispatches outside a profile read no clock", async () => {
+  const buf = backend.alloc(64);
+  await assertRejects(
+    () => backend.profileDispatches(() => backend.profileDispatches(() => {}).then(() => {})),
+    "profiles do not nest",
+  );
+  const now = performance.now;
+  let reads = 0;
+  performance.now = () => (reads++, now.call(performance));
+  try {
+    for (let i = 0; i < 10; i++) backend.run(affine(16), [buf], params(1, 0));
+    backend.flush();
+  } finally {
+    performance.now = now;
+  }
+  assertEquals(reads, 0);
+  // The failed profile left nothing behind: the next one works.
+  const after = await backend.profileDispatches(() => backend.run(affine(16), [buf], params(1, 0)));
+  assertEquals(after.length, 1);
+  backend.free(buf);
+});
+
+Deno.test("work profiled before an error runs, and leaves no timed pass behind for later submits", async () => {
+  const n = 16, buf = backend.alloc(n * 4);
+  backend.write(buf, new Float32Array(n).fill(1));
+  const errors: string[] = [];
+  const log = console.error;
+  console.error = (...args: unknown[]) => void errors.push(args.join(" "));
+  try {
+    await assertRejects(() =>
+      backend.profileDispatches(() => {
+        backend.run(affine(n), [buf], params(2, 0));
+        throw new Error("failed midway");
+      }), "failed midway");
+    backend.run(affine(n), [buf], params(1, 1));
+    assertEquals(await values(buf, n), new Array(n).fill(3));
+    await backend.sync();
+  } finally {
+    console.error = log;
+  }
+  assertEquals(errors, []);
+  backend.free(buf);
 });
 
 Deno.test("only lib/gpu encodes GPU work: no other module creates command encoders, passes or bind groups", async () => {

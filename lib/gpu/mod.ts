@@ -1,6 +1,7 @@
 /**
  * The GPU: acquiring the WebGPU device, the backend every tensor goes through (buffer pool, batched dispatch,
- * pipeline cache, GPU timestamps), memory statistics, and the peak rates of known GPUs.
+ * pipeline cache, GPU timestamps and per-dispatch profiles with each kernel's predicted cost), memory statistics,
+ * and the peak rates of known GPUs.
  *
  * @example
  * ```ts
@@ -14,6 +15,7 @@ export {
   type Backend,
   type BackendLimits,
   type DispatchArgs,
+  type DispatchProfile,
   formatBytes,
   gpu,
   type GpuBuffer,
@@ -24,5 +26,6 @@ export {
   Recording,
 } from "./backend.ts";
 export { type GpuInfo } from "./device.ts";
+export type { KernelCost } from "../../kernels/common.ts";
 export { type GpuPeaks, gpuPeaks } from "./peaks.ts";
 export type { KernelSource } from "../../kernels/common.ts";

@@ -74,3 +74,4 @@ export {
   type ReportSample,
   writeReport,
 } from "./report.ts";
+export { profileTable, rooflineFigure, type RooflineFigureOptions } from "./roofline.ts";

@@ -1,7 +1,7 @@
 /**
  * Training: the {@linkcode Trainer} (schedule, accumulation, evaluation, best and latest checkpoints, exact resume,
- * metrics as events), the run config, checkpoints of a model and optimizer in one call, metrics files and
- * throughput.
+ * metrics as events), the run config, checkpoints of a model and optimizer in one call, metrics files,
+ * throughput, and the profile of one step (per-kernel GPU time against the predicted roofline, Chrome traces).
  *
  * @example
  * ```ts
@@ -106,3 +106,21 @@ export {
   type SweepSpec,
 } from "./sweep.ts";
 export { runBundle, type RunStatus } from "./view.ts";
+export {
+  type ChromeTrace,
+  chromeTrace,
+  type FitProfileOptions,
+  type HostPhase,
+  type KernelProfile,
+  type PhaseMark,
+  profileStep,
+  type ProfileStepOptions,
+  profileWork,
+  resolvePeaks,
+  type StepInputs,
+  StepProfile,
+  type StepProfileParts,
+  TRACE_TRACKS,
+  type TraceEvent,
+  writeChromeTrace,
+} from "./profile.ts";

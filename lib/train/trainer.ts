@@ -29,6 +29,7 @@ import { runBundle } from "./view.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { loadTokenizer } from "../data/tokenizer_files.ts";
 import { BitsPerByte, targetLogProbs, tokenByteLengths } from "./bpb.ts";
+import { type FitProfileOptions, profileWork, resolvePeaks } from "./profile.ts";
 
 /** One logged training step. */
 export interface StepMetrics {
@@ -98,6 +99,8 @@ export interface TrainerOptions {
    * the checkpoint's; see `resumePoint` for building a resumed run's config from the saved one.
    */
   resume?: string | ResumePoint;
+  /** Profile one step of {@linkcode Trainer.fit} (a step of the run like any other, reported as usual). */
+  profile?: FitProfileOptions;
 }
 
 /** Why {@linkcode Trainer.fit} ended. */
@@ -180,6 +183,8 @@ export class Trainer {
   #tokenizerCopiedTo: string | null = null;
   /** The byte length of each token id, for bits per byte (null: the run has no tokenizer). */
   #tokenBytes: Int32Array | null = null;
+  /** The step of `fit` to profile and what receives its profile. */
+  #profile: (FitProfileOptions & { step: number }) | null = null;
 
   private constructor(
     config: Config,
@@ -240,6 +245,9 @@ export class Trainer {
     const trainer = new Trainer(config, { model, train, val, rng, sampler }, options.onEvent ?? (() => {}));
     if (ckpt) trainer.#restore(ckpt);
     if (tokenizer) trainer.#tokenBytes = tokenByteLengths(tokenizer, config.model.vocabSize);
+    const profile = options.profile;
+    if (profile) resolvePeaks(profile.peaks); // bad peaks fail now, not at the profiled step
+    if (profile) trainer.#profile = { ...profile, step: profile.step ?? Math.min(trainer.step + 2, t.steps) };
     return trainer;
   }
 
@@ -409,7 +417,7 @@ export class Trainer {
   /** One step and what its interval asks for; returns why the run must stop, or null to go on. */
   async #advance(metrics: MetricsReader): Promise<StopReason | null> {
     const t = this.config.train;
-    metrics.push(this.step + 1, await this.trainStep());
+    metrics.push(this.step + 1, await this.#recordStep(metrics));
     const last = this.step === t.steps;
     if (this.step % t.logInterval === 0 || last) {
       if (!(await (last ? metrics.flush() : metrics.endInterval()))) return "diverged";
@@ -426,6 +434,18 @@ export class Trainer {
       if (!(await metrics.paused(() => this.#stageCheckpoint()))) return "diverged";
     }
     return null;
+  }
+
+  /** {@linkcode Trainer.trainStep}, profiled when it is the step the `profile` option names. */
+  async #recordStep(metrics: MetricsReader): Promise<{ loss: Tensor; gradNorm: Tensor; lr: number }> {
+    const p = this.#profile;
+    if (!p || this.step + 1 !== p.step) return this.trainStep();
+    const { result, profile } = await profileWork((mark) => {
+      mark("train step");
+      return this.trainStep();
+    }, p);
+    await metrics.paused(async () => await p.onProfile(profile, p.step));
+    return result;
   }
 
   async #reportStep(
