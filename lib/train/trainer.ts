@@ -21,7 +21,7 @@ import { Rng } from "../util/random.ts";
 import { cosineLr } from "../optim/schedule.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { initGpu } from "../gpu/backend.ts";
-import { add, crossEntropy, keep, mul, noGrad, readAll, type Tensor, tensor, tidy } from "../tensor/mod.ts";
+import { add, keep, mul, noGrad, readAll, type Tensor, tensor, tidy } from "../tensor/mod.ts";
 import { TransformerLM } from "../nn/transformer.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../notebook/display.ts";
 import { cellResult } from "../notebook/display.ts";
@@ -281,7 +281,7 @@ export class Trainer {
       const batch = await this.#sampler.next();
       const loss = tidy(() => {
         const [inputs, targets] = this.#batchTensors(batch);
-        const l = crossEntropy(this.model.forward(inputs), targets);
+        const l = this.model.loss(inputs, targets);
         // Summed gradients of the mean over micro-batches: scale each micro-batch's loss.
         const scaled = t.gradAccumulation > 1 ? mul(l, 1 / t.gradAccumulation) : l;
         scaled.backward();
@@ -313,7 +313,7 @@ export class Trainer {
       rows.push(batch.batchSize);
       losses.push(tidy(() => {
         const [inputs, targets] = this.#batchTensors(batch);
-        return keep(noGrad(() => crossEntropy(this.model.forward(inputs), targets)));
+        return keep(noGrad(() => this.model.loss(inputs, targets)));
       }));
     }
     const values = await readAll(losses);
@@ -451,7 +451,7 @@ export class Trainer {
     const batch = await probe.next();
     const loss = tidy(() => {
       const [inputs, targets] = this.#batchTensors(batch);
-      return keep(noGrad(() => crossEntropy(this.model.forward(inputs), targets)));
+      return keep(noGrad(() => this.model.loss(inputs, targets)));
     });
     const [value] = await loss.data();
     loss.dispose();
