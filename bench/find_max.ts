@@ -209,7 +209,7 @@ interface Attempt extends TrialResult {
 async function attempt(size: number): Promise<Attempt> {
   const trial: Trial = { config: shapeAt(size), batch, warmup, steps };
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--cached-only", new URL(import.meta.url).pathname, "--child", JSON.stringify(trial)],
+    args: ["run", ...denoRunFlags(), new URL(import.meta.url).pathname, "--child", JSON.stringify(trial)],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -230,6 +230,21 @@ async function attempt(size: number): Promise<Attempt> {
     result = { ok: false, error: `${why}${stderr ? `: ${stderr}` : ""}` };
   }
   return { size, ...result };
+}
+
+/**
+ * The flags this process was run with (`-A --cached-only --no-lock` on the GPU machine), for the children, read from
+ * /proc; `-A` where there is no /proc.
+ */
+function denoRunFlags(): string[] {
+  try {
+    const argv = Deno.readTextFileSync("/proc/self/cmdline").split("\0").filter((a) => a);
+    const run = argv.indexOf("run"), script = argv.findIndex((a, i) => i > run && a.endsWith("find_max.ts"));
+    if (run >= 0 && script > run) return argv.slice(run + 1, script);
+  } catch {
+    // Not Linux: the defaults below.
+  }
+  return ["-A"];
 }
 
 /** GPU memory in bytes: `--gpu-memory-gib`, else nvidia-smi's total of the first GPU, else null (no prediction). */
