@@ -1,6 +1,7 @@
 /**
  * Text-generation benchmark at CS336's TinyStories shape (vocab 10000, context 256, d_model 512, 4 layers, 16 heads,
- * d_ff 1344) with random weights: `generateStream` (KV cache on the GPU, GPU sampling, batched readback) from a
+ * d_ff 1344), or any other through the flags of `torch_generate.py` (`--vocab --ctx --d-model --layers --heads --d-ff
+ * --new-tokens`), with random weights: `generateStream` (KV cache on the GPU, GPU sampling, batched readback) from a
  * 16-token prompt, 200 new tokens, at batch 1 and batch 8, with the sampling settings of
  * `.device/torch_generate.py` (temperature 0.8, top-p 0.9) and greedy. Also: the decode loop alone (steps recorded
  * back to back, one read at the end) and a per-kernel GPU-time split of one decode step.
@@ -23,14 +24,22 @@ const { values } = parseArgs({
     ...lmShapeOptions,
     "new-tokens": { type: "string", default: "200" },
     "prompt-tokens": { type: "string", default: "16" },
+    // Batch sizes to run, as torch_generate.py does (1 and 8); `--batch N` runs N alone.
     batches: { type: "string", default: "1,8" },
+    batch: { type: "string" },
     repeats: { type: "string", default: "3" },
   },
 });
 const num = (k: keyof typeof values) => Number(values[k]);
 const config = lmShapeConfig(values);
 const newTokens = num("new-tokens"), promptTokens = num("prompt-tokens"), repeats = num("repeats");
-const batches = values.batches!.split(",").map(Number);
+const batches = (values.batch ?? values.batches!).split(",").map(Number);
+for (const [flag, n] of [["new-tokens", newTokens], ["prompt-tokens", promptTokens], ["repeats", repeats]] as const) {
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${flag} must be a positive integer, got ${values[flag]}`);
+}
+if (batches.some((b) => !Number.isInteger(b) || b <= 0)) {
+  throw new Error(`--batch/--batches must be positive integers, got ${values.batch ?? values.batches}`);
+}
 
 const backend = await initGpu();
 console.error(`adapter: ${backend.info.description}`);

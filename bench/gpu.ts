@@ -1,7 +1,9 @@
 /**
  * GPU kernel benchmark: matmul (square and the LM's shapes, forward and backward layouts, several tiles),
- * softmax, RMSNorm, attention, cross-entropy. Times come from GPU timestamps when the adapter has them (per
- * kernel), else from wall-clock around a synced batch. Prints a table and one JSON line per case.
+ * softmax, RMSNorm, attention, cross-entropy and the LM head's chunked loss. Times come from GPU timestamps when the
+ * adapter has them (per kernel), else from wall-clock around a synced batch. Prints a table and one JSON line per
+ * case. The LM's shapes are CS336's TinyStories model at batch 32 unless the flags of `torch_train_step.py` say
+ * otherwise (`--vocab --ctx --d-model --layers --heads --d-ff --batch`; `--layers` does not matter here).
  *
  * Run on the GPU machine with `deno task bench:gpu` (see bench/README.md), beside `python3 .device/torch_matmul.py`.
  *
@@ -31,15 +33,24 @@ import type { AttentionVariant } from "../kernels/attention.ts"; // not mod.ts: 
 import type { MatmulTile } from "../kernels/matmul.ts";
 import { param } from "../lib/tensor/create.ts";
 import { withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
+import { linearCrossEntropy, logitChunkRows } from "../lib/tensor/ops/nn.ts";
+import { lmShapeConfig, lmShapeOptions } from "./lm_shape.ts";
 
 const args = parseArgs({
   options: {
+    ...lmShapeOptions,
+    batch: { type: "string", default: "32" },
     quick: { type: "boolean", default: false },
     only: { type: "string" },
     reps: { type: "string" },
   },
 });
 
+const shape = lmShapeConfig(args.values);
+const batch = Number(args.values.batch);
+if (!Number.isInteger(batch) || batch <= 0) {
+  throw new Error(`--batch must be a positive integer, got ${args.values.batch}`);
+}
 const backend = await initGpu();
 const quick = args.values.quick || backend.info.isSoftware;
 const reps = Number(args.values.reps ?? (quick ? 2 : 20));
@@ -171,8 +182,10 @@ for (const size of quick ? [256] : [1024, 2048, 4096]) {
   await benchMatmul(`matmul ${size}^3`, { m: size, n: size, k: size });
 }
 // Tile and code-generation variants are compared in bench/matmul_tune.ts.
-// The CS336 TinyStories LM at batch 32 x ctx 256: rows = 8192, d_model 512, d_ff 1344, vocab 10000.
-const rows = 8192 / s, D = 512, FF = 1344, V = 10000;
+// The LM's matmuls: by default CS336's TinyStories model at batch 32 x ctx 256: rows = 8192, d_model 512, d_ff 1344,
+// vocab 10000.
+const rows = Math.max(1, Math.floor((batch * shape.contextLength) / s));
+const D = shape.dModel, FF = shape.dFf!, V = shape.vocabSize;
 const lm: [string, number, number][] = [["qkvo", D, D], ["w1/w3", FF, D], ["w2", D, FF], ["lm_head", V, D]];
 for (const [label, out, inp] of lm) {
   await benchMatmul(`lm ${label} fwd x@W^T (${rows}x${inp} @ ${inp}x${out})`, {
@@ -189,8 +202,8 @@ for (const [label, out, inp] of lm) {
     transA: true,
   });
 }
-// Attention matmuls: (B*H, T, hd) = (512, 256, 32).
-const BH = 512 / s, T = 256, hd = 32;
+// Attention matmuls: (B*H, T, hd), by default (512, 256, 32).
+const BH = Math.max(1, Math.floor((batch * shape.numHeads) / s)), T = shape.contextLength, hd = D / shape.numHeads;
 await benchMatmul(`attn q@k^T (${BH}x ${T}x${hd} @ ${hd}x${T})`, { batch: BH, m: T, n: T, k: hd, transB: true });
 await benchMatmul(`attn p@v (${BH}x ${T}x${T} @ ${T}x${hd})`, { batch: BH, m: T, n: hd, k: T });
 
@@ -206,22 +219,46 @@ await benchBandwidth(
   () => [randn([rows, D], { seed: 4 }), randn([D], { seed: 5 })],
   ([x, w]) => rmsNorm(x, w),
 );
-await benchBandwidth(
-  `cross-entropy fwd (${rows}x${V})`,
-  rows * V * 4,
-  () => [randn([rows, V], { seed: 6 }), ids(rows, V)],
-  ([x, t]) => crossEntropy(x, t),
-);
-await benchBandwidth(
-  `cross-entropy fwd+bwd (${rows}x${V})`,
-  rows * V * 12,
-  () => [param(randn([rows, V], { seed: 7 })), ids(rows, V)],
-  ([x, t]) => {
-    crossEntropy(x, t).backward();
-    x.grad?.dispose();
-    x.grad = null;
-  },
-);
+// Logits over the storage binding limit (GPT-2 small at batch 16) can only run chunked.
+const logitsFit = rows * V * 4 <= backend.limits.maxStorageBufferBindingSize;
+if (logitsFit) {
+  await benchBandwidth(
+    `cross-entropy fwd (${rows}x${V})`,
+    rows * V * 4,
+    () => [randn([rows, V], { seed: 6 }), ids(rows, V)],
+    ([x, t]) => crossEntropy(x, t),
+  );
+  await benchBandwidth(
+    `cross-entropy fwd+bwd (${rows}x${V})`,
+    rows * V * 12,
+    () => [param(randn([rows, V], { seed: 7 })), ids(rows, V)],
+    ([x, t]) => {
+      crossEntropy(x, t).backward();
+      x.grad?.dispose();
+      x.grad = null;
+    },
+  );
+}
+// The LM head and its loss, forward and backward: unchunked (head matmul, then cross-entropy) where the logits fit,
+// and linearCrossEntropy by default and in four chunks. TFLOP/s counts the head's three matmuls (2 N V d each), not
+// the forward recomputed by the chunked backward.
+const headInputs =
+  () => [param(randn([rows, D], { seed: 12 })), param(randn([V, D], { seed: 13, std: 0.02 })), ids(rows, V)];
+const headFlops = 6 * rows * V * D;
+type HeadLoss = (h: Tensor, w: Tensor, t: Tensor) => Tensor;
+const chunked = (chunkRows?: number): [string, HeadLoss] => {
+  const r = logitChunkRows(rows, V, { chunkRows });
+  const label = `${chunkRows ? "" : "default, "}${Math.ceil(rows / r)} chunk(s) of ${r} rows`;
+  return [label, (h, w, t) => linearCrossEntropy(h, w, t, { chunkRows })];
+};
+const heads: [string, HeadLoss][] = [chunked(), chunked(Math.ceil(rows / 4 / 64) * 64)];
+if (logitsFit) heads.unshift(["unchunked", (h, w, t) => crossEntropy(matmul(h, w, { transB: true }), t)]);
+for (const [label, loss] of heads) {
+  await benchOp(`lm head loss fwd+bwd ${label} (${rows}x${D} @ ${D}x${V})`, { flops: headFlops }, headInputs, (ts) => {
+    loss(ts[0], ts[1], ts[2]).backward();
+    clearGrads(ts.slice(0, 2));
+  });
+}
 await benchBandwidth(
   `attention fwd (B*H=${BH}, T=${T}, hd=${hd})`,
   BH * T * hd * 16,
@@ -239,11 +276,11 @@ await benchBandwidth(
   },
 );
 
-// Attention on the projections' (B, T, H, hd) layout, per kernel work split (AttentionVariant), at the TinyStories
-// shape: B*H = 32*16 = 512, T = 256, hd = 32. `--only "attention bthd"` runs just these; `--only "[rows2]"` one
+// Attention on the projections' (B, T, H, hd) layout, per kernel work split (AttentionVariant), at the LM's shape
+// (TinyStories: B*H = 32*16 = 512, T = 256, hd = 32). `--only "attention bthd"` runs just these; `--only "[rows2]"` one
 // variant. TFLOP/s counts the useful (causal, unmasked) FLOPs: 2 T^2 hd a head forward (q k^T and p v over half the
 // square), 5 T^2 hd backward (s recomputed, dP, dV, dQ, dK).
-const attnB = quick ? 1 : 32, attnH = quick ? 2 : 16;
+const attnB = quick ? 1 : batch, attnH = quick ? 2 : shape.numHeads;
 const attnFlops = attnB * attnH * T * T * hd;
 // The splits without unrolling (rows2, kb64, keys2, kg128, qt64, ...) measured no better than the default on the
 // H200 (bench/RESULTS.md, 2026-11-29); the unrolled kernels are the open question.

@@ -1,17 +1,21 @@
 /**
  * Training-step benchmark at CS336's TinyStories shape (vocab 10000, context 256, d_model 512, 4 layers, 16 heads,
- * d_ff 1344), batch 32: forward, cross-entropy, backward, global-norm clipping and AdamW, with one GPU round trip
- * per `--log` steps, read one interval late as in the trainer. Prints tokens/s and a per-kernel GPU-time breakdown
- * of one step.
+ * d_ff 1344), batch 32, or any other through the flags of `torch_train_step.py` (`--vocab --ctx --d-model --layers
+ * --heads --d-ff --batch --steps`): forward, the LM head's loss (`TransformerLM.loss`, in chunks of rows when the
+ * logits are large), backward, global-norm clipping and AdamW, with one GPU round trip per `--log` steps, read one
+ * interval late as in the trainer. Prints tokens/s and a per-kernel GPU-time breakdown of one step. Exits non-zero
+ * when WebGPU reported an error or the loss is not a finite positive number, so that a step that silently computed
+ * nothing cannot pass for a fast one.
  *
- * Run on the GPU machine beside `python3 .device/torch_train_step.py` (same shapes) and report the ratio.
+ * Run on the GPU machine beside `python3 .device/torch_train_step.py` (same shapes) and report the ratio, e.g. at the
+ * GPT-2-small shape: `--vocab 50257 --ctx 1024 --d-model 768 --layers 12 --heads 12 --d-ff 2048 --batch 16`.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 // Modules, not mod.ts: the GPU machine has no network, and mod.ts pulls npm packages (plotly, corpora) in.
 import type { AttentionVariant } from "../kernels/attention.ts";
-import { crossEntropy, gpu, initGpu, keep, noGrad, readAll, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
+import { gpu, initGpu, keep, logitChunkRows, noGrad, readAll, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
 import { setAttentionVariant } from "../lib/tensor/ops/nn.ts";
 import { AdamW } from "../lib/optim/adamw.ts";
 import { TransformerLM } from "../lib/nn/transformer.ts";
@@ -36,6 +40,12 @@ const { values } = parseArgs({
     drain: { type: "boolean", default: false },
     // Launch every matmul one workgroup per tile (no stream-K for partial last waves).
     "no-stream-k": { type: "boolean", default: false },
+    // Rows of logits the LM head's loss computes at once (see linearCrossEntropy); by default all of them up to
+    // 512 MiB of logits, else equal chunks under that. Pass batch x ctx to time the unchunked head where it fits.
+    "chunk-rows": { type: "string" },
+    // Enforce a lower storage binding limit (bytes) than the device's: a small shape whose logits exceed it takes
+    // the code path of a large one whose logits exceed 2 GiB (e.g. GPT-2 small at batch 16).
+    "binding-limit": { type: "string" },
   },
 });
 setMatmulTuning({
@@ -47,8 +57,19 @@ setAttentionVariant(attentionVariant);
 const config = { ...lmShapeConfig(values), fusedProjections: !values.unfused };
 const V = config.vocabSize, T = config.contextLength, B = Number(values.batch);
 const steps = Number(values.steps), logEvery = Number(values.log);
+const chunkRows = values["chunk-rows"] === undefined ? undefined : Number(values["chunk-rows"]);
+for (const [flag, n] of [["batch", B], ["steps", steps], ["log", logEvery], ["chunk-rows", chunkRows ?? 1]] as const) {
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${flag} must be a positive integer, got ${values[flag]}`);
+}
 
 const backend = await initGpu();
+if (values["binding-limit"] !== undefined) {
+  backend.setLimits({ maxStorageBufferBindingSize: Number(values["binding-limit"]) });
+}
+const gpuErrors: string[] = [];
+backend.device.addEventListener("uncapturederror", (e) => {
+  gpuErrors.push((e as GPUUncapturedErrorEvent).error.message);
+});
 const model = new TransformerLM(config, { seed: 0 });
 const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.1, betas: [0.9, 0.95] });
 const rng = new Rng(0);
@@ -67,7 +88,7 @@ function step(i: number): [Tensor, Tensor] {
   const { inputs, targets } = batches[i % batches.length];
   const loss = tidy(() => {
     const x = tensor(inputs, { shape: [B, T], dtype: "i32" }), y = tensor(targets, { shape: [B, T], dtype: "i32" });
-    const l = crossEntropy(model.forward(x), y);
+    const l = model.loss(x, y, { chunkRows });
     l.backward();
     return keep(noGrad(() => l));
   });
@@ -118,9 +139,11 @@ const timings = await backend.profile(() => {
   for (const t of step(0)) t.dispose();
 });
 const gpuMs = timings.reduce((s, t) => s + t.ms, 0);
+const headChunkRows = logitChunkRows(B * T, V, { chunkRows });
 console.log(
   `# ${backend.info.description}: ${model.numParameters().toLocaleString()} parameters, batch ${B} x ${T}, ` +
-    `${config.fusedProjections ? "fused" : "unfused"} projections`,
+    `${config.fusedProjections ? "fused" : "unfused"} projections, ` +
+    `LM head in ${Math.ceil((B * T) / headChunkRows)} chunk(s) of ${headChunkRows} rows`,
 );
 console.log("| kernel | dispatches | GPU ms per step | share |");
 console.log("| --- | ---: | ---: | ---: |");
@@ -144,6 +167,19 @@ console.log(
     fused_projections: config.fusedProjections,
     stream_k: !values["no-stream-k"],
     reads: values.drain ? "drained" : "one interval late",
+    head_chunk_rows: headChunkRows,
+    parameters: model.numParameters(),
+    shape: { vocab: V, ctx: T, d_model: config.dModel, layers: config.numLayers, heads: config.numHeads, batch: B },
     memory: gpu().memory(),
+    binding_limit: backend.limits.maxStorageBufferBindingSize,
+    gpu_errors: gpuErrors.length,
   }),
 );
+if (gpuErrors.length > 0 || !(lastLoss > 0 && Number.isFinite(lastLoss))) {
+  console.error(
+    `train_step: loss ${lastLoss}, ${gpuErrors.length} WebGPU errors${gpuErrors.length ? ": " : ""}${
+      gpuErrors.slice(0, 3).join("; ")
+    }`,
+  );
+  Deno.exit(1);
+}

@@ -1,6 +1,7 @@
 /**
  * Fused softmax cross-entropy over logits (rows, vocab) and integer targets: the forward writes each row's loss
- * and log-sum-exp; the backward writes `(softmax - onehot) * dLoss / rows` without materialising the softmax.
+ * and log-sum-exp; the backward writes `(softmax - onehot) * dLoss / rows` without materialising the softmax. A
+ * chunk of a larger batch (the LM head's loss in chunks of rows) has a backward that overwrites its logits instead.
  *
  * @module
  */
@@ -22,6 +23,16 @@ const WG = 256;
 export interface CrossEntropySpec {
   rows: number;
   vocab: number;
+}
+
+/**
+ * The backward over one chunk of rows of a larger batch (see `linearCrossEntropy`): the loss is the mean over
+ * `meanOver` rows, and the gradient overwrites the logits it was computed from, so that a chunk holds one
+ * (rows, vocab) buffer instead of two.
+ */
+export interface CrossEntropyChunkSpec extends CrossEntropySpec {
+  /** Rows of the whole batch, whose mean the loss is. */
+  meanOver: number;
 }
 
 /**
@@ -106,25 +117,36 @@ ${
  * over the 8192 x 10000 logits of a TinyStories step, 0.32 ms; four a thread 0.16 ms). Cost: 4 FLOPs per logit
  * (subtract, exp, subtract the one-hot, scale); logits read and dlogits written once, targets and lse once a row.
  */
-function generateCrossEntropyBackwardKernel({ rows, vocab }: CrossEntropySpec): KernelSource {
+function generateCrossEntropyBackwardKernel(spec: CrossEntropySpec): KernelSource {
+  return crossEntropyBackwardSource(spec, null);
+}
+
+/** Bindings: logits (read-write: the gradient replaces them), targets, lse, dLoss. */
+function generateCrossEntropyChunkBackwardKernel(spec: CrossEntropyChunkSpec): KernelSource {
+  return crossEntropyBackwardSource(spec, spec.meanOver);
+}
+
+/** The backward kernel, writing dlogits (`meanOver` null) or overwriting a chunk's logits with their gradient. */
+function crossEntropyBackwardSource({ rows, vocab }: CrossEntropySpec, meanOver: number | null): KernelSource {
   const w = vocab % 4 === 0 ? 4 : 1, type = w === 4 ? "vec4f" : "f32";
   const n = (rows * vocab) / w, perRow = vocab / w;
   const grid = flatGrid(Math.ceil(n / WG));
   // Which of the thread's logits is the target: component-wise against the lane offsets 0..3.
   const onehot = w === 4 ? "select(vec4f(0.0), vec4f(1.0), vec4i(0, 1, 2, 3) == vec4i(t))" : "select(0.0, 1.0, t == 0)";
+  const inPlace = meanOver !== null;
+  const buffers = [
+    (inPlace ? readWrite : read)("logits", type),
+    read("targets", "i32"),
+    read("lse", "f32"),
+    read("dloss", "f32"),
+    ...(inPlace ? [] : [readWrite("dlogits", type)]),
+  ];
   return {
-    name: "cross_entropy_backward",
+    name: inPlace ? "cross_entropy_backward_chunk" : "cross_entropy_backward",
     workgroups: grid.workgroups,
+    // Same FLOPs and reads either way; in place, the gradient is written over the logits instead of a new buffer.
     cost: { flops: 4 * rows * vocab, bytes: (rows * (2 * vocab + 2) + 1) * ELEMENT_BYTES },
-    source: `${
-      bindings([
-        read("logits", type),
-        read("targets", "i32"),
-        read("lse", "f32"),
-        read("dloss", "f32"),
-        readWrite("dlogits", type),
-      ])
-    }
+    source: `${bindings(buffers)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = ${grid.index} * ${WG}u + lid.x;
@@ -132,7 +154,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let row = i / ${perRow}u;
   let t = targets[row] - i32((i % ${perRow}u) * ${w}u);
   let p = exp(logits[i] - ${type}(lse[row]));
-  dlogits[i] = (p - ${onehot}) * (dloss[0] * ${f32Literal(1 / rows)});
+  ${inPlace ? "logits" : "dlogits"}[i] = (p - ${onehot}) * (dloss[0] * ${f32Literal(1 / (meanOver ?? rows))});
 }
 `,
   };
@@ -164,4 +186,19 @@ export const crossEntropyForwardKernel: (spec: CrossEntropySpec) => KernelSource
  */
 export const crossEntropyBackwardKernel: (spec: CrossEntropySpec) => KernelSource = memoized(
   generateCrossEntropyBackwardKernel,
+);
+
+/**
+ * {@linkcode generateCrossEntropyChunkBackwardKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { crossEntropyChunkBackwardKernel } from "./cross_entropy.ts";
+ * // 64 rows of a batch of 8192: the gradient of the mean over 8192 rows overwrites the chunk's logits.
+ * const k = crossEntropyChunkBackwardKernel({ rows: 64, vocab: 50257, meanOver: 8192 });
+ * if (!k.source.includes("logits[i] = ") || k.source.includes("dlogits")) throw new Error(k.source);
+ * ```
+ */
+export const crossEntropyChunkBackwardKernel: (spec: CrossEntropyChunkSpec) => KernelSource = memoized(
+  generateCrossEntropyChunkBackwardKernel,
 );

@@ -19,7 +19,11 @@ import { broadcastIndex, elementwiseKernel } from "../kernels/elementwise.ts";
 import { concatKernel, gatherKernel, splitKernel } from "../kernels/copy.ts";
 import { reduceKernel, type ReduceKind } from "../kernels/reduce.ts";
 import { softmaxBackwardKernel, softmaxForwardKernel } from "../kernels/softmax.ts";
-import { crossEntropyBackwardKernel, crossEntropyForwardKernel } from "../kernels/cross_entropy.ts";
+import {
+  crossEntropyBackwardKernel,
+  crossEntropyChunkBackwardKernel,
+  crossEntropyForwardKernel,
+} from "../kernels/cross_entropy.ts";
 import { embeddingBackwardKernel, embeddingForwardKernel } from "../kernels/embedding.ts";
 import { siluGateBackwardKernel, siluGateForwardKernel } from "../kernels/silu_gate.ts";
 import { adamwKernel, sumSquaresKernel } from "../kernels/adamw.ts";
@@ -532,6 +536,10 @@ function* rowOpCases(): Generator<Case> {
   for (const [rows, vocab] of [[64, 50257], [64, 10000], [8192, 512], [70000, 7], [3, 4]]) {
     yield [`cross entropy forward ${rows} ${vocab}`, () => crossEntropyForwardKernel({ rows, vocab })];
     yield [`cross entropy backward ${rows} ${vocab}`, () => crossEntropyBackwardKernel({ rows, vocab })];
+  }
+  for (const [rows, vocab, meanOver] of [[2560, 50257, 16384], [64, 10000, 200], [8, 7, 13]]) {
+    const spec = { rows, vocab, meanOver };
+    yield [`cross entropy chunk backward ${rows} ${vocab} of ${meanOver}`, () => crossEntropyChunkBackwardKernel(spec)];
   }
   for (const [tokens, dim, vocab] of [[256, 64, 1000], [8192, 512, 10000], [1, 3, 5], [70000, 300, 50257]]) {
     yield [`embedding forward ${tokens} ${dim} ${vocab}`, () => embeddingForwardKernel({ tokens, dim, vocab })];

@@ -26,7 +26,15 @@ import { decodeLinearKernel } from "../../kernels/decode.ts";
 import { type ModelConfig, type ModelConfigInput, parseModelConfig } from "./config.ts";
 import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import { Rng } from "../util/random.ts";
-import { keep, matmul, reshape, type Tensor, tensor } from "../tensor/mod.ts";
+import {
+  keep,
+  linearCrossEntropy,
+  type LinearCrossEntropyOptions,
+  matmul,
+  reshape,
+  type Tensor,
+  tensor,
+} from "../tensor/mod.ts";
 import type { KvSink } from "./attention.ts";
 import type { DecodeContext, LayerKvCache } from "./decode.ts";
 import { TransformerBlock } from "./block.ts";
@@ -131,33 +139,73 @@ export class TransformerLM {
 
   /**
    * Next-token logits (batch, seq, vocabSize) for i32 token ids (batch, seq), seq <= contextLength. Records the
-   * graph for autograd when gradients are enabled; call it inside `tidy` so that activations are freed.
+   * graph for autograd when gradients are enabled; call it inside `tidy` so that activations are freed. For the
+   * training loss use {@linkcode TransformerLM.loss}, which never holds all the logits.
    */
   forward(ids: Tensor, options: ForwardOptions = {}): Tensor {
+    const x = this.#hidden("forward", ids, options); // (B, T, d)
+    if (this.lmHead) return this.lmHead.forward(x); // (B, T, V)
+    // Tied: the embedding table (V, d) is the head's (out, in) weight.
+    const [B, T] = ids.shape;
+    const rows = reshape(x, [B * T, this.config.dModel]); // (B*T, d)
+    const logits = matmul(rows, this.tokenEmbeddings.weight, { transB: true }); // (B*T, V)
+    return reshape(logits, [B, T, this.config.vocabSize]); // (B, T, V)
+  }
+
+  /**
+   * Mean next-token cross-entropy of i32 token ids (batch, seq) against i32 `targets` of the same shape: the value
+   * of `crossEntropy(model.forward(ids), targets)`, but the head and the loss run as `linearCrossEntropy`, in chunks
+   * of rows when the logits are large (a GPT-2-sized vocabulary and batch), so that memory does not grow with batch
+   * x vocabulary. When the logits fit in one chunk it runs exactly the kernels of that expression.
+   *
+   * @example
+   * ```ts
+   * import { crossEntropy, initGpu, tensor } from "@nanolm/nanolm/tensor";
+   * import { TransformerLM } from "@nanolm/nanolm/nn";
+   * await initGpu();
+   * const model = new TransformerLM({
+   *   vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 4, dFf: 96, ropeTheta: 10000,
+   * });
+   * const ids = tensor(new Int32Array(8 * 16).fill(7), { shape: [8, 16] });
+   * const loss = await model.loss(ids, ids, { chunkRows: 64 }).item(); // two chunks of 64 rows of logits
+   * const whole = await crossEntropy(model.forward(ids), ids).item();
+   * if (Math.abs(loss - whole) > 1e-5) throw new Error(`${loss} vs ${whole}`);
+   * ```
+   */
+  loss(ids: Tensor, targets: Tensor, options: LinearCrossEntropyOptions = {}): Tensor {
+    if (targets.dtype !== "i32" || targets.shape.join() !== ids.shape.join()) {
+      throw new TypeError(
+        `TransformerLM.loss: targets ${targets.describe()} must be i32 of the shape of ids ${ids.describe()}`,
+      );
+    }
+    const x = this.#hidden("loss", ids, {}); // (B, T, d)
+    const rows = ids.size, d = this.config.dModel;
+    // Tied: the embedding table (V, d) is the head's (out, in) weight.
+    const head = this.lmHead ? this.lmHead.weight : this.tokenEmbeddings.weight;
+    return linearCrossEntropy(reshape(x, [rows, d]), head, reshape(targets, [rows]), options);
+  }
+
+  /** The residual stream after the last block and the final norm, (batch, seq, d), for `forward` and `loss`. */
+  #hidden(method: string, ids: Tensor, options: ForwardOptions): Tensor {
     if (ids.dtype !== "i32" || ids.ndim !== 2) {
-      throw new TypeError(`TransformerLM.forward: ids must be an i32 tensor (batch, seq), got ${ids.describe()}`);
+      throw new TypeError(`TransformerLM.${method}: ids must be an i32 tensor (batch, seq), got ${ids.describe()}`);
     }
     const [B, T] = ids.shape;
     const { contextLength } = this.config;
     if (T < 1 || T > contextLength) {
       throw new RangeError(
-        `TransformerLM.forward: sequence length ${T} is outside [1, contextLength = ${contextLength}]`,
+        `TransformerLM.${method}: sequence length ${T} is outside [1, contextLength = ${contextLength}]`,
       );
     }
     const positions = this.#positions(B, T, options.positions); // (T) or (B, T)
     let x = this.tokenEmbeddings.forward(ids); // (B, T, d)
     if (options.kvSinks && options.kvSinks.length !== this.layers.length) {
       throw new Error(
-        `TransformerLM.forward: kvSinks has ${options.kvSinks.length} entries for ${this.layers.length} layers`,
+        `TransformerLM.${method}: kvSinks has ${options.kvSinks.length} entries for ${this.layers.length} layers`,
       );
     }
     this.layers.forEach((layer, i) => x = layer.forward(x, positions, options.kvSinks?.[i])); // (B, T, d)
-    if (this.lnFinal) x = this.lnFinal.forward(x); // (B, T, d)
-    if (this.lmHead) return this.lmHead.forward(x); // (B, T, V)
-    // Tied: the embedding table (V, d) is the head's (out, in) weight.
-    const rows = reshape(x, [B * T, this.config.dModel]); // (B*T, d)
-    const logits = matmul(rows, this.tokenEmbeddings.weight, { transB: true }); // (B*T, V)
-    return reshape(logits, [B, T, this.config.vocabSize]); // (B, T, V)
+    return this.lnFinal ? this.lnFinal.forward(x) : x; // (B, T, d)
   }
 
   /**

@@ -21,7 +21,7 @@ import { Rng } from "../util/random.ts";
 import { cosineLr } from "../optim/schedule.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { initGpu } from "../gpu/backend.ts";
-import { add, crossEntropy, keep, mul, noGrad, readAll, type Tensor, tensor, tidy } from "../tensor/mod.ts";
+import { add, keep, logitChunkRows, mul, noGrad, readAll, type Tensor, tensor, tidy } from "../tensor/mod.ts";
 import { TransformerLM } from "../nn/transformer.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../notebook/display.ts";
 import { cellResult } from "../notebook/display.ts";
@@ -303,7 +303,7 @@ export class Trainer {
       const batch = await this.#sampler.next();
       const loss = tidy(() => {
         const [inputs, targets] = this.#batchTensors(batch);
-        const l = crossEntropy(this.model.forward(inputs), targets);
+        const l = this.model.loss(inputs, targets);
         // Summed gradients of the mean over micro-batches: scale each micro-batch's loss.
         const scaled = t.gradAccumulation > 1 ? mul(l, 1 / t.gradAccumulation) : l;
         scaled.backward();
@@ -346,29 +346,43 @@ export class Trainer {
     const logProbs: Tensor[][] = [], targets: Int32Array[] = [];
     for await (const batch of this.#val.evaluationBatches(t.batchSize, this.config.model.contextLength, t.evalIters)) {
       rows.push(batch.batchSize);
-      tidy(() => {
-        const [inputs, y] = this.#batchTensors(batch);
-        noGrad(() => {
-          const logits = this.model.forward(inputs);
-          losses.push(keep(crossEntropy(logits, y)));
-          if (withBpb) logProbs.push(targetLogProbs(logits, batch.targets).map(keep));
-        });
-      });
-      targets.push(batch.targets);
+      if (withBpb) {
+        // Bits per byte need each target's log-probability: the logits of as many sequences at a time as one chunk
+        // of the chunked head holds, so the full (batch, T, vocab) logits never exist at once.
+        const T = this.config.model.contextLength, V = this.config.model.vocabSize;
+        const sequences = Math.max(1, Math.floor(logitChunkRows(batch.batchSize * T, V) / T));
+        for (let first = 0; first < batch.batchSize; first += sequences) {
+          const n = Math.min(sequences, batch.batchSize - first),
+            part = batch.targets.subarray(first * T, (first + n) * T);
+          tidy(() => {
+            const inputs = tensor(batch.inputs.subarray(first * T, (first + n) * T), { shape: [n, T], dtype: "i32" });
+            noGrad(() => logProbs.push(targetLogProbs(this.model.forward(inputs), part).map(keep)));
+          });
+          targets.push(part);
+        }
+      } else {
+        losses.push(tidy(() => {
+          const [inputs, y] = this.#batchTensors(batch);
+          return keep(noGrad(() => this.model.loss(inputs, y)));
+        }));
+      }
     }
     const values = await readAll([...losses, ...logProbs.flat()]);
     for (const l of [...losses, ...logProbs.flat()]) l.dispose();
-    const valLoss = values.slice(0, losses.length).reduce((s, v, i) => s + v[0] * rows[i], 0) /
-      rows.reduce((a, b) => a + b, 0);
-    if (!withBpb) return { valLoss };
+    if (!withBpb) {
+      return { valLoss: values.reduce((s, v, i) => s + v[0] * rows[i], 0) / rows.reduce((a, b) => a + b, 0) };
+    }
+    // The loss is the mean of the targets' negative log-probabilities: the same numbers give both figures.
     const bpb = new BitsPerByte(this.#tokenBytes!);
-    let next = losses.length;
+    let next = 0, nats = 0, count = 0;
     logProbs.forEach((parts, b) => {
       const joined = parts.length === 1 ? values[next] : concatArrays(values.slice(next, next + parts.length));
       next += parts.length;
       bpb.add(targets[b], joined);
+      for (const logp of joined) nats -= logp;
+      count += joined.length;
     });
-    return { valLoss, valBpb: bpb.value() };
+    return { valLoss: nats / count, valBpb: bpb.value() };
   }
 
   #batchTensors(batch: { inputs: Int32Array; targets: Int32Array }): [Tensor, Tensor] {
@@ -521,7 +535,7 @@ export class Trainer {
     const batch = await probe.next();
     const loss = tidy(() => {
       const [inputs, targets] = this.#batchTensors(batch);
-      return keep(noGrad(() => crossEntropy(this.model.forward(inputs), targets)));
+      return keep(noGrad(() => this.model.loss(inputs, targets)));
     });
     const [value] = await loss.data();
     loss.dispose();

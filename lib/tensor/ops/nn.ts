@@ -1,11 +1,16 @@
 /**
  * Neural-network ops with fused kernels: softmax, log-softmax, RMSNorm, rotary embedding, embedding lookup,
- * cross-entropy, and causal scaled-dot-product attention (a composite of matmul and the fused masked softmax,
+ * cross-entropy, the LM head's cross-entropy in chunks of rows, and causal scaled-dot-product attention (a composite of matmul and the fused masked softmax,
  * so its gradient comes from theirs).
  *
  * @module
  */
-import { crossEntropyBackwardKernel, crossEntropyForwardKernel } from "../../../kernels/cross_entropy.ts";
+import {
+  crossEntropyBackwardKernel,
+  crossEntropyChunkBackwardKernel,
+  crossEntropyForwardKernel,
+} from "../../../kernels/cross_entropy.ts";
+import { gatherKernel } from "../../../kernels/copy.ts";
 import { embeddingBackwardKernel, embeddingForwardKernel } from "../../../kernels/embedding.ts";
 import {
   rmsNormBackwardKernel,
@@ -28,10 +33,10 @@ import {
   DEFAULT_ATTENTION_VARIANT,
   fusedAttentionSupports,
 } from "../../../kernels/attention.ts";
-import { gpu } from "../../gpu/backend.ts";
+import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
 import { noGrad, record, recordAccumulating } from "../graph.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
-import { empty, keep, type Tensor } from "../tensor.ts";
+import { empty, keep, Storage, Tensor } from "../tensor.ts";
 import { fill } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
 import { permute, reshape, slice } from "./movement.ts";
@@ -345,6 +350,201 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
     run(crossEntropyBackwardKernel({ rows, vocab }), [logits, targets, lse, dy, dl]);
     return [dl];
   }, [lse]);
+}
+
+// ---- The LM head's cross-entropy, in chunks of rows -----------------------------------------------------------
+
+/**
+ * Most bytes of logits {@linkcode linearCrossEntropy} computes at once by default: 512 MiB. The logits of CS336's
+ * TinyStories step (8192 x 10000, 312.5 MiB) fit in one chunk, which runs the unchunked kernels; a GPT-2-sized
+ * batch (16 x 1024 x 50257, 3.3 GB, over a 2 GiB storage binding) takes 7 chunks of at most 2368 rows.
+ */
+export const LOGIT_CHUNK_BYTES = 512 * 2 ** 20;
+
+/** Options of {@linkcode linearCrossEntropy}. */
+export interface LinearCrossEntropyOptions {
+  /**
+   * Rows whose logits are computed at once. By default all of them when their logits take at most
+   * {@linkcode LOGIT_CHUNK_BYTES}, else the fewest chunks of about equal size under it. Chunks start at multiples of
+   * the storage offset alignment in rows (64 rows where it is 256 bytes, the usual), so a smaller value is rounded
+   * down to such a multiple (at least one); a chunk never exceeds the storage binding limit. The loss does not
+   * depend on it; the gradients only by the f32 rounding of sums taken in another order.
+   */
+  chunkRows?: number;
+}
+
+/**
+ * Rows of each chunk of logits {@linkcode linearCrossEntropy} computes at once for `rows` rows of `vocab` logits on
+ * this device; `rows` itself means one chunk (the kernels of `crossEntropy` over `matmul`).
+ *
+ * @example
+ * ```ts
+ * import { initGpu, logitChunkRows } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * if (logitChunkRows(1024, 10000) !== 1024) throw new Error("40 MB of logits make one chunk");
+ * const rows = logitChunkRows(200, 10, { chunkRows: 100 }); // 64 where offsets align to 256 bytes
+ * if (!(rows <= 100 && 200 % rows !== 0)) throw new Error(`${rows}`);
+ * ```
+ */
+export function logitChunkRows(rows: number, vocab: number, opts: LinearCrossEntropyOptions = {}): number {
+  const backend = gpu(), asked = opts.chunkRows;
+  if (asked !== undefined && !(Number.isInteger(asked) && asked > 0)) {
+    throw new RangeError(`linearCrossEntropy: chunkRows must be a positive integer, got ${asked}`);
+  }
+  const rowBytes = vocab * 4, binding = backend.limits.maxStorageBufferBindingSize;
+  const bindingRows = Math.floor(binding / rowBytes);
+  const most = Math.min(asked ?? Math.floor(LOGIT_CHUNK_BYTES / rowBytes), bindingRows);
+  if (rows <= most) return rows;
+  // A chunk's rows of h, targets and the per-row results are bound in place: they must start at aligned offsets.
+  const align = backend.device.limits.minStorageBufferOffsetAlignment / 4;
+  const aligned = Math.max(align, Math.floor(most / align) * align);
+  if (aligned > bindingRows) {
+    throw new RangeError(
+      `linearCrossEntropy: ${align} rows of ${vocab} logits (${formatBytes(align * rowBytes)}) exceed this GPU's ` +
+        `${formatBytes(binding)} storage binding limit (maxStorageBufferBindingSize); use a smaller vocabulary`,
+    );
+  }
+  if (asked !== undefined) return aligned;
+  const chunks = Math.ceil(rows / aligned);
+  return Math.ceil(rows / chunks / align) * align;
+}
+
+/**
+ * Mean cross-entropy of the logits `h @ weight^T` against integer `targets`, never holding more than one chunk of
+ * the logits: an LM head and its loss. h (N, d), weight (V, d) (a linear layer's (out, in) weight, or a tied
+ * embedding table), targets (N) i32. Out-of-range targets give NaN, as in {@linkcode crossEntropy}.
+ *
+ * When the logits fit in one chunk ({@linkcode logitChunkRows}) this is `crossEntropy(matmul(h, weight,
+ * { transB: true }), targets)`, the same kernels. Otherwise each chunk of rows computes its logits, its rows' losses
+ * and log-sum-exps, and frees the logits; the backward computes each chunk's logits again, overwrites them with their
+ * gradient, and from it writes the chunk's rows of dh and adds its part of dweight in the matmul's epilogue. Memory
+ * then stays at one chunk of logits whatever the batch and vocabulary, for a third more FLOPs in the head.
+ *
+ * @example
+ * ```ts
+ * import { crossEntropy, initGpu, linearCrossEntropy, matmul, param, randn, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const h = param(randn([200, 8], { seed: 1 })), weight = param(randn([50, 8], { seed: 2 }));
+ * const targets = tensor(Int32Array.from({ length: 200 }, (_, i) => i % 50));
+ * const loss = linearCrossEntropy(h, weight, targets, { chunkRows: 64 }); // chunks of 64, 64, 64 and 8 rows
+ * const whole = crossEntropy(matmul(h, weight, { transB: true }), targets);
+ * if (Math.abs((await loss.item()) - (await whole.item())) > 1e-5) throw new Error("chunked loss differs");
+ * loss.backward();
+ * if (h.grad!.shape.join() !== "200,8" || weight.grad!.shape.join() !== "50,8") throw new Error("no gradients");
+ * ```
+ */
+export function linearCrossEntropy(
+  h: Tensor,
+  weight: Tensor,
+  targets: Tensor,
+  opts: LinearCrossEntropyOptions = {},
+): Tensor {
+  requireF32("linearCrossEntropy", h);
+  requireF32("linearCrossEntropy", weight);
+  if (h.ndim !== 2 || weight.ndim !== 2 || weight.shape[1] !== h.shape[1]) {
+    throw new Error(`linearCrossEntropy: h ${h.describe()} must be (N, d) and weight ${weight.describe()} (V, d)`);
+  }
+  if (targets.dtype !== "i32" || targets.ndim !== 1 || targets.shape[0] !== h.shape[0]) {
+    throw new TypeError(`linearCrossEntropy: targets ${targets.describe()} must be i32 (N) for h ${h.describe()}`);
+  }
+  const rows = h.shape[0], vocab = weight.shape[0];
+  if (rows === 0) throw new Error(`linearCrossEntropy: no targets in ${targets.describe()}`);
+  const chunkRows = logitChunkRows(rows, vocab, opts);
+  if (chunkRows >= rows) return crossEntropy(matmul(h, weight, { transB: true }), targets);
+  const chunks: [number, number][] = [];
+  for (let start = 0; start < rows; start += chunkRows) chunks.push([start, Math.min(rows, start + chunkRows)]);
+  const backend = gpu();
+  const losses = empty([rows]), lse = empty([rows]);
+  noGrad(() => {
+    for (const [start, end] of chunks) {
+      const hc = rowRange(h, start, end);
+      const logits = matmul(hc, weight, { transB: true }); // (rows of the chunk, V)
+      const part = (t: Tensor) => rowsOf(t.buffer, start, end);
+      backend.run(crossEntropyForwardKernel({ rows: end - start, vocab }), [
+        logits.buffer,
+        part(targets),
+        part(losses),
+        part(lse),
+      ]);
+      logits.dispose();
+      hc.dispose();
+    }
+  });
+  const loss = mean(losses);
+  losses.dispose();
+  return recordAccumulating(loss, "linearCrossEntropy", [h, weight], (dy, prior) => {
+    return chunkedHeadBackward({ h, weight, targets, lse, chunks }, dy, prior[1]);
+  }, { saved: [lse], accumulates: [false, true] });
+}
+
+/**
+ * The gradients of {@linkcode linearCrossEntropy}'s chunked path: per chunk, the logits again, their gradient in
+ * their place, the chunk's rows of dh, and dweight (which `priorWeightGrad`, the weight's gradient from other uses,
+ * starts) accumulated in the matmul's epilogue.
+ */
+function chunkedHeadBackward(
+  saved: { h: Tensor; weight: Tensor; targets: Tensor; lse: Tensor; chunks: [number, number][] },
+  dy: Tensor,
+  priorWeightGrad: Tensor | undefined,
+): (Tensor | null)[] {
+  const { h, weight, targets, lse, chunks } = saved;
+  const backend = gpu();
+  const [rows, dim] = h.shape, vocab = weight.shape[0];
+  const dh = h.requiresGrad ? empty(h.shape) : null;
+  let dw = priorWeightGrad;
+  for (const [start, end] of chunks) {
+    const n = end - start;
+    const hc = rowRange(h, start, end);
+    const dlogits = matmul(hc, weight, { transB: true }); // the logits, until the next kernel
+    const chunkSpec = { rows: n, vocab, meanOver: rows };
+    backend.run(crossEntropyChunkBackwardKernel(chunkSpec), [
+      dlogits.buffer,
+      rowsOf(targets.buffer, start, end),
+      rowsOf(lse.buffer, start, end),
+      dy.buffer,
+    ]);
+    if (dh) {
+      const dhc = matmul(dlogits, weight); // (n, d)
+      const copy = gatherKernel({ outShape: [n * dim], inStrides: [1], dtype: "f32" });
+      backend.run(copy, [dhc.buffer, backend.range(dh.buffer, start * dim * 4, n * dim * 4)]);
+      dhc.dispose();
+    }
+    if (weight.requiresGrad) {
+      const next = matmul(dlogits, hc, { transA: true, addend: dw }); // (V, d)
+      if (dw !== priorWeightGrad) dw?.dispose();
+      dw = next;
+    }
+    dlogits.dispose();
+    hc.dispose();
+  }
+  return [dh, weight.requiresGrad ? dw! : null];
+}
+
+/** Elements [start, end) of a buffer of 4-byte elements, to bind in place (`start` aligned, see `logitChunkRows`). */
+function rowsOf(buf: GpuBuffer, start: number, end: number): GpuBuffer {
+  return gpu().range(buf, start * 4, (end - start) * 4);
+}
+
+/** Storage over a byte range of another tensor's storage, which it keeps alive while it lives. */
+class RangeStorage extends Storage {
+  readonly #parent: Storage;
+
+  constructor(buf: GpuBuffer, parent: Storage) {
+    super(buf);
+    parent.refs++;
+    this.#parent = parent;
+  }
+
+  override release(): void {
+    if (--this.refs === 0) this.#parent.release();
+  }
+}
+
+/** Rows [start, end) of a contiguous tensor as a tensor over the same memory, without a copy (`start` aligned). */
+function rowRange(t: Tensor, start: number, end: number): Tensor {
+  const width = t.size / t.shape[0];
+  const buf = gpu().range(t.buffer, start * width * 4, (end - start) * width * 4);
+  return new Tensor(new RangeStorage(buf, t.storage), [end - start, ...t.shape.slice(1)], t.dtype);
 }
 
 // ---- Attention ------------------------------------------------------------------------------------------------
