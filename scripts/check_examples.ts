@@ -104,12 +104,15 @@ function isCallableConst(src: string, i: number): boolean {
 function docBefore(src: string, at: number): string | undefined {
   const before = src.slice(0, at).trimEnd();
   if (!before.endsWith("*/")) return undefined;
-  const start = before.lastIndexOf("/**");
+  // A comment's text may hold "/**" (a glob such as runs/**), never "*/": it opens at the first "/**" after the
+  // comment that ends before it.
+  const previousEnd = before.lastIndexOf("*/", before.length - 3);
+  const start = before.indexOf("/**", previousEnd < 0 ? 0 : previousEnd + 2);
   return start < 0 ? undefined : before.slice(start);
 }
 
 /** The exported callables of a module's source, each with whether one of its doc comments has an `@example`. */
-function exportedCallables(src: string): Map<string, boolean> {
+export function exportedCallables(src: string): Map<string, boolean> {
   const found = new Map<string, boolean>();
   const decl =
     /^export\s+(?:(?:async\s+)?function\s*\*?\s*([A-Za-z_$][\w$]*)|(?:abstract\s+)?class\s+([A-Za-z_$][\w$]*)|const\s+([A-Za-z_$][\w$]*))/gm;
