@@ -282,41 +282,12 @@ export async function problems(): Promise<{ problems: string[]; callables: numbe
   return { problems: found, callables, examples };
 }
 
-/**
- * Files whose examples other branches are rewriting to these rules while this check lands. Their problems are
- * counted, not failed; `--all` lists them. Remove each entry as its branch lands: the list should end empty.
- */
-export const PENDING: readonly string[] = [
-  "kernels/",
-  "lib/gpu/backend.ts",
-  "lib/nn/",
-  "lib/notebook/",
-  "lib/optim/",
-  "lib/sample/",
-  "lib/tensor/",
-  "lib/tokenizer/bpe_train.ts",
-  "lib/train/metrics.ts",
-  "lib/train/view.ts",
-];
-
 if (import.meta.main) {
-  const all = Deno.args.includes("--all");
   const { problems: found, callables, examples } = await problems();
-  const pending = all ? [] : found.filter((line) => PENDING.some((prefix) => line.startsWith(prefix)));
-  const failing = found.filter((line) => !pending.includes(line));
-  for (const line of failing) console.error(line);
-  if (pending.length > 0) {
-    const files = new Set(pending.map((line) => line.slice(0, line.indexOf(":"))));
-    console.log(
-      `check_examples: ${pending.length} problem(s) in ${files.size} files other branches are rewriting are pending ` +
-        "(PENDING in scripts/check_examples.ts; --all lists them)",
-    );
-  }
-  const done = PENDING.filter((prefix) => !found.some((line) => line.startsWith(prefix)));
-  if (done.length > 0) console.log(`check_examples: remove from PENDING, nothing is pending there: ${done.join(", ")}`);
-  if (failing.length > 0) {
+  for (const line of found) console.error(line);
+  if (found.length > 0) {
     console.error(
-      `check_examples: ${failing.length} problem(s) in ${callables} exported callables and ${examples} examples`,
+      `check_examples: ${found.length} problem(s) in ${callables} exported callables and ${examples} examples`,
     );
     Deno.exit(1);
   }
