@@ -3,7 +3,7 @@
  * output.
  */
 import { assert, assertEquals } from "../tests/assert.ts";
-import { docExamples, exampleProblems, exportedNames, type PublicApi } from "./check_examples.ts";
+import { docExamples, exampleProblems, exportedCallables, exportedNames, type PublicApi } from "./check_examples.ts";
 import { failedExamples } from "./doc_test.ts";
 
 const api: PublicApi = {
@@ -57,6 +57,13 @@ Deno.test("exampleProblems: console.assert, no check, and imports that a user co
   assertEquals(problems("```ts ignore", 'import { Tokenizer } from "@nanolm/nanolm";', "await download();"), []);
   assertEquals(problems("```ts ignore", 'import { readSafetensors } from "./safetensors.ts";').length, 1);
   assertEquals(problems("```sh", "console.assert(1)"), []);
+});
+
+Deno.test("exportedCallables: the whole doc comment, also when its text holds /** (a glob)", () => {
+  const src = "/** Not this one. */\nconst a = 1;\n" +
+    "/**\n * Globs.\n *\n * @example\n * ```ts\n * f(`runs/**\\/seed-*`);\n * ```\n */\nexport function f() {}\n" +
+    "/** No example; runs/** only. */\nexport function g() {}\n";
+  assertEquals([...exportedCallables(src)], [["f", true], ["g", false]]);
 });
 
 Deno.test("exportedNames: declarations and export lists, with types and renames", () => {

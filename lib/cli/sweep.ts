@@ -9,6 +9,15 @@
  * Exit codes: 0 when every run has ended (diverged runs included: the report shows them), 1 on an error, 2 on a
  * bad flag or sweep file, 130 when interrupted.
  *
+ * @example
+ * ```sh
+ * deno task sweep examples/sweeps/lr.json                  # in a clone: train the runs, write runs/lr/report.html
+ * deno task sweep examples/sweeps/lr.json --list           # the runs, and what the sweep would do with each
+ * deno task sweep examples/sweeps/lr.json --print-commands # a `deno task train` command per run, for a cluster
+ * deno task sweep --compare 'runs/lr/*' runs/default --report-file runs/lr-vs-default.html
+ * deno run -A jsr:@nanolm/nanolm/cli/sweep --help          # anywhere: every flag
+ * ```
+ *
  * @module
  */
 import { join } from "node:path";
@@ -83,10 +92,13 @@ function shellWord(text: string): string {
  *
  * @example
  * ```ts
- * import { trainCommand } from "./sweep.ts";
+ * import { trainCommand } from "@nanolm/nanolm/cli/sweep";
  * const given = { model: { norm: "none", tieEmbeddings: false }, train: { lrMax: 0.003, betas: [0.9, 0.95] } };
- * console.log(trainCommand("runs/x/a b", given));
- * // deno task train --out-dir 'runs/x/a b' --norm none --no-tie-embeddings --lr-max 0.003 --betas 0.9,0.95
+ * const command = trainCommand("runs/x/a b", given);
+ * // A flag for every field; a folder name with a space is quoted for the shell.
+ * const expected = "deno task train --out-dir 'runs/x/a b' --norm none --no-tie-embeddings --lr-max 0.003 " +
+ *   "--betas 0.9,0.95";
+ * if (command !== expected) throw new Error(command);
  * ```
  */
 export function trainCommand(outDir: string, given: ConfigFields): string {

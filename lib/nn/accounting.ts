@@ -105,9 +105,10 @@ function resolve(shape: ModelShape, options: WorkloadOptions = {}) {
  *
  * @example
  * ```ts
- * import { parameterCounts } from "./accounting.ts";
+ * import { parameterCounts } from "@nanolm/nanolm/nn";
+ * // GPT-2 XL with SwiGLU: L·(4d² + 3·d·d_ff + 2d) + 2·V·d + d, the CS336 answer.
  * const xl = { vocabSize: 50257, contextLength: 1024, dModel: 1600, numLayers: 48, numHeads: 25, dFf: 6400 };
- * console.assert(parameterCounts(xl).total === 2_127_057_600);
+ * if (parameterCounts(xl).total !== 2_127_057_600) throw new Error("GPT-2 XL has 2,127,057,600 parameters");
  * ```
  */
 export function parameterCounts(shape: ModelShape): ParameterCounts {
@@ -135,9 +136,12 @@ export function parameterCounts(shape: ModelShape): ParameterCounts {
  *
  * @example
  * ```ts
- * import { forwardFlops } from "./accounting.ts";
+ * import { forwardFlops } from "@nanolm/nanolm/nn";
+ * // One GPT-2 XL sequence of 1024 tokens: about 4.51 TFLOPs of matmuls (the CS336 answer).
  * const xl = { vocabSize: 50257, contextLength: 1024, dModel: 1600, numLayers: 48, numHeads: 25, dFf: 6400 };
- * console.assert(Math.abs(forwardFlops(xl).matmul / 4.51e12 - 1) < 0.01);
+ * const flops = forwardFlops(xl);
+ * if (Math.abs(flops.matmul / 4.51e12 - 1) > 0.01) throw new Error(`matmul FLOPs ${flops.matmul}, not 4.51e12`);
+ * if (!(flops.total > flops.matmul)) throw new Error("the total adds the non-matmul estimate");
  * ```
  */
 export function forwardFlops(shape: ModelShape, options: WorkloadOptions = {}): ForwardFlops {
@@ -186,9 +190,11 @@ export interface TrainingFlops {
  *
  * @example
  * ```ts
- * import { forwardFlops, trainingFlops } from "./accounting.ts";
+ * import { forwardFlops, trainingFlops } from "@nanolm/nanolm/nn";
  * const shape = { vocabSize: 10000, contextLength: 256, dModel: 512, numLayers: 4, numHeads: 16, dFf: 1344 };
- * console.assert(trainingFlops(shape, { batchSize: 32 }).total === 3 * forwardFlops(shape, { batchSize: 32 }).matmul);
+ * const forward = forwardFlops(shape, { batchSize: 32 }).matmul;
+ * const step = trainingFlops(shape, { batchSize: 32 });
+ * if (step.backward !== 2 * forward || step.total !== 3 * forward) throw new Error("backward is twice the forward");
  * ```
  */
 export function trainingFlops(
@@ -222,10 +228,13 @@ export interface MemoryUsage {
  *
  * @example
  * ```ts
- * import { memoryUsage, parameterCounts } from "./accounting.ts";
+ * import { memoryUsage, parameterCounts } from "@nanolm/nanolm/nn";
  * const shape = { vocabSize: 10000, contextLength: 256, dModel: 512, numLayers: 4, numHeads: 16, dFf: 1344 };
  * const mem = memoryUsage(shape, { batchSize: 32 });
- * console.assert(mem.optimizerState === 8 * parameterCounts(shape).total);
+ * const P = parameterCounts(shape).total;
+ * // float32 parameters and gradients, and AdamW's two float32 moments.
+ * if (mem.parameters !== 4 * P || mem.gradients !== 4 * P) throw new Error("4 bytes a parameter and a gradient");
+ * if (mem.optimizerState !== 8 * P) throw new Error("AdamW keeps two moments a parameter");
  * ```
  */
 export function memoryUsage(
@@ -255,10 +264,11 @@ export function memoryUsage(
  *
  * @example
  * ```ts
- * import { modelFlopsUtilization } from "./accounting.ts";
+ * import { modelFlopsUtilization } from "@nanolm/nanolm/nn";
  * const shape = { vocabSize: 10000, contextLength: 256, dModel: 512, numLayers: 4, numHeads: 16, dFf: 1344 };
  * const mfu = modelFlopsUtilization(257_000, shape, { peakFlopsPerSecond: 67e12 });
- * console.assert(mfu > 0 && mfu < 1);
+ * // 6N + 12·L·T·d = 111,722,496 FLOPs a token, for N = 17,571,840 matmul weights.
+ * if (Math.abs(mfu - (257_000 * 111_722_496) / 67e12) > 1e-12) throw new Error(`MFU ${mfu}, not 0.4286`);
  * ```
  */
 export function modelFlopsUtilization(
@@ -277,9 +287,12 @@ export function modelFlopsUtilization(
  *
  * @example
  * ```ts
- * import { trainingFlopsPerToken } from "./accounting.ts";
+ * import { trainingFlopsPerToken } from "@nanolm/nanolm/nn";
  * const shape = { vocabSize: 100, contextLength: 16, dModel: 32, numLayers: 2, numHeads: 4, dFf: 64 };
- * console.assert(trainingFlopsPerToken(shape) > 6 * 100 * 32);
+ * // Kaplan et al.'s 6N + 12·L·T·d, N the matmul weights: L·(4d² + 3·d·d_ff) + V·d.
+ * const N = 2 * (4 * 32 * 32 + 3 * 32 * 64) + 100 * 32;
+ * const expected = 6 * N + 12 * 2 * 16 * 32;
+ * if (trainingFlopsPerToken(shape) !== expected) throw new Error(`${trainingFlopsPerToken(shape)} != ${expected}`);
  * ```
  */
 export function trainingFlopsPerToken(shape: ModelShape, options: { seqLen?: number } = {}): number {
@@ -305,10 +318,15 @@ export interface AccountingRow {
  *
  * @example
  * ```ts
- * import { accountingTable } from "./accounting.ts";
+ * import { accountingTable, parameterCounts } from "@nanolm/nanolm/nn";
  * const shape = { vocabSize: 50257, contextLength: 1024, dModel: 768, numLayers: 12, numHeads: 12, dFf: 3072 };
  * const rows = accountingTable(shape);
- * console.assert(rows.at(-1)!.component === "total" && rows.at(-1)!.flopShare === 1);
+ * const total = rows.at(-1)!, parts = rows.slice(0, -1);
+ * if (total.component !== "total" || total.flopShare !== 1) throw new Error("the last row is the total");
+ * const parameters = parts.reduce((sum, row) => sum + row.parameters, 0);
+ * if (parameters !== parameterCounts(shape).total) throw new Error("the components add up to the model");
+ * const share = parts.reduce((sum, row) => sum + row.flopShare, 0);
+ * if (Math.abs(share - 1) > 1e-9) throw new Error(`the FLOP shares add up to ${share}, not 1`);
  * ```
  */
 export function accountingTable(shape: ModelShape, options: WorkloadOptions = {}): AccountingRow[] {

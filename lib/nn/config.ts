@@ -135,9 +135,18 @@ function defaultDFf(dModel: number, ffn: FeedForwardKind): number {
  *
  * @example
  * ```ts
- * import { parseModelConfig } from "./config.ts";
- * const cfg = parseModelConfig({ vocabSize: 10000, contextLength: 256, dModel: 512, numLayers: 4, numHeads: 16, dFf: 1344 });
- * console.assert(cfg.norm === "pre" && cfg.ropeTheta === 10000);
+ * import { parseModelConfig } from "@nanolm/nanolm/nn";
+ * const cfg = parseModelConfig({ vocabSize: 10000, contextLength: 256, dModel: 512, numLayers: 4, numHeads: 16 });
+ * if (cfg.norm !== "pre" || cfg.position !== "rope" || cfg.ropeTheta !== 10000) throw new Error("pre-norm RoPE");
+ * // SwiGLU's hidden width defaults to 8/3 · d_model rounded up to a multiple of 64: 1365.3 → 1408.
+ * if (cfg.dFf !== 1408) throw new Error(`dFf ${cfg.dFf}, not 1408`);
+ * let message = "";
+ * try {
+ *   parseModelConfig({ ...cfg, numHeads: 5 });
+ * } catch (e) {
+ *   message = (e as Error).message;
+ * }
+ * if (!message.includes("numHeads (5) must divide dModel (512)")) throw new Error(`unclear error: ${message}`);
  * ```
  */
 export function parseModelConfig(input: unknown): ModelConfig {

@@ -14,9 +14,12 @@ import { formatCount } from "../util/format.ts";
  *
  * @example
  * ```ts
- * import { modelBundle } from "./view.ts";
+ * import { modelBundle } from "@nanolm/nanolm/nn";
  * const shape = { vocabSize: 50257, contextLength: 1024, dModel: 768, numLayers: 12, numHeads: 12, dFf: 3072 };
- * console.assert((modelBundle(shape, { title: "GPT-2 small" })["text/html"] as string).includes("LM head"));
+ * const bundle = modelBundle(shape, { title: "GPT-2 small" });
+ * // 12·(4d² + 3·d·d_ff + 2d) + 2·V·d + d parameters (SwiGLU, untied embeddings).
+ * if (!(bundle["text/plain"] as string).includes("190,460,160")) throw new Error("the parameter count is shown");
+ * if (!(bundle["text/html"] as string).includes("LM head")) throw new Error("the table has a row per component");
  * ```
  */
 export function modelBundle(shape: ModelShape, options: { title?: string } = {}): MimeBundle {

@@ -67,10 +67,32 @@ function statusText(run: LoadedRun): string {
  * last validation and training loss, median tokens/s and training time.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { comparisonRows } from "@nanolm/nanolm/notebook";
- * import { loadRuns } from "@nanolm/nanolm/train";
- * console.table(comparisonRows(await loadRuns("runs/lr")));
+ * import { type LoadedRun, parseConfig } from "@nanolm/nanolm/train";
+ * // Runs as `loadRuns("runs/lr")` reads them back.
+ * const model = { vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 };
+ * const run = (lrMax: number, valLoss: number, status: LoadedRun["status"] = "done"): LoadedRun => ({
+ *   dir: `runs/lr/lrMax-${lrMax}`,
+ *   name: `lrMax-${lrMax}`,
+ *   status,
+ *   config: parseConfig({ model, train: { trainData: "train.bin", lrMax } }),
+ *   records: [{ step: 100, loss: valLoss - 0.25, tokens: 6400 }, { step: 100, valLoss, tokens: 6400 }],
+ *   summary: { step: 100, best: { step: 100, valLoss }, lastValLoss: valLoss, lastLoss: valLoss - 0.25 },
+ * });
+ * const rows = comparisonRows([run(1e-3, 3.5), run(3e-2, NaN, "diverged")]);
+ * const expected = {
+ *   run: "lrMax-0.03",
+ *   lrMax: 0.03,
+ *   status: "diverged at step 100",
+ *   steps: 100,
+ *   "best val loss": NaN,
+ *   "best at step": 100,
+ *   "last val loss": NaN,
+ *   "last train loss": NaN,
+ * };
+ * // Only the field the runs vary is a column; columns no run has (bits per byte, tokens/s, time) are left out.
+ * if (JSON.stringify(rows[1]) !== JSON.stringify(expected)) throw new Error(JSON.stringify(rows[1]));
  * ```
  */
 export function comparisonRows(runs: readonly LoadedRun[], options: CompareOptions = {}): TableRow[] {
@@ -131,10 +153,26 @@ function sweptField(runs: readonly LoadedRun[], fields: string[]): string | unde
  * `field` (default: `train.lrMax` when it varies, else the first numeric field that does) is not there.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { sweepFigure } from "@nanolm/nanolm/notebook";
- * import { loadRuns } from "@nanolm/nanolm/train";
- * const figure = sweepFigure(await loadRuns("runs/lr"), { field: "train.lrMax" });
+ * import { type LoadedRun, parseConfig } from "@nanolm/nanolm/train";
+ * const model = { vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 };
+ * const run = (lrMax: number, valLoss: number, status: LoadedRun["status"] = "done"): LoadedRun => ({
+ *   dir: `runs/lr/lrMax-${lrMax}`,
+ *   name: `lrMax-${lrMax}`,
+ *   status,
+ *   config: parseConfig({ model, train: { trainData: "train.bin", lrMax } }),
+ *   records: [{ step: 100, loss: valLoss - 0.25, tokens: 6400 }, { step: 100, valLoss, tokens: 6400 }],
+ *   summary: { step: 100, best: { step: 100, valLoss }, lastValLoss: valLoss, lastLoss: valLoss - 0.25 },
+ * });
+ * const figure = sweepFigure([run(3e-3, 3.25), run(1e-3, 3.5), run(3e-2, NaN, "diverged")])!;
+ * const [best, , diverged] = figure.data;
+ * if ((best.x as number[]).join() !== "0.001,0.003" || (best.y as number[]).join() !== "3.5,3.25") {
+ *   throw new Error("best validation loss by learning rate, in order");
+ * }
+ * if (diverged.name !== "diverged" || (diverged.x as number[]).join() !== "0.03") throw new Error("a red ✕");
+ * // The rates span more than a factor of 10: a log axis.
+ * if ((figure.layout.xaxis as { type?: string }).type !== "log") throw new Error("a log x axis");
  * ```
  */
 export function sweepFigure(
@@ -226,12 +264,21 @@ export function sweepFigure(
  * @example
  * ```ts
  * import { comparisonFigures } from "@nanolm/nanolm/notebook";
- * const run = (name: string, lr: number) => ({
- *   dir: name, name, status: "done" as const, summary: { step: 2 },
+ * import { type LoadedRun, parseConfig } from "@nanolm/nanolm/train";
+ * const model = { vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 };
+ * const run = (name: string, lrMax: number): LoadedRun => ({
+ *   dir: name,
+ *   name,
+ *   status: "done",
+ *   summary: { step: 2 },
  *   records: [{ step: 2, loss: 3, tokens: 64 }, { step: 2, valLoss: 3.2, valBpb: 1.6, tokens: 64 }],
- *   config: { model: {}, train: { lrMax: lr } } as never,
+ *   config: parseConfig({ model, train: { trainData: "train.bin", lrMax } }),
  * });
- * console.log(comparisonFigures([run("a", 1e-3), run("b", 1e-2)]).length); // 4
+ * const figures = comparisonFigures([run("a", 1e-3), run("b", 1e-2)]);
+ * const titles = figures.map((f) => (f.layout.title as { text: string }).text).join("; ");
+ * const expected = "Loss by step; Loss by tokens seen; Validation bits per byte by tokens seen; " +
+ *   "Validation loss against the peak learning rate";
+ * if (titles !== expected) throw new Error(titles);
  * ```
  */
 export function comparisonFigures(runs: readonly LoadedRun[], options: CompareOptions = {}): PlotlyFigure[] {
@@ -270,10 +317,26 @@ function comparisonHtml(runs: readonly LoadedRun[], options: CompareOptions, idP
  * plotly.js is sent once per session; elsewhere the HTML is self-contained.
  *
  * @example
- * ```ts ignore
- * import { compareRuns, show } from "@nanolm/nanolm/notebook";
- * import { loadRuns } from "@nanolm/nanolm/train";
- * await show(compareRuns(await loadRuns(["../runs/lr", "../runs/default"])));
+ * ```ts
+ * import { compareRuns, JUPYTER_DISPLAY } from "@nanolm/nanolm/notebook";
+ * import { type LoadedRun, parseConfig } from "@nanolm/nanolm/train";
+ * // In a notebook: `await show(compareRuns(await loadRuns(["../runs/lr", "../runs/default"])))`.
+ * const model = { vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 };
+ * const run = (lrMax: number, valLoss: number, status: LoadedRun["status"] = "done"): LoadedRun => ({
+ *   dir: `runs/lr/lrMax-${lrMax}`,
+ *   name: `lrMax-${lrMax}`,
+ *   status,
+ *   config: parseConfig({ model, train: { trainData: "train.bin", lrMax } }),
+ *   records: [{ step: 100, loss: valLoss - 0.25, tokens: 6400 }, { step: 100, valLoss, tokens: 6400 }],
+ *   summary: { step: 100, best: { step: 100, valLoss }, lastValLoss: valLoss, lastLoss: valLoss - 0.25 },
+ * });
+ * const comparison = compareRuns([run(1e-3, 3.5), run(3e-3, 3.25)], { title: "Learning rate" });
+ * if (comparison.rows.length !== 2 || comparison.figures.length !== 3) throw new Error("a row a run, three charts");
+ * // Outside the kernel the bundle is self-contained: the table, then the charts, plotly.js inlined.
+ * const bundle = await comparison[JUPYTER_DISPLAY]();
+ * const html = bundle["text/html"] as string;
+ * if (!html.includes("<caption>Learning rate</caption>") || !html.includes("window.Plotly")) throw new Error(html);
+ * if (!(bundle["text/plain"] as string).startsWith("Learning rate\nrun ")) throw new Error("a text table too");
  * ```
  */
 export function compareRuns(
@@ -304,8 +367,9 @@ function scriptOf(plotlyJs: string): string {
  * @example
  * ```ts
  * import { renderComparison } from "@nanolm/nanolm/notebook";
- * const html = renderComparison([], { title: "Nothing yet" }, "/* plotly *\/");
- * console.assert(html.includes("<h1>Nothing yet</h1>"));
+ * const empty = renderComparison([], { title: "Nothing yet" }, "window.Plotly = {};");
+ * if (!empty.includes("<h1>Nothing yet</h1>")) throw new Error("the title");
+ * if (empty.includes("window.Plotly = {};")) throw new Error("no runs, no charts: no plotly.js");
  * ```
  */
 export function renderComparison(runs: readonly LoadedRun[], options: CompareOptions, plotlyJs: string): string {
@@ -323,10 +387,23 @@ export function renderComparison(runs: readonly LoadedRun[], options: CompareOpt
  * Writes the comparison of `runs` to `path` as one HTML file, atomically (plotly.js inlined: it opens offline).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { writeComparison } from "@nanolm/nanolm/notebook";
- * import { loadRuns } from "@nanolm/nanolm/train";
- * await writeComparison("runs/lr/report.html", await loadRuns("runs/lr"), { title: "Learning-rate sweep" });
+ * import { loadRuns, writeRunInfo } from "@nanolm/nanolm/train";
+ * const root = await Deno.makeTempDir();
+ * const now = new Date().toISOString();
+ * const model = { vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 };
+ * for (const lrMax of [1e-3, 3e-3]) {
+ *   const dir = `${root}/lr/lrMax-${lrMax}`;
+ *   await Deno.mkdir(dir, { recursive: true });
+ *   await Deno.writeTextFile(`${dir}/metrics.jsonl`, `{"step":10,"loss":3}\n{"step":10,"valLoss":${3 + lrMax}}\n`);
+ *   const config = { model, train: { trainData: "train.bin", lrMax, steps: 10 } };
+ *   writeRunInfo(dir, { status: "done", step: 10, steps: 10, seconds: 2, started: now, updated: now, config });
+ * }
+ * await writeComparison(`${root}/lr/report.html`, await loadRuns(`${root}/lr`), { title: "Learning-rate sweep" });
+ * const html = await Deno.readTextFile(`${root}/lr/report.html`);
+ * if (!html.includes("<h1>Learning-rate sweep</h1>") || !html.includes("<td>lrMax-0.003</td>")) throw new Error(html);
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function writeComparison(

@@ -14,7 +14,16 @@ export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display") as n
 /** A Jupyter MIME bundle: MIME type to content. */
 export type MimeBundle = Record<string, unknown>;
 
-/** Escapes text for HTML. @example `escapeHtml("<b>")` gives `"&lt;b&gt;"` */
+/**
+ * Escapes text for HTML.
+ *
+ * @example
+ * ```ts
+ * import { escapeHtml } from "@nanolm/nanolm/notebook";
+ * const escaped = escapeHtml(`<a href="x">Tom & Jerry's</a>`);
+ * if (escaped !== "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;") throw new Error(escaped);
+ * ```
+ */
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 }
@@ -30,8 +39,12 @@ function formatValue(v: number): string {
  *
  * @example
  * ```ts
- * import { previewValues } from "./display.ts";
- * console.assert(previewValues(new Float32Array([1, 2, 3, 4]), [2, 2]) === "[[1, 2],\n [3, 4]]");
+ * import { previewValues } from "@nanolm/nanolm/notebook";
+ * const square = previewValues(new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * if (square !== "[[1, 2],\n [3, 4]]") throw new Error(square);
+ * // A long dim shows its first and last `edge` values around "...".
+ * const long = previewValues(Float32Array.from({ length: 10 }, (_, i) => i), [10], 2);
+ * if (long !== "[0, 1, ..., 8, 9]") throw new Error(long);
  * ```
  */
 export function previewValues(values: ArrayLike<number>, shape: readonly number[], edge = 3): string {
@@ -53,9 +66,11 @@ export function previewValues(values: ArrayLike<number>, shape: readonly number[
  *
  * @example
  * ```ts
- * import { factsBundle } from "./display.ts";
- * const bundle = factsBundle("Tensor", [["shape", "(2, 3)"]]); // also "text/html": a table
- * console.assert(bundle["text/plain"] === "Tensor\n  shape: (2, 3)");
+ * import { factsBundle } from "@nanolm/nanolm/notebook";
+ * const bundle = factsBundle("Tensor", [["shape", "(2, 3)"]]);
+ * if (bundle["text/plain"] !== "Tensor\n  shape: (2, 3)") throw new Error(String(bundle["text/plain"]));
+ * const html = bundle["text/html"] as string;
+ * if (!html.includes("<th style=\"text-align:left\">shape</th><td>(2, 3)</td>")) throw new Error(html);
  * ```
  */
 export function factsBundle(title: string, facts: [string, string][], preview?: string): MimeBundle {
@@ -80,8 +95,8 @@ export interface JupyterDisplayable {
  *
  * @example
  * ```ts
- * import { inJupyter } from "./display.ts";
- * console.assert(inJupyter() === false); // under deno run / deno test
+ * import { inJupyter } from "@nanolm/nanolm/notebook";
+ * if (inJupyter()) throw new Error("deno run and deno test are not the Jupyter kernel");
  * ```
  */
 export function inJupyter(): boolean {
@@ -113,7 +128,9 @@ const SETTLE_MS = 20;
  * @example
  * ```ts
  * import { settle } from "./display.ts";
+ * const started = performance.now();
  * await settle(); // after a Deno.jupyter.display call, so that the message is sent before the cell ends
+ * if (performance.now() - started < 10) throw new Error("settle yields for a while, not just a tick");
  * ```
  */
 export function settle(): Promise<void> {
@@ -133,9 +150,10 @@ export function settle(): Promise<void> {
  *
  * @example
  * ```ts
- * import { cellResult } from "./display.ts";
+ * import { cellResult } from "@nanolm/nanolm/notebook";
  * const bundle = await cellResult({ "text/plain": "hello" });
- * console.assert(bundle["text/plain"] === "hello"); // outside the kernel: the bundle itself
+ * // Outside the kernel: the bundle itself (inside, an empty text once the bundle is shown).
+ * if (bundle["text/plain"] !== "hello") throw new Error(String(bundle["text/plain"]));
  * ```
  */
 export async function cellResult(bundle: MimeBundle): Promise<MimeBundle> {
@@ -152,9 +170,10 @@ export async function cellResult(bundle: MimeBundle): Promise<MimeBundle> {
  *
  * @example
  * ```ts
- * import { bundleOf, JUPYTER_DISPLAY } from "./display.ts";
+ * import { bundleOf, JUPYTER_DISPLAY } from "@nanolm/nanolm/notebook";
  * const value = { [JUPYTER_DISPLAY]: () => Promise.resolve({ "text/plain": "x" }) };
- * console.assert((await bundleOf(value))["text/plain"] === "x");
+ * const bundle = await bundleOf(value);
+ * if (bundle["text/plain"] !== "x") throw new Error(String(bundle["text/plain"]));
  * ```
  */
 export async function bundleOf(value: JupyterDisplayable): Promise<MimeBundle> {

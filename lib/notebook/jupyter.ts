@@ -19,9 +19,9 @@ function isDisplayable(value: unknown): value is JupyterDisplayable {
  *
  * @example
  * ```ts
- * import { display } from "./jupyter.ts";
+ * import { display } from "@nanolm/nanolm/notebook";
  * const shown = await display({ "text/plain": "hello" }, { raw: true });
- * console.assert(shown === false); // not in a kernel here
+ * if (shown) throw new Error("deno test is no Jupyter kernel: nothing is shown");
  * ```
  */
 export async function display(
@@ -49,7 +49,16 @@ export async function display(
  * @example
  * ```ts
  * import { show, tableDisplay } from "@nanolm/nanolm/notebook";
- * await show(tableDisplay([{ run: "a", loss: 3.2 }])); // a table in a notebook, aligned text in a terminal
+ * // A table in a notebook; in a terminal, its aligned text on the console.
+ * const printed: unknown[] = [];
+ * const log = console.log;
+ * console.log = (...args: unknown[]) => printed.push(...args);
+ * try {
+ *   await show(tableDisplay([{ run: "a", loss: 3.2 }]));
+ * } finally {
+ *   console.log = log;
+ * }
+ * if (printed.join("\n") !== "run  loss\n---  ----\na     3.2") throw new Error(printed.join("\n"));
  * ```
  */
 export async function show(...values: unknown[]): Promise<void> {

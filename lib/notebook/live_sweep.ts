@@ -47,7 +47,10 @@ export interface SweepPanel {
  *   name, status: "done", train: { steps: [1, 2], values: [5, 4] }, val: { steps: [2], values: [4.2] },
  * });
  * const figure = sweepGridFigure([panel("a"), panel("b"), panel("c")], { columns: 2 });
- * console.log(figure.data.length, figure.layout.grid); // 6 { rows: 2, columns: 2, pattern: "independent", ... }
+ * // Two traces a panel (training, validation), three panels on a grid of two columns.
+ * const grid = figure.layout.grid as { rows: number; columns: number };
+ * if (figure.data.length !== 6 || grid.rows !== 2 || grid.columns !== 2) throw new Error(JSON.stringify(grid));
+ * if (figure.data[4].xaxis !== "x3" || figure.data[5].yaxis !== "y3") throw new Error("panel c has its own axes");
  * ```
  */
 export function sweepGridFigure(panels: readonly SweepPanel[], options: { columns?: number } = {}): PlotlyFigure {
@@ -137,10 +140,28 @@ export interface NotebookSweepResult {
  * interrupted one resumes, so running the cell again continues the sweep.
  *
  * @example
- * ```ts ignore
- * import { compareRuns, show, sweep } from "@nanolm/nanolm/notebook";
- * const { runs } = await sweep({ name: "lr", grid: { train: { lrMax: [1e-3, 3e-3, 1e-2] } } }, { root: "../runs/lr" });
- * await show(compareRuns(runs));
+ * ```ts
+ * import { sweep } from "@nanolm/nanolm/notebook";
+ * import { writeTokenFile } from "@nanolm/nanolm/data";
+ * // In a notebook, on the embedded data:
+ * //   const { runs } = await sweep({ name: "lr", grid: { train: { lrMax: [1e-3, 3e-3] } } }, { root: "../runs/lr" });
+ * //   await show(compareRuns(runs));
+ * // Here a tiny model for 4 steps on a file of tokens:
+ * const root = await Deno.makeTempDir();
+ * await writeTokenFile(`${root}/train.bin`, Array.from({ length: 2000 }, (_, i) => (i * 3) % 29));
+ * const base = {
+ *   model: { vocabSize: 32, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 },
+ *   train: { trainData: `${root}/train.bin`, steps: 4, batchSize: 4 },
+ * };
+ * const spec = { name: "lr", base, grid: { train: { lrMax: [1e-3, 1e-2] } } };
+ * const lines: string[] = [];
+ * const { runs } = await sweep(spec, { root, log: (line) => lines.push(line) });
+ * const ended = runs.map((run) => `${run.name} ${run.status} ${run.summary.step}`).join(", ");
+ * if (ended !== "lrMax-0.001 done 4, lrMax-0.01 done 4") throw new Error(ended);
+ * // Running the cell again trains nothing: the runs ended.
+ * const again = await sweep(spec, { root, log: (line) => lines.push(line) });
+ * if (!again.result.runs.every((r) => r.action === "skip")) throw new Error(lines.join("\n"));
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function sweep(

@@ -44,12 +44,15 @@ export interface TrainingMonitorOptions {
  *
  * @example
  * ```ts
- * import { TrainingMonitor } from "./monitor.ts";
+ * import { TrainingMonitor } from "@nanolm/nanolm/notebook";
  * const lines: string[] = [];
  * const monitor = new TrainingMonitor({ name: "demo", steps: 2, every: 1, print: (l) => lines.push(l) });
  * await monitor.onEvent({ type: "step", step: 1, loss: 5, lr: 1e-3, tokensPerSec: 100, elapsed: 1 });
  * await monitor.onEvent({ type: "eval", step: 1, valLoss: 5.1 });
- * console.assert(monitor.run().train!.values[0] === 5 && lines.length === 2);
+ * const run = monitor.run();
+ * if (run.train?.values.join() !== "5" || run.val?.values.join() !== "5.1") throw new Error("the losses by step");
+ * // Outside Jupyter, a progress line at each redraw: every step here, and every evaluation.
+ * if (lines.at(-1) !== "demo step 1/2  loss 5.0000  val 5.1000  100 tok/s") throw new Error(lines.join("\n"));
  * ```
  */
 export class TrainingMonitor {

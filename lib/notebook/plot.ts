@@ -78,9 +78,10 @@ function baseLayout(options: FigureOptions, xTitle: string, yTitle: string): Rec
  *
  * @example
  * ```ts
- * import { runFromMetrics } from "./plot.ts";
+ * import { runFromMetrics } from "@nanolm/nanolm/notebook";
  * const run = runFromMetrics("baseline", [{ step: 0, loss: 5 }, { step: 0, valLoss: 5.1 }, { step: 1, loss: 4 }]);
- * console.assert(run.train!.values.length === 2 && run.val!.values[0] === 5.1);
+ * if (run.train?.steps.join() !== "0,1" || run.train.values.join() !== "5,4") throw new Error("loss by step");
+ * if (run.val?.steps.join() !== "0" || run.val.values.join() !== "5.1") throw new Error("valLoss by step");
  * ```
  */
 export function runFromMetrics(
@@ -99,12 +100,16 @@ export function runFromMetrics(
  *
  * @example
  * ```ts
- * import { lossCurveFigure } from "./plot.ts";
+ * import { lossCurveFigure } from "@nanolm/nanolm/notebook";
  * const fig = lossCurveFigure([
  *   { name: "lr 1e-3", train: { steps: [0, 1, 2], values: [5, 4, 3.5] } },
  *   { name: "lr 3e-3", train: { steps: [0, 1, 2], values: [5, 3.8, 3.2] }, val: { steps: [2], values: [3.4] } },
  * ], { title: "Learning-rate sweep" });
- * console.assert(fig.data.length === 3);
+ * const names = fig.data.map((trace) => trace.name).join();
+ * if (names !== "lr 1e-3 train,lr 3e-3 train,lr 3e-3 val") throw new Error(`traces ${names}`);
+ * // A run's two curves share a colour; validation is dashed.
+ * const [, train, val] = fig.data.map((trace) => trace.line as { color: string; dash?: string });
+ * if (train.color !== val.color || val.dash !== "dash") throw new Error("one colour a run, dashed validation");
  * ```
  */
 export function lossCurveFigure(
@@ -157,9 +162,11 @@ export interface NamedSeries {
  *
  * @example
  * ```ts
- * import { lineFigure } from "./plot.ts";
+ * import { lineFigure } from "@nanolm/nanolm/notebook";
  * const fig = lineFigure([{ name: "run", series: { steps: [0, 1], values: [0.5, 0.7] } }], { yTitle: "grad norm" });
- * console.assert(fig.data.length === 1);
+ * if (fig.data.length !== 1 || (fig.data[0].y as number[]).join() !== "0.5,0.7") throw new Error("one line");
+ * const yaxis = fig.layout.yaxis as { title: { text: string } };
+ * if (yaxis.title.text !== "grad norm") throw new Error(`y axis "${yaxis.title.text}"`);
  * ```
  */
 export function lineFigure(
@@ -186,10 +193,12 @@ export function lineFigure(
  *
  * @example
  * ```ts
- * import { learningRateFigure } from "./plot.ts";
+ * import { learningRateFigure } from "@nanolm/nanolm/notebook";
  * const fig = learningRateFigure({ lrMax: 1e-3, lrMin: 1e-4, warmupSteps: 10, cosineCycleSteps: 100 });
  * const x = fig.data[0].x as number[], y = fig.data[0].y as number[];
- * console.assert(x[0] === 1 && y[x.indexOf(10)] === 1e-3);
+ * if (x[0] !== 1 || y[0] !== 1e-4) throw new Error("update 1 trains at 1/10 of the peak, in the warm-up");
+ * if (y[x.indexOf(10)] !== 1e-3) throw new Error("the peak at the end of the warm-up");
+ * if (x.at(-1)! <= 100 || y.at(-1) !== 1e-4) throw new Error("past the cycle: the floor");
  * ```
  */
 export function learningRateFigure(
@@ -237,8 +246,14 @@ export interface Histogram {
  *
  * @example
  * ```ts
- * import { histogramBins } from "./plot.ts";
- * console.log(histogramBins([1, 2, 2, 5])); // { centers: [1, 2, 3, 4, 5], width: 1, counts: [1, 2, 0, 0, 1] }
+ * import { histogramBins } from "@nanolm/nanolm/notebook";
+ * // Integers: a bin each, centred on the integer.
+ * const lengths = histogramBins([1, 2, 2, 5]);
+ * if (lengths.centers.join() !== "1,2,3,4,5" || lengths.width !== 1) throw new Error("a bin per integer");
+ * if (lengths.counts.join() !== "1,2,0,0,1") throw new Error(`counts ${lengths.counts}`);
+ * // Other values: equal bins from the smallest to the largest, which counts in the last.
+ * const weights = histogramBins([0, 0.25, 0.5, 1, NaN], { bins: 2 });
+ * if (weights.width !== 0.5 || weights.counts.join() !== "2,2") throw new Error(`counts ${weights.counts}`);
  * ```
  */
 export function histogramBins(
@@ -277,9 +292,11 @@ export function histogramBins(
  *
  * @example
  * ```ts
- * import { histogramFigure } from "./plot.ts";
+ * import { histogramFigure } from "@nanolm/nanolm/notebook";
  * const fig = histogramFigure(new Float32Array([1, 2, 2, 3]), { title: "Token lengths", xTitle: "bytes" });
- * console.assert(fig.data[0].type === "bar" && (fig.data[0].y as number[]).join() === "1,2,1");
+ * const bars = fig.data[0];
+ * if (bars.type !== "bar" || (bars.x as number[]).join() !== "1,2,3") throw new Error("a bar per length");
+ * if ((bars.y as number[]).join() !== "1,2,1") throw new Error(`counts ${bars.y}`);
  * ```
  */
 export function histogramFigure(
@@ -303,9 +320,12 @@ export function histogramFigure(
  *
  * @example
  * ```ts
- * import { heatmapFigure } from "./plot.ts";
- * const fig = heatmapFigure({ data: new Float32Array([1, 0, 0.5, 0.5]), cols: 2 }, { x: ["a", "b"], y: ["a", "b"] });
- * console.assert((fig.data[0].z as number[][])[1][0] === 0.5);
+ * import { heatmapFigure } from "@nanolm/nanolm/notebook";
+ * const fig = heatmapFigure({ data: new Float32Array([1, 0, 0.25, 0.75]), cols: 2 }, { x: ["a", "b"], y: ["a", "b"] });
+ * const z = fig.data[0].z as number[][];
+ * if (JSON.stringify(z) !== "[[1,0],[0.25,0.75]]") throw new Error(`rows ${JSON.stringify(z)}`);
+ * // Row 0 at the top, as a matrix is read.
+ * if ((fig.layout.yaxis as { autorange: string }).autorange !== "reversed") throw new Error("row 0 on top");
  * ```
  */
 export function heatmapFigure(
@@ -341,9 +361,12 @@ export function heatmapFigure(
  *
  * @example
  * ```ts
- * import { attentionMapFigure } from "./plot.ts";
- * const fig = attentionMapFigure(new Float32Array([1, 0, 0.4, 0.6]), { tokens: ["the", "cat"], title: "layer 0 head 1" });
- * console.assert((fig.data[0].x as string[])[1] === "1:cat");
+ * import { attentionMapFigure } from "@nanolm/nanolm/notebook";
+ * const weights = new Float32Array([1, 0, 0.25, 0.75]);
+ * const fig = attentionMapFigure(weights, { tokens: ["the", "cat"], title: "layer 0 head 1" });
+ * if ((fig.data[0].x as string[]).join() !== "0:the,1:cat") throw new Error("keys labelled position:token");
+ * // Query 1 ("cat") attends a quarter to "the" and three quarters to itself.
+ * if ((fig.data[0].z as number[][])[1].join() !== "0.25,0.75") throw new Error("a row per query");
  * ```
  */
 export function attentionMapFigure(
@@ -370,15 +393,17 @@ export function attentionMapFigure(
 let plotlySource: Promise<string> | undefined;
 
 /**
- * The source text of the minified plotly.js from the `plotly.js-dist-min` npm package, read once and cached. The package is brought
- * into the module graph through its `package.json` (importing plotly.js itself would run it, and it needs a browser),
- * then its main file is located through `import.meta.resolve`, falling back to Node's `require.resolve`.
+ * The source text of the minified plotly.js from the `plotly.js-dist-min` npm package, read once and cached. The
+ * package is brought into the module graph through its `package.json` (importing plotly.js itself would run it, and
+ * it needs a browser), then its main file is located through `import.meta.resolve`, falling back to Node's
+ * `require.resolve`.
  *
  * @example
  * ```ts
- * import { loadPlotlyJs } from "./plot.ts";
+ * import { loadPlotlyJs } from "@nanolm/nanolm/notebook";
  * const js = await loadPlotlyJs();
- * console.assert(js.includes("window.Plotly"));
+ * if (!js.includes("window.Plotly")) throw new Error("not plotly.js");
+ * if ((await loadPlotlyJs()) !== js) throw new Error("read once, then cached");
  * ```
  */
 export function loadPlotlyJs(): Promise<string> {
@@ -436,9 +461,13 @@ function scriptSafe(js: string): string {
  *
  * @example
  * ```ts
- * import { plotlyHtml } from "./plot.ts";
- * const html = plotlyHtml({ data: [{ type: "bar", y: [1, 2] }], layout: {} }, { plotlyJs: null, divId: "p1" });
- * console.assert(html.includes('id="p1"'));
+ * import { plotlyHtml } from "@nanolm/nanolm/notebook";
+ * const figure = { data: [{ type: "bar", y: [1, 2] }], layout: {} };
+ * const html = plotlyHtml(figure, { plotlyJs: null, divId: "p1" });
+ * if (!html.includes('<div id="p1"') || !html.includes('"y":[1,2]')) throw new Error("a div and its figure");
+ * if (html.includes("window.Plotly === \"undefined\"")) throw new Error("plotlyJs: null inlines no plotly.js");
+ * const standalone = plotlyHtml(figure, { plotlyJs: "window.Plotly = {};" });
+ * if (!standalone.includes("window.Plotly = {};")) throw new Error("a standalone fragment defines Plotly");
  * ```
  */
 export function plotlyHtml(figure: PlotlyFigure, options: PlotlyHtmlOptions): string {
@@ -490,9 +519,14 @@ const HIDE_LOADER_STYLE = `<style>.jp-OutputArea-child:has(.${LOADER_CLASS}), ` 
  *
  * @example
  * ```ts
- * import { plotlyLoaderHtml } from "./plot.ts";
+ * import { plotlyLoaderHtml } from "@nanolm/nanolm/notebook";
  * const parts = await plotlyLoaderHtml("window.Plotly = {};", { chunkChars: 8 });
- * console.assert(parts.length > 1 && parts.at(-1)!.includes("DecompressionStream"));
+ * if (parts.length < 2 || !parts.at(-1)!.includes("DecompressionStream")) throw new Error("the last part unpacks");
+ * // Each part carries a piece of the gzipped source as base64: joined and unpacked, they give it back.
+ * const base64 = parts.map((part) => JSON.parse(/\] = ("[^"]*");/.exec(part)![1])).join("");
+ * const gzipped = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+ * const unpacked = new Blob([gzipped]).stream().pipeThrough(new DecompressionStream("gzip"));
+ * if ((await new Response(unpacked).text()) !== "window.Plotly = {};") throw new Error("the pieces lost text");
  * ```
  */
 export async function plotlyLoaderHtml(plotlyJs: string, options: { chunkChars?: number } = {}): Promise<string[]> {
@@ -531,13 +565,13 @@ const PLOTLY_DRAIN_MS = 1000;
 
 /**
  * In the Jupyter kernel, sends plotly.js to the notebook once per kernel session (as two hidden outputs of the
- * current cell, see {@linkcode plotlyLoaderHtml}) and returns true; later calls, and calls outside Jupyter, do nothing and
- * return false.
+ * current cell, see {@linkcode plotlyLoaderHtml}) and returns true; later calls, and calls outside Jupyter, do
+ * nothing and return false.
  *
  * @example
  * ```ts
- * import { ensurePlotlyInNotebook } from "./plot.ts";
- * console.assert((await ensurePlotlyInNotebook()) === false); // not in a kernel here
+ * import { ensurePlotlyInNotebook } from "@nanolm/nanolm/notebook";
+ * if (await ensurePlotlyInNotebook()) throw new Error("deno test is no Jupyter kernel: nothing is sent");
  * ```
  */
 export async function ensurePlotlyInNotebook(): Promise<boolean> {
@@ -562,9 +596,16 @@ export async function ensurePlotlyInNotebook(): Promise<boolean> {
  *
  * @example
  * ```ts
- * import { plotlyBundle } from "./plot.ts";
- * const bundle = await plotlyBundle({ data: [{ type: "scatter", y: [3, 1, 2] }], layout: {} });
- * console.assert("application/vnd.plotly.v1+json" in bundle && "text/html" in bundle);
+ * import { loadPlotlyJs, plotlyBundle } from "@nanolm/nanolm/notebook";
+ * const figure = { data: [{ type: "scatter", y: [3, 1, 2] }], layout: { title: { text: "loss" } } };
+ * const bundle = await plotlyBundle(figure);
+ * if (bundle["text/plain"] !== 'Plotly figure "loss" (1 traces)') throw new Error(String(bundle["text/plain"]));
+ * const json = bundle["application/vnd.plotly.v1+json"] as typeof figure;
+ * if (json.data !== figure.data) throw new Error("the figure for Plotly's own renderer");
+ * const js = await loadPlotlyJs();
+ * if (!(bundle["text/html"] as string).includes(js.slice(0, 1000))) throw new Error("the HTML inlines plotly.js");
+ * const page = await plotlyBundle(figure, { plotlyJs: "page" });
+ * if ((page["text/html"] as string).length > 10_000) throw new Error('"page" leaves plotly.js to the page');
  * ```
  */
 export async function plotlyBundle(
@@ -592,11 +633,15 @@ async function notebookBundle(figure: PlotlyFigure): Promise<MimeBundle> {
  *
  * @example
  * ```ts
- * import { JUPYTER_DISPLAY } from "./display.ts";
- * import { displayable, lossCurveFigure } from "./plot.ts";
+ * import { displayable, JUPYTER_DISPLAY, lossCurveFigure, plotlyBundle } from "@nanolm/nanolm/notebook";
  * const chart = displayable(lossCurveFigure([{ name: "run", train: { steps: [0, 1], values: [4, 3] } }]));
  * const bundle = await chart[JUPYTER_DISPLAY]();
- * console.assert(typeof bundle["text/html"] === "string");
+ * // Outside the kernel: the self-contained bundle of the figure.
+ * const expected = await plotlyBundle(chart.figure);
+ * if (bundle["text/plain"] !== expected["text/plain"]) throw new Error(String(bundle["text/plain"]));
+ * if ((bundle["text/html"] as string).length !== (expected["text/html"] as string).length) {
+ *   throw new Error("the HTML inlines plotly.js");
+ * }
  * ```
  */
 export function displayable(figure: PlotlyFigure): JupyterDisplayable & { figure: PlotlyFigure } {
@@ -613,11 +658,11 @@ export function displayable(figure: PlotlyFigure): JupyterDisplayable & { figure
  *
  * @example
  * ```ts
- * import { LivePlot, lossCurveFigure } from "./plot.ts";
+ * import { LivePlot, lossCurveFigure } from "@nanolm/nanolm/notebook";
  * const live = new LivePlot();
  * for (let step = 1; step <= 3; step++) {
  *   const shown = await live.update(lossCurveFigure([{ name: "run", train: { steps: [step], values: [1 / step] } }]));
- *   console.assert(shown === false); // not in a kernel here
+ *   if (shown) throw new Error("deno test is no Jupyter kernel: nothing is shown");
  * }
  * ```
  */

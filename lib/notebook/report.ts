@@ -117,9 +117,14 @@ table { border-collapse: collapse; margin: 1rem 0; } td, th { border: 1px solid 
  *
  * @example
  * ```ts
- * import { renderReport } from "./report.ts";
- * const html = renderReport({ title: "Run", runs: [{ name: "a", records: [{ step: 0, loss: 4 }] }] }, "/* plotly *\/");
- * console.assert(html.startsWith("<!DOCTYPE html>") && html.includes("Loss"));
+ * import { renderReport } from "@nanolm/nanolm/notebook";
+ * const records = [{ step: 0, loss: 4 }, { step: 1, loss: 3 }, { step: 1, valLoss: 3.5 }];
+ * const plotlyJs = "window.Plotly = { newPlot() {} };";
+ * const html = renderReport({ title: "Run", runs: [{ name: "a", records }] }, plotlyJs);
+ * if (!html.startsWith("<!DOCTYPE html>") || !html.includes("<h2>Loss</h2>")) throw new Error("a page with curves");
+ * // The summary: last step, last training and validation loss, best validation loss and its step.
+ * if (!html.includes("<td>a</td><td>1</td><td>3</td><td>3.500</td><td>3.500 (step 1)</td>")) throw new Error(html);
+ * if (html.indexOf(plotlyJs) !== html.lastIndexOf(plotlyJs)) throw new Error("plotly.js is inlined once");
  * ```
  */
 export function renderReport(content: ReportContent, plotlyJs: string): string {
@@ -188,9 +193,13 @@ export function renderReport(content: ReportContent, plotlyJs: string): string {
  *
  * @example
  * ```ts
- * import { renderPage } from "./report.ts";
+ * import { renderPage } from "@nanolm/nanolm/notebook";
  * const html = renderPage("Runs <2>", "<p>hello</p>", null);
- * console.assert(html.includes("<title>Runs &lt;2&gt;</title>") && html.includes("<p>hello</p>"));
+ * if (!html.includes("<title>Runs &lt;2&gt;</title>")) throw new Error("the title is escaped");
+ * if (!html.includes("<body>\n<p>hello</p>\n</body>") || html.includes("<script")) throw new Error(html);
+ * // A script's text cannot close its element early.
+ * const withJs = renderPage("Runs", "", "const s = '</script>';");
+ * if (!withJs.includes("const s = '<\\/script>';")) throw new Error("</script> in plotly.js is escaped");
  * ```
  */
 export function renderPage(title: string, body: string, plotlyJs: string | null): string {
@@ -208,7 +217,7 @@ export function renderPage(title: string, body: string, plotlyJs: string | null)
  *
  * @example
  * ```ts
- * import { writeReport } from "./report.ts";
+ * import { loadPlotlyJs, writeReport } from "@nanolm/nanolm/notebook";
  * const path = await Deno.makeTempFile({ suffix: ".html" });
  * await writeReport(path, {
  *   title: "TinyStories 17M",
@@ -216,7 +225,11 @@ export function renderPage(title: string, body: string, plotlyJs: string | null)
  *   samples: [{ prompt: "Once upon a time", text: " there was a cat." }],
  *   config: { model: { dModel: 512 }, train: { lrMax: 1e-3 } },
  * });
- * console.assert((await Deno.readTextFile(path)).includes("Once upon a time"));
+ * const html = await Deno.readTextFile(path);
+ * if (!html.includes("<b>Once upon a time</b> there was a cat.")) throw new Error("the sample, its prompt in bold");
+ * if (!html.includes("<tr><td>train.lrMax</td><td>0.001</td></tr>")) throw new Error("the config as dotted keys");
+ * // plotly.js inlined: the page opens offline.
+ * if (!html.includes((await loadPlotlyJs()).slice(0, 1000))) throw new Error("plotly.js is inlined");
  * await Deno.remove(path);
  * ```
  */

@@ -18,13 +18,23 @@ export interface TableOptions {
 }
 
 /**
- * Formats a cell: integers below 10^12 with thousands separators, other numbers with 4 significant digits (scientific beyond
- * 1e6 or below 1e-3), `null`/`undefined` as `–`, objects as JSON.
+ * Formats a cell: integers below 10^12 with thousands separators, other numbers with 4 significant digits
+ * (scientific beyond 1e6 or below 1e-3), `null`/`undefined` as `–`, objects as JSON.
  *
  * @example
  * ```ts
- * import { formatCell } from "./table.ts";
- * console.assert(formatCell(2127057600) === "2,127,057,600" && formatCell(4.513e12) === "4.513e+12");
+ * import { formatCell } from "@nanolm/nanolm/notebook";
+ * const cases: [unknown, string][] = [
+ *   [2127057600, "2,127,057,600"],
+ *   [4.513e12, "4.513e+12"],
+ *   [3.14159, "3.142"],
+ *   [2e-5, "2.000e-5"],
+ *   [null, "–"],
+ *   [{ lr: 0.001 }, '{"lr":0.001}'],
+ * ];
+ * for (const [value, text] of cases) {
+ *   if (formatCell(value) !== text) throw new Error(`${formatCell(value)}, not ${text}`);
+ * }
  * ```
  */
 export function formatCell(value: unknown): string {
@@ -52,8 +62,15 @@ function columnsOf(rows: TableRow[], options: TableOptions): string[] {
  *
  * @example
  * ```ts
- * import { textTable } from "./table.ts";
- * console.log(textTable([{ component: "attention", parameters: 1048576 }, { component: "lm head", parameters: 12 }]));
+ * import { textTable } from "@nanolm/nanolm/notebook";
+ * const text = textTable([{ component: "attention", parameters: 1048576 }, { component: "lm head", parameters: 12 }]);
+ * const expected = [
+ *   "component  parameters",
+ *   "---------  ----------",
+ *   "attention   1,048,576",
+ *   "lm head            12",
+ * ].join("\n");
+ * if (text !== expected) throw new Error(text);
  * ```
  */
 export function textTable(rows: TableRow[], options: TableOptions = {}): string {
@@ -73,8 +90,11 @@ export function textTable(rows: TableRow[], options: TableOptions = {}): string 
  *
  * @example
  * ```ts
- * import { htmlTable } from "./table.ts";
- * console.assert(htmlTable([{ a: 1 }]).includes("<td style=\"text-align:right\">1</td>"));
+ * import { htmlTable } from "@nanolm/nanolm/notebook";
+ * const html = htmlTable([{ name: "<b>", n: 1 }], { title: "Runs" });
+ * if (!html.includes("<caption>Runs</caption>")) throw new Error("the title is the caption");
+ * // Numbers align right; text is escaped.
+ * if (!html.includes('<td>&lt;b&gt;</td><td style="text-align:right">1</td>')) throw new Error(html);
  * ```
  */
 export function htmlTable(rows: TableRow[], options: TableOptions = {}): string {
@@ -94,10 +114,11 @@ export function htmlTable(rows: TableRow[], options: TableOptions = {}): string 
  *
  * @example
  * ```ts
- * import { JUPYTER_DISPLAY } from "./display.ts";
- * import { tableDisplay } from "./table.ts";
- * const t = tableDisplay([{ step: 10, loss: 3.21 }], { title: "Progress" });
- * console.assert(typeof (await t[JUPYTER_DISPLAY]())["text/html"] === "string");
+ * import { htmlTable, JUPYTER_DISPLAY, tableDisplay, textTable } from "@nanolm/nanolm/notebook";
+ * const rows = [{ step: 10, loss: 3.21 }];
+ * const bundle = await tableDisplay(rows, { title: "Progress" })[JUPYTER_DISPLAY]();
+ * if (bundle["text/html"] !== htmlTable(rows, { title: "Progress" })) throw new Error("HTML for notebooks");
+ * if (bundle["text/plain"] !== textTable(rows, { title: "Progress" })) throw new Error("text for terminals");
  * ```
  */
 export function tableDisplay(

@@ -31,10 +31,23 @@ export interface GenerateOptions extends SamplingOptions {
  * `contextLength` tokens are fed.
  *
  * @example
- * ```ts ignore
- * for await (const id of generate(model, tokenizer.encode("Once upon"), { maxNewTokens: 50, topP: 0.9 })) {
- *   console.log(id);
- * }
+ * ```ts
+ * import { initGpu, noGrad, tensor } from "@nanolm/nanolm/tensor";
+ * import { TransformerLM } from "@nanolm/nanolm/nn";
+ * import { generate } from "@nanolm/nanolm/sample";
+ * await initGpu();
+ * const model = new TransformerLM({ vocabSize: 32, contextLength: 8, dModel: 16, numLayers: 1, numHeads: 2 });
+ * const ids: number[] = [];
+ * for await (const id of generate(model, [1, 2, 3], { maxNewTokens: 10, topP: 0.9, seed: 1 })) ids.push(id);
+ * // Ten new ids, past the context of 8: the context slides.
+ * if (ids.length !== 10 || ids.some((id) => !(id >= 0 && id < 32))) throw new Error(`${ids}`);
+ * // Greedy, the first new id is the argmax of the model's logits after the prompt.
+ * const [first] = await Array.fromAsync(generate(model, [1, 2, 3], { maxNewTokens: 1, temperature: 0 }));
+ * const logits = noGrad(() => model.forward(tensor(new Int32Array([1, 2, 3]), { shape: [1, 3], dtype: "i32" })));
+ * const last = Array.from((await logits.data()).subarray(2 * 32));
+ * if (first !== last.indexOf(Math.max(...last))) throw new Error(`greedy gave ${first}`);
+ * logits.dispose();
+ * model.dispose();
  * ```
  */
 export async function* generate(

@@ -21,9 +21,14 @@ export interface SamplingOptions {
  *
  * @example
  * ```ts
- * import { candidateSet } from "./sampling.ts";
- * const { ids } = candidateSet(new Float32Array([0, 2, 1]), { temperature: 1, topK: 2 });
- * console.assert(ids.join() === "1,2");
+ * import { candidateSet } from "@nanolm/nanolm/sample";
+ * // Top-k: the two largest logits, 2 and 1, renormalised: e / (e + 1) and 1 / (e + 1).
+ * const topK = candidateSet(new Float32Array([0, 2, 1]), { temperature: 1, topK: 2 });
+ * if (topK.ids.join() !== "1,2") throw new Error(`ids ${topK.ids}`);
+ * if (Math.abs(topK.probs[0] - Math.E / (Math.E + 1)) > 1e-12) throw new Error(`probs ${topK.probs}`);
+ * // Top-p: 0.5 + 0.3 reaches 0.75, so the two most likely stay, as 0.625 and 0.375.
+ * const topP = candidateSet([0.5, 0.3, 0.2].map(Math.log), { topP: 0.75 });
+ * if (topP.ids.join() !== "0,1" || Math.abs(topP.probs[0] - 0.625) > 1e-12) throw new Error(`${topP.probs}`);
  * ```
  */
 export function candidateSet(logits: ArrayLike<number>, opts: SamplingOptions): { ids: number[]; probs: number[] } {
@@ -60,10 +65,14 @@ export function candidateSet(logits: ArrayLike<number>, opts: SamplingOptions): 
  *
  * @example
  * ```ts
- * import { Rng } from "../util/random.ts";
- * import { sampleToken } from "./sampling.ts";
- * const id = sampleToken(new Float32Array([0.1, 3, 0.2]), new Rng(0), { temperature: 0 });
- * console.assert(id === 1);
+ * import { Rng } from "@nanolm/nanolm";
+ * import { sampleToken } from "@nanolm/nanolm/sample";
+ * const rng = new Rng(0);
+ * if (sampleToken(new Float32Array([0.1, 3, 0.2]), rng, { temperature: 0 }) !== 1) throw new Error("greedy: argmax");
+ * // At temperature 1 the ids come as often as the softmax of the logits says.
+ * const probs = [0.7, 0.2, 0.1], logits = probs.map(Math.log), counts = [0, 0, 0];
+ * for (let i = 0; i < 10_000; i++) counts[sampleToken(logits, rng)]++;
+ * if (counts.some((c, i) => Math.abs(c / 10_000 - probs[i]) > 0.02)) throw new Error(`counts ${counts}`);
  * ```
  */
 export function sampleToken(logits: ArrayLike<number>, rng: Rng, opts: SamplingOptions = {}): number {

@@ -34,11 +34,16 @@ export type NestedArray = number | NestedArray[];
  *
  * @example
  * ```ts
- * import { Storage } from "./tensor.ts";
- * import { initGpu } from "@nanolm/nanolm/tensor";
- * const storage = new Storage((await initGpu()).alloc(16)); // one reference
- * storage.release(); // the last one: the buffer goes back to the pool
- * if (storage.refs !== 0) throw new Error(`${storage.refs} references left`);
+ * import { initGpu, reshape, type Storage, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const t = tensor([1, 2, 3, 4]);
+ * const v = reshape(t, [2, 2]); // a view: the same storage, one more reference
+ * const storage: Storage = t.storage, refs = () => storage.refs;
+ * if (v.storage !== storage || refs() !== 2) throw new Error(`${refs()} references, not 2`);
+ * t.dispose(); // the buffer stays for the view
+ * if (refs() !== 1 || (await v.data()).join() !== "1,2,3,4") throw new Error("the view lost its values");
+ * v.dispose(); // the last reference: the buffer goes back to the pool
+ * if (refs() !== 0) throw new Error(`${refs()} references left`);
  * ```
  */
 export class Storage {
@@ -374,7 +379,8 @@ export function keep<T extends Tensor>(t: T): T {
  *
  * @example
  * ```ts
- * import { scopeDepth, tidy } from "./tensor.ts";
+ * import { tidy } from "@nanolm/nanolm/tensor";
+ * import { scopeDepth } from "./tensor.ts";
  * if (scopeDepth() !== 0 || tidy(() => scopeDepth()) !== 1) throw new Error("tidy opens one scope");
  * ```
  */

@@ -21,8 +21,9 @@ import { embedding, logSoftmax, reshape, slice, type Tensor, tensor } from "../t
  * const vocab = new Map(Array.from({ length: 256 }, (_, i) => [i, new Uint8Array([i])]));
  * vocab.set(256, new Uint8Array([104, 105]));
  * const tokenizer = new Tokenizer(vocab, [[new Uint8Array([104]), new Uint8Array([105])]], ["<|endoftext|>"]);
- * const lengths = tokenByteLengths(tokenizer, tokenizer.vocabSize);
- * console.log(lengths[104], lengths[256], lengths[257]); // 1 2 0: "h", "hi", and the special token
+ * const lengths = tokenByteLengths(tokenizer, tokenizer.vocabSize + 2);
+ * // "h" is one byte, "hi" two; the special token and the ids past the tokenizer's stand for no text.
+ * if ([104, 256, 257, 258].map((id) => lengths[id]).join() !== "1,2,0,0") throw new Error(`${lengths.slice(256)}`);
  * ```
  */
 export function tokenByteLengths(tokenizer: Tokenizer, vocabSize: number): Int32Array {
@@ -45,8 +46,10 @@ export function tokenByteLengths(tokenizer: Tokenizer, vocabSize: number): Int32
  * ```ts
  * import { BitsPerByte } from "@nanolm/nanolm/train";
  * const bpb = new BitsPerByte(new Int32Array([1, 3, 0]));
- * bpb.add(new Int32Array([0, 1, 2]), new Float32Array([-Math.LN2, -2 * Math.LN2, -5])); // log-probs of targets
- * console.log(bpb.value()); // (1 + 2) bits over 1 + 3 bytes = 0.75; the special token 2 counts for nothing
+ * if (bpb.value() !== undefined) throw new Error("nothing added: no value");
+ * bpb.add(new Int32Array([0, 1, 2]), [-Math.LN2, -2 * Math.LN2, -5]); // log-probs of the targets
+ * // (1 + 2) bits over 1 + 3 bytes; the special token 2 counts for nothing.
+ * if (Math.abs(bpb.value()! - 0.75) > 1e-12) throw new Error(`${bpb.value()} bits per byte, not 0.75`);
  * ```
  */
 export class BitsPerByte {
@@ -92,7 +95,11 @@ export class BitsPerByte {
  * const logits = tensor([[0, 0], [Math.log(3), 0]]); // rows: (1/2, 1/2) and (3/4, 1/4)
  * const parts = noGrad(() => targetLogProbs(logits, new Int32Array([1, 0])));
  * const [logp] = await readAll(parts);
- * console.log(Math.exp(logp[0]), Math.exp(logp[1])); // 0.5 0.75
+ * const probs = Array.from(logp, Math.exp);
+ * if (Math.abs(probs[0] - 0.5) > 1e-6 || Math.abs(probs[1] - 0.75) > 1e-6) throw new Error(`probabilities ${probs}`);
+ * // In parts of at most 2 log-probabilities: a row each here, the same values.
+ * const split = await readAll(noGrad(() => targetLogProbs(logits, new Int32Array([1, 0]), { maxElements: 2 })));
+ * if (split.length !== 2 || split[0][0] !== logp[0] || split[1][0] !== logp[1]) throw new Error("parts differ");
  * ```
  */
 export function targetLogProbs(logits: Tensor, targets: Int32Array, options: { maxElements?: number } = {}): Tensor[] {

@@ -68,13 +68,14 @@ function encodeRecord(record: MetricRecord | Stepped): string {
  *
  * @example
  * ```ts
- * import { MetricsLogger, readMetrics } from "./metrics.ts";
+ * import { MetricsLogger } from "@nanolm/nanolm/train";
  * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
  * const log = await MetricsLogger.open(path);
  * log.log({ step: 1, loss: 4.2, lr: 1e-3 });
  * log.log({ step: 1, valLoss: 4.3 });
  * await log.close();
- * console.assert((await readMetrics(path)).length === 2);
+ * const text = await Deno.readTextFile(path);
+ * if (text !== '{"step":1,"loss":4.2,"lr":0.001}\n{"step":1,"valLoss":4.3}\n') throw new Error(text);
  * await Deno.remove(path);
  * ```
  */
@@ -146,9 +147,18 @@ export class MetricsLogger {
  *
  * @example
  * ```ts
- * import { parseMetrics } from "./metrics.ts";
+ * import { parseMetrics } from "@nanolm/nanolm/train";
+ * // The last line was cut short by a crash: skipped.
  * const records = parseMetrics('{"step":0,"loss":"NaN"}\n{"step":1,"loss":2.5}\n{"step":2,"lo');
- * console.assert(records.length === 2 && Number.isNaN(records[0].loss));
+ * if (records.length !== 2 || records[1].loss !== 2.5) throw new Error("two whole records");
+ * if (!Number.isNaN(records[0].loss)) throw new Error('"NaN" reads back as NaN');
+ * let message = "";
+ * try {
+ *   parseMetrics('{"step":0}\n{"step":\n{"step":2}\n', { source: "m.jsonl" });
+ * } catch (e) {
+ *   message = (e as Error).message;
+ * }
+ * if (message !== "Metrics file m.jsonl has invalid JSON on line 2") throw new Error(`unclear error: ${message}`);
  * ```
  */
 export function parseMetrics(text: string, options: { source?: string } = {}): MetricRecord[] {
@@ -178,12 +188,14 @@ export function parseMetrics(text: string, options: { source?: string } = {}): M
  *
  * @example
  * ```ts
- * import { MetricsLogger, readMetrics } from "./metrics.ts";
+ * import { MetricsLogger, readMetrics } from "@nanolm/nanolm/train";
  * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
  * const log = await MetricsLogger.open(path);
- * log.log({ step: 3, loss: Infinity });
+ * log.log({ step: 3, loss: Infinity, lr: 1e-3 });
  * await log.close();
- * console.assert((await readMetrics(path))[0].loss === Infinity);
+ * const records = await readMetrics(path);
+ * if (records.length !== 1 || records[0].step !== 3 || records[0].lr !== 1e-3) throw new Error("one record back");
+ * if (records[0].loss !== Infinity) throw new Error("JSON has no Infinity: written as a string, read as a number");
  * await Deno.remove(path);
  * ```
  */
@@ -203,9 +215,9 @@ export async function readMetrics(path: string): Promise<MetricRecord[]> {
  *
  * @example
  * ```ts
- * import { metricSeries } from "./metrics.ts";
+ * import { metricSeries } from "@nanolm/nanolm/train";
  * const s = metricSeries([{ step: 0, loss: 3 }, { step: 0, valLoss: 3.1 }, { step: 1, loss: 2 }], "loss");
- * console.assert(s.steps.join() === "0,1" && s.values.join() === "3,2");
+ * if (s.steps.join() !== "0,1" || s.values.join() !== "3,2") throw new Error(`${s.steps} / ${s.values}`);
  * ```
  */
 export function metricSeries(records: readonly (MetricRecord | Stepped)[], key: string): Series {

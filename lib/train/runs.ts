@@ -98,7 +98,16 @@ function encodeInfo(info: RunInfo): string {
  * ```ts
  * import { readRunInfo } from "@nanolm/nanolm/train";
  * const dir = await Deno.makeTempDir();
- * console.log(await readRunInfo(dir)); // null: no run.json
+ * if ((await readRunInfo(dir)) !== null) throw new Error("no run.json: null");
+ * await Deno.writeTextFile(`${dir}/run.json`, JSON.stringify({ status: "finished" }));
+ * let message = "";
+ * try {
+ *   await readRunInfo(dir);
+ * } catch (e) {
+ *   message = (e as Error).message;
+ * }
+ * if (!message.includes(`run status ${dir}/run.json`)) throw new Error(`the error names the file: ${message}`);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readRunInfo(dir: string): Promise<RunInfo | null> {
@@ -122,8 +131,13 @@ export async function readRunInfo(dir: string): Promise<RunInfo | null> {
  * const dir = await Deno.makeTempDir();
  * const now = new Date().toISOString();
  * const config = { model: {}, train: {} };
- * writeRunInfo(dir, { status: "done", step: 10, steps: 10, seconds: 1.5, started: now, updated: now, config });
- * console.log((await readRunInfo(dir))?.status); // done
+ * const times = { seconds: 1.5, started: now, updated: now };
+ * writeRunInfo(dir, { status: "diverged", step: 10, steps: 20, last: { loss: NaN }, ...times, config });
+ * const info = await readRunInfo(dir);
+ * if (info?.status !== "diverged" || info.step !== 10) throw new Error("run.json reads back");
+ * // JSON has no NaN: written as the string "NaN", read back as the number.
+ * if (!Number.isNaN(info.last?.loss)) throw new Error(`last loss ${info.last?.loss}`);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function writeRunInfo(dir: string, info: RunInfo): void {
@@ -155,12 +169,25 @@ export interface RunLogOptions {
  * notebooks write their run folders through it, so they all compare together.
  *
  * @example
- * ```ts ignore
- * import { RunLog, Trainer } from "@nanolm/nanolm/train";
- * let log: RunLog | null = null;
- * const trainer = await Trainer.create(config, { onEvent: (e) => log?.log(e) });
- * log = await RunLog.open(trainer.config);
- * await log.finish(await trainer.fit());
+ * ```ts
+ * import { parseConfig, readMetrics, readRunInfo, RunLog } from "@nanolm/nanolm/train";
+ * const outDir = await Deno.makeTempDir();
+ * const config = parseConfig({
+ *   model: { vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 },
+ *   train: { trainData: "train.bin", steps: 2, outDir },
+ * });
+ * // With a trainer: `Trainer.create(config, { onEvent: (e) => log.log(e) })`, then `log.finish(await trainer.fit())`.
+ * const log = await RunLog.open(config);
+ * if ((await readRunInfo(outDir))?.status !== "running") throw new Error("running from the start");
+ * const step = { type: "step", lr: 1e-3, gradNorm: 1, tokensPerSec: 1000, epoch: 0, elapsed: 1 } as const;
+ * log.log({ ...step, step: 1, loss: 5.5, tokens: 32 });
+ * log.log({ ...step, step: 2, loss: 5.0, tokens: 64 });
+ * log.log({ type: "eval", step: 2, valLoss: 5.25, tokens: 64, best: true });
+ * await log.finish({ step: 2, reason: "done", lastLoss: 5.0 });
+ * const info = await readRunInfo(outDir);
+ * if (info?.status !== "done" || info.best?.valLoss !== 5.25) throw new Error("the outcome and the best evaluation");
+ * if ((await readMetrics(`${outDir}/metrics.jsonl`)).length !== 3) throw new Error("every event in metrics.jsonl");
+ * await Deno.remove(outDir, { recursive: true });
  * ```
  */
 export class RunLog {
@@ -323,7 +350,11 @@ async function exists(path: string): Promise<boolean> {
  * @example
  * ```ts
  * import { isRunFolder } from "@nanolm/nanolm/train";
- * console.log(await isRunFolder(await Deno.makeTempDir())); // false
+ * const dir = await Deno.makeTempDir();
+ * if (await isRunFolder(dir)) throw new Error("an empty folder holds no run");
+ * await Deno.writeTextFile(`${dir}/metrics.jsonl`, '{"step":1,"loss":5}\n');
+ * if (!(await isRunFolder(dir))) throw new Error("a folder with metrics holds a run");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function isRunFolder(dir: string): Promise<boolean> {
@@ -388,10 +419,20 @@ function summarize(records: MetricRecord[], info: RunInfo | undefined, config: C
  * file in it is invalid.
  *
  * @example
- * ```ts ignore
- * import { loadRun } from "@nanolm/nanolm/train";
- * const run = await loadRun("runs/default");
- * console.log(run.status, run.summary.best?.valLoss, run.config?.train.lrMax);
+ * ```ts
+ * import { loadRun, writeRunInfo } from "@nanolm/nanolm/train";
+ * const dir = await Deno.makeTempDir();
+ * // A run killed before it wrote run.json or a checkpoint: its metrics alone.
+ * await Deno.writeTextFile(`${dir}/metrics.jsonl`, '{"step":1,"loss":5}\n{"step":1,"valLoss":5.5}\n');
+ * const early = await loadRun(dir);
+ * if (early.status !== "unknown" || early.summary.best?.valLoss !== 5.5) throw new Error("figures from the metrics");
+ * const now = new Date().toISOString();
+ * const model = { vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 };
+ * const config = { model, train: { trainData: "train.bin", lrMax: 2e-3 } };
+ * writeRunInfo(dir, { status: "done", step: 1, steps: 1, seconds: 2, started: now, updated: now, config });
+ * const run = await loadRun(dir);
+ * if (run.status !== "done" || run.config?.train.lrMax !== 2e-3) throw new Error("status and config from run.json");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadRun(dir: string, options: { name?: string } = {}): Promise<LoadedRun> {
@@ -452,8 +493,12 @@ async function subfolders(dir: string): Promise<string[]> {
  * ```ts
  * import { expandGlob } from "@nanolm/nanolm/train";
  * const root = await Deno.makeTempDir();
- * for (const d of ["lr-1e-3", "lr-3e-3", "bs-16"]) await Deno.mkdir(`${root}/${d}`);
- * console.log((await expandGlob(`${root}/lr-*`)).length); // 2
+ * for (const d of ["lr-1e-3", "lr-3e-3", "bs-16", "bs-16/seed-1"]) await Deno.mkdir(`${root}/${d}`);
+ * const lr = await expandGlob(`${root}/lr-*`);
+ * if (lr.join() !== `${root}/lr-1e-3,${root}/lr-3e-3`) throw new Error(`matched ${lr}`);
+ * const deep = await expandGlob([root, "**", "seed-?"].join("/")); // any depth
+ * if (deep.join() !== `${root}/bs-16/seed-1`) throw new Error(`matched ${deep}`);
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function expandGlob(pattern: string): Promise<string[]> {
@@ -498,10 +543,21 @@ async function runFoldersUnder(dir: string): Promise<string[]> {
  * `lr/lrMax-0.001`, ..., `default`. Throws when nothing matches.
  *
  * @example
- * ```ts ignore
- * import { loadRuns } from "@nanolm/nanolm/train";
- * const runs = await loadRuns(["runs/lr/*", "runs/default"]);
- * for (const run of runs) console.log(run.name, run.status, run.summary.best?.valLoss);
+ * ```ts
+ * import { loadRuns, writeRunInfo } from "@nanolm/nanolm/train";
+ * const root = await Deno.makeTempDir();
+ * const now = new Date().toISOString();
+ * const model = { vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 };
+ * for (const lrMax of [1e-3, 3e-3]) {
+ *   const dir = `${root}/lr/lrMax-${lrMax}`;
+ *   await Deno.mkdir(dir, { recursive: true });
+ *   const config = { model, train: { trainData: "train.bin", lrMax } };
+ *   writeRunInfo(dir, { status: "done", step: 1, steps: 1, seconds: 2, started: now, updated: now, config });
+ * }
+ * const runs = await loadRuns([`${root}/lr/*`]);
+ * const names = runs.map((run) => run.name).join();
+ * if (names !== "lrMax-0.001,lrMax-0.003") throw new Error(`named by their folders: ${names}`);
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function loadRuns(patterns: string | readonly string[]): Promise<LoadedRun[]> {
@@ -549,8 +605,10 @@ const LOCATION_FIELDS = new Set([
  * import { parseConfig, variedFields } from "@nanolm/nanolm/train";
  * const model = { vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 };
  * const a = parseConfig({ model, train: { trainData: "t.bin", lrMax: 1e-3 } });
- * const b = parseConfig({ model, train: { trainData: "t.bin", lrMax: 3e-3 } });
- * console.log(variedFields([{ config: a }, { config: b }])); // ["train.lrMax"]
+ * const b = parseConfig({ model, train: { trainData: "t.bin", lrMax: 3e-3, outDir: "runs/b" } });
+ * // The output folders differ too, but say where the runs are, not how they train.
+ * const varied = variedFields([{ config: a }, { config: b }]);
+ * if (varied.join() !== "train.lrMax") throw new Error(`varied ${varied}`);
  * ```
  */
 export function variedFields(runs: readonly { config?: Config }[]): string[] {
@@ -581,7 +639,8 @@ export function variedFields(runs: readonly { config?: Config }[]): string[] {
  *   model: { vocabSize: 256, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 },
  *   train: { trainData: "t.bin", lrMax: 2e-3 },
  * });
- * console.log(configValue(config, "train.lrMax")); // 0.002
+ * if (configValue(config, "train.lrMax") !== 2e-3) throw new Error("train.lrMax is 0.002");
+ * if (configValue(config, "model.dModel") !== 32) throw new Error("model.dModel is 32");
  * ```
  */
 export function configValue(config: Config | undefined, field: string): unknown {

@@ -161,12 +161,16 @@ function checkFields(
  * ```ts
  * import { parseSweep } from "@nanolm/nanolm/train";
  * const spec = parseSweep({ grid: { train: { lrMax: [1e-3, 3e-3] } } }, "sweeps/lr.json");
- * console.log(spec.name, spec.grid.train.lrMax); // lr [0.001, 0.003]
+ * // Named after its file unless it says otherwise.
+ * if (spec.name !== "lr" || spec.grid.train.lrMax.join() !== "0.001,0.003") throw new Error(JSON.stringify(spec));
+ * let message = "";
  * try {
  *   parseSweep({ grid: { train: { lrMax: [1e-3, -1] } } }, "lr.json");
  * } catch (e) {
- *   console.log((e as Error).message); // Invalid sweep file lr.json: grid.train.lrMax.1: ...
+ *   message = (e as Error).message;
  * }
+ * // The error names the file and the value at fault: the second learning rate.
+ * if (!message.includes("lr.json") || !message.includes("grid.train.lrMax.1")) throw new Error(message);
  * ```
  */
 export function parseSweep(value: unknown, source: string): SweepSpec {
@@ -229,7 +233,12 @@ export function parseSweep(value: unknown, source: string): SweepSpec {
  * import { readSweepFile } from "@nanolm/nanolm/train";
  * const path = await Deno.makeTempFile({ suffix: ".json" });
  * await Deno.writeTextFile(path, JSON.stringify({ name: "bs", grid: { train: { batchSize: [8, 16] } } }));
- * console.log((await readSweepFile(path)).grid.train.batchSize); // [8, 16]
+ * const spec = await readSweepFile(path);
+ * if (spec.name !== "bs" || spec.grid.train.batchSize.join() !== "8,16") throw new Error(JSON.stringify(spec));
+ * await Deno.writeTextFile(path, '{"name": "bs",');
+ * const error = await readSweepFile(path).then(() => "", (e) => (e as Error).message);
+ * if (!error.includes(`sweep file ${path}`)) throw new Error(`the error names the file: ${error}`);
+ * await Deno.remove(path);
  * ```
  */
 export async function readSweepFile(path: string): Promise<SweepSpec> {
@@ -278,8 +287,11 @@ function gridPoints(grid: SweepSpec["grid"]): ConfigFields[] {
  *   grid: { train: { lrMax: [1e-3, 1e-2] } },
  *   runs: [{}, { model: { norm: "none" } }],
  * }, "ablation.json");
- * console.log(sweepRuns(spec).map((r) => r.name));
- * // ["base_lrMax-0.001", "base_lrMax-0.01", "norm-none_lrMax-0.001", "norm-none_lrMax-0.01"]
+ * const runs = sweepRuns(spec);
+ * const names = runs.map((r) => r.name).join();
+ * if (names !== "base_lrMax-0.001,base_lrMax-0.01,norm-none_lrMax-0.001,norm-none_lrMax-0.01") throw new Error(names);
+ * // A run given lrMax but not lrMin keeps its floor a tenth of its peak.
+ * if (runs[1].given.train.lrMin !== 1e-3) throw new Error(`lrMin ${runs[1].given.train.lrMin}`);
  * ```
  */
 export function sweepRuns(spec: SweepSpec): SweepRunSpec[] {
@@ -406,12 +418,17 @@ function defaultDataFiles(dataDir: string, vocabSize: number): Record<string, st
  * @example
  * ```ts
  * import { checkSweep, parseSweep } from "@nanolm/nanolm/train";
- * const spec = parseSweep({ grid: { model: { numHeads: [4, 5] } } }, "heads.json");
+ * const good = parseSweep({ grid: { model: { numHeads: [2, 4] } } }, "heads.json");
+ * if (checkSweep(good, { software: false }).length !== 2) throw new Error("two runs");
+ * const bad = parseSweep({ grid: { model: { numHeads: [4, 5] } } }, "heads.json");
+ * let message = "";
  * try {
- *   checkSweep(spec, { software: false });
+ *   checkSweep(bad, { software: false });
  * } catch (e) {
- *   console.log((e as Error).message); // ... run numHeads-5: model.numHeads: numHeads (5) must divide dModel (128)
+ *   message = (e as Error).message;
  * }
+ * // The default model (d_model 128 on a hardware adapter) cannot have 5 heads.
+ * if (!message.includes("run numHeads-5: model.numHeads")) throw new Error(`unclear error: ${message}`);
  * ```
  */
 export function checkSweep(spec: SweepSpec, options: { software: boolean; root?: string }): SweepRunSpec[] {
@@ -437,10 +454,17 @@ export function checkSweep(spec: SweepSpec, options: { software: boolean; root?:
  * where the file system allows), so that its folder is self-contained like one `deno task train` makes.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { parseSweep, planSweep } from "@nanolm/nanolm/train";
- * const plan = await planSweep(parseSweep({ grid: { train: { lrMax: [1e-3, 3e-3] } } }, "lr.json"));
- * console.log(plan.root, plan.runs.map((r) => r.dir)); // runs/lr [runs/lr/lrMax-0.001, runs/lr/lrMax-0.003]
+ * // Runs on data of their own need nothing prepared (without trainData, the embedded data would be).
+ * const model = { vocabSize: 512, contextLength: 64, dModel: 64, numLayers: 2, numHeads: 4 };
+ * const base = { model, train: { trainData: "data/train.bin", steps: 100 } };
+ * const spec = parseSweep({ base, grid: { train: { lrMax: [1e-3, 3e-3] } } }, "lr.json");
+ * const plan = await planSweep(spec, { software: true });
+ * const dirs = plan.runs.map((r) => r.dir).join();
+ * if (plan.root !== "runs/lr" || dirs !== "runs/lr/lrMax-0.001,runs/lr/lrMax-0.003") throw new Error(dirs);
+ * const { train } = plan.runs[1].config;
+ * if (train.outDir !== "runs/lr/lrMax-0.003" || train.lrMax !== 3e-3) throw new Error("a config a run");
  * ```
  */
 export async function planSweep(spec: SweepSpec, options: PlanOptions = {}): Promise<SweepPlan> {
@@ -520,9 +544,25 @@ async function exists(path: string): Promise<boolean> {
  * of another config (the sweep file changed since), naming the fields.
  *
  * @example
- * ```ts ignore
- * import { runFolderState } from "@nanolm/nanolm/train";
- * console.log((await runFolderState(plan.runs[0])).action); // "start", "resume" or "skip"
+ * ```ts
+ * import { parseSweep, planSweep, runFolderState, RunLog } from "@nanolm/nanolm/train";
+ * const root = await Deno.makeTempDir();
+ * const model = { vocabSize: 512, contextLength: 64, dModel: 64, numLayers: 2, numHeads: 4 };
+ * const base = { model, train: { trainData: "train.bin", steps: 10 } };
+ * const grid = { train: { lrMax: [1e-3, 3e-3] } };
+ * const [run] = (await planSweep(parseSweep({ base, grid }, "lr.json"), { root, software: true })).runs;
+ * if ((await runFolderState(run)).action !== "start") throw new Error("a new folder: start the run");
+ * // The run ends (as a trainer would record it): the sweep skips it from then on.
+ * const log = await RunLog.open(run.config);
+ * await log.finish({ step: 10, reason: "done", lastLoss: 3 });
+ * if ((await runFolderState(run)).action !== "skip") throw new Error("an ended run: skip it");
+ * // The sweep file changed since: the folder holds another run, and is refused.
+ * const changedBase = { model, train: { ...base.train, steps: 20 } };
+ * const changedPlan = await planSweep(parseSweep({ base: changedBase, grid }, "lr.json"), { root, software: true });
+ * const [changed] = changedPlan.runs;
+ * const error = await runFolderState(changed).then(() => "", (e) => (e as Error).message);
+ * if (!error.includes("train.steps 20 (the folder's run: 10)")) throw new Error(`unclear error: ${error}`);
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function runFolderState(run: PlannedRun): Promise<RunFolderState> {
@@ -593,11 +633,25 @@ async function placeDefaultData(plan: SweepPlan, run: PlannedRun): Promise<void>
  * diverges. Every folder is checked before the first run trains.
  *
  * @example
- * ```ts ignore
- * import { planSweep, readSweepFile, runSweep } from "@nanolm/nanolm/train";
- * const plan = await planSweep(await readSweepFile("examples/sweeps/lr.json"));
- * const result = await runSweep(plan, { log: console.log });
- * console.log(result.runs.map((r) => `${r.run.name}: ${r.info?.status}`));
+ * ```ts
+ * import { writeTokenFile } from "@nanolm/nanolm/data";
+ * import { parseSweep, planSweep, runSweep } from "@nanolm/nanolm/train";
+ * const root = await Deno.makeTempDir();
+ * await writeTokenFile(`${root}/train.bin`, Array.from({ length: 2000 }, (_, i) => (i * 3) % 29));
+ * const base = {
+ *   model: { vocabSize: 32, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 },
+ *   train: { trainData: `${root}/train.bin`, steps: 4, batchSize: 4 },
+ * };
+ * const spec = parseSweep({ name: "lr", base, grid: { train: { lrMax: [1e-3, 1e-2] } } }, "lr.json");
+ * const plan = await planSweep(spec, { root });
+ * const lines: string[] = [];
+ * const result = await runSweep(plan, { log: (line) => lines.push(line) });
+ * const ended = result.runs.map((r) => `${r.run.name}: ${r.action}, ${r.info?.status}`).join("; ");
+ * if (ended !== "lrMax-0.001: start, done; lrMax-0.01: start, done") throw new Error(ended);
+ * // Again: the runs ended, so nothing trains.
+ * const again = await runSweep(plan, { log: (line) => lines.push(line) });
+ * if (!again.runs.every((r) => r.action === "skip")) throw new Error(lines.join("\n"));
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function runSweep(plan: SweepPlan, options: RunSweepOptions = {}): Promise<SweepResult> {
@@ -680,10 +734,11 @@ async function trainRun(
  * ```ts
  * import { describeEnd } from "@nanolm/nanolm/train";
  * const now = new Date().toISOString();
- * console.log(describeEnd({
- *   status: "diverged", step: 37, steps: 100, seconds: 3, started: now, updated: now,
- *   config: { model: {}, train: {} },
- * })); // diverged at step 37
+ * const info = { steps: 100, seconds: 3, started: now, updated: now, config: { model: {}, train: {} } };
+ * const diverged = describeEnd({ ...info, status: "diverged", step: 37 });
+ * if (diverged !== "diverged at step 37") throw new Error(diverged);
+ * const done = describeEnd({ ...info, status: "done", step: 100, best: { step: 80, valLoss: 3.14159, valBpb: 1.2 } });
+ * if (done !== "done, 100 steps; best validation loss 3.1416 (1.2000 bits/byte) at step 80") throw new Error(done);
  * ```
  */
 export function describeEnd(info: RunInfo): string {

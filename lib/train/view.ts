@@ -38,9 +38,14 @@ export interface RunStatus {
  *
  * @example
  * ```ts
- * import { runBundle } from "./view.ts";
- * const b = runBundle({ step: 50, steps: 100, loss: 3.2, tokensPerSec: 1500, elapsed: 12 });
- * console.assert((b["text/plain"] as string).includes("step: 50 / 100 (50%)"));
+ * import { runBundle } from "@nanolm/nanolm/train";
+ * const b = runBundle({ name: "tiny", step: 50, steps: 100, loss: 3.2, lr: 1e-3, tokensPerSec: 1500, elapsed: 12 });
+ * const lines = (b["text/plain"] as string).split("\n");
+ * if (lines[0] !== "Training run tiny" || lines[1] !== "  step: 50 / 100 (50%)") throw new Error(lines.join("\n"));
+ * for (const fact of ["  training loss: 3.2000", "  learning rate: 1.00e-3", "  tokens/s: 1500", "  elapsed: 12.0s"]) {
+ *   if (!lines.includes(fact)) throw new Error(`no "${fact}" in:\n${lines.join("\n")}`);
+ * }
+ * if (!(b["text/html"] as string).startsWith('<progress value="50" max="100"')) throw new Error("a progress bar");
  * ```
  */
 export function runBundle(status: RunStatus): MimeBundle {
