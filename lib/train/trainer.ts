@@ -142,14 +142,19 @@ const BEST_KEYS = { valLoss: "best_val_loss", step: "best_step", staleEvals: "ev
  * A training run.
  *
  * @example
- * ```ts ignore
- * import { Trainer } from "@nanolm/nanolm";
+ * ```ts
+ * import { Trainer, writeTokenFile } from "@nanolm/nanolm";
+ * const dir = await Deno.makeTempDir();
+ * await writeTokenFile(`${dir}/train.bin`, Array.from({ length: 2000 }, (_, i) => (i * 7) % 32));
+ * await writeTokenFile(`${dir}/val.bin`, Array.from({ length: 400 }, (_, i) => (i * 7) % 32));
  * const trainer = await Trainer.create({
- *   model: { vocabSize: 256, contextLength: 64, dModel: 64, numLayers: 2, numHeads: 4 },
- *   train: { trainData: "data/train.bin", valData: "data/val.bin", steps: 100, outDir: "runs/tiny" },
- * }, { onEvent: (e) => console.log(e) });
+ *   model: { vocabSize: 32, contextLength: 16, dModel: 16, numLayers: 1, numHeads: 2 },
+ *   train: { trainData: `${dir}/train.bin`, valData: `${dir}/val.bin`, steps: 8, evalInterval: 4, outDir: dir },
+ * });
  * const result = await trainer.fit();
- * console.log(result.reason, result.best?.valLoss);
+ * trainer.dispose();
+ * if (result.reason !== "done" || result.best?.path !== `${dir}/best.safetensors`) throw new Error(result.reason);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class Trainer {
