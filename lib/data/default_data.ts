@@ -14,6 +14,7 @@ import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { writeTokenFile } from "./token_files.ts";
 import { writeFileAtomicSync } from "../io/atomic_write.ts";
 import { loadTokenizer, saveTokenizer } from "./tokenizer_files.ts";
+import { exists } from "../io/exists.ts";
 
 /** The files of a prepared dataset. */
 export interface PreparedData {
@@ -145,16 +146,6 @@ async function readRecord(path: string): Promise<PreparedRecord | null> {
 async function sha256(bytes: Uint8Array): Promise<string> {
   const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
   return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** Model and training settings of the embedded default run (every one can be overridden by a flag). */

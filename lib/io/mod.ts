@@ -16,6 +16,7 @@
  * @module
  */
 export { removeStaleTempFiles, writeFileAtomic, writeFileAtomicSync } from "./atomic_write.ts";
+export { exists } from "./exists.ts";
 export {
   bf16ToFloat32,
   decodeSafetensors,

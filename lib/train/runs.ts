@@ -23,6 +23,7 @@ import { type Config, parseConfig } from "./config.ts";
 import { type MetricRecord, metricSeries, MetricsLogger, readMetrics } from "./metrics.ts";
 import { recordedConfig } from "./resume.ts";
 import { BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, type FitResult, type TrainEvent } from "./trainer.ts";
+import { exists } from "../io/exists.ts";
 
 /** The status file of a run folder. */
 export const RUN_INFO_NAME = "run.json";
@@ -332,16 +333,6 @@ export interface RunSummary {
   tokensPerSec?: number;
   /** Seconds spent training. */
   seconds?: number;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /**

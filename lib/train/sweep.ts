@@ -42,6 +42,7 @@ import { readCheckpointFile } from "../io/checkpoint_file.ts";
 import { readRunInfo, type RunInfo, RunLog } from "./runs.ts";
 import { CHECKPOINT_NAME, Trainer, type TrainEvent } from "./trainer.ts";
 import { recordedConfig } from "./resume.ts";
+import { exists } from "../io/exists.ts";
 
 /** Config fields by section, as a sweep file gives them (camelCase keys). */
 export interface ConfigFields {
@@ -526,16 +527,6 @@ function differences(a: string, b: string): string[] {
     }
   }
   return out;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /**

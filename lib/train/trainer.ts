@@ -30,6 +30,7 @@ import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { loadTokenizer } from "../data/tokenizer_files.ts";
 import { BitsPerByte, targetLogProbs, tokenByteLengths } from "./bpb.ts";
 import { type FitProfileOptions, profileWork, resolvePeaks } from "./profile.ts";
+import { exists } from "../io/exists.ts";
 
 /** One logged training step. */
 export interface StepMetrics {
@@ -824,14 +825,4 @@ function meanOf(ts: Tensor[]): Tensor {
   let acc = ts[0];
   for (let i = 1; i < ts.length; i++) acc = add(acc, ts[i]);
   return mul(acc, 1 / ts.length);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
