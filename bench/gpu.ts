@@ -286,6 +286,8 @@ const attnFlops = attnB * attnH * T * T * hd;
 // H200 (bench/RESULTS.md, 2026-11-29); the unrolled kernels are the open question.
 const attentionVariants: [string, Partial<AttentionVariant>][] = [
   ["default", {}],
+  ["tiles", { backward: "tiles" }],
+  ["tiles32", { backward: "tiles", backwardTile: 32 }],
   ["qb128", { queryBlock: 128 }],
   ["unroll", { unroll: "all" }],
   ["unroll rows2", { unroll: "all", rowsPerThread: 2 }],

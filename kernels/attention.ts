@@ -97,6 +97,14 @@ export interface AttentionVariant {
    * lib/tensor/ops/nn.ts), "none" on software ones, which compile unrolled kernels slowly.
    */
   unroll: "none" | "forward" | "all";
+  /**
+   * The backward kernels' work split: "rows", one key (dK/dV) or query (dQ) row per thread with the fields above;
+   * "tiles", blocks of the score tile per thread (`generateAttentionBackwardTiledKernel`), at head dims whose vector
+   * count divides `backwardTile` (4 to 64 in powers of two; others run "rows").
+   */
+  backward: "rows" | "tiles";
+  /** Rows of the other side that the tiled backward streams through workgroup memory per tile. */
+  backwardTile: 16 | 32;
 }
 
 /**
@@ -112,6 +120,8 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
   keyGroup: 64,
   queryTile: 32,
   unroll: "none",
+  backward: "rows",
+  backwardTile: 16,
 });
 
 /**
@@ -142,6 +152,10 @@ export function attentionWorkgroupBytes(d: number, variant: AttentionVariant): n
   // Unrolled, the forward keeps its scores in registers: no score scratch.
   const scores = variant.unroll === "none" ? 4 * variant.keyBlock * variant.queryBlock : 0;
   const forward = scores + 2 * 4 * variant.keyBlock * d;
+  if (variant.backward === "tiles" && tiledBackwardSupports(d, variant.backwardTile)) {
+    const tile = variant.backwardTile;
+    return Math.max(forward, tiledBackwardBytes(d, tile, "keys"), tiledBackwardBytes(d, tile, "queries"));
+  }
   const dkv = 2 * 4 * variant.queryTile * d + 2 * 4 * variant.queryTile;
   return Math.max(forward, dkv);
 }
@@ -449,6 +463,9 @@ ${vecs(D4, (i) => `    o[orow + ${i}u] = o${i}${s} * inv;`)}
  * it writes part 0). Grid: (ceil(Tq/queryBlock), BH).
  */
 function generateAttentionBackwardDqKernel(spec: AttentionKernelSpec): KernelSource {
+  if (spec.variant.backward === "tiles" && tiledBackwardSupports(spec.d, spec.variant.backwardTile)) {
+    return generateAttentionBackwardTiledKernel({ ...spec, side: "queries" });
+  }
   const D4 = spec.d / 4, variant = spec.variant, qRow = queryRow(spec);
   const qs = querySplit(variant), { R, BC, sfx } = qs;
   const pro = queryBlockPrologue(spec, qs);
@@ -514,6 +531,9 @@ ${vecs(D4, (i) => `    dq[${qRow(s)} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Liter
  * (write), of which it writes parts 1 and 2. Grid: (ceil(Tk/keyGroup), BH).
  */
 function generateAttentionBackwardDkvKernel(spec: AttentionKernelSpec): KernelSource {
+  if (spec.variant.backward === "tiles" && tiledBackwardSupports(spec.d, spec.variant.backwardTile)) {
+    return generateAttentionBackwardTiledKernel({ ...spec, side: "keys" });
+  }
   const D4 = spec.d / 4, off = spec.tk - spec.tq, variant = spec.variant, arr = qkvArrays(spec);
   // Packed, dk and dv are parts of one buffer: one binding (two writable bindings of a buffer may not alias).
   const dkName = spec.packed ? "dqkv" : "dk", dvName = spec.packed ? "dqkv" : "dv";
@@ -607,6 +627,191 @@ ${vecs(D4, (c) => `    ${dvName}[r${s} * ${D4}u + ${c}u${arr.vShift}] = dv${c}${
   }`
       )
     }
+}
+`,
+  };
+}
+
+/** The tiled backward's side of the scores a workgroup owns: "keys" computes dK and dV, "queries" dQ. */
+type TiledSide = "keys" | "queries";
+
+/** Rows of the owned side a workgroup of the tiled backward kernels holds. */
+const TILED_OWNED_ROWS = 32;
+
+/**
+ * Bytes of workgroup memory of the tiled backward kernel of `side` at head dim `d` with `tile` streamed rows: the
+ * owned rows' two operands (plus their log-sum-exp and delta when they are queries), the streamed tile's two
+ * operands with a padding vector a column (plus its log-sum-exp and delta when they are queries), and the tile's
+ * dS (and P for dV).
+ */
+function tiledBackwardBytes(d: number, tile: number, side: TiledSide): number {
+  const D4 = d / 4, vec = 16, owned = TILED_OWNED_ROWS;
+  const stats = 2 * 4 * (side === "keys" ? tile : owned);
+  const scores = (side === "keys" ? 2 : 1) * tile * (owned / 4) * vec;
+  return 2 * owned * D4 * vec + 2 * D4 * (tile + 1) * vec + stats + scores;
+}
+
+/**
+ * Whether the tiled backward kernels support head dim `d` with `tile` streamed rows: each thread's vector column of
+ * the head dim must divide the tile (d / 4 in 1, 2, 4, 8, 16).
+ */
+export function tiledBackwardSupports(d: number, tile: number): boolean {
+  return fusedAttentionSupports(d) && tile % (d / 4) === 0;
+}
+
+/**
+ * The backward in tiles of the score matrix, FlashAttention-2's way (`variant.backward: "tiles"`): a workgroup
+ * owns 32 rows of one side of the scores of one head and streams tiles of `variant.backwardTile` rows of the other.
+ * "keys" owns keys (K, V staged once) and streams queries (Q, dO, log-sum-exp, delta), accumulating dK and dV;
+ * "queries" owns queries and streams keys, accumulating dQ. Two phases a tile:
+ *
+ * - scores: each thread computes a 4 x (tile / (d/4)) block of S and dP (owned rows `g + 8u`, streamed rows
+ *   `lane + (d/4) w`) from vectors in workgroup memory, then P and dS = P (dP - delta) into workgroup memory;
+ * - products: each thread owns 4 consecutive owned rows and one vector column of the head dim, and adds
+ *   dS times the streamed operand of S (and for dV, P times dO) over the tile's rows.
+ *
+ * The row-per-thread kernels keep a whole row of each operand and accumulator per thread (4 x 64 floats at head dim
+ * 64, past the register file); here a thread holds 32 accumulator floats at most. The streamed operand of S is
+ * staged times the scale, so the accumulated products need no scaling. Bindings and grid as the row kernels':
+ * (ceil(T_owned / 32), BH).
+ */
+function generateAttentionBackwardTiledKernel(spec: AttentionKernelSpec & { side: TiledSide }): KernelSource {
+  const { side, variant } = spec, keys = side === "keys", D4 = spec.d / 4, TILE = variant.backwardTile;
+  const OWN = TILED_OWNED_ROWS, W = TILE / D4, threads = 8 * D4, pad = TILE + 1, arr = qkvArrays(spec);
+  const scale = f32Literal(spec.scale);
+  const [ownT, strT] = keys ? [spec.tk, spec.tq] : [spec.tq, spec.tk];
+  // The owned rows' operands of S and dP, and the streamed ones (S's times the scale).
+  const [x1, x2, y1, y2] = keys ? ["Kx", "Vx", "Qy", "Gy"] : ["Qx", "Gx", "Ky", "Vy"];
+  const srcRow = (part: 0 | 1 | 2, pos: string, T: number) => `(${partRow(spec, part, `min(${pos}, ${T - 1}u)`, T)})`;
+  const qRow = (pos: string) => srcRow(0, pos, spec.tq), kRow = (pos: string) => srcRow(1, pos, spec.tk);
+  const gRow = (pos: string) => `(${rowIndex(spec, `min(${pos}, ${spec.tq - 1}u)`, spec.tq)})`;
+  // WGSL that reads vector c of row `pos` of each operand.
+  const reads: Record<string, (pos: string) => string> = {
+    Q: (pos) => `${arr.q}[${qRow(pos)} * ${D4}u + c]`,
+    K: (pos) => `${arr.k}[${kRow(pos)} * ${D4}u + c]`,
+    V: (pos) => `${arr.v}[${kRow(pos)} * ${D4}u + c${arr.vShift}]`,
+    G: (pos) => `dout[${gRow(pos)} * ${D4}u + c]`,
+  };
+  const stage = (names: [string, string], first: string, rows: number, stride: number, scaled: 0 | 1) =>
+    `    for (var e = lid.x; e < ${rows * D4}u; e += ${threads}u) {
+      let r = e / ${D4}u; let c = e % ${D4}u; let pos = ${first} + r;
+${
+      names.map((n, i) =>
+        `      ${n}[c * ${stride}u + r] = ${reads[n[0]]("pos")}${i === 0 && scaled ? ` * ${scale}` : ""};`
+      ).join("\n")
+    }
+    }`;
+  const stats = (names: [string, string], first: string, rows: number) =>
+    `    for (var e = lid.x; e < ${rows}u; e += ${threads}u) {
+      let row = ${gRow(`${first} + e`)};
+      ${names[0]}[e] = lse[row];
+      ${names[1]}[e] = delta[row];
+    }`;
+  const [L, Dl] = keys ? ["Ly", "Dy"] : ["Lx", "Dx"];
+  const tiles = Math.ceil(strT / TILE), off = spec.tk - spec.tq;
+  // Causal: keys see queries from blk*32 - off on; queries see keys up to blk*32 + 31 + off.
+  const range = !spec.causal
+    ? { from: "0u", to: `${tiles}u` }
+    : keys
+    ? { from: `select(0u, (blk * ${OWN}u - ${off}u) / ${TILE}u, blk * ${OWN}u > ${off}u)`, to: `${tiles}u` }
+    : { from: "0u", to: `min(${tiles}u, (blk * ${OWN}u + ${OWN - 1 + off}u) / ${TILE}u + 1u)` };
+  const grid = foldGrid([Math.ceil(ownT / OWN), spec.bh]);
+  const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w);
+  const each = (f: (u: number, w: number) => string) => us.flatMap((u) => ws.map((w) => f(u, w))).join("\n");
+  const [keyPos, queryPos] = keys ? ["ko", "qs"] : ["ks", "qo"];
+  const outputs = spec.packed
+    ? [readWrite("dqkv", "vec4f")]
+    : keys
+    ? [readWrite("dk", "vec4f"), readWrite("dv", "vec4f")]
+    : [readWrite("dq", "vec4f")];
+  const write = (j: number) => {
+    const pos = `blk * ${OWN}u + og * 4u + ${j}u`;
+    if (!keys) {
+      return `    if (${pos} < ${ownT}u) { ${spec.packed ? "dqkv" : "dq"}[${qRow(pos)} * ${D4}u + c] = a1_${j}; }`;
+    }
+    const [dk, dv] = spec.packed ? ["dqkv", "dqkv"] : ["dk", "dv"];
+    return `    if (${pos} < ${ownT}u) {
+      ${dk}[${kRow(pos)} * ${D4}u + c] = a1_${j};
+      ${dv}[${kRow(pos)} * ${D4}u + c${arr.vShift}] = a2_${j};
+    }`;
+  };
+  const perTile = Math.ceil((TILE * D4) / threads) + Math.ceil(TILE / threads) + D4 + TILE + 1;
+  return {
+    name: keys ? "attention_backward_dkv" : "attention_backward_dq",
+    workgroups: grid.workgroups,
+    cost: fusedAttentionCost(spec, keys ? "dkv" : "dq"),
+    loops: {
+      iterations: Math.ceil((OWN * D4) / threads) + Math.ceil(OWN / threads) + tiles * perTile,
+      of: `${strT} ${keys ? "queries" : "keys"}`,
+    },
+    source: `${
+      bindings([...qkvBuffers(spec), read("dout", "vec4f"), read("lse", "f32"), read("delta", "f32"), ...outputs])
+    }
+var<workgroup> ${x1}: array<vec4f, ${OWN * D4}>;
+var<workgroup> ${x2}: array<vec4f, ${OWN * D4}>;
+var<workgroup> ${y1}: array<vec4f, ${pad * D4}>;
+var<workgroup> ${y2}: array<vec4f, ${pad * D4}>;
+var<workgroup> ${L}: array<f32, ${keys ? TILE : OWN}>;
+var<workgroup> ${Dl}: array<f32, ${keys ? TILE : OWN}>;
+var<workgroup> dS: array<vec4f, ${TILE * (OWN / 4)}>;
+${keys ? `var<workgroup> P: array<vec4f, ${TILE * (OWN / 4)}>;\n` : ""}@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+${grid.guard ? `  ${grid.guard}\n` : ""}  let blk = ${grid.index[0]}; let bh = ${grid.index[1]};
+  // Scores phase: owned rows g + 8u, streamed rows lane + ${D4}w. Products phase: owned rows og*4 + j, column c.
+  let g = lid.x % 8u; let lane = lid.x / 8u;
+  let og = lid.x % 8u; let c = lid.x / 8u;
+${stage([x1, x2] as [string, string], `blk * ${OWN}u`, OWN, OWN, 0)}
+${keys ? "" : stats([L, Dl], `blk * ${OWN}u`, OWN)}
+${us.map((j) => `  var a1_${j} = vec4f(0.0);${keys ? ` var a2_${j} = vec4f(0.0);` : ""}`).join("\n")}
+  for (var t = ${range.from}; t < ${range.to}; t++) {
+${stage([y1, y2] as [string, string], `t * ${TILE}u`, TILE, pad, 1)}
+${keys ? stats([L, Dl], `t * ${TILE}u`, TILE) : ""}
+    workgroupBarrier();
+${each((u, w) => `    var s_${u}_${w} = 0.0; var dp_${u}_${w} = 0.0;`)}
+    for (var k = 0u; k < ${D4}u; k++) {
+${
+      us.map((u) =>
+        `      let x1_${u} = ${x1}[k * ${OWN}u + g + ${8 * u}u]; let x2_${u} = ${x2}[k * ${OWN}u + g + ${8 * u}u];`
+      ).join("\n")
+    }
+${
+      ws.map((w) =>
+        `      let y1_${w} = ${y1}[k * ${pad}u + lane + ${D4 * w}u]; let y2_${w} = ${y2}[k * ${pad}u + lane + ${
+          D4 * w
+        }u];`
+      ).join("\n")
+    }
+${each((u, w) => `      s_${u}_${w} += dot(x1_${u}, y1_${w}); dp_${u}_${w} += dot(x2_${u}, y2_${w});`)}
+    }
+${
+      each((u, w) => {
+        const o = `g + ${8 * u}u`, st = `lane + ${D4 * w}u`;
+        const stat = (a: string) => (keys ? `${a}[${st}]` : `${a}[${o}]`);
+        return `    {
+      let ${keys ? "ko" : "qo"} = blk * ${OWN}u + ${o}; let ${keys ? "qs" : "ks"} = t * ${TILE}u + ${st};
+      let p = select(0.0, exp(s_${u}_${w} - ${stat(L)}), ${visible(spec, keyPos, queryPos)});
+      dS[(${st}) * ${OWN / 4}u + g / 4u + ${2 * u}u][g % 4u] = p * (dp_${u}_${w} - ${stat(Dl)});${
+          keys ? `\n      P[(${st}) * ${OWN / 4}u + g / 4u + ${2 * u}u][g % 4u] = p;` : ""
+        }
+    }`;
+      })
+    }
+    workgroupBarrier();
+    for (var s = 0u; s < ${TILE}u; s++) {
+      let ds = dS[s * ${OWN / 4}u + og];
+      let y = ${y1}[c * ${pad}u + s];
+${us.map((j) => `      a1_${j} += ds[${j}] * y;`).join("\n")}${
+      keys
+        ? `
+      let p = P[s * ${OWN / 4}u + og];
+      let gy = ${y2}[c * ${pad}u + s];
+${us.map((j) => `      a2_${j} += p[${j}] * gy;`).join("\n")}`
+        : ""
+    }
+    }
+    workgroupBarrier();
+  }
+${us.map(write).join("\n")}
 }
 `,
   };

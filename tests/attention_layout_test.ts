@@ -114,6 +114,8 @@ Deno.test("composite attention in the bthd layout: forced, and for head dims the
 });
 
 const variants: Partial<AttentionVariant>[] = [
+  { backward: "tiles" },
+  { backward: "tiles", backwardTile: 32 },
   { rowsPerThread: 2 },
   { rowsPerThread: 2, queryBlock: 128 },
   { queryBlock: 128 },

@@ -353,7 +353,17 @@ function* attentionVariants(): Generator<AttentionVariant> {
           for (const keyGroup of [64, 128] as const) {
             for (const queryTile of [32, 64] as const) {
               for (const unroll of ["none", "forward", "all"] as const) {
-                yield { rowsPerThread, queryBlock, keyBlock, keysPerThread, keyGroup, queryTile, unroll };
+                yield {
+                  rowsPerThread,
+                  queryBlock,
+                  keyBlock,
+                  keysPerThread,
+                  keyGroup,
+                  queryTile,
+                  unroll,
+                  backward: "rows",
+                  backwardTile: 16,
+                };
               }
             }
           }
@@ -378,7 +388,9 @@ function* attentionCases(): Generator<Case> {
   for (const variant of attentionVariants()) {
     // Every variant on two of the specs (cycling), every spec with the default-like first variants below.
     for (const sn of [names[i % names.length], names[(i + 3) % names.length]]) {
-      const s = specs[sn], label = `${sn} ${Object.values(variant).join("/")}`;
+      // The row kernels' fields name the variant (the tiled backward's have their own cases below).
+      const { backward: _b, backwardTile: _t, ...rowFields } = variant;
+      const s = specs[sn], label = `${sn} ${Object.values(rowFields).join("/")}`;
       yield [`attention forward ${label}`, () => attentionForwardKernel({ ...s, variant })];
       yield [`attention dq ${label}`, () => attentionBackwardDqKernel({ ...s, variant })];
       yield [`attention dkv ${label}`, () => attentionBackwardDkvKernel({ ...s, variant })];
@@ -393,7 +405,16 @@ function* attentionCases(): Generator<Case> {
     keyGroup: 64,
     queryTile: 32,
     unroll: "none",
+    backward: "rows",
+    backwardTile: 16,
   };
+  for (const [sn, s] of Object.entries(specs)) {
+    for (const backwardTile of [16, 32] as const) {
+      const variant = { ...base, backward: "tiles", backwardTile } as const;
+      yield [`attention dq ${sn} tiles ${backwardTile}`, () => attentionBackwardDqKernel({ ...s, variant })];
+      yield [`attention dkv ${sn} tiles ${backwardTile}`, () => attentionBackwardDkvKernel({ ...s, variant })];
+    }
+  }
   for (const [sn, s] of Object.entries(specs)) {
     for (const unroll of ["none", "forward", "all"] as const) {
       const variant = { ...base, unroll };

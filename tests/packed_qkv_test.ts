@@ -109,6 +109,8 @@ Deno.test("packed attention: work-split variants", async () => {
       { rowsPerThread: 2, keysPerThread: 2 },
       { queryBlock: 128, keyBlock: 64, keyGroup: 128, queryTile: 64 },
       { unroll: "all" },
+      { backward: "tiles" },
+      { backward: "tiles", backwardTile: 32 },
     ] as Partial<AttentionVariant>[]
   ) {
     // Unrolled kernels compile slowly on a software adapter: small head dims only for them.

@@ -588,6 +588,8 @@ const variantChoices: { [K in keyof AttentionVariant]: readonly AttentionVariant
   keyGroup: [64, 128],
   queryTile: [32, 64],
   unroll: ["none", "forward", "all"],
+  backward: ["rows", "tiles"],
+  backwardTile: [16, 32],
 };
 
 /** The fields {@linkcode setAttentionVariant} set; the others follow {@linkcode defaultAttentionVariant}. */
