@@ -287,7 +287,9 @@ const attnFlops = attnB * attnH * T * T * hd;
 const attentionVariants: [string, Partial<AttentionVariant>][] = [
   ["default", {}],
   ["tiles", { backward: "tiles" }],
-  ["tiles32", { backward: "tiles", backwardTile: 32 }],
+  ["tiles32", { backward: "tiles", tile: 32 }],
+  ["ftiles", { forward: "tiles", backward: "tiles" }],
+  ["ftiles32", { forward: "tiles", backward: "tiles", tile: 32 }],
   ["qb128", { queryBlock: 128 }],
   ["unroll", { unroll: "all" }],
   ["unroll rows2", { unroll: "all", rowsPerThread: 2 }],

@@ -100,11 +100,17 @@ export interface AttentionVariant {
   /**
    * The backward kernels' work split: "rows", one key (dK/dV) or query (dQ) row per thread with the fields above;
    * "tiles", blocks of the score tile per thread (`generateAttentionBackwardTiledKernel`), at head dims whose vector
-   * count divides `backwardTile` (4 to 64 in powers of two; others run "rows").
+   * count divides `tile` (4 to 64 in powers of two; others run "rows").
    */
   backward: "rows" | "tiles";
-  /** Rows of the other side that the tiled backward streams through workgroup memory per tile. */
-  backwardTile: 16 | 32;
+  /**
+   * The forward kernel's work split: "rows", one query row per thread (with `rowsPerThread`, `queryBlock`,
+   * `keyBlock`, `unroll`); "tiles", blocks of the score tile per thread (`generateAttentionForwardTiledKernel`), at
+   * the head dims of the tiled backward (others run "rows").
+   */
+  forward: "rows" | "tiles";
+  /** Rows of the other side (keys, or in the dK/dV kernel queries) the tiled kernels stream per tile. */
+  tile: 16 | 32;
 }
 
 /**
@@ -121,7 +127,8 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
   queryTile: 32,
   unroll: "none",
   backward: "rows",
-  backwardTile: 16,
+  forward: "rows",
+  tile: 16,
 });
 
 /**
@@ -151,9 +158,12 @@ export function fusedAttentionSupports(d: number): boolean {
 export function attentionWorkgroupBytes(d: number, variant: AttentionVariant): number {
   // Unrolled, the forward keeps its scores in registers: no score scratch.
   const scores = variant.unroll === "none" ? 4 * variant.keyBlock * variant.queryBlock : 0;
-  const forward = scores + 2 * 4 * variant.keyBlock * d;
-  if (variant.backward === "tiles" && tiledBackwardSupports(d, variant.backwardTile)) {
-    const tile = variant.backwardTile;
+  const tiled = tiledAttentionSupports(d, variant.tile);
+  const forward = variant.forward === "tiles" && tiled
+    ? tiledForwardBytes(d, variant.tile)
+    : scores + 2 * 4 * variant.keyBlock * d;
+  if (variant.backward === "tiles" && tiled) {
+    const tile = variant.tile;
     return Math.max(forward, tiledBackwardBytes(d, tile, "keys"), tiledBackwardBytes(d, tile, "queries"));
   }
   const dkv = 2 * 4 * variant.queryTile * d + 2 * 4 * variant.queryTile;
@@ -375,6 +385,9 @@ function fusedAttentionCost(spec: AttentionSpec, kernel: "forward" | "dq" | "dkv
  * BH). Cost: see `fusedAttentionCost`.
  */
 function generateAttentionForwardKernel(spec: AttentionKernelSpec): KernelSource {
+  if (spec.variant.forward === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
+    return generateAttentionForwardTiledKernel(spec);
+  }
   const D4 = spec.d / 4, variant = spec.variant;
   const qs = querySplit(variant), { R, BR, BC, sfx } = qs;
   const pro = queryBlockPrologue(spec, qs);
@@ -463,7 +476,7 @@ ${vecs(D4, (i) => `    o[orow + ${i}u] = o${i}${s} * inv;`)}
  * it writes part 0). Grid: (ceil(Tq/queryBlock), BH).
  */
 function generateAttentionBackwardDqKernel(spec: AttentionKernelSpec): KernelSource {
-  if (spec.variant.backward === "tiles" && tiledBackwardSupports(spec.d, spec.variant.backwardTile)) {
+  if (spec.variant.backward === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
     return generateAttentionBackwardTiledKernel({ ...spec, side: "queries" });
   }
   const D4 = spec.d / 4, variant = spec.variant, qRow = queryRow(spec);
@@ -531,7 +544,7 @@ ${vecs(D4, (i) => `    dq[${qRow(s)} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Liter
  * (write), of which it writes parts 1 and 2. Grid: (ceil(Tk/keyGroup), BH).
  */
 function generateAttentionBackwardDkvKernel(spec: AttentionKernelSpec): KernelSource {
-  if (spec.variant.backward === "tiles" && tiledBackwardSupports(spec.d, spec.variant.backwardTile)) {
+  if (spec.variant.backward === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
     return generateAttentionBackwardTiledKernel({ ...spec, side: "keys" });
   }
   const D4 = spec.d / 4, off = spec.tk - spec.tq, variant = spec.variant, arr = qkvArrays(spec);
@@ -655,13 +668,13 @@ function tiledBackwardBytes(d: number, tile: number, side: TiledSide): number {
  * Whether the tiled backward kernels support head dim `d` with `tile` streamed rows: each thread's vector column of
  * the head dim must divide the tile (d / 4 in 1, 2, 4, 8, 16).
  */
-export function tiledBackwardSupports(d: number, tile: number): boolean {
+export function tiledAttentionSupports(d: number, tile: number): boolean {
   return fusedAttentionSupports(d) && tile % (d / 4) === 0;
 }
 
 /**
  * The backward in tiles of the score matrix, FlashAttention-2's way (`variant.backward: "tiles"`): a workgroup
- * owns 32 rows of one side of the scores of one head and streams tiles of `variant.backwardTile` rows of the other.
+ * owns 32 rows of one side of the scores of one head and streams tiles of `variant.tile` rows of the other.
  * "keys" owns keys (K, V staged once) and streams queries (Q, dO, log-sum-exp, delta), accumulating dK and dV;
  * "queries" owns queries and streams keys, accumulating dQ. Two phases a tile:
  *
@@ -676,7 +689,7 @@ export function tiledBackwardSupports(d: number, tile: number): boolean {
  * (ceil(T_owned / 32), BH).
  */
 function generateAttentionBackwardTiledKernel(spec: AttentionKernelSpec & { side: TiledSide }): KernelSource {
-  const { side, variant } = spec, keys = side === "keys", D4 = spec.d / 4, TILE = variant.backwardTile;
+  const { side, variant } = spec, keys = side === "keys", D4 = spec.d / 4, TILE = variant.tile;
   const OWN = TILED_OWNED_ROWS, W = TILE / D4, threads = 8 * D4, pad = TILE + 1, arr = qkvArrays(spec);
   const scale = f32Literal(spec.scale);
   const [ownT, strT] = keys ? [spec.tk, spec.tq] : [spec.tq, spec.tk];
@@ -808,6 +821,124 @@ ${us.map((j) => `      a1_${j} += ds[${j}] * y;`).join("\n")}${
 ${us.map((j) => `      a2_${j} += p[${j}] * gy;`).join("\n")}`
         : ""
     }
+    }
+    workgroupBarrier();
+  }
+${us.map(write).join("\n")}
+}
+`,
+  };
+}
+
+/**
+ * Bytes of workgroup memory of the tiled forward at head dim `d` with `tile` keys a tile: the owned queries, the
+ * key tile's K and V (a padding vector a column), its scores, and three floats a query (running max, the tile's
+ * max and the correction factor).
+ */
+function tiledForwardBytes(d: number, tile: number): number {
+  const D4 = d / 4, vec = 16, owned = TILED_OWNED_ROWS;
+  return owned * D4 * vec + 2 * D4 * (tile + 1) * vec + tile * (owned / 4) * vec + 3 * 4 * owned;
+}
+
+/**
+ * The forward in tiles of the score matrix (`variant.forward: "tiles"`): a workgroup owns 32 query rows of one head
+ * and streams tiles of `variant.tile` keys with the online softmax. Per tile:
+ *
+ * - scores: each thread computes a 4 x (tile / (d/4)) block of S (queries `g + 8u`, keys `lane + (d/4) w`) from
+ *   vectors in workgroup memory and stores it, masked;
+ * - the new running max of each query row (one thread a row) and its correction factor;
+ * - each thread turns its own scores into probabilities (every exponential computed once);
+ * - products: each thread owns 4 consecutive queries and one vector column of the head dim, rescales its part of
+ *   the output and the row sums, and adds P times V over the tile's keys.
+ *
+ * Writes the output and the log-sum-exp as the row kernel does. Grid: (ceil(Tq / 32), BH).
+ */
+function generateAttentionForwardTiledKernel(spec: AttentionKernelSpec): KernelSource {
+  const D4 = spec.d / 4, TILE = spec.variant.tile, OWN = TILED_OWNED_ROWS, W = TILE / D4, threads = 8 * D4;
+  const pad = TILE + 1, arr = qkvArrays(spec), off = spec.tk - spec.tq, tiles = Math.ceil(spec.tk / TILE);
+  const row = (part: 0 | 1, pos: string, T: number) => `(${partRow(spec, part, `min(${pos}, ${T - 1}u)`, T)})`;
+  const to = spec.causal ? `min(${tiles}u, (blk * ${OWN}u + ${OWN - 1 + off}u) / ${TILE}u + 1u)` : `${tiles}u`;
+  const grid = foldGrid([Math.ceil(spec.tq / OWN), spec.bh]);
+  const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w);
+  const each = (f: (u: number, w: number) => string) => us.flatMap((u) => ws.map((w) => f(u, w))).join("\n");
+  const at = (u: number, w: number) => `S[(lane + ${D4 * w}u) * ${OWN / 4}u + g / 4u + ${2 * u}u][g % 4u]`;
+  const write = (j: number) => {
+    const pos = `blk * ${OWN}u + og * 4u + ${j}u`;
+    return `  if (${pos} < ${spec.tq}u) {
+    let inv = select(1.0 / l[${j}], 0.0, l[${j}] == 0.0);
+    o[(${rowIndex(spec, pos, spec.tq)}) * ${D4}u + c] = a_${j} * inv;
+    if (c == 0u) { lse[${rowIndex(spec, pos, spec.tq)}] = M[og * 4u + ${j}u] + log(l[${j}]); }
+  }`;
+  };
+  const perTile = 2 * Math.ceil((TILE * D4) / threads) + D4 + TILE + 2;
+  return {
+    name: "attention_forward",
+    workgroups: grid.workgroups,
+    cost: fusedAttentionCost(spec, "forward"),
+    loops: { iterations: Math.ceil((OWN * D4) / threads) + tiles * perTile, of: `${spec.tk} keys` },
+    source: `${bindings([...qkvBuffers(spec), readWrite("o", "vec4f"), readWrite("lse", "f32")])}
+var<workgroup> Qx: array<vec4f, ${OWN * D4}>;
+var<workgroup> Ky: array<vec4f, ${pad * D4}>;
+var<workgroup> Vy: array<vec4f, ${pad * D4}>;
+var<workgroup> S: array<vec4f, ${TILE * (OWN / 4)}>;
+var<workgroup> M: array<f32, ${OWN}>;
+var<workgroup> Mt: array<f32, ${OWN}>;
+var<workgroup> Corr: array<f32, ${OWN}>;
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+${grid.guard ? `  ${grid.guard}\n` : ""}  let blk = ${grid.index[0]}; let bh = ${grid.index[1]};
+  // Scores: queries g + 8u, keys lane + ${D4}w. Products: queries og*4 + j, column c.
+  let g = lid.x % 8u; let lane = lid.x / 8u;
+  let og = lid.x % 8u; let c = lid.x / 8u;
+  for (var e = lid.x; e < ${OWN * D4}u; e += ${threads}u) {
+    let r = e / ${D4}u; let c = e % ${D4}u;
+    Qx[c * ${OWN}u + r] = ${arr.q}[${row(0, `blk * ${OWN}u + r`, spec.tq)} * ${D4}u + c];
+  }
+  if (lid.x < ${OWN}u) { M[lid.x] = ${NEG_INF}; }
+${us.map((j) => `  var a_${j} = vec4f(0.0);`).join("\n")}
+  var l = vec4f(0.0);
+  for (var t = 0u; t < ${to}; t++) {
+    for (var e = lid.x; e < ${TILE * D4}u; e += ${threads}u) {
+      let r = e / ${D4}u; let c = e % ${D4}u; let src = ${row(1, `t * ${TILE}u + r`, spec.tk)} * ${D4}u + c;
+      Ky[c * ${pad}u + r] = ${arr.k}[src] * ${f32Literal(spec.scale)};
+      Vy[c * ${pad}u + r] = ${arr.v}[src${arr.vShift}];
+    }
+    workgroupBarrier();
+${each((u, w) => `    var s_${u}_${w} = 0.0;`)}
+    for (var k = 0u; k < ${D4}u; k++) {
+${us.map((u) => `      let x_${u} = Qx[k * ${OWN}u + g + ${8 * u}u];`).join("\n")}
+${ws.map((w) => `      let y_${w} = Ky[k * ${pad}u + lane + ${D4 * w}u];`).join("\n")}
+${each((u, w) => `      s_${u}_${w} += dot(x_${u}, y_${w});`)}
+    }
+${
+      each((u, w) =>
+        `    s_${u}_${w} = select(${NEG_INF}, s_${u}_${w}, ${
+          visible(spec, `t * ${TILE}u + lane + ${D4 * w}u`, `blk * ${OWN}u + g + ${8 * u}u`)
+        });
+    ${at(u, w)} = s_${u}_${w};`
+      )
+    }
+    workgroupBarrier();
+    if (lid.x < ${OWN}u) {
+      let q = lid.x;
+      var mt = M[q];
+      for (var s = 0u; s < ${TILE}u; s++) { mt = max(mt, S[s * ${OWN / 4}u + q / 4u][q % 4u]); }
+      // Nothing visible yet: keep the factor at 1.
+      Corr[q] = select(exp(M[q] - mt), 1.0, mt == ${NEG_INF});
+      Mt[q] = mt;
+      M[q] = mt;
+    }
+    workgroupBarrier();
+${each((u, w) => `    ${at(u, w)} = select(exp(s_${u}_${w} - Mt[g + ${8 * u}u]), 0.0, s_${u}_${w} == ${NEG_INF});`)}
+    workgroupBarrier();
+    let corr = vec4f(Corr[og * 4u], Corr[og * 4u + 1u], Corr[og * 4u + 2u], Corr[og * 4u + 3u]);
+    l *= corr;
+${us.map((j) => `    a_${j} *= corr[${j}];`).join("\n")}
+    for (var s = 0u; s < ${TILE}u; s++) {
+      let p = S[s * ${OWN / 4}u + og];
+      let v = Vy[c * ${pad}u + s];
+      l += p;
+${us.map((j) => `      a_${j} += p[${j}] * v;`).join("\n")}
     }
     workgroupBarrier();
   }

@@ -115,7 +115,8 @@ Deno.test("composite attention in the bthd layout: forced, and for head dims the
 
 const variants: Partial<AttentionVariant>[] = [
   { backward: "tiles" },
-  { backward: "tiles", backwardTile: 32 },
+  { forward: "tiles", backward: "tiles", tile: 32 },
+  { forward: "tiles" },
   { rowsPerThread: 2 },
   { rowsPerThread: 2, queryBlock: 128 },
   { queryBlock: 128 },

@@ -362,7 +362,8 @@ function* attentionVariants(): Generator<AttentionVariant> {
                   queryTile,
                   unroll,
                   backward: "rows",
-                  backwardTile: 16,
+                  forward: "rows",
+                  tile: 16,
                 };
               }
             }
@@ -389,7 +390,7 @@ function* attentionCases(): Generator<Case> {
     // Every variant on two of the specs (cycling), every spec with the default-like first variants below.
     for (const sn of [names[i % names.length], names[(i + 3) % names.length]]) {
       // The row kernels' fields name the variant (the tiled backward's have their own cases below).
-      const { backward: _b, backwardTile: _t, ...rowFields } = variant;
+      const { backward: _b, forward: _f, tile: _t, ...rowFields } = variant;
       const s = specs[sn], label = `${sn} ${Object.values(rowFields).join("/")}`;
       yield [`attention forward ${label}`, () => attentionForwardKernel({ ...s, variant })];
       yield [`attention dq ${label}`, () => attentionBackwardDqKernel({ ...s, variant })];
@@ -406,13 +407,15 @@ function* attentionCases(): Generator<Case> {
     queryTile: 32,
     unroll: "none",
     backward: "rows",
-    backwardTile: 16,
+    forward: "rows",
+    tile: 16,
   };
   for (const [sn, s] of Object.entries(specs)) {
-    for (const backwardTile of [16, 32] as const) {
-      const variant = { ...base, backward: "tiles", backwardTile } as const;
-      yield [`attention dq ${sn} tiles ${backwardTile}`, () => attentionBackwardDqKernel({ ...s, variant })];
-      yield [`attention dkv ${sn} tiles ${backwardTile}`, () => attentionBackwardDkvKernel({ ...s, variant })];
+    for (const tile of [16, 32] as const) {
+      const variant = { ...base, forward: "tiles", backward: "tiles", tile } as const;
+      yield [`attention forward ${sn} tiles ${tile}`, () => attentionForwardKernel({ ...s, variant })];
+      yield [`attention dq ${sn} tiles ${tile}`, () => attentionBackwardDqKernel({ ...s, variant })];
+      yield [`attention dkv ${sn} tiles ${tile}`, () => attentionBackwardDkvKernel({ ...s, variant })];
     }
   }
   for (const [sn, s] of Object.entries(specs)) {

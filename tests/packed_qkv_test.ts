@@ -110,7 +110,8 @@ Deno.test("packed attention: work-split variants", async () => {
       { queryBlock: 128, keyBlock: 64, keyGroup: 128, queryTile: 64 },
       { unroll: "all" },
       { backward: "tiles" },
-      { backward: "tiles", backwardTile: 32 },
+      { forward: "tiles", backward: "tiles", tile: 32 },
+      { forward: "tiles" },
     ] as Partial<AttentionVariant>[]
   ) {
     // Unrolled kernels compile slowly on a software adapter: small head dims only for them.

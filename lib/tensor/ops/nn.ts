@@ -589,7 +589,8 @@ const variantChoices: { [K in keyof AttentionVariant]: readonly AttentionVariant
   queryTile: [32, 64],
   unroll: ["none", "forward", "all"],
   backward: ["rows", "tiles"],
-  backwardTile: [16, 32],
+  forward: ["rows", "tiles"],
+  tile: [16, 32],
 };
 
 /** The fields {@linkcode setAttentionVariant} set; the others follow {@linkcode defaultAttentionVariant}. */
