@@ -832,12 +832,12 @@ ${us.map(write).join("\n")}
 
 /**
  * Bytes of workgroup memory of the tiled forward at head dim `d` with `tile` keys a tile: the owned queries, the
- * key tile's K and V (a padding vector a column), its scores, and three floats a query (running max, the tile's
- * max and the correction factor).
+ * key tile's K and V (a padding vector a column), its scores, and two floats a query (running max and correction
+ * factor).
  */
 function tiledForwardBytes(d: number, tile: number): number {
   const D4 = d / 4, vec = 16, owned = TILED_OWNED_ROWS;
-  return owned * D4 * vec + 2 * D4 * (tile + 1) * vec + tile * (owned / 4) * vec + 3 * 4 * owned;
+  return owned * D4 * vec + 2 * D4 * (tile + 1) * vec + tile * (owned / 4) * vec + 2 * 4 * owned;
 }
 
 /**
@@ -882,7 +882,6 @@ var<workgroup> Ky: array<vec4f, ${pad * D4}>;
 var<workgroup> Vy: array<vec4f, ${pad * D4}>;
 var<workgroup> S: array<vec4f, ${TILE * (OWN / 4)}>;
 var<workgroup> M: array<f32, ${OWN}>;
-var<workgroup> Mt: array<f32, ${OWN}>;
 var<workgroup> Corr: array<f32, ${OWN}>;
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -925,11 +924,10 @@ ${
       for (var s = 0u; s < ${TILE}u; s++) { mt = max(mt, S[s * ${OWN / 4}u + q / 4u][q % 4u]); }
       // Nothing visible yet: keep the factor at 1.
       Corr[q] = select(exp(M[q] - mt), 1.0, mt == ${NEG_INF});
-      Mt[q] = mt;
       M[q] = mt;
     }
     workgroupBarrier();
-${each((u, w) => `    ${at(u, w)} = select(exp(s_${u}_${w} - Mt[g + ${8 * u}u]), 0.0, s_${u}_${w} == ${NEG_INF});`)}
+${each((u, w) => `    ${at(u, w)} = select(exp(s_${u}_${w} - M[g + ${8 * u}u]), 0.0, s_${u}_${w} == ${NEG_INF});`)}
     workgroupBarrier();
     let corr = vec4f(Corr[og * 4u], Corr[og * 4u + 1u], Corr[og * 4u + 2u], Corr[og * 4u + 3u]);
     l *= corr;
