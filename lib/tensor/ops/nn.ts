@@ -711,17 +711,19 @@ function fusedVariant(d: number, opts: { variant?: Partial<AttentionVariant> }):
   if (!fusedAttentionSupports(d)) return null;
   const base = defaultAttentionVariant();
   const variant = resolveVariant(resolveVariant(base, variantSetting), opts.variant ?? {});
-  const bytes = attentionWorkgroupBytes(d, variant), limit = gpu().device.limits.maxComputeWorkgroupStorageSize;
+  const limit = gpu().device.limits.maxComputeWorkgroupStorageSize;
+  const bytes = attentionWorkgroupBytes(d, variant);
   if (bytes <= limit) return variant;
-  // The default at d = 64 needs 24 KB, more than WebGPU guarantees (16 KB): such devices get the composite. A
-  // variant asked for must not silently become the composite (a benchmark would time the wrong thing).
-  if (JSON.stringify(variant) !== JSON.stringify(base)) {
-    throw new Error(
-      `attention: variant ${JSON.stringify(variant)} needs ${bytes} bytes of workgroup memory at head dim ${d}; ` +
-        `this device allows ${limit}`,
-    );
+  // A variant asked for must not silently become another (a benchmark would time the wrong thing); the default
+  // falls back to the row kernels, then (at d = 64 they need 24 KB, more than WebGPU guarantees) the composite.
+  if (JSON.stringify(variant) === JSON.stringify(base)) {
+    const rows: AttentionVariant = { ...variant, forward: "rows", backward: "rows" };
+    return attentionWorkgroupBytes(d, rows) <= limit ? rows : null;
   }
-  return null;
+  throw new Error(
+    `attention: variant ${JSON.stringify(variant)} needs ${bytes} bytes of workgroup memory at head dim ${d}; ` +
+      `this device allows ${limit}`,
+  );
 }
 
 /** Options of {@linkcode packedAttention}: those of {@linkcode attention} except the layout, which is fixed. */
