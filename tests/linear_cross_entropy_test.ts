@@ -14,6 +14,7 @@ import {
   linearCrossEntropy,
   logitChunkRows,
   matmul,
+  noGrad,
   param,
   readAll,
   type Tensor,
@@ -108,6 +109,18 @@ Deno.test("linearCrossEntropy: loss and gradients match float64 and finite diffe
     });
     const chunks = Math.ceil(rows / chunk);
     assertEquals(kernels.filter((k) => k === "cross_entropy_forward").length, chunks, `${rows}/${chunkRows}`);
+    if (chunks === 1) continue;
+    // Chunked, the gradients are taken in the forward (three matmuls a chunk) only when one will be wanted.
+    const matmuls = (names: string[]) => names.filter((k) => k.startsWith("matmul")).length;
+    assertEquals(matmuls(kernels), 3 * chunks, `${rows}/${chunkRows} with gradients: ${kernels}`);
+    const [th, tw] = [h, w].map((x) => param(upload(x)));
+    const evaluation = noGrad(() =>
+      dispatchedKernels(() => linearCrossEntropy(th, tw, uploadInts(targets, [rows]), { chunkRows })).map((k) => k.name)
+    );
+    assertEquals(matmuls(evaluation), chunks, `${rows}/${chunkRows} under noGrad: ${evaluation}`);
+    assert(!evaluation.includes("cross_entropy_backward_chunk"), `${evaluation}`);
+    th.dispose();
+    tw.dispose();
   }
 });
 

@@ -34,10 +34,10 @@ import {
   fusedAttentionSupports,
 } from "../../../kernels/attention.ts";
 import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
-import { noGrad, record, recordAccumulating } from "../graph.ts";
+import { isGradEnabled, noGrad, record, recordAccumulating } from "../graph.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, keep, Storage, Tensor } from "../tensor.ts";
-import { fill } from "./elementwise.ts";
+import { add, fill, mul } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
 import { permute, reshape, slice } from "./movement.ts";
 import { mean, sumTo } from "./reduce.ts";
@@ -415,10 +415,12 @@ export function logitChunkRows(rows: number, vocab: number, opts: LinearCrossEnt
  * embedding table), targets (N) i32. Out-of-range targets give NaN, as in {@linkcode crossEntropy}.
  *
  * When the logits fit in one chunk ({@linkcode logitChunkRows}) this is `crossEntropy(matmul(h, weight,
- * { transB: true }), targets)`, the same kernels. Otherwise each chunk of rows computes its logits, its rows' losses
- * and log-sum-exps, and frees the logits; the backward computes each chunk's logits again, overwrites them with their
- * gradient, and from it writes the chunk's rows of dh and adds its part of dweight in the matmul's epilogue. Memory
- * then stays at one chunk of logits whatever the batch and vocabulary, for a third more FLOPs in the head.
+ * { transB: true }), targets)`, the same kernels. Otherwise each chunk of rows computes its logits and its rows'
+ * losses, and, where a gradient will be wanted (grad mode on, h or weight requiring it), their gradients at once:
+ * the logits' gradient overwrites them and gives the chunk's rows of dh and its part of dweight, before the logits
+ * are freed (the Liger kernel's fused linear cross-entropy). The backward only scales them by the loss gradient.
+ * Memory stays at one chunk of logits whatever the batch and vocabulary, plus dh and dweight held from the forward,
+ * for the head's FLOPs unchunked.
  *
  * @example
  * ```ts
@@ -453,71 +455,68 @@ export function linearCrossEntropy(
   if (chunkRows >= rows) return crossEntropy(matmul(h, weight, { transB: true }), targets);
   const chunks: [number, number][] = [];
   for (let start = 0; start < rows; start += chunkRows) chunks.push([start, Math.min(rows, start + chunkRows)]);
-  const backend = gpu();
   const losses = empty([rows]), lse = empty([rows]);
-  noGrad(() => {
-    for (const [start, end] of chunks) {
-      const hc = rowRange(h, start, end);
-      const logits = matmul(hc, weight, { transB: true }); // (rows of the chunk, V)
-      const part = (t: Tensor) => rowsOf(t.buffer, start, end);
-      backend.run(crossEntropyForwardKernel({ rows: end - start, vocab }), [
-        logits.buffer,
-        part(targets),
-        part(losses),
-        part(lse),
-      ]);
-      logits.dispose();
-      hc.dispose();
-    }
-  });
+  const grad = isGradEnabled(), wants = { h: grad && h.requiresGrad, weight: grad && weight.requiresGrad };
+  const grads = noGrad(() => chunkedHead({ h, weight, targets, losses, lse, chunks }, wants));
+  lse.dispose();
   const loss = mean(losses);
   losses.dispose();
+  if (!grads.dh && !grads.dw) return loss;
+  const saved = [grads.dh, grads.dw].filter((t): t is Tensor => t !== null);
+  // The gradients were taken for a loss gradient of 1: scale them by the one that arrives.
   return recordAccumulating(loss, "linearCrossEntropy", [h, weight], (dy, prior) => {
-    return chunkedHeadBackward({ h, weight, targets, lse, chunks }, dy, prior[1]);
-  }, { saved: [lse], accumulates: [false, true] });
+    const dh = grads.dh && mul(grads.dh, dy);
+    if (!grads.dw) return [dh, null];
+    const dw = mul(grads.dw, dy);
+    if (!prior[1]) return [dh, dw];
+    const sum = add(prior[1], dw);
+    dw.dispose();
+    return [dh, sum];
+  }, { saved, accumulates: [false, true] });
 }
 
 /**
- * The gradients of {@linkcode linearCrossEntropy}'s chunked path: per chunk, the logits again, their gradient in
- * their place, the chunk's rows of dh, and dweight (which `priorWeightGrad`, the weight's gradient from other uses,
- * starts) accumulated in the matmul's epilogue.
+ * {@linkcode linearCrossEntropy}'s chunked path, chunk by chunk: the logits, the rows' losses and log-sum-exps, and,
+ * for the inputs in `wants`, the gradients of the mean loss (for a loss gradient of 1): the logits' gradient
+ * overwrites them, then gives the chunk's rows of dh and adds its part of dweight in the matmul's epilogue. Taking
+ * the gradients here, while the logits exist, costs the head no more matmuls than unchunked; computing them again
+ * in the backward would cost a third more.
  */
-function chunkedHeadBackward(
-  saved: { h: Tensor; weight: Tensor; targets: Tensor; lse: Tensor; chunks: [number, number][] },
-  dy: Tensor,
-  priorWeightGrad: Tensor | undefined,
-): (Tensor | null)[] {
-  const { h, weight, targets, lse, chunks } = saved;
+function chunkedHead(
+  io: { h: Tensor; weight: Tensor; targets: Tensor; losses: Tensor; lse: Tensor; chunks: [number, number][] },
+  wants: { h: boolean; weight: boolean },
+): { dh: Tensor | null; dw: Tensor | null } {
+  const { h, weight, targets, losses, lse, chunks } = io;
   const backend = gpu();
   const [rows, dim] = h.shape, vocab = weight.shape[0];
-  const dh = h.requiresGrad ? empty(h.shape) : null;
-  let dw = priorWeightGrad;
+  const one = wants.h || wants.weight ? fill([1], 1) : null;
+  const dh = wants.h ? empty(h.shape) : null;
+  let dw: Tensor | null = null;
   for (const [start, end] of chunks) {
-    const n = end - start;
+    const n = end - start, part = (t: Tensor) => rowsOf(t.buffer, start, end);
     const hc = rowRange(h, start, end);
-    const dlogits = matmul(hc, weight, { transB: true }); // the logits, until the next kernel
-    const chunkSpec = { rows: n, vocab, meanOver: rows };
-    backend.run(crossEntropyChunkBackwardKernel(chunkSpec), [
-      dlogits.buffer,
-      rowsOf(targets.buffer, start, end),
-      rowsOf(lse.buffer, start, end),
-      dy.buffer,
-    ]);
+    const logits = matmul(hc, weight, { transB: true }); // (n, V)
+    backend.run(crossEntropyForwardKernel({ rows: n, vocab }), [logits.buffer, part(targets), part(losses), part(lse)]);
+    if (one) {
+      const spec = { rows: n, vocab, meanOver: rows };
+      backend.run(crossEntropyChunkBackwardKernel(spec), [logits.buffer, part(targets), part(lse), one.buffer]);
+    }
     if (dh) {
-      const dhc = matmul(dlogits, weight); // (n, d)
+      const dhc = matmul(logits, weight); // (n, d)
       const copy = gatherKernel({ outShape: [n * dim], inStrides: [1], dtype: "f32" });
       backend.run(copy, [dhc.buffer, backend.range(dh.buffer, start * dim * 4, n * dim * 4)]);
       dhc.dispose();
     }
-    if (weight.requiresGrad) {
-      const next = matmul(dlogits, hc, { transA: true, addend: dw }); // (V, d)
-      if (dw !== priorWeightGrad) dw?.dispose();
+    if (wants.weight) {
+      const next = matmul(logits, hc, { transA: true, ...(dw ? { addend: dw } : {}) }); // (V, d)
+      dw?.dispose();
       dw = next;
     }
-    dlogits.dispose();
+    logits.dispose();
     hc.dispose();
   }
-  return [dh, weight.requiresGrad ? dw! : null];
+  one?.dispose();
+  return { dh, dw };
 }
 
 /** Elements [start, end) of a buffer of 4-byte elements, to bind in place (`start` aligned, see `logitChunkRows`). */
