@@ -286,10 +286,11 @@ const attnFlops = attnB * attnH * T * T * hd;
 // H200 (bench/RESULTS.md, 2026-11-29); the unrolled kernels are the open question.
 const attentionVariants: [string, Partial<AttentionVariant>][] = [
   ["default", {}],
-  ["tiles", { backward: "tiles" }],
-  ["tiles32", { backward: "tiles", tile: 32 }],
-  ["ftiles", { forward: "tiles", backward: "tiles" }],
-  ["ftiles32", { forward: "tiles", backward: "tiles", tile: 32 }],
+  ["rows", { dkv: "rows" }],
+  ["tiles", { dkv: "tiles", dq: "tiles" }],
+  ["tiles32", { dkv: "tiles", dq: "tiles", tile: 32 }],
+  ["ftiles", { forward: "tiles", dkv: "tiles", dq: "tiles" }],
+  ["ftiles32", { forward: "tiles", dkv: "tiles", dq: "tiles", tile: 32 }],
   ["qb128", { queryBlock: 128 }],
   ["unroll", { unroll: "all" }],
   ["unroll rows2", { unroll: "all", rowsPerThread: 2 }],

@@ -98,11 +98,13 @@ export interface AttentionVariant {
    */
   unroll: "none" | "forward" | "all";
   /**
-   * The backward kernels' work split: "rows", one key (dK/dV) or query (dQ) row per thread with the fields above;
-   * "tiles", blocks of the score tile per thread (`generateAttentionBackwardTiledKernel`), at head dims whose vector
-   * count divides `tile` (4 to 64 in powers of two; others run "rows").
+   * The dK/dV kernel's work split: "rows", one key row per thread with the fields above; "tiles", blocks of the
+   * score tile per thread (`generateAttentionBackwardTiledKernel`), at head dims whose vector count divides `tile`
+   * (4 to 64 in powers of two; others run "rows").
    */
-  backward: "rows" | "tiles";
+  dkv: "rows" | "tiles";
+  /** The dQ kernel's work split, as `dkv`: one query row per thread, or blocks of the score tile. */
+  dq: "rows" | "tiles";
   /**
    * The forward kernel's work split: "rows", one query row per thread (with `rowsPerThread`, `queryBlock`,
    * `keyBlock`, `unroll`); "tiles", blocks of the score tile per thread (`generateAttentionForwardTiledKernel`), at
@@ -126,7 +128,8 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
   keyGroup: 64,
   queryTile: 32,
   unroll: "none",
-  backward: "rows",
+  dkv: "rows",
+  dq: "rows",
   forward: "rows",
   tile: 16,
 });
@@ -162,12 +165,12 @@ export function attentionWorkgroupBytes(d: number, variant: AttentionVariant): n
   const forward = variant.forward === "tiles" && tiled
     ? tiledForwardBytes(d, variant.tile)
     : scores + 2 * 4 * variant.keyBlock * d;
-  if (variant.backward === "tiles" && tiled) {
-    const tile = variant.tile;
-    return Math.max(forward, tiledBackwardBytes(d, tile, "keys"), tiledBackwardBytes(d, tile, "queries"));
-  }
-  const dkv = 2 * 4 * variant.queryTile * d + 2 * 4 * variant.queryTile;
-  return Math.max(forward, dkv);
+  const dkv = variant.dkv === "tiles" && tiled
+    ? tiledBackwardBytes(d, variant.tile, "keys")
+    : 2 * 4 * variant.queryTile * d + 2 * 4 * variant.queryTile;
+  // The row dQ kernel stages what the row forward does; the tiled one has its own.
+  const dq = variant.dq === "tiles" && tiled ? tiledBackwardBytes(d, variant.tile, "queries") : 0;
+  return Math.max(forward, dkv, dq);
 }
 
 const NEG_INF = f32Literal(-Infinity);
@@ -476,7 +479,7 @@ ${vecs(D4, (i) => `    o[orow + ${i}u] = o${i}${s} * inv;`)}
  * it writes part 0). Grid: (ceil(Tq/queryBlock), BH).
  */
 function generateAttentionBackwardDqKernel(spec: AttentionKernelSpec): KernelSource {
-  if (spec.variant.backward === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
+  if (spec.variant.dq === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
     return generateAttentionBackwardTiledKernel({ ...spec, side: "queries" });
   }
   const D4 = spec.d / 4, variant = spec.variant, qRow = queryRow(spec);
@@ -544,7 +547,7 @@ ${vecs(D4, (i) => `    dq[${qRow(s)} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Liter
  * (write), of which it writes parts 1 and 2. Grid: (ceil(Tk/keyGroup), BH).
  */
 function generateAttentionBackwardDkvKernel(spec: AttentionKernelSpec): KernelSource {
-  if (spec.variant.backward === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
+  if (spec.variant.dkv === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
     return generateAttentionBackwardTiledKernel({ ...spec, side: "keys" });
   }
   const D4 = spec.d / 4, off = spec.tk - spec.tq, variant = spec.variant, arr = qkvArrays(spec);
@@ -673,7 +676,7 @@ export function tiledAttentionSupports(d: number, tile: number): boolean {
 }
 
 /**
- * The backward in tiles of the score matrix, FlashAttention-2's way (`variant.backward: "tiles"`): a workgroup
+ * The backward in tiles of the score matrix, FlashAttention-2's way (`variant.dkv` or `variant.dq`: "tiles"): a workgroup
  * owns 32 rows of one side of the scores of one head and streams tiles of `variant.tile` rows of the other.
  * "keys" owns keys (K, V staged once) and streams queries (Q, dO, log-sum-exp, delta), accumulating dK and dV;
  * "queries" owns queries and streams keys, accumulating dQ. Two phases a tile:

@@ -114,8 +114,8 @@ Deno.test("composite attention in the bthd layout: forced, and for head dims the
 });
 
 const variants: Partial<AttentionVariant>[] = [
-  { backward: "tiles" },
-  { forward: "tiles", backward: "tiles", tile: 32 },
+  { dkv: "tiles", dq: "tiles" },
+  { forward: "tiles", dkv: "tiles", dq: "tiles", tile: 32 },
   { forward: "tiles" },
   { rowsPerThread: 2 },
   { rowsPerThread: 2, queryBlock: 128 },

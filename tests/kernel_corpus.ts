@@ -361,7 +361,8 @@ function* attentionVariants(): Generator<AttentionVariant> {
                   keyGroup,
                   queryTile,
                   unroll,
-                  backward: "rows",
+                  dkv: "rows",
+                  dq: "rows",
                   forward: "rows",
                   tile: 16,
                 };
@@ -390,7 +391,7 @@ function* attentionCases(): Generator<Case> {
     // Every variant on two of the specs (cycling), every spec with the default-like first variants below.
     for (const sn of [names[i % names.length], names[(i + 3) % names.length]]) {
       // The row kernels' fields name the variant (the tiled backward's have their own cases below).
-      const { backward: _b, forward: _f, tile: _t, ...rowFields } = variant;
+      const { dkv: _k, dq: _q, forward: _f, tile: _t, ...rowFields } = variant;
       const s = specs[sn], label = `${sn} ${Object.values(rowFields).join("/")}`;
       yield [`attention forward ${label}`, () => attentionForwardKernel({ ...s, variant })];
       yield [`attention dq ${label}`, () => attentionBackwardDqKernel({ ...s, variant })];
@@ -406,13 +407,14 @@ function* attentionCases(): Generator<Case> {
     keyGroup: 64,
     queryTile: 32,
     unroll: "none",
-    backward: "rows",
+    dkv: "rows",
+    dq: "rows",
     forward: "rows",
     tile: 16,
   };
   for (const [sn, s] of Object.entries(specs)) {
     for (const tile of [16, 32] as const) {
-      const variant = { ...base, forward: "tiles", backward: "tiles", tile } as const;
+      const variant = { ...base, forward: "tiles", dkv: "tiles", dq: "tiles", tile } as const;
       yield [`attention forward ${sn} tiles ${tile}`, () => attentionForwardKernel({ ...s, variant })];
       yield [`attention dq ${sn} tiles ${tile}`, () => attentionBackwardDqKernel({ ...s, variant })];
       yield [`attention dkv ${sn} tiles ${tile}`, () => attentionBackwardDkvKernel({ ...s, variant })];

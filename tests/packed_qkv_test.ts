@@ -109,8 +109,8 @@ Deno.test("packed attention: work-split variants", async () => {
       { rowsPerThread: 2, keysPerThread: 2 },
       { queryBlock: 128, keyBlock: 64, keyGroup: 128, queryTile: 64 },
       { unroll: "all" },
-      { backward: "tiles" },
-      { forward: "tiles", backward: "tiles", tile: 32 },
+      { dkv: "tiles", dq: "tiles" },
+      { forward: "tiles", dkv: "tiles", dq: "tiles", tile: 32 },
       { forward: "tiles" },
     ] as Partial<AttentionVariant>[]
   ) {

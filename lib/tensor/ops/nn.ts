@@ -587,7 +587,8 @@ const variantChoices: { [K in keyof AttentionVariant]: readonly AttentionVariant
   keyGroup: [64, 128],
   queryTile: [32, 64],
   unroll: ["none", "forward", "all"],
-  backward: ["rows", "tiles"],
+  dkv: ["rows", "tiles"],
+  dq: ["rows", "tiles"],
   forward: ["rows", "tiles"],
   tile: [16, 32],
 };
@@ -596,22 +597,26 @@ const variantChoices: { [K in keyof AttentionVariant]: readonly AttentionVariant
 let variantSetting: Partial<AttentionVariant> = {};
 
 /**
- * The variant attention runs on this adapter unless told otherwise: `DEFAULT_ATTENTION_VARIANT`, with the forward
- * kernel unrolled (`unroll: "forward"`) on hardware adapters, where it makes a training step faster
- * (bench/RESULTS.md). Software adapters keep the loops: Mesa's lavapipe spends minutes compiling the unrolled kernel
- * at head dim 32.
+ * The variant attention runs at head dim `d` on this adapter unless told otherwise: `DEFAULT_ATTENTION_VARIANT`,
+ * and on hardware adapters the forward kernel unrolled (`unroll: "forward"`), and at head dim 64 the tiled dK/dV
+ * kernel with 32-query tiles, each of which makes a training step faster there (bench/RESULTS.md): the row kernel's
+ * thread holds 4 x 64 floats of keys, values and their gradients, past the register file. Software adapters keep
+ * the row kernels' loops: Mesa's lavapipe spends minutes compiling the unrolled kernel at head dim 32.
  *
  * @example
  * ```ts
  * import { defaultAttentionVariant } from "./nn.ts";
  * import { gpu, initGpu } from "@nanolm/nanolm/tensor";
  * await initGpu();
- * const { unroll } = defaultAttentionVariant();
- * if (unroll !== (gpu().info.isSoftware ? "none" : "forward")) throw new Error(unroll);
+ * const { unroll, dkv } = defaultAttentionVariant(64);
+ * const hardware = !gpu().info.isSoftware;
+ * if (unroll !== (hardware ? "forward" : "none") || dkv !== (hardware ? "tiles" : "rows")) throw new Error(dkv);
  * ```
  */
-export function defaultAttentionVariant(): AttentionVariant {
-  return { ...DEFAULT_ATTENTION_VARIANT, unroll: gpu().info.isSoftware ? "none" : "forward" };
+export function defaultAttentionVariant(d: number): AttentionVariant {
+  if (gpu().info.isSoftware) return { ...DEFAULT_ATTENTION_VARIANT };
+  const tiled = d === 64 ? { dkv: "tiles", tile: 32 } as const : {};
+  return { ...DEFAULT_ATTENTION_VARIANT, unroll: "forward", ...tiled };
 }
 
 /** `partial` over `base`, checked, with its keys in the default's order (it is part of the kernel cache key). */
@@ -708,7 +713,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
  */
 function fusedVariant(d: number, opts: { variant?: Partial<AttentionVariant> }): AttentionVariant | null {
   if (!fusedAttentionSupports(d)) return null;
-  const base = defaultAttentionVariant();
+  const base = defaultAttentionVariant(d);
   const variant = resolveVariant(resolveVariant(base, variantSetting), opts.variant ?? {});
   const limit = gpu().device.limits.maxComputeWorkgroupStorageSize;
   const bytes = attentionWorkgroupBytes(d, variant);
@@ -716,7 +721,7 @@ function fusedVariant(d: number, opts: { variant?: Partial<AttentionVariant> }):
   // A variant asked for must not silently become another (a benchmark would time the wrong thing); the default
   // falls back to the row kernels, then (at d = 64 they need 24 KB, more than WebGPU guarantees) the composite.
   if (JSON.stringify(variant) === JSON.stringify(base)) {
-    const rows: AttentionVariant = { ...variant, forward: "rows", backward: "rows" };
+    const rows: AttentionVariant = { ...variant, forward: "rows", dkv: "rows", dq: "rows" };
     return attentionWorkgroupBytes(d, rows) <= limit ? rows : null;
   }
   throw new Error(
