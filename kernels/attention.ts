@@ -10,6 +10,9 @@
  *   (running max and sum), and writes the output and the log-sum-exp of each row for the backward.
  * - backward dQ: the same layout, recomputing probabilities from the saved log-sum-exp.
  * - backward dK, dV: a workgroup owns a group of key rows, one thread per key (or two), and streams query tiles.
+ * - tiled variants of all three (`forward`, `dq`, `dkv` set to "tiles"): a workgroup owns 32 rows of one side of the
+ *   scores and each thread a small block of every score tile, so that no thread holds a whole row of operands and
+ *   accumulators (at head dim 64 the row dK/dV kernel's 256 floats a thread are past the register file).
  *
  * Layouts: `q` has Tq positions, `k` and `v` Tk, all contiguous, in one of two layouts chosen by `spec.heads`:
  * (BH, T, d) when it is 1, or the projections' own (B, T, H, d) when it is H, where row (b, h, t) starts at element
