@@ -108,3 +108,58 @@ Deno.test("Ctrl-C writes a checkpoint and exits 130; the run resumes from it", a
   assert(done.info!.seconds >= stopped.info!.seconds);
   await Deno.remove(dir, { recursive: true });
 });
+
+/** Asserts a failure of exactly one stderr line `nanolm: <message>` with `code`, and returns the message. */
+function oneLine(r: { code: number; stderr: string }, code: number): string {
+  const lines = r.stderr.split("\n").filter((l) => l !== "");
+  assertEquals(lines.length, 1, `stderr is not one line:\n${r.stderr}`);
+  assertMatch(lines[0], /^nanolm: /);
+  assertEquals(r.code, code, r.stderr);
+  return lines[0].slice("nanolm: ".length);
+}
+
+Deno.test("a bad value, file or folder is one line naming its flag, before anything is written", async () => {
+  const dir = await Deno.makeTempDir();
+  const flags = await tinyRun(dir);
+  const fresh = (extra: string[]) => train([...flags, "--out-dir", `${dir}/new`, "--steps", "4", ...extra]);
+  const nothingWritten = async () => assertEquals(await Deno.stat(`${dir}/new`).then(() => true, () => false), false);
+
+  // The embedded default data is not prepared for a run whose flags are wrong.
+  assertEquals(
+    oneLine(await train(["--out-dir", `${dir}/new`, "--steps", "0"]), 2),
+    "Invalid config: train.steps (--steps): Too small: expected number to be >0",
+  );
+  await nothingWritten();
+  assertMatch(oneLine(await fresh(["--lr-max", "-1"]), 2), /^Invalid config: train\.lrMax \(--lr-max\): /);
+  await Deno.writeTextFile(`${dir}/file`, "x");
+  assertEquals(
+    oneLine(await fresh(["--out-dir", `${dir}/file`]), 1),
+    `--out-dir ${dir}/file is a file, not a folder; pick a folder for the run`,
+  );
+  assertEquals(
+    oneLine(await fresh(["--out-dir", `${dir}/file/run`]), 1),
+    `--out-dir ${dir}/file/run cannot be made: ${dir}/file is a file, not a folder; pick a folder for the run`,
+  );
+  assertEquals(
+    oneLine(await fresh(["--tokenizer", `${dir}/none.json`]), 1),
+    `tokenizer ${dir}/none.json does not exist; check --tokenizer`,
+  );
+  await Deno.writeFile(`${dir}/empty.bin`, new Uint8Array());
+  assertEquals(
+    oneLine(await fresh(["--train-data", `${dir}/empty.bin`]), 1),
+    `training data ${dir}/empty.bin is empty; check --train-data`,
+  );
+  assertEquals(
+    oneLine(await fresh(["--val-data", dir]), 1),
+    `validation data ${dir} is a directory, not a file; check --val-data`,
+  );
+  // A config file that is wrong is a bad config: exit 2, like a bad flag.
+  await Deno.writeTextFile(`${dir}/run.json`, '{"train": {"stepz": 3}}');
+  assertEquals(
+    oneLine(await fresh(["--config", `${dir}/run.json`]), 2),
+    `config file ${dir}/run.json has unknown field train.stepz; did you mean steps?`,
+  );
+  await nothingWritten();
+
+  await Deno.remove(dir, { recursive: true });
+});

@@ -50,7 +50,7 @@ import { readCheckpointFile } from "../io/mod.ts";
 import { trainingFlopsPerToken } from "../nn/accounting.ts";
 import { writeReport } from "../notebook/mod.ts";
 import { EXIT_INTERRUPTED, runMain, UsageError } from "./flags.ts";
-import { checkInputFile } from "./input_files.ts";
+import { checkInputFile, checkOutputDir } from "./input_files.ts";
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
 import { loadTokenizer } from "../data/tokenizer_files.ts";
 
@@ -71,16 +71,23 @@ interface Plan {
   textBytes?: number;
 }
 
-/** A new run's config: the default data sized to the adapter, or the user's data. Writes only the default data. */
+/**
+ * A new run's config: the default data sized to the adapter, or the user's data. Writes only the default data, and
+ * that only once the flags have passed validation against the default data's usual size.
+ */
 async function freshRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help: false }, software: boolean) {
   const given = cli.given;
   const outDir = (given.train.outDir as string | undefined) ?? DEFAULT_OUT_DIR;
-  await refuseExistingRun(outDir);
+  await checkOutputDir(outDir, "--out-dir", "pick a folder for the run");
   const vocabSize = (given.model.vocabSize as number | undefined) ?? 512;
-  if (given.train.trainData !== undefined) {
-    const base = programDefaults(software, vocabSize);
-    return { config: buildConfig({ ...base, train: { ...base.train, outDir } }, given, { origin: cli.origin }) };
-  }
+  const base = programDefaults(software, vocabSize);
+  // The default data's files, not made yet, stand in for the real paths while the flags are checked.
+  const unprepared = given.train.trainData === undefined ? { trainData: "-", valData: "-", tokenizer: "-" } : {};
+  const checked = buildConfig({ ...base, train: { ...base.train, ...unprepared, outDir } }, given, {
+    origin: cli.origin,
+  });
+  await refuseExistingRun(outDir);
+  if (given.train.trainData !== undefined) return { config: checked };
   // The embedded default: the data lives inside the run's folder, a folder per vocabulary size.
   const data = await prepareDefaultData(`${outDir}/data`, { vocabSize, log });
   const sized = defaultRunSettings(data.tokens, { vocabSize, software });
@@ -109,13 +116,25 @@ async function refuseExistingRun(outDir: string): Promise<void> {
 async function resumedRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help: false }): Promise<Plan> {
   const path = cli.given.train.resume as string;
   await checkInputFile(path, "checkpoint", "check --resume");
+  if (cli.given.train.outDir !== undefined) {
+    await checkOutputDir(cli.given.train.outDir as string, "--out-dir", "pick a folder for the run");
+  }
   const { resume: _resume, ...train } = cli.given.train;
   const point = await resumePoint(path, { given: { model: cli.given.model, train }, describe: flagOf });
-  for (const o of point.overrides) {
-    log(`resuming with ${flagOf(o.field)} ${JSON.stringify(o.given)} (the checkpoint had ${JSON.stringify(o.saved)})`);
-  }
   const tokenizer = point.config.train.tokenizer ? await loadTokenizer(point.config.train.tokenizer) : undefined;
   return { config: point.config, resume: point, tokenizer };
+}
+
+/** Checks the files the user named (flags or config file) before anything reads them: one line naming the flag. */
+async function checkGivenFiles(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help: false }): Promise<void> {
+  const files = [["trainData", "training data"], ["valData", "validation data"], ["tokenizer", "tokenizer"]] as const;
+  for (const [key, what] of files) {
+    const path = cli.given.train[key];
+    if (typeof path !== "string") continue;
+    const source = cli.origin(`train.${key}`);
+    const fix = source === undefined || source.startsWith("--") ? `check ${flagOf(`train.${key}`)}` : `check ${source}`;
+    await checkInputFile(path, what, fix, { nonEmpty: key !== "tokenizer" });
+  }
 }
 
 /** The first lines of a run: data, model and how many passes over the data it makes. */
@@ -189,10 +208,10 @@ async function main(): Promise<number> {
     return 0;
   }
   if (onGlFallback(backend.info)) throw new Error(GL_FALLBACK_ADVICE);
-  log(`${backend.info.description}${software ? " (software adapter: tiny default model)" : ""}`);
 
-  // Every input is validated (the trainer checks data, tokenizer and checkpoint) before anything is written, the
-  // default data excepted: it goes to its own folder.
+  // Every input is validated (the trainer checks data, tokenizer and checkpoint) before anything is written or
+  // printed, so that a mistake is one line; the default data is prepared once the flags are known to be good.
+  await checkGivenFiles(cli);
   const plan: Plan = cli.given.train.resume !== undefined ? await resumedRun(cli) : await freshRun(cli, software);
   const tokenizer = plan.tokenizer ??
     (plan.config.train.tokenizer ? await loadTokenizer(plan.config.train.tokenizer) : undefined);
@@ -214,6 +233,10 @@ async function main(): Promise<number> {
   const profile = profileRequest(cli.output, plan);
   const trainer = await Trainer.create(plan.config, { resume: plan.resume, onEvent, profile });
   const outDir = trainer.config.train.outDir;
+  log(`${backend.info.description}${software ? " (software adapter: tiny default model)" : ""}`);
+  for (const o of plan.resume?.overrides ?? []) {
+    log(`resuming with ${flagOf(o.field)} ${JSON.stringify(o.given)} (the checkpoint had ${JSON.stringify(o.saved)})`);
+  }
   describeRun(trainer, trainer.step);
   if (!peakTflops && !software) log(`MFU: unknown peak for ${backend.info.description}; pass --peak-tflops to see it`);
 

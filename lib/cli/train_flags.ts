@@ -11,7 +11,7 @@
  * @module
  */
 import { parseJson } from "../util/json.ts";
-import { type FlagSpec, helpText, nearestWord, parseFlags } from "./flags.ts";
+import { type FlagSpec, helpText, nearestWord, parseFlags, UsageError } from "./flags.ts";
 import { ConfigError } from "../util/validate.ts";
 import { parseModelConfig } from "../nn/config.ts";
 import { type Config, parseConfig, parseTrainConfig } from "../train/config.ts";
@@ -212,23 +212,28 @@ async function readConfigFile(path: string): Promise<GivenConfig> {
     if (e instanceof Deno.errors.IsADirectory) throw new Error(`config file ${path} is a directory, not a file`);
     throw new Error(`config file ${path} cannot be read (${(e as Error).name})`, { cause: e });
   }
-  const json = parseJson(text, `config file ${path}`);
+  let json: unknown;
+  try {
+    json = parseJson(text, `config file ${path}`);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    throw new Error(`config file ${path} must hold an object {"model": {...}, "train": {...}}`);
+    throw new UsageError(`config file ${path} must hold an object {"model": {...}, "train": {...}}`);
   }
   const given: GivenConfig = { model: {}, train: {} };
   for (const [section, fields] of Object.entries(json)) {
     if (section !== "model" && section !== "train") {
-      throw new Error(`config file ${path} has unknown section "${section}" (expected "model" and "train")`);
+      throw new UsageError(`config file ${path} has unknown section "${section}" (expected "model" and "train")`);
     }
     if (fields === null || typeof fields !== "object" || Array.isArray(fields)) {
-      throw new Error(`config file ${path} section "${section}" must be an object`);
+      throw new UsageError(`config file ${path} section "${section}" must be an object`);
     }
     const known = FIELD_FLAGS.filter((f) => f.section === section).map((f) => f.key);
     for (const key of Object.keys(fields)) {
       if (known.includes(key)) continue;
       const near = nearestWord(key, known);
-      throw new Error(
+      throw new UsageError(
         `config file ${path} has unknown field ${section}.${key}${near ? `; did you mean ${near}?` : ""}`,
       );
     }
