@@ -163,3 +163,29 @@ Deno.test("a bad value, file or folder is one line naming its flag, before anyth
 
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a resume with no steps left is refused and changes nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  const ckpt = `${dir}/run/checkpoint.safetensors`, metrics = `${dir}/run/metrics.jsonl`;
+  const first = await train([...await tinyRun(dir), "--steps", "6"]);
+  assertEquals(first.code, 0, first.stderr);
+  const before = await Promise.all([ckpt, metrics, `${dir}/run/run.json`].map((p) => Deno.readFile(p)));
+  assertEquals(
+    oneLine(await train(["--resume", ckpt, "--steps", "4"]), 2),
+    `the checkpoint ${ckpt} is at step 6 and --steps is 4: nothing to train; give --steps above 6 to train longer`,
+  );
+  assertEquals(
+    oneLine(await train(["--resume", ckpt]), 2),
+    `the checkpoint ${ckpt} is at step 6, the last of its 6 steps: nothing to train; ` +
+      "give --steps above 6 to train longer",
+  );
+  const after = await Promise.all([ckpt, metrics, `${dir}/run/run.json`].map((p) => Deno.readFile(p)));
+  assertEquals(after, before);
+  // A flag of a resume that is wrong is one line too: nothing else is printed before it.
+  assertMatch(oneLine(await train(["--resume", ckpt, "--eval-interval", "-1"]), 2), /--eval-interval/);
+  assertEquals(
+    oneLine(await train(["--resume", ckpt, "--steps", "9", "--out-dir", `${ckpt}/x`]), 1),
+    `--out-dir ${ckpt}/x cannot be made: ${ckpt} is a file, not a folder; pick a folder for the run`,
+  );
+  await Deno.remove(dir, { recursive: true });
+});

@@ -112,7 +112,10 @@ async function refuseExistingRun(outDir: string): Promise<void> {
   }
 }
 
-/** A resumed run's config: the checkpoint's, with only the fields the user gave in its place. */
+/**
+ * A resumed run's config: the checkpoint's, with only the fields the user gave in its place. Refused when it would
+ * train no step: the checkpoint is at or past the run's last step.
+ */
 async function resumedRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help: false }): Promise<Plan> {
   const path = cli.given.train.resume as string;
   await checkInputFile(path, "checkpoint", "check --resume");
@@ -121,6 +124,14 @@ async function resumedRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { hel
   }
   const { resume: _resume, ...train } = cli.given.train;
   const point = await resumePoint(path, { given: { model: cli.given.model, train }, describe: flagOf });
+  const at = point.state.step, steps = point.config.train.steps;
+  if (steps <= at) {
+    const why = train.steps === undefined ? `the last of its ${steps} steps` : `and --steps is ${steps}`;
+    throw new UsageError(
+      `the checkpoint ${path} is at step ${at}${train.steps === undefined ? ", " : " "}${why}: nothing to train; ` +
+        `give --steps above ${at} to train longer`,
+    );
+  }
   const tokenizer = point.config.train.tokenizer ? await loadTokenizer(point.config.train.tokenizer) : undefined;
   return { config: point.config, resume: point, tokenizer };
 }
