@@ -161,6 +161,13 @@ Deno.test("a bad value, file or folder is one line naming its flag, before anyth
   );
   await nothingWritten();
 
+  // --lr-max alone: the floor follows it (a tenth), as in a sweep, instead of failing on the default --lr-min.
+  const low = await fresh(["--lr-max", "0.0001"]);
+  assertEquals(low.code, 0, low.stderr);
+  const saved = (await readCheckpointFile(`${dir}/new/checkpoint.safetensors`)).config as {
+    train: { lrMax: number; lrMin: number };
+  };
+  assertEquals([saved.train.lrMax, saved.train.lrMin], [0.0001, 0.00001]);
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -18,7 +18,14 @@
  *
  * @module
  */
-import { buildConfig, flagOf, parseTrainCli, trainHelpText, type TrainOutputOptions } from "./train_flags.ts";
+import {
+  buildConfig,
+  flagOf,
+  parseTrainCli,
+  trainHelpText,
+  type TrainOutputOptions,
+  withLrMinFollowing,
+} from "./train_flags.ts";
 import {
   CHECKPOINT_NAME,
   type FitProfileOptions,
@@ -76,7 +83,7 @@ interface Plan {
  * that only once the flags have passed validation against the default data's usual size.
  */
 async function freshRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help: false }, software: boolean) {
-  const given = cli.given;
+  const given = withLrMinFollowing(cli.given);
   const outDir = (given.train.outDir as string | undefined) ?? DEFAULT_OUT_DIR;
   await checkOutputDir(outDir, "--out-dir", "pick a folder for the run");
   const vocabSize = (given.model.vocabSize as number | undefined) ?? 512;

@@ -47,7 +47,7 @@ const FIELD_FLAGS: FieldFlag[] = [
   train("grad-accumulation", "gradAccumulation", "int", "micro-batches per optimizer step"),
   train("steps", "steps", "int", "optimizer steps"),
   train("lr-max", "lrMax", "float", "peak learning rate"),
-  train("lr-min", "lrMin", "float", "final learning rate"),
+  train("lr-min", "lrMin", "float", "final learning rate", { defaultText: "a tenth of --lr-max" }),
   train("warmup-steps", "warmupSteps", "int", "linear warm-up steps", {
     defaultText: "10% of cosine-cycle-steps, at most 100",
   }),
@@ -351,4 +351,23 @@ function baseSource(merged: GivenConfig, field: string, options: { baseName?: st
 export function flagOf(field: string): string {
   const flag = FIELD_FLAGS.find((f) => `${f.section}.${f.key}` === field);
   return flag ? `--${flag.name}` : field;
+}
+
+/**
+ * The fields the user gave, with `lrMin` a tenth of `lrMax` when only `lrMax` is given (as the default run has it,
+ * and as a sweep does), so that a lower peak never fails on the default floor.
+ *
+ * @example
+ * ```ts
+ * import { withLrMinFollowing } from "./train_flags.ts";
+ * const given = withLrMinFollowing({ model: {}, train: { lrMax: 1e-4 } });
+ * if (given.train.lrMin !== 1e-5) throw new Error(`lrMin ${given.train.lrMin}`);
+ * const both = withLrMinFollowing({ model: {}, train: { lrMax: 1e-4, lrMin: 0 } });
+ * if (both.train.lrMin !== 0) throw new Error("a given lrMin is kept");
+ * ```
+ */
+export function withLrMinFollowing(given: GivenConfig): GivenConfig {
+  const lrMax = given.train.lrMax;
+  if (typeof lrMax !== "number" || given.train.lrMin !== undefined) return given;
+  return { ...given, train: { ...given.train, lrMin: Number((lrMax / 10).toPrecision(12)) } };
 }
