@@ -62,7 +62,7 @@ const FIELD_FLAGS: FieldFlag[] = [
   train("eval-iters", "evalIters", "int", "validation batches per evaluation"),
   train("patience", "patience", "int", "stop after this many evaluations in a row without a new best, 0 = off"),
   train("checkpoint-interval", "checkpointInterval", "int", "steps between checkpoints, 0 = only at the end"),
-  train("log-interval", "logInterval", "int", "steps between metric records"),
+  train("log-interval", "logInterval", "int", "steps between reads of the metrics (every step is recorded)"),
   train("seed", "seed", "int", "random seed"),
   train("train-data", "trainData", "string", "training token file", {
     valueName: "path",
