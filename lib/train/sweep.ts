@@ -40,7 +40,7 @@ import { ConfigError, type ConfigIssue } from "../util/validate.ts";
 import { type Config, parseConfig, trainSchema } from "./config.ts";
 import { readCheckpointFile } from "../io/checkpoint_file.ts";
 import { readRunInfo, type RunInfo, RunLog } from "./runs.ts";
-import { CHECKPOINT_NAME, Trainer, type TrainEvent } from "./trainer.ts";
+import { CHECKPOINT_NAME, checkRunInputs, Trainer, type TrainEvent } from "./trainer.ts";
 import { recordedConfig } from "./resume.ts";
 import { exists } from "../io/exists.ts";
 
@@ -335,10 +335,11 @@ export function sweepRuns(spec: SweepSpec): SweepRunSpec[] {
   for (const run of runs) {
     const other = seen.get(run.name);
     if (other) {
-      throw new Error(
-        `sweep ${spec.name}: two runs would share the folder ${run.name} (${JSON.stringify(other.varied)} and ` +
+      throw new ConfigError(`sweep ${spec.name}`, [{
+        path: "",
+        message: `two runs would share the folder ${run.name} (${JSON.stringify(other.varied)} and ` +
           `${JSON.stringify(run.varied)}); give the list entries distinct names, or distinct values`,
-      );
+      }]);
     }
     seen.set(run.name, run);
   }
@@ -576,6 +577,57 @@ export async function runFolderState(run: PlannedRun): Promise<RunFolderState> {
   return { action: hasCheckpoint ? "resume" : "start", ...(info ? { info } : {}) };
 }
 
+/** Plans whose runs' inputs {@linkcode checkSweepRuns} found good (the scan of the data is not repeated). */
+const inputsChecked = new WeakSet<SweepPlan>();
+
+/**
+ * Everything {@linkcode runSweep} checks before its first run trains: every run's folder (see
+ * {@linkcode runFolderState}) and the inputs of every run it will train (data files and tokenizer, as the trainer
+ * checks them), so that a bad file of the last run is refused before the first one spends any time. Returns each
+ * run's folder state, in order.
+ *
+ * @example
+ * ```ts
+ * import { writeTokenFile } from "@nanolm/nanolm/data";
+ * import { checkSweepRuns, parseSweep, planSweep } from "@nanolm/nanolm/train";
+ * const root = await Deno.makeTempDir();
+ * await writeTokenFile(`${root}/train.bin`, Array.from({ length: 2000 }, (_, i) => (i * 3) % 29));
+ * await writeTokenFile(`${root}/short.bin`, [1, 2, 3]);
+ * const base = {
+ *   model: { vocabSize: 32, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 },
+ *   train: { trainData: `${root}/train.bin`, steps: 4 },
+ * };
+ * const grid = { train: { valData: [`${root}/train.bin`, `${root}/short.bin`] } };
+ * const plan = await planSweep(parseSweep({ name: "val", base, grid }, "val.json"), { root, software: true });
+ * const error = await checkSweepRuns(plan).then(() => "", (e) => (e as Error).message);
+ * // The second run's validation file is shorter than one sequence: refused before either run trains.
+ * if (!error.includes(`${root}/short.bin has 3 tokens`)) throw new Error(`wrong or no error: ${error}`);
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function checkSweepRuns(plan: SweepPlan): Promise<RunFolderState[]> {
+  const states: RunFolderState[] = [];
+  for (const run of plan.runs) states.push(await runFolderState(run));
+  if (inputsChecked.has(plan)) return states;
+  const seen = new Set<string>();
+  for (const [i, run] of plan.runs.entries()) {
+    if (states[i].action === "skip") continue;
+    let config = run.config;
+    if (run.defaultData !== undefined) {
+      // The run's copy of the default data is made when it starts; until then, check the sweep's own.
+      const files = defaultDataFiles(join(plan.root, "data"), run.defaultData);
+      config = { ...config, train: { ...config.train, ...files } };
+    }
+    const t = config.train, m = config.model;
+    const key = JSON.stringify([t.trainData, t.valData, t.tokenizer, m.contextLength, m.vocabSize]);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    await checkRunInputs(config);
+  }
+  inputsChecked.add(plan);
+  return states;
+}
+
 /** Options of {@linkcode runSweep}. */
 export interface RunSweepOptions {
   /** Every trainer event, with its run. */
@@ -646,8 +698,7 @@ async function placeDefaultData(plan: SweepPlan, run: PlannedRun): Promise<void>
  * ```
  */
 export async function runSweep(plan: SweepPlan, options: RunSweepOptions = {}): Promise<SweepResult> {
-  const states = [];
-  for (const run of plan.runs) states.push(await runFolderState(run));
+  const states = await checkSweepRuns(plan);
   const backend = await initGpu();
   const peak = gpuPeaks(backend.info.description)?.f32Tflops;
   const result: SweepResult = { runs: [], interrupted: false };

@@ -1,6 +1,7 @@
 import { assert, assertClose, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { writeTokenFile } from "../data/token_files.ts";
 import { Rng } from "../util/random.ts";
+import { ConfigError } from "../util/validate.ts";
 import { readMetrics } from "./metrics.ts";
 import { loadRuns, readRunInfo } from "./runs.ts";
 import {
@@ -207,4 +208,23 @@ Deno.test("the example sweep files are valid for the GPU default and name their 
   assertEquals(names.batch_size, ["batch-8", "batch-16", "batch-32", "batch-64", "batch-128", "batch-256"]);
   assertEquals(names.ablations.length, 10);
   assert(names.ablations.includes("no-rmsnorm_lrMax-0.001") && names.ablations.includes("silu_lrMax-0.003"));
+});
+
+Deno.test("every run's data is checked before the first run trains", async () => {
+  const dir = await Deno.makeTempDir();
+  const spec = await tinySweep(dir, { lrMax: [3e-3] });
+  await writeTokenFile(`${dir}/short.bin`, [1, 2, 3]);
+  spec.grid.train = { valData: [spec.base.train.valData, `${dir}/short.bin`] };
+  delete spec.base.train.valData;
+  const plan = await planSweep(spec, { root: `${dir}/runs`, software: true });
+  await assertRejects(() => runSweep(plan), `The validation file ${dir}/short.bin has 3 tokens`);
+  // The first run, whose data is good, did not start.
+  assertEquals(await Deno.stat(`${dir}/runs`).then(() => true, () => false), false);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("two runs in one folder are a bad sweep file (a ConfigError)", () => {
+  const clash = parseSweep({ runs: [{ name: "a" }, { name: "a", train: { lrMax: 0.1 } }] }, "clash.json");
+  const e = assertThrows(() => sweepRuns(clash), "two runs would share the folder a");
+  assert(e instanceof ConfigError, e.name);
 });
