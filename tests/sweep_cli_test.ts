@@ -103,3 +103,41 @@ Deno.test("Ctrl-C stops the current run with a checkpoint (exit 130); the same c
   }
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("bad inputs of a sweep are one line before any run trains: data, --out-dir, JSON, folders", async () => {
+  const dir = await Deno.makeTempDir();
+  const tokens = (n: number) => new Uint8Array(new Uint16Array(Array.from({ length: n }, (_, i) => i % 29)).buffer);
+  await Deno.writeFile(`${dir}/train.bin`, tokens(3000));
+  await Deno.writeFile(`${dir}/short.bin`, tokens(3));
+  const model = { vocabSize: 32, contextLength: 16, dModel: 16, numLayers: 1, numHeads: 2 };
+  const base = { model, train: { trainData: `${dir}/train.bin`, steps: 4, batchSize: 2, evalInterval: 2 } };
+  const write = async (name: string, spec: unknown) => {
+    await Deno.writeTextFile(`${dir}/${name}`, typeof spec === "string" ? spec : JSON.stringify(spec));
+    return `${dir}/${name}`;
+  };
+  const oneLine = (r: { code: number; stderr: string }, code: number) => {
+    const lines = r.stderr.split("\n").filter((l) => l !== "");
+    assertEquals([r.code, lines.length], [code, 1], r.stderr);
+    assertMatch(lines[0], /^nanolm: /);
+    return lines[0].slice("nanolm: ".length);
+  };
+  // The second run's validation file is too short: the first run does not train.
+  const val = await write("val.json", { base, grid: { train: { valData: [`${dir}/train.bin`, `${dir}/short.bin`] } } });
+  assertMatch(oneLine(await sweep([val, "--out-dir", `${dir}/runs`]), 1), /short\.bin has 3 tokens, fewer than/);
+  assertEquals(await Deno.stat(`${dir}/runs`).then(() => true, () => false), false);
+
+  const lr = await write("lr.json", { base, grid: { train: { lrMax: [0.001, 0.01] } } });
+  await Deno.writeTextFile(`${dir}/file`, "x");
+  assertEquals(
+    oneLine(await sweep([lr, "--out-dir", `${dir}/file`]), 1),
+    `--out-dir ${dir}/file is a file, not a folder; pick a folder for the sweep's runs`,
+  );
+  assertEquals(
+    oneLine(await sweep([await write("cut.json", '{"grid": ')]), 2),
+    `sweep file ${dir}/cut.json: invalid JSON: unexpected end of input at line 1, column 10`,
+  );
+  const clash = await write("clash.json", { base, runs: [{ name: "a" }, { name: "a", train: { lrMax: 0.1 } }] });
+  assertMatch(oneLine(await sweep([clash, "--out-dir", `${dir}/runs`]), 2), /two runs would share the folder a /);
+  assertEquals(await Deno.stat(`${dir}/runs`).then(() => true, () => false), false);
+  await Deno.remove(dir, { recursive: true });
+});

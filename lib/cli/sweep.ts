@@ -25,9 +25,11 @@ import { EXIT_INTERRUPTED, helpText, parseFlags, runMain, UsageError } from "./f
 import { flagOf } from "./train_flags.ts";
 import { InterruptGuard } from "./interrupt.ts";
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
+import { checkOutputDir } from "./input_files.ts";
 import { initGpu } from "../gpu/mod.ts";
 import {
   CHECKPOINT_NAME,
+  checkSweepRuns,
   type ConfigFields,
   describeEnd,
   loadRuns,
@@ -209,11 +211,16 @@ async function main(): Promise<number> {
   if (positionals.length !== 1) {
     throw new UsageError(`give one sweep file (got ${positionals.length}): ${USAGE.split("\n")[0]}`);
   }
-  const spec = await readSweepFile(positionals[0]);
+  // A sweep file that is not JSON is a bad sweep file, as one that fails validation is.
+  const spec = await readSweepFile(positionals[0]).catch((e) => {
+    throw e instanceof SyntaxError ? new UsageError(e.message) : e;
+  });
+  const root = values["out-dir"] ?? `runs/${spec.name}`;
+  await checkOutputDir(root, "--out-dir", "pick a folder for the sweep's runs");
   const backend = await initGpu();
   if (onGlFallback(backend.info)) throw new Error(GL_FALLBACK_ADVICE);
   const software = backend.info.isSoftware;
-  const plan = await planSweep(spec, { ...(values["out-dir"] ? { root: values["out-dir"] } : {}), software, log });
+  const plan = await planSweep(spec, { root, software, log });
   if (values["print-commands"]) {
     await printCommands(plan);
     return 0;
@@ -222,8 +229,11 @@ async function main(): Promise<number> {
     await listRuns(plan);
     return 0;
   }
+  // Every run's folder and inputs are checked before the first line, so that a mistake is one line.
+  await checkSweepRuns(plan);
   log(`${backend.info.description}${software ? " (software adapter: the default model is tiny)" : ""}`);
-  log(`sweep ${plan.name}: ${plan.runs.length} runs in ${plan.root}`);
+  const count = plan.runs.length;
+  log(`sweep ${plan.name}: ${count} run${count === 1 ? "" : "s"} in ${plan.root}`);
   const interrupted = await runPlan(plan);
   if (values.report) {
     const dirs = plan.runs.map((r) => r.dir);
