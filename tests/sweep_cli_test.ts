@@ -45,9 +45,10 @@ Deno.test("the CI sweep: every run in its folder, the diverged one recorded, a r
   const commands = await sweep([`${root}tests/sweeps/ci.json`, "--out-dir", `${dir}/ci`, "--print-commands"]);
   assertEquals([commands.code, commands.stdout], [0, ""]); // nothing left to run
 
-  const compared = await sweep(["--compare", `${dir}/ci/lrMax-0.0*`, "--report-file", `${dir}/two.html`]);
+  // The report's folder is made if need be.
+  const compared = await sweep(["--compare", `${dir}/ci/lrMax-0.0*`, "--report-file", `${dir}/new/two.html`]);
   assertEquals(compared.code, 0, compared.stderr);
-  assert((await Deno.readTextFile(`${dir}/two.html`)).includes("lrMax-0.03"));
+  assert((await Deno.readTextFile(`${dir}/new/two.html`)).includes("lrMax-0.03"));
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -135,6 +136,16 @@ Deno.test("bad inputs of a sweep are one line before any run trains: data, --out
   assertEquals(
     oneLine(await sweep([await write("cut.json", '{"grid": ')]), 2),
     `sweep file ${dir}/cut.json: invalid JSON: unexpected end of input at line 1, column 10`,
+  );
+  // --compare writes its report into a folder it makes; a folder or a file in the way is named.
+  const runs = [`${root}tests/sweeps`];
+  assertEquals(
+    oneLine(await sweep(["--compare", ...runs, "--report-file", dir]), 1),
+    `--report-file ${dir} is a folder; give the path of an .html file`,
+  );
+  assertEquals(
+    oneLine(await sweep(["--compare", ...runs, "--report-file", `${dir}/file/a.html`]), 1),
+    `the folder of --report-file ${dir}/file is a file, not a folder`,
   );
   const clash = await write("clash.json", { base, runs: [{ name: "a" }, { name: "a", train: { lrMax: 0.1 } }] });
   assertMatch(oneLine(await sweep([clash, "--out-dir", `${dir}/runs`]), 2), /two runs would share the folder a /);

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { EXIT_INTERRUPTED, helpText, parseFlags, runMain, UsageError } from "./flags.ts";
 import { flagOf } from "./train_flags.ts";
 import { InterruptGuard } from "./interrupt.ts";
@@ -128,6 +128,13 @@ async function printCommands(plan: SweepPlan): Promise<void> {
   }
 }
 
+/** Refuses a --report-file that is a folder, or whose folder cannot be made, before any run is read. */
+async function checkReportFile(path: string): Promise<void> {
+  const info = await Deno.stat(path).catch(() => null);
+  if (info?.isDirectory) throw new Error(`--report-file ${path} is a folder; give the path of an .html file`);
+  await checkOutputDir(dirname(path), "the folder of --report-file");
+}
+
 async function listRuns(plan: SweepPlan): Promise<void> {
   for (const run of plan.runs) {
     const state = await runFolderState(run);
@@ -203,7 +210,9 @@ async function main(): Promise<number> {
   if (values.compare) {
     if (positionals.length === 0) throw new UsageError("--compare needs run folders or globs, e.g. runs/lr/*");
     const path = values["report-file"] ?? "runs/comparison.html";
+    await checkReportFile(path);
     const runs = await loadRuns(positionals);
+    await Deno.mkdir(dirname(path), { recursive: true });
     await writeComparison(path, runs, { title: values.title ?? `nanolm: ${runs.length} runs` });
     log(`report of ${runs.length} runs: ${path}`);
     return 0;
