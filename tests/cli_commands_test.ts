@@ -207,3 +207,30 @@ Deno.test("train: flag errors, output flags included, are one line before the GP
   );
   assertEquals(oneLine(await run("train", ["--samples", "-1"]), 2), "--samples must be an integer >= 0, got -1");
 });
+
+Deno.test("prepare-data: an --out that is a file, a failed download and an empty --special are named", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/in.txt`, "Once upon a time there was a dog.\n".repeat(40));
+  await Deno.writeTextFile(`${dir}/file`, "x");
+  const input = ["--input", `${dir}/in.txt`, "--vocab-size", "270"];
+  assertEquals(
+    oneLine(await run("prepare_data", [...input, "--out", `${dir}/file`]), 1),
+    `--out ${dir}/file is a file, not a folder; pick a folder for the token files`,
+  );
+  assertEquals(
+    oneLine(await run("prepare_data", [...input, "--out", `${dir}/file/sub`]), 1),
+    `--out ${dir}/file/sub cannot be made: ${dir}/file is a file, not a folder; pick a folder for the token files`,
+  );
+  assertEquals(
+    oneLine(await run("prepare_data", [...input, "--out", `${dir}/o`, "--special", ""]), 2),
+    '--special must be a non-empty text, each special token once; got ""',
+  );
+  // Nothing listens on a port just freed: the download fails, naming the URL, and leaves no folder behind.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const url = `http://127.0.0.1:${listener.addr.port}/corpus.txt`;
+  listener.close();
+  const message = oneLine(await run("prepare_data", ["--input", url, "--out", `${dir}/dl`]), 1);
+  assert(message.startsWith(`download of ${url} failed: `), message);
+  assertEquals(await Deno.stat(`${dir}/dl`).then(() => true, () => false), false);
+  await Deno.remove(dir, { recursive: true });
+});

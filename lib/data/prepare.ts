@@ -15,6 +15,7 @@ import { trainBpe } from "./train_bpe.ts";
 import { encodeFile } from "./encode_file.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { saveTokenizer } from "./tokenizer_files.ts";
+import { exists } from "../io/exists.ts";
 
 /** TinyStories V2 (GPT-4 generated) text files, as CS336 uses them. */
 export const TINYSTORIES_URLS: { train: string; val: string } = {
@@ -166,7 +167,13 @@ async function download(source: string, path: string, progress: boolean): Promis
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  const response = await fetch(source);
+  let response: Response;
+  try {
+    response = await fetch(source);
+  } catch (e) {
+    const cause = (e as Error).cause;
+    throw new Error(`download of ${source} failed: ${cause instanceof Error ? cause.message : (e as Error).message}`);
+  }
   if (!response.ok || !response.body) throw new Error(`download of ${source} failed: HTTP ${response.status}`);
   const total = Number(response.headers.get("content-length") ?? 0);
   const name = basename(path);
@@ -255,6 +262,7 @@ async function checkOptions(options: PrepareOptions, outputs: string[]): Promise
       if (e instanceof Deno.errors.NotFound) throw new Error(`${what} file ${source} does not exist`);
       throw new Error(`${what} file ${source} cannot be read (${(e as Error).name})`);
     }
+    if (info.isDirectory) throw new Error(`${what} ${source} is a directory, not a file`);
     if (!info.isFile) throw new Error(`${what} ${source} is not a file`);
     if (info.size === 0) throw new Error(`${what} file ${source} is empty`);
     const real = await Deno.realPath(source);
@@ -337,15 +345,22 @@ export async function prepareTextData(options: PrepareOptions): Promise<Prepared
   if (options.val && isUrl(options.val)) outputs.push(downloads.val);
   await checkOptions(options, outputs);
 
+  const created = !(await exists(outDir));
   await Deno.mkdir(outDir, { recursive: true });
   let trainText = options.train, valText = options.val;
-  if (isUrl(options.train)) {
-    await download(options.train, downloads.train, progress);
-    trainText = downloads.train;
-  }
-  if (options.val && isUrl(options.val)) {
-    await download(options.val, downloads.val, progress);
-    valText = downloads.val;
+  try {
+    if (isUrl(options.train)) {
+      await download(options.train, downloads.train, progress);
+      trainText = downloads.train;
+    }
+    if (options.val && isUrl(options.val)) {
+      await download(options.val, downloads.val, progress);
+      valText = downloads.val;
+    }
+  } catch (e) {
+    // A failed download leaves nothing behind: not even the folder it made for the files.
+    if (created) await Deno.remove(outDir).catch(() => {});
+    throw e;
   }
   await checkText(trainText, "input", warn);
   if (valText) await checkText(valText, "validation input", warn);

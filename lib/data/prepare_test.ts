@@ -83,7 +83,7 @@ Deno.test("bad options and inputs that are outputs are refused before anything i
     [{ train, outDir, vocabSize: 300, valFraction: 1 }, "valFraction must be in (0, 1), got 1"],
     [{ train, outDir, vocabSize: 300, specialTokens: ["<a>", "<a>"] }, "special tokens must be non-empty and distinct"],
     [{ train: `${dir}/missing.txt`, outDir, vocabSize: 300 }, `input file ${dir}/missing.txt does not exist`],
-    [{ train: dir, outDir, vocabSize: 300 }, `input ${dir} is not a file`],
+    [{ train: dir, outDir, vocabSize: 300 }, `input ${dir} is a directory, not a file`],
     [{ train: `${dir}/empty.txt`, outDir, vocabSize: 300 }, `input file ${dir}/empty.txt is empty`],
     [{ train, val: `${dir}/out/train.bin`, outDir, vocabSize: 300 }, "is also an output of this run"],
     [{ train: `${dir}/out/train.bin`, outDir, vocabSize: 300 }, "and would be overwritten; move it or choose another"],
