@@ -196,3 +196,22 @@ Deno.test("a resume with no steps left is refused and changes nothing", async ()
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("--patience without evaluations is refused, not ignored", async () => {
+  const dir = await Deno.makeTempDir();
+  const flags = (await tinyRun(dir)).filter((f, i, all) => f !== "--val-data" && all[i - 1] !== "--val-data");
+  const noVal = await train([...flags, "--steps", "4", "--patience", "2"]);
+  assertEquals(
+    oneLine(noVal, 2),
+    "--patience 2 counts evaluations, and this run makes none: give --val-data and an --eval-interval above 0, " +
+      "or leave --patience out",
+  );
+  const noEvals = await train([...await tinyRun(dir), "--steps", "4", "--patience", "2", "--eval-interval", "0"]);
+  assertMatch(oneLine(noEvals, 2), /^--patience 2 counts evaluations, and this run makes none/);
+  assertEquals(await Deno.stat(`${dir}/run/metrics.jsonl`).then(() => true, () => false), false);
+  // Without evaluations, the first lines do not promise any.
+  const plain = await train([...flags, "--steps", "2"]);
+  assertEquals(plain.code, 0, plain.stderr);
+  assert(!/validation every|evaluations without/.test(plain.stderr), plain.stderr);
+  await Deno.remove(dir, { recursive: true });
+});

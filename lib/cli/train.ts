@@ -155,6 +155,11 @@ async function checkGivenFiles(cli: Awaited<ReturnType<typeof parseTrainCli>> & 
   }
 }
 
+/** Whether a run evaluates on validation data (so that it keeps best weights and may stop early). */
+function evaluates(config: Config): boolean {
+  return config.train.valData !== undefined && config.train.evalInterval > 0;
+}
+
 /** The first lines of a run: data, model and how many passes over the data it makes. */
 function describeRun(trainer: Trainer, resumedAt: number): void {
   const m = trainer.config.model, t = trainer.config.train;
@@ -167,8 +172,10 @@ function describeRun(trainer: Trainer, resumedAt: number): void {
   log(
     `training: ${t.steps.toLocaleString()} steps of ${trainer.tokensPerStep.toLocaleString()} tokens = ` +
       `${formatCount(total)} tokens, ${(total / trainer.trainTokens).toFixed(1)} epochs` +
-      (t.valData ? `; validation every ${t.evalInterval} steps, best weights kept` : "") +
-      (t.patience > 0 ? `, stopping after ${t.patience} evaluations without a new best` : "") +
+      (evaluates(trainer.config) ? `; validation every ${t.evalInterval} steps, best weights kept` : "") +
+      (evaluates(trainer.config) && t.patience > 0
+        ? `, stopping after ${t.patience} evaluations without a new best`
+        : "") +
       (resumedAt > 0 ? `; resuming at step ${resumedAt}` : ""),
   );
 }
@@ -231,6 +238,13 @@ async function main(): Promise<number> {
   // printed, so that a mistake is one line; the default data is prepared once the flags are known to be good.
   await checkGivenFiles(cli);
   const plan: Plan = cli.given.train.resume !== undefined ? await resumedRun(cli) : await freshRun(cli, software);
+  const patience = cli.given.train.patience;
+  if (typeof patience === "number" && patience > 0 && !evaluates(plan.config)) {
+    throw new UsageError(
+      `--patience ${patience} counts evaluations, and this run makes none: give --val-data and an --eval-interval ` +
+        "above 0, or leave --patience out",
+    );
+  }
   const tokenizer = plan.tokenizer ??
     (plan.config.train.tokenizer ? await loadTokenizer(plan.config.train.tokenizer) : undefined);
   const peakTflops = cli.output.peakTflops ?? gpuPeaks(backend.info.description)?.f32Tflops;
