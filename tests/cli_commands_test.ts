@@ -101,6 +101,8 @@ Deno.test("sample: a config that does not match the weights, and bad tokenizers,
   for (const [path, problem] of tokenizerCases) {
     const message = oneLine(await run("sample", ["--checkpoint", ckpt, "--tokenizer", path]), 1);
     assert(message.includes(path) && message.includes(problem) && !message.includes(SECRET), message);
+    // What the file is and which flag to fix.
+    assert(message.startsWith(`tokenizer ${path}`) && message.endsWith("check --tokenizer"), message);
   }
   await Deno.remove(dir, { recursive: true });
 });

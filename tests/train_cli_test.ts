@@ -144,6 +144,11 @@ Deno.test("a bad value, file or folder is one line naming its flag, before anyth
     oneLine(await fresh(["--tokenizer", `${dir}/none.json`]), 1),
     `tokenizer ${dir}/none.json does not exist; check --tokenizer`,
   );
+  await Deno.writeTextFile(`${dir}/tokenizer.json`, '{"format": "nanolm-bpe", "version": 1, "mode": "merges"');
+  assertEquals(
+    oneLine(await fresh(["--tokenizer", `${dir}/tokenizer.json`]), 1),
+    `tokenizer ${dir}/tokenizer.json: invalid JSON: unexpected end of input at line 1, column 56; check --tokenizer`,
+  );
   await Deno.writeFile(`${dir}/empty.bin`, new Uint8Array());
   assertEquals(
     oneLine(await fresh(["--train-data", `${dir}/empty.bin`]), 1),

@@ -5,6 +5,8 @@
  * @module
  */
 import { dirname, resolve } from "node:path";
+import { loadTokenizer } from "../data/tokenizer_files.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 
 /**
  * Checks that `path` exists and is a regular file, throwing one line that names `what` and the path otherwise
@@ -79,5 +81,34 @@ export async function checkOutputDir(path: string, what: string, fix?: string): 
         ? `${what} ${path} is a file, not a folder${tail}`
         : `${what} ${path} cannot be made: ${shown} is a file, not a folder${tail}`,
     );
+  }
+}
+
+/**
+ * Loads a tokenizer file the user named or a checkpoint recorded; any problem is one line that says it is the
+ * tokenizer, names the file and ends with `fix` (e.g. "check --tokenizer").
+ *
+ * @example
+ * ```ts
+ * import { loadTokenizerFile } from "./input_files.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".json" });
+ * await Deno.writeTextFile(path, "[]");
+ * let message = "";
+ * try {
+ *   loadTokenizerFile(path, "check --tokenizer");
+ * } catch (e) {
+ *   message = (e as Error).message;
+ * }
+ * if (!message.startsWith(`tokenizer ${path}: not a nanolm tokenizer file`) || !message.endsWith("check --tokenizer")) {
+ *   throw new Error(`wrong or no error: ${message}`);
+ * }
+ * await Deno.remove(path);
+ * ```
+ */
+export function loadTokenizerFile(path: string, fix: string): Tokenizer {
+  try {
+    return loadTokenizer(path);
+  } catch (e) {
+    throw new Error(`tokenizer ${(e as Error).message}; ${fix}`, { cause: e });
   }
 }

@@ -28,10 +28,9 @@ import {
 } from "../../mod.ts";
 import { InterruptGuard } from "./interrupt.ts";
 import { EXIT_INTERRUPTED, type FlagSpec, helpText, parseFlags, runMain } from "./flags.ts";
-import { checkInputFile } from "./input_files.ts";
+import { checkInputFile, loadTokenizerFile } from "./input_files.ts";
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
 import { choosePath } from "../io/paths.ts";
-import { loadTokenizer } from "../data/tokenizer_files.ts";
 
 const DEFAULT_RUN = "runs/default";
 
@@ -106,8 +105,9 @@ function checkpointModel(ckpt: CheckpointState, path: string): ModelConfig {
 /** The user's --tokenizer as given, else the one the checkpoint records, followed only inside its folder. */
 async function tokenizerFor(flag: string | undefined, ckpt: CheckpointState, path: string): Promise<Tokenizer> {
   if (flag !== undefined) await checkInputFile(flag, "tokenizer", "check --tokenizer");
-  return loadTokenizer(
+  return loadTokenizerFile(
     choosePath({ given: flag, recorded: ckpt.tokenizer, checkpoint: path, key: "tokenizer" }),
+    flag === undefined ? "pass --tokenizer PATH" : "check --tokenizer",
   );
 }
 

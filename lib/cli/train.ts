@@ -57,9 +57,8 @@ import { readCheckpointFile } from "../io/mod.ts";
 import { trainingFlopsPerToken } from "../nn/accounting.ts";
 import { writeReport } from "../notebook/mod.ts";
 import { EXIT_INTERRUPTED, runMain, UsageError } from "./flags.ts";
-import { checkInputFile, checkOutputDir } from "./input_files.ts";
+import { checkInputFile, checkOutputDir, loadTokenizerFile } from "./input_files.ts";
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
-import { loadTokenizer } from "../data/tokenizer_files.ts";
 
 const DEFAULT_OUT_DIR = "runs/default";
 const EXIT_DIVERGED = 3;
@@ -139,7 +138,10 @@ async function resumedRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { hel
         `give --steps above ${at} to train longer`,
     );
   }
-  const tokenizer = point.config.train.tokenizer ? await loadTokenizer(point.config.train.tokenizer) : undefined;
+  const tokenizerFix = train.tokenizer === undefined ? "pass --tokenizer PATH" : "check --tokenizer";
+  const tokenizer = point.config.train.tokenizer
+    ? loadTokenizerFile(point.config.train.tokenizer, tokenizerFix)
+    : undefined;
   return { config: point.config, resume: point, tokenizer };
 }
 
@@ -246,7 +248,7 @@ async function main(): Promise<number> {
     );
   }
   const tokenizer = plan.tokenizer ??
-    (plan.config.train.tokenizer ? await loadTokenizer(plan.config.train.tokenizer) : undefined);
+    (plan.config.train.tokenizer ? loadTokenizerFile(plan.config.train.tokenizer, "check --tokenizer") : undefined);
   const peakTflops = cli.output.peakTflops ?? gpuPeaks(backend.info.description)?.f32Tflops;
   const flopsPerToken = trainingFlopsPerToken(plan.config.model);
   const events: TrainEvent[] = [];
