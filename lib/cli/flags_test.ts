@@ -102,6 +102,8 @@ Deno.test("missing values, values of switches and stray arguments are usage erro
   assertEquals(parseFlags(["--prompt=--seed", "--out=d"], specs).values.prompt, "--seed");
   assertEquals(usageError(["--seed", "1"]), "missing --out <dir> (see --help)");
   assertEquals(usageError(["--report=yes"]), '--report takes no value (got "yes")');
+  // The negation takes no value either: --no-report=false must not quietly turn the report off.
+  assertEquals(usageError(["--no-report=false"]), '--no-report takes no value (got "false")');
   assertEquals(usageError(["extra"]), 'unexpected argument "extra" (flags start with --; see --help)');
   assertEquals(parseFlags(["a", "--seed", "1", "b", "--out", "d"], specs, { positionals: true }).positionals, [
     "a",
