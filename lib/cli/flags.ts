@@ -208,8 +208,9 @@ function convertToken(spec: FlagSpec, rawName: string, raw: string | undefined, 
   return convertValue(spec, raw);
 }
 
+/** A finite number in decimal notation (`-1`, `.5`, `3e-4`); not hex, binary or octal, which `Number` also reads. */
 function isNumber(text: string): boolean {
-  return text.trim() !== "" && Number.isFinite(Number(text));
+  return /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(text) && Number.isFinite(Number(text));
 }
 
 /**

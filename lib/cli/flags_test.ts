@@ -74,6 +74,15 @@ Deno.test("negative numbers reach validation, whose message names the flag, the 
   assertEquals(usageError(["--norm", "layer"]), '--norm must be one of pre, post, none, got "layer"');
   assertEquals(usageError(["--betas", "0.9"]), '--betas must be two comma-separated numbers (0.9,0.95), got "0.9"');
   assertEquals(usageError(["--betas", "0.9,1"]), "--betas must be in [0, 1), got 1");
+  // Numbers are decimal, as the help shows them: JavaScript's other notations are not quietly converted.
+  assertEquals(usageError(["--max-tokens", "0x10"]), '--max-tokens must be an integer >= 1, got "0x10"');
+  assertEquals(usageError(["--temperature", "0b1"]), '--temperature must be >= 0, got "0b1"');
+  assertEquals(usageError(["--top-k", " "]), '--top-k must be an integer >= 0, got " "');
+  assertEquals(parseFlags(["--temperature", ".5", "--max-tokens", "1e3", "--out", "d"], specs).values, {
+    ...parseFlags(["--out", "d"], specs).values,
+    temperature: 0.5,
+    "max-tokens": 1000,
+  });
 });
 
 Deno.test("unknown flags suggest the nearest known one", () => {
