@@ -98,6 +98,15 @@ Deno.test("sample: a config that does not match the weights, and bad tokenizers,
     [`${dir}/none.json`, "does not exist; check --tokenizer"],
     [dir, "is a directory, not a file; check --tokenizer"],
   ];
+  // A tokenizer larger than the model's vocabulary, whose ids for the prompt the model cannot embed.
+  saveTokenizer(byteTokenizer(), `${dir}/bytes.json`);
+  const small = `${dir}/run/small.safetensors`;
+  await fakeCheckpoint(small, { ...tinyModel, vocabSize: 100 }, [100, 8]);
+  assertEquals(
+    oneLine(await run("sample", ["--checkpoint", small, "--tokenizer", `${dir}/bytes.json`, "--prompt", "hi"]), 1),
+    `tokenizer ${dir}/bytes.json gives the prompt id 104, and checkpoint ${small} has a vocabulary of 100 ids: ` +
+      "pass the tokenizer the model was trained with (--tokenizer)",
+  );
   for (const [path, problem] of tokenizerCases) {
     const message = oneLine(await run("sample", ["--checkpoint", ckpt, "--tokenizer", path]), 1);
     assert(message.includes(path) && message.includes(problem) && !message.includes(SECRET), message);

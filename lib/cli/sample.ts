@@ -102,13 +102,19 @@ function checkpointModel(ckpt: CheckpointState, path: string): ModelConfig {
   return config;
 }
 
-/** The user's --tokenizer as given, else the one the checkpoint records, followed only inside its folder. */
-async function tokenizerFor(flag: string | undefined, ckpt: CheckpointState, path: string): Promise<Tokenizer> {
+/**
+ * The user's --tokenizer as given, else the one the checkpoint records, followed only inside its folder; with the
+ * path it was read from.
+ */
+async function tokenizerFor(
+  flag: string | undefined,
+  ckpt: CheckpointState,
+  path: string,
+): Promise<{ tokenizer: Tokenizer; file: string }> {
   if (flag !== undefined) await checkInputFile(flag, "tokenizer", "check --tokenizer");
-  return loadTokenizerFile(
-    choosePath({ given: flag, recorded: ckpt.tokenizer, checkpoint: path, key: "tokenizer" }),
-    flag === undefined ? "pass --tokenizer PATH" : "check --tokenizer",
-  );
+  const file = choosePath({ given: flag, recorded: ckpt.tokenizer, checkpoint: path, key: "tokenizer" });
+  const fix = flag === undefined ? "pass --tokenizer PATH" : "check --tokenizer";
+  return { tokenizer: loadTokenizerFile(file, fix), file };
 }
 
 /** The default checkpoint: the run's best weights when it kept them, else its latest state. */
@@ -127,7 +133,7 @@ async function main(): Promise<number> {
   await checkInputFile(path, "checkpoint", "train one with `deno task train`, or pass --checkpoint <path>");
   const ckpt = await readCheckpointFile(path);
   const config = checkpointModel(ckpt, path);
-  const tokenizer = await tokenizerFor(flags.tokenizer, ckpt, path);
+  const { tokenizer, file: tokenizerFile } = await tokenizerFor(flags.tokenizer, ckpt, path);
   const eot = tokenizer.specialTokens.get(END_OF_TEXT);
   const prompt = flags.prompt!;
   const ids = prompt ? tokenizer.encode(prompt) : eot !== undefined ? [eot] : [];
@@ -137,7 +143,8 @@ async function main(): Promise<number> {
   const outside = ids.find((id) => id >= config.vocabSize);
   if (outside !== undefined) {
     throw new Error(
-      `the tokenizer gives id ${outside}, beyond the model's vocabSize ${config.vocabSize}: wrong tokenizer?`,
+      `tokenizer ${tokenizerFile} gives the prompt id ${outside}, and checkpoint ${path} has a vocabulary of ` +
+        `${config.vocabSize} ids: pass the tokenizer the model was trained with (--tokenizer)`,
     );
   }
 
