@@ -147,8 +147,27 @@ Deno.test("bad inputs of a sweep are one line before any run trains: data, --out
     oneLine(await sweep(["--compare", ...runs, "--report-file", `${dir}/file/a.html`]), 1),
     `the folder of --report-file ${dir}/file is a file, not a folder`,
   );
+  // Flags of the other mode are refused, not ignored.
+  assertEquals(
+    oneLine(await sweep(["--compare", `${dir}/runs`, "--out-dir", `${dir}/x`]), 2),
+    "--out-dir applies to a sweep file, not to --compare (whose report goes to --report-file)",
+  );
+  assertEquals(
+    oneLine(await sweep(["--compare", `${dir}/runs`, "--list"]), 2),
+    "--list applies to a sweep file, not to --compare",
+  );
+  assertEquals(
+    oneLine(await sweep([lr, "--print-commands", "--list"]), 2),
+    "give one of --print-commands and --list",
+  );
   const clash = await write("clash.json", { base, runs: [{ name: "a" }, { name: "a", train: { lrMax: 0.1 } }] });
   assertMatch(oneLine(await sweep([clash, "--out-dir", `${dir}/runs`]), 2), /two runs would share the folder a /);
   assertEquals(await Deno.stat(`${dir}/runs`).then(() => true, () => false), false);
+
+  // A sweep's report goes where --report-file says.
+  const ran = await sweep([lr, "--out-dir", `${dir}/runs`, "--report-file", `${dir}/reports/lr.html`]);
+  assertEquals(ran.code, 0, ran.stderr);
+  assert((await Deno.readTextFile(`${dir}/reports/lr.html`)).includes("lrMax-0.01"));
+  assertEquals(await Deno.stat(`${dir}/runs/report.html`).then(() => true, () => false), false);
   await Deno.remove(dir, { recursive: true });
 });

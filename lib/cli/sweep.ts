@@ -72,8 +72,8 @@ const FLAGS = [
     name: "report-file",
     type: "string",
     valueName: "path",
-    defaultText: "runs/comparison.html",
-    help: "with --compare: where the report goes",
+    defaultText: "<out-dir>/report.html; with --compare, runs/comparison.html",
+    help: "where the report goes",
   },
   { name: "title", type: "string", defaultText: "the sweep's name", help: "the report's title" },
 ] as const;
@@ -125,6 +125,19 @@ async function printCommands(plan: SweepPlan): Promise<void> {
         ? `deno task train --resume ${shellWord(join(run.dir, CHECKPOINT_NAME))}`
         : trainCommand(run.dir, run.given),
     );
+  }
+}
+
+/** Refuses flags that belong to the other mode (a sweep file, or --compare) and modes given together. */
+function checkModeFlags(compare: boolean, given: string[]): void {
+  if (compare) {
+    const stray = given.find((f) => ["out-dir", "print-commands", "list"].includes(f));
+    if (stray === "out-dir") {
+      throw new UsageError("--out-dir applies to a sweep file, not to --compare (whose report goes to --report-file)");
+    }
+    if (stray) throw new UsageError(`--${stray} applies to a sweep file, not to --compare`);
+  } else if (given.includes("print-commands") && given.includes("list")) {
+    throw new UsageError("give one of --print-commands and --list");
   }
 }
 
@@ -202,11 +215,12 @@ async function runPlan(plan: SweepPlan): Promise<boolean> {
 }
 
 async function main(): Promise<number> {
-  const { help, values, positionals } = parseFlags(Deno.args, FLAGS, { positionals: true });
+  const { help, values, positionals, given } = parseFlags(Deno.args, FLAGS, { positionals: true });
   if (help) {
     console.log(helpText(USAGE, DESCRIPTION, FLAGS));
     return 0;
   }
+  checkModeFlags(values.compare!, given);
   if (values.compare) {
     if (positionals.length === 0) throw new UsageError("--compare needs run folders or globs, e.g. runs/lr/*");
     const path = values["report-file"] ?? "runs/comparison.html";
@@ -226,6 +240,8 @@ async function main(): Promise<number> {
   });
   const root = values["out-dir"] ?? `runs/${spec.name}`;
   await checkOutputDir(root, "--out-dir", "pick a folder for the sweep's runs");
+  const reportFile = values["report-file"] ?? join(root, "report.html");
+  if (values.report) await checkReportFile(reportFile);
   const backend = await initGpu();
   if (onGlFallback(backend.info)) throw new Error(GL_FALLBACK_ADVICE);
   const software = backend.info.isSoftware;
@@ -249,7 +265,8 @@ async function main(): Promise<number> {
     const present = [];
     for (const d of dirs) if (await Deno.stat(d).then(() => true, () => false)) present.push(d);
     if (present.length) {
-      const path = join(plan.root, "report.html");
+      const path = reportFile;
+      await Deno.mkdir(dirname(path), { recursive: true });
       await writeComparison(path, await loadRuns(present), {
         title: values.title ?? `nanolm sweep ${plan.name}`,
         ...(plan.description ? { description: plan.description } : {}),
