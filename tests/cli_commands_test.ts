@@ -245,3 +245,17 @@ Deno.test("prepare-data: an --out that is a file, a failed download and an empty
   assertEquals(await Deno.stat(`${dir}/dl`).then(() => true, () => false), false);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("train --help needs no GPU: without an adapter it still lists the flags", async () => {
+  // wgpu finds no adapter of a backend this platform lacks.
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", `${root}lib/cli/train.ts`, "--help"],
+    env: { NO_COLOR: "1", DENO_WEBGPU_BACKEND: Deno.build.os === "windows" ? "metal" : "dx12" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  assertEquals(code, 0, text.decode(stderr));
+  assertMatch(text.decode(stdout), /^Usage: deno task train /);
+  assertMatch(text.decode(stdout), /--steps <int> +optimizer steps \(default: \d+\)/);
+});

@@ -228,12 +228,14 @@ function outcome(result: FitResult): string {
 async function main(): Promise<number> {
   // Every flag (output flags included) and the config file are checked before the GPU starts.
   const cli = await parseTrainCli(Deno.args);
-  const backend = await initGpu();
-  const software = backend.info.isSoftware;
   if (cli.help) {
-    console.log(trainHelpText({ defaults: programDefaults(software) }));
+    // The defaults shown are those of this machine's adapter; without one, the help still shows a GPU's.
+    const isSoftware = await initGpu().then((b) => b.info.isSoftware, () => false);
+    console.log(trainHelpText({ defaults: programDefaults(isSoftware) }));
     return 0;
   }
+  const backend = await initGpu();
+  const software = backend.info.isSoftware;
   if (onGlFallback(backend.info)) throw new Error(GL_FALLBACK_ADVICE);
 
   // Every input is validated (the trainer checks data, tokenizer and checkpoint) before anything is written or
