@@ -220,3 +220,44 @@ Deno.test("--patience without evaluations is refused, not ignored", async () => 
   assert(!/validation every|evaluations without/.test(plain.stderr), plain.stderr);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a resume into a folder that holds another run is refused; the folder is untouched", async () => {
+  const dir = await Deno.makeTempDir();
+  const flags = await tinyRun(dir);
+  for (const out of ["run", "other"]) {
+    const r = await train([...flags, "--steps", "3", "--out-dir", `${dir}/${out}`]);
+    assertEquals(r.code, 0, r.stderr);
+  }
+  const files = ["checkpoint.safetensors", "metrics.jsonl", "run.json"].map((f) => `${dir}/other/${f}`);
+  const before = await Promise.all(files.map((f) => Deno.readFile(f)));
+  assertEquals(
+    oneLine(
+      await train(["--resume", `${dir}/run/checkpoint.safetensors`, "--steps", "6", "--out-dir", `${dir}/other`]),
+      2,
+    ),
+    `${dir}/other already holds a run (${dir}/other/checkpoint.safetensors); continue it with --resume ` +
+      `${dir}/other/checkpoint.safetensors, or start a new one with another --out-dir (or delete ${dir}/other)`,
+  );
+  assertEquals(await Promise.all(files.map((f) => Deno.readFile(f))), before);
+  // Into a new folder, or its own, the resume goes on.
+  const moved = await train([
+    "--resume",
+    `${dir}/run/checkpoint.safetensors`,
+    "--steps",
+    "6",
+    "--out-dir",
+    `${dir}/new`,
+  ]);
+  assertEquals(moved.code, 0, moved.stderr);
+  assertEquals(await steps(`${dir}/new/metrics.jsonl`), [1, 2, 3, 4, 5, 6]);
+  const own = await train([
+    "--resume",
+    `${dir}/run/checkpoint.safetensors`,
+    "--steps",
+    "5",
+    "--out-dir",
+    `${dir}/run/`,
+  ]);
+  assertEquals(own.code, 0, own.stderr);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -48,6 +48,7 @@ import {
   type TrainEvent,
   VERSION,
 } from "../../mod.ts";
+import { dirname, resolve } from "node:path";
 import { defaultRunSettings } from "../data/mod.ts";
 import { formatCount, formatDuration } from "../util/format.ts";
 import { gpuPeaks } from "../gpu/mod.ts";
@@ -125,8 +126,11 @@ async function refuseExistingRun(outDir: string): Promise<void> {
 async function resumedRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help: false }): Promise<Plan> {
   const path = cli.given.train.resume as string;
   await checkInputFile(path, "checkpoint", "check --resume");
-  if (cli.given.train.outDir !== undefined) {
-    await checkOutputDir(cli.given.train.outDir as string, "--out-dir", "pick a folder for the run");
+  const outDir = cli.given.train.outDir as string | undefined;
+  if (outDir !== undefined) {
+    await checkOutputDir(outDir, "--out-dir", "pick a folder for the run");
+    // Another folder than the checkpoint's may hold a run of its own, which the resumed one would overwrite.
+    if (resolve(outDir) !== resolve(dirname(path))) await refuseExistingRun(outDir);
   }
   const { resume: _resume, ...train } = cli.given.train;
   const point = await resumePoint(path, { given: { model: cli.given.model, train }, describe: flagOf });
