@@ -169,5 +169,7 @@ Deno.test("bad inputs of a sweep are one line before any run trains: data, --out
   assertEquals(ran.code, 0, ran.stderr);
   assert((await Deno.readTextFile(`${dir}/reports/lr.html`)).includes("lrMax-0.01"));
   assertEquals(await Deno.stat(`${dir}/runs/report.html`).then(() => true, () => false), false);
+  const one = await sweep(["--compare", `${dir}/runs/lrMax-0.01`, "--report-file", `${dir}/one.html`]);
+  assertEquals([one.code, one.stderr], [0, `nanolm: report of 1 run: ${dir}/one.html\n`]);
   await Deno.remove(dir, { recursive: true });
 });

@@ -227,8 +227,10 @@ async function main(): Promise<number> {
     await checkReportFile(path);
     const runs = await loadRuns(positionals);
     await Deno.mkdir(dirname(path), { recursive: true });
-    await writeComparison(path, runs, { title: values.title ?? `nanolm: ${runs.length} runs` });
-    log(`report of ${runs.length} runs: ${path}`);
+    await writeComparison(path, runs, {
+      title: values.title ?? `nanolm: ${runs.length} run${runs.length === 1 ? "" : "s"}`,
+    });
+    log(`report of ${runs.length} run${runs.length === 1 ? "" : "s"}: ${path}`);
     return 0;
   }
   if (positionals.length !== 1) {
