@@ -239,6 +239,14 @@ Deno.test("a resume into a folder that holds another run is refused; the folder 
       `${dir}/other/checkpoint.safetensors, or start a new one with another --out-dir (or delete ${dir}/other)`,
   );
   assertEquals(await Promise.all(files.map((f) => Deno.readFile(f))), before);
+  // A folder whose run kept no checkpoint (it diverged, or was killed early) has nothing to resume.
+  await Deno.mkdir(`${dir}/diverged`);
+  await Deno.writeTextFile(`${dir}/diverged/metrics.jsonl`, "");
+  assertEquals(
+    oneLine(await train([...flags, "--steps", "3", "--out-dir", `${dir}/diverged`]), 2),
+    `${dir}/diverged already holds a run (${dir}/diverged/metrics.jsonl) that kept no checkpoint to resume; ` +
+      `start a new one with another --out-dir (or delete ${dir}/diverged)`,
+  );
   // Into a new folder, or its own, the resume goes on.
   const moved = await train([
     "--resume",

@@ -54,7 +54,7 @@ import { formatCount, formatDuration } from "../util/format.ts";
 import { gpuPeaks } from "../gpu/mod.ts";
 import { InterruptGuard } from "./interrupt.ts";
 import { ProgressBar } from "../util/progress.ts";
-import { readCheckpointFile } from "../io/mod.ts";
+import { exists, readCheckpointFile } from "../io/mod.ts";
 import { trainingFlopsPerToken } from "../nn/accounting.ts";
 import { writeReport } from "../notebook/mod.ts";
 import { EXIT_INTERRUPTED, runMain, UsageError } from "./flags.ts";
@@ -109,12 +109,13 @@ async function freshRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help:
 async function refuseExistingRun(outDir: string): Promise<void> {
   for (const name of [CHECKPOINT_NAME, "metrics.jsonl"]) {
     const path = `${outDir}/${name}`;
-    const found = await Deno.stat(path).then(() => true, () => false);
-    if (!found) continue;
+    if (!(await exists(path))) continue;
     const resume = `${outDir}/${CHECKPOINT_NAME}`;
+    const tail = `start a new one with another --out-dir (or delete ${outDir})`;
     throw new UsageError(
-      `${outDir} already holds a run (${path}); continue it with --resume ${resume}, ` +
-        `or start a new one with another --out-dir (or delete ${outDir})`,
+      name === CHECKPOINT_NAME
+        ? `${outDir} already holds a run (${path}); continue it with --resume ${resume}, or ${tail}`
+        : `${outDir} already holds a run (${path}) that kept no checkpoint to resume; ${tail}`,
     );
   }
 }
