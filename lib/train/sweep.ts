@@ -439,7 +439,16 @@ export function checkSweep(spec: SweepSpec, options: { software: boolean; root?:
   const issues: ConfigIssue[] = [];
   for (const run of runs) {
     try {
-      buildRunConfig(run, join(root, run.name), options.software, null);
+      const config = buildRunConfig(run, join(root, run.name), options.software, null);
+      const patience = run.given.train.patience;
+      if (typeof patience === "number" && patience > 0 && !(config.train.valData && config.train.evalInterval > 0)) {
+        // As `deno task train --patience` does (the command --print-commands gives for the run).
+        issues.push({
+          path: `run ${run.name}: train.patience`,
+          message: `${patience} counts evaluations, and this run makes none: give it valData and an evalInterval ` +
+            "above 0, or leave patience out",
+        });
+      }
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       issues.push(...e.issues.map((i) => ({ path: `run ${run.name}: ${i.path}`, message: i.message })));

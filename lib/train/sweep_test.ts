@@ -1,4 +1,4 @@
-import { assert, assertClose, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
+import { assert, assertClose, assertEquals, assertMatch, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { writeTokenFile } from "../data/token_files.ts";
 import { Rng } from "../util/random.ts";
 import { ConfigError } from "../util/validate.ts";
@@ -227,4 +227,19 @@ Deno.test("two runs in one folder are a bad sweep file (a ConfigError)", () => {
   const clash = parseSweep({ runs: [{ name: "a" }, { name: "a", train: { lrMax: 0.1 } }] }, "clash.json");
   const e = assertThrows(() => sweepRuns(clash), "two runs would share the folder a");
   assert(e instanceof ConfigError, e.name);
+});
+
+Deno.test("patience in a run that never evaluates is refused, as deno task train refuses it", () => {
+  const model = { vocabSize: 32, contextLength: 16, dModel: 16, numLayers: 1, numHeads: 2 };
+  const spec = parseSweep({
+    base: { model, train: { trainData: "t.bin", valData: "v.bin", patience: 3 } },
+    grid: { train: { evalInterval: [0, 10] } },
+  }, "patience.json");
+  const e = assertThrows(() => checkSweep(spec, { software: true }));
+  assert(e instanceof ConfigError);
+  assertEquals(e.issues.map((i) => i.path), ["run evalInterval-0: train.patience"]);
+  assertMatch(e.issues[0].message, /counts evaluations, and this run makes none/);
+  delete spec.base.train.valData;
+  spec.grid.train.evalInterval = [10];
+  assertThrows(() => checkSweep(spec, { software: true }), "run base: train.patience: 3 counts evaluations");
 });
