@@ -269,3 +269,21 @@ Deno.test("a resume into a folder that holds another run is refused; the folder 
   assertEquals(own.code, 0, own.stderr);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a batch or model with a tensor too large for any GPU buffer is refused before anything is written", async () => {
+  const dir = await Deno.makeTempDir();
+  const flags = await tinyRun(dir);
+  // 2^20 sequences x 64 positions x 64 wide: the batch's embeddings alone are 2^32 floats, over what one tensor holds.
+  const big = await train([...flags, "--batch-size", "1048576", "--context-length", "64", "--d-model", "64"]);
+  assertMatch(
+    oneLine(big, 2),
+    /^the batch's token embeddings, a \(1048576, 64, 64\) tensor, need 16\.00 GiB, more than one GPU buffer holds \(.+\): lower --batch-size, --context-length or --d-model$/,
+  );
+  assertEquals(await Deno.stat(`${dir}/run/metrics.jsonl`).then(() => true, () => false), false);
+  const wide = await train([...flags, "--vocab-size", "70000000", "--d-model", "64"]);
+  assertMatch(
+    oneLine(wide, 2),
+    /^the token embedding weights, a \(70000000, 64\) tensor, need .*: lower --vocab-size or --d-model$/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});

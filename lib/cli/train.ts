@@ -51,7 +51,7 @@ import {
 import { dirname, resolve } from "node:path";
 import { defaultRunSettings } from "../data/mod.ts";
 import { formatCount, formatDuration } from "../util/format.ts";
-import { gpuPeaks } from "../gpu/mod.ts";
+import { formatBytes, gpuPeaks } from "../gpu/mod.ts";
 import { InterruptGuard } from "./interrupt.ts";
 import { ProgressBar } from "../util/progress.ts";
 import { exists, readCheckpointFile } from "../io/mod.ts";
@@ -159,6 +159,39 @@ async function checkGivenFiles(cli: Awaited<ReturnType<typeof parseTrainCli>> & 
     const source = cli.origin(`train.${key}`);
     const fix = source === undefined || source.startsWith("--") ? `check ${flagOf(`train.${key}`)}` : `check ${source}`;
     await checkInputFile(path, what, fix, { nonEmpty: key !== "tokenizer" });
+  }
+}
+
+/** The most float32 elements the backend puts in one tensor (its buffers are indexed by u32). */
+const MAX_TENSOR_ELEMENTS = 2 ** 32 - 1;
+
+/**
+ * Refuses a run with a tensor that no buffer of this GPU can hold (every such tensor exists in a training step):
+ * the weights of the embedding and of the widest projections, and the activations of a batch. One line names the
+ * tensor and the flags that size it, before anything is written or allocated.
+ */
+function checkFits(config: Config, maxBufferSize: number): void {
+  const m = config.model, t = config.train;
+  const B = t.batchSize, T = m.contextLength, d = m.dModel, V = m.vocabSize;
+  const ffnWidth = (m.ffn === "swiglu" && m.fusedProjections ? 2 : 1) * m.dFf;
+  const qkvWidth = (m.fusedProjections ? 3 : 1) * d;
+  const tensors: [string, number[], string[]][] = [
+    ["the token embedding weights", [V, d], ["--vocab-size", "--d-model"]],
+    ["the feed-forward weights", [ffnWidth, d], ["--d-ff", "--d-model"]],
+    ["the attention projection weights", [qkvWidth, d], ["--d-model"]],
+    ["the batch's token embeddings", [B, T, d], ["--batch-size", "--context-length", "--d-model"]],
+    ["the batch's attention projections", [B, T, qkvWidth], ["--batch-size", "--context-length", "--d-model"]],
+    ["the batch's feed-forward activations", [B, T, ffnWidth], ["--batch-size", "--context-length", "--d-ff"]],
+  ];
+  const holds = Math.min(MAX_TENSOR_ELEMENTS, Math.floor(maxBufferSize / 4));
+  for (const [what, shape, flags] of tensors) {
+    const elements = shape.reduce((a, b) => a * b, 1);
+    if (elements <= holds) continue;
+    const lower = flags.length === 1 ? flags[0] : `${flags.slice(0, -1).join(", ")} or ${flags.at(-1)}`;
+    throw new UsageError(
+      `${what}, a (${shape.join(", ")}) tensor, need ${formatBytes(4 * elements)}, more than one GPU buffer holds ` +
+        `(${formatBytes(4 * holds)}): lower ${lower}`,
+    );
   }
 }
 
@@ -271,6 +304,7 @@ async function main(): Promise<number> {
       log(`step ${e.step}: validation loss ${e.valLoss.toFixed(4)}${e.best ? " (best)" : ""}`);
     }
   };
+  checkFits(plan.config, backend.device.limits.maxBufferSize);
   const profile = profileRequest(cli.output, plan);
   const trainer = await Trainer.create(plan.config, { resume: plan.resume, onEvent, profile });
   const outDir = trainer.config.train.outDir;
