@@ -287,3 +287,25 @@ Deno.test("a batch or model with a tensor too large for any GPU buffer is refuse
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a resume from a checkpoint older than the folder's latest would lose it: refused", async () => {
+  const dir = await Deno.makeTempDir();
+  const first = await train([...await tinyRun(dir), "--steps", "3"]);
+  assertEquals(first.code, 0, first.stderr);
+  // A copy of the step-3 state (as best.safetensors is, once the run goes past its best), then the run goes on.
+  const old = `${dir}/run/step3.safetensors`, latest = `${dir}/run/checkpoint.safetensors`;
+  await Deno.copyFile(latest, old);
+  assertEquals((await train(["--resume", latest, "--steps", "9"])).code, 0);
+  const before = await Promise.all([latest, `${dir}/run/metrics.jsonl`].map((f) => Deno.readFile(f)));
+  assertEquals(
+    oneLine(await train(["--resume", old, "--steps", "12"]), 2),
+    `${old} is at step 3; resuming it in ${dir}/run would replace ${latest} (step 9) and the metrics after step 3: ` +
+      "resume that checkpoint, or give this one another --out-dir",
+  );
+  assertEquals(await Promise.all([latest, `${dir}/run/metrics.jsonl`].map((f) => Deno.readFile(f))), before);
+  // Branching off into another folder is fine, and keeps the steps up to the branch point.
+  const branch = await train(["--resume", old, "--steps", "5", "--out-dir", `${dir}/b`]);
+  assertEquals(branch.code, 0, branch.stderr);
+  assertEquals(await steps(`${dir}/b/metrics.jsonl`), [1, 2, 3, 4, 5]);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -48,13 +48,13 @@ import {
   type TrainEvent,
   VERSION,
 } from "../../mod.ts";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { defaultRunSettings } from "../data/mod.ts";
 import { formatCount, formatDuration } from "../util/format.ts";
 import { formatBytes, gpuPeaks } from "../gpu/mod.ts";
 import { InterruptGuard } from "./interrupt.ts";
 import { ProgressBar } from "../util/progress.ts";
-import { exists, readCheckpointFile } from "../io/mod.ts";
+import { exists, readCheckpointFile, readSafetensorsHeader } from "../io/mod.ts";
 import { trainingFlopsPerToken } from "../nn/accounting.ts";
 import { writeReport } from "../notebook/mod.ts";
 import { EXIT_INTERRUPTED, runMain, UsageError } from "./flags.ts";
@@ -135,6 +135,7 @@ async function resumedRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { hel
   }
   const { resume: _resume, ...train } = cli.given.train;
   const point = await resumePoint(path, { given: { model: cli.given.model, train }, describe: flagOf });
+  await refuseOlderResume(path, point.state.step, outDir ?? dirname(path));
   const at = point.state.step, steps = point.config.train.steps;
   if (steps <= at) {
     const why = train.steps === undefined ? `the last of its ${steps} steps` : `and --steps is ${steps}`;
@@ -148,6 +149,21 @@ async function resumedRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { hel
     ? loadTokenizerFile(point.config.train.tokenizer, tokenizerFix)
     : undefined;
   return { config: point.config, resume: point, tokenizer };
+}
+
+/**
+ * Refuses to resume a checkpoint older than the one the run's folder holds (best weights, say) into that folder: it
+ * would replace the later checkpoint and drop the metrics after its own step.
+ */
+async function refuseOlderResume(path: string, step: number, outDir: string): Promise<void> {
+  const latest = join(outDir, CHECKPOINT_NAME);
+  if (resolve(latest) === resolve(path) || !(await exists(latest))) return;
+  const latestStep = Number((await readSafetensorsHeader(latest)).metadata.step);
+  if (!(latestStep > step)) return;
+  throw new UsageError(
+    `${path} is at step ${step}; resuming it in ${outDir} would replace ${latest} (step ${latestStep}) and the ` +
+      `metrics after step ${step}: resume that checkpoint, or give this one another --out-dir`,
+  );
 }
 
 /** Checks the files the user named (flags or config file) before anything reads them: one line naming the flag. */
