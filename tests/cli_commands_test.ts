@@ -163,6 +163,21 @@ Deno.test("sample: a model vocab larger than the tokenizer's samples only decoda
   const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
   assertEquals(status.code, 130, stderr);
   assertMatch(stderr, /\[\d+ tokens in /);
+
+  // A reader that stops early (`| head`) ends generation quietly: no error line.
+  const early = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", `${root}lib/cli/sample.ts`, "--checkpoint", ckpt, "--max-tokens", "100000"],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const head = early.stdout.getReader();
+  await head.read();
+  await head.cancel();
+  const ended = await early.status;
+  const said = new TextDecoder().decode(await new Response(early.stderr).arrayBuffer());
+  assertEquals(ended.code, 0, said);
+  assert(!said.includes("nanolm:"), said);
   await Deno.remove(dir, { recursive: true });
 });
 

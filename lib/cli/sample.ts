@@ -123,6 +123,20 @@ async function defaultCheckpoint(): Promise<string> {
   return await Deno.stat(best).then(() => best, () => `${DEFAULT_RUN}/checkpoint.safetensors`);
 }
 
+const encoder = new TextEncoder();
+
+/** Writes all of `text` to stdout; false when the reader has gone (a closed pipe). */
+async function emit(text: string): Promise<boolean> {
+  const bytes = encoder.encode(text);
+  try {
+    for (let done = 0; done < bytes.length;) done += await Deno.stdout.write(bytes.subarray(done));
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.BrokenPipe) return false;
+    throw e;
+  }
+}
+
 async function main(): Promise<number> {
   const { help, values: flags } = parseFlags(Deno.args, FLAGS);
   if (help) {
@@ -157,11 +171,9 @@ async function main(): Promise<number> {
     throw new Error(`checkpoint ${path}: its weights do not match its model config (${(e as Error).message})`);
   }
 
-  const out = Deno.stdout;
-  const encoder = new TextEncoder();
   // From here on, Ctrl-C ends generation gracefully (the text so far, the stats line) with status 130.
   const guard = new InterruptGuard();
-  await out.write(encoder.encode(prompt));
+  let reading = await emit(prompt);
   const start = performance.now();
   let count = 0;
   for await (
@@ -178,10 +190,12 @@ async function main(): Promise<number> {
     })
   ) {
     count++;
-    if (e.text) await out.write(encoder.encode(e.text));
-    if (guard.requested) break;
+    if (e.text && reading) reading = await emit(e.text);
+    if (guard.requested || !reading) break;
   }
   guard.dispose();
+  // A reader that stopped early (`| head`) asked for no more: nothing went wrong.
+  if (!reading) return 0;
   const seconds = (performance.now() - start) / 1000;
   console.error(`\n\n[${count} tokens in ${seconds.toFixed(2)} s, ${(count / seconds).toFixed(0)} tokens/s]`);
   return guard.requested ? EXIT_INTERRUPTED : 0;
