@@ -309,3 +309,19 @@ Deno.test("a resume from a checkpoint older than the folder's latest would lose 
   assertEquals(await steps(`${dir}/b/metrics.jsonl`), [1, 2, 3, 4, 5]);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a new run that fails before its first step leaves no run behind, so the same command can run again", async () => {
+  const dir = await Deno.makeTempDir();
+  const flags = [...await tinyRun(dir), "--steps", "2", "--profile", "1"];
+  // The profile's trace cannot be written (a folder is in the way): the first step fails.
+  await Deno.mkdir(`${dir}/run/trace.json`, { recursive: true });
+  const failed = await train(flags);
+  assertEquals(failed.code, 1, failed.stderr);
+  assertMatch(failed.stderr.trim().split("\n").at(-1)!, /^nanolm: .*trace\.json/);
+  assertEquals(await Deno.stat(`${dir}/run/metrics.jsonl`).then(() => true, () => false), false);
+  assertEquals(await Deno.stat(`${dir}/run/run.json`).then(() => true, () => false), false);
+  await Deno.remove(`${dir}/run/trace.json`);
+  const again = await train(flags);
+  assertEquals(again.code, 0, again.stderr);
+  await Deno.remove(dir, { recursive: true });
+});

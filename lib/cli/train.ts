@@ -343,7 +343,19 @@ async function main(): Promise<number> {
       trainer.requestStop();
     },
   });
-  const result = await trainer.fit();
+  let result: FitResult;
+  try {
+    result = await trainer.fit();
+  } catch (e) {
+    guard.dispose();
+    await runLog.close();
+    // A new run that failed before its first step recorded nothing worth keeping: its folder must not look like
+    // a run that the same command, once the cause is fixed, would refuse to start over.
+    if (!plan.resume && !events.some((r) => r.type === "step")) {
+      for (const name of ["metrics.jsonl", "run.json"]) await Deno.remove(join(outDir, name)).catch(() => {});
+    }
+    throw e;
+  }
   guard.dispose();
   bar.done();
   await runLog.finish(result);
