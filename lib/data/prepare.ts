@@ -209,7 +209,7 @@ async function copyRange(from: string, to: string, start: number, end: number): 
 
 /**
  * Holds out the tail of `path`: the cut is the first line break after `1 - fraction` of the bytes (so no line is
- * split), or, without one, the nearest character boundary.
+ * split), or, without one before the end of the file, the nearest character boundary.
  */
 async function splitTail(path: string, train: string, val: string, fraction: number): Promise<void> {
   const size = (await Deno.stat(path)).size;
@@ -224,7 +224,8 @@ async function splitTail(path: string, train: string, val: string, fraction: num
       if (nl >= 0) found = at + nl + 1;
       at += n;
     }
-    if (found >= 0) cut = found;
+    // A line break that ends the file would leave nothing to hold out: cut inside the last line instead.
+    if (found >= 0 && found < size) cut = found;
     else {
       const byte = new Uint8Array(1);
       for (; cut > 0; cut--) {

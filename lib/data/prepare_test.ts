@@ -48,6 +48,23 @@ Deno.test("a local corpus becomes a tokenizer and train/val token files that dec
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("a corpus whose only line break ends it still gets a validation split of the asked size", async () => {
+  const dir = await Deno.makeTempDir();
+  const oneLine = stories.replaceAll("\n", " ").trimEnd() + "\n";
+  await Deno.writeTextFile(`${dir}/corpus.txt`, oneLine);
+  const data = await prepareTextData({
+    train: `${dir}/corpus.txt`,
+    outDir: `${dir}/out`,
+    vocabSize: 300,
+    valFraction: 0.1,
+  });
+  assertEquals(await decoded(data), oneLine);
+  const share = (await Deno.stat(`${dir}/out/val-split.txt`)).size / oneLine.length;
+  assert(share > 0.09 && share < 0.11, `the validation split holds ${share} of the text`);
+  assertEquals(data.warnings, []);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("an input named OUT/train.txt is split without being overwritten", async () => {
   const dir = await Deno.makeTempDir();
   await Deno.mkdir(`${dir}/out`);
