@@ -5,17 +5,19 @@
  * Every option and local input is checked before anything is written, and no input is ever one of the run's
  * outputs. The inputs are then scanned: bytes that are not UTF-8 (they become U+FFFD in the tokens) and corpora
  * too small or only whitespace are reported as warnings; a file that is mostly not UTF-8 is an error. Each output
- * file is written under a temporary name and renamed, so an interrupted run never leaves a torn file in place.
+ * file is written under a temporary name and renamed, so an interrupted run never leaves a torn file in place; the
+ * next run removes the partial files it left.
  *
  * @module
  */
-import { basename, dirname, extname, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { ProgressBar } from "../util/progress.ts";
 import { trainBpe } from "./train_bpe.ts";
 import { encodeFile } from "./encode_file.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { saveTokenizer } from "./tokenizer_files.ts";
 import { exists } from "../io/exists.ts";
+import { STALE_TEMP_MS } from "../io/atomic_write.ts";
 
 /** TinyStories V2 (GPT-4 generated) text files, as CS336 uses them. */
 export const TINYSTORIES_URLS: { train: string; val: string } = {
@@ -144,6 +146,27 @@ export async function scanText(path: string): Promise<TextScan> {
     if (last) return scan;
     buf.copyWithin(0, i, end);
     carry = end - i;
+  }
+}
+
+/** The temporary name {@linkcode atomically} writes `path` under: `.<name>.<8 hex digits>.partial<ext>`. */
+function isPartialOf(entry: string, path: string): boolean {
+  const name = basename(path), ext = extname(path);
+  const middle = entry.slice(name.length + 2, entry.length - ".partial".length - ext.length);
+  return entry.startsWith(`.${name}.`) && entry.endsWith(`.partial${ext}`) && /^[0-9a-f]{8}$/.test(middle);
+}
+
+/**
+ * Removes what killed runs left of `paths` (their partial files, unmodified for {@linkcode STALE_TEMP_MS}: one that
+ * changed since may be another process's, still being written). A download's partial file can be gigabytes.
+ */
+async function removeStalePartials(dir: string, paths: string[]): Promise<void> {
+  const cutoff = Date.now() - STALE_TEMP_MS;
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.isFile || !paths.some((p) => isPartialOf(entry.name, p))) continue;
+    const path = join(dir, entry.name);
+    const mtime = (await Deno.stat(path).catch(() => null))?.mtime?.getTime();
+    if (mtime !== undefined && mtime <= cutoff) await Deno.remove(path).catch(() => {});
   }
 }
 
@@ -348,6 +371,7 @@ export async function prepareTextData(options: PrepareOptions): Promise<Prepared
 
   const created = !(await exists(outDir));
   await Deno.mkdir(outDir, { recursive: true });
+  await removeStalePartials(outDir, [...outputs, downloads.train, downloads.val]);
   let trainText = options.train, valText = options.val;
   try {
     if (isUrl(options.train)) {

@@ -222,3 +222,21 @@ Deno.test("a whitespace-only or tiny corpus is warned about, with the token coun
   assertEquals(await decoded(tiny), "hello hello world\nbye\n");
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("the partial files of a run that was killed are removed by the next run", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/corpus.txt`, stories);
+  await Deno.mkdir(`${dir}/out`);
+  // What a kill during the encoding, and one during a download, leave behind (an hour ago).
+  const stale = [`${dir}/out/.train.bin.0123abcd.partial.bin`, `${dir}/out/.train.txt.89abcdef.partial.txt`];
+  const recent = `${dir}/out/.val.bin.fedcba98.partial.bin`;
+  for (const path of [...stale, recent]) await Deno.writeTextFile(path, "torn");
+  const hourAgo = new Date(Date.now() - 3600_000);
+  for (const path of stale) await Deno.utime(path, hourAgo, hourAgo);
+  await prepareTextData({ train: `${dir}/corpus.txt`, outDir: `${dir}/out`, vocabSize: 300 });
+  const left = await listing(`${dir}/out`);
+  assert(!left.some((n) => stale.some((p) => p.endsWith(`/${n}`))), left.join());
+  // A partial file that may still be written (by another process, now) is left alone.
+  assert(left.includes(".val.bin.fedcba98.partial.bin"), left.join());
+  await Deno.remove(dir, { recursive: true });
+});
