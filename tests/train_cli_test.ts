@@ -130,6 +130,12 @@ Deno.test("a bad value, file or folder is one line naming its flag, before anyth
     "Invalid config: train.steps (--steps): Too small: expected number to be >0",
   );
   await nothingWritten();
+  assertEquals(
+    oneLine(await train(["--out-dir", `${dir}/new`, "--vocab-size", "100"]), 2),
+    "--vocab-size 100 is too small for the embedded data's tokenizer: it has 256 byte tokens and <|endoftext|>, " +
+      "so give at least 257 (or your own --train-data)",
+  );
+  await nothingWritten();
   assertMatch(oneLine(await fresh(["--lr-max", "-1"]), 2), /^Invalid config: train\.lrMax \(--lr-max\): /);
   await Deno.writeTextFile(`${dir}/file`, "x");
   assertEquals(

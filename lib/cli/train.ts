@@ -62,6 +62,7 @@ import { checkInputFile, checkOutputDir, loadTokenizerFile } from "./input_files
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
 
 const DEFAULT_OUT_DIR = "runs/default";
+const DEFAULT_DATA_MIN_VOCAB = 256 + 1;
 const EXIT_DIVERGED = 3;
 const log = (line: string) => console.error(`nanolm: ${line}`);
 
@@ -95,6 +96,13 @@ async function freshRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help:
   });
   await refuseExistingRun(outDir);
   if (given.train.trainData !== undefined) return { config: checked };
+  // The embedded data's tokenizer holds the 256 bytes and <|endoftext|> before any merge.
+  if (vocabSize < DEFAULT_DATA_MIN_VOCAB) {
+    throw new UsageError(
+      `--vocab-size ${vocabSize} is too small for the embedded data's tokenizer: it has 256 byte tokens and ` +
+        `${END_OF_TEXT}, so give at least ${DEFAULT_DATA_MIN_VOCAB} (or your own --train-data)`,
+    );
+  }
   // The embedded default: the data lives inside the run's folder, a folder per vocabulary size.
   const data = await prepareDefaultData(`${outDir}/data`, { vocabSize, log });
   const sized = defaultRunSettings(data.tokens, { vocabSize, software });

@@ -378,6 +378,9 @@ export interface PlanOptions {
   log?: (line: string) => void;
 }
 
+/** The smallest vocabulary of the embedded data's tokenizer: the 256 bytes and `<|endoftext|>`. */
+const DEFAULT_DATA_MIN_VOCAB = 256 + 1;
+
 /** The default data's token counts, for validating configs before the data is prepared. */
 const DEFAULT_TOKENS_ESTIMATE = { train: 544_000, val: 28_000 };
 
@@ -440,6 +443,14 @@ export function checkSweep(spec: SweepSpec, options: { software: boolean; root?:
   for (const run of runs) {
     try {
       const config = buildRunConfig(run, join(root, run.name), options.software, null);
+      const vocabSize = config.model.vocabSize;
+      if (run.given.train.trainData === undefined && vocabSize < DEFAULT_DATA_MIN_VOCAB) {
+        issues.push({
+          path: `run ${run.name}: model.vocabSize`,
+          message: `${vocabSize} is too small for the embedded data's tokenizer: it has 256 byte tokens and ` +
+            `<|endoftext|>, so give at least ${DEFAULT_DATA_MIN_VOCAB} (or the run's own trainData)`,
+        });
+      }
       const patience = run.given.train.patience;
       if (typeof patience === "number" && patience > 0 && !(config.train.valData && config.train.evalInterval > 0)) {
         // As `deno task train --patience` does (the command --print-commands gives for the run).

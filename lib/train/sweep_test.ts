@@ -243,3 +243,11 @@ Deno.test("patience in a run that never evaluates is refused, as deno task train
   spec.grid.train.evalInterval = [10];
   assertThrows(() => checkSweep(spec, { software: true }), "run base: train.patience: 3 counts evaluations");
 });
+
+Deno.test("a run on the embedded data with a vocabulary below its tokenizer's 257 ids is refused up front", () => {
+  const spec = parseSweep({ grid: { model: { vocabSize: [512, 100] } } }, "vocab.json");
+  const e = assertThrows(() => checkSweep(spec, { software: true }));
+  assert(e instanceof ConfigError);
+  assertEquals(e.issues.map((i) => i.path), ["run vocabSize-100: model.vocabSize"]);
+  assertMatch(e.issues[0].message, /^100 is too small for the embedded data's tokenizer/);
+});
