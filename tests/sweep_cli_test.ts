@@ -164,9 +164,23 @@ Deno.test("bad inputs of a sweep are one line before any run trains: data, --out
   assertMatch(oneLine(await sweep([clash, "--out-dir", `${dir}/runs`]), 2), /two runs would share the folder a /);
   assertEquals(await Deno.stat(`${dir}/runs`).then(() => true, () => false), false);
 
+  // A run that fails does not stop the others; the sweep ends with one line naming it, and a rerun retries it.
+  await Deno.mkdir(`${dir}/runs/lrMax-0.001/metrics.jsonl`, { recursive: true });
+  const broken = await sweep([lr, "--out-dir", `${dir}/runs`]);
+  assertEquals(broken.code, 1, broken.stderr);
+  assertMatch(broken.stderr, /nanolm: lrMax-0\.001: failed: .*metrics\.jsonl/);
+  assertEquals(
+    broken.stderr.trim().split("\n").at(-1),
+    "nanolm: 1 of 2 runs failed: lrMax-0.001 (the errors are above); run the same command again to retry it",
+  );
+  assertEquals((await readRunInfo(`${dir}/runs/lrMax-0.01`))?.status, "done");
+  await Deno.remove(`${dir}/runs/lrMax-0.001`, { recursive: true });
+  await Deno.remove(`${dir}/runs/report.html`);
+
   // A sweep's report goes where --report-file says.
   const ran = await sweep([lr, "--out-dir", `${dir}/runs`, "--report-file", `${dir}/reports/lr.html`]);
   assertEquals(ran.code, 0, ran.stderr);
+  assertMatch(ran.stderr, /lrMax-0\.01: done, 4 steps; .*skipped/);
   assert((await Deno.readTextFile(`${dir}/reports/lr.html`)).includes("lrMax-0.01"));
   assertEquals(await Deno.stat(`${dir}/runs/report.html`).then(() => true, () => false), false);
   const one = await sweep(["--compare", `${dir}/runs/lrMax-0.01`, "--report-file", `${dir}/one.html`]);

@@ -6,8 +6,9 @@
  * instead (for GNU parallel or a Slurm job array); `--list` shows the runs and what a run of the command would do
  * with each; `--compare <dir|glob>...` writes the comparison report of any runs.
  *
- * Exit codes: 0 when every run has ended (diverged runs included: the report shows them), 1 on an error, 2 on a
- * bad flag or sweep file, 130 when interrupted.
+ * Exit codes: 0 when every run has ended (diverged runs included: the report shows them), 1 on an error (a run
+ * that failed included: the others still run, and the next sweep retries it), 2 on a bad flag or sweep file, 130
+ * when interrupted.
  *
  * @example
  * ```sh
@@ -39,6 +40,7 @@ import {
   runFolderState,
   runSweep,
   type SweepPlan,
+  type SweepResult,
 } from "../train/mod.ts";
 import { writeComparison } from "../notebook/compare.ts";
 import { ProgressBar } from "../util/progress.ts";
@@ -166,6 +168,7 @@ function progress() {
   let bar: ProgressBar | null = null, val = "";
   return {
     start(run: PlannedRun) {
+      bar?.done(); // a run that failed ended without its onRunEnd
       bar = new ProgressBar(run.config.train.steps, { label: run.name, unit: "step" });
       val = "";
     },
@@ -187,7 +190,7 @@ function progress() {
   };
 }
 
-async function runPlan(plan: SweepPlan): Promise<boolean> {
+async function runPlan(plan: SweepPlan): Promise<SweepResult> {
   const bars = progress();
   const stop = new AbortController();
   const guard = new InterruptGuard({
@@ -208,7 +211,7 @@ async function runPlan(plan: SweepPlan): Promise<boolean> {
         if (action !== "skip") bars.end();
       },
     });
-    return result.interrupted;
+    return result;
   } finally {
     guard.dispose();
   }
@@ -261,9 +264,10 @@ async function main(): Promise<number> {
   log(`${backend.info.description}${software ? " (software adapter: the default model is tiny)" : ""}`);
   const count = plan.runs.length;
   log(`sweep ${plan.name}: ${count} run${count === 1 ? "" : "s"} in ${plan.root}`);
-  const interrupted = await runPlan(plan);
+  const { interrupted, runs } = await runPlan(plan);
+  const failed = runs.filter((r) => r.error !== undefined).map((r) => r.run);
   if (values.report) {
-    const dirs = plan.runs.map((r) => r.dir);
+    const dirs = plan.runs.filter((r) => !failed.includes(r)).map((r) => r.dir);
     const present = [];
     for (const d of dirs) if (await Deno.stat(d).then(() => true, () => false)) present.push(d);
     if (present.length) {
@@ -279,6 +283,13 @@ async function main(): Promise<number> {
   if (interrupted) {
     log(`stopped; run the same command again to resume`);
     return EXIT_INTERRUPTED;
+  }
+  if (failed.length > 0) {
+    const names = failed.map((r) => r.name).join(", ");
+    throw new Error(
+      `${failed.length} of ${plan.runs.length} runs failed: ${names} (the errors are above); run the same command ` +
+        `again to retry ${failed.length === 1 ? "it" : "them"}`,
+    );
   }
   return 0;
 }

@@ -664,8 +664,11 @@ export interface RunSweepOptions {
 
 /** How a sweep ended. */
 export interface SweepResult {
-  /** Each run that was looked at, with what was done and its status. */
-  runs: { run: PlannedRun; action: RunAction; info?: RunInfo }[];
+  /**
+   * Each run that was looked at, with what was done and its status; `error` is the message of a run that failed
+   * (it is started again the next time the sweep runs).
+   */
+  runs: { run: PlannedRun; action: RunAction; info?: RunInfo; error?: string }[];
   /** Whether a stop request ended the sweep before its last run. */
   interrupted: boolean;
 }
@@ -735,7 +738,16 @@ export async function runSweep(plan: SweepPlan, options: RunSweepOptions = {}): 
       result.runs.push({ run, action: "skip", info: state.info });
       continue;
     }
-    const info = await trainRun(plan, run, state, peak, options);
+    let info: RunInfo;
+    try {
+      info = await trainRun(plan, run, state, peak, options);
+    } catch (e) {
+      // As a run that diverges, a run that fails (a GPU limit at a large batch, say) does not stop the others.
+      const error = e instanceof Error ? e.message : String(e);
+      options.log?.(`${run.name}: failed: ${error}`);
+      result.runs.push({ run, action: state.action, error });
+      continue;
+    }
     result.runs.push({ run, action: state.action, info });
     if (info.status === "interrupted") {
       result.interrupted = true;

@@ -251,3 +251,24 @@ Deno.test("a run on the embedded data with a vocabulary below its tokenizer's 25
   assertEquals(e.issues.map((i) => i.path), ["run vocabSize-100: model.vocabSize"]);
   assertMatch(e.issues[0].message, /^100 is too small for the embedded data's tokenizer/);
 });
+
+Deno.test("a run that fails is reported with its error and the sweep goes on to the next runs", async () => {
+  const dir = await Deno.makeTempDir();
+  const spec = await tinySweep(dir, { lrMax: [3e-3, 1e-2] });
+  const plan = await planSweep(spec, { root: `${dir}/runs`, software: true });
+  // The first run cannot write its metrics: a folder is in the way.
+  await Deno.mkdir(`${plan.runs[0].dir}/metrics.jsonl`, { recursive: true });
+  const lines: string[] = [];
+  const result = await runSweep(plan, { log: (line) => lines.push(line) });
+  assertEquals(result.runs.map((r) => [r.run.name, r.action, r.info?.status]), [
+    ["lrMax-0.003", "start", undefined],
+    ["lrMax-0.01", "start", "done"],
+  ]);
+  assertMatch(result.runs[0].error ?? "", /metrics\.jsonl/);
+  assert(lines.some((l) => l.startsWith("lrMax-0.003: failed: ")), lines.join("\n"));
+  // Once the cause is gone, running the sweep again retries the failed run and skips the one that ended.
+  await Deno.remove(`${plan.runs[0].dir}/metrics.jsonl`);
+  const again = await runSweep(plan);
+  assertEquals(again.runs.map((r) => [r.action, r.info?.status]), [["start", "done"], ["skip", "done"]]);
+  await Deno.remove(dir, { recursive: true });
+});
