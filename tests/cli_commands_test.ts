@@ -98,9 +98,20 @@ Deno.test("sample: a config that does not match the weights, and bad tokenizers,
     [`${dir}/none.json`, "does not exist; check --tokenizer"],
     [dir, "is a directory, not a file; check --tokenizer"],
   ];
+  // A tokenizer larger than the model's vocabulary, whose ids for the prompt the model cannot embed.
+  saveTokenizer(byteTokenizer(), `${dir}/bytes.json`);
+  const small = `${dir}/run/small.safetensors`;
+  await fakeCheckpoint(small, { ...tinyModel, vocabSize: 100 }, [100, 8]);
+  assertEquals(
+    oneLine(await run("sample", ["--checkpoint", small, "--tokenizer", `${dir}/bytes.json`, "--prompt", "hi"]), 1),
+    `tokenizer ${dir}/bytes.json gives the prompt id 104, and checkpoint ${small} has a vocabulary of 100 ids: ` +
+      "pass the tokenizer the model was trained with (--tokenizer)",
+  );
   for (const [path, problem] of tokenizerCases) {
     const message = oneLine(await run("sample", ["--checkpoint", ckpt, "--tokenizer", path]), 1);
     assert(message.includes(path) && message.includes(problem) && !message.includes(SECRET), message);
+    // What the file is and which flag to fix.
+    assert(message.startsWith(`tokenizer ${path}`) && message.endsWith("check --tokenizer"), message);
   }
   await Deno.remove(dir, { recursive: true });
 });
@@ -152,6 +163,21 @@ Deno.test("sample: a model vocab larger than the tokenizer's samples only decoda
   const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
   assertEquals(status.code, 130, stderr);
   assertMatch(stderr, /\[\d+ tokens in /);
+
+  // A reader that stops early (`| head`) ends generation quietly: no error line.
+  const early = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", `${root}lib/cli/sample.ts`, "--checkpoint", ckpt, "--max-tokens", "100000"],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const head = early.stdout.getReader();
+  await head.read();
+  await head.cancel();
+  const ended = await early.status;
+  const said = new TextDecoder().decode(await new Response(early.stderr).arrayBuffer());
+  assertEquals(ended.code, 0, said);
+  assert(!said.includes("nanolm:"), said);
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -206,4 +232,45 @@ Deno.test("train: flag errors, output flags included, are one line before the GP
     "unknown flag --lr_max; did you mean --lr-max? (see --help)",
   );
   assertEquals(oneLine(await run("train", ["--samples", "-1"]), 2), "--samples must be an integer >= 0, got -1");
+});
+
+Deno.test("prepare-data: an --out that is a file, a failed download and an empty --special are named", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/in.txt`, "Once upon a time there was a dog.\n".repeat(40));
+  await Deno.writeTextFile(`${dir}/file`, "x");
+  const input = ["--input", `${dir}/in.txt`, "--vocab-size", "270"];
+  assertEquals(
+    oneLine(await run("prepare_data", [...input, "--out", `${dir}/file`]), 1),
+    `--out ${dir}/file is a file, not a folder; pick a folder for the token files`,
+  );
+  assertEquals(
+    oneLine(await run("prepare_data", [...input, "--out", `${dir}/file/sub`]), 1),
+    `--out ${dir}/file/sub cannot be made: ${dir}/file is a file, not a folder; pick a folder for the token files`,
+  );
+  assertEquals(
+    oneLine(await run("prepare_data", [...input, "--out", `${dir}/o`, "--special", ""]), 2),
+    '--special must be a non-empty text, each special token once; got ""',
+  );
+  // Nothing listens on a port just freed: the download fails, naming the URL, and leaves no folder behind.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const url = `http://127.0.0.1:${listener.addr.port}/corpus.txt`;
+  listener.close();
+  const message = oneLine(await run("prepare_data", ["--input", url, "--out", `${dir}/dl`]), 1);
+  assert(message.startsWith(`download of ${url} failed: `), message);
+  assertEquals(await Deno.stat(`${dir}/dl`).then(() => true, () => false), false);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("train --help needs no GPU: without an adapter it still lists the flags", async () => {
+  // wgpu finds no adapter of a backend this platform lacks.
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", `${root}lib/cli/train.ts`, "--help"],
+    env: { NO_COLOR: "1", DENO_WEBGPU_BACKEND: Deno.build.os === "windows" ? "metal" : "dx12" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  assertEquals(code, 0, text.decode(stderr));
+  assertMatch(text.decode(stdout), /^Usage: deno task train /);
+  assertMatch(text.decode(stdout), /--steps <int> +optimizer steps \(default: \d+\)/);
 });

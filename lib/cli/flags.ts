@@ -172,7 +172,12 @@ export function parseFlags<const S extends readonly FlagSpec[]>(
       const attached = next?.kind === "positional" && next.index === token.index + 1;
       value = attached ? convertValue(spec, next.value) : spec.implied;
       if (attached) t++;
-    } else value = negated ? false : convertToken(spec, token.rawName, token.value, token.inlineValue);
+    } else if (negated) {
+      if (token.value !== undefined) {
+        throw new UsageError(`${token.rawName} takes no value (got ${JSON.stringify(token.value)})`);
+      }
+      value = false;
+    } else value = convertToken(spec, token.rawName, token.value, token.inlineValue);
     if (spec.multiple) {
       values[spec.name] = [...(given.includes(spec.name) ? values[spec.name] as unknown[] : []), value];
     } else values[spec.name] = value;
@@ -203,8 +208,9 @@ function convertToken(spec: FlagSpec, rawName: string, raw: string | undefined, 
   return convertValue(spec, raw);
 }
 
+/** A finite number in decimal notation (`-1`, `.5`, `3e-4`); not hex, binary or octal, which `Number` also reads. */
 function isNumber(text: string): boolean {
-  return text.trim() !== "" && Number.isFinite(Number(text));
+  return /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(text) && Number.isFinite(Number(text));
 }
 
 /**

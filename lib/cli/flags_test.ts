@@ -74,6 +74,15 @@ Deno.test("negative numbers reach validation, whose message names the flag, the 
   assertEquals(usageError(["--norm", "layer"]), '--norm must be one of pre, post, none, got "layer"');
   assertEquals(usageError(["--betas", "0.9"]), '--betas must be two comma-separated numbers (0.9,0.95), got "0.9"');
   assertEquals(usageError(["--betas", "0.9,1"]), "--betas must be in [0, 1), got 1");
+  // Numbers are decimal, as the help shows them: JavaScript's other notations are not quietly converted.
+  assertEquals(usageError(["--max-tokens", "0x10"]), '--max-tokens must be an integer >= 1, got "0x10"');
+  assertEquals(usageError(["--temperature", "0b1"]), '--temperature must be >= 0, got "0b1"');
+  assertEquals(usageError(["--top-k", " "]), '--top-k must be an integer >= 0, got " "');
+  assertEquals(parseFlags(["--temperature", ".5", "--max-tokens", "1e3", "--out", "d"], specs).values, {
+    ...parseFlags(["--out", "d"], specs).values,
+    temperature: 0.5,
+    "max-tokens": 1000,
+  });
 });
 
 Deno.test("unknown flags suggest the nearest known one", () => {
@@ -102,6 +111,8 @@ Deno.test("missing values, values of switches and stray arguments are usage erro
   assertEquals(parseFlags(["--prompt=--seed", "--out=d"], specs).values.prompt, "--seed");
   assertEquals(usageError(["--seed", "1"]), "missing --out <dir> (see --help)");
   assertEquals(usageError(["--report=yes"]), '--report takes no value (got "yes")');
+  // The negation takes no value either: --no-report=false must not quietly turn the report off.
+  assertEquals(usageError(["--no-report=false"]), '--no-report takes no value (got "false")');
   assertEquals(usageError(["extra"]), 'unexpected argument "extra" (flags start with --; see --help)');
   assertEquals(parseFlags(["a", "--seed", "1", "b", "--out", "d"], specs, { positionals: true }).positionals, [
     "a",

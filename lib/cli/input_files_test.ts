@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
-import { checkInputFile } from "./input_files.ts";
+import { checkInputFile, checkOutputDir } from "./input_files.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { loadTokenizer, saveTokenizer } from "../data/tokenizer_files.ts";
 
@@ -34,6 +34,28 @@ Deno.test("malformed tokenizer files and bad inputs are named, their contents ne
   await assertRejects(
     () => checkInputFile(`${dir}/none`, "input", "fix it"),
     `input ${dir}/none does not exist; fix it`,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("an output folder that is a file, or under one, is refused naming the file; a new one is fine", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/file`, "x");
+  await assertRejects(
+    () => checkOutputDir(`${dir}/file`, "--out-dir", "pick a folder"),
+    `--out-dir ${dir}/file is a file, not a folder; pick a folder`,
+  );
+  await assertRejects(
+    () => checkOutputDir(`${dir}/file/a/b`, "--out-dir"),
+    `--out-dir ${dir}/file/a/b cannot be made: ${dir}/file is a file, not a folder`,
+  );
+  await checkOutputDir(`${dir}/new/deeper`, "--out-dir");
+  await checkOutputDir(dir, "--out-dir");
+  await checkInputFile(`${dir}/file`, "training data", undefined, { nonEmpty: true }); // one byte is not empty
+  await Deno.writeTextFile(`${dir}/empty`, "");
+  await assertRejects(
+    () => checkInputFile(`${dir}/empty`, "training data", "check --train-data", { nonEmpty: true }),
+    `training data ${dir}/empty is empty; check --train-data`,
   );
   await Deno.remove(dir, { recursive: true });
 });

@@ -17,6 +17,7 @@
 import { prepareTextData } from "../../mod.ts";
 import { TINYSTORIES_URLS } from "../data/mod.ts";
 import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./flags.ts";
+import { checkOutputDir } from "./input_files.ts";
 
 const FLAGS = [
   { name: "input", type: "string", valueName: "file|url", help: "training text" },
@@ -69,6 +70,13 @@ async function main(): Promise<void> {
   const val = flags.tinystories ? TINYSTORIES_URLS.val : flags["val-input"];
   if (!train) throw new UsageError("no training text: pass --input <file|url> or --tinystories (see --help)");
   const specials = flags.special!;
+  const empty = specials.find((t, i) => t === "" || specials.indexOf(t) !== i);
+  if (empty !== undefined) {
+    throw new UsageError(
+      `--special must be a non-empty text, each special token once; got ${JSON.stringify(empty)}`,
+    );
+  }
+  await checkOutputDir(flags.out!, "--out", "pick a folder for the token files");
   const least = 256 + specials.length + 1;
   if (flags["vocab-size"]! < least) {
     throw new UsageError(

@@ -28,10 +28,9 @@ import {
 } from "../../mod.ts";
 import { InterruptGuard } from "./interrupt.ts";
 import { EXIT_INTERRUPTED, type FlagSpec, helpText, parseFlags, runMain } from "./flags.ts";
-import { checkInputFile } from "./input_files.ts";
+import { checkInputFile, loadTokenizerFile } from "./input_files.ts";
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
 import { choosePath } from "../io/paths.ts";
-import { loadTokenizer } from "../data/tokenizer_files.ts";
 
 const DEFAULT_RUN = "runs/default";
 
@@ -103,18 +102,39 @@ function checkpointModel(ckpt: CheckpointState, path: string): ModelConfig {
   return config;
 }
 
-/** The user's --tokenizer as given, else the one the checkpoint records, followed only inside its folder. */
-async function tokenizerFor(flag: string | undefined, ckpt: CheckpointState, path: string): Promise<Tokenizer> {
+/**
+ * The user's --tokenizer as given, else the one the checkpoint records, followed only inside its folder; with the
+ * path it was read from.
+ */
+async function tokenizerFor(
+  flag: string | undefined,
+  ckpt: CheckpointState,
+  path: string,
+): Promise<{ tokenizer: Tokenizer; file: string }> {
   if (flag !== undefined) await checkInputFile(flag, "tokenizer", "check --tokenizer");
-  return loadTokenizer(
-    choosePath({ given: flag, recorded: ckpt.tokenizer, checkpoint: path, key: "tokenizer" }),
-  );
+  const file = choosePath({ given: flag, recorded: ckpt.tokenizer, checkpoint: path, key: "tokenizer" });
+  const fix = flag === undefined ? "pass --tokenizer PATH" : "check --tokenizer";
+  return { tokenizer: loadTokenizerFile(file, fix), file };
 }
 
 /** The default checkpoint: the run's best weights when it kept them, else its latest state. */
 async function defaultCheckpoint(): Promise<string> {
   const best = `${DEFAULT_RUN}/best.safetensors`;
   return await Deno.stat(best).then(() => best, () => `${DEFAULT_RUN}/checkpoint.safetensors`);
+}
+
+const encoder = new TextEncoder();
+
+/** Writes all of `text` to stdout; false when the reader has gone (a closed pipe). */
+async function emit(text: string): Promise<boolean> {
+  const bytes = encoder.encode(text);
+  try {
+    for (let done = 0; done < bytes.length;) done += await Deno.stdout.write(bytes.subarray(done));
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.BrokenPipe) return false;
+    throw e;
+  }
 }
 
 async function main(): Promise<number> {
@@ -127,7 +147,7 @@ async function main(): Promise<number> {
   await checkInputFile(path, "checkpoint", "train one with `deno task train`, or pass --checkpoint <path>");
   const ckpt = await readCheckpointFile(path);
   const config = checkpointModel(ckpt, path);
-  const tokenizer = await tokenizerFor(flags.tokenizer, ckpt, path);
+  const { tokenizer, file: tokenizerFile } = await tokenizerFor(flags.tokenizer, ckpt, path);
   const eot = tokenizer.specialTokens.get(END_OF_TEXT);
   const prompt = flags.prompt!;
   const ids = prompt ? tokenizer.encode(prompt) : eot !== undefined ? [eot] : [];
@@ -137,7 +157,8 @@ async function main(): Promise<number> {
   const outside = ids.find((id) => id >= config.vocabSize);
   if (outside !== undefined) {
     throw new Error(
-      `the tokenizer gives id ${outside}, beyond the model's vocabSize ${config.vocabSize}: wrong tokenizer?`,
+      `tokenizer ${tokenizerFile} gives the prompt id ${outside}, and checkpoint ${path} has a vocabulary of ` +
+        `${config.vocabSize} ids: pass the tokenizer the model was trained with (--tokenizer)`,
     );
   }
 
@@ -150,11 +171,9 @@ async function main(): Promise<number> {
     throw new Error(`checkpoint ${path}: its weights do not match its model config (${(e as Error).message})`);
   }
 
-  const out = Deno.stdout;
-  const encoder = new TextEncoder();
   // From here on, Ctrl-C ends generation gracefully (the text so far, the stats line) with status 130.
   const guard = new InterruptGuard();
-  await out.write(encoder.encode(prompt));
+  let reading = await emit(prompt);
   const start = performance.now();
   let count = 0;
   for await (
@@ -171,10 +190,12 @@ async function main(): Promise<number> {
     })
   ) {
     count++;
-    if (e.text) await out.write(encoder.encode(e.text));
-    if (guard.requested) break;
+    if (e.text && reading) reading = await emit(e.text);
+    if (guard.requested || !reading) break;
   }
   guard.dispose();
+  // A reader that stopped early (`| head`) asked for no more: nothing went wrong.
+  if (!reading) return 0;
   const seconds = (performance.now() - start) / 1000;
   console.error(`\n\n[${count} tokens in ${seconds.toFixed(2)} s, ${(count / seconds).toFixed(0)} tokens/s]`);
   return guard.requested ? EXIT_INTERRUPTED : 0;

@@ -6,8 +6,9 @@
  * instead (for GNU parallel or a Slurm job array); `--list` shows the runs and what a run of the command would do
  * with each; `--compare <dir|glob>...` writes the comparison report of any runs.
  *
- * Exit codes: 0 when every run has ended (diverged runs included: the report shows them), 1 on an error, 2 on a
- * bad flag or sweep file, 130 when interrupted.
+ * Exit codes: 0 when every run has ended (diverged runs included: the report shows them), 1 on an error (a run
+ * that failed included: the others still run, and the next sweep retries it), 2 on a bad flag or sweep file, 130
+ * when interrupted.
  *
  * @example
  * ```sh
@@ -20,14 +21,16 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { EXIT_INTERRUPTED, helpText, parseFlags, runMain, UsageError } from "./flags.ts";
 import { flagOf } from "./train_flags.ts";
 import { InterruptGuard } from "./interrupt.ts";
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
+import { checkOutputDir } from "./input_files.ts";
 import { initGpu } from "../gpu/mod.ts";
 import {
   CHECKPOINT_NAME,
+  checkSweepRuns,
   type ConfigFields,
   describeEnd,
   loadRuns,
@@ -37,6 +40,7 @@ import {
   runFolderState,
   runSweep,
   type SweepPlan,
+  type SweepResult,
 } from "../train/mod.ts";
 import { writeComparison } from "../notebook/compare.ts";
 import { ProgressBar } from "../util/progress.ts";
@@ -70,8 +74,8 @@ const FLAGS = [
     name: "report-file",
     type: "string",
     valueName: "path",
-    defaultText: "runs/comparison.html",
-    help: "with --compare: where the report goes",
+    defaultText: "<out-dir>/report.html; with --compare, runs/comparison.html",
+    help: "where the report goes",
   },
   { name: "title", type: "string", defaultText: "the sweep's name", help: "the report's title" },
 ] as const;
@@ -126,6 +130,26 @@ async function printCommands(plan: SweepPlan): Promise<void> {
   }
 }
 
+/** Refuses flags that belong to the other mode (a sweep file, or --compare) and modes given together. */
+function checkModeFlags(compare: boolean, given: string[]): void {
+  if (compare) {
+    const stray = given.find((f) => ["out-dir", "print-commands", "list"].includes(f));
+    if (stray === "out-dir") {
+      throw new UsageError("--out-dir applies to a sweep file, not to --compare (whose report goes to --report-file)");
+    }
+    if (stray) throw new UsageError(`--${stray} applies to a sweep file, not to --compare`);
+  } else if (given.includes("print-commands") && given.includes("list")) {
+    throw new UsageError("give one of --print-commands and --list");
+  }
+}
+
+/** Refuses a --report-file that is a folder, or whose folder cannot be made, before any run is read. */
+async function checkReportFile(path: string): Promise<void> {
+  const info = await Deno.stat(path).catch(() => null);
+  if (info?.isDirectory) throw new Error(`--report-file ${path} is a folder; give the path of an .html file`);
+  await checkOutputDir(dirname(path), "the folder of --report-file");
+}
+
 async function listRuns(plan: SweepPlan): Promise<void> {
   for (const run of plan.runs) {
     const state = await runFolderState(run);
@@ -144,6 +168,7 @@ function progress() {
   let bar: ProgressBar | null = null, val = "";
   return {
     start(run: PlannedRun) {
+      bar?.done(); // a run that failed ended without its onRunEnd
       bar = new ProgressBar(run.config.train.steps, { label: run.name, unit: "step" });
       val = "";
     },
@@ -165,7 +190,7 @@ function progress() {
   };
 }
 
-async function runPlan(plan: SweepPlan): Promise<boolean> {
+async function runPlan(plan: SweepPlan): Promise<SweepResult> {
   const bars = progress();
   const stop = new AbortController();
   const guard = new InterruptGuard({
@@ -186,34 +211,46 @@ async function runPlan(plan: SweepPlan): Promise<boolean> {
         if (action !== "skip") bars.end();
       },
     });
-    return result.interrupted;
+    return result;
   } finally {
     guard.dispose();
   }
 }
 
 async function main(): Promise<number> {
-  const { help, values, positionals } = parseFlags(Deno.args, FLAGS, { positionals: true });
+  const { help, values, positionals, given } = parseFlags(Deno.args, FLAGS, { positionals: true });
   if (help) {
     console.log(helpText(USAGE, DESCRIPTION, FLAGS));
     return 0;
   }
+  checkModeFlags(values.compare!, given);
   if (values.compare) {
     if (positionals.length === 0) throw new UsageError("--compare needs run folders or globs, e.g. runs/lr/*");
     const path = values["report-file"] ?? "runs/comparison.html";
+    await checkReportFile(path);
     const runs = await loadRuns(positionals);
-    await writeComparison(path, runs, { title: values.title ?? `nanolm: ${runs.length} runs` });
-    log(`report of ${runs.length} runs: ${path}`);
+    await Deno.mkdir(dirname(path), { recursive: true });
+    await writeComparison(path, runs, {
+      title: values.title ?? `nanolm: ${runs.length} run${runs.length === 1 ? "" : "s"}`,
+    });
+    log(`report of ${runs.length} run${runs.length === 1 ? "" : "s"}: ${path}`);
     return 0;
   }
   if (positionals.length !== 1) {
     throw new UsageError(`give one sweep file (got ${positionals.length}): ${USAGE.split("\n")[0]}`);
   }
-  const spec = await readSweepFile(positionals[0]);
+  // A sweep file that is not JSON is a bad sweep file, as one that fails validation is.
+  const spec = await readSweepFile(positionals[0]).catch((e) => {
+    throw e instanceof SyntaxError ? new UsageError(e.message) : e;
+  });
+  const root = values["out-dir"] ?? `runs/${spec.name}`;
+  await checkOutputDir(root, "--out-dir", "pick a folder for the sweep's runs");
+  const reportFile = values["report-file"] ?? join(root, "report.html");
+  if (values.report) await checkReportFile(reportFile);
   const backend = await initGpu();
   if (onGlFallback(backend.info)) throw new Error(GL_FALLBACK_ADVICE);
   const software = backend.info.isSoftware;
-  const plan = await planSweep(spec, { ...(values["out-dir"] ? { root: values["out-dir"] } : {}), software, log });
+  const plan = await planSweep(spec, { root, software, log });
   if (values["print-commands"]) {
     await printCommands(plan);
     return 0;
@@ -222,15 +259,20 @@ async function main(): Promise<number> {
     await listRuns(plan);
     return 0;
   }
+  // Every run's folder and inputs are checked before the first line, so that a mistake is one line.
+  await checkSweepRuns(plan);
   log(`${backend.info.description}${software ? " (software adapter: the default model is tiny)" : ""}`);
-  log(`sweep ${plan.name}: ${plan.runs.length} runs in ${plan.root}`);
-  const interrupted = await runPlan(plan);
+  const count = plan.runs.length;
+  log(`sweep ${plan.name}: ${count} run${count === 1 ? "" : "s"} in ${plan.root}`);
+  const { interrupted, runs } = await runPlan(plan);
+  const failed = runs.filter((r) => r.error !== undefined).map((r) => r.run);
   if (values.report) {
-    const dirs = plan.runs.map((r) => r.dir);
+    const dirs = plan.runs.filter((r) => !failed.includes(r)).map((r) => r.dir);
     const present = [];
     for (const d of dirs) if (await Deno.stat(d).then(() => true, () => false)) present.push(d);
     if (present.length) {
-      const path = join(plan.root, "report.html");
+      const path = reportFile;
+      await Deno.mkdir(dirname(path), { recursive: true });
       await writeComparison(path, await loadRuns(present), {
         title: values.title ?? `nanolm sweep ${plan.name}`,
         ...(plan.description ? { description: plan.description } : {}),
@@ -241,6 +283,13 @@ async function main(): Promise<number> {
   if (interrupted) {
     log(`stopped; run the same command again to resume`);
     return EXIT_INTERRUPTED;
+  }
+  if (failed.length > 0) {
+    const names = failed.map((r) => r.name).join(", ");
+    throw new Error(
+      `${failed.length} of ${plan.runs.length} runs failed: ${names} (the errors are above); run the same command ` +
+        `again to retry ${failed.length === 1 ? "it" : "them"}`,
+    );
   }
   return 0;
 }

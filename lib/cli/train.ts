@@ -18,7 +18,14 @@
  *
  * @module
  */
-import { buildConfig, flagOf, parseTrainCli, trainHelpText, type TrainOutputOptions } from "./train_flags.ts";
+import {
+  buildConfig,
+  flagOf,
+  parseTrainCli,
+  trainHelpText,
+  type TrainOutputOptions,
+  withLrMinFollowing,
+} from "./train_flags.ts";
 import {
   CHECKPOINT_NAME,
   type FitProfileOptions,
@@ -41,20 +48,21 @@ import {
   type TrainEvent,
   VERSION,
 } from "../../mod.ts";
+import { dirname, join, resolve } from "node:path";
 import { defaultRunSettings } from "../data/mod.ts";
 import { formatCount, formatDuration } from "../util/format.ts";
-import { gpuPeaks } from "../gpu/mod.ts";
+import { formatBytes, gpuPeaks } from "../gpu/mod.ts";
 import { InterruptGuard } from "./interrupt.ts";
 import { ProgressBar } from "../util/progress.ts";
-import { readCheckpointFile } from "../io/mod.ts";
+import { exists, readCheckpointFile, readSafetensorsHeader } from "../io/mod.ts";
 import { trainingFlopsPerToken } from "../nn/accounting.ts";
 import { writeReport } from "../notebook/mod.ts";
 import { EXIT_INTERRUPTED, runMain, UsageError } from "./flags.ts";
-import { checkInputFile } from "./input_files.ts";
+import { checkInputFile, checkOutputDir, loadTokenizerFile } from "./input_files.ts";
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
-import { loadTokenizer } from "../data/tokenizer_files.ts";
 
 const DEFAULT_OUT_DIR = "runs/default";
+const DEFAULT_DATA_MIN_VOCAB = 256 + 1;
 const EXIT_DIVERGED = 3;
 const log = (line: string) => console.error(`nanolm: ${line}`);
 
@@ -71,15 +79,29 @@ interface Plan {
   textBytes?: number;
 }
 
-/** A new run's config: the default data sized to the adapter, or the user's data. Writes only the default data. */
+/**
+ * A new run's config: the default data sized to the adapter, or the user's data. Writes only the default data, and
+ * that only once the flags have passed validation against the default data's usual size.
+ */
 async function freshRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help: false }, software: boolean) {
-  const given = cli.given;
+  const given = withLrMinFollowing(cli.given);
   const outDir = (given.train.outDir as string | undefined) ?? DEFAULT_OUT_DIR;
-  await refuseExistingRun(outDir);
+  await checkOutputDir(outDir, "--out-dir", "pick a folder for the run");
   const vocabSize = (given.model.vocabSize as number | undefined) ?? 512;
-  if (given.train.trainData !== undefined) {
-    const base = programDefaults(software, vocabSize);
-    return { config: buildConfig({ ...base, train: { ...base.train, outDir } }, given, { origin: cli.origin }) };
+  const base = programDefaults(software, vocabSize);
+  // The default data's files, not made yet, stand in for the real paths while the flags are checked.
+  const unprepared = given.train.trainData === undefined ? { trainData: "-", valData: "-", tokenizer: "-" } : {};
+  const checked = buildConfig({ ...base, train: { ...base.train, ...unprepared, outDir } }, given, {
+    origin: cli.origin,
+  });
+  await refuseExistingRun(outDir);
+  if (given.train.trainData !== undefined) return { config: checked };
+  // The embedded data's tokenizer holds the 256 bytes and <|endoftext|> before any merge.
+  if (vocabSize < DEFAULT_DATA_MIN_VOCAB) {
+    throw new UsageError(
+      `--vocab-size ${vocabSize} is too small for the embedded data's tokenizer: it has 256 byte tokens and ` +
+        `${END_OF_TEXT}, so give at least ${DEFAULT_DATA_MIN_VOCAB} (or your own --train-data)`,
+    );
   }
   // The embedded default: the data lives inside the run's folder, a folder per vocabulary size.
   const data = await prepareDefaultData(`${outDir}/data`, { vocabSize, log });
@@ -95,27 +117,111 @@ async function freshRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help:
 async function refuseExistingRun(outDir: string): Promise<void> {
   for (const name of [CHECKPOINT_NAME, "metrics.jsonl"]) {
     const path = `${outDir}/${name}`;
-    const found = await Deno.stat(path).then(() => true, () => false);
-    if (!found) continue;
+    if (!(await exists(path))) continue;
     const resume = `${outDir}/${CHECKPOINT_NAME}`;
+    const tail = `start a new one with another --out-dir (or delete ${outDir})`;
     throw new UsageError(
-      `${outDir} already holds a run (${path}); continue it with --resume ${resume}, ` +
-        `or start a new one with another --out-dir (or delete ${outDir})`,
+      name === CHECKPOINT_NAME
+        ? `${outDir} already holds a run (${path}); continue it with --resume ${resume}, or ${tail}`
+        : `${outDir} already holds a run (${path}) that kept no checkpoint to resume; ${tail}`,
     );
   }
 }
 
-/** A resumed run's config: the checkpoint's, with only the fields the user gave in its place. */
+/**
+ * A resumed run's config: the checkpoint's, with only the fields the user gave in its place. Refused when it would
+ * train no step: the checkpoint is at or past the run's last step.
+ */
 async function resumedRun(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help: false }): Promise<Plan> {
   const path = cli.given.train.resume as string;
   await checkInputFile(path, "checkpoint", "check --resume");
+  const outDir = cli.given.train.outDir as string | undefined;
+  if (outDir !== undefined) {
+    await checkOutputDir(outDir, "--out-dir", "pick a folder for the run");
+    // Another folder than the checkpoint's may hold a run of its own, which the resumed one would overwrite.
+    if (resolve(outDir) !== resolve(dirname(path))) await refuseExistingRun(outDir);
+  }
   const { resume: _resume, ...train } = cli.given.train;
   const point = await resumePoint(path, { given: { model: cli.given.model, train }, describe: flagOf });
-  for (const o of point.overrides) {
-    log(`resuming with ${flagOf(o.field)} ${JSON.stringify(o.given)} (the checkpoint had ${JSON.stringify(o.saved)})`);
+  await refuseOlderResume(path, point.state.step, outDir ?? dirname(path));
+  const at = point.state.step, steps = point.config.train.steps;
+  if (steps <= at) {
+    const why = train.steps === undefined ? `the last of its ${steps} steps` : `and --steps is ${steps}`;
+    throw new UsageError(
+      `the checkpoint ${path} is at step ${at}${train.steps === undefined ? ", " : " "}${why}: nothing to train; ` +
+        `give --steps above ${at} to train longer`,
+    );
   }
-  const tokenizer = point.config.train.tokenizer ? await loadTokenizer(point.config.train.tokenizer) : undefined;
+  const tokenizerFix = train.tokenizer === undefined ? "pass --tokenizer PATH" : "check --tokenizer";
+  const tokenizer = point.config.train.tokenizer
+    ? loadTokenizerFile(point.config.train.tokenizer, tokenizerFix)
+    : undefined;
   return { config: point.config, resume: point, tokenizer };
+}
+
+/**
+ * Refuses to resume a checkpoint older than the one the run's folder holds (best weights, say) into that folder: it
+ * would replace the later checkpoint and drop the metrics after its own step.
+ */
+async function refuseOlderResume(path: string, step: number, outDir: string): Promise<void> {
+  const latest = join(outDir, CHECKPOINT_NAME);
+  if (resolve(latest) === resolve(path) || !(await exists(latest))) return;
+  const latestStep = Number((await readSafetensorsHeader(latest)).metadata.step);
+  if (!(latestStep > step)) return;
+  throw new UsageError(
+    `${path} is at step ${step}; resuming it in ${outDir} would replace ${latest} (step ${latestStep}) and the ` +
+      `metrics after step ${step}: resume that checkpoint, or give this one another --out-dir`,
+  );
+}
+
+/** Checks the files the user named (flags or config file) before anything reads them: one line naming the flag. */
+async function checkGivenFiles(cli: Awaited<ReturnType<typeof parseTrainCli>> & { help: false }): Promise<void> {
+  const files = [["trainData", "training data"], ["valData", "validation data"], ["tokenizer", "tokenizer"]] as const;
+  for (const [key, what] of files) {
+    const path = cli.given.train[key];
+    if (typeof path !== "string") continue;
+    const source = cli.origin(`train.${key}`);
+    const fix = source === undefined || source.startsWith("--") ? `check ${flagOf(`train.${key}`)}` : `check ${source}`;
+    await checkInputFile(path, what, fix, { nonEmpty: key !== "tokenizer" });
+  }
+}
+
+/** The most float32 elements the backend puts in one tensor (its buffers are indexed by u32). */
+const MAX_TENSOR_ELEMENTS = 2 ** 32 - 1;
+
+/**
+ * Refuses a run with a tensor that no buffer of this GPU can hold (every such tensor exists in a training step):
+ * the weights of the embedding and of the widest projections, and the activations of a batch. One line names the
+ * tensor and the flags that size it, before anything is written or allocated.
+ */
+function checkFits(config: Config, maxBufferSize: number): void {
+  const m = config.model, t = config.train;
+  const B = t.batchSize, T = m.contextLength, d = m.dModel, V = m.vocabSize;
+  const ffnWidth = (m.ffn === "swiglu" && m.fusedProjections ? 2 : 1) * m.dFf;
+  const qkvWidth = (m.fusedProjections ? 3 : 1) * d;
+  const tensors: [string, number[], string[]][] = [
+    ["the token embedding weights", [V, d], ["--vocab-size", "--d-model"]],
+    ["the feed-forward weights", [ffnWidth, d], ["--d-ff", "--d-model"]],
+    ["the attention projection weights", [qkvWidth, d], ["--d-model"]],
+    ["the batch's token embeddings", [B, T, d], ["--batch-size", "--context-length", "--d-model"]],
+    ["the batch's attention projections", [B, T, qkvWidth], ["--batch-size", "--context-length", "--d-model"]],
+    ["the batch's feed-forward activations", [B, T, ffnWidth], ["--batch-size", "--context-length", "--d-ff"]],
+  ];
+  const holds = Math.min(MAX_TENSOR_ELEMENTS, Math.floor(maxBufferSize / 4));
+  for (const [what, shape, flags] of tensors) {
+    const elements = shape.reduce((a, b) => a * b, 1);
+    if (elements <= holds) continue;
+    const lower = flags.length === 1 ? flags[0] : `${flags.slice(0, -1).join(", ")} or ${flags.at(-1)}`;
+    throw new UsageError(
+      `${what}, a (${shape.join(", ")}) tensor, need ${formatBytes(4 * elements)}, more than one GPU buffer holds ` +
+        `(${formatBytes(4 * holds)}): lower ${lower}`,
+    );
+  }
+}
+
+/** Whether a run evaluates on validation data (so that it keeps best weights and may stop early). */
+function evaluates(config: Config): boolean {
+  return config.train.valData !== undefined && config.train.evalInterval > 0;
 }
 
 /** The first lines of a run: data, model and how many passes over the data it makes. */
@@ -130,8 +236,10 @@ function describeRun(trainer: Trainer, resumedAt: number): void {
   log(
     `training: ${t.steps.toLocaleString()} steps of ${trainer.tokensPerStep.toLocaleString()} tokens = ` +
       `${formatCount(total)} tokens, ${(total / trainer.trainTokens).toFixed(1)} epochs` +
-      (t.valData ? `; validation every ${t.evalInterval} steps, best weights kept` : "") +
-      (t.patience > 0 ? `, stopping after ${t.patience} evaluations without a new best` : "") +
+      (evaluates(trainer.config) ? `; validation every ${t.evalInterval} steps, best weights kept` : "") +
+      (evaluates(trainer.config) && t.patience > 0
+        ? `, stopping after ${t.patience} evaluations without a new best`
+        : "") +
       (resumedAt > 0 ? `; resuming at step ${resumedAt}` : ""),
   );
 }
@@ -182,20 +290,29 @@ function outcome(result: FitResult): string {
 async function main(): Promise<number> {
   // Every flag (output flags included) and the config file are checked before the GPU starts.
   const cli = await parseTrainCli(Deno.args);
-  const backend = await initGpu();
-  const software = backend.info.isSoftware;
   if (cli.help) {
-    console.log(trainHelpText({ defaults: programDefaults(software) }));
+    // The defaults shown are those of this machine's adapter; without one, the help still shows a GPU's.
+    const isSoftware = await initGpu().then((b) => b.info.isSoftware, () => false);
+    console.log(trainHelpText({ defaults: programDefaults(isSoftware) }));
     return 0;
   }
+  const backend = await initGpu();
+  const software = backend.info.isSoftware;
   if (onGlFallback(backend.info)) throw new Error(GL_FALLBACK_ADVICE);
-  log(`${backend.info.description}${software ? " (software adapter: tiny default model)" : ""}`);
 
-  // Every input is validated (the trainer checks data, tokenizer and checkpoint) before anything is written, the
-  // default data excepted: it goes to its own folder.
+  // Every input is validated (the trainer checks data, tokenizer and checkpoint) before anything is written or
+  // printed, so that a mistake is one line; the default data is prepared once the flags are known to be good.
+  await checkGivenFiles(cli);
   const plan: Plan = cli.given.train.resume !== undefined ? await resumedRun(cli) : await freshRun(cli, software);
+  const patience = cli.given.train.patience;
+  if (typeof patience === "number" && patience > 0 && !evaluates(plan.config)) {
+    throw new UsageError(
+      `--patience ${patience} counts evaluations, and this run makes none: give --val-data and an --eval-interval ` +
+        "above 0, or leave --patience out",
+    );
+  }
   const tokenizer = plan.tokenizer ??
-    (plan.config.train.tokenizer ? await loadTokenizer(plan.config.train.tokenizer) : undefined);
+    (plan.config.train.tokenizer ? loadTokenizerFile(plan.config.train.tokenizer, "check --tokenizer") : undefined);
   const peakTflops = cli.output.peakTflops ?? gpuPeaks(backend.info.description)?.f32Tflops;
   const flopsPerToken = trainingFlopsPerToken(plan.config.model);
   const events: TrainEvent[] = [];
@@ -211,9 +328,14 @@ async function main(): Promise<number> {
       log(`step ${e.step}: validation loss ${e.valLoss.toFixed(4)}${e.best ? " (best)" : ""}`);
     }
   };
+  checkFits(plan.config, backend.device.limits.maxBufferSize);
   const profile = profileRequest(cli.output, plan);
   const trainer = await Trainer.create(plan.config, { resume: plan.resume, onEvent, profile });
   const outDir = trainer.config.train.outDir;
+  log(`${backend.info.description}${software ? " (software adapter: tiny default model)" : ""}`);
+  for (const o of plan.resume?.overrides ?? []) {
+    log(`resuming with ${flagOf(o.field)} ${JSON.stringify(o.given)} (the checkpoint had ${JSON.stringify(o.saved)})`);
+  }
   describeRun(trainer, trainer.step);
   if (!peakTflops && !software) log(`MFU: unknown peak for ${backend.info.description}; pass --peak-tflops to see it`);
 
@@ -229,7 +351,19 @@ async function main(): Promise<number> {
       trainer.requestStop();
     },
   });
-  const result = await trainer.fit();
+  let result: FitResult;
+  try {
+    result = await trainer.fit();
+  } catch (e) {
+    guard.dispose();
+    await runLog.close();
+    // A new run that failed before its first step recorded nothing worth keeping: its folder must not look like
+    // a run that the same command, once the cause is fixed, would refuse to start over.
+    if (!plan.resume && !events.some((r) => r.type === "step")) {
+      for (const name of ["metrics.jsonl", "run.json"]) await Deno.remove(join(outDir, name)).catch(() => {});
+    }
+    throw e;
+  }
   guard.dispose();
   bar.done();
   await runLog.finish(result);

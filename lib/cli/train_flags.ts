@@ -11,7 +11,7 @@
  * @module
  */
 import { parseJson } from "../util/json.ts";
-import { type FlagSpec, helpText, nearestWord, parseFlags } from "./flags.ts";
+import { type FlagSpec, helpText, nearestWord, parseFlags, UsageError } from "./flags.ts";
 import { ConfigError } from "../util/validate.ts";
 import { parseModelConfig } from "../nn/config.ts";
 import { type Config, parseConfig, parseTrainConfig } from "../train/config.ts";
@@ -47,7 +47,7 @@ const FIELD_FLAGS: FieldFlag[] = [
   train("grad-accumulation", "gradAccumulation", "int", "micro-batches per optimizer step"),
   train("steps", "steps", "int", "optimizer steps"),
   train("lr-max", "lrMax", "float", "peak learning rate"),
-  train("lr-min", "lrMin", "float", "final learning rate"),
+  train("lr-min", "lrMin", "float", "final learning rate", { defaultText: "a tenth of --lr-max" }),
   train("warmup-steps", "warmupSteps", "int", "linear warm-up steps", {
     defaultText: "10% of cosine-cycle-steps, at most 100",
   }),
@@ -62,7 +62,7 @@ const FIELD_FLAGS: FieldFlag[] = [
   train("eval-iters", "evalIters", "int", "validation batches per evaluation"),
   train("patience", "patience", "int", "stop after this many evaluations in a row without a new best, 0 = off"),
   train("checkpoint-interval", "checkpointInterval", "int", "steps between checkpoints, 0 = only at the end"),
-  train("log-interval", "logInterval", "int", "steps between metric records"),
+  train("log-interval", "logInterval", "int", "steps between reads of the metrics (every step is recorded)"),
   train("seed", "seed", "int", "random seed"),
   train("train-data", "trainData", "string", "training token file", {
     valueName: "path",
@@ -212,23 +212,28 @@ async function readConfigFile(path: string): Promise<GivenConfig> {
     if (e instanceof Deno.errors.IsADirectory) throw new Error(`config file ${path} is a directory, not a file`);
     throw new Error(`config file ${path} cannot be read (${(e as Error).name})`, { cause: e });
   }
-  const json = parseJson(text, `config file ${path}`);
+  let json: unknown;
+  try {
+    json = parseJson(text, `config file ${path}`);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    throw new Error(`config file ${path} must hold an object {"model": {...}, "train": {...}}`);
+    throw new UsageError(`config file ${path} must hold an object {"model": {...}, "train": {...}}`);
   }
   const given: GivenConfig = { model: {}, train: {} };
   for (const [section, fields] of Object.entries(json)) {
     if (section !== "model" && section !== "train") {
-      throw new Error(`config file ${path} has unknown section "${section}" (expected "model" and "train")`);
+      throw new UsageError(`config file ${path} has unknown section "${section}" (expected "model" and "train")`);
     }
     if (fields === null || typeof fields !== "object" || Array.isArray(fields)) {
-      throw new Error(`config file ${path} section "${section}" must be an object`);
+      throw new UsageError(`config file ${path} section "${section}" must be an object`);
     }
     const known = FIELD_FLAGS.filter((f) => f.section === section).map((f) => f.key);
     for (const key of Object.keys(fields)) {
       if (known.includes(key)) continue;
       const near = nearestWord(key, known);
-      throw new Error(
+      throw new UsageError(
         `config file ${path} has unknown field ${section}.${key}${near ? `; did you mean ${near}?` : ""}`,
       );
     }
@@ -346,4 +351,23 @@ function baseSource(merged: GivenConfig, field: string, options: { baseName?: st
 export function flagOf(field: string): string {
   const flag = FIELD_FLAGS.find((f) => `${f.section}.${f.key}` === field);
   return flag ? `--${flag.name}` : field;
+}
+
+/**
+ * The fields the user gave, with `lrMin` a tenth of `lrMax` when only `lrMax` is given (as the default run has it,
+ * and as a sweep does), so that a lower peak never fails on the default floor.
+ *
+ * @example
+ * ```ts
+ * import { withLrMinFollowing } from "./train_flags.ts";
+ * const given = withLrMinFollowing({ model: {}, train: { lrMax: 1e-4 } });
+ * if (given.train.lrMin !== 1e-5) throw new Error(`lrMin ${given.train.lrMin}`);
+ * const both = withLrMinFollowing({ model: {}, train: { lrMax: 1e-4, lrMin: 0 } });
+ * if (both.train.lrMin !== 0) throw new Error("a given lrMin is kept");
+ * ```
+ */
+export function withLrMinFollowing(given: GivenConfig): GivenConfig {
+  const lrMax = given.train.lrMax;
+  if (typeof lrMax !== "number" || given.train.lrMin !== undefined) return given;
+  return { ...given, train: { ...given.train, lrMin: Number((lrMax / 10).toPrecision(12)) } };
 }

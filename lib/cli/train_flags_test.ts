@@ -187,6 +187,9 @@ Deno.test("--help lists every flag with its type and default, aligned", async ()
   assertMatch(h.text, /--\[no-\]tie-embeddings +LM head = embedding \(default: false\)\n/);
   assertMatch(h.text, /--betas <float,float> +AdamW beta1,beta2 \(default: 0\.9,0\.95\)\n/);
   assertMatch(h.text, /--cosine-cycle-steps <int> +.*\(default: steps\)\n/);
+  // What the run does: the floor follows the peak, and every step is recorded whatever the interval.
+  assertMatch(h.text, /--lr-min <float> +final learning rate \(default: a tenth of --lr-max\)\n/);
+  assertMatch(h.text, /--log-interval <int> +steps between reads of the metrics \(every step is recorded\)/);
   assertMatch(h.text, /--val-data <path> +validation token file \(default: the embedded data.s, else none\)\n/);
   assertMatch(h.text, /--samples <int> +sample texts printed at the end \(default: 3\)\n/);
   assertMatch(h.text, /--\[no-\]report +write the HTML report \(default: true\)\n/);

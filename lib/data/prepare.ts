@@ -5,16 +5,19 @@
  * Every option and local input is checked before anything is written, and no input is ever one of the run's
  * outputs. The inputs are then scanned: bytes that are not UTF-8 (they become U+FFFD in the tokens) and corpora
  * too small or only whitespace are reported as warnings; a file that is mostly not UTF-8 is an error. Each output
- * file is written under a temporary name and renamed, so an interrupted run never leaves a torn file in place.
+ * file is written under a temporary name and renamed, so an interrupted run never leaves a torn file in place; the
+ * next run removes the partial files it left.
  *
  * @module
  */
-import { basename, dirname, extname, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { ProgressBar } from "../util/progress.ts";
 import { trainBpe } from "./train_bpe.ts";
 import { encodeFile } from "./encode_file.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { saveTokenizer } from "./tokenizer_files.ts";
+import { exists } from "../io/exists.ts";
+import { STALE_TEMP_MS } from "../io/atomic_write.ts";
 
 /** TinyStories V2 (GPT-4 generated) text files, as CS336 uses them. */
 export const TINYSTORIES_URLS: { train: string; val: string } = {
@@ -146,6 +149,27 @@ export async function scanText(path: string): Promise<TextScan> {
   }
 }
 
+/** The temporary name {@linkcode atomically} writes `path` under: `.<name>.<8 hex digits>.partial<ext>`. */
+function isPartialOf(entry: string, path: string): boolean {
+  const name = basename(path), ext = extname(path);
+  const middle = entry.slice(name.length + 2, entry.length - ".partial".length - ext.length);
+  return entry.startsWith(`.${name}.`) && entry.endsWith(`.partial${ext}`) && /^[0-9a-f]{8}$/.test(middle);
+}
+
+/**
+ * Removes what killed runs left of `paths` (their partial files, unmodified for {@linkcode STALE_TEMP_MS}: one that
+ * changed since may be another process's, still being written). A download's partial file can be gigabytes.
+ */
+async function removeStalePartials(dir: string, paths: string[]): Promise<void> {
+  const cutoff = Date.now() - STALE_TEMP_MS;
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.isFile || !paths.some((p) => isPartialOf(entry.name, p))) continue;
+    const path = join(dir, entry.name);
+    const mtime = (await Deno.stat(path).catch(() => null))?.mtime?.getTime();
+    if (mtime !== undefined && mtime <= cutoff) await Deno.remove(path).catch(() => {});
+  }
+}
+
 /** Writes `path` through a temporary file in the same folder (same extension) and a rename. */
 async function atomically<T>(path: string, write: (tmp: string) => Promise<T> | T): Promise<T> {
   const tmp = `${dirname(path)}/.${basename(path)}.${crypto.randomUUID().slice(0, 8)}.partial${extname(path)}`;
@@ -166,7 +190,13 @@ async function download(source: string, path: string, progress: boolean): Promis
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  const response = await fetch(source);
+  let response: Response;
+  try {
+    response = await fetch(source);
+  } catch (e) {
+    const cause = (e as Error).cause;
+    throw new Error(`download of ${source} failed: ${cause instanceof Error ? cause.message : (e as Error).message}`);
+  }
   if (!response.ok || !response.body) throw new Error(`download of ${source} failed: HTTP ${response.status}`);
   const total = Number(response.headers.get("content-length") ?? 0);
   const name = basename(path);
@@ -202,7 +232,7 @@ async function copyRange(from: string, to: string, start: number, end: number): 
 
 /**
  * Holds out the tail of `path`: the cut is the first line break after `1 - fraction` of the bytes (so no line is
- * split), or, without one, the nearest character boundary.
+ * split), or, without one before the end of the file, the nearest character boundary.
  */
 async function splitTail(path: string, train: string, val: string, fraction: number): Promise<void> {
   const size = (await Deno.stat(path)).size;
@@ -217,7 +247,8 @@ async function splitTail(path: string, train: string, val: string, fraction: num
       if (nl >= 0) found = at + nl + 1;
       at += n;
     }
-    if (found >= 0) cut = found;
+    // A line break that ends the file would leave nothing to hold out: cut inside the last line instead.
+    if (found >= 0 && found < size) cut = found;
     else {
       const byte = new Uint8Array(1);
       for (; cut > 0; cut--) {
@@ -255,6 +286,7 @@ async function checkOptions(options: PrepareOptions, outputs: string[]): Promise
       if (e instanceof Deno.errors.NotFound) throw new Error(`${what} file ${source} does not exist`);
       throw new Error(`${what} file ${source} cannot be read (${(e as Error).name})`);
     }
+    if (info.isDirectory) throw new Error(`${what} ${source} is a directory, not a file`);
     if (!info.isFile) throw new Error(`${what} ${source} is not a file`);
     if (info.size === 0) throw new Error(`${what} file ${source} is empty`);
     const real = await Deno.realPath(source);
@@ -337,15 +369,23 @@ export async function prepareTextData(options: PrepareOptions): Promise<Prepared
   if (options.val && isUrl(options.val)) outputs.push(downloads.val);
   await checkOptions(options, outputs);
 
+  const created = !(await exists(outDir));
   await Deno.mkdir(outDir, { recursive: true });
+  await removeStalePartials(outDir, [...outputs, downloads.train, downloads.val]);
   let trainText = options.train, valText = options.val;
-  if (isUrl(options.train)) {
-    await download(options.train, downloads.train, progress);
-    trainText = downloads.train;
-  }
-  if (options.val && isUrl(options.val)) {
-    await download(options.val, downloads.val, progress);
-    valText = downloads.val;
+  try {
+    if (isUrl(options.train)) {
+      await download(options.train, downloads.train, progress);
+      trainText = downloads.train;
+    }
+    if (options.val && isUrl(options.val)) {
+      await download(options.val, downloads.val, progress);
+      valText = downloads.val;
+    }
+  } catch (e) {
+    // A failed download leaves nothing behind: not even the folder it made for the files.
+    if (created) await Deno.remove(outDir).catch(() => {});
+    throw e;
   }
   await checkText(trainText, "input", warn);
   if (valText) await checkText(valText, "validation input", warn);

@@ -48,6 +48,23 @@ Deno.test("a local corpus becomes a tokenizer and train/val token files that dec
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("a corpus whose only line break ends it still gets a validation split of the asked size", async () => {
+  const dir = await Deno.makeTempDir();
+  const oneLine = stories.replaceAll("\n", " ").trimEnd() + "\n";
+  await Deno.writeTextFile(`${dir}/corpus.txt`, oneLine);
+  const data = await prepareTextData({
+    train: `${dir}/corpus.txt`,
+    outDir: `${dir}/out`,
+    vocabSize: 300,
+    valFraction: 0.1,
+  });
+  assertEquals(await decoded(data), oneLine);
+  const share = (await Deno.stat(`${dir}/out/val-split.txt`)).size / oneLine.length;
+  assert(share > 0.09 && share < 0.11, `the validation split holds ${share} of the text`);
+  assertEquals(data.warnings, []);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("an input named OUT/train.txt is split without being overwritten", async () => {
   const dir = await Deno.makeTempDir();
   await Deno.mkdir(`${dir}/out`);
@@ -83,7 +100,7 @@ Deno.test("bad options and inputs that are outputs are refused before anything i
     [{ train, outDir, vocabSize: 300, valFraction: 1 }, "valFraction must be in (0, 1), got 1"],
     [{ train, outDir, vocabSize: 300, specialTokens: ["<a>", "<a>"] }, "special tokens must be non-empty and distinct"],
     [{ train: `${dir}/missing.txt`, outDir, vocabSize: 300 }, `input file ${dir}/missing.txt does not exist`],
-    [{ train: dir, outDir, vocabSize: 300 }, `input ${dir} is not a file`],
+    [{ train: dir, outDir, vocabSize: 300 }, `input ${dir} is a directory, not a file`],
     [{ train: `${dir}/empty.txt`, outDir, vocabSize: 300 }, `input file ${dir}/empty.txt is empty`],
     [{ train, val: `${dir}/out/train.bin`, outDir, vocabSize: 300 }, "is also an output of this run"],
     [{ train: `${dir}/out/train.bin`, outDir, vocabSize: 300 }, "and would be overwritten; move it or choose another"],
@@ -203,5 +220,23 @@ Deno.test("a whitespace-only or tiny corpus is warned about, with the token coun
     "needs 257; use a larger corpus or a smaller --context-length",
   ]);
   assertEquals(await decoded(tiny), "hello hello world\nbye\n");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("the partial files of a run that was killed are removed by the next run", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/corpus.txt`, stories);
+  await Deno.mkdir(`${dir}/out`);
+  // What a kill during the encoding, and one during a download, leave behind (an hour ago).
+  const stale = [`${dir}/out/.train.bin.0123abcd.partial.bin`, `${dir}/out/.train.txt.89abcdef.partial.txt`];
+  const recent = `${dir}/out/.val.bin.fedcba98.partial.bin`;
+  for (const path of [...stale, recent]) await Deno.writeTextFile(path, "torn");
+  const hourAgo = new Date(Date.now() - 3600_000);
+  for (const path of stale) await Deno.utime(path, hourAgo, hourAgo);
+  await prepareTextData({ train: `${dir}/corpus.txt`, outDir: `${dir}/out`, vocabSize: 300 });
+  const left = await listing(`${dir}/out`);
+  assert(!left.some((n) => stale.some((p) => p.endsWith(`/${n}`))), left.join());
+  // A partial file that may still be written (by another process, now) is left alone.
+  assert(left.includes(".val.bin.fedcba98.partial.bin"), left.join());
   await Deno.remove(dir, { recursive: true });
 });

@@ -180,8 +180,11 @@ export async function sweep(
     onEvent: (run, event) => view.event(run, event),
     onRunEnd: (run, info) => view.end(run, info ? describeEnd(info) : "skipped"),
   });
+  for (const r of result.runs) if (r.error !== undefined) await view.end(r.run, `failed: ${r.error}`);
   await view.redraw(true);
-  const runs = await loadRuns(plan.runs.map((r) => r.dir).filter((d) => result.runs.some((x) => x.run.dir === d)));
+  // A run that failed is shown as such; it is started again the next time the cell runs.
+  const dirs = result.runs.filter((r) => r.error === undefined).map((r) => r.run.dir);
+  const runs = dirs.length ? await loadRuns(dirs) : [];
   return { plan, result, runs };
 }
 

@@ -20,6 +20,7 @@ export {
   type BestCheckpoint,
   CHECKPOINT_NAME,
   type CheckpointEvent,
+  checkRunInputs,
   type EvalMetrics,
   type FitResult,
   type StepMetrics,
@@ -87,6 +88,7 @@ export {
 } from "./runs.ts";
 export {
   checkSweep,
+  checkSweepRuns,
   type ConfigFields,
   describeEnd,
   parseSweep,

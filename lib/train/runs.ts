@@ -521,6 +521,8 @@ export async function expandGlob(pattern: string): Promise<string[]> {
 
 /** The run folders at or under `dir` (a run folder's own subfolders, such as its data, are not searched). */
 async function runFoldersUnder(dir: string): Promise<string[]> {
+  // A file (a sweep's report.html, say) holds no run.
+  if (!(await Deno.stat(dir).then((i) => i.isDirectory, () => false))) return [];
   if (await isRunFolder(dir)) return [dir];
   const found: string[] = [];
   for (const s of await subfolders(dir)) found.push(...await runFoldersUnder(join(dir, s)));
@@ -554,13 +556,18 @@ async function runFoldersUnder(dir: string): Promise<string[]> {
 export async function loadRuns(patterns: string | readonly string[]): Promise<LoadedRun[]> {
   const list = typeof patterns === "string" ? [patterns] : patterns;
   const dirs: string[] = [];
+  let empty: string | undefined;
   for (const pattern of list) {
     const matched = await expandGlob(pattern);
+    if (!GLOB_CHARS.test(pattern) && !(await exists(pattern))) throw new Error(`${pattern} does not exist`);
     const before = dirs.length;
     for (const m of matched) for (const d of await runFoldersUnder(m)) if (!dirs.includes(d)) dirs.push(d);
-    if (dirs.length === before) {
-      throw new Error(`${pattern} names no run folder (one with ${RUN_INFO_NAME}, ${METRICS_NAME} or a checkpoint)`);
-    }
+    // What a shell makes of `runs/lr/*` holds the sweep's data folder and report too: passed over, when other
+    // arguments name runs.
+    if (dirs.length === before) empty ??= pattern;
+  }
+  if (dirs.length === 0) {
+    throw new Error(`${empty} names no run folder (one with ${RUN_INFO_NAME}, ${METRICS_NAME} or a checkpoint)`);
   }
   const base = commonFolder(dirs.map((d) => resolve(d)));
   return await Promise.all(dirs.map((d) => {

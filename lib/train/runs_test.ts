@@ -65,6 +65,20 @@ Deno.test("loadRuns takes folders and globs, names runs by their shared folder, 
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("loadRuns takes what a shell makes of runs/lr/*: the sweep's data folder and report are passed over", async () => {
+  const dir = await Deno.makeTempDir();
+  await bareRun(`${dir}/lr/lr-1`, 1e-3);
+  await bareRun(`${dir}/lr/lr-3`, 3e-3);
+  await Deno.mkdir(`${dir}/lr/data/moby-dick-bpe512`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/lr/report.html`, "<html></html>");
+  const expanded = [...Deno.readDirSync(`${dir}/lr`)].map((e) => `${dir}/lr/${e.name}`).sort();
+  assertEquals((await loadRuns(expanded)).map((r) => r.name), ["lr-1", "lr-3"]);
+  // A path that does not exist is still a mistake, named.
+  await assertRejects(() => loadRuns([...expanded, `${dir}/lr/lr-30`]), `${dir}/lr/lr-30 does not exist`);
+  await assertRejects(() => loadRuns([`${dir}/lr/data`]), "names no run folder");
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("run.json is validated: a bad field is named with its file", async () => {
   const dir = await Deno.makeTempDir();
   const now = new Date().toISOString();

@@ -40,7 +40,7 @@ import { ConfigError, type ConfigIssue } from "../util/validate.ts";
 import { type Config, parseConfig, trainSchema } from "./config.ts";
 import { readCheckpointFile } from "../io/checkpoint_file.ts";
 import { readRunInfo, type RunInfo, RunLog } from "./runs.ts";
-import { CHECKPOINT_NAME, Trainer, type TrainEvent } from "./trainer.ts";
+import { CHECKPOINT_NAME, checkRunInputs, Trainer, type TrainEvent } from "./trainer.ts";
 import { recordedConfig } from "./resume.ts";
 import { exists } from "../io/exists.ts";
 
@@ -335,10 +335,11 @@ export function sweepRuns(spec: SweepSpec): SweepRunSpec[] {
   for (const run of runs) {
     const other = seen.get(run.name);
     if (other) {
-      throw new Error(
-        `sweep ${spec.name}: two runs would share the folder ${run.name} (${JSON.stringify(other.varied)} and ` +
+      throw new ConfigError(`sweep ${spec.name}`, [{
+        path: "",
+        message: `two runs would share the folder ${run.name} (${JSON.stringify(other.varied)} and ` +
           `${JSON.stringify(run.varied)}); give the list entries distinct names, or distinct values`,
-      );
+      }]);
     }
     seen.set(run.name, run);
   }
@@ -376,6 +377,9 @@ export interface PlanOptions {
   /** Progress lines (preparing the default data). */
   log?: (line: string) => void;
 }
+
+/** The smallest vocabulary of the embedded data's tokenizer: the 256 bytes and `<|endoftext|>`. */
+const DEFAULT_DATA_MIN_VOCAB = 256 + 1;
 
 /** The default data's token counts, for validating configs before the data is prepared. */
 const DEFAULT_TOKENS_ESTIMATE = { train: 544_000, val: 28_000 };
@@ -438,7 +442,24 @@ export function checkSweep(spec: SweepSpec, options: { software: boolean; root?:
   const issues: ConfigIssue[] = [];
   for (const run of runs) {
     try {
-      buildRunConfig(run, join(root, run.name), options.software, null);
+      const config = buildRunConfig(run, join(root, run.name), options.software, null);
+      const vocabSize = config.model.vocabSize;
+      if (run.given.train.trainData === undefined && vocabSize < DEFAULT_DATA_MIN_VOCAB) {
+        issues.push({
+          path: `run ${run.name}: model.vocabSize`,
+          message: `${vocabSize} is too small for the embedded data's tokenizer: it has 256 byte tokens and ` +
+            `<|endoftext|>, so give at least ${DEFAULT_DATA_MIN_VOCAB} (or the run's own trainData)`,
+        });
+      }
+      const patience = run.given.train.patience;
+      if (typeof patience === "number" && patience > 0 && !(config.train.valData && config.train.evalInterval > 0)) {
+        // As `deno task train --patience` does (the command --print-commands gives for the run).
+        issues.push({
+          path: `run ${run.name}: train.patience`,
+          message: `${patience} counts evaluations, and this run makes none: give it valData and an evalInterval ` +
+            "above 0, or leave patience out",
+        });
+      }
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       issues.push(...e.issues.map((i) => ({ path: `run ${run.name}: ${i.path}`, message: i.message })));
@@ -576,6 +597,57 @@ export async function runFolderState(run: PlannedRun): Promise<RunFolderState> {
   return { action: hasCheckpoint ? "resume" : "start", ...(info ? { info } : {}) };
 }
 
+/** Plans whose runs' inputs {@linkcode checkSweepRuns} found good (the scan of the data is not repeated). */
+const inputsChecked = new WeakSet<SweepPlan>();
+
+/**
+ * Everything {@linkcode runSweep} checks before its first run trains: every run's folder (see
+ * {@linkcode runFolderState}) and the inputs of every run it will train (data files and tokenizer, as the trainer
+ * checks them), so that a bad file of the last run is refused before the first one spends any time. Returns each
+ * run's folder state, in order.
+ *
+ * @example
+ * ```ts
+ * import { writeTokenFile } from "@nanolm/nanolm/data";
+ * import { checkSweepRuns, parseSweep, planSweep } from "@nanolm/nanolm/train";
+ * const root = await Deno.makeTempDir();
+ * await writeTokenFile(`${root}/train.bin`, Array.from({ length: 2000 }, (_, i) => (i * 3) % 29));
+ * await writeTokenFile(`${root}/short.bin`, [1, 2, 3]);
+ * const base = {
+ *   model: { vocabSize: 32, contextLength: 16, dModel: 32, numLayers: 1, numHeads: 2 },
+ *   train: { trainData: `${root}/train.bin`, steps: 4 },
+ * };
+ * const grid = { train: { valData: [`${root}/train.bin`, `${root}/short.bin`] } };
+ * const plan = await planSweep(parseSweep({ name: "val", base, grid }, "val.json"), { root, software: true });
+ * const error = await checkSweepRuns(plan).then(() => "", (e) => (e as Error).message);
+ * // The second run's validation file is shorter than one sequence: refused before either run trains.
+ * if (!error.includes(`${root}/short.bin has 3 tokens`)) throw new Error(`wrong or no error: ${error}`);
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function checkSweepRuns(plan: SweepPlan): Promise<RunFolderState[]> {
+  const states: RunFolderState[] = [];
+  for (const run of plan.runs) states.push(await runFolderState(run));
+  if (inputsChecked.has(plan)) return states;
+  const seen = new Set<string>();
+  for (const [i, run] of plan.runs.entries()) {
+    if (states[i].action === "skip") continue;
+    let config = run.config;
+    if (run.defaultData !== undefined) {
+      // The run's copy of the default data is made when it starts; until then, check the sweep's own.
+      const files = defaultDataFiles(join(plan.root, "data"), run.defaultData);
+      config = { ...config, train: { ...config.train, ...files } };
+    }
+    const t = config.train, m = config.model;
+    const key = JSON.stringify([t.trainData, t.valData, t.tokenizer, m.contextLength, m.vocabSize]);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    await checkRunInputs(config);
+  }
+  inputsChecked.add(plan);
+  return states;
+}
+
 /** Options of {@linkcode runSweep}. */
 export interface RunSweepOptions {
   /** Every trainer event, with its run. */
@@ -592,8 +664,11 @@ export interface RunSweepOptions {
 
 /** How a sweep ended. */
 export interface SweepResult {
-  /** Each run that was looked at, with what was done and its status. */
-  runs: { run: PlannedRun; action: RunAction; info?: RunInfo }[];
+  /**
+   * Each run that was looked at, with what was done and its status; `error` is the message of a run that failed
+   * (it is started again the next time the sweep runs).
+   */
+  runs: { run: PlannedRun; action: RunAction; info?: RunInfo; error?: string }[];
   /** Whether a stop request ended the sweep before its last run. */
   interrupted: boolean;
 }
@@ -646,8 +721,7 @@ async function placeDefaultData(plan: SweepPlan, run: PlannedRun): Promise<void>
  * ```
  */
 export async function runSweep(plan: SweepPlan, options: RunSweepOptions = {}): Promise<SweepResult> {
-  const states = [];
-  for (const run of plan.runs) states.push(await runFolderState(run));
+  const states = await checkSweepRuns(plan);
   const backend = await initGpu();
   const peak = gpuPeaks(backend.info.description)?.f32Tflops;
   const result: SweepResult = { runs: [], interrupted: false };
@@ -664,7 +738,16 @@ export async function runSweep(plan: SweepPlan, options: RunSweepOptions = {}): 
       result.runs.push({ run, action: "skip", info: state.info });
       continue;
     }
-    const info = await trainRun(plan, run, state, peak, options);
+    let info: RunInfo;
+    try {
+      info = await trainRun(plan, run, state, peak, options);
+    } catch (e) {
+      // As a run that diverges, a run that fails (a GPU limit at a large batch, say) does not stop the others.
+      const error = e instanceof Error ? e.message : String(e);
+      options.log?.(`${run.name}: failed: ${error}`);
+      result.runs.push({ run, action: state.action, error });
+      continue;
+    }
     result.runs.push({ run, action: state.action, info });
     if (info.status === "interrupted") {
       result.interrupted = true;

@@ -1,6 +1,7 @@
-import { assert, assertClose, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
+import { assert, assertClose, assertEquals, assertMatch, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { writeTokenFile } from "../data/token_files.ts";
 import { Rng } from "../util/random.ts";
+import { ConfigError } from "../util/validate.ts";
 import { readMetrics } from "./metrics.ts";
 import { loadRuns, readRunInfo } from "./runs.ts";
 import {
@@ -207,4 +208,67 @@ Deno.test("the example sweep files are valid for the GPU default and name their 
   assertEquals(names.batch_size, ["batch-8", "batch-16", "batch-32", "batch-64", "batch-128", "batch-256"]);
   assertEquals(names.ablations.length, 10);
   assert(names.ablations.includes("no-rmsnorm_lrMax-0.001") && names.ablations.includes("silu_lrMax-0.003"));
+});
+
+Deno.test("every run's data is checked before the first run trains", async () => {
+  const dir = await Deno.makeTempDir();
+  const spec = await tinySweep(dir, { lrMax: [3e-3] });
+  await writeTokenFile(`${dir}/short.bin`, [1, 2, 3]);
+  spec.grid.train = { valData: [spec.base.train.valData, `${dir}/short.bin`] };
+  delete spec.base.train.valData;
+  const plan = await planSweep(spec, { root: `${dir}/runs`, software: true });
+  await assertRejects(() => runSweep(plan), `The validation file ${dir}/short.bin has 3 tokens`);
+  // The first run, whose data is good, did not start.
+  assertEquals(await Deno.stat(`${dir}/runs`).then(() => true, () => false), false);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("two runs in one folder are a bad sweep file (a ConfigError)", () => {
+  const clash = parseSweep({ runs: [{ name: "a" }, { name: "a", train: { lrMax: 0.1 } }] }, "clash.json");
+  const e = assertThrows(() => sweepRuns(clash), "two runs would share the folder a");
+  assert(e instanceof ConfigError, e.name);
+});
+
+Deno.test("patience in a run that never evaluates is refused, as deno task train refuses it", () => {
+  const model = { vocabSize: 32, contextLength: 16, dModel: 16, numLayers: 1, numHeads: 2 };
+  const spec = parseSweep({
+    base: { model, train: { trainData: "t.bin", valData: "v.bin", patience: 3 } },
+    grid: { train: { evalInterval: [0, 10] } },
+  }, "patience.json");
+  const e = assertThrows(() => checkSweep(spec, { software: true }));
+  assert(e instanceof ConfigError);
+  assertEquals(e.issues.map((i) => i.path), ["run evalInterval-0: train.patience"]);
+  assertMatch(e.issues[0].message, /counts evaluations, and this run makes none/);
+  delete spec.base.train.valData;
+  spec.grid.train.evalInterval = [10];
+  assertThrows(() => checkSweep(spec, { software: true }), "run base: train.patience: 3 counts evaluations");
+});
+
+Deno.test("a run on the embedded data with a vocabulary below its tokenizer's 257 ids is refused up front", () => {
+  const spec = parseSweep({ grid: { model: { vocabSize: [512, 100] } } }, "vocab.json");
+  const e = assertThrows(() => checkSweep(spec, { software: true }));
+  assert(e instanceof ConfigError);
+  assertEquals(e.issues.map((i) => i.path), ["run vocabSize-100: model.vocabSize"]);
+  assertMatch(e.issues[0].message, /^100 is too small for the embedded data's tokenizer/);
+});
+
+Deno.test("a run that fails is reported with its error and the sweep goes on to the next runs", async () => {
+  const dir = await Deno.makeTempDir();
+  const spec = await tinySweep(dir, { lrMax: [3e-3, 1e-2] });
+  const plan = await planSweep(spec, { root: `${dir}/runs`, software: true });
+  // The first run cannot write its metrics: a folder is in the way.
+  await Deno.mkdir(`${plan.runs[0].dir}/metrics.jsonl`, { recursive: true });
+  const lines: string[] = [];
+  const result = await runSweep(plan, { log: (line) => lines.push(line) });
+  assertEquals(result.runs.map((r) => [r.run.name, r.action, r.info?.status]), [
+    ["lrMax-0.003", "start", undefined],
+    ["lrMax-0.01", "start", "done"],
+  ]);
+  assertMatch(result.runs[0].error ?? "", /metrics\.jsonl/);
+  assert(lines.some((l) => l.startsWith("lrMax-0.003: failed: ")), lines.join("\n"));
+  // Once the cause is gone, running the sweep again retries the failed run and skips the one that ended.
+  await Deno.remove(`${plan.runs[0].dir}/metrics.jsonl`);
+  const again = await runSweep(plan);
+  assertEquals(again.runs.map((r) => [r.action, r.info?.status]), [["start", "done"], ["skip", "done"]]);
+  await Deno.remove(dir, { recursive: true });
 });

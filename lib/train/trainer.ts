@@ -781,6 +781,33 @@ async function openData(config: Config): Promise<{ train: TokenDataset; val: Tok
   }
 }
 
+/**
+ * Checks a run's inputs as {@linkcode Trainer.create} does, without a GPU and without keeping anything open: the
+ * data files (length, and every id below the model's vocabulary) and the tokenizer (no larger than that
+ * vocabulary). A sweep checks every run's this way before its first run trains.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "@nanolm/nanolm";
+ * import { writeTokenFile } from "@nanolm/nanolm/data";
+ * import { checkRunInputs } from "@nanolm/nanolm/train";
+ * const dir = await Deno.makeTempDir();
+ * await writeTokenFile(`${dir}/train.bin`, Array.from({ length: 100 }, (_, i) => i % 40));
+ * const model = { vocabSize: 32, contextLength: 16, dModel: 16, numLayers: 1, numHeads: 2 };
+ * const config = parseConfig({ model, train: { trainData: `${dir}/train.bin` } });
+ * const error = await checkRunInputs(config).then(() => "", (e) => (e as Error).message);
+ * // Ids 32..39 have no row in a 32-token embedding: refused before any training.
+ * if (!error.includes("holds token id 39")) throw new Error(`wrong or no error: ${error}`);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function checkRunInputs(config: Config): Promise<void> {
+  const { train, val } = await openData(config);
+  train.close();
+  val?.close();
+  if (config.train.tokenizer) await checkTokenizer(config.train.tokenizer, config.model.vocabSize);
+}
+
 /** Loads the run's tokenizer; refuses one whose ids the model cannot embed. */
 async function checkTokenizer(path: string, vocabSize: number): Promise<Tokenizer> {
   const tokenizer = await loadTokenizer(path);
