@@ -671,8 +671,14 @@ function tiledBackwardBytes(d: number, tile: number, side: TiledSide): number {
 }
 
 /**
- * Whether the tiled backward kernels support head dim `d` with `tile` streamed rows: each thread's vector column of
- * the head dim must divide the tile (d / 4 in 1, 2, 4, 8, 16).
+ * Whether the tiled kernels support head dim `d` with `tile` streamed rows: each thread's vector column of the head
+ * dim must divide the tile (d / 4 in 1, 2, 4, 8, 16).
+ *
+ * @example
+ * ```ts
+ * import { tiledAttentionSupports } from "./attention.ts";
+ * if (!tiledAttentionSupports(64, 16) || tiledAttentionSupports(48, 16)) throw new Error("d/4 must divide the tile");
+ * ```
  */
 export function tiledAttentionSupports(d: number, tile: number): boolean {
   return fusedAttentionSupports(d) && tile % (d / 4) === 0;
