@@ -164,6 +164,22 @@ Deno.test("sample: a model vocab larger than the tokenizer's samples only decoda
   assertEquals(status.code, 130, stderr);
   assertMatch(stderr, /\[\d+ tokens in /);
 
+  // SIGTERM (kill, a job scheduler's stop) the same, with the status a process it ended has: 128 + 15.
+  const term = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", `${root}lib/cli/sample.ts`, "--checkpoint", ckpt, "--max-tokens", "1000000"],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const termReader = term.stdout.getReader();
+  await termReader.read();
+  term.kill("SIGTERM");
+  while (!(await termReader.read()).done);
+  const termStatus = await term.status;
+  const termErr = new TextDecoder().decode(await new Response(term.stderr).arrayBuffer());
+  assertEquals(termStatus.code, 143, termErr);
+  assertMatch(termErr, /\[\d+ tokens in /);
+
   // A reader that stops early (`| head`) ends generation quietly: no error line.
   const early = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--no-check", `${root}lib/cli/sample.ts`, "--checkpoint", ckpt, "--max-tokens", "100000"],

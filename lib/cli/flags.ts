@@ -21,6 +21,20 @@ export const EXIT_USAGE = 2;
 export const EXIT_INTERRUPTED = 130;
 
 /**
+ * Exit status of a run stopped by `signal`, as shells and job schedulers report a process the signal ended:
+ * 128 + its number (130 for SIGINT, Ctrl-C; 143 for SIGTERM, what `kill` and Slurm send).
+ *
+ * @example
+ * ```ts
+ * import { interruptedExitCode } from "./flags.ts";
+ * if (interruptedExitCode("SIGTERM") !== 143 || interruptedExitCode("SIGINT") !== 130) throw new Error("128 + signal");
+ * ```
+ */
+export function interruptedExitCode(signal: Deno.Signal | null): number {
+  return signal === "SIGTERM" ? 128 + 15 : EXIT_INTERRUPTED;
+}
+
+/**
  * An error in what the user typed: an unknown flag, a missing or malformed value. {@linkcode runMain} exits with
  * {@linkcode EXIT_USAGE} for it (and for a `ConfigError`), and with 1 for any other error.
  *

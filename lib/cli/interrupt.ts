@@ -33,7 +33,7 @@ export class InterruptGuard {
     const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
     for (const signal of signals) {
       const listener = () => {
-        if (this.#requested) Deno.exit(options.exitCode ?? 130);
+        if (this.#requested) Deno.exit(options.exitCode ?? 128 + (signal === "SIGTERM" ? 15 : 2));
         this.#requested = true;
         this.#signal = signal;
         this.#onInterrupt?.(signal);

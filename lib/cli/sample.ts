@@ -27,7 +27,7 @@ import {
   TransformerLM,
 } from "../../mod.ts";
 import { InterruptGuard } from "./interrupt.ts";
-import { EXIT_INTERRUPTED, type FlagSpec, helpText, parseFlags, runMain } from "./flags.ts";
+import { type FlagSpec, helpText, interruptedExitCode, parseFlags, runMain } from "./flags.ts";
 import { checkInputFile, loadTokenizerFile } from "./input_files.ts";
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
 import { choosePath } from "../io/paths.ts";
@@ -198,7 +198,7 @@ async function main(): Promise<number> {
   if (!reading) return 0;
   const seconds = (performance.now() - start) / 1000;
   console.error(`\n\n[${count} tokens in ${seconds.toFixed(2)} s, ${(count / seconds).toFixed(0)} tokens/s]`);
-  return guard.requested ? EXIT_INTERRUPTED : 0;
+  return guard.requested ? interruptedExitCode(guard.signal) : 0;
 }
 
 await runMain(main);

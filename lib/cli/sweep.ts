@@ -22,7 +22,7 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { EXIT_INTERRUPTED, helpText, parseFlags, runMain, UsageError } from "./flags.ts";
+import { helpText, interruptedExitCode, parseFlags, runMain, UsageError } from "./flags.ts";
 import { flagOf } from "./train_flags.ts";
 import { InterruptGuard } from "./interrupt.ts";
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
@@ -190,7 +190,8 @@ function progress() {
   };
 }
 
-async function runPlan(plan: SweepPlan): Promise<SweepResult> {
+/** Runs the sweep's runs with the progress bars; the signal is the one that interrupted it, if any. */
+async function runPlan(plan: SweepPlan): Promise<SweepResult & { signal: Deno.Signal | null }> {
   const bars = progress();
   const stop = new AbortController();
   const guard = new InterruptGuard({
@@ -211,7 +212,7 @@ async function runPlan(plan: SweepPlan): Promise<SweepResult> {
         if (action !== "skip") bars.end();
       },
     });
-    return result;
+    return { ...result, signal: guard.signal };
   } finally {
     guard.dispose();
   }
@@ -264,7 +265,7 @@ async function main(): Promise<number> {
   log(`${backend.info.description}${software ? " (software adapter: the default model is tiny)" : ""}`);
   const count = plan.runs.length;
   log(`sweep ${plan.name}: ${count} run${count === 1 ? "" : "s"} in ${plan.root}`);
-  const { interrupted, runs } = await runPlan(plan);
+  const { interrupted, runs, signal } = await runPlan(plan);
   const failed = runs.filter((r) => r.error !== undefined).map((r) => r.run);
   if (values.report) {
     const dirs = plan.runs.filter((r) => !failed.includes(r)).map((r) => r.dir);
@@ -282,7 +283,7 @@ async function main(): Promise<number> {
   }
   if (interrupted) {
     log(`stopped; run the same command again to resume`);
-    return EXIT_INTERRUPTED;
+    return interruptedExitCode(signal);
   }
   if (failed.length > 0) {
     const names = failed.map((r) => r.name).join(", ");

@@ -57,7 +57,7 @@ import { ProgressBar } from "../util/progress.ts";
 import { exists, readCheckpointFile, readSafetensorsHeader } from "../io/mod.ts";
 import { trainingFlopsPerToken } from "../nn/accounting.ts";
 import { writeReport } from "../notebook/mod.ts";
-import { EXIT_INTERRUPTED, runMain, UsageError } from "./flags.ts";
+import { interruptedExitCode, runMain, UsageError } from "./flags.ts";
 import { checkInputFile, checkOutputDir, loadTokenizerFile } from "./input_files.ts";
 import { GL_FALLBACK_ADVICE, onGlFallback } from "./vulkan.ts";
 
@@ -384,7 +384,7 @@ async function main(): Promise<number> {
   }
   log(`done in ${formatDuration(bar.elapsed())}`);
   trainer.dispose();
-  if (result.reason === "interrupted") return EXIT_INTERRUPTED;
+  if (result.reason === "interrupted") return interruptedExitCode(guard.signal);
   return result.reason === "diverged" ? EXIT_DIVERGED : 0;
 }
 
