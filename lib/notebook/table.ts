@@ -19,7 +19,8 @@ export interface TableOptions {
 
 /**
  * Formats a cell: integers below 10^12 with thousands separators, other numbers with 4 significant digits
- * (scientific beyond 1e6 or below 1e-3), `null`/`undefined` as `–`, objects as JSON.
+ * (scientific beyond 1e6 or below 1e-3, without trailing zeros: a learning rate of 3e-4 reads `3e-4`),
+ * `null`/`undefined` as `–`, objects as JSON.
  *
  * @example
  * ```ts
@@ -28,7 +29,8 @@ export interface TableOptions {
  *   [2127057600, "2,127,057,600"],
  *   [4.513e12, "4.513e+12"],
  *   [3.14159, "3.142"],
- *   [2e-5, "2.000e-5"],
+ *   [2e-5, "2e-5"],
+ *   [3.5e-4, "3.5e-4"],
  *   [null, "–"],
  *   [{ lr: 0.001 }, '{"lr":0.001}'],
  * ];
@@ -43,7 +45,8 @@ export function formatCell(value: unknown): string {
     if (!Number.isFinite(value)) return String(value);
     if (Number.isInteger(value) && Math.abs(value) < 1e12) return value.toLocaleString("en-US");
     const a = Math.abs(value);
-    return a !== 0 && (a >= 1e6 || a < 1e-3) ? value.toExponential(3) : String(Number(value.toPrecision(4)));
+    if (a === 0 || (a < 1e6 && a >= 1e-3)) return String(Number(value.toPrecision(4)));
+    return value.toExponential(3).replace(/\.?0+e/, "e");
   }
   if (typeof value === "string") return value;
   if (typeof value === "bigint" || typeof value === "boolean") return String(value);

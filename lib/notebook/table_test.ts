@@ -5,7 +5,7 @@ import { formatCell, htmlTable, tableDisplay, textTable } from "./table.ts";
 Deno.test("formatCell", () => {
   assertEquals(
     [1234567, 0.5, 3.14159, 4.513e12, 1e-5, 0, NaN, null, undefined, "x", true, [1, 2]].map(formatCell),
-    ["1,234,567", "0.5", "3.142", "4.513e+12", "1.000e-5", "0", "NaN", "–", "–", "x", "true", "[1,2]"],
+    ["1,234,567", "0.5", "3.142", "4.513e+12", "1e-5", "0", "NaN", "–", "–", "x", "true", "[1,2]"],
   );
 });
 
