@@ -43,6 +43,7 @@ import { readRunInfo, type RunInfo, RunLog } from "./runs.ts";
 import { CHECKPOINT_NAME, checkRunInputs, Trainer, type TrainEvent } from "./trainer.ts";
 import { recordedConfig } from "./resume.ts";
 import { exists } from "../io/exists.ts";
+import { writeFileAtomicSync } from "../io/atomic_write.ts";
 
 /** Config fields by section, as a sweep file gives them (camelCase keys). */
 export interface ConfigFields {
@@ -673,7 +674,10 @@ export interface SweepResult {
   interrupted: boolean;
 }
 
-/** Hard-links (or copies) the prepared default data into the run's folder, as `deno task train` would have it. */
+/**
+ * Hard-links (or copies, atomically) the prepared default data into the run's folder, as `deno task train` would
+ * have it.
+ */
 async function placeDefaultData(plan: SweepPlan, run: PlannedRun): Promise<void> {
   const vocab = run.defaultData!;
   const from = join(plan.root, "data"), to = join(run.dir, "data");
@@ -688,7 +692,9 @@ async function placeDefaultData(plan: SweepPlan, run: PlannedRun): Promise<void>
     try {
       await Deno.link(join(from, name), target);
     } catch {
-      await Deno.copyFile(join(from, name), target);
+      // No hard links (another file system): a whole copy appears under the name, or nothing does, so that a
+      // copy cut off midway is never taken for the data next time.
+      writeFileAtomicSync(target, await Deno.readFile(join(from, name)));
     }
   }
 }

@@ -272,3 +272,39 @@ Deno.test("a run that fails is reported with its error and the sweep goes on to 
   assertEquals(again.runs.map((r) => [r.action, r.info?.status]), [["start", "done"], ["skip", "done"]]);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a copy of the embedded data that failed midway is made again, never reused as whole", async () => {
+  const dir = await Deno.makeTempDir();
+  const spec = parseSweep({
+    name: "embedded",
+    base: {
+      model: { vocabSize: 260, contextLength: 16, dModel: 16, numLayers: 1, numHeads: 2 },
+      train: { steps: 2, batchSize: 2, warmupSteps: 1, cosineCycleSteps: 2, evalInterval: 0, checkpointInterval: 0 },
+    },
+    runs: [{ name: "only" }],
+  }, "embedded.json");
+  const plan = await planSweep(spec, { root: `${dir}/runs`, software: true });
+  // A file system without hard links, and a copy that ends halfway (a killed process, a full disk).
+  const deno = Deno as unknown as Record<"link" | "copyFile", unknown>;
+  const [link, copyFile] = [deno.link, deno.copyFile];
+  deno.link = () => Promise.reject(new Deno.errors.PermissionDenied("no hard links here"));
+  deno.copyFile = async (from: string, to: string) => {
+    if (!from.endsWith("train.bin")) return await (copyFile as typeof Deno.copyFile)(from, to);
+    const bytes = await Deno.readFile(from);
+    await Deno.writeFile(to, bytes.subarray(0, bytes.length >> 1));
+    throw new Error("the copy was cut off");
+  };
+  try {
+    await runSweep(plan, { log: () => {} });
+  } finally {
+    [deno.link, deno.copyFile] = [link, copyFile];
+  }
+  const result = await runSweep(plan, { log: () => {} });
+  assertEquals(result.runs.map((r) => r.info?.status), ["done"]);
+  const source = `${dir}/runs/data`, copy = `${plan.runs[0].dir}/data`;
+  const names = ["train.bin", "val.bin", "tokenizer.json", "prepared.json"].map((n) => `moby-dick-bpe260/${n}`);
+  for (const name of ["moby-dick.txt", ...names]) {
+    assertEquals(await Deno.readFile(`${copy}/${name}`), await Deno.readFile(`${source}/${name}`), name);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
