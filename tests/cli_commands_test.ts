@@ -137,48 +137,27 @@ Deno.test("sample: a model vocab larger than the tokenizer's samples only decoda
   assertEquals(r.code, 0, r.stderr);
   assertMatch(r.stderr, /\[\d+ tokens in /);
 
-  // Ctrl-C stops generation, still reports, and exits 130.
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--no-check",
-      `${root}lib/cli/sample.ts`,
-      "--checkpoint",
-      ckpt,
-      "--prompt",
-      "a",
-      "--max-tokens",
-      "1000000",
-    ],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  await reader.read(); // the prompt: the interrupt guard is in place
-  child.kill("SIGINT");
-  while (!(await reader.read()).done);
-  const status = await child.status;
-  const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
-  assertEquals(status.code, 130, stderr);
-  assertMatch(stderr, /\[\d+ tokens in /);
-
-  // SIGTERM (kill, a job scheduler's stop) the same, with the status a process it ended has: 128 + 15.
-  const term = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", `${root}lib/cli/sample.ts`, "--checkpoint", ckpt, "--max-tokens", "1000000"],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const termReader = term.stdout.getReader();
-  await termReader.read();
-  term.kill("SIGTERM");
-  while (!(await termReader.read()).done);
-  const termStatus = await term.status;
-  const termErr = new TextDecoder().decode(await new Response(term.stderr).arrayBuffer());
-  assertEquals(termStatus.code, 143, termErr);
-  assertMatch(termErr, /\[\d+ tokens in /);
+  // A signal once the prompt is out (the interrupt guard is in place) stops generation, which still reports, with the
+  // status of a process the signal ended: Ctrl-C 128 + 2, SIGTERM (kill, a job scheduler's stop) 128 + 15.
+  const interrupted = async (signal: Deno.Signal) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-check", `${root}lib/cli/sample.ts`, "--checkpoint", ckpt, "--max-tokens", "1000000"],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    await reader.read();
+    child.kill(signal);
+    while (!(await reader.read()).done);
+    const { code } = await child.status;
+    return { code, stderr: new TextDecoder().decode(await new Response(child.stderr).arrayBuffer()) };
+  };
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    const r = await interrupted(signal);
+    assertEquals(r.code, code, `${signal}: ${r.stderr}`);
+    assertMatch(r.stderr, /\[\d+ tokens in /);
+  }
 
   // A reader that stops early (`| head`) ends generation quietly: no error line.
   const early = new Deno.Command(Deno.execPath(), {
