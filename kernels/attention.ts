@@ -685,6 +685,22 @@ export function tiledAttentionSupports(d: number, tile: number): boolean {
 }
 
 /**
+ * A thread's block of each score tile in the tiled kernels: owned rows `g + 8u` (u < 4) by streamed rows
+ * `lane + (d/4) w` (w < tile / (d/4)). `each` joins the WGSL `f` gives for every (u, w); `cell` is entry (u, w) of a
+ * tile kept in workgroup memory as one vector of 4 owned rows per streamed row.
+ */
+function scoreBlock(D4: number, tile: number): {
+  each: (f: (u: number, w: number) => string) => string;
+  cell: (array: string, u: number, w: number) => string;
+} {
+  const us = [0, 1, 2, 3], ws = Array.from({ length: tile / D4 }, (_, w) => w);
+  return {
+    each: (f) => us.flatMap((u) => ws.map((w) => f(u, w))).join("\n"),
+    cell: (array, u, w) => `${array}[(lane + ${D4 * w}u) * ${TILED_OWNED_ROWS / 4}u + g / 4u + ${2 * u}u][g % 4u]`,
+  };
+}
+
+/**
  * The backward in tiles of the score matrix, FlashAttention-2's way (`variant.dkv` or `variant.dq`: "tiles"): a workgroup
  * owns 32 rows of one side of the scores of one head and streams tiles of `variant.tile` rows of the other.
  * "keys" owns keys (K, V staged once) and streams queries (Q, dO, log-sum-exp, delta), accumulating dK and dV;
@@ -742,7 +758,7 @@ ${
     : { from: "0u", to: `min(${tiles}u, (blk * ${OWN}u + ${OWN - 1 + off}u) / ${TILE}u + 1u)` };
   const grid = foldGrid([Math.ceil(ownT / OWN), spec.bh]);
   const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w);
-  const each = (f: (u: number, w: number) => string) => us.flatMap((u) => ws.map((w) => f(u, w))).join("\n");
+  const { each, cell } = scoreBlock(D4, TILE);
   const [keyPos, queryPos] = keys ? ["ko", "qs"] : ["ks", "qo"];
   const outputs = spec.packed
     ? [readWrite("dqkv", "vec4f")]
@@ -815,9 +831,7 @@ ${
         return `    {
       let ${keys ? "ko" : "qo"} = blk * ${OWN}u + ${o}; let ${keys ? "qs" : "ks"} = t * ${TILE}u + ${st};
       let p = select(0.0, exp(s_${u}_${w} - ${stat(L)}), ${visible(spec, keyPos, queryPos)});
-      dS[(${st}) * ${OWN / 4}u + g / 4u + ${2 * u}u][g % 4u] = p * (dp_${u}_${w} - ${stat(Dl)});${
-          keys ? `\n      P[(${st}) * ${OWN / 4}u + g / 4u + ${2 * u}u][g % 4u] = p;` : ""
-        }
+      ${cell("dS", u, w)} = p * (dp_${u}_${w} - ${stat(Dl)});${keys ? `\n      ${cell("P", u, w)} = p;` : ""}
     }`;
       })
     }
@@ -872,8 +886,7 @@ function generateAttentionForwardTiledKernel(spec: AttentionKernelSpec): KernelS
   const to = spec.causal ? `min(${tiles}u, (blk * ${OWN}u + ${OWN - 1 + off}u) / ${TILE}u + 1u)` : `${tiles}u`;
   const grid = foldGrid([Math.ceil(spec.tq / OWN), spec.bh]);
   const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w);
-  const each = (f: (u: number, w: number) => string) => us.flatMap((u) => ws.map((w) => f(u, w))).join("\n");
-  const at = (u: number, w: number) => `S[(lane + ${D4 * w}u) * ${OWN / 4}u + g / 4u + ${2 * u}u][g % 4u]`;
+  const { each, cell } = scoreBlock(D4, TILE), at = (u: number, w: number) => cell("S", u, w);
   const write = (j: number) => {
     const pos = `blk * ${OWN}u + og * 4u + ${j}u`;
     return `  if (${pos} < ${spec.tq}u) {
