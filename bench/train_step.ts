@@ -32,8 +32,9 @@ const { values } = parseArgs({
     // The fused attention kernels' work split as JSON, e.g. '{"rowsPerThread":2,"keysPerThread":2}' (see
     // AttentionVariant in kernels/attention.ts); fields left out keep the default.
     "attention-variant": { type: "string", default: "{}" },
-    // Inner loop of the x @ W^T matmuls: "outer" or "dot" (see MatmulTuning in lib/tensor/ops/matmul.ts).
-    "transposed-b": { type: "string", default: "outer" },
+    // How the x @ W^T matmuls run: "copy", "outer" or "dot" (see MatmulTuning in lib/tensor/ops/matmul.ts); the
+    // library's default when absent.
+    "transposed-b": { type: "string" },
     // Separate q/k/v and w1/w3 matmuls (fusedProjections: false), to time against the default fused ones.
     unfused: { type: "boolean", default: false },
     // Read each interval's loss as soon as it ends, as the trainer did before it read one interval late.
@@ -48,8 +49,12 @@ const { values } = parseArgs({
     "binding-limit": { type: "string" },
   },
 });
-setMatmulTuning({
-  transposedBCompute: values["transposed-b"] as MatmulTuning["transposedBCompute"],
+const transposedB = values["transposed-b"];
+if (transposedB !== undefined && !["copy", "outer", "dot"].includes(transposedB)) {
+  throw new Error(`--transposed-b must be copy, outer or dot, got ${JSON.stringify(transposedB)}`);
+}
+const libraryTuning = setMatmulTuning({
+  ...(transposedB ? { transposedBCompute: transposedB as MatmulTuning["transposedBCompute"] } : {}),
   autoStreamK: !values["no-stream-k"],
 });
 const attentionVariant = JSON.parse(values["attention-variant"]) as Partial<AttentionVariant>;
@@ -163,7 +168,7 @@ console.log(
     record_ms_per_step: Number((recordMs / steps).toFixed(2)),
     last_loss: lastLoss,
     attention_variant: attentionVariant,
-    transposed_b: values["transposed-b"],
+    transposed_b: transposedB ?? libraryTuning.transposedBCompute,
     fused_projections: config.fusedProjections,
     stream_k: !values["no-stream-k"],
     reads: values.drain ? "drained" : "one interval late",

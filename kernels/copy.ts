@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { bindings, ELEMENT_BYTES, flatGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
+import { bindings, ELEMENT_BYTES, flatGrid, foldGrid, type KernelSource, memoized, read, readWrite } from "./common.ts";
 
 const WG = 256;
 
@@ -71,6 +71,60 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  * ```
  */
 export const gatherKernel: (spec: GatherSpec) => KernelSource = memoized(generateGatherKernel);
+
+/** A (rows, cols) f32 matrix to transpose into (cols, rows). */
+export interface TransposeSpec {
+  rows: number;
+  cols: number;
+}
+
+/** Side of the square tile a workgroup of the transpose stages. */
+const TRANSPOSE_TILE = 32;
+
+/**
+ * `out = x^T` for a row-major (rows, cols) `x`, through 32 x 32 tiles in workgroup memory so that both the reads of
+ * `x` and the writes of `out` are coalesced (a gather writing `out` in order reads `x` a column at a time, one
+ * memory sector per element). The tile rows are padded by one float so that reading a tile column hits 32 banks.
+ * Bindings: x (read), out (write). Grid: (ceil(cols / 32), ceil(rows / 32)), 32 x 8 threads each copying 4
+ * elements. Cost: every element read and written once.
+ */
+function generateTransposeKernel({ rows, cols }: TransposeSpec): KernelSource {
+  const T = TRANSPOSE_TILE, pad = T + 1;
+  const grid = foldGrid([Math.ceil(cols / T), Math.ceil(rows / T)]);
+  return {
+    name: "transpose",
+    workgroups: grid.workgroups,
+    cost: { flops: 0, bytes: 2 * rows * cols * ELEMENT_BYTES },
+    source: `${bindings([read("x", "f32"), readWrite("out", "f32")])}
+var<workgroup> tile: array<f32, ${T * pad}>;
+@compute @workgroup_size(${T}, 8)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+${grid.guard ? `  ${grid.guard}\n` : ""}  let c0 = ${grid.index[0]} * ${T}u; let r0 = ${grid.index[1]} * ${T}u;
+  for (var j = 0u; j < ${T}u; j += 8u) {
+    let r = r0 + lid.y + j; let c = c0 + lid.x;
+    if (r < ${rows}u && c < ${cols}u) { tile[(lid.y + j) * ${pad}u + lid.x] = x[r * ${cols}u + c]; }
+  }
+  workgroupBarrier();
+  for (var j = 0u; j < ${T}u; j += 8u) {
+    let c = c0 + lid.y + j; let r = r0 + lid.x;
+    if (c < ${cols}u && r < ${rows}u) { out[c * ${rows}u + r] = tile[lid.x * ${pad}u + lid.y + j]; }
+  }
+}
+`,
+  };
+}
+
+/**
+ * {@linkcode generateTransposeKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { transposeKernel } from "./copy.ts";
+ * const k = transposeKernel({ rows: 768, cols: 2304 }); // a (768, 2304) weight into (2304, 768)
+ * if (k.name !== "transpose" || k.workgroups.join() !== "72,24,1") throw new Error(`${k.workgroups}`);
+ * ```
+ */
+export const transposeKernel: (spec: TransposeSpec) => KernelSource = memoized(generateTransposeKernel);
 
 /**
  * Most pieces the one-dispatch concatenation and split take: with the output (or input) that is 8 storage

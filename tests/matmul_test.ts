@@ -5,10 +5,17 @@
 import { assertClose, assertEquals, assertThrows } from "./assert.ts";
 import { checkGrad, expectClose, upload } from "./harness.ts";
 import * as ref from "./reference.ts";
-import { type Nd, randNd, rngFor } from "./reference.ts";
+import { type Nd, numel, randNd, rngFor } from "./reference.ts";
 import { initGpu, matmul, mul, param, readAll, sum, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
 import { chooseTile, largeTiles, matmulTiles, streamKSchedule } from "../kernels/matmul.ts";
-import { planMatmul, setMatmulSettings, setMatmulTuning, withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
+import {
+  copiesTransposedB,
+  matmulLaunch,
+  planMatmul,
+  setMatmulSettings,
+  setMatmulTuning,
+  withMatmulTuning,
+} from "../lib/tensor/ops/matmul.ts";
 
 await initGpu();
 
@@ -215,6 +222,34 @@ Deno.test("matmul: the automatic large-tile plans (128 x 256 and 128 x 192 tiles
   outs.push(withMatmulTuning({ transposedBCompute: "dot" }, () => matmul(upload(a), upload(b), { transB: true })));
   expected.push(ref.matmul(a, b, { transB: true }));
   await expectClose(outs, expected, tolFor(36));
+});
+
+Deno.test("matmul: x @ W^T from a transposed copy of W matches the reference; an addend keeps W transposed", async () => {
+  // Partial 32 x 32 transpose tiles (N, K not multiples of 32), the split-K and stream-K launches the untransposed
+  // plan may take, and W shared by a batch folded into the rows; with a residual added in the epilogue the product
+  // runs without the copy.
+  const rng = rngFor("matmul-transposed-copy");
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  const cases: [number[], number, number, boolean][] = [
+    [[4096], 67, 33, false],
+    [[2, 2048], 300, 45, true],
+    [[4099], 256, 1030, false],
+  ];
+  for (const [rows, n, k, withAddend] of cases) {
+    const a = randNd(rng, [...rows, k]), b = randNd(rng, [n, k]), r = randNd(rng, [...rows, n]);
+    const spec = { batch: 1, m: numel(rows), n, k, transA: false, transB: true, batchStrideA: 0, batchStrideB: 0 };
+    withMatmulTuning({ transposedBCompute: "copy" }, () => {
+      assertEquals(copiesTransposedB(spec), true);
+      assertEquals(matmulLaunch(spec, withAddend, 32768).transposeB?.name, withAddend ? undefined : "transpose");
+    });
+    const addend = withAddend ? upload(r) : undefined;
+    outs.push(
+      withMatmulTuning({ transposedBCompute: "copy" }, () => matmul(upload(a), upload(b), { transB: true, addend })),
+    );
+    const product = ref.matmul(a, b, { transB: true });
+    expected.push(withAddend ? { shape: product.shape, data: product.data.map((x, i) => x + r.data[i]) } : product);
+  }
+  await expectClose(outs, expected, tolFor(1030));
 });
 
 Deno.test("matmul: planMatmul picks the layout-specific large tiles and falls back when workgroup memory is short", () => {

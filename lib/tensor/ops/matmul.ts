@@ -22,6 +22,7 @@ import {
   streamKWorkspaceBytes,
 } from "../../../kernels/matmul.ts";
 import type { KernelSource } from "../../../kernels/common.ts";
+import { transposeKernel } from "../../../kernels/copy.ts";
 import { reduceKernel } from "../../../kernels/reduce.ts";
 import { gpu, type GpuBuffer } from "../../gpu/backend.ts";
 import { recordAccumulating } from "../graph.ts";
@@ -187,10 +188,12 @@ export interface MatmulTuning {
   /** Code-generation choices; {@linkcode chooseVariant}'s when undefined. */
   variant: Partial<MatmulVariant> | undefined;
   /**
-   * Inner loop for `x @ W^T` problems on the large tiles: "outer" (transposing stores into k-major tiles) or
-   * "dot" (K-contiguous tiles, dot products; see {@linkcode MatmulVariant}).
+   * How `x @ W^T` problems run: "copy" transposes W into a scratch (K, N) first and runs the untransposed kernel
+   * where {@linkcode copiesTransposedB} says it pays (else as "outer"); on the large tiles, "outer" stages W with
+   * transposing stores into k-major tiles, "dot" keeps K-contiguous tiles and takes dot products (see
+   * {@linkcode MatmulVariant}).
    */
-  transposedBCompute: "outer" | "dot";
+  transposedBCompute: "outer" | "dot" | "copy";
   /** Stream-K for launches that end in a partial wave, where {@linkcode chooseStreamK} predicts a gain. */
   autoStreamK: boolean;
 }
@@ -364,6 +367,11 @@ function matmulProblem(a: Tensor, b: Tensor, transA: boolean, transB: boolean) {
  * layers (over a scratch of partial products) or for stream-K the fixup (over the partial-tile workspace).
  */
 export interface MatmulLaunch {
+  /**
+   * For `x @ W^T` run from a transposed copy ({@linkcode copiesTransposedB}): the transpose of b (N, K) into a
+   * scratch (K, N) of `n * k` floats, dispatched first; the other kernels then read that scratch as b.
+   */
+  transposeB?: KernelSource;
   /** The planner's choice (split-K is not used with an addend). */
   plan: { tile: MatmulTile; splitK: number; streamK: number };
   mode: "plain" | "splitK" | "streamK";
@@ -388,6 +396,10 @@ export interface MatmulLaunch {
  * ```
  */
 export function matmulLaunch(spec: MatmulSpec, addend: boolean, maxSharedBytes: number): MatmulLaunch {
+  if (!addend && copiesTransposedB(spec)) {
+    const launch = matmulLaunch({ ...spec, transB: false }, addend, maxSharedBytes);
+    return { ...launch, transposeB: transposeKernel({ rows: spec.n, cols: spec.k }) };
+  }
   const { m, n, k, transA, transB } = spec;
   const plan = planMatmul(spec, { tile: tuning.tile, splitK: tuning.splitK, streamK: tuning.streamK, maxSharedBytes });
   const tile = plan.tile, splits = addend ? 1 : plan.splitK;
@@ -410,23 +422,49 @@ export function matmulLaunch(spec: MatmulSpec, addend: boolean, maxSharedBytes: 
   return { plan, mode: "plain", main: matmulKernel({ ...spec, tile, variant, addend }), scratchBytes: 0 };
 }
 
+/**
+ * Rows of A from which `x @ W^T` runs faster as a transpose of W and an untransposed product. The untransposed
+ * kernels stage B without transposing stores and take the wider tiles: on the H200 they ran the two benchmark
+ * models' forward products 3-11% faster at 8192 rows (bench/RESULTS.md), while the copy reads and writes W once,
+ * a cost that does not grow with the rows (at 2048 rows of GPT-2's head the two were within the copy's cost). Not
+ * with an addend: without stream-K (which an addend excludes) the wide tiles' partial last wave cost GPT-2's
+ * residual products more than the copy saved.
+ */
+const TRANSPOSED_COPY_MIN_ROWS = 4096;
+
+/**
+ * Whether `matmulLaunch` runs this problem (without an addend) from a transposed copy of B: `x @ W^T` with one
+ * shared 2-D W and at least {@linkcode TRANSPOSED_COPY_MIN_ROWS} rows, when the tuning's `transposedBCompute` is
+ * "copy" and no tile is forced.
+ *
+ * @example
+ * ```ts
+ * import { copiesTransposedB } from "./matmul.ts";
+ * const fwd = { batch: 1, m: 8192, n: 2304, k: 768, transA: false, transB: true, batchStrideA: 0, batchStrideB: 0 };
+ * if (!copiesTransposedB(fwd) || copiesTransposedB({ ...fwd, m: 1 })) throw new Error("many rows only");
+ * ```
+ */
+export function copiesTransposedB(spec: MatmulSpec): boolean {
+  return tuning.transposedBCompute === "copy" && !tuning.tile && spec.transB && !spec.transA && spec.batch === 1 &&
+    spec.batchStrideB === 0 && spec.m >= TRANSPOSED_COPY_MIN_ROWS;
+}
+
 /** Dispatches {@linkcode matmulLaunch}'s kernels for `c = a @ b (+ addend)`. */
 function runMatmul(spec: MatmulSpec, [a, b]: [GpuBuffer, GpuBuffer], c: GpuBuffer, addend?: GpuBuffer): void {
   const backend = gpu();
   const launch = matmulLaunch(spec, !!addend, backend.device.limits.maxComputeWorkgroupStorageSize);
+  const bt = launch.transposeB ? backend.alloc(spec.n * spec.k * 4) : null;
+  if (bt) backend.run(launch.transposeB!, [b, bt]);
+  const bIn = bt ?? b;
   if (launch.mode === "plain") {
-    backend.run(launch.main, addend ? [a, b, c, addend] : [a, b, c]);
-    return;
-  }
-  const scratch = backend.alloc(launch.scratchBytes);
-  if (launch.mode === "splitK") {
-    backend.run(launch.main, [a, b, scratch]);
-    backend.run(launch.finish!, [scratch, c]);
+    backend.run(launch.main, addend ? [a, bIn, c, addend] : [a, bIn, c]);
   } else {
-    backend.run(launch.main, [a, b, c, scratch]);
+    const scratch = backend.alloc(launch.scratchBytes);
+    backend.run(launch.main, launch.mode === "splitK" ? [a, bIn, scratch] : [a, bIn, c, scratch]);
     backend.run(launch.finish!, [scratch, c]);
+    backend.free(scratch);
   }
-  backend.free(scratch);
+  if (bt) backend.free(bt);
 }
 
 /**
