@@ -479,6 +479,36 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
     ];
   },
   // Three cheap cases (transposed A, split-K, a 128x64 tile) to check the harness.
+  // The forward products x @ W^T of both benchmark models (TinyStories, GPT-2 small) as the library runs them (W
+  // stored (N, K), B transposed) against the same products from a transposed copy of W (K, N): what keeping W^T
+  // beside W would buy. The GPT-2 head is one chunk of linearCrossEntropy at batch 8 (2048 rows).
+  transposed: () => {
+    const fwd: [string, number, number, number][] = [
+      ["ts qkv", R, 3 * D, D],
+      ["ts o", R, D, D],
+      ["ts w13", R, 2 * FF, D],
+      ["ts w2", R, D, FF],
+      ["ts head", R, V, D],
+      ["gpt2 qkv", R, 3 * 768, 768],
+      ["gpt2 o", R, 768, 768],
+      ["gpt2 w13", R, 2 * 2048, 768],
+      ["gpt2 w2", R, 768, 2048],
+      ["gpt2 head chunk", 2048, 50257, 768],
+      ["gpt2 head", R, 50257, 768],
+    ];
+    return fwd.flatMap(([name, m, n, k]): [Shape, Case[]][] => [
+      [{ name: `${name} x@W^T`, m, n, k, transB: true }, [{ label: "auto (lib)" }]],
+      [{ name: `${name} x@Wt`, m, n, k }, [{ label: "auto (lib)" }]],
+    ]);
+  },
+  // The three products of a chunk of GPT-2's head (2048 rows, vocab 50257) against the same with the vocabulary
+  // padded to a multiple of 4 (50260) and of 64 (50304): what an odd N or K costs the vec4 loads and stores.
+  vocab: () =>
+    [50257, 50260, 50304].flatMap((v): [Shape, Case[]][] => [
+      [{ name: `head fwd V ${v}`, m: 2048, n: v, k: 768, transB: true }, [{ label: "auto (lib)" }]],
+      [{ name: `head dX V ${v}`, m: 2048, n: 768, k: v }, [{ label: "auto (lib)" }]],
+      [{ name: `head dW V ${v}`, m: v, n: 768, k: 2048, transA: true }, [{ label: "auto (lib)" }]],
+    ]),
   smoke: () => [
     [{ name: "small", m: 256, n: 192, k: 1040, transA: true }, [
       { label: "legacy", legacy: true },
