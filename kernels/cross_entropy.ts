@@ -23,6 +23,13 @@ const WG = 256;
 export interface CrossEntropySpec {
   rows: number;
   vocab: number;
+  /**
+   * Floats a row of logits takes in memory, `vocab` when absent: a vocabulary padded to a multiple of 4 or 64
+   * (see `paddedVocab` in lib/tensor/ops/nn.ts) has `cols - vocab` columns past it, which the forward ignores. The
+   * backward writes them too, with values nothing uses: their weight rows are zeros (no part in dh) and their
+   * weight-gradient rows are dropped.
+   */
+  cols?: number;
 }
 
 /**
@@ -40,19 +47,21 @@ export interface CrossEntropyChunkSpec extends CrossEntropySpec {
  * logit (compare, subtract, exp, add of the online log-sum-exp) and 3 per row (log, add, subtract); logits and
  * targets read, loss and lse written once.
  */
-function generateCrossEntropyForwardKernel({ rows, vocab }: CrossEntropySpec): KernelSource {
+function generateCrossEntropyForwardKernel({ rows, vocab, cols = vocab }: CrossEntropySpec): KernelSource {
   const entry = rowKernelEntry(rows, WG);
   const negInf = f32Literal(-Infinity);
-  // Rows of a multiple of 4 loop over vec4s, each with a loop over its 4 lanes.
-  const iterations = vocab % 4 === 0 ? 5 * Math.ceil(vocab / 4 / WG) : Math.ceil(vocab / WG);
+  // Rows of a multiple of 4 loop over vec4s, each with a loop over its 4 lanes (padding columns read as -inf).
+  const vec = cols % 4 === 0;
+  const lane = cols === vocab ? "v[c]" : `select(${negInf}, v[c], j * 4u + c < ${vocab}u)`;
+  const iterations = vec ? 5 * Math.ceil(cols / 4 / WG) : Math.ceil(vocab / WG);
   return {
     name: "cross_entropy_forward",
     workgroups: entry.workgroups,
-    cost: { flops: rows * (4 * vocab + 3), bytes: rows * (vocab + 3) * ELEMENT_BYTES },
+    cost: { flops: rows * (4 * vocab + 3), bytes: rows * (cols + 3) * ELEMENT_BYTES },
     loops: { iterations, of: `rows of (${rows}, ${vocab})` },
     source: `${
       bindings([
-        vocab % 4 === 0 ? read("logits4", "vec4f") : read("logits", "f32"),
+        vec ? read("logits4", "vec4f") : read("logits", "f32"),
         read("targets", "i32"),
         readWrite("loss", "f32"),
         readWrite("lse", "f32"),
@@ -60,17 +69,17 @@ function generateCrossEntropyForwardKernel({ rows, vocab }: CrossEntropySpec): K
     }
 var<workgroup> redMax: array<f32, ${WG}>;
 ${entry.head}
-  let base = row * ${vocab}u;
+  let base = row * ${cols}u;
   // One pass with an online max: each thread keeps (max, sum of exp relative to it), then the pairs are merged.
   var mx = ${f32Literal(-Infinity)};
   var acc = 0.0;
 ${
-      vocab % 4 === 0
+      vec
         ? `  // Rows of a multiple of 4: 16-byte loads (the logits are the largest tensor of a step), four online updates each.
-  for (var j = lid.x; j < ${vocab / 4}u; j += ${WG}u) {
+  for (var j = lid.x; j < ${cols / 4}u; j += ${WG}u) {
     let v = logits4[base / 4u + j];
     for (var c = 0u; c < 4u; c++) {
-      let x = v[c];
+      let x = ${lane};
       if (x > mx) { acc = acc * exp(mx - x) + 1.0; mx = x; } else if (x > ${negInf}) { acc += exp(x - mx); }
     }
   }`
@@ -103,7 +112,7 @@ ${
     lse[row] = l;
     // An out-of-range target gives NaN, so that bad data cannot train silently.
     let ti = base + u32(clamp(t, 0, ${vocab - 1}));
-    let xt = ${vocab % 4 === 0 ? "logits4[ti / 4u][ti % 4u]" : "logits[ti]"};
+    let xt = ${vec ? "logits4[ti / 4u][ti % 4u]" : "logits[ti]"};
     loss[row] = select(bitcast<f32>(0x7fc00000u), l - xt, t >= 0 && t < ${vocab});
   }
 }
@@ -127,9 +136,12 @@ function generateCrossEntropyChunkBackwardKernel(spec: CrossEntropyChunkSpec): K
 }
 
 /** The backward kernel, writing dlogits (`meanOver` null) or overwriting a chunk's logits with their gradient. */
-function crossEntropyBackwardSource({ rows, vocab }: CrossEntropySpec, meanOver: number | null): KernelSource {
-  const w = vocab % 4 === 0 ? 4 : 1, type = w === 4 ? "vec4f" : "f32";
-  const n = (rows * vocab) / w, perRow = vocab / w;
+function crossEntropyBackwardSource(
+  { rows, vocab, cols = vocab }: CrossEntropySpec,
+  meanOver: number | null,
+): KernelSource {
+  const w = cols % 4 === 0 ? 4 : 1, type = w === 4 ? "vec4f" : "f32";
+  const n = (rows * cols) / w, perRow = cols / w;
   const grid = flatGrid(Math.ceil(n / WG));
   // Which of the thread's logits is the target: component-wise against the lane offsets 0..3.
   const onehot = w === 4 ? "select(vec4f(0.0), vec4f(1.0), vec4i(0, 1, 2, 3) == vec4i(t))" : "select(0.0, 1.0, t == 0)";
@@ -145,7 +157,7 @@ function crossEntropyBackwardSource({ rows, vocab }: CrossEntropySpec, meanOver:
     name: inPlace ? "cross_entropy_backward_chunk" : "cross_entropy_backward",
     workgroups: grid.workgroups,
     // Same FLOPs and reads either way; in place, the gradient is written over the logits instead of a new buffer.
-    cost: { flops: 4 * rows * vocab, bytes: (rows * (2 * vocab + 2) + 1) * ELEMENT_BYTES },
+    cost: { flops: 4 * rows * vocab, bytes: (rows * (2 * cols + 2) + 1) * ELEMENT_BYTES },
     source: `${bindings(buffers)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {

@@ -16,7 +16,7 @@
 import type { KernelSource } from "../kernels/common.ts";
 import { flatGrid, foldGrid, rowKernelEntry, workgroupReduce } from "../kernels/common.ts";
 import { broadcastIndex, elementwiseKernel } from "../kernels/elementwise.ts";
-import { concatKernel, gatherKernel, splitKernel } from "../kernels/copy.ts";
+import { concatKernel, gatherKernel, splitKernel, transposeKernel } from "../kernels/copy.ts";
 import { reduceKernel, type ReduceKind } from "../kernels/reduce.ts";
 import { softmaxBackwardKernel, softmaxForwardKernel } from "../kernels/softmax.ts";
 import {
@@ -298,7 +298,7 @@ function planShapes(): [
 /**
  * What `matmul` dispatches for a problem under the current settings ({@linkcode matmulLaunch}): the plan, then each
  * kernel (split-K: the split kernel and the sum; stream-K: the kernel, its fixup and the workspace's bytes; else the
- * kernel, with an addend when asked).
+ * kernel, with an addend when asked), after the transpose of B when it runs from a transposed copy.
  */
 function dispatched(
   s: { batch: number; m: number; n: number; k: number; transA: boolean; transB: boolean },
@@ -306,10 +306,11 @@ function dispatched(
   addend: boolean,
 ): unknown {
   const full = { ...s, batchStrideA: s.batch > 1 ? s.m * s.k : 0, batchStrideB: s.batch > 1 ? s.k * s.n : 0 };
-  const { plan, mode, main, finish, scratchBytes } = matmulLaunch(full, addend, maxSharedBytes);
-  if (mode === "splitK") return { plan, kernels: [main, finish] };
-  if (mode === "streamK") return { plan, workspace: scratchBytes, kernels: [main, finish] };
-  return { plan, kernels: [main] };
+  const { plan, mode, main, finish, scratchBytes, transposeB } = matmulLaunch(full, addend, maxSharedBytes);
+  const first = transposeB ? [transposeB] : [];
+  if (mode === "splitK") return { plan, kernels: [...first, main, finish] };
+  if (mode === "streamK") return { plan, workspace: scratchBytes, kernels: [...first, main, finish] };
+  return { plan, kernels: [...first, main] };
 }
 
 function* planCases(): Generator<Case> {
@@ -317,6 +318,7 @@ function* planCases(): Generator<Case> {
     ["default", {}, {}],
     ["no stream-K", {}, { autoStreamK: false }],
     ["dot", {}, { transposedBCompute: "dot" }],
+    ["copy", {}, { transposedBCompute: "copy" }],
     ["108 units", { computeUnits: 108 }, {}],
   ];
   for (const [sn, setting, tuning] of settings) {
@@ -512,6 +514,9 @@ function* copyCases(): Generator<Case> {
     ["big", { outShape: [70000, 300], inStrides: [1, 70000], dtype: "f32" }],
   ];
   for (const [label, s] of gathers) yield [`gather ${label}`, () => gatherKernel(s)];
+  for (const [rows, cols] of [[768, 2304], [50257, 768], [3, 5], [70000, 40]]) {
+    yield [`transpose ${rows} ${cols}`, () => transposeKernel({ rows, cols })];
+  }
   for (const sizes of [[6, 4], [1], [3, 3, 3, 3, 3, 3, 3], [20000000, 5]]) {
     for (const dtype of ["f32", "i32"] as const) {
       yield [`concat ${sizes} ${dtype}`, () => concatKernel({ sizes, dtype })];
@@ -566,6 +571,15 @@ function* rowOpCases(): Generator<Case> {
   for (const [rows, vocab, meanOver] of [[2560, 50257, 16384], [64, 10000, 200], [8, 7, 13]]) {
     const spec = { rows, vocab, meanOver };
     yield [`cross entropy chunk backward ${rows} ${vocab} of ${meanOver}`, () => crossEntropyChunkBackwardKernel(spec)];
+  }
+  // Vocabularies padded by linearCrossEntropy (paddedVocab).
+  for (const [rows, vocab, cols] of [[2048, 50257, 50304], [200, 37, 40]]) {
+    const label = `${rows} ${vocab} cols ${cols}`;
+    yield [`cross entropy forward ${label}`, () => crossEntropyForwardKernel({ rows, vocab, cols })];
+    yield [
+      `cross entropy chunk backward ${label}`,
+      () => crossEntropyChunkBackwardKernel({ rows, vocab, cols, meanOver: 8192 }),
+    ];
   }
   for (const [tokens, dim, vocab] of [[256, 64, 1000], [8192, 512, 10000], [1, 3, 5], [70000, 300, 50257]]) {
     yield [`embedding forward ${tokens} ${dim} ${vocab}`, () => embeddingForwardKernel({ tokens, dim, vocab })];
