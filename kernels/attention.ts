@@ -700,6 +700,106 @@ function scoreBlock(D4: number, tile: number): {
   };
 }
 
+/** WGSL of the clamped flat rows of a position of q, k (which v shares) and dO, and reads of their vectors. */
+interface OperandRows {
+  q: (pos: string) => string;
+  k: (pos: string) => string;
+  g: (pos: string) => string;
+  /** Vector `col` of row `pos` of Q, K, V or G (dO), by the operand's first letter. */
+  reads: Record<string, (pos: string, col: string) => string>;
+}
+
+function operandRows(spec: AttentionSpec): OperandRows {
+  const D4 = spec.d / 4, arr = qkvArrays(spec);
+  const srcRow = (part: 0 | 1 | 2, pos: string, T: number) => `(${partRow(spec, part, `min(${pos}, ${T - 1}u)`, T)})`;
+  const q = (pos: string) => srcRow(0, pos, spec.tq), k = (pos: string) => srcRow(1, pos, spec.tk);
+  const g = (pos: string) => `(${rowIndex(spec, `min(${pos}, ${spec.tq - 1}u)`, spec.tq)})`;
+  return {
+    q,
+    k,
+    g,
+    reads: {
+      Q: (pos, col) => `${arr.q}[${q(pos)} * ${D4}u + ${col}]`,
+      K: (pos, col) => `${arr.k}[${k(pos)} * ${D4}u + ${col}]`,
+      V: (pos, col) => `${arr.v}[${k(pos)} * ${D4}u + ${col}${arr.vShift}]`,
+      G: (pos, col) => `dout[${g(pos)} * ${D4}u + ${col}]`,
+    },
+  };
+}
+
+/**
+ * WGSL that stages `rows` rows from position `first` on of two operands (named by their arrays in workgroup memory,
+ * whose first letter says which: Q, K, V or G) with all `threads`, vector c of row r at index `at` (a WGSL expression
+ * of r and c); with `scaled`, the first operand times the score scale. Rows past the end repeat the last one.
+ */
+function stageOperands(
+  spec: AttentionSpec,
+  o: { names: [string, string]; first: string; rows: number; threads: number; at: string; scaled: boolean },
+): string {
+  const D4 = spec.d / 4, reads = operandRows(spec).reads;
+  return `    for (var e = lid.x; e < ${o.rows * D4}u; e += ${o.threads}u) {
+      let r = e / ${D4}u; let c = e % ${D4}u; let pos = ${o.first} + r;
+${
+    o.names.map((n, i) =>
+      `      ${n}[${o.at}] = ${reads[n[0]]("pos", "c")}${i === 0 && o.scaled ? ` * ${f32Literal(spec.scale)}` : ""};`
+    ).join("\n")
+  }
+    }`;
+}
+
+/** WGSL that stages the log-sum-exp and delta of `rows` query rows from `first` on into arrays `names`. */
+function stageStats(rows: OperandRows, names: [string, string], first: string, n: number, threads: number): string {
+  return `    for (var e = lid.x; e < ${n}u; e += ${threads}u) {
+      let row = ${rows.g(`${first} + e`)};
+      ${names[0]}[e] = lse[row];
+      ${names[1]}[e] = delta[row];
+    }`;
+}
+
+/**
+ * The streamed tiles `t` (from, to) a workgroup `blk` owning `own` rows of `side` visits: all, or under the causal
+ * mask those that see its rows (keys see queries from blk*own - off on; queries see keys up to blk*own + own-1 + off).
+ */
+function streamRange(spec: AttentionSpec, side: TiledSide, own: number, tile: number): { from: string; to: string } {
+  const tiles = Math.ceil((side === "keys" ? spec.tq : spec.tk) / tile), off = spec.tk - spec.tq;
+  if (!spec.causal) return { from: "0u", to: `${tiles}u` };
+  if (side === "keys") {
+    return { from: `select(0u, (blk * ${own}u - ${off}u) / ${tile}u, blk * ${own}u > ${off}u)`, to: `${tiles}u` };
+  }
+  return { from: "0u", to: `min(${tiles}u, (blk * ${own}u + ${own - 1 + off}u) / ${tile}u + 1u)` };
+}
+
+/** The bindings of a backward kernel of `side`: q, k, v (or qkv), dout, lse, delta, then its gradients. */
+function backwardBindings(spec: AttentionSpec, side: TiledSide): string {
+  const outputs = spec.packed
+    ? [readWrite("dqkv", "vec4f")]
+    : side === "keys"
+    ? [readWrite("dk", "vec4f"), readWrite("dv", "vec4f")]
+    : [readWrite("dq", "vec4f")];
+  return bindings([...qkvBuffers(spec), read("dout", "vec4f"), read("lse", "f32"), read("delta", "f32"), ...outputs]);
+}
+
+/**
+ * WGSL that writes the accumulated gradients of an owned row at position `pos`, vector column `col`, when `pos` is
+ * in range (and `also`, a further condition, holds): dK = `a1`, dV = `a2` for "keys", dQ = `a1` for "queries".
+ */
+function writeGrads(
+  spec: AttentionSpec,
+  side: TiledSide,
+  o: { pos: string; col: string; a1: string; a2: string; also?: string },
+): string {
+  const D4 = spec.d / 4, rows = operandRows(spec), vShift = qkvArrays(spec).vShift;
+  const cond = `${o.pos} < ${side === "keys" ? spec.tk : spec.tq}u${o.also ? ` && ${o.also}` : ""}`;
+  if (side === "queries") {
+    return `    if (${cond}) { ${spec.packed ? "dqkv" : "dq"}[${rows.q(o.pos)} * ${D4}u + ${o.col}] = ${o.a1}; }`;
+  }
+  const [dk, dv] = spec.packed ? ["dqkv", "dqkv"] : ["dk", "dv"];
+  return `    if (${cond}) {
+      ${dk}[${rows.k(o.pos)} * ${D4}u + ${o.col}] = ${o.a1};
+      ${dv}[${rows.k(o.pos)} * ${D4}u + ${o.col}${vShift}] = ${o.a2};
+    }`;
+}
+
 /**
  * The backward in tiles of the score matrix, FlashAttention-2's way (`variant.dkv` or `variant.dq`: "tiles"): a workgroup
  * owns 32 rows of one side of the scores of one head and streams tiles of `variant.tile` rows of the other.
@@ -718,64 +818,22 @@ function scoreBlock(D4: number, tile: number): {
  */
 function generateAttentionBackwardTiledKernel(spec: AttentionKernelSpec & { side: TiledSide }): KernelSource {
   const { side, variant } = spec, keys = side === "keys", D4 = spec.d / 4, TILE = variant.tile;
-  const OWN = TILED_OWNED_ROWS, W = TILE / D4, threads = 8 * D4, pad = TILE + 1, arr = qkvArrays(spec);
-  const scale = f32Literal(spec.scale);
+  const OWN = TILED_OWNED_ROWS, W = TILE / D4, threads = 8 * D4, pad = TILE + 1;
   const [ownT, strT] = keys ? [spec.tk, spec.tq] : [spec.tq, spec.tk];
   // The owned rows' operands of S and dP, and the streamed ones (S's times the scale).
   const [x1, x2, y1, y2] = keys ? ["Kx", "Vx", "Qy", "Gy"] : ["Qx", "Gx", "Ky", "Vy"];
-  const srcRow = (part: 0 | 1 | 2, pos: string, T: number) => `(${partRow(spec, part, `min(${pos}, ${T - 1}u)`, T)})`;
-  const qRow = (pos: string) => srcRow(0, pos, spec.tq), kRow = (pos: string) => srcRow(1, pos, spec.tk);
-  const gRow = (pos: string) => `(${rowIndex(spec, `min(${pos}, ${spec.tq - 1}u)`, spec.tq)})`;
-  // WGSL that reads vector c of row `pos` of each operand.
-  const reads: Record<string, (pos: string) => string> = {
-    Q: (pos) => `${arr.q}[${qRow(pos)} * ${D4}u + c]`,
-    K: (pos) => `${arr.k}[${kRow(pos)} * ${D4}u + c]`,
-    V: (pos) => `${arr.v}[${kRow(pos)} * ${D4}u + c${arr.vShift}]`,
-    G: (pos) => `dout[${gRow(pos)} * ${D4}u + c]`,
-  };
-  const stage = (names: [string, string], first: string, rows: number, stride: number, scaled: 0 | 1) =>
-    `    for (var e = lid.x; e < ${rows * D4}u; e += ${threads}u) {
-      let r = e / ${D4}u; let c = e % ${D4}u; let pos = ${first} + r;
-${
-      names.map((n, i) =>
-        `      ${n}[c * ${stride}u + r] = ${reads[n[0]]("pos")}${i === 0 && scaled ? ` * ${scale}` : ""};`
-      ).join("\n")
-    }
-    }`;
-  const stats = (names: [string, string], first: string, rows: number) =>
-    `    for (var e = lid.x; e < ${rows}u; e += ${threads}u) {
-      let row = ${gRow(`${first} + e`)};
-      ${names[0]}[e] = lse[row];
-      ${names[1]}[e] = delta[row];
-    }`;
+  const rows = operandRows(spec);
+  const stage = (names: [string, string], first: string, n: number, stride: number, scaled: 0 | 1) =>
+    stageOperands(spec, { names, first, rows: n, threads, at: `c * ${stride}u + r`, scaled: scaled === 1 });
+  const stats = (names: [string, string], first: string, n: number) => stageStats(rows, names, first, n, threads);
   const [L, Dl] = keys ? ["Ly", "Dy"] : ["Lx", "Dx"];
-  const tiles = Math.ceil(strT / TILE), off = spec.tk - spec.tq;
-  // Causal: keys see queries from blk*32 - off on; queries see keys up to blk*32 + 31 + off.
-  const range = !spec.causal
-    ? { from: "0u", to: `${tiles}u` }
-    : keys
-    ? { from: `select(0u, (blk * ${OWN}u - ${off}u) / ${TILE}u, blk * ${OWN}u > ${off}u)`, to: `${tiles}u` }
-    : { from: "0u", to: `min(${tiles}u, (blk * ${OWN}u + ${OWN - 1 + off}u) / ${TILE}u + 1u)` };
+  const tiles = Math.ceil(strT / TILE), range = streamRange(spec, side, OWN, TILE);
   const grid = foldGrid([Math.ceil(ownT / OWN), spec.bh]);
   const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w);
   const { each, cell } = scoreBlock(D4, TILE);
   const [keyPos, queryPos] = keys ? ["ko", "qs"] : ["ks", "qo"];
-  const outputs = spec.packed
-    ? [readWrite("dqkv", "vec4f")]
-    : keys
-    ? [readWrite("dk", "vec4f"), readWrite("dv", "vec4f")]
-    : [readWrite("dq", "vec4f")];
-  const write = (j: number) => {
-    const pos = `blk * ${OWN}u + og * 4u + ${j}u`;
-    if (!keys) {
-      return `    if (${pos} < ${ownT}u) { ${spec.packed ? "dqkv" : "dq"}[${qRow(pos)} * ${D4}u + c] = a1_${j}; }`;
-    }
-    const [dk, dv] = spec.packed ? ["dqkv", "dqkv"] : ["dk", "dv"];
-    return `    if (${pos} < ${ownT}u) {
-      ${dk}[${kRow(pos)} * ${D4}u + c] = a1_${j};
-      ${dv}[${kRow(pos)} * ${D4}u + c${arr.vShift}] = a2_${j};
-    }`;
-  };
+  const write = (j: number) =>
+    writeGrads(spec, side, { pos: `blk * ${OWN}u + og * 4u + ${j}u`, col: "c", a1: `a1_${j}`, a2: `a2_${j}` });
   const perTile = Math.ceil((TILE * D4) / threads) + Math.ceil(TILE / threads) + D4 + TILE + 1;
   return {
     name: keys ? "attention_backward_dkv" : "attention_backward_dq",
@@ -785,9 +843,7 @@ ${
       iterations: Math.ceil((OWN * D4) / threads) + Math.ceil(OWN / threads) + tiles * perTile,
       of: `${strT} ${keys ? "queries" : "keys"}`,
     },
-    source: `${
-      bindings([...qkvBuffers(spec), read("dout", "vec4f"), read("lse", "f32"), read("delta", "f32"), ...outputs])
-    }
+    source: `${backwardBindings(spec, side)}
 var<workgroup> ${x1}: array<vec4f, ${OWN * D4}>;
 var<workgroup> ${x2}: array<vec4f, ${OWN * D4}>;
 var<workgroup> ${y1}: array<vec4f, ${pad * D4}>;
@@ -881,9 +937,9 @@ function tiledForwardBytes(d: number, tile: number): number {
  */
 function generateAttentionForwardTiledKernel(spec: AttentionKernelSpec): KernelSource {
   const D4 = spec.d / 4, TILE = spec.variant.tile, OWN = TILED_OWNED_ROWS, W = TILE / D4, threads = 8 * D4;
-  const pad = TILE + 1, arr = qkvArrays(spec), off = spec.tk - spec.tq, tiles = Math.ceil(spec.tk / TILE);
+  const pad = TILE + 1, arr = qkvArrays(spec), tiles = Math.ceil(spec.tk / TILE);
   const row = (part: 0 | 1, pos: string, T: number) => `(${partRow(spec, part, `min(${pos}, ${T - 1}u)`, T)})`;
-  const to = spec.causal ? `min(${tiles}u, (blk * ${OWN}u + ${OWN - 1 + off}u) / ${TILE}u + 1u)` : `${tiles}u`;
+  const to = streamRange(spec, "queries", OWN, TILE).to;
   const grid = foldGrid([Math.ceil(spec.tq / OWN), spec.bh]);
   const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w);
   const { each, cell } = scoreBlock(D4, TILE), at = (u: number, w: number) => cell("S", u, w);
