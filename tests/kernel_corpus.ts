@@ -365,6 +365,7 @@ function* attentionVariants(): Generator<AttentionVariant> {
                   dq: "rows",
                   forward: "rows",
                   tile: 16,
+                  flashThreads: 64,
                 };
               }
             }
@@ -391,7 +392,7 @@ function* attentionCases(): Generator<Case> {
     // Every variant on two of the specs (cycling), every spec with the default-like first variants below.
     for (const sn of [names[i % names.length], names[(i + 3) % names.length]]) {
       // The row kernels' fields name the variant (the tiled backward's have their own cases below).
-      const { dkv: _k, dq: _q, forward: _f, tile: _t, ...rowFields } = variant;
+      const { dkv: _k, dq: _q, forward: _f, tile: _t, flashThreads: _n, ...rowFields } = variant;
       const s = specs[sn], label = `${sn} ${Object.values(rowFields).join("/")}`;
       yield [`attention forward ${label}`, () => attentionForwardKernel({ ...s, variant })];
       yield [`attention dq ${label}`, () => attentionBackwardDqKernel({ ...s, variant })];
@@ -411,6 +412,7 @@ function* attentionCases(): Generator<Case> {
     dq: "rows",
     forward: "rows",
     tile: 16,
+    flashThreads: 64,
   };
   for (const [sn, s] of Object.entries(specs)) {
     for (const tile of [16, 32] as const) {
@@ -418,6 +420,13 @@ function* attentionCases(): Generator<Case> {
       yield [`attention forward ${sn} tiles ${tile}`, () => attentionForwardKernel({ ...s, variant })];
       yield [`attention dq ${sn} tiles ${tile}`, () => attentionBackwardDqKernel({ ...s, variant })];
       yield [`attention dkv ${sn} tiles ${tile}`, () => attentionBackwardDkvKernel({ ...s, variant })];
+    }
+    for (const [tile, flashThreads] of [[16, 64], [32, 64], [16, 128], [32, 128]] as const) {
+      const variant = { ...base, forward: "flash", dkv: "flash", dq: "flash", tile, flashThreads } as const;
+      const label = `${sn} flash ${tile} ${flashThreads}`;
+      yield [`attention forward ${label}`, () => attentionForwardKernel({ ...s, variant })];
+      yield [`attention dq ${label}`, () => attentionBackwardDqKernel({ ...s, variant })];
+      yield [`attention dkv ${label}`, () => attentionBackwardDkvKernel({ ...s, variant })];
     }
   }
   for (const [sn, s] of Object.entries(specs)) {
