@@ -59,7 +59,8 @@ for (const shape of flashVariants) {
   Deno.test(`flash attention kernels ${JSON.stringify(shape)} equal the composite`, async () => {
     const limit = gpu().device.limits.maxComputeWorkgroupStorageSize;
     let flashed = 0;
-    for (const c of cases) {
+    // Besides the cases above: non-causal and causal with more keys than queries, where every kernel fits 32 KiB.
+    for (const c of [...cases, [2, 33, 65, 16, false], [1, 40, 75, 16, true]] as Case[]) {
       const variant: Partial<AttentionVariant> = { ...shape };
       for (const kernel of ATTENTION_KERNELS) {
         const fits = attentionKernelBytes(c[3], { ...DEFAULT_ATTENTION_VARIANT, ...shape, [kernel]: "flash" }, kernel);
@@ -68,6 +69,6 @@ for (const shape of flashVariants) {
       flashed += ATTENTION_KERNELS.filter((kernel) => variant[kernel] === "flash").length;
       await checkFused(c, variant);
     }
-    assert(flashed >= 3 * cases.length - 2, `only ${flashed} kernels fit this device's workgroup memory`);
+    assert(flashed >= 3 * cases.length, `only ${flashed} kernels fit this device's workgroup memory`);
   });
 }
