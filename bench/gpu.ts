@@ -302,6 +302,7 @@ const attentionVariants: [string, Partial<AttentionVariant>][] = [
   ["flash t16", { forward: "flash", dkv: "flash", dq: "flash", tile: 16 }],
   ["flash 128", { forward: "flash", dkv: "flash", dq: "flash", tile: 32, flashThreads: 128 }],
   ["flash t16 128", { forward: "flash", dkv: "flash", dq: "flash", tile: 16, flashThreads: 128 }],
+  ["flash unroll", { forward: "flash", dkv: "flash", dq: "flash", tile: 32, unroll: "all" }],
   ["flash dkv", { dkv: "flash", tile: 32 }],
   ["flash dq", { dq: "flash", tile: 32 }],
   ["flash fwd", { forward: "flash", tile: 32 }],

@@ -100,7 +100,8 @@ export interface AttentionVariant {
    * kernels), and the forward keeps a block's scores in registers instead of workgroup memory. "forward" unrolls
    * only the forward kernel, which unrolling makes faster while it makes the backward kernels slower
    * (bench/RESULTS.md). The ops run "forward" on hardware adapters (`defaultAttentionVariant` in
-   * lib/tensor/ops/nn.ts), "none" on software ones, which compile unrolled kernels slowly.
+   * lib/tensor/ops/nn.ts), "none" on software ones, which compile unrolled kernels slowly. The flash kernels unroll
+   * their loops (over the head dim and a tile's rows) under "all" only.
    */
   unroll: "none" | "forward" | "all";
   /**
@@ -1075,7 +1076,9 @@ const FLASH_OWNED_ROWS = 32;
  *   (clamped to the last column where SG does not divide D4: those threads compute a copy and do not write it).
  *
  * Operand rows are staged row-major with a stride of D4 + 1 vectors: the 8 owned rows a quarter warp reads at one
- * column fall in distinct banks.
+ * column fall in distinct banks. With `unroll` (`variant.unroll: "all"`) the loops over the head dim (scores) and
+ * the tile's rows (products) are unrolled in the generated code, every workgroup-memory index then a constant
+ * offset from the thread's base.
  */
 interface FlashLayout {
   D4: number;
@@ -1085,11 +1088,13 @@ interface FlashLayout {
   W: number;
   NC: number;
   stride: number;
+  unroll: boolean;
 }
 
 function flashLayout(d: number, variant: AttentionVariant): FlashLayout {
-  const D4 = d / 4, threads = variant.flashThreads, SG = threads / 8;
-  return { D4, TILE: variant.tile, threads, SG, W: variant.tile / SG, NC: Math.ceil(D4 / SG), stride: D4 + 1 };
+  const D4 = d / 4, threads = variant.flashThreads, SG = threads / 8, TILE = variant.tile;
+  const unroll = variant.unroll === "all";
+  return { D4, TILE, threads, SG, W: TILE / SG, NC: Math.ceil(D4 / SG), stride: D4 + 1, unroll };
 }
 
 /**
@@ -1135,15 +1140,18 @@ ${
      */
     scores: (products: [string, string, string][]) =>
       `${each((u, w) => `    var ${products.map(([, , a]) => `${a}_${u}_${w} = 0.0;`).join(" var ")}`)}
-    for (var k = 0u; k < ${D4}u; k++) {
 ${
-        products.map(([x, y, a]) =>
-          `${us.map((u) => `      let ${x}_${u} = ${x}[xr + ${8 * u * stride}u + k];`).join("\n")}
+        loop(
+          "k",
+          D4,
+          products.map(([x, y, a]) =>
+            `${us.map((u) => `      let ${x}_${u} = ${x}[xr + ${8 * u * stride}u + k];`).join("\n")}
 ${ws.map((w) => `      let ${y}_${w} = ${y}[yr + ${SG * w * stride}u + k];`).join("\n")}
 ${each((u, w) => `      ${a}_${u}_${w} += dot(${x}_${u}, ${y}_${w});`)}`
-        ).join("\n")
-      }
-    }`,
+          ).join("\n"),
+          L.unroll,
+        )
+      }`,
     /** Stores the thread's block of tile `array` (values name_u_w) as one vector of 4 owned rows per streamed row. */
     store: (array: string, name: string) =>
       ws.map((w) =>
@@ -1154,15 +1162,16 @@ ${each((u, w) => `      ${a}_${u}_${w} += dot(${x}_${u}, ${y}_${w});`)}`
      * tile's streamed rows s (`scores_s` names the scores' vector; `more` is WGSL added to the loop).
      */
     products: (products: [string, string, string][], more = "") =>
-      `    for (var s = 0u; s < ${L.TILE}u; s++) {
-${
+      loop(
+        "s",
+        L.TILE,
         products.map(([sc, y, a]) =>
           `      let ${sc}_s = ${sc}[s * 8u + g];
 ${ms.map((m) => `      let ${y}_${m} = ${y}[s * ${stride}u + c_${m}];`).join("\n")}
 ${us.flatMap((u) => ms.map((m) => `      ${a}_${u}_${m} += ${sc}_s[${u}] * ${y}_${m};`)).join("\n")}`
-        ).join("\n")
-      }${more ? `\n${more}` : ""}
-    }`,
+        ).join("\n") + (more ? `\n${more}` : ""),
+        L.unroll,
+      ),
   };
 }
 
@@ -1172,7 +1181,8 @@ function flashLoops(spec: AttentionKernelSpec, L: FlashLayout, kernel: Attention
   of: string;
 } {
   const { D4, TILE, threads } = L, streamed = kernel === "dkv" ? spec.tq : spec.tk;
-  const perTile = Math.ceil((TILE * D4) / threads) + (kernel === "dkv" ? Math.ceil(TILE / threads) : 0) + D4 + TILE;
+  const perTile = Math.ceil((TILE * D4) / threads) + (kernel === "dkv" ? Math.ceil(TILE / threads) : 0) +
+    (L.unroll ? 0 : D4 + TILE);
   return {
     iterations: Math.ceil((FLASH_OWNED_ROWS * D4) / threads) + Math.ceil(streamed / TILE) * (perTile + 1),
     of: `${streamed} ${kernel === "dkv" ? "queries" : "keys"}`,

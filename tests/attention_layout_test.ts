@@ -139,6 +139,7 @@ for (
     { unroll: "all" },
     { unroll: "forward", rowsPerThread: 2 },
     { unroll: "all", rowsPerThread: 2, keysPerThread: 2 },
+    { unroll: "all", forward: "flash", dkv: "flash", dq: "flash", tile: 16 },
   ] as Partial<AttentionVariant>[]
 ) {
   Deno.test(`fused attention variant ${JSON.stringify(variant)} (small head dims) against the float64 reference`, async () => {

@@ -421,9 +421,10 @@ function* attentionCases(): Generator<Case> {
       yield [`attention dq ${sn} tiles ${tile}`, () => attentionBackwardDqKernel({ ...s, variant })];
       yield [`attention dkv ${sn} tiles ${tile}`, () => attentionBackwardDkvKernel({ ...s, variant })];
     }
-    for (const [tile, flashThreads] of [[16, 64], [32, 64], [16, 128], [32, 128]] as const) {
-      const variant = { ...base, forward: "flash", dkv: "flash", dq: "flash", tile, flashThreads } as const;
-      const label = `${sn} flash ${tile} ${flashThreads}`;
+    const flashShapes = [[16, 64, "none"], [32, 64, "none"], [16, 128, "none"], [32, 128, "none"], [32, 64, "all"]];
+    for (const [tile, flashThreads, unroll] of flashShapes as [16 | 32, 64 | 128, "none" | "all"][]) {
+      const variant = { ...base, forward: "flash", dkv: "flash", dq: "flash", tile, flashThreads, unroll } as const;
+      const label = `${sn} flash ${tile} ${flashThreads}${unroll === "all" ? " unrolled" : ""}`;
       yield [`attention forward ${label}`, () => attentionForwardKernel({ ...s, variant })];
       yield [`attention dq ${label}`, () => attentionBackwardDqKernel({ ...s, variant })];
       yield [`attention dkv ${label}`, () => attentionBackwardDkvKernel({ ...s, variant })];
