@@ -15,7 +15,8 @@
  *   accumulators (at head dim 64 the row dK/dV kernel's 256 floats a thread are past the register file).
  * - register-tiled variants of all three ("flash"): as the tiled ones, with a 4 x 4 block of each score tile a thread
  *   (4 x 2 with 128 threads) and operands staged row-major, so that each vector read from workgroup memory feeds 8
- *   dot products instead of about 5 (the tiled kernels are bound by those reads, the matmul kernels by arithmetic).
+ *   multiply-adds of the scores instead of about 5 (the tiled kernels are bound by those reads, the matmul kernels
+ *   by arithmetic).
  *
  * Layouts: `q` has Tq positions, `k` and `v` Tk, all contiguous, in one of two layouts chosen by `spec.heads`:
  * (BH, T, d) when it is 1, or the projections' own (B, T, H, d) when it is H, where row (b, h, t) starts at element
@@ -765,7 +766,7 @@ function operandRows(spec: AttentionSpec): OperandRows {
 }
 
 /**
- * WGSL that stages `rows` rows from position `first` on of two operands (named by their arrays in workgroup memory,
+ * WGSL that stages `rows` rows from position `first` on of the operands `names` (their arrays in workgroup memory,
  * whose first letter says which: Q, K, V or G) with all `threads`, vector c of row r at index `at` (a WGSL expression
  * of r and c); with `scaled`, the first operand times the score scale. Rows past the end repeat the last one.
  */
@@ -784,7 +785,7 @@ ${
     }`;
 }
 
-/** WGSL that stages the log-sum-exp and delta of `rows` query rows from `first` on into arrays `names`. */
+/** WGSL that stages the log-sum-exp and delta of `n` query rows from `first` on into arrays `names`. */
 function stageStats(rows: OperandRows, names: [string, string], first: string, n: number, threads: number): string {
   return `    for (var e = lid.x; e < ${n}u; e += ${threads}u) {
       let row = ${rows.g(`${first} + e`)};
@@ -1130,7 +1131,7 @@ ${
         "\n",
       )
     }`,
-    /** Whether column c_m is the thread's own (a condition, or null when it always is). */
+    /** Whether column c_m is the thread's own: a WGSL condition, or undefined when it always is. */
     ownColumn: (m: number) => (clamped(m) ? `lane + ${SG * m}u < ${D4}u` : undefined),
     /** The positions t_w of the thread's streamed rows of tile t. */
     streamed: ws.map((w) => `    let t_${w} = t * ${L.TILE}u + lane + ${SG * w}u;`).join("\n"),
@@ -1194,7 +1195,7 @@ function flashLoops(spec: AttentionKernelSpec, L: FlashLayout, kernel: Attention
  * backward, a workgroup owns 32 rows of one side ("keys": K, V; "queries": Q, dO and their log-sum-exp and delta, in
  * registers) and streams tiles of `variant.tile` rows of the other. Per tile:
  *
- * - scores: each thread computes its block of S and dP (see {@linkcode FlashLayout}), 8 dot products per vector read;
+ * - scores: each thread computes its block of S and dP (see {@linkcode FlashLayout}), 2 dot products per vector read;
  * - P and dS = P (dP - delta) into workgroup memory, one vector of 4 owned rows per streamed row;
  * - products: each thread adds dS times the streamed operand of S (and for dV, P times dO) into its 4 owned rows by
  *   NC columns, one vector read of the scores and NC of the operand per 4 NC vector multiply-adds.
