@@ -297,6 +297,15 @@ const attentionVariants: [string, Partial<AttentionVariant>][] = [
   ["unroll keys2", { unroll: "all", keysPerThread: 2 }],
   ["unroll rows2 keys2", { unroll: "all", rowsPerThread: 2, keysPerThread: 2 }],
   ["unroll qb128", { unroll: "all", queryBlock: 128 }],
+  // The register-tiled kernels: all three, then one at a time beside the default's others.
+  ["flash", { forward: "flash", dkv: "flash", dq: "flash", tile: 32 }],
+  ["flash t16", { forward: "flash", dkv: "flash", dq: "flash", tile: 16 }],
+  ["flash 128", { forward: "flash", dkv: "flash", dq: "flash", tile: 32, flashThreads: 128 }],
+  ["flash t16 128", { forward: "flash", dkv: "flash", dq: "flash", tile: 16, flashThreads: 128 }],
+  ["flash unroll", { forward: "flash", dkv: "flash", dq: "flash", tile: 32, unroll: "all" }],
+  ["flash dkv", { dkv: "flash", tile: 32 }],
+  ["flash dq", { dq: "flash", tile: 32 }],
+  ["flash fwd", { forward: "flash", tile: 32 }],
 ];
 const bthd = (seed: number, grad: boolean) => {
   const t = randn([attnB, T, attnH, hd], { seed }); // (B, T, H, hd)

@@ -13,6 +13,10 @@
  * - tiled variants of all three (`forward`, `dq`, `dkv` set to "tiles"): a workgroup owns 32 rows of one side of the
  *   scores and each thread a small block of every score tile, so that no thread holds a whole row of operands and
  *   accumulators (at head dim 64 the row dK/dV kernel's 256 floats a thread are past the register file).
+ * - register-tiled variants of all three ("flash"): as the tiled ones, with a 4 x 4 block of each score tile a thread
+ *   (4 x 2 with 128 threads) and operands staged row-major, so that each vector read from workgroup memory feeds 8
+ *   multiply-adds of the scores instead of about 5 (the tiled kernels are bound by those reads, the matmul kernels
+ *   by arithmetic).
  *
  * Layouts: `q` has Tq positions, `k` and `v` Tk, all contiguous, in one of two layouts chosen by `spec.heads`:
  * (BH, T, d) when it is 1, or the projections' own (B, T, H, d) when it is H, where row (b, h, t) starts at element
@@ -97,7 +101,8 @@ export interface AttentionVariant {
    * kernels), and the forward keeps a block's scores in registers instead of workgroup memory. "forward" unrolls
    * only the forward kernel, which unrolling makes faster while it makes the backward kernels slower
    * (bench/RESULTS.md). The ops run "forward" on hardware adapters (`defaultAttentionVariant` in
-   * lib/tensor/ops/nn.ts), "none" on software ones, which compile unrolled kernels slowly.
+   * lib/tensor/ops/nn.ts), "none" on software ones, which compile unrolled kernels slowly. The flash kernels unroll
+   * their loops (over the head dim and a tile's rows) under "all" only.
    */
   unroll: "none" | "forward" | "all";
   /**
@@ -105,17 +110,23 @@ export interface AttentionVariant {
    * score tile per thread (`generateAttentionBackwardTiledKernel`), at head dims whose vector count divides `tile`
    * (4 to 64 in powers of two; others run "rows").
    */
-  dkv: "rows" | "tiles";
+  dkv: "rows" | "tiles" | "flash";
   /** The dQ kernel's work split, as `dkv`: one query row per thread, or blocks of the score tile. */
-  dq: "rows" | "tiles";
+  dq: "rows" | "tiles" | "flash";
   /**
    * The forward kernel's work split: "rows", one query row per thread (with `rowsPerThread`, `queryBlock`,
    * `keyBlock`, `unroll`); "tiles", blocks of the score tile per thread (`generateAttentionForwardTiledKernel`), at
-   * the head dims of the tiled backward (others run "rows").
+   * the head dims of the tiled backward (others run "rows"); "flash", register blocks of the score tile
+   * (`generateAttentionForwardFlashKernel`), at every head dim.
    */
-  forward: "rows" | "tiles";
-  /** Rows of the other side (keys, or in the dK/dV kernel queries) the tiled kernels stream per tile. */
+  forward: "rows" | "tiles" | "flash";
+  /** Rows of the other side (keys, or in the dK/dV kernel queries) the tiled and flash kernels stream per tile. */
   tile: 16 | 32;
+  /**
+   * Threads per workgroup of the flash kernels: 64 give each thread a 4 x (tile / 8) block of every score tile,
+   * 128 a 4 x (tile / 16) one (more threads to hide latency, fewer dot products per workgroup-memory read).
+   */
+  flashThreads: 64 | 128;
 }
 
 /**
@@ -135,6 +146,7 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
   dq: "rows",
   forward: "rows",
   tile: 16,
+  flashThreads: 64,
 });
 
 /**
@@ -162,18 +174,41 @@ export function fusedAttentionSupports(d: number): boolean {
  * ```
  */
 export function attentionWorkgroupBytes(d: number, variant: AttentionVariant): number {
-  // Unrolled, the forward keeps its scores in registers: no score scratch.
-  const scores = variant.unroll === "none" ? 4 * variant.keyBlock * variant.queryBlock : 0;
-  const tiled = tiledAttentionSupports(d, variant.tile);
-  const forward = variant.forward === "tiles" && tiled
-    ? tiledForwardBytes(d, variant.tile)
-    : scores + 2 * 4 * variant.keyBlock * d;
-  const dkv = variant.dkv === "tiles" && tiled
-    ? tiledBackwardBytes(d, variant.tile, "keys")
-    : 2 * 4 * variant.queryTile * d + 2 * 4 * variant.queryTile;
-  // The row dQ kernel stages what the row forward does; the tiled one has its own.
-  const dq = variant.dq === "tiles" && tiled ? tiledBackwardBytes(d, variant.tile, "queries") : 0;
-  return Math.max(forward, dkv, dq);
+  return Math.max(...ATTENTION_KERNELS.map((kernel) => attentionKernelBytes(d, variant, kernel)));
+}
+
+/** The three fused kernels, named as the {@linkcode AttentionVariant} fields that choose their work split. */
+export type AttentionKernel = "forward" | "dq" | "dkv";
+
+/** Every {@linkcode AttentionKernel}. */
+export const ATTENTION_KERNELS: readonly AttentionKernel[] = ["forward", "dq", "dkv"];
+
+/**
+ * Bytes of workgroup memory of one of the fused kernels at head dim `d` under `variant`.
+ *
+ * @example
+ * ```ts
+ * import { attentionKernelBytes, DEFAULT_ATTENTION_VARIANT } from "./attention.ts";
+ * const flash = { ...DEFAULT_ATTENTION_VARIANT, forward: "flash", tile: 32 } as const;
+ * const bytes = attentionKernelBytes(64, flash, "forward");
+ * if (bytes !== 31232) throw new Error(`${bytes}`); // within a 32 KiB limit
+ * ```
+ */
+export function attentionKernelBytes(d: number, variant: AttentionVariant, kernel: AttentionKernel): number {
+  if (variant[kernel] === "flash") return flashBytes(d, variant, kernel);
+  const tiled = variant[kernel] === "tiles" && tiledAttentionSupports(d, variant.tile);
+  if (kernel === "dkv") {
+    return tiled
+      ? tiledBackwardBytes(d, variant.tile, "keys")
+      : 2 * 4 * variant.queryTile * d + 2 * 4 * variant.queryTile;
+  }
+  if (tiled) {
+    return kernel === "dq" ? tiledBackwardBytes(d, variant.tile, "queries") : tiledForwardBytes(d, variant.tile);
+  }
+  // The row kernels stage key blocks; unrolled, the forward keeps its scores in registers (no score scratch), and
+  // the dQ kernel has none.
+  const scores = kernel === "forward" && variant.unroll === "none" ? 4 * variant.keyBlock * variant.queryBlock : 0;
+  return scores + 2 * 4 * variant.keyBlock * d;
 }
 
 const NEG_INF = f32Literal(-Infinity);
@@ -391,6 +426,7 @@ function fusedAttentionCost(spec: AttentionSpec, kernel: "forward" | "dq" | "dkv
  * BH). Cost: see `fusedAttentionCost`.
  */
 function generateAttentionForwardKernel(spec: AttentionKernelSpec): KernelSource {
+  if (spec.variant.forward === "flash") return generateAttentionForwardFlashKernel(spec);
   if (spec.variant.forward === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
     return generateAttentionForwardTiledKernel(spec);
   }
@@ -482,6 +518,7 @@ ${vecs(D4, (i) => `    o[orow + ${i}u] = o${i}${s} * inv;`)}
  * it writes part 0). Grid: (ceil(Tq/queryBlock), BH).
  */
 function generateAttentionBackwardDqKernel(spec: AttentionKernelSpec): KernelSource {
+  if (spec.variant.dq === "flash") return generateAttentionBackwardFlashKernel({ ...spec, side: "queries" });
   if (spec.variant.dq === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
     return generateAttentionBackwardTiledKernel({ ...spec, side: "queries" });
   }
@@ -550,6 +587,7 @@ ${vecs(D4, (i) => `    dq[${qRow(s)} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Liter
  * (write), of which it writes parts 1 and 2. Grid: (ceil(Tk/keyGroup), BH).
  */
 function generateAttentionBackwardDkvKernel(spec: AttentionKernelSpec): KernelSource {
+  if (spec.variant.dkv === "flash") return generateAttentionBackwardFlashKernel({ ...spec, side: "keys" });
   if (spec.variant.dkv === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
     return generateAttentionBackwardTiledKernel({ ...spec, side: "keys" });
   }
@@ -700,6 +738,106 @@ function scoreBlock(D4: number, tile: number): {
   };
 }
 
+/** WGSL of the clamped flat rows of a position of q, k (which v shares) and dO, and reads of their vectors. */
+interface OperandRows {
+  q: (pos: string) => string;
+  k: (pos: string) => string;
+  g: (pos: string) => string;
+  /** Vector `col` of row `pos` of Q, K, V or G (dO), by the operand's first letter. */
+  reads: Record<string, (pos: string, col: string) => string>;
+}
+
+function operandRows(spec: AttentionSpec): OperandRows {
+  const D4 = spec.d / 4, arr = qkvArrays(spec);
+  const srcRow = (part: 0 | 1 | 2, pos: string, T: number) => `(${partRow(spec, part, `min(${pos}, ${T - 1}u)`, T)})`;
+  const q = (pos: string) => srcRow(0, pos, spec.tq), k = (pos: string) => srcRow(1, pos, spec.tk);
+  const g = (pos: string) => `(${rowIndex(spec, `min(${pos}, ${spec.tq - 1}u)`, spec.tq)})`;
+  return {
+    q,
+    k,
+    g,
+    reads: {
+      Q: (pos, col) => `${arr.q}[${q(pos)} * ${D4}u + ${col}]`,
+      K: (pos, col) => `${arr.k}[${k(pos)} * ${D4}u + ${col}]`,
+      V: (pos, col) => `${arr.v}[${k(pos)} * ${D4}u + ${col}${arr.vShift}]`,
+      G: (pos, col) => `dout[${g(pos)} * ${D4}u + ${col}]`,
+    },
+  };
+}
+
+/**
+ * WGSL that stages `rows` rows from position `first` on of the operands `names` (their arrays in workgroup memory,
+ * whose first letter says which: Q, K, V or G) with all `threads`, vector c of row r at index `at` (a WGSL expression
+ * of r and c); with `scaled`, the first operand times the score scale. Rows past the end repeat the last one.
+ */
+function stageOperands(
+  spec: AttentionSpec,
+  o: { names: string[]; first: string; rows: number; threads: number; at: string; scaled: boolean },
+): string {
+  const D4 = spec.d / 4, reads = operandRows(spec).reads;
+  return `    for (var e = lid.x; e < ${o.rows * D4}u; e += ${o.threads}u) {
+      let r = e / ${D4}u; let c = e % ${D4}u; let pos = ${o.first} + r;
+${
+    o.names.map((n, i) =>
+      `      ${n}[${o.at}] = ${reads[n[0]]("pos", "c")}${i === 0 && o.scaled ? ` * ${f32Literal(spec.scale)}` : ""};`
+    ).join("\n")
+  }
+    }`;
+}
+
+/** WGSL that stages the log-sum-exp and delta of `n` query rows from `first` on into arrays `names`. */
+function stageStats(rows: OperandRows, names: [string, string], first: string, n: number, threads: number): string {
+  return `    for (var e = lid.x; e < ${n}u; e += ${threads}u) {
+      let row = ${rows.g(`${first} + e`)};
+      ${names[0]}[e] = lse[row];
+      ${names[1]}[e] = delta[row];
+    }`;
+}
+
+/**
+ * The streamed tiles `t` (from, to) a workgroup `blk` owning `own` rows of `side` visits: all, or under the causal
+ * mask those that see its rows (keys see queries from blk*own - off on; queries see keys up to blk*own + own-1 + off).
+ */
+function streamRange(spec: AttentionSpec, side: TiledSide, own: number, tile: number): { from: string; to: string } {
+  const tiles = Math.ceil((side === "keys" ? spec.tq : spec.tk) / tile), off = spec.tk - spec.tq;
+  if (!spec.causal) return { from: "0u", to: `${tiles}u` };
+  if (side === "keys") {
+    return { from: `select(0u, (blk * ${own}u - ${off}u) / ${tile}u, blk * ${own}u > ${off}u)`, to: `${tiles}u` };
+  }
+  return { from: "0u", to: `min(${tiles}u, (blk * ${own}u + ${own - 1 + off}u) / ${tile}u + 1u)` };
+}
+
+/** The bindings of a backward kernel of `side`: q, k, v (or qkv), dout, lse, delta, then its gradients. */
+function backwardBindings(spec: AttentionSpec, side: TiledSide): string {
+  const outputs = spec.packed
+    ? [readWrite("dqkv", "vec4f")]
+    : side === "keys"
+    ? [readWrite("dk", "vec4f"), readWrite("dv", "vec4f")]
+    : [readWrite("dq", "vec4f")];
+  return bindings([...qkvBuffers(spec), read("dout", "vec4f"), read("lse", "f32"), read("delta", "f32"), ...outputs]);
+}
+
+/**
+ * WGSL that writes the accumulated gradients of an owned row at position `pos`, vector column `col`, when `pos` is
+ * in range (and `also`, a further condition, holds): dK = `a1`, dV = `a2` for "keys", dQ = `a1` for "queries".
+ */
+function writeGrads(
+  spec: AttentionSpec,
+  side: TiledSide,
+  o: { pos: string; col: string; a1: string; a2: string; also?: string },
+): string {
+  const D4 = spec.d / 4, rows = operandRows(spec), vShift = qkvArrays(spec).vShift;
+  const cond = `${o.pos} < ${side === "keys" ? spec.tk : spec.tq}u${o.also ? ` && ${o.also}` : ""}`;
+  if (side === "queries") {
+    return `    if (${cond}) { ${spec.packed ? "dqkv" : "dq"}[${rows.q(o.pos)} * ${D4}u + ${o.col}] = ${o.a1}; }`;
+  }
+  const [dk, dv] = spec.packed ? ["dqkv", "dqkv"] : ["dk", "dv"];
+  return `    if (${cond}) {
+      ${dk}[${rows.k(o.pos)} * ${D4}u + ${o.col}] = ${o.a1};
+      ${dv}[${rows.k(o.pos)} * ${D4}u + ${o.col}${vShift}] = ${o.a2};
+    }`;
+}
+
 /**
  * The backward in tiles of the score matrix, FlashAttention-2's way (`variant.dkv` or `variant.dq`: "tiles"): a workgroup
  * owns 32 rows of one side of the scores of one head and streams tiles of `variant.tile` rows of the other.
@@ -718,64 +856,22 @@ function scoreBlock(D4: number, tile: number): {
  */
 function generateAttentionBackwardTiledKernel(spec: AttentionKernelSpec & { side: TiledSide }): KernelSource {
   const { side, variant } = spec, keys = side === "keys", D4 = spec.d / 4, TILE = variant.tile;
-  const OWN = TILED_OWNED_ROWS, W = TILE / D4, threads = 8 * D4, pad = TILE + 1, arr = qkvArrays(spec);
-  const scale = f32Literal(spec.scale);
+  const OWN = TILED_OWNED_ROWS, W = TILE / D4, threads = 8 * D4, pad = TILE + 1;
   const [ownT, strT] = keys ? [spec.tk, spec.tq] : [spec.tq, spec.tk];
   // The owned rows' operands of S and dP, and the streamed ones (S's times the scale).
   const [x1, x2, y1, y2] = keys ? ["Kx", "Vx", "Qy", "Gy"] : ["Qx", "Gx", "Ky", "Vy"];
-  const srcRow = (part: 0 | 1 | 2, pos: string, T: number) => `(${partRow(spec, part, `min(${pos}, ${T - 1}u)`, T)})`;
-  const qRow = (pos: string) => srcRow(0, pos, spec.tq), kRow = (pos: string) => srcRow(1, pos, spec.tk);
-  const gRow = (pos: string) => `(${rowIndex(spec, `min(${pos}, ${spec.tq - 1}u)`, spec.tq)})`;
-  // WGSL that reads vector c of row `pos` of each operand.
-  const reads: Record<string, (pos: string) => string> = {
-    Q: (pos) => `${arr.q}[${qRow(pos)} * ${D4}u + c]`,
-    K: (pos) => `${arr.k}[${kRow(pos)} * ${D4}u + c]`,
-    V: (pos) => `${arr.v}[${kRow(pos)} * ${D4}u + c${arr.vShift}]`,
-    G: (pos) => `dout[${gRow(pos)} * ${D4}u + c]`,
-  };
-  const stage = (names: [string, string], first: string, rows: number, stride: number, scaled: 0 | 1) =>
-    `    for (var e = lid.x; e < ${rows * D4}u; e += ${threads}u) {
-      let r = e / ${D4}u; let c = e % ${D4}u; let pos = ${first} + r;
-${
-      names.map((n, i) =>
-        `      ${n}[c * ${stride}u + r] = ${reads[n[0]]("pos")}${i === 0 && scaled ? ` * ${scale}` : ""};`
-      ).join("\n")
-    }
-    }`;
-  const stats = (names: [string, string], first: string, rows: number) =>
-    `    for (var e = lid.x; e < ${rows}u; e += ${threads}u) {
-      let row = ${gRow(`${first} + e`)};
-      ${names[0]}[e] = lse[row];
-      ${names[1]}[e] = delta[row];
-    }`;
+  const rows = operandRows(spec);
+  const stage = (names: [string, string], first: string, n: number, stride: number, scaled: 0 | 1) =>
+    stageOperands(spec, { names, first, rows: n, threads, at: `c * ${stride}u + r`, scaled: scaled === 1 });
+  const stats = (names: [string, string], first: string, n: number) => stageStats(rows, names, first, n, threads);
   const [L, Dl] = keys ? ["Ly", "Dy"] : ["Lx", "Dx"];
-  const tiles = Math.ceil(strT / TILE), off = spec.tk - spec.tq;
-  // Causal: keys see queries from blk*32 - off on; queries see keys up to blk*32 + 31 + off.
-  const range = !spec.causal
-    ? { from: "0u", to: `${tiles}u` }
-    : keys
-    ? { from: `select(0u, (blk * ${OWN}u - ${off}u) / ${TILE}u, blk * ${OWN}u > ${off}u)`, to: `${tiles}u` }
-    : { from: "0u", to: `min(${tiles}u, (blk * ${OWN}u + ${OWN - 1 + off}u) / ${TILE}u + 1u)` };
+  const tiles = Math.ceil(strT / TILE), range = streamRange(spec, side, OWN, TILE);
   const grid = foldGrid([Math.ceil(ownT / OWN), spec.bh]);
   const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w);
   const { each, cell } = scoreBlock(D4, TILE);
   const [keyPos, queryPos] = keys ? ["ko", "qs"] : ["ks", "qo"];
-  const outputs = spec.packed
-    ? [readWrite("dqkv", "vec4f")]
-    : keys
-    ? [readWrite("dk", "vec4f"), readWrite("dv", "vec4f")]
-    : [readWrite("dq", "vec4f")];
-  const write = (j: number) => {
-    const pos = `blk * ${OWN}u + og * 4u + ${j}u`;
-    if (!keys) {
-      return `    if (${pos} < ${ownT}u) { ${spec.packed ? "dqkv" : "dq"}[${qRow(pos)} * ${D4}u + c] = a1_${j}; }`;
-    }
-    const [dk, dv] = spec.packed ? ["dqkv", "dqkv"] : ["dk", "dv"];
-    return `    if (${pos} < ${ownT}u) {
-      ${dk}[${kRow(pos)} * ${D4}u + c] = a1_${j};
-      ${dv}[${kRow(pos)} * ${D4}u + c${arr.vShift}] = a2_${j};
-    }`;
-  };
+  const write = (j: number) =>
+    writeGrads(spec, side, { pos: `blk * ${OWN}u + og * 4u + ${j}u`, col: "c", a1: `a1_${j}`, a2: `a2_${j}` });
   const perTile = Math.ceil((TILE * D4) / threads) + Math.ceil(TILE / threads) + D4 + TILE + 1;
   return {
     name: keys ? "attention_backward_dkv" : "attention_backward_dq",
@@ -785,9 +881,7 @@ ${
       iterations: Math.ceil((OWN * D4) / threads) + Math.ceil(OWN / threads) + tiles * perTile,
       of: `${strT} ${keys ? "queries" : "keys"}`,
     },
-    source: `${
-      bindings([...qkvBuffers(spec), read("dout", "vec4f"), read("lse", "f32"), read("delta", "f32"), ...outputs])
-    }
+    source: `${backwardBindings(spec, side)}
 var<workgroup> ${x1}: array<vec4f, ${OWN * D4}>;
 var<workgroup> ${x2}: array<vec4f, ${OWN * D4}>;
 var<workgroup> ${y1}: array<vec4f, ${pad * D4}>;
@@ -881,9 +975,9 @@ function tiledForwardBytes(d: number, tile: number): number {
  */
 function generateAttentionForwardTiledKernel(spec: AttentionKernelSpec): KernelSource {
   const D4 = spec.d / 4, TILE = spec.variant.tile, OWN = TILED_OWNED_ROWS, W = TILE / D4, threads = 8 * D4;
-  const pad = TILE + 1, arr = qkvArrays(spec), off = spec.tk - spec.tq, tiles = Math.ceil(spec.tk / TILE);
+  const pad = TILE + 1, arr = qkvArrays(spec), tiles = Math.ceil(spec.tk / TILE);
   const row = (part: 0 | 1, pos: string, T: number) => `(${partRow(spec, part, `min(${pos}, ${T - 1}u)`, T)})`;
-  const to = spec.causal ? `min(${tiles}u, (blk * ${OWN}u + ${OWN - 1 + off}u) / ${TILE}u + 1u)` : `${tiles}u`;
+  const to = streamRange(spec, "queries", OWN, TILE).to;
   const grid = foldGrid([Math.ceil(spec.tq / OWN), spec.bh]);
   const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w);
   const { each, cell } = scoreBlock(D4, TILE), at = (u: number, w: number) => cell("S", u, w);
@@ -966,6 +1060,305 @@ ${us.map((j) => `      a_${j} += p[${j}] * v;`).join("\n")}
     workgroupBarrier();
   }
 ${us.map(write).join("\n")}
+}
+`,
+  };
+}
+
+/** Rows of the owned side a workgroup of the flash kernels holds. */
+const FLASH_OWNED_ROWS = 32;
+
+/**
+ * The flash kernels' split of a 32-row owned block by a `TILE`-row streamed tile between `threads` threads, with
+ * g = lid % 8 and lane = lid / 8 (< SG = threads / 8):
+ *
+ * - scores phase: a thread computes the block of owned rows `g + 8u` (u < 4) by streamed rows `lane + SG w` (w < W);
+ * - products phase: a thread accumulates owned rows `g + 8u` by vector columns `lane + SG m` (m < NC) of the head dim
+ *   (clamped to the last column where SG does not divide D4: those threads compute a copy and do not write it).
+ *
+ * Operand rows are staged row-major with a stride of D4 + 1 vectors: the 8 owned rows a quarter warp reads at one
+ * column fall in distinct banks. With `unroll` (`variant.unroll: "all"`) the loops over the head dim (scores) and
+ * the tile's rows (products) are unrolled in the generated code, every workgroup-memory index then a constant
+ * offset from the thread's base.
+ */
+interface FlashLayout {
+  D4: number;
+  TILE: number;
+  threads: number;
+  SG: number;
+  W: number;
+  NC: number;
+  stride: number;
+  unroll: boolean;
+}
+
+function flashLayout(d: number, variant: AttentionVariant): FlashLayout {
+  const D4 = d / 4, threads = variant.flashThreads, SG = threads / 8, TILE = variant.tile;
+  const unroll = variant.unroll === "all";
+  return { D4, TILE, threads, SG, W: TILE / SG, NC: Math.ceil(D4 / SG), stride: D4 + 1, unroll };
+}
+
+/**
+ * Bytes of workgroup memory of a flash kernel: the owned rows' operands (one for the forward, two for the
+ * backward), the streamed tile's two, the tile's P (forward) or dS (and P for dV) as vectors of 4 owned rows, and
+ * the forward's partial row maxima or the dK/dV kernel's streamed log-sum-exp and delta.
+ */
+function flashBytes(d: number, variant: AttentionVariant, kernel: AttentionKernel): number {
+  const { TILE, SG, stride } = flashLayout(d, variant), OWN = FLASH_OWNED_ROWS, vec = 16;
+  const operands = (rows: number) => rows * stride * vec, scores = TILE * (OWN / 4) * vec;
+  if (kernel === "forward") return operands(OWN) + 2 * operands(TILE) + scores + 4 * OWN * SG;
+  if (kernel === "dq") return 2 * operands(OWN) + 2 * operands(TILE) + scores;
+  return 2 * operands(OWN) + 2 * operands(TILE) + 2 * scores + 2 * 4 * TILE;
+}
+
+/** WGSL pieces the flash kernels share, for a layout `L` and owned block `blk`. */
+function flashParts(L: FlashLayout) {
+  const { D4, SG, W, NC, stride } = L;
+  const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w), ms = Array.from({ length: NC }, (_, m) => m);
+  const each = (f: (u: number, w: number) => string) => us.flatMap((u) => ws.map((w) => f(u, w))).join("\n");
+  // Columns some threads of the products phase clamp (SG does not divide D4 there).
+  const clamped = (m: number) => SG * (m + 1) > D4;
+  return {
+    us,
+    ws,
+    ms,
+    each,
+    /** The thread's indices: owned positions o_u, staged row offsets, product columns c_m. */
+    setup: `  let g = lid.x % 8u; let lane = lid.x / 8u; let xr = g * ${stride}u; let yr = lane * ${stride}u;
+${us.map((u) => `  let o_${u} = blk * ${FLASH_OWNED_ROWS}u + g + ${8 * u}u;`).join("\n")}
+${
+      ms.map((m) => `  let c_${m} = ${clamped(m) ? `min(lane + ${SG * m}u, ${D4 - 1}u)` : `lane + ${SG * m}u`};`).join(
+        "\n",
+      )
+    }`,
+    /** Whether column c_m is the thread's own: a WGSL condition, or undefined when it always is. */
+    ownColumn: (m: number) => (clamped(m) ? `lane + ${SG * m}u < ${D4}u` : undefined),
+    /** The positions t_w of the thread's streamed rows of tile t. */
+    streamed: ws.map((w) => `    let t_${w} = t * ${L.TILE}u + lane + ${SG * w}u;`).join("\n"),
+    /**
+     * The scores phase: acc_u_w = dot(x[g + 8u], y[lane + SG w]) over the head dim for each [x, y, acc] of
+     * `products`, one product after the other (fewer registers live).
+     */
+    scores: (products: [string, string, string][]) =>
+      `${each((u, w) => `    var ${products.map(([, , a]) => `${a}_${u}_${w} = 0.0;`).join(" var ")}`)}
+${
+        loop(
+          "k",
+          D4,
+          products.map(([x, y, a]) =>
+            `${us.map((u) => `      let ${x}_${u} = ${x}[xr + ${8 * u * stride}u + k];`).join("\n")}
+${ws.map((w) => `      let ${y}_${w} = ${y}[yr + ${SG * w * stride}u + k];`).join("\n")}
+${each((u, w) => `      ${a}_${u}_${w} += dot(${x}_${u}, ${y}_${w});`)}`
+          ).join("\n"),
+          L.unroll,
+        )
+      }`,
+    /** Stores the thread's block of tile `array` (values name_u_w) as one vector of 4 owned rows per streamed row. */
+    store: (array: string, name: string) =>
+      ws.map((w) =>
+        `    ${array}[(lane + ${SG * w}u) * 8u + g] = vec4f(${us.map((u) => `${name}_${u}_${w}`).join(", ")});`
+      ).join("\n"),
+    /**
+     * The products phase: for each [scores, y, acc] of `products`, acc_u_m += scores[s][u] * y[s][c_m] over the
+     * tile's streamed rows s (`scores_s` names the scores' vector; `more` is WGSL added to the loop).
+     */
+    products: (products: [string, string, string][], more = "") =>
+      loop(
+        "s",
+        L.TILE,
+        products.map(([sc, y, a]) =>
+          `      let ${sc}_s = ${sc}[s * 8u + g];
+${ms.map((m) => `      let ${y}_${m} = ${y}[s * ${stride}u + c_${m}];`).join("\n")}
+${us.flatMap((u) => ms.map((m) => `      ${a}_${u}_${m} += ${sc}_s[${u}] * ${y}_${m};`)).join("\n")}`
+        ).join("\n") + (more ? `\n${more}` : ""),
+        L.unroll,
+      ),
+  };
+}
+
+/** Loop iterations of a flash kernel's thread: the owned block's staging, then per tile `perTile` plus its loops. */
+function flashLoops(spec: AttentionKernelSpec, L: FlashLayout, kernel: AttentionKernel): {
+  iterations: number;
+  of: string;
+} {
+  const { D4, TILE, threads } = L, streamed = kernel === "dkv" ? spec.tq : spec.tk;
+  const perTile = Math.ceil((TILE * D4) / threads) + (kernel === "dkv" ? Math.ceil(TILE / threads) : 0) +
+    (L.unroll ? 0 : D4 + TILE);
+  return {
+    iterations: Math.ceil((FLASH_OWNED_ROWS * D4) / threads) + Math.ceil(streamed / TILE) * (perTile + 1),
+    of: `${streamed} ${kernel === "dkv" ? "queries" : "keys"}`,
+  };
+}
+
+/**
+ * The backward in register blocks of the score matrix (`variant.dkv` or `variant.dq`: "flash"): as the tiled
+ * backward, a workgroup owns 32 rows of one side ("keys": K, V; "queries": Q, dO and their log-sum-exp and delta, in
+ * registers) and streams tiles of `variant.tile` rows of the other. Per tile:
+ *
+ * - scores: each thread computes its block of S and dP (see {@linkcode FlashLayout}), 2 dot products per vector read;
+ * - P and dS = P (dP - delta) into workgroup memory, one vector of 4 owned rows per streamed row;
+ * - products: each thread adds dS times the streamed operand of S (and for dV, P times dO) into its 4 owned rows by
+ *   NC columns, one vector read of the scores and NC of the operand per 4 NC vector multiply-adds.
+ *
+ * The streamed operand of S (K, or Q in the dK/dV kernel) is staged times the scale, so neither S nor the
+ * accumulated dQ or dK need scaling. Bindings as the row kernels'. Grid: (ceil(T_owned / 32), BH).
+ */
+function generateAttentionBackwardFlashKernel(spec: AttentionKernelSpec & { side: TiledSide }): KernelSource {
+  const { side } = spec, keys = side === "keys", L = flashLayout(spec.d, spec.variant), P = flashParts(L);
+  const { TILE, threads, SG, stride } = L, OWN = FLASH_OWNED_ROWS;
+  const ownT = keys ? spec.tk : spec.tq;
+  // The owned rows' operands of S and dP, and the streamed ones (S's times the scale).
+  const [x1, x2, y1, y2] = keys ? ["Kx", "Vx", "Qy", "Gy"] : ["Qx", "Gx", "Ky", "Vy"];
+  const rows = operandRows(spec), range = streamRange(spec, side, OWN, TILE);
+  const stage = (names: string[], first: string, n: number, scaled: boolean) =>
+    stageOperands(spec, { names, first, rows: n, threads, at: `r * ${stride}u + c`, scaled });
+  const grid = foldGrid([Math.ceil(ownT / OWN), spec.bh]);
+  // The log-sum-exp and delta of the query of score (u, w): staged per streamed query, or the owned query's.
+  const stat = (name: "L" | "D", u: number, w: number) =>
+    keys ? `${name}y[lane + ${SG * w}u]` : `${name === "L" ? "lse" : "delta"}_${u}`;
+  // Positions of the key and the query of score (u, w).
+  const owned = (u: number) => `o_${u}`, streamed = (_u: number, w: number) => `t_${w}`;
+  const [key, query] = keys ? [owned, streamed] : [streamed, owned];
+  const write = (u: number, m: number) =>
+    writeGrads(spec, side, {
+      pos: `o_${u}`,
+      col: `c_${m}`,
+      a1: `a1_${u}_${m}`,
+      a2: `a2_${u}_${m}`,
+      also: P.ownColumn(m),
+    });
+  return {
+    name: keys ? "attention_backward_dkv" : "attention_backward_dq",
+    workgroups: grid.workgroups,
+    cost: fusedAttentionCost(spec, keys ? "dkv" : "dq"),
+    loops: flashLoops(spec, L, keys ? "dkv" : "dq"),
+    source: `${backwardBindings(spec, side)}
+var<workgroup> ${x1}: array<vec4f, ${OWN * stride}>;
+var<workgroup> ${x2}: array<vec4f, ${OWN * stride}>;
+var<workgroup> ${y1}: array<vec4f, ${TILE * stride}>;
+var<workgroup> ${y2}: array<vec4f, ${TILE * stride}>;
+${keys ? `var<workgroup> Ly: array<f32, ${TILE}>;\nvar<workgroup> Dy: array<f32, ${TILE}>;\n` : ""}\
+var<workgroup> dS: array<vec4f, ${TILE * 8}>;
+${keys ? `var<workgroup> P: array<vec4f, ${TILE * 8}>;\n` : ""}@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+${grid.guard ? `  ${grid.guard}\n` : ""}  let blk = ${grid.index[0]}; let bh = ${grid.index[1]};
+${P.setup}
+${stage([x1, x2], `blk * ${OWN}u`, OWN, false)}
+${
+      keys
+        ? ""
+        : P.us.map((u) => `  let lse_${u} = lse[${rows.g(`o_${u}`)}]; let delta_${u} = delta[${rows.g(`o_${u}`)}];`)
+          .join("\n")
+    }
+${
+      P.us.flatMap((u) =>
+        P.ms.map((m) => `  var a1_${u}_${m} = vec4f(0.0);${keys ? ` var a2_${u}_${m} = vec4f(0.0);` : ""}`)
+      ).join("\n")
+    }
+  for (var t = ${range.from}; t < ${range.to}; t++) {
+${stage([y1, y2], `t * ${TILE}u`, TILE, true)}
+${keys ? stageStats(rows, ["Ly", "Dy"], `t * ${TILE}u`, TILE, threads) : ""}
+    workgroupBarrier();
+${P.streamed}
+${P.scores([[x1, y1, "s"], [x2, y2, "dp"]])}
+${
+      P.each((u, w) =>
+        `    let p_${u}_${w} = select(0.0, exp(s_${u}_${w} - ${stat("L", u, w)}), ${
+          visible(spec, key(u, w), query(u, w))
+        });
+    let ds_${u}_${w} = p_${u}_${w} * (dp_${u}_${w} - ${stat("D", u, w)});`
+      )
+    }
+${P.store("dS", "ds")}
+${keys ? P.store("P", "p") : ""}
+    workgroupBarrier();
+${P.products(keys ? [["dS", y1, "a1"], ["P", y2, "a2"]] : [["dS", y1, "a1"]])}
+    workgroupBarrier();
+  }
+${P.us.flatMap((u) => P.ms.map((m) => write(u, m))).join("\n")}
+}
+`,
+  };
+}
+
+/**
+ * The forward in register blocks of the score matrix (`variant.forward: "flash"`): a workgroup owns 32 query rows
+ * of one head (staged times the scale) and streams tiles of `variant.tile` keys with the online softmax. Per tile:
+ *
+ * - scores: each thread computes its block of S (see {@linkcode FlashLayout}), masked, and the maximum of each of
+ *   its 4 rows into workgroup memory (one partial per thread sharing the row);
+ * - each thread reads the partials of its rows, the new running maxima and correction factors (every thread of a
+ *   row computes the same), and stores its probabilities as vectors of 4 queries per key;
+ * - products: each thread rescales its 4 rows by NC columns of the output and the row sums, and adds P times V.
+ *
+ * Writes the output and the log-sum-exp as the row kernel does. Grid: (ceil(Tq / 32), BH).
+ */
+function generateAttentionForwardFlashKernel(spec: AttentionKernelSpec): KernelSource {
+  const L = flashLayout(spec.d, spec.variant), P = flashParts(L), { D4, TILE, threads, SG, stride } = L;
+  const OWN = FLASH_OWNED_ROWS, range = streamRange(spec, "queries", OWN, TILE), parts = SG / 4;
+  const stage = (names: string[], first: string, n: number, scaled: boolean) =>
+    stageOperands(spec, { names, first, rows: n, threads, at: `r * ${stride}u + c`, scaled });
+  const grid = foldGrid([Math.ceil(spec.tq / OWN), spec.bh]);
+  // The maximum of owned row u over the thread's keys, and over the partials of all threads sharing the row.
+  const rowMax = (u: number) => P.ws.map((w) => `s_${u}_${w}`).reduce((a, b) => `max(${a}, ${b})`);
+  const partials = (u: number) =>
+    Array.from({ length: parts }, (_, i) => `Mp[(g + ${8 * u}u) * ${parts}u + ${i}u]`).reduce((a, b) =>
+      `max(${a}, ${b})`
+    );
+  const write = (u: number) => {
+    const row = `(${rowIndex(spec, `o_${u}`, spec.tq)})`;
+    return `  if (o_${u} < ${spec.tq}u) {
+    let inv = select(1.0 / l[${u}], 0.0, l[${u}] == 0.0);
+${
+      P.ms.map((m) => {
+        const own = P.ownColumn(m), store = `o[${row} * ${D4}u + c_${m}] = a_${u}_${m} * inv;`;
+        return `    ${own ? `if (${own}) { ${store} }` : store}`;
+      }).join("\n")
+    }
+    if (lane == 0u) { lse[${row}] = m[${u}] + log(l[${u}]); }
+  }`;
+  };
+  return {
+    name: "attention_forward",
+    workgroups: grid.workgroups,
+    cost: fusedAttentionCost(spec, "forward"),
+    loops: flashLoops(spec, L, "forward"),
+    source: `${bindings([...qkvBuffers(spec), readWrite("o", "vec4f"), readWrite("lse", "f32")])}
+var<workgroup> Qx: array<vec4f, ${OWN * stride}>;
+var<workgroup> Ky: array<vec4f, ${TILE * stride}>;
+var<workgroup> Vy: array<vec4f, ${TILE * stride}>;
+var<workgroup> P: array<vec4f, ${TILE * 8}>;
+var<workgroup> Mp: array<vec4f, ${OWN * parts}>;
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+${grid.guard ? `  ${grid.guard}\n` : ""}  let blk = ${grid.index[0]}; let bh = ${grid.index[1]};
+${P.setup}
+${stage(["Qx"], `blk * ${OWN}u`, OWN, true)}
+  var m = vec4f(${NEG_INF});
+  var l = vec4f(0.0);
+${P.us.flatMap((u) => P.ms.map((m) => `  var a_${u}_${m} = vec4f(0.0);`)).join("\n")}
+  for (var t = ${range.from}; t < ${range.to}; t++) {
+${stage(["Ky", "Vy"], `t * ${TILE}u`, TILE, false)}
+    workgroupBarrier();
+${P.streamed}
+${P.scores([["Qx", "Ky", "s"]])}
+${P.each((u, w) => `    s_${u}_${w} = select(${NEG_INF}, s_${u}_${w}, ${visible(spec, `t_${w}`, `o_${u}`)});`)}
+${P.us.map((u) => `    Mp[(g + ${8 * u}u) * ${parts}u + lane / 4u][lane % 4u] = ${rowMax(u)};`).join("\n")}
+    workgroupBarrier();
+${P.us.map((u) => `    let mp_${u} = ${partials(u)};`).join("\n")}
+    let mn = max(m, vec4f(${P.us.map((u) => `max(max(mp_${u}.x, mp_${u}.y), max(mp_${u}.z, mp_${u}.w))`).join(", ")}));
+    // Nothing visible yet: keep the factor at 1.
+    let corr = select(exp(m - mn), vec4f(1.0), mn == vec4f(${NEG_INF}));
+${P.each((u, w) => `    let p_${u}_${w} = select(exp(s_${u}_${w} - mn[${u}]), 0.0, s_${u}_${w} == ${NEG_INF});`)}
+${P.store("P", "p")}
+    m = mn;
+    workgroupBarrier();
+    l *= corr;
+${P.us.flatMap((u) => P.ms.map((m) => `    a_${u}_${m} *= corr[${u}];`)).join("\n")}
+${P.products([["P", "Vy", "a"]], "      l += P_s;")}
+    workgroupBarrier();
+  }
+${P.us.map(write).join("\n")}
 }
 `,
   };

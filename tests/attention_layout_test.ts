@@ -46,6 +46,7 @@ const cases: Case[] = [
   { B: 1, H: 3, tq: 70, tk: 70, d: 4 }, // across 64-query blocks and 64-key groups
   { B: 2, H: 2, tq: 1, tk: 9, d: 16 }, // one query (decoding)
   { B: 1, H: 2, tq: 131, tk: 131, d: 32 }, // across 128-query blocks and 128-key groups
+  { B: 1, H: 2, tq: 33, tk: 65, d: 16, causal: false }, // non-causal where every kernel fits 32 KiB
 ];
 
 const name = (c: Case) => `B ${c.B} H ${c.H} tq ${c.tq} tk ${c.tk} d ${c.d} causal ${c.causal ?? true}`;
@@ -117,6 +118,8 @@ const variants: Partial<AttentionVariant>[] = [
   { dkv: "tiles", dq: "tiles" },
   { forward: "tiles", dkv: "tiles", dq: "tiles", tile: 32 },
   { forward: "tiles" },
+  { forward: "flash", dkv: "flash", dq: "flash", tile: 32 },
+  { forward: "flash", dkv: "flash", dq: "flash", flashThreads: 128 },
   { rowsPerThread: 2 },
   { rowsPerThread: 2, queryBlock: 128 },
   { queryBlock: 128 },
@@ -136,6 +139,7 @@ for (
     { unroll: "all" },
     { unroll: "forward", rowsPerThread: 2 },
     { unroll: "all", rowsPerThread: 2, keysPerThread: 2 },
+    { unroll: "all", forward: "flash", dkv: "flash", dq: "flash", tile: 16 },
   ] as Partial<AttentionVariant>[]
 ) {
   Deno.test(`fused attention variant ${JSON.stringify(variant)} (small head dims) against the float64 reference`, async () => {
@@ -150,7 +154,7 @@ for (const variant of variants) {
     const full = { ...DEFAULT_ATTENTION_VARIANT, ...variant };
     const limit = gpu().device.limits.maxComputeWorkgroupStorageSize;
     let ran = 0;
-    for (const c of [cases[0], cases[1], cases[2], cases[3], cases[6]]) {
+    for (const c of [cases[0], cases[1], cases[2], cases[3], cases[6], cases[7]]) {
       // Key blocks of 64 at d = 64 need 48 KB of workgroup memory; a software adapter may allow only 32.
       if (attentionWorkgroupBytes(c.d, full) > limit) continue;
       await checkAttention(c, { layout: "bthd", variant });

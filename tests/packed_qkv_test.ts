@@ -112,10 +112,12 @@ Deno.test("packed attention: work-split variants", async () => {
       { dkv: "tiles", dq: "tiles" },
       { forward: "tiles", dkv: "tiles", dq: "tiles", tile: 32 },
       { forward: "tiles" },
+      { forward: "flash", dkv: "flash", dq: "flash", tile: 32 },
+      { forward: "flash", dkv: "flash", dq: "flash", flashThreads: 128 },
     ] as Partial<AttentionVariant>[]
   ) {
     // Unrolled kernels compile slowly on a software adapter: small head dims only for them.
-    const pick = variant.unroll ? [cases[1], cases[2], cases[3]] : [cases[0], cases[1], cases[4], cases[6]];
+    const pick = variant.unroll ? [cases[1], cases[2], cases[3]] : [cases[0], cases[1], cases[4], cases[5], cases[6]];
     for (const c of pick) {
       if (attentionWorkgroupBytes(c.d, { ...DEFAULT_ATTENTION_VARIANT, ...variant }) > limit) continue;
       await checkPacked(c, { variant });

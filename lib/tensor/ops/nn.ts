@@ -23,10 +23,12 @@ import { siluGateBackwardKernel, siluGateForwardKernel } from "../../../kernels/
 import { softmaxBackwardKernel, softmaxForwardKernel, type SoftmaxSpec } from "../../../kernels/softmax.ts";
 import type { KernelSource } from "../../../kernels/common.ts";
 import {
+  ATTENTION_KERNELS,
   attentionBackwardDeltaKernel,
   attentionBackwardDkvKernel,
   attentionBackwardDqKernel,
   attentionForwardKernel,
+  attentionKernelBytes,
   type AttentionSpec,
   type AttentionVariant,
   attentionWorkgroupBytes,
@@ -630,10 +632,11 @@ const variantChoices: { [K in keyof AttentionVariant]: readonly AttentionVariant
   keyGroup: [64, 128],
   queryTile: [32, 64],
   unroll: ["none", "forward", "all"],
-  dkv: ["rows", "tiles"],
-  dq: ["rows", "tiles"],
-  forward: ["rows", "tiles"],
+  dkv: ["rows", "tiles", "flash"],
+  dq: ["rows", "tiles", "flash"],
+  forward: ["rows", "tiles", "flash"],
   tile: [16, 32],
+  flashThreads: [64, 128],
 };
 
 /** The fields {@linkcode setAttentionVariant} set; the others follow {@linkcode defaultAttentionVariant}. */
@@ -762,9 +765,13 @@ function fusedVariant(d: number, opts: { variant?: Partial<AttentionVariant> }):
   const bytes = attentionWorkgroupBytes(d, variant);
   if (bytes <= limit) return variant;
   // A variant asked for must not silently become another (a benchmark would time the wrong thing); the default
-  // falls back to the row kernels, then (at d = 64 they need 24 KB, more than WebGPU guarantees) the composite.
+  // falls back to the row kernel for each kernel that does not fit, then (at d = 64 the row kernels need 24 KB,
+  // more than WebGPU guarantees) the composite.
   if (JSON.stringify(variant) === JSON.stringify(base)) {
-    const rows: AttentionVariant = { ...variant, forward: "rows", dkv: "rows", dq: "rows" };
+    const rows: AttentionVariant = { ...variant };
+    for (const kernel of ATTENTION_KERNELS) {
+      if (attentionKernelBytes(d, variant, kernel) > limit) rows[kernel] = "rows";
+    }
     return attentionWorkgroupBytes(d, rows) <= limit ? rows : null;
   }
   throw new Error(
