@@ -318,7 +318,7 @@ function* planCases(): Generator<Case> {
     ["default", {}, {}],
     ["no stream-K", {}, { autoStreamK: false }],
     ["dot", {}, { transposedBCompute: "dot" }],
-    ["copy", {}, { transposedBCompute: "copy" }],
+    ["outer", {}, { transposedBCompute: "outer" }],
     ["108 units", { computeUnits: 108 }, {}],
   ];
   for (const [sn, setting, tuning] of settings) {

@@ -203,7 +203,7 @@ let tuning: MatmulTuning = {
   splitK: undefined,
   streamK: undefined,
   variant: undefined,
-  transposedBCompute: "outer",
+  transposedBCompute: "copy",
   autoStreamK: true,
 };
 
@@ -216,7 +216,7 @@ let tuning: MatmulTuning = {
  * import { setMatmulTuning } from "./matmul.ts";
  * const before = setMatmulTuning({ transposedBCompute: "dot" });
  * setMatmulTuning(before);
- * if (before.transposedBCompute !== "outer") throw new Error(before.transposedBCompute);
+ * if (before.transposedBCompute !== "copy") throw new Error(before.transposedBCompute);
  * ```
  */
 export function setMatmulTuning(change: Partial<MatmulTuning>): MatmulTuning {
@@ -435,7 +435,7 @@ const TRANSPOSED_COPY_MIN_ROWS = 4096;
 /**
  * Whether `matmulLaunch` runs this problem (without an addend) from a transposed copy of B: `x @ W^T` with one
  * shared 2-D W and at least {@linkcode TRANSPOSED_COPY_MIN_ROWS} rows, when the tuning's `transposedBCompute` is
- * "copy" and no tile is forced.
+ * "copy" (the default) and no tile is forced.
  *
  * @example
  * ```ts

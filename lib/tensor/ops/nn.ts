@@ -644,10 +644,12 @@ let variantSetting: Partial<AttentionVariant> = {};
 
 /**
  * The variant attention runs at head dim `d` on this adapter unless told otherwise: `DEFAULT_ATTENTION_VARIANT`,
- * and on hardware adapters the forward kernel unrolled (`unroll: "forward"`), and at head dim 64 the tiled dK/dV
- * kernel with 32-query tiles, each of which makes a training step faster there (bench/RESULTS.md): the row kernel's
- * thread holds 4 x 64 floats of keys, values and their gradients, past the register file. Software adapters keep
- * the row kernels' loops: Mesa's lavapipe spends minutes compiling the unrolled kernel at head dim 32.
+ * and on hardware adapters the forward kernel unrolled (`unroll: "forward"`); at head dim 64, 128 query rows a
+ * workgroup in the forward and dQ kernels and the register-tiled dK/dV kernel with 128 threads and 32-query tiles.
+ * Each made GPT-2 small's attention faster on the H200 (bench/RESULTS.md): the row dK/dV kernel's thread holds 4 x
+ * 64 floats of keys, values and their gradients, past the register file; at head dim 32 (TinyStories) the row
+ * kernels with 64-row blocks stay fastest. Software adapters keep the row kernels' loops: Mesa's lavapipe spends
+ * minutes compiling the unrolled kernel at head dim 32.
  *
  * @example
  * ```ts
@@ -656,13 +658,13 @@ let variantSetting: Partial<AttentionVariant> = {};
  * await initGpu();
  * const { unroll, dkv } = defaultAttentionVariant(64);
  * const hardware = !gpu().info.isSoftware;
- * if (unroll !== (hardware ? "forward" : "none") || dkv !== (hardware ? "tiles" : "rows")) throw new Error(dkv);
+ * if (unroll !== (hardware ? "forward" : "none") || dkv !== (hardware ? "flash" : "rows")) throw new Error(dkv);
  * ```
  */
 export function defaultAttentionVariant(d: number): AttentionVariant {
   if (gpu().info.isSoftware) return { ...DEFAULT_ATTENTION_VARIANT };
-  const tiled = d === 64 ? { dkv: "tiles", tile: 32 } as const : {};
-  return { ...DEFAULT_ATTENTION_VARIANT, unroll: "forward", ...tiled };
+  const wide = d === 64 ? { queryBlock: 128, dkv: "flash", tile: 32, flashThreads: 128 } as const : {};
+  return { ...DEFAULT_ATTENTION_VARIANT, unroll: "forward", ...wide };
 }
 
 /** `partial` over `base`, checked, with its keys in the default's order (it is part of the kernel cache key). */
