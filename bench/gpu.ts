@@ -287,10 +287,6 @@ const attnFlops = attnB * attnH * T * T * hd;
 const attentionVariants: [string, Partial<AttentionVariant>][] = [
   ["default", {}],
   ["rows", { dkv: "rows" }],
-  ["tiles", { dkv: "tiles", dq: "tiles" }],
-  ["tiles32", { dkv: "tiles", dq: "tiles", tile: 32 }],
-  ["ftiles", { forward: "tiles", dkv: "tiles", dq: "tiles" }],
-  ["ftiles32", { forward: "tiles", dkv: "tiles", dq: "tiles", tile: 32 }],
   ["qb128", { queryBlock: 128 }],
   ["unroll", { unroll: "all" }],
   ["unroll rows2", { unroll: "all", rowsPerThread: 2 }],

@@ -115,9 +115,9 @@ Deno.test("composite attention in the bthd layout: forced, and for head dims the
 });
 
 const variants: Partial<AttentionVariant>[] = [
-  { dkv: "tiles", dq: "tiles" },
-  { forward: "tiles", dkv: "tiles", dq: "tiles", tile: 32 },
-  { forward: "tiles" },
+  { dkv: "flash", dq: "flash" },
+  { dkv: "flash", tile: 32, flashThreads: 128 },
+  { forward: "flash" },
   { forward: "flash", dkv: "flash", dq: "flash", tile: 32 },
   { forward: "flash", dkv: "flash", dq: "flash", flashThreads: 128 },
   { rowsPerThread: 2 },

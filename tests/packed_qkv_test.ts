@@ -109,9 +109,9 @@ Deno.test("packed attention: work-split variants", async () => {
       { rowsPerThread: 2, keysPerThread: 2 },
       { queryBlock: 128, keyBlock: 64, keyGroup: 128, queryTile: 64 },
       { unroll: "all" },
-      { dkv: "tiles", dq: "tiles" },
-      { forward: "tiles", dkv: "tiles", dq: "tiles", tile: 32 },
-      { forward: "tiles" },
+      { dkv: "flash", dq: "flash" },
+      { dkv: "flash", tile: 32, flashThreads: 128 },
+      { forward: "flash" },
       { forward: "flash", dkv: "flash", dq: "flash", tile: 32 },
       { forward: "flash", dkv: "flash", dq: "flash", flashThreads: 128 },
     ] as Partial<AttentionVariant>[]
