@@ -10,13 +10,12 @@
  *   (running max and sum), and writes the output and the log-sum-exp of each row for the backward.
  * - backward dQ: the same layout, recomputing probabilities from the saved log-sum-exp.
  * - backward dK, dV: a workgroup owns a group of key rows, one thread per key (or two), and streams query tiles.
- * - tiled variants of all three (`forward`, `dq`, `dkv` set to "tiles"): a workgroup owns 32 rows of one side of the
- *   scores and each thread a small block of every score tile, so that no thread holds a whole row of operands and
- *   accumulators (at head dim 64 the row dK/dV kernel's 256 floats a thread are past the register file).
- * - register-tiled variants of all three ("flash"): as the tiled ones, with a 4 x 4 block of each score tile a thread
- *   (4 x 2 with 128 threads) and operands staged row-major, so that each vector read from workgroup memory feeds 8
- *   multiply-adds of the scores instead of about 5 (the tiled kernels are bound by those reads, the matmul kernels
- *   by arithmetic).
+ * - register-tiled variants of all three (`forward`, `dq`, `dkv` set to "flash"): a workgroup owns 32 rows of one
+ *   side of the scores and each thread a block of every score tile, so that no thread holds a whole row of operands
+ *   and accumulators (at head dim 64 the row dK/dV kernel's 256 floats a thread are past the register file).
+ *   32-row tiles give a thread a 4 x 4 block (4 x 2 with 128 threads) and operands are staged row-major, so that
+ *   each vector read from workgroup memory feeds 8 multiply-adds of the scores: smaller blocks leave a kernel bound
+ *   by those reads (the matmul kernels are bound by arithmetic).
  *
  * Layouts: `q` has Tq positions, `k` and `v` Tk, all contiguous, in one of two layouts chosen by `spec.heads`:
  * (BH, T, d) when it is 1, or the projections' own (B, T, H, d) when it is H, where row (b, h, t) starts at element
@@ -106,21 +105,18 @@ export interface AttentionVariant {
    */
   unroll: "none" | "forward" | "all";
   /**
-   * The dK/dV kernel's work split: "rows", one key row per thread with the fields above; "tiles", blocks of the
-   * score tile per thread (`generateAttentionBackwardTiledKernel`), at head dims whose vector count divides `tile`
-   * (4 to 64 in powers of two; others run "rows").
+   * The dK/dV kernel's work split: "rows", one key row per thread with the fields above; "flash", register blocks
+   * of the score tile per thread (`generateAttentionBackwardFlashKernel`, with `tile`, `flashThreads`, `unroll`).
    */
-  dkv: "rows" | "tiles" | "flash";
-  /** The dQ kernel's work split, as `dkv`: one query row per thread, or blocks of the score tile. */
-  dq: "rows" | "tiles" | "flash";
+  dkv: "rows" | "flash";
+  /** The dQ kernel's work split, as `dkv`: one query row per thread, or register blocks of the score tile. */
+  dq: "rows" | "flash";
   /**
    * The forward kernel's work split: "rows", one query row per thread (with `rowsPerThread`, `queryBlock`,
-   * `keyBlock`, `unroll`); "tiles", blocks of the score tile per thread (`generateAttentionForwardTiledKernel`), at
-   * the head dims of the tiled backward (others run "rows"); "flash", register blocks of the score tile
-   * (`generateAttentionForwardFlashKernel`), at every head dim.
+   * `keyBlock`, `unroll`); "flash", register blocks of the score tile (`generateAttentionForwardFlashKernel`).
    */
-  forward: "rows" | "tiles" | "flash";
-  /** Rows of the other side (keys, or in the dK/dV kernel queries) the tiled and flash kernels stream per tile. */
+  forward: "rows" | "flash";
+  /** Rows of the other side (keys, or in the dK/dV kernel queries) the flash kernels stream per tile. */
   tile: 16 | 32;
   /**
    * Threads per workgroup of the flash kernels: 64 give each thread a 4 x (tile / 8) block of every score tile,
@@ -196,15 +192,7 @@ export const ATTENTION_KERNELS: readonly AttentionKernel[] = ["forward", "dq", "
  */
 export function attentionKernelBytes(d: number, variant: AttentionVariant, kernel: AttentionKernel): number {
   if (variant[kernel] === "flash") return flashBytes(d, variant, kernel);
-  const tiled = variant[kernel] === "tiles" && tiledAttentionSupports(d, variant.tile);
-  if (kernel === "dkv") {
-    return tiled
-      ? tiledBackwardBytes(d, variant.tile, "keys")
-      : 2 * 4 * variant.queryTile * d + 2 * 4 * variant.queryTile;
-  }
-  if (tiled) {
-    return kernel === "dq" ? tiledBackwardBytes(d, variant.tile, "queries") : tiledForwardBytes(d, variant.tile);
-  }
+  if (kernel === "dkv") return 2 * 4 * variant.queryTile * d + 2 * 4 * variant.queryTile;
   // The row kernels stage key blocks; unrolled, the forward keeps its scores in registers (no score scratch), and
   // the dQ kernel has none.
   const scores = kernel === "forward" && variant.unroll === "none" ? 4 * variant.keyBlock * variant.queryBlock : 0;
@@ -427,9 +415,6 @@ function fusedAttentionCost(spec: AttentionSpec, kernel: "forward" | "dq" | "dkv
  */
 function generateAttentionForwardKernel(spec: AttentionKernelSpec): KernelSource {
   if (spec.variant.forward === "flash") return generateAttentionForwardFlashKernel(spec);
-  if (spec.variant.forward === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
-    return generateAttentionForwardTiledKernel(spec);
-  }
   const D4 = spec.d / 4, variant = spec.variant;
   const qs = querySplit(variant), { R, BR, BC, sfx } = qs;
   const pro = queryBlockPrologue(spec, qs);
@@ -519,9 +504,6 @@ ${vecs(D4, (i) => `    o[orow + ${i}u] = o${i}${s} * inv;`)}
  */
 function generateAttentionBackwardDqKernel(spec: AttentionKernelSpec): KernelSource {
   if (spec.variant.dq === "flash") return generateAttentionBackwardFlashKernel({ ...spec, side: "queries" });
-  if (spec.variant.dq === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
-    return generateAttentionBackwardTiledKernel({ ...spec, side: "queries" });
-  }
   const D4 = spec.d / 4, variant = spec.variant, qRow = queryRow(spec);
   const qs = querySplit(variant), { R, BC, sfx } = qs;
   const pro = queryBlockPrologue(spec, qs);
@@ -588,9 +570,6 @@ ${vecs(D4, (i) => `    dq[${qRow(s)} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Liter
  */
 function generateAttentionBackwardDkvKernel(spec: AttentionKernelSpec): KernelSource {
   if (spec.variant.dkv === "flash") return generateAttentionBackwardFlashKernel({ ...spec, side: "keys" });
-  if (spec.variant.dkv === "tiles" && tiledAttentionSupports(spec.d, spec.variant.tile)) {
-    return generateAttentionBackwardTiledKernel({ ...spec, side: "keys" });
-  }
   const D4 = spec.d / 4, off = spec.tk - spec.tq, variant = spec.variant, arr = qkvArrays(spec);
   // Packed, dk and dv are parts of one buffer: one binding (two writable bindings of a buffer may not alias).
   const dkName = spec.packed ? "dqkv" : "dk", dvName = spec.packed ? "dqkv" : "dv";
@@ -689,54 +668,11 @@ ${vecs(D4, (c) => `    ${dvName}[r${s} * ${D4}u + ${c}u${arr.vShift}] = dv${c}${
   };
 }
 
-/** The tiled backward's side of the scores a workgroup owns: "keys" computes dK and dV, "queries" dQ. */
-type TiledSide = "keys" | "queries";
-
-/** Rows of the owned side a workgroup of the tiled backward kernels holds. */
-const TILED_OWNED_ROWS = 32;
-
 /**
- * Bytes of workgroup memory of the tiled backward kernel of `side` at head dim `d` with `tile` streamed rows: the
- * owned rows' two operands (plus their log-sum-exp and delta when they are queries), the streamed tile's two
- * operands with a padding vector a column (plus its log-sum-exp and delta when they are queries), and the tile's
- * dS (and P for dV).
+ * The side of the scores a workgroup of a flash kernel owns: "keys" in the dK/dV kernel, "queries" in the forward
+ * and dQ kernels.
  */
-function tiledBackwardBytes(d: number, tile: number, side: TiledSide): number {
-  const D4 = d / 4, vec = 16, owned = TILED_OWNED_ROWS;
-  const stats = 2 * 4 * (side === "keys" ? tile : owned);
-  const scores = (side === "keys" ? 2 : 1) * tile * (owned / 4) * vec;
-  return 2 * owned * D4 * vec + 2 * D4 * (tile + 1) * vec + stats + scores;
-}
-
-/**
- * Whether the tiled kernels support head dim `d` with `tile` streamed rows: each thread's vector column of the head
- * dim must divide the tile (d / 4 in 1, 2, 4, 8, 16).
- *
- * @example
- * ```ts
- * import { tiledAttentionSupports } from "./attention.ts";
- * if (!tiledAttentionSupports(64, 16) || tiledAttentionSupports(48, 16)) throw new Error("d/4 must divide the tile");
- * ```
- */
-export function tiledAttentionSupports(d: number, tile: number): boolean {
-  return fusedAttentionSupports(d) && tile % (d / 4) === 0;
-}
-
-/**
- * A thread's block of each score tile in the tiled kernels: owned rows `g + 8u` (u < 4) by streamed rows
- * `lane + (d/4) w` (w < tile / (d/4)). `each` joins the WGSL `f` gives for every (u, w); `cell` is entry (u, w) of a
- * tile kept in workgroup memory as one vector of 4 owned rows per streamed row.
- */
-function scoreBlock(D4: number, tile: number): {
-  each: (f: (u: number, w: number) => string) => string;
-  cell: (array: string, u: number, w: number) => string;
-} {
-  const us = [0, 1, 2, 3], ws = Array.from({ length: tile / D4 }, (_, w) => w);
-  return {
-    each: (f) => us.flatMap((u) => ws.map((w) => f(u, w))).join("\n"),
-    cell: (array, u, w) => `${array}[(lane + ${D4 * w}u) * ${TILED_OWNED_ROWS / 4}u + g / 4u + ${2 * u}u][g % 4u]`,
-  };
-}
+type OwnedSide = "keys" | "queries";
 
 /** WGSL of the clamped flat rows of a position of q, k (which v shares) and dO, and reads of their vectors. */
 interface OperandRows {
@@ -798,7 +734,7 @@ function stageStats(rows: OperandRows, names: [string, string], first: string, n
  * The streamed tiles `t` (from, to) a workgroup `blk` owning `own` rows of `side` visits: all, or under the causal
  * mask those that see its rows (keys see queries from blk*own - off on; queries see keys up to blk*own + own-1 + off).
  */
-function streamRange(spec: AttentionSpec, side: TiledSide, own: number, tile: number): { from: string; to: string } {
+function streamRange(spec: AttentionSpec, side: OwnedSide, own: number, tile: number): { from: string; to: string } {
   const tiles = Math.ceil((side === "keys" ? spec.tq : spec.tk) / tile), off = spec.tk - spec.tq;
   if (!spec.causal) return { from: "0u", to: `${tiles}u` };
   if (side === "keys") {
@@ -808,7 +744,7 @@ function streamRange(spec: AttentionSpec, side: TiledSide, own: number, tile: nu
 }
 
 /** The bindings of a backward kernel of `side`: q, k, v (or qkv), dout, lse, delta, then its gradients. */
-function backwardBindings(spec: AttentionSpec, side: TiledSide): string {
+function backwardBindings(spec: AttentionSpec, side: OwnedSide): string {
   const outputs = spec.packed
     ? [readWrite("dqkv", "vec4f")]
     : side === "keys"
@@ -823,7 +759,7 @@ function backwardBindings(spec: AttentionSpec, side: TiledSide): string {
  */
 function writeGrads(
   spec: AttentionSpec,
-  side: TiledSide,
+  side: OwnedSide,
   o: { pos: string; col: string; a1: string; a2: string; also?: string },
 ): string {
   const D4 = spec.d / 4, rows = operandRows(spec), vShift = qkvArrays(spec).vShift;
@@ -836,233 +772,6 @@ function writeGrads(
       ${dk}[${rows.k(o.pos)} * ${D4}u + ${o.col}] = ${o.a1};
       ${dv}[${rows.k(o.pos)} * ${D4}u + ${o.col}${vShift}] = ${o.a2};
     }`;
-}
-
-/**
- * The backward in tiles of the score matrix, FlashAttention-2's way (`variant.dkv` or `variant.dq`: "tiles"): a workgroup
- * owns 32 rows of one side of the scores of one head and streams tiles of `variant.tile` rows of the other.
- * "keys" owns keys (K, V staged once) and streams queries (Q, dO, log-sum-exp, delta), accumulating dK and dV;
- * "queries" owns queries and streams keys, accumulating dQ. Two phases a tile:
- *
- * - scores: each thread computes a 4 x (tile / (d/4)) block of S and dP (owned rows `g + 8u`, streamed rows
- *   `lane + (d/4) w`) from vectors in workgroup memory, then P and dS = P (dP - delta) into workgroup memory;
- * - products: each thread owns 4 consecutive owned rows and one vector column of the head dim, and adds
- *   dS times the streamed operand of S (and for dV, P times dO) over the tile's rows.
- *
- * The row-per-thread kernels keep a whole row of each operand and accumulator per thread (4 x 64 floats at head dim
- * 64, past the register file); here a thread holds 32 accumulator floats at most. The streamed operand of S is
- * staged times the scale, so the accumulated products need no scaling. Bindings and grid as the row kernels':
- * (ceil(T_owned / 32), BH).
- */
-function generateAttentionBackwardTiledKernel(spec: AttentionKernelSpec & { side: TiledSide }): KernelSource {
-  const { side, variant } = spec, keys = side === "keys", D4 = spec.d / 4, TILE = variant.tile;
-  const OWN = TILED_OWNED_ROWS, W = TILE / D4, threads = 8 * D4, pad = TILE + 1;
-  const [ownT, strT] = keys ? [spec.tk, spec.tq] : [spec.tq, spec.tk];
-  // The owned rows' operands of S and dP, and the streamed ones (S's times the scale).
-  const [x1, x2, y1, y2] = keys ? ["Kx", "Vx", "Qy", "Gy"] : ["Qx", "Gx", "Ky", "Vy"];
-  const rows = operandRows(spec);
-  const stage = (names: [string, string], first: string, n: number, stride: number, scaled: 0 | 1) =>
-    stageOperands(spec, { names, first, rows: n, threads, at: `c * ${stride}u + r`, scaled: scaled === 1 });
-  const stats = (names: [string, string], first: string, n: number) => stageStats(rows, names, first, n, threads);
-  const [L, Dl] = keys ? ["Ly", "Dy"] : ["Lx", "Dx"];
-  const tiles = Math.ceil(strT / TILE), range = streamRange(spec, side, OWN, TILE);
-  const grid = foldGrid([Math.ceil(ownT / OWN), spec.bh]);
-  const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w);
-  const { each, cell } = scoreBlock(D4, TILE);
-  const [keyPos, queryPos] = keys ? ["ko", "qs"] : ["ks", "qo"];
-  const write = (j: number) =>
-    writeGrads(spec, side, { pos: `blk * ${OWN}u + og * 4u + ${j}u`, col: "c", a1: `a1_${j}`, a2: `a2_${j}` });
-  const perTile = Math.ceil((TILE * D4) / threads) + Math.ceil(TILE / threads) + D4 + TILE + 1;
-  return {
-    name: keys ? "attention_backward_dkv" : "attention_backward_dq",
-    workgroups: grid.workgroups,
-    cost: fusedAttentionCost(spec, keys ? "dkv" : "dq"),
-    loops: {
-      iterations: Math.ceil((OWN * D4) / threads) + Math.ceil(OWN / threads) + tiles * perTile,
-      of: `${strT} ${keys ? "queries" : "keys"}`,
-    },
-    source: `${backwardBindings(spec, side)}
-var<workgroup> ${x1}: array<vec4f, ${OWN * D4}>;
-var<workgroup> ${x2}: array<vec4f, ${OWN * D4}>;
-var<workgroup> ${y1}: array<vec4f, ${pad * D4}>;
-var<workgroup> ${y2}: array<vec4f, ${pad * D4}>;
-var<workgroup> ${L}: array<f32, ${keys ? TILE : OWN}>;
-var<workgroup> ${Dl}: array<f32, ${keys ? TILE : OWN}>;
-var<workgroup> dS: array<vec4f, ${TILE * (OWN / 4)}>;
-${keys ? `var<workgroup> P: array<vec4f, ${TILE * (OWN / 4)}>;\n` : ""}@compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-${grid.guard ? `  ${grid.guard}\n` : ""}  let blk = ${grid.index[0]}; let bh = ${grid.index[1]};
-  // Scores phase: owned rows g + 8u, streamed rows lane + ${D4}w. Products phase: owned rows og*4 + j, column c.
-  let g = lid.x % 8u; let lane = lid.x / 8u;
-  let og = lid.x % 8u; let c = lid.x / 8u;
-${stage([x1, x2] as [string, string], `blk * ${OWN}u`, OWN, OWN, 0)}
-${keys ? "" : stats([L, Dl], `blk * ${OWN}u`, OWN)}
-${us.map((j) => `  var a1_${j} = vec4f(0.0);${keys ? ` var a2_${j} = vec4f(0.0);` : ""}`).join("\n")}
-  for (var t = ${range.from}; t < ${range.to}; t++) {
-${stage([y1, y2] as [string, string], `t * ${TILE}u`, TILE, pad, 1)}
-${keys ? stats([L, Dl], `t * ${TILE}u`, TILE) : ""}
-    workgroupBarrier();
-${each((u, w) => `    var s_${u}_${w} = 0.0; var dp_${u}_${w} = 0.0;`)}
-    for (var k = 0u; k < ${D4}u; k++) {
-${
-      us.map((u) =>
-        `      let x1_${u} = ${x1}[k * ${OWN}u + g + ${8 * u}u]; let x2_${u} = ${x2}[k * ${OWN}u + g + ${8 * u}u];`
-      ).join("\n")
-    }
-${
-      ws.map((w) =>
-        `      let y1_${w} = ${y1}[k * ${pad}u + lane + ${D4 * w}u]; let y2_${w} = ${y2}[k * ${pad}u + lane + ${
-          D4 * w
-        }u];`
-      ).join("\n")
-    }
-${each((u, w) => `      s_${u}_${w} += dot(x1_${u}, y1_${w}); dp_${u}_${w} += dot(x2_${u}, y2_${w});`)}
-    }
-${
-      each((u, w) => {
-        const o = `g + ${8 * u}u`, st = `lane + ${D4 * w}u`;
-        const stat = (a: string) => (keys ? `${a}[${st}]` : `${a}[${o}]`);
-        return `    {
-      let ${keys ? "ko" : "qo"} = blk * ${OWN}u + ${o}; let ${keys ? "qs" : "ks"} = t * ${TILE}u + ${st};
-      let p = select(0.0, exp(s_${u}_${w} - ${stat(L)}), ${visible(spec, keyPos, queryPos)});
-      ${cell("dS", u, w)} = p * (dp_${u}_${w} - ${stat(Dl)});${keys ? `\n      ${cell("P", u, w)} = p;` : ""}
-    }`;
-      })
-    }
-    workgroupBarrier();
-    for (var s = 0u; s < ${TILE}u; s++) {
-      let ds = dS[s * ${OWN / 4}u + og];
-      let y = ${y1}[c * ${pad}u + s];
-${us.map((j) => `      a1_${j} += ds[${j}] * y;`).join("\n")}${
-      keys
-        ? `
-      let p = P[s * ${OWN / 4}u + og];
-      let gy = ${y2}[c * ${pad}u + s];
-${us.map((j) => `      a2_${j} += p[${j}] * gy;`).join("\n")}`
-        : ""
-    }
-    }
-    workgroupBarrier();
-  }
-${us.map(write).join("\n")}
-}
-`,
-  };
-}
-
-/**
- * Bytes of workgroup memory of the tiled forward at head dim `d` with `tile` keys a tile: the owned queries, the
- * key tile's K and V (a padding vector a column), its scores, and two floats a query (running max and correction
- * factor).
- */
-function tiledForwardBytes(d: number, tile: number): number {
-  const D4 = d / 4, vec = 16, owned = TILED_OWNED_ROWS;
-  return owned * D4 * vec + 2 * D4 * (tile + 1) * vec + tile * (owned / 4) * vec + 2 * 4 * owned;
-}
-
-/**
- * The forward in tiles of the score matrix (`variant.forward: "tiles"`): a workgroup owns 32 query rows of one head
- * and streams tiles of `variant.tile` keys with the online softmax. Per tile:
- *
- * - scores: each thread computes a 4 x (tile / (d/4)) block of S (queries `g + 8u`, keys `lane + (d/4) w`) from
- *   vectors in workgroup memory and stores it, masked;
- * - the new running max of each query row (one thread a row) and its correction factor;
- * - each thread turns its own scores into probabilities (every exponential computed once);
- * - products: each thread owns 4 consecutive queries and one vector column of the head dim, rescales its part of
- *   the output and the row sums, and adds P times V over the tile's keys.
- *
- * Writes the output and the log-sum-exp as the row kernel does. Grid: (ceil(Tq / 32), BH).
- */
-function generateAttentionForwardTiledKernel(spec: AttentionKernelSpec): KernelSource {
-  const D4 = spec.d / 4, TILE = spec.variant.tile, OWN = TILED_OWNED_ROWS, W = TILE / D4, threads = 8 * D4;
-  const pad = TILE + 1, arr = qkvArrays(spec), tiles = Math.ceil(spec.tk / TILE);
-  const row = (part: 0 | 1, pos: string, T: number) => `(${partRow(spec, part, `min(${pos}, ${T - 1}u)`, T)})`;
-  const to = streamRange(spec, "queries", OWN, TILE).to;
-  const grid = foldGrid([Math.ceil(spec.tq / OWN), spec.bh]);
-  const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w);
-  const { each, cell } = scoreBlock(D4, TILE), at = (u: number, w: number) => cell("S", u, w);
-  const write = (j: number) => {
-    const pos = `blk * ${OWN}u + og * 4u + ${j}u`;
-    return `  if (${pos} < ${spec.tq}u) {
-    let inv = select(1.0 / l[${j}], 0.0, l[${j}] == 0.0);
-    o[(${rowIndex(spec, pos, spec.tq)}) * ${D4}u + c] = a_${j} * inv;
-    if (c == 0u) { lse[${rowIndex(spec, pos, spec.tq)}] = M[og * 4u + ${j}u] + log(l[${j}]); }
-  }`;
-  };
-  const perTile = 2 * Math.ceil((TILE * D4) / threads) + D4 + TILE + 2;
-  return {
-    name: "attention_forward",
-    workgroups: grid.workgroups,
-    cost: fusedAttentionCost(spec, "forward"),
-    loops: { iterations: Math.ceil((OWN * D4) / threads) + tiles * perTile, of: `${spec.tk} keys` },
-    source: `${bindings([...qkvBuffers(spec), readWrite("o", "vec4f"), readWrite("lse", "f32")])}
-var<workgroup> Qx: array<vec4f, ${OWN * D4}>;
-var<workgroup> Ky: array<vec4f, ${pad * D4}>;
-var<workgroup> Vy: array<vec4f, ${pad * D4}>;
-var<workgroup> S: array<vec4f, ${TILE * (OWN / 4)}>;
-var<workgroup> M: array<f32, ${OWN}>;
-var<workgroup> Corr: array<f32, ${OWN}>;
-@compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-${grid.guard ? `  ${grid.guard}\n` : ""}  let blk = ${grid.index[0]}; let bh = ${grid.index[1]};
-  // Scores: queries g + 8u, keys lane + ${D4}w. Products: queries og*4 + j, column c.
-  let g = lid.x % 8u; let lane = lid.x / 8u;
-  let og = lid.x % 8u; let c = lid.x / 8u;
-  for (var e = lid.x; e < ${OWN * D4}u; e += ${threads}u) {
-    let r = e / ${D4}u; let c = e % ${D4}u;
-    Qx[c * ${OWN}u + r] = ${arr.q}[${row(0, `blk * ${OWN}u + r`, spec.tq)} * ${D4}u + c];
-  }
-  if (lid.x < ${OWN}u) { M[lid.x] = ${NEG_INF}; }
-${us.map((j) => `  var a_${j} = vec4f(0.0);`).join("\n")}
-  var l = vec4f(0.0);
-  for (var t = 0u; t < ${to}; t++) {
-    for (var e = lid.x; e < ${TILE * D4}u; e += ${threads}u) {
-      let r = e / ${D4}u; let c = e % ${D4}u; let src = ${row(1, `t * ${TILE}u + r`, spec.tk)} * ${D4}u + c;
-      Ky[c * ${pad}u + r] = ${arr.k}[src] * ${f32Literal(spec.scale)};
-      Vy[c * ${pad}u + r] = ${arr.v}[src${arr.vShift}];
-    }
-    workgroupBarrier();
-${each((u, w) => `    var s_${u}_${w} = 0.0;`)}
-    for (var k = 0u; k < ${D4}u; k++) {
-${us.map((u) => `      let x_${u} = Qx[k * ${OWN}u + g + ${8 * u}u];`).join("\n")}
-${ws.map((w) => `      let y_${w} = Ky[k * ${pad}u + lane + ${D4 * w}u];`).join("\n")}
-${each((u, w) => `      s_${u}_${w} += dot(x_${u}, y_${w});`)}
-    }
-${
-      each((u, w) =>
-        `    s_${u}_${w} = select(${NEG_INF}, s_${u}_${w}, ${
-          visible(spec, `t * ${TILE}u + lane + ${D4 * w}u`, `blk * ${OWN}u + g + ${8 * u}u`)
-        });
-    ${at(u, w)} = s_${u}_${w};`
-      )
-    }
-    workgroupBarrier();
-    if (lid.x < ${OWN}u) {
-      let q = lid.x;
-      var mt = M[q];
-      for (var s = 0u; s < ${TILE}u; s++) { mt = max(mt, S[s * ${OWN / 4}u + q / 4u][q % 4u]); }
-      // Nothing visible yet: keep the factor at 1.
-      Corr[q] = select(exp(M[q] - mt), 1.0, mt == ${NEG_INF});
-      M[q] = mt;
-    }
-    workgroupBarrier();
-${each((u, w) => `    ${at(u, w)} = select(exp(s_${u}_${w} - M[g + ${8 * u}u]), 0.0, s_${u}_${w} == ${NEG_INF});`)}
-    workgroupBarrier();
-    let corr = vec4f(Corr[og * 4u], Corr[og * 4u + 1u], Corr[og * 4u + 2u], Corr[og * 4u + 3u]);
-    l *= corr;
-${us.map((j) => `    a_${j} *= corr[${j}];`).join("\n")}
-    for (var s = 0u; s < ${TILE}u; s++) {
-      let p = S[s * ${OWN / 4}u + og];
-      let v = Vy[c * ${pad}u + s];
-      l += p;
-${us.map((j) => `      a_${j} += p[${j}] * v;`).join("\n")}
-    }
-    workgroupBarrier();
-  }
-${us.map(write).join("\n")}
-}
-`,
-  };
 }
 
 /** Rows of the owned side a workgroup of the flash kernels holds. */
@@ -1191,9 +900,9 @@ function flashLoops(spec: AttentionKernelSpec, L: FlashLayout, kernel: Attention
 }
 
 /**
- * The backward in register blocks of the score matrix (`variant.dkv` or `variant.dq`: "flash"): as the tiled
- * backward, a workgroup owns 32 rows of one side ("keys": K, V; "queries": Q, dO and their log-sum-exp and delta, in
- * registers) and streams tiles of `variant.tile` rows of the other. Per tile:
+ * The backward in register blocks of the score matrix, FlashAttention-2's way (`variant.dkv` or `variant.dq`:
+ * "flash"): a workgroup owns 32 rows of one side of the scores of one head ("keys": K, V; "queries": Q, dO and their
+ * log-sum-exp and delta, in registers) and streams tiles of `variant.tile` rows of the other. Per tile:
  *
  * - scores: each thread computes its block of S and dP (see {@linkcode FlashLayout}), 2 dot products per vector read;
  * - P and dS = P (dP - delta) into workgroup memory, one vector of 4 owned rows per streamed row;
@@ -1203,7 +912,7 @@ function flashLoops(spec: AttentionKernelSpec, L: FlashLayout, kernel: Attention
  * The streamed operand of S (K, or Q in the dK/dV kernel) is staged times the scale, so neither S nor the
  * accumulated dQ or dK need scaling. Bindings as the row kernels'. Grid: (ceil(T_owned / 32), BH).
  */
-function generateAttentionBackwardFlashKernel(spec: AttentionKernelSpec & { side: TiledSide }): KernelSource {
+function generateAttentionBackwardFlashKernel(spec: AttentionKernelSpec & { side: OwnedSide }): KernelSource {
   const { side } = spec, keys = side === "keys", L = flashLayout(spec.d, spec.variant), P = flashParts(L);
   const { TILE, threads, SG, stride } = L, OWN = FLASH_OWNED_ROWS;
   const ownT = keys ? spec.tk : spec.tq;

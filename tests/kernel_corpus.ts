@@ -393,7 +393,7 @@ function* attentionCases(): Generator<Case> {
   for (const variant of attentionVariants()) {
     // Every variant on two of the specs (cycling), every spec with the default-like first variants below.
     for (const sn of [names[i % names.length], names[(i + 3) % names.length]]) {
-      // The row kernels' fields name the variant (the tiled backward's have their own cases below).
+      // The row kernels' fields name the variant (the flash kernels' have their own cases below).
       const { dkv: _k, dq: _q, forward: _f, tile: _t, flashThreads: _n, ...rowFields } = variant;
       const s = specs[sn], label = `${sn} ${Object.values(rowFields).join("/")}`;
       yield [`attention forward ${label}`, () => attentionForwardKernel({ ...s, variant })];
@@ -417,12 +417,6 @@ function* attentionCases(): Generator<Case> {
     flashThreads: 64,
   };
   for (const [sn, s] of Object.entries(specs)) {
-    for (const tile of [16, 32] as const) {
-      const variant = { ...base, forward: "tiles", dkv: "tiles", dq: "tiles", tile } as const;
-      yield [`attention forward ${sn} tiles ${tile}`, () => attentionForwardKernel({ ...s, variant })];
-      yield [`attention dq ${sn} tiles ${tile}`, () => attentionBackwardDqKernel({ ...s, variant })];
-      yield [`attention dkv ${sn} tiles ${tile}`, () => attentionBackwardDkvKernel({ ...s, variant })];
-    }
     const flashShapes = [[16, 64, "none"], [32, 64, "none"], [16, 128, "none"], [32, 128, "none"], [32, 64, "all"]];
     for (const [tile, flashThreads, unroll] of flashShapes as [16 | 32, 64 | 128, "none" | "all"][]) {
       const variant = { ...base, forward: "flash", dkv: "flash", dq: "flash", tile, flashThreads, unroll } as const;

@@ -632,9 +632,9 @@ const variantChoices: { [K in keyof AttentionVariant]: readonly AttentionVariant
   keyGroup: [64, 128],
   queryTile: [32, 64],
   unroll: ["none", "forward", "all"],
-  dkv: ["rows", "tiles", "flash"],
-  dq: ["rows", "tiles", "flash"],
-  forward: ["rows", "tiles", "flash"],
+  dkv: ["rows", "flash"],
+  dq: ["rows", "flash"],
+  forward: ["rows", "flash"],
   tile: [16, 32],
   flashThreads: [64, 128],
 };
