@@ -159,8 +159,9 @@ export function fusedAttentionSupports(d: number): boolean {
 }
 
 /**
- * Bytes of workgroup memory the largest of the three kernels needs at head dim `d` (the forward's score scratch
- * and K/V blocks, or the dK/dV kernel's query tiles), to check a variant against the device's limit.
+ * Bytes of workgroup memory the largest of the three kernels needs at head dim `d` (the row forward's score scratch
+ * and K/V blocks, the row dK/dV kernel's query tiles, or a flash kernel's staged rows and scores), to check a
+ * variant against the device's limit.
  *
  * @example
  * ```ts
