@@ -282,12 +282,14 @@ await benchBandwidth(
 // square), 5 T^2 hd backward (s recomputed, dP, dV, dQ, dK).
 const attnB = quick ? 1 : batch, attnH = quick ? 2 : shape.numHeads;
 const attnFlops = attnB * attnH * T * T * hd;
-// The splits without unrolling (rows2, kb64, keys2, kg128, qt64, ...) measured no better than the default on the
-// H200 (bench/RESULTS.md, 2026-11-29); the unrolled kernels are the open question.
+// The splits without unrolling (rows2, kb64, keys2, kg128, qt64, ...) measured no better than the default at the
+// TinyStories shape on the H200 (bench/RESULTS.md, 2026-11-29); the block sizes are timed again at head dim 64.
 const attentionVariants: [string, Partial<AttentionVariant>][] = [
   ["default", {}],
   ["rows", { dkv: "rows" }],
+  ["qb64", { queryBlock: 64 }],
   ["qb128", { queryBlock: 128 }],
+  ["kb64", { keyBlock: 64 }],
   ["unroll", { unroll: "all" }],
   ["unroll rows2", { unroll: "all", rowsPerThread: 2 }],
   ["unroll keys2", { unroll: "all", keysPerThread: 2 }],
