@@ -415,7 +415,7 @@ export function logitChunkRows(rows: number, vocab: number, opts: LinearCrossEnt
  * Columns of the logits {@linkcode linearCrossEntropy} computes for a vocabulary: the vocabulary itself when it is
  * a multiple of 4, else rounded up to a multiple of 64 (of 4 below 4096 words, where 64 would add more than 1.6%).
  * The head's three matmuls load and store 16 bytes at a time only along dims of a multiple of 4: on the H200 a
- * chunk of GPT-2's head (2048 rows, vocab 50257) took 12.6 ms for its three products, 10.9 ms padded to 50304
+ * chunk of GPT-2's head (2048 rows, vocab 50257) took 13.2 ms for its three products, 10.9 ms padded to 50304
  * (bench/RESULTS.md). The weight's extra rows are zeros and the loss ignores their logits, so nothing but speed
  * changes.
  *
