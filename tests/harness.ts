@@ -19,6 +19,7 @@ import {
   tidy,
   where,
 } from "../lib/tensor/mod.ts";
+import type { BackendLimits } from "../lib/gpu/mod.ts";
 
 await initGpu();
 // A kernel that fails to compile or bind only reports an uncaptured error and leaves its output unwritten: collect
@@ -41,6 +42,16 @@ export function upload(x: Nd): Tensor {
 /** Uploads integers as an i32 tensor of `shape`. */
 export function uploadInts(values: readonly number[], shape: readonly number[]): Tensor {
   return tensor(Int32Array.from(values), { shape });
+}
+
+/** Runs `fn` with the backend enforcing `limits` (lower ones reach the paths of huge tensors at small sizes). */
+export async function withLimits<T>(limits: Partial<BackendLimits>, fn: () => Promise<T>): Promise<T> {
+  const before = gpu().setLimits(limits);
+  try {
+    return await fn();
+  } finally {
+    gpu().setLimits(before);
+  }
 }
 
 /** Tolerances of a comparison. */

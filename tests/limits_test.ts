@@ -4,7 +4,7 @@
  * names the op, the shape and the limit.
  */
 import { assertClose, assertEquals, assertThrows } from "./assert.ts";
-import { assertNoGpuErrors, expectClose, upload } from "./harness.ts";
+import { assertNoGpuErrors, expectClose, upload, withLimits } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { randNd, rngFor } from "./reference.ts";
 import { decodeLinearKernel } from "../kernels/decode.ts";
@@ -39,7 +39,6 @@ import {
   transpose,
   where,
 } from "../lib/tensor/mod.ts";
-import type { BackendLimits } from "../lib/gpu/mod.ts";
 
 /** Mesa's llvmpipe (lavapipe) ends every shader's loops after 65,535 iterations in all. */
 const llvmpipe = /llvmpipe|lavapipe/i.test(gpu().info.description);
@@ -51,16 +50,6 @@ function assertErrorNames(fn: () => unknown, ...parts: string[]): Error {
     if (!err.message.includes(p)) throw new Error(`error ${JSON.stringify(err.message)} does not mention "${p}"`);
   }
   return err;
-}
-
-/** Runs `fn` with the backend enforcing `limits` (lower ones reach the paths of huge tensors at small sizes). */
-async function withLimits<T>(limits: Partial<BackendLimits>, fn: () => Promise<T>): Promise<T> {
-  const before = gpu().setLimits(limits);
-  try {
-    return await fn();
-  } finally {
-    gpu().setLimits(before);
-  }
 }
 
 // ---- The storage binding limit --------------------------------------------------------------------------------------

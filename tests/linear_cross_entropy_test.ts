@@ -5,7 +5,7 @@
  * GPT-2-sized batch exceed a binding), in GPU memory, and in the trainer.
  */
 import { assert, assertClose, assertEquals, assertThrows } from "./assert.ts";
-import { assertNoGpuErrors, checkGrad, upload, uploadInts } from "./harness.ts";
+import { assertNoGpuErrors, checkGrad, upload, uploadInts, withLimits } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randInts, randNd, rngFor } from "./reference.ts";
 import {
@@ -21,7 +21,6 @@ import {
   tensor,
   tidy,
 } from "../lib/tensor/mod.ts";
-import type { BackendLimits } from "../lib/gpu/mod.ts";
 import type { Kernel } from "../lib/gpu/backend.ts";
 import { TransformerLM } from "../lib/nn/transformer.ts";
 import type { ModelConfigInput } from "../lib/nn/config.ts";
@@ -29,16 +28,6 @@ import { AdamW } from "../lib/optim/adamw.ts";
 import { writeTokenFile } from "../lib/data/token_files.ts";
 import { Trainer } from "../lib/train/trainer.ts";
 import { Rng } from "../lib/util/random.ts";
-
-/** Runs `fn` with the backend enforcing `limits`, then restores the device's. */
-async function withLimits<T>(limits: Partial<BackendLimits>, fn: () => Promise<T>): Promise<T> {
-  const before = gpu().setLimits(limits);
-  try {
-    return await fn();
-  } finally {
-    gpu().setLimits(before);
-  }
-}
 
 /** The kernels `fn` dispatches, in order: name and WGSL source of each. */
 function dispatchedKernels(fn: () => void): { name: string; source: string }[] {
