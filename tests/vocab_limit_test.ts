@@ -3,11 +3,11 @@
  * vocabulary is larger than its tokenizer's, ids without text are never sampled, and the default comes from the tokenizer.
  */
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { initGpu, noGrad, readAll, slice, tensor, tidy } from "../lib/tensor/mod.ts";
-import { TransformerLM } from "../lib/nn/transformer.ts";
+import { initGpu } from "../lib/tensor/mod.ts";
 import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { generate } from "../lib/sample/generate.ts";
 import { generateStream, generateText } from "../lib/sample/stream.ts";
+import { argmaxNext, chainModel } from "./next_token.ts";
 
 await initGpu();
 
@@ -24,48 +24,8 @@ const LIMIT = tokenizer.vocabSize, VOCAB = 300, EXTRA = 280, D = 32;
  * the chain's next byte (sqrt(D)); everything else scores 0. EXTRA embeds as the chain's first token, so unmasked
  * the model says EXTRA again and again; masked, it spells the chain.
  */
-async function extraIdModel(chain: number[]): Promise<TransformerLM> {
-  const m = new TransformerLM(
-    { vocabSize: VOCAB, contextLength: 32, dModel: D, numLayers: 1, numHeads: 2, dFf: 32 },
-    { seed: 3 },
-  );
-  const state = m.stateDict();
-  const names = [...state.keys()];
-  const host = await readAll([...state.values()]);
-  const weights = new Map(names.map((n, i) => [n, { shape: state.get(n)!.shape, data: host[i] as Float32Array }]));
-  for (const n of names) {
-    if (/output_proj|w2|token_embeddings|lm_head/.test(n)) weights.get(n)!.data.fill(0);
-  }
-  const emb = weights.get("token_embeddings.weight")!.data, head = weights.get("lm_head.weight")!.data;
-  chain.forEach((id, j) => {
-    emb[id * D + j] = 1;
-    head[chain[Math.min(j + 1, chain.length - 1)] * D + j] = 1;
-    head[EXTRA * D + j] = 2;
-  });
-  emb[EXTRA * D] = 1;
-  m.loadStateDict(weights);
-  return m;
-}
-
 const chain = [..."abcdefgh"].map((c) => c.charCodeAt(0));
-const model = await extraIdModel(chain);
-
-/** Reference: the argmax over ids below `limit` of the last row of a full, uncached forward pass. */
-async function argmaxBelow(ids: number[], limit: number): Promise<number> {
-  const row = tidy(() =>
-    noGrad(() =>
-      slice(model.forward(tensor(Int32Array.from(ids), { shape: [1, ids.length], dtype: "i32" })), {
-        axis: 1,
-        start: ids.length - 1,
-      })
-    )
-  );
-  const [values] = await readAll([row]);
-  row.dispose();
-  let best = 0;
-  for (let i = 1; i < limit; i++) if (values[i] > values[best]) best = i;
-  return best;
-}
+const model = await chainModel(chain, { vocabSize: VOCAB, dModel: D, seed: 3, extra: EXTRA });
 
 async function streamIds(prompt: number[], opts: Parameters<typeof generateStream>[2]): Promise<number[]> {
   const out: number[] = [];
@@ -81,7 +41,7 @@ Deno.test("vocabLimit: greedy decoding takes the argmax over the ids below the l
   const expected: number[] = [];
   const ids = [...prompt];
   for (let n = 0; n < 6; n++) {
-    const next = await argmaxBelow(ids, LIMIT);
+    const next = await argmaxNext(model, ids, LIMIT);
     expected.push(next);
     ids.push(next);
   }

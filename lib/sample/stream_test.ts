@@ -1,8 +1,8 @@
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
-import { initGpu, readAll } from "../tensor/mod.ts";
-import { TransformerLM } from "../nn/transformer.ts";
+import { initGpu } from "../tensor/mod.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { generateStream, generateText, type GenerationEvent } from "./stream.ts";
+import { chainModel } from "../../tests/next_token.ts";
 
 await initGpu();
 
@@ -14,36 +14,9 @@ const tokenizer = new Tokenizer(
 );
 const EOT = tokenizer.specialTokens.get("<|endoftext|>")!;
 
-/**
- * A model that deterministically continues a chain of bytes: every block's output projections are zero (the
- * residual stream stays the current token's embedding), chain token j embeds as the unit vector e_j, and the LM
- * head maps e_j to the next chain token. So greedy decoding after the chain's first byte spells out the rest.
- */
-async function chainModel(chain: number[]): Promise<TransformerLM> {
-  const m = new TransformerLM(
-    { vocabSize: 257, contextLength: 32, dModel: 32, numLayers: 1, numHeads: 2, dFf: 32 },
-    { seed: 1 },
-  );
-  const state = m.stateDict();
-  const names = [...state.keys()];
-  const host = await readAll([...state.values()]);
-  const weights = new Map(names.map((n, i) => [n, { shape: state.get(n)!.shape, data: host[i] as Float32Array }]));
-  for (const n of names) {
-    if (/output_proj|w2|token_embeddings|lm_head/.test(n)) weights.get(n)!.data.fill(0);
-  }
-  const emb = weights.get("token_embeddings.weight")!.data, head = weights.get("lm_head.weight")!.data;
-  chain.forEach((id, j) => {
-    emb[id * 32 + j] = 1;
-    const next = chain[Math.min(j + 1, chain.length - 1)];
-    head[next * 32 + j] = 1;
-  });
-  m.loadStateDict(weights);
-  return m;
-}
-
 const text = "aé🙂bXYcd"; // 'é' is 2 bytes, '🙂' 4: split across tokens; all bytes distinct
 const bytes = [...new TextEncoder().encode(text)];
-const model = await chainModel([...bytes, EOT]);
+const model = await chainModel([...bytes, EOT], { vocabSize: 257, dModel: 32, seed: 1 });
 
 async function events(prompt: string, opts: Parameters<typeof generateStream>[2]): Promise<GenerationEvent[]> {
   const out: GenerationEvent[] = [];
