@@ -11,6 +11,7 @@
  * @module
  */
 import { parseJson } from "../util/json.ts";
+import { readNamedTextFile } from "../io/read_text.ts";
 import { type FlagSpec, helpText, nearestWord, parseFlags, UsageError } from "./flags.ts";
 import { ConfigError } from "../util/validate.ts";
 import { parseModelConfig } from "../nn/config.ts";
@@ -204,14 +205,7 @@ export function trainHelpText(options: { command?: string; defaults?: ConfigDefa
 }
 
 async function readConfigFile(path: string): Promise<GivenConfig> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Error(`config file ${path} does not exist`, { cause: e });
-    if (e instanceof Deno.errors.IsADirectory) throw new Error(`config file ${path} is a directory, not a file`);
-    throw new Error(`config file ${path} cannot be read (${(e as Error).name})`, { cause: e });
-  }
+  const text = await readNamedTextFile(path, "config file");
   let json: unknown;
   try {
     json = parseJson(text, `config file ${path}`);

@@ -43,6 +43,7 @@ import { readRunInfo, type RunInfo, RunLog } from "./runs.ts";
 import { CHECKPOINT_NAME, checkRunInputs, Trainer, type TrainEvent } from "./trainer.ts";
 import { recordedConfig } from "./resume.ts";
 import { exists } from "../io/exists.ts";
+import { readNamedTextFile } from "../io/read_text.ts";
 import { writeFileAtomicSync } from "../io/atomic_write.ts";
 
 /** Config fields by section, as a sweep file gives them (camelCase keys). */
@@ -244,14 +245,7 @@ export function parseSweep(value: unknown, source: string): SweepSpec {
  * ```
  */
 export async function readSweepFile(path: string): Promise<SweepSpec> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Error(`sweep file ${path} does not exist`, { cause: e });
-    if (e instanceof Deno.errors.IsADirectory) throw new Error(`sweep file ${path} is a directory, not a file`);
-    throw new Error(`sweep file ${path} cannot be read (${(e as Error).name})`, { cause: e });
-  }
+  const text = await readNamedTextFile(path, "sweep file");
   return parseSweep(parseJson(text, `sweep file ${path}`), path);
 }
 
