@@ -396,7 +396,7 @@ export interface MatmulLaunch {
  * ```
  */
 export function matmulLaunch(spec: MatmulSpec, addend: boolean, maxSharedBytes: number): MatmulLaunch {
-  if (!addend && copiesTransposedB(spec)) {
+  if (copiesTransposedB(spec, addend)) {
     const launch = matmulLaunch({ ...spec, transB: false }, addend, maxSharedBytes);
     return { ...launch, transposeB: transposeKernel({ rows: spec.n, cols: spec.k }) };
   }
@@ -433,20 +433,21 @@ export function matmulLaunch(spec: MatmulSpec, addend: boolean, maxSharedBytes: 
 const TRANSPOSED_COPY_MIN_ROWS = 4096;
 
 /**
- * Whether `matmulLaunch` runs this problem (without an addend) from a transposed copy of B: `x @ W^T` with one
- * shared 2-D W and at least {@linkcode TRANSPOSED_COPY_MIN_ROWS} rows, when the tuning's `transposedBCompute` is
- * "copy" (the default) and no tile is forced.
+ * Whether `matmulLaunch` runs this problem from a transposed copy of B: `x @ W^T` with one shared 2-D W, at least
+ * {@linkcode TRANSPOSED_COPY_MIN_ROWS} rows and no addend, when the tuning's `transposedBCompute` is "copy" (the
+ * default) and no tile is forced.
  *
  * @example
  * ```ts
  * import { copiesTransposedB } from "./matmul.ts";
  * const fwd = { batch: 1, m: 8192, n: 2304, k: 768, transA: false, transB: true, batchStrideA: 0, batchStrideB: 0 };
  * if (!copiesTransposedB(fwd) || copiesTransposedB({ ...fwd, m: 1 })) throw new Error("many rows only");
+ * if (copiesTransposedB(fwd, true)) throw new Error("a residual product keeps W transposed");
  * ```
  */
-export function copiesTransposedB(spec: MatmulSpec): boolean {
-  return tuning.transposedBCompute === "copy" && !tuning.tile && spec.transB && !spec.transA && spec.batch === 1 &&
-    spec.batchStrideB === 0 && spec.m >= TRANSPOSED_COPY_MIN_ROWS;
+export function copiesTransposedB(spec: MatmulSpec, addend = false): boolean {
+  return tuning.transposedBCompute === "copy" && !tuning.tile && !addend && spec.transB && !spec.transA &&
+    spec.batch === 1 && spec.batchStrideB === 0 && spec.m >= TRANSPOSED_COPY_MIN_ROWS;
 }
 
 /** Dispatches {@linkcode matmulLaunch}'s kernels for `c = a @ b (+ addend)`. */
