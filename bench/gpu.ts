@@ -29,9 +29,11 @@ import {
   tensor,
   tidy,
 } from "../lib/tensor/mod.ts";
+import { gatherKernel } from "../kernels/copy.ts";
 import type { AttentionVariant } from "../kernels/attention.ts"; // not mod.ts: the GPU machine has no network for npm packages
 import type { MatmulTile } from "../kernels/matmul.ts";
 import { param } from "../lib/tensor/create.ts";
+import { empty } from "../lib/tensor/tensor.ts";
 import { withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
 import { linearCrossEntropy, logitChunkRows } from "../lib/tensor/ops/nn.ts";
 import { lmShapeConfig, lmShapeOptions } from "./lm_shape.ts";
@@ -202,6 +204,24 @@ for (const [label, out, inp] of lm) {
     transA: true,
   });
 }
+// The LM head's weight transposed, (V, d) into (d, V): the tiled kernel that matrix transposes take, against the
+// strided gather every other permute takes.
+const headT = [Math.max(1, Math.floor(V / s)), D];
+await benchBandwidth(
+  `transpose tiled (${headT.join("x")})`,
+  headT[0] * D * 8,
+  () => [randn(headT, { seed: 6 })],
+  ([w]) => permute(w, [1, 0]),
+);
+await benchBandwidth(
+  `transpose gather (${headT.join("x")})`,
+  headT[0] * D * 8,
+  () => [randn(headT, { seed: 6 })],
+  ([w]) => {
+    const out = empty([D, headT[0]]);
+    gpu().run(gatherKernel({ outShape: [D, headT[0]], inStrides: [1, D], dtype: "f32" }), [w.buffer, out.buffer]);
+  },
+);
 // Attention matmuls: (B*H, T, hd), by default (512, 256, 32).
 const BH = Math.max(1, Math.floor((batch * shape.numHeads) / s)), T = shape.contextLength, hd = D / shape.numHeads;
 await benchMatmul(`attn q@k^T (${BH}x ${T}x${hd} @ ${hd}x${T})`, { batch: BH, m: T, n: T, k: hd, transB: true });

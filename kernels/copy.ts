@@ -72,10 +72,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  */
 export const gatherKernel: (spec: GatherSpec) => KernelSource = memoized(generateGatherKernel);
 
-/** A (rows, cols) f32 matrix to transpose into (cols, rows). */
+/** A (rows, cols) matrix to transpose into (cols, rows). */
 export interface TransposeSpec {
   rows: number;
   cols: number;
+  /** Element type; f32 when absent. */
+  dtype?: "f32" | "i32";
 }
 
 /** Side of the square tile a workgroup of the transpose stages. */
@@ -88,15 +90,15 @@ const TRANSPOSE_TILE = 32;
  * Bindings: x (read), out (write). Grid: (ceil(cols / 32), ceil(rows / 32)), 32 x 8 threads each copying 4
  * elements. Cost: every element read and written once.
  */
-function generateTransposeKernel({ rows, cols }: TransposeSpec): KernelSource {
+function generateTransposeKernel({ rows, cols, dtype = "f32" }: TransposeSpec): KernelSource {
   const T = TRANSPOSE_TILE, pad = T + 1;
   const grid = foldGrid([Math.ceil(cols / T), Math.ceil(rows / T)]);
   return {
     name: "transpose",
     workgroups: grid.workgroups,
     cost: { flops: 0, bytes: 2 * rows * cols * ELEMENT_BYTES },
-    source: `${bindings([read("x", "f32"), readWrite("out", "f32")])}
-var<workgroup> tile: array<f32, ${T * pad}>;
+    source: `${bindings([read("x", dtype), readWrite("out", dtype)])}
+var<workgroup> tile: array<${dtype}, ${T * pad}>;
 @compute @workgroup_size(${T}, 8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
 ${grid.guard ? `  ${grid.guard}\n` : ""}  let c0 = ${grid.index[0]} * ${T}u; let r0 = ${grid.index[1]} * ${T}u;

@@ -521,6 +521,7 @@ function* copyCases(): Generator<Case> {
   for (const [rows, cols] of [[768, 2304], [50257, 768], [3, 5], [70000, 40]]) {
     yield [`transpose ${rows} ${cols}`, () => transposeKernel({ rows, cols })];
   }
+  yield ["transpose 37 41 i32", () => transposeKernel({ rows: 37, cols: 41, dtype: "i32" })];
   for (const sizes of [[6, 4], [1], [3, 3, 3, 3, 3, 3, 3], [20000000, 5]]) {
     for (const dtype of ["f32", "i32"] as const) {
       yield [`concat ${sizes} ${dtype}`, () => concatKernel({ sizes, dtype })];

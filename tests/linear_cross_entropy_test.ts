@@ -84,6 +84,8 @@ Deno.test("linearCrossEntropy: loss and gradients match float64 and finite diffe
     [200, 100, 40],
     [200, undefined, 37],
     [200, 64, 37],
+    // Enough rows for the head's weight to be transposed once for all chunks (copiesTransposedB).
+    [4160, 1024, 37],
   ];
   for (const [rows, chunkRows, vocab] of cases) {
     const h = randNd(rng, [rows, d]), w = randNd(rng, [vocab, d]);
@@ -106,6 +108,7 @@ Deno.test("linearCrossEntropy: loss and gradients match float64 and finite diffe
     });
     const chunks = Math.ceil(rows / chunk);
     assertEquals(kernels.filter((k) => k === "cross_entropy_forward").length, chunks, `${rows}/${chunkRows}`);
+    assertEquals(kernels.includes("transpose"), rows >= 4096, `${rows}/${chunkRows}: the weight transposed once`);
     if (chunks === 1 && vocab % 4 === 0) continue;
     // Chunked, the gradients are taken in the forward (three matmuls a chunk) only when one will be wanted.
     const matmuls = (names: string[]) => names.filter((k) => k.startsWith("matmul")).length;

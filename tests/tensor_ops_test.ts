@@ -412,6 +412,27 @@ Deno.test("permute/transpose: random permutations of random shapes, forward and 
   });
 });
 
+Deno.test("transpose of a matrix: whole and partial 32 x 32 tiles, f32 and i32, forward and backward", async () => {
+  const rng = rngFor("matrix-transpose");
+  const shapes = [[70, 45], [33, 1], [1, 100], [64, 96], [300, 7]];
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  for (const shape of shapes) {
+    const x = randNd(rng, shape);
+    outs.push(transpose(upload(x)));
+    expected.push(ref.transpose(x));
+  }
+  await expectClose(outs, expected, { atol: 0, rtol: 0 });
+  const ints = Array.from({ length: 37 * 41 }, (_, i) => (i * 7919) % 1000 - 500);
+  const got = await transpose(uploadInts(ints, [37, 41])).data();
+  assertEquals(Array.from(got), Array.from({ length: 37 * 41 }, (_, i) => ints[(i % 37) * 41 + Math.floor(i / 37)]));
+  await checkGrad({
+    name: "transpose of a (35, 40) matrix",
+    inputs: [randNd(rng, [35, 40])],
+    gpu: ([t]) => transpose(t),
+    ref: ([x]) => ref.transpose(x),
+  });
+});
+
 Deno.test("slice: every axis, negative bounds, empty and full ranges, forward and backward", async () => {
   const rng = rngFor("slice");
   const x = randNd(rng, [4, 7, 5]);

@@ -1,10 +1,10 @@
 /**
  * Movement ops: reshape (a view), and permute, slice, concat and broadcast (strided copies through one gather
- * kernel). Each backward sits under its forward.
+ * kernel, and matrix transposes through a tiled one). Each backward sits under its forward.
  *
  * @module
  */
-import { concatKernel, gatherKernel, MAX_CONCAT_PIECES, splitKernel } from "../../../kernels/copy.ts";
+import { concatKernel, gatherKernel, MAX_CONCAT_PIECES, splitKernel, transposeKernel } from "../../../kernels/copy.ts";
 import { gpu } from "../../gpu/backend.ts";
 import { record } from "../graph.ts";
 import { fmt, normAxis, prod, sameShape } from "../shape.ts";
@@ -85,7 +85,12 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
   const inStrides = contiguousStrides(x.shape);
   const outShape = ax.map((a) => x.shape[a]);
   const out = empty(outShape, x.dtype);
-  runGather(x, out, { outShape, inStrides: ax.map((a) => inStrides[a]) });
+  if (nd === 2 && ax[0] === 1 && x.size > 0) {
+    // A matrix transpose: through workgroup-memory tiles, coalesced on both sides (a gather reads a column a time).
+    gpu().run(transposeKernel({ rows: x.shape[0], cols: x.shape[1], dtype: x.dtype }), [x.buffer, out.buffer]);
+  } else {
+    runGather(x, out, { outShape, inStrides: ax.map((a) => inStrides[a]) });
+  }
   const inverse = new Array(nd);
   ax.forEach((a, i) => inverse[a] = i);
   return record(out, "permute", [x], (dy) => [permute(dy, inverse)]);

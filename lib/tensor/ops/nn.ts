@@ -40,7 +40,7 @@ import { isGradEnabled, noGrad, record, recordAccumulating } from "../graph.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, keep, Storage, Tensor } from "../tensor.ts";
 import { add, fill, mul } from "./elementwise.ts";
-import { matmul } from "./matmul.ts";
+import { copiesTransposedB, matmul } from "./matmul.ts";
 import { permute, reshape, slice } from "./movement.ts";
 import { mean, sumTo } from "./reduce.ts";
 import { tensor } from "../create.ts";
@@ -516,13 +516,17 @@ function chunkedHead(
   const backend = gpu();
   const [rows, dim] = h.shape, vocab = weight.shape[0], cols = paddedVocab(vocab);
   const wp = cols === vocab ? weight : padRows(weight, cols); // (cols, d)
+  // h @ W^T over all the rows would run from a transposed copy of W (see copiesTransposedB): take it once for all
+  // chunks, which are each too short for the copy to pay alone.
+  const whole = { batch: 1, m: rows, n: cols, k: dim, transA: false, transB: true, batchStrideA: 0, batchStrideB: 0 };
+  const wt = copiesTransposedB(whole) ? permute(wp, [1, 0]) : null; // (d, cols)
   const one = wants.h || wants.weight ? fill([1], 1) : null;
   const dh = wants.h ? empty(h.shape) : null;
   let dw: Tensor | null = null;
   for (const [start, end] of chunks) {
     const n = end - start, part = (t: Tensor) => rowsOf(t.buffer, start, end);
     const hc = rowRange(h, start, end);
-    const logits = matmul(hc, wp, { transB: true }); // (n, cols)
+    const logits = wt ? matmul(hc, wt) : matmul(hc, wp, { transB: true }); // (n, cols)
     const ce = { rows: n, vocab, ...(cols === vocab ? {} : { cols }) };
     backend.run(crossEntropyForwardKernel(ce), [logits.buffer, part(targets), part(losses), part(lse)]);
     if (one) {
@@ -544,6 +548,7 @@ function chunkedHead(
     hc.dispose();
   }
   one?.dispose();
+  wt?.dispose();
   if (wp !== weight) wp.dispose();
   if (!dw || cols === vocab) return { dh, dw };
   const rowsOfVocab = rowRange(dw, 0, vocab); // (V, d): the padding rows' gradients are zeros
