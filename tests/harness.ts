@@ -20,6 +20,7 @@ import {
   where,
 } from "../lib/tensor/mod.ts";
 import type { BackendLimits } from "../lib/gpu/mod.ts";
+import type { Kernel } from "../lib/gpu/backend.ts";
 
 await initGpu();
 // A kernel that fails to compile or bind only reports an uncaptured error and leaves its output unwritten: collect
@@ -52,6 +53,30 @@ export async function withLimits<T>(limits: Partial<BackendLimits>, fn: () => Pr
   } finally {
     gpu().setLimits(before);
   }
+}
+
+/** The kernels `fn` dispatches, in order: name and WGSL source of each. */
+export function dispatchedKernels(fn: () => void): { name: string; source: string }[] {
+  const backend = gpu();
+  const sources = new Map<Kernel, string>();
+  const seen: { name: string; source: string }[] = [];
+  const [prepare, dispatch] = [backend.prepare, backend.dispatch];
+  backend.prepare = (name, source) => {
+    const k = prepare.call(backend, name, source);
+    sources.set(k, source);
+    return k;
+  };
+  backend.dispatch = (k, args) => {
+    seen.push({ name: k.name, source: sources.get(k) ?? "" });
+    dispatch.call(backend, k, args);
+  };
+  try {
+    fn();
+  } finally {
+    backend.prepare = prepare;
+    backend.dispatch = dispatch;
+  }
+  return seen;
 }
 
 /** Tolerances of a comparison. */

@@ -5,7 +5,7 @@
  * GPT-2-sized batch exceed a binding), in GPU memory, and in the trainer.
  */
 import { assert, assertClose, assertEquals, assertThrows } from "./assert.ts";
-import { assertNoGpuErrors, checkGrad, upload, uploadInts, withLimits } from "./harness.ts";
+import { assertNoGpuErrors, checkGrad, dispatchedKernels, upload, uploadInts, withLimits } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randInts, randNd, rngFor } from "./reference.ts";
 import {
@@ -21,37 +21,12 @@ import {
   tensor,
   tidy,
 } from "../lib/tensor/mod.ts";
-import type { Kernel } from "../lib/gpu/backend.ts";
 import { TransformerLM } from "../lib/nn/transformer.ts";
 import type { ModelConfigInput } from "../lib/nn/config.ts";
 import { AdamW } from "../lib/optim/adamw.ts";
 import { writeTokenFile } from "../lib/data/token_files.ts";
 import { Trainer } from "../lib/train/trainer.ts";
 import { Rng } from "../lib/util/random.ts";
-
-/** The kernels `fn` dispatches, in order: name and WGSL source of each. */
-function dispatchedKernels(fn: () => void): { name: string; source: string }[] {
-  const backend = gpu();
-  const sources = new Map<Kernel, string>();
-  const seen: { name: string; source: string }[] = [];
-  const [prepare, dispatch] = [backend.prepare, backend.dispatch];
-  backend.prepare = (name, source) => {
-    const k = prepare.call(backend, name, source);
-    sources.set(k, source);
-    return k;
-  };
-  backend.dispatch = (k, args) => {
-    seen.push({ name: k.name, source: sources.get(k) ?? "" });
-    dispatch.call(backend, k, args);
-  };
-  try {
-    fn();
-  } finally {
-    backend.prepare = prepare;
-    backend.dispatch = dispatch;
-  }
-  return seen;
-}
 
 /** Float64 loss and gradients of `mean cross-entropy(h @ w^T, targets)`: dlogits = (softmax - onehot) / N. */
 function referenceHead(h: Nd, w: Nd, targets: readonly number[]): { loss: Nd; dh: Nd; dw: Nd } {
