@@ -10,6 +10,9 @@
  *   (running max and sum), and writes the output and the log-sum-exp of each row for the backward.
  * - backward dQ: the same layout, recomputing probabilities from the saved log-sum-exp.
  * - backward dK, dV: a workgroup owns a group of key rows, one thread per key (or two), and streams query tiles.
+ * - backward dQ from saved scores (`dq: "scores"`): the register-tiled dK/dV kernel also writes dS (Tq x Tk floats
+ *   per head, for the backward only), and dQ = dS K is a tiled product of it: no score is computed twice, which at
+ *   GPT-2 small's shape made dQ 3 times faster than recomputing S and dP in a dQ kernel (bench/RESULTS.md).
  * - register-tiled variants of all three (`forward`, `dq`, `dkv` set to "flash"): a workgroup owns 32 rows of one
  *   side of the scores and each thread a block of every score tile, so that no thread holds a whole row of operands
  *   and accumulators (at head dim 64 the row dK/dV kernel's 256 floats a thread are past the register file).
@@ -109,8 +112,13 @@ export interface AttentionVariant {
    * of the score tile per thread (`generateAttentionBackwardFlashKernel`, with `tile`, `flashThreads`, `unroll`).
    */
   dkv: "rows" | "flash";
-  /** The dQ kernel's work split, as `dkv`: one query row per thread, or register blocks of the score tile. */
-  dq: "rows" | "flash";
+  /**
+   * The dQ kernel's work split, as `dkv`: one query row per thread, or register blocks of the score tile; or
+   * "scores": the flash dK/dV kernel (`dkv: "flash"`) also writes dS to memory, and dQ is its product with K in
+   * tiles ({@linkcode generateAttentionBackwardDqFromScoresKernel}), which computes no score twice. dS is
+   * `bh x Tq x Tk` floats while the backward runs ({@linkcode savedScoresBytes}).
+   */
+  dq: "rows" | "flash" | "scores";
   /**
    * The forward kernel's work split: "rows", one query row per thread (with `rowsPerThread`, `queryBlock`,
    * `keyBlock`, `unroll`); "flash", register blocks of the score tile (`generateAttentionForwardFlashKernel`).
@@ -123,6 +131,13 @@ export interface AttentionVariant {
    * 128 a 4 x (tile / 16) one (more threads to hide latency, fewer dot products per workgroup-memory read).
    */
   flashThreads: 64 | 128;
+  /**
+   * Query rows a workgroup of the dQ-from-scores kernel (`dq: "scores"`) owns; a thread accumulates
+   * scoresQueries / 16 of them.
+   */
+  scoresQueries: 32 | 64 | 128;
+  /** Threads a workgroup of the dQ-from-scores kernel: 128 own 8 head-dim columns each, 256 own 4. */
+  scoresThreads: 128 | 256;
 }
 
 /**
@@ -143,6 +158,8 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
   forward: "rows",
   tile: 16,
   flashThreads: 64,
+  scoresQueries: 64,
+  scoresThreads: 256,
 });
 
 /**
@@ -193,6 +210,7 @@ export const ATTENTION_KERNELS: readonly AttentionKernel[] = ["forward", "dq", "
  */
 export function attentionKernelBytes(d: number, variant: AttentionVariant, kernel: AttentionKernel): number {
   if (variant[kernel] === "flash") return flashBytes(d, variant, kernel);
+  if (kernel === "dq" && variant.dq === "scores") return scoresTileBytes(d, variant);
   if (kernel === "dkv") return 2 * 4 * variant.queryTile * d + 2 * 4 * variant.queryTile;
   // The row kernels stage key blocks; unrolled, the forward keeps its scores in registers (no score scratch), and
   // the dQ kernel has none.
@@ -401,13 +419,15 @@ export function attentionPairs(spec: AttentionSpec): number {
  * counted either (FlashAttention's convention). Bytes: q, k, v (and dO, the log-sum-exp and delta in the backward)
  * read once, the outputs written once.
  */
-function fusedAttentionCost(spec: AttentionSpec, kernel: "forward" | "dq" | "dkv"): KernelCost {
+function fusedAttentionCost(spec: AttentionKernelSpec, kernel: "forward" | "dq" | "dkv"): KernelCost {
   const pairFlops = 2 * spec.bh * attentionPairs(spec) * spec.d;
   const q = spec.bh * spec.tq * spec.d, kv = spec.bh * spec.tk * spec.d, rows = spec.bh * spec.tq;
   if (kernel === "forward") return { flops: 2 * pairFlops, bytes: (2 * q + 2 * kv + rows) * ELEMENT_BYTES };
   const inputs = 2 * q + 2 * kv + 2 * rows; // q, dO, k, v, lse, delta
   if (kernel === "dq") return { flops: pairFlops, bytes: (inputs + q) * ELEMENT_BYTES };
-  return { flops: 4 * pairFlops, bytes: (inputs + 2 * kv) * ELEMENT_BYTES };
+  // Saving dS for the dQ-from-scores kernel writes each visible score once more.
+  const saved = spec.variant.dq === "scores" && spec.variant.dkv === "flash" ? spec.bh * attentionPairs(spec) : 0;
+  return { flops: 4 * pairFlops, bytes: (inputs + 2 * kv + saved) * ELEMENT_BYTES };
 }
 
 /**
@@ -505,6 +525,7 @@ ${vecs(D4, (i) => `    o[orow + ${i}u] = o${i}${s} * inv;`)}
  */
 function generateAttentionBackwardDqKernel(spec: AttentionKernelSpec): KernelSource {
   if (spec.variant.dq === "flash") return generateAttentionBackwardFlashKernel({ ...spec, side: "queries" });
+  if (spec.variant.dq === "scores") return generateAttentionBackwardDqFromScoresKernel(spec);
   const D4 = spec.d / 4, variant = spec.variant, qRow = queryRow(spec);
   const qs = querySplit(variant), { R, BC, sfx } = qs;
   const pro = queryBlockPrologue(spec, qs);
@@ -744,14 +765,23 @@ function streamRange(spec: AttentionSpec, side: OwnedSide, own: number, tile: nu
   return { from: "0u", to: `min(${tiles}u, (blk * ${own}u + ${own - 1 + off}u) / ${tile}u + 1u)` };
 }
 
-/** The bindings of a backward kernel of `side`: q, k, v (or qkv), dout, lse, delta, then its gradients. */
-function backwardBindings(spec: AttentionSpec, side: OwnedSide): string {
+/**
+ * The bindings of a backward kernel of `side`: q, k, v (or qkv), dout, lse, delta, then its gradients (and `more`).
+ */
+function backwardBindings(spec: AttentionSpec, side: OwnedSide, more: Binding[] = []): string {
   const outputs = spec.packed
     ? [readWrite("dqkv", "vec4f")]
     : side === "keys"
     ? [readWrite("dk", "vec4f"), readWrite("dv", "vec4f")]
     : [readWrite("dq", "vec4f")];
-  return bindings([...qkvBuffers(spec), read("dout", "vec4f"), read("lse", "f32"), read("delta", "f32"), ...outputs]);
+  return bindings([
+    ...qkvBuffers(spec),
+    read("dout", "vec4f"),
+    read("lse", "f32"),
+    read("delta", "f32"),
+    ...outputs,
+    ...more,
+  ]);
 }
 
 /**
@@ -916,6 +946,10 @@ function flashLoops(spec: AttentionKernelSpec, L: FlashLayout, kernel: Attention
 function generateAttentionBackwardFlashKernel(spec: AttentionKernelSpec & { side: OwnedSide }): KernelSource {
   const { side } = spec, keys = side === "keys", L = flashLayout(spec.d, spec.variant), P = flashParts(L);
   const { TILE, threads, SG, stride } = L, OWN = FLASH_OWNED_ROWS;
+  // The dK/dV kernel saves dS for the dQ-from-scores kernel: (bh, Tq, Tk rounded up to vectors), visible tiles only.
+  const saves = keys && spec.variant.dq === "scores", dsStride = savedScoresStride(spec.tk);
+  const save = (u: number, w: number) =>
+    `    if (t_${w} < ${spec.tq}u && o_${u} < ${spec.tk}u) { dsSaved[(bh * ${spec.tq}u + t_${w}) * ${dsStride}u + o_${u}] = ds_${u}_${w}; }`;
   const ownT = keys ? spec.tk : spec.tq;
   // The owned rows' operands of S and dP, and the streamed ones (S's times the scale).
   const [x1, x2, y1, y2] = keys ? ["Kx", "Vx", "Qy", "Gy"] : ["Qx", "Gx", "Ky", "Vy"];
@@ -942,7 +976,7 @@ function generateAttentionBackwardFlashKernel(spec: AttentionKernelSpec & { side
     workgroups: grid.workgroups,
     cost: fusedAttentionCost(spec, keys ? "dkv" : "dq"),
     loops: flashLoops(spec, L, keys ? "dkv" : "dq"),
-    source: `${backwardBindings(spec, side)}
+    source: `${backwardBindings(spec, side, saves ? [readWrite("dsSaved", "f32")] : [])}
 var<workgroup> ${x1}: array<vec4f, ${OWN * stride}>;
 var<workgroup> ${x2}: array<vec4f, ${OWN * stride}>;
 var<workgroup> ${y1}: array<vec4f, ${TILE * stride}>;
@@ -979,13 +1013,139 @@ ${
     let ds_${u}_${w} = p_${u}_${w} * (dp_${u}_${w} - ${stat("D", u, w)});`
       )
     }
-${P.store("dS", "ds")}
+${saves ? `${P.each(save)}\n` : ""}${P.store("dS", "ds")}
 ${keys ? P.store("P", "p") : ""}
     workgroupBarrier();
 ${P.products(keys ? [["dS", y1, "a1"], ["P", y2, "a2"]] : [["dS", y1, "a1"]])}
     workgroupBarrier();
   }
 ${P.us.flatMap((u) => P.ms.map((m) => write(u, m))).join("\n")}
+}
+`,
+  };
+}
+
+/** Keys the dQ-from-scores kernel stages per step. */
+const SCORES_KEYS = 32;
+
+/** Bytes of workgroup memory of the dQ-from-scores kernel at head dim `d`: a dS tile (rows padded) and a K tile. */
+function scoresTileBytes(d: number, variant: AttentionVariant): number {
+  return (variant.scoresQueries * (SCORES_KEYS / 4 + 1) + SCORES_KEYS * (d / 4)) * 16;
+}
+
+/** Floats a row of the saved dS takes: the keys rounded up to whole vectors, so that rows are read as vectors. */
+function savedScoresStride(tk: number): number {
+  return Math.ceil(tk / 4) * 4;
+}
+
+/**
+ * Bytes of the dS that the flash dK/dV kernel saves under `dq: "scores"`: (bh, Tq, Tk) floats, the keys rounded up
+ * to a multiple of 4. The caller checks it against one storage binding's limit.
+ *
+ * @example
+ * ```ts
+ * import { savedScoresBytes } from "./attention.ts";
+ * const bytes = savedScoresBytes({ bh: 96, tq: 1024, tk: 1024, d: 64, scale: 0.125, causal: true, heads: 12 });
+ * if (bytes !== 96 * 1024 * 1024 * 4) throw new Error(`${bytes}`); // GPT-2 small at batch 8: 403 MB
+ * ```
+ */
+export function savedScoresBytes(spec: AttentionSpec): number {
+  return spec.bh * spec.tq * savedScoresStride(spec.tk) * ELEMENT_BYTES;
+}
+
+/**
+ * dQ = scale * dS @ K from the dS the flash dK/dV kernel saved (`variant.dq: "scores"`), a tiled product: a
+ * workgroup of `scoresThreads` threads owns `scoresQueries` query rows of one head and all d columns, and stages 32
+ * keys a step (dS rows as read, K rows); a thread accumulates the query rows ty + 16 i by `NC` vector columns
+ * tx + CT m (CT = scoresThreads / 16 column threads), each dS vector of 4 keys feeding 4 NC vector multiply-adds per
+ * row. Causal, a workgroup stops at the last key its last row sees and masks the rest: dS entries the dK/dV kernel
+ * skipped (invisible tiles) are never used, whatever they hold; the blocks with the most keys start first.
+ * Bindings: k (or qkv), the saved dS (f32, rows of {@linkcode savedScoresBytes}' stride), dq (write; packed: the
+ * packed gradient, of which it writes part 0). Grid: (ceil(Tq / 128), BH).
+ */
+function generateAttentionBackwardDqFromScoresKernel(spec: AttentionKernelSpec): KernelSource {
+  const D4 = spec.d / 4, BQ = spec.variant.scoresQueries, BK = SCORES_KEYS, K4 = BK / 4, AS = K4 + 1;
+  const threads = spec.variant.scoresThreads, CT = threads / 16, NC = Math.ceil(D4 / CT);
+  const rowStep = threads / CT, RQ = BQ / rowStep, off = spec.tk - spec.tq;
+  const rows = operandRows(spec), stride4 = savedScoresStride(spec.tk) / 4;
+  const grid = foldGrid([Math.ceil(spec.tq / BQ), spec.bh]), keyBlocks = Math.ceil(spec.tk / BK);
+  const nkb = spec.causal ? `min(${keyBlocks}u, (qb * ${BQ}u + ${BQ - 1 + off}u) / ${BK}u + 1u)` : `${keyBlocks}u`;
+  const is = Array.from({ length: RQ }, (_, i) => i), ms = Array.from({ length: NC }, (_, m) => m);
+  const clamped = (m: number) => CT * (m + 1) > D4;
+  const each = (f: (i: number, m: number) => string) => is.flatMap((i) => ms.map((m) => f(i, m))).join("\n");
+  const last = spec.causal ? `min(q + ${off}u, ${spec.tk - 1}u)` : `${spec.tk - 1}u`;
+  const unroll = spec.variant.unroll !== "none";
+  const cost = fusedAttentionCost(spec, "dq"), pairs = spec.bh * attentionPairs(spec);
+  return {
+    name: "attention_backward_dq_scores",
+    workgroups: grid.workgroups,
+    cost: { flops: cost.flops, bytes: (pairs + spec.bh * (spec.tk + spec.tq) * spec.d) * ELEMENT_BYTES },
+    loops: {
+      iterations: keyBlocks * ((BQ * K4) / threads + Math.ceil((BK * D4) / threads) + (unroll ? 0 : K4) + 1),
+      of: `${spec.tk} keys`,
+    },
+    source: `${
+      bindings([
+        read(qkvArrays(spec).k, "vec4f"),
+        read("dsSaved", "vec4f"),
+        readWrite(spec.packed ? "dqkv" : "dq", "vec4f"),
+      ])
+    }
+var<workgroup> As: array<vec4f, ${BQ * AS}>;
+var<workgroup> Bs: array<vec4f, ${BK * D4}>;
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+${grid.guard ? `  ${grid.guard}\n` : ""}  let qb = ${spec.causal ? `${Math.ceil(spec.tq / BQ) - 1}u - ` : ""}${
+      grid.index[0]
+    }; let bh = ${grid.index[1]};
+  let tx = lid.x % ${CT}u; let ty = lid.x / ${CT}u;
+${ms.map((m) => `  let c_${m} = ${clamped(m) ? `min(tx + ${CT * m}u, ${D4 - 1}u)` : `tx + ${CT * m}u`};`).join("\n")}
+${each((i, m) => `  var a_${i}_${m} = vec4f(0.0);`)}
+  let nkb = ${nkb};
+  for (var kb = 0u; kb < nkb; kb++) {
+    for (var e = lid.x; e < ${BQ * K4}u; e += ${threads}u) {
+      let r = e / ${K4}u; let c = e % ${K4}u;
+      let q = qb * ${BQ}u + r; let key = kb * ${BK}u + c * 4u;
+      let v = dsSaved[(bh * ${spec.tq}u + min(q, ${spec.tq - 1}u)) * ${stride4}u + min(kb * ${K4}u + c, ${
+      stride4 - 1
+    }u)];
+      As[r * ${AS}u + c] = select(vec4f(0.0), v, vec4u(key) + vec4u(0u, 1u, 2u, 3u) <= vec4u(${last}));
+    }
+    for (var e = lid.x; e < ${BK * D4}u; e += ${threads}u) {
+      Bs[e] = ${rows.reads.K(`kb * ${BK}u + e / ${D4}u`, `e % ${D4}u`)};
+    }
+    workgroupBarrier();
+${
+      loop(
+        "k4",
+        K4,
+        `${is.map((i) => `      let s_${i} = As[(ty + ${rowStep * i}u) * ${AS}u + k4];`).join("\n")}
+${
+          [0, 1, 2, 3].map((j) =>
+            `${ms.map((m) => `      let b${j}_${m} = Bs[(k4 * 4u + ${j}u) * ${D4}u + c_${m}];`).join("\n")}
+${
+              each((i, m) =>
+                `      a_${i}_${m} += s_${i}[${j}] * b${j}_${m};`
+              )
+            }`
+          ).join("\n")
+        }`,
+        unroll,
+      )
+    }
+    workgroupBarrier();
+  }
+${
+      each((i, m) =>
+        writeGrads(spec, "queries", {
+          pos: `qb * ${BQ}u + ty + ${rowStep * i}u`,
+          col: `c_${m}`,
+          a1: `a_${i}_${m} * ${f32Literal(spec.scale)}`,
+          a2: "",
+          also: clamped(m) ? `tx + ${CT * m}u < ${D4}u` : undefined,
+        })
+      )
+    }
 }
 `,
   };

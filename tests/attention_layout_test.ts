@@ -5,7 +5,7 @@
  * head-dim class.
  */
 import { assert, assertClose, assertThrows } from "./assert.ts";
-import { assertNoGpuErrors, checkGrad, maxAbs, upload, uploadInts } from "./harness.ts";
+import { assertNoGpuErrors, checkGrad, dispatchedKernels, maxAbs, upload, uploadInts, withLimits } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randNd, rngFor } from "./reference.ts";
 import {
@@ -22,7 +22,7 @@ import {
 } from "../lib/tensor/mod.ts";
 import type { AttentionVariant } from "../kernels/attention.ts";
 import { setAttentionVariant } from "../lib/tensor/ops/nn.ts";
-import { attentionWorkgroupBytes, DEFAULT_ATTENTION_VARIANT } from "../kernels/attention.ts";
+import { attentionWorkgroupBytes, DEFAULT_ATTENTION_VARIANT, savedScoresBytes } from "../kernels/attention.ts";
 
 await initGpu();
 
@@ -117,6 +117,10 @@ Deno.test("composite attention in the bthd layout: forced, and for head dims the
 const variants: Partial<AttentionVariant>[] = [
   { dkv: "flash", dq: "flash" },
   { dkv: "flash", tile: 32, flashThreads: 128 },
+  { dkv: "flash", dq: "scores" },
+  { dkv: "flash", dq: "scores", tile: 32, flashThreads: 128 },
+  { dkv: "flash", dq: "scores", scoresQueries: 64, scoresThreads: 256 },
+  { dkv: "flash", dq: "scores", scoresQueries: 32, scoresThreads: 256 },
   { forward: "flash" },
   { forward: "flash", dkv: "flash", dq: "flash", tile: 32 },
   { forward: "flash", dkv: "flash", dq: "flash", flashThreads: 128 },
@@ -140,6 +144,7 @@ for (
     { unroll: "forward", rowsPerThread: 2 },
     { unroll: "all", rowsPerThread: 2, keysPerThread: 2 },
     { unroll: "all", forward: "flash", dkv: "flash", dq: "flash", tile: 16 },
+    { unroll: "all", dkv: "flash", dq: "scores", tile: 16 },
   ] as Partial<AttentionVariant>[]
 ) {
   Deno.test(`fused attention variant ${JSON.stringify(variant)} (small head dims) against the float64 reference`, async () => {
@@ -165,6 +170,38 @@ for (const variant of variants) {
     assert(ran >= 4, `only ${ran} cases fit this device's workgroup memory`);
   });
 }
+
+Deno.test("dQ from saved scores: the dK/dV kernel saves dS for it, past one binding dQ recomputes", async () => {
+  const rng = rngFor("attention-saved-scores");
+  const [B, T, H, d] = [1, 131, 2, 32];
+  const [q, k, v, r] = [0, 1, 2, 3].map(() => swapHeads(randNd(rng, [B, H, T, d]))); // (B, T, H, d)
+  const variant = { dkv: "flash", dq: "scores" } as const;
+  const backward = (limit: number) =>
+    withLimits({ maxStorageBufferBindingSize: limit }, () =>
+      tidy(async () => {
+        const [pq, pk, pv] = [q, k, v].map((t) => param(upload(t)));
+        const out = attention(pq, pk, pv, { layout: "bthd", variant });
+        const names = dispatchedKernels(() => sum(mul(out, upload(r))).backward()).map((kernel) => kernel.name);
+        return { names, grads: (await readAll([pq.grad!, pk.grad!, pv.grad!])) as Float32Array[] };
+      }));
+  const bytes = savedScoresBytes({ bh: B * H, tq: T, tk: T, d, scale: d ** -0.5, causal: true, heads: H });
+  const saved = await backward(gpu().limits.maxStorageBufferBindingSize);
+  assert(saved.names.includes("attention_backward_dq_scores"), saved.names.join());
+  assert(bytes > 4 * q.data.length, `dS (${bytes} bytes) must exceed the limit below while q, k, v fit it`);
+  const recomputed = await backward(bytes - 4);
+  assert(recomputed.names.includes("attention_backward_dq"), recomputed.names.join());
+  assert(!recomputed.names.includes("attention_backward_dq_scores"), recomputed.names.join());
+  // Both ways are checked against float64 in the variant tests above; here they must agree with each other.
+  saved.grads.forEach((g, i) => assertClose(g, recomputed.grads[i], { atol: 1e-5, rtol: 1e-4, msg: `grad ${i}` }));
+  // dQ from scores needs the kernel that saves them.
+  const x = upload(swapHeads(randNd(rng, [1, 2, 3, 32])));
+  assertThrows(
+    () => attention(x, x, x, { layout: "bthd", variant: { dq: "scores", dkv: "rows" } }),
+    'needs dkv "flash"',
+  );
+  x.dispose();
+  assertNoGpuErrors();
+});
 
 Deno.test("setAttentionVariant applies to later calls; bad and oversized variants throw naming the field", async () => {
   const rng = rngFor("attention-variant-setter");

@@ -368,6 +368,8 @@ function* attentionVariants(): Generator<AttentionVariant> {
                   forward: "rows",
                   tile: 16,
                   flashThreads: 64,
+                  scoresQueries: 128,
+                  scoresThreads: 128,
                 };
               }
             }
@@ -394,7 +396,16 @@ function* attentionCases(): Generator<Case> {
     // Every variant on two of the specs (cycling), every spec with the default-like first variants below.
     for (const sn of [names[i % names.length], names[(i + 3) % names.length]]) {
       // The row kernels' fields name the variant (the flash kernels' have their own cases below).
-      const { dkv: _k, dq: _q, forward: _f, tile: _t, flashThreads: _n, ...rowFields } = variant;
+      const {
+        dkv: _k,
+        dq: _q,
+        forward: _f,
+        tile: _t,
+        flashThreads: _n,
+        scoresQueries: _sq,
+        scoresThreads: _st,
+        ...rowFields
+      } = variant;
       const s = specs[sn], label = `${sn} ${Object.values(rowFields).join("/")}`;
       yield [`attention forward ${label}`, () => attentionForwardKernel({ ...s, variant })];
       yield [`attention dq ${label}`, () => attentionBackwardDqKernel({ ...s, variant })];
@@ -415,6 +426,8 @@ function* attentionCases(): Generator<Case> {
     forward: "rows",
     tile: 16,
     flashThreads: 64,
+    scoresQueries: 128,
+    scoresThreads: 128,
   };
   for (const [sn, s] of Object.entries(specs)) {
     const flashShapes = [[16, 64, "none"], [32, 64, "none"], [16, 128, "none"], [32, 128, "none"], [32, 64, "all"]];
@@ -424,6 +437,15 @@ function* attentionCases(): Generator<Case> {
       yield [`attention forward ${label}`, () => attentionForwardKernel({ ...s, variant })];
       yield [`attention dq ${label}`, () => attentionBackwardDqKernel({ ...s, variant })];
       yield [`attention dkv ${label}`, () => attentionBackwardDkvKernel({ ...s, variant })];
+    }
+  }
+  for (const [sn, s] of Object.entries(specs)) {
+    for (const unroll of ["none", "forward"] as const) {
+      // dQ from the dS the flash dK/dV kernel saves.
+      const flash = { dkv: "flash", dq: "scores", tile: 32, flashThreads: 128 } as const;
+      const variant = { ...base, ...flash, scoresQueries: 64, scoresThreads: 256, unroll } as const;
+      yield [`attention dq ${sn} scores ${unroll}`, () => attentionBackwardDqKernel({ ...s, variant })];
+      yield [`attention dkv ${sn} scores ${unroll}`, () => attentionBackwardDkvKernel({ ...s, variant })];
     }
   }
   for (const [sn, s] of Object.entries(specs)) {

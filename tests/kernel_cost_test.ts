@@ -184,6 +184,10 @@ Deno.test("attention costs FlashAttention's count: 4 T^2 d per head forward, 2.5
   assertEquals(attentionForwardKernel({ ...spec, variant: flash }).cost, forward);
   assertEquals(attentionBackwardDqKernel({ ...spec, variant: flash }).cost, dq);
   assertEquals(attentionBackwardDkvKernel({ ...spec, variant: flash }).cost, dkv);
+  // dQ from saved scores: the dK/dV kernel writes the visible dS once, the dQ kernel reads it, K, and writes dq.
+  const scores = { ...flash, dq: "scores" } as const, pairs = 8 * (128 * 128) / 2;
+  assertEquals(attentionBackwardDkvKernel({ ...spec, variant: scores }).cost, { ...dkv, bytes: dkv.bytes + 4 * pairs });
+  assertEquals(attentionBackwardDqKernel({ ...spec, variant: scores }).cost, { ...dq, bytes: 4 * (pairs + 2 * qkv) });
   assertEquals(attentionBackwardDeltaKernel({ rows: 1024, d: 32 }).cost, {
     flops: 2 * 1024 * 32,
     bytes: 4 * (2 * 1024 * 32 + 1024),

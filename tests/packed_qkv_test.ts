@@ -111,6 +111,7 @@ Deno.test("packed attention: work-split variants", async () => {
       { unroll: "all" },
       { dkv: "flash", dq: "flash" },
       { dkv: "flash", tile: 32, flashThreads: 128 },
+      { dkv: "flash", dq: "scores" },
       { forward: "flash" },
       { forward: "flash", dkv: "flash", dq: "flash", tile: 32 },
       { forward: "flash", dkv: "flash", dq: "flash", flashThreads: 128 },

@@ -34,6 +34,7 @@ import {
   attentionWorkgroupBytes,
   DEFAULT_ATTENTION_VARIANT,
   fusedAttentionSupports,
+  savedScoresBytes,
 } from "../../../kernels/attention.ts";
 import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
 import { isGradEnabled, noGrad, record, recordAccumulating } from "../graph.ts";
@@ -638,10 +639,12 @@ const variantChoices: { [K in keyof AttentionVariant]: readonly AttentionVariant
   queryTile: [32, 64],
   unroll: ["none", "forward", "all"],
   dkv: ["rows", "flash"],
-  dq: ["rows", "flash"],
+  dq: ["rows", "flash", "scores"],
   forward: ["rows", "flash"],
   tile: [16, 32],
   flashThreads: [64, 128],
+  scoresQueries: [32, 64, 128],
+  scoresThreads: [128, 256],
 };
 
 /** The fields {@linkcode setAttentionVariant} set; the others follow {@linkcode defaultAttentionVariant}. */
@@ -650,10 +653,11 @@ let variantSetting: Partial<AttentionVariant> = {};
 /**
  * The variant attention runs at head dim `d` on this adapter unless told otherwise: `DEFAULT_ATTENTION_VARIANT`,
  * and on hardware adapters the forward kernel unrolled (`unroll: "forward"`); at head dim 64, 128 query rows a
- * workgroup in the forward and dQ kernels and the register-tiled dK/dV kernel with 128 threads and 32-query tiles.
- * Each made GPT-2 small's attention faster on the H200 (bench/RESULTS.md): the row dK/dV kernel's thread holds 4 x
- * 64 floats of keys, values and their gradients, past the register file; at head dim 32 (TinyStories) the row
- * kernels with 64-row blocks stay fastest. Software adapters keep the row kernels' loops: Mesa's lavapipe spends
+ * workgroup in the forward kernel, the register-tiled dK/dV kernel with 128 threads and 32-query tiles, and dQ from
+ * the dS that kernel saves (`dq: "scores"`). Each made GPT-2 small's attention faster on the H200
+ * (bench/RESULTS.md): the row dK/dV kernel's thread holds 4 x 64 floats of keys, values and their gradients, past
+ * the register file, and a dQ kernel of its own computes S and dP again; at head dim 32 (TinyStories) the row kernels
+ * with 64-row blocks stay fastest. Software adapters keep the row kernels' loops: Mesa's lavapipe spends
  * minutes compiling the unrolled kernel at head dim 32.
  *
  * @example
@@ -668,7 +672,7 @@ let variantSetting: Partial<AttentionVariant> = {};
  */
 export function defaultAttentionVariant(d: number): AttentionVariant {
   if (gpu().info.isSoftware) return { ...DEFAULT_ATTENTION_VARIANT };
-  const wide = d === 64 ? { queryBlock: 128, dkv: "flash", tile: 32, flashThreads: 128 } as const : {};
+  const wide = d === 64 ? { queryBlock: 128, dkv: "flash", dq: "scores", tile: 32, flashThreads: 128 } as const : {};
   return { ...DEFAULT_ATTENTION_VARIANT, unroll: "forward", ...wide };
 }
 
@@ -768,6 +772,13 @@ function fusedVariant(d: number, opts: { variant?: Partial<AttentionVariant> }):
   if (!fusedAttentionSupports(d)) return null;
   const base = defaultAttentionVariant(d);
   const variant = resolveVariant(resolveVariant(base, variantSetting), opts.variant ?? {});
+  if (variant.dq === "scores" && variant.dkv !== "flash") {
+    // dS comes from the flash dK/dV kernel: a default's "scores" follows dkv to the row kernel, an asked-for one fails.
+    if ((opts.variant?.dq ?? variantSetting.dq) === "scores") {
+      throw new RangeError(`attention: variant dq "scores" needs dkv "flash" (the dK/dV kernel that saves dS)`);
+    }
+    variant.dq = "rows";
+  }
   const limit = gpu().device.limits.maxComputeWorkgroupStorageSize;
   const bytes = attentionWorkgroupBytes(d, variant);
   if (bytes <= limit) return variant;
@@ -779,6 +790,7 @@ function fusedVariant(d: number, opts: { variant?: Partial<AttentionVariant> }):
     for (const kernel of ATTENTION_KERNELS) {
       if (attentionKernelBytes(d, variant, kernel) > limit) rows[kernel] = "rows";
     }
+    if (rows.dkv !== "flash" && rows.dq === "scores") rows.dq = "rows";
     return attentionWorkgroupBytes(d, rows) <= limit ? rows : null;
   }
   throw new Error(
@@ -852,6 +864,16 @@ function compositeAttention(
 }
 
 /**
+ * The variant the backward runs: `variant`, except that dQ from saved scores takes the row kernel where dS would not
+ * fit one storage binding (its size grows with Tq x Tk, the fused kernels' memory does not).
+ */
+function backwardVariant(spec: AttentionSpec, variant: AttentionVariant): AttentionVariant {
+  if (variant.dq !== "scores") return variant;
+  const fits = savedScoresBytes(spec) <= gpu().limits.maxStorageBufferBindingSize;
+  return fits ? variant : { ...variant, dq: "rows" };
+}
+
+/**
  * The fused kernels over `inputs`: q, k, v (either layout; `spec.heads` says which), or, with `spec.packed`, the one
  * packed qkv tensor. The output is `outShape`; the gradients take their inputs' shapes (packed: part 0 written by
  * the dQ kernel, parts 1 and 2 by the dK/dV kernel). The log-sum-exp and delta hold one float per query row in q's
@@ -871,9 +893,19 @@ function fusedAttention(
     run(attentionBackwardDeltaKernel({ rows: spec.bh * spec.tq, d: spec.d }), [dout, out, delta]);
     const grads = inputs.map((t) => empty(t.shape));
     const [dq, dk, dv] = spec.packed ? [grads[0], grads[0], null] : grads;
-    run(attentionBackwardDqKernel({ ...spec, variant }), [...inputs, dout, lse, delta, dq]);
+    const kernels = { ...spec, variant: backwardVariant(spec, variant) };
     // Packed, dk and dv are parts of one gradient, bound once.
-    run(attentionBackwardDkvKernel({ ...spec, variant }), [...inputs, dout, lse, delta, dk, ...(dv ? [dv] : [])]);
+    const dkv = [...inputs, dout, lse, delta, dk, ...(dv ? [dv] : [])];
+    if (kernels.variant.dq === "scores") {
+      // The dK/dV kernel saves dS, then dQ = scale * dS @ K reads it.
+      const ds = empty([savedScoresBytes(spec) / 4]);
+      run(attentionBackwardDkvKernel(kernels), [...dkv, ds]);
+      run(attentionBackwardDqKernel(kernels), [spec.packed ? inputs[0] : inputs[1], ds, dq]);
+      ds.dispose();
+    } else {
+      run(attentionBackwardDqKernel(kernels), [...inputs, dout, lse, delta, dq]);
+      run(attentionBackwardDkvKernel(kernels), dkv);
+    }
     delta.dispose();
     return grads;
   }, [lse]);
