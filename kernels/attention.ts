@@ -3,16 +3,17 @@
  *
  * Why: the composite `softmax(q k^T) v` writes and re-reads the (T, T) score matrix per head in forward and
  * backward; at CS336's TinyStories shape that is 134 MB per layer and dominated the layer's time (GPU timestamps on
- * the H100, bench/RESULTS.md). These kernels keep scores in workgroup memory and registers:
+ * the H100, bench/RESULTS.md). These kernels keep scores in workgroup memory and registers (only the dK/dV kernel
+ * under `dq: "scores"` writes dS out, for the backward's dQ product):
  *
  * - forward: a workgroup owns a block of query rows of one (batch, head), one thread per row (or two, see
  *   {@linkcode AttentionVariant}); it streams key/value blocks through workgroup memory, with the online softmax
  *   (running max and sum), and writes the output and the log-sum-exp of each row for the backward.
  * - backward dQ: the same layout, recomputing probabilities from the saved log-sum-exp.
  * - backward dK, dV: a workgroup owns a group of key rows, one thread per key (or two), and streams query tiles.
- * - backward dQ from saved scores (`dq: "scores"`): the register-tiled dK/dV kernel also writes dS (Tq x Tk floats
- *   per head, for the backward only), and dQ = dS K is a tiled product of it: no score is computed twice, which at
- *   GPT-2 small's shape made dQ 3 times faster than recomputing S and dP in a dQ kernel (bench/RESULTS.md).
+ * - backward dQ from saved scores (`dq: "scores"`): the dK/dV kernel also writes dS (Tq x Tk floats per head, for
+ *   the backward only), and dQ = dS K is a tiled product of it: no score is computed twice, which at GPT-2 small's
+ *   shape made dQ 3 times faster than recomputing S and dP in a dQ kernel (bench/RESULTS.md).
  * - register-tiled variants of all three (`forward`, `dq`, `dkv` set to "flash"): a workgroup owns 32 rows of one
  *   side of the scores and each thread a block of every score tile, so that no thread holds a whole row of operands
  *   and accumulators (at head dim 64 the row dK/dV kernel's 256 floats a thread are past the register file).
@@ -114,9 +115,9 @@ export interface AttentionVariant {
   dkv: "rows" | "flash";
   /**
    * The dQ kernel's work split, as `dkv`: one query row per thread, or register blocks of the score tile; or
-   * "scores": the flash dK/dV kernel (`dkv: "flash"`) also writes dS to memory, and dQ is its product with K in
-   * tiles ({@linkcode generateAttentionBackwardDqFromScoresKernel}), which computes no score twice. dS is
-   * `bh x Tq x Tk` floats while the backward runs ({@linkcode savedScoresBytes}).
+   * "scores": the dK/dV kernel also writes dS to memory, and dQ is its product with K in tiles
+   * ({@linkcode generateAttentionBackwardDqFromScoresKernel}), which computes no score twice. dS is `bh x Tq x Tk`
+   * floats while the backward runs ({@linkcode savedScoresBytes}).
    */
   dq: "rows" | "flash" | "scores";
   /**
@@ -426,7 +427,7 @@ function fusedAttentionCost(spec: AttentionKernelSpec, kernel: "forward" | "dq" 
   const inputs = 2 * q + 2 * kv + 2 * rows; // q, dO, k, v, lse, delta
   if (kernel === "dq") return { flops: pairFlops, bytes: (inputs + q) * ELEMENT_BYTES };
   // Saving dS for the dQ-from-scores kernel writes each visible score once more.
-  const saved = spec.variant.dq === "scores" && spec.variant.dkv === "flash" ? spec.bh * attentionPairs(spec) : 0;
+  const saved = spec.variant.dq === "scores" ? spec.bh * attentionPairs(spec) : 0;
   return { flops: 4 * pairFlops, bytes: (inputs + 2 * kv + saved) * ELEMENT_BYTES };
 }
 
@@ -614,13 +615,28 @@ function generateAttentionBackwardDkvKernel(spec: AttentionKernelSpec): KernelSo
   const grid = foldGrid([Math.ceil(spec.tk / KEYS), spec.bh]);
   const perTile = Math.ceil((QUERIES * D4) / threads) + Math.ceil(QUERIES / threads) +
     (variant.unroll === "all" ? 0 : QUERIES);
+  // Under `dq: "scores"` each dS is saved for the dQ kernel: a warp writes 32 consecutive keys of one query.
+  const saved = variant.dq === "scores" ? [readWrite("dsSaved", "f32")] : [];
+  const save = (s: string) =>
+    saved.length
+      ? `\n      if (qi < ${spec.tq}u && kj${s} < ${spec.tk}u) { dsSaved[(bh * ${spec.tq}u + qi) * ${
+        savedScoresStride(spec.tk)
+      }u + kj${s}] = ds${s}; }`
+      : "";
   return {
     name: "attention_backward_dkv",
     workgroups: grid.workgroups,
     cost: fusedAttentionCost(spec, "dkv"),
     loops: { iterations: queryBlocks * (perTile + 1), of: `${spec.tq} queries` },
     source: `${
-      bindings([...qkvBuffers(spec), read("dout", "vec4f"), read("lse", "f32"), read("delta", "f32"), ...outputs])
+      bindings([
+        ...qkvBuffers(spec),
+        read("dout", "vec4f"),
+        read("lse", "f32"),
+        read("delta", "f32"),
+        ...outputs,
+        ...saved,
+      ])
     }
 var<workgroup> Qs: array<vec4f, ${QUERIES * D4}>;
 var<workgroup> Gs: array<vec4f, ${QUERIES * D4}>;
@@ -667,7 +683,7 @@ ${load}${
             `      let s${s} = ${vecs(D4, (c) => `dot(${Q(c)}, k${c}${s})`, " + ")};
       let p${s} = select(0.0, exp(s${s} - Ls[i]), ${visible(spec, `kj${s}`, "qi")});
       let dp${s} = ${vecs(D4, (c) => `dot(${G(c)}, v${c}${s})`, " + ")};
-      let ds${s} = p${s} * (dp${s} - Ds[i]);
+      let ds${s} = p${s} * (dp${s} - Ds[i]);${save(s)}
 ${vecs(D4, (c) => `      dv${c}${s} += p${s} * ${G(c)};`)}
 ${vecs(D4, (c) => `      dk${c}${s} += ds${s} * ${Q(c)};`)}`
           )
@@ -948,8 +964,10 @@ function generateAttentionBackwardFlashKernel(spec: AttentionKernelSpec & { side
   const { TILE, threads, SG, stride } = L, OWN = FLASH_OWNED_ROWS;
   // The dK/dV kernel saves dS for the dQ-from-scores kernel: (bh, Tq, Tk rounded up to vectors), visible tiles only.
   const saves = keys && spec.variant.dq === "scores", dsStride = savedScoresStride(spec.tk);
-  const save = (u: number, w: number) =>
-    `    if (t_${w} < ${spec.tq}u && o_${u} < ${spec.tk}u) { dsSaved[(bh * ${spec.tq}u + t_${w}) * ${dsStride}u + o_${u}] = ds_${u}_${w}; }`;
+  const save = (u: number, w: number) => {
+    const at = `(bh * ${spec.tq}u + t_${w}) * ${dsStride}u + o_${u}`;
+    return `    if (t_${w} < ${spec.tq}u && o_${u} < ${spec.tk}u) { dsSaved[${at}] = ds_${u}_${w}; }`;
+  };
   const ownT = keys ? spec.tk : spec.tq;
   // The owned rows' operands of S and dP, and the streamed ones (S's times the scale).
   const [x1, x2, y1, y2] = keys ? ["Kx", "Vx", "Qy", "Gy"] : ["Qx", "Gx", "Ky", "Vy"];
@@ -1039,8 +1057,8 @@ function savedScoresStride(tk: number): number {
 }
 
 /**
- * Bytes of the dS that the flash dK/dV kernel saves under `dq: "scores"`: (bh, Tq, Tk) floats, the keys rounded up
- * to a multiple of 4. The caller checks it against one storage binding's limit.
+ * Bytes of the dS that the dK/dV kernel saves under `dq: "scores"`: (bh, Tq, Tk) floats, the keys rounded up to a
+ * multiple of 4. The caller checks it against one storage binding's limit.
  *
  * @example
  * ```ts
@@ -1054,7 +1072,7 @@ export function savedScoresBytes(spec: AttentionSpec): number {
 }
 
 /**
- * dQ = scale * dS @ K from the dS the flash dK/dV kernel saved (`variant.dq: "scores"`), a tiled product: a
+ * dQ = scale * dS @ K from the dS the dK/dV kernel saved (`variant.dq: "scores"`), a tiled product: a
  * workgroup of `scoresThreads` threads owns `scoresQueries` query rows of one head and all d columns, and stages 32
  * keys a step (dS rows as read, K rows); a thread accumulates the query rows ty + 16 i by `NC` vector columns
  * tx + CT m (CT = scoresThreads / 16 column threads), each dS vector of 4 keys feeding 4 NC vector multiply-adds per

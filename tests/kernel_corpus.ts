@@ -446,6 +446,8 @@ function* attentionCases(): Generator<Case> {
       const variant = { ...base, ...flash, scoresQueries: 64, scoresThreads: 256, unroll } as const;
       yield [`attention dq ${sn} scores ${unroll}`, () => attentionBackwardDqKernel({ ...s, variant })];
       yield [`attention dkv ${sn} scores ${unroll}`, () => attentionBackwardDkvKernel({ ...s, variant })];
+      const rows = { ...base, dq: "scores", unroll } as const;
+      yield [`attention dkv ${sn} rows scores ${unroll}`, () => attentionBackwardDkvKernel({ ...s, variant: rows })];
     }
   }
   for (const [sn, s] of Object.entries(specs)) {

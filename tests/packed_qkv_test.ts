@@ -112,6 +112,7 @@ Deno.test("packed attention: work-split variants", async () => {
       { dkv: "flash", dq: "flash" },
       { dkv: "flash", tile: 32, flashThreads: 128 },
       { dkv: "flash", dq: "scores" },
+      { dq: "scores", keysPerThread: 2 },
       { forward: "flash" },
       { forward: "flash", dkv: "flash", dq: "flash", tile: 32 },
       { forward: "flash", dkv: "flash", dq: "flash", flashThreads: 128 },

@@ -652,28 +652,29 @@ let variantSetting: Partial<AttentionVariant> = {};
 
 /**
  * The variant attention runs at head dim `d` on this adapter unless told otherwise: `DEFAULT_ATTENTION_VARIANT`,
- * and on hardware adapters the forward kernel unrolled (`unroll: "forward"`); at head dim 64, 128 query rows a
- * workgroup in the forward kernel, the register-tiled dK/dV kernel with 128 threads and 32-query tiles, and dQ from
- * the dS that kernel saves (`dq: "scores"`). Each made GPT-2 small's attention faster on the H200
- * (bench/RESULTS.md): the row dK/dV kernel's thread holds 4 x 64 floats of keys, values and their gradients, past
- * the register file, and a dQ kernel of its own computes S and dP again; at head dim 32 (TinyStories) the row kernels
- * with 64-row blocks stay fastest. Software adapters keep the row kernels' loops: Mesa's lavapipe spends
- * minutes compiling the unrolled kernel at head dim 32.
+ * and on hardware adapters the forward kernel unrolled (`unroll: "forward"`) and dQ from the dS the dK/dV kernel
+ * saves (`dq: "scores"`: a dQ kernel of its own computes S and dP again); at head dim 64, 128 query rows a workgroup
+ * in the forward kernel and the register-tiled dK/dV kernel with 128 threads and 32-query tiles. Each made the
+ * attention of GPT-2 small and of CS336's TinyStories model faster on the H200 (bench/RESULTS.md): at head dim 64 the
+ * row dK/dV kernel's thread holds 4 x 64 floats of keys, values and their gradients, past the register file; at head
+ * dim 32 (TinyStories) the row kernels with 64-row blocks stay fastest. Software adapters keep the row kernels'
+ * loops: Mesa's lavapipe spends minutes compiling the unrolled kernel at head dim 32.
  *
  * @example
  * ```ts
  * import { defaultAttentionVariant } from "./nn.ts";
  * import { gpu, initGpu } from "@nanolm/nanolm/tensor";
  * await initGpu();
- * const { unroll, dkv } = defaultAttentionVariant(64);
+ * const { unroll, dkv, dq } = defaultAttentionVariant(64);
  * const hardware = !gpu().info.isSoftware;
  * if (unroll !== (hardware ? "forward" : "none") || dkv !== (hardware ? "flash" : "rows")) throw new Error(dkv);
+ * if (dq !== (hardware ? "scores" : "rows")) throw new Error(dq);
  * ```
  */
 export function defaultAttentionVariant(d: number): AttentionVariant {
   if (gpu().info.isSoftware) return { ...DEFAULT_ATTENTION_VARIANT };
-  const wide = d === 64 ? { queryBlock: 128, dkv: "flash", dq: "scores", tile: 32, flashThreads: 128 } as const : {};
-  return { ...DEFAULT_ATTENTION_VARIANT, unroll: "forward", ...wide };
+  const wide = d === 64 ? { queryBlock: 128, dkv: "flash", tile: 32, flashThreads: 128 } as const : {};
+  return { ...DEFAULT_ATTENTION_VARIANT, unroll: "forward", dq: "scores", ...wide };
 }
 
 /** `partial` over `base`, checked, with its keys in the default's order (it is part of the kernel cache key). */
@@ -719,9 +720,11 @@ export function setAttentionVariant(variant: Partial<AttentionVariant>): Partial
  * Scaled dot-product attention `softmax(q k^T * scale) v`, causal by default, over per-head tensors in either
  * layout (see {@linkcode AttentionOptions.layout}).
  *
- * For head dims that are a multiple of 4 up to 64 it runs fused FlashAttention-style kernels (no T x T matrix in
- * memory) that read and write both layouts in place; otherwise it is a composite of matmul and the fused masked
- * softmax, whose gradients it inherits (in the `"bthd"` layout with head permutes around it).
+ * For head dims that are a multiple of 4 up to 64 it runs fused FlashAttention-style kernels that read and write
+ * both layouts in place: nothing of T x T is kept between forward and backward; on hardware adapters the backward
+ * holds one layer's dS while it runs (B x H x Tq x Tk floats, where that fits one storage binding; see
+ * {@linkcode AttentionVariant}'s `dq`). Otherwise it is a composite of matmul and the fused masked softmax, whose
+ * gradients it inherits (in the `"bthd"` layout with head permutes around it).
  *
  * @example
  * ```ts
@@ -772,13 +775,6 @@ function fusedVariant(d: number, opts: { variant?: Partial<AttentionVariant> }):
   if (!fusedAttentionSupports(d)) return null;
   const base = defaultAttentionVariant(d);
   const variant = resolveVariant(resolveVariant(base, variantSetting), opts.variant ?? {});
-  if (variant.dq === "scores" && variant.dkv !== "flash") {
-    // dS comes from the flash dK/dV kernel: a default's "scores" follows dkv to the row kernel, an asked-for one fails.
-    if ((opts.variant?.dq ?? variantSetting.dq) === "scores") {
-      throw new RangeError(`attention: variant dq "scores" needs dkv "flash" (the dK/dV kernel that saves dS)`);
-    }
-    variant.dq = "rows";
-  }
   const limit = gpu().device.limits.maxComputeWorkgroupStorageSize;
   const bytes = attentionWorkgroupBytes(d, variant);
   if (bytes <= limit) return variant;
@@ -790,7 +786,6 @@ function fusedVariant(d: number, opts: { variant?: Partial<AttentionVariant> }):
     for (const kernel of ATTENTION_KERNELS) {
       if (attentionKernelBytes(d, variant, kernel) > limit) rows[kernel] = "rows";
     }
-    if (rows.dkv !== "flash" && rows.dq === "scores") rows.dq = "rows";
     return attentionWorkgroupBytes(d, rows) <= limit ? rows : null;
   }
   throw new Error(
