@@ -10,7 +10,7 @@ import {
   crossEntropyChunkBackwardKernel,
   crossEntropyForwardKernel,
 } from "../../../kernels/cross_entropy.ts";
-import { concatKernel, gatherKernel } from "../../../kernels/copy.ts";
+import { gatherKernel } from "../../../kernels/copy.ts";
 import { embeddingBackwardKernel, embeddingForwardKernel } from "../../../kernels/embedding.ts";
 import {
   rmsNormBackwardKernel,
@@ -42,7 +42,7 @@ import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, keep, Storage, Tensor } from "../tensor.ts";
 import { add, fill, mul } from "./elementwise.ts";
 import { copiesTransposedB, matmul } from "./matmul.ts";
-import { permute, reshape, slice } from "./movement.ts";
+import { concat, permute, reshape, slice } from "./movement.ts";
 import { mean, sumTo } from "./reduce.ts";
 import { tensor } from "../create.ts";
 
@@ -557,15 +557,11 @@ function chunkedHead(
   return { dh, dw: rowsOfVocab };
 }
 
-/** `weight` (V, d) with zero rows appended up to `cols` rows, in one pass. */
+/** `weight` (V, d) with zero rows appended up to `cols` rows. */
 function padRows(weight: Tensor, cols: number): Tensor {
   const [vocab, dim] = weight.shape;
-  const zeros = fill([(cols - vocab) * dim], 0), out = empty([cols, dim]);
-  gpu().run(concatKernel({ sizes: [vocab * dim, (cols - vocab) * dim], dtype: "f32" }), [
-    weight.buffer,
-    zeros.buffer,
-    out.buffer,
-  ]);
+  const zeros = fill([cols - vocab, dim], 0);
+  const out = concat([weight, zeros], 0); // (cols, d)
   zeros.dispose();
   return out;
 }
