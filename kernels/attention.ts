@@ -829,8 +829,8 @@ const FLASH_OWNED_ROWS = 32;
  * g = lid % 8 and lane = lid / 8 (< SG = threads / 8):
  *
  * - scores phase: a thread computes the block of owned rows `g + 8u` (u < 4) by streamed rows `lane + SG w` (w < W);
- * - products phase: a thread accumulates owned rows `g + 8u` by vector columns `lane + SG m` (m < NC) of the head dim
- *   (clamped to the last column where SG does not divide D4: those threads compute a copy and do not write it).
+ * - products phase: a thread accumulates owned rows `g + 8u` by NC = ceil(D4 / SG) vector columns `lane + SG m` of
+ *   the head dim ({@linkcode headColumns}: clamped where SG does not divide D4, those copies not written).
  *
  * Operand rows are staged row-major with a stride of D4 + 1 vectors: the 8 owned rows a quarter warp reads at one
  * column fall in distinct banks. With `unroll` (`variant.unroll: "all"`) the loops over the head dim (scores) and
@@ -843,7 +843,6 @@ interface FlashLayout {
   threads: number;
   SG: number;
   W: number;
-  NC: number;
   stride: number;
   unroll: boolean;
 }
@@ -851,7 +850,7 @@ interface FlashLayout {
 function flashLayout(d: number, variant: AttentionVariant): FlashLayout {
   const D4 = d / 4, threads = variant.flashThreads, SG = threads / 8, TILE = variant.tile;
   const unroll = variant.unroll === "all";
-  return { D4, TILE, threads, SG, W: TILE / SG, NC: Math.ceil(D4 / SG), stride: D4 + 1, unroll };
+  return { D4, TILE, threads, SG, W: TILE / SG, stride: D4 + 1, unroll };
 }
 
 /**
@@ -867,13 +866,30 @@ function flashBytes(d: number, variant: AttentionVariant, kernel: AttentionKerne
   return 2 * operands(OWN) + 2 * operands(TILE) + 2 * scores + 2 * 4 * TILE;
 }
 
+/**
+ * A thread's vector columns `c_m = lane + step m` (m in `ms`) of a head dim of `D4` vectors, declared by `declare`.
+ * Where `step` does not divide D4 the last ones are clamped to the last column: those threads compute a copy, and
+ * `own(m)` is the WGSL condition for writing column m (undefined where every thread owns it).
+ */
+function headColumns(D4: number, step: number, lane: string) {
+  const ms = Array.from({ length: Math.ceil(D4 / step) }, (_, m) => m);
+  const clamped = (m: number) => step * (m + 1) > D4;
+  return {
+    ms,
+    declare: ms.map((m) =>
+      `  let c_${m} = ${clamped(m) ? `min(${lane} + ${step * m}u, ${D4 - 1}u)` : `${lane} + ${step * m}u`};`
+    ).join("\n"),
+    own: (m: number) => (clamped(m) ? `${lane} + ${step * m}u < ${D4}u` : undefined),
+  };
+}
+
 /** WGSL pieces the flash kernels share, for a layout `L` and owned block `blk`. */
 function flashParts(L: FlashLayout) {
-  const { D4, SG, W, NC, stride } = L;
-  const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w), ms = Array.from({ length: NC }, (_, m) => m);
+  const { D4, SG, W, stride } = L;
+  const us = [0, 1, 2, 3], ws = Array.from({ length: W }, (_, w) => w);
   const each = (f: (u: number, w: number) => string) => us.flatMap((u) => ws.map((w) => f(u, w))).join("\n");
-  // Columns some threads of the products phase clamp (SG does not divide D4 there).
-  const clamped = (m: number) => SG * (m + 1) > D4;
+  // The products phase's columns (some threads clamp theirs where SG does not divide D4).
+  const columns = headColumns(D4, SG, "lane"), ms = columns.ms;
   return {
     us,
     ws,
@@ -882,13 +898,9 @@ function flashParts(L: FlashLayout) {
     /** The thread's indices: owned positions o_u, staged row offsets, product columns c_m. */
     setup: `  let g = lid.x % 8u; let lane = lid.x / 8u; let xr = g * ${stride}u; let yr = lane * ${stride}u;
 ${us.map((u) => `  let o_${u} = blk * ${FLASH_OWNED_ROWS}u + g + ${8 * u}u;`).join("\n")}
-${
-      ms.map((m) => `  let c_${m} = ${clamped(m) ? `min(lane + ${SG * m}u, ${D4 - 1}u)` : `lane + ${SG * m}u`};`).join(
-        "\n",
-      )
-    }`,
+${columns.declare}`,
     /** Whether column c_m is the thread's own: a WGSL condition, or undefined when it always is. */
-    ownColumn: (m: number) => (clamped(m) ? `lane + ${SG * m}u < ${D4}u` : undefined),
+    ownColumn: columns.own,
     /** The positions t_w of the thread's streamed rows of tile t. */
     streamed: ws.map((w) => `    let t_${w} = t * ${L.TILE}u + lane + ${SG * w}u;`).join("\n"),
     /**
@@ -1074,22 +1086,21 @@ export function savedScoresBytes(spec: AttentionSpec): number {
 /**
  * dQ = scale * dS @ K from the dS the dK/dV kernel saved (`variant.dq: "scores"`), a tiled product: a
  * workgroup of `scoresThreads` threads owns `scoresQueries` query rows of one head and all d columns, and stages 32
- * keys a step (dS rows as read, K rows); a thread accumulates the query rows ty + 16 i by `NC` vector columns
- * tx + CT m (CT = scoresThreads / 16 column threads), each dS vector of 4 keys feeding 4 NC vector multiply-adds per
- * row. Causal, a workgroup stops at the last key its last row sees and masks the rest: dS entries the dK/dV kernel
- * skipped (invisible tiles) are never used, whatever they hold; the blocks with the most keys start first.
- * Bindings: k (or qkv), the saved dS (f32, rows of {@linkcode savedScoresBytes}' stride), dq (write; packed: the
- * packed gradient, of which it writes part 0). Grid: (ceil(Tq / 128), BH).
+ * keys a step (dS rows as read, K rows); a thread accumulates the query rows ty + 16 i by the vector columns
+ * tx + CT m (CT = scoresThreads / 16 column threads, see {@linkcode headColumns}), each dS vector of 4 keys feeding
+ * 4 vector multiply-adds per row and column. Causal, a workgroup stops at the last key its last row sees and masks
+ * the rest: dS entries the dK/dV kernel skipped (invisible tiles) are never used, whatever they hold; the blocks with
+ * the most keys start first. Bindings: k (or qkv), the saved dS (f32, rows of {@linkcode savedScoresBytes}' stride),
+ * dq (write; packed: the packed gradient, of which it writes part 0). Grid: (ceil(Tq / scoresQueries), BH).
  */
 function generateAttentionBackwardDqFromScoresKernel(spec: AttentionKernelSpec): KernelSource {
   const D4 = spec.d / 4, BQ = spec.variant.scoresQueries, BK = SCORES_KEYS, K4 = BK / 4, AS = K4 + 1;
-  const threads = spec.variant.scoresThreads, CT = threads / 16, NC = Math.ceil(D4 / CT);
+  const threads = spec.variant.scoresThreads, CT = threads / 16, columns = headColumns(D4, CT, "tx");
   const rowStep = threads / CT, RQ = BQ / rowStep, off = spec.tk - spec.tq;
   const rows = operandRows(spec), stride4 = savedScoresStride(spec.tk) / 4;
   const grid = foldGrid([Math.ceil(spec.tq / BQ), spec.bh]), keyBlocks = Math.ceil(spec.tk / BK);
   const nkb = spec.causal ? `min(${keyBlocks}u, (qb * ${BQ}u + ${BQ - 1 + off}u) / ${BK}u + 1u)` : `${keyBlocks}u`;
-  const is = Array.from({ length: RQ }, (_, i) => i), ms = Array.from({ length: NC }, (_, m) => m);
-  const clamped = (m: number) => CT * (m + 1) > D4;
+  const is = Array.from({ length: RQ }, (_, i) => i), ms = columns.ms;
   const each = (f: (i: number, m: number) => string) => is.flatMap((i) => ms.map((m) => f(i, m))).join("\n");
   const last = spec.causal ? `min(q + ${off}u, ${spec.tk - 1}u)` : `${spec.tk - 1}u`;
   const unroll = spec.variant.unroll !== "none";
@@ -1117,7 +1128,7 @@ ${grid.guard ? `  ${grid.guard}\n` : ""}  let qb = ${spec.causal ? `${Math.ceil(
       grid.index[0]
     }; let bh = ${grid.index[1]};
   let tx = lid.x % ${CT}u; let ty = lid.x / ${CT}u;
-${ms.map((m) => `  let c_${m} = ${clamped(m) ? `min(tx + ${CT * m}u, ${D4 - 1}u)` : `tx + ${CT * m}u`};`).join("\n")}
+${columns.declare}
 ${each((i, m) => `  var a_${i}_${m} = vec4f(0.0);`)}
   let nkb = ${nkb};
   for (var kb = 0u; kb < nkb; kb++) {
@@ -1160,7 +1171,7 @@ ${
           col: `c_${m}`,
           a1: `a_${i}_${m} * ${f32Literal(spec.scale)}`,
           a2: "",
-          also: clamped(m) ? `tx + ${CT * m}u < ${D4}u` : undefined,
+          also: columns.own(m),
         })
       )
     }
