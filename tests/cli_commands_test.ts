@@ -139,13 +139,24 @@ Deno.test("sample: a model vocab larger than the tokenizer's samples only decoda
 
   // A signal once the prompt is out (the interrupt guard is in place) stops generation, which still reports, with the
   // status of a process the signal ended: Ctrl-C 128 + 2, SIGTERM (kill, a job scheduler's stop) 128 + 15.
-  const interrupted = async (signal: Deno.Signal) => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--no-check", `${root}lib/cli/sample.ts`, "--checkpoint", ckpt, "--max-tokens", "1000000"],
+  const spawnSample = (maxTokens: number) =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--no-check",
+        `${root}lib/cli/sample.ts`,
+        "--checkpoint",
+        ckpt,
+        "--max-tokens",
+        `${maxTokens}`,
+      ],
       env: { NO_COLOR: "1" },
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+  const interrupted = async (signal: Deno.Signal) => {
+    const child = spawnSample(1000000);
     const reader = child.stdout.getReader();
     await reader.read();
     child.kill(signal);
@@ -160,12 +171,7 @@ Deno.test("sample: a model vocab larger than the tokenizer's samples only decoda
   }
 
   // A reader that stops early (`| head`) ends generation quietly: no error line.
-  const early = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", `${root}lib/cli/sample.ts`, "--checkpoint", ckpt, "--max-tokens", "100000"],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const early = spawnSample(100000);
   const head = early.stdout.getReader();
   await head.read();
   await head.cancel();
