@@ -139,6 +139,11 @@ export interface AttentionVariant {
   scoresQueries: 32 | 64 | 128;
   /** Threads a workgroup of the dQ-from-scores kernel: 128 own 8 head-dim columns each, 256 own 4. */
   scoresThreads: 128 | 256;
+  /**
+   * How the dQ-from-scores kernel's global loads overlap its multiply-adds: "none", load, barrier, compute;
+   * "prefetch", the next block of dS and K is loaded into registers while the current one is computed.
+   */
+  scoresPipeline: "none" | "prefetch";
 }
 
 /**
@@ -161,6 +166,7 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
   flashThreads: 64,
   scoresQueries: 64,
   scoresThreads: 256,
+  scoresPipeline: "none",
 });
 
 /**
@@ -1083,6 +1089,42 @@ export function savedScoresBytes(spec: AttentionSpec): number {
   return spec.bh * spec.tq * savedScoresStride(spec.tk) * ELEMENT_BYTES;
 }
 
+/** One operand a workgroup stages per block: `total` vectors, vector e of block kb loaded by `load` into `at(e)`. */
+interface StagedOperand {
+  total: number;
+  load: (e: string, kb: string) => string;
+  at: (e: string) => string;
+}
+
+/**
+ * WGSL that stages `operands` block `kb` by block with `threads` threads through registers: `declare` (before the
+ * block loop) loads block 0, `store` (at the top of each block, before its barrier) writes the registers to workgroup
+ * memory, and `next` (after the barrier) loads block kb + 1, so that those loads are in flight while the block is
+ * computed.
+ */
+function scoresStaging(threads: number, operands: StagedOperand[]): { declare: string; store: string; next: string } {
+  // Each thread's vectors n: e = lid + n * threads, guarded where threads do not divide the total.
+  const parts = operands.flatMap((o, k) =>
+    Array.from({ length: Math.ceil(o.total / threads) }, (_, n) => ({
+      o,
+      reg: `pf${k}_${n}`,
+      e: `(lid.x + ${n * threads}u)`,
+      guard: (n + 1) * threads > o.total ? `lid.x + ${n * threads}u < ${o.total}u` : "",
+    }))
+  );
+  const guarded = (guard: string, body: string) => (guard ? `if (${guard}) { ${body} }` : body);
+  const loads = (kb: string, indent: string) =>
+    parts.map((p) => `${indent}${guarded(p.guard, `${p.reg} = ${p.o.load(p.e, kb)};`)}`).join("\n");
+  return {
+    declare: `${parts.map((p) => `  var ${p.reg} = vec4f(0.0);`).join("\n")}
+${loads("0u", "  ")}`,
+    store: parts.map((p) => `    ${guarded(p.guard, `${p.o.at(p.e)} = ${p.reg};`)}`).join("\n"),
+    next: `    if (kb + 1u < nkb) {
+${loads("(kb + 1u)", "      ")}
+    }`,
+  };
+}
+
 /**
  * dQ = scale * dS @ K from the dS the dK/dV kernel saved (`variant.dq: "scores"`), a tiled product: a
  * workgroup of `scoresThreads` threads owns `scoresQueries` query rows of one head and all d columns, and stages 32
@@ -1102,9 +1144,35 @@ function generateAttentionBackwardDqFromScoresKernel(spec: AttentionKernelSpec):
   const nkb = spec.causal ? `min(${keyBlocks}u, (qb * ${BQ}u + ${BQ - 1 + off}u) / ${BK}u + 1u)` : `${keyBlocks}u`;
   const is = Array.from({ length: RQ }, (_, i) => i), ms = columns.ms;
   const each = (f: (i: number, m: number) => string) => is.flatMap((i) => ms.map((m) => f(i, m))).join("\n");
-  const last = spec.causal ? `min(q + ${off}u, ${spec.tk - 1}u)` : `${spec.tk - 1}u`;
   const unroll = spec.variant.unroll !== "none";
   const cost = fusedAttentionCost(spec, "dq"), pairs = spec.bh * attentionPairs(spec);
+  // Block kb's dS vector e (row e / K4, keys masked past what the row sees) and K vector e.
+  const dsVector = (e: string, kb: string) => {
+    const row = `min(qb * ${BQ}u + ${e} / ${K4}u, ${spec.tq - 1}u)`,
+      col = `min(${kb} * ${K4}u + ${e} % ${K4}u, ${stride4 - 1}u)`;
+    const q = `qb * ${BQ}u + ${e} / ${K4}u`, key = `${kb} * ${BK}u + ${e} % ${K4}u * 4u`;
+    const visibleKeys = spec.causal ? `min(${q} + ${off}u, ${spec.tk - 1}u)` : `${spec.tk - 1}u`;
+    return `select(vec4f(0.0), dsSaved[(bh * ${spec.tq}u + ${row}) * ${stride4}u + ${col}], vec4u(${key}) + vec4u(0u, 1u, 2u, 3u) <= vec4u(${visibleKeys}))`;
+  };
+  const kVector = (e: string, kb: string) => rows.reads.K(`${kb} * ${BK}u + ${e} / ${D4}u`, `${e} % ${D4}u`);
+  const last = spec.causal ? `min(q + ${off}u, ${spec.tk - 1}u)` : `${spec.tk - 1}u`;
+  const plain = `    for (var e = lid.x; e < ${BQ * K4}u; e += ${threads}u) {
+      let r = e / ${K4}u; let c = e % ${K4}u;
+      let q = qb * ${BQ}u + r; let key = kb * ${BK}u + c * 4u;
+      let v = dsSaved[(bh * ${spec.tq}u + min(q, ${spec.tq - 1}u)) * ${stride4}u + min(kb * ${K4}u + c, ${
+    stride4 - 1
+  }u)];
+      As[r * ${AS}u + c] = select(vec4f(0.0), v, vec4u(key) + vec4u(0u, 1u, 2u, 3u) <= vec4u(${last}));
+    }
+    for (var e = lid.x; e < ${BK * D4}u; e += ${threads}u) {
+      Bs[e] = ${rows.reads.K(`kb * ${BK}u + e / ${D4}u`, `e % ${D4}u`)};
+    }`;
+  const stage = spec.variant.scoresPipeline === "none"
+    ? { declare: "", store: plain, next: "" }
+    : scoresStaging(threads, [
+      { total: BQ * K4, load: dsVector, at: (e) => `As[${e} / ${K4}u * ${AS}u + ${e} % ${K4}u]` },
+      { total: BK * D4, load: kVector, at: (e) => `Bs[${e}]` },
+    ]);
   return {
     name: "attention_backward_dq_scores",
     workgroups: grid.workgroups,
@@ -1131,20 +1199,10 @@ ${grid.guard ? `  ${grid.guard}\n` : ""}  let qb = ${spec.causal ? `${Math.ceil(
 ${columns.declare}
 ${each((i, m) => `  var a_${i}_${m} = vec4f(0.0);`)}
   let nkb = ${nkb};
-  for (var kb = 0u; kb < nkb; kb++) {
-    for (var e = lid.x; e < ${BQ * K4}u; e += ${threads}u) {
-      let r = e / ${K4}u; let c = e % ${K4}u;
-      let q = qb * ${BQ}u + r; let key = kb * ${BK}u + c * 4u;
-      let v = dsSaved[(bh * ${spec.tq}u + min(q, ${spec.tq - 1}u)) * ${stride4}u + min(kb * ${K4}u + c, ${
-      stride4 - 1
-    }u)];
-      As[r * ${AS}u + c] = select(vec4f(0.0), v, vec4u(key) + vec4u(0u, 1u, 2u, 3u) <= vec4u(${last}));
-    }
-    for (var e = lid.x; e < ${BK * D4}u; e += ${threads}u) {
-      Bs[e] = ${rows.reads.K(`kb * ${BK}u + e / ${D4}u`, `e % ${D4}u`)};
-    }
+${stage.declare ? `${stage.declare}\n` : ""}  for (var kb = 0u; kb < nkb; kb++) {
+${stage.store}
     workgroupBarrier();
-${
+${stage.next ? `${stage.next}\n` : ""}${
       loop(
         "k4",
         K4,

@@ -121,6 +121,8 @@ const variants: Partial<AttentionVariant>[] = [
   { dkv: "flash", dq: "scores", tile: 32, flashThreads: 128 },
   { dq: "scores" },
   { dq: "scores", keysPerThread: 2, keyGroup: 128 },
+  { dq: "scores", scoresPipeline: "prefetch" },
+  { dq: "scores", scoresPipeline: "prefetch", scoresQueries: 128, scoresThreads: 128 },
   { dkv: "flash", dq: "scores", scoresQueries: 64, scoresThreads: 256 },
   { dkv: "flash", dq: "scores", scoresQueries: 32, scoresThreads: 256 },
   { forward: "flash" },
@@ -148,6 +150,7 @@ for (
     { unroll: "all", forward: "flash", dkv: "flash", dq: "flash", tile: 16 },
     { unroll: "all", dkv: "flash", dq: "scores", tile: 16 },
     { unroll: "all", dq: "scores" },
+    { unroll: "all", dq: "scores", scoresPipeline: "prefetch" },
   ] as Partial<AttentionVariant>[]
 ) {
   Deno.test(`fused attention variant ${JSON.stringify(variant)} (small head dims) against the float64 reference`, async () => {

@@ -370,6 +370,7 @@ function* attentionVariants(): Generator<AttentionVariant> {
                   flashThreads: 64,
                   scoresQueries: 128,
                   scoresThreads: 128,
+                  scoresPipeline: "none",
                 };
               }
             }
@@ -404,6 +405,7 @@ function* attentionCases(): Generator<Case> {
         flashThreads: _n,
         scoresQueries: _sq,
         scoresThreads: _st,
+        scoresPipeline: _sp,
         ...rowFields
       } = variant;
       const s = specs[sn], label = `${sn} ${Object.values(rowFields).join("/")}`;
@@ -428,6 +430,7 @@ function* attentionCases(): Generator<Case> {
     flashThreads: 64,
     scoresQueries: 128,
     scoresThreads: 128,
+    scoresPipeline: "none",
   };
   for (const [sn, s] of Object.entries(specs)) {
     const flashShapes = [[16, 64, "none"], [32, 64, "none"], [16, 128, "none"], [32, 128, "none"], [32, 64, "all"]];
@@ -445,6 +448,11 @@ function* attentionCases(): Generator<Case> {
       const flash = { dkv: "flash", dq: "scores", tile: 32, flashThreads: 128 } as const;
       const variant = { ...base, ...flash, scoresQueries: 64, scoresThreads: 256, unroll } as const;
       yield [`attention dq ${sn} scores ${unroll}`, () => attentionBackwardDqKernel({ ...s, variant })];
+      const prefetch = { ...variant, scoresPipeline: "prefetch" } as const;
+      yield [
+        `attention dq ${sn} scores prefetch ${unroll}`,
+        () => attentionBackwardDqKernel({ ...s, variant: prefetch }),
+      ];
       yield [`attention dkv ${sn} scores ${unroll}`, () => attentionBackwardDkvKernel({ ...s, variant })];
       const rows = { ...base, dq: "scores", unroll } as const;
       yield [`attention dkv ${sn} rows scores ${unroll}`, () => attentionBackwardDkvKernel({ ...s, variant: rows })];

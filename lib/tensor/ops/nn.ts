@@ -641,6 +641,7 @@ const variantChoices: { [K in keyof AttentionVariant]: readonly AttentionVariant
   flashThreads: [64, 128],
   scoresQueries: [32, 64, 128],
   scoresThreads: [128, 256],
+  scoresPipeline: ["none", "prefetch"],
 };
 
 /** The fields {@linkcode setAttentionVariant} set; the others follow {@linkcode defaultAttentionVariant}. */
