@@ -323,7 +323,7 @@ const attentionVariants: [string, Partial<AttentionVariant>][] = [
   ["flash unroll", { forward: "flash", dkv: "flash", dq: "flash", tile: 32, unroll: "all" }],
   ["flash dkv", { dkv: "flash", tile: 32 }],
   ["scores", { dq: "scores" }],
-  ["scores prefetch", { dq: "scores", scoresPipeline: "prefetch" }],
+  ["scores without prefetch", { dq: "scores", scoresPipeline: "none" }],
   ["scores q32", { dq: "scores", scoresQueries: 32 }],
   ["scores q128 t128", { dq: "scores", scoresQueries: 128, scoresThreads: 128 }],
   ["flash dkv scores", { dkv: "flash", dq: "scores", tile: 32, flashThreads: 128 }],

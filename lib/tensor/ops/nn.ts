@@ -650,8 +650,9 @@ let variantSetting: Partial<AttentionVariant> = {};
 /**
  * The variant attention runs at head dim `d` on this adapter unless told otherwise: `DEFAULT_ATTENTION_VARIANT`,
  * and on hardware adapters the forward kernel unrolled (`unroll: "forward"`) and dQ from the dS the dK/dV kernel
- * saves (`dq: "scores"`: a dQ kernel of its own computes S and dP again); at head dim 64, 128 query rows a workgroup
- * in the forward kernel and the register-tiled dK/dV kernel with 128 threads and 32-query tiles. Each made the
+ * saves (`dq: "scores"`: a dQ kernel of its own computes S and dP again), loading its next dS and K block into
+ * registers while it multiplies the current one (`scoresPipeline: "prefetch"`); at head dim 64, 128 query rows a
+ * workgroup in the forward kernel and the register-tiled dK/dV kernel with 128 threads and 32-query tiles. Each made the
  * attention of GPT-2 small and of CS336's TinyStories model faster on the H200 (bench/RESULTS.md): at head dim 64 the
  * row dK/dV kernel's thread holds 4 x 64 floats of keys, values and their gradients, past the register file; at head
  * dim 32 (TinyStories) the row kernels with 64-row blocks stay fastest. Software adapters keep the row kernels'
@@ -666,12 +667,13 @@ let variantSetting: Partial<AttentionVariant> = {};
  * const hardware = !gpu().info.isSoftware;
  * if (unroll !== (hardware ? "forward" : "none") || dkv !== (hardware ? "flash" : "rows")) throw new Error(dkv);
  * if (dq !== (hardware ? "scores" : "rows")) throw new Error(dq);
+ * if (defaultAttentionVariant(64).scoresPipeline !== (hardware ? "prefetch" : "none")) throw new Error("pipeline");
  * ```
  */
 export function defaultAttentionVariant(d: number): AttentionVariant {
   if (gpu().info.isSoftware) return { ...DEFAULT_ATTENTION_VARIANT };
   const wide = d === 64 ? { queryBlock: 128, dkv: "flash", tile: 32, flashThreads: 128 } as const : {};
-  return { ...DEFAULT_ATTENTION_VARIANT, unroll: "forward", dq: "scores", ...wide };
+  return { ...DEFAULT_ATTENTION_VARIANT, unroll: "forward", dq: "scores", scoresPipeline: "prefetch", ...wide };
 }
 
 /** `partial` over `base`, checked, with its keys in the default's order (it is part of the kernel cache key). */
