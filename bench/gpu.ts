@@ -348,6 +348,23 @@ const attentionVariants: [string, Partial<AttentionVariant>][] = [
   }],
   ["flash dq", { dq: "flash", tile: 32 }],
   ["flash fwd", { forward: "flash", tile: 32 }],
+  // Streamed tiles loaded into registers one tile ahead (`flashPipeline`), beside the same without.
+  ["staged flash dkv", { dkv: "flash", dq: "scores", tile: 32, flashThreads: 128, flashPipeline: "none" }],
+  ["staged flash dkv prefetch", { dkv: "flash", dq: "scores", tile: 32, flashThreads: 128, flashPipeline: "prefetch" }],
+  ["staged flash dkv t16 prefetch", {
+    dkv: "flash",
+    dq: "scores",
+    tile: 16,
+    flashThreads: 128,
+    flashPipeline: "prefetch",
+  }],
+  ["staged flash dkv t16 64 prefetch", {
+    dkv: "flash",
+    dq: "scores",
+    tile: 16,
+    flashThreads: 64,
+    flashPipeline: "prefetch",
+  }],
 ];
 const bthd = (seed: number, grad: boolean) => {
   const t = randn([attnB, T, attnH, hd], { seed }); // (B, T, H, hd)

@@ -128,6 +128,11 @@ export interface AttentionVariant {
   /** Rows of the other side (keys, or in the dK/dV kernel queries) the flash kernels stream per tile. */
   tile: 16 | 32;
   /**
+   * How the flash backward kernels stage each streamed tile: "none", loaded and stored at the top of the tile;
+   * "prefetch", the next tile loaded into registers while this one is computed (stored after its last barrier).
+   */
+  flashPipeline: "none" | "prefetch";
+  /**
    * Threads per workgroup of the flash kernels: 64 give each thread a 4 x (tile / 8) block of every score tile,
    * 128 a 4 x (tile / 16) one (more threads to hide latency, fewer dot products per workgroup-memory read).
    */
@@ -163,6 +168,7 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
   dq: "rows",
   forward: "rows",
   tile: 16,
+  flashPipeline: "none",
   flashThreads: 64,
   scoresQueries: 64,
   scoresThreads: 256,
@@ -965,6 +971,44 @@ function flashLoops(spec: AttentionKernelSpec, L: FlashLayout, kernel: Attention
 }
 
 /**
+ * The staging of a flash backward kernel's streamed tile `t`: S's operand times the scale, dP's operand, and for the
+ * dK/dV kernel the queries' log-sum-exp and delta. "none" (`variant.flashPipeline`) loads and stores them at the top
+ * of each tile; "prefetch" loads tile t + 1 into registers while tile t is computed ({@linkcode registerStaging}).
+ */
+function flashStaging(
+  spec: AttentionKernelSpec,
+  L: FlashLayout,
+  side: OwnedSide,
+  blocks: BlockLoop,
+): { declare: string; store: string; next: string } {
+  const { D4, TILE, threads, stride } = L, keys = side === "keys", rows = operandRows(spec);
+  const [y1, y2] = keys ? ["Qy", "Gy"] : ["Ky", "Vy"];
+  if (spec.variant.flashPipeline === "none") {
+    const at = `r * ${stride}u + c`;
+    return {
+      declare: "",
+      store: `${stageOperands(spec, { names: [y1, y2], first: `t * ${TILE}u`, rows: TILE, threads, at, scaled: true })}
+${keys ? stageStats(rows, ["Ly", "Dy"], `t * ${TILE}u`, TILE, threads) : ""}`,
+      next: "",
+    };
+  }
+  const pos = (e: string, b: string) => `${b} * ${TILE}u + ${e} / ${D4}u`;
+  const operand = (name: string, scaled: boolean): StagedOperand => ({
+    total: TILE * D4,
+    load: (e, b) => `${rows.reads[name[0]](pos(e, b), `${e} % ${D4}u`)}${scaled ? ` * ${f32Literal(spec.scale)}` : ""}`,
+    at: (e) => `${name}[${e} / ${D4}u * ${stride}u + ${e} % ${D4}u]`,
+  });
+  const stat = (array: string, name: string): StagedOperand => ({
+    total: TILE,
+    load: (e, b) => `${array}[${rows.g(`${b} * ${TILE}u + ${e}`)}]`,
+    at: (e) => `${name}[${e}]`,
+    scalar: true,
+  });
+  const operands = [operand(y1, true), operand(y2, false), ...(keys ? [stat("lse", "Ly"), stat("delta", "Dy")] : [])];
+  return registerStaging(threads, operands, blocks);
+}
+
+/**
  * The backward in register blocks of the score matrix, FlashAttention-2's way (`variant.dkv` or `variant.dq`:
  * "flash"): a workgroup owns 32 rows of one side of the scores of one head ("keys": K, V; "queries": Q, dO and their
  * log-sum-exp and delta, in registers) and streams tiles of `variant.tile` rows of the other. Per tile:
@@ -993,6 +1037,7 @@ function generateAttentionBackwardFlashKernel(spec: AttentionKernelSpec & { side
   const stage = (names: string[], first: string, n: number, scaled: boolean) =>
     stageOperands(spec, { names, first, rows: n, threads, at: `r * ${stride}u + c`, scaled });
   const grid = foldGrid([Math.ceil(ownT / OWN), spec.bh]);
+  const pipe = flashStaging(spec, L, side, { index: "t", first: range.from, end: range.to });
   // The log-sum-exp and delta of the query of score (u, w): staged per streamed query, or the owned query's.
   const stat = (name: "L" | "D", u: number, w: number) =>
     keys ? `${name}y[lane + ${SG * w}u]` : `${name === "L" ? "lse" : "delta"}_${u}`;
@@ -1035,11 +1080,10 @@ ${
         P.ms.map((m) => `  var a1_${u}_${m} = vec4f(0.0);${keys ? ` var a2_${u}_${m} = vec4f(0.0);` : ""}`)
       ).join("\n")
     }
-  for (var t = ${range.from}; t < ${range.to}; t++) {
-${stage([y1, y2], `t * ${TILE}u`, TILE, true)}
-${keys ? stageStats(rows, ["Ly", "Dy"], `t * ${TILE}u`, TILE, threads) : ""}
+${pipe.declare ? `${pipe.declare}\n` : ""}  for (var t = ${range.from}; t < ${range.to}; t++) {
+${pipe.store}
     workgroupBarrier();
-${P.streamed}
+${pipe.next ? `${pipe.next}\n` : ""}${P.streamed}
 ${P.scores([[x1, y1, "s"], [x2, y2, "dp"]])}
 ${
       P.each((u, w) =>
@@ -1089,21 +1133,36 @@ export function savedScoresBytes(spec: AttentionSpec): number {
   return spec.bh * spec.tq * savedScoresStride(spec.tk) * ELEMENT_BYTES;
 }
 
-/** One operand a workgroup stages per block: `total` vectors, vector e of block kb loaded by `load` into `at(e)`. */
+/**
+ * One operand a workgroup stages per block: `total` vectors (or with `scalar`, f32s), element e of block `b` loaded by
+ * `load(e, b)` into `at(e)`.
+ */
 interface StagedOperand {
   total: number;
-  load: (e: string, kb: string) => string;
+  load: (e: string, b: string) => string;
   at: (e: string) => string;
+  scalar?: boolean;
+}
+
+/** The block loop a {@linkcode registerStaging} serves: its variable, first block and end (WGSL expressions). */
+interface BlockLoop {
+  index: string;
+  first: string;
+  end: string;
 }
 
 /**
- * WGSL that stages `operands` block `kb` by block with `threads` threads through registers: `declare` (before the
- * block loop) loads block 0, `store` (at the top of each block, before its barrier) writes the registers to workgroup
- * memory, and `next` (after the barrier) loads block kb + 1, so that those loads are in flight while the block is
- * computed.
+ * WGSL that stages `operands` block by block with `threads` threads through registers: `declare` (before the block
+ * loop) loads the loop's first block, `store` (at the top of each block, before its barrier) writes the registers to
+ * workgroup memory, and `next` (after the barrier) loads the next block, so that those loads are in flight while the
+ * block is computed.
  */
-function scoresStaging(threads: number, operands: StagedOperand[]): { declare: string; store: string; next: string } {
-  // Each thread's vectors n: e = lid + n * threads, guarded where threads do not divide the total.
+function registerStaging(
+  threads: number,
+  operands: StagedOperand[],
+  blocks: BlockLoop,
+): { declare: string; store: string; next: string } {
+  // Each thread's elements n: e = lid + n * threads, guarded where threads do not divide the total.
   const parts = operands.flatMap((o, k) =>
     Array.from({ length: Math.ceil(o.total / threads) }, (_, n) => ({
       o,
@@ -1113,14 +1172,14 @@ function scoresStaging(threads: number, operands: StagedOperand[]): { declare: s
     }))
   );
   const guarded = (guard: string, body: string) => (guard ? `if (${guard}) { ${body} }` : body);
-  const loads = (kb: string, indent: string) =>
-    parts.map((p) => `${indent}${guarded(p.guard, `${p.reg} = ${p.o.load(p.e, kb)};`)}`).join("\n");
+  const loads = (b: string, indent: string) =>
+    parts.map((p) => `${indent}${guarded(p.guard, `${p.reg} = ${p.o.load(p.e, b)};`)}`).join("\n");
   return {
-    declare: `${parts.map((p) => `  var ${p.reg} = vec4f(0.0);`).join("\n")}
-${loads("0u", "  ")}`,
+    declare: `${parts.map((p) => `  var ${p.reg} = ${p.o.scalar ? "0.0" : "vec4f(0.0)"};`).join("\n")}
+${loads(blocks.first, "  ")}`,
     store: parts.map((p) => `    ${guarded(p.guard, `${p.o.at(p.e)} = ${p.reg};`)}`).join("\n"),
-    next: `    if (kb + 1u < nkb) {
-${loads("(kb + 1u)", "      ")}
+    next: `    if (${blocks.index} + 1u < ${blocks.end}) {
+${loads(`(${blocks.index} + 1u)`, "      ")}
     }`,
   };
 }
@@ -1169,10 +1228,10 @@ function generateAttentionBackwardDqFromScoresKernel(spec: AttentionKernelSpec):
     }`;
   const stage = spec.variant.scoresPipeline === "none"
     ? { declare: "", store: plain, next: "" }
-    : scoresStaging(threads, [
+    : registerStaging(threads, [
       { total: BQ * K4, load: dsVector, at: (e) => `As[${e} / ${K4}u * ${AS}u + ${e} % ${K4}u]` },
       { total: BK * D4, load: kVector, at: (e) => `Bs[${e}]` },
-    ]);
+    ], { index: "kb", first: "0u", end: "nkb" });
   return {
     name: "attention_backward_dq_scores",
     workgroups: grid.workgroups,

@@ -124,6 +124,8 @@ const variants: Partial<AttentionVariant>[] = [
   { dq: "scores", scoresPipeline: "prefetch" },
   { dq: "scores", scoresPipeline: "prefetch", scoresQueries: 128, scoresThreads: 128 },
   { dkv: "flash", dq: "scores", scoresQueries: 64, scoresThreads: 256 },
+  { dkv: "flash", dq: "scores", tile: 32, flashThreads: 128, flashPipeline: "prefetch" },
+  { dkv: "flash", dq: "flash", flashPipeline: "prefetch" },
   { dkv: "flash", dq: "scores", scoresQueries: 32, scoresThreads: 256 },
   { forward: "flash" },
   { forward: "flash", dkv: "flash", dq: "flash", tile: 32 },
@@ -151,6 +153,7 @@ for (
     { unroll: "all", dkv: "flash", dq: "scores", tile: 16 },
     { unroll: "all", dq: "scores" },
     { unroll: "all", dq: "scores", scoresPipeline: "prefetch" },
+    { unroll: "all", dkv: "flash", dq: "flash", tile: 16, flashPipeline: "prefetch" },
   ] as Partial<AttentionVariant>[]
 ) {
   Deno.test(`fused attention variant ${JSON.stringify(variant)} (small head dims) against the float64 reference`, async () => {

@@ -367,6 +367,7 @@ function* attentionVariants(): Generator<AttentionVariant> {
                   dq: "rows",
                   forward: "rows",
                   tile: 16,
+                  flashPipeline: "none",
                   flashThreads: 64,
                   scoresQueries: 128,
                   scoresThreads: 128,
@@ -402,6 +403,7 @@ function* attentionCases(): Generator<Case> {
         dq: _q,
         forward: _f,
         tile: _t,
+        flashPipeline: _fp,
         flashThreads: _n,
         scoresQueries: _sq,
         scoresThreads: _st,
@@ -427,6 +429,7 @@ function* attentionCases(): Generator<Case> {
     dq: "rows",
     forward: "rows",
     tile: 16,
+    flashPipeline: "none",
     flashThreads: 64,
     scoresQueries: 128,
     scoresThreads: 128,
@@ -454,6 +457,15 @@ function* attentionCases(): Generator<Case> {
         () => attentionBackwardDqKernel({ ...s, variant: prefetch }),
       ];
       yield [`attention dkv ${sn} scores ${unroll}`, () => attentionBackwardDkvKernel({ ...s, variant })];
+      const staged = { ...prefetch, flashPipeline: "prefetch" } as const;
+      yield [
+        `attention dkv ${sn} scores flash prefetch ${unroll}`,
+        () => attentionBackwardDkvKernel({ ...s, variant: staged }),
+      ];
+      yield [
+        `attention dq ${sn} flash prefetch ${unroll}`,
+        () => attentionBackwardDqKernel({ ...s, variant: { ...staged, dq: "flash" } }),
+      ];
       const rows = { ...base, dq: "scores", unroll } as const;
       yield [`attention dkv ${sn} rows scores ${unroll}`, () => attentionBackwardDkvKernel({ ...s, variant: rows })];
     }

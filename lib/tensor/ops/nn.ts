@@ -638,6 +638,7 @@ const variantChoices: { [K in keyof AttentionVariant]: readonly AttentionVariant
   dq: ["rows", "flash", "scores"],
   forward: ["rows", "flash"],
   tile: [16, 32],
+  flashPipeline: ["none", "prefetch"],
   flashThreads: [64, 128],
   scoresQueries: [32, 64, 128],
   scoresThreads: [128, 256],
