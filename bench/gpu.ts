@@ -348,7 +348,10 @@ const attentionVariants: [string, Partial<AttentionVariant>][] = [
   }],
   ["flash dq", { dq: "flash", tile: 32 }],
   ["flash fwd", { forward: "flash", tile: 32 }],
-  // Streamed tiles loaded into registers one tile ahead (`flashPipeline`), beside the same without.
+  // Key blocks and query tiles loaded into registers one ahead (`rowPipeline`, `flashPipeline`), beside the same
+  // without.
+  ["staged rows", { rowPipeline: "none" }],
+  ["staged rows prefetch", { rowPipeline: "prefetch" }],
   ["staged flash dkv", { dkv: "flash", dq: "scores", tile: 32, flashThreads: 128, flashPipeline: "none" }],
   ["staged flash dkv prefetch", { dkv: "flash", dq: "scores", tile: 32, flashThreads: 128, flashPipeline: "prefetch" }],
   ["staged flash dkv t16 prefetch", {

@@ -128,6 +128,12 @@ export interface AttentionVariant {
   /** Rows of the other side (keys, or in the dK/dV kernel queries) the flash kernels stream per tile. */
   tile: 16 | 32;
   /**
+   * How the row kernels (forward, dQ and dK/dV with `forward`, `dq` or `dkv`: "rows") stage each key block or query
+   * tile: "none", loaded and stored at the top of the block; "prefetch", the next block loaded into registers while
+   * this one is computed.
+   */
+  rowPipeline: "none" | "prefetch";
+  /**
    * How the flash backward kernels stage each streamed tile: "none", loaded and stored at the top of the tile;
    * "prefetch", the next tile loaded into registers while this one is computed (stored after its last barrier).
    */
@@ -164,6 +170,7 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
   keyGroup: 64,
   queryTile: 32,
   unroll: "none",
+  rowPipeline: "none",
   dkv: "rows",
   dq: "rows",
   forward: "rows",
@@ -327,6 +334,24 @@ function stageKeyBlock(spec: AttentionSpec, qs: QuerySplit): string {
 }
 
 /**
+ * The key/value staging of a query-block kernel's loop over key blocks `kb` (`variant.rowPipeline`): "none" stages
+ * block kb at the top of each iteration ({@linkcode stageKeyBlock}); "prefetch" loads block kb + 1 into registers
+ * while block kb is computed ({@linkcode registerStaging}). `declare` goes before the loop, `stage` at its top; both
+ * end with the block in `Ks`/`Vs` and the workgroup past a barrier.
+ */
+function keyBlockStaging(spec: AttentionKernelSpec, qs: QuerySplit): { declare: string; stage: string } {
+  if (spec.variant.rowPipeline === "none") return { declare: "", stage: stageKeyBlock(spec, qs) };
+  const D4 = spec.d / 4, arr = qkvArrays(spec);
+  const src = (e: string, b: string) =>
+    `(${partRow(spec, 1, `min(${b} * ${qs.BC}u + ${e} / ${D4}u, ${spec.tk - 1}u)`, spec.tk)}) * ${D4}u + ${e} % ${D4}u`;
+  const pipe = registerStaging(qs.threads, [
+    { total: qs.BC * D4, load: (e, b) => `${arr.k}[${src(e, b)}]`, at: (e) => `Ks[${e}]` },
+    { total: qs.BC * D4, load: (e, b) => `${arr.v}[${src(e, b)}${arr.vShift}]`, at: (e) => `Vs[${e}]` },
+  ], { index: "kb", first: "0u", end: "nkb" });
+  return { declare: pipe.declare, stage: `${pipe.store}\n    workgroupBarrier();\n${pipe.next}` };
+}
+
+/**
  * Loop iterations of a thread of a query-block kernel: per key block, the staging loop and `blockLoops` loops over
  * the block's keys (none when unrolled).
  */
@@ -457,6 +482,7 @@ function generateAttentionForwardKernel(spec: AttentionKernelSpec): KernelSource
   const unroll = variant.unroll !== "none";
   // A block's scores: workgroup memory indexed by thread, or (unrolled, constant index) a private array in registers.
   const score = (s: string, u: number) => (unroll ? `sreg${s}[j]` : `S[j * ${BR}u + ${qs.local(u)}]`);
+  const staging = keyBlockStaging(spec, qs);
   return {
     name: "attention_forward",
     workgroups: pro.workgroups,
@@ -471,8 +497,8 @@ ${pro.setup}
 ${rows((s) => vecs(D4, (i) => `  var o${i}${s} = vec4f(0.0);`))}
 ${rows((s) => `  var m${s} = ${NEG_INF};\n  var l${s} = 0.0;`)}
 ${unroll ? rows((s) => `  var sreg${s}: array<f32, ${BC}>;`) : ""}
-  for (var kb = 0u; kb < nkb; kb++) {
-${stageKeyBlock(spec, qs)}
+${staging.declare ? `${staging.declare}\n` : ""}  for (var kb = 0u; kb < nkb; kb++) {
+${staging.stage}
 ${rows((s) => `    var mb${s} = m${s};`)}
 ${
       loop(
@@ -543,7 +569,7 @@ function generateAttentionBackwardDqKernel(spec: AttentionKernelSpec): KernelSou
   const qs = querySplit(variant), { R, BC, sfx } = qs;
   const pro = queryBlockPrologue(spec, qs);
   const rows = (f: (s: string, u: number) => string) => vecs(R, (u) => f(sfx(u), u));
-  const kv = stagedReads(D4, R);
+  const kv = stagedReads(D4, R), staging = keyBlockStaging(spec, qs);
   return {
     name: "attention_backward_dq",
     workgroups: pro.workgroups,
@@ -565,8 +591,8 @@ ${pro.setup}
 ${rows((s) => vecs(D4, (i) => `  let g${i}${s} = dout[r${s} * ${D4}u + ${i}u];`))}
 ${rows((s) => vecs(D4, (i) => `  var dq${i}${s} = vec4f(0.0);`))}
 ${rows((s) => `  let rowLse${s} = lse[r${s}];\n  let rowDelta${s} = delta[r${s}];`)}
-  for (var kb = 0u; kb < nkb; kb++) {
-${stageKeyBlock(spec, qs)}
+${staging.declare ? `${staging.declare}\n` : ""}  for (var kb = 0u; kb < nkb; kb++) {
+${staging.stage}
 ${
       loop(
         "j",
@@ -599,6 +625,61 @@ ${vecs(D4, (i) => `    dq[${qRow(s)} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Liter
 }
 
 /**
+ * The query tile staging of the row dK/dV kernel's loop over tiles `qb` of `n` queries: q, dO, the log-sum-exp and
+ * delta, at the top of each tile ("none", `variant.rowPipeline`) or loaded one tile ahead into registers ("prefetch",
+ * {@linkcode registerStaging}). `stage` ends with the tile in `Qs`/`Gs`/`Ls`/`Ds` and the workgroup past a barrier.
+ */
+function queryTileStaging(
+  spec: AttentionKernelSpec,
+  tiles: BlockLoop,
+  n: number,
+  threads: number,
+): { declare: string; stage: string } {
+  const D4 = spec.d / 4, last = spec.tq - 1;
+  if (spec.variant.rowPipeline === "none") {
+    return {
+      declare: "",
+      stage: `    for (var e = lid.x; e < ${n * D4}u; e += ${threads}u) {
+      let row = qb * ${n}u + e / ${D4}u;
+      let src = (${rowIndex(spec, `min(row, ${last}u)`, spec.tq)}) * ${D4}u + e % ${D4}u;${
+        spec.packed
+          ? `
+      Qs[e] = qkv[(${partRow(spec, 0, `min(row, ${last}u)`, spec.tq)}) * ${D4}u + e % ${D4}u];`
+          : `
+      Qs[e] = q[src];`
+      }
+      Gs[e] = dout[src];
+    }
+    for (var e = lid.x; e < ${n}u; e += ${threads}u) {
+      let row = ${rowIndex(spec, `min(qb * ${n}u + e, ${last}u)`, spec.tq)};
+      Ls[e] = lse[row];
+      Ds[e] = delta[row];
+    }
+    workgroupBarrier();`,
+    };
+  }
+  const row = (e: string, b: string) => `min(${b} * ${n}u + ${e} / ${D4}u, ${last}u)`;
+  const col = (e: string) => `${e} % ${D4}u`;
+  const qAt = (e: string, b: string) =>
+    spec.packed
+      ? `qkv[(${partRow(spec, 0, row(e, b), spec.tq)}) * ${D4}u + ${col(e)}]`
+      : `q[(${rowIndex(spec, row(e, b), spec.tq)}) * ${D4}u + ${col(e)}]`;
+  const stat = (array: string) => (e: string, b: string) =>
+    `${array}[${rowIndex(spec, `min(${b} * ${n}u + ${e}, ${last}u)`, spec.tq)}]`;
+  const pipe = registerStaging(threads, [
+    { total: n * D4, load: qAt, at: (e) => `Qs[${e}]` },
+    {
+      total: n * D4,
+      load: (e, b) => `dout[(${rowIndex(spec, row(e, b), spec.tq)}) * ${D4}u + ${col(e)}]`,
+      at: (e) => `Gs[${e}]`,
+    },
+    { total: n, load: stat("lse"), at: (e) => `Ls[${e}]`, scalar: true },
+    { total: n, load: stat("delta"), at: (e) => `Ds[${e}]`, scalar: true },
+  ], tiles);
+  return { declare: pipe.declare, stage: `${pipe.store}\n    workgroupBarrier();\n${pipe.next}` };
+}
+
+/**
  * dV = sum_i P_ij dO_i and dK = scale * sum_i dS_ij q_i, one thread per key row (or two).
  * Bindings: q, k, v, dout, lse, delta, dk (write), dv (write); packed: qkv, dout, lse, delta, and the packed gradient
  * (write), of which it writes parts 1 and 2. Grid: (ceil(Tk/keyGroup), BH).
@@ -615,6 +696,7 @@ function generateAttentionBackwardDkvKernel(spec: AttentionKernelSpec): KernelSo
   const queryBlocks = Math.ceil(spec.tq / QUERIES);
   // Causal: the first query that sees key kb*KEYS is kb*KEYS - off.
   const qb0 = spec.causal ? `select(0u, (kb * ${KEYS}u - ${off}u) / ${QUERIES}u, kb * ${KEYS}u > ${off}u)` : "0u";
+  const staging = queryTileStaging(spec, { index: "qb", first: qb0, end: `${queryBlocks}u` }, QUERIES, threads);
   // Staged query (and dO) vector c of tile row i: inline for one key per thread, else loaded once for both keys.
   const at = (arr: string, c: number) => `${arr}[i * ${D4}u + ${c}u]`;
   const Q = (c: number) => (KPT === 1 ? at("Qs", c) : `qs${c}`);
@@ -667,24 +749,8 @@ ${vecs(D4, (i) => `  var dk${i}${s} = vec4f(0.0);`)}
 ${vecs(D4, (i) => `  var dv${i}${s} = vec4f(0.0);`)}`
       )
     }
-  for (var qb = ${qb0}; qb < ${queryBlocks}u; qb++) {
-    for (var e = lid.x; e < ${QUERIES * D4}u; e += ${threads}u) {
-      let row = qb * ${QUERIES}u + e / ${D4}u;
-      let src = (${rowIndex(spec, `min(row, ${spec.tq - 1}u)`, spec.tq)}) * ${D4}u + e % ${D4}u;${
-      spec.packed
-        ? `
-      Qs[e] = qkv[(${partRow(spec, 0, `min(row, ${spec.tq - 1}u)`, spec.tq)}) * ${D4}u + e % ${D4}u];`
-        : `
-      Qs[e] = q[src];`
-    }
-      Gs[e] = dout[src];
-    }
-    for (var e = lid.x; e < ${QUERIES}u; e += ${threads}u) {
-      let row = ${rowIndex(spec, `min(qb * ${QUERIES}u + e, ${spec.tq - 1}u)`, spec.tq)};
-      Ls[e] = lse[row];
-      Ds[e] = delta[row];
-    }
-    workgroupBarrier();
+${staging.declare ? `${staging.declare}\n` : ""}  for (var qb = ${qb0}; qb < ${queryBlocks}u; qb++) {
+${staging.stage}
 ${
       loop(
         "i",

@@ -140,6 +140,9 @@ const variants: Partial<AttentionVariant>[] = [
   { keyGroup: 128 },
   { queryTile: 64 },
   { keysPerThread: 2, queryTile: 64 },
+  { rowPipeline: "prefetch" },
+  { rowPipeline: "prefetch", rowsPerThread: 2, keysPerThread: 2, queryTile: 64 },
+  { rowPipeline: "prefetch", queryBlock: 128, keyGroup: 128, dq: "scores" },
 ];
 
 // Unrolled kernels take seconds to compile on a software adapter at d = 32 (minutes at 64): small head dims only,
@@ -154,6 +157,8 @@ for (
     { unroll: "all", dq: "scores" },
     { unroll: "all", dq: "scores", scoresPipeline: "prefetch" },
     { unroll: "all", dkv: "flash", dq: "flash", tile: 16, flashPipeline: "prefetch" },
+    { unroll: "all", rowPipeline: "prefetch" },
+    { unroll: "forward", rowPipeline: "prefetch", dq: "scores" },
   ] as Partial<AttentionVariant>[]
 ) {
   Deno.test(`fused attention variant ${JSON.stringify(variant)} (small head dims) against the float64 reference`, async () => {

@@ -363,6 +363,7 @@ function* attentionVariants(): Generator<AttentionVariant> {
                   keyGroup,
                   queryTile,
                   unroll,
+                  rowPipeline: "none",
                   dkv: "rows",
                   dq: "rows",
                   forward: "rows",
@@ -399,6 +400,7 @@ function* attentionCases(): Generator<Case> {
     for (const sn of [names[i % names.length], names[(i + 3) % names.length]]) {
       // The row kernels' fields name the variant (the flash kernels' have their own cases below).
       const {
+        rowPipeline: _rp,
         dkv: _k,
         dq: _q,
         forward: _f,
@@ -425,6 +427,7 @@ function* attentionCases(): Generator<Case> {
     keyGroup: 64,
     queryTile: 32,
     unroll: "none",
+    rowPipeline: "none",
     dkv: "rows",
     dq: "rows",
     forward: "rows",
@@ -468,6 +471,11 @@ function* attentionCases(): Generator<Case> {
       ];
       const rows = { ...base, dq: "scores", unroll } as const;
       yield [`attention dkv ${sn} rows scores ${unroll}`, () => attentionBackwardDkvKernel({ ...s, variant: rows })];
+      // The row kernels with the next key block or query tile loaded ahead.
+      const ahead = { ...base, rowPipeline: "prefetch", unroll } as const;
+      yield [`attention forward ${sn} rows prefetch ${unroll}`, () => attentionForwardKernel({ ...s, variant: ahead })];
+      yield [`attention dq ${sn} rows prefetch ${unroll}`, () => attentionBackwardDqKernel({ ...s, variant: ahead })];
+      yield [`attention dkv ${sn} rows prefetch ${unroll}`, () => attentionBackwardDkvKernel({ ...s, variant: ahead })];
     }
   }
   for (const [sn, s] of Object.entries(specs)) {
