@@ -203,6 +203,12 @@ export class Recording {
 }
 
 const MAX_DISPATCHES_PER_SUBMIT = 512;
+/**
+ * Deno waits for a read or a sync by blocking until the GPU has finished everything submitted, so the GPU idles
+ * until the next submission: the first one after such a wait carries this many dispatches, each later one twice the
+ * last, up to {@linkcode MAX_DISPATCHES_PER_SUBMIT}.
+ */
+const DISPATCHES_AFTER_IDLE = 8;
 /** Elements past this cannot be indexed by the kernels' u32 arithmetic. */
 const MAX_ELEMENTS = 2 ** 32 - 1;
 // WebGPU caps a query set at 4096 queries: two timestamps per dispatch.
@@ -270,6 +276,8 @@ export class Backend {
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #pending = 0;
+  /** Dispatches that trigger the next submission (see {@linkcode DISPATCHES_AFTER_IDLE}). */
+  #submitAt = DISPATCHES_AFTER_IDLE;
   #transient: GPUBuffer[] = [];
   #profile: ProfileState | null = null;
   #submits = 0;
@@ -452,7 +460,9 @@ export class Backend {
       if (bytes > 0) encoder.copyBufferToBuffer(buf.buffer, 0, staging, offsets[i], Math.ceil(bytes / 4) * 4);
     });
     this.#submit(encoder);
-    await staging.mapAsync(GPUMapMode.READ);
+    const mapped = staging.mapAsync(GPUMapMode.READ);
+    this.#submitAt = DISPATCHES_AFTER_IDLE;
+    await mapped;
     const all = staging.getMappedRange();
     const out = items.map(({ bytes }, i) => all.slice(offsets[i], offsets[i] + bytes));
     staging.unmap();
@@ -523,7 +533,10 @@ export class Backend {
     else this.#encode(kernel, bindGroup, x, y, z, args.cost);
   }
 
-  /** Encodes one dispatch into the open pass (or its own timed pass while profiling) and submits every 512. */
+  /**
+   * Encodes one dispatch into the open pass (or its own timed pass while profiling) and submits in batches: 8
+   * dispatches after the GPU went idle, doubling up to 512.
+   */
   #encode(
     kernel: Kernel,
     bindGroup: GPUBindGroup,
@@ -541,7 +554,7 @@ export class Backend {
       pass.setBindGroup(0, bindGroup);
       pass.dispatchWorkgroups(x, y, z);
     }
-    if (++this.#pending >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+    if (++this.#pending >= this.#submitAt) this.#submitRecorded();
   }
 
   /** Encodes one dispatch while profiling: noted with its cost and host time, in a timed pass of its own. */
@@ -621,8 +634,8 @@ export class Backend {
   /**
    * Encodes a recording's dispatches `times` times (default once) after everything recorded so far, as
    * {@linkcode Backend.dispatch} would have, without building anything: no bind group, no check, no allocation.
-   * The profiler sees each replayed dispatch under its kernel's name. Like `dispatch`, it submits every 512
-   * dispatches and leaves the rest for the next {@linkcode Backend.flush}.
+   * The profiler sees each replayed dispatch under its kernel's name. Like `dispatch`, it submits in batches (of up
+   * to 512 dispatches) and leaves the rest for the next {@linkcode Backend.flush}.
    */
   replay(recording: Recording, times = 1): void {
     if (!Number.isInteger(times) || times < 0) {
@@ -673,6 +686,11 @@ export class Backend {
 
   /** Submits recorded work to the GPU without waiting for it. */
   flush(): void {
+    this.#submitRecorded();
+  }
+
+  /** {@linkcode Backend.flush}, also the batching's: a caller's flush is then told apart from the batches. */
+  #submitRecorded(): void {
     this.#endPass();
     if (!this.#encoder) return;
     const encoder = this.#encoder;
@@ -685,7 +703,9 @@ export class Backend {
   /** Waits until the GPU has finished all submitted work (one round trip). */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    const done = this.device.queue.onSubmittedWorkDone();
+    this.#submitAt = DISPATCHES_AFTER_IDLE;
+    await done;
   }
 
   /**
@@ -834,6 +854,7 @@ export class Backend {
     this.device.queue.submit([encoder.finish()]);
     this.#submits++;
     this.#pending = 0;
+    this.#submitAt = Math.min(2 * this.#submitAt, MAX_DISPATCHES_PER_SUBMIT);
     // Uniform buffers of submitted work can be destroyed now: WebGPU keeps them alive until the work finishes.
     if (this.#transient.length > 0) { for (const b of this.#transient.splice(0)) b.destroy(); }
   }

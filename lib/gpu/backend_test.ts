@@ -68,6 +68,33 @@ Deno.test("replay of many steps submits in batches and keeps the values; each di
   backend.free(buf);
 });
 
+Deno.test("after a read or a sync the GPU gets work in small batches that double up to 512 dispatches", async () => {
+  // A read waits until the GPU is idle; a first batch of 512 would keep it idle while the host records them all.
+  const n = 8, start = Array.from({ length: n }, (_, i) => i);
+  const buf = backend.alloc(n * 4);
+  backend.write(buf, new Float32Array(start));
+  const steps: [number, number][] = [];
+  const dispatch = (count: number) => {
+    for (let i = 0; i < count; i++) {
+      backend.run(affine(n), [buf], params(1, 0.25));
+      steps.push([1, 0.25]);
+    }
+  };
+  for (const wait of [() => values(buf, n), () => backend.sync()]) {
+    await wait();
+    const submits = backend.submits;
+    dispatch(7);
+    assertEquals(backend.submits, submits, "7 dispatches after the GPU went idle were submitted");
+    dispatch(1);
+    assertEquals(backend.submits, submits + 1, "the first 8 dispatches after the GPU went idle were not submitted");
+    // Batches of 16, 32, ..., 512, then 512 again: 2040 dispatches in all end a ninth batch.
+    dispatch(2040 - 8);
+    assertEquals(backend.submits, submits + 9, "batches after the first do not double up to 512");
+  }
+  assertEquals(await values(buf, n), reference(start, steps));
+  backend.free(buf);
+});
+
 Deno.test("record applies the backend's checks at record time and leaves nothing half-recorded", async () => {
   const buf = backend.alloc(4096);
   const before = backend.setLimits({ maxStorageBufferBindingSize: 1024 });
