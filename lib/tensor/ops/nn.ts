@@ -654,7 +654,8 @@ let variantSetting: Partial<AttentionVariant> = {};
  * and on hardware adapters the forward kernel unrolled (`unroll: "forward"`) and dQ from the dS the dK/dV kernel
  * saves (`dq: "scores"`: a dQ kernel of its own computes S and dP again), loading its next dS and K block into
  * registers while it multiplies the current one (`scoresPipeline: "prefetch"`); at head dim 64, 128 query rows a
- * workgroup in the forward kernel and the register-tiled dK/dV kernel with 128 threads and 32-query tiles. Each made the
+ * workgroup in the forward kernel and the register-tiled dK/dV kernel with 128 threads and 32-query tiles, each
+ * tile's queries loaded while the one before is computed (`flashPipeline: "prefetch"`). Each made the
  * attention of GPT-2 small and of CS336's TinyStories model faster on the H200 (bench/RESULTS.md): at head dim 64 the
  * row dK/dV kernel's thread holds 4 x 64 floats of keys, values and their gradients, past the register file; at head
  * dim 32 (TinyStories) the row kernels with 64-row blocks stay fastest. Software adapters keep the row kernels'
@@ -669,12 +670,15 @@ let variantSetting: Partial<AttentionVariant> = {};
  * const hardware = !gpu().info.isSoftware;
  * if (unroll !== (hardware ? "forward" : "none") || dkv !== (hardware ? "flash" : "rows")) throw new Error(dkv);
  * if (dq !== (hardware ? "scores" : "rows")) throw new Error(dq);
- * if (defaultAttentionVariant(64).scoresPipeline !== (hardware ? "prefetch" : "none")) throw new Error("pipeline");
+ * const { scoresPipeline, flashPipeline } = defaultAttentionVariant(64);
+ * if (scoresPipeline !== flashPipeline || flashPipeline !== (hardware ? "prefetch" : "none")) throw new Error("ahead");
  * ```
  */
 export function defaultAttentionVariant(d: number): AttentionVariant {
   if (gpu().info.isSoftware) return { ...DEFAULT_ATTENTION_VARIANT };
-  const wide = d === 64 ? { queryBlock: 128, dkv: "flash", tile: 32, flashThreads: 128 } as const : {};
+  const wide = d === 64
+    ? { queryBlock: 128, dkv: "flash", tile: 32, flashThreads: 128, flashPipeline: "prefetch" } as const
+    : {};
   return { ...DEFAULT_ATTENTION_VARIANT, unroll: "forward", dq: "scores", scoresPipeline: "prefetch", ...wide };
 }
 
