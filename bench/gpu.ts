@@ -350,6 +350,10 @@ const attentionVariants: [string, Partial<AttentionVariant>][] = [
   ["flash fwd", { forward: "flash", tile: 32 }],
   // Key blocks and query tiles loaded into registers one ahead (`rowPipeline`, `flashPipeline`), beside the same
   // without.
+  // The blocks with the most causal pairs first (`order`), beside the default's order.
+  ["order blocks", { order: "blocks" }],
+  ["order heavy", { order: "heavy" }],
+  ["order heavy staged unroll", { order: "heavy", unroll: "all" }],
   ["staged rows", { rowPipeline: "none" }],
   ["staged rows prefetch", { rowPipeline: "prefetch" }],
   ["staged flash dkv", { dkv: "flash", dq: "scores", tile: 32, flashThreads: 128, flashPipeline: "none" }],

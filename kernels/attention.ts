@@ -128,6 +128,11 @@ export interface AttentionVariant {
   /** Rows of the other side (keys, or in the dK/dV kernel queries) the flash kernels stream per tile. */
   tile: 16 | 32;
   /**
+   * The order in which workgroups start: "blocks", a head's blocks one after the other; "heavy", under the causal
+   * mask, the blocks with the most visible pairs of every head first (the last wave then holds the shortest).
+   */
+  order: "blocks" | "heavy";
+  /**
    * How the row kernels (forward, dQ and dK/dV with `forward`, `dq` or `dkv`: "rows") stage each key block or query
    * tile: "none", loaded and stored at the top of the block; "prefetch", the next block loaded into registers while
    * this one is computed.
@@ -170,6 +175,7 @@ export const DEFAULT_ATTENTION_VARIANT: Readonly<AttentionVariant> = Object.free
   keyGroup: 64,
   queryTile: 32,
   unroll: "none",
+  order: "blocks",
   rowPipeline: "none",
   dkv: "rows",
   dq: "rows",
@@ -403,16 +409,40 @@ function queryRow(spec: AttentionSpec): (s: string) => string {
 }
 
 /**
+ * The grid of a kernel whose workgroup owns block `name` (of `blocks`) of one head `bh`, and the WGSL that names both.
+ * `variant.order` "blocks": a head's blocks in neighbouring workgroups, which share its operands in L2 (`reversed`: the
+ * last block first). "heavy", under the causal mask: heads fastest and the blocks with the most visible pairs first
+ * (keys' first blocks, `heavy: "first"`; queries' last, "last"), so that the workgroups that start last end soonest.
+ */
+function headBlocks(
+  spec: AttentionKernelSpec,
+  name: string,
+  blocks: number,
+  heavy: "first" | "last",
+  reversed = false,
+): { workgroups: [number, number, number]; setup: string } {
+  const heavyFirst = spec.variant.order === "heavy" && spec.causal;
+  const grid = foldGrid(heavyFirst ? [spec.bh, blocks] : [blocks, spec.bh]);
+  const guard = grid.guard ? `  ${grid.guard}\n` : "";
+  const [b, bh] = heavyFirst ? [grid.index[1], grid.index[0]] : grid.index;
+  const last = heavyFirst ? heavy === "last" : reversed;
+  return {
+    workgroups: grid.workgroups,
+    setup: `${guard}  let ${name} = ${last ? `${blocks - 1}u - ` : ""}${b}; let bh = ${bh};`,
+  };
+}
+
+/**
  * The part both query-block kernels (forward and dQ) share: the K/V staging arrays, each of the thread's query rows
  * `u` (`qi`, flat row `r`, suffixed), its scaled query in registers `q0..`, and `nkb`, the number of key blocks the
  * workgroup needs (causal: its last query sees keys up to qb*BR + BR - 1 + (Tk - Tq)).
  */
 function queryBlockPrologue(
-  spec: AttentionSpec,
+  spec: AttentionKernelSpec,
   qs: QuerySplit,
 ): { shared: string; setup: string; workgroups: [number, number, number] } {
   const D4 = spec.d / 4, off = spec.tk - spec.tq, { BR, BC, sfx } = qs, arr = qkvArrays(spec);
-  const grid = foldGrid([Math.ceil(spec.tq / BR), spec.bh]);
+  const grid = headBlocks(spec, "qb", Math.ceil(spec.tq / BR), "last");
   const qRow = queryRow(spec);
   const keyBlocks = Math.ceil(spec.tk / BC);
   const nkb = spec.causal ? `min(${keyBlocks}u, (qb * ${BR}u + ${BR - 1 + off}u) / ${BC}u + 1u)` : `${keyBlocks}u`;
@@ -425,7 +455,7 @@ ${vecs(D4, (i) => `  let q${i}${sfx(u)} = ${arr.q}[${qRow(sfx(u))} * ${D4}u + ${
   return {
     shared: `var<workgroup> Ks: array<vec4f, ${BC * D4}>;
 var<workgroup> Vs: array<vec4f, ${BC * D4}>;`,
-    setup: `${grid.guard ? `  ${grid.guard}\n` : ""}  let qb = ${grid.index[0]}; let bh = ${grid.index[1]};
+    setup: `${grid.setup}
 ${vecs(qs.R, row)}
   let nkb = ${nkb};`,
     workgroups: grid.workgroups,
@@ -706,7 +736,7 @@ function generateAttentionBackwardDkvKernel(spec: AttentionKernelSpec): KernelSo
     : `${vecs(D4, (c) => `      let qs${c} = ${at("Qs", c)};`)}\n${
       vecs(D4, (c) => `      let gs${c} = ${at("Gs", c)};`)
     }\n`;
-  const grid = foldGrid([Math.ceil(spec.tk / KEYS), spec.bh]);
+  const grid = headBlocks(spec, "kb", Math.ceil(spec.tk / KEYS), "first");
   const perTile = Math.ceil((QUERIES * D4) / threads) + Math.ceil(QUERIES / threads) +
     (variant.unroll === "all" ? 0 : QUERIES);
   // Under `dq: "scores"` each dS is saved for the dQ kernel: a warp writes 32 consecutive keys of one query.
@@ -738,7 +768,7 @@ var<workgroup> Ls: array<f32, ${QUERIES}>;
 var<workgroup> Ds: array<f32, ${QUERIES}>;
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-${grid.guard ? `  ${grid.guard}\n` : ""}  let kb = ${grid.index[0]}; let bh = ${grid.index[1]};
+${grid.setup}
 ${
       keys((s, u) =>
         `  let kj${s} = kb * ${KEYS}u + ${u === 0 ? "lid.x" : `lid.x + ${u * threads}u`};
@@ -1102,7 +1132,7 @@ function generateAttentionBackwardFlashKernel(spec: AttentionKernelSpec & { side
   const rows = operandRows(spec), range = streamRange(spec, side, OWN, TILE);
   const stage = (names: string[], first: string, n: number, scaled: boolean) =>
     stageOperands(spec, { names, first, rows: n, threads, at: `r * ${stride}u + c`, scaled });
-  const grid = foldGrid([Math.ceil(ownT / OWN), spec.bh]);
+  const grid = headBlocks(spec, "blk", Math.ceil(ownT / OWN), keys ? "first" : "last");
   const pipe = flashStaging(spec, L, side, { index: "t", first: range.from, end: range.to });
   // The log-sum-exp and delta of the query of score (u, w): staged per streamed query, or the owned query's.
   const stat = (name: "L" | "D", u: number, w: number) =>
@@ -1132,7 +1162,7 @@ ${keys ? `var<workgroup> Ly: array<f32, ${TILE}>;\nvar<workgroup> Dy: array<f32,
 var<workgroup> dS: array<vec4f, ${TILE * 8}>;
 ${keys ? `var<workgroup> P: array<vec4f, ${TILE * 8}>;\n` : ""}@compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-${grid.guard ? `  ${grid.guard}\n` : ""}  let blk = ${grid.index[0]}; let bh = ${grid.index[1]};
+${grid.setup}
 ${P.setup}
 ${stage([x1, x2], `blk * ${OWN}u`, OWN, false)}
 ${
@@ -1265,7 +1295,8 @@ function generateAttentionBackwardDqFromScoresKernel(spec: AttentionKernelSpec):
   const threads = spec.variant.scoresThreads, CT = threads / 16, columns = headColumns(D4, CT, "tx");
   const rowStep = threads / CT, RQ = BQ / rowStep, off = spec.tk - spec.tq;
   const rows = operandRows(spec), stride4 = savedScoresStride(spec.tk) / 4;
-  const grid = foldGrid([Math.ceil(spec.tq / BQ), spec.bh]), keyBlocks = Math.ceil(spec.tk / BK);
+  const grid = headBlocks(spec, "qb", Math.ceil(spec.tq / BQ), "last", spec.causal);
+  const keyBlocks = Math.ceil(spec.tk / BK);
   const nkb = spec.causal ? `min(${keyBlocks}u, (qb * ${BQ}u + ${BQ - 1 + off}u) / ${BK}u + 1u)` : `${keyBlocks}u`;
   const is = Array.from({ length: RQ }, (_, i) => i), ms = columns.ms;
   const each = (f: (i: number, m: number) => string) => is.flatMap((i) => ms.map((m) => f(i, m))).join("\n");
@@ -1317,9 +1348,7 @@ var<workgroup> As: array<vec4f, ${BQ * AS}>;
 var<workgroup> Bs: array<vec4f, ${BK * D4}>;
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-${grid.guard ? `  ${grid.guard}\n` : ""}  let qb = ${spec.causal ? `${Math.ceil(spec.tq / BQ) - 1}u - ` : ""}${
-      grid.index[0]
-    }; let bh = ${grid.index[1]};
+${grid.setup}
   let tx = lid.x % ${CT}u; let ty = lid.x / ${CT}u;
 ${columns.declare}
 ${each((i, m) => `  var a_${i}_${m} = vec4f(0.0);`)}
@@ -1380,7 +1409,7 @@ function generateAttentionForwardFlashKernel(spec: AttentionKernelSpec): KernelS
   const OWN = FLASH_OWNED_ROWS, range = streamRange(spec, "queries", OWN, TILE), parts = SG / 4;
   const stage = (names: string[], first: string, n: number, scaled: boolean) =>
     stageOperands(spec, { names, first, rows: n, threads, at: `r * ${stride}u + c`, scaled });
-  const grid = foldGrid([Math.ceil(spec.tq / OWN), spec.bh]);
+  const grid = headBlocks(spec, "blk", Math.ceil(spec.tq / OWN), "last");
   // The maximum of owned row u over the thread's keys, and over the partials of all threads sharing the row.
   const rowMax = (u: number) => P.ws.map((w) => `s_${u}_${w}`).reduce((a, b) => `max(${a}, ${b})`);
   const partials = (u: number) =>
@@ -1413,7 +1442,7 @@ var<workgroup> P: array<vec4f, ${TILE * 8}>;
 var<workgroup> Mp: array<vec4f, ${OWN * parts}>;
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-${grid.guard ? `  ${grid.guard}\n` : ""}  let blk = ${grid.index[0]}; let bh = ${grid.index[1]};
+${grid.setup}
 ${P.setup}
 ${stage(["Qx"], `blk * ${OWN}u`, OWN, true)}
   var m = vec4f(${NEG_INF});

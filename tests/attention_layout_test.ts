@@ -143,6 +143,10 @@ const variants: Partial<AttentionVariant>[] = [
   { rowPipeline: "prefetch" },
   { rowPipeline: "prefetch", rowsPerThread: 2, keysPerThread: 2, queryTile: 64 },
   { rowPipeline: "prefetch", queryBlock: 128, keyGroup: 128, dq: "scores" },
+  { order: "heavy" },
+  { order: "heavy", dq: "scores", rowPipeline: "prefetch" },
+  { order: "heavy", forward: "flash", dkv: "flash", dq: "flash" },
+  { order: "heavy", dkv: "flash", dq: "scores", tile: 32, flashThreads: 128, flashPipeline: "prefetch" },
 ];
 
 // Unrolled kernels take seconds to compile on a software adapter at d = 32 (minutes at 64): small head dims only,

@@ -363,6 +363,7 @@ function* attentionVariants(): Generator<AttentionVariant> {
                   keyGroup,
                   queryTile,
                   unroll,
+                  order: "blocks",
                   rowPipeline: "none",
                   dkv: "rows",
                   dq: "rows",
@@ -400,6 +401,7 @@ function* attentionCases(): Generator<Case> {
     for (const sn of [names[i % names.length], names[(i + 3) % names.length]]) {
       // The row kernels' fields name the variant (the flash kernels' have their own cases below).
       const {
+        order: _o,
         rowPipeline: _rp,
         dkv: _k,
         dq: _q,
@@ -427,6 +429,7 @@ function* attentionCases(): Generator<Case> {
     keyGroup: 64,
     queryTile: 32,
     unroll: "none",
+    order: "blocks",
     rowPipeline: "none",
     dkv: "rows",
     dq: "rows",
@@ -476,6 +479,19 @@ function* attentionCases(): Generator<Case> {
       yield [`attention forward ${sn} rows prefetch ${unroll}`, () => attentionForwardKernel({ ...s, variant: ahead })];
       yield [`attention dq ${sn} rows prefetch ${unroll}`, () => attentionBackwardDqKernel({ ...s, variant: ahead })];
       yield [`attention dkv ${sn} rows prefetch ${unroll}`, () => attentionBackwardDkvKernel({ ...s, variant: ahead })];
+      // Heavy blocks first: the row kernels, the flash ones, dQ from the saved scores.
+      for (const v of [{ ...base, unroll }, { ...base, ...flash, forward: "flash", unroll }] as const) {
+        const heavy = { ...v, order: "heavy" } as const, kind = v.dkv;
+        yield [
+          `attention forward ${sn} ${kind} heavy ${unroll}`,
+          () => attentionForwardKernel({ ...s, variant: heavy }),
+        ];
+        yield [`attention dq ${sn} ${kind} heavy ${unroll}`, () => attentionBackwardDqKernel({ ...s, variant: heavy })];
+        yield [
+          `attention dkv ${sn} ${kind} heavy ${unroll}`,
+          () => attentionBackwardDkvKernel({ ...s, variant: heavy }),
+        ];
+      }
     }
   }
   for (const [sn, s] of Object.entries(specs)) {

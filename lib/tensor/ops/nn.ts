@@ -634,6 +634,7 @@ const variantChoices: { [K in keyof AttentionVariant]: readonly AttentionVariant
   keyGroup: [64, 128],
   queryTile: [32, 64],
   unroll: ["none", "forward", "all"],
+  order: ["blocks", "heavy"],
   rowPipeline: ["none", "prefetch"],
   dkv: ["rows", "flash"],
   dq: ["rows", "flash", "scores"],
