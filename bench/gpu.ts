@@ -353,7 +353,8 @@ const attentionVariants: [string, Partial<AttentionVariant>][] = [
   // The blocks with the most causal pairs first (`order`), beside the default's order.
   ["order blocks", { order: "blocks" }],
   ["order heavy", { order: "heavy" }],
-  ["order heavy staged unroll", { order: "heavy", unroll: "all" }],
+  ["order blocks unroll", { order: "blocks", unroll: "all" }],
+  ["order heavy unroll", { order: "heavy", unroll: "all" }],
   ["staged rows", { rowPipeline: "none" }],
   ["staged rows prefetch", { rowPipeline: "prefetch" }],
   ["staged flash dkv", { dkv: "flash", dq: "scores", tile: 32, flashThreads: 128, flashPipeline: "none" }],
