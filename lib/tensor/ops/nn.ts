@@ -652,35 +652,39 @@ let variantSetting: Partial<AttentionVariant> = {};
 
 /**
  * The variant attention runs at head dim `d` on this adapter unless told otherwise: `DEFAULT_ATTENTION_VARIANT`,
- * and on hardware adapters the forward kernel unrolled (`unroll: "forward"`) and dQ from the dS the dK/dV kernel
- * saves (`dq: "scores"`: a dQ kernel of its own computes S and dP again), loading its next dS and K block into
- * registers while it multiplies the current one (`scoresPipeline: "prefetch"`); at head dim 64, 128 query rows a
- * workgroup in the forward kernel and the register-tiled dK/dV kernel with 128 threads and 32-query tiles, each
- * tile's queries loaded while the one before is computed (`flashPipeline: "prefetch"`). Each made the
- * attention of GPT-2 small and of CS336's TinyStories model faster on the H200 (bench/RESULTS.md): at head dim 64 the
- * row dK/dV kernel's thread holds 4 x 64 floats of keys, values and their gradients, past the register file; at head
- * dim 32 (TinyStories) the row kernels with 64-row blocks stay fastest. Software adapters keep the row kernels'
- * loops: Mesa's lavapipe spends minutes compiling the unrolled kernel at head dim 32.
+ * and on hardware adapters the forward kernel unrolled (`unroll: "forward"`), the causal blocks with the most work
+ * started first (`order: "heavy"`), and dQ from the dS the dK/dV kernel saves (`dq: "scores"`: a dQ kernel of its own
+ * computes S and dP again), loading its next dS and K block into registers while it multiplies the current one
+ * (`scoresPipeline: "prefetch"`); at head dim 64, 128 query rows a workgroup in the forward kernel and the
+ * register-tiled dK/dV kernel with 128 threads, 32-query tiles each loaded while the one before is computed
+ * (`flashPipeline: "prefetch"`) and its loops unrolled (`unroll: "all"`, which leaves the other kernels as "forward"
+ * has them). Each made the attention of GPT-2 small and of CS336's TinyStories model faster on the H200
+ * (bench/RESULTS.md): at head dim 64 the row dK/dV kernel's thread holds 4 x 64 floats of keys, values and their
+ * gradients, past the register file; at head dim 32 (TinyStories) the row kernels with 64-row blocks stay fastest,
+ * and unrolling them makes the dK/dV kernel slower. Software adapters keep the row kernels' loops: Mesa's lavapipe
+ * spends minutes compiling the unrolled kernel at head dim 32.
  *
  * @example
  * ```ts
  * import { defaultAttentionVariant } from "./nn.ts";
  * import { gpu, initGpu } from "@nanolm/nanolm/tensor";
  * await initGpu();
- * const { unroll, dkv, dq } = defaultAttentionVariant(64);
+ * const { unroll, dkv, dq, order } = defaultAttentionVariant(64);
  * const hardware = !gpu().info.isSoftware;
- * if (unroll !== (hardware ? "forward" : "none") || dkv !== (hardware ? "flash" : "rows")) throw new Error(dkv);
- * if (dq !== (hardware ? "scores" : "rows")) throw new Error(dq);
+ * if (unroll !== (hardware ? "all" : "none") || dkv !== (hardware ? "flash" : "rows")) throw new Error(dkv);
+ * if (dq !== (hardware ? "scores" : "rows") || order !== (hardware ? "heavy" : "blocks")) throw new Error(dq);
  * const { scoresPipeline, flashPipeline } = defaultAttentionVariant(64);
  * if (scoresPipeline !== flashPipeline || flashPipeline !== (hardware ? "prefetch" : "none")) throw new Error("ahead");
+ * if (defaultAttentionVariant(32).unroll !== (hardware ? "forward" : "none")) throw new Error("unrolled at 32");
  * ```
  */
 export function defaultAttentionVariant(d: number): AttentionVariant {
   if (gpu().info.isSoftware) return { ...DEFAULT_ATTENTION_VARIANT };
   const wide = d === 64
-    ? { queryBlock: 128, dkv: "flash", tile: 32, flashThreads: 128, flashPipeline: "prefetch" } as const
+    ? { queryBlock: 128, dkv: "flash", tile: 32, flashThreads: 128, flashPipeline: "prefetch", unroll: "all" } as const
     : {};
-  return { ...DEFAULT_ATTENTION_VARIANT, unroll: "forward", dq: "scores", scoresPipeline: "prefetch", ...wide };
+  const ahead = { dq: "scores", scoresPipeline: "prefetch" } as const;
+  return { ...DEFAULT_ATTENTION_VARIANT, unroll: "forward", order: "heavy", ...ahead, ...wide };
 }
 
 /** `partial` over `base`, checked, with its keys in the default's order (it is part of the kernel cache key). */
