@@ -128,8 +128,9 @@ export interface AttentionVariant {
   /** Rows of the other side (keys, or in the dK/dV kernel queries) the flash kernels stream per tile. */
   tile: 16 | 32;
   /**
-   * The order in which workgroups start: "blocks", a head's blocks one after the other; "heavy", under the causal
-   * mask, the blocks with the most visible pairs of every head first (the last wave then holds the shortest).
+   * Which blocks the workgroup indices give first (GPUs start workgroups roughly in index order): "blocks", a head's
+   * blocks one after the other; "heavy", under the causal mask, the blocks with the most visible pairs of every head
+   * first, so that the last workgroups to start are the shortest.
    */
   order: "blocks" | "heavy";
   /**
