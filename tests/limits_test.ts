@@ -9,6 +9,7 @@ import * as ref from "./reference.ts";
 import { randNd, rngFor } from "./reference.ts";
 import { decodeLinearKernel } from "../kernels/decode.ts";
 import { matmulTiles } from "../kernels/matmul.ts";
+import type { AttentionVariant } from "../kernels/attention.ts";
 import { withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
 import {
   add,
@@ -287,16 +288,20 @@ Deno.test("fused attention over 70,000 (batch x heads) matches float64, forward 
   const rng = rngFor("limits-attention");
   const shape = [70_000, 3, 4];
   const [q, k, v, dout] = [0, 1, 2, 3].map(() => randNd(rng, shape));
-  const ts = [q, k, v].map((x) => param(upload(x)));
-  const values = await tidy(() => {
-    const o = attention(ts[0], ts[1], ts[2]);
-    sum(mul(o, upload(dout))).backward();
-    return readAll([o, ...ts.map((t) => t.grad!)]);
-  });
-  assertNoGpuErrors();
   const expected = [ref.attention(q, k, v), ...ref.attentionGrad(q, k, v, dout)];
-  values.forEach((x, i) => assertClose(x, expected[i].data, { atol: 1e-5, rtol: 1e-4, msg: `attention [${i}]` }));
-  for (const t of ts) t.dispose();
+  // The folded grid in both orders: a head's blocks first, and heads first (dQ from the saved scores too).
+  for (const variant of [{}, { order: "heavy", dq: "scores" }] as Partial<AttentionVariant>[]) {
+    const ts = [q, k, v].map((x) => param(upload(x)));
+    const values = await tidy(() => {
+      const o = attention(ts[0], ts[1], ts[2], { variant });
+      sum(mul(o, upload(dout))).backward();
+      return readAll([o, ...ts.map((t) => t.grad!)]);
+    });
+    assertNoGpuErrors();
+    const msg = (i: number) => `attention ${JSON.stringify(variant)} [${i}]`;
+    values.forEach((x, i) => assertClose(x, expected[i].data, { atol: 1e-5, rtol: 1e-4, msg: msg(i) }));
+    for (const t of ts) t.dispose();
+  }
 });
 
 Deno.test("the decode matrix-vector kernel over a vocabulary of 262,148 (65,537 column groups)", async () => {
