@@ -689,7 +689,10 @@ export class Backend {
     this.#submitRecorded();
   }
 
-  /** {@linkcode Backend.flush}, also the batching's: a caller's flush is then told apart from the batches. */
+  /**
+   * Submits the recorded work: {@linkcode Backend.flush}'s body, which the batching in `#encode` calls directly, so
+   * that a caller's flush stays distinguishable from the batches (a test checks that no op flushes).
+   */
   #submitRecorded(): void {
     this.#endPass();
     if (!this.#encoder) return;
