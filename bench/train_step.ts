@@ -47,6 +47,8 @@ const { values } = parseArgs({
     // Enforce a lower storage binding limit (bytes) than the device's: a small shape whose logits exceed it takes
     // the code path of a large one whose logits exceed 2 GiB (e.g. GPT-2 small at batch 16).
     "binding-limit": { type: "string" },
+    // Rows of the per-kernel table: the kernels that took the most GPU time, or with "all" every one.
+    kernels: { type: "string", default: "16" },
   },
 });
 const transposedB = values["transposed-b"];
@@ -63,8 +65,14 @@ const config = { ...lmShapeConfig(values), fusedProjections: !values.unfused };
 const V = config.vocabSize, T = config.contextLength, B = Number(values.batch);
 const steps = Number(values.steps), logEvery = Number(values.log);
 const chunkRows = values["chunk-rows"] === undefined ? undefined : Number(values["chunk-rows"]);
-for (const [flag, n] of [["batch", B], ["steps", steps], ["log", logEvery], ["chunk-rows", chunkRows ?? 1]] as const) {
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${flag} must be a positive integer, got ${values[flag]}`);
+const kernelRows = values.kernels === "all" ? Infinity : Number(values.kernels);
+const counts = [["batch", B], ["steps", steps], ["log", logEvery], ["chunk-rows", chunkRows ?? 1]] as const;
+for (const [flag, n] of [...counts, ["kernels", values.kernels === "all" ? 1 : kernelRows] as const]) {
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new Error(
+      `--${flag} must be a positive integer${flag === "kernels" ? ' or "all"' : ""}, got ${values[flag]}`,
+    );
+  }
 }
 
 const backend = await initGpu();
@@ -152,7 +160,7 @@ console.log(
 );
 console.log("| kernel | dispatches | GPU ms per step | share |");
 console.log("| --- | ---: | ---: | ---: |");
-for (const t of timings.slice(0, 16)) {
+for (const t of timings.slice(0, kernelRows)) {
   console.log(`| ${t.name} | ${t.count} | ${t.ms.toFixed(3)} | ${(100 * t.ms / gpuMs).toFixed(1)}% |`);
 }
 console.log(
