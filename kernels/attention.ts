@@ -341,21 +341,16 @@ function stageKeyBlock(spec: AttentionSpec, qs: QuerySplit): string {
 }
 
 /**
- * The key/value staging of a query-block kernel's loop over key blocks `kb` (`variant.rowPipeline`): "none" stages
- * block kb at the top of each iteration ({@linkcode stageKeyBlock}); "prefetch" loads block kb + 1 into registers
- * while block kb is computed ({@linkcode registerStaging}). `declare` goes before the loop, `stage` at its top; both
- * end with the block in `Ks`/`Vs` and the workgroup past a barrier.
+ * The key/value staging of a query-block kernel's loop over key blocks `kb` into `Ks`/`Vs` (`variant.rowPipeline`):
+ * "none" stages block kb at the top of each iteration ({@linkcode stageKeyBlock}); "prefetch" loads block kb + 1
+ * into registers while block kb is computed ({@linkcode registerStaging}).
  */
-function keyBlockStaging(spec: AttentionKernelSpec, qs: QuerySplit): { declare: string; stage: string } {
+function keyBlockStaging(spec: AttentionKernelSpec, qs: QuerySplit): BlockStaging {
   if (spec.variant.rowPipeline === "none") return { declare: "", stage: stageKeyBlock(spec, qs) };
-  const D4 = spec.d / 4, arr = qkvArrays(spec);
-  const src = (e: string, b: string) =>
-    `(${partRow(spec, 1, `min(${b} * ${qs.BC}u + ${e} / ${D4}u, ${spec.tk - 1}u)`, spec.tk)}) * ${D4}u + ${e} % ${D4}u`;
-  const pipe = registerStaging(qs.threads, [
-    { total: qs.BC * D4, load: (e, b) => `${arr.k}[${src(e, b)}]`, at: (e) => `Ks[${e}]` },
-    { total: qs.BC * D4, load: (e, b) => `${arr.v}[${src(e, b)}${arr.vShift}]`, at: (e) => `Vs[${e}]` },
+  return registerStaging(qs.threads, [
+    stagedRows(spec, "K", qs.BC, (e) => `Ks[${e}]`),
+    stagedRows(spec, "V", qs.BC, (e) => `Vs[${e}]`),
   ], { index: "kb", first: "0u", end: "nkb" });
-  return { declare: pipe.declare, stage: `${pipe.store}\n    workgroupBarrier();\n${pipe.next}` };
 }
 
 /**
@@ -528,7 +523,7 @@ ${pro.setup}
 ${rows((s) => vecs(D4, (i) => `  var o${i}${s} = vec4f(0.0);`))}
 ${rows((s) => `  var m${s} = ${NEG_INF};\n  var l${s} = 0.0;`)}
 ${unroll ? rows((s) => `  var sreg${s}: array<f32, ${BC}>;`) : ""}
-${staging.declare ? `${staging.declare}\n` : ""}  for (var kb = 0u; kb < nkb; kb++) {
+${staging.declare}  for (var kb = 0u; kb < nkb; kb++) {
 ${staging.stage}
 ${rows((s) => `    var mb${s} = m${s};`)}
 ${
@@ -622,7 +617,7 @@ ${pro.setup}
 ${rows((s) => vecs(D4, (i) => `  let g${i}${s} = dout[r${s} * ${D4}u + ${i}u];`))}
 ${rows((s) => vecs(D4, (i) => `  var dq${i}${s} = vec4f(0.0);`))}
 ${rows((s) => `  let rowLse${s} = lse[r${s}];\n  let rowDelta${s} = delta[r${s}];`)}
-${staging.declare ? `${staging.declare}\n` : ""}  for (var kb = 0u; kb < nkb; kb++) {
+${staging.declare}  for (var kb = 0u; kb < nkb; kb++) {
 ${staging.stage}
 ${
       loop(
@@ -656,58 +651,38 @@ ${vecs(D4, (i) => `    dq[${qRow(s)} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Liter
 }
 
 /**
- * The query tile staging of the row dK/dV kernel's loop over tiles `qb` of `n` queries: q, dO, the log-sum-exp and
- * delta, at the top of each tile ("none", `variant.rowPipeline`) or loaded one tile ahead into registers ("prefetch",
- * {@linkcode registerStaging}). `stage` ends with the tile in `Qs`/`Gs`/`Ls`/`Ds` and the workgroup past a barrier.
+ * The query tile staging of the row dK/dV kernel's loop over tiles `qb` of `n` queries into `Qs`/`Gs`/`Ls`/`Ds`: q,
+ * dO, the log-sum-exp and delta, at the top of each tile ("none", `variant.rowPipeline`) or loaded one tile ahead
+ * into registers ("prefetch", {@linkcode registerStaging}).
  */
-function queryTileStaging(
-  spec: AttentionKernelSpec,
-  tiles: BlockLoop,
-  n: number,
-  threads: number,
-): { declare: string; stage: string } {
+function queryTileStaging(spec: AttentionKernelSpec, tiles: BlockLoop, n: number, threads: number): BlockStaging {
   const D4 = spec.d / 4, last = spec.tq - 1;
   if (spec.variant.rowPipeline === "none") {
-    return {
-      declare: "",
-      stage: `    for (var e = lid.x; e < ${n * D4}u; e += ${threads}u) {
+    return stagedInLoop(`    for (var e = lid.x; e < ${n * D4}u; e += ${threads}u) {
       let row = qb * ${n}u + e / ${D4}u;
       let src = (${rowIndex(spec, `min(row, ${last}u)`, spec.tq)}) * ${D4}u + e % ${D4}u;${
-        spec.packed
-          ? `
+      spec.packed
+        ? `
       Qs[e] = qkv[(${partRow(spec, 0, `min(row, ${last}u)`, spec.tq)}) * ${D4}u + e % ${D4}u];`
-          : `
+        : `
       Qs[e] = q[src];`
-      }
+    }
       Gs[e] = dout[src];
     }
     for (var e = lid.x; e < ${n}u; e += ${threads}u) {
       let row = ${rowIndex(spec, `min(qb * ${n}u + e, ${last}u)`, spec.tq)};
       Ls[e] = lse[row];
       Ds[e] = delta[row];
-    }
-    workgroupBarrier();`,
-    };
+    }`);
   }
-  const row = (e: string, b: string) => `min(${b} * ${n}u + ${e} / ${D4}u, ${last}u)`;
-  const col = (e: string) => `${e} % ${D4}u`;
-  const qAt = (e: string, b: string) =>
-    spec.packed
-      ? `qkv[(${partRow(spec, 0, row(e, b), spec.tq)}) * ${D4}u + ${col(e)}]`
-      : `q[(${rowIndex(spec, row(e, b), spec.tq)}) * ${D4}u + ${col(e)}]`;
   const stat = (array: string) => (e: string, b: string) =>
     `${array}[${rowIndex(spec, `min(${b} * ${n}u + ${e}, ${last}u)`, spec.tq)}]`;
-  const pipe = registerStaging(threads, [
-    { total: n * D4, load: qAt, at: (e) => `Qs[${e}]` },
-    {
-      total: n * D4,
-      load: (e, b) => `dout[(${rowIndex(spec, row(e, b), spec.tq)}) * ${D4}u + ${col(e)}]`,
-      at: (e) => `Gs[${e}]`,
-    },
+  return registerStaging(threads, [
+    stagedRows(spec, "Q", n, (e) => `Qs[${e}]`),
+    stagedRows(spec, "G", n, (e) => `Gs[${e}]`),
     { total: n, load: stat("lse"), at: (e) => `Ls[${e}]`, scalar: true },
     { total: n, load: stat("delta"), at: (e) => `Ds[${e}]`, scalar: true },
   ], tiles);
-  return { declare: pipe.declare, stage: `${pipe.store}\n    workgroupBarrier();\n${pipe.next}` };
 }
 
 /**
@@ -780,7 +755,7 @@ ${vecs(D4, (i) => `  var dk${i}${s} = vec4f(0.0);`)}
 ${vecs(D4, (i) => `  var dv${i}${s} = vec4f(0.0);`)}`
       )
     }
-${staging.declare ? `${staging.declare}\n` : ""}  for (var qb = ${qb0}; qb < ${queryBlocks}u; qb++) {
+${staging.declare}  for (var qb = ${qb0}; qb < ${queryBlocks}u; qb++) {
 ${staging.stage}
 ${
       loop(
@@ -1072,29 +1047,18 @@ function flashLoops(spec: AttentionKernelSpec, L: FlashLayout, kernel: Attention
  * dK/dV kernel the queries' log-sum-exp and delta. "none" (`variant.flashPipeline`) loads and stores them at the top
  * of each tile; "prefetch" loads tile t + 1 into registers while tile t is computed ({@linkcode registerStaging}).
  */
-function flashStaging(
-  spec: AttentionKernelSpec,
-  L: FlashLayout,
-  side: OwnedSide,
-  blocks: BlockLoop,
-): { declare: string; store: string; next: string } {
+function flashStaging(spec: AttentionKernelSpec, L: FlashLayout, side: OwnedSide, blocks: BlockLoop): BlockStaging {
   const { D4, TILE, threads, stride } = L, keys = side === "keys", rows = operandRows(spec);
   const [y1, y2] = keys ? ["Qy", "Gy"] : ["Ky", "Vy"];
   if (spec.variant.flashPipeline === "none") {
     const at = `r * ${stride}u + c`;
-    return {
-      declare: "",
-      store: `${stageOperands(spec, { names: [y1, y2], first: `t * ${TILE}u`, rows: TILE, threads, at, scaled: true })}
+    return stagedInLoop(
+      `${stageOperands(spec, { names: [y1, y2], first: `t * ${TILE}u`, rows: TILE, threads, at, scaled: true })}
 ${keys ? stageStats(rows, ["Ly", "Dy"], `t * ${TILE}u`, TILE, threads) : ""}`,
-      next: "",
-    };
+    );
   }
-  const pos = (e: string, b: string) => `${b} * ${TILE}u + ${e} / ${D4}u`;
-  const operand = (name: string, scaled: boolean): StagedOperand => ({
-    total: TILE * D4,
-    load: (e, b) => `${rows.reads[name[0]](pos(e, b), `${e} % ${D4}u`)}${scaled ? ` * ${f32Literal(spec.scale)}` : ""}`,
-    at: (e) => `${name}[${e} / ${D4}u * ${stride}u + ${e} % ${D4}u]`,
-  });
+  const operand = (name: string, scaled: boolean) =>
+    stagedRows(spec, name, TILE, (e) => `${name}[${e} / ${D4}u * ${stride}u + ${e} % ${D4}u]`, scaled);
   const stat = (array: string, name: string): StagedOperand => ({
     total: TILE,
     load: (e, b) => `${array}[${rows.g(`${b} * ${TILE}u + ${e}`)}]`,
@@ -1177,10 +1141,9 @@ ${
         P.ms.map((m) => `  var a1_${u}_${m} = vec4f(0.0);${keys ? ` var a2_${u}_${m} = vec4f(0.0);` : ""}`)
       ).join("\n")
     }
-${pipe.declare ? `${pipe.declare}\n` : ""}  for (var t = ${range.from}; t < ${range.to}; t++) {
-${pipe.store}
-    workgroupBarrier();
-${pipe.next ? `${pipe.next}\n` : ""}${P.streamed}
+${pipe.declare}  for (var t = ${range.from}; t < ${range.to}; t++) {
+${pipe.stage}
+${P.streamed}
 ${P.scores([[x1, y1, "s"], [x2, y2, "dp"]])}
 ${
       P.each((u, w) =>
@@ -1249,16 +1212,26 @@ interface BlockLoop {
 }
 
 /**
- * WGSL that stages `operands` block by block with `threads` threads through registers: `declare` (before the block
- * loop) loads the loop's first block, `store` (at the top of each block, before its barrier) writes the registers to
- * workgroup memory, and `next` (after the barrier) loads the next block, so that those loads are in flight while the
- * block is computed.
+ * How a kernel stages each block of its block loop: `declare` goes before the loop (empty, or lines ending in a
+ * newline), `stage` at the top of the loop's body, which it leaves with the block in workgroup memory and the
+ * workgroup past a barrier.
  */
-function registerStaging(
-  threads: number,
-  operands: StagedOperand[],
-  blocks: BlockLoop,
-): { declare: string; store: string; next: string } {
+interface BlockStaging {
+  declare: string;
+  stage: string;
+}
+
+/** Staging at the top of each block: the loads and stores `store`, then the barrier. */
+function stagedInLoop(store: string): BlockStaging {
+  return { declare: "", stage: `${store}\n    workgroupBarrier();` };
+}
+
+/**
+ * WGSL that stages `operands` block by block with `threads` threads through registers: `declare` loads the loop's
+ * first block; `stage` writes the registers to workgroup memory, waits at the barrier, then loads the next block, so
+ * that those loads are in flight while the block is computed.
+ */
+function registerStaging(threads: number, operands: StagedOperand[], blocks: BlockLoop): BlockStaging {
   // Each thread's elements n: e = lid + n * threads, guarded where threads do not divide the total.
   const parts = operands.flatMap((o, k) =>
     Array.from({ length: Math.ceil(o.total / threads) }, (_, n) => ({
@@ -1271,14 +1244,34 @@ function registerStaging(
   const guarded = (guard: string, body: string) => (guard ? `if (${guard}) { ${body} }` : body);
   const loads = (b: string, indent: string) =>
     parts.map((p) => `${indent}${guarded(p.guard, `${p.reg} = ${p.o.load(p.e, b)};`)}`).join("\n");
+  const store = parts.map((p) => `    ${guarded(p.guard, `${p.o.at(p.e)} = ${p.reg};`)}`).join("\n");
   return {
     declare: `${parts.map((p) => `  var ${p.reg} = ${p.o.scalar ? "0.0" : "vec4f(0.0)"};`).join("\n")}
-${loads(blocks.first, "  ")}`,
-    store: parts.map((p) => `    ${guarded(p.guard, `${p.o.at(p.e)} = ${p.reg};`)}`).join("\n"),
-    next: `    if (${blocks.index} + 1u < ${blocks.end}) {
+${loads(blocks.first, "  ")}
+`,
+    stage: `${store}
+    workgroupBarrier();
+    if (${blocks.index} + 1u < ${blocks.end}) {
 ${loads(`(${blocks.index} + 1u)`, "      ")}
     }`,
   };
+}
+
+/**
+ * Operand `name` (its first letter says which: Q, K, V or G, as in {@linkcode stageOperands}) as
+ * {@linkcode registerStaging} stages it in blocks of `n` rows: vector e of block b is column e % D4 of row
+ * b * n + e / D4 (clamped to the last), stored by `at`; with `scaled`, times the score scale.
+ */
+function stagedRows(
+  spec: AttentionSpec,
+  name: string,
+  n: number,
+  at: (e: string) => string,
+  scaled = false,
+): StagedOperand {
+  const D4 = spec.d / 4, read = operandRows(spec).reads[name[0]];
+  const times = scaled ? ` * ${f32Literal(spec.scale)}` : "";
+  return { total: n * D4, load: (e, b) => `${read(`${b} * ${n}u + ${e} / ${D4}u`, `${e} % ${D4}u`)}${times}`, at };
 }
 
 /**
@@ -1311,7 +1304,6 @@ function generateAttentionBackwardDqFromScoresKernel(spec: AttentionKernelSpec):
     const visibleKeys = spec.causal ? `min(${q} + ${off}u, ${spec.tk - 1}u)` : `${spec.tk - 1}u`;
     return `select(vec4f(0.0), dsSaved[(bh * ${spec.tq}u + ${row}) * ${stride4}u + ${col}], vec4u(${key}) + vec4u(0u, 1u, 2u, 3u) <= vec4u(${visibleKeys}))`;
   };
-  const kVector = (e: string, kb: string) => rows.reads.K(`${kb} * ${BK}u + ${e} / ${D4}u`, `${e} % ${D4}u`);
   const last = spec.causal ? `min(q + ${off}u, ${spec.tk - 1}u)` : `${spec.tk - 1}u`;
   const plain = `    for (var e = lid.x; e < ${BQ * K4}u; e += ${threads}u) {
       let r = e / ${K4}u; let c = e % ${K4}u;
@@ -1324,12 +1316,10 @@ function generateAttentionBackwardDqFromScoresKernel(spec: AttentionKernelSpec):
     for (var e = lid.x; e < ${BK * D4}u; e += ${threads}u) {
       Bs[e] = ${rows.reads.K(`kb * ${BK}u + e / ${D4}u`, `e % ${D4}u`)};
     }`;
-  const stage = spec.variant.scoresPipeline === "none"
-    ? { declare: "", store: plain, next: "" }
-    : registerStaging(threads, [
-      { total: BQ * K4, load: dsVector, at: (e) => `As[${e} / ${K4}u * ${AS}u + ${e} % ${K4}u]` },
-      { total: BK * D4, load: kVector, at: (e) => `Bs[${e}]` },
-    ], { index: "kb", first: "0u", end: "nkb" });
+  const staging = spec.variant.scoresPipeline === "none" ? stagedInLoop(plain) : registerStaging(threads, [
+    { total: BQ * K4, load: dsVector, at: (e) => `As[${e} / ${K4}u * ${AS}u + ${e} % ${K4}u]` },
+    stagedRows(spec, "K", BK, (e) => `Bs[${e}]`),
+  ], { index: "kb", first: "0u", end: "nkb" });
   return {
     name: "attention_backward_dq_scores",
     workgroups: grid.workgroups,
@@ -1354,10 +1344,9 @@ ${grid.setup}
 ${columns.declare}
 ${each((i, m) => `  var a_${i}_${m} = vec4f(0.0);`)}
   let nkb = ${nkb};
-${stage.declare ? `${stage.declare}\n` : ""}  for (var kb = 0u; kb < nkb; kb++) {
-${stage.store}
-    workgroupBarrier();
-${stage.next ? `${stage.next}\n` : ""}${
+${staging.declare}  for (var kb = 0u; kb < nkb; kb++) {
+${staging.stage}
+${
       loop(
         "k4",
         K4,
