@@ -407,9 +407,7 @@ function matmulLayout(spec: MatmulSpec): MatmulLayout {
 }
 
 function checkStreamK(spec: MatmulSpec, splits: number, sk: ReturnType<typeof streamKSchedule>): void {
-  if (spec.batch !== 1 || splits > 1 || spec.addend) {
-    throw new Error("A stream-K matmul needs batch 1, no split-K, no addend");
-  }
+  if (spec.batch !== 1 || splits > 1) throw new Error("A stream-K matmul needs batch 1 and no split-K");
   if (sk.tail === 0 || sk.tail * sk.kIters >= 2 ** 32 / sk.units) {
     throw new Error(`Stream-K does not apply to ${JSON.stringify(sk)}`);
   }
@@ -976,18 +974,20 @@ function streamKTailTiles(
 /**
  * A launch's cost: 2 M N K FLOPs per batch, plus one per output for an addend; A and B read once (a batch stride of
  * 0 reads one), and what the launch writes: C (split-K: every layer of partial products; stream-K: the whole tiles'
- * part of C and a partial tile for each stream-K segment), plus the addend read.
+ * part of C and a partial tile for each stream-K segment), plus the addend read (stream-K: the whole tiles' part).
  */
 function matmulCost(L: MatmulLayout): KernelCost {
   const { batch, m: M, n: N, k: K } = L.spec;
   const a = (L.spec.batchStrideA === 0 ? 1 : batch) * M * K, b = (L.spec.batchStrideB === 0 ? 1 : batch) * K * N;
-  let written = (L.splits > 1 ? L.z : batch) * M * N;
+  let written = (L.splits > 1 ? L.z : batch) * M * N, whole = batch * M * N;
   if (L.sk) {
     const tail = streamKTailTiles(L.spec, L.tile, L.sk);
     const tileElements = L.tile.bm * L.tile.bn;
-    written = M * N - tail.reduce((sum, t) => sum + t.elements - t.partials * tileElements, 0);
+    whole = M * N - tail.reduce((sum, t) => sum + t.elements, 0);
+    written = whole + tail.reduce((sum, t) => sum + t.partials * tileElements, 0);
   }
-  const addend = L.spec.addend ? batch * M * N : 0;
+  // Stream-K adds the addend to the tail tiles in its fixup.
+  const addend = L.spec.addend ? whole : 0;
   return { flops: 2 * batch * M * N * K + addend, bytes: (a + b + written + addend) * ELEMENT_BYTES };
 }
 
@@ -1052,6 +1052,8 @@ export interface StreamKFixupSpec {
   k: number;
   tile: MatmulTile;
   units: number;
+  /** Add a matrix shaped like C (binding r) to the tail tiles, as the main kernel adds it to the whole ones. */
+  addend?: boolean;
 }
 
 /**
@@ -1059,8 +1061,9 @@ export interface StreamKFixupSpec {
  * from the workspace into C, one thread per vec4 of a tile. The workgroups whose iteration ranges touch tile t are
  * found arithmetically: workgroup u starts at iteration floor(u L / U), so iteration i belongs to the last u with
  * floor(u L / U) <= i, which is floor(((i + 1) U - 1) / L). A workgroup's partial of t is in its first slot when
- * its range starts inside t, else in its second. Bindings: w (read), C (read-write). Cost: an add for each partial
- * tile element summed; the partials read and the tail tiles of C written once.
+ * its range starts inside t, else in its second. Bindings: w (read), C (read-write), then r (read) with an addend.
+ * Cost: an add for each partial tile element summed (and each addend element); the partials (and the tail's addend)
+ * read and the tail tiles of C written once.
  *
  * @example
  * ```ts
@@ -1079,10 +1082,15 @@ export const matmulStreamKFixupKernel: (spec: StreamKFixupSpec) => KernelSource 
   const vec = N % 4 === 0;
   const start = (u: string) => `((${u}) * ${L}u) / ${U}u`;
   const unitOf = (i: string) => `((${i} + 1u) * ${U}u - 1u) / ${L}u`;
+  const plusR = (idx: string) => spec.addend ? ` + r[${idx}]` : "";
   const store = vec
-    ? [`  c[(row * ${N}u + col) / 4u] = sum;`]
-    : [0, 1, 2, 3].map((q) => `  if (col + ${q}u < ${N}u) { c[row * ${N}u + col + ${q}u] = sum[${q}]; }`);
-  const source = `${bindings([read("w", "vec4f"), readWrite("c", vec ? "vec4f" : "f32")])}
+    ? [`  c[(row * ${N}u + col) / 4u] = sum${plusR(`(row * ${N}u + col) / 4u`)};`]
+    : [0, 1, 2, 3].map((q) => {
+      const idx = `row * ${N}u + col + ${q}u`;
+      return `  if (col + ${q}u < ${N}u) { c[${idx}] = sum[${q}]${plusR(idx)}; }`;
+    });
+  const cType = vec ? "vec4f" : "f32";
+  const source = `${bindings([read("w", "vec4f"), readWrite("c", cType), ...(spec.addend ? [read("r", cType)] : [])])}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let idx = ${grid.index} * 256u + lid;
@@ -1104,10 +1112,11 @@ ${store.join("\n")}
   const tailTiles = streamKTailTiles(spec, tile, sk);
   const sums = tailTiles.reduce((sum, t) => sum + t.partials * t.elements, 0);
   const written = tailTiles.reduce((sum, t) => sum + t.elements, 0);
+  const added = spec.addend ? written : 0;
   return {
-    name: `matmul_streamK_fixup_${BM}x${BN}`,
+    name: `matmul_streamK_fixup_${BM}x${BN}${spec.addend ? "_add" : ""}`,
     source,
     workgroups: grid.workgroups,
-    cost: { flops: sums, bytes: (sums + written) * ELEMENT_BYTES },
+    cost: { flops: sums + added, bytes: (sums + written + added) * ELEMENT_BYTES },
   };
 });

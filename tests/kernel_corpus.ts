@@ -164,6 +164,7 @@ function* matmulCases(): Generator<Case> {
         yield [`${label} splitK 3`, () => matmulKernel({ ...base, splitK: 3 })];
         yield [`${label} splitK 3 addend`, () => matmulKernel({ ...base, splitK: 3, addend: true })];
         yield [`${label} streamK 5`, () => matmulKernel({ ...base, streamK: 5 })];
+        yield [`${label} streamK 5 addend`, () => matmulKernel({ ...base, streamK: 5, addend: true })];
         yield [
           `${label} streamK 2 prefetch`,
           () => matmulKernel({ ...base, streamK: 2, variant: { pipeline: "prefetch" } }),
@@ -242,6 +243,10 @@ function* matmulCases(): Generator<Case> {
   for (const [tn, t] of Object.entries(tiles)) {
     for (const [m, n, k, units] of [[4096, 4096, 4096, 132], [200, 70, 300, 5], [200, 70, 20, 5], [1000, 258, 77, 7]]) {
       yield [`matmul fixup ${tn} ${m}x${n}x${k} ${units}`, () => matmulStreamKFixupKernel({ m, n, k, tile: t, units })];
+      yield [
+        `matmul fixup ${tn} ${m}x${n}x${k} ${units} addend`,
+        () => matmulStreamKFixupKernel({ m, n, k, tile: t, units, addend: true }),
+      ];
     }
   }
   yield* planCases();

@@ -157,6 +157,16 @@ Deno.test("a stream-K matmul and its fixup write and sum each partial tile that 
     flops: partialElements,
     bytes: 4 * (partialElements + tailElements),
   });
+  // An addend: the main kernel adds it to the whole tiles, the fixup to the tail tiles.
+  const whole = M * N - tailElements;
+  assertEquals(matmulKernel({ ...spec, addend: true }).cost, {
+    flops: 2 * M * N * K + whole,
+    bytes: 4 * (M * K + K * N + 2 * whole + partialTiles * tile.bm * tile.bn),
+  });
+  assertEquals(matmulStreamKFixupKernel({ m: M, n: N, k: K, tile, units, addend: true }).cost, {
+    flops: partialElements + tailElements,
+    bytes: 4 * (partialElements + 2 * tailElements),
+  });
 });
 
 Deno.test("attention costs FlashAttention's count: 4 T^2 d per head forward, 2.5 times that backward, causal halved", () => {

@@ -224,23 +224,24 @@ Deno.test("matmul: the automatic large-tile plans (128 x 256 and 128 x 192 tiles
   await expectClose(outs, expected, tolFor(36));
 });
 
-Deno.test("matmul: x @ W^T from a transposed copy of W matches the reference; an addend keeps W transposed", async () => {
+Deno.test("matmul: x @ W^T from a transposed copy of W matches the reference, with and without an addend", async () => {
   // Partial 32 x 32 transpose tiles (N, K not multiples of 32), the split-K and stream-K launches the untransposed
-  // plan may take, and W shared by a batch folded into the rows; with a residual added in the epilogue the product
-  // runs without the copy.
+  // plan may take, and W shared by a batch folded into the rows; a residual added in the epilogue, also where
+  // stream-K adds it to the tail tiles in its fixup.
   const rng = rngFor("matmul-transposed-copy");
   const outs: Tensor[] = [], expected: Nd[] = [];
   const cases: [number[], number, number, boolean][] = [
     [[4096], 67, 33, false],
     [[2, 2048], 300, 45, true],
     [[4099], 256, 1030, false],
+    [[4099], 256, 1030, true],
   ];
   for (const [rows, n, k, withAddend] of cases) {
     const a = randNd(rng, [...rows, k]), b = randNd(rng, [n, k]), r = randNd(rng, [...rows, n]);
     const spec = { batch: 1, m: numel(rows), n, k, transA: false, transB: true, batchStrideA: 0, batchStrideB: 0 };
     withMatmulTuning({ transposedBCompute: "copy" }, () => {
       assertEquals(copiesTransposedB(spec), true);
-      assertEquals(matmulLaunch(spec, withAddend, 32768).transposeB?.name, withAddend ? undefined : "transpose");
+      assertEquals(matmulLaunch(spec, withAddend, 32768).transposeB?.name, "transpose");
     });
     const addend = withAddend ? upload(r) : undefined;
     outs.push(

@@ -89,19 +89,24 @@ Deno.test('matmul "dot" compute (x @ W^T with K-contiguous tiles): odd shapes, t
 Deno.test("matmul stream-K: the partial wave's tiles shared out along K, odd shapes, transposes, empty ranges", async () => {
   const rng = rngFor("matmul-stream-k");
   const outs: Tensor[] = [], expected: Nd[] = [];
-  // [m, n, k, transA, transB, tile, units]: 7 x 3 tiles of 32 x 32 leave tails of 1 (units 5) and 5 (units 8);
-  // K = 20 gives the one tail tile 2 iterations for 5 workgroups (empty ranges); N = 70 takes scalar stores.
-  const cases: [number, number, number, boolean, boolean, MatmulTile, number][] = [
-    [200, 70, 300, false, false, matmulTiles.small, 5],
-    [200, 72, 300, true, true, matmulTiles.small, 8],
-    [200, 70, 20, false, true, matmulTiles.small, 5],
-    [193, 96, 77, true, false, matmulTiles.small, 4],
-    [260, 256, 40, false, false, { bm: 128, bn: 256, bk: 16, tm: 8, tn: 16 }, 2],
+  // [m, n, k, transA, transB, tile, units, addend]: 7 x 3 tiles of 32 x 32 leave tails of 1 (units 5) and 5
+  // (units 8); K = 20 gives the one tail tile 2 iterations for 5 workgroups (empty ranges); N = 70 takes scalar
+  // stores. An addend goes into the whole tiles in the main kernel and into the tail tiles in the fixup.
+  const cases: [number, number, number, boolean, boolean, MatmulTile, number, boolean][] = [
+    [200, 70, 300, false, false, matmulTiles.small, 5, false],
+    [200, 72, 300, true, true, matmulTiles.small, 8, false],
+    [200, 70, 20, false, true, matmulTiles.small, 5, false],
+    [193, 96, 77, true, false, matmulTiles.small, 4, false],
+    [260, 256, 40, false, false, { bm: 128, bn: 256, bk: 16, tm: 8, tn: 16 }, 2, false],
+    [200, 72, 300, false, false, matmulTiles.small, 8, true],
+    [200, 70, 20, false, true, matmulTiles.small, 5, true],
   ];
-  for (const [m, n, k, transA, transB, tile, streamK] of cases) {
+  for (const [m, n, k, transA, transB, tile, streamK, withAddend] of cases) {
     const a = randNd(rng, transA ? [k, m] : [m, k]), b = randNd(rng, transB ? [n, k] : [k, n]);
-    outs.push(withMatmulTuning({ tile, streamK }, () => matmul(upload(a), upload(b), { transA, transB })));
-    expected.push(ref.matmul(a, b, { transA, transB }));
+    const r = randNd(rng, [m, n]), addend = withAddend ? upload(r) : undefined;
+    outs.push(withMatmulTuning({ tile, streamK }, () => matmul(upload(a), upload(b), { transA, transB, addend })));
+    const product = ref.matmul(a, b, { transA, transB });
+    expected.push(withAddend ? ref.zip([product, r], (x, y) => x + y) : product);
   }
   await expectClose(outs, expected, { atol: 6e-4, rtol: 1e-5 });
 });

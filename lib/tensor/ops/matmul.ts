@@ -375,9 +375,9 @@ export interface MatmulLaunch {
   /** The planner's choice (split-K is not used with an addend). */
   plan: { tile: MatmulTile; splitK: number; streamK: number };
   mode: "plain" | "splitK" | "streamK";
-  /** Bindings a, b, then c (split-K: the scratch), then the addend r or the stream-K workspace w. */
+  /** Bindings a, b, then c (split-K: the scratch), then the addend r and/or the stream-K workspace w. */
   main: KernelSource;
-  /** Split-K: scratch (read), c (write); stream-K: workspace (read), c (read-write). */
+  /** Split-K: scratch (read), c (write); stream-K: workspace (read), c (read-write), then the addend r. */
   finish?: KernelSource;
   /** Bytes of the scratch or workspace; 0 when plain. */
   scratchBytes: number;
@@ -396,7 +396,7 @@ export interface MatmulLaunch {
  * ```
  */
 export function matmulLaunch(spec: MatmulSpec, addend: boolean, maxSharedBytes: number): MatmulLaunch {
-  if (copiesTransposedB(spec, addend)) {
+  if (copiesTransposedB(spec)) {
     const launch = matmulLaunch({ ...spec, transB: false }, addend, maxSharedBytes);
     return { ...launch, transposeB: transposeKernel({ rows: spec.n, cols: spec.k }) };
   }
@@ -413,10 +413,10 @@ export function matmulLaunch(spec: MatmulSpec, addend: boolean, maxSharedBytes: 
     const finish = reduceKernel({ kind: "sum", outer: 1, reduced: layers, inner: m * n });
     return { plan, mode: "splitK", main, finish, scratchBytes: layers * m * n * 4 };
   }
-  if (plan.streamK && !addend) {
-    // The last, partial wave's tiles shared out along K, then their partial products summed.
-    const main = matmulKernel({ ...spec, tile, variant, streamK: plan.streamK });
-    const finish = matmulStreamKFixupKernel({ m, n, k, tile, units: plan.streamK });
+  if (plan.streamK) {
+    // The last, partial wave's tiles shared out along K, then their partial products summed (plus the addend).
+    const main = matmulKernel({ ...spec, tile, variant, streamK: plan.streamK, addend });
+    const finish = matmulStreamKFixupKernel({ m, n, k, tile, units: plan.streamK, addend });
     return { plan, mode: "streamK", main, finish, scratchBytes: streamKWorkspaceBytes(tile, plan.streamK) };
   }
   return { plan, mode: "plain", main: matmulKernel({ ...spec, tile, variant, addend }), scratchBytes: 0 };
@@ -426,27 +426,25 @@ export function matmulLaunch(spec: MatmulSpec, addend: boolean, maxSharedBytes: 
  * Rows of A from which `x @ W^T` runs faster as a transpose of W and an untransposed product. The untransposed
  * kernels stage B without transposing stores and take the wider tiles: on the H200 they ran the two benchmark
  * models' forward products 3-11% faster at 8192 rows (bench/RESULTS.md), while the copy reads and writes W once,
- * a cost that does not grow with the rows (at 2048 rows of GPT-2's head the two were within the copy's cost). Not
- * with an addend: without stream-K (which an addend excludes) the wide tiles' partial last wave cost GPT-2's
- * residual products more than the copy saved.
+ * a cost that does not grow with the rows (at 2048 rows of GPT-2's head the two were within the copy's cost).
+ * Residual products (with an addend) too: stream-K shares out the wide tiles' partial last wave there as well.
  */
 const TRANSPOSED_COPY_MIN_ROWS = 4096;
 
 /**
  * Whether `matmulLaunch` runs this problem from a transposed copy of B: `x @ W^T` with one shared 2-D W, at least
- * {@linkcode TRANSPOSED_COPY_MIN_ROWS} rows and no addend, when the tuning's `transposedBCompute` is "copy" (the
- * default) and no tile is forced.
+ * {@linkcode TRANSPOSED_COPY_MIN_ROWS} rows, when the tuning's `transposedBCompute` is "copy" (the default) and no
+ * tile is forced.
  *
  * @example
  * ```ts
  * import { copiesTransposedB } from "./matmul.ts";
  * const fwd = { batch: 1, m: 8192, n: 2304, k: 768, transA: false, transB: true, batchStrideA: 0, batchStrideB: 0 };
  * if (!copiesTransposedB(fwd) || copiesTransposedB({ ...fwd, m: 1 })) throw new Error("many rows only");
- * if (copiesTransposedB(fwd, true)) throw new Error("a residual product keeps W transposed");
  * ```
  */
-export function copiesTransposedB(spec: MatmulSpec, addend = false): boolean {
-  return tuning.transposedBCompute === "copy" && !tuning.tile && !addend && spec.transB && !spec.transA &&
+export function copiesTransposedB(spec: MatmulSpec): boolean {
+  return tuning.transposedBCompute === "copy" && !tuning.tile && spec.transB && !spec.transA &&
     spec.batch === 1 && spec.batchStrideB === 0 && spec.m >= TRANSPOSED_COPY_MIN_ROWS;
 }
 
@@ -461,8 +459,9 @@ function runMatmul(spec: MatmulSpec, [a, b]: [GpuBuffer, GpuBuffer], c: GpuBuffe
     backend.run(launch.main, addend ? [a, bIn, c, addend] : [a, bIn, c]);
   } else {
     const scratch = backend.alloc(launch.scratchBytes);
-    backend.run(launch.main, launch.mode === "splitK" ? [a, bIn, scratch] : [a, bIn, c, scratch]);
-    backend.run(launch.finish!, [scratch, c]);
+    const r = addend ? [addend] : [];
+    backend.run(launch.main, launch.mode === "splitK" ? [a, bIn, scratch] : [a, bIn, c, ...r, scratch]);
+    backend.run(launch.finish!, launch.mode === "splitK" ? [scratch, c] : [scratch, c, ...r]);
     backend.free(scratch);
   }
   if (bt) backend.free(bt);
