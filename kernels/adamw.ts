@@ -99,14 +99,16 @@ function generateSumSquaresKernel({ sizes, offset }: SumSquaresSpec): KernelSour
   const groups = sizes.map(sumSquaresGroups);
   const branches: string[] = [];
   let first = 0;
+  // Tensors of a multiple of 4 elements are read as vectors: a quarter of the loads, each 16 bytes.
+  const vec = (n: number) => n % 4 === 0;
   sizes.forEach((n, t) => {
-    const g = groups[t];
+    const g = groups[t], len = vec(n) ? n / 4 : n, square = vec(n) ? "dot(v, v)" : "v * v";
     branches.push(`if (w >= ${first}u && w < ${first + g}u) {
-    for (var i = (w - ${first}u) * ${WG}u + lid.x; i < ${n}u; i += ${g * WG}u) { let v = x${t}[i]; acc += v * v; }
+    for (var i = (w - ${first}u) * ${WG}u + lid.x; i < ${len}u; i += ${g * WG}u) { let v = x${t}[i]; acc += ${square}; }
   }`);
     first += g;
   });
-  const buffers = [...sizes.map((_, t) => read(`x${t}`, "f32")), readWrite("out", "f32")];
+  const buffers = [...sizes.map((n, t) => read(`x${t}`, vec(n) ? "vec4f" : "f32")), readWrite("out", "f32")];
   const elements = sizes.reduce((a, b) => a + b, 0);
   return {
     name: "sum_squares",
@@ -127,16 +129,19 @@ ${workgroupReduce("sum", "acc", "total", WG)}
 }
 
 /**
- * Workgroups {@linkcode sumSquaresKernel} uses for `n` elements: about 16K elements each, at most 128.
+ * Workgroups {@linkcode sumSquaresKernel} uses for `n` elements: about 16K elements each, so that a large gradient
+ * (GPT-2 small's LM head, 38.6M elements) spreads over every SM; at most 4096, so that the 15 tensors of one dispatch
+ * stay within a grid dimension's 65535 workgroups.
  *
  * @example
  * ```ts
  * import { sumSquaresGroups } from "./adamw.ts";
  * if (sumSquaresGroups(100_000) !== 7) throw new Error("about 16K elements a workgroup");
+ * if (sumSquaresGroups(50257 * 768) !== 2356) throw new Error("GPT-2's head: one workgroup per 16K elements");
  * ```
  */
 export function sumSquaresGroups(n: number): number {
-  return Math.max(1, Math.min(128, Math.ceil(n / 16384)));
+  return Math.max(1, Math.min(4096, Math.ceil(n / 16384)));
 }
 
 /**

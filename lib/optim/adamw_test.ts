@@ -80,7 +80,19 @@ Deno.test("AdamW rejects bad hyperparameters and non-parameters", () => {
 Deno.test("the global gradient norm over many gradients of assorted sizes equals a float64 sum", async () => {
   // More gradients than one dispatch binds, and sizes that take several workgroups each.
   const rng = new Rng(3);
-  const sizes = [1, 7, 512, 40000, 3, 16384, 16385, 100, ...Array.from({ length: 14 }, (_, i) => 10 + i * 37)];
+  // 128 * 16384 + 5 elements take 129 workgroups, read as scalars (40000, a multiple of 4, is read as vectors).
+  const sizes = [
+    1,
+    7,
+    512,
+    40000,
+    3,
+    16384,
+    16385,
+    100,
+    2_097_157,
+    ...Array.from({ length: 14 }, (_, i) => 10 + i * 37),
+  ];
   const ps = sizes.map((n, i) => param(tensor(new Float32Array(n), { shape: [n] }), `p${i}`));
   let expected = 0;
   ps.forEach((p, i) => {
