@@ -621,7 +621,15 @@ Deno.test("sum/mean/max down long columns (the grouped two-pass path) and the RM
   const rng = rngFor("reduce-columns");
   const outs: Tensor[] = [], expected: Nd[] = [];
   for (
-    const [shape, axis] of [[[1024, 5], 0], [[2, 600, 3], 1], [[3, 513, 2], 1], [[520, 1, 7], [0, 1]]] as [
+    const [shape, axis] of [
+      [[1024, 5], 0],
+      [[2, 600, 3], 1],
+      [[3, 513, 2], 1],
+      [[520, 1, 7], [0, 1]],
+      [[256, 300], 0],
+      [[64, 5], 0],
+      [[96, 3], 0],
+    ] as [
       number[],
       number | number[],
     ][]
