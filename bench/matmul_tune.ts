@@ -108,6 +108,22 @@ const vr = (s: string): Partial<MatmulVariant> => {
 const when = (cond: boolean | undefined, ...cases: Case[]): Case[] => (cond ? cases : []);
 
 const plans: Record<string, () => [Shape, Case[]][]> = {
+  // Untransposed products whose N is no multiple of 256 (the forward products from a transposed copy of W): the
+  // 128 x 256 tile with bounds-checked columns against the automatic choice.
+  ragged: () => {
+    const wide = t(128, 256, 16, 8, 16), n192 = t(128, 192, 16, 8, 12);
+    return [
+      { name: "ts w13 fwd", m: R, n: 2 * FF, k: D },
+      { name: "ts lm_head fwd", m: R, n: V, k: D },
+      { name: "gpt2 head chunk fwd", m: 2048, n: 50304, k: 768 },
+      { name: "gpt2 b16 head chunk fwd", m: 2432, n: 50304, k: 768 },
+      { name: "gpt2 b16 head chunk fwd (old rows)", m: 2368, n: 50304, k: 768 },
+    ].map((sh): [Shape, Case[]] => [sh, [
+      { label: "auto (lib)" },
+      { label: "128x256", tile: wide },
+      ...when(sh.n % 192 !== 0, { label: "128x192", tile: n192 }),
+    ]]);
+  },
   // The legacy generator with its own tile choice against the automatic choice, on every shape.
   final: () =>
     [sq(1024), sq(2048), sq(4096), ...lmShapes].map((
