@@ -122,6 +122,22 @@ Deno.test("linearCrossEntropy: out-of-range targets give NaN, bad shapes throw",
   w.dispose();
 });
 
+Deno.test("the head's default chunks are the fewest under the byte budget, in whole 128-row matmul tiles", async () => {
+  const vocab = 50257, rowBytes = 50304 * 4; // padded to a multiple of 64 columns
+  await withLimits({ maxStorageBufferBindingSize: 128 * 2 ** 20 }, async () => {
+    const most = Math.floor((128 * 2 ** 20) / rowBytes); // 667 rows of logits under the binding
+    for (const rows of [1300, 2500, 16384, 5000]) {
+      const chunk = logitChunkRows(rows, vocab), chunks = Math.ceil(rows / chunk);
+      assertEquals(chunk % 128, 0, `${rows} rows: chunks of ${chunk}`);
+      assert(chunk <= most, `${rows} rows: ${chunk} over ${most}`);
+      // No fewer chunks of whole tiles fit: n - 1 chunks would need one of more than `most` rows.
+      assert(Math.ceil(rows / (chunks - 1) / 128) * 128 > most, `${rows} rows: ${chunks} chunks of ${chunk}`);
+    }
+    // Where 128 rows exceed the binding (111 rows of 300000 logits fit), chunks of the offset alignment (64 rows).
+    assertEquals(logitChunkRows(1000, 300000), 64);
+  });
+});
+
 Deno.test("logits over a lowered binding limit: the unchunked loss refuses them, linearCrossEntropy matches float64", async () => {
   const rng = rngFor("lce-limits");
   const [rows, d, vocab] = [256, 8, 1024]; // 1 MiB of logits, four times the limit

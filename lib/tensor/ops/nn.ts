@@ -360,7 +360,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
 /**
  * Most bytes of logits {@linkcode linearCrossEntropy} computes at once by default: 512 MiB. The logits of CS336's
  * TinyStories step (8192 x 10000, 312.5 MiB) fit in one chunk, which runs the unchunked kernels; a GPT-2-sized
- * batch (16 x 1024 x 50257, 3.3 GB, over a 2 GiB storage binding) takes 7 chunks of at most 2368 rows.
+ * batch (16 x 1024 x 50257, 3.3 GB, over a 2 GiB storage binding) takes 7 chunks of at most 2432 rows.
  */
 export const LOGIT_CHUNK_BYTES = 512 * 2 ** 20;
 
@@ -368,10 +368,11 @@ export const LOGIT_CHUNK_BYTES = 512 * 2 ** 20;
 export interface LinearCrossEntropyOptions {
   /**
    * Rows whose logits are computed at once. By default all of them when their logits take at most
-   * {@linkcode LOGIT_CHUNK_BYTES}, else the fewest chunks of about equal size under it. Chunks start at multiples of
-   * the storage offset alignment in rows (64 rows where it is 256 bytes, the usual), so a smaller value is rounded
-   * down to such a multiple (at least one); a chunk never exceeds the storage binding limit. The loss does not
-   * depend on it; the gradients only by the f32 rounding of sums taken in another order.
+   * {@linkcode LOGIT_CHUNK_BYTES}, else the fewest chunks of about equal size under it, in multiples of 128 rows
+   * (the matmul tile) where that fits. Chunks start at multiples of the storage offset alignment in rows (64 rows
+   * where it is 256 bytes, the usual), so a smaller value is rounded down to such a multiple (at least one); a chunk
+   * never exceeds the storage binding limit. The loss does not depend on it; the gradients only by the f32 rounding
+   * of sums taken in another order.
    */
   chunkRows?: number;
 }
@@ -408,9 +409,14 @@ export function logitChunkRows(rows: number, vocab: number, opts: LinearCrossEnt
     );
   }
   if (asked !== undefined) return aligned;
-  const chunks = Math.ceil(rows / aligned);
-  return Math.ceil(rows / chunks / align) * align;
+  // Whole rows of the head's 128-row matmul tiles where they fit: a partly filled row of tiles costs a whole one.
+  const unit = most >= HEAD_TILE_ROWS && HEAD_TILE_ROWS % align === 0 ? HEAD_TILE_ROWS : align;
+  const chunks = Math.ceil(rows / (Math.floor(most / unit) * unit));
+  return Math.ceil(rows / chunks / unit) * unit;
 }
+
+/** Rows of the large matmul tiles that run the head's products. */
+const HEAD_TILE_ROWS = 128;
 
 /**
  * Columns of the logits {@linkcode linearCrossEntropy} computes for a vocabulary: the vocabulary itself when it is
