@@ -108,6 +108,42 @@ const vr = (s: string): Partial<MatmulVariant> => {
 const when = (cond: boolean | undefined, ...cases: Case[]): Case[] => (cond ? cases : []);
 
 const plans: Record<string, () => [Shape, Case[]][]> = {
+  // Weight gradients (transposed A: both operands staged as loaded) on the 128 x 256 tile, split along K as the
+  // planner splits it, against the automatic choice; the TinyStories and GPT-2 small shapes.
+  wideA: () => {
+    const wide = t(128, 256, 16, 8, 16);
+    const cases: Case[] = [
+      { label: "auto (lib)" },
+      { label: "128x256 flat", tile: wide, variant: vr("none:0:scalar:0:flat") },
+      { label: "128x256 prefetch flat", tile: wide, variant: vr("prefetch:0:scalar:0:flat") },
+      { label: "128x256 prefetch rows", tile: wide, variant: vr("prefetch:0:scalar:0:rows") },
+    ];
+    const dW = (name: string, m: number, n: number): Shape => ({ name, m, n, k: R, transA: true });
+    return [
+      dW("ts qkv dW", 3 * D, D),
+      dW("ts wo dW", D, D),
+      dW("ts w13 dW", 2 * FF, D),
+      dW("ts lm_head dW", V, D),
+      dW("gpt2 qkv dW", 2304, 768),
+      dW("gpt2 wo dW", 768, 768),
+      dW("gpt2 w13 dW", 4096, 768),
+      dW("gpt2 w2 dW", 768, 2048),
+    ].map((sh): [Shape, Case[]] => [sh, cases]);
+  },
+  // Products over a short K (512: 32 BK-16 steps a tile) on the 128 x 192 tile at BK 32 (block transposes of A),
+  // against the automatic choice.
+  shortK: () => {
+    const deep192 = t(128, 192, 32, 8, 12);
+    return [
+      { name: "ts w13 fwd", m: R, n: 2 * FF, k: D },
+      { name: "ts w2 dX", m: R, n: FF, k: D },
+    ].map((sh): [Shape, Case[]] => [sh, [
+      { label: "auto (lib)" },
+      { label: "128x192 bk32 block rows", tile: deep192, variant: vr("prefetch:0:block:0:rows") },
+      { label: "128x192 bk32 block rows pad4", tile: deep192, variant: vr("prefetch:4:block:0:rows") },
+      { label: "128x192 bk32 scalar rows", tile: deep192, variant: vr("prefetch:0:scalar:0:rows") },
+    ]]);
+  },
   // Untransposed products whose N is no multiple of 256 (the forward products from a transposed copy of W): the
   // 128 x 256 tile with bounds-checked columns against the automatic choice.
   ragged: () => {
