@@ -251,6 +251,26 @@ function vecs(n: number, f: (i: number) => string, sep = "\n"): string {
   return Array.from({ length: n }, (_, i) => f(i)).join(sep);
 }
 
+function pairs(n: number, f: (i: number) => [string, string]): [string, string][] {
+  return Array.from({ length: n }, (_, i) => f(i));
+}
+
+/**
+ * WGSL statements (at `indent`) that declare `name` as the sum of `dot(a_i, b_i)` over `terms`: one vector
+ * multiply-add per pair into `<name>_parts` and one horizontal sum. `dot(a, b) + ...` costs a multiply, three
+ * multiply-adds and an add per pair, each sum waiting on the last.
+ */
+function letDotSum(name: string, terms: [string, string][], indent: string): string {
+  const [[a0, b0], ...rest] = terms;
+  const v = rest.reduce((acc, [a, b]) => `fma(${a}, ${b}, ${acc})`, `${a0} * ${b0}`);
+  return `let ${name}_parts = ${v};\n${indent}let ${name} = ${horizontalSum(`${name}_parts`)};`;
+}
+
+/** WGSL of the sum of a vec4's components, as two independent adds and a third. */
+function horizontalSum(v: string): string {
+  return `(${v}.x + ${v}.y) + (${v}.z + ${v}.w)`;
+}
+
 /**
  * Name suffix of the values of a thread's row (or key) `u` when it owns `n`: none for one, so that the default
  * variant's WGSL reads as before, `_0`, `_1` for two.
@@ -533,7 +553,7 @@ ${
         `      let kj = kb * ${BC}u + j;
 ${kv.load(["k"])}${
           rows((s, u) =>
-            `      let s${s} = ${vecs(D4, (i) => `dot(q${i}${s}, ${kv.k(i)})`, " + ")};
+            `      ${letDotSum(`s${s}`, pairs(D4, (i) => [`q${i}${s}`, kv.k(i)]), "      ")}
       let sv${s} = select(${NEG_INF}, s${s}, ${visible(spec, "kj", `qi${s}`)});
       ${score(s, u)} = sv${s};
       mb${s} = max(mb${s}, sv${s});`
@@ -626,9 +646,9 @@ ${
         `      let kj = kb * ${BC}u + j;
 ${kv.load(["k", "v"])}${
           rows((s) =>
-            `      let s${s} = ${vecs(D4, (i) => `dot(q${i}${s}, ${kv.k(i)})`, " + ")};
+            `      ${letDotSum(`s${s}`, pairs(D4, (i) => [`q${i}${s}`, kv.k(i)]), "      ")}
       let p${s} = select(0.0, exp(s${s} - rowLse${s}), ${visible(spec, "kj", `qi${s}`)});
-      let dp${s} = ${vecs(D4, (i) => `dot(g${i}${s}, ${kv.v(i)})`, " + ")};
+      ${letDotSum(`dp${s}`, pairs(D4, (i) => [`g${i}${s}`, kv.v(i)]), "      ")}
       let ds${s} = p${s} * (dp${s} - rowDelta${s});
 ${vecs(D4, (i) => `      dq${i}${s} += ds${s} * ${kv.k(i)};`)}`
           )
@@ -764,9 +784,9 @@ ${
         `      let qi = qb * ${QUERIES}u + i;
 ${load}${
           keys((s) =>
-            `      let s${s} = ${vecs(D4, (c) => `dot(${Q(c)}, k${c}${s})`, " + ")};
+            `      ${letDotSum(`s${s}`, pairs(D4, (c) => [Q(c), `k${c}${s}`]), "      ")}
       let p${s} = select(0.0, exp(s${s} - Ls[i]), ${visible(spec, `kj${s}`, "qi")});
-      let dp${s} = ${vecs(D4, (c) => `dot(${G(c)}, v${c}${s})`, " + ")};
+      ${letDotSum(`dp${s}`, pairs(D4, (c) => [G(c), `v${c}${s}`]), "      ")}
       let ds${s} = p${s} * (dp${s} - Ds[i]);${save(s)}
 ${vecs(D4, (c) => `      dv${c}${s} += p${s} * ${G(c)};`)}
 ${vecs(D4, (c) => `      dk${c}${s} += ds${s} * ${Q(c)};`)}`
@@ -989,10 +1009,11 @@ ${columns.declare}`,
     streamed: ws.map((w) => `    let t_${w} = t * ${L.TILE}u + lane + ${SG * w}u;`).join("\n"),
     /**
      * The scores phase: acc_u_w = dot(x[g + 8u], y[lane + SG w]) over the head dim for each [x, y, acc] of
-     * `products`, one product after the other (fewer registers live).
+     * `products`, one product after the other (fewer registers live), as vector multiply-adds into acc_u_w_parts summed
+     * once after the loop.
      */
     scores: (products: [string, string, string][]) =>
-      `${each((u, w) => `    var ${products.map(([, , a]) => `${a}_${u}_${w} = 0.0;`).join(" var ")}`)}
+      `${each((u, w) => `    var ${products.map(([, , a]) => `${a}_${u}_${w}_parts = vec4f(0.0);`).join(" var ")}`)}
 ${
         loop(
           "k",
@@ -1000,10 +1021,16 @@ ${
           products.map(([x, y, a]) =>
             `${us.map((u) => `      let ${x}_${u} = ${x}[xr + ${8 * u * stride}u + k];`).join("\n")}
 ${ws.map((w) => `      let ${y}_${w} = ${y}[yr + ${SG * w * stride}u + k];`).join("\n")}
-${each((u, w) => `      ${a}_${u}_${w} += dot(${x}_${u}, ${y}_${w});`)}`
+${each((u, w) => `      ${a}_${u}_${w}_parts = fma(${x}_${u}, ${y}_${w}, ${a}_${u}_${w}_parts);`)}`
           ).join("\n"),
           L.unroll,
         )
+      }
+${
+        products.map(([, , a]) => each((u, w) => `    var ${a}_${u}_${w} = ${horizontalSum(`${a}_${u}_${w}_parts`)};`))
+          .join(
+            "\n",
+          )
       }`,
     /** Stores the thread's block of tile `array` (values name_u_w) as one vector of 4 owned rows per streamed row. */
     store: (array: string, name: string) =>
