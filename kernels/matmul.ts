@@ -654,7 +654,7 @@ function dotOperandCode(
   return { decls, load, store };
 }
 
-/** The storage bindings: a, b (read), c (read-write), then r (the addend) or w (the stream-K workspace). */
+/** The storage bindings: a, b (read), c (read-write), then r (the addend) and/or w (the stream-K workspace). */
 function matmulBindings(L: MatmulLayout): string {
   const cType = L.spec.n % 4 === 0 ? "vec4f" : "f32";
   return bindings([
