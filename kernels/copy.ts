@@ -146,6 +146,17 @@ function pieceSelect(sizes: readonly number[], body: (p: number, j: string) => s
   return "  " + branches.join(" else ");
 }
 
+/**
+ * Vector width and element type of a concatenation's or split's copies: 4-element vectors where every piece is a
+ * multiple of 4 elements (a quarter of the threads and memory instructions), else scalars.
+ */
+function piecesVector(spec: PiecesSpec): { w: number; type: string; sizes: number[]; n: number } {
+  const w = spec.sizes.every((size) => size % 4 === 0) ? 4 : 1;
+  const type = w === 1 ? spec.dtype : spec.dtype === "f32" ? "vec4f" : "vec4i";
+  const sizes = spec.sizes.map((size) => size / w);
+  return { w, type, sizes, n: sizes.reduce((a, b) => a + b, 0) };
+}
+
 /** Contiguous pieces of `sizes` elements laid end to end: a concatenation's output, or a split's input. */
 export interface PiecesSpec {
   /** Elements of each piece, in order (at most {@linkcode MAX_CONCAT_PIECES}). */
@@ -155,23 +166,23 @@ export interface PiecesSpec {
 
 /**
  * Concatenation of contiguous pieces laid end to end (axis 0, or any axis with only ones before it) in one
- * dispatch: a thread per output element copies it from whichever piece holds it. Bindings: the pieces x0, x1, ...
- * (read), out (write). Cost: every element read and written once.
+ * dispatch: a thread per output element (or vector of 4, see `piecesVector`) copies it from whichever piece holds
+ * it. Bindings: the pieces x0, x1, ... (read), out (write). Cost: every element read and written once.
  */
 function generateConcatKernel(spec: PiecesSpec): KernelSource {
-  const n = spec.sizes.reduce((a, b) => a + b, 0);
+  const { w, type, sizes, n } = piecesVector(spec);
   const grid = flatGrid(Math.ceil(n / WG));
-  const buffers = [...spec.sizes.map((_, p) => read(`x${p}`, spec.dtype)), readWrite("out", spec.dtype)];
+  const buffers = [...sizes.map((_, p) => read(`x${p}`, type)), readWrite("out", type)];
   return {
     name: "concat_copy",
     workgroups: grid.workgroups,
-    cost: { flops: 0, bytes: 2 * n * ELEMENT_BYTES },
+    cost: { flops: 0, bytes: 2 * n * w * ELEMENT_BYTES },
     source: `${bindings(buffers)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = ${grid.index} * ${WG}u + lid.x;
   if (i >= ${n}u) { return; }
-${pieceSelect(spec.sizes, (p, j) => `out[i] = x${p}[${j}];`)}
+${pieceSelect(sizes, (p, j) => `out[i] = x${p}[${j}];`)}
 }
 `,
   };
@@ -191,23 +202,23 @@ export const concatKernel: (spec: PiecesSpec) => KernelSource = memoized(generat
 
 /**
  * The inverse of {@linkcode concatKernel} (the backward of a concatenation): one dispatch splits a contiguous
- * input into consecutive pieces of `sizes` elements. Bindings: x (read), then the pieces y0, y1, ... (write). Cost:
- * every element read and written once.
+ * input into consecutive pieces of `sizes` elements, in vectors of 4 where they allow (see `piecesVector`).
+ * Bindings: x (read), then the pieces y0, y1, ... (write). Cost: every element read and written once.
  */
 function generateSplitKernel(spec: PiecesSpec): KernelSource {
-  const n = spec.sizes.reduce((a, b) => a + b, 0);
+  const { w, type, sizes, n } = piecesVector(spec);
   const grid = flatGrid(Math.ceil(n / WG));
-  const buffers = [read("x", spec.dtype), ...spec.sizes.map((_, p) => readWrite(`y${p}`, spec.dtype))];
+  const buffers = [read("x", type), ...sizes.map((_, p) => readWrite(`y${p}`, type))];
   return {
     name: "split_copy",
     workgroups: grid.workgroups,
-    cost: { flops: 0, bytes: 2 * n * ELEMENT_BYTES },
+    cost: { flops: 0, bytes: 2 * n * w * ELEMENT_BYTES },
     source: `${bindings(buffers)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = ${grid.index} * ${WG}u + lid.x;
   if (i >= ${n}u) { return; }
-${pieceSelect(spec.sizes, (p, j) => `y${p}[${j}] = x[i];`)}
+${pieceSelect(sizes, (p, j) => `y${p}[${j}] = x[i];`)}
 }
 `,
   };

@@ -595,7 +595,7 @@ function* copyCases(): Generator<Case> {
     yield [`transpose ${rows} ${cols}`, () => transposeKernel({ rows, cols })];
   }
   yield ["transpose 37 41 i32", () => transposeKernel({ rows: 37, cols: 41, dtype: "i32" })];
-  for (const sizes of [[6, 4], [1], [3, 3, 3, 3, 3, 3, 3], [20000000, 5]]) {
+  for (const sizes of [[6, 4], [1], [3, 3, 3, 3, 3, 3, 3], [20000000, 5], [16, 4, 12]]) {
     for (const dtype of ["f32", "i32"] as const) {
       yield [`concat ${sizes} ${dtype}`, () => concatKernel({ sizes, dtype })];
       yield [`split ${sizes} ${dtype}`, () => splitKernel({ sizes, dtype })];

@@ -481,7 +481,8 @@ Deno.test("concat: pieces end to end (one dispatch each way), up to the binding 
   const rng = rngFor("concat end to end");
   for (
     const [axis, shapes] of [
-      [0, [[6, 4], [6, 4], [6, 4]]], // a fused q/k/v weight
+      [0, [[6, 4], [6, 4], [6, 4]]], // a fused q/k/v weight: copied 4 elements at a time
+      [0, [[1, 4], [3, 4], [2, 4], [5, 4]]], // pieces of 4, 12, 8 and 20 elements: vectors of 4
       [0, [[5, 3], [7, 3]]],
       [1, [[1, 2, 3], [1, 5, 3], [1, 1, 3]]], // only ones before the axis: still end to end
       [0, Array.from({ length: 7 }, (_, i) => [i + 1, 2])], // the most one dispatch takes
