@@ -124,7 +124,7 @@ Deno.test("linearCrossEntropy: out-of-range targets give NaN, bad shapes throw",
 
 Deno.test("the head's default chunks are the fewest under the byte budget, in whole 128-row matmul tiles", async () => {
   const vocab = 50257, rowBytes = 50304 * 4; // padded to a multiple of 64 columns
-  await withLimits({ maxStorageBufferBindingSize: 128 * 2 ** 20 }, async () => {
+  await withLimits({ maxStorageBufferBindingSize: 128 * 2 ** 20 }, () => {
     const most = Math.floor((128 * 2 ** 20) / rowBytes); // 667 rows of logits under the binding
     for (const rows of [1300, 2500, 16384, 5000]) {
       const chunk = logitChunkRows(rows, vocab), chunks = Math.ceil(rows / chunk);
@@ -135,6 +135,7 @@ Deno.test("the head's default chunks are the fewest under the byte budget, in wh
     }
     // Where 128 rows exceed the binding (111 rows of 300000 logits fit), chunks of the offset alignment (64 rows).
     assertEquals(logitChunkRows(1000, 300000), 64);
+    return Promise.resolve();
   });
 });
 
