@@ -108,6 +108,18 @@ const vr = (s: string): Partial<MatmulVariant> => {
 const when = (cond: boolean | undefined, ...cases: Case[]): Case[] => (cond ? cases : []);
 
 const plans: Record<string, () => [Shape, Case[]][]> = {
+  // 512-thread workgroups (8 x 8 outputs a thread over 256 x 128 and 128 x 256 tiles: twice the resident warps of the
+  // 256-thread 128 x 256 tile, whose 128 accumulators allow one workgroup per SM) against the automatic choice.
+  threads512: () => {
+    const tall = t(256, 128, 16), wide = t(128, 256, 16);
+    const cases = (sh: Shape): Case[] => [
+      { label: "auto (lib)" },
+      { label: "256x128 8x8 prefetch rows", tile: tall, variant: vr("prefetch:0:scalar:0:rows") },
+      { label: "256x128 8x8 none lanes", tile: tall, variant: vr("none:0:scalar:0:lanes") },
+      ...when(!sh.transB, { label: "128x256 8x8 prefetch rows", tile: wide, variant: vr("prefetch:0:scalar:0:rows") }),
+    ];
+    return [sq(4096), ...lmShapes].map((sh): [Shape, Case[]] => [sh, cases(sh)]);
+  },
   // Weight gradients (transposed A: both operands staged as loaded) on the 128 x 256 tile, split along K as the
   // planner splits it, against the automatic choice; the TinyStories and GPT-2 small shapes.
   wideA: () => {
