@@ -994,6 +994,9 @@ function flashParts(L: FlashLayout) {
   const each = (f: (u: number, w: number) => string) => us.flatMap((u) => ws.map((w) => f(u, w))).join("\n");
   // The products phase's columns (some threads clamp theirs where SG does not divide D4).
   const columns = headColumns(D4, SG, "lane"), ms = columns.ms;
+  // A product's scores acc_u_w from the vector partial sums the scores phase accumulated.
+  const sums = (acc: string) =>
+    each((u, w) => `    var ${acc}_${u}_${w} = ${horizontalSum(`${acc}_${u}_${w}_parts`)};`);
   return {
     us,
     ws,
@@ -1026,12 +1029,7 @@ ${each((u, w) => `      ${a}_${u}_${w}_parts = fma(${x}_${u}, ${y}_${w}, ${a}_${
           L.unroll,
         )
       }
-${
-        products.map(([, , a]) => each((u, w) => `    var ${a}_${u}_${w} = ${horizontalSum(`${a}_${u}_${w}_parts`)};`))
-          .join(
-            "\n",
-          )
-      }`,
+${products.map(([, , a]) => sums(a)).join("\n")}`,
     /** Stores the thread's block of tile `array` (values name_u_w) as one vector of 4 owned rows per streamed row. */
     store: (array: string, name: string) =>
       ws.map((w) =>

@@ -919,10 +919,15 @@ function matmulEpilogue(L: MatmulLayout): string[] {
   return [...lines, "  } else {", ...storeC(L), "  }", "  it = segEnd; seg += 1u;", "  }"];
 }
 
+/** The WGSL added to a value stored at C[idx]: the addend's element r[idx] with an addend, else nothing. */
+function addendTerm(addend: boolean | undefined): (idx: string) => string {
+  return (idx) => addend ? ` + r[${idx}]` : "";
+}
+
 /** The accumulators into C (plus the addend r), vec4 stores where N allows, bounds-checked where needed. */
 function storeC(L: MatmulLayout): string[] {
   const { m: M, n: N } = L.spec, { checkM, checkN } = L;
-  const plusR = (idx: string) => L.spec.addend ? ` + r[${idx}]` : "";
+  const plusR = addendTerm(L.spec.addend);
   const lines = [`  let baseC = ${L.splits > 1 ? L.grid.index[2] : "batch"} * ${M * N}u;`];
   for (let i = 0; i < L.tile.tm; i++) {
     const g = Math.floor(i / 4), r = i % 4;
@@ -1082,7 +1087,7 @@ export const matmulStreamKFixupKernel: (spec: StreamKFixupSpec) => KernelSource 
   const vec = N % 4 === 0;
   const start = (u: string) => `((${u}) * ${L}u) / ${U}u`;
   const unitOf = (i: string) => `((${i} + 1u) * ${U}u - 1u) / ${L}u`;
-  const plusR = (idx: string) => spec.addend ? ` + r[${idx}]` : "";
+  const plusR = addendTerm(spec.addend);
   const store = vec
     ? [`  c[(row * ${N}u + col) / 4u] = sum${plusR(`(row * ${N}u + col) / 4u`)};`]
     : [0, 1, 2, 3].map((q) => {
