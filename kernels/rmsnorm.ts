@@ -1,5 +1,6 @@
 /**
- * RMSNorm over the last axis: `y = x * rstd * w`, `rstd = 1 / sqrt(mean(x^2) + eps)`, one workgroup per row.
+ * RMSNorm over the last axis: `y = x * rstd * w`, `rstd = 1 / sqrt(mean(x^2) + eps)`, one workgroup per row
+ * (reading vectors of 4 where the row length allows).
  * The forward also writes `rstd` per row for the backward; its in-place variant (a decode step's post-norm)
  * overwrites x and keeps no `rstd`. Kernels that fuse the norm into a matrix product (the decode kernels) take the
  * sum of squares as they go and scale with {@linkcode rmsNormScale}, so the formula is written here once.
@@ -17,6 +18,25 @@ import {
 } from "./common.ts";
 
 const WG = 128;
+
+/**
+ * How a row kernel reads a row of `dim` floats: as `dim / 4` vectors by 64 threads where `dim` is a multiple of 4,
+ * else as floats by 128 threads. `part(acc)` is the WGSL of a thread's scalar share of a vector accumulator.
+ */
+function rowAccess(
+  dim: number,
+): { type: string; n: number; threads: number; zero: string; part: (acc: string) => string } {
+  if (dim % 4 === 0) {
+    return {
+      type: "vec4f",
+      n: dim / 4,
+      threads: 64,
+      zero: "vec4f(0.0)",
+      part: (acc) => `(${acc}.x + ${acc}.y) + (${acc}.z + ${acc}.w)`,
+    };
+  }
+  return { type: "f32", n: dim, threads: WG, zero: "0.0", part: (acc) => acc };
+}
 
 /**
  * The WGSL expression of `rstd` from a row's sum of squares: `inverseSqrt(sumSquares / dim + eps)`.
@@ -49,19 +69,20 @@ function generateRmsNormForwardKernel(
   eps: number,
   options: RmsNormForwardOptions = {},
 ): KernelSource {
-  const entry = rowKernelEntry(rows, WG);
+  const { type, n, threads, zero, part } = rowAccess(dim);
+  const entry = rowKernelEntry(rows, threads);
   const inPlace = options.inPlace ?? false;
   const bindings = inPlace
-    ? `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;`
-    : `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+    ? `@group(0) @binding(0) var<storage, read_write> x: array<${type}>;
+@group(0) @binding(1) var<storage, read> w: array<${type}>;`
+    : `@group(0) @binding(0) var<storage, read> x: array<${type}>;
+@group(0) @binding(1) var<storage, read> w: array<${type}>;
+@group(0) @binding(2) var<storage, read_write> y: array<${type}>;
 @group(0) @binding(3) var<storage, read_write> rstd: array<f32>;`;
   // In place, each thread rewrites only the elements it read, after every read of the row (the reduction's barriers).
   const store = inPlace
-    ? `  for (var j = lid.x; j < ${dim}u; j += ${WG}u) { x[base + j] = x[base + j] * r * w[j]; }`
-    : `  for (var j = lid.x; j < ${dim}u; j += ${WG}u) { y[base + j] = x[base + j] * r * w[j]; }
+    ? `  for (var j = lid.x; j < ${n}u; j += ${threads}u) { x[base + j] = x[base + j] * r * w[j]; }`
+    : `  for (var j = lid.x; j < ${n}u; j += ${threads}u) { y[base + j] = x[base + j] * r * w[j]; }
   if (lid.x == 0u) { rstd[row] = r; }`;
   return {
     name: inPlace ? "rmsnorm_inplace" : "rmsnorm_forward",
@@ -70,13 +91,13 @@ function generateRmsNormForwardKernel(
       flops: rows * (4 * dim + 3),
       bytes: (2 * rows * dim + dim + (inPlace ? 0 : rows)) * ELEMENT_BYTES,
     },
-    loops: { iterations: 2 * Math.ceil(dim / WG), of: `rows of (${rows}, ${dim})` },
+    loops: { iterations: 2 * Math.ceil(n / threads), of: `rows of (${rows}, ${dim})` },
     source: `${bindings}
 ${entry.head}
-  let base = row * ${dim}u;
-  var acc = 0.0;
-  for (var j = lid.x; j < ${dim}u; j += ${WG}u) { let v = x[base + j]; acc += v * v; }
-${workgroupReduce("sum", "acc", "ss", WG)}
+  let base = row * ${n}u;
+  var acc = ${zero};
+  for (var j = lid.x; j < ${n}u; j += ${threads}u) { let v = x[base + j]; acc = fma(v, v, acc); }
+${workgroupReduce("sum", part("acc"), "ss", threads)}
   let r = ${rmsNormScale("ss", dim, eps)};
 ${store}
 }
@@ -91,7 +112,8 @@ ${store}
  * with `prior`) and 3 per row; x, dy (and prior) read, dx written once, w and rstd read once.
  */
 function generateRmsNormBackwardKernel(rows: number, dim: number, accumulate = false): KernelSource {
-  const entry = rowKernelEntry(rows, WG);
+  const { type, n, threads, zero, part } = rowAccess(dim);
+  const entry = rowKernelEntry(rows, threads);
   // With `accumulate`, a sixth binding holds the gradient x already received from its other uses (the residual
   // stream), added here instead of in a separate pass.
   const plus = accumulate ? " + prior[base + j]" : "";
@@ -102,21 +124,21 @@ function generateRmsNormBackwardKernel(rows: number, dim: number, accumulate = f
       flops: rows * ((accumulate ? 8 : 7) * dim + 3),
       bytes: ((accumulate ? 4 : 3) * rows * dim + dim + rows) * ELEMENT_BYTES,
     },
-    loops: { iterations: 2 * Math.ceil(dim / WG), of: `rows of (${rows}, ${dim})` },
-    source: `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+    loops: { iterations: 2 * Math.ceil(n / threads), of: `rows of (${rows}, ${dim})` },
+    source: `@group(0) @binding(0) var<storage, read> x: array<${type}>;
+@group(0) @binding(1) var<storage, read> w: array<${type}>;
 @group(0) @binding(2) var<storage, read> rstd: array<f32>;
-@group(0) @binding(3) var<storage, read> dy: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-${accumulate ? "@group(0) @binding(5) var<storage, read> prior: array<f32>;" : ""}
+@group(0) @binding(3) var<storage, read> dy: array<${type}>;
+@group(0) @binding(4) var<storage, read_write> dx: array<${type}>;
+${accumulate ? `@group(0) @binding(5) var<storage, read> prior: array<${type}>;` : ""}
 ${entry.head}
-  let base = row * ${dim}u;
+  let base = row * ${n}u;
   let r = rstd[row];
-  var acc = 0.0;
-  for (var j = lid.x; j < ${dim}u; j += ${WG}u) { acc += dy[base + j] * w[j] * x[base + j]; }
-${workgroupReduce("sum", "acc", "dot", WG)}
+  var acc = ${zero};
+  for (var j = lid.x; j < ${n}u; j += ${threads}u) { acc = fma(dy[base + j] * w[j], x[base + j], acc); }
+${workgroupReduce("sum", part("acc"), "dot", threads)}
   let c = r * r * dot / ${f32Literal(dim)};
-  for (var j = lid.x; j < ${dim}u; j += ${WG}u) {
+  for (var j = lid.x; j < ${n}u; j += ${threads}u) {
     dx[base + j] = r * (dy[base + j] * w[j] - x[base + j] * c)${plus};
   }
 }

@@ -93,7 +93,15 @@ Deno.test("softmax/logSoftmax: backward matches finite differences (plain, scale
 Deno.test("rmsNorm: forward and backward (x and weight) on odd and long rows", async () => {
   const rng = rngFor("rmsnorm");
   for (
-    const [shape, eps] of [[[4, 7], 1e-5], [[2, 3, 130], 1e-5], [[5], 1e-2], [[3, 1], 1e-5]] as [number[], number][]
+    const [shape, eps] of [
+      [[4, 7], 1e-5],
+      [[2, 3, 130], 1e-5],
+      [[5], 1e-2],
+      [[3, 1], 1e-5],
+      [[3, 64], 1e-5], // rows of 16 vectors: fewer than the 64 threads
+      [[2, 2, 36], 1e-5],
+      [[2, 1032], 1e-5], // 258 vectors: more than one per thread
+    ] as [number[], number][]
   ) {
     const dim = shape[shape.length - 1];
     await checkGrad({
