@@ -108,6 +108,19 @@ const vr = (s: string): Partial<MatmulVariant> => {
 const when = (cond: boolean | undefined, ...cases: Case[]): Case[] => (cond ? cases : []);
 
 const plans: Record<string, () => [Shape, Case[]][]> = {
+  // The LM head's three products with the vocabulary padded to a multiple of 128, 192 or 256 (the logits' extra
+  // columns cost their FLOPs; whole tiles drop the bounds checks, and 192 or 256 take the wider tiles), and the
+  // K-dependence of the 128 x 256 tile at 8192 x 512 (one wave of 128 tiles) for the per-tile cost.
+  headPad: () => {
+    const auto: Case[] = [{ label: "auto (lib)" }];
+    const head = (v: number): Shape[] => [
+      { name: `ts head fwd V ${v}`, m: R, n: v, k: D },
+      { name: `ts head dX V ${v}`, m: R, n: D, k: v },
+      { name: `ts head dW V ${v}`, m: v, n: D, k: R, transA: true },
+    ];
+    const kdep = [512, 1024, 2048, 4096].map((k): Shape => ({ name: `8192x512 K ${k}`, m: R, n: D, k }));
+    return [...[10000, 10112, 10176, 10240].flatMap(head), ...kdep].map((sh): [Shape, Case[]] => [sh, auto]);
+  },
   // 512-thread workgroups (8 x 8 outputs a thread over 256 x 128 and 128 x 256 tiles: twice the resident warps of the
   // 256-thread 128 x 256 tile, whose 128 accumulators allow one workgroup per SM) against the automatic choice.
   threads512: () => {
