@@ -241,3 +241,138 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 export const rmsNormWeightGradKernel: (rows: number, dim: number) => KernelSource = memoized(
   generateRmsNormWeightGradKernel,
 );
+
+/** Threads of the fused RMSNorm backward's workgroup: {@linkcode rowAccess}'s threads a row times rows at once. */
+const FUSED_WG = 256;
+
+/** Most vectors (or floats) of a row one thread of the fused backward holds in registers. */
+const FUSED_MAX_PER_THREAD = 8;
+
+/**
+ * The split of {@linkcode rmsNormBackwardFusedKernel}: rows a workgroup normalises at once (`group`, one row per
+ * 64 threads for vectors of 4, per 128 for floats), rows a workgroup covers (`perGroup`, a multiple of `group`),
+ * workgroups, and rows of weight-gradient partials (one per row slot of each workgroup); `null` where a row is too
+ * long for a thread to hold its share in registers.
+ *
+ * @example
+ * ```ts
+ * import { rmsNormFusedSplit } from "./rmsnorm.ts"; // kernels are internal: not exported by the package
+ * const split = rmsNormFusedSplit(8192, 512); // 16 rows a workgroup, 4 at once
+ * if (split?.groups !== 512 || split.partials !== 2048) throw new Error(JSON.stringify(split));
+ * if (rmsNormFusedSplit(8, 8192) !== null) throw new Error("2048 vectors a row: 32 a thread");
+ * ```
+ */
+export function rmsNormFusedSplit(
+  rows: number,
+  dim: number,
+): { group: number; perGroup: number; groups: number; partials: number } | null {
+  const { n, threads } = rowAccess(dim);
+  if (Math.ceil(n / threads) > FUSED_MAX_PER_THREAD) return null;
+  const group = FUSED_WG / threads;
+  // 16 rows a workgroup keeps thousands of workgroups in flight on large inputs; past 2048 workgroups each takes
+  // more rows, so that the partials (group rows a workgroup) stay a few MB.
+  const perGroup = Math.ceil(Math.max(16, Math.ceil(rows / 2048)) / group) * group;
+  const groups = Math.ceil(rows / perGroup);
+  return { group, perGroup, groups, partials: groups * group };
+}
+
+/**
+ * The whole RMSNorm backward in one pass over x and dy: dx as {@linkcode generateRmsNormBackwardKernel} computes it,
+ * and the weight gradient's partial column sums `sum over rows of dy * x * rstd`, one row of partials per row slot
+ * of each workgroup (summing those rows gives dW). A workgroup normalises `group` rows at once, each by a slot of
+ * threads that keeps its share of the row (x, dy, w and the partials) in registers, so x and dy are read once for
+ * both gradients. Bindings: x, w, rstd, dy, dx (write), partial (write, (partials, dim))[, prior]. Cost: 10 FLOPs
+ * per element (11 with `prior`) and 3 per row; x, dy (and prior) read, dx and the partials written, w read once.
+ */
+function generateRmsNormBackwardFusedKernel(rows: number, dim: number, accumulate = false): KernelSource {
+  const { type, n, threads: T, zero, part } = rowAccess(dim);
+  const split = rmsNormFusedSplit(rows, dim);
+  if (!split) throw new RangeError(`rmsNormBackwardFusedKernel: rows of ${dim} are too long to hold in registers`);
+  const { group: G, perGroup, groups, partials } = split;
+  const NV = Math.ceil(n / T), S = T / 8, grid = flatGrid(groups);
+  const is = Array.from({ length: NV }, (_, i) => i);
+  const each = (f: (i: number) => string) => is.map(f).join("\n");
+  // Column j_i = t + T i of the row; where T does not divide the row, the last ones are clamped and not written.
+  const owns = (i: number) => T * (i + 1) > n;
+  const guarded = (i: number, stmt: string) => (owns(i) ? `if (t + ${T * i}u < ${n}u) { ${stmt} }` : stmt);
+  return {
+    name: "rmsnorm_backward_fused",
+    workgroups: grid.workgroups,
+    cost: {
+      flops: rows * ((accumulate ? 11 : 10) * dim + 3),
+      bytes: ((accumulate ? 4 : 3) * rows * dim + partials * dim + dim + rows) * ELEMENT_BYTES,
+    },
+    loops: { iterations: perGroup / G, of: `rows of (${rows}, ${dim})` },
+    source: `@group(0) @binding(0) var<storage, read> x: array<${type}>;
+@group(0) @binding(1) var<storage, read> w: array<${type}>;
+@group(0) @binding(2) var<storage, read> rstd: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<${type}>;
+@group(0) @binding(4) var<storage, read_write> dx: array<${type}>;
+@group(0) @binding(5) var<storage, read_write> partial: array<${type}>;
+${accumulate ? `@group(0) @binding(6) var<storage, read> prior: array<${type}>;` : ""}
+var<workgroup> red: array<f32, ${FUSED_WG}>;
+var<workgroup> red2: array<f32, ${G * S}>;
+@compute @workgroup_size(${FUSED_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let chunk = ${grid.index};
+  if (chunk >= ${groups}u) { return; }
+  let q = lid.x / ${T}u; let t = lid.x % ${T}u;
+  let first = chunk * ${perGroup}u; let end = min(first + ${perGroup}u, ${rows}u);
+${each((i) => `  let j_${i} = ${owns(i) ? `min(t + ${T * i}u, ${n - 1}u)` : `t + ${T * i}u`}; let w_${i} = w[j_${i}];`)}
+${each((i) => `  var wacc_${i} = ${zero};`)}
+  for (var r0 = first; r0 < end; r0 += ${G}u) {
+    let row = r0 + q; let live = row < end;
+    let base = min(row, ${rows - 1}u) * ${n}u;
+    let r = select(0.0, rstd[min(row, ${rows - 1}u)], live);
+${
+      each((i) => {
+        // A clamped column reads zeros, adding nothing to the row's dot product.
+        const load = (a: string) =>
+          owns(i) ? `select(${zero}, ${a}[base + j_${i}], t + ${T * i}u < ${n}u)` : `${a}[base + j_${i}]`;
+        return `    let x_${i} = ${load("x")}; let dy_${i} = ${load("dy")}; let g_${i} = dy_${i} * w_${i};`;
+      })
+    }
+    var acc = ${zero};
+${each((i) => `    acc = fma(g_${i}, x_${i}, acc);`)}
+    // The row's dot product: its slot's partial sums in eights, then those sums.
+    red[lid.x] = ${part("acc")};
+    workgroupBarrier();
+    if (t < ${S}u) {
+      let at = q * ${T}u + t * 8u;
+      red2[q * ${S}u + t] = ((red[at] + red[at + 1u]) + (red[at + 2u] + red[at + 3u])) +
+        ((red[at + 4u] + red[at + 5u]) + (red[at + 6u] + red[at + 7u]));
+    }
+    workgroupBarrier();
+    let dot = ${Array.from({ length: S }, (_, k) => `red2[q * ${S}u + ${k}u]`).join(" + ")};
+    let c = r * r * dot / ${f32Literal(dim)};
+    if (live) {
+${
+      each((i) =>
+        `      ${
+          guarded(i, `dx[base + j_${i}] = r * (g_${i} - x_${i} * c)${accumulate ? ` + prior[base + j_${i}]` : ""};`)
+        }`
+      )
+    }
+    }
+${each((i) => `    wacc_${i} = fma(dy_${i} * x_${i}, ${type}(r), wacc_${i});`)}
+  }
+  let prow = (chunk * ${G}u + q) * ${n}u;
+${each((i) => `  ${guarded(i, `partial[prow + j_${i}] = wacc_${i};`)}`)}
+}
+`,
+  };
+}
+
+/**
+ * {@linkcode generateRmsNormBackwardFusedKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { rmsNormBackwardFusedKernel } from "./rmsnorm.ts"; // kernels are internal: not exported by the package
+ * const k = rmsNormBackwardFusedKernel(8192, 512); // 512 workgroups of 16 rows
+ * if (k.name !== "rmsnorm_backward_fused" || k.workgroups[0] !== 512) throw new Error(`${k.name} ${k.workgroups}`);
+ * ```
+ */
+export const rmsNormBackwardFusedKernel: (rows: number, dim: number, accumulate?: boolean) => KernelSource = memoized(
+  generateRmsNormBackwardFusedKernel,
+);

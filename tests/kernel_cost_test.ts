@@ -15,7 +15,12 @@ import { crossEntropyBackwardKernel, crossEntropyForwardKernel } from "../kernel
 import { embeddingBackwardKernel, embeddingForwardKernel } from "../kernels/embedding.ts";
 import { siluGateBackwardKernel, siluGateForwardKernel } from "../kernels/silu_gate.ts";
 import { adamwKernel, sumSquaresKernel } from "../kernels/adamw.ts";
-import { rmsNormBackwardKernel, rmsNormForwardKernel, rmsNormWeightGradKernel } from "../kernels/rmsnorm.ts";
+import {
+  rmsNormBackwardFusedKernel,
+  rmsNormBackwardKernel,
+  rmsNormForwardKernel,
+  rmsNormWeightGradKernel,
+} from "../kernels/rmsnorm.ts";
 import { ropeKernel } from "../kernels/rope.ts";
 import { decodeAttentionKernel, decodeLinearKernel, decodeQkvKernel, lastRowsKernel } from "../kernels/decode.ts";
 import { sampleKernel } from "../kernels/sample.ts";
@@ -52,6 +57,8 @@ function otherKernels(): KernelSource[] {
     rmsNormBackwardKernel(64, 128),
     rmsNormBackwardKernel(64, 128, true),
     rmsNormWeightGradKernel(4096, 128),
+    rmsNormBackwardFusedKernel(70, 36),
+    rmsNormBackwardFusedKernel(37, 130, true),
     ropeKernel({ rows: 64, dim: 32, group: 1, cycle: 0, tableRows: 64, inverse: false }),
     ropeKernel({ rows: 96, dim: 8, group: 12, cycle: 4, tableRows: 16, inverse: true, rotated: 8 }),
     decodeLinearKernel({ rows: 3, k: 64, n: 96, norm: { eps: 1e-5 }, epilogue: "swiglu" }),
@@ -290,6 +297,10 @@ Deno.test("row ops, embedding and AdamW cost the accounting's FLOPs per element 
   assertEquals(rmsNormBackwardKernel(64, 128, true).cost, {
     flops: 64 * (8 * 128 + 3),
     bytes: 4 * (4 * 64 * 128 + 128 + 64),
+  });
+  assertEquals(rmsNormBackwardFusedKernel(8192, 512, true).cost, {
+    flops: 8192 * (11 * 512 + 3),
+    bytes: 4 * (4 * 8192 * 512 + 2048 * 512 + 512 + 8192), // 512 workgroups of 4 row slots write partials
   });
   assertEquals(rmsNormWeightGradKernel(4096, 128).cost, {
     flops: 3 * 4096 * 128,

@@ -13,6 +13,7 @@ import {
   embedding,
   initGpu,
   logSoftmax,
+  mul,
   param,
   readAll,
   rmsNorm,
@@ -101,6 +102,10 @@ Deno.test("rmsNorm: forward and backward (x and weight) on odd and long rows", a
       [[3, 64], 1e-5], // rows of 16 vectors: fewer than the 64 threads
       [[2, 2, 36], 1e-5],
       [[2, 1032], 1e-5], // 258 vectors: more than one per thread
+      [[70, 36], 1e-5], // the fused backward: 5 workgroups of 16 rows, the last 6 rows in 4 slots
+      [[37, 130], 1e-5], // floats: 2 rows at once, a second column per thread for 2 of 128 threads
+      [[2, 1030], 1e-5], // 9 floats a thread: too long for the fused backward's registers
+      [[2, 2, 2052], 1e-5], // 513 vectors: too long as well
     ] as [number[], number][]
   ) {
     const dim = shape[shape.length - 1];
@@ -110,6 +115,22 @@ Deno.test("rmsNorm: forward and backward (x and weight) on odd and long rows", a
       gpu: ([x, w]) => rmsNorm(x, w, { eps }),
       ref: ([x, w]) => ref.rmsNorm(x, w, eps),
       forward: { atol: 1e-6, rtol: 1e-5 },
+      ...(shape.reduce((a, b) => a * b) > 3000 ? { sample: 40 } : {}),
+    });
+  }
+});
+
+Deno.test("rmsNorm: backward adds the gradient x has from its other uses (the residual stream)", async () => {
+  const rng = rngFor("rmsnorm-residual");
+  for (const shape of [[70, 36], [37, 130], [3, 1030]]) {
+    const dim = shape[1];
+    await checkGrad({
+      name: `x * x + rmsNorm(x, w) ${JSON.stringify(shape)}`,
+      inputs: [randNd(rng, shape, { low: -2, high: 2 }), randNd(rng, [dim], { low: 0.5, high: 1.5 })],
+      gpu: ([x, w]) => add(mul(x, x), rmsNorm(x, w)),
+      ref: ([x, w]) => ref.zip([x, ref.rmsNorm(x, w)], (v, y) => v * v + y),
+      forward: { atol: 1e-6, rtol: 1e-5 },
+      ...(shape[0] * dim > 3000 ? { sample: 40 } : {}),
     });
   }
 });

@@ -13,8 +13,10 @@ import {
 import { gatherKernel } from "../../../kernels/copy.ts";
 import { embeddingBackwardKernel, embeddingForwardKernel } from "../../../kernels/embedding.ts";
 import {
+  rmsNormBackwardFusedKernel,
   rmsNormBackwardKernel,
   rmsNormForwardKernel,
+  rmsNormFusedSplit,
   rmsNormWeightGradChunks,
   rmsNormWeightGradKernel,
 } from "../../../kernels/rmsnorm.ts";
@@ -143,10 +145,22 @@ export function rmsNorm(x: Tensor, weight: Tensor, opts: { eps?: number } = {}):
   if (y.size > 0) run(rmsNormForwardKernel(rows, dim, eps), [x, weight, y, rstd]);
   return recordAccumulating(y, "rmsNorm", [x, weight], (dy, prior) => {
     let dx: Tensor | null = null, dw: Tensor | null = null;
+    const p = prior[0], split = rmsNormFusedSplit(rows, dim);
+    if (x.requiresGrad && weight.requiresGrad && split && rows > 0) {
+      // Both gradients from one read of x and dy: dx, and per-row-slot column sums for dW, summed after.
+      dx = empty(x.shape);
+      const partial = empty([split.partials, dim]);
+      run(
+        rmsNormBackwardFusedKernel(rows, dim, !!p),
+        p ? [x, weight, rstd, dy, dx, partial, p] : [x, weight, rstd, dy, dx, partial],
+      );
+      dw = sumTo(partial, [dim]);
+      partial.dispose();
+      return [dx, dw];
+    }
     if (x.requiresGrad) {
       // x is usually also the residual stream: its gradient from there (prior[0]) is added in the same kernel.
       dx = empty(x.shape);
-      const p = prior[0];
       if (dx.size > 0) {
         run(rmsNormBackwardKernel(rows, dim, !!p), p ? [x, weight, rstd, dy, dx, p] : [x, weight, rstd, dy, dx]);
       }
