@@ -251,56 +251,57 @@ const FUSED_MAX_PER_THREAD = 8;
 /**
  * The split of {@linkcode rmsNormBackwardFusedKernel}: rows a workgroup normalises at once (`group`, one row per
  * 64 threads for vectors of 4, per 128 for floats), rows a workgroup covers (`perGroup`, a multiple of `group`),
- * workgroups, and rows of weight-gradient partials (one per row slot of each workgroup); `null` where a row is too
- * long for a thread to hold its share in registers.
+ * and workgroups (each writes one row of weight-gradient partials); `null` where a row is too long for a thread to
+ * hold its share in registers.
  *
  * @example
  * ```ts
  * import { rmsNormFusedSplit } from "./rmsnorm.ts"; // kernels are internal: not exported by the package
  * const split = rmsNormFusedSplit(8192, 512); // 16 rows a workgroup, 4 at once
- * if (split?.groups !== 512 || split.partials !== 2048) throw new Error(JSON.stringify(split));
+ * if (split?.groups !== 512 || split.perGroup !== 16) throw new Error(JSON.stringify(split));
  * if (rmsNormFusedSplit(8, 8192) !== null) throw new Error("2048 vectors a row: 32 a thread");
  * ```
  */
 export function rmsNormFusedSplit(
   rows: number,
   dim: number,
-): { group: number; perGroup: number; groups: number; partials: number } | null {
+): { group: number; perGroup: number; groups: number } | null {
   const { n, threads } = rowAccess(dim);
   if (Math.ceil(n / threads) > FUSED_MAX_PER_THREAD) return null;
   const group = FUSED_WG / threads;
   // 16 rows a workgroup keeps thousands of workgroups in flight on large inputs; past 2048 workgroups each takes
-  // more rows, so that the partials (group rows a workgroup) stay a few MB.
+  // more rows, so that the partials (a row a workgroup) stay small.
   const perGroup = Math.ceil(Math.max(16, Math.ceil(rows / 2048)) / group) * group;
   const groups = Math.ceil(rows / perGroup);
-  return { group, perGroup, groups, partials: groups * group };
+  return { group, perGroup, groups };
 }
 
 /**
  * The whole RMSNorm backward in one pass over x and dy: dx as {@linkcode generateRmsNormBackwardKernel} computes it,
- * and the weight gradient's partial column sums `sum over rows of dy * x * rstd`, one row of partials per row slot
- * of each workgroup (summing those rows gives dW). A workgroup normalises `group` rows at once, each by a slot of
- * threads that keeps its share of the row (x, dy, w and the partials) in registers, so x and dy are read once for
- * both gradients. Bindings: x, w, rstd, dy, dx (write), partial (write, (partials, dim))[, prior]. Cost: 10 FLOPs
+ * and the weight gradient's partial column sums `sum over rows of dy * x * rstd`, one row of partials per workgroup
+ * (summing those rows gives dW). A workgroup normalises `group` rows at once, each by a slot of threads that keeps
+ * its share of the row (x, dy, w and the partials) in registers, so x and dy are read once for both gradients; the
+ * slots add their partials through workgroup memory at the end. Bindings: x, w, rstd, dy, dx (write), partial
+ * (write, (groups, dim))[, prior]. Cost: 10 FLOPs
  * per element (11 with `prior`) and 3 per row; x, dy (and prior) read, dx and the partials written, w read once.
  */
 function generateRmsNormBackwardFusedKernel(rows: number, dim: number, accumulate = false): KernelSource {
   const { type, n, threads: T, zero, part } = rowAccess(dim);
   const split = rmsNormFusedSplit(rows, dim);
   if (!split) throw new RangeError(`rmsNormBackwardFusedKernel: rows of ${dim} are too long to hold in registers`);
-  const { group: G, perGroup, groups, partials } = split;
+  const { group: G, perGroup, groups } = split;
   const NV = Math.ceil(n / T), S = T / 8, grid = flatGrid(groups);
   const is = Array.from({ length: NV }, (_, i) => i);
   const each = (f: (i: number) => string) => is.map(f).join("\n");
   // Column j_i = t + T i of the row; where T does not divide the row, the last ones are clamped and not written.
-  const owns = (i: number) => T * (i + 1) > n;
-  const guarded = (i: number, stmt: string) => (owns(i) ? `if (t + ${T * i}u < ${n}u) { ${stmt} }` : stmt);
+  const clamped = (i: number) => T * (i + 1) > n;
+  const guarded = (i: number, stmt: string) => (clamped(i) ? `if (t + ${T * i}u < ${n}u) { ${stmt} }` : stmt);
   return {
     name: "rmsnorm_backward_fused",
     workgroups: grid.workgroups,
     cost: {
       flops: rows * ((accumulate ? 11 : 10) * dim + 3),
-      bytes: ((accumulate ? 4 : 3) * rows * dim + partials * dim + dim + rows) * ELEMENT_BYTES,
+      bytes: ((accumulate ? 4 : 3) * rows * dim + groups * dim + dim + rows) * ELEMENT_BYTES,
     },
     loops: { iterations: perGroup / G, of: `rows of (${rows}, ${dim})` },
     source: `@group(0) @binding(0) var<storage, read> x: array<${type}>;
@@ -312,13 +313,18 @@ function generateRmsNormBackwardFusedKernel(rows: number, dim: number, accumulat
 ${accumulate ? `@group(0) @binding(6) var<storage, read> prior: array<${type}>;` : ""}
 var<workgroup> red: array<f32, ${FUSED_WG}>;
 var<workgroup> red2: array<f32, ${G * S}>;
+var<workgroup> slots: array<${type}, ${(G - 1) * n}>;
 @compute @workgroup_size(${FUSED_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let chunk = ${grid.index};
   if (chunk >= ${groups}u) { return; }
   let q = lid.x / ${T}u; let t = lid.x % ${T}u;
   let first = chunk * ${perGroup}u; let end = min(first + ${perGroup}u, ${rows}u);
-${each((i) => `  let j_${i} = ${owns(i) ? `min(t + ${T * i}u, ${n - 1}u)` : `t + ${T * i}u`}; let w_${i} = w[j_${i}];`)}
+${
+      each((i) =>
+        `  let j_${i} = ${clamped(i) ? `min(t + ${T * i}u, ${n - 1}u)` : `t + ${T * i}u`}; let w_${i} = w[j_${i}];`
+      )
+    }
 ${each((i) => `  var wacc_${i} = ${zero};`)}
   for (var r0 = first; r0 < end; r0 += ${G}u) {
     let row = r0 + q; let live = row < end;
@@ -328,7 +334,7 @@ ${
       each((i) => {
         // A clamped column reads zeros, adding nothing to the row's dot product.
         const load = (a: string) =>
-          owns(i) ? `select(${zero}, ${a}[base + j_${i}], t + ${T * i}u < ${n}u)` : `${a}[base + j_${i}]`;
+          clamped(i) ? `select(${zero}, ${a}[base + j_${i}], t + ${T * i}u < ${n}u)` : `${a}[base + j_${i}]`;
         return `    let x_${i} = ${load("x")}; let dy_${i} = ${load("dy")}; let g_${i} = dy_${i} * w_${i};`;
       })
     }
@@ -356,8 +362,19 @@ ${
     }
 ${each((i) => `    wacc_${i} = fma(dy_${i} * x_${i}, ${type}(r), wacc_${i});`)}
   }
-  let prow = (chunk * ${G}u + q) * ${n}u;
-${each((i) => `  ${guarded(i, `partial[prow + j_${i}] = wacc_${i};`)}`)}
+  // The row slots' partials summed through workgroup memory: one row of partials a workgroup.
+  if (q > 0u) {
+${each((i) => `    ${guarded(i, `slots[(q - 1u) * ${n}u + j_${i}] = wacc_${i};`)}`)}
+  }
+  workgroupBarrier();
+  if (q == 0u) {
+${
+      each((i) => {
+        const sum = Array.from({ length: G - 1 }, (_, s) => ` + slots[${s * n}u + j_${i}]`).join("");
+        return `    ${guarded(i, `partial[chunk * ${n}u + j_${i}] = wacc_${i}${sum};`)}`;
+      })
+    }
+  }
 }
 `,
   };

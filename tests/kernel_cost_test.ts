@@ -300,7 +300,7 @@ Deno.test("row ops, embedding and AdamW cost the accounting's FLOPs per element 
   });
   assertEquals(rmsNormBackwardFusedKernel(8192, 512, true).cost, {
     flops: 8192 * (11 * 512 + 3),
-    bytes: 4 * (4 * 8192 * 512 + 2048 * 512 + 512 + 8192), // 512 workgroups of 4 row slots write partials
+    bytes: 4 * (4 * 8192 * 512 + 512 * 512 + 512 + 8192), // 512 workgroups write a row of partials each
   });
   assertEquals(rmsNormWeightGradKernel(4096, 128).cost, {
     flops: 3 * 4096 * 128,

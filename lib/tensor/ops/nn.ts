@@ -147,9 +147,9 @@ export function rmsNorm(x: Tensor, weight: Tensor, opts: { eps?: number } = {}):
     let dx: Tensor | null = null, dw: Tensor | null = null;
     const p = prior[0], split = rmsNormFusedSplit(rows, dim);
     if (x.requiresGrad && weight.requiresGrad && split && rows > 0) {
-      // Both gradients from one read of x and dy: dx, and per-row-slot column sums for dW, summed after.
+      // Both gradients from one read of x and dy: dx, and a row of column sums for dW a workgroup, summed after.
       dx = empty(x.shape);
-      const partial = empty([split.partials, dim]);
+      const partial = empty([split.groups, dim]);
       run(
         rmsNormBackwardFusedKernel(rows, dim, !!p),
         p ? [x, weight, rstd, dy, dx, partial, p] : [x, weight, rstd, dy, dx, partial],
