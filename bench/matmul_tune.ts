@@ -22,7 +22,14 @@
 import { parseArgs } from "node:util";
 import { empty } from "../lib/tensor/tensor.ts";
 import { gpu, initGpu, matmul, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
-import { type MatmulTile, matmulTiles, type MatmulVariant } from "../kernels/matmul.ts";
+import {
+  chooseLargeTile,
+  chooseVariant,
+  matmulSharedBytes,
+  type MatmulTile,
+  matmulTiles,
+  type MatmulVariant,
+} from "../kernels/matmul.ts";
 import { reduceKernel } from "../kernels/reduce.ts";
 import { planMatmul, withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
 // Optional: another version of the generator to compare with (see the module doc).
@@ -111,6 +118,31 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
   // The LM head's three products with the vocabulary padded to a multiple of 128, 192 or 256 (the logits' extra
   // columns cost their FLOPs; whole tiles drop the bounds checks, and 192 or 256 take the wider tiles), and the
   // K-dependence of the 128 x 256 tile at 8192 x 512 (one wave of 128 tiles) for the per-tile cost.
+  // Every product of the TinyStories step (fused q/k/v and w1/w3) as the library runs it, for a per-shape comparison
+  // with cuBLAS f32 (the forward products from W's transposed copy, so untransposed here; their residual adds left out).
+  tsStep: () => {
+    const auto: Case[] = [{ label: "auto (lib)" }];
+    // (name, output features, input features) of each weight.
+    const layer: [string, number, number][] = [
+      ["qkv", 3 * D, D],
+      ["wo", D, D],
+      ["w13", 2 * FF, D],
+      ["w2", D, FF],
+      ["head", V, D],
+    ];
+    // Products over K = 512 also with the automatic tile double-buffered (one barrier a step), where both buffers fit
+    // in NVIDIA's 48 KiB of workgroup memory.
+    const double = (sh: Shape): Case[] => {
+      const tile = chooseLargeTile({ batch: 1, m: sh.m, n: sh.n, transA: !!sh.transA, transB: !!sh.transB });
+      const variant: MatmulVariant = { ...chooseVariant({ transA: !!sh.transA }, tile), pipeline: "double" };
+      return when(sh.k === D && matmulSharedBytes(tile, variant) <= 48 * 1024, { label: "double", variant });
+    };
+    return [
+      ...layer.map(([name, out, inp]): Shape => ({ name: `ts ${name} fwd`, m: R, n: out, k: inp })),
+      ...layer.map(([name, out, inp]): Shape => ({ name: `ts ${name} dX`, m: R, n: inp, k: out })),
+      ...layer.map(([name, out, inp]): Shape => ({ name: `ts ${name} dW`, m: out, n: inp, k: R, transA: true })),
+    ].map((sh): [Shape, Case[]] => [sh, [...auto, ...double(sh)]]);
+  },
   headPad: () => {
     const auto: Case[] = [{ label: "auto (lib)" }];
     const head = (v: number): Shape[] => [
