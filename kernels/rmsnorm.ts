@@ -2,7 +2,9 @@
  * RMSNorm over the last axis: `y = x * rstd * w`, `rstd = 1 / sqrt(mean(x^2) + eps)`, one workgroup per row
  * (reading vectors of 4 where the row length allows).
  * The forward also writes `rstd` per row for the backward; its in-place variant (a decode step's post-norm)
- * overwrites x and keeps no `rstd`. Kernels that fuse the norm into a matrix product (the decode kernels) take the
+ * overwrites x and keeps no `rstd`. The backward takes dx and the weight gradient's partial sums from one read of x
+ * and dy where a thread can hold its share of a row in registers ({@linkcode rmsNormBackwardFusedKernel}), else in
+ * two kernels: dx a workgroup a row, and the partials by row chunks. Kernels that fuse the norm into a matrix product (the decode kernels) take the
  * sum of squares as they go and scale with {@linkcode rmsNormScale}, so the formula is written here once.
  *
  * @module
