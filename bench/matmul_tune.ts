@@ -143,6 +143,32 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       ...layer.map(([name, out, inp]): Shape => ({ name: `ts ${name} dW`, m: out, n: inp, k: R, transA: true })),
     ].map((sh): [Shape, Case[]] => [sh, [...auto, ...double(sh)]]);
   },
+  // The TinyStories weight gradients at split-K factors around the wave model's choice, on the automatic tile and the
+  // other 128 x 128 one (BK 16 "flat" or BK 32 prefetch); and the head's forward with and without stream-K at its
+  // bounds-checked vocabulary and at whole tiles.
+  tsDw: () => {
+    const deep = t(128, 128, 32);
+    const splits = (tile: MatmulTile, tag: string): Case[] =>
+      [2, 3, 4, 6, 8, 11, 16].map((s) => ({ label: `${tag} split ${s}`, tile, splitK: s }));
+    const dW = (name: string, m: number): Shape => ({ name: `ts ${name} dW`, m, n: D, k: R, transA: true });
+    const grads = [dW("head", V), dW("qkv", 3 * D), dW("wo", D), dW("w13", 2 * FF)];
+    const headFwd = [V, 10112].map((v): [Shape, Case[]] => [{ name: `ts head fwd V ${v}`, m: R, n: v, k: D }, [
+      { label: "auto (lib)" },
+      { label: "no stream-K", streamK: 0 },
+    ]]);
+    return [
+      ...grads.map((sh): [Shape, Case[]] => {
+        const auto = chooseLargeTile({ batch: 1, m: sh.m, n: sh.n, transA: true, transB: false });
+        const other = auto.bk === 32 ? matmulTiles.large : deep;
+        return [sh, [
+          { label: "auto (lib)" },
+          ...splits(auto, `bk${auto.bk}`),
+          { label: `bk${other.bk} auto split`, tile: other },
+        ]];
+      }),
+      ...headFwd,
+    ];
+  },
   headPad: () => {
     const auto: Case[] = [{ label: "auto (lib)" }];
     const head = (v: number): Shape[] => [
