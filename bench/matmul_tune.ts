@@ -169,6 +169,12 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       ...headFwd,
     ];
   },
+  // The head's forward at vocabularies whose rows are 128-byte aligned (10016, 10048: a bounds-checked last column of
+  // tiles) or not (10000), and at whole tiles (10112): which of the two costs the 10000-word head its 6%.
+  headAlign: () =>
+    [10000, 10016, 10048, 10112].map((v): [Shape, Case[]] => [{ name: `ts head fwd V ${v}`, m: R, n: v, k: D }, [
+      { label: "auto (lib)" },
+    ]]),
   headPad: () => {
     const auto: Case[] = [{ label: "auto (lib)" }];
     const head = (v: number): Shape[] => [
