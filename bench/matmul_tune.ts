@@ -98,6 +98,8 @@ const lmShapes: Shape[] = [
   { name: "w2 dW", m: D, n: FF, k: R, transA: true },
   { name: "lm_head dW", m: V, n: D, k: R, transA: true },
 ];
+/** The TinyStories LM head's forward product, h @ W^T from W's transposed copy, at a vocabulary of `v` words. */
+const headFwd = (v: number): Shape => ({ name: `ts head fwd V ${v}`, m: R, n: v, k: D });
 const t = (bm: number, bn: number, bk: number, tm = 8, tn = 8): MatmulTile => ({ bm, bn, bk, tm, tn });
 const vr = (s: string): Partial<MatmulVariant> => {
   const [pipeline, pad, transpose, swizzle, layout, warpRows] = s.split(":");
@@ -152,7 +154,7 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       [2, 3, 4, 6, 8, 11, 16].map((s) => ({ label: `${tag} split ${s}`, tile, splitK: s }));
     const dW = (name: string, m: number): Shape => ({ name: `ts ${name} dW`, m, n: D, k: R, transA: true });
     const grads = [dW("head", V), dW("qkv", 3 * D), dW("wo", D), dW("w13", 2 * FF)];
-    const headFwd = [V, 10112].map((v): [Shape, Case[]] => [{ name: `ts head fwd V ${v}`, m: R, n: v, k: D }, [
+    const streamK = [V, 10112].map((v): [Shape, Case[]] => [headFwd(v), [
       { label: "auto (lib)" },
       { label: "no stream-K", streamK: 0 },
     ]]);
@@ -166,19 +168,19 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
           { label: `bk${other.bk} auto split`, tile: other },
         ]];
       }),
-      ...headFwd,
+      ...streamK,
     ];
   },
   // The head's forward at vocabularies whose rows are 128-byte aligned (10016, 10048: a bounds-checked last column of
   // tiles) or not (10000), and at whole tiles (10112): which of the two costs the 10000-word head its 6%.
   headAlign: () =>
-    [10000, 10016, 10048, 10112].map((v): [Shape, Case[]] => [{ name: `ts head fwd V ${v}`, m: R, n: v, k: D }, [
+    [10000, 10016, 10048, 10112].map((v): [Shape, Case[]] => [headFwd(v), [
       { label: "auto (lib)" },
     ]]),
   headPad: () => {
     const auto: Case[] = [{ label: "auto (lib)" }];
     const head = (v: number): Shape[] => [
-      { name: `ts head fwd V ${v}`, m: R, n: v, k: D },
+      headFwd(v),
       { name: `ts head dX V ${v}`, m: R, n: D, k: v },
       { name: `ts head dW V ${v}`, m: v, n: D, k: R, transA: true },
     ];
