@@ -284,8 +284,8 @@ export function rmsNormFusedSplit(
  * (summing those rows gives dW). A workgroup normalises `group` rows at once, each by a slot of threads that keeps
  * its share of the row (x, dy, w and the partials) in registers, so x and dy are read once for both gradients; the
  * slots add their partials through workgroup memory at the end. Bindings: x, w, rstd, dy, dx (write), partial
- * (write, (groups, dim))[, prior]. Cost: 10 FLOPs
- * per element (11 with `prior`) and 3 per row; x, dy (and prior) read, dx and the partials written, w read once.
+ * (write, (groups, dim))[, prior]. Cost: 10 FLOPs per element (11 with `prior`) and 3 per row; x, dy (and prior)
+ * read, dx and the partials written, w read once.
  */
 function generateRmsNormBackwardFusedKernel(rows: number, dim: number, accumulate = false): KernelSource {
   const { type, n, threads: T, zero, part } = rowAccess(dim);

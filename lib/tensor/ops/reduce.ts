@@ -55,8 +55,8 @@ function reduceInto(
   }
   // A long reduced axis over few columns (weight gradients: sum over B*T rows of a (rows, d) tensor) gives one
   // thread per column and a long serial loop: split the axis into groups reduced in parallel, then reduce those.
-  // Under 16K columns a GPU is mostly idle, so even 64 rows (RMSNorm's 256 partial weight gradients of 768) are
-  // long enough to split.
+  // Under 16K columns a GPU is mostly idle, so even 64 rows (the 256 row chunks of partial weight gradients of 768
+  // that RMSNorm's two-kernel backward writes) are long enough to split.
   const columns = outer * inner;
   if (inner > 1 && columns < 1 << 16 && (R >= 512 || (R >= 64 && columns < 1 << 14))) {
     const groups = [64, 32, 16, 8, 4, 2].find((g) => R % g === 0 && R / g >= 8);
