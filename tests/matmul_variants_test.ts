@@ -5,9 +5,9 @@
 import { expectClose, upload } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randNd, rngFor } from "./reference.ts";
-import { initGpu, matmul, type Tensor } from "../lib/tensor/mod.ts";
+import { gpu, initGpu, matmul, type Tensor, tensor } from "../lib/tensor/mod.ts";
 import { withMatmulTuning } from "../lib/tensor/ops/matmul.ts";
-import { largeTileDeepK, type MatmulTile, matmulTiles, type MatmulVariant } from "../kernels/matmul.ts";
+import { largeTileDeepK, matmulKernel, type MatmulTile, matmulTiles, type MatmulVariant } from "../kernels/matmul.ts";
 
 await initGpu();
 
@@ -109,4 +109,32 @@ Deno.test("matmul stream-K: the partial wave's tiles shared out along K, odd sha
     expected.push(withAddend ? ref.zip([product, r], (x, y) => x + y) : product);
   }
   await expectClose(outs, expected, { atol: 6e-4, rtol: 1e-5 });
+});
+
+Deno.test("matmul loads past M and N (unchecked) change no stored output, and no store passes C", async () => {
+  // Operands whose storage runs on past the matrix with NaN, and a C whose storage runs on with a sentinel: the
+  // kernel reads the NaNs for the outputs past M and N (its loads are checked along K only), which it never stores.
+  const rng = rngFor("matmul-unchecked-loads");
+  const cases: [number, number, number, boolean, boolean, MatmulTile][] = [
+    [130, 70, 40, false, false, matmulTiles.large],
+    [130, 72, 40, true, true, matmulTiles.large],
+    [131, 260, 24, false, false, { bm: 128, bn: 256, bk: 16, tm: 8, tn: 16 }],
+    [70, 36, 33, true, false, largeTileDeepK],
+    [33, 65, 20, false, true, matmulTiles.small],
+  ];
+  const tail = 4096, sentinel = 7;
+  const withTail = (nd: Nd, fill: number) =>
+    Float32Array.from({ length: nd.data.length + tail }, (_, i) => i < nd.data.length ? nd.data[i] : fill);
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  for (const [m, n, k, transA, transB, tile] of cases) {
+    const a = randNd(rng, transA ? [k, m] : [m, k]), b = randNd(rng, transB ? [n, k] : [k, n]);
+    const spec = { batch: 1, m, n, k, transA, transB, batchStrideA: 0, batchStrideB: 0, tile };
+    const [ta, tb] = [withTail(a, NaN), withTail(b, NaN)].map((data) => tensor(data));
+    const tc = tensor(new Float32Array(m * n + tail).fill(sentinel));
+    gpu().run(matmulKernel(spec), [ta.buffer, tb.buffer, tc.buffer]);
+    outs.push(tc);
+    const product = ref.matmul(a, b, { transA, transB });
+    expected.push(ref.nd([m * n + tail], [...product.data, ...new Array(tail).fill(sentinel)]));
+  }
+  await expectClose(outs, expected, { atol: 2e-4, rtol: 1e-5 });
 });
