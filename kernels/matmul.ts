@@ -11,12 +11,10 @@
  * neighbouring vec4s of workgroup memory (no bank conflicts) and write neighbouring vec4s of C (coalesced).
  * Tiles of A and B for each BK slice of K are staged in workgroup memory as [k][m] and [k][n] rows of vec4s, so
  * that every read of the inner loop is one 16-byte load. Global loads are vec4 where the contiguous dimension is
- * a multiple of 4, scalar otherwise. Loads are bounds-checked only along K, where K is not a multiple of BK: a load
- * past M or N (a clamped, in-bounds read under WebGPU's robust buffer access) feeds only outputs past M or N, whose
- * stores are checked. Checks on those loads ran in every tile of a ragged problem (the 10000-word head's forward
- * took 5.6% longer than at whole tiles, bench/RESULTS.md). See {@linkcode MatmulVariant} for the pipelining choices,
- * {@linkcode chooseVariant} and {@linkcode largeTiles} for why the defaults are what they are, and
- * {@linkcode streamKSchedule} for the launch order of the last wave. The measurements behind these choices are in bench/RESULTS.md ("Matmul: the measurements
+ * a multiple of 4, scalar otherwise; bounds checks are generated only for the dimensions that are not multiples
+ * of the tile, and on loads only along K, except with transposed A (see `loadChecks`). See {@linkcode MatmulVariant} for the pipelining choices, {@linkcode chooseVariant} and
+ * {@linkcode largeTiles} for why the defaults are what they are, and {@linkcode streamKSchedule} for the launch
+ * order of the last wave. The measurements behind these choices are in bench/RESULTS.md ("Matmul: the measurements
  * behind the rules"); bench/matmul_tune.ts times the alternatives.
  *
  * @module
@@ -493,12 +491,15 @@ interface Operand {
   /** BM or BN: tile extent of the non-K dimension. */
   outer: number;
   tile: SharedTile;
+  /** M or N. */
+  limit: number;
   /** Row length of the stored matrix (K when contiguousIsK, else M or N). */
   stride: number;
   /** Flat start of this batch's matrix. */
   base: string;
   /** m0 or n0. */
   o0: string;
+  check: boolean;
 }
 
 /**
@@ -572,7 +573,8 @@ function operandLoads(
     out.push(`  { let o = ${op.o0} + ${o}; let kg = ${k0} + ${kk};`);
     for (let i = 0; i < regs; i++) {
       const oi = i ? `(o + ${i}u)` : "o";
-      const inb = L.checkK ? `kg < ${L.spec.k}u` : "";
+      const inb = [op.check ? `${oi} < ${op.limit}u` : "", L.checkK ? `kg < ${L.spec.k}u` : ""].filter(Boolean)
+        .join(" && ");
       const idx = op.contiguousIsK
         ? `${op.base} + ${oi} * ${op.stride}u + kg`
         : `${op.base} + kg * ${op.stride}u + ${oi}`;
@@ -618,14 +620,16 @@ function operandStores(
 
 /**
  * A "dot" operand: vec4 loads along K, k-vec4s fastest (a warp reads whole 128-byte row segments), stored as is.
- * `outer` is BM or BN, `base` the batch's flat start, `o0` m0 or n0.
+ * `outer` is BM or BN, `limit` M or N, `base` the batch's flat start, `o0` m0 or n0.
  */
 function dotOperandCode(
   L: MatmulLayout,
   which: "A" | "B",
   outer: number,
+  limit: number,
   base: string,
   o0: string,
+  check: boolean,
 ): OperandCode {
   const { T } = L, BK = L.tile.bk, K = L.spec.k;
   const src = which === "A" ? "a" : "b", per = BK / 4, jobs = outer * per;
@@ -635,9 +639,10 @@ function dotOperandCode(
   const coords = (r: number) => `let j = lid${r ? ` + ${r * T}u` : ""}; let o = j / ${per}u; let kv = j % ${per}u;`;
   const load = (k0: string) =>
     Array.from({ length: rounds }, (_, r) => {
+      const inb = [check ? `${o0} + o < ${limit}u` : "", L.checkK ? `${k0} + kv * 4u < ${K}u` : ""].filter(Boolean);
       const ld = `${src}[(${base} + (${o0} + o) * ${K}u + ${k0} + kv * 4u) / 4u]`;
       return `  { ${coords(r)} r${which}${r} = ${
-        L.checkK ? `select(vec4f(0.0), ${ld}, ${k0} + kv * 4u < ${K}u)` : ld
+        inb.length ? `select(vec4f(0.0), ${ld}, ${inb.join(" && ")})` : ld
       }; }`;
     });
   const store = (buf: string) =>
@@ -694,29 +699,45 @@ function matmulPrologue(L: MatmulLayout): string[] {
 }
 
 /** The operands' load and store code: "dot" ones, or "outer" ones through the variant's shared tiles. */
+/**
+ * Which operand loads are checked against M and N. A load past M or N (in bounds of the buffer, or clamped by
+ * WebGPU's robust buffer access) feeds only outputs past M or N, whose stores are checked, so the check can go: the
+ * 10000-word TinyStories head's forward (a ragged last column of tiles) ran 2.120 -> 2.002 ms without it on the H200
+ * (bench/RESULTS.md). With transposed A (the weight gradients) the same change made the head's weight gradient
+ * slower (2.045 -> 2.222 ms), so those kernels keep their checks.
+ */
+function loadChecks(L: MatmulLayout): { m: boolean; n: boolean } {
+  return L.spec.transA ? { m: L.checkM, n: L.checkN } : { m: false, n: false };
+}
+
 function matmulOperands(L: MatmulLayout): { a: OperandCode; b: OperandCode; tileA: SharedTile; tileB: SharedTile } {
   const { spec, tile, dot } = L, { m: M, n: N, k: K, transA, transB } = spec;
   const tileA = sharedTile(L, "As", tile.bm, L.ty, L.gm, L.rowSpacing);
   const tileB = sharedTile(L, "Bs", tile.bn, L.tx, L.gn, L.colSpacing);
-  const a = dot ? dotOperandCode(L, "A", tile.bm, "baseA", "m0") : operandCode(L, {
+  const checks = loadChecks(L);
+  const a = dot ? dotOperandCode(L, "A", tile.bm, M, "baseA", "m0", checks.m) : operandCode(L, {
     which: "A",
     w: L.wA,
     contiguousIsK: !transA,
     outer: tile.bm,
     tile: tileA,
+    limit: M,
     stride: transA ? M : K,
     base: "baseA",
     o0: "m0",
+    check: checks.m,
   });
-  const b = dot ? dotOperandCode(L, "B", tile.bn, "baseB", "n0") : operandCode(L, {
+  const b = dot ? dotOperandCode(L, "B", tile.bn, N, "baseB", "n0", checks.n) : operandCode(L, {
     which: "B",
     w: L.wB,
     contiguousIsK: transB,
     outer: tile.bn,
     tile: tileB,
+    limit: N,
     stride: transB ? K : N,
     base: "baseB",
     o0: "n0",
+    check: checks.n,
   });
   return { a, b, tileA, tileB };
 }

@@ -113,7 +113,8 @@ Deno.test("matmul stream-K: the partial wave's tiles shared out along K, odd sha
 
 Deno.test("matmul loads past M and N (unchecked) change no stored output, and no store passes C", async () => {
   // Operands whose storage runs on past the matrix with NaN, and a C whose storage runs on with a sentinel: the
-  // kernel reads the NaNs for the outputs past M and N (its loads are checked along K only), which it never stores.
+  // kernel reads the NaNs for the outputs past M and N (with A untransposed its loads are checked along K only),
+  // which it never stores; with A transposed the loads stay checked.
   const rng = rngFor("matmul-unchecked-loads");
   const cases: [number, number, number, boolean, boolean, MatmulTile][] = [
     [130, 70, 40, false, false, matmulTiles.large],
