@@ -120,7 +120,7 @@ ${workgroupReduce(kind, "acc", "r", ROW_WG)}
   return {
     name: `reduce_${kind}_cols`,
     workgroups: grid.workgroups,
-    loops: { iterations: R, of: `an axis of ${R}` },
+    loops: { iterations: Math.ceil(R / COLUMN_CHUNK), of: `an axis of ${R}` },
     source: `${bindings([read("x", type), readWrite("out", type)])}
 @compute @workgroup_size(${COL_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -130,12 +130,41 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let i = t % ${innerW}u;
   var p = o * ${R * innerW}u + i;
   var acc = ${type}(${init});
-  for (var j = 0u; j < ${R}u; j++) { acc = ${combine("acc", "x[p]")}; p += ${innerW}u; }
+${columnLoop(R, innerW, combine)}
   let r = acc;
   out[t] = ${scaled};
 }
 `,
   };
+}
+
+/** Rows of a column sum whose loads a thread issues before it adds them. */
+const COLUMN_CHUNK = 16;
+
+/**
+ * The column kernel's walk down `R` rows `stride` apart from `p`, combining into `acc`: the loads of each chunk of
+ * {@linkcode COLUMN_CHUNK} rows are issued before their adds, so that a thread waits on memory once a chunk instead
+ * of once a row (the split-K sums of weight gradients are a few rows a thread over few threads: latency, not
+ * bandwidth, bounds a loop that adds each load as it comes). The adds keep the row order, so the result is the same
+ * as the plain loop's.
+ */
+function columnLoop(R: number, stride: number, combine: (acc: string, v: string) => string): string {
+  const chunk = (n: number) => {
+    const loads = Array.from({ length: n }, (_, j) => `let v${j} = x[p${j ? ` + ${j * stride}u` : ""}];`);
+    const adds = Array.from({ length: n }, (_, j) => `acc = ${combine("acc", `v${j}`)};`);
+    return `${loads.join(" ")}\n    ${adds.join(" ")}`;
+  };
+  // An empty axis still names x, whose binding a pipeline drops otherwise.
+  if (R === 0) return `  for (var j = 0u; j < 0u; j++) { acc = ${combine("acc", "x[p]")}; }`;
+  const full = Math.floor(R / COLUMN_CHUNK), rest = R % COLUMN_CHUNK;
+  const lines: string[] = [];
+  const next = `p += ${COLUMN_CHUNK * stride}u;`;
+  if (full === 1) lines.push(`  {\n    ${chunk(COLUMN_CHUNK)}${rest ? `\n    ${next}` : ""}\n  }`);
+  if (full > 1) {
+    lines.push(`  for (var j = 0u; j < ${full}u; j++) {\n    ${chunk(COLUMN_CHUNK)}\n    ${next}\n  }`);
+  }
+  if (rest > 0) lines.push(`  {\n    ${chunk(rest)}\n  }`);
+  return lines.join("\n");
 }
 
 /** The grouped form: `out[o, g, i] = reduce over r in group g of in[o, r, i] * scale`. */

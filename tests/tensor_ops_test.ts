@@ -651,3 +651,19 @@ Deno.test("sum/mean/max down long columns (the grouped two-pass path) and the RM
     ref: ([x, w]) => ref.rmsNorm(x, w),
   });
 });
+
+Deno.test("sum/max down columns of 1 to 50 rows: every chunking of the column kernel's loads", async () => {
+  // The column kernel loads 16 rows before adding them: a partial chunk alone, one whole chunk, a whole chunk and a
+  // rest, the chunk loop, and the loop and a rest; over vec4 columns (8) and scalar ones (7).
+  const rng = rngFor("reduce-column-chunks");
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  for (const rows of [1, 3, 15, 16, 17, 31, 32, 33, 50]) {
+    for (const cols of [8, 7]) {
+      const x = randNd(rng, [rows, cols]);
+      const t = upload(x);
+      outs.push(sum(t, { axis: 0 }), max(t, { axis: 0 }));
+      expected.push(ref.reduce(x, "sum", 0, false), ref.reduce(x, "max", 0, false));
+    }
+  }
+  await expectClose(outs, expected, { atol: 1e-6, rtol: 1e-6 });
+});
