@@ -5,14 +5,24 @@
  *
  * @module
  */
-import { ELEMENT_BYTES, flatGrid, type KernelCost, type KernelSource, memoized } from "./common.ts";
+import {
+  bindings,
+  ELEMENT_BYTES,
+  flatGrid,
+  type KernelCost,
+  type KernelSource,
+  memoized,
+  read,
+  readWrite,
+} from "./common.ts";
 
 const WG = 256;
 
 /**
  * The RoPE table of `rows` positions: `(cos, sin)` of `p * theta^(-2k / dim)` interleaved at
  * `[(p * dim / 2 + k) * 2]` and `[... + 1]`, computed in float64 and rounded once to f32. Kernels read it as
- * `array<vec2f>` indexed by `p * dim / 2 + k`.
+ * `array<vec2f>` indexed by `p * dim / 2 + k`, or, where dim is a multiple of 4, as `array<vec4f>` whose entry
+ * `p * dim / 4 + j` holds pairs 2j and 2j + 1.
  *
  * @example
  * ```ts
@@ -76,30 +86,37 @@ function ropeCost(spec: RopeSpec): KernelCost {
 
 /**
  * Bindings: x (rows, dim), positions (i32, indexed as `spec.group`/`spec.cycle` say), the {@linkcode ropeTable}
- * of (tableRows, dim/2) (cos, sin) pairs, out (write). Positions outside [0, tableRows) give NaN. Cost: see
- * `ropeCost`.
+ * of (tableRows, dim/2) (cos, sin) pairs, out (write). Positions outside [0, tableRows) give NaN. Where dim is a
+ * multiple of 4, a thread rotates two pairs, x, the table and out as vec4: 16-byte accesses, and one position and
+ * table index read for two pairs (a table row's j-th vec4 is pairs 2j and 2j + 1, as in x). Each pair takes the
+ * same arithmetic as in the one-pair (vec2) path of other dims. Cost: see `ropeCost`.
  */
 function generateRopeKernel(spec: RopeSpec): KernelSource {
-  const half = spec.dim / 2;
-  const n = spec.rows * half;
+  const w = spec.dim % 4 === 0 ? 4 : 2, type = w === 4 ? "vec4f" : "vec2f";
+  const perRow = spec.dim / w, n = spec.rows * perRow;
   const grid = flatGrid(Math.ceil(n / WG));
   const index = spec.group === 1 ? "row" : `(row / ${spec.group}u)`;
   const pos = spec.cycle > 0 ? `positions[${index} % ${spec.cycle}u]` : `positions[${index}]`;
   const sign = spec.inverse ? "-" : "";
+  // A vec4 of x is pairs (x, y) and (z, w), and its table vec4 their (cos, sin) each: c and s hold the two of each.
+  const rotate = w === 4
+    ? `  let c = cs.xz;
+  let s = ${sign}cs.yw;
+  out[i] = vec4f(v.x * c.x - v.y * s.x, v.x * s.x + v.y * c.x, v.z * c.y - v.w * s.y, v.z * s.y + v.w * c.y);`
+    : `  let c = cs.x;
+  let s = ${sign}cs.y;
+  out[i] = vec2f(v.x * c - v.y * s, v.x * s + v.y * c);`;
   return {
     name: spec.inverse ? "rope_backward" : "rope_forward",
     workgroups: grid.workgroups,
     cost: ropeCost(spec),
-    source: `@group(0) @binding(0) var<storage, read> x: array<vec2f>;
-@group(0) @binding(1) var<storage, read> positions: array<i32>;
-@group(0) @binding(2) var<storage, read> table: array<vec2f>;
-@group(0) @binding(3) var<storage, read_write> out: array<vec2f>;
+    source: `${bindings([read("x", type), read("positions", "i32"), read("table", type), readWrite("out", type)])}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = ${grid.index} * ${WG}u + lid.x;
   if (i >= ${n}u) { return; }
-  let row = i / ${half}u;
-  let k = i % ${half}u;
+  let row = i / ${perRow}u;
+  let k = i % ${perRow}u;
   let p = ${pos};
   let v = x[i];
 ${
@@ -108,11 +125,9 @@ ${
 `
         : ""
     }  // A position outside the table gives NaN rather than a silent rotation by whatever lies past its end.
-  if (p < 0 || p >= ${spec.tableRows}) { out[i] = vec2f(bitcast<f32>(0x7fc00000u)); return; }
-  let cs = table[u32(p) * ${half}u + k];
-  let c = cs.x;
-  let s = ${sign}cs.y;
-  out[i] = vec2f(v.x * c - v.y * s, v.x * s + v.y * c);
+  if (p < 0 || p >= ${spec.tableRows}) { out[i] = ${type}(bitcast<f32>(0x7fc00000u)); return; }
+  let cs = table[u32(p) * ${perRow}u + k];
+${rotate}
 }
 `,
   };
@@ -125,7 +140,8 @@ ${
  * ```ts
  * import { ropeKernel } from "./rope.ts"; // kernels are internal: not exported by the package
  * const k = ropeKernel({ rows: 64, dim: 32, group: 1, cycle: 0, tableRows: 64, inverse: false });
- * if (k.name !== "rope_forward" || k.workgroups[0] !== 4) throw new Error(`${k.name} ${k.workgroups}`); // 64 * 16 pairs
+ * // 64 rows of 8 vec4s (two pairs each) in workgroups of 256 threads.
+ * if (k.name !== "rope_forward" || k.workgroups[0] !== 2) throw new Error(`${k.name} ${k.workgroups}`);
  * ```
  */
 export const ropeKernel: (spec: RopeSpec) => KernelSource = memoized(generateRopeKernel);

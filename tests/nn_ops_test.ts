@@ -173,17 +173,21 @@ Deno.test("rope: shared and per-row positions, offsets, thetas; backward is the 
 
 Deno.test("rope: positions up to maxPosition inclusive are exact; positions past the table give NaN", async () => {
   const rng = rngFor("rope-offset");
-  const x = randNd(rng, [2, 1, 8]);
-  const t = upload(x);
-  const at = (p: number, maxPosition?: number) => rope(t, uploadInts([p], [1]), { maxPosition });
-  // Decoding with a cache: one query at a late position. The table holds rows 0..maxPosition.
-  const [y64, y100, y128, bad, neg] = await readAll([at(64, 64), at(100, 128), at(128, 128), at(100), at(-1, 8)]);
-  assertClose(y64, ref.rope(x, [64]).data, { atol: 1e-6, rtol: 1e-5, msg: "position 64, maxPosition 64" });
-  assertClose(y100, ref.rope(x, [100]).data, { atol: 1e-6, rtol: 1e-5, msg: "position 100, maxPosition 128" });
-  assertClose(y128, ref.rope(x, [128]).data, { atol: 1e-6, rtol: 1e-5, msg: "position 128, maxPosition 128" });
-  // Without maxPosition the table covers the sequence (here 1 row, rounded up to 64): 100 is outside it.
-  assert(Array.from(bad).every(Number.isNaN), `position 100 past the table gave ${bad}`);
-  assert(Array.from(neg).every(Number.isNaN), `position -1 gave ${neg}`);
+  // dim 8 takes the kernel's two-pairs-a-thread (vec4) path, dim 6 its one-pair (vec2) path.
+  for (const dim of [8, 6]) {
+    const x = randNd(rng, [2, 1, dim]);
+    const t = upload(x);
+    const at = (p: number, maxPosition?: number) => rope(t, uploadInts([p], [1]), { maxPosition });
+    // Decoding with a cache: one query at a late position. The table holds rows 0..maxPosition.
+    const [y64, y100, y128, bad, neg] = await readAll([at(64, 64), at(100, 128), at(128, 128), at(100), at(-1, 8)]);
+    const tol = { atol: 1e-6, rtol: 1e-5 };
+    assertClose(y64, ref.rope(x, [64]).data, { ...tol, msg: `dim ${dim} position 64, maxPosition 64` });
+    assertClose(y100, ref.rope(x, [100]).data, { ...tol, msg: `dim ${dim} position 100, maxPosition 128` });
+    assertClose(y128, ref.rope(x, [128]).data, { ...tol, msg: `dim ${dim} position 128, maxPosition 128` });
+    // Without maxPosition the table covers the sequence (here 1 row, rounded up to 64): 100 is outside it.
+    assert(Array.from(bad).every(Number.isNaN), `dim ${dim}: position 100 past the table gave ${bad}`);
+    assert(Array.from(neg).every(Number.isNaN), `dim ${dim}: position -1 gave ${neg}`);
+  }
 });
 
 // ---- Embedding ----------------------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
  * The fused q/k/v path: attention and RoPE over one packed (B, T, 3, H, d) projection output, read in place and
  * with one packed gradient, against the float64 reference (attention of the rotated parts; the gradients of the
  * rotated q and k rotated back), on odd lengths, a single position, causal and not, head dims 4 to 64 and the
- * work-split variants; and the SwiGLU gate over a fused w1/w3 output.
+ * work-split variants; RoPE alone (values copied, NaN past the table, both kernel paths); and the SwiGLU gate over
+ * a fused w1/w3 output.
  */
-import { assertClose, assertThrows } from "./assert.ts";
+import { assert, assertClose, assertThrows } from "./assert.ts";
 import { assertNoGpuErrors, checkGrad, maxAbs, upload, uploadInts } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randNd, rngFor } from "./reference.ts";
@@ -123,6 +124,41 @@ Deno.test("packed attention: work-split variants", async () => {
     for (const c of pick) {
       if (attentionWorkgroupBytes(c.d, { ...DEFAULT_ATTENTION_VARIANT, ...variant }) > limit) continue;
       await checkPacked(c, { variant });
+    }
+  }
+});
+
+Deno.test("packed RoPE alone: q and k rotate, values pass through, positions past the table give NaN", async () => {
+  const rng = rngFor("packed-rope");
+  const B = 2, T = 5, H = 3, theta = 10000;
+  // maxPosition 8 makes a table of rows 0..63: 64 and -1 are outside it, 63 is its last row.
+  const positions = [0, 3, 64, 63, -1], inTable = (p: number) => p >= 0 && p < 64;
+  // d 8 and 32 take the kernel's two-pairs-a-thread (vec4) path, d 6 its one-pair (vec2) path.
+  for (const d of [8, 32, 6]) {
+    const x = randNd(rng, [B, T, 3, H, d]), r = randNd(rng, [B, T, 3, H, d]);
+    const rows = B * T * 3 * H;
+    const posOf = (row: number) => positions[Math.floor(row / (3 * H)) % T];
+    const isValue = (row: number) => Math.floor(row / H) % 3 === 2;
+    // The reference rotates every row, those outside the table by position 0: they are checked for NaN instead.
+    const perRow = Array.from({ length: rows }, (_, row) => inTable(posOf(row)) ? posOf(row) : 0);
+    const y64 = ref.rope(x, perRow, theta).data, dx64 = ref.rope(r, perRow.map((p) => -p), theta).data;
+    const xp = param(upload(x));
+    const [y, dx] = await tidy(async () => {
+      const out = rope(xp, uploadInts(positions, [T]), { theta, maxPosition: 8, packed: true });
+      sum(mul(out, upload(r))).backward(); // dx: r rotated back
+      return (await readAll([out, xp.grad!])) as Float32Array[];
+    });
+    xp.dispose();
+    assertNoGpuErrors();
+    const checks = [["forward", y, y64, x.data], ["backward", dx, dx64, r.data]] as const;
+    for (const [what, got, rotated, input] of checks) {
+      for (let row = 0; row < rows; row++) {
+        const at = (a: ArrayLike<number>) => Array.from(a).slice(row * d, (row + 1) * d);
+        const msg = `d ${d} ${what} row ${row} (position ${posOf(row)}, ${isValue(row) ? "v" : "q/k"})`;
+        if (isValue(row)) assertClose(at(got), at(input), { atol: 0, rtol: 0, msg });
+        else if (!inTable(posOf(row))) assert(at(got).every(Number.isNaN), `${msg}: ${at(got)}`);
+        else assertClose(at(got), at(rotated), { atol: 1e-6, rtol: 1e-5, msg });
+      }
     }
   }
 });
