@@ -43,22 +43,56 @@ export interface CrossEntropyChunkSpec extends CrossEntropySpec {
 }
 
 /**
- * Bindings: logits, targets (i32), loss (write, per row), lse (write, per row). Cost: the accounting's 4 FLOPs per
- * logit (compare, subtract, exp, add of the online log-sum-exp) and 3 per row (log, add, subtract); logits and
- * targets read, loss and lse written once.
+ * Most vec4s of a row one thread holds in registers (64 floats: rows of up to 16,384 logits); longer rows loop.
+ * WGSL compilers keep an array indexed at run time in memory, so the held vec4s are separate `let`s.
+ */
+const HELD_VEC4S = 16;
+
+/** Threads of the first level of the (max, sum) merge, and pairs each merges: FAN * FAN = WG. */
+const FAN = 16;
+
+/** `op(a, b)` over `terms` as a balanced tree (a chain would make each step wait on the one before). */
+function balanced(terms: string[], op: (a: string, b: string) => string): string {
+  if (terms.length === 1) return terms[0];
+  const half = Math.ceil(terms.length / 2);
+  return op(balanced(terms.slice(0, half), op), balanced(terms.slice(half), op));
+}
+
+/**
+ * WGSL that merges {@linkcode FAN} (max, sum of exp relative to it) pairs, `redMax[index(i)]` and `red[index(i)]`,
+ * into `let <m>` and `let <s>`: their max, and each sum rescaled to it. A pair whose max is -inf (no logit above
+ * -inf) adds 0: its sum is 0, and exp(-inf - -inf) would be NaN.
+ */
+function mergePairs(index: (i: number) => string, m: string, s: string, indent: string): string {
+  const negInf = f32Literal(-Infinity);
+  const ids = Array.from({ length: FAN }, (_, i) => i);
+  const maxes = ids.map((i) => `${indent}let ${m}${i} = redMax[${index(i)}];`);
+  const top = balanced(ids.map((i) => `${m}${i}`), (a, b) => `max(${a}, ${b})`);
+  const terms = ids.map((i) => `select(red[${index(i)}] * exp(${m}${i} - ${m}), 0.0, ${m}${i} == ${negInf})`);
+  return [...maxes, `${indent}let ${m} = ${top};`, `${indent}let ${s} = ${balanced(terms, (a, b) => `(${a} + ${b})`)};`]
+    .join("\n");
+}
+
+/**
+ * Bindings: logits, targets (i32), loss (write, per row), lse (write, per row). A workgroup owns a row. Rows of a
+ * multiple of 4 up to {@linkcode HELD_VEC4S} vec4s a thread load all of the thread's vec4s before any arithmetic,
+ * every load in flight at once (a loop that loads then updates waits on each load: the 8192 x 10000 logits of a
+ * TinyStories step moved at 2.5 TB/s on the H200 that way), then take their max and the sum of exp relative to it;
+ * longer rows loop over vec4s with an online max, and rows of another length over single logits. The threads'
+ * (max, sum) pairs merge in two levels of {@linkcode FAN} (two barriers where a tree of pairs takes nine). Cost: the
+ * accounting's 4 FLOPs per logit (compare, subtract, exp, add of the log-sum-exp) and 3 per row (log, add,
+ * subtract); logits and targets read, loss and lse written once.
  */
 function generateCrossEntropyForwardKernel({ rows, vocab, cols = vocab }: CrossEntropySpec): KernelSource {
   const entry = rowKernelEntry(rows, WG);
-  const negInf = f32Literal(-Infinity);
-  // Rows of a multiple of 4 loop over vec4s, each with a loop over its 4 lanes (padding columns read as -inf).
-  const vec = cols % 4 === 0;
-  const lane = cols === vocab ? "v[c]" : `select(${negInf}, v[c], j * 4u + c < ${vocab}u)`;
-  const iterations = vec ? 5 * Math.ceil(cols / 4 / WG) : Math.ceil(vocab / WG);
+  const vec = cols % 4 === 0, held = Math.ceil(cols / 4 / WG);
+  const inRegisters = vec && held <= HELD_VEC4S;
+  const iterations = inRegisters ? 0 : vec ? 5 * held : Math.ceil(vocab / WG);
   return {
     name: "cross_entropy_forward",
     workgroups: entry.workgroups,
     cost: { flops: rows * (4 * vocab + 3), bytes: rows * (cols + 3) * ELEMENT_BYTES },
-    loops: { iterations, of: `rows of (${rows}, ${vocab})` },
+    ...(iterations > 0 ? { loops: { iterations, of: `rows of (${rows}, ${vocab})` } } : {}),
     source: `${
       bindings([
         vec ? read("logits4", "vec4f") : read("logits", "f32"),
@@ -70,43 +104,19 @@ function generateCrossEntropyForwardKernel({ rows, vocab, cols = vocab }: CrossE
 var<workgroup> redMax: array<f32, ${WG}>;
 ${entry.head}
   let base = row * ${cols}u;
-  // One pass with an online max: each thread keeps (max, sum of exp relative to it), then the pairs are merged.
-  var mx = ${f32Literal(-Infinity)};
-  var acc = 0.0;
-${
-      vec
-        ? `  // Rows of a multiple of 4: 16-byte loads (the logits are the largest tensor of a step), four online updates each.
-  for (var j = lid.x; j < ${cols / 4}u; j += ${WG}u) {
-    let v = logits4[base / 4u + j];
-    for (var c = 0u; c < 4u; c++) {
-      let x = ${lane};
-      if (x > mx) { acc = acc * exp(mx - x) + 1.0; mx = x; } else if (x > ${negInf}) { acc += exp(x - mx); }
-    }
-  }`
-        : `  for (var j = lid.x; j < ${vocab}u; j += ${WG}u) {
-    let x = logits[base + j];
-    // A -inf logit (masked entry) adds nothing; exp(x - mx) would be NaN while mx is still -inf.
-    if (x > mx) { acc = acc * exp(mx - x) + 1.0; mx = x; } else if (x > ${negInf}) { acc += exp(x - mx); }
-  }`
-    }
+  // Each thread finds (max, sum of exp relative to it) over its logits; then the pairs are merged.
+${inRegisters ? heldRow(vocab, cols) : loopedRow(vocab, cols)}
   redMax[lid.x] = mx;
   red[lid.x] = acc;
   workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) {
-      let m1 = redMax[lid.x]; let m2 = redMax[lid.x + s];
-      let m = max(m1, m2);
-      // Guard -inf - -inf for threads that saw no element.
-      let a1 = select(red[lid.x] * exp(m1 - m), 0.0, m1 == ${f32Literal(-Infinity)});
-      let a2 = select(red[lid.x + s] * exp(m2 - m), 0.0, m2 == ${f32Literal(-Infinity)});
-      redMax[lid.x] = m;
-      red[lid.x] = a1 + a2;
-    }
-    workgroupBarrier();
+  if (lid.x < ${FAN}u) {
+${mergePairs((i) => (i === 0 ? "lid.x" : `lid.x + ${i * FAN}u`), "p", "q", "    ")}
+    redMax[lid.x] = p;
+    red[lid.x] = q;
   }
-  let m = redMax[0];
-  let total = red[0];
+  workgroupBarrier();
   if (lid.x == 0u) {
+${mergePairs((i) => `${i}u`, "m", "total", "    ")}
     let l = m + log(total);
     let t = targets[row];
     lse[row] = l;
@@ -118,6 +128,69 @@ ${
 }
 `,
   };
+}
+
+/**
+ * The thread's `mx` and `acc` over a row of at most {@linkcode HELD_VEC4S} vec4s a thread, held in registers: `vK`
+ * is the row's vec4 `lid.x + K * WG`. Lanes past the row or past `vocab` (padding columns) read as -inf; a -inf
+ * lane adds exp(-inf) = 0, and a thread whose lanes are all -inf subtracts 0 instead of its max (-inf - -inf is
+ * NaN), leaving (-inf, 0).
+ */
+function heldRow(vocab: number, cols: number): string {
+  const negInf = f32Literal(-Infinity);
+  const n4 = cols / 4, held = Math.ceil(n4 / WG);
+  const lines = [`  let b4 = row * ${n4}u;`];
+  const names: string[] = [];
+  for (let k = 0; k < held; k++) {
+    const j = k === 0 ? "lid.x" : `lid.x + ${k * WG}u`;
+    names.push(`v${k}`);
+    // Only the last vec4s can run past the row or hold columns past vocab.
+    if ((k + 1) * WG * 4 <= vocab) {
+      lines.push(`  let v${k} = logits4[b4 + ${j}];`);
+      continue;
+    }
+    const at = (k + 1) * WG > n4 ? `min(${j}, ${n4 - 1}u)` : j;
+    const keep = cols === vocab ? `${j} < ${n4}u` : `(${j}) * 4u + vec4u(0u, 1u, 2u, 3u) < vec4u(${vocab}u)`;
+    lines.push(`  let v${k} = select(vec4f(${negInf}), logits4[b4 + ${at}], ${keep});`);
+  }
+  const mv = balanced(names, (a, b) => `max(${a}, ${b})`);
+  const e = balanced(names.map((v) => `exp(${v} - vec4f(ms))`), (a, b) => `(${a} + ${b})`);
+  return [
+    `  // Every load first (${held} a thread), then the arithmetic: the loads are all in flight at once.`,
+    ...lines,
+    `  let mv = ${mv};`,
+    "  let mx = max(max(mv.x, mv.y), max(mv.z, mv.w));",
+    `  let ms = select(mx, 0.0, mx == ${negInf});`,
+    `  let e = ${e};`,
+    "  let acc = (e.x + e.y) + (e.z + e.w);",
+  ].join("\n");
+}
+
+/**
+ * The thread's `mx` and `acc` over a row too long to hold: an online max over the thread's vec4s (rows of a
+ * multiple of 4, padding columns reading as -inf) or single logits.
+ */
+function loopedRow(vocab: number, cols: number): string {
+  const negInf = f32Literal(-Infinity);
+  // A -inf logit (masked entry) adds nothing; exp(x - mx) would be NaN while mx is still -inf.
+  const update =
+    `if (x > mx) { acc = acc * exp(mx - x) + 1.0; mx = x; } else if (x > ${negInf}) { acc += exp(x - mx); }`;
+  const head = `  var mx = ${negInf};\n  var acc = 0.0;\n`;
+  if (cols % 4 !== 0) {
+    return `${head}  for (var j = lid.x; j < ${vocab}u; j += ${WG}u) {
+    let x = logits[base + j];
+    ${update}
+  }`;
+  }
+  const lane = cols === vocab ? "v[c]" : `select(${negInf}, v[c], j * 4u + c < ${vocab}u)`;
+  return `${head}  // 16-byte loads (the logits are the largest tensor of a step), four online updates each.
+  for (var j = lid.x; j < ${cols / 4}u; j += ${WG}u) {
+    let v = logits4[base / 4u + j];
+    for (var c = 0u; c < 4u; c++) {
+      let x = ${lane};
+      ${update}
+    }
+  }`;
 }
 
 /**

@@ -3,14 +3,17 @@
  * the float64 reference, with gradients against finite differences.
  */
 import { assert, assertClose, assertEquals } from "./assert.ts";
-import { assertCloseInf, checkGrad, expectClose, upload, uploadInts } from "./harness.ts";
+import { assertCloseInf, assertNoGpuErrors, checkGrad, expectClose, upload, uploadInts } from "./harness.ts";
 import * as ref from "./reference.ts";
-import { randInts, randNd, rngFor } from "./reference.ts";
+import { type Nd, randInts, randNd, rngFor } from "./reference.ts";
+import { crossEntropyForwardKernel } from "../kernels/cross_entropy.ts";
 import {
   add,
   attention,
   crossEntropy,
   embedding,
+  full,
+  gpu,
   initGpu,
   logSoftmax,
   mul,
@@ -276,6 +279,64 @@ Deno.test("crossEntropy: -inf logits (masked entries) contribute nothing, in row
     assert(Array.from(g).every(Number.isFinite), `vocab ${vocab}: gradient ${g}`);
     for (const [r, j] of [[0, 0], [1, 1], [2, vocab - 1]]) assertEquals(g[r * vocab + j], 0);
     logits.dispose();
+  }
+});
+
+/**
+ * Float64 loss and log-sum-exp of each row of `x` (rows, cols) over its first `vocab` columns: NaN loss for a
+ * target out of range, and a row of -inf logits has lse -inf (and NaN loss: -inf minus -inf).
+ */
+function rowLosses(x: Nd, vocab: number, targets: readonly number[]): { loss: number[]; lse: number[] } {
+  const cols = x.shape[1], loss: number[] = [], lse: number[] = [];
+  targets.forEach((t, r) => {
+    const row = x.data.subarray(r * cols, r * cols + vocab);
+    const m = row.reduce((a, b) => Math.max(a, b), -Infinity);
+    const l = m === -Infinity ? -Infinity : m + Math.log(row.reduce((a, b) => a + Math.exp(b - m), 0));
+    lse.push(l);
+    loss.push(t >= 0 && t < vocab ? l - row[t] : NaN);
+  });
+  return { loss, lse };
+}
+
+Deno.test("crossEntropy forward kernel: each row's loss and lse match float64 on every path", async () => {
+  const rng = rngFor("cross-entropy-rows");
+  // [vocab, cols, path]: rows held in registers (a multiple of 4 up to 16,384 columns), looped over (longer rows of
+  // a multiple of 4, GPT-2's padded vocabulary among them), and the one-logit loop (other lengths).
+  const cases: [number, number, "held" | "looped" | "scalar"][] = [
+    [1028, 1028, "held"], // 257 vec4s: a second vec4 for thread 0 only
+    [10000, 10000, "held"],
+    [16384, 16384, "held"],
+    [8, 8, "held"],
+    [1021, 1024, "held"], // padded vocabulary (paddedVocab)
+    [37, 40, "held"],
+    [16388, 16388, "looped"],
+    [50257, 50304, "looped"],
+    [1027, 1027, "scalar"],
+  ];
+  for (const [vocab, cols, path] of cases) {
+    const rows = 7;
+    const x = randNd(rng, [rows, cols], { low: -3, high: 3 });
+    const set = (r: number, j: number, v: number) => x.data[r * cols + j] = v;
+    for (let j = vocab; j < cols; j++) for (let r = 0; r < rows; r++) set(r, j, 1000); // padding: ignored
+    set(1, 0, -Infinity); // a masked entry
+    set(1, vocab - 1, -Infinity);
+    for (let j = 0; j < vocab; j++) set(2, j, x.data[2 * cols + j] + 80); // large logits: the max is subtracted
+    for (let j = 20; j < Math.min(24, vocab); j++) set(3, j, -Infinity); // all of thread 5's first vec4
+    for (let j = 0; j < vocab; j++) set(4, j, -Infinity); // a row of -inf
+    const targets = [vocab - 1, 2, 5, 0, 1, vocab, -1]; // the last two out of range
+    const kernel = crossEntropyForwardKernel({ rows, vocab, ...(cols === vocab ? {} : { cols }) });
+    const looped = kernel.source.includes("for (var j");
+    assertEquals([looped, kernel.source.includes("let v0 =")], [path !== "held", path === "held"], `${vocab}`);
+    const loops = { held: undefined, looped: 5 * Math.ceil(cols / 1024), scalar: Math.ceil(vocab / 256) }[path];
+    assertEquals(kernel.loops?.iterations, loops, `${vocab}: loop iterations`);
+    const logits = upload(x), ids = uploadInts(targets, [rows]), loss = full([rows], 0), lse = full([rows], 0);
+    gpu().run(kernel, [logits.buffer, ids.buffer, loss.buffer, lse.buffer]);
+    const [gotLoss, gotLse] = await readAll([loss, lse]);
+    assertNoGpuErrors();
+    const want = rowLosses(x, vocab, targets), msg = `vocab ${vocab}, cols ${cols}`;
+    assertCloseInf(gotLse, want.lse, { atol: 1e-5, rtol: 1e-6, msg: `${msg} lse` });
+    assertCloseInf(gotLoss, want.loss, { atol: 1e-5, rtol: 1e-6, msg: `${msg} loss` });
+    for (const t of [logits, ids, loss, lse]) t.dispose();
   }
 });
 
