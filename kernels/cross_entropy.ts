@@ -109,14 +109,9 @@ ${inRegisters ? heldRow(vocab, cols) : loopedRow(vocab, cols)}
   redMax[lid.x] = mx;
   red[lid.x] = acc;
   workgroupBarrier();
-  if (lid.x < ${FAN}u) {
-${mergePairs((i) => (i === 0 ? "lid.x" : `lid.x + ${i * FAN}u`), "p", "q", "    ")}
-    redMax[lid.x] = p;
-    red[lid.x] = q;
-  }
-  workgroupBarrier();
+${inRegisters ? fanMerge() : treeMerge()}
   if (lid.x == 0u) {
-${mergePairs((i) => `${i}u`, "m", "total", "    ")}
+${inRegisters ? mergePairs((i) => `${i}u`, "m", "total", "    ") : "    let m = redMax[0];\n    let total = red[0];"}
     let l = m + log(total);
     let t = targets[row];
     lse[row] = l;
@@ -128,6 +123,36 @@ ${mergePairs((i) => `${i}u`, "m", "total", "    ")}
 }
 `,
   };
+}
+
+/** The first level of the two-level merge: threads 0..FAN-1 each merge FAN pairs into their own slot. */
+function fanMerge(): string {
+  return `  if (lid.x < ${FAN}u) {
+${mergePairs((i) => (i === 0 ? "lid.x" : `lid.x + ${i * FAN}u`), "p", "q", "    ")}
+    redMax[lid.x] = p;
+    red[lid.x] = q;
+  }
+  workgroupBarrier();`;
+}
+
+/**
+ * A tree of pairwise merges into slot 0, for the looped rows: on GPT-2's 50304-word rows the two-level merge ran
+ * the kernel 0.015 ms slower a dispatch (H200, bench/RESULTS.md).
+ */
+function treeMerge(): string {
+  const negInf = f32Literal(-Infinity);
+  return `  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid.x < s) {
+      let m1 = redMax[lid.x]; let m2 = redMax[lid.x + s];
+      let m = max(m1, m2);
+      // Guard -inf - -inf for threads that saw no element.
+      let a1 = select(red[lid.x] * exp(m1 - m), 0.0, m1 == ${negInf});
+      let a2 = select(red[lid.x + s] * exp(m2 - m), 0.0, m2 == ${negInf});
+      redMax[lid.x] = m;
+      red[lid.x] = a1 + a2;
+    }
+    workgroupBarrier();
+  }`;
 }
 
 /**
