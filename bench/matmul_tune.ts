@@ -171,6 +171,22 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       ...streamK,
     ];
   },
+  // The TinyStories head's weight gradient both ways round: dW = dlogits^T h (10000 x 512, as the library runs it)
+  // against dW^T = h^T dlogits (512 x 10000, which would need a transpose after), on the automatic and wider tiles.
+  headDwT: () => {
+    const wide = t(128, 256, 16, 8, 16), n192 = t(128, 192, 16, 8, 12);
+    const cases: Case[] = [
+      { label: "auto (lib)" },
+      { label: "128x256 prefetch rows", tile: wide, variant: vr("prefetch:0:scalar:0:rows") },
+      { label: "128x192 prefetch lanes", tile: n192, variant: vr("prefetch:0:scalar:0:lanes") },
+      { label: "128x128 bk16 flat", tile: matmulTiles.large, variant: vr("none:0:scalar:0:flat") },
+      { label: "128x128 bk32 prefetch rows", tile: t(128, 128, 32), variant: vr("prefetch:0:scalar:0:rows") },
+    ];
+    return [
+      { name: "ts head dW", m: V, n: D, k: R, transA: true },
+      { name: "ts head dW^T", m: D, n: V, k: R, transA: true },
+    ].map((sh): [Shape, Case[]] => [sh, cases]);
+  },
   // The head's forward at vocabularies whose rows are 128-byte aligned (10016, 10048: a bounds-checked last column of
   // tiles) or not (10000), and at whole tiles (10112): which of the two costs the 10000-word head its 6%.
   headAlign: () =>
