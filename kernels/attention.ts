@@ -1542,24 +1542,52 @@ export interface AttentionDeltaSpec {
 }
 
 /**
- * `delta[r] = dot(dO[r], O[r])` for every row of (rows, d): the softmax backward's correction term, one thread per
- * row (a generic row reduction would put a 256-thread workgroup on each 32-element row). Bindings: dout, o (read),
- * delta (write). Cost: a multiply and an add per element; dout and o read, delta written once.
+ * `delta[r] = dot(dO[r], O[r])` for every row of (rows, d): the softmax backward's correction term. A thread a row
+ * would read addresses a row apart across its neighbours (a separate 32-byte sector for every thread of a load), so
+ * `L` lanes share each row instead and read its vec4s in turn: lane `l` reads vec4s `l, l + L, ...`, so consecutive
+ * threads read consecutive vec4s. `L` is `min(P, 4)` for `P` the head dim's vec4 count rounded up to a power of two
+ * (a count that is not a power of two leaves some lanes idle on the last step), giving each lane up to 4 vec4s of
+ * each operand in flight; the `L` partial sums meet in workgroup memory after one barrier, and the first `256 / L`
+ * threads each add up a row's and store it (consecutive rows: a coalesced store). A row of one vec4 needs no
+ * combining. The grid covers `rows` rows, `256 / L` a workgroup. Bindings: dout, o (read), delta (write). Cost: a
+ * multiply and an add per element; dout and o read, delta written once.
  */
 function generateAttentionBackwardDeltaKernel({ rows, d }: AttentionDeltaSpec): KernelSource {
   const D4 = d / 4, WG = 256;
-  const grid = flatGrid(Math.ceil(rows / WG));
+  const P = 2 ** Math.ceil(Math.log2(D4)), L = Math.min(P, 4), RPW = WG / L;
+  const grid = flatGrid(Math.ceil(rows / RPW));
+  const head = `${bindings([read("dout", "vec4f"), read("o", "vec4f"), readWrite("delta", "f32")])}
+${L === 1 ? "" : `var<workgroup> part: array<f32, ${WG}>;\n`}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {`;
+  const steps = Array.from({ length: P / L }, (_, j) => {
+    const at = j === 0 ? "base" : `base + ${j * L}u`, acc = `s += dot(dout[${at}], o[${at}]);`;
+    return (j + 1) * L <= D4 ? `    ${acc}` : `    if (lane${j === 0 ? "" : ` + ${j * L}u`} < ${D4}u) { ${acc} }`;
+  }).join("\n");
+  const body = L === 1
+    ? `
+  let r = ${grid.index} * ${WG}u + lid.x;
+  if (r >= ${rows}u) { return; }
+  delta[r] = dot(dout[r], o[r]);`
+    : `
+  let lane = lid.x % ${L}u;
+  let r = ${grid.index} * ${RPW}u + lid.x / ${L}u;
+  var s = 0.0;
+  if (r < ${rows}u) {
+    let base = r * ${D4}u + lane;
+${steps}
+  }
+  part[lid.x] = s;
+  workgroupBarrier();
+  let row = ${grid.index} * ${RPW}u + lid.x;
+  if (lid.x < ${RPW}u && row < ${rows}u) {
+    delta[row] = ${Array.from({ length: L }, (_, l) => `part[lid.x * ${L}u + ${l}u]`).join(" + ")};
+  }`;
   return {
     name: "attention_delta",
     workgroups: grid.workgroups,
     cost: { flops: 2 * rows * d, bytes: (2 * rows * d + rows) * ELEMENT_BYTES },
-    source: `${bindings([read("dout", "vec4f"), read("o", "vec4f"), readWrite("delta", "f32")])}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let r = ${grid.index} * ${WG}u + lid.x;
-  if (r >= ${rows}u) { return; }
-  let base = r * ${D4}u;
-  delta[r] = ${vecs(D4, (i) => `dot(dout[base + ${i}u], o[base + ${i}u])`, " + ")};
+    source: `${head}${body}
 }
 `,
   };
@@ -1571,8 +1599,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  * @example
  * ```ts
  * import { attentionBackwardDeltaKernel } from "./attention.ts";
- * const k = attentionBackwardDeltaKernel({ rows: 1024, d: 32 }); // a thread a row
- * if (k.name !== "attention_delta" || k.workgroups[0] !== 4) throw new Error(`${k.workgroups}`);
+ * const k = attentionBackwardDeltaKernel({ rows: 1024, d: 32 }); // 4 lanes a row, 64 rows a workgroup
+ * if (k.name !== "attention_delta" || k.workgroups[0] !== 16) throw new Error(`${k.workgroups}`);
  * ```
  */
 export const attentionBackwardDeltaKernel: (spec: AttentionDeltaSpec) => KernelSource = memoized(

@@ -1,7 +1,15 @@
 import { assert, assertClose } from "./assert.ts";
-import { attention, type AttentionVariant, gpu, mul, sum } from "../lib/tensor/mod.ts";
+import { expectClose } from "./harness.ts";
+import * as ref from "./reference.ts";
+import { type Nd, randNd, rngFor } from "./reference.ts";
+import { attention, type AttentionVariant, gpu, mul, sum, tensor } from "../lib/tensor/mod.ts";
 import { initGpu, param, randn, readAll, type Tensor } from "../mod.ts";
-import { ATTENTION_KERNELS, attentionKernelBytes, DEFAULT_ATTENTION_VARIANT } from "../kernels/attention.ts";
+import {
+  ATTENTION_KERNELS,
+  attentionBackwardDeltaKernel,
+  attentionKernelBytes,
+  DEFAULT_ATTENTION_VARIANT,
+} from "../kernels/attention.ts";
 
 await initGpu();
 
@@ -72,3 +80,29 @@ for (const shape of flashVariants) {
     assert(flashed >= 3 * cases.length, `only ${flashed} kernels fit this device's workgroup memory`);
   });
 }
+
+Deno.test("the delta kernel (rowsum(dO * O)) equals float64 on every head-dim class and ragged row counts", async () => {
+  // Head dims of 1, 2, 3, 5, 7, 8, 15 and 16 vec4s (the lanes of a row, and idle lanes on the last step), row counts
+  // that leave the last workgroup part full. Reads past the rows would meet NaN; writes past them, the sentinel.
+  const rng = rngFor("attention-delta");
+  const tail = 64, sentinel = 7;
+  const outs: Tensor[] = [], expected: Nd[] = [];
+  for (const d of [4, 8, 12, 20, 28, 32, 60, 64]) {
+    for (const rows of [1, 37, 1000]) {
+      const dout = randNd(rng, [rows, d]), o = randNd(rng, [rows, d]);
+      const [tdout, to] = [dout, o].map((x) =>
+        tensor(Float32Array.from([...x.data, ...new Array(4 * tail).fill(NaN)]))
+      );
+      const delta = tensor(new Float32Array(rows + tail).fill(sentinel));
+      gpu().run(attentionBackwardDeltaKernel({ rows, d }), [tdout.buffer, to.buffer, delta.buffer]);
+      outs.push(delta);
+      const want = Array.from({ length: rows }, (_, r) => {
+        let s = 0;
+        for (let i = r * d; i < (r + 1) * d; i++) s += dout.data[i] * o.data[i];
+        return s;
+      });
+      expected.push(ref.nd([rows + tail], [...want, ...new Array(tail).fill(sentinel)]));
+    }
+  }
+  await expectClose(outs, expected, { atol: 1e-5, rtol: 1e-5 });
+});
