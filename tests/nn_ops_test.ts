@@ -7,6 +7,7 @@ import { assertCloseInf, assertNoGpuErrors, checkGrad, expectClose, upload, uplo
 import * as ref from "./reference.ts";
 import { type Nd, randInts, randNd, rngFor } from "./reference.ts";
 import { crossEntropyForwardKernel } from "../kernels/cross_entropy.ts";
+import { rmsNormForwardKernel } from "../kernels/rmsnorm.ts";
 import {
   add,
   attention,
@@ -142,6 +143,56 @@ Deno.test("rmsNorm: default eps is 1e-5 and a zero row stays zero", async () => 
   const x = ref.nd([2, 3], [0, 0, 0, 1e-3, -2e-3, 3e-3]), w = ref.nd([3], [1, 2, 3]);
   const [y] = await readAll([rmsNorm(upload(x), upload(w))]);
   assertClose(y, ref.rmsNorm(x, w, 1e-5).data, { atol: 1e-7, rtol: 1e-5 });
+});
+
+Deno.test("rmsNorm: forward kernel, held and looped rows, into y and in place, against float64", async () => {
+  const rng = rngFor("rmsnorm-forward-kernel");
+  const eps = 1e-5;
+  for (
+    const [rows, dim, looped] of [
+      [5, 512, 0], // 128 vectors: 2 a thread
+      [5, 516, 0], // 129 vectors: a third for thread 0 only
+      [4, 260, 0], // 65 vectors: a second for thread 0 only
+      [3, 2048, 0], // 8 vectors a thread, the most held
+      [3, 2052, 18], // 9 a thread: looped
+      [2, 4100, 34],
+      [5, 37, 0], // floats: 37 of 128 threads
+      [4, 130, 0], // a second float for 2 of 128 threads
+      [3, 1022, 0], // 8 floats a thread, the last for 126
+      [2, 1030, 18],
+    ]
+  ) {
+    const x = randNd(rng, [rows, dim], { low: -2, high: 2 }), w = randNd(rng, [dim], { low: 0.5, high: 1.5 });
+    const want = ref.rmsNorm(x, w, eps);
+    const rstdWant = Array.from({ length: rows }, (_, r) => {
+      let ss = 0;
+      for (let j = 0; j < dim; j++) ss += x.data[r * dim + j] ** 2;
+      return 1 / Math.sqrt(ss / dim + eps);
+    });
+    for (const inPlace of [false, true]) {
+      const kernel = rmsNormForwardKernel(rows, dim, eps, { inPlace });
+      const msg = `(${rows}, ${dim})${inPlace ? " in place" : ""}`;
+      assertEquals([kernel.source.includes("for (var j"), kernel.loops?.iterations], [
+        looped > 0,
+        looped || undefined,
+      ], msg);
+      const tx = upload(x), tw = upload(w);
+      if (inPlace) {
+        gpu().run(kernel, [tx.buffer, tw.buffer]);
+        const [got] = await readAll([tx]);
+        assertClose(got, want.data, { atol: 1e-6, rtol: 1e-5, msg });
+      } else {
+        const y = full([rows, dim], 0), rstd = full([rows], 0);
+        gpu().run(kernel, [tx.buffer, tw.buffer, y.buffer, rstd.buffer]);
+        const [got, gotRstd] = await readAll([y, rstd]);
+        assertClose(got, want.data, { atol: 1e-6, rtol: 1e-5, msg });
+        assertClose(gotRstd, rstdWant, { atol: 0, rtol: 1e-5, msg: `${msg} rstd` });
+        for (const t of [y, rstd]) t.dispose();
+      }
+      assertNoGpuErrors();
+      for (const t of [tx, tw]) t.dispose();
+    }
+  }
 });
 
 // ---- RoPE ---------------------------------------------------------------------------------------------------------
