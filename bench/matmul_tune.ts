@@ -237,6 +237,31 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       dW("gpt2 w2 dW", 768, 2048),
     ].map((sh): [Shape, Case[]] => [sh, cases]);
   },
+  // Weight gradients (transposed A, split K as the planner splits each tile) on the 128 x 128 tiles with the pipelines
+  // and layouts the automatic choice does not take for them: BK 16 with register prefetch or two workgroup buffers
+  // (the automatic BK-16 tile runs "flat" without prefetch), BK 32 without prefetch; TinyStories and GPT-2 small.
+  dwPipelines: () => {
+    const bk16 = matmulTiles.large, bk32 = t(128, 128, 32);
+    const cases: Case[] = [
+      { label: "auto (lib)" },
+      { label: "bk16 flat", tile: bk16, variant: vr("none:0:scalar:0:flat") },
+      { label: "bk16 flat prefetch", tile: bk16, variant: vr("prefetch:0:scalar:0:flat") },
+      { label: "bk16 flat double", tile: bk16, variant: vr("double:0:scalar:0:flat") },
+      { label: "bk16 rows prefetch", tile: bk16, variant: vr("prefetch:0:scalar:0:rows") },
+      { label: "bk32 rows", tile: bk32, variant: vr("none:0:scalar:0:rows") },
+      { label: "bk32 rows prefetch", tile: bk32, variant: vr("prefetch:0:scalar:0:rows") },
+    ];
+    const dW = (name: string, m: number, n: number): Shape => ({ name, m, n, k: R, transA: true });
+    return [
+      dW("ts head dW", V, D),
+      dW("ts qkv dW", 3 * D, D),
+      dW("ts wo dW", D, D),
+      dW("ts w13 dW", 2 * FF, D),
+      dW("gpt2 qkv dW", 2304, 768),
+      dW("gpt2 w13 dW", 4096, 768),
+      { name: "gpt2 b8 head chunk dW", m: 50304, n: 768, k: 2048, transA: true },
+    ].map((sh): [Shape, Case[]] => [sh, cases]);
+  },
   // Products over a short K (512: 32 BK-16 steps a tile) on the 128 x 192 tile at BK 32 (block transposes of A),
   // against the automatic choice.
   shortK: () => {
