@@ -1,11 +1,11 @@
 /**
  * RMSNorm over the last axis: `y = x * rstd * w`, `rstd = 1 / sqrt(mean(x^2) + eps)`, one workgroup per row
- * (reading vectors of 4 where the row length allows).
- * The forward also writes `rstd` per row for the backward; its in-place variant (a decode step's post-norm)
- * overwrites x and keeps no `rstd`. The backward takes dx and the weight gradient's partial sums from one read of x
- * and dy where a thread can hold its share of a row in registers ({@linkcode rmsNormBackwardFusedKernel}), else in
- * two kernels: dx a workgroup a row, and the partials by row chunks. Kernels that fuse the norm into a matrix product (the decode kernels) take the
- * sum of squares as they go and scale with {@linkcode rmsNormScale}, so the formula is written here once.
+ * (reading vectors of 4 where the row length allows). The forward also writes `rstd` per row for the backward; its
+ * in-place variant (a decode step's post-norm) overwrites x and keeps no `rstd`. The backward takes dx and the weight
+ * gradient's partial sums from one read of x and dy where a thread can hold its share of a row in registers
+ * ({@linkcode rmsNormBackwardFusedKernel}), else in two kernels: dx a workgroup a row, and the partials by row
+ * chunks. Kernels that fuse the norm into a matrix product (the decode kernels) take the sum of squares as they go
+ * and scale with {@linkcode rmsNormScale}, so the formula is written here once.
  *
  * @module
  */
@@ -119,7 +119,7 @@ function generateRmsNormForwardKernel(
   const out = inPlace ? "x" : "y";
   const writeRstd = inPlace ? "" : "\n  if (lid.x == 0u) { rstd[row] = r; }";
   // In place, each thread rewrites only the elements it read, after every read of the row (the reduction's barriers).
-  const body = held ? heldForwardBody(n, threads, perThread, zero, part, out, dim, eps) : `  var acc = ${zero};
+  const body = held ? heldForwardBody(n, threads, zero, part, out, dim, eps) : `  var acc = ${zero};
   for (var j = lid.x; j < ${n}u; j += ${threads}u) { let v = x[base + j]; acc = fma(v, v, acc); }
 ${workgroupReduce("sum", part("acc"), "ss", threads)}
   let r = ${rmsNormScale("ss", dim, eps)};
@@ -142,6 +142,27 @@ ${body}${writeRstd}
 }
 
 /**
+ * The columns of a row that thread `t` of a slot of `T` threads holds in registers: column `t + T * i` for each `i`
+ * of `count`. Where `T` does not divide the row's `n` columns, a thread's last ones can run past it: `index` clamps
+ * them to the row's last column (an in-bounds read), `zeroPast` reads them as zero (adding nothing to a sum), and
+ * `guarded` skips their writes.
+ */
+function heldColumns(n: number, T: number) {
+  const count = Math.ceil(n / T);
+  const col = (i: number) => (i === 0 ? "t" : `t + ${T * i}u`);
+  const past = (i: number) => T * (i + 1) > n;
+  return {
+    count,
+    each: (f: (i: number) => string) => Array.from({ length: count }, (_, i) => f(i)).join("\n"),
+    col,
+    index: (i: number) => (past(i) ? `min(${col(i)}, ${n - 1}u)` : col(i)),
+    zeroPast: (i: number, value: string, zero: string) =>
+      past(i) ? `select(${zero}, ${value}, ${col(i)} < ${n}u)` : value,
+    guarded: (i: number, stmt: string) => (past(i) ? `if (${col(i)} < ${n}u) { ${stmt} }` : stmt),
+  };
+}
+
+/**
  * The held forward's body after `base` (the row's first element): `x_i` and `w_i` are the row's element
  * `t + threads * i` and its gain. Where `threads` does not divide the row, the last elements of a thread can run
  * past it: those read x as zero (adding nothing to the sum of squares) and w at the row's last element, and are not
@@ -151,27 +172,18 @@ ${body}${writeRstd}
 function heldForwardBody(
   n: number,
   threads: number,
-  perThread: number,
   zero: string,
   part: (acc: string) => string,
   out: string,
   dim: number,
   eps: number,
 ): string {
-  const is = Array.from({ length: perThread }, (_, i) => i);
-  const each = (f: (i: number) => string) => is.map(f).join("\n");
-  const col = (i: number) => (i === 0 ? "t" : `t + ${threads * i}u`);
-  const past = (i: number) => threads * (i + 1) > n;
-  const j = (i: number) => (past(i) ? `min(${col(i)}, ${n - 1}u)` : col(i));
-  const load = (i: number) => past(i) ? `select(${zero}, x[base + ${j(i)}], ${col(i)} < ${n}u)` : `x[base + ${j(i)}]`;
-  const store = (i: number) => {
-    const stmt = `${out}[base + ${col(i)}] = x_${i} * r * w_${i};`;
-    return past(i) ? `if (${col(i)} < ${n}u) { ${stmt} }` : stmt;
-  };
+  const { count, each, col, index, zeroPast, guarded } = heldColumns(n, threads);
+  const store = (i: number) => guarded(i, `${out}[base + ${col(i)}] = x_${i} * r * w_${i};`);
   return `  let t = lid.x;
-  // Every load first (${perThread} of x and of w a thread), then the arithmetic: the loads are all in flight at once.
-${each((i) => `  let x_${i} = ${load(i)};`)}
-${each((i) => `  let w_${i} = w[${j(i)}];`)}
+  // Every load first (${count} of x and of w a thread), then the arithmetic: the loads are all in flight at once.
+${each((i) => `  let x_${i} = ${zeroPast(i, `x[base + ${index(i)}]`, zero)};`)}
+${each((i) => `  let w_${i} = w[${index(i)}];`)}
   var acc = ${zero};
 ${each((i) => `  acc = fma(x_${i}, x_${i}, acc);`)}
 ${twoLevelSum(part("acc"), "ss", threads, null, "  ")}
@@ -364,12 +376,9 @@ function generateRmsNormBackwardFusedKernel(rows: number, dim: number, accumulat
   const split = rmsNormFusedSplit(rows, dim);
   if (!split) throw new RangeError(`rmsNormBackwardFusedKernel: rows of ${dim} are too long to hold in registers`);
   const { group: G, perGroup, groups } = split;
-  const NV = Math.ceil(n / T), S = T / 8, grid = flatGrid(groups);
-  const is = Array.from({ length: NV }, (_, i) => i);
-  const each = (f: (i: number) => string) => is.map(f).join("\n");
+  const S = T / 8, grid = flatGrid(groups);
   // Column j_i = t + T i of the row; where T does not divide the row, the last ones are clamped and not written.
-  const clamped = (i: number) => T * (i + 1) > n;
-  const guarded = (i: number, stmt: string) => (clamped(i) ? `if (t + ${T * i}u < ${n}u) { ${stmt} }` : stmt);
+  const { each, index, zeroPast, guarded } = heldColumns(n, T);
   return {
     name: "rmsnorm_backward_fused",
     workgroups: grid.workgroups,
@@ -394,11 +403,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   if (chunk >= ${groups}u) { return; }
   let q = lid.x / ${T}u; let t = lid.x % ${T}u;
   let first = chunk * ${perGroup}u; let end = min(first + ${perGroup}u, ${rows}u);
-${
-      each((i) =>
-        `  let j_${i} = ${clamped(i) ? `min(t + ${T * i}u, ${n - 1}u)` : `t + ${T * i}u`}; let w_${i} = w[j_${i}];`
-      )
-    }
+${each((i) => `  let j_${i} = ${index(i)}; let w_${i} = w[j_${i}];`)}
 ${each((i) => `  var wacc_${i} = ${zero};`)}
   for (var r0 = first; r0 < end; r0 += ${G}u) {
     let row = r0 + q; let live = row < end;
@@ -407,8 +412,7 @@ ${each((i) => `  var wacc_${i} = ${zero};`)}
 ${
       each((i) => {
         // A clamped column reads zeros, adding nothing to the row's dot product.
-        const load = (a: string) =>
-          clamped(i) ? `select(${zero}, ${a}[base + j_${i}], t + ${T * i}u < ${n}u)` : `${a}[base + j_${i}]`;
+        const load = (a: string) => zeroPast(i, `${a}[base + j_${i}]`, zero);
         return `    let x_${i} = ${load("x")}; let dy_${i} = ${load("dy")}; let g_${i} = dy_${i} * w_${i};`;
       })
     }
