@@ -87,6 +87,7 @@ function generateCrossEntropyForwardKernel({ rows, vocab, cols = vocab }: CrossE
   const entry = rowKernelEntry(rows, WG);
   const vec = cols % 4 === 0, held = Math.ceil(cols / 4 / WG);
   const inRegisters = vec && held <= HELD_VEC4S;
+  const merge = inRegisters ? fanMerge() : treeMerge();
   const iterations = inRegisters ? 0 : vec ? 5 * held : Math.ceil(vocab / WG);
   return {
     name: "cross_entropy_forward",
@@ -109,9 +110,9 @@ ${inRegisters ? heldRow(vocab, cols) : loopedRow(vocab, cols)}
   redMax[lid.x] = mx;
   red[lid.x] = acc;
   workgroupBarrier();
-${inRegisters ? fanMerge() : treeMerge()}
+${merge.shared}
   if (lid.x == 0u) {
-${inRegisters ? mergePairs((i) => `${i}u`, "m", "total", "    ") : "    let m = redMax[0];\n    let total = red[0];"}
+${merge.root}
     let l = m + log(total);
     let t = targets[row];
     lse[row] = l;
@@ -125,23 +126,33 @@ ${inRegisters ? mergePairs((i) => `${i}u`, "m", "total", "    ") : "    let m = 
   };
 }
 
-/** The first level of the two-level merge: threads 0..FAN-1 each merge FAN pairs into their own slot. */
-function fanMerge(): string {
-  return `  if (lid.x < ${FAN}u) {
+/**
+ * How the threads' (max, sum) pairs in `redMax` and `red` become the row's `m` and `total`: `shared`, run by every
+ * thread after the pairs are stored and a barrier, and `root`, thread 0's lets of the two.
+ */
+interface PairMerge {
+  shared: string;
+  root: string;
+}
+
+/** The two-level merge: threads 0..FAN-1 each merge FAN pairs into their own slot, then thread 0 those FAN. */
+function fanMerge(): PairMerge {
+  const shared = `  if (lid.x < ${FAN}u) {
 ${mergePairs((i) => (i === 0 ? "lid.x" : `lid.x + ${i * FAN}u`), "p", "q", "    ")}
     redMax[lid.x] = p;
     red[lid.x] = q;
   }
   workgroupBarrier();`;
+  return { shared, root: mergePairs((i) => `${i}u`, "m", "total", "    ") };
 }
 
 /**
  * A tree of pairwise merges into slot 0, for the looped rows: on GPT-2's 50304-word rows the two-level merge ran
  * the kernel 0.015 ms slower a dispatch (H200, bench/RESULTS.md).
  */
-function treeMerge(): string {
+function treeMerge(): PairMerge {
   const negInf = f32Literal(-Infinity);
-  return `  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+  const shared = `  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
     if (lid.x < s) {
       let m1 = redMax[lid.x]; let m2 = redMax[lid.x + s];
       let m = max(m1, m2);
@@ -153,6 +164,7 @@ function treeMerge(): string {
     }
     workgroupBarrier();
   }`;
+  return { shared, root: "    let m = redMax[0];\n    let total = red[0];" };
 }
 
 /**
