@@ -12,10 +12,11 @@
  * Tiles of A and B for each BK slice of K are staged in workgroup memory as [k][m] and [k][n] rows of vec4s, so
  * that every read of the inner loop is one 16-byte load. Global loads are vec4 where the contiguous dimension is
  * a multiple of 4, scalar otherwise; bounds checks are generated only for the dimensions that are not multiples
- * of the tile, and on loads only along K, except with transposed A (see `loadChecks`). See {@linkcode MatmulVariant} for the pipelining choices, {@linkcode chooseVariant} and
- * {@linkcode largeTiles} for why the defaults are what they are, and {@linkcode streamKSchedule} for the launch
- * order of the last wave. The measurements behind these choices are in bench/RESULTS.md ("Matmul: the measurements
- * behind the rules"); bench/matmul_tune.ts times the alternatives.
+ * of the tile, and on loads only along K, except with transposed A (see `loadChecks`). See
+ * {@linkcode MatmulVariant} for the pipelining choices, {@linkcode chooseVariant} and {@linkcode largeTiles} for why
+ * the defaults are what they are, and {@linkcode streamKSchedule} for the launch order of the last wave. The
+ * measurements behind these choices are in bench/RESULTS.md ("Matmul: the measurements behind the rules");
+ * bench/matmul_tune.ts times the alternatives.
  *
  * @module
  */
@@ -698,18 +699,18 @@ function matmulPrologue(L: MatmulLayout): string[] {
   return lines;
 }
 
-/** The operands' load and store code: "dot" ones, or "outer" ones through the variant's shared tiles. */
 /**
  * Which operand loads are checked against M and N. A load past M or N (in bounds of the buffer, or clamped by
  * WebGPU's robust buffer access) feeds only outputs past M or N, whose stores are checked, so the check can go: the
- * 10000-word TinyStories head's forward (a ragged last column of tiles) ran 2.120 -> 2.002 ms without it on the H200
- * (bench/RESULTS.md). With transposed A (the weight gradients) the same change made the head's weight gradient
- * slower (2.045 -> 2.222 ms), so those kernels keep their checks.
+ * 10000-word TinyStories head's forward (a ragged last column of tiles) takes 2.002 ms without it on the H200, 2.120
+ * with it. Kernels with transposed A (the weight gradients) run faster with their checks: the head's weight gradient
+ * takes 2.045 ms checked, 2.222 unchecked (bench/RESULTS.md).
  */
 function loadChecks(L: MatmulLayout): { m: boolean; n: boolean } {
   return L.spec.transA ? { m: L.checkM, n: L.checkN } : { m: false, n: false };
 }
 
+/** The operands' load and store code: "dot" ones, or "outer" ones through the variant's shared tiles. */
 function matmulOperands(L: MatmulLayout): { a: OperandCode; b: OperandCode; tileA: SharedTile; tileB: SharedTile } {
   const { spec, tile, dot } = L, { m: M, n: N, k: K, transA, transB } = spec;
   const tileA = sharedTile(L, "As", tile.bm, L.ty, L.gm, L.rowSpacing);
