@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { ropePairs } from "./rope.ts";
 import {
   bindings,
   ELEMENT_BYTES,
@@ -238,6 +239,25 @@ export interface MatmulSpec {
    * batch 1, no split-K and no addend.
    */
   streamK?: number;
+  /** RoPE on C's columns as the epilogue stores them ({@linkcode MatmulRope}). Not with split-K or an addend. */
+  rope?: MatmulRope;
+}
+
+/**
+ * RoPE applied to a matmul's result as it is stored: C's row r is a position's projection, its columns heads of
+ * `headDim` values whose interleaved pairs rotate as kernels/rope.ts rotates them (the same table, the same
+ * arithmetic). Bindings `positions` (i32) and `ropeTable` (its `ropeTable` read as vec4s) follow c.
+ * Needs N, `headDim` and `columns` multiples of 4 (a vec4 of accumulators is two pairs of one head) and batch 1.
+ */
+export interface MatmulRope {
+  /** Values per head (a multiple of 4). */
+  headDim: number;
+  /** Columns `[0, columns)` rotate, the rest pass through (a packed q/k/v projection: the keys' end). */
+  columns: number;
+  /** Row r reads `positions[r % cycle]` (one table of positions for every sequence), or `positions[r]` when 0. */
+  cycle: number;
+  /** Positions in the table; those outside `[0, tableRows)` give NaN. */
+  tableRows: number;
 }
 
 /**
@@ -367,6 +387,7 @@ function matmulLayout(spec: MatmulSpec): MatmulLayout {
     );
   }
   if (spec.addend && splits > 1) throw new Error("A matmul with an addend cannot split K");
+  if (spec.rope) checkRope(spec, splits);
   const tilesN = Math.ceil(N / BN), tilesM = Math.ceil(M / BM), z = splits > 1 ? layers : batch;
   const swizzle = v.swizzle > 0 && tilesM * tilesN <= 65535 && z <= 65535 && tilesM > v.swizzle;
   const sk = spec.streamK ? streamKSchedule(spec, tile, spec.streamK) : null;
@@ -405,6 +426,18 @@ function matmulLayout(spec: MatmulSpec): MatmulLayout {
     sk,
     grid,
   };
+}
+
+function checkRope(spec: MatmulSpec, splits: number): void {
+  const { headDim, columns } = spec.rope!;
+  if (splits > 1 || spec.addend || spec.batch !== 1) {
+    throw new Error("A matmul with RoPE needs batch 1, no split-K and no addend");
+  }
+  if (spec.n % 4 || headDim % 4 || columns % headDim || columns > spec.n) {
+    throw new Error(
+      `Matmul RoPE needs N, the head dim and the rotated columns multiples of 4, got ${JSON.stringify(spec)}`,
+    );
+  }
 }
 
 function checkStreamK(spec: MatmulSpec, splits: number, sk: ReturnType<typeof streamKSchedule>): void {
@@ -655,7 +688,10 @@ function dotOperandCode(
   return { decls, load, store };
 }
 
-/** The storage bindings: a, b (read), c (read-write), then r (the addend) and/or w (the stream-K workspace). */
+/**
+ * The storage bindings: a, b (read), c (read-write), then r (the addend), the RoPE positions and table, and/or w
+ * (the stream-K workspace); with RoPE, the function its stores call.
+ */
 function matmulBindings(L: MatmulLayout): string {
   const cType = L.spec.n % 4 === 0 ? "vec4f" : "f32";
   return bindings([
@@ -663,8 +699,29 @@ function matmulBindings(L: MatmulLayout): string {
     read("b", L.wB === 4 ? "vec4f" : "f32"),
     readWrite("c", cType),
     ...(L.spec.addend ? [read("r", cType)] : []),
+    ...(L.spec.rope ? ropeBindings : []),
     ...(L.sk ? [readWrite("w", "vec4f")] : []),
-  ]);
+  ]) + (L.spec.rope ? `\n${ropeEpilogueFunction(L.spec.rope)}` : "");
+}
+
+const ropeBindings = [read("positions", "i32"), read("ropeTable", "vec4f")];
+
+/**
+ * `rope_store(v, row, col)`: the vec4 of C at (row, col..col+3) rotated as RoPE rotates two pairs of a head at
+ * row's position, or unchanged past the rotated columns; NaN for a position outside the table.
+ */
+function ropeEpilogueFunction(rope: MatmulRope): string {
+  const quads = rope.headDim / 4;
+  const position = rope.cycle > 0 ? `positions[row % ${rope.cycle}u]` : "positions[row]";
+  return `fn rope_store(v: vec4f, row: u32, col: u32) -> vec4f {
+  if (col >= ${rope.columns}u) { return v; }
+  let p = ${position};
+  if (p < 0 || p >= ${rope.tableRows}) { return vec4f(bitcast<f32>(0x7fc00000u)); }
+  let cs = ropeTable[u32(p) * ${quads}u + (col % ${rope.headDim}u) / 4u];
+  let c = cs.xz;
+  let s = cs.yw;
+  return ${ropePairs("v", "c", "s")};
+}`;
 }
 
 /** The entry point up to the K loop: the thread's coordinates, its tile (unless stream-K), batch bases. */
@@ -950,7 +1007,8 @@ function storeC(L: MatmulLayout): string[] {
       lines.push(`    { let col = n0 + ${j * L.colSpacing}u + lx * 4u;`);
       if (N % 4 === 0) {
         const idx = `(baseC + row * ${N}u + col) / 4u`;
-        const store = `c[${idx}] = acc${i}_${j}${plusR(idx)};`;
+        const value = L.spec.rope ? `rope_store(acc${i}_${j}, row, col)` : `acc${i}_${j}`;
+        const store = `c[${idx}] = ${value}${plusR(idx)};`;
         lines.push(`      ${checkN ? `if (col < ${N}u) { ${store} }` : store}`);
       } else {
         for (let q = 0; q < 4; q++) {
@@ -1004,9 +1062,23 @@ function matmulCost(L: MatmulLayout): KernelCost {
     whole = M * N - tail.reduce((sum, t) => sum + t.elements, 0);
     written = whole + tail.reduce((sum, t) => sum + t.partials * tileElements, 0);
   }
-  // Stream-K adds the addend to the tail tiles in its fixup.
+  // Stream-K adds the addend to the tail tiles in its fixup, and rotates them.
   const addend = L.spec.addend ? whole : 0;
-  return { flops: 2 * batch * M * N * K + addend, bytes: (a + b + written + addend) * ELEMENT_BYTES };
+  const rope = L.spec.rope ? ropeCost(L.spec.rope, whole / N, N) : { flops: 0, bytes: 0 };
+  return {
+    flops: 2 * batch * M * N * K + addend + rope.flops,
+    bytes: (a + b + written + addend) * ELEMENT_BYTES + rope.bytes,
+  };
+}
+
+/**
+ * RoPE's share of a launch storing `rows` rows of C: 3 FLOPs per rotated value (as the RoPE kernel counts 6 per
+ * pair), and the rows' positions and at most one table row each read.
+ */
+function ropeCost(rope: MatmulRope, rows: number, n: number): KernelCost {
+  const rotated = Math.min(rope.columns, n);
+  const tableRows = Math.min(rope.cycle > 0 ? rope.cycle : rows, rope.tableRows, rows);
+  return { flops: 3 * rows * rotated, bytes: (rows + tableRows * rope.headDim) * ELEMENT_BYTES };
 }
 
 /**
@@ -1041,7 +1113,7 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   return {
     name: `matmul_${tile.bm}x${tile.bn}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${splits > 1 ? "_splitK" : ""}${
       spec.addend ? "_add" : ""
-    }${sk ? "_streamK" : ""}`,
+    }${spec.rope ? "_rope" : ""}${sk ? "_streamK" : ""}`,
     source: lines.join("\n") + "\n",
     cost: matmulCost(L),
     // The K loop (a stream-K workgroup's range is at most one tile's K, in up to two segments).
@@ -1072,6 +1144,8 @@ export interface StreamKFixupSpec {
   units: number;
   /** Add a matrix shaped like C (binding r) to the tail tiles, as the main kernel adds it to the whole ones. */
   addend?: boolean;
+  /** Rotate the tail tiles as the main kernel rotates the whole ones (needs N a multiple of 4). */
+  rope?: MatmulRope;
 }
 
 /**
@@ -1101,14 +1175,23 @@ export const matmulStreamKFixupKernel: (spec: StreamKFixupSpec) => KernelSource 
   const start = (u: string) => `((${u}) * ${L}u) / ${U}u`;
   const unitOf = (i: string) => `((${i} + 1u) * ${U}u - 1u) / ${L}u`;
   const plusR = addendTerm(spec.addend);
+  if (spec.rope && (!vec || spec.addend)) throw new Error("A stream-K fixup with RoPE needs N % 4 == 0 and no addend");
+  const sum = spec.rope ? "rope_store(sum, row, col)" : "sum";
   const store = vec
-    ? [`  c[(row * ${N}u + col) / 4u] = sum${plusR(`(row * ${N}u + col) / 4u`)};`]
+    ? [`  c[(row * ${N}u + col) / 4u] = ${sum}${plusR(`(row * ${N}u + col) / 4u`)};`]
     : [0, 1, 2, 3].map((q) => {
       const idx = `row * ${N}u + col + ${q}u`;
       return `  if (col + ${q}u < ${N}u) { c[${idx}] = sum[${q}]${plusR(idx)}; }`;
     });
   const cType = vec ? "vec4f" : "f32";
-  const source = `${bindings([read("w", "vec4f"), readWrite("c", cType), ...(spec.addend ? [read("r", cType)] : [])])}
+  const source = `${
+    bindings([
+      read("w", "vec4f"),
+      readWrite("c", cType),
+      ...(spec.addend ? [read("r", cType)] : []),
+      ...(spec.rope ? ropeBindings : []),
+    ])
+  }${spec.rope ? `\n${ropeEpilogueFunction(spec.rope)}` : ""}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let idx = ${grid.index} * 256u + lid;
@@ -1131,10 +1214,11 @@ ${store.join("\n")}
   const sums = tailTiles.reduce((sum, t) => sum + t.partials * t.elements, 0);
   const written = tailTiles.reduce((sum, t) => sum + t.elements, 0);
   const added = spec.addend ? written : 0;
+  const rope = spec.rope ? ropeCost(spec.rope, written / N, N) : { flops: 0, bytes: 0 };
   return {
-    name: `matmul_streamK_fixup_${BM}x${BN}${spec.addend ? "_add" : ""}`,
+    name: `matmul_streamK_fixup_${BM}x${BN}${spec.addend ? "_add" : ""}${spec.rope ? "_rope" : ""}`,
     source,
     workgroups: grid.workgroups,
-    cost: { flops: sums + added, bytes: (sums + written + added) * ELEMENT_BYTES },
+    cost: { flops: sums + added + rope.flops, bytes: (sums + written + added) * ELEMENT_BYTES + rope.bytes },
   };
 });

@@ -85,6 +85,21 @@ function ropeCost(spec: RopeSpec): KernelCost {
 }
 
 /**
+ * The WGSL of two pairs rotated: `v` a vec4 holding pairs (x, y) and (z, w), `c` and `s` vec2s of their cosines
+ * and sines (a table vec4's `.xz` and `.yw`). The matmul epilogue that applies RoPE uses the same expression.
+ *
+ * @example
+ * ```ts
+ * import { ropePairs } from "./rope.ts"; // kernels are internal: not exported by the package
+ * if (!ropePairs("v", "c", "s").startsWith("vec4f(v.x * c.x - v.y * s.x")) throw new Error("pairs");
+ * ```
+ */
+export function ropePairs(v: string, c: string, s: string): string {
+  return `vec4f(${v}.x * ${c}.x - ${v}.y * ${s}.x, ${v}.x * ${s}.x + ${v}.y * ${c}.x, ` +
+    `${v}.z * ${c}.y - ${v}.w * ${s}.y, ${v}.z * ${s}.y + ${v}.w * ${c}.y)`;
+}
+
+/**
  * Bindings: x (rows, dim), positions (i32, indexed as `spec.group`/`spec.cycle` say), the {@linkcode ropeTable}
  * of (tableRows, dim/2) (cos, sin) pairs, out (write). Positions outside [0, tableRows) give NaN. Where dim is a
  * multiple of 4, a thread rotates two pairs, x, the table and out as vec4: 16-byte accesses, and one position and
@@ -98,11 +113,10 @@ function generateRopeKernel(spec: RopeSpec): KernelSource {
   const index = spec.group === 1 ? "row" : `(row / ${spec.group}u)`;
   const pos = spec.cycle > 0 ? `positions[${index} % ${spec.cycle}u]` : `positions[${index}]`;
   const sign = spec.inverse ? "-" : "";
-  // A vec4 of x is pairs (x, y) and (z, w), and its table vec4 their (cos, sin) each: c and s hold the two of each.
   const rotate = w === 4
     ? `  let c = cs.xz;
   let s = ${sign}cs.yw;
-  out[i] = vec4f(v.x * c.x - v.y * s.x, v.x * s.x + v.y * c.x, v.z * c.y - v.w * s.y, v.z * s.y + v.w * c.y);`
+  out[i] = ${ropePairs("v", "c", "s")};`
     : `  let c = cs.x;
   let s = ${sign}cs.y;
   out[i] = vec2f(v.x * c - v.y * s, v.x * s + v.y * c);`;

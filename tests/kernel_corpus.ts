@@ -249,6 +249,25 @@ function* matmulCases(): Generator<Case> {
       ];
     }
   }
+  // RoPE in the epilogue: a packed q/k/v shape (3 heads of 64 in 192 columns, the first two rotating), shared or
+  // per-row positions, plain and stream-K, its fixup; and the shapes it refuses.
+  const qkv = { batch: 1, m: 300, n: 192, k: 64 };
+  for (const [tn, t] of Object.entries(tiles)) {
+    for (const cycle of [0, 100]) {
+      const rope = { headDim: 64, columns: 128, cycle, tableRows: 128 };
+      const base = spec(qkv, false, false, { tile: t, rope });
+      yield [`matmul ${tn} rope cycle ${cycle}`, () => matmulKernel(base)];
+      yield [`matmul ${tn} rope cycle ${cycle} streamK 7`, () => matmulKernel({ ...base, streamK: 7 })];
+      yield [
+        `matmul fixup ${tn} rope cycle ${cycle}`,
+        () => matmulStreamKFixupKernel({ ...qkv, tile: t, units: 7, rope }),
+      ];
+    }
+  }
+  const rope = { headDim: 64, columns: 128, cycle: 0, tableRows: 128 };
+  yield ["matmul rope splitK", () => matmulKernel(spec(qkv, false, false, { rope, splitK: 2 }))];
+  yield ["matmul rope addend", () => matmulKernel(spec(qkv, false, false, { rope, addend: true }))];
+  yield ["matmul rope odd N", () => matmulKernel(spec(shapes.odd, false, false, { rope: { ...rope, headDim: 2 } }))];
   yield* planCases();
 }
 

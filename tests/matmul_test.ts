@@ -3,14 +3,15 @@
  * transposes, batched and shared-operand forms; gradients against finite differences and the analytic reference.
  */
 import { assertClose, assertEquals, assertThrows } from "./assert.ts";
-import { checkGrad, expectClose, upload } from "./harness.ts";
+import { checkGrad, dispatchedKernels, expectClose, upload, uploadInts } from "./harness.ts";
 import * as ref from "./reference.ts";
-import { type Nd, numel, randNd, rngFor } from "./reference.ts";
+import { type Nd, nd, numel, randNd, rngFor } from "./reference.ts";
 import { initGpu, matmul, mul, param, readAll, sum, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
 import { chooseTile, largeTiles, matmulTiles, streamKSchedule } from "../kernels/matmul.ts";
 import {
   copiesTransposedB,
   matmulLaunch,
+  type MatmulTuning,
   planMatmul,
   setMatmulSettings,
   setMatmulTuning,
@@ -312,4 +313,95 @@ Deno.test("matmul with an addend: forward and the gradients of all three inputs,
     });
   }
   assertThrows(() => matmul(tensor([[1, 2]]), tensor([[3], [4]]), { addend: tensor([1, 2]) }), "addend");
+});
+
+/**
+ * RoPE over the result's rows in float64: row r's heads of `headDim` values among its first `columns` columns turn
+ * by `positions[r]` (one per row) or `positions[r % m]` (a shared sequence of m rows).
+ */
+function ropeRows(y: Nd, positions: readonly number[], headDim: number, columns: number, theta = 10000): Nd {
+  const n = y.shape[y.shape.length - 1], m = y.shape[y.shape.length - 2], rows = y.data.length / n;
+  const out = nd(y.shape, y.data);
+  for (let r = 0; r < rows; r++) {
+    const p = positions.length === rows ? positions[r] : positions[r % m];
+    for (let c = 0; c < columns; c += 2) {
+      const angle = p * Math.pow(theta, -(c % headDim) / headDim);
+      const [x0, x1] = [y.data[r * n + c], y.data[r * n + c + 1]];
+      out.data[r * n + c] = x0 * Math.cos(angle) - x1 * Math.sin(angle);
+      out.data[r * n + c + 1] = x0 * Math.sin(angle) + x1 * Math.cos(angle);
+    }
+  }
+  return out;
+}
+
+Deno.test("matmul with RoPE: the epilogue's rotation and its gradients, plain, stream-K and unfused", async () => {
+  const rng = rngFor("matmul-rope");
+  const cases: {
+    name: string;
+    batch: number[];
+    m: number;
+    n: number;
+    k: number;
+    headDim: number;
+    columns: number;
+    perRow: boolean;
+    tuning: Partial<MatmulTuning>;
+    fused: boolean;
+  }[] = [
+    // A packed q/k/v projection: 3 heads of 8, the first two rotate; (2, 9) rows sharing 9 positions.
+    { name: "plain", batch: [2], m: 9, n: 24, k: 12, headDim: 8, columns: 16, perRow: false, tuning: {}, fused: true },
+    // 6 tiles of 32 x 32 on 4 stream-K units: 4 stored by the main kernel, 2 by the fixup.
+    {
+      name: "stream-K",
+      batch: [],
+      m: 70,
+      n: 40,
+      k: 20,
+      headDim: 8,
+      columns: 16,
+      perRow: true,
+      tuning: { tile: matmulTiles.small, streamK: 4 },
+      fused: true,
+    },
+    // A head dim that is not a multiple of 4: the RoPE kernel after the product.
+    { name: "unfused", batch: [2], m: 5, n: 18, k: 7, headDim: 6, columns: 12, perRow: true, tuning: {}, fused: false },
+  ];
+  for (const c of cases) {
+    const rows = numel([...c.batch, c.m]);
+    const positions = Array.from({ length: c.perRow ? rows : c.m }, () => rng.int(3 * rows));
+    const posShape = c.perRow ? [...c.batch, c.m] : [c.m];
+    const rope = (p: Tensor) => ({ positions: p, headDim: c.headDim, columns: c.columns, maxPosition: 3 * rows });
+    await withMatmulTuning(c.tuning, () =>
+      checkGrad({
+        name: `matmul rope ${c.name}`,
+        inputs: [randNd(rng, [...c.batch, c.m, c.k]), randNd(rng, [c.n, c.k])],
+        gpu: ([a, b]) => matmul(a, b, { transB: true, rope: rope(uploadInts(positions, posShape)) }),
+        ref: ([a, b]) => ropeRows(ref.matmul(a, b, { transB: true }), positions, c.headDim, c.columns),
+        forward: tolFor(c.k),
+      }));
+    const names = tidy(() =>
+      withMatmulTuning(c.tuning, () =>
+        dispatchedKernels(() => {
+          const [a, b] = [upload(randNd(rng, [...c.batch, c.m, c.k])), upload(randNd(rng, [c.n, c.k]))];
+          matmul(a, b, { transB: true, rope: rope(uploadInts(positions, posShape)) });
+        }))
+    ).map((k) => k.name);
+    assertEquals(names.some((n) => n.includes("rope_forward")), !c.fused, `${c.name}: ${names}`);
+    assertEquals(names.filter((n) => n.includes("_rope")).length, c.fused ? (c.name === "stream-K" ? 2 : 1) : 0);
+  }
+});
+
+Deno.test("matmul with RoPE: positions outside the table give NaN rows; bad options are named", async () => {
+  const a = upload(randNd(rngFor("matmul-rope-nan"), [4, 8])), b = upload(randNd(rngFor("matmul-rope-nan-b"), [8, 8]));
+  const y = await matmul(a, b, { rope: { positions: uploadInts([0, -1, 64, 3], [4]), headDim: 4, columns: 4 } }).data();
+  for (let r = 0; r < 4; r++) {
+    const rotated = Array.from(y.slice(r * 8, r * 8 + 4)), passed = Array.from(y.slice(r * 8 + 4, r * 8 + 8));
+    assertEquals(rotated.every(Number.isNaN), r === 1 || r === 2, `row ${r}: ${rotated}`);
+    assertEquals(passed.some(Number.isNaN), false, `row ${r} past the rotated columns: ${passed}`);
+  }
+  const pos = uploadInts([0, 1, 2, 3], [4]);
+  assertThrows(() => matmul(a, b, { addend: a, rope: { positions: pos, headDim: 4 } }), "cannot go together");
+  assertThrows(() => matmul(a, b, { rope: { positions: pos, headDim: 3 } }), "headDim 3");
+  assertThrows(() => matmul(a, b, { rope: { positions: uploadInts([0, 1], [2]), headDim: 4 } }), "must be (4)");
+  assertThrows(() => matmul(a, b, { rope: { positions: a, headDim: 4 } }), "must be i32");
 });

@@ -191,11 +191,11 @@ export class CausalSelfAttention {
     const [B, T] = x.shape;
     const H = this.numHeads, hd = this.headDim, d = this.dModel;
     const w = concat([this.qProj.weight, this.kProj.weight, this.vProj.weight], 0); // (3d, d)
-    const rows = reshape(x, [B * T, d]); // (B*T, d)
-    let qkv = reshape(matmul(rows, w, { transB: true }), [B, T, 3, H, hd]); // (B, T, 3, H, hd)
-    if (this.ropeTheta !== null && pos) {
-      qkv = rope(qkv, pos, { theta: this.ropeTheta, maxPosition: this.maxPosition, packed: true }); // (B, T, 3, H, hd)
-    }
+    // RoPE turns the query and key heads (the first 2d columns) as the product is stored.
+    const turn = this.ropeTheta !== null && pos
+      ? { positions: pos, headDim: hd, columns: 2 * d, theta: this.ropeTheta, maxPosition: this.maxPosition }
+      : undefined;
+    const qkv = reshape(matmul(x, w, { transB: true, rope: turn }), [B, T, 3, H, hd]); // (B, T, 3, H, hd)
     if (kvSink) {
       // The sink's contract is separate (B, T, H, hd) keys and values: copies, made only when one is given.
       const part = (p: number) => reshape(slice(qkv, { axis: 2, start: p, end: p + 1 }), [B, T, H, hd]);

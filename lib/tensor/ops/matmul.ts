@@ -23,12 +23,14 @@ import {
 } from "../../../kernels/matmul.ts";
 import type { KernelSource } from "../../../kernels/common.ts";
 import { transposeKernel } from "../../../kernels/copy.ts";
+import { ropeKernel } from "../../../kernels/rope.ts";
 import { reduceKernel } from "../../../kernels/reduce.ts";
 import { gpu, type GpuBuffer } from "../../gpu/backend.ts";
 import { recordAccumulating } from "../graph.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { reshape } from "./movement.ts";
+import { cachedRopeTable } from "./rope_table.ts";
 
 /** Options of {@linkcode matmul}. */
 export interface MatmulOptions {
@@ -42,6 +44,29 @@ export interface MatmulOptions {
    * result's gradient. Problems that would split K run unsplit with an addend.
    */
   addend?: Tensor;
+  /**
+   * RoPE on the result's rows, applied as the product is stored: `matmul(x, wqkv, { transB: true, rope })` is
+   * `x @ wqkv^T` with its query and key heads rotated, in one pass over the output instead of two. Its gradient is
+   * the result's gradient rotated back. Not with an addend.
+   */
+  rope?: MatmulRopeOptions;
+}
+
+/** {@linkcode MatmulOptions.rope}: which columns of the result rotate, and by which positions. */
+export interface MatmulRopeOptions {
+  /**
+   * i32 positions of the result's rows: (M) for a result (..., M, N), every matrix of the batch alike (a sequence's
+   * positions for a batch of sequences), or one per row, shaped like the result without its last dim.
+   */
+  positions: Tensor;
+  /** Values per head: each row's columns are heads of `headDim` values (even), rotated in interleaved pairs. */
+  headDim: number;
+  /** Columns `[0, columns)` rotate and the rest pass through (a packed q/k/v projection: `2 * heads * headDim`); all by default. */
+  columns?: number;
+  /** Base of the frequencies (default 10000). */
+  theta?: number;
+  /** The largest position that can occur (sizes the table; default M - 1). Positions past the table give NaN. */
+  maxPosition?: number;
 }
 
 /**
@@ -303,14 +328,25 @@ export function planMatmul(
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
   const problem = matmulProblem(a, b, transA, transB);
-  const out = empty(problem.outShape);
   const addend = opts.addend;
-  if (addend && (addend.dtype !== "f32" || !sameShape(addend.shape, out.shape))) {
-    throw new Error(`matmul: addend ${addend.describe()} must be f32 of the result's shape ${fmt(out.shape)}`);
+  if (addend && (addend.dtype !== "f32" || !sameShape(addend.shape, problem.outShape))) {
+    throw new Error(`matmul: addend ${addend.describe()} must be f32 of the result's shape ${fmt(problem.outShape)}`);
   }
-  if (out.size > 0) runMatmul(problem.spec, [a.buffer, b.buffer], out.buffer, addend?.buffer);
+  const rope = opts.rope ? matmulRope(opts.rope, problem.spec, problem.outShape, !!addend) : null;
+  const out = empty(problem.outShape);
+  if (out.size > 0) {
+    if (rope?.fused) runMatmul({ ...problem.spec, rope: rope.fused }, [a.buffer, b.buffer], out.buffer, rope.buffers);
+    else if (rope) {
+      const product = empty(out.shape);
+      runMatmul(problem.spec, [a.buffer, b.buffer], product.buffer);
+      rope.rotate(product, out, false);
+      product.dispose();
+    } else runMatmul(problem.spec, [a.buffer, b.buffer], out.buffer, addend?.buffer);
+  }
   const [batchA, batchB] = [a.ndim > 2, b.ndim > 2];
-  return recordAccumulating(out, "matmul", addend ? [a, b, addend] : [a, b], (dc, prior) => {
+  return recordAccumulating(out, "matmul", addend ? [a, b, addend] : [a, b], (dcOut, prior) => {
+    // The gradient of the product before its rotation.
+    const dc = rope ? rope.rotate(dcOut, empty(dcOut.shape), true) : dcOut;
     // C = op(a) op(b): dA = dC op(b)^T, dB = op(a)^T dC, written back in each operand's storage layout. When a
     // already has a gradient from another use (x feeding q, k and v projections), dC op(b)^T adds it in its
     // epilogue.
@@ -326,8 +362,51 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         ? matmul(dc, a, { transA: true, transB: transA })
         : matmul(a, dc, { transA: !transA }))
       : null;
+    if (dc !== dcOut) dc.dispose();
     return addend ? [ga, gb, dc] : [ga, gb];
   }, { accumulates: [!transA && (batchA || !batchB), false] });
+}
+
+/**
+ * Checks {@linkcode MatmulOptions.rope} against the product and plans it: the epilogue's spec and buffers where
+ * the kernels can rotate as they store (N, the head dim and the rotated columns multiples of 4, one batch after
+ * folding), and `rotate`, the RoPE kernel over a result-shaped tensor (the backward, and the forward elsewhere).
+ */
+function matmulRope(opts: MatmulRopeOptions, spec: MatmulSpec, outShape: readonly number[], addend: boolean) {
+  const { positions, headDim } = opts;
+  const n = spec.n, columns = opts.columns ?? n, rowShape = outShape.slice(0, -1), m = outShape[outShape.length - 2];
+  const where = `matmul: rope with a result ${fmt(outShape)}`;
+  if (addend) throw new Error(`${where}: an addend and RoPE cannot go together; add it after`);
+  if (!(headDim > 0) || headDim % 2 || n % headDim || columns % headDim || columns < 0 || columns > n) {
+    throw new Error(`${where}: headDim ${headDim} must be even and divide the ${n} columns and ${columns} rotated`);
+  }
+  if (positions.dtype !== "i32") throw new TypeError(`${where}: positions must be i32, got ${positions.describe()}`);
+  const perRow = sameShape(positions.shape, rowShape);
+  if (!perRow && !(positions.ndim === 1 && positions.shape[0] === m)) {
+    throw new Error(`${where}: positions ${positions.describe()} must be (${m}) or ${fmt(rowShape)}`);
+  }
+  const cycle = perRow ? 0 : m;
+  const table = cachedRopeTable(opts.theta ?? 10000, headDim, opts.maxPosition ?? m - 1);
+  const rows = prod(rowShape);
+  const kernelSpec = {
+    rows: (rows * n) / headDim,
+    dim: headDim,
+    group: n / headDim,
+    cycle,
+    tableRows: table.size,
+    rotated: columns / headDim,
+  };
+  const fits = n % 4 === 0 && headDim % 4 === 0 && columns % 4 === 0 && spec.batch === 1;
+  return {
+    fused: fits ? { headDim, columns, cycle, tableRows: table.size } : null,
+    buffers: [positions.buffer, table.table.buffer],
+    rotate(x: Tensor, y: Tensor, inverse: boolean): Tensor {
+      if (x.size > 0) {
+        gpu().run(ropeKernel({ ...kernelSpec, inverse }), [x.buffer, positions.buffer, table.table.buffer, y.buffer]);
+      }
+      return y;
+    },
+  };
 }
 
 /**
@@ -402,7 +481,7 @@ export function matmulLaunch(spec: MatmulSpec, addend: boolean, maxSharedBytes: 
   }
   const { m, n, k, transA, transB } = spec;
   const plan = planMatmul(spec, { tile: tuning.tile, splitK: tuning.splitK, streamK: tuning.streamK, maxSharedBytes });
-  const tile = plan.tile, splits = addend ? 1 : plan.splitK;
+  const tile = plan.tile, splits = addend || spec.rope ? 1 : plan.splitK;
   // x @ W^T on a large tile: the inner loop the tuning asks for (a forced tile or variant keeps its own).
   const dot = tuning.transposedBCompute === "dot" && transB && !transA && k % 4 === 0 && !tuning.tile;
   const variant = tuning.variant ?? (dot && tile.bm === 128 ? { compute: "dot" as const } : undefined);
@@ -416,7 +495,7 @@ export function matmulLaunch(spec: MatmulSpec, addend: boolean, maxSharedBytes: 
   if (plan.streamK) {
     // The last, partial wave's tiles shared out along K, then their partial products summed (plus the addend).
     const main = matmulKernel({ ...spec, tile, variant, streamK: plan.streamK, addend });
-    const finish = matmulStreamKFixupKernel({ m, n, k, tile, units: plan.streamK, addend });
+    const finish = matmulStreamKFixupKernel({ m, n, k, tile, units: plan.streamK, addend, rope: spec.rope });
     return { plan, mode: "streamK", main, finish, scratchBytes: streamKWorkspaceBytes(tile, plan.streamK) };
   }
   return { plan, mode: "plain", main: matmulKernel({ ...spec, tile, variant, addend }), scratchBytes: 0 };
@@ -448,18 +527,27 @@ export function copiesTransposedB(spec: MatmulSpec): boolean {
     spec.batch === 1 && spec.batchStrideB === 0 && spec.m >= TRANSPOSED_COPY_MIN_ROWS;
 }
 
-/** Dispatches {@linkcode matmulLaunch}'s kernels for `c = a @ b (+ addend)`. */
-function runMatmul(spec: MatmulSpec, [a, b]: [GpuBuffer, GpuBuffer], c: GpuBuffer, addend?: GpuBuffer): void {
+/**
+ * Dispatches {@linkcode matmulLaunch}'s kernels for `c = a @ b`, with `extra` the bindings that follow c: the
+ * addend r, or with `spec.rope` the positions and the RoPE table.
+ */
+function runMatmul(
+  spec: MatmulSpec,
+  [a, b]: [GpuBuffer, GpuBuffer],
+  c: GpuBuffer,
+  extra?: GpuBuffer | GpuBuffer[],
+): void {
   const backend = gpu();
-  const launch = matmulLaunch(spec, !!addend, backend.device.limits.maxComputeWorkgroupStorageSize);
+  const r = extra === undefined ? [] : Array.isArray(extra) ? extra : [extra];
+  const addend = !spec.rope && r.length > 0;
+  const launch = matmulLaunch(spec, addend, backend.device.limits.maxComputeWorkgroupStorageSize);
   const bt = launch.transposeB ? backend.alloc(spec.n * spec.k * 4) : null;
   if (bt) backend.run(launch.transposeB!, [b, bt]);
   const bIn = bt ?? b;
   if (launch.mode === "plain") {
-    backend.run(launch.main, addend ? [a, bIn, c, addend] : [a, bIn, c]);
+    backend.run(launch.main, [a, bIn, c, ...r]);
   } else {
     const scratch = backend.alloc(launch.scratchBytes);
-    const r = addend ? [addend] : [];
     backend.run(launch.main, launch.mode === "splitK" ? [a, bIn, scratch] : [a, bIn, c, ...r, scratch]);
     backend.run(launch.finish!, launch.mode === "splitK" ? [scratch, c] : [scratch, c, ...r]);
     backend.free(scratch);

@@ -20,7 +20,7 @@ import {
   rmsNormWeightGradChunks,
   rmsNormWeightGradKernel,
 } from "../../../kernels/rmsnorm.ts";
-import { ropeKernel, ropeTable } from "../../../kernels/rope.ts";
+import { ropeKernel } from "../../../kernels/rope.ts";
 import { siluGateBackwardKernel, siluGateForwardKernel } from "../../../kernels/silu_gate.ts";
 import { softmaxBackwardKernel, softmaxForwardKernel, type SoftmaxSpec } from "../../../kernels/softmax.ts";
 import type { KernelSource } from "../../../kernels/common.ts";
@@ -41,12 +41,12 @@ import {
 import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
 import { isGradEnabled, noGrad, record, recordAccumulating } from "../graph.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
-import { empty, keep, Storage, Tensor } from "../tensor.ts";
+import { empty, Storage, Tensor } from "../tensor.ts";
 import { add, fill, mul } from "./elementwise.ts";
 import { copiesTransposedB, matmul } from "./matmul.ts";
+import { cachedRopeTable } from "./rope_table.ts";
 import { concat, permute, reshape, slice } from "./movement.ts";
 import { mean, sumTo } from "./reduce.ts";
-import { tensor } from "../create.ts";
 
 function run(k: KernelSource, tensors: Tensor[]): void {
   gpu().run(k, tensors.map((t) => t.buffer));
@@ -178,20 +178,6 @@ export function rmsNorm(x: Tensor, weight: Tensor, opts: { eps?: number } = {}):
 }
 
 // ---- Rotary position embedding ----------------------------------------------------------------------------------
-
-const ropeTables = new Map<string, { table: Tensor; size: number }>();
-
-function cachedRopeTable(theta: number, dim: number, maxPos: number): { table: Tensor; size: number } {
-  // Rows 0..maxPos inclusive; grow in powers of two so that a longer sequence rarely forces a new upload.
-  const size = 2 ** Math.ceil(Math.log2(Math.max(maxPos + 1, 64)));
-  const key = `${theta}/${dim}/${size}`;
-  let t = ropeTables.get(key);
-  if (!t) {
-    t = { table: keep(tensor(ropeTable(theta, dim, size), { shape: [size, dim] })), size };
-    ropeTables.set(key, t);
-  }
-  return t;
-}
 
 /** Options of {@linkcode rope}. */
 export interface RopeOptions {
