@@ -701,23 +701,28 @@ function matmulBindings(L: MatmulLayout): string {
     ...(L.spec.addend ? [read("r", cType)] : []),
     ...(L.spec.rope ? ropeBindings : []),
     ...(L.sk ? [readWrite("w", "vec4f")] : []),
-  ]) + (L.spec.rope ? `\n${ropeEpilogueFunction(L.spec.rope)}` : "");
+  ]) + (L.spec.rope ? `\n${ropeEpilogueFunctions(L.spec.rope, L.spec.m)}` : "");
 }
 
 const ropeBindings = [read("positions", "i32"), read("ropeTable", "vec4f")];
 
 /**
- * `rope_store(v, row, col)`: the vec4 of C at (row, col..col+3) rotated as RoPE rotates two pairs of a head at
- * row's position, or unchanged past the rotated columns; NaN for a position outside the table.
+ * The WGSL functions of the RoPE epilogue: `rope_position(row)` (C's rows past M read a valid index), `rope_cs(p,
+ * col)` the table vec4 of the two pairs at (p, col..col+3) (NaN for a position outside the table), and
+ * `rope_turn(v, cs, col)` the rotated vec4, or v unchanged past the rotated columns. The stores load every row's
+ * position and then a row's table entries before its stores: a store may alias a later load as far as the
+ * compiler knows, so loads left between stores each wait for the one before.
  */
-function ropeEpilogueFunction(rope: MatmulRope): string {
-  const quads = rope.headDim / 4;
-  const position = rope.cycle > 0 ? `positions[row % ${rope.cycle}u]` : "positions[row]";
-  return `fn rope_store(v: vec4f, row: u32, col: u32) -> vec4f {
-  if (col >= ${rope.columns}u) { return v; }
-  let p = ${position};
+function ropeEpilogueFunctions(rope: MatmulRope, m: number): string {
+  const position = rope.cycle > 0 ? `positions[row % ${rope.cycle}u]` : `positions[min(row, ${m - 1}u)]`;
+  return `fn rope_position(row: u32) -> i32 { return ${position}; }
+fn rope_cs(p: i32, col: u32) -> vec4f {
+  if (col >= ${rope.columns}u) { return vec4f(1.0, 0.0, 1.0, 0.0); }
   if (p < 0 || p >= ${rope.tableRows}) { return vec4f(bitcast<f32>(0x7fc00000u)); }
-  let cs = ropeTable[u32(p) * ${quads}u + (col % ${rope.headDim}u) / 4u];
+  return ropeTable[u32(p) * ${rope.headDim / 4}u + (col % ${rope.headDim}u) / 4u];
+}
+fn rope_turn(v: vec4f, cs: vec4f, col: u32) -> vec4f {
+  if (col >= ${rope.columns}u) { return v; }
   let c = cs.xz;
   let s = cs.yw;
   return ${ropePairs("v", "c", "s")};
@@ -999,15 +1004,25 @@ function storeC(L: MatmulLayout): string[] {
   const { m: M, n: N } = L.spec, { checkM, checkN } = L;
   const plusR = addendTerm(L.spec.addend);
   const lines = [`  let baseC = ${L.splits > 1 ? L.grid.index[2] : "batch"} * ${M * N}u;`];
+  const rowOf = (i: number) => `m0 + ${Math.floor(i / 4) * L.rowSpacing + (i % 4)}u + ly * 4u`;
+  const colOf = (j: number) => `n0 + ${j * L.colSpacing}u + lx * 4u`;
+  const rope = !!L.spec.rope;
+  // The table entries of row i + 1 load before row i's stores (see ropeEpilogueFunctions).
+  const tableRow = (i: number) =>
+    rope && i < L.tile.tm
+      ? Array.from({ length: L.gn }, (_, j) => `  let cs${i}_${j} = rope_cs(rp${i}, ${colOf(j)});`)
+      : [];
+  if (rope) { for (let i = 0; i < L.tile.tm; i++) lines.push(`  let rp${i} = rope_position(${rowOf(i)});`); }
+  lines.push(...tableRow(0));
   for (let i = 0; i < L.tile.tm; i++) {
-    const g = Math.floor(i / 4), r = i % 4;
-    lines.push(`  { let row = m0 + ${g * L.rowSpacing + r}u + ly * 4u;`);
+    lines.push(...tableRow(i + 1));
+    lines.push(`  { let row = ${rowOf(i)};`);
     if (checkM) lines.push(`  if (row < ${M}u) {`);
     for (let j = 0; j < L.gn; j++) {
-      lines.push(`    { let col = n0 + ${j * L.colSpacing}u + lx * 4u;`);
+      lines.push(`    { let col = ${colOf(j)};`);
       if (N % 4 === 0) {
         const idx = `(baseC + row * ${N}u + col) / 4u`;
-        const value = L.spec.rope ? `rope_store(acc${i}_${j}, row, col)` : `acc${i}_${j}`;
+        const value = rope ? `rope_turn(acc${i}_${j}, cs${i}_${j}, col)` : `acc${i}_${j}`;
         const store = `c[${idx}] = ${value}${plusR(idx)};`;
         lines.push(`      ${checkN ? `if (col < ${N}u) { ${store} }` : store}`);
       } else {
@@ -1176,7 +1191,7 @@ export const matmulStreamKFixupKernel: (spec: StreamKFixupSpec) => KernelSource 
   const unitOf = (i: string) => `((${i} + 1u) * ${U}u - 1u) / ${L}u`;
   const plusR = addendTerm(spec.addend);
   if (spec.rope && (!vec || spec.addend)) throw new Error("A stream-K fixup with RoPE needs N % 4 == 0 and no addend");
-  const sum = spec.rope ? "rope_store(sum, row, col)" : "sum";
+  const sum = spec.rope ? "rope_turn(sum, rope_cs(rope_position(row), col), col)" : "sum";
   const store = vec
     ? [`  c[(row * ${N}u + col) / 4u] = ${sum}${plusR(`(row * ${N}u + col) / 4u`)};`]
     : [0, 1, 2, 3].map((q) => {
@@ -1191,7 +1206,7 @@ export const matmulStreamKFixupKernel: (spec: StreamKFixupSpec) => KernelSource 
       ...(spec.addend ? [read("r", cType)] : []),
       ...(spec.rope ? ropeBindings : []),
     ])
-  }${spec.rope ? `\n${ropeEpilogueFunction(spec.rope)}` : ""}
+  }${spec.rope ? `\n${ropeEpilogueFunctions(spec.rope, M)}` : ""}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let idx = ${grid.index} * 256u + lid;
