@@ -3,7 +3,9 @@
  * seeded random shapes (odd sizes, size-1 dims, broadcasting), backward against finite differences.
  */
 import { assert, assertClose, assertEquals } from "./assert.ts";
-import { assertCloseInf, checkGrad, expectClose, upload, uploadInts } from "./harness.ts";
+import { assertCloseInf, checkGrad, dispatchedKernels, expectClose, upload, uploadInts } from "./harness.ts";
+import { gpu } from "../lib/gpu/backend.ts";
+import { rowRange } from "../lib/tensor/tensor.ts";
 import * as ref from "./reference.ts";
 import { type Nd, randNd, randShape, rngFor } from "./reference.ts";
 import {
@@ -505,6 +507,36 @@ Deno.test("concat: pieces end to end (one dispatch each way), up to the binding 
   assertEquals(Array.from(await a.grad!.data()), [1, 2, 3, 4]);
   assertEquals(b.grad, null);
   assertEquals(Array.from(await c.grad!.data()), [7, 8]);
+});
+
+Deno.test("concat: pieces at bindable offsets get views of the gradient, pieces already end to end make a view", async () => {
+  const rng = rngFor("concat views");
+  const align = gpu().device.limits.minStorageBufferOffsetAlignment / 4;
+  // Pieces of a multiple of the alignment: the backward binds dy's rows in place instead of a split dispatch.
+  const shapes = [[2, align], [1, align], [3, align]];
+  await checkGrad({
+    name: "concat aligned pieces",
+    inputs: shapes.map((s) => randNd(rng, s)),
+    gpu: (ts) => concat(ts, 0),
+    ref: (xs) => ref.concat(xs, 0),
+  });
+  const pieces = shapes.map((s) => param(upload(randNd(rng, s))));
+  const backward = dispatchedKernels(() => sum(mul(concat(pieces, 0), upload(randNd(rng, [6, align])))).backward());
+  assertEquals(backward.filter((k) => k.name.includes("split")).length, 0, backward.map((k) => k.name).join());
+  // Rows of one buffer, in order: the concatenation is a view (no dispatch); its gradient reaches each piece, and
+  // gradients accumulate over two backward passes.
+  const whole = upload(randNd(rng, [6, align]));
+  const rows = [[0, 2], [2, 3], [3, 6]].map(([a, b]) => param(rowRange(whole, a, b)));
+  const r = randNd(rng, [6, align]);
+  let y: Tensor | null = null;
+  assertEquals(dispatchedKernels(() => y = concat(rows, 0)).length, 0);
+  assertEquals(Array.from(await y!.data()), Array.from(await whole.data()));
+  for (let pass = 0; pass < 2; pass++) sum(mul(concat(rows, 0), upload(r))).backward();
+  const grads = await readAll(rows.map((t) => t.grad!));
+  assertEquals(grads.flatMap((g) => Array.from(g)), Array.from(r.data, (v) => Math.fround(Math.fround(v) * 2)));
+  // Out of order, or with a gap: copied as before.
+  assertEquals((await concat([rows[1], rows[0]], 0).data())[0], (await rows[1].data())[0]);
+  assert(dispatchedKernels(() => concat([rows[0], rows[2]], 0)).length > 0, "pieces with a gap are copied");
 });
 
 Deno.test("broadcastTo: forward and backward (gradients sum over broadcast dims)", async () => {

@@ -428,10 +428,10 @@ export class Backend {
     return this.#submits;
   }
 
-  /** Copies host data into a buffer, ordered after all work recorded so far. */
+  /** Copies host data into a buffer (from `byteOffset` of its range), ordered after all work recorded so far. */
   write(buf: GpuBuffer, data: ArrayBufferView, byteOffset = 0): void {
-    if (data.byteLength + byteOffset > buf.size) {
-      throw new RangeError(`Write of ${data.byteLength} bytes at ${byteOffset} overflows a ${buf.size}-byte buffer`);
+    if (data.byteLength + byteOffset > buf.bytes) {
+      throw new RangeError(`Write of ${data.byteLength} bytes at ${byteOffset} overflows a ${buf.bytes}-byte buffer`);
     }
     if (this.#pending > 0) this.flush();
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -441,10 +441,10 @@ export class Backend {
       p.set(bytes);
       return p;
     })();
-    this.device.queue.writeBuffer(buf.buffer, byteOffset, padded as Uint8Array<ArrayBuffer>);
+    this.device.queue.writeBuffer(buf.buffer, buf.offset + byteOffset, padded as Uint8Array<ArrayBuffer>);
   }
 
-  /** Reads `bytes` bytes of each buffer back to the host, with one GPU round trip for all of them. */
+  /** Reads the first `bytes` bytes of each buffer's range back to the host, with one GPU round trip for all. */
   async readMany(items: { buf: GpuBuffer; bytes: number }[]): Promise<ArrayBuffer[]> {
     const offsets: number[] = [];
     let total = 0;
@@ -457,7 +457,7 @@ export class Backend {
     const encoder = this.device.createCommandEncoder();
     const staging = this.device.createBuffer({ size: total, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     items.forEach(({ buf, bytes }, i) => {
-      if (bytes > 0) encoder.copyBufferToBuffer(buf.buffer, 0, staging, offsets[i], Math.ceil(bytes / 4) * 4);
+      if (bytes > 0) encoder.copyBufferToBuffer(buf.buffer, buf.offset, staging, offsets[i], Math.ceil(bytes / 4) * 4);
     });
     this.#submit(encoder);
     const mapped = staging.mapAsync(GPUMapMode.READ);

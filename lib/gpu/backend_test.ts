@@ -246,3 +246,22 @@ Deno.test("only lib/gpu encodes GPU work: no other module creates command encode
   for (const dir of ["lib/", "kernels/", "bench/", "examples/"]) await scan(dir);
   assertEquals(offenders, []);
 });
+
+Deno.test("a range reads, writes and binds its own bytes, not those at the start of the buffer", async () => {
+  const align = backend.device.limits.minStorageBufferOffsetAlignment / 4;
+  const buf = backend.alloc(3 * align * 4);
+  try {
+    backend.write(buf, Float32Array.from({ length: 3 * align }, (_, i) => i));
+    const middle = backend.range(buf, align * 4, align * 4);
+    assertEquals(await values(middle, 3), [align, align + 1, align + 2]);
+    backend.write(middle, new Float32Array([-1, -2]), 4);
+    backend.run(affine(align), [middle], params(2, 1));
+    const all = await values(buf, 3 * align);
+    assertEquals(all.slice(align - 1, align + 3), [align - 1, 2 * align + 1, -1, -3]);
+    assertEquals(all[0], 0, "the first range untouched");
+    assertEquals(all[2 * align], 2 * align, "the last range untouched");
+    assertThrows(() => backend.write(middle, new Float32Array(3 * align)), "overflows");
+  } finally {
+    backend.free(buf);
+  }
+});

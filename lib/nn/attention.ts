@@ -118,6 +118,8 @@ export class CausalSelfAttention {
     this.kProj = new Linear(dModel, dModel, { rng });
     this.vProj = new Linear(dModel, dModel, { rng });
     this.outputProj = new Linear(dModel, dModel, { rng });
+    // The fused projection's weight is then a view of the three, not a copy made every step.
+    if (this.fused) Linear.packRows([this.qProj, this.kProj, this.vProj]);
   }
 
   /** Attends over `x` (B, T, dModel); see {@linkcode AttentionForwardOptions}. */

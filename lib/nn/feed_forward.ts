@@ -83,6 +83,8 @@ export class FeedForward {
     this.w1 = new Linear(dModel, dFf, { rng });
     this.w2 = new Linear(dFf, dModel, { rng });
     this.w3 = this.kind === "swiglu" ? new Linear(dModel, dFf, { rng }) : null;
+    // The fused projection's weight is then a view of the two, not a copy made every step.
+    if (this.w3 && this.fused) Linear.packRows([this.w1, this.w3]);
   }
 
   /**

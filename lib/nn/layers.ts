@@ -11,7 +11,19 @@ import { embeddingForwardKernel } from "../../kernels/embedding.ts";
 import { rmsNormForwardKernel } from "../../kernels/rmsnorm.ts";
 import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import type { Rng } from "../util/random.ts";
-import { embedding, matmul, ones, param, reshape, rmsNorm, type Tensor, truncNormal } from "../tensor/mod.ts";
+import {
+  concat,
+  embedding,
+  matmul,
+  noGrad,
+  ones,
+  param,
+  reshape,
+  rmsNorm,
+  type Tensor,
+  truncNormal,
+} from "../tensor/mod.ts";
+import { rowRange } from "../tensor/tensor.ts";
 import type { DecodeContext } from "./decode.ts";
 
 /** Options of the layer constructors. */
@@ -39,15 +51,57 @@ export class Linear {
   readonly inFeatures: number;
   /** Output features. */
   readonly outFeatures: number;
-  /** The weight, (out, in). */
-  readonly weight: Tensor;
+  #weight: Tensor;
 
   /** Creates the layer with a freshly initialised weight. */
   constructor(inFeatures: number, outFeatures: number, options: LayerInitOptions = {}) {
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
     const std = Math.sqrt(2 / (inFeatures + outFeatures));
-    this.weight = param(truncNormal([outFeatures, inFeatures], { std, a: -3, b: 3, rng: options.rng }));
+    this.#weight = param(truncNormal([outFeatures, inFeatures], { std, a: -3, b: 3, rng: options.rng }));
+  }
+
+  /** The weight, (out, in). */
+  get weight(): Tensor {
+    return this.#weight;
+  }
+
+  /**
+   * Moves the weights of `layers` (of one input size) end to end into one buffer, each still its own parameter
+   * with its values, so that their concatenation along the rows (a fused projection's weight, see
+   * {@linkcode concat}) is a view: no copy forward, none backward. Returns false, and leaves the layers as they
+   * were, where a weight would not start at an offset the device can bind (tiny weights).
+   *
+   * @example
+   * ```ts
+   * import { concat, initGpu } from "@nanolm/nanolm/tensor";
+   * import { Linear } from "@nanolm/nanolm/nn";
+   * await initGpu();
+   * const [q, k] = [new Linear(64, 64), new Linear(64, 64)];
+   * const before = await q.weight.data();
+   * if (!Linear.packRows([q, k])) throw new Error("64 x 64 floats start at a bindable offset");
+   * const qk = concat([q.weight, k.weight], 0); // (128, 64), a view
+   * if (qk.storage.buf.buffer !== q.weight.storage.buf.buffer) throw new Error("not a view");
+   * if ((await q.weight.data()).join() !== before.join()) throw new Error("the values moved");
+   * ```
+   */
+  static packRows(layers: readonly Linear[]): boolean {
+    const align = gpu().device.limits.minStorageBufferOffsetAlignment;
+    let rows = 0;
+    for (const l of layers) {
+      if (l.inFeatures !== layers[0].inFeatures || (rows * l.inFeatures * 4) % align !== 0) return false;
+      rows += l.outFeatures;
+    }
+    const packed = noGrad(() => concat(layers.map((l) => l.#weight), 0)); // (rows, in), a copy
+    rows = 0;
+    for (const l of layers) {
+      const name = l.#weight.name;
+      l.#weight.dispose();
+      l.#weight = param(rowRange(packed, rows, rows + l.outFeatures), name);
+      rows += l.outFeatures;
+    }
+    packed.dispose();
+    return true;
   }
 
   /**

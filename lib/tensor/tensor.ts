@@ -279,6 +279,55 @@ export function view(t: Tensor, shape: readonly number[]): Tensor {
   return new Tensor(storage, shape, t.dtype);
 }
 
+/**
+ * Storage over a byte range of another storage (its `root`, never itself a range), which it keeps alive while it
+ * lives: row views of a tensor that bind in place.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * import { RangeStorage, rowRange } from "./tensor.ts"; // the ops' helper: no published name reaches it
+ * await initGpu();
+ * const t = tensor(Array.from({ length: 128 }, (_, i) => i), { shape: [2, 64] });
+ * const second = rowRange(t, 1, 2); // 256 bytes in: an aligned offset
+ * if (!(second.storage instanceof RangeStorage) || second.storage.root !== t.storage) throw new Error("a view");
+ * ```
+ */
+export class RangeStorage extends Storage {
+  /** The storage whose buffer the range lies in. */
+  readonly root: Storage;
+
+  constructor(buf: GpuBuffer, parent: Storage) {
+    super(buf);
+    this.root = parent instanceof RangeStorage ? parent.root : parent;
+    this.root.refs++;
+  }
+
+  override release(): void {
+    if (--this.refs === 0) this.root.release();
+  }
+}
+
+/**
+ * Rows [start, end) of a contiguous tensor as a tensor over the same memory, without a copy. The start's byte
+ * offset must be a multiple of the device's `minStorageBufferOffsetAlignment` (256 bytes at most).
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * import { rowRange } from "./tensor.ts"; // the ops' helper: no published name reaches it
+ * await initGpu();
+ * const t = tensor(Array.from({ length: 192 }, (_, i) => i), { shape: [3, 64] });
+ * const rows = rowRange(t, 1, 3); // (2, 64), from element 64
+ * if ((await rows.data())[0] !== 64 || rows.shape.join() !== "2,64") throw new Error(rows.describe());
+ * ```
+ */
+export function rowRange(t: Tensor, start: number, end: number): Tensor {
+  const width = t.size / t.shape[0]; // elements of 4 bytes (f32, i32)
+  const buf = gpu().range(t.buffer, start * width * 4, (end - start) * width * 4);
+  return new Tensor(new RangeStorage(buf, t.storage), [end - start, ...t.shape.slice(1)], t.dtype);
+}
+
 // ---- Scopes -------------------------------------------------------------------------------------------------
 
 const scopes: Set<Tensor>[] = [];

@@ -8,7 +8,7 @@ import { concatKernel, gatherKernel, MAX_CONCAT_PIECES, splitKernel, transposeKe
 import { gpu } from "../../gpu/backend.ts";
 import { record } from "../graph.ts";
 import { fmt, normAxis, prod, sameShape } from "../shape.ts";
-import { empty, type Tensor, view } from "../tensor.ts";
+import { empty, RangeStorage, rowRange, Tensor, view } from "../tensor.ts";
 import { fill } from "./elementwise.ts";
 
 function contiguousStrides(shape: readonly number[]): number[] {
@@ -178,10 +178,11 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
     }
   }
   const outShape = first.shape.map((d, i) => i === a ? xs.reduce((s, x) => s + x.shape[a], 0) : d);
+  const endToEnd = prod(first.shape.slice(0, a)) === 1 && xs.every((x) => x.size > 0);
+  const adjacent = endToEnd ? adjacentRanges(xs) : null;
+  if (adjacent) return concatInPlace(xs, adjacent, outShape);
   const out = empty(outShape, first.dtype);
-  if (prod(first.shape.slice(0, a)) === 1 && xs.length <= MAX_CONCAT_PIECES && xs.every((x) => x.size > 0)) {
-    return concatEndToEnd(xs, out);
-  }
+  if (endToEnd && xs.length <= MAX_CONCAT_PIECES) return concatEndToEnd(xs, out);
   const outStrides = contiguousStrides(outShape);
   let offset = 0;
   const starts: number[] = [];
@@ -203,12 +204,57 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   );
 }
 
+/**
+ * Where pieces of a concatenation already lie end to end in one buffer (ranges of one storage, such as the
+ * weights of {@linkcode Linear.stacked}-style layers): that storage and the byte offset of the first piece in it.
+ */
+function adjacentRanges(xs: readonly Tensor[]): { root: RangeStorage["root"]; offset: number } | null {
+  const first = xs[0].storage;
+  if (!(first instanceof RangeStorage)) return null;
+  let end = first.buf.offset;
+  for (const x of xs) {
+    const s = x.storage;
+    if (!(s instanceof RangeStorage) || s.root !== first.root || s.buf.offset !== end) return null;
+    end += x.size * 4;
+  }
+  return { root: first.root, offset: first.buf.offset - first.root.buf.offset };
+}
+
+/** {@linkcode concat} of pieces that already lie end to end: a view of their memory, no copy. */
+function concatInPlace(
+  xs: readonly Tensor[],
+  at: { root: RangeStorage["root"]; offset: number },
+  outShape: readonly number[],
+): Tensor {
+  const bytes = xs.reduce((sum, x) => sum + x.size * 4, 0);
+  const storage = new RangeStorage(gpu().range(at.root.buf, at.offset, bytes), at.root);
+  return record(new Tensor(storage, outShape, xs[0].dtype), "concat", [...xs], (dy) => splitGradient(xs, dy));
+}
+
 /** {@linkcode concat} of pieces that lie end to end in `out`: one dispatch forward, one backward. */
 function concatEndToEnd(xs: readonly Tensor[], out: Tensor): Tensor {
   const spec = { sizes: xs.map((x) => x.size), dtype: out.dtype };
   gpu().run(concatKernel(spec), [...xs.map((x) => x.buffer), out.buffer]);
-  return record(out, "concat", [...xs], (dy) => {
-    // The kernel writes every piece; those whose input needs no gradient are dropped right away.
+  return record(out, "concat", [...xs], (dy) => splitGradient(xs, dy));
+}
+
+/**
+ * The pieces' gradients of an end-to-end concatenation: row views of `dy` where every piece starts at an offset
+ * the device can bind, else one split dispatch into new tensors. Pieces that need no gradient get none.
+ */
+function splitGradient(xs: readonly Tensor[], dy: Tensor): (Tensor | null)[] {
+  const align = gpu().device.limits.minStorageBufferOffsetAlignment;
+  const starts: number[] = [];
+  let rows = 0;
+  for (const x of xs) {
+    starts.push(rows);
+    rows += x.size;
+  }
+  const flat = view(dy, [rows]); // (total): one row an element
+  // Pieces in place always start aligned (each was bound); copied ones number at most MAX_CONCAT_PIECES.
+  if (!starts.every((s) => (s * 4) % align === 0)) {
+    flat.dispose();
+    const spec = { sizes: xs.map((x) => x.size), dtype: dy.dtype };
     const parts = xs.map((x) => empty(x.shape, x.dtype));
     gpu().run(splitKernel(spec), [dy.buffer, ...parts.map((t) => t.buffer)]);
     return parts.map((t, i) => {
@@ -216,7 +262,16 @@ function concatEndToEnd(xs: readonly Tensor[], out: Tensor): Tensor {
       t.dispose();
       return null;
     });
+  }
+  const parts = xs.map((x, i) => {
+    if (!x.requiresGrad) return null;
+    const piece = rowRange(flat, starts[i], starts[i] + x.size);
+    const shaped = view(piece, x.shape);
+    piece.dispose();
+    return shaped;
   });
+  flat.dispose();
+  return parts;
 }
 
 /**

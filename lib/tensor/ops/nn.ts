@@ -41,7 +41,7 @@ import {
 import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
 import { isGradEnabled, noGrad, record, recordAccumulating } from "../graph.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
-import { empty, Storage, Tensor } from "../tensor.ts";
+import { empty, rowRange, type Tensor } from "../tensor.ts";
 import { add, fill, mul } from "./elementwise.ts";
 import { copiesTransposedB, matmul } from "./matmul.ts";
 import { cachedRopeTable } from "./rope_table.ts";
@@ -576,28 +576,6 @@ function padRows(weight: Tensor, cols: number): Tensor {
 /** Elements [start, end) of a buffer of 4-byte elements, to bind in place (`start` aligned, see `logitChunkRows`). */
 function rowsOf(buf: GpuBuffer, start: number, end: number): GpuBuffer {
   return gpu().range(buf, start * 4, (end - start) * 4);
-}
-
-/** Storage over a byte range of another tensor's storage, which it keeps alive while it lives. */
-class RangeStorage extends Storage {
-  readonly #parent: Storage;
-
-  constructor(buf: GpuBuffer, parent: Storage) {
-    super(buf);
-    parent.refs++;
-    this.#parent = parent;
-  }
-
-  override release(): void {
-    if (--this.refs === 0) this.#parent.release();
-  }
-}
-
-/** Rows [start, end) of a contiguous tensor as a tensor over the same memory, without a copy (`start` aligned). */
-function rowRange(t: Tensor, start: number, end: number): Tensor {
-  const width = t.size / t.shape[0];
-  const buf = gpu().range(t.buffer, start * width * 4, (end - start) * width * 4);
-  return new Tensor(new RangeStorage(buf, t.storage), [end - start, ...t.shape.slice(1)], t.dtype);
 }
 
 // ---- Attention ------------------------------------------------------------------------------------------------
