@@ -31,7 +31,7 @@ function refGate(h: Nd, F: number): Nd {
 
 /** `addend + gate(h) @ w^T` over the rows of h (..., 2F), as (rows, D). */
 function refForward(h: Nd, w: Nd, addend?: Nd): Nd {
-  const [D, F] = w.shape;
+  const F = w.shape[1];
   const y = ref.matmul(refGate(h, F), w, { transB: true });
   return addend ? ref.nd(y.shape, y.data.map((x, i) => x + addend.data[i])) : y;
 }
