@@ -32,6 +32,7 @@ import {
   read,
   readWrite,
 } from "./common.ts";
+import { sigmoidWgsl, siluGateGradWgsl } from "./silu_gate.ts";
 
 /** Tile configuration of the matmul kernel. */
 export interface MatmulTile {
@@ -241,6 +242,16 @@ export interface MatmulSpec {
   streamK?: number;
   /** RoPE on C's columns as the epilogue stores them ({@linkcode MatmulRope}). Not with split-K or an addend. */
   rope?: MatmulRope;
+  /**
+   * Apply the SwiGLU gate's backward in the epilogue (see kernels/silu_gate.ts): C is the gate's output gradient
+   * dG (M, N), which is never stored. Binding c becomes dh (M, 2N), the gradient of the gate's packed input h, and
+   * a fourth binding `h` (M, 2N) is read: for each accumulator dg at (row, col), with u = h[row, col], v = h[row, N
+   * + col] and s = sigmoid(u), the kernel writes dh[row, col] = dg v s (1 + u (1 - s)) and dh[row, N + col] = dg u
+   * s. This saves the separate gate-backward pass, which wrote dG and read it back. Needs N % 4 == 0 (vec4
+   * stores), batch 1, no split-K and no addend; with stream-K, {@linkcode matmulStreamKFixupKernel} applies it to
+   * the tail tiles.
+   */
+  gateBackward?: boolean;
 }
 
 /**
@@ -388,6 +399,9 @@ function matmulLayout(spec: MatmulSpec): MatmulLayout {
   }
   if (spec.addend && splits > 1) throw new Error("A matmul with an addend cannot split K");
   if (spec.rope) checkRope(spec, splits);
+  if (spec.gateBackward && (N % 4 !== 0 || batch !== 1 || splits > 1 || spec.addend)) {
+    throw new Error(`A matmul with the gate's backward needs N % 4 == 0, batch 1, no split-K and no addend`);
+  }
   const tilesN = Math.ceil(N / BN), tilesM = Math.ceil(M / BM), z = splits > 1 ? layers : batch;
   const swizzle = v.swizzle > 0 && tilesM * tilesN <= 65535 && z <= 65535 && tilesM > v.swizzle;
   const sk = spec.streamK ? streamKSchedule(spec, tile, spec.streamK) : null;
@@ -689,8 +703,8 @@ function dotOperandCode(
 }
 
 /**
- * The storage bindings: a, b (read), c (read-write), then r (the addend), the RoPE positions and table, and/or w
- * (the stream-K workspace); with RoPE, the function its stores call.
+ * The storage bindings: a, b (read), c (read-write), then r (the addend) or h (the gate's packed input), the
+ * RoPE positions and table, and/or w (the stream-K workspace); with RoPE, the functions its stores call.
  */
 function matmulBindings(L: MatmulLayout): string {
   const cType = L.spec.n % 4 === 0 ? "vec4f" : "f32";
@@ -699,6 +713,7 @@ function matmulBindings(L: MatmulLayout): string {
     read("b", L.wB === 4 ? "vec4f" : "f32"),
     readWrite("c", cType),
     ...(L.spec.addend ? [read("r", cType)] : []),
+    ...(L.spec.gateBackward ? [read("h", "vec4f")] : []),
     ...(L.spec.rope ? ropeBindings : []),
     ...(L.sk ? [readWrite("w", "vec4f")] : []),
   ]) + (L.spec.rope ? `\n${ropeEpilogueFunctions(L.spec.rope, L.spec.m)}` : "");
@@ -999,28 +1014,59 @@ function addendTerm(addend: boolean | undefined): (idx: string) => string {
   return (idx) => addend ? ` + r[${idx}]` : "";
 }
 
-/** The accumulators into C (plus the addend r), vec4 stores where N allows, bounds-checked where needed. */
+/**
+ * The gate's backward applied to the dG vec4 `dg` at (`row`, `col`) of an (M, `n`) product (see
+ * {@linkcode MatmulSpec.gateBackward}): the two vec4s of h (M, 2n) there, `hu` and `hv` when already loaded, else
+ * read here, and the two of dh written, bound as c.
+ */
+function gateBackwardStore(n: number, dg: string, loaded?: { hu: string; hv: string }): string {
+  const [hu, hv] = loaded ? [loaded.hu, loaded.hv] : ["hu", "hv"];
+  const { da, db } = siluGateGradWgsl(dg, hu, hv, "hs");
+  const loads = loaded ? "" : `let hu = h[hi]; let hv = h[hi + ${n / 4}u]; `;
+  return `{ let hi = (row * ${2 * n}u + col) / 4u; ${loads}` +
+    `let hs = ${sigmoidWgsl(hu)}; c[hi] = ${da}; c[hi + ${n / 4}u] = ${db}; }`;
+}
+
+/**
+ * The accumulators into C (plus the addend r), vec4 stores where N allows, bounds-checked where needed; with the
+ * gate's backward, into dh instead.
+ */
 function storeC(L: MatmulLayout): string[] {
   const { m: M, n: N } = L.spec, { checkM, checkN } = L;
   const plusR = addendTerm(L.spec.addend);
-  const lines = [`  let baseC = ${L.splits > 1 ? L.grid.index[2] : "batch"} * ${M * N}u;`];
+  const gate = L.spec.gateBackward;
+  // With the gate's backward there is one batch and C's rows are dh's (2N wide): no base offset.
+  const lines = gate ? [] : [`  let baseC = ${L.splits > 1 ? L.grid.index[2] : "batch"} * ${M * N}u;`];
   const rowOf = (i: number) => `m0 + ${Math.floor(i / 4) * L.rowSpacing + (i % 4)}u + ly * 4u`;
   const colOf = (j: number) => `n0 + ${j * L.colSpacing}u + lx * 4u`;
   const rope = !!L.spec.rope;
-  // The table entries of row i + 1 load before row i's stores (see ropeEpilogueFunctions).
-  const tableRow = (i: number) =>
-    rope && i < L.tile.tm
-      ? Array.from({ length: L.gn }, (_, j) => `  let cs${i}_${j} = rope_cs(rp${i}, ${colOf(j)});`)
-      : [];
+  // What the stores of row i read besides the accumulators (RoPE's table entries, the gate's h) loads before row
+  // i - 1's stores: the compiler cannot know that a store does not alias a later load, so a load left between
+  // stores waits for the one before it.
+  const ahead = (i: number) => {
+    if (i >= L.tile.tm) return [];
+    if (rope) return Array.from({ length: L.gn }, (_, j) => `  let cs${i}_${j} = rope_cs(rp${i}, ${colOf(j)});`);
+    if (!gate) return [];
+    // Rows and columns past C's edge read inside h; their stores are skipped.
+    const row = checkM ? `min(${rowOf(i)}, ${M - 1}u)` : rowOf(i);
+    return Array.from({ length: L.gn }, (_, j) => {
+      const col = checkN ? `min(${colOf(j)}, ${N - 4}u)` : colOf(j);
+      return `  let hi${i}_${j} = ((${row}) * ${2 * N}u + ${col}) / 4u; ` +
+        `let hu${i}_${j} = h[hi${i}_${j}]; let hv${i}_${j} = h[hi${i}_${j} + ${N / 4}u];`;
+    });
+  };
   if (rope) { for (let i = 0; i < L.tile.tm; i++) lines.push(`  let rp${i} = rope_position(${rowOf(i)});`); }
-  lines.push(...tableRow(0));
+  lines.push(...ahead(0));
   for (let i = 0; i < L.tile.tm; i++) {
-    lines.push(...tableRow(i + 1));
+    lines.push(...ahead(i + 1));
     lines.push(`  { let row = ${rowOf(i)};`);
     if (checkM) lines.push(`  if (row < ${M}u) {`);
     for (let j = 0; j < L.gn; j++) {
       lines.push(`    { let col = ${colOf(j)};`);
-      if (N % 4 === 0) {
+      if (gate) {
+        const store = gateBackwardStore(N, `acc${i}_${j}`, { hu: `hu${i}_${j}`, hv: `hv${i}_${j}` });
+        lines.push(`      ${checkN ? `if (col < ${N}u) ${store}` : store}`);
+      } else if (N % 4 === 0) {
         const idx = `(baseC + row * ${N}u + col) / 4u`;
         const value = rope ? `rope_turn(acc${i}_${j}, cs${i}_${j}, col)` : `acc${i}_${j}`;
         const store = `c[${idx}] = ${value}${plusR(idx)};`;
@@ -1066,6 +1112,8 @@ function streamKTailTiles(
  * A launch's cost: 2 M N K FLOPs per batch, plus one per output for an addend; A and B read once (a batch stride of
  * 0 reads one), and what the launch writes: C (split-K: every layer of partial products; stream-K: the whole tiles'
  * part of C and a partial tile for each stream-K segment), plus the addend read (stream-K: the whole tiles' part).
+ * The gate's backward costs what its own kernel does for the outputs it finishes (stream-K: the whole tiles'): 12
+ * FLOPs each, two elements of h read and two of dh written in place of one of C.
  */
 function matmulCost(L: MatmulLayout): KernelCost {
   const { batch, m: M, n: N, k: K } = L.spec;
@@ -1077,12 +1125,12 @@ function matmulCost(L: MatmulLayout): KernelCost {
     whole = M * N - tail.reduce((sum, t) => sum + t.elements, 0);
     written = whole + tail.reduce((sum, t) => sum + t.partials * tileElements, 0);
   }
-  // Stream-K adds the addend to the tail tiles in its fixup, and rotates them.
-  const addend = L.spec.addend ? whole : 0;
+  // Stream-K adds the addend to the tail tiles in its fixup, and applies the gate's backward or RoPE there.
+  const addend = L.spec.addend ? whole : 0, gate = L.spec.gateBackward ? whole : 0;
   const rope = L.spec.rope ? ropeCost(L.spec.rope, whole / N, N) : { flops: 0, bytes: 0 };
   return {
-    flops: 2 * batch * M * N * K + addend + rope.flops,
-    bytes: (a + b + written + addend) * ELEMENT_BYTES + rope.bytes,
+    flops: 2 * batch * M * N * K + addend + 12 * gate + rope.flops,
+    bytes: (a + b + written + addend + 3 * gate) * ELEMENT_BYTES + rope.bytes,
   };
 }
 
@@ -1097,8 +1145,9 @@ function ropeCost(rope: MatmulRope, rows: number, n: number): KernelCost {
 }
 
 /**
- * Generates the kernel (see the module doc for the layout). Bindings: a, b (read), c (write); r (read) with an
- * addend, w (read-write) with stream-K. Cost: see `matmulCost`.
+ * Generates the kernel (see the module doc for the layout). Bindings: a, b (read), c (write; dh with the gate's
+ * backward); r (read) with an addend or h (read) with the gate's backward; w (read-write) with stream-K. Cost: see
+ * `matmulCost`.
  */
 function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   const L = matmulLayout(spec);
@@ -1128,7 +1177,7 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   return {
     name: `matmul_${tile.bm}x${tile.bn}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${splits > 1 ? "_splitK" : ""}${
       spec.addend ? "_add" : ""
-    }${spec.rope ? "_rope" : ""}${sk ? "_streamK" : ""}`,
+    }${spec.gateBackward ? "_gateBwd" : ""}${spec.rope ? "_rope" : ""}${sk ? "_streamK" : ""}`,
     source: lines.join("\n") + "\n",
     cost: matmulCost(L),
     // The K loop (a stream-K workgroup's range is at most one tile's K, in up to two segments).
@@ -1159,6 +1208,11 @@ export interface StreamKFixupSpec {
   units: number;
   /** Add a matrix shaped like C (binding r) to the tail tiles, as the main kernel adds it to the whole ones. */
   addend?: boolean;
+  /**
+   * Apply the gate's backward to the tail tiles' sums, as the main kernel does to the whole ones (see
+   * {@linkcode MatmulSpec.gateBackward}): c is dh (m, 2n), and binding h (m, 2n) is read. Needs n % 4 == 0.
+   */
+  gateBackward?: boolean;
   /** Rotate the tail tiles as the main kernel rotates the whole ones (needs N a multiple of 4). */
   rope?: MatmulRope;
 }
@@ -1168,9 +1222,11 @@ export interface StreamKFixupSpec {
  * from the workspace into C, one thread per vec4 of a tile. The workgroups whose iteration ranges touch tile t are
  * found arithmetically: workgroup u starts at iteration floor(u L / U), so iteration i belongs to the last u with
  * floor(u L / U) <= i, which is floor(((i + 1) U - 1) / L). A workgroup's partial of t is in its first slot when
- * its range starts inside t, else in its second. Bindings: w (read), C (read-write), then r (read) with an addend.
- * Cost: an add for each partial tile element summed (and each addend element); the partials (and the tail's addend)
- * read and the tail tiles of C written once.
+ * its range starts inside t, else in its second. The workspace holds plain partial products, so the gate's
+ * backward, when asked, applies to their sum. Bindings: w (read), C (read-write; dh with the gate's backward), then
+ * r (read) with an addend or h (read) with the gate's backward. Cost: an add for each partial tile element summed
+ * (and each addend element, or the gate's 12 FLOPs per element); the partials (and the tail's addend, or two
+ * elements of h per element) read and the tail tiles of C (or two elements of dh per element) written once.
  *
  * @example
  * ```ts
@@ -1187,25 +1243,26 @@ export const matmulStreamKFixupKernel: (spec: StreamKFixupSpec) => KernelSource 
   const L = tail * kIters, perTile = (BM * BN) / 4, threads = tail * perTile;
   const grid = flatGrid(Math.ceil(threads / 256));
   const vec = N % 4 === 0;
+  if (spec.gateBackward && (!vec || spec.addend)) {
+    throw new Error("A stream-K fixup with the gate's backward needs n % 4 == 0 and no addend");
+  }
   const start = (u: string) => `((${u}) * ${L}u) / ${U}u`;
   const unitOf = (i: string) => `((${i} + 1u) * ${U}u - 1u) / ${L}u`;
   const plusR = addendTerm(spec.addend);
   if (spec.rope && (!vec || spec.addend)) throw new Error("A stream-K fixup with RoPE needs N % 4 == 0 and no addend");
   const sum = spec.rope ? "rope_turn(sum, rope_cs(rope_position(row), col), col)" : "sum";
-  const store = vec
+  const store = spec.gateBackward
+    ? [`  ${gateBackwardStore(N, "sum")}`]
+    : vec
     ? [`  c[(row * ${N}u + col) / 4u] = ${sum}${plusR(`(row * ${N}u + col) / 4u`)};`]
     : [0, 1, 2, 3].map((q) => {
       const idx = `row * ${N}u + col + ${q}u`;
       return `  if (col + ${q}u < ${N}u) { c[${idx}] = sum[${q}]${plusR(idx)}; }`;
     });
   const cType = vec ? "vec4f" : "f32";
+  const extra = spec.addend ? [read("r", cType)] : spec.gateBackward ? [read("h", "vec4f")] : [];
   const source = `${
-    bindings([
-      read("w", "vec4f"),
-      readWrite("c", cType),
-      ...(spec.addend ? [read("r", cType)] : []),
-      ...(spec.rope ? ropeBindings : []),
-    ])
+    bindings([read("w", "vec4f"), readWrite("c", cType), ...extra, ...(spec.rope ? ropeBindings : [])])
   }${spec.rope ? `\n${ropeEpilogueFunctions(spec.rope, M)}` : ""}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -1228,12 +1285,17 @@ ${store.join("\n")}
   const tailTiles = streamKTailTiles(spec, tile, sk);
   const sums = tailTiles.reduce((sum, t) => sum + t.partials * t.elements, 0);
   const written = tailTiles.reduce((sum, t) => sum + t.elements, 0);
-  const added = spec.addend ? written : 0;
+  const added = spec.addend ? written : 0, gated = spec.gateBackward ? written : 0;
   const rope = spec.rope ? ropeCost(spec.rope, written / N, N) : { flops: 0, bytes: 0 };
   return {
-    name: `matmul_streamK_fixup_${BM}x${BN}${spec.addend ? "_add" : ""}${spec.rope ? "_rope" : ""}`,
+    name: `matmul_streamK_fixup_${BM}x${BN}${spec.addend ? "_add" : ""}${spec.gateBackward ? "_gateBwd" : ""}${
+      spec.rope ? "_rope" : ""
+    }`,
     source,
     workgroups: grid.workgroups,
-    cost: { flops: sums + added + rope.flops, bytes: (sums + written + added) * ELEMENT_BYTES + rope.bytes },
+    cost: {
+      flops: sums + added + 12 * gated + rope.flops,
+      bytes: (sums + written + added + 3 * gated) * ELEMENT_BYTES + rope.bytes,
+    },
   };
 });

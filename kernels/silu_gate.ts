@@ -15,8 +15,33 @@ export interface SiluGateSpec {
   width: number;
 }
 
-/** `sigmoid(x)` in WGSL, for a scalar or a vector `x`. */
-const sigmoid = (x: string) => `(1.0 / (1.0 + exp(-${x})))`;
+/**
+ * `sigmoid(x)` in WGSL, for a scalar or a vector `x`: what the gate kernels and the matmul epilogue that applies
+ * the gate's backward (`gateBackward` of kernels/matmul.ts) both compute `s` with.
+ *
+ * @example
+ * ```ts
+ * import { sigmoidWgsl } from "./silu_gate.ts";
+ * if (sigmoidWgsl("a") !== "(1.0 / (1.0 + exp(-a)))") throw new Error(sigmoidWgsl("a"));
+ * ```
+ */
+export const sigmoidWgsl = (x: string): string => `(1.0 / (1.0 + exp(-${x})))`;
+
+/**
+ * The gate's gradients in WGSL, one definition for the backward kernel here and the matmul epilogue that fuses it:
+ * given the output gradient `dy`, the halves `a`, `b` and `s = sigmoid(a)` (names of WGSL values, scalar or vector),
+ * `da = dy * b * s * (1 + a * (1 - s))` (d silu(a) / da = s (1 + a (1 - s))) and `db = dy * a * s`.
+ *
+ * @example
+ * ```ts
+ * import { siluGateGradWgsl } from "./silu_gate.ts";
+ * const { da, db } = siluGateGradWgsl("g", "a", "b", "s");
+ * if (da !== "g * b * s * (1.0 + a * (1.0 - s))" || db !== "g * a * s") throw new Error(`${da} ${db}`);
+ * ```
+ */
+export function siluGateGradWgsl(dy: string, a: string, b: string, s: string): { da: string; db: string } {
+  return { da: `${dy} * ${b} * ${s} * (1.0 + ${a} * (1.0 - ${s}))`, db: `${dy} * ${a} * ${s}` };
+}
 
 /**
  * What both directions share: the element type (rows of a multiple of 4 go four values a thread), and the entry
@@ -35,7 +60,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let ia = i / ${F}u * ${2 * F}u + i % ${F}u;
   let a = h[ia];
   let b = h[ia + ${F}u];
-  let s = ${sigmoid("a")};`;
+  let s = ${sigmoidWgsl("a")};`;
   return { type, F, workgroups: grid.workgroups, head };
 }
 
@@ -64,6 +89,7 @@ ${head}
  */
 function generateSiluGateBackwardKernel(spec: SiluGateSpec): KernelSource {
   const { type, F, workgroups, head } = gateEntry(spec);
+  const grad = siluGateGradWgsl("g", "a", "b", "s");
   return {
     name: "silu_gate_packed_backward",
     workgroups,
@@ -71,8 +97,8 @@ function generateSiluGateBackwardKernel(spec: SiluGateSpec): KernelSource {
     source: `${bindings([read("h", type), read("dy", type), readWrite("dh", type)])}
 ${head}
   let g = dy[i];
-  dh[ia] = g * b * s * (1.0 + a * (1.0 - s));
-  dh[ia + ${F}u] = g * a * s;
+  dh[ia] = ${grad.da};
+  dh[ia + ${F}u] = ${grad.db};
 }
 `,
   };

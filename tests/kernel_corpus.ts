@@ -235,6 +235,25 @@ function* matmulCases(): Generator<Case> {
         ),
     ];
   }
+  // The SwiGLU gate's backward in the epilogue (w2's dX), plain and stream-K, and what it cannot combine with.
+  for (const [tn, t] of Object.entries(tiles)) {
+    for (const sn of ["aligned", "k4"]) {
+      const base = spec(shapes[sn], false, false, { tile: t, gateBackward: true });
+      yield [`matmul ${tn} gateBackward ${sn} plain`, () => matmulKernel(base)];
+      yield [`matmul ${tn} gateBackward ${sn} streamK 3`, () => matmulKernel({ ...base, streamK: 3 })];
+    }
+  }
+  for (const [sn, extra] of Object.entries({ splitK: { splitK: 2 }, addend: { addend: true } })) {
+    yield [
+      `matmul gateBackward ${sn}`,
+      () => matmulKernel(spec(shapes.aligned, false, false, { gateBackward: true, ...extra })),
+    ];
+  }
+  yield ["matmul gateBackward odd N", () => matmulKernel(spec(shapes.odd, false, false, { gateBackward: true }))];
+  yield [
+    "matmul gateBackward batched",
+    () => matmulKernel(spec(shapes.bothBatched, false, false, { gateBackward: true })),
+  ];
   yield ["matmul bad tile", () => matmulKernel(spec(shapes.odd, false, false, { tile: tile(128, 128, 16, 6, 8) }))];
   yield ["matmul bad pad", () => matmulKernel(spec(shapes.odd, false, false, { variant: { pad: 2 } }))];
   yield ["matmul splitK batched", () => matmulKernel(spec(shapes.batched, false, false, { splitK: 2 }))];
@@ -246,6 +265,13 @@ function* matmulCases(): Generator<Case> {
       yield [
         `matmul fixup ${tn} ${m}x${n}x${k} ${units} addend`,
         () => matmulStreamKFixupKernel({ m, n, k, tile: t, units, addend: true }),
+      ];
+    }
+    // The gate's backward needs n % 4 == 0: the shapes above with such an n (one without follows).
+    for (const [m, n, k, units] of [[4096, 4096, 4096, 132], [200, 68, 300, 5], [200, 68, 20, 5], [1000, 260, 77, 7]]) {
+      yield [
+        `matmul fixup ${tn} ${m}x${n}x${k} ${units} gateBackward`,
+        () => matmulStreamKFixupKernel({ m, n, k, tile: t, units, gateBackward: true }),
       ];
     }
   }
@@ -268,6 +294,10 @@ function* matmulCases(): Generator<Case> {
   yield ["matmul rope splitK", () => matmulKernel(spec(qkv, false, false, { rope, splitK: 2 }))];
   yield ["matmul rope addend", () => matmulKernel(spec(qkv, false, false, { rope, addend: true }))];
   yield ["matmul rope odd N", () => matmulKernel(spec(shapes.odd, false, false, { rope: { ...rope, headDim: 2 } }))];
+  yield [
+    "matmul fixup gateBackward odd n",
+    () => matmulStreamKFixupKernel({ m: 200, n: 70, k: 300, tile: matmulTiles.small, units: 5, gateBackward: true }),
+  ];
   yield* planCases();
 }
 
@@ -325,7 +355,7 @@ function planShapes(): [
  * kernel, with an addend when asked), after the transpose of B when it runs from a transposed copy.
  */
 function dispatched(
-  s: { batch: number; m: number; n: number; k: number; transA: boolean; transB: boolean },
+  s: { batch: number; m: number; n: number; k: number; transA: boolean; transB: boolean; gateBackward?: boolean },
   maxSharedBytes: number,
   addend: boolean,
 ): unknown {
@@ -358,6 +388,23 @@ function* planCases(): Generator<Case> {
             }
           }];
         }
+      }
+    }
+  }
+  // The gate's backward in dG's epilogue: w2's dX and other row-major products (a long K that would split, an
+  // odd N that does not fit).
+  const gated = new Set(["w2 dX", "qkvo dX", "w1 dX", "1536x3072x8192", "odd"]);
+  for (const [sn, setting, tuning] of settings) {
+    for (const [name, s] of planShapes().filter(([name]) => gated.has(name))) {
+      for (const maxShared of [Infinity, 32768]) {
+        yield [`plan ${sn} ${name} shared ${maxShared} gateBackward`, () => {
+          const before = setMatmulSettings(setting);
+          try {
+            return withMatmulTuning(tuning, () => dispatched({ ...s, gateBackward: true }, maxShared, false));
+          } finally {
+            setMatmulSettings(before);
+          }
+        }];
       }
     }
   }

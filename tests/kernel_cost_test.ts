@@ -114,6 +114,13 @@ Deno.test("a matmul costs 2 M N K (plus the addend) and reads A and B, writes C 
     flops: 2 * 2 * 33 * 65 * 17 + 2 * 33 * 65,
     bytes: 4 * (2 * 33 * 17 + 65 * 17 + 2 * 2 * 33 * 65),
   });
+  // The gate's backward (one batch, N % 4 == 0): dG's elements cost what silu_gate_packed_backward's do.
+  const gate = { ...base, batch: 1, n: 64, batchStrideA: 0, transB: false, gateBackward: true };
+  assertEquals(matmulKernel(gate).cost, {
+    flops: 2 * 33 * 64 * 17 + 12 * 33 * 64,
+    bytes: 4 * (33 * 17 + 17 * 64 + 4 * 33 * 64),
+  });
+  assertEquals(siluGateBackwardKernel({ rows: 33, width: 64 }).cost?.flops, 12 * 33 * 64);
   // Split-K in 4 chunks of 512: each layer writes a whole (M, N) of partial products; their sum is a reduction.
   const split = matmulKernel({ ...base, batch: 1, m: 64, n: 64, k: 2048, batchStrideA: 0, splitK: 4 });
   assertEquals(split.cost, { flops: 2 * 64 * 64 * 2048, bytes: 4 * (64 * 2048 + 2048 * 64 + 4 * 64 * 64) });
@@ -173,6 +180,15 @@ Deno.test("a stream-K matmul and its fixup write and sum each partial tile that 
   assertEquals(matmulStreamKFixupKernel({ m: M, n: N, k: K, tile, units, addend: true }).cost, {
     flops: partialElements + tailElements,
     bytes: 4 * (partialElements + 2 * tailElements),
+  });
+  // The gate's backward: 12 FLOPs per element of dG, which becomes two elements of h read and two of dh written.
+  assertEquals(matmulKernel({ ...spec, gateBackward: true }).cost, {
+    flops: 2 * M * N * K + 12 * whole,
+    bytes: 4 * (M * K + K * N + 4 * whole + partialTiles * tile.bm * tile.bn),
+  });
+  assertEquals(matmulStreamKFixupKernel({ m: M, n: N, k: K, tile, units, gateBackward: true }).cost, {
+    flops: partialElements + 12 * tailElements,
+    bytes: 4 * (partialElements + 4 * tailElements),
   });
 });
 

@@ -363,6 +363,19 @@ Deno.test("matmul with RoPE: the epilogue's rotation and its gradients, plain, s
       tuning: { tile: matmulTiles.small, streamK: 4 },
       fused: true,
     },
+    // Whole 32 x 32 tiles (no bounds checks), as at the LM's shapes.
+    {
+      name: "whole tiles",
+      batch: [2],
+      m: 32,
+      n: 64,
+      k: 8,
+      headDim: 16,
+      columns: 32,
+      perRow: false,
+      tuning: { tile: matmulTiles.small },
+      fused: true,
+    },
     // A head dim that is not a multiple of 4: the RoPE kernel after the product.
     { name: "unfused", batch: [2], m: 5, n: 18, k: 7, headDim: 6, columns: 12, perRow: true, tuning: {}, fused: false },
   ];

@@ -11,7 +11,7 @@ import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import type { FeedForwardKind } from "./config.ts";
 import type { Rng } from "../util/random.ts";
 import { record } from "../tensor/graph.ts";
-import { concat, mapElements, matmul, packedSiluGate, reshape, silu, type Tensor } from "../tensor/mod.ts";
+import { concat, mapElements, matmul, reshape, silu, siluGateLinear, type Tensor } from "../tensor/mod.ts";
 import type { DecodeContext } from "./decode.ts";
 import { Linear, type RMSNorm } from "./layers.ts";
 
@@ -95,11 +95,20 @@ export class FeedForward {
     const residual = options.residual;
     if (this.w3 && this.fused) {
       // x @ [W1; W3]^T: one matmul forward, one per operand backward (K = 2 dFf: no sum of two dX).
-      const lead = x.shape.slice(0, -1), dFf = this.w1.outFeatures;
+      const lead = x.shape.slice(0, -1), dModel = this.w2.outFeatures;
       const w = concat([this.w1.weight, this.w3.weight], 0); // (2 dFf, dModel)
       const rows = reshape(x, [-1, this.w1.inFeatures]); // (N, dModel)
-      const hidden = packedSiluGate(matmul(rows, w, { transB: true })); // (N, dFf)
-      return this.w2.forward(reshape(hidden, [...lead, dFf]), { residual }); // (..., dModel)
+      const h = matmul(rows, w, { transB: true }); // (N, 2 dFf)
+      // The gate and w2 as one op (w2.forward's product, bias-free): its backward applies the gate's backward in
+      // the epilogue of dG's matmul instead of a separate pass over dG.
+      if (residual && (residual.ndim !== lead.length + 1 || residual.shape[residual.ndim - 1] !== dModel)) {
+        throw new Error(
+          `FeedForward.forward: residual ${residual.describe()} does not match the output (..., ${dModel})`,
+        );
+      }
+      const addend = residual ? reshape(residual, [-1, dModel]) : undefined; // (N, dModel)
+      const y = siluGateLinear(h, this.w2.weight, { addend }); // (N, dModel)
+      return reshape(y, [...lead, dModel]); // (..., dModel)
     }
     const h1 = this.w1.forward(x); // (..., dFf)
     const hidden = this.w3 ? siluGate(h1, this.w3.forward(x)) : silu(h1); // (..., dFf)

@@ -91,6 +91,8 @@ export {
   rmsNorm,
   rope,
   type RopeOptions,
+  siluGateLinear,
+  type SiluGateLinearOptions,
   softmax,
   type SoftmaxOptions,
 } from "./ops/nn.ts";

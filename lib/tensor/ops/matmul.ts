@@ -451,12 +451,18 @@ export interface MatmulLaunch {
    * scratch (K, N) of `n * k` floats, dispatched first; the other kernels then read that scratch as b.
    */
   transposeB?: KernelSource;
-  /** The planner's choice (split-K is not used with an addend). */
+  /** The planner's choice (split-K is not used with an addend or the gate's backward). */
   plan: { tile: MatmulTile; splitK: number; streamK: number };
   mode: "plain" | "splitK" | "streamK";
-  /** Bindings a, b, then c (split-K: the scratch), then the addend r and/or the stream-K workspace w. */
+  /**
+   * Bindings a, b, then c (split-K: the scratch; with the gate's backward: dh), then the addend r or the gate's h,
+   * and/or the stream-K workspace w.
+   */
   main: KernelSource;
-  /** Split-K: scratch (read), c (write); stream-K: workspace (read), c (read-write), then the addend r. */
+  /**
+   * Split-K: scratch (read), c (write); stream-K: workspace (read), c (read-write), then the addend r or the gate's
+   * h.
+   */
   finish?: KernelSource;
   /** Bytes of the scratch or workspace; 0 when plain. */
   scratchBytes: number;
@@ -464,7 +470,8 @@ export interface MatmulLaunch {
 
 /**
  * The kernels of a matmul under the current {@linkcode MatmulTuning}, on a device with `maxSharedBytes` of
- * workgroup memory (pure: the kernel corpus test checks it).
+ * workgroup memory (pure: the kernel corpus test checks it). A spec with `gateBackward` (see {@linkcode MatmulSpec})
+ * runs unsplit like one with an addend, its stream-K fixup applying the gate's backward too.
  *
  * @example
  * ```ts
@@ -481,7 +488,9 @@ export function matmulLaunch(spec: MatmulSpec, addend: boolean, maxSharedBytes: 
   }
   const { m, n, k, transA, transB } = spec;
   const plan = planMatmul(spec, { tile: tuning.tile, splitK: tuning.splitK, streamK: tuning.streamK, maxSharedBytes });
-  const tile = plan.tile, splits = addend || spec.rope ? 1 : plan.splitK;
+  const gateBackward = spec.gateBackward;
+  // An epilogue that needs the whole sum (the addend, the gate's backward, RoPE) cannot run on split-K's layers.
+  const tile = plan.tile, splits = addend || gateBackward || spec.rope ? 1 : plan.splitK;
   // x @ W^T on a large tile: the inner loop the tuning asks for (a forced tile or variant keeps its own).
   const dot = tuning.transposedBCompute === "dot" && transB && !transA && k % 4 === 0 && !tuning.tile;
   const variant = tuning.variant ?? (dot && tile.bm === 128 ? { compute: "dot" as const } : undefined);
@@ -495,7 +504,16 @@ export function matmulLaunch(spec: MatmulSpec, addend: boolean, maxSharedBytes: 
   if (plan.streamK) {
     // The last, partial wave's tiles shared out along K, then their partial products summed (plus the addend).
     const main = matmulKernel({ ...spec, tile, variant, streamK: plan.streamK, addend });
-    const finish = matmulStreamKFixupKernel({ m, n, k, tile, units: plan.streamK, addend, rope: spec.rope });
+    const finish = matmulStreamKFixupKernel({
+      m,
+      n,
+      k,
+      tile,
+      units: plan.streamK,
+      addend,
+      gateBackward,
+      rope: spec.rope,
+    });
     return { plan, mode: "streamK", main, finish, scratchBytes: streamKWorkspaceBytes(tile, plan.streamK) };
   }
   return { plan, mode: "plain", main: matmulKernel({ ...spec, tile, variant, addend }), scratchBytes: 0 };
@@ -529,7 +547,8 @@ export function copiesTransposedB(spec: MatmulSpec): boolean {
 
 /**
  * Dispatches {@linkcode matmulLaunch}'s kernels for `c = a @ b`, with `extra` the bindings that follow c: the
- * addend r, or with `spec.rope` the positions and the RoPE table.
+ * addend r; with `spec.gateBackward`, c = dh and the gate's packed input h; with `spec.rope`, the positions and
+ * the RoPE table.
  */
 function runMatmul(
   spec: MatmulSpec,
@@ -539,7 +558,7 @@ function runMatmul(
 ): void {
   const backend = gpu();
   const r = extra === undefined ? [] : Array.isArray(extra) ? extra : [extra];
-  const addend = !spec.rope && r.length > 0;
+  const addend = !spec.rope && !spec.gateBackward && r.length > 0;
   const launch = matmulLaunch(spec, addend, backend.device.limits.maxComputeWorkgroupStorageSize);
   const bt = launch.transposeB ? backend.alloc(spec.n * spec.k * 4) : null;
   if (bt) backend.run(launch.transposeB!, [b, bt]);
@@ -553,6 +572,63 @@ function runMatmul(
     backend.free(scratch);
   }
   if (bt) backend.free(bt);
+}
+
+/**
+ * Whether {@linkcode matmulGateBackward} fuses the gate's backward for a gate of `width` columns (dG's N): its
+ * vec4 epilogue needs a multiple of 4. Where it does not, the caller runs the product and the gate's own backward
+ * kernel.
+ *
+ * @example
+ * ```ts
+ * import { fusesGateBackward } from "./matmul.ts";
+ * if (!fusesGateBackward(1344) || fusesGateBackward(6)) throw new Error("vec4 widths only");
+ * ```
+ */
+export function fusesGateBackward(width: number): boolean {
+  return width > 0 && width % 4 === 0;
+}
+
+/**
+ * The gradient dh (..., 2F) of the SwiGLU gate's packed input h (..., 2F) (see `packedSiluGate`) from the
+ * gradient dy (..., K) of `gate(h) @ w^T` with w (K, F): dG = dy @ w in one matmul launch whose epilogue applies the
+ * gate's backward, so dG is never stored (see `gateBackward` of kernels/matmul.ts). The leading dims fold into
+ * the rows; plans as `matmul(dy, w)` does, never splitting K. Needs {@linkcode fusesGateBackward} of F. Not
+ * recorded for autograd: it is a backward.
+ *
+ * @example
+ * ```ts
+ * import { matmulGateBackward } from "./matmul.ts";
+ * import { initGpu, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * // One row, F = 4: u = 0 (s = 1/2) and v = 2 for column 0; dG = dy @ w = [3, 0, 0, 0].
+ * const h = tensor([[0, 0, 0, 0, 2, 0, 0, 0]]), w = tensor([[1, 0, 0, 0]]), dy = tensor([[3]]);
+ * const dh = await matmulGateBackward(dy, w, h).data(); // du = 3 * 2 * 1/2 * (1 + 0), dv = 3 * 0 * 1/2
+ * if (dh[0] !== 3 || dh[4] !== 0) throw new Error(`${dh}`);
+ * ```
+ */
+export function matmulGateBackward(dy: Tensor, w: Tensor, h: Tensor): Tensor {
+  const K = dy.shape[dy.ndim - 1], F = w.shape[1], rows = h.size / (2 * F);
+  const fits = dy.ndim >= 1 && w.ndim === 2 && h.ndim >= 1 && w.shape[0] === K && fusesGateBackward(F) &&
+    h.shape[h.ndim - 1] === 2 * F && dy.size === rows * K && [dy, w, h].every((t) => t.dtype === "f32");
+  if (!fits) {
+    const got = `${dy.describe()}, ${w.describe()} and ${h.describe()}`;
+    throw new Error(`matmulGateBackward: needs f32 dy (..., K), w (K, F), F % 4 == 0, h (..., 2F), got ${got}`);
+  }
+  const dh = empty(h.shape);
+  const spec: MatmulSpec = {
+    batch: 1,
+    m: rows,
+    n: F,
+    k: K,
+    transA: false,
+    transB: false,
+    batchStrideA: 0,
+    batchStrideB: 0,
+    gateBackward: true,
+  };
+  if (dh.size > 0) runMatmul(spec, [dy.buffer, w.buffer], dh.buffer, h.buffer);
+  return dh;
 }
 
 /**

@@ -43,7 +43,7 @@ import { isGradEnabled, noGrad, record, recordAccumulating } from "../graph.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, rowRange, type Tensor } from "../tensor.ts";
 import { add, fill, mul } from "./elementwise.ts";
-import { copiesTransposedB, matmul } from "./matmul.ts";
+import { copiesTransposedB, fusesGateBackward, matmul, matmulGateBackward } from "./matmul.ts";
 import { cachedRopeTable } from "./rope_table.ts";
 import { concat, permute, reshape, slice } from "./movement.ts";
 import { mean, sumTo } from "./reduce.ts";
@@ -292,6 +292,60 @@ export function packedSiluGate(h: Tensor): Tensor {
     if (dh.size > 0) run(siluGateBackwardKernel({ rows, width }), [h, dy, dh]);
     return [dh];
   });
+}
+
+/** Options of {@linkcode siluGateLinear}. */
+export interface SiluGateLinearOptions {
+  /**
+   * A tensor shaped like the result, added in the matmul's epilogue (a residual connection), as `matmul`'s
+   * `addend`. Its gradient is the result's.
+   */
+  addend?: Tensor;
+}
+
+/**
+ * `addend + packedSiluGate(h) @ w^T`: SwiGLU's gate over a fused w1/w3 output h (..., 2F) and the down projection
+ * w (D, F) (a PyTorch-style linear weight), result (..., D), as one autograd node. The forward runs the same two
+ * kernels as the composition; the backward computes dG = dy @ w in one matmul launch whose epilogue applies the
+ * gate's backward and writes dh directly, so that dG is never stored and read back by a separate pass (where F is
+ * not a multiple of 4, which the fused vec4 epilogue needs, it runs the composition's two kernels instead). dW
+ * comes from the gate's output, kept from the forward.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, param, randn, siluGateLinear, sum } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const h = param(randn([6, 16])), w = param(randn([5, 8])); // F = 8, D = 5
+ * const y = siluGateLinear(h, w, { addend: randn([6, 5]) }); // (6, 5)
+ * sum(y).backward();
+ * if (y.shape.join() !== "6,5" || h.grad?.shape.join() !== "6,16") throw new Error(`${h.grad?.describe()}`);
+ * ```
+ */
+export function siluGateLinear(h: Tensor, w: Tensor, opts: SiluGateLinearOptions = {}): Tensor {
+  requireF32("siluGateLinear", h);
+  requireF32("siluGateLinear", w);
+  const F = w.ndim === 2 ? w.shape[1] : -1, D = w.shape[0];
+  if (h.ndim < 2 || w.ndim !== 2 || h.shape[h.ndim - 1] !== 2 * F) {
+    throw new Error(`siluGateLinear: needs h (..., 2F) and w (D, F), got ${h.describe()} and ${w.describe()}`);
+  }
+  const addend = opts.addend;
+  // The composition's kernels, unrecorded: this node differentiates both. g (..., F) stays for dW.
+  const g = noGrad(() => packedSiluGate(h));
+  const y = noGrad(() => matmul(g, w, { transB: true, addend })); // (..., D)
+  return record(y, "siluGateLinear", addend ? [h, w, addend] : [h, w], (dy) => {
+    let dh: Tensor | null = null;
+    if (h.requiresGrad && fusesGateBackward(F)) {
+      dh = matmulGateBackward(dy, w, h);
+    } else if (h.requiresGrad) {
+      const dg = matmul(dy, w); // (..., F)
+      dh = empty(h.shape);
+      if (dh.size > 0) run(siluGateBackwardKernel({ rows: h.size / (2 * F), width: F }), [h, dg, dh]);
+      dg.dispose();
+    }
+    // As matmul's weight gradient of a linear layer: all rows folded into one product.
+    const dw = w.requiresGrad ? matmul(reshape(dy, [-1, D]), reshape(g, [-1, F]), { transA: true }) : null; // (D, F)
+    return addend ? [dh, dw, dy] : [dh, dw];
+  }, [g]);
 }
 
 // ---- Embedding ------------------------------------------------------------------------------------------------
