@@ -190,11 +190,12 @@ Deno.test("predicted matmul and attention FLOPs of a step equal the accounting's
   const scoresAndValues = f.attentionScores + f.attentionValues;
   const training = trainingFlops(shape, { batchSize: B, seqLen: T }).total;
   // What the accounting leaves out or counts otherwise: (1) the matmul epilogues add the residual stream to the
-  // output projection's and w2's products, one FLOP per element of (B, T, d) each, per layer, and w2's dX applies
-  // the SwiGLU gate's backward, 12 FLOPs per element of (B, T, d_ff) per layer; (2) it counts the attention scores
+  // output projection's and w2's products, one FLOP per element of (B, T, d) each, per layer, w2's dX applies
+  // the SwiGLU gate's backward, 12 FLOPs per element of (B, T, d_ff) per layer, and the q/k/v product applies RoPE
+  // to its query and key columns, 3 FLOPs per element of (B, T, 2d) per layer; (2) it counts the attention scores
   // and values in full and the backward at twice the forward, where the fused kernels count FlashAttention's way:
   // the causal half, and a backward of 2.5 times the forward.
-  const epilogues = shape.numLayers * B * T * (2 * shape.dModel + 12 * shape.dFf);
+  const epilogues = shape.numLayers * B * T * (2 * shape.dModel + 12 * shape.dFf + 3 * 2 * shape.dModel);
   assertEquals(matmuls, training - 3 * scoresAndValues + epilogues);
   assertEquals(attention, (scoresAndValues / 2) * (1 + 2.5));
   assertEquals(matmuls + attention, training - 1.25 * scoresAndValues + epilogues);
