@@ -1016,15 +1016,14 @@ function addendTerm(addend: boolean | undefined): (idx: string) => string {
 
 /**
  * The gate's backward applied to the dG vec4 `dg` at (`row`, `col`) of an (M, `n`) product (see
- * {@linkcode MatmulSpec.gateBackward}): the two vec4s of h (M, 2n) there, `hu` and `hv` when already loaded, else
- * read here, and the two of dh written, bound as c.
+ * {@linkcode MatmulSpec.gateBackward}): reads the two vec4s of h (M, 2n) and writes the two of dh, bound as c.
+ * Loading h a row ahead of the stores, as the RoPE epilogue loads its table, measured slower here (the held
+ * vec4s of h cost registers; bench/RESULTS.md).
  */
-function gateBackwardStore(n: number, dg: string, loaded?: { hu: string; hv: string }): string {
-  const [hu, hv] = loaded ? [loaded.hu, loaded.hv] : ["hu", "hv"];
-  const { da, db } = siluGateGradWgsl(dg, hu, hv, "hs");
-  const loads = loaded ? "" : `let hu = h[hi]; let hv = h[hi + ${n / 4}u]; `;
-  return `{ let hi = (row * ${2 * n}u + col) / 4u; ${loads}` +
-    `let hs = ${sigmoidWgsl(hu)}; c[hi] = ${da}; c[hi + ${n / 4}u] = ${db}; }`;
+function gateBackwardStore(n: number, dg: string): string {
+  const { da, db } = siluGateGradWgsl(dg, "hu", "hv", "hs");
+  return `{ let hi = (row * ${2 * n}u + col) / 4u; let hu = h[hi]; let hv = h[hi + ${n / 4}u]; ` +
+    `let hs = ${sigmoidWgsl("hu")}; c[hi] = ${da}; c[hi + ${n / 4}u] = ${db}; }`;
 }
 
 /**
@@ -1040,21 +1039,11 @@ function storeC(L: MatmulLayout): string[] {
   const rowOf = (i: number) => `m0 + ${Math.floor(i / 4) * L.rowSpacing + (i % 4)}u + ly * 4u`;
   const colOf = (j: number) => `n0 + ${j * L.colSpacing}u + lx * 4u`;
   const rope = !!L.spec.rope;
-  // What the stores of row i read besides the accumulators (RoPE's table entries, the gate's h) loads before row
-  // i - 1's stores: the compiler cannot know that a store does not alias a later load, so a load left between
-  // stores waits for the one before it.
-  const ahead = (i: number) => {
-    if (i >= L.tile.tm) return [];
-    if (rope) return Array.from({ length: L.gn }, (_, j) => `  let cs${i}_${j} = rope_cs(rp${i}, ${colOf(j)});`);
-    if (!gate) return [];
-    // Rows and columns past C's edge read inside h; their stores are skipped.
-    const row = checkM ? `min(${rowOf(i)}, ${M - 1}u)` : rowOf(i);
-    return Array.from({ length: L.gn }, (_, j) => {
-      const col = checkN ? `min(${colOf(j)}, ${N - 4}u)` : colOf(j);
-      return `  let hi${i}_${j} = ((${row}) * ${2 * N}u + ${col}) / 4u; ` +
-        `let hu${i}_${j} = h[hi${i}_${j}]; let hv${i}_${j} = h[hi${i}_${j} + ${N / 4}u];`;
-    });
-  };
+  // RoPE's table entries for row i load before row i - 1's stores (see ropeEpilogueFunctions).
+  const ahead = (i: number) =>
+    rope && i < L.tile.tm
+      ? Array.from({ length: L.gn }, (_, j) => `  let cs${i}_${j} = rope_cs(rp${i}, ${colOf(j)});`)
+      : [];
   if (rope) { for (let i = 0; i < L.tile.tm; i++) lines.push(`  let rp${i} = rope_position(${rowOf(i)});`); }
   lines.push(...ahead(0));
   for (let i = 0; i < L.tile.tm; i++) {
@@ -1064,7 +1053,7 @@ function storeC(L: MatmulLayout): string[] {
     for (let j = 0; j < L.gn; j++) {
       lines.push(`    { let col = ${colOf(j)};`);
       if (gate) {
-        const store = gateBackwardStore(N, `acc${i}_${j}`, { hu: `hu${i}_${j}`, hv: `hv${i}_${j}` });
+        const store = gateBackwardStore(N, `acc${i}_${j}`);
         lines.push(`      ${checkN ? `if (col < ${N}u) ${store}` : store}`);
       } else if (N % 4 === 0) {
         const idx = `(baseC + row * ${N}u + col) / 4u`;
