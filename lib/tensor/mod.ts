@@ -71,7 +71,13 @@ export {
 } from "./ops/elementwise.ts";
 export { max, mean, type ReduceOptions, sum, sumTo } from "./ops/reduce.ts";
 export { broadcastTo, concat, permute, reshape, slice, transpose } from "./ops/movement.ts";
-export { matmul, type MatmulOptions, type MatmulSettings, setMatmulSettings } from "./ops/matmul.ts";
+export {
+  matmul,
+  type MatmulOptions,
+  type MatmulRopeOptions,
+  type MatmulSettings,
+  setMatmulSettings,
+} from "./ops/matmul.ts";
 export type { MatmulTile, MatmulVariant } from "../../kernels/matmul.ts";
 export {
   attention,
