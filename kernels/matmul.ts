@@ -22,6 +22,7 @@
  */
 import { ropePairs } from "./rope.ts";
 import {
+  type Binding,
   bindings,
   ELEMENT_BYTES,
   flatGrid,
@@ -447,6 +448,7 @@ function checkRope(spec: MatmulSpec, splits: number): void {
   if (splits > 1 || spec.addend || spec.batch !== 1) {
     throw new Error("A matmul with RoPE needs batch 1, no split-K and no addend");
   }
+  if (spec.gateBackward) throw new Error("A matmul applies RoPE or the gate's backward, not both");
   if (spec.n % 4 || headDim % 4 || columns % headDim || columns > spec.n) {
     throw new Error(
       `Matmul RoPE needs N, the head dim and the rotated columns multiples of 4, got ${JSON.stringify(spec)}`,
@@ -712,14 +714,44 @@ function matmulBindings(L: MatmulLayout): string {
     read("a", L.wA === 4 ? "vec4f" : "f32"),
     read("b", L.wB === 4 ? "vec4f" : "f32"),
     readWrite("c", cType),
-    ...(L.spec.addend ? [read("r", cType)] : []),
-    ...(L.spec.gateBackward ? [read("h", "vec4f")] : []),
-    ...(L.spec.rope ? ropeBindings : []),
+    ...epilogueBindings(L.spec, cType),
     ...(L.sk ? [readWrite("w", "vec4f")] : []),
-  ]) + (L.spec.rope ? `\n${ropeEpilogueFunctions(L.spec.rope, L.spec.m)}` : "");
+  ]) + epilogueFunctions(L.spec, L.spec.m);
 }
 
-const ropeBindings = [read("positions", "i32"), read("ropeTable", "vec4f")];
+/**
+ * What a launch applies to the outputs it finishes, besides storing them: the main kernel to its whole tiles, the
+ * stream-K fixup to the tail tiles. At most one of the three (each check refuses the others with it).
+ */
+type Epilogue = Pick<MatmulSpec, "addend" | "gateBackward" | "rope">;
+
+/** The epilogue's bindings, which follow c: the addend r, the gate's packed input h, or RoPE's positions and table. */
+function epilogueBindings(e: Epilogue, cType: string): Binding[] {
+  if (e.addend) return [read("r", cType)];
+  if (e.gateBackward) return [read("h", "vec4f")];
+  return e.rope ? [read("positions", "i32"), read("ropeTable", "vec4f")] : [];
+}
+
+/** With RoPE, the WGSL functions its stores call (after the bindings), else nothing. */
+function epilogueFunctions(e: Epilogue, m: number): string {
+  return e.rope ? `\n${ropeEpilogueFunctions(e.rope, m)}` : "";
+}
+
+/** The kernel name's suffix for the epilogue. */
+function epilogueSuffix(e: Epilogue): string {
+  return e.addend ? "_add" : e.gateBackward ? "_gateBwd" : e.rope ? "_rope" : "";
+}
+
+/**
+ * What the epilogue adds to a launch that finishes `elements` outputs of C (n columns): an add and a read for each
+ * addend element; the gate's backward as its own kernel counts it, 12 FLOPs, two elements of h read and two of dh
+ * written in place of one of C; RoPE's share ({@linkcode ropeCost}).
+ */
+function epilogueCost(e: Epilogue, elements: number, n: number): KernelCost {
+  const added = e.addend ? elements : 0, gated = e.gateBackward ? elements : 0;
+  const rope = e.rope ? ropeCost(e.rope, elements / n, n) : { flops: 0, bytes: 0 };
+  return { flops: added + 12 * gated + rope.flops, bytes: (added + 3 * gated) * ELEMENT_BYTES + rope.bytes };
+}
 
 /**
  * The WGSL functions of the RoPE epilogue: `rope_position(row)` (C's rows past M read a valid index), `rope_cs(p,
@@ -1017,8 +1049,8 @@ function addendTerm(addend: boolean | undefined): (idx: string) => string {
 /**
  * The gate's backward applied to the dG vec4 `dg` at (`row`, `col`) of an (M, `n`) product (see
  * {@linkcode MatmulSpec.gateBackward}): reads the two vec4s of h (M, 2n) and writes the two of dh, bound as c.
- * Loading h a row ahead of the stores, as the RoPE epilogue loads its table, measured slower here (the held
- * vec4s of h cost registers; bench/RESULTS.md).
+ * h loads beside its stores, not a row ahead as RoPE's table does: holding the next row's vec4s of h costs more
+ * registers than the waiting loads cost time (bench/RESULTS.md).
  */
 function gateBackwardStore(n: number, dg: string): string {
   const { da, db } = siluGateGradWgsl(dg, "hu", "hv", "hs");
@@ -1114,12 +1146,11 @@ function matmulCost(L: MatmulLayout): KernelCost {
     whole = M * N - tail.reduce((sum, t) => sum + t.elements, 0);
     written = whole + tail.reduce((sum, t) => sum + t.partials * tileElements, 0);
   }
-  // Stream-K adds the addend to the tail tiles in its fixup, and applies the gate's backward or RoPE there.
-  const addend = L.spec.addend ? whole : 0, gate = L.spec.gateBackward ? whole : 0;
-  const rope = L.spec.rope ? ropeCost(L.spec.rope, whole / N, N) : { flops: 0, bytes: 0 };
+  // Stream-K's fixup applies the epilogue to the tail tiles.
+  const epilogue = epilogueCost(L.spec, whole, N);
   return {
-    flops: 2 * batch * M * N * K + addend + 12 * gate + rope.flops,
-    bytes: (a + b + written + addend + 3 * gate) * ELEMENT_BYTES + rope.bytes,
+    flops: 2 * batch * M * N * K + epilogue.flops,
+    bytes: (a + b + written) * ELEMENT_BYTES + epilogue.bytes,
   };
 }
 
@@ -1165,8 +1196,8 @@ function generateMatmulKernel(spec: MatmulSpec): KernelSource {
   const { transA, transB } = spec;
   return {
     name: `matmul_${tile.bm}x${tile.bn}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${splits > 1 ? "_splitK" : ""}${
-      spec.addend ? "_add" : ""
-    }${spec.gateBackward ? "_gateBwd" : ""}${spec.rope ? "_rope" : ""}${sk ? "_streamK" : ""}`,
+      epilogueSuffix(spec)
+    }${sk ? "_streamK" : ""}`,
     source: lines.join("\n") + "\n",
     cost: matmulCost(L),
     // The K loop (a stream-K workgroup's range is at most one tile's K, in up to two segments).
@@ -1239,6 +1270,7 @@ export const matmulStreamKFixupKernel: (spec: StreamKFixupSpec) => KernelSource 
   const unitOf = (i: string) => `((${i} + 1u) * ${U}u - 1u) / ${L}u`;
   const plusR = addendTerm(spec.addend);
   if (spec.rope && (!vec || spec.addend)) throw new Error("A stream-K fixup with RoPE needs N % 4 == 0 and no addend");
+  if (spec.rope && spec.gateBackward) throw new Error("A stream-K fixup applies RoPE or the gate's backward, not both");
   const sum = spec.rope ? "rope_turn(sum, rope_cs(rope_position(row), col), col)" : "sum";
   const store = spec.gateBackward
     ? [`  ${gateBackwardStore(N, "sum")}`]
@@ -1249,10 +1281,9 @@ export const matmulStreamKFixupKernel: (spec: StreamKFixupSpec) => KernelSource 
       return `  if (col + ${q}u < ${N}u) { c[${idx}] = sum[${q}]${plusR(idx)}; }`;
     });
   const cType = vec ? "vec4f" : "f32";
-  const extra = spec.addend ? [read("r", cType)] : spec.gateBackward ? [read("h", "vec4f")] : [];
-  const source = `${
-    bindings([read("w", "vec4f"), readWrite("c", cType), ...extra, ...(spec.rope ? ropeBindings : [])])
-  }${spec.rope ? `\n${ropeEpilogueFunctions(spec.rope, M)}` : ""}
+  const source = `${bindings([read("w", "vec4f"), readWrite("c", cType), ...epilogueBindings(spec, cType)])}${
+    epilogueFunctions(spec, M)
+  }
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let idx = ${grid.index} * 256u + lid;
@@ -1274,17 +1305,11 @@ ${store.join("\n")}
   const tailTiles = streamKTailTiles(spec, tile, sk);
   const sums = tailTiles.reduce((sum, t) => sum + t.partials * t.elements, 0);
   const written = tailTiles.reduce((sum, t) => sum + t.elements, 0);
-  const added = spec.addend ? written : 0, gated = spec.gateBackward ? written : 0;
-  const rope = spec.rope ? ropeCost(spec.rope, written / N, N) : { flops: 0, bytes: 0 };
+  const epilogue = epilogueCost(spec, written, N);
   return {
-    name: `matmul_streamK_fixup_${BM}x${BN}${spec.addend ? "_add" : ""}${spec.gateBackward ? "_gateBwd" : ""}${
-      spec.rope ? "_rope" : ""
-    }`,
+    name: `matmul_streamK_fixup_${BM}x${BN}${epilogueSuffix(spec)}`,
     source,
     workgroups: grid.workgroups,
-    cost: {
-      flops: sums + added + 12 * gated + rope.flops,
-      bytes: (sums + written + added + 3 * gated) * ELEMENT_BYTES + rope.bytes,
-    },
+    cost: { flops: sums + epilogue.flops, bytes: (sums + written) * ELEMENT_BYTES + epilogue.bytes },
   };
 });

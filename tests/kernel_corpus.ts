@@ -294,6 +294,11 @@ function* matmulCases(): Generator<Case> {
   yield ["matmul rope splitK", () => matmulKernel(spec(qkv, false, false, { rope, splitK: 2 }))];
   yield ["matmul rope addend", () => matmulKernel(spec(qkv, false, false, { rope, addend: true }))];
   yield ["matmul rope odd N", () => matmulKernel(spec(shapes.odd, false, false, { rope: { ...rope, headDim: 2 } }))];
+  yield ["matmul rope gateBackward", () => matmulKernel(spec(qkv, false, false, { rope, gateBackward: true }))];
+  yield [
+    "matmul fixup rope gateBackward",
+    () => matmulStreamKFixupKernel({ ...qkv, tile: matmulTiles.small, units: 7, rope, gateBackward: true }),
+  ];
   yield [
     "matmul fixup gateBackward odd n",
     () => matmulStreamKFixupKernel({ m: 200, n: 70, k: 300, tile: matmulTiles.small, units: 5, gateBackward: true }),
