@@ -341,7 +341,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       runMatmul(problem.spec, [a.buffer, b.buffer], product.buffer);
       rope.rotate(product, out, false);
       product.dispose();
-    } else runMatmul(problem.spec, [a.buffer, b.buffer], out.buffer, addend?.buffer);
+    } else runMatmul(problem.spec, [a.buffer, b.buffer], out.buffer, addend ? [addend.buffer] : []);
   }
   const [batchA, batchB] = [a.ndim > 2, b.ndim > 2];
   return recordAccumulating(out, "matmul", addend ? [a, b, addend] : [a, b], (dcOut, prior) => {
@@ -550,25 +550,19 @@ export function copiesTransposedB(spec: MatmulSpec): boolean {
  * addend r; with `spec.gateBackward`, c = dh and the gate's packed input h; with `spec.rope`, the positions and
  * the RoPE table.
  */
-function runMatmul(
-  spec: MatmulSpec,
-  [a, b]: [GpuBuffer, GpuBuffer],
-  c: GpuBuffer,
-  extra?: GpuBuffer | GpuBuffer[],
-): void {
+function runMatmul(spec: MatmulSpec, [a, b]: [GpuBuffer, GpuBuffer], c: GpuBuffer, extra: GpuBuffer[] = []): void {
   const backend = gpu();
-  const r = extra === undefined ? [] : Array.isArray(extra) ? extra : [extra];
-  const addend = !spec.rope && !spec.gateBackward && r.length > 0;
+  const addend = !spec.rope && !spec.gateBackward && extra.length > 0;
   const launch = matmulLaunch(spec, addend, backend.device.limits.maxComputeWorkgroupStorageSize);
   const bt = launch.transposeB ? backend.alloc(spec.n * spec.k * 4) : null;
   if (bt) backend.run(launch.transposeB!, [b, bt]);
   const bIn = bt ?? b;
   if (launch.mode === "plain") {
-    backend.run(launch.main, [a, bIn, c, ...r]);
+    backend.run(launch.main, [a, bIn, c, ...extra]);
   } else {
     const scratch = backend.alloc(launch.scratchBytes);
-    backend.run(launch.main, launch.mode === "splitK" ? [a, bIn, scratch] : [a, bIn, c, ...r, scratch]);
-    backend.run(launch.finish!, launch.mode === "splitK" ? [scratch, c] : [scratch, c, ...r]);
+    backend.run(launch.main, launch.mode === "splitK" ? [a, bIn, scratch] : [a, bIn, c, ...extra, scratch]);
+    backend.run(launch.finish!, launch.mode === "splitK" ? [scratch, c] : [scratch, c, ...extra]);
     backend.free(scratch);
   }
   if (bt) backend.free(bt);
@@ -627,7 +621,7 @@ export function matmulGateBackward(dy: Tensor, w: Tensor, h: Tensor): Tensor {
     batchStrideB: 0,
     gateBackward: true,
   };
-  if (dh.size > 0) runMatmul(spec, [dy.buffer, w.buffer], dh.buffer, h.buffer);
+  if (dh.size > 0) runMatmul(spec, [dy.buffer, w.buffer], dh.buffer, [h.buffer]);
   return dh;
 }
 

@@ -8,7 +8,7 @@ import { concatKernel, gatherKernel, MAX_CONCAT_PIECES, splitKernel, transposeKe
 import { gpu } from "../../gpu/backend.ts";
 import { record } from "../graph.ts";
 import { fmt, normAxis, prod, sameShape } from "../shape.ts";
-import { empty, RangeStorage, rowRange, Tensor, view } from "../tensor.ts";
+import { empty, RangeStorage, rowRange, type Storage, Tensor, view } from "../tensor.ts";
 import { fill } from "./elementwise.ts";
 
 function contiguousStrides(shape: readonly number[]): number[] {
@@ -206,9 +206,9 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
 
 /**
  * Where pieces of a concatenation already lie end to end in one buffer (ranges of one storage, such as the
- * weights of {@linkcode Linear.stacked}-style layers): that storage and the byte offset of the first piece in it.
+ * weights that `Linear.packRows` of the nn layer packs): that storage and the byte offset of the first piece in it.
  */
-function adjacentRanges(xs: readonly Tensor[]): { root: RangeStorage["root"]; offset: number } | null {
+function adjacentRanges(xs: readonly Tensor[]): { root: Storage; offset: number } | null {
   const first = xs[0].storage;
   if (!(first instanceof RangeStorage)) return null;
   let end = first.buf.offset;
@@ -223,7 +223,7 @@ function adjacentRanges(xs: readonly Tensor[]): { root: RangeStorage["root"]; of
 /** {@linkcode concat} of pieces that already lie end to end: a view of their memory, no copy. */
 function concatInPlace(
   xs: readonly Tensor[],
-  at: { root: RangeStorage["root"]; offset: number },
+  at: { root: Storage; offset: number },
   outShape: readonly number[],
 ): Tensor {
   const bytes = xs.reduce((sum, x) => sum + x.size * 4, 0);
@@ -250,10 +250,8 @@ function splitGradient(xs: readonly Tensor[], dy: Tensor): (Tensor | null)[] {
     starts.push(rows);
     rows += x.size;
   }
-  const flat = view(dy, [rows]); // (total): one row an element
   // Pieces in place always start aligned (each was bound); copied ones number at most MAX_CONCAT_PIECES.
   if (!starts.every((s) => (s * 4) % align === 0)) {
-    flat.dispose();
     const spec = { sizes: xs.map((x) => x.size), dtype: dy.dtype };
     const parts = xs.map((x) => empty(x.shape, x.dtype));
     gpu().run(splitKernel(spec), [dy.buffer, ...parts.map((t) => t.buffer)]);
@@ -263,6 +261,7 @@ function splitGradient(xs: readonly Tensor[], dy: Tensor): (Tensor | null)[] {
       return null;
     });
   }
+  const flat = view(dy, [rows]); // (total): one row an element
   const parts = xs.map((x, i) => {
     if (!x.requiresGrad) return null;
     const piece = rowRange(flat, starts[i], starts[i] + x.size);
