@@ -100,6 +100,8 @@ const lmShapes: Shape[] = [
 ];
 /** The TinyStories LM head's forward product, h @ W^T from W's transposed copy, at a vocabulary of `v` words. */
 const headFwd = (v: number): Shape => ({ name: `ts head fwd V ${v}`, m: R, n: v, k: D });
+/** A weight gradient dW = dY^T X (transposed A) of an (m, n) weight over `k` rows (a TinyStories batch's). */
+const weightGrad = (name: string, m: number, n: number, k = R): Shape => ({ name, m, n, k, transA: true });
 const t = (bm: number, bn: number, bk: number, tm = 8, tn = 8): MatmulTile => ({ bm, bn, bk, tm, tn });
 const vr = (s: string): Partial<MatmulVariant> => {
   const [pipeline, pad, transpose, swizzle, layout, warpRows] = s.split(":");
@@ -183,8 +185,8 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { label: "128x128 bk32 prefetch rows", tile: t(128, 128, 32), variant: vr("prefetch:0:scalar:0:rows") },
     ];
     return [
-      { name: "ts head dW", m: V, n: D, k: R, transA: true },
-      { name: "ts head dW^T", m: D, n: V, k: R, transA: true },
+      weightGrad("ts head dW", V, D),
+      weightGrad("ts head dW^T", D, V),
     ].map((sh): [Shape, Case[]] => [sh, cases]);
   },
   // The head's forward at vocabularies whose rows are 128-byte aligned (10016, 10048: a bounds-checked last column of
@@ -225,16 +227,15 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { label: "128x256 prefetch flat", tile: wide, variant: vr("prefetch:0:scalar:0:flat") },
       { label: "128x256 prefetch rows", tile: wide, variant: vr("prefetch:0:scalar:0:rows") },
     ];
-    const dW = (name: string, m: number, n: number): Shape => ({ name, m, n, k: R, transA: true });
     return [
-      dW("ts qkv dW", 3 * D, D),
-      dW("ts wo dW", D, D),
-      dW("ts w13 dW", 2 * FF, D),
-      dW("ts lm_head dW", V, D),
-      dW("gpt2 qkv dW", 2304, 768),
-      dW("gpt2 wo dW", 768, 768),
-      dW("gpt2 w13 dW", 4096, 768),
-      dW("gpt2 w2 dW", 768, 2048),
+      weightGrad("ts qkv dW", 3 * D, D),
+      weightGrad("ts wo dW", D, D),
+      weightGrad("ts w13 dW", 2 * FF, D),
+      weightGrad("ts lm_head dW", V, D),
+      weightGrad("gpt2 qkv dW", 2304, 768),
+      weightGrad("gpt2 wo dW", 768, 768),
+      weightGrad("gpt2 w13 dW", 4096, 768),
+      weightGrad("gpt2 w2 dW", 768, 2048),
     ].map((sh): [Shape, Case[]] => [sh, cases]);
   },
   // Weight gradients (transposed A, split K as the planner splits each tile) on the 128 x 128 tiles with the pipelines
@@ -251,15 +252,14 @@ const plans: Record<string, () => [Shape, Case[]][]> = {
       { label: "bk32 rows", tile: bk32, variant: vr("none:0:scalar:0:rows") },
       { label: "bk32 rows prefetch", tile: bk32, variant: vr("prefetch:0:scalar:0:rows") },
     ];
-    const dW = (name: string, m: number, n: number): Shape => ({ name, m, n, k: R, transA: true });
     return [
-      dW("ts head dW", V, D),
-      dW("ts qkv dW", 3 * D, D),
-      dW("ts wo dW", D, D),
-      dW("ts w13 dW", 2 * FF, D),
-      dW("gpt2 qkv dW", 2304, 768),
-      dW("gpt2 w13 dW", 4096, 768),
-      { name: "gpt2 b8 head chunk dW", m: 50304, n: 768, k: 2048, transA: true },
+      weightGrad("ts head dW", V, D),
+      weightGrad("ts qkv dW", 3 * D, D),
+      weightGrad("ts wo dW", D, D),
+      weightGrad("ts w13 dW", 2 * FF, D),
+      weightGrad("gpt2 qkv dW", 2304, 768),
+      weightGrad("gpt2 w13 dW", 4096, 768),
+      weightGrad("gpt2 b8 head chunk dW", 50304, 768, 2048),
     ].map((sh): [Shape, Case[]] => [sh, cases]);
   },
   // Products over a short K (512: 32 BK-16 steps a tile) on the 128 x 192 tile at BK 32 (block transposes of A),
