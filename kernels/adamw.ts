@@ -17,6 +17,7 @@ import {
   type Binding,
   bindings,
   ELEMENT_BYTES,
+  f32Literal,
   flatGrid,
   type KernelSource,
   memoized,
@@ -128,10 +129,55 @@ ${workgroupReduce("sum", "acc", "total", WG)}
   };
 }
 
+/** The global gradient norm from the partial sums of squares, and optionally the clipping factor for a norm. */
+export interface GradNormSpec {
+  /** Partial sums of squares to add up (the outputs of {@linkcode sumSquaresKernel}). */
+  partials: number;
+  /** Clip to this global norm: also write the factor `max / (norm + 1e-6)` when the norm exceeds it, else 1. */
+  maxNorm?: number;
+}
+
+/**
+ * The end of the clipping chain in one workgroup: adds up the partial sums of squares (in the order of a row
+ * reduction: each thread a strided share, then the workgroup's tree), and writes the norm, its square root, and
+ * the clipping factor that {@linkcode adamwKernel} reads. One dispatch where the sum, the square root and the
+ * factor took three, each waiting for the one before.
+ * Bindings: partials (read), norm (rw, 1)[, clip (rw, 1)]. Cost: an add per partial; the partials read once.
+ */
+function generateGradNormKernel({ partials, maxNorm }: GradNormSpec): KernelSource {
+  const clip = maxNorm !== undefined;
+  const buffers = [read("partials", "f32"), readWrite("norm", "f32"), ...(clip ? [readWrite("clip", "f32")] : [])];
+  const max = clip ? f32Literal(maxNorm) : "";
+  return {
+    name: clip ? "grad_norm_clip" : "grad_norm",
+    workgroups: [1, 1, 1],
+    loops: { iterations: Math.ceil(partials / WG), of: `the sum of ${partials} partial sums of squares` },
+    cost: { flops: partials + 2, bytes: (partials + (clip ? 2 : 1)) * ELEMENT_BYTES },
+    source: `${bindings(buffers)}
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lid: vec3u) {
+  var acc = 0.0;
+  for (var j = lid.x; j < ${partials}u; j += ${WG}u) { acc = acc + partials[j]; }
+${workgroupReduce("sum", "acc", "total", WG)}
+  if (lid.x == 0u) {
+    let n = sqrt(total);
+    norm[0] = n;${
+      clip
+        ? `
+    clip[0] = select(1.0, ${max} / (n + 1e-6), n > ${max});`
+        : ""
+    }
+  }
+}
+`,
+  };
+}
+
 /**
  * Workgroups {@linkcode sumSquaresKernel} uses for `n` elements: about 16K elements each, so that a large gradient
- * (GPT-2 small's LM head, 38.6M elements) spreads over every SM; at most 4096, so that the 15 tensors of one dispatch
- * stay within a grid dimension's 65535 workgroups.
+ * (GPT-2 small's LM head, 38.6M elements) spreads over every SM; at most 4096, so that a dispatch, whose workgroups
+ * stay within a grid dimension's 65535, still takes 15 of the largest tensors.
  *
  * @example
  * ```ts
@@ -167,3 +213,15 @@ export const adamwKernel: (spec: TensorListSpec) => KernelSource = memoized(gene
  * ```
  */
 export const sumSquaresKernel: (spec: SumSquaresSpec) => KernelSource = memoized(generateSumSquaresKernel);
+
+/**
+ * {@linkcode generateGradNormKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { gradNormKernel } from "./adamw.ts";
+ * const k = gradNormKernel({ partials: 1400, maxNorm: 1 }); // norm and clipping factor from 1400 partials
+ * if (k.name !== "grad_norm_clip" || k.workgroups[0] !== 1) throw new Error(k.name);
+ * ```
+ */
+export const gradNormKernel: (spec: GradNormSpec) => KernelSource = memoized(generateGradNormKernel);

@@ -5,13 +5,23 @@
  *
  * @module
  */
-import { adamwKernel, sumSquaresGroups, sumSquaresKernel } from "../../kernels/adamw.ts";
-import { reduceKernel } from "../../kernels/reduce.ts";
-import { f32Literal } from "../../kernels/common.ts";
+import { adamwKernel, gradNormKernel, sumSquaresGroups, sumSquaresKernel } from "../../kernels/adamw.ts";
 import { gpu } from "../gpu/backend.ts";
 import { noGrad } from "../tensor/graph.ts";
-import { fill, mapElements } from "../tensor/ops/elementwise.ts";
+import { fill } from "../tensor/ops/elementwise.ts";
 import { empty, keep, type Tensor, tidy } from "../tensor/tensor.ts";
+
+/**
+ * Most tensors one sum-of-squares or update dispatch takes: past the device's binding limits, a bound on the size of
+ * the generated kernel (a branch per tensor). The TinyStories model's 39 parameters fit in one of each.
+ */
+const MAX_TENSORS_PER_DISPATCH = 64;
+
+/** Storage buffers one dispatch may bind (one binding of the bind group is left for a uniform block). */
+function storageBindings(): number {
+  const limits = gpu().device.limits;
+  return Math.min(limits.maxStorageBuffersPerShaderStage, limits.maxBindingsPerBindGroup - 1);
+}
 
 /**
  * Hyperparameters of {@linkcode AdamW}. The defaults are the training config's (and the usual LM settings:
@@ -89,26 +99,40 @@ export class AdamW {
    * gradient count as zero.
    */
   gradNorm(): Tensor {
+    return this.#normAndClip().norm;
+  }
+
+  /**
+   * The global gradient norm and, with `maxNorm`, the clipping factor as one-element GPU tensors (caller disposes):
+   * partial sums of squares over as many gradients a dispatch as the device binds, then one kernel for the rest.
+   */
+  #normAndClip(maxNorm?: number): { norm: Tensor; clip: Tensor | null } {
     const grads = [...this.params.values()].map((p) => p.grad).filter((g): g is Tensor => g !== null);
-    const total = grads.reduce((sum, g) => sum + sumSquaresGroups(g.size), 0);
-    if (grads.length === 0) return tidy(() => keep(fill([1], 0)));
+    if (grads.length === 0) {
+      return tidy(() => ({ norm: keep(fill([1], 0)), clip: maxNorm === undefined ? null : keep(fill([1], 1)) }));
+    }
     const backend = gpu();
+    const total = grads.reduce((sum, g) => sum + sumSquaresGroups(g.size), 0);
     const partials = empty([total]);
-    // As many gradients per dispatch as the device binds storage buffers (one binding is the output).
-    const perDispatch = Math.max(1, Math.min(15, backend.device.limits.maxStorageBuffersPerShaderStage - 1));
+    // One binding is the output; a dispatch's workgroups stay within one grid dimension.
+    const perDispatch = Math.max(1, Math.min(MAX_TENSORS_PER_DISPATCH, storageBindings() - 1));
     let offset = 0;
-    for (let i = 0; i < grads.length; i += perDispatch) {
-      const chunk = grads.slice(i, i + perDispatch);
+    for (let i = 0; i < grads.length;) {
+      const chunk = [grads[i++]];
+      let groups = sumSquaresGroups(chunk[0].size);
+      while (i < grads.length && chunk.length < perDispatch && groups + sumSquaresGroups(grads[i].size) <= 65535) {
+        groups += sumSquaresGroups(grads[i].size);
+        chunk.push(grads[i++]);
+      }
       const k = sumSquaresKernel({ sizes: chunk.map((g) => g.size), offset });
       backend.run(k, [...chunk.map((g) => g.buffer), partials.buffer]);
       offset += k.workgroups[0];
     }
-    const ss = empty([1]);
-    backend.run(reduceKernel({ kind: "sum", outer: 1, reduced: total, inner: 1 }), [partials.buffer, ss.buffer]);
+    const norm = empty([1]), clip = maxNorm === undefined ? null : empty([1]);
+    const k = gradNormKernel({ partials: total, maxNorm });
+    backend.run(k, clip ? [partials.buffer, norm.buffer, clip.buffer] : [partials.buffer, norm.buffer]);
     partials.dispose();
-    const norm = mapElements("sqrt", [ss], "sqrt(v0)");
-    ss.dispose();
-    return norm;
+    return { norm, clip };
   }
 
   /**
@@ -126,17 +150,13 @@ export class AdamW {
     const lrT = lr * Math.sqrt(1 - b2 ** this.t) / (1 - b1 ** this.t);
     const uniforms = new Float32Array([lr, lrT, b1, b2, this.options.eps, this.options.weightDecay]);
     return noGrad(() => {
-      const norm = this.gradNorm();
-      const clip = opts.maxGradNorm === undefined ? fill([1], 1) : mapElements(
-        "clip_factor",
-        [norm],
-        `select(1.0, ${f32Literal(opts.maxGradNorm)} / (v0 + 1e-6), v0 > ${f32Literal(opts.maxGradNorm)})`,
-      );
+      const { norm, clip: clipped } = this.#normAndClip(opts.maxGradNorm);
+      const clip = clipped ?? fill([1], 1);
       const backend = gpu();
       // Several parameters per dispatch: 4 buffers each, plus the clip factor (the uniform block is separate).
       const perDispatch = Math.max(
         1,
-        Math.min(7, Math.floor((backend.device.limits.maxStorageBuffersPerShaderStage - 1) / 4)),
+        Math.min(MAX_TENSORS_PER_DISPATCH, Math.floor((storageBindings() - 1) / 4)),
       );
       const live = [...this.params].filter(([, p]) => p.grad);
       for (let i = 0; i < live.length; i += perDispatch) {
