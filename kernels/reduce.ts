@@ -111,6 +111,7 @@ ${workgroupReduce(kind, "acc", "r", ROW_WG)}
 `,
     };
   }
+  if (sharesColumns(spec)) return generateSharedColumnsKernel(kind, spec, scale);
   // Inner sizes of a multiple of 4: four neighbouring outputs a thread, read as vec4 (a quarter of the load
   // instructions, and 16-byte loads keep more bytes in flight: the split-K sums of weight gradients are pure
   // bandwidth). Otherwise one output a thread.
@@ -133,6 +134,87 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 ${columnLoop(R, innerW, combine)}
   let r = acc;
   out[t] = ${scaled};
+}
+`,
+  };
+}
+
+/** Most rows {@linkcode sharesColumns} takes: a chunk of loads for each of a workgroup's threads. */
+const SHARED_COLUMNS_MAX_ROWS = COL_WG * 16;
+
+/**
+ * Whether {@linkcode reduceKernel} reduces these dims with a workgroup's threads sharing each column: under 16K
+ * columns (outer x inner) and 64 to 4096 rows, such as the partial weight gradients of RMSNorm (512 rows of 512 at
+ * the TinyStories shape). A thread a column would walk every row alone on a mostly idle GPU; the rows are cut among
+ * up to 256 threads instead, each adding at most 16, and the workgroup adds their sums, in one dispatch.
+ *
+ * @example
+ * ```ts
+ * import { sharesColumns } from "./reduce.ts";
+ * if (!sharesColumns({ outer: 1, reduced: 512, inner: 512 })) throw new Error("RMSNorm's partials: shared");
+ * if (sharesColumns({ outer: 1, reduced: 11, inner: 1536 * 512 })) throw new Error("split-K sums: a thread each");
+ * ```
+ */
+export function sharesColumns({ outer, reduced, inner }: ReduceDims): boolean {
+  return inner > 1 && outer * inner < 1 << 14 && reduced >= 64 && reduced <= SHARED_COLUMNS_MAX_ROWS;
+}
+
+/**
+ * The shared-columns form ({@linkcode sharesColumns}): a workgroup of 256 threads takes `C` neighbouring columns (of
+ * vec4 where inner allows) of one outer index, as `C` column lanes times `L` row lanes; lane `l` adds rows l, l + L,
+ * ... (at most 16, their loads issued together), and the `L` lanes' sums are added in workgroup memory.
+ */
+function generateSharedColumnsKernel(kind: ReduceKind, dims: ReduceDims, scale: number): KernelSource {
+  const { outer, reduced: R, inner } = dims;
+  const w = inner % 4 === 0 ? 4 : 1, type = w === 4 ? "vec4f" : "f32", innerW = inner / w;
+  // Row lanes: the fewest powers of two that leave each at most 16 rows; the rest of the workgroup takes columns.
+  let L = 1;
+  while (Math.ceil(R / L) > 16) L *= 2;
+  const C = COL_WG / L, blocks = Math.ceil(innerW / C), perLane = Math.ceil(R / L);
+  // Under 16K columns: within one grid dimension.
+  const grid = flatGrid(outer * blocks);
+  const init = kind === "sum" ? "0.0" : f32Literal(-Infinity);
+  const combine = (a: string, b: string) => kind === "sum" ? `${a} + ${b}` : `max(${a}, ${b})`;
+  const loads = Array.from({ length: perLane }, (_, j) => {
+    const row = `l + ${j * L}u`;
+    // Rows past R only where L does not divide it; the last lane's rows are the ones that can run over.
+    const guarded = (j + 1) * L > R;
+    return guarded
+      ? `let v${j} = select(${type}(${init}), x[base + min(${row}, ${R - 1}u) * ${innerW}u], ${row} < ${R}u);`
+      : `let v${j} = x[base + (${row}) * ${innerW}u];`;
+  });
+  const adds = Array.from({ length: perLane }, (_, j) => `acc = ${combine("acc", `v${j}`)};`);
+  const tree: string[] = [];
+  for (let s = L / 2; s >= 1; s /= 2) {
+    tree.push(
+      `  if (l < ${s}u) { red[lid.x] = ${combine("red[lid.x]", `red[lid.x + ${s * C}u]`)}; }`,
+      "  workgroupBarrier();",
+    );
+  }
+  const scaled = scale === 1 ? "red[c]" : `red[c] * ${f32Literal(scale)}`;
+  return {
+    name: `reduce_${kind}_cols_shared`,
+    workgroups: grid.workgroups,
+    source: `${bindings([read("x", type), readWrite("out", type)])}
+var<workgroup> red: array<${type}, ${COL_WG}>;
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let block = ${grid.index};
+  let o = block / ${blocks}u;
+  let c = lid.x % ${C}u;
+  let l = lid.x / ${C}u;
+  // Columns past the row clamped: loaded, never stored, and every thread reaches the barriers.
+  let i = min((block % ${blocks}u) * ${C}u + c, ${innerW - 1}u);
+  let base = o * ${R * innerW}u + i;
+  var acc = ${type}(${init});
+  ${loads.join("\n  ")}
+  ${adds.join(" ")}
+  red[lid.x] = acc;
+  workgroupBarrier();
+${tree.join("\n")}
+  if (l == 0u && (block % ${blocks}u) * ${C}u + c < ${innerW}u) {
+    out[o * ${innerW}u + i] = ${scaled};
+  }
 }
 `,
   };

@@ -26,7 +26,7 @@ import {
 } from "../kernels/cross_entropy.ts";
 import { embeddingBackwardKernel, embeddingForwardKernel } from "../kernels/embedding.ts";
 import { siluGateBackwardKernel, siluGateForwardKernel } from "../kernels/silu_gate.ts";
-import { adamwKernel, sumSquaresKernel } from "../kernels/adamw.ts";
+import { adamwKernel, gradNormKernel, sumSquaresKernel } from "../kernels/adamw.ts";
 import {
   attentionBackwardDeltaKernel,
   attentionBackwardDkvKernel,
@@ -687,6 +687,10 @@ function* reduceCases(): Generator<Case> {
     [1, 3000000, 1, 4096],
     [5, 300, 1, 100],
     [10, 20, 30, 50],
+    [1, 512, 512],
+    [1, 1024, 768],
+    [2, 600, 3],
+    [1, 4096, 8],
   ];
   for (const kind of ["sum", "max"] as ReduceKind[]) {
     for (const [outer, reduced, inner, group] of dims) {
@@ -753,6 +757,10 @@ function* rowOpCases(): Generator<Case> {
     yield [`adamw ${sizes.length} ${sizes[0]}`, () => adamwKernel({ sizes })];
     yield [`sum squares ${sizes.length} ${sizes[0]}`, () => sumSquaresKernel({ sizes, offset: 0 })];
     yield [`sum squares ${sizes.length} ${sizes[0]} offset`, () => sumSquaresKernel({ sizes, offset: 17 })];
+  }
+  for (const partials of [1, 1400, 100_000]) {
+    yield [`grad norm ${partials}`, () => gradNormKernel({ partials })];
+    yield [`grad norm ${partials} clip`, () => gradNormKernel({ partials, maxNorm: 1 })];
   }
 }
 

@@ -650,12 +650,18 @@ Deno.test("broadcasting property test: random shapes of 1 to 5 dims, three input
   await expectClose(outs, expected, { atol: 1e-7, rtol: 1e-7 });
 });
 
-Deno.test("sum/mean/max down long columns (the grouped two-pass path) and the RMSNorm weight gradient over many rows", async () => {
+Deno.test("sum/mean/max down long columns (a workgroup's threads sharing a column, or two passes) and the RMSNorm weight gradient", async () => {
+  // Up to 4096 rows over few columns, one workgroup's row lanes share each column: 4 to 256 lanes, scalar and vec4
+  // columns, rows that the lanes do not divide, columns past the last block's, several outer indices. Longer axes
+  // take the grouped two-pass path ([5000, 3]).
   const rng = rngFor("reduce-columns");
   const outs: Tensor[] = [], expected: Nd[] = [];
   for (
     const [shape, axis] of [
       [[1024, 5], 0],
+      [[4096, 8], 0],
+      [[3, 200, 16], 1],
+      [[5000, 3], 0],
       [[2, 600, 3], 1],
       [[3, 513, 2], 1],
       [[520, 1, 7], [0, 1]],

@@ -5,7 +5,13 @@
  * @module
  */
 import { f32Literal } from "../../../kernels/common.ts";
-import { type ReduceDims, reduceGroupSize, reduceKernel, type ReduceKind } from "../../../kernels/reduce.ts";
+import {
+  type ReduceDims,
+  reduceGroupSize,
+  reduceKernel,
+  type ReduceKind,
+  sharesColumns,
+} from "../../../kernels/reduce.ts";
 import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
 import { noGrad, record } from "../graph.ts";
 import { fmt, normAxis, prod } from "../shape.ts";
@@ -53,12 +59,12 @@ function reduceInto(
   if (outer * inner === 1 && R > 16384) {
     return reduceInGroups(kind, x, out, dims, Math.min(4096, reduceGroupSize(1, iterations)), scale, shape, op);
   }
-  // A long reduced axis over few columns (weight gradients: sum over B*T rows of a (rows, d) tensor) gives one
-  // thread per column and a long serial loop: split the axis into groups reduced in parallel, then reduce those.
-  // Under 16K columns a GPU is mostly idle, so even 64 rows (the 256 row chunks of partial weight gradients of 768
-  // that RMSNorm's two-kernel backward writes) are long enough to split.
+  // Few columns over a long axis (weight gradients: a (rows, d) tensor summed over its B*T rows) would leave a thread
+  // a column walking the axis alone on a mostly idle GPU. Up to 4096 rows a workgroup's threads share each column
+  // (the partial weight gradients of RMSNorm); a longer axis is split into groups reduced in parallel, then those.
   const columns = outer * inner;
-  if (inner > 1 && columns < 1 << 16 && (R >= 512 || (R >= 64 && columns < 1 << 14))) {
+  if (sharesColumns(dims)) return backend.run(reduceKernel({ kind, ...dims, scale }), [x, out]);
+  if (inner > 1 && columns < 1 << 16 && R >= 512) {
     const groups = [64, 32, 16, 8, 4, 2].find((g) => R % g === 0 && R / g >= 8);
     if (groups) {
       const partial = backend.alloc(outer * groups * inner * 4);
