@@ -83,6 +83,24 @@ export interface TransposeSpec {
 /** Side of the square tile a workgroup of the transpose stages. */
 const TRANSPOSE_TILE = 32;
 
+/** A transpose workgroup's load of its tile (from `r0`, `c0`) of the (rows, cols) matrix `x` into workgroup memory. */
+function tileLoad(x: string, rows: number, cols: number, indent: string): string {
+  const T = TRANSPOSE_TILE, pad = T + 1;
+  return `${indent}for (var j = 0u; j < ${T}u; j += 8u) {
+${indent}  let r = r0 + lid.y + j; let c = c0 + lid.x;
+${indent}  if (r < ${rows}u && c < ${cols}u) { tile[(lid.y + j) * ${pad}u + lid.x] = ${x}[r * ${cols}u + c]; }
+${indent}}`;
+}
+
+/** The store of that tile, transposed, into the (cols, rows) matrix `out`. */
+function tileStore(out: string, rows: number, cols: number, indent: string): string {
+  const T = TRANSPOSE_TILE, pad = T + 1;
+  return `${indent}for (var j = 0u; j < ${T}u; j += 8u) {
+${indent}  let c = c0 + lid.y + j; let r = r0 + lid.x;
+${indent}  if (c < ${cols}u && r < ${rows}u) { ${out}[c * ${rows}u + r] = tile[lid.x * ${pad}u + lid.y + j]; }
+${indent}}`;
+}
+
 /**
  * `out = x^T` for a row-major (rows, cols) `x`, through 32 x 32 tiles in workgroup memory so that both the reads of
  * `x` and the writes of `out` are coalesced (a gather writing `out` in order reads `x` a column at a time, one
@@ -102,19 +120,69 @@ var<workgroup> tile: array<${dtype}, ${T * pad}>;
 @compute @workgroup_size(${T}, 8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
 ${grid.guard ? `  ${grid.guard}\n` : ""}  let c0 = ${grid.index[0]} * ${T}u; let r0 = ${grid.index[1]} * ${T}u;
-  for (var j = 0u; j < ${T}u; j += 8u) {
-    let r = r0 + lid.y + j; let c = c0 + lid.x;
-    if (r < ${rows}u && c < ${cols}u) { tile[(lid.y + j) * ${pad}u + lid.x] = x[r * ${cols}u + c]; }
-  }
+${tileLoad("x", rows, cols, "  ")}
   workgroupBarrier();
-  for (var j = 0u; j < ${T}u; j += 8u) {
-    let c = c0 + lid.y + j; let r = r0 + lid.x;
-    if (c < ${cols}u && r < ${rows}u) { out[c * ${rows}u + r] = tile[lid.x * ${pad}u + lid.y + j]; }
-  }
+${tileStore("out", rows, cols, "  ")}
 }
 `,
   };
 }
+
+/** Several matrices to transpose in one dispatch ({@linkcode transposeManyKernel}). */
+export interface TransposeManySpec {
+  /** Each (rows, cols) f32 matrix, transposed into (cols, rows). */
+  matrices: readonly { rows: number; cols: number }[];
+}
+
+/**
+ * {@linkcode generateTransposeKernel}'s tiles for several matrices in one dispatch: matrix `t` takes the next
+ * ceil(cols / 32) x ceil(rows / 32) workgroups of a flat grid, chosen by workgroup index (uniform per workgroup,
+ * so the barrier between the tile's load and its store stays in uniform control flow). A block's forward products
+ * transpose their four weights at once instead of in four dependent dispatches.
+ * Bindings: x_t (read), out_t (write) at 2t, 2t + 1. Cost: every element read and written once.
+ */
+function generateTransposeManyKernel({ matrices }: TransposeManySpec): KernelSource {
+  const T = TRANSPOSE_TILE, pad = T + 1;
+  const loads: string[] = [], stores: string[] = [];
+  let first = 0;
+  matrices.forEach(({ rows, cols }, t) => {
+    const across = Math.ceil(cols / T), tiles = across * Math.ceil(rows / T);
+    const tile = `let l = w - ${first}u; let c0 = (l % ${across}u) * ${T}u; let r0 = (l / ${across}u) * ${T}u;`;
+    const within = `w >= ${first}u && w < ${first + tiles}u`;
+    loads.push(`if (${within}) {\n    ${tile}\n${tileLoad(`x${t}`, rows, cols, "    ")}\n  }`);
+    stores.push(`if (${within}) {\n    ${tile}\n${tileStore(`out${t}`, rows, cols, "    ")}\n  }`);
+    first += tiles;
+  });
+  const grid = flatGrid(first);
+  const elements = matrices.reduce((n, m) => n + m.rows * m.cols, 0);
+  return {
+    name: "transpose_many",
+    workgroups: grid.workgroups,
+    cost: { flops: 0, bytes: 2 * elements * ELEMENT_BYTES },
+    source: `${bindings(matrices.flatMap((_, t) => [read(`x${t}`, "f32"), readWrite(`out${t}`, "f32")]))}
+var<workgroup> tile: array<f32, ${T * pad}>;
+@compute @workgroup_size(${T}, 8)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let w = ${grid.index};
+  ${loads.join(" else ")}
+  workgroupBarrier();
+  ${stores.join(" else ")}
+}
+`,
+  };
+}
+
+/**
+ * {@linkcode generateTransposeManyKernel}, memoized by its arguments (see `memoized` in common.ts).
+ *
+ * @example
+ * ```ts
+ * import { transposeManyKernel } from "./copy.ts";
+ * const k = transposeManyKernel({ matrices: [{ rows: 64, cols: 32 }, { rows: 40, cols: 40 }] }); // 2 + 4 tiles
+ * if (k.name !== "transpose_many" || k.workgroups[0] !== 6) throw new Error(`${k.workgroups}`);
+ * ```
+ */
+export const transposeManyKernel: (spec: TransposeManySpec) => KernelSource = memoized(generateTransposeManyKernel);
 
 /**
  * {@linkcode generateTransposeKernel}, memoized by its arguments (see `memoized` in common.ts).

@@ -16,7 +16,7 @@
 import type { KernelSource } from "../kernels/common.ts";
 import { flatGrid, foldGrid, rowKernelEntry, workgroupReduce } from "../kernels/common.ts";
 import { broadcastIndex, elementwiseKernel } from "../kernels/elementwise.ts";
-import { concatKernel, gatherKernel, splitKernel, transposeKernel } from "../kernels/copy.ts";
+import { concatKernel, gatherKernel, splitKernel, transposeKernel, transposeManyKernel } from "../kernels/copy.ts";
 import { reduceKernel, type ReduceKind } from "../kernels/reduce.ts";
 import { softmaxBackwardKernel, softmaxForwardKernel } from "../kernels/softmax.ts";
 import {
@@ -666,6 +666,15 @@ function* copyCases(): Generator<Case> {
     yield [`transpose ${rows} ${cols}`, () => transposeKernel({ rows, cols })];
   }
   yield ["transpose 37 41 i32", () => transposeKernel({ rows: 37, cols: 41, dtype: "i32" })];
+  const block = [{ rows: 1536, cols: 512 }, { rows: 512, cols: 512 }, { rows: 2688, cols: 512 }, {
+    rows: 512,
+    cols: 1344,
+  }];
+  yield ["transpose many TinyStories block", () => transposeManyKernel({ matrices: block })];
+  yield [
+    "transpose many 37 41, 5 3",
+    () => transposeManyKernel({ matrices: [{ rows: 37, cols: 41 }, { rows: 5, cols: 3 }] }),
+  ];
   for (const sizes of [[6, 4], [1], [3, 3, 3, 3, 3, 3, 3], [20000000, 5], [16, 4, 12]]) {
     for (const dtype of ["f32", "i32"] as const) {
       yield [`concat ${sizes} ${dtype}`, () => concatKernel({ sizes, dtype })];

@@ -6,7 +6,20 @@ import { assertClose, assertEquals, assertThrows } from "./assert.ts";
 import { checkGrad, dispatchedKernels, expectClose, upload, uploadInts } from "./harness.ts";
 import * as ref from "./reference.ts";
 import { type Nd, nd, numel, randNd, rngFor } from "./reference.ts";
-import { initGpu, matmul, mul, param, readAll, sum, type Tensor, tensor, tidy } from "../lib/tensor/mod.ts";
+import {
+  concat,
+  initGpu,
+  matmul,
+  mul,
+  param,
+  readAll,
+  sum,
+  type Tensor,
+  tensor,
+  tidy,
+  withTransposedWeights,
+} from "../lib/tensor/mod.ts";
+import { rowRange } from "../lib/tensor/tensor.ts";
 import { chooseTile, largeTiles, matmulTiles, streamKSchedule } from "../kernels/matmul.ts";
 import {
   copiesTransposedB,
@@ -252,6 +265,33 @@ Deno.test("matmul: x @ W^T from a transposed copy of W matches the reference, wi
     expected.push(withAddend ? { shape: product.shape, data: product.data.map((x, i) => x + r.data[i]) } : product);
   }
   await expectClose(outs, expected, tolFor(1030));
+});
+
+Deno.test("withTransposedWeights: the products find their copies made in one dispatch, packed pieces joined", async () => {
+  // Three weights: two pieces of one buffer (a packed projection, multiplied as their concatenation), one on its own
+  // with partial 32 x 32 tiles, and a weight that no product reads (its copy is freed). Each product's result must
+  // equal the float64 reference, and the step must run one transpose_many and no per-product transpose.
+  const rng = rngFor("matmul-transposed-ahead");
+  const rows = 4096, k = 40;
+  const x = randNd(rng, [rows, k]),
+    wa = randNd(rng, [64, k]),
+    wb = randNd(rng, [32, k]),
+    wc = randNd(rng, [33, 64 + 32]);
+  const unused = randNd(rng, [8, 8]);
+  const packed = upload({ shape: [96, k], data: Float64Array.from([...wa.data, ...wb.data]) });
+  const [a, b] = [rowRange(packed, 0, 64), rowRange(packed, 64, 96)];
+  const c = upload(wc), spare = upload(unused), xt = upload(x);
+  const outs: Tensor[] = [];
+  const kernels = dispatchedKernels(() =>
+    withMatmulTuning({ transposedBCompute: "copy" }, () =>
+      withTransposedWeights([a, c, b, spare], rows, () => {
+        const h = matmul(xt, concat([a, b], 0), { transB: true }); // (rows, 96)
+        outs.push(h, matmul(h, c, { transB: true })); // (rows, 33)
+      }))
+  ).map((k) => k.name);
+  assertEquals(kernels.filter((n) => n.startsWith("transpose")), ["transpose_many"]);
+  const h = ref.matmul(x, nd([96, k], [...wa.data, ...wb.data]), { transB: true });
+  await expectClose(outs, [h, ref.matmul(h, wc, { transB: true })], tolFor(96));
 });
 
 Deno.test("matmul: planMatmul picks the layout-specific large tiles and falls back when workgroup memory is short", () => {

@@ -11,7 +11,7 @@ import { gatherKernel } from "../../kernels/copy.ts";
 import { gpu, type GpuBuffer } from "../gpu/backend.ts";
 import type { FeedForwardKind, NormPlacement } from "./config.ts";
 import type { Rng } from "../util/random.ts";
-import { add, type Tensor } from "../tensor/mod.ts";
+import { add, type Tensor, withTransposedWeights } from "../tensor/mod.ts";
 import { CausalSelfAttention, type KvSink } from "./attention.ts";
 import type { DecodeContext, LayerKvCache } from "./decode.ts";
 import { FeedForward } from "./feed_forward.ts";
@@ -88,6 +88,12 @@ export class TransformerBlock {
 
   /** Maps the residual stream (B, T, dModel) to (B, T, dModel); `positions` and `kvSink` as in the attention. */
   forward(x: Tensor, positions?: Tensor, kvSink?: KvSink): Tensor {
+    // The projections' x @ W^T products, where they run from transposed copies of W, find them made in one dispatch.
+    const weights = this.namedParameters("").map(([, p]) => p);
+    return withTransposedWeights(weights, x.size / x.shape[x.ndim - 1], () => this.#forward(x, positions, kvSink));
+  }
+
+  #forward(x: Tensor, positions?: Tensor, kvSink?: KvSink): Tensor {
     const ln1 = (t: Tensor) => this.ln1 ? this.ln1.forward(t) : t;
     const ln2 = (t: Tensor) => this.ln2 ? this.ln2.forward(t) : t;
     if (this.parallel) {

@@ -77,6 +77,7 @@ export {
   type MatmulRopeOptions,
   type MatmulSettings,
   setMatmulSettings,
+  withTransposedWeights,
 } from "./ops/matmul.ts";
 export type { MatmulTile, MatmulVariant } from "../../kernels/matmul.ts";
 export {

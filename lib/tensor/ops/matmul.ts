@@ -22,7 +22,7 @@ import {
   streamKWorkspaceBytes,
 } from "../../../kernels/matmul.ts";
 import type { KernelSource } from "../../../kernels/common.ts";
-import { transposeKernel } from "../../../kernels/copy.ts";
+import { transposeKernel, transposeManyKernel } from "../../../kernels/copy.ts";
 import { ropeKernel } from "../../../kernels/rope.ts";
 import { reduceKernel } from "../../../kernels/reduce.ts";
 import { gpu, type GpuBuffer } from "../../gpu/backend.ts";
@@ -545,6 +545,91 @@ export function copiesTransposedB(spec: MatmulSpec): boolean {
     spec.batch === 1 && spec.batchStrideB === 0 && spec.m >= TRANSPOSED_COPY_MIN_ROWS;
 }
 
+/** A transposed copy of a weight made ahead of its product: the weight's bytes and shape, and the copy. */
+interface TransposedCopy {
+  weight: GpuBuffer;
+  n: number;
+  k: number;
+  copy: GpuBuffer;
+}
+
+const transposedAhead: TransposedCopy[] = [];
+
+/** The copy of `b` (N, K) that {@linkcode withTransposedWeights} made, taken from the list (the product frees it). */
+function takeTransposedCopy(b: GpuBuffer, spec: MatmulSpec): GpuBuffer | null {
+  const i = transposedAhead.findIndex(({ weight: w, n, k }) =>
+    w.buffer === b.buffer && w.offset === b.offset && w.bytes === b.bytes && n === spec.n && k === spec.k
+  );
+  return i < 0 ? null : transposedAhead.splice(i, 1)[0].copy;
+}
+
+/**
+ * Runs `fn` with the transposed copies that its `x @ W^T` products over `rows` rows of x would make
+ * ({@linkcode copiesTransposedB}) made ahead, for all of `weights` in one dispatch: a transformer block's four
+ * forward products otherwise each wait on a transpose of their own. Weights that lie end to end in one buffer with
+ * the same columns (packed projections, see `concat`) are copied as the one matrix their product reads. A product
+ * takes its copy once; copies no product took are freed when `fn` returns. Weights must not change inside `fn`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, matmul, randn, withTransposedWeights } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const x = randn([4096, 8]), w1 = randn([16, 8]), w2 = randn([8, 16]);
+ * const y = withTransposedWeights([w1, w2], 4096, () => matmul(matmul(x, w1, { transB: true }), w2, { transB: true }));
+ * if (y.shape.join() !== "4096,8") throw new Error(y.describe());
+ * ```
+ */
+export function withTransposedWeights<T>(weights: readonly Tensor[], rows: number, fn: () => T): T {
+  const matrices = packedMatrices(weights).filter(({ n, k }) =>
+    copiesTransposedB({ batch: 1, m: rows, n, k, transA: false, transB: true, batchStrideA: 0, batchStrideB: 0 })
+  );
+  if (matrices.length < 2) return fn();
+  const backend = gpu();
+  const made = matrices.map((m) => ({ ...m, copy: backend.alloc(m.n * m.k * 4) }));
+  // Two bindings a matrix, as many matrices a dispatch as the device binds.
+  const perDispatch = Math.max(1, Math.floor(backend.device.limits.maxStorageBuffersPerShaderStage / 2));
+  for (let i = 0; i < made.length; i += perDispatch) {
+    const chunk = made.slice(i, i + perDispatch);
+    const kernel = transposeManyKernel({ matrices: chunk.map(({ n, k }) => ({ rows: n, cols: k })) });
+    backend.run(kernel, chunk.flatMap(({ weight, copy }) => [weight, copy]));
+  }
+  transposedAhead.push(...made);
+  try {
+    return fn();
+  } finally {
+    for (const m of made) {
+      const i = transposedAhead.indexOf(m);
+      if (i >= 0) backend.free(transposedAhead.splice(i, 1)[0].copy);
+    }
+  }
+}
+
+/** The 2-D f32 `weights` as (N, K) matrices, where pieces lie end to end in one buffer joined into one. */
+function packedMatrices(weights: readonly Tensor[]): { weight: GpuBuffer; n: number; k: number }[] {
+  const byBuffer = new Map<GPUBuffer, { weight: GpuBuffer; n: number; k: number }[]>();
+  for (const w of weights) {
+    if (w.ndim !== 2 || w.dtype !== "f32") continue;
+    const list = byBuffer.get(w.buffer.buffer) ?? [];
+    list.push({ weight: w.buffer, n: w.shape[0], k: w.shape[1] });
+    byBuffer.set(w.buffer.buffer, list);
+  }
+  const out: { weight: GpuBuffer; n: number; k: number }[] = [];
+  for (const list of byBuffer.values()) {
+    list.sort((a, b) => a.weight.offset - b.weight.offset);
+    for (const m of list) {
+      const last = out.at(-1);
+      if (
+        last?.weight.buffer === m.weight.buffer && last.k === m.k &&
+        last.weight.offset + last.weight.bytes === m.weight.offset
+      ) {
+        last.weight = { ...last.weight, bytes: last.weight.bytes + m.weight.bytes };
+        last.n += m.n;
+      } else out.push({ ...m });
+    }
+  }
+  return out;
+}
+
 /**
  * Dispatches {@linkcode matmulLaunch}'s kernels for `c = a @ b`, with `extra` the bindings that follow c: the
  * addend r; with `spec.gateBackward`, c = dh and the gate's packed input h; with `spec.rope`, the positions and
@@ -554,8 +639,10 @@ function runMatmul(spec: MatmulSpec, [a, b]: [GpuBuffer, GpuBuffer], c: GpuBuffe
   const backend = gpu();
   const addend = !spec.rope && !spec.gateBackward && extra.length > 0;
   const launch = matmulLaunch(spec, addend, backend.device.limits.maxComputeWorkgroupStorageSize);
-  const bt = launch.transposeB ? backend.alloc(spec.n * spec.k * 4) : null;
-  if (bt) backend.run(launch.transposeB!, [b, bt]);
+  // A copy made ahead by withTransposedWeights, or one made now.
+  const ahead = launch.transposeB ? takeTransposedCopy(b, spec) : null;
+  const bt = launch.transposeB ? ahead ?? backend.alloc(spec.n * spec.k * 4) : null;
+  if (bt && !ahead) backend.run(launch.transposeB!, [b, bt]);
   const bIn = bt ?? b;
   if (launch.mode === "plain") {
     backend.run(launch.main, [a, bIn, c, ...extra]);
