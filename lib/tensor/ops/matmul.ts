@@ -586,8 +586,10 @@ export function withTransposedWeights<T>(weights: readonly Tensor[], rows: numbe
   if (matrices.length < 2) return fn();
   const backend = gpu();
   const made = matrices.map((m) => ({ ...m, copy: backend.alloc(m.n * m.k * 4) }));
-  // Two bindings a matrix, as many matrices a dispatch as the device binds.
-  const perDispatch = Math.max(1, Math.floor(backend.device.limits.maxStorageBuffersPerShaderStage / 2));
+  // Two bindings a matrix, as many matrices a dispatch as the device binds, up to 32 (a branch each in the kernel).
+  const limits = backend.device.limits;
+  const bindable = Math.min(limits.maxStorageBuffersPerShaderStage, limits.maxBindingsPerBindGroup);
+  const perDispatch = Math.max(1, Math.min(32, Math.floor(bindable / 2)));
   for (let i = 0; i < made.length; i += perDispatch) {
     const chunk = made.slice(i, i + perDispatch);
     const kernel = transposeManyKernel({ matrices: chunk.map(({ n, k }) => ({ rows: n, cols: k })) });
