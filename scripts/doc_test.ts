@@ -13,6 +13,7 @@
  */
 
 import { docExamples, isScript, sourceFiles } from "./check_examples.ts";
+import { vulkanDriverFiles } from "../lib/cli/vulkan.ts";
 
 const root = new URL("../", import.meta.url);
 
@@ -53,6 +54,18 @@ export function failedExamples(output: string): string[] {
   return [...failures];
 }
 
+/**
+ * The `deno test` child's environment: on Linux with a Vulkan driver, WebGPU on Vulkan alone. Deno's default
+ * instance also starts wgpu's OpenGL backend, and libglvnd's libEGL keeps state for each thread that calls it; when
+ * a test thread exits while the process runs its exit handlers, libEGL's teardown and the thread's own free that
+ * state twice, and the run aborts ("double free or corruption", "corrupted size vs. prev_size") after every example
+ * passed. An explicit `DENO_WEBGPU_BACKEND` is left as it is.
+ */
+function childEnv(): Record<string, string> {
+  if (Deno.build.os !== "linux" || Deno.env.get("DENO_WEBGPU_BACKEND") || vulkanDriverFiles().length === 0) return {};
+  return { DENO_WEBGPU_BACKEND: "vulkan" };
+}
+
 function lineAround(text: string, index: number): string {
   return text.slice(text.lastIndexOf("\n", index) + 1, index);
 }
@@ -69,6 +82,7 @@ if (import.meta.main) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["test", "--doc", "--allow-all", "--quiet", ...flags, ...files],
     cwd: root,
+    env: childEnv(),
     stdout: "piped",
     stderr: "piped",
   }).spawn();
