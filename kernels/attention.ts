@@ -44,6 +44,7 @@ import {
   read,
   readWrite,
 } from "./common.ts";
+import { ropePairs } from "./rope.ts";
 
 /** Shape of an attention problem. */
 export interface AttentionSpec {
@@ -71,6 +72,49 @@ export interface AttentionSpec {
    * dq (part 0) and dk, dv (parts 1, 2) into one gradient of the packed shape, bound once.
    */
   packed?: boolean;
+  /**
+   * q and k were rotated by RoPE before attention (packed: in the q/k/v product's epilogue), and the backward
+   * kernels store the gradient of the values before that rotation, each dQ and dK vector rotated back as it is stored
+   * (the `rope_backward` pass folded in). See {@linkcode AttentionUnrope}.
+   */
+  unrope?: AttentionUnrope;
+}
+
+/**
+ * Where the backward kernels find the rotation to undo (`AttentionSpec.unrope`): the position of row (b, h, t) is
+ * `positions[t % cycle]` (cycle > 0: one list for every sequence) or `positions[b * T + t]` (cycle 0), an index into
+ * a {@linkcode ropeTable} of `tableRows` rows. Positions outside the table give NaN, as the RoPE kernel's do.
+ * Bindings after the kernel's own: positions (i32), the table (read as vec4f).
+ */
+export interface AttentionUnrope {
+  cycle: number;
+  tableRows: number;
+}
+
+/** The bindings `spec.unrope` adds to a backward kernel. */
+function unropeBindings(spec: AttentionSpec): Binding[] {
+  return spec.unrope ? [read("positions", "i32"), read("ropeTable", "vec4f")] : [];
+}
+
+/** The WGSL function `unrope(v, t, col, bh)`: vector `col` of head `bh`'s dQ or dK row `t`, rotated back. */
+function unropeFunction(spec: AttentionSpec): string {
+  if (!spec.unrope) return "";
+  const { cycle, tableRows } = spec.unrope, D4 = spec.d / 4;
+  const index = cycle > 0 ? `t % ${cycle}u` : `bh / ${spec.heads}u * ${spec.tq}u + t`;
+  return `
+fn unrope(v: vec4f, t: u32, col: u32, bh: u32) -> vec4f {
+  let p = positions[${index}];
+  if (p < 0 || p >= ${tableRows}) { return vec4f(bitcast<f32>(0x7fc00000u)); }
+  let cs = ropeTable[u32(p) * ${D4}u + col];
+  let c = cs.xz;
+  let s = -cs.yw;
+  return ${ropePairs("v", "c", "s")};
+}`;
+}
+
+/** WGSL of a dQ or dK vector `v` (column `col` of position `t`) as stored: rotated back under `spec.unrope`. */
+function unroped(spec: AttentionSpec, v: string, t: string, col: string): string {
+  return spec.unrope ? `unrope(${v}, ${t}, ${col}, bh)` : v;
 }
 
 /** What one of the fused kernels is generated for: the problem and the work split. */
@@ -628,8 +672,9 @@ function generateAttentionBackwardDqKernel(spec: AttentionKernelSpec): KernelSou
         read("lse", "f32"),
         read("delta", "f32"),
         readWrite("dq", "vec4f"),
+        ...unropeBindings(spec),
       ])
-    }
+    }${unropeFunction(spec)}
 ${pro.shared}
 @compute @workgroup_size(${qs.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -661,7 +706,12 @@ ${vecs(D4, (i) => `      dq${i}${s} += ds${s} * ${kv.k(i)};`)}`
 ${
       rows((s) =>
         `  if (qi${s} < ${spec.tq}u) {
-${vecs(D4, (i) => `    dq[${qRow(s)} * ${D4}u + ${i}u] = dq${i}${s} * ${f32Literal(spec.scale)};`)}
+${
+          vecs(D4, (i) =>
+            `    dq[${qRow(s)} * ${D4}u + ${i}u] = ${
+              unroped(spec, `dq${i}${s} * ${f32Literal(spec.scale)}`, `qi${s}`, `${i}u`)
+            };`)
+        }
   }`
       )
     }
@@ -756,8 +806,9 @@ function generateAttentionBackwardDkvKernel(spec: AttentionKernelSpec): KernelSo
         read("delta", "f32"),
         ...outputs,
         ...saved,
+        ...unropeBindings(spec),
       ])
-    }
+    }${unropeFunction(spec)}
 var<workgroup> Qs: array<vec4f, ${QUERIES * D4}>;
 var<workgroup> Gs: array<vec4f, ${QUERIES * D4}>;
 var<workgroup> Ls: array<f32, ${QUERIES}>;
@@ -800,7 +851,12 @@ ${vecs(D4, (c) => `      dk${c}${s} += ds${s} * ${Q(c)};`)}`
 ${
       keys((s) =>
         `  if (kj${s} < ${spec.tk}u) {
-${vecs(D4, (c) => `    ${dkName}[r${s} * ${D4}u + ${c}u] = dk${c}${s} * ${f32Literal(spec.scale)};`)}
+${
+          vecs(D4, (c) =>
+            `    ${dkName}[r${s} * ${D4}u + ${c}u] = ${
+              unroped(spec, `dk${c}${s} * ${f32Literal(spec.scale)}`, `kj${s}`, `${c}u`)
+            };`)
+        }
 ${vecs(D4, (c) => `    ${dvName}[r${s} * ${D4}u + ${c}u${arr.vShift}] = dv${c}${s};`)}
   }`
       )
@@ -901,7 +957,8 @@ function backwardBindings(spec: AttentionSpec, side: OwnedSide, more: Binding[] 
     read("delta", "f32"),
     ...outputs,
     ...more,
-  ]);
+    ...unropeBindings(spec),
+  ]) + unropeFunction(spec);
 }
 
 /**
@@ -915,12 +972,13 @@ function writeGrads(
 ): string {
   const D4 = spec.d / 4, rows = operandRows(spec), vShift = qkvArrays(spec).vShift;
   const cond = `${o.pos} < ${side === "keys" ? spec.tk : spec.tq}u${o.also ? ` && ${o.also}` : ""}`;
+  const a1 = unroped(spec, o.a1, o.pos, o.col);
   if (side === "queries") {
-    return `    if (${cond}) { ${spec.packed ? "dqkv" : "dq"}[${rows.q(o.pos)} * ${D4}u + ${o.col}] = ${o.a1}; }`;
+    return `    if (${cond}) { ${spec.packed ? "dqkv" : "dq"}[${rows.q(o.pos)} * ${D4}u + ${o.col}] = ${a1}; }`;
   }
   const [dk, dv] = spec.packed ? ["dqkv", "dqkv"] : ["dk", "dv"];
   return `    if (${cond}) {
-      ${dk}[${rows.k(o.pos)} * ${D4}u + ${o.col}] = ${o.a1};
+      ${dk}[${rows.k(o.pos)} * ${D4}u + ${o.col}] = ${a1};
       ${dv}[${rows.k(o.pos)} * ${D4}u + ${o.col}${vShift}] = ${o.a2};
     }`;
 }
@@ -1358,8 +1416,9 @@ function generateAttentionBackwardDqFromScoresKernel(spec: AttentionKernelSpec):
         read(qkvArrays(spec).k, "vec4f"),
         read("dsSaved", "vec4f"),
         readWrite(spec.packed ? "dqkv" : "dq", "vec4f"),
+        ...unropeBindings(spec),
       ])
-    }
+    }${unropeFunction(spec)}
 var<workgroup> As: array<vec4f, ${BQ * AS}>;
 var<workgroup> Bs: array<vec4f, ${BK * D4}>;
 @compute @workgroup_size(${threads})

@@ -527,6 +527,17 @@ function* attentionCases(): Generator<Case> {
       yield [`attention dkv ${label}`, () => attentionBackwardDkvKernel({ ...s, variant })];
     }
   }
+  // dQ and dK rotated back by RoPE as they are stored (packed only): shared positions and a list per sequence, on
+  // every backward kernel.
+  for (const unrope of [{ cycle: 70, tableRows: 128 }, { cycle: 0, tableRows: 256 }]) {
+    const s = { ...specs.packed, unrope }, label = `packed unrope ${unrope.cycle}`;
+    const flash = { ...base, dkv: "flash", dq: "flash", tile: 16, flashThreads: 64 } as const;
+    const scores = { ...base, dkv: "flash", dq: "scores", tile: 32, flashThreads: 128, unroll: "forward" } as const;
+    for (const [vn, variant] of [["rows", base], ["flash", flash], ["scores", scores]] as const) {
+      yield [`attention dq ${label} ${vn}`, () => attentionBackwardDqKernel({ ...s, variant })];
+      yield [`attention dkv ${label} ${vn}`, () => attentionBackwardDkvKernel({ ...s, variant })];
+    }
+  }
   for (const [sn, s] of Object.entries(specs)) {
     for (const unroll of ["none", "forward"] as const) {
       // dQ from the dS the flash dK/dV kernel saves.

@@ -197,13 +197,18 @@ export class CausalSelfAttention {
     const turn = this.ropeTheta !== null && pos
       ? { positions: pos, headDim: hd, columns: 2 * d, theta: this.ropeTheta, maxPosition: this.maxPosition }
       : undefined;
-    const qkv = reshape(matmul(x, w, { transB: true, rope: turn }), [B, T, 3, H, hd]); // (B, T, 3, H, hd)
+    // Without a sink, attention's backward rotates dQ and dK back as it stores them (the only consumer of qkv).
+    const unrope = turn && !kvSink
+      ? { positions: turn.positions, theta: turn.theta, maxPosition: turn.maxPosition }
+      : undefined;
+    const product = matmul(x, w, { transB: true, rope: turn && { ...turn, gradientBeforeRotation: !!unrope } });
+    const qkv = reshape(product, [B, T, 3, H, hd]); // (B, T, 3, H, hd)
     if (kvSink) {
       // The sink's contract is separate (B, T, H, hd) keys and values: copies, made only when one is given.
       const part = (p: number) => reshape(slice(qkv, { axis: 2, start: p, end: p + 1 }), [B, T, H, hd]);
       kvSink(part(1), part(2));
     }
-    const o = packedAttention(qkv, { causal: true }); // (B, T, H, hd)
+    const o = packedAttention(qkv, { causal: true, rope: unrope }); // (B, T, H, hd)
     return this.outputProj.forward(reshape(o, [B, T, d]), { residual }); // (B, T, d)
   }
 

@@ -67,6 +67,11 @@ export interface MatmulRopeOptions {
   theta?: number;
   /** The largest position that can occur (sizes the table; default M - 1). Positions past the table give NaN. */
   maxPosition?: number;
+  /**
+   * The result's consumer returns the gradient of the values before the rotation (`packedAttention` given the same
+   * positions as its `rope`), so the backward rotates nothing back. Default false: the backward undoes the rotation.
+   */
+  gradientBeforeRotation?: boolean;
 }
 
 /**
@@ -345,8 +350,8 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   const [batchA, batchB] = [a.ndim > 2, b.ndim > 2];
   return recordAccumulating(out, "matmul", addend ? [a, b, addend] : [a, b], (dcOut, prior) => {
-    // The gradient of the product before its rotation.
-    const dc = rope ? rope.rotate(dcOut, empty(dcOut.shape), true) : dcOut;
+    // The gradient of the product before its rotation (which the consumer may have computed already).
+    const dc = rope && !opts.rope!.gradientBeforeRotation ? rope.rotate(dcOut, empty(dcOut.shape), true) : dcOut;
     // C = op(a) op(b): dA = dC op(b)^T, dB = op(a)^T dC, written back in each operand's storage layout. When a
     // already has a gradient from another use (x feeding q, k and v projections), dC op(b)^T adds it in its
     // epilogue.

@@ -42,7 +42,7 @@ import { formatBytes, gpu, type GpuBuffer } from "../../gpu/backend.ts";
 import { isGradEnabled, noGrad, record, recordAccumulating } from "../graph.ts";
 import { fmt, prod, sameShape } from "../shape.ts";
 import { empty, rowRange, type Tensor } from "../tensor.ts";
-import { add, fill, mul } from "./elementwise.ts";
+import { add, fill, mapElements, mul } from "./elementwise.ts";
 import { copiesTransposedB, fusesGateBackward, matmul, matmulGateBackward } from "./matmul.ts";
 import { cachedRopeTable } from "./rope_table.ts";
 import { concat, permute, reshape, slice } from "./movement.ts";
@@ -201,28 +201,8 @@ export interface RopeOptions {
   packed?: boolean;
 }
 
-/**
- * Rotary position embedding of `x` at integer `positions`. Rotates interleaved pairs (2k, 2k+1) of the last dim by
- * `position * theta^(-2k/dim)`.
- *
- * - layout `"bhtd"`: x (..., T, dim); positions (T) shared by all leading dims, or x's shape without the last dim.
- * - layout `"bthd"`: x (..., T, H, dim); positions (T) shared, (..., T) per sequence (all heads alike), or x's
- *   shape without the last dim.
- * - `packed`: x (..., T, 3, H, dim), q, k and v of a fused projection; q and k rotated, v copied; positions (T) or
- *   (..., T).
- *
- * @example
- * ```ts
- * import { initGpu, rope, tensor } from "@nanolm/nanolm/tensor";
- * await initGpu();
- * const q = tensor([[[1, 0], [1, 0]]]); // (B = 1, T = 2, hd = 2)
- * const positions = tensor(new Int32Array([0, 1])); // (T)
- * const [a, b, c, d] = await rope(q, positions, { theta: 10000 }).data();
- * // Position 0 is left alone; position 1 turns the pair by 1 radian (theta^0), keeping its length.
- * if (a !== 1 || b !== 0 || Math.abs(c - Math.cos(1)) > 1e-6 || Math.abs(Math.hypot(c, d) - 1) > 1e-6) throw new Error();
- * ```
- */
-export function rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tensor {
+/** The RoPE kernel's spec and table for {@linkcode rope}'s arguments, checked. */
+function ropePlan(x: Tensor, positions: Tensor, opts: RopeOptions) {
   requireF32("rope", x);
   const dim = x.shape[x.ndim - 1];
   if (dim % 2 !== 0) throw new Error(`rope: the last dim must be even, got ${x.describe()}`);
@@ -254,6 +234,47 @@ export function rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tens
   // Packed: of each position's 3H rows, the first 2H (q and k) rotate and the H value rows are copied.
   const rotated = packed ? { rotated: (2 * group) / 3 } : {};
   const kernelSpec = { rows: prod(rowsShape), dim, ...spec, tableRows: table.size, ...rotated };
+  return { kernelSpec, table };
+}
+
+/**
+ * `x` unchanged, recorded with the backward of {@linkcode rope}: the gradient arriving for x is that of values RoPE
+ * rotated, and leaves as the gradient of the values before the rotation. For a consumer that promises the latter
+ * (`packedAttention`'s `rope`) where its fused kernels, which rotate back as they store, do not apply.
+ */
+function ropeGradient(x: Tensor, positions: Tensor, opts: RopeOptions): Tensor {
+  const { kernelSpec, table } = ropePlan(x, positions, opts);
+  const y = noGrad(() => mapElements("copy", [x], "v0"));
+  return record(y, "ropeGradient", [x], (dy) => {
+    const dx = empty(x.shape);
+    if (dx.size > 0) run(ropeKernel({ ...kernelSpec, inverse: true }), [dy, positions, table.table, dx]);
+    return [dx];
+  });
+}
+
+/**
+ * Rotary position embedding of `x` at integer `positions`. Rotates interleaved pairs (2k, 2k+1) of the last dim by
+ * `position * theta^(-2k/dim)`.
+ *
+ * - layout `"bhtd"`: x (..., T, dim); positions (T) shared by all leading dims, or x's shape without the last dim.
+ * - layout `"bthd"`: x (..., T, H, dim); positions (T) shared, (..., T) per sequence (all heads alike), or x's
+ *   shape without the last dim.
+ * - `packed`: x (..., T, 3, H, dim), q, k and v of a fused projection; q and k rotated, v copied; positions (T) or
+ *   (..., T).
+ *
+ * @example
+ * ```ts
+ * import { initGpu, rope, tensor } from "@nanolm/nanolm/tensor";
+ * await initGpu();
+ * const q = tensor([[[1, 0], [1, 0]]]); // (B = 1, T = 2, hd = 2)
+ * const positions = tensor(new Int32Array([0, 1])); // (T)
+ * const [a, b, c, d] = await rope(q, positions, { theta: 10000 }).data();
+ * // Position 0 is left alone; position 1 turns the pair by 1 radian (theta^0), keeping its length.
+ * if (a !== 1 || b !== 0 || Math.abs(c - Math.cos(1)) > 1e-6 || Math.abs(Math.hypot(c, d) - 1) > 1e-6) throw new Error();
+ * ```
+ */
+export function rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tensor {
+  const { kernelSpec, table } = ropePlan(x, positions, opts);
   const y = empty(x.shape);
   if (y.size > 0) run(ropeKernel({ ...kernelSpec, inverse: false }), [x, positions, table.table, y]);
   return record(y, "rope", [x], (dy) => {
@@ -843,8 +864,16 @@ function fusedVariant(d: number, opts: { variant?: Partial<AttentionVariant> }):
   );
 }
 
-/** Options of {@linkcode packedAttention}: those of {@linkcode attention} except the layout, which is fixed. */
-export type PackedAttentionOptions = Omit<AttentionOptions, "layout">;
+/** Options of {@linkcode packedAttention}: those of {@linkcode attention} except the layout, which is fixed, and `rope`. */
+export interface PackedAttentionOptions extends Omit<AttentionOptions, "layout"> {
+  /**
+   * q and k of `qkv` were rotated by RoPE at these positions ((T) or (..., T), see {@linkcode rope}) before attention,
+   * by the q/k/v product's epilogue that leaves the rotation's backward to its consumer (`matmul`'s
+   * `rope.gradientBeforeRotation`): the gradient returned for `qkv` is that of the values before the rotation. The
+   * fused backward kernels rotate dQ and dK back as they store them, which saves a pass over the gradient.
+   */
+  rope?: Pick<RopeOptions, "theta" | "maxPosition"> & { positions: Tensor };
+}
 
 /**
  * Causal self-attention over the output of a fused q/k/v projection, `qkv` (..., T, 3, H, d): part 0 the queries,
@@ -872,12 +901,18 @@ export function packedAttention(qkv: Tensor, opts: PackedAttentionOptions = {}):
   const lead = qkv.shape.slice(0, -4);
   const causal = opts.causal ?? true, scale = opts.scale ?? 1 / Math.sqrt(d);
   const variant = (opts.fused ?? true) && t > 0 ? fusedVariant(d, opts) : null;
+  const { rope: turned, ...attentionOpts } = opts;
+  const ropeOpts = turned ? { packed: true, theta: turned.theta, maxPosition: turned.maxPosition } : null;
   if (!variant) {
-    const part = (p: number) => reshape(slice(qkv, { axis: -3, start: p, end: p + 1 }), [...lead, t, heads, d]);
-    return attention(part(0), part(1), part(2), { ...opts, layout: "bthd" }); // (..., T, H, d)
+    const x = turned ? ropeGradient(qkv, turned.positions, ropeOpts!) : qkv;
+    const part = (p: number) => reshape(slice(x, { axis: -3, start: p, end: p + 1 }), [...lead, t, heads, d]);
+    return attention(part(0), part(1), part(2), { ...attentionOpts, layout: "bthd" }); // (..., T, H, d)
   }
   const spec: AttentionSpec = { bh: prod(lead) * heads, tq: t, tk: t, d, scale, causal, heads, packed: true };
-  return fusedAttention([qkv], [...lead, t, heads, d], spec, variant);
+  if (!turned) return fusedAttention([qkv], [...lead, t, heads, d], spec, variant);
+  const { kernelSpec, table } = ropePlan(qkv, turned.positions, ropeOpts!);
+  const unrope = { cycle: kernelSpec.cycle, tableRows: kernelSpec.tableRows };
+  return fusedAttention([qkv], [...lead, t, heads, d], { ...spec, unrope }, variant, [turned.positions, table.table]);
 }
 
 /**
@@ -928,9 +963,11 @@ function fusedAttention(
   outShape: readonly number[],
   spec: AttentionSpec,
   variant: AttentionVariant,
+  unrope: Tensor[] = [],
 ): Tensor {
   const out = empty(outShape), lse = empty([spec.bh * spec.tq]);
-  run(attentionForwardKernel({ ...spec, variant }), [...inputs, out, lse]);
+  const { unrope: _, ...forward } = spec;
+  run(attentionForwardKernel({ ...forward, variant }), [...inputs, out, lse]);
   return record(out, spec.packed ? "packedAttention" : "attention", inputs, (dout) => {
     // delta_i = rowsum(dO_i * O_i), the softmax backward's correction term.
     const delta = empty([spec.bh * spec.tq]);
@@ -939,16 +976,17 @@ function fusedAttention(
     const [dq, dk, dv] = spec.packed ? [grads[0], grads[0], null] : grads;
     const kernels = { ...spec, variant: backwardVariant(spec, variant) };
     // Packed, dk and dv are parts of one gradient, bound once.
+    // With `spec.unrope`, the positions and the RoPE table follow each backward kernel's own bindings.
     const dkv = [...inputs, dout, lse, delta, dk, ...(dv ? [dv] : [])];
     if (kernels.variant.dq === "scores") {
       // The dK/dV kernel saves dS, then dQ = scale * dS @ K reads it.
       const ds = empty([savedScoresBytes(spec) / 4]);
-      run(attentionBackwardDkvKernel(kernels), [...dkv, ds]);
-      run(attentionBackwardDqKernel(kernels), [spec.packed ? inputs[0] : inputs[1], ds, dq]);
+      run(attentionBackwardDkvKernel(kernels), [...dkv, ds, ...unrope]);
+      run(attentionBackwardDqKernel(kernels), [spec.packed ? inputs[0] : inputs[1], ds, dq, ...unrope]);
       ds.dispose();
     } else {
-      run(attentionBackwardDqKernel(kernels), [...inputs, dout, lse, delta, dq]);
-      run(attentionBackwardDkvKernel(kernels), dkv);
+      run(attentionBackwardDqKernel(kernels), [...inputs, dout, lse, delta, dq, ...unrope]);
+      run(attentionBackwardDkvKernel(kernels), [...dkv, ...unrope]);
     }
     delta.dispose();
     return grads;
