@@ -300,6 +300,22 @@ export class Backend {
   }
 
   /**
+   * Storage buffers one dispatch may bind when `others` of its bind group's bindings are not storage buffers (a
+   * uniform block): the device's per-stage limit, within one bind group. For kernels that take a list of tensors.
+   *
+   * @example
+   * ```ts
+   * import { initGpu } from "@nanolm/nanolm/gpu";
+   * const backend = await initGpu();
+   * if (backend.storageBindings(1) > backend.device.limits.maxStorageBuffersPerShaderStage) throw new Error("over");
+   * ```
+   */
+  storageBindings(others = 0): number {
+    const limits = this.device.limits;
+    return Math.min(limits.maxStorageBuffersPerShaderStage, limits.maxBindingsPerBindGroup - others);
+  }
+
+  /**
    * Lowers the limits the backend enforces (never above the device's; `{}` restores the device's) and returns the
    * previous ones. For tests: a binding limit of a few KiB makes ops split or refuse tensors of a few thousand
    * elements exactly as they would tensors of gigabytes.

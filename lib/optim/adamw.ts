@@ -17,12 +17,6 @@ import { empty, keep, type Tensor, tidy } from "../tensor/tensor.ts";
  */
 const MAX_TENSORS_PER_DISPATCH = 64;
 
-/** Storage buffers one dispatch may bind (one binding of the bind group is left for a uniform block). */
-function storageBindings(): number {
-  const limits = gpu().device.limits;
-  return Math.min(limits.maxStorageBuffersPerShaderStage, limits.maxBindingsPerBindGroup - 1);
-}
-
 /**
  * Hyperparameters of {@linkcode AdamW}. The defaults are the training config's (and the usual LM settings:
  * nanoGPT, CS336): lr 1e-3, betas (0.9, 0.95), eps 1e-8, weight decay 0.1.
@@ -115,7 +109,7 @@ export class AdamW {
     const total = grads.reduce((sum, g) => sum + sumSquaresGroups(g.size), 0);
     const partials = empty([total]);
     // One binding is the output; a dispatch's workgroups stay within one grid dimension.
-    const perDispatch = Math.max(1, Math.min(MAX_TENSORS_PER_DISPATCH, storageBindings() - 1));
+    const perDispatch = Math.max(1, Math.min(MAX_TENSORS_PER_DISPATCH, backend.storageBindings() - 1));
     let offset = 0;
     for (let i = 0; i < grads.length;) {
       const chunk = [grads[i++]];
@@ -156,7 +150,7 @@ export class AdamW {
       // Several parameters per dispatch: 4 buffers each, plus the clip factor (the uniform block is separate).
       const perDispatch = Math.max(
         1,
-        Math.min(MAX_TENSORS_PER_DISPATCH, Math.floor((storageBindings() - 1) / 4)),
+        Math.min(MAX_TENSORS_PER_DISPATCH, Math.floor((backend.storageBindings(1) - 1) / 4)),
       );
       const live = [...this.params].filter(([, p]) => p.grad);
       for (let i = 0; i < live.length; i += perDispatch) {

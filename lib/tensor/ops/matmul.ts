@@ -592,9 +592,7 @@ export function withTransposedWeights<T>(weights: readonly Tensor[], rows: numbe
   const backend = gpu();
   const made = matrices.map((m) => ({ ...m, copy: backend.alloc(m.n * m.k * 4) }));
   // Two bindings a matrix, as many matrices a dispatch as the device binds, up to 32 (a branch each in the kernel).
-  const limits = backend.device.limits;
-  const bindable = Math.min(limits.maxStorageBuffersPerShaderStage, limits.maxBindingsPerBindGroup);
-  const perDispatch = Math.max(1, Math.min(32, Math.floor(bindable / 2)));
+  const perDispatch = Math.max(1, Math.min(32, Math.floor(backend.storageBindings() / 2)));
   for (let i = 0; i < made.length; i += perDispatch) {
     const chunk = made.slice(i, i + perDispatch);
     const kernel = transposeManyKernel({ matrices: chunk.map(({ n, k }) => ({ rows: n, cols: k })) });
